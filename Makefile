@@ -1,0 +1,49 @@
+# Thin driver around CMake. `make` builds everything into build/ (the engines are
+# fetched and built once per machine, cached outside the checkout); `make test`
+# builds and runs all tests; `make test SANITIZE=1` does the same with ASan+UBSan
+# in build-asan/; `make run` builds and runs the main job.
+
+PREFIX   ?= /usr/local
+SANITIZE ?= 0
+# CI (CI=true) turns warnings into errors.
+WERROR   ?= $(if $(filter true 1,$(CI)),1,0)
+BUILD    ?= $(if $(filter 1,$(SANITIZE)),build-asan,build)
+BUILD_TYPE ?= $(if $(filter 1,$(SANITIZE)),Debug,RelWithDebInfo)
+CTEST_ARGS ?=
+
+.PHONY: all deps engines configure run test install clean format check-format
+
+all: configure
+	cmake --build $(BUILD)
+
+deps:
+	@scripts/deps.sh
+
+# Configures when the build dir is new or the engine prefix / options changed.
+configure: deps
+	@set -e; engines=$$(scripts/engines.sh); \
+	want="$$engines|$(SANITIZE)|$(WERROR)|$(BUILD_TYPE)"; \
+	if [ ! -f $(BUILD)/CMakeCache.txt ] || [ "$$(cat $(BUILD)/.configured 2>/dev/null)" != "$$want" ]; then \
+	  cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	    -DCODICTATE_ENGINES="$$engines" -DCODICTATE_SANITIZE=$(SANITIZE) \
+	    -DCODICTATE_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX); \
+	  echo "$$want" > $(BUILD)/.configured; \
+	fi
+
+run: all
+	$(BUILD)/bin/codictate version
+
+test: all
+	cd $(BUILD) && ctest --output-on-failure --timeout 600 $(CTEST_ARGS)
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

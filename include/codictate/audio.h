@@ -1,0 +1,46 @@
+/* Audio input: decode a file (WAV, FLAC, OGG/Vorbis, Opus, MP3 — whatever
+ * libsndfile reads) to 16 kHz mono float PCM, the format whisper.cpp takes,
+ * resampling with libsoxr.
+ *
+ * Usage: struct cdt_audio a; cdt_audio_init(&a); rc = cdt_audio_load(&a, path);
+ * ... a.samples ...; cdt_audio_cleanup(&a). Not thread-safe per object. */
+#ifndef CODICTATE_AUDIO_H
+#define CODICTATE_AUDIO_H
+
+#include "codictate/err.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDT_AUDIO_RATE        16000 /* output sample rate, Hz */
+#define CDT_AUDIO_MAX_SECONDS 14400 /* longest input accepted, seconds (4 h) */
+
+struct cdt_audio {
+    float *samples;     /* 16 kHz mono PCM in [-1, 1]; owned, freed by cleanup */
+    size_t n_samples;   /* number of samples */
+    int source_rate;    /* the file's sample rate, Hz */
+    int source_channels;
+    char errmsg[256]; /* why the last call failed, for people */
+};
+
+void cdt_audio_init(struct cdt_audio *a);
+
+/* Frees the samples; the struct can be loaded again. */
+void cdt_audio_cleanup(struct cdt_audio *a);
+
+/* Decodes `path` into a->samples (replacing what was there). Returns 0,
+ * CDT_ENOTFOUND (no such file), CDT_EFORMAT (not audio libsndfile can read, or
+ * corrupt), CDT_ETOOBIG (longer than CDT_AUDIO_MAX_SECONDS), CDT_ENOMEM, or
+ * CDT_EIO; a->errmsg says what happened. */
+CDT_NODISCARD int cdt_audio_load(struct cdt_audio *a, const char *path);
+
+/* Duration in seconds of the loaded samples. */
+double cdt_audio_duration(const struct cdt_audio *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

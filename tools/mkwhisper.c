@@ -1,0 +1,621 @@
+/*
+ * mkwhisper: write a tiny random-weight Whisper model in whisper.cpp's legacy ggml format.
+ *
+ * The model has the shape of an English-only (".en") Whisper with n_state 64, 2 heads,
+ * 2 encoder layers and 1 decoder layer (whisper.cpp treats 2 decoder layers as a
+ * first-release distilled model and forces no-timestamps). It transcribes gibberish
+ * with real timestamps, which is what tests of everything around the engine need.
+ *
+ * Layout (all integers little-endian int32, as whisper_model_load reads it):
+ *   magic 0x67676d6c, 11 hparams, mel filters (n_mel, n_fft, n_mel*n_fft f32),
+ *   vocab (count, then len + bytes per token), then tensors, each
+ *   (n_dims, name_len, ttype, ne[0..n_dims), name, data).
+ *
+ * Invariants: the same arguments give the same bytes. Weights come from a splitmix64
+ * stream seeded per tensor from (--seed, tensor name), so tensor order does not matter
+ * to the values; they are uniform, so integer arithmetic alone makes them. The mel
+ * filterbank and the encoder's sinusoidal position embedding use libm. The filterbank is the
+ * real one (librosa.filters.mel(sr=16000, n_fft=400, n_mels=80), Slaney scale and
+ * normalisation), so whisper.cpp's log-mel front end sees what it would with a real
+ * model. The vocabulary is GPT-2's 50256 byte-level BPE tokens, decoded to raw bytes
+ * from a vocab-only GGUF; whisper.cpp synthesises <|endoftext|> and the special tokens
+ * above it, as it does for the real ggml-*.en.bin files.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+
+#define CDT_WHISPER_MAGIC   0x67676d6cu
+#define CDT_N_VOCAB         51864 /* English-only Whisper */
+#define CDT_N_TEXT_TOKENS   50256 /* GPT-2 tokens written to the file; the rest are synthesised */
+#define CDT_N_AUDIO_CTX     1500
+#define CDT_N_TEXT_CTX      448
+#define CDT_N_STATE         64
+#define CDT_N_HEAD          2
+#define CDT_N_AUDIO_LAYER   2
+#define CDT_N_TEXT_LAYER    1
+#define CDT_N_MELS          80
+#define CDT_SAMPLE_RATE     16000
+#define CDT_N_FFT           400
+#define CDT_N_FREQ          (CDT_N_FFT / 2 + 1)
+#define CDT_MAX_TOKEN_BYTES 1024 /* longest vocab entry we accept from the GGUF */
+#define CDT_MAX_NAME        96
+
+enum { EXIT_USAGE = 2 };
+
+enum ftype { FTYPE_F32 = 0, FTYPE_F16 = 1 };
+
+/* How a tensor's values are made. */
+enum init {
+    INIT_UNIFORM,  /* uniform, zero mean, standard deviation `arg` */
+    INIT_CONST,    /* every element `arg` */
+    INIT_SINUSOID, /* Whisper's sinusoidal encoder position embedding */
+};
+
+struct writer {
+    FILE *f;
+    const char *path;
+    uint64_t seed;
+    enum ftype ftype;
+    bool failed;
+    uint64_t n_bytes;
+};
+
+/* ---- deterministic randomness ---- */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3u;
+    }
+    return h;
+}
+
+/* Uniform in [-1, 1), from the top 53 bits: exact in double, so identical everywhere. */
+static double uniform_pm1(uint64_t *state)
+{
+    return (double)(splitmix64(state) >> 11) * 0x1p-52 - 1.0;
+}
+
+/* ---- IEEE half precision, round to nearest even, without relying on the FPU mode ---- */
+
+static uint16_t f32_to_f16(float value)
+{
+    uint32_t x;
+    memcpy(&x, &value, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t absx = x & 0x7fffffffu;
+
+    if (absx >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
+    if (absx >= 0x477ff000u) /* rounds past 65504 */
+        return (uint16_t)(sign | 0x7c00u);
+    if (absx >= 0x38800000u) { /* normal half */
+        uint32_t h = ((absx >> 23) - 112u) << 10 | ((absx >> 13) & 0x3ffu);
+        uint32_t rem = absx & 0x1fffu;
+        if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    /* subnormal half (or zero): units of 2^-24 */
+    uint32_t e = absx >> 23;
+    if (e < 102) /* below 2^-25: rounds to zero */
+        return (uint16_t)sign;
+    uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126u - e;
+    uint32_t h = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1u);
+    uint32_t half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (h & 1u)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+/* ---- output ---- */
+
+static void put_bytes(struct writer *w, const void *p, size_t n)
+{
+    if (w->failed)
+        return;
+    if (n > 0 && fwrite(p, 1, n, w->f) != n) {
+        fprintf(stderr, "mkwhisper: writing %s: %s\n", w->path, strerror(errno));
+        w->failed = true;
+        return;
+    }
+    w->n_bytes += n;
+}
+
+static void put_u32(struct writer *w, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put_bytes(w, b, sizeof b);
+}
+
+static void put_i32(struct writer *w, int32_t v)
+{
+    put_u32(w, (uint32_t)v);
+}
+
+static void put_f32(struct writer *w, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    put_u32(w, u);
+}
+
+/* ---- mel filterbank (librosa.filters.mel, htk=False, norm="slaney") ---- */
+
+#define SLANEY_F_SP        (200.0 / 3.0)
+#define SLANEY_MIN_LOG_HZ  1000.0
+#define SLANEY_MIN_LOG_MEL (SLANEY_MIN_LOG_HZ / SLANEY_F_SP)
+
+static double slaney_logstep(void)
+{
+    return log(6.4) / 27.0;
+}
+
+static double hz_to_mel(double hz)
+{
+    if (hz >= SLANEY_MIN_LOG_HZ)
+        return SLANEY_MIN_LOG_MEL + log(hz / SLANEY_MIN_LOG_HZ) / slaney_logstep();
+    return hz / SLANEY_F_SP;
+}
+
+static double mel_to_hz(double mel)
+{
+    if (mel >= SLANEY_MIN_LOG_MEL)
+        return SLANEY_MIN_LOG_HZ * exp(slaney_logstep() * (mel - SLANEY_MIN_LOG_MEL));
+    return SLANEY_F_SP * mel;
+}
+
+/*
+ * Fill out[n_mels * n_freq], row-major by mel band. Follows librosa step by step,
+ * including where it rounds to float32 (the weights array is float32 before the
+ * normalisation multiplies it), so the values match Whisper's mel_filters.npz.
+ */
+static void mel_filterbank(float *out)
+{
+    const int n_mels = CDT_N_MELS, n_freq = CDT_N_FREQ;
+    double fft_hz[CDT_N_FREQ];
+    double mel_hz[CDT_N_MELS + 2];
+
+    /* np.fft.rfftfreq(n=n_fft, d=1/sr) */
+    const double bin_hz = 1.0 / (CDT_N_FFT * (1.0 / CDT_SAMPLE_RATE));
+    for (int k = 0; k < n_freq; k++)
+        fft_hz[k] = k * bin_hz;
+
+    /* mel_frequencies(n_mels + 2, fmin=0, fmax=sr/2): np.linspace in mel, back to Hz */
+    const double mel_lo = hz_to_mel(0.0), mel_hi = hz_to_mel(CDT_SAMPLE_RATE / 2.0);
+    const double step = (mel_hi - mel_lo) / (n_mels + 1);
+    for (int i = 0; i < n_mels + 2; i++)
+        mel_hz[i] = mel_to_hz(i == n_mels + 1 ? mel_hi : i * step + mel_lo);
+
+    for (int i = 0; i < n_mels; i++) {
+        const double fdiff_lo = mel_hz[i + 1] - mel_hz[i];
+        const double fdiff_hi = mel_hz[i + 2] - mel_hz[i + 1];
+        const double enorm = 2.0 / (mel_hz[i + 2] - mel_hz[i]);
+        for (int k = 0; k < n_freq; k++) {
+            const double lower = -(mel_hz[i] - fft_hz[k]) / fdiff_lo;
+            const double upper = (mel_hz[i + 2] - fft_hz[k]) / fdiff_hi;
+            double v = lower < upper ? lower : upper;
+            if (!(v > 0.0)) /* np.maximum(0, -0.0) is +0.0 */
+                v = 0.0;
+            out[(size_t)i * n_freq + k] = (float)((double)(float)v * enorm);
+        }
+    }
+}
+
+/* ---- vocabulary ---- */
+
+/*
+ * GPT-2's byte-level BPE writes each byte as one code point: printable Latin-1 bytes
+ * as themselves, the other 68 bytes as U+0100.. in byte order. Fill the inverse map
+ * (code point -> byte) for code points below 0x144; -1 where none.
+ */
+static void gpt2_unicode_to_byte(int map[0x144])
+{
+    for (int cp = 0; cp < 0x144; cp++)
+        map[cp] = -1;
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
+        map[printable ? b : 0x100 + n++] = b;
+    }
+}
+
+/* Decode one token string to raw bytes; returns the length, or -1 if it is malformed. */
+static int decode_token(const int map[0x144], const char *s, unsigned char *out, int cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int n = 0;
+    while (*p) {
+        uint32_t cp;
+        if (p[0] < 0x80) {
+            cp = p[0];
+            p += 1;
+        } else if ((p[0] & 0xe0) == 0xc0 && (p[1] & 0xc0) == 0x80) {
+            cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+            p += 2;
+        } else {
+            return -1; /* GPT-2's alphabet stops at U+0143: two UTF-8 bytes at most */
+        }
+        if (cp >= 0x144 || map[cp] < 0 || n >= cap)
+            return -1;
+        out[n++] = (unsigned char)map[cp];
+    }
+    return n;
+}
+
+static int write_vocab(struct writer *w, const char *vocab_path)
+{
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_file(vocab_path, params);
+    if (!g) {
+        fprintf(stderr, "mkwhisper: cannot read GGUF vocab %s (see --vocab)\n", vocab_path);
+        return -1;
+    }
+    int rc = -1;
+    int64_t key = gguf_find_key(g, "tokenizer.ggml.tokens");
+    if (key < 0 || gguf_get_kv_type(g, key) != GGUF_TYPE_ARRAY ||
+        gguf_get_arr_type(g, key) != GGUF_TYPE_STRING) {
+        fprintf(stderr, "mkwhisper: %s has no string array tokenizer.ggml.tokens\n", vocab_path);
+        goto out;
+    }
+    size_t n = gguf_get_arr_n(g, key);
+    if (n < CDT_N_TEXT_TOKENS) {
+        fprintf(stderr, "mkwhisper: %s has %zu tokens, need GPT-2's %d\n", vocab_path, n,
+                CDT_N_TEXT_TOKENS);
+        goto out;
+    }
+
+    int map[0x144];
+    gpt2_unicode_to_byte(map);
+    unsigned char buf[CDT_MAX_TOKEN_BYTES];
+    put_i32(w, CDT_N_TEXT_TOKENS);
+    for (int i = 0; i < CDT_N_TEXT_TOKENS; i++) {
+        const char *tok = gguf_get_arr_str(g, key, (size_t)i);
+        int len = decode_token(map, tok, buf, (int)sizeof buf);
+        if (len <= 0) {
+            fprintf(stderr, "mkwhisper: %s: token %d is not a GPT-2 byte-level token\n", vocab_path,
+                    i);
+            goto out;
+        }
+        put_i32(w, len);
+        put_bytes(w, buf, (size_t)len);
+    }
+    rc = w->failed ? -1 : 0;
+out:
+    gguf_free(g);
+    return rc;
+}
+
+/* ---- tensors ---- */
+
+/*
+ * Write one tensor. ne[] is in ggml order (ne[0] is the contiguous dimension, the
+ * reverse of PyTorch's shape). `f16` asks for half precision when the model is f16;
+ * whisper.cpp wants f32 for biases, norms, conv biases and position embeddings.
+ */
+static void put_tensor(struct writer *w, const char *name, int n_dims, const int32_t *ne, bool f16,
+                       enum init init, double arg)
+{
+    if (w->failed)
+        return;
+    const bool half = f16 && w->ftype == FTYPE_F16;
+    size_t count = 1;
+    for (int d = 0; d < n_dims; d++)
+        count *= (size_t)ne[d];
+
+    const size_t elt = half ? 2 : 4;
+    unsigned char *data = malloc(count * elt);
+    if (!data) {
+        fprintf(stderr, "mkwhisper: out of memory for %s\n", name);
+        w->failed = true;
+        return;
+    }
+
+    uint64_t state = w->seed ^ fnv1a64(name);
+    (void)splitmix64(&state);           /* decorrelate nearby seeds */
+    const double amp = arg * sqrt(3.0); /* uniform [-a, a) has std a/sqrt(3) */
+    for (size_t i = 0; i < count; i++) {
+        float v;
+        switch (init) {
+        case INIT_UNIFORM:
+            v = (float)(uniform_pm1(&state) * amp);
+            break;
+        case INIT_SINUSOID: {
+            /* whisper.model.sinusoids(n_ctx, n_state): [sin | cos] of t * 10000^(-j/(c/2-1)) */
+            const size_t channels = (size_t)ne[0], halfc = channels / 2;
+            const size_t t = i / channels, c = i % channels, j = c % halfc;
+            const double x = (double)t * exp(-log(10000.0) / (double)(halfc - 1) * (double)j);
+            v = (float)(c < halfc ? sin(x) : cos(x));
+            break;
+        }
+        case INIT_CONST:
+        default:
+            v = (float)arg;
+            break;
+        }
+        if (half) {
+            uint16_t h = f32_to_f16(v);
+            data[2 * i] = (unsigned char)h;
+            data[2 * i + 1] = (unsigned char)(h >> 8);
+        } else {
+            uint32_t u;
+            memcpy(&u, &v, sizeof u);
+            for (int b = 0; b < 4; b++)
+                data[4 * i + (size_t)b] = (unsigned char)(u >> (8 * b));
+        }
+    }
+
+    const size_t name_len = strlen(name);
+    put_i32(w, n_dims);
+    put_i32(w, (int32_t)name_len);
+    put_i32(w, half ? FTYPE_F16 : FTYPE_F32); /* ggml_type: 0 F32, 1 F16 */
+    for (int d = 0; d < n_dims; d++)
+        put_i32(w, ne[d]);
+    put_bytes(w, name, name_len);
+    put_bytes(w, data, count * elt);
+    free(data);
+}
+
+/* Weight scales: small enough that activations stay tame, big enough to vary tokens. */
+#define STD_WEIGHT 0.02
+#define STD_BIAS   0.02
+#define STD_EMBED  0.05
+
+static void put_linear(struct writer *w, const char *prefix, const char *which, int n_in, int n_out,
+                       bool bias)
+{
+    char name[CDT_MAX_NAME];
+    snprintf(name, sizeof name, "%s.%s.weight", prefix, which);
+    put_tensor(w, name, 2, (const int32_t[]){n_in, n_out}, true, INIT_UNIFORM, STD_WEIGHT);
+    if (bias) {
+        snprintf(name, sizeof name, "%s.%s.bias", prefix, which);
+        put_tensor(w, name, 1, (const int32_t[]){n_out}, false, INIT_UNIFORM, STD_BIAS);
+    }
+}
+
+static void put_layer_norm(struct writer *w, const char *prefix, const char *which, int n)
+{
+    char name[CDT_MAX_NAME];
+    snprintf(name, sizeof name, "%s.%s.weight", prefix, which);
+    put_tensor(w, name, 1, (const int32_t[]){n}, false, INIT_CONST, 1.0);
+    snprintf(name, sizeof name, "%s.%s.bias", prefix, which);
+    put_tensor(w, name, 1, (const int32_t[]){n}, false, INIT_CONST, 0.0);
+}
+
+/* Self- or cross-attention: query, key (no bias), value, out; as whisper.cpp names them. */
+static void put_attention(struct writer *w, const char *prefix, const char *attn, int n)
+{
+    char sub[CDT_MAX_NAME];
+    const char *parts[] = {"query", "key", "value", "out"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        snprintf(sub, sizeof sub, "%s.%s", attn, parts[i]);
+        put_linear(w, prefix, sub, n, n, strcmp(parts[i], "key") != 0);
+    }
+}
+
+static void put_block(struct writer *w, const char *side, int layer, bool cross)
+{
+    const int n = CDT_N_STATE;
+    char prefix[CDT_MAX_NAME];
+    snprintf(prefix, sizeof prefix, "%s.blocks.%d", side, layer);
+    put_layer_norm(w, prefix, "attn_ln", n);
+    put_attention(w, prefix, "attn", n);
+    if (cross) {
+        put_layer_norm(w, prefix, "cross_attn_ln", n);
+        put_attention(w, prefix, "cross_attn", n);
+    }
+    put_layer_norm(w, prefix, "mlp_ln", n);
+    put_linear(w, prefix, "mlp.0", n, 4 * n, true);
+    put_linear(w, prefix, "mlp.2", 4 * n, n, true);
+}
+
+static void put_model(struct writer *w)
+{
+    const int n = CDT_N_STATE;
+
+    put_tensor(w, "encoder.positional_embedding", 2, (const int32_t[]){n, CDT_N_AUDIO_CTX}, false,
+               INIT_SINUSOID, 0.0);
+    /* conv1d weights: PyTorch (out, in, kernel) -> ggml ne (kernel, in, out) */
+    put_tensor(w, "encoder.conv1.weight", 3, (const int32_t[]){3, CDT_N_MELS, n}, true,
+               INIT_UNIFORM, STD_WEIGHT * 4);
+    put_tensor(w, "encoder.conv1.bias", 2, (const int32_t[]){1, n}, false, INIT_UNIFORM, STD_BIAS);
+    put_tensor(w, "encoder.conv2.weight", 3, (const int32_t[]){3, n, n}, true, INIT_UNIFORM,
+               STD_WEIGHT * 4);
+    put_tensor(w, "encoder.conv2.bias", 2, (const int32_t[]){1, n}, false, INIT_UNIFORM, STD_BIAS);
+    for (int l = 0; l < CDT_N_AUDIO_LAYER; l++)
+        put_block(w, "encoder", l, false);
+    put_layer_norm(w, "encoder", "ln_post", n);
+
+    put_tensor(w, "decoder.positional_embedding", 2, (const int32_t[]){n, CDT_N_TEXT_CTX}, false,
+               INIT_UNIFORM, STD_WEIGHT);
+    put_tensor(w, "decoder.token_embedding.weight", 2, (const int32_t[]){n, CDT_N_VOCAB}, true,
+               INIT_UNIFORM, STD_EMBED);
+    for (int l = 0; l < CDT_N_TEXT_LAYER; l++)
+        put_block(w, "decoder", l, true);
+    put_layer_norm(w, "decoder", "ln", n);
+}
+
+static int write_model(struct writer *w, const char *vocab_path)
+{
+    put_u32(w, CDT_WHISPER_MAGIC);
+    const int32_t hparams[] = {
+        CDT_N_VOCAB,       CDT_N_AUDIO_CTX, CDT_N_STATE,       CDT_N_HEAD,
+        CDT_N_AUDIO_LAYER, CDT_N_TEXT_CTX,  CDT_N_STATE,       CDT_N_HEAD,
+        CDT_N_TEXT_LAYER,  CDT_N_MELS,      (int32_t)w->ftype,
+    };
+    for (size_t i = 0; i < sizeof hparams / sizeof hparams[0]; i++)
+        put_i32(w, hparams[i]);
+
+    static float filters[CDT_N_MELS * CDT_N_FREQ];
+    mel_filterbank(filters);
+    put_i32(w, CDT_N_MELS);
+    put_i32(w, CDT_N_FREQ);
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
+        put_f32(w, filters[i]);
+
+    if (write_vocab(w, vocab_path) != 0)
+        return -1;
+    put_model(w);
+    return w->failed ? -1 : 0;
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: mkwhisper --out FILE [--seed N] [--vocab PATH] [--type f16|f32]\n"
+            "\n"
+            "Write a tiny random-weight English-only Whisper model (whisper.cpp legacy ggml\n"
+            "format, n_state 64, 2 encoder layers, 1 decoder layer) for tests. It transcribes\n"
+            "gibberish with real timestamps. The same arguments give the same bytes.\n"
+            "\n"
+            "  -o, --out FILE     where to write the model (required)\n"
+            "  -s, --seed N       seed for the weights (default 42)\n"
+            "  -v, --vocab PATH   GPT-2 vocab-only GGUF (default %s)\n"
+            "  -t, --type TYPE    f16 (default) or f32 weight matrices\n"
+            "  -h, --help         show this help\n",
+#ifdef CDT_ENGINE_SHARE
+            CDT_ENGINE_SHARE "/ggml-vocab-gpt-2.gguf"
+#else
+            "none: required"
+#endif
+    );
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *out_path = NULL;
+    const char *vocab_path = NULL;
+    uint64_t seed = 42;
+    enum ftype ftype = FTYPE_F16;
+
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'o'},   {"seed", required_argument, NULL, 's'},
+        {"vocab", required_argument, NULL, 'v'}, {"type", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "o:s:v:t:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            out_path = optarg;
+            break;
+        case 's':
+            if (parse_u64(optarg, &seed) != 0) {
+                fprintf(stderr, "mkwhisper: --seed wants an unsigned integer, got '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'v':
+            vocab_path = optarg;
+            break;
+        case 't':
+            if (strcmp(optarg, "f16") == 0) {
+                ftype = FTYPE_F16;
+            } else if (strcmp(optarg, "f32") == 0) {
+                ftype = FTYPE_F32;
+            } else {
+                fprintf(stderr, "mkwhisper: --type is f16 or f32, got '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_SUCCESS;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mkwhisper: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!out_path) {
+        fprintf(stderr, "mkwhisper: --out is required\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!vocab_path) {
+#ifdef CDT_ENGINE_SHARE
+        vocab_path = CDT_ENGINE_SHARE "/ggml-vocab-gpt-2.gguf";
+#else
+        fprintf(stderr, "mkwhisper: --vocab is required (built without CDT_ENGINE_SHARE)\n");
+        return EXIT_USAGE;
+#endif
+    }
+
+    /* Write beside the target and rename, so a failed run never leaves a half model. */
+    size_t tmp_len = strlen(out_path) + sizeof ".tmp";
+    char *tmp_path = malloc(tmp_len);
+    if (!tmp_path) {
+        fprintf(stderr, "mkwhisper: out of memory\n");
+        return EXIT_FAILURE;
+    }
+    snprintf(tmp_path, tmp_len, "%s.tmp", out_path);
+
+    struct writer w = {.path = tmp_path, .seed = seed, .ftype = ftype};
+    w.f = fopen(tmp_path, "wb");
+    if (!w.f) {
+        fprintf(stderr, "mkwhisper: cannot create %s: %s\n", tmp_path, strerror(errno));
+        free(tmp_path);
+        return EXIT_FAILURE;
+    }
+    int rc = write_model(&w, vocab_path);
+    if (fclose(w.f) != 0 && rc == 0) {
+        fprintf(stderr, "mkwhisper: writing %s: %s\n", tmp_path, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && rename(tmp_path, out_path) != 0) {
+        fprintf(stderr, "mkwhisper: cannot rename %s to %s: %s\n", tmp_path, out_path,
+                strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
+        remove(tmp_path);
+        free(tmp_path);
+        return EXIT_FAILURE;
+    }
+    free(tmp_path);
+    printf("mkwhisper: wrote %s (%" PRIu64 " bytes, %s, seed %" PRIu64 ")\n", out_path, w.n_bytes,
+           ftype == FTYPE_F16 ? "f16" : "f32", seed);
+    return EXIT_SUCCESS;
+}
