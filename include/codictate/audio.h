@@ -19,9 +19,9 @@ extern "C" {
 #define CDT_AUDIO_MAX_SECONDS 14400 /* longest input accepted, seconds (4 h) */
 
 struct cdt_audio {
-    float *samples;     /* 16 kHz mono PCM in [-1, 1]; owned, freed by cleanup */
-    size_t n_samples;   /* number of samples */
-    int source_rate;    /* the file's sample rate, Hz */
+    float *samples;   /* 16 kHz mono PCM in [-1, 1]; owned, freed by cleanup */
+    size_t n_samples; /* number of samples */
+    int source_rate;  /* the file's sample rate, Hz */
     int source_channels;
     char errmsg[256]; /* why the last call failed, for people */
 };

@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define CDT_NODISCARD  __attribute__((warn_unused_result))
+#define CDT_NODISCARD    __attribute__((warn_unused_result))
 #define CDT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define CDT_NODISCARD
@@ -20,25 +20,25 @@ extern "C" {
 #endif
 
 /* X(NAME, value, message) */
-#define CDT_ERR_MAP(X)                                                                    \
-    X(INVAL, -1, "invalid argument")                                                      \
-    X(NOMEM, -2, "out of memory")                                                         \
-    X(IO, -3, "input/output error")                                                       \
-    X(NOTFOUND, -4, "not found")                                                          \
-    X(FORMAT, -5, "malformed or unsupported data")                                        \
-    X(TOOBIG, -6, "over a size limit")                                                    \
-    X(ENGINE, -7, "inference engine failure")                                             \
-    X(BUSY, -8, "busy")                                                                   \
-    X(TIMEOUT, -9, "timed out")                                                           \
-    X(CANCELED, -10, "canceled")                                                          \
-    X(NET, -11, "network error")                                                          \
-    X(NOSPACE, -12, "not enough disk space")                                              \
-    X(AUTH, -13, "not authorized")                                                        \
-    X(CHECKSUM, -14, "checksum mismatch")                                                 \
-    X(STATE, -15, "not allowed in the current state")                                     \
-    X(UNSUPPORTED, -16, "not supported")                                                  \
-    X(EXISTS, -17, "already exists")                                                      \
-    X(PERM, -18, "permission denied")                                                     \
+#define CDT_ERR_MAP(X)                                                                             \
+    X(INVAL, -1, "invalid argument")                                                               \
+    X(NOMEM, -2, "out of memory")                                                                  \
+    X(IO, -3, "input/output error")                                                                \
+    X(NOTFOUND, -4, "not found")                                                                   \
+    X(FORMAT, -5, "malformed or unsupported data")                                                 \
+    X(TOOBIG, -6, "over a size limit")                                                             \
+    X(ENGINE, -7, "inference engine failure")                                                      \
+    X(BUSY, -8, "busy")                                                                            \
+    X(TIMEOUT, -9, "timed out")                                                                    \
+    X(CANCELED, -10, "canceled")                                                                   \
+    X(NET, -11, "network error")                                                                   \
+    X(NOSPACE, -12, "not enough disk space")                                                       \
+    X(AUTH, -13, "not authorized")                                                                 \
+    X(CHECKSUM, -14, "checksum mismatch")                                                          \
+    X(STATE, -15, "not allowed in the current state")                                              \
+    X(UNSUPPORTED, -16, "not supported")                                                           \
+    X(EXISTS, -17, "already exists")                                                               \
+    X(PERM, -18, "permission denied")                                                              \
     X(PROTOCOL, -19, "protocol error")
 
 enum cdt_err {

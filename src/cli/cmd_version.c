@@ -108,8 +108,8 @@ int cdt_cmd_version(struct cdt_cli *cli, int argc, char **argv)
     printf("cpu          %d cores: %s\n", cpus, *features ? features : "(no SIMD features)");
     printf("ram          %.1f GiB total -> %d GB, tier %s (%s)\n",
            (double)ram / (1024.0 * 1024.0 * 1024.0), ram_gb, t.name, t.label);
-    printf("limits       max %d generated tokens, recording %d s (warning at %d s)\n",
-           t.max_tokens, t.recording_limit_s, t.recording_warning_s);
+    printf("limits       max %d generated tokens, recording %d s (warning at %d s)\n", t.max_tokens,
+           t.recording_limit_s, t.recording_warning_s);
     printf("recommended  %s (%s)\n", t.recommended_name, t.recommended_id);
     return CDT_EXIT_OK;
 }

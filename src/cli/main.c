@@ -94,8 +94,7 @@ int main(int argc, char **argv)
             if (strcmp(argv[optind], verbs[i].name) == 0)
                 verb = &verbs[i];
         if (!verb) {
-            fprintf(stderr, "codictate: unknown verb '%s' (see codictate --help)\n",
-                    argv[optind]);
+            fprintf(stderr, "codictate: unknown verb '%s' (see codictate --help)\n", argv[optind]);
             return CDT_EXIT_USAGE;
         }
         argc -= optind;
@@ -108,8 +107,8 @@ int main(int argc, char **argv)
     }
 
     lp.level = cli.verbosity >= 2 ? CDT_LOG_DEBUG + (cli.verbosity - 2)
-               : cli.verbosity  ? CDT_LOG_INFO
-                                : CDT_LOG_WARN;
+               : cli.verbosity    ? CDT_LOG_INFO
+                                  : CDT_LOG_WARN;
     if (cdt_log_new(&lp, &cli.log) != 0) {
         fprintf(stderr, "codictate: out of memory\n");
         return CDT_EXIT_FAIL;

@@ -79,16 +79,14 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
     if (!path || !*path)
         return fail(a, CDT_EINVAL, "no audio file given");
     if (stat(path, &st) != 0)
-        return fail(a, errno == ENOENT ? CDT_ENOTFOUND : CDT_EIO, "%s: %s", path,
-                    strerror(errno));
+        return fail(a, errno == ENOENT ? CDT_ENOTFOUND : CDT_EIO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return fail(a, CDT_EFORMAT, "%s: is a directory, not an audio file", path);
 
     memset(&info, 0, sizeof(info));
     sf = sf_open(path, SFM_READ, &info);
     if (!sf)
-        return fail(a, CDT_EFORMAT, "%s: not a readable audio file (%s)", path,
-                    sf_strerror(NULL));
+        return fail(a, CDT_EFORMAT, "%s: not a readable audio file (%s)", path, sf_strerror(NULL));
     if (info.channels < 1 || info.channels > 64 || info.samplerate < 1000 ||
         info.samplerate > 768000) {
         sf_close(sf);
@@ -145,9 +143,8 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
 
             do {
                 size_t done_in = 0, produced = 0;
-                soxr_error_t err = soxr_process(rs, last ? NULL : in, left,
-                                                last ? NULL : &done_in, rsout, rsout_cap,
-                                                &produced);
+                soxr_error_t err = soxr_process(rs, last ? NULL : in, left, last ? NULL : &done_in,
+                                                rsout, rsout_cap, &produced);
                 if (err) {
                     rc = fail(a, CDT_EIO, "resampler: %s", err);
                     goto done;
@@ -172,8 +169,7 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
         if (last)
             break;
         if (len / CDT_AUDIO_RATE > CDT_AUDIO_MAX_SECONDS) {
-            rc = fail(a, CDT_ETOOBIG, "%s: over the %d s audio limit", path,
-                      CDT_AUDIO_MAX_SECONDS);
+            rc = fail(a, CDT_ETOOBIG, "%s: over the %d s audio limit", path, CDT_AUDIO_MAX_SECONDS);
             goto done;
         }
     }

@@ -8,8 +8,8 @@ const char *cdt_strerror(int err)
     switch (err) {
     case CDT_OK:
         return "success";
-#define CDT_ERR_MSG_(name, value, msg)                                                     \
-    case value:                                                                            \
+#define CDT_ERR_MSG_(name, value, msg)                                                             \
+    case value:                                                                                    \
         return msg;
         CDT_ERR_MAP(CDT_ERR_MSG_)
 #undef CDT_ERR_MSG_
@@ -22,8 +22,8 @@ const char *cdt_errname(int err)
     switch (err) {
     case CDT_OK:
         return "OK";
-#define CDT_ERR_NAME_(name, value, msg)                                                    \
-    case value:                                                                            \
+#define CDT_ERR_NAME_(name, value, msg)                                                            \
+    case value:                                                                                    \
         return #name;
         CDT_ERR_MAP(CDT_ERR_NAME_)
 #undef CDT_ERR_NAME_

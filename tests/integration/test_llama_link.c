@@ -122,8 +122,8 @@ TEST(generates_deterministically)
     CHECK_INT(na, nb);
     REQUIRE(na > 0 && na == nb);
     CHECK(memcmp(a, b, sizeof(llama_token) * (size_t)na) == 0);
-    CHECK(llama_token_to_piece(llama_model_get_vocab(model), a[0], piece, sizeof(piece), 0,
-                               true) >= 0);
+    CHECK(llama_token_to_piece(llama_model_get_vocab(model), a[0], piece, sizeof(piece), 0, true) >=
+          0);
 }
 
 int main(int argc, char **argv)

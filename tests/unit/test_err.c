@@ -4,10 +4,10 @@
 TEST(every_code_has_a_name_and_message)
 {
     int seen = 0;
-#define X(name, value, msg)                                                                \
-    CHECK(value < 0);                                                                      \
-    CHECK_STR(cdt_strerror(value), msg);                                                   \
-    CHECK_STR(cdt_errname(value), #name);                                                  \
+#define X(name, value, msg)                                                                        \
+    CHECK(value < 0);                                                                              \
+    CHECK_STR(cdt_strerror(value), msg);                                                           \
+    CHECK_STR(cdt_errname(value), #name);                                                          \
     seen++;
     CDT_ERR_MAP(X)
 #undef X

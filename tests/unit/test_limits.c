@@ -81,9 +81,9 @@ TEST(max_tokens_floor_and_ceil)
     CHECK_INT(cdt_limits_max_tokens(0, 16), 64);
     CHECK_INT(cdt_limits_max_tokens(-5, 16), 64);
     CHECK_INT(cdt_limits_max_tokens(1, 16), 64);
-    CHECK_INT(cdt_limits_max_tokens(49, 16), 64);  /* 63.7 → 64 */
-    CHECK_INT(cdt_limits_max_tokens(50, 16), 65);  /* exactly 65 */
-    CHECK_INT(cdt_limits_max_tokens(51, 16), 67);  /* 66.3 → 67 */
+    CHECK_INT(cdt_limits_max_tokens(49, 16), 64); /* 63.7 → 64 */
+    CHECK_INT(cdt_limits_max_tokens(50, 16), 65); /* exactly 65 */
+    CHECK_INT(cdt_limits_max_tokens(51, 16), 67); /* 66.3 → 67 */
     CHECK_INT(cdt_limits_max_tokens(100, 16), 130);
     CHECK_INT(cdt_limits_max_tokens(101, 16), 132); /* 131.3 → 132 */
 }

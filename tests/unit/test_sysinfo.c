@@ -15,8 +15,7 @@ TEST(parse_meminfo)
     CHECK(b == 0);
     CHECK_INT(cdt_sysinfo_parse_meminfo("MemTotal: lots kB\n", &b), CDT_EFORMAT);
     CHECK_INT(cdt_sysinfo_parse_meminfo("MemTotal: 12 MB\n", &b), CDT_EFORMAT);
-    CHECK_INT(cdt_sysinfo_parse_meminfo("MemTotal: 99999999999999999999999 kB\n", &b),
-              CDT_EFORMAT);
+    CHECK_INT(cdt_sysinfo_parse_meminfo("MemTotal: 99999999999999999999999 kB\n", &b), CDT_EFORMAT);
     CHECK_INT(cdt_sysinfo_parse_meminfo("", &b), CDT_EFORMAT);
 }
 
