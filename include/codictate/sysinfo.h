@@ -26,6 +26,10 @@ CDT_NODISCARD int cdt_sysinfo_parse_meminfo(const char *text, uint64_t *bytes);
  * exist, CDT_EIO otherwise. */
 CDT_NODISCARD int cdt_sysinfo_free_disk(const char *path, uint64_t *bytes);
 
+/* Resident set size of this process in bytes (Linux: /proc/self/statm; 0 when
+ * unknown). */
+uint64_t cdt_sysinfo_process_rss(void);
+
 /* CPUs this process may run on (affinity mask; at least 1). */
 int cdt_sysinfo_cpu_count(void);
 

@@ -17,7 +17,7 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"version", "show versions, CPU features, RAM, RAM tier and its limits", cdt_cmd_version},
-    {"sidecar", "run the LLM inference server the app talks to", NULL},
+    {"sidecar", "run the LLM inference server the app talks to", cdt_cmd_sidecar},
     {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", NULL},
     {"models", "list, pull, remove and verify models", NULL},
     {"refine", "clean up a transcript with the local LLM", NULL},

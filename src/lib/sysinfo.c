@@ -107,6 +107,21 @@ int cdt_sysinfo_free_disk(const char *path, uint64_t *bytes)
     return 0;
 }
 
+uint64_t cdt_sysinfo_process_rss(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    int n;
+
+    if (!f)
+        return 0;
+    n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    if (n != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 int cdt_sysinfo_cpu_count(void)
 {
 #if defined(__linux__)

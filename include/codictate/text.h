@@ -1,0 +1,26 @@
+/* Text helpers shared by the sidecar and the refinement pipeline: cleaning what a
+ * model generated, and UTF-8 checks. Pure functions; thread-safe. */
+#ifndef CODICTATE_TEXT_H
+#define CODICTATE_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Cleans generated text as the seed does: removes <think>…</think> blocks (an
+ * unclosed "<think>" drops the rest; a lone "</think>" drops what precedes it);
+ * when "Output:" appears keeps the first paragraph after it; when "Text:" appears
+ * more than once cuts at the second; trims whitespace. Returns a new string the
+ * caller frees with free(), or NULL when out of memory. */
+char *cdt_text_clean_response(const char *text);
+
+/* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
+bool cdt_utf8_valid(const char *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

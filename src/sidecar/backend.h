@@ -1,0 +1,106 @@
+/* The inference seam: what the sidecar's HTTP layer needs from an engine, as a
+ * table of function pointers. engine.c implements it on llama.cpp (the only file
+ * that includes llama.h); tests implement a fake to exercise the HTTP layer alone.
+ *
+ * Threading: a backend is driven by ONE worker thread (load, unload, generate never
+ * run concurrently). `info` may be read by other threads only under the sidecar's
+ * own lock, which the worker holds while it changes what info returns. */
+#ifndef CDT_SIDECAR_BACKEND_H
+#define CDT_SIDECAR_BACKEND_H
+
+#include "codictate/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CDT_MAX_PROMPT_BYTES (1024 * 1024) /* the request body cap bounds it too */
+
+struct cdt_model_info {
+    char path[4096];      /* the GGUF file actually loaded (first shard) */
+    char arch[64];        /* general.architecture, e.g. "qwen3" */
+    char name[256];       /* general.name or the file name */
+    char desc[128];       /* llama_model_desc, e.g. "qwen3 0.6B Q4_K - Medium" */
+    uint64_t n_params;    /* parameters */
+    uint64_t file_size;   /* bytes on disk (all shards) */
+    int n_ctx;            /* context the sidecar runs with, tokens */
+    int n_ctx_train;      /* the model's training context, tokens */
+    bool has_template;    /* the GGUF carries tokenizer.chat_template */
+};
+
+/* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
+ * start from cdt_gen_params_default(). */
+struct cdt_gen_params {
+    const char *prompt;       /* the user's prompt (one user message); borrowed */
+    int max_tokens;           /* -1: the seed's dynamic limit; >0: honoured up to ctx */
+    int system_ram_gb;        /* RAM tier input for max_tokens = -1 */
+    float temperature;        /* 0: greedy, deterministic */
+    float top_p;              /* 1: off */
+    float min_p;              /* 0: off */
+    float repetition_penalty; /* 1: off; over the last `repeat_last_n` tokens */
+    int repeat_last_n;        /* tokens */
+    uint32_t seed;            /* sampler seed */
+    bool has_seed;            /* false: a random seed */
+    bool ignore_eos;          /* keep generating to max_tokens (benchmarks) */
+
+    /* Called with each new piece of valid UTF-8 text as it is produced (may be
+     * NULL). Return nonzero to stop generating (the result is kept). `text` is
+     * borrowed for the call. */
+    int (*on_text)(const char *text, size_t len, void *user_data);
+    /* Polled between tokens (may be NULL): nonzero cancels with CDT_ECANCELED. */
+    int (*should_cancel)(void *user_data);
+    void *user_data;
+};
+
+struct cdt_gen_timings {
+    int prompt_tokens;      /* tokens of the formatted prompt */
+    int cached_tokens;      /* of those, reused from the previous request's KV */
+    double prompt_ms;       /* prompt evaluation time */
+    int generated_tokens;   /* tokens generated */
+    double generation_ms;   /* decode time */
+    double tokens_per_second; /* generated_tokens / generation_ms */
+};
+
+struct cdt_gen_result {
+    char *text;               /* raw generated text, valid UTF-8; caller frees with free() */
+    int tokens_generated;
+    const char *prompt_format_mode; /* static: "chat_template", "chatml", "raw" */
+    bool prompt_format_fallback;    /* true when not the model's own template */
+    bool stopped_by_callback;       /* on_text asked to stop */
+    struct cdt_gen_timings timings;
+    char errmsg[512];               /* for people, when generate fails */
+};
+
+struct cdt_backend;
+
+struct cdt_backend_ops {
+    /* Loads the model at `path` (a .gguf, or a directory holding one GGUF model;
+     * a sharded model loads from its first shard) with a context of n_ctx tokens
+     * (clamped to the model's training context). Any previous model is freed first.
+     * Returns 0 and fills *info, or an error with a reason a user understands in
+     * errmsg (CDT_ENOTFOUND, CDT_EPERM, CDT_EFORMAT, CDT_ENOMEM, CDT_EENGINE). */
+    int (*load)(struct cdt_backend *be, const char *path, int n_ctx, struct cdt_model_info *info,
+                char *errmsg, size_t errcap);
+    /* Frees model and context; a no-op when nothing is loaded. */
+    void (*unload)(struct cdt_backend *be);
+    /* Runs one generation on the loaded model. Returns 0, CDT_ESTATE (no model),
+     * CDT_ETOOBIG (prompt longer than the context: errmsg is "Prompt too long: N
+     * tokens, context M"), CDT_ECANCELED, or CDT_EENGINE. On error r->text is NULL. */
+    int (*generate)(struct cdt_backend *be, const struct cdt_gen_params *p,
+                    struct cdt_gen_result *r);
+    /* Frees the backend (and its model). */
+    void (*free)(struct cdt_backend *be);
+};
+
+struct cdt_backend {
+    const struct cdt_backend_ops *ops;
+};
+
+struct cdt_gen_params cdt_gen_params_default(void);
+
+struct cdt_log;
+
+/* The llama.cpp backend (engine.c). n_threads 0: physical cores. */
+CDT_NODISCARD int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out);
+
+#endif

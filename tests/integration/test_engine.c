@@ -1,0 +1,648 @@
+/* The llama.cpp backend (src/sidecar/engine.c) on the tiny random Qwen3 model:
+ * load errors, model info, the three prompt formats, determinism, limits,
+ * cancellation, callbacks, and valid UTF-8 out of a model that emits partial
+ * byte-level tokens all the time. Variants of the model (no template, no ChatML,
+ * split in two shards) are written here with the gguf API. */
+#include "../../src/sidecar/backend.h"
+#include "../test.h"
+#include "codictate/limits.h"
+#include "codictate/log.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <ggml.h>
+#include <gguf.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *model_path;
+static char tmp[64];
+static struct cdt_log *lg;
+static struct cdt_backend *be;
+
+/* ---- helpers ---- */
+
+/* Strict UTF-8: no overlongs, surrogates, or code points over U+10FFFF. */
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = p[i];
+        int len;
+        unsigned char lo = 0x80, hi = 0xBF;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            len = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            len = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            len = 4;
+        else
+            return false;
+        if (i + (size_t)len > n)
+            return false;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (p[i + 1] < lo || p[i + 1] > hi)
+            return false;
+        for (int k = 2; k < len; k++)
+            if (p[i + (size_t)k] < 0x80 || p[i + (size_t)k] > 0xBF)
+                return false;
+        i += (size_t)len;
+    }
+    return true;
+}
+
+static void path_in_tmp(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", tmp, name);
+}
+
+static int write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int ok;
+
+    if (!f)
+        return -1;
+    ok = fwrite(data, 1, n, f) == n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* The first `n` bytes of src into dst. */
+static int copy_prefix(const char *src, const char *dst, size_t n)
+{
+    FILE *f = fopen(src, "rb");
+    char *data = malloc(n ? n : 1);
+    size_t got;
+    int rc;
+
+    if (!f || !data) {
+        if (f)
+            fclose(f);
+        free(data);
+        return -1;
+    }
+    got = fread(data, 1, n, f);
+    fclose(f);
+    rc = got == n ? write_file(dst, data, n) : -1;
+    free(data);
+    return rc;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+enum variant { V_NO_TEMPLATE, V_NO_CHATML, V_SPLIT };
+
+/* Writes a variant of the model: without chat template; without template and
+ * with <|im_start|> as an ordinary token; or as two shards dst-0000{1,2}-of-00002.gguf
+ * (dst is then the prefix). */
+static int write_variant(const char *dst, enum variant v)
+{
+    struct ggml_context *ctx = NULL;
+    struct gguf_init_params ip = {.no_alloc = false, .ctx = &ctx};
+    struct gguf_context *src = gguf_init_from_file(model_path, ip), *out = NULL, *out2 = NULL;
+    char path[512];
+    int rc = -1;
+
+    if (!src)
+        return -1;
+    if (v == V_SPLIT) {
+        int64_t n = gguf_get_n_tensors(src);
+
+        out = gguf_init_empty();
+        out2 = gguf_init_empty();
+        gguf_set_kv(out, src);
+        gguf_set_val_u16(out, "split.no", 0);
+        gguf_set_val_u16(out2, "split.no", 1);
+        for (int k = 0; k < 2; k++) {
+            struct gguf_context *g = k ? out2 : out;
+
+            gguf_set_val_u16(g, "split.count", 2);
+            gguf_set_val_i32(g, "split.tensors.count", (int32_t)n);
+        }
+        for (int64_t i = 0; i < n; i++) {
+            struct ggml_tensor *t = ggml_get_tensor(ctx, gguf_get_tensor_name(src, i));
+
+            gguf_add_tensor(i < n / 2 ? out : out2, t);
+        }
+        snprintf(path, sizeof(path), "%s-00001-of-00002.gguf", dst);
+        if (!gguf_write_to_file(out, path, false))
+            goto done;
+        snprintf(path, sizeof(path), "%s-00002-of-00002.gguf", dst);
+        if (!gguf_write_to_file(out2, path, false))
+            goto done;
+        rc = 0;
+        goto done;
+    }
+    gguf_remove_key(src, "tokenizer.chat_template");
+    if (v == V_NO_CHATML) {
+        int64_t k = gguf_find_key(src, "tokenizer.ggml.token_type");
+        size_t n = k >= 0 ? gguf_get_arr_n(src, k) : 0;
+        int32_t *types = n ? malloc(n * sizeof(*types)) : NULL;
+
+        if (!types)
+            goto done;
+        memcpy(types, gguf_get_arr_data(src, k), n * sizeof(*types));
+        types[151644] = 1; /* <|im_start|>: NORMAL */
+        gguf_set_arr_data(src, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
+        free(types);
+    }
+    rc = gguf_write_to_file(src, dst, false) ? 0 : -1;
+done:
+    gguf_free(out);
+    gguf_free(out2);
+    gguf_free(src);
+    ggml_free(ctx);
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int load(const char *path, int n_ctx, struct cdt_model_info *info, char *err, size_t cap)
+{
+    return be->ops->load(be, path, n_ctx, info, err, cap);
+}
+
+static int load_main(int n_ctx)
+{
+    struct cdt_model_info info;
+    char err[512];
+
+    return load(model_path, n_ctx, &info, err, sizeof(err));
+}
+
+struct collect {
+    char text[65536];
+    size_t len;
+    int calls;
+    int stop_after;   /* on_text returns 1 on this call (1-based); 0: never */
+    int cancel_after; /* should_cancel returns 1 from this poll on; 0: never */
+    int polls;
+    bool all_valid;
+};
+
+static int on_text(const char *text, size_t len, void *ud)
+{
+    struct collect *c = ud;
+
+    c->calls++;
+    if (!utf8_valid(text, len) || len == 0)
+        c->all_valid = false;
+    if (c->len + len < sizeof(c->text)) {
+        memcpy(c->text + c->len, text, len);
+        c->len += len;
+        c->text[c->len] = '\0';
+    }
+    return c->stop_after && c->calls >= c->stop_after;
+}
+
+static int should_cancel(void *ud)
+{
+    struct collect *c = ud;
+
+    c->polls++;
+    return c->cancel_after && c->polls >= c->cancel_after;
+}
+
+static struct cdt_gen_params params(const char *prompt, struct collect *c)
+{
+    struct cdt_gen_params p = cdt_gen_params_default();
+
+    p.prompt = prompt;
+    if (c) {
+        memset(c, 0, sizeof(*c));
+        c->all_valid = true;
+        p.on_text = on_text;
+        p.should_cancel = should_cancel;
+        p.user_data = c;
+    }
+    return p;
+}
+
+static const char *prompt1 = "Clean this transcript: um so I I think it works";
+
+/* ---- tests ---- */
+
+TEST(defaults)
+{
+    struct cdt_gen_params p = cdt_gen_params_default();
+
+    CHECK(p.temperature == 0.7f);
+    CHECK(p.top_p == 0.8f);
+    CHECK(p.min_p == 0.0f);
+    CHECK(p.repetition_penalty == 1.15f);
+    CHECK_INT(p.repeat_last_n, 64);
+    CHECK_INT(p.max_tokens, -1);
+    CHECK_INT(p.system_ram_gb, 16);
+    CHECK(!p.has_seed && !p.ignore_eos && !p.prompt && !p.on_text && !p.should_cancel);
+}
+
+TEST(load_errors)
+{
+    struct cdt_model_info info;
+    char err[512], path[256], dir[192];
+    static const char text[] = "hello, this is not a model\n";
+
+    CHECK_INT(load("/no/such/model.gguf", 0, &info, err, sizeof(err)), CDT_ENOTFOUND);
+    CHECK_STR(err, "no such file: /no/such/model.gguf");
+
+    /* A directory without a GGUF. */
+    path_in_tmp(dir, sizeof(dir), "empty");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    CHECK_INT(load(dir, 0, &info, err, sizeof(err)), CDT_ENOTFOUND);
+    CHECK(strstr(err, "no GGUF model") != NULL);
+
+    /* A text file, with and without the .gguf name. */
+    path_in_tmp(path, sizeof(path), "notes.txt");
+    REQUIRE(write_file(path, text, sizeof(text) - 1) == 0);
+    CHECK_INT(load(path, 0, &info, err, sizeof(err)), CDT_EFORMAT);
+    CHECK(strstr(err, "not a GGUF file") != NULL);
+    path_in_tmp(path, sizeof(path), "fake.gguf");
+    REQUIRE(write_file(path, text, 2) == 0);
+    CHECK_INT(load(path, 0, &info, err, sizeof(err)), CDT_EFORMAT);
+    CHECK(strstr(err, "not a GGUF file") != NULL);
+
+    /* Truncated copies: inside the tensor data, and inside the header. */
+    path_in_tmp(path, sizeof(path), "trunc.gguf");
+    REQUIRE(copy_prefix(model_path, path, (size_t)(file_size(model_path) / 2)) == 0);
+    CHECK_INT(load(path, 0, &info, err, sizeof(err)), CDT_EFORMAT);
+    CHECK(strstr(err, "corrupt or truncated GGUF") != NULL);
+    REQUIRE(copy_prefix(model_path, path, 100) == 0);
+    CHECK_INT(load(path, 0, &info, err, sizeof(err)), CDT_EFORMAT);
+    CHECK(strstr(err, "corrupt or truncated GGUF") != NULL);
+
+    /* Unreadable (root reads anything, so only as a user). */
+    if (geteuid() != 0) {
+        path_in_tmp(path, sizeof(path), "secret.gguf");
+        REQUIRE(copy_prefix(model_path, path, 4) == 0);
+        REQUIRE(chmod(path, 0) == 0);
+        CHECK_INT(load(path, 0, &info, err, sizeof(err)), CDT_EPERM);
+        CHECK(strstr(err, "permission denied") != NULL);
+    }
+
+    /* Two unrelated models in one directory. */
+    path_in_tmp(dir, sizeof(dir), "two");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof(path), "%s/a.gguf", dir);
+    REQUIRE(symlink(model_path, path) == 0);
+    snprintf(path, sizeof(path), "%s/b.gguf", dir);
+    REQUIRE(symlink(model_path, path) == 0);
+    CHECK_INT(load(dir, 0, &info, err, sizeof(err)), CDT_EFORMAT);
+    CHECK(strstr(err, "several GGUF models") != NULL);
+
+    /* A sharded model missing a shard. */
+    path_in_tmp(dir, sizeof(dir), "halfsplit");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof(path), "%s/m-00001-of-00002.gguf", dir);
+    REQUIRE(symlink(model_path, path) == 0);
+    CHECK_INT(load(dir, 0, &info, err, sizeof(err)), CDT_ENOTFOUND);
+    CHECK(strstr(err, "missing shard 2 of 2") != NULL);
+}
+
+TEST(load_info)
+{
+    struct cdt_model_info info;
+    char err[512] = "x";
+
+    CHECK_INT(load(model_path, 0, &info, err, sizeof(err)), 0);
+    CHECK_STR(err, "");
+    CHECK_STR(info.path, model_path);
+    CHECK_STR(info.arch, "qwen3");
+    CHECK(info.name[0] != '\0');
+    CHECK(strstr(info.desc, "qwen3") != NULL);
+    CHECK(info.n_params > 0);
+    CHECK(info.file_size == file_size(model_path));
+    CHECK_INT(info.n_ctx, 4096); /* 0: the default */
+    CHECK_INT(info.n_ctx_train, 4096);
+    CHECK(info.has_template);
+
+    /* Clamped to the training context. */
+    CHECK_INT(load(model_path, 100000, &info, err, sizeof(err)), 0);
+    CHECK_INT(info.n_ctx, 4096);
+    CHECK_INT(load(model_path, 512, &info, err, sizeof(err)), 0);
+    CHECK_INT(info.n_ctx, 512);
+}
+
+TEST(load_directory_and_replace)
+{
+    struct cdt_model_info info;
+    struct cdt_gen_result r;
+    struct cdt_gen_params p = params(prompt1, NULL);
+    char err[512], dir[192], path[256];
+
+    REQUIRE(load_main(0) == 0);
+    /* A directory holding the model (and a projector, which is not a model). */
+    path_in_tmp(dir, sizeof(dir), "one");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof(path), "%s/qwen3-tiny.gguf", dir);
+    REQUIRE(symlink(model_path, path) == 0);
+    snprintf(path, sizeof(path), "%s/mmproj-qwen3-tiny.gguf", dir);
+    REQUIRE(symlink(model_path, path) == 0);
+    CHECK_INT(load(dir, 1024, &info, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/qwen3-tiny.gguf", dir);
+    CHECK_STR(info.path, path);
+    CHECK_INT(info.n_ctx, 1024);
+
+    p.temperature = 0;
+    p.max_tokens = 4;
+    p.ignore_eos = true;
+    CHECK_INT(be->ops->generate(be, &p, &r), 0);
+    CHECK_INT(r.tokens_generated, 4);
+    free(r.text);
+}
+
+TEST(load_split)
+{
+    struct cdt_model_info info;
+    struct cdt_gen_result r;
+    struct cdt_gen_params p = params(prompt1, NULL);
+    char err[512], dir[256], prefix[300], first[320], second[320];
+
+    path_in_tmp(dir, sizeof(dir), "split");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    snprintf(prefix, sizeof(prefix), "%s/model", dir);
+    REQUIRE(write_variant(prefix, V_SPLIT) == 0);
+    snprintf(first, sizeof(first), "%s-00001-of-00002.gguf", prefix);
+    snprintf(second, sizeof(second), "%s-00002-of-00002.gguf", prefix);
+
+    /* From the directory, from the first shard, and from the second. */
+    CHECK_INT(load(dir, 0, &info, err, sizeof(err)), 0);
+    CHECK_STR(info.path, first);
+    CHECK(info.file_size == file_size(first) + file_size(second));
+    CHECK_INT(load(second, 0, &info, err, sizeof(err)), 0);
+    CHECK_STR(info.path, first);
+    CHECK_INT(load(first, 0, &info, err, sizeof(err)), 0);
+    CHECK_STR(info.arch, "qwen3");
+    p.temperature = 0;
+    p.max_tokens = 4;
+    p.ignore_eos = true;
+    CHECK_INT(be->ops->generate(be, &p, &r), 0);
+    CHECK_INT(r.tokens_generated, 4);
+    free(r.text);
+}
+
+TEST(greedy_is_deterministic)
+{
+    struct cdt_gen_result a, b;
+    struct cdt_gen_params p = params(prompt1, NULL);
+
+    REQUIRE(load_main(0) == 0);
+    p.temperature = 0;
+    p.max_tokens = 48;
+    p.ignore_eos = true;
+    REQUIRE(be->ops->generate(be, &p, &a) == 0);
+    REQUIRE(be->ops->generate(be, &p, &b) == 0);
+    CHECK_STR(a.text, b.text);
+    CHECK_INT(a.tokens_generated, 48);
+    CHECK_INT(b.tokens_generated, 48);
+    CHECK_STR(a.prompt_format_mode, "chat_template");
+    CHECK(!a.prompt_format_fallback);
+    CHECK(!a.stopped_by_callback);
+    CHECK(utf8_valid(a.text, strlen(a.text)));
+    free(a.text);
+    free(b.text);
+
+    /* A fixed seed with sampling is reproducible too. */
+    p.temperature = 0.9f;
+    p.has_seed = true;
+    p.seed = 1234;
+    REQUIRE(be->ops->generate(be, &p, &a) == 0);
+    REQUIRE(be->ops->generate(be, &p, &b) == 0);
+    CHECK_STR(a.text, b.text);
+    free(a.text);
+    free(b.text);
+}
+
+TEST(always_valid_utf8)
+{
+    static const char *prompts[] = {
+        "Clean this transcript: um so I I think it works",
+        "Привет, как дела? Это тест.",
+        "日本語のテキストを整えてください",
+        "emoji 🎉🎈 and accents: café, naïve, Zürich",
+        "",
+    };
+    int nonascii = 0;
+
+    REQUIRE(load_main(0) == 0);
+    for (size_t i = 0; i < sizeof(prompts) / sizeof(prompts[0]); i++) {
+        for (int round = 0; round < 2; round++) {
+            struct collect c;
+            struct cdt_gen_params p = params(prompts[i], &c);
+            struct cdt_gen_result r;
+
+            p.temperature = 1.0f;
+            p.top_p = 1.0f;
+            p.max_tokens = 64;
+            p.ignore_eos = true;
+            REQUIRE(be->ops->generate(be, &p, &r) == 0);
+            CHECK_INT(r.tokens_generated, 64);
+            REQUIRE(r.text != NULL);
+            CHECK(utf8_valid(r.text, strlen(r.text)));
+            CHECK(c.all_valid);
+            /* What on_text received is exactly the result. */
+            CHECK_STR(c.text, r.text);
+            for (const char *s = r.text; *s; s++)
+                nonascii += (unsigned char)*s >= 0x80;
+            free(r.text);
+        }
+    }
+    CHECK(nonascii > 0); /* the model does emit multi-byte text */
+}
+
+TEST(max_tokens)
+{
+    struct cdt_gen_params p = params(prompt1, NULL);
+    struct cdt_gen_result r;
+
+    REQUIRE(load_main(0) == 0);
+    p.max_tokens = 10;
+    p.ignore_eos = true;
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_INT(r.tokens_generated, 10);
+    CHECK_INT(r.timings.generated_tokens, 10);
+    CHECK(r.timings.prompt_tokens > 10);
+    CHECK_INT(r.timings.cached_tokens, 0);
+    CHECK(r.timings.prompt_ms > 0);
+    CHECK(r.timings.generation_ms > 0);
+    CHECK(r.timings.tokens_per_second > 0);
+    free(r.text);
+
+    /* -1: the seed's dynamic limit. */
+    p.max_tokens = -1;
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_INT(r.tokens_generated, cdt_limits_max_tokens(r.timings.prompt_tokens, 16));
+    free(r.text);
+
+    /* Capped by what is left of the context. */
+    REQUIRE(load_main(64) == 0);
+    p.max_tokens = 1000;
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_INT(r.tokens_generated, 64 - r.timings.prompt_tokens);
+    free(r.text);
+}
+
+TEST(prompt_too_long)
+{
+    char prompt[4096] = "", want[128];
+    struct cdt_gen_params p = params(prompt, NULL);
+    struct cdt_gen_result r;
+
+    REQUIRE(load_main(64) == 0);
+    for (int i = 0; i < 100; i++)
+        strcat(prompt, "word ");
+    CHECK_INT(be->ops->generate(be, &p, &r), CDT_ETOOBIG);
+    CHECK(r.text == NULL);
+    CHECK(r.timings.prompt_tokens > 64);
+    snprintf(want, sizeof(want), "Prompt too long: %d tokens, context 64", r.timings.prompt_tokens);
+    CHECK_STR(r.errmsg, want);
+}
+
+TEST(cancel)
+{
+    struct collect c;
+    struct cdt_gen_params p = params(prompt1, &c);
+    struct cdt_gen_result r;
+
+    REQUIRE(load_main(0) == 0);
+    p.max_tokens = 100;
+    p.ignore_eos = true;
+    c.cancel_after = 5;
+    CHECK_INT(be->ops->generate(be, &p, &r), CDT_ECANCELED);
+    CHECK(r.text == NULL);
+    CHECK_INT(c.polls, 5);
+
+    c.cancel_after = 1; /* before the prompt is even evaluated */
+    c.polls = 0;
+    CHECK_INT(be->ops->generate(be, &p, &r), CDT_ECANCELED);
+    CHECK(r.text == NULL);
+}
+
+TEST(on_text_stops)
+{
+    struct collect c;
+    struct cdt_gen_params p = params(prompt1, &c);
+    struct cdt_gen_result r;
+
+    REQUIRE(load_main(0) == 0);
+    p.temperature = 0;
+    p.max_tokens = 100;
+    p.ignore_eos = true;
+    c.stop_after = 3;
+    CHECK_INT(be->ops->generate(be, &p, &r), 0);
+    CHECK(r.stopped_by_callback);
+    CHECK_INT(c.calls, 3);
+    REQUIRE(r.text != NULL);
+    CHECK_STR(r.text, c.text);
+    CHECK(r.tokens_generated >= 3 && r.tokens_generated < 100);
+    free(r.text);
+}
+
+TEST(fallback_formats)
+{
+    struct cdt_model_info info;
+    struct cdt_gen_params p = params(prompt1, NULL);
+    struct cdt_gen_result r;
+    char err[512], path[256];
+
+    path_in_tmp(path, sizeof(path), "notemplate.gguf");
+    REQUIRE(write_variant(path, V_NO_TEMPLATE) == 0);
+    REQUIRE(load(path, 0, &info, err, sizeof(err)) == 0);
+    CHECK(!info.has_template);
+    p.max_tokens = 4;
+    p.ignore_eos = true;
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_STR(r.prompt_format_mode, "chatml");
+    CHECK(r.prompt_format_fallback);
+    free(r.text);
+
+    path_in_tmp(path, sizeof(path), "nochatml.gguf");
+    REQUIRE(write_variant(path, V_NO_CHATML) == 0);
+    REQUIRE(load(path, 0, &info, err, sizeof(err)) == 0);
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_STR(r.prompt_format_mode, "raw");
+    CHECK(r.prompt_format_fallback);
+    free(r.text);
+}
+
+TEST(unload)
+{
+    struct cdt_gen_params p = params(prompt1, NULL);
+    struct cdt_gen_result r;
+
+    REQUIRE(load_main(0) == 0);
+    be->ops->unload(be);
+    be->ops->unload(be); /* a no-op */
+    CHECK_INT(be->ops->generate(be, &p, &r), CDT_ESTATE);
+    CHECK(r.text == NULL);
+    CHECK(r.errmsg[0] != '\0');
+    /* And loads again. */
+    REQUIRE(load_main(0) == 0);
+    p.max_tokens = 2;
+    CHECK_INT(be->ops->generate(be, &p, &r), 0);
+    free(r.text);
+}
+
+int main(int argc, char **argv)
+{
+    struct cdt_log_params lp;
+    int rc;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
+        return 2;
+    }
+    model_path = argv[1];
+    snprintf(tmp, sizeof(tmp), "/tmp/cdt-engine-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    lp = cdt_log_default_params();
+    lp.prefix = "test_engine";
+    if (cdt_log_new(&lp, &lg) != 0 || cdt_engine_new(lg, 2, &be) != 0)
+        return 1;
+    RUN(defaults);
+    RUN(load_errors);
+    RUN(load_info);
+    RUN(load_directory_and_replace);
+    RUN(load_split);
+    RUN(greedy_is_deterministic);
+    RUN(always_valid_utf8);
+    RUN(max_tokens);
+    RUN(prompt_too_long);
+    RUN(cancel);
+    RUN(on_text_stops);
+    RUN(fallback_formats);
+    RUN(unload);
+    be->ops->free(be);
+    cdt_log_free(lg);
+    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rc = TEST_END();
+    return rc;
+}

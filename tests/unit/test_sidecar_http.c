@@ -1,0 +1,635 @@
+/* The sidecar's HTTP layer against a fake backend: routes, validation, error
+ * codes, security, queueing, cancel on disconnect, shutdown. The real engine is
+ * covered by tests/integration (test_engine, test_sidecar.sh). */
+#include "../test.h"
+#include "../../src/sidecar/sidecar.h"
+#include "codictate/httpd.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- fake backend ---- */
+
+struct fake {
+    struct cdt_backend base;
+    bool loaded;
+    int token_ms;    /* per fake token */
+    int n_tokens;    /* tokens per generation */
+    atomic_int cancels;
+    atomic_int generations;
+};
+
+static int fake_load(struct cdt_backend *be, const char *path, int n_ctx,
+                     struct cdt_model_info *info, char *errmsg, size_t errcap)
+{
+    struct fake *f = (struct fake *)be;
+
+    f->loaded = false;
+    if (strcmp(path, "/models/good.gguf") != 0) {
+        snprintf(errmsg, errcap, "no such file: %s", path);
+        return CDT_ENOTFOUND;
+    }
+    f->loaded = true;
+    snprintf(info->path, sizeof(info->path), "%s", path);
+    snprintf(info->arch, sizeof(info->arch), "qwen3");
+    snprintf(info->name, sizeof(info->name), "fake");
+    info->n_ctx = n_ctx;
+    info->n_ctx_train = 40960;
+    info->n_params = 1000;
+    info->file_size = 2000;
+    return 0;
+}
+
+static void fake_unload(struct cdt_backend *be)
+{
+    ((struct fake *)be)->loaded = false;
+}
+
+static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
+                         struct cdt_gen_result *r)
+{
+    struct fake *f = (struct fake *)be;
+    char buf[256];
+
+    memset(r, 0, sizeof(*r));
+    if (!f->loaded)
+        return CDT_ESTATE;
+    if (strlen(p->prompt) > 1000) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "Prompt too long: %zu tokens, context 4096",
+                 strlen(p->prompt));
+        return CDT_ETOOBIG;
+    }
+    atomic_fetch_add(&f->generations, 1);
+    for (int i = 0; i < f->n_tokens; i++) {
+        if (p->should_cancel && p->should_cancel(p->user_data)) {
+            atomic_fetch_add(&f->cancels, 1);
+            return CDT_ECANCELED;
+        }
+        usleep((useconds_t)f->token_ms * 1000);
+    }
+    snprintf(buf, sizeof(buf), "<think>\nhidden\n</think>\n\n  Echo: %.100s (t=%.1f) \n", p->prompt,
+             (double)p->temperature);
+    r->text = strdup(buf);
+    r->tokens_generated = f->n_tokens;
+    r->prompt_format_mode = "chat_template";
+    r->timings.prompt_tokens = 7;
+    r->timings.generated_tokens = f->n_tokens;
+    return 0;
+}
+
+static void fake_free(struct cdt_backend *be)
+{
+    (void)be;
+}
+
+static const struct cdt_backend_ops fake_ops = {fake_load, fake_unload, fake_generate, fake_free};
+
+/* ---- a tiny HTTP client ---- */
+
+struct resp {
+    long status;
+    char *body;
+    size_t len;
+    double ms;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    struct resp *r = ud;
+    char *nb = realloc(r->body, r->len + sz * n + 1);
+
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, sz * n);
+    r->len += sz * n;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static int port;
+
+/* method, path, body (NULL: none), extra headers (NULL-terminated), timeout ms */
+static struct resp call(const char *method, const char *path, const char *body,
+                        const char *const *headers, long timeout_ms)
+{
+    struct resp r = {0};
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[256];
+    struct timespec t0, t1;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (timeout_ms)
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        h = curl_slist_append(h, "Content-Type: application/json");
+    }
+    for (int i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r.ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (!r.body)
+        r.body = strdup("");
+    return r;
+}
+
+static cJSON *json_of(const struct resp *r)
+{
+    return cJSON_Parse(r->body ? r->body : "");
+}
+
+static const char *str_field(cJSON *o, const char *name)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool detail_has(const struct resp *r, const char *needle)
+{
+    cJSON *o = json_of(r);
+    const char *d = str_field(o, "detail");
+    bool ok = d && strstr(d, needle);
+
+    if (!ok)
+        fprintf(stderr, "  body: %s (want detail with \"%s\")\n", r->body, needle);
+    cJSON_Delete(o);
+    return ok;
+}
+
+#define FREE_RESP(r) free((r).body)
+
+/* ---- fixture ---- */
+
+static struct fake fake;
+static struct cdt_sidecar *sc;
+
+static int start(const char *token, int queue_max)
+{
+    struct cdt_sidecar_params p = cdt_sidecar_default_params();
+    char err[256];
+
+    memset(&fake, 0, sizeof(fake));
+    fake.base.ops = &fake_ops;
+    fake.n_tokens = 5;
+    fake.token_ms = 1;
+    p.port_min = p.port_max = 0; /* any free port */
+    p.port_min = 0;
+    p.backend = &fake.base;
+    p.token = token;
+    p.queue_max = queue_max;
+    /* port 0,0 means the default range; take an OS port via a narrow range instead */
+    p.port_min = 20000 + (getpid() % 20000);
+    p.port_max = p.port_min + 200;
+    if (cdt_sidecar_new(&p, &sc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "start: %s\n", err);
+        return -1;
+    }
+    port = cdt_sidecar_port(sc);
+    return 0;
+}
+
+static void stop(void)
+{
+    cdt_sidecar_free(sc);
+    sc = NULL;
+}
+
+/* ---- tests ---- */
+
+TEST(status_without_model)
+{
+    struct resp r = call("GET", "/status", NULL, NULL, 0);
+    cJSON *o = json_of(&r);
+
+    CHECK_INT(r.status, 200);
+    REQUIRE(o);
+    CHECK_STR(str_field(o, "status"), "running");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "model_loaded")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(o, "model_path")));
+    CHECK_STR(str_field(o, "state"), "idle");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "memory"), "rss_bytes")));
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    r = call("GET", "/health", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"ok\"") != NULL);
+    FREE_RESP(r);
+}
+
+TEST(generate_without_model)
+{
+    struct resp r = call("POST", "/generate", "{\"prompt\":\"hi\"}", NULL, 0);
+
+    CHECK_INT(r.status, 400);
+    CHECK(detail_has(&r, "No model loaded. Call /load first."));
+    FREE_RESP(r);
+}
+
+TEST(load_errors)
+{
+    struct resp r = call("POST", "/load", "{}", NULL, 0);
+
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "model_path"));
+    FREE_RESP(r);
+    r = call("POST", "/load", "{\"model_path\":42}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "model_path: must be a string"));
+    FREE_RESP(r);
+    r = call("POST", "/load", "{\"model_path\":\"/models/missing.gguf\"}", NULL, 0);
+    CHECK_INT(r.status, 500);
+    CHECK(detail_has(&r, "Failed to load model: no such file: /models/missing.gguf"));
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, NULL, 0);
+    CHECK(strstr(r.body, "\"model_loaded\":false") != NULL);
+    FREE_RESP(r);
+}
+
+TEST(load_generate_unload)
+{
+    struct resp r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    cJSON *o, *t;
+
+    CHECK_INT(r.status, 200);
+    o = json_of(&r);
+    CHECK_STR(str_field(o, "status"), "loaded");
+    CHECK_STR(str_field(o, "model_path"), "/models/good.gguf");
+    cJSON_Delete(o);
+    FREE_RESP(r);
+
+    r = call("GET", "/status", NULL, NULL, 0);
+    o = json_of(&r);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "model_loaded")));
+    CHECK_STR(str_field(o, "model_path"), "/models/good.gguf");
+    CHECK_STR(str_field(o, "state"), "ready");
+    CHECK_STR(str_field(cJSON_GetObjectItem(o, "model"), "architecture"), "qwen3");
+    cJSON_Delete(o);
+    FREE_RESP(r);
+
+    r = call("POST", "/generate", "{\"prompt\":\"hello\",\"max_tokens\":-1,\"temperature\":0}",
+             NULL, 0);
+    CHECK_INT(r.status, 200);
+    o = json_of(&r);
+    REQUIRE(o);
+    /* Think block stripped, whitespace trimmed, as the seed cleans it. */
+    CHECK_STR(str_field(o, "response"), "Echo: hello (t=0.0)");
+    CHECK_INT(cJSON_GetObjectItem(o, "tokens_generated")->valueint, 5);
+    CHECK_STR(str_field(o, "prompt_format_mode"), "chat_template");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "prompt_format_fallback")));
+    t = cJSON_GetObjectItem(o, "timings");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(t, "prompt_tokens")));
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(t, "tokens_per_second")));
+    cJSON_Delete(o);
+    FREE_RESP(r);
+
+    /* Default temperature is the seed's 0.7. */
+    r = call("POST", "/generate", "{\"prompt\":\"x\"}", NULL, 0);
+    CHECK(strstr(r.body, "(t=0.7)") != NULL);
+    FREE_RESP(r);
+
+    r = call("POST", "/unload", "", NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"status\":\"unloaded\"") != NULL);
+    CHECK(strstr(r.body, "\"model_loaded\":false") != NULL);
+    CHECK(strstr(r.body, "\"model_path\":null") != NULL);
+    FREE_RESP(r);
+    r = call("POST", "/unload", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"status\":\"no_model_loaded\"") != NULL);
+    FREE_RESP(r);
+}
+
+TEST(bad_requests)
+{
+    struct resp r;
+    char *big;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\": \"hi\",\n \"temperature\": }", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(detail_has(&r, "Malformed JSON at line 2"));
+    FREE_RESP(r);
+    r = call("POST", "/generate", "[1,2]", NULL, 0);
+    CHECK_INT(r.status, 422);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"temperature\":0.5}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "prompt: field required"));
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"temperature\":\"hot\"}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "temperature: must be a number"));
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"max_tokens\":0}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "max_tokens"));
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"max_tokens\":2.5}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "max_tokens: must be an integer"));
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"top_p\":1.5}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "top_p: must be between 0 and 1"));
+    FREE_RESP(r);
+
+    big = malloc(2000);
+    REQUIRE(big);
+    memset(big, 'a', 1999);
+    big[1999] = '\0';
+    {
+        char *body = malloc(2100);
+        snprintf(body, 2100, "{\"prompt\":\"%s\"}", big);
+        r = call("POST", "/generate", body, NULL, 0);
+        CHECK_INT(r.status, 400);
+        CHECK(detail_has(&r, "Prompt too long: 1999 tokens, context 4096"));
+        FREE_RESP(r);
+        free(body);
+    }
+    free(big);
+
+    big = malloc(CDT_HTTP_MAX_BODY + 100);
+    REQUIRE(big);
+    memset(big, ' ', CDT_HTTP_MAX_BODY + 99);
+    big[0] = '{';
+    big[CDT_HTTP_MAX_BODY + 98] = '}';
+    big[CDT_HTTP_MAX_BODY + 99] = '\0';
+    r = call("POST", "/generate", big, NULL, 0);
+    CHECK_INT(r.status, 413);
+    CHECK(detail_has(&r, "too large"));
+    FREE_RESP(r);
+    free(big);
+
+    r = call("GET", "/nope", NULL, NULL, 0);
+    CHECK_INT(r.status, 404);
+    CHECK(detail_has(&r, "Not Found"));
+    FREE_RESP(r);
+    r = call("GET", "/generate", NULL, NULL, 0);
+    CHECK_INT(r.status, 405);
+    FREE_RESP(r);
+    r = call("DELETE", "/status", NULL, NULL, 0);
+    CHECK_INT(r.status, 405);
+    FREE_RESP(r);
+}
+
+TEST(security_headers)
+{
+    static const char *const evil_host[] = {"Host: evil.example.com", NULL};
+    static const char *const rebind[] = {"Host: 127.0.0.1.nip.io:11400", NULL};
+    static const char *const evil_origin[] = {"Origin: http://evil.example.com", NULL};
+    static const char *const null_origin[] = {"Origin: null", NULL};
+    static const char *const good_origin[] = {"Origin: http://localhost:3000", NULL};
+    static const char *const v6_host[] = {"Host: [::1]:11400", NULL};
+    struct resp r;
+
+    r = call("GET", "/status", NULL, evil_host, 0);
+    CHECK_INT(r.status, 403);
+    CHECK(detail_has(&r, "Host"));
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, rebind, 0);
+    CHECK_INT(r.status, 403);
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, evil_origin, 0);
+    CHECK_INT(r.status, 403);
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, null_origin, 0);
+    CHECK_INT(r.status, 403);
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, good_origin, 0);
+    CHECK_INT(r.status, 200);
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, v6_host, 0);
+    CHECK_INT(r.status, 200);
+    FREE_RESP(r);
+}
+
+TEST(loopback_rules)
+{
+    CHECK(cdt_http_is_loopback_host("127.0.0.1"));
+    CHECK(cdt_http_is_loopback_host("127.0.0.1:11400"));
+    CHECK(cdt_http_is_loopback_host("127.8.9.10"));
+    CHECK(cdt_http_is_loopback_host("localhost"));
+    CHECK(cdt_http_is_loopback_host("LOCALHOST:80"));
+    CHECK(cdt_http_is_loopback_host("[::1]"));
+    CHECK(cdt_http_is_loopback_host("[::1]:8080"));
+    CHECK(cdt_http_is_loopback_host("::1"));
+    CHECK(!cdt_http_is_loopback_host("localhost.evil.com"));
+    CHECK(!cdt_http_is_loopback_host("127.0.0.1.evil.com"));
+    CHECK(!cdt_http_is_loopback_host("10.0.0.1"));
+    CHECK(!cdt_http_is_loopback_host("localhost:"));
+    CHECK(!cdt_http_is_loopback_host("localhost:80x"));
+    CHECK(!cdt_http_is_loopback_host(""));
+    CHECK(!cdt_http_is_loopback_host(NULL));
+    CHECK(cdt_http_is_loopback_origin("http://127.0.0.1:11380"));
+    CHECK(cdt_http_is_loopback_origin("https://localhost"));
+    CHECK(!cdt_http_is_loopback_origin("null"));
+    CHECK(!cdt_http_is_loopback_origin("http://localhost/x"));
+    CHECK(!cdt_http_is_loopback_origin("file://"));
+}
+
+TEST(token_required)
+{
+    static const char *const good[] = {"Authorization: Bearer s3cret-token", NULL};
+    static const char *const bad[] = {"Authorization: Bearer s3cret-tokem", NULL};
+    struct resp r;
+
+    stop();
+    REQUIRE(start("s3cret-token", 0) == 0);
+    r = call("GET", "/status", NULL, NULL, 0);
+    CHECK_INT(r.status, 401);
+    CHECK(detail_has(&r, "Unauthorized"));
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, bad, 0);
+    CHECK_INT(r.status, 401);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"x\"}", NULL, 0);
+    CHECK_INT(r.status, 401);
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, good, 0);
+    CHECK_INT(r.status, 200);
+    FREE_RESP(r);
+    r = call("GET", "/health", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    FREE_RESP(r);
+    stop();
+    REQUIRE(start(NULL, 0) == 0);
+}
+
+struct bg {
+    pthread_t t;
+    const char *body;
+    long timeout_ms;
+    struct resp r;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg *b = arg;
+
+    b->r = call("POST", "/generate", b->body, NULL, b->timeout_ms);
+    return NULL;
+}
+
+TEST(status_answers_during_generation_and_queue_bounds)
+{
+    struct bg b[3];
+    struct resp r;
+    int n200 = 0, n503 = 0;
+
+    stop();
+    REQUIRE(start(NULL, 1) == 0);
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.n_tokens = 30;
+    fake.token_ms = 10; /* 300 ms per generation */
+    for (int i = 0; i < 3; i++) {
+        memset(&b[i], 0, sizeof(b[i]));
+        b[i].body = "{\"prompt\":\"q\"}";
+        pthread_create(&b[i].t, NULL, bg_main, &b[i]);
+        usleep(50 * 1000);
+    }
+    r = call("GET", "/status", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.ms < 100);
+    CHECK(strstr(r.body, "\"state\":\"generating\"") != NULL);
+    FREE_RESP(r);
+    r = call("GET", "/health", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.ms < 100);
+    FREE_RESP(r);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(b[i].t, NULL);
+        if (b[i].r.status == 200)
+            n200++;
+        if (b[i].r.status == 503 && strstr(b[i].r.body, "busy"))
+            n503++;
+        FREE_RESP(b[i].r);
+    }
+    /* One running + one waiting fit; the third is refused. */
+    CHECK_INT(n200, 2);
+    CHECK_INT(n503, 1);
+    stop();
+    REQUIRE(start(NULL, 0) == 0);
+}
+
+TEST(disconnect_cancels_generation)
+{
+    struct resp r;
+    int before;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.n_tokens = 200;
+    fake.token_ms = 10; /* 2 s if not cancelled */
+    before = atomic_load(&fake.cancels);
+    r = call("POST", "/generate", "{\"prompt\":\"q\"}", NULL, 150);
+    CHECK_INT(r.status, 0); /* our client gave up */
+    FREE_RESP(r);
+    for (int i = 0; i < 100 && atomic_load(&fake.cancels) == before; i++)
+        usleep(10 * 1000);
+    CHECK_INT(atomic_load(&fake.cancels), before + 1);
+    /* The worker is free again at once. */
+    fake.n_tokens = 2;
+    r = call("POST", "/generate", "{\"prompt\":\"after\"}", NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.ms < 500);
+    FREE_RESP(r);
+}
+
+TEST(port_taken_means_next_or_error)
+{
+    struct cdt_sidecar_params p = cdt_sidecar_default_params();
+    struct cdt_sidecar *other = NULL;
+    struct fake f2 = {0};
+    char err[256];
+
+    f2.base.ops = &fake_ops;
+    p.backend = &f2.base;
+    p.port_min = p.port_max = port; /* taken by the fixture */
+    CHECK_INT(cdt_sidecar_new(&p, &other, err, sizeof(err)), CDT_EEXISTS);
+    {
+        char want[64];
+        snprintf(want, sizeof(want), "no free port in %d-%d", port, port);
+        CHECK_STR(err, want);
+    }
+    p.port_max = port + 5; /* the next free one */
+    CHECK_INT(cdt_sidecar_new(&p, &other, err, sizeof(err)), 0);
+    if (other) {
+        CHECK(cdt_sidecar_port(other) > port);
+        cdt_sidecar_free(other);
+    }
+    p.host = "10.1.2.3";
+    CHECK_INT(cdt_sidecar_new(&p, &other, err, sizeof(err)), CDT_EINVAL);
+    CHECK(strstr(err, "--listen-any") != NULL);
+}
+
+TEST(stop_cancels_running_generation)
+{
+    struct bg b;
+    struct resp r;
+    struct timespec t0, t1;
+    double ms;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.n_tokens = 1000;
+    fake.token_ms = 10; /* 10 s if not cancelled */
+    memset(&b, 0, sizeof(b));
+    b.body = "{\"prompt\":\"long\"}";
+    pthread_create(&b.t, NULL, bg_main, &b);
+    usleep(200 * 1000);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    stop();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(ms < 2000);
+    pthread_join(b.t, NULL);
+    CHECK(b.r.status == 503 || b.r.status == 0);
+    FREE_RESP(b.r);
+    REQUIRE(start(NULL, 0) == 0);
+}
+
+int main(void)
+{
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (start(NULL, 0) != 0)
+        return 1;
+    RUN(status_without_model);
+    RUN(generate_without_model);
+    RUN(load_errors);
+    RUN(load_generate_unload);
+    RUN(bad_requests);
+    RUN(security_headers);
+    RUN(loopback_rules);
+    RUN(token_required);
+    RUN(status_answers_during_generation_and_queue_bounds);
+    RUN(disconnect_cancels_generation);
+    RUN(port_taken_means_next_or_error);
+    RUN(stop_cancels_running_generation);
+    stop();
+    curl_global_cleanup();
+    rc = TEST_END();
+    return rc;
+}

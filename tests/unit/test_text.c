@@ -1,0 +1,61 @@
+#include "../test.h"
+#include "codictate/text.h"
+
+#include <stdlib.h>
+
+static void check_clean(const char *in, const char *want, int line)
+{
+    char *got = cdt_text_clean_response(in);
+
+    if (!got || strcmp(got, want) != 0) {
+        fprintf(stderr, "line %d: clean(\"%s\") = \"%s\", want \"%s\"\n", line, in,
+                got ? got : "(null)", want);
+        cdt_test_state_.checks_failed++;
+    }
+    free(got);
+}
+
+#define CLEAN(in, want) check_clean(in, want, __LINE__)
+
+TEST(clean_response)
+{
+    CLEAN("", "");
+    CLEAN("  Hello, world.  \n", "Hello, world.");
+    CLEAN("<think>\n\n</think>\n\nHello.", "Hello.");
+    CLEAN("<think>reasoning here</think>Answer", "Answer");
+    CLEAN("a<think>x</think>b<think>y</think>c", "abc");
+    CLEAN("reasoning without opener</think> Final.", "Final.");
+    CLEAN("Start. <think> never closed", "Start.");
+    CLEAN("Output: The cleaned text.\n\nOutput: again", "The cleaned text.");
+    CLEAN("Here you go.\nOutput:\nLine one.\n\nNoise", "Line one.");
+    CLEAN("Text: one. Text: one. Text: one.", "Text: one.");
+    CLEAN("Text: only once", "Text: only once");
+    CLEAN("Plain text with no markers", "Plain text with no markers");
+    CLEAN(NULL, "");
+}
+
+TEST(utf8_validation)
+{
+    CHECK(cdt_utf8_valid("", 0));
+    CHECK(cdt_utf8_valid("ascii", 5));
+    CHECK(cdt_utf8_valid("caf\xc3\xa9", 5));
+    CHECK(cdt_utf8_valid("\xe2\x82\xac", 3));         /* € */
+    CHECK(cdt_utf8_valid("\xf0\x9f\x98\x80", 4));     /* 😀 */
+    CHECK(!cdt_utf8_valid("\xc3", 1));                 /* truncated */
+    CHECK(!cdt_utf8_valid("\xe2\x82", 2));             /* truncated */
+    CHECK(!cdt_utf8_valid("\x80", 1));                 /* lone continuation */
+    CHECK(!cdt_utf8_valid("\xc0\xaf", 2));             /* overlong */
+    CHECK(!cdt_utf8_valid("\xe0\x80\xaf", 3));         /* overlong */
+    CHECK(!cdt_utf8_valid("\xed\xa0\x80", 3));         /* surrogate */
+    CHECK(!cdt_utf8_valid("\xf4\x90\x80\x80", 4));     /* > U+10FFFF */
+    CHECK(!cdt_utf8_valid("\xff", 1));
+    CHECK(cdt_utf8_valid("a\xc3\xa9z", 4));
+    CHECK(!cdt_utf8_valid("a\xc3z", 3));
+}
+
+int main(void)
+{
+    RUN(clean_response);
+    RUN(utf8_validation);
+    return TEST_END();
+}
