@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,22 +43,23 @@
 
 #define PROG "mkgguf"
 
-#define MKGGUF_N_VOCAB       151936        /* rows of token_embd / output (Qwen3) */
-#define MKGGUF_N_VOCAB_MIN   151643        /* BPE tokens a vocab file must have */
-#define MKGGUF_FIRST_ADDED   151643        /* <|endoftext|> */
-#define MKGGUF_EOS_ID        151645        /* <|im_end|> */
-#define MKGGUF_BOS_ID        151643        /* <|endoftext|>, also padding */
-#define MKGGUF_MAX_TEMPLATE  (1u << 20)    /* bytes of chat template accepted */
-#define MKGGUF_MAX_CONTEXT   (1u << 24)    /* largest --context, tokens */
-#define MKGGUF_MAX_THREADS   64            /* largest --threads */
-#define MKGGUF_BATCH_FLOATS  (8u << 20)    /* f32 values generated per batch (32 MB) */
-#define MKGGUF_POOL_BITS     14            /* log2 of MKGGUF_POOL_BLOCKS */
-#define MKGGUF_POOL_BLOCKS   (1u << MKGGUF_POOL_BITS) /* quantized blocks per pool */
-#define MKGGUF_MAX_POOLS     4             /* distinct input widths: n_embd, q, ff */
-#define MKGGUF_ROPE_BASE     1000000.0f    /* rope.freq_base */
-#define MKGGUF_RMS_EPS       1e-6f         /* attention.layer_norm_rms_epsilon */
-#define MKGGUF_NORM_NOISE    0.02f         /* std of the noise around 1.0 in norms */
-#define MKGGUF_QNT_VERSION   2             /* general.quantization_version (GGML_QNT_VERSION) */
+#define MKGGUF_N_VOCAB      151936                   /* rows of token_embd / output (Qwen3) */
+#define MKGGUF_N_VOCAB_MIN  151643                   /* BPE tokens a vocab file must have */
+#define MKGGUF_FIRST_ADDED  151643                   /* <|endoftext|> */
+#define MKGGUF_EOS_ID       151645                   /* <|im_end|> */
+#define MKGGUF_BOS_ID       151643                   /* <|endoftext|>, also padding */
+#define MKGGUF_MAX_TEMPLATE (1u << 20)               /* bytes of chat template accepted */
+#define MKGGUF_MAX_CONTEXT  (1u << 24)               /* largest --context, tokens */
+#define MKGGUF_MAX_THREADS  64                       /* largest --threads */
+#define MKGGUF_BATCH_FLOATS (8u << 20)               /* f32 values generated per batch (32 MB) */
+#define MKGGUF_POOL_BITS    14                       /* log2 of MKGGUF_POOL_BLOCKS */
+#define MKGGUF_POOL_BLOCKS  (1u << MKGGUF_POOL_BITS) /* quantized blocks per pool */
+#define MKGGUF_PER_LAYER    11                       /* tensors in each block */
+#define MKGGUF_MAX_POOLS    4                        /* distinct input widths: n_embd, q, ff */
+#define MKGGUF_ROPE_BASE    1000000.0f               /* rope.freq_base */
+#define MKGGUF_RMS_EPS      1e-6f                    /* attention.layer_norm_rms_epsilon */
+#define MKGGUF_NORM_NOISE   0.02f                    /* std of the noise around 1.0 in norms */
+#define MKGGUF_QNT_VERSION  2                        /* GGML_QNT_VERSION */
 
 /* llama.h's enum llama_ftype, for general.file_type (kept here so that this tool
  * needs only ggml). */
@@ -107,13 +109,32 @@ static const struct wtype wtypes[] = {
 
 /* Qwen3's added tokens (tokenizer_config.json), ids 151643–151668 in order. */
 static const char *const added_tokens[] = {
-    "<|endoftext|>",    "<|im_start|>",      "<|im_end|>",     "<|object_ref_start|>",
-    "<|object_ref_end|>", "<|box_start|>",   "<|box_end|>",    "<|quad_start|>",
-    "<|quad_end|>",     "<|vision_start|>",  "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>",    "<|video_pad|>",     "<tool_call>",    "</tool_call>",
-    "<|fim_prefix|>",   "<|fim_middle|>",    "<|fim_suffix|>", "<|fim_pad|>",
-    "<|repo_name|>",    "<|file_sep|>",      "<tool_response>", "</tool_response>",
-    "<think>",          "</think>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
 };
 #define N_ADDED_TOKENS (sizeof added_tokens / sizeof added_tokens[0])
 
@@ -146,11 +167,11 @@ struct tspec {
 
 /* Quantized random blocks that rows of slow-to-quantize types are drawn from. */
 struct pool {
-    int64_t ne0;         /* input width of the tensors it serves (sets the std) */
+    int64_t ne0; /* input width of the tensors it serves (sets the std) */
     enum ggml_type type;
-    size_t block_size;   /* bytes of one block */
-    char *blocks;        /* MKGGUF_POOL_BLOCKS blocks */
-    char *zero;          /* one block of zeros */
+    size_t block_size; /* bytes of one block */
+    char *blocks;      /* MKGGUF_POOL_BLOCKS blocks */
+    char *zero;        /* one block of zeros */
 };
 
 /* ---- deterministic randomness ---- */
@@ -307,15 +328,16 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-/* Reads a whole text file of at most `cap` bytes; caller frees *out. */
-static int read_text(const char *path, size_t cap, char **out)
+/* Reads a whole text file of at most `cap` bytes; caller frees *out. `what` names
+ * the file in messages. */
+static int read_text(const char *what, const char *path, size_t cap, char **out)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t n = 0;
 
     if (!f) {
-        fprintf(stderr, PROG ": cannot open '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, PROG ": cannot open %s '%s': %s\n", what, path, strerror(errno));
         return -1;
     }
     buf = malloc(cap + 1);
@@ -350,11 +372,11 @@ fail:
 /* ---- tokenizer ---- */
 
 struct vocab {
-    struct gguf_context *src;  /* the vocab GGUF, metadata only */
-    const char **tokens;       /* MKGGUF_N_VOCAB; borrowed from src or pad_text */
-    int32_t *types;            /* MKGGUF_N_VOCAB */
-    char *pad_text;            /* storage for "[PAD<id>]" strings */
-    uint8_t *partial;          /* MKGGUF_N_VOCAB; 1 = bytes not complete UTF-8 */
+    struct gguf_context *src; /* the vocab GGUF, metadata only */
+    const char **tokens;      /* MKGGUF_N_VOCAB; borrowed from src or pad_text */
+    int32_t *types;           /* MKGGUF_N_VOCAB */
+    char *pad_text;           /* storage for "[PAD<id>]" strings */
+    uint8_t *partial;         /* MKGGUF_N_VOCAB; 1 = bytes not complete UTF-8 */
     int n_partial;
 };
 
@@ -391,8 +413,7 @@ static int vocab_load(struct vocab *v, const char *path)
     memset(v, 0, sizeof *v);
     f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, PROG ": cannot open vocab '%s': %s (see --vocab)\n", path,
-                strerror(errno));
+        fprintf(stderr, PROG ": cannot open vocab '%s': %s (see --vocab)\n", path, strerror(errno));
         return -1;
     }
     v->src = gguf_init_from_file_ptr(f, ip);
@@ -635,25 +656,32 @@ static int plan_tensors(const struct opts *o, struct tspec *t)
     char nm[GGML_MAX_NAME];
     int n = 0;
 
+    const struct {
+        const char *name;
+        int64_t ne0, ne1;
+        enum tkind kind;
+    } layer[] = {
+        {"attn_norm", e, 1, T_NORM},
+        {"attn_q", e, q, T_MATRIX},
+        {"attn_k", e, kv, T_MATRIX},
+        {"attn_v", e, kv, T_MATRIX},
+        {"attn_output", q, e, T_MATRIX},
+        {"attn_q_norm", p->head_dim, 1, T_NORM},
+        {"attn_k_norm", p->head_dim, 1, T_NORM},
+        {"ffn_norm", e, 1, T_NORM},
+        {"ffn_gate", e, ff, T_MATRIX},
+        {"ffn_up", e, ff, T_MATRIX},
+        {"ffn_down", ff, e, T_MATRIX},
+    };
+
+    _Static_assert(sizeof layer / sizeof layer[0] == MKGGUF_PER_LAYER, "layer table");
+
     add_spec(t, &n, "token_embd.weight", e, MKGGUF_N_VOCAB, T_MATRIX, w, zero && p->tied);
     for (int l = 0; l < p->n_layer; l++) {
-#define LAYER(suffix, ne0, ne1, kind)                                                          \
-    do {                                                                                       \
-        snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l);                                \
-        add_spec(t, &n, nm, ne0, ne1, kind, w, false);                                         \
-    } while (0)
-        LAYER("attn_norm", e, 1, T_NORM);
-        LAYER("attn_q", e, q, T_MATRIX);
-        LAYER("attn_k", e, kv, T_MATRIX);
-        LAYER("attn_v", e, kv, T_MATRIX);
-        LAYER("attn_output", q, e, T_MATRIX);
-        LAYER("attn_q_norm", p->head_dim, 1, T_NORM);
-        LAYER("attn_k_norm", p->head_dim, 1, T_NORM);
-        LAYER("ffn_norm", e, 1, T_NORM);
-        LAYER("ffn_gate", e, ff, T_MATRIX);
-        LAYER("ffn_up", e, ff, T_MATRIX);
-        LAYER("ffn_down", ff, e, T_MATRIX);
-#undef LAYER
+        for (size_t i = 0; i < sizeof layer / sizeof layer[0]; i++) {
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, layer[i].name);
+            add_spec(t, &n, nm, layer[i].ne0, layer[i].ne1, layer[i].kind, w, false);
+        }
     }
     add_spec(t, &n, "output_norm.weight", e, 1, T_NORM, w, false);
     if (!p->tied)
@@ -881,13 +909,14 @@ static int online_cpus(void)
 static int make_model(const struct opts *o)
 {
     const struct preset *p = o->preset;
-    const int max_tensors = 3 + 11 * p->n_layer;
+    const int max_tensors = 3 + MKGGUF_PER_LAYER * p->n_layer;
     struct vocab v;
     struct tspec *specs = NULL;
     struct gguf_context *g = NULL;
     struct ggml_context *gctx = NULL;
     struct writer w = {0};
     char *tmpl = NULL, *tmp_path = NULL;
+    bool made_tmp = false;
     int n_tensors, rc = -1;
     double t0 = now_s(), n_params = 0;
     long size = 0, data_offset = -1;
@@ -895,7 +924,7 @@ static int make_model(const struct opts *o)
 
     if (vocab_load(&v, o->vocab) != 0)
         goto out;
-    if (read_text(o->template_path, MKGGUF_MAX_TEMPLATE, &tmpl) != 0)
+    if (read_text("template", o->template_path, MKGGUF_MAX_TEMPLATE, &tmpl) != 0)
         goto out;
 
     specs = calloc((size_t)max_tensors, sizeof *specs);
@@ -954,6 +983,7 @@ static int make_model(const struct opts *o)
         goto out;
     }
     w.f = fopen(tmp_path, "wb");
+    made_tmp = w.f != NULL;
     if (!w.f) {
         fprintf(stderr, PROG ": cannot create '%s': %s (is --out's directory writable?)\n",
                 tmp_path, strerror(errno));
@@ -980,15 +1010,11 @@ static int make_model(const struct opts *o)
 
         size = ftell(w.f);
         if (data_offset < 0 || size < 0 || (size_t)size != expect) {
-            fprintf(stderr, PROG ": internal error: wrote %ld bytes, expected %zu\n", size,
-                    expect);
+            fprintf(stderr, PROG ": internal error: wrote %ld bytes, expected %zu\n", size, expect);
             goto out;
         }
     }
-    /* fsync also matters for speed: on Linux (ext4, kernel 6.x seen), llama.cpp
-     * mmapping a model whose pages are still dirty ran 100x slower (0.4 tok/s
-     * instead of 40 for 0.6b) until they were written back. */
-    if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) {
+    if (fflush(w.f) != 0) {
         fprintf(stderr, PROG ": cannot write '%s': %s\n", tmp_path, strerror(errno));
         goto out;
     }
@@ -1010,10 +1036,10 @@ static int make_model(const struct opts *o)
             v.n_partial, o->no_partial_utf8 ? "zeroed" : "kept", o->seed, now_s() - t0);
     rc = 0;
 out:
-    if (w.f) {
+    if (w.f)
         fclose(w.f);
+    if (rc != 0 && made_tmp)
         remove(tmp_path);
-    }
     for (int i = 0; i < w.n_pools; i++) {
         free(w.pools[i].blocks);
         free(w.pools[i].zero);
@@ -1063,10 +1089,16 @@ static void usage(FILE *f)
                                 : "none: required");
 }
 
-static int usage_error(const char *fmt, const char *arg)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
+
     fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\nTry '" PROG " --help'.\n");
     return 2;
 }

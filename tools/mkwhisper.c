@@ -54,13 +54,6 @@ enum { EXIT_USAGE = 2 };
 
 enum ftype { FTYPE_F32 = 0, FTYPE_F16 = 1 };
 
-/* How a tensor's values are made. */
-enum init {
-    INIT_UNIFORM,  /* uniform, zero mean, standard deviation `arg` */
-    INIT_CONST,    /* every element `arg` */
-    INIT_SINUSOID, /* Whisper's sinusoidal encoder position embedding */
-};
-
 struct writer {
     FILE *f;
     const char *path;
@@ -309,18 +302,122 @@ out:
     return rc;
 }
 
-/* ---- tensors ---- */
+/* ---- the decoder's plan ---- */
 
 /*
- * Write one tensor. ne[] is in ggml order (ne[0] is the contiguous dimension, the
- * reverse of PyTorch's shape). `f16` asks for half precision when the model is f16;
- * whisper.cpp wants f32 for biases, norms, conv biases and position embeddings.
+ * A random decoder is unsure of everything: whisper.cpp then fails its log-probability
+ * check and redecodes at five more temperatures, and the timestamps it emits jump at
+ * random (backwards, or past the end of the audio). So the decoder is random except for
+ * a small "time" subspace of the residual stream, the last CDT_N_TIME of its
+ * dimensions, which carries a schedule:
+ *
+ *   - the decoder position embedding puts SLOT_AMP on time dimension v at the positions
+ *     where slot v is due, and nothing on the time dimensions elsewhere;
+ *   - the token embedding row of slot v's token is SLOT_ROW on time dimension v, and
+ *     every other row is zero there; text rows are random on the content dimensions,
+ *     timestamp and end-of-text rows are zero there;
+ *   - nothing else writes the time dimensions (those output rows of the attention and
+ *     MLP projections are zero), and the final layer norm scales them by GAIN_TIME.
+ *
+ * So at a slot the slot's token outscores everything, at other positions no timestamp
+ * or end-of-text can win, and text comes from the random content dimensions. Slot 0 is
+ * <|0.00|> at position 0; then for each segment 3..8 text tokens, its closing timestamp
+ * twice (end of this segment, start of the next, as Whisper writes them), the time
+ * advancing 0.24..0.44 s per text token; the last closing timestamp within 30 s is
+ * followed by <|endoftext|> instead of its repeat. Positions count from the start of the
+ * decoder's context, so with a prompt the schedule starts part-way through.
+ */
+#define CDT_N_TIME    16 /* time dimensions: slot vectors, one per dimension */
+#define CDT_N_CONTENT (CDT_N_STATE - CDT_N_TIME)
+#define CDT_TOKEN_EOT 50256
+#define CDT_TOKEN_BEG 50363 /* <|0.00|>; timestamp k (units of 20 ms) is CDT_TOKEN_BEG + k */
+#define CDT_N_TS      1501  /* timestamps 0.00 .. 30.00 s */
+
+#define SLOT_AMP     8.0  /* slot vector in the position embedding */
+#define SLOT_ROW     1.0  /* slot vector in its token's embedding row */
+#define GAIN_TIME    15.0 /* final layer norm weight on the time dimensions */
+#define GAIN_CONTENT 15.0 /* |final layer norm weight| on the content dimensions */
+
+struct plan {
+    int slot_at[CDT_N_TEXT_CTX]; /* slot due at each decoder position, or -1 */
+    int slot_token[CDT_N_TIME];  /* token each slot emits, or -1 if unused */
+};
+
+static void plan_make(struct plan *pl, uint64_t seed)
+{
+    uint64_t rng = seed ^ fnv1a64("plan");
+    (void)splitmix64(&rng);
+    for (int p = 0; p < CDT_N_TEXT_CTX; p++)
+        pl->slot_at[p] = -1;
+    for (int v = 0; v < CDT_N_TIME; v++)
+        pl->slot_token[v] = -1;
+
+    pl->slot_at[0] = 0;
+    pl->slot_token[0] = CDT_TOKEN_BEG;
+    const int eot_slot = CDT_N_TIME - 1;
+    pl->slot_token[eot_slot] = CDT_TOKEN_EOT;
+
+    int pos = 1, k = 0, last_repeat = -1;
+    for (int v = 1; v < eot_slot; v++) {
+        int n_text = 3 + (int)(splitmix64(&rng) % 6);
+        int k_next = k;
+        for (int i = 0; i < n_text; i++)
+            k_next += 12 + (int)(splitmix64(&rng) % 11);
+        const int close = pos + n_text;
+        if (k_next >= CDT_N_TS || close + 1 >= CDT_N_TEXT_CTX)
+            break;
+        k = k_next;
+        pl->slot_token[v] = CDT_TOKEN_BEG + k;
+        pl->slot_at[close] = v;
+        pl->slot_at[close + 1] = v;
+        last_repeat = close + 1;
+        pos = close + 2;
+    }
+    if (last_repeat > 0)
+        pl->slot_at[last_repeat] = eot_slot;
+}
+
+/* ---- tensors ---- */
+
+/* Weight scales: small enough that activations stay tame, big enough to vary tokens. */
+#define STD_WEIGHT  0.02
+#define STD_BIAS    0.02
+#define STD_EMBED   0.1   /* token embedding, content dimensions of text rows */
+#define STD_DEC_MLP 0.125 /* decoder MLP: its output dominates the residual stream */
+
+/*
+ * Values for tensor `name`: `count` uniform values with standard deviation `std` (0 for
+ * zeros), from a stream seeded by (seed, name). Caller frees; NULL if out of memory.
+ */
+static float *tensor_values(struct writer *w, const char *name, size_t count, double std)
+{
+    float *v = malloc(count * sizeof *v);
+    if (!v) {
+        fprintf(stderr, "mkwhisper: out of memory for %s\n", name);
+        w->failed = true;
+        return NULL;
+    }
+    uint64_t state = w->seed ^ fnv1a64(name);
+    (void)splitmix64(&state);           /* decorrelate nearby seeds */
+    const double amp = std * sqrt(3.0); /* uniform [-a, a) has std a/sqrt(3) */
+    for (size_t i = 0; i < count; i++)
+        v[i] = std > 0 ? (float)(uniform_pm1(&state) * amp) : 0.0f;
+    return v;
+}
+
+/*
+ * Write one tensor and free `values`. ne[] is in ggml order (ne[0] is the contiguous
+ * dimension, the reverse of PyTorch's shape). `f16` asks for half precision when the
+ * model is f16; whisper.cpp wants f32 for biases, norms, conv biases and position
+ * embeddings.
  */
 static void put_tensor(struct writer *w, const char *name, int n_dims, const int32_t *ne, bool f16,
-                       enum init init, double arg)
+                       float *values)
 {
-    if (w->failed)
+    if (!values || w->failed) {
+        free(values);
         return;
+    }
     const bool half = f16 && w->ftype == FTYPE_F16;
     size_t count = 1;
     for (int d = 0; d < n_dims; d++)
@@ -331,38 +428,17 @@ static void put_tensor(struct writer *w, const char *name, int n_dims, const int
     if (!data) {
         fprintf(stderr, "mkwhisper: out of memory for %s\n", name);
         w->failed = true;
+        free(values);
         return;
     }
-
-    uint64_t state = w->seed ^ fnv1a64(name);
-    (void)splitmix64(&state);           /* decorrelate nearby seeds */
-    const double amp = arg * sqrt(3.0); /* uniform [-a, a) has std a/sqrt(3) */
     for (size_t i = 0; i < count; i++) {
-        float v;
-        switch (init) {
-        case INIT_UNIFORM:
-            v = (float)(uniform_pm1(&state) * amp);
-            break;
-        case INIT_SINUSOID: {
-            /* whisper.model.sinusoids(n_ctx, n_state): [sin | cos] of t * 10000^(-j/(c/2-1)) */
-            const size_t channels = (size_t)ne[0], halfc = channels / 2;
-            const size_t t = i / channels, c = i % channels, j = c % halfc;
-            const double x = (double)t * exp(-log(10000.0) / (double)(halfc - 1) * (double)j);
-            v = (float)(c < halfc ? sin(x) : cos(x));
-            break;
-        }
-        case INIT_CONST:
-        default:
-            v = (float)arg;
-            break;
-        }
         if (half) {
-            uint16_t h = f32_to_f16(v);
+            uint16_t h = f32_to_f16(values[i]);
             data[2 * i] = (unsigned char)h;
             data[2 * i + 1] = (unsigned char)(h >> 8);
         } else {
             uint32_t u;
-            memcpy(&u, &v, sizeof u);
+            memcpy(&u, &values[i], sizeof u);
             for (int b = 0; b < 4; b++)
                 data[4 * i + (size_t)b] = (unsigned char)(u >> (8 * b));
         }
@@ -377,22 +453,35 @@ static void put_tensor(struct writer *w, const char *name, int n_dims, const int
     put_bytes(w, name, name_len);
     put_bytes(w, data, count * elt);
     free(data);
+    free(values);
 }
 
-/* Weight scales: small enough that activations stay tame, big enough to vary tokens. */
-#define STD_WEIGHT 0.02
-#define STD_BIAS   0.02
-#define STD_EMBED  0.05
+static void fill(float *v, size_t count, float value)
+{
+    if (v)
+        for (size_t i = 0; i < count; i++)
+            v[i] = value;
+}
 
+/*
+ * A linear layer "<prefix>.<which>.weight" [n_in, n_out] and, if `bias`, its bias. With
+ * `keep_time_free`, output rows on the time dimensions are zero (see struct plan).
+ */
 static void put_linear(struct writer *w, const char *prefix, const char *which, int n_in, int n_out,
-                       bool bias)
+                       bool bias, double std, bool keep_time_free)
 {
     char name[CDT_MAX_NAME];
     snprintf(name, sizeof name, "%s.%s.weight", prefix, which);
-    put_tensor(w, name, 2, (const int32_t[]){n_in, n_out}, true, INIT_UNIFORM, STD_WEIGHT);
+    float *wt = tensor_values(w, name, (size_t)n_in * n_out, std);
+    if (wt && keep_time_free)
+        fill(wt + (size_t)CDT_N_CONTENT * n_in, (size_t)CDT_N_TIME * n_in, 0.0f);
+    put_tensor(w, name, 2, (const int32_t[]){n_in, n_out}, true, wt);
     if (bias) {
         snprintf(name, sizeof name, "%s.%s.bias", prefix, which);
-        put_tensor(w, name, 1, (const int32_t[]){n_out}, false, INIT_UNIFORM, STD_BIAS);
+        float *b = tensor_values(w, name, (size_t)n_out, STD_BIAS);
+        if (b && keep_time_free)
+            fill(b + CDT_N_CONTENT, CDT_N_TIME, 0.0f);
+        put_tensor(w, name, 1, (const int32_t[]){n_out}, false, b);
     }
 }
 
@@ -400,62 +489,120 @@ static void put_layer_norm(struct writer *w, const char *prefix, const char *whi
 {
     char name[CDT_MAX_NAME];
     snprintf(name, sizeof name, "%s.%s.weight", prefix, which);
-    put_tensor(w, name, 1, (const int32_t[]){n}, false, INIT_CONST, 1.0);
+    float *g = tensor_values(w, name, (size_t)n, 0.0);
+    fill(g, (size_t)n, 1.0f);
+    put_tensor(w, name, 1, (const int32_t[]){n}, false, g);
     snprintf(name, sizeof name, "%s.%s.bias", prefix, which);
-    put_tensor(w, name, 1, (const int32_t[]){n}, false, INIT_CONST, 0.0);
+    put_tensor(w, name, 1, (const int32_t[]){n}, false, tensor_values(w, name, (size_t)n, 0.0));
 }
 
 /* Self- or cross-attention: query, key (no bias), value, out; as whisper.cpp names them. */
-static void put_attention(struct writer *w, const char *prefix, const char *attn, int n)
-{
-    char sub[CDT_MAX_NAME];
-    const char *parts[] = {"query", "key", "value", "out"};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        snprintf(sub, sizeof sub, "%s.%s", attn, parts[i]);
-        put_linear(w, prefix, sub, n, n, strcmp(parts[i], "key") != 0);
-    }
-}
-
-static void put_block(struct writer *w, const char *side, int layer, bool cross)
+static void put_attention(struct writer *w, const char *prefix, const char *attn, bool decoder)
 {
     const int n = CDT_N_STATE;
+    char sub[CDT_MAX_NAME];
+    snprintf(sub, sizeof sub, "%s.query", attn);
+    put_linear(w, prefix, sub, n, n, true, STD_WEIGHT, false);
+    snprintf(sub, sizeof sub, "%s.key", attn);
+    put_linear(w, prefix, sub, n, n, false, STD_WEIGHT, false);
+    snprintf(sub, sizeof sub, "%s.value", attn);
+    put_linear(w, prefix, sub, n, n, true, STD_WEIGHT, false);
+    snprintf(sub, sizeof sub, "%s.out", attn);
+    put_linear(w, prefix, sub, n, n, true, STD_WEIGHT, decoder);
+}
+
+static void put_block(struct writer *w, const char *side, int layer, bool decoder)
+{
+    const int n = CDT_N_STATE;
+    const double mlp_std = decoder ? STD_DEC_MLP : STD_WEIGHT;
     char prefix[CDT_MAX_NAME];
     snprintf(prefix, sizeof prefix, "%s.blocks.%d", side, layer);
     put_layer_norm(w, prefix, "attn_ln", n);
-    put_attention(w, prefix, "attn", n);
-    if (cross) {
+    put_attention(w, prefix, "attn", decoder);
+    if (decoder) {
         put_layer_norm(w, prefix, "cross_attn_ln", n);
-        put_attention(w, prefix, "cross_attn", n);
+        put_attention(w, prefix, "cross_attn", decoder);
     }
     put_layer_norm(w, prefix, "mlp_ln", n);
-    put_linear(w, prefix, "mlp.0", n, 4 * n, true);
-    put_linear(w, prefix, "mlp.2", 4 * n, n, true);
+    put_linear(w, prefix, "mlp.0", n, 4 * n, true, mlp_std, false);
+    put_linear(w, prefix, "mlp.2", 4 * n, n, true, decoder ? 0.8 * mlp_std : STD_WEIGHT, decoder);
 }
 
-static void put_model(struct writer *w)
+static void put_encoder(struct writer *w)
 {
     const int n = CDT_N_STATE;
+    const char *name = "encoder.positional_embedding";
+    /* whisper.model.sinusoids(n_ctx, n_state): [sin | cos] of t * 10000^(-j/(n/2-1)) */
+    float *pe = tensor_values(w, name, (size_t)n * CDT_N_AUDIO_CTX, 0.0);
+    for (int t = 0; pe && t < CDT_N_AUDIO_CTX; t++) {
+        for (int j = 0; j < n / 2; j++) {
+            const double x = t * exp(-log(10000.0) / (n / 2 - 1) * j);
+            pe[(size_t)t * n + j] = (float)sin(x);
+            pe[(size_t)t * n + n / 2 + j] = (float)cos(x);
+        }
+    }
+    put_tensor(w, name, 2, (const int32_t[]){n, CDT_N_AUDIO_CTX}, false, pe);
 
-    put_tensor(w, "encoder.positional_embedding", 2, (const int32_t[]){n, CDT_N_AUDIO_CTX}, false,
-               INIT_SINUSOID, 0.0);
     /* conv1d weights: PyTorch (out, in, kernel) -> ggml ne (kernel, in, out) */
-    put_tensor(w, "encoder.conv1.weight", 3, (const int32_t[]){3, CDT_N_MELS, n}, true,
-               INIT_UNIFORM, STD_WEIGHT * 4);
-    put_tensor(w, "encoder.conv1.bias", 2, (const int32_t[]){1, n}, false, INIT_UNIFORM, STD_BIAS);
-    put_tensor(w, "encoder.conv2.weight", 3, (const int32_t[]){3, n, n}, true, INIT_UNIFORM,
-               STD_WEIGHT * 4);
-    put_tensor(w, "encoder.conv2.bias", 2, (const int32_t[]){1, n}, false, INIT_UNIFORM, STD_BIAS);
+    name = "encoder.conv1.weight";
+    put_tensor(w, name, 3, (const int32_t[]){3, CDT_N_MELS, n}, true,
+               tensor_values(w, name, (size_t)3 * CDT_N_MELS * n, 4 * STD_WEIGHT));
+    name = "encoder.conv1.bias";
+    put_tensor(w, name, 2, (const int32_t[]){1, n}, false, tensor_values(w, name, n, STD_BIAS));
+    name = "encoder.conv2.weight";
+    put_tensor(w, name, 3, (const int32_t[]){3, n, n}, true,
+               tensor_values(w, name, (size_t)3 * n * n, 4 * STD_WEIGHT));
+    name = "encoder.conv2.bias";
+    put_tensor(w, name, 2, (const int32_t[]){1, n}, false, tensor_values(w, name, n, STD_BIAS));
     for (int l = 0; l < CDT_N_AUDIO_LAYER; l++)
         put_block(w, "encoder", l, false);
     put_layer_norm(w, "encoder", "ln_post", n);
+}
 
-    put_tensor(w, "decoder.positional_embedding", 2, (const int32_t[]){n, CDT_N_TEXT_CTX}, false,
-               INIT_UNIFORM, STD_WEIGHT);
-    put_tensor(w, "decoder.token_embedding.weight", 2, (const int32_t[]){n, CDT_N_VOCAB}, true,
-               INIT_UNIFORM, STD_EMBED);
+static void put_decoder(struct writer *w)
+{
+    const int n = CDT_N_STATE;
+    struct plan pl;
+    plan_make(&pl, w->seed);
+
+    const char *name = "decoder.positional_embedding";
+    float *pe = tensor_values(w, name, (size_t)n * CDT_N_TEXT_CTX, STD_WEIGHT);
+    for (int p = 0; pe && p < CDT_N_TEXT_CTX; p++) {
+        float *row = pe + (size_t)p * n;
+        fill(row + CDT_N_CONTENT, CDT_N_TIME, 0.0f);
+        if (pl.slot_at[p] >= 0)
+            row[CDT_N_CONTENT + pl.slot_at[p]] = (float)SLOT_AMP;
+    }
+    put_tensor(w, name, 2, (const int32_t[]){n, CDT_N_TEXT_CTX}, false, pe);
+
+    name = "decoder.token_embedding.weight";
+    float *te = tensor_values(w, name, (size_t)n * CDT_N_VOCAB, STD_EMBED);
+    for (int t = 0; te && t < CDT_N_VOCAB; t++) {
+        float *row = te + (size_t)t * n;
+        if (t == CDT_TOKEN_EOT || t >= CDT_TOKEN_BEG)
+            fill(row, CDT_N_CONTENT, 0.0f);
+        fill(row + CDT_N_CONTENT, CDT_N_TIME, 0.0f);
+    }
+    for (int v = 0; te && v < CDT_N_TIME; v++)
+        if (pl.slot_token[v] >= 0)
+            te[(size_t)pl.slot_token[v] * n + CDT_N_CONTENT + v] = (float)SLOT_ROW;
+    put_tensor(w, name, 2, (const int32_t[]){n, CDT_N_VOCAB}, true, te);
+
     for (int l = 0; l < CDT_N_TEXT_LAYER; l++)
         put_block(w, "decoder", l, true);
-    put_layer_norm(w, "decoder", "ln", n);
+
+    /*
+     * Random signs on the content gains: the embedding is tied, so with all-positive
+     * gains every token would favour itself as the next one and text would repeat.
+     */
+    name = "decoder.ln.weight";
+    float *g = tensor_values(w, name, (size_t)n, 1.0);
+    for (int i = 0; g && i < n; i++)
+        g[i] = i >= CDT_N_CONTENT ? (float)GAIN_TIME
+                                  : (float)(g[i] < 0 ? -GAIN_CONTENT : GAIN_CONTENT);
+    put_tensor(w, name, 1, (const int32_t[]){n}, false, g);
+    name = "decoder.ln.bias";
+    put_tensor(w, name, 1, (const int32_t[]){n}, false, tensor_values(w, name, (size_t)n, 0.0));
 }
 
 static int write_model(struct writer *w, const char *vocab_path)
@@ -478,7 +625,8 @@ static int write_model(struct writer *w, const char *vocab_path)
 
     if (write_vocab(w, vocab_path) != 0)
         return -1;
-    put_model(w);
+    put_encoder(w);
+    put_decoder(w);
     return w->failed ? -1 : 0;
 }
 

@@ -34,15 +34,15 @@ struct cdt_http_req;
 typedef void (*cdt_http_handler)(struct cdt_http_req *req, void *user_data);
 
 struct cdt_httpd_params {
-    const char *host;          /* address to bind; NULL: "127.0.0.1" */
-    int port_min, port_max;    /* first free port of [min, max]; 0,0: an OS-chosen port */
-    bool listen_any;           /* host may be non-loopback; Host header not checked */
-    size_t max_body;           /* request body cap, bytes; 0: CDT_HTTP_MAX_BODY */
-    const char *token;         /* required bearer token; NULL/"": none. Copied */
+    const char *host;                /* address to bind; NULL: "127.0.0.1" */
+    int port_min, port_max;          /* first free port of [min, max]; 0,0: an OS-chosen port */
+    bool listen_any;                 /* host may be non-loopback; Host header not checked */
+    size_t max_body;                 /* request body cap, bytes; 0: CDT_HTTP_MAX_BODY */
+    const char *token;               /* required bearer token; NULL/"": none. Copied */
     const char *const *public_paths; /* NULL-terminated paths needing no token; may be NULL */
     cdt_http_handler handler;
     void *user_data;
-    struct cdt_log *log;       /* borrowed; may be NULL */
+    struct cdt_log *log; /* borrowed; may be NULL */
 };
 
 struct cdt_httpd_params cdt_httpd_default_params(void);

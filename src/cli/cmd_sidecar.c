@@ -12,36 +12,40 @@
 
 static void sidecar_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: codictate sidecar [options]\n"
-            "\n"
-            "Serves a local LLM over HTTP on 127.0.0.1 (the seed's sidecar protocol):\n"
-            "GET /status, GET /health, POST /load, POST /generate, POST /unload.\n"
-            "The first line on stdout is CODICTATE_SIDECAR_PORT=<port>.\n"
-            "\n"
-            "  --port N           listen on port N only\n"
-            "  --port-range A-B   first free port of A-B (default 11400-11500)\n"
-            "  --host ADDR        address to bind (default 127.0.0.1; loopback only)\n"
-            "  --listen-any       allow a non-loopback --host (no Host check then)\n"
-            "  --ctx N            context size in tokens (default 4096, capped by the "
-            "model)\n"
-            "  --threads N        inference threads (default: physical cores)\n"
-            "  --model PATH       load this GGUF (file or directory) at start\n"
-            "  --queue N          requests that may wait (default 8; more get 503)\n"
-            "  -v, --verbose      log each request (-vv: engine logs)\n"
-            "\n"
-            "Environment: CODICTATE_SIDECAR_TOKEN, when set, is required as\n"
-            "\"Authorization: Bearer <token>\" on every endpoint but /health.\n");
+    fprintf(out, "usage: codictate sidecar [options]\n"
+                 "\n"
+                 "Serves a local LLM over HTTP on 127.0.0.1 (the seed's sidecar protocol):\n"
+                 "GET /status, GET /health, POST /load, POST /generate, POST /unload.\n"
+                 "The first line on stdout is CODICTATE_SIDECAR_PORT=<port>.\n"
+                 "\n"
+                 "  --port N           listen on port N only\n"
+                 "  --port-range A-B   first free port of A-B (default 11400-11500)\n"
+                 "  --host ADDR        address to bind (default 127.0.0.1; loopback only)\n"
+                 "  --listen-any       allow a non-loopback --host (no Host check then)\n"
+                 "  --ctx N            context size in tokens (default 4096, capped by the "
+                 "model)\n"
+                 "  --threads N        inference threads (default: physical cores)\n"
+                 "  --model PATH       load this GGUF (file or directory) at start\n"
+                 "  --queue N          requests that may wait (default 8; more get 503)\n"
+                 "  -v, --verbose      log each request (-vv: engine logs)\n"
+                 "\n"
+                 "Environment: CODICTATE_SIDECAR_TOKEN, when set, is required as\n"
+                 "\"Authorization: Bearer <token>\" on every endpoint but /health.\n");
 }
 
 int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},  {"port-range", required_argument, NULL, 'r'},
-        {"host", required_argument, NULL, 'H'},  {"listen-any", no_argument, NULL, 'a'},
-        {"ctx", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
-        {"model", required_argument, NULL, 'm'}, {"queue", required_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
+        {"port", required_argument, NULL, 'p'},
+        {"port-range", required_argument, NULL, 'r'},
+        {"host", required_argument, NULL, 'H'},
+        {"listen-any", no_argument, NULL, 'a'},
+        {"ctx", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},
+        {"model", required_argument, NULL, 'm'},
+        {"queue", required_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cdt_sidecar_params sp = cdt_sidecar_default_params();
@@ -145,7 +149,6 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
     return CDT_EXIT_OK;
 
 bad_value:
-    fprintf(stderr, "codictate sidecar: bad value '%s' (see codictate sidecar --help)\n",
-            optarg);
+    fprintf(stderr, "codictate sidecar: bad value '%s' (see codictate sidecar --help)\n", optarg);
     return CDT_EXIT_USAGE;
 }

@@ -366,9 +366,8 @@ static bool parse_size(const char *s, unsigned long long *out)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct cdt_httpd *h = cls;
     struct cdt_http_req *req = *con_cls;
@@ -390,8 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && parse_size(cl, &clen) && clen > h->max_body) {
-            cdt_http_reply_error(req, 413, "Request body too large: over %zu bytes",
-                                 h->max_body);
+            cdt_http_reply_error(req, 413, "Request body too large: over %zu bytes", h->max_body);
         }
         return MHD_YES;
     }
@@ -445,8 +443,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!req)
         return;
-    CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", req->method, req->path, req->status,
-              ms_since(&req->t0),
+    CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", req->method, req->path, req->status, ms_since(&req->t0),
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     for (int i = 0; i < req->n_hdr; i++)
         free(req->hdr_value[i]);
@@ -557,8 +554,7 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
     *out = NULL;
     if (errcap)
         errmsg[0] = '\0';
-    if (!p || !p->handler || p->port_min < 0 || p->port_max > 65535 ||
-        p->port_min > p->port_max) {
+    if (!p || !p->handler || p->port_min < 0 || p->port_max > 65535 || p->port_min > p->port_max) {
         snprintf(errmsg, errcap, "invalid server parameters (port range %d-%d)",
                  p ? p->port_min : 0, p ? p->port_max : 0);
         return CDT_EINVAL;

@@ -17,15 +17,15 @@
 #define CDT_MAX_PROMPT_BYTES (1024 * 1024) /* the request body cap bounds it too */
 
 struct cdt_model_info {
-    char path[4096];      /* the GGUF file actually loaded (first shard) */
-    char arch[64];        /* general.architecture, e.g. "qwen3" */
-    char name[256];       /* general.name or the file name */
-    char desc[128];       /* llama_model_desc, e.g. "qwen3 0.6B Q4_K - Medium" */
-    uint64_t n_params;    /* parameters */
-    uint64_t file_size;   /* bytes on disk (all shards) */
-    int n_ctx;            /* context the sidecar runs with, tokens */
-    int n_ctx_train;      /* the model's training context, tokens */
-    bool has_template;    /* the GGUF carries tokenizer.chat_template */
+    char path[4096];    /* the GGUF file actually loaded (first shard) */
+    char arch[64];      /* general.architecture, e.g. "qwen3" */
+    char name[256];     /* general.name or the file name */
+    char desc[128];     /* llama_model_desc, e.g. "qwen3 0.6B Q4_K - Medium" */
+    uint64_t n_params;  /* parameters */
+    uint64_t file_size; /* bytes on disk (all shards) */
+    int n_ctx;          /* context the sidecar runs with, tokens */
+    int n_ctx_train;    /* the model's training context, tokens */
+    bool has_template;  /* the GGUF carries tokenizer.chat_template */
 };
 
 /* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
@@ -53,22 +53,22 @@ struct cdt_gen_params {
 };
 
 struct cdt_gen_timings {
-    int prompt_tokens;      /* tokens of the formatted prompt */
-    int cached_tokens;      /* of those, reused from the previous request's KV */
-    double prompt_ms;       /* prompt evaluation time */
-    int generated_tokens;   /* tokens generated */
-    double generation_ms;   /* decode time */
+    int prompt_tokens;        /* tokens of the formatted prompt */
+    int cached_tokens;        /* of those, reused from the previous request's KV */
+    double prompt_ms;         /* prompt evaluation time */
+    int generated_tokens;     /* tokens generated */
+    double generation_ms;     /* decode time */
     double tokens_per_second; /* generated_tokens / generation_ms */
 };
 
 struct cdt_gen_result {
-    char *text;               /* raw generated text, valid UTF-8; caller frees with free() */
+    char *text; /* raw generated text, valid UTF-8; caller frees with free() */
     int tokens_generated;
     const char *prompt_format_mode; /* static: "chat_template", "chatml", "raw" */
     bool prompt_format_fallback;    /* true when not the model's own template */
     bool stopped_by_callback;       /* on_text asked to stop */
     struct cdt_gen_timings timings;
-    char errmsg[512];               /* for people, when generate fails */
+    char errmsg[512]; /* for people, when generate fails */
 };
 
 struct cdt_backend;

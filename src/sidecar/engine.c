@@ -555,38 +555,28 @@ static void engine_unload(struct cdt_backend *be)
     CDT_LOG_I(e->log, "model unloaded");
 }
 
-static int engine_load(struct cdt_backend *be, const char *path, int n_ctx,
-                       struct cdt_model_info *info, char *errmsg, size_t errcap)
+static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_model_info *info,
+                      char *errmsg, size_t errcap)
 {
-    struct engine *e = engine_of(be);
     struct llama_model_params mp = llama_model_default_params();
     struct llama_context_params cp = llama_context_default_params();
     const char *tmpl, *base;
     double t0 = now_ms();
     int rc, n_train, want;
 
-    engine_unload(be);
-    memset(info, 0, sizeof(*info));
-    if (errmsg && errcap)
-        errmsg[0] = '\0';
     if (!path || !path[0])
         return fail(errmsg, errcap, CDT_ENOTFOUND, "no model path given");
     rc = resolve_model(path, info, errmsg, errcap);
-    if (rc != 0) {
-        CDT_LOG_W(e->log, "load %s: %s", path, errmsg ? errmsg : cdt_strerror(rc));
+    if (rc != 0)
         return rc;
-    }
 
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
     e->model = llama_model_load_from_file(info->path, mp);
-    if (!e->model) {
-        rc = fail(errmsg, errcap, CDT_EENGINE,
-                  "llama.cpp could not load %s (unsupported architecture or invalid data; "
-                  "the log says which)",
-                  info->path);
-        CDT_LOG_W(e->log, "load: %s", errmsg ? errmsg : cdt_strerror(rc));
-        return rc;
-    }
+    if (!e->model)
+        return fail(errmsg, errcap, CDT_EENGINE,
+                    "llama.cpp could not load %s (unsupported architecture or invalid data; "
+                    "the log says which)",
+                    info->path);
 
     n_train = llama_model_n_ctx_train(e->model);
     want = n_ctx > 0 ? n_ctx : CDT_DEFAULT_N_CTX;
@@ -603,10 +593,8 @@ static int engine_load(struct cdt_backend *be, const char *path, int n_ctx,
     if (!e->ctx) {
         llama_model_free(e->model);
         e->model = NULL;
-        rc = fail(errmsg, errcap, CDT_ENOMEM,
-                  "could not create a context of %d tokens (not enough memory?)", want);
-        CDT_LOG_W(e->log, "load: %s", errmsg ? errmsg : cdt_strerror(rc));
-        return rc;
+        return fail(errmsg, errcap, CDT_ENOMEM,
+                    "could not create a context of %d tokens (not enough memory?)", want);
     }
     e->n_ctx = want;
 
@@ -625,10 +613,39 @@ static int engine_load(struct cdt_backend *be, const char *path, int n_ctx,
     tmpl = llama_model_chat_template(e->model, NULL);
     info->has_template = tmpl != NULL;
     e->no_think = tmpl && strstr(tmpl, "enable_thinking") != NULL;
+    if (tmpl) {
+        struct llama_chat_message msg = {"user", "x"};
+
+        if (llama_chat_apply_template(tmpl, &msg, 1, true, NULL, 0) < 0)
+            CDT_LOG_W(e->log,
+                      "%s: llama.cpp does not know this chat template; prompts will use "
+                      "a fallback format",
+                      info->path);
+    }
 
     CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads) in %.0f ms", info->path, info->desc,
               e->n_ctx, e->n_threads, now_ms() - t0);
     return 0;
+}
+
+static int engine_load(struct cdt_backend *be, const char *path, int n_ctx,
+                       struct cdt_model_info *info, char *errmsg, size_t errcap)
+{
+    struct engine *e = engine_of(be);
+    char why[512];
+    int rc;
+
+    engine_unload(be);
+    memset(info, 0, sizeof(*info));
+    why[0] = '\0';
+    rc = load_model(e, path, n_ctx, info, why, sizeof(why));
+    if (errmsg && errcap)
+        snprintf(errmsg, errcap, "%s", why);
+    if (rc != 0) {
+        memset(info, 0, sizeof(*info));
+        CDT_LOG_W(e->log, "load failed: %s", why[0] ? why : cdt_strerror(rc));
+    }
+    return rc;
 }
 
 /* ---- generate ---------------------------------------------------------------- */
@@ -674,7 +691,7 @@ static int format_prompt(struct engine *e, const char *prompt, size_t len, struc
             }
             cap = (size_t)n;
         }
-        CDT_LOG_W(e->log, "the model's chat template is not one llama.cpp knows; using a fallback");
+        CDT_LOG_D(e->log, "chat template not applicable: using a fallback format");
     }
     out->len = 0;
     if (vocab_is_chatml(llama_model_get_vocab(e->model))) {
@@ -995,7 +1012,8 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
 
 done:
     if (rc != 0)
-        CDT_LOG_W(e->log, "generate: %s", r->errmsg);
+        cdt_log_write(e->log, rc == CDT_ECANCELED ? CDT_LOG_INFO : CDT_LOG_WARN, "generate: %s",
+                      r->errmsg);
     llama_sampler_free(smpl);
     free(toks);
     free(fmt.p);

@@ -30,13 +30,13 @@ enum job_kind { JOB_LOAD, JOB_UNLOAD, JOB_GENERATE };
 struct job {
     enum job_kind kind;
     struct job *next;
-    char *model_path;            /* JOB_LOAD; owned */
-    char *prompt;                /* JOB_GENERATE; owned */
-    struct cdt_gen_params gp;    /* JOB_GENERATE; gp.prompt points at prompt */
-    struct cdt_http_req *req;    /* the waiting request (cancel on disconnect) or NULL */
+    char *model_path;         /* JOB_LOAD; owned */
+    char *prompt;             /* JOB_GENERATE; owned */
+    struct cdt_gen_params gp; /* JOB_GENERATE; gp.prompt points at prompt */
+    struct cdt_http_req *req; /* the waiting request (cancel on disconnect) or NULL */
     struct cdt_sidecar *s;
     int rc;
-    bool was_loaded;             /* JOB_UNLOAD: a model was loaded */
+    bool was_loaded; /* JOB_UNLOAD: a model was loaded */
     char errmsg[512];
     struct cdt_gen_result res;
     bool done;
@@ -110,8 +110,8 @@ static void run_job(struct cdt_sidecar *s, struct job *j)
     switch (j->kind) {
     case JOB_LOAD:
         memset(&info, 0, sizeof(info));
-        j->rc = s->be->ops->load(s->be, j->model_path, s->n_ctx, &info, j->errmsg,
-                                 sizeof(j->errmsg));
+        j->rc =
+            s->be->ops->load(s->be, j->model_path, s->n_ctx, &info, j->errmsg, sizeof(j->errmsg));
         pthread_mutex_lock(&s->lock);
         s->loaded = j->rc == 0;
         if (j->rc == 0)
@@ -478,8 +478,8 @@ static bool parse_generate(struct cdt_http_req *req, const cJSON *body, struct j
 {
     struct cdt_gen_params *gp = &j->gp;
     const char *prompt = req_string(req, body, "prompt", true);
-    double max_tokens = -1, ram = 16, temp = gp->temperature, top_p = gp->top_p,
-           min_p = gp->min_p, rep = gp->repetition_penalty, seed = -1;
+    double max_tokens = -1, ram = 16, temp = gp->temperature, top_p = gp->top_p, min_p = gp->min_p,
+           rep = gp->repetition_penalty, seed = -1;
     bool ignore_eos = false;
 
     if (!prompt)
@@ -589,9 +589,9 @@ static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
                 session[n] = (sid[n] > 32 && sid[n] < 127) ? sid[n] : '?';
             session[n] = '\0';
         }
-        CDT_LOG_I(s->log, "generate session=%s prompt_tokens=%d generated=%d %.0f+%.0f ms",
-                  session, j->res.timings.prompt_tokens, j->res.tokens_generated,
-                  j->res.timings.prompt_ms, j->res.timings.generation_ms);
+        CDT_LOG_I(s->log, "generate session=%s prompt_tokens=%d generated=%d %.0f+%.0f ms", session,
+                  j->res.timings.prompt_tokens, j->res.tokens_generated, j->res.timings.prompt_ms,
+                  j->res.timings.generation_ms);
     }
     reply_json(req, 200, o);
 out:
@@ -605,8 +605,8 @@ static void handle(struct cdt_http_req *req, void *ud)
         const char *method;
         void (*fn)(struct cdt_sidecar *s, struct cdt_http_req *req);
     } routes[] = {
-        {"/status", "GET", route_status},   {"/health", "GET", route_health},
-        {"/load", "POST", route_load},       {"/generate", "POST", route_generate},
+        {"/status", "GET", route_status},  {"/health", "GET", route_health},
+        {"/load", "POST", route_load},     {"/generate", "POST", route_generate},
         {"/unload", "POST", route_unload},
     };
     struct cdt_sidecar *s = ud;

@@ -19,14 +19,14 @@ struct cdt_log;
 struct cdt_sidecar;
 
 struct cdt_sidecar_params {
-    const char *host;        /* NULL: 127.0.0.1 */
-    int port_min, port_max;  /* 0,0: 11400-11500 */
-    bool listen_any;         /* allow a non-loopback host */
-    int n_ctx;               /* 0: CDT_SIDECAR_CTX; clamped to the model's */
-    const char *token;       /* bearer token required (not for /health); NULL: none */
-    int queue_max;           /* 0: CDT_SIDECAR_QUEUE_MAX */
+    const char *host;            /* NULL: 127.0.0.1 */
+    int port_min, port_max;      /* 0,0: 11400-11500 */
+    bool listen_any;             /* allow a non-loopback host */
+    int n_ctx;                   /* 0: CDT_SIDECAR_CTX; clamped to the model's */
+    const char *token;           /* bearer token required (not for /health); NULL: none */
+    int queue_max;               /* 0: CDT_SIDECAR_QUEUE_MAX */
     struct cdt_backend *backend; /* borrowed; must outlive the sidecar */
-    struct cdt_log *log;     /* borrowed */
+    struct cdt_log *log;         /* borrowed */
 };
 
 struct cdt_sidecar_params cdt_sidecar_default_params(void);

@@ -40,7 +40,7 @@ TEST(transcribes_jfk)
 
         CHECK(t0 >= 0);
         CHECK(t1 >= t0);
-        CHECK(t1 <= 1200); /* centiseconds: within the 11 s clip */
+        CHECK(t1 <= 3000); /* centiseconds: within the 30 s window whisper decodes */
         CHECK(whisper_full_get_segment_text(ctx, i) != NULL);
     }
     whisper_free(ctx);

@@ -1,8 +1,8 @@
 /* The sidecar's HTTP layer against a fake backend: routes, validation, error
  * codes, security, queueing, cancel on disconnect, shutdown. The real engine is
  * covered by tests/integration (test_engine, test_sidecar.sh). */
-#include "../test.h"
 #include "../../src/sidecar/sidecar.h"
+#include "../test.h"
 #include "codictate/httpd.h"
 
 #include <cjson/cJSON.h>
@@ -18,8 +18,8 @@
 struct fake {
     struct cdt_backend base;
     bool loaded;
-    int token_ms;    /* per fake token */
-    int n_tokens;    /* tokens per generation */
+    int token_ms; /* per fake token */
+    int n_tokens; /* tokens per generation */
     atomic_int cancels;
     atomic_int generations;
 };

@@ -39,15 +39,15 @@ TEST(utf8_validation)
     CHECK(cdt_utf8_valid("", 0));
     CHECK(cdt_utf8_valid("ascii", 5));
     CHECK(cdt_utf8_valid("caf\xc3\xa9", 5));
-    CHECK(cdt_utf8_valid("\xe2\x82\xac", 3));         /* € */
-    CHECK(cdt_utf8_valid("\xf0\x9f\x98\x80", 4));     /* 😀 */
-    CHECK(!cdt_utf8_valid("\xc3", 1));                 /* truncated */
-    CHECK(!cdt_utf8_valid("\xe2\x82", 2));             /* truncated */
-    CHECK(!cdt_utf8_valid("\x80", 1));                 /* lone continuation */
-    CHECK(!cdt_utf8_valid("\xc0\xaf", 2));             /* overlong */
-    CHECK(!cdt_utf8_valid("\xe0\x80\xaf", 3));         /* overlong */
-    CHECK(!cdt_utf8_valid("\xed\xa0\x80", 3));         /* surrogate */
-    CHECK(!cdt_utf8_valid("\xf4\x90\x80\x80", 4));     /* > U+10FFFF */
+    CHECK(cdt_utf8_valid("\xe2\x82\xac", 3));      /* € */
+    CHECK(cdt_utf8_valid("\xf0\x9f\x98\x80", 4));  /* 😀 */
+    CHECK(!cdt_utf8_valid("\xc3", 1));             /* truncated */
+    CHECK(!cdt_utf8_valid("\xe2\x82", 2));         /* truncated */
+    CHECK(!cdt_utf8_valid("\x80", 1));             /* lone continuation */
+    CHECK(!cdt_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    CHECK(!cdt_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    CHECK(!cdt_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    CHECK(!cdt_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     CHECK(!cdt_utf8_valid("\xff", 1));
     CHECK(cdt_utf8_valid("a\xc3\xa9z", 4));
     CHECK(!cdt_utf8_valid("a\xc3z", 3));

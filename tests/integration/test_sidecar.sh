@@ -1,0 +1,220 @@
+#!/bin/bash
+# The real `codictate sidecar` on a generated tiny Qwen3 model, from the outside
+# with curl: port line, port taken, every endpoint and error code, queueing,
+# cancel on disconnect, memory after unload, SIGTERM.
+#   test_sidecar.sh CODICTATE TINY_MODEL MKGGUF WORKDIR
+set -u
+bin=$1 model=$2 mkgguf=$3 work=$4
+. "$(dirname "$0")/../sh_test.sh"
+mkdir -p "$work"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start_sidecar NAME ARGS... : starts it, waits for the port line, sets $port, $pid
+start_sidecar() {
+  local name=$1
+  shift
+  "$bin" sidecar "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 100); do
+    port=$(sed -n '1s/^CODICTATE_SIDECAR_PORT=\([0-9]*\)$/\1/p' "$tmp/$name.out")
+    [ -n "$port" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# req METHOD PATH [BODY] [curl args...] → $code and $body
+req() {
+  local method=$1 path=$2 data=${3-}
+  shift 3 2>/dev/null || shift $#
+  if [ -n "$data" ]; then
+    body=$(curl -s -o - -w '\n%{http_code}' -X "$method" -H 'Content-Type: application/json' \
+      --data-binary "$data" "$@" "http://127.0.0.1:$port$path")
+  else
+    body=$(curl -s -o - -w '\n%{http_code}' -X "$method" "$@" "http://127.0.0.1:$port$path")
+  fi
+  code=${body##*$'\n'}
+  body=${body%$'\n'*}
+}
+is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
+has() { case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
+json_num() { sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
+
+# --- start, port line, status ---
+check "starts and prints the port line first" start_sidecar main --port-range 11400-11500
+check "port line is the only stdout" is "$(wc -l <"$tmp/main.out")" 1
+main_port=$port main_pid=$pid
+req GET /status
+check "status 200" is "$code" 200
+check "status without model" has "$body" '"model_loaded":false,"model_path":null'
+check "status state idle" has "$body" '"state":"idle"'
+rss0=$(json_num "$body" rss_bytes)
+req GET /health
+check "health ok" is "$code$body" '200{"status":"ok"}'
+
+# --- port taken ---
+start_sidecar taken --port "$main_port"
+check "taken port: exit 1" eval "wait $pid; [ \$? -eq 1 ]"
+check "taken port: message" has "$(cat "$tmp/taken.err")" "no free port in $main_port-$main_port"
+start_sidecar next --port-range "$main_port-$((main_port + 20))"
+check "range: takes the next free port" eval "[ '$port' -gt '$main_port' ]"
+kill -TERM "$pid"
+wait "$pid"
+port=$main_port pid=$main_pid
+
+# --- errors before a model is loaded ---
+req POST /generate '{"prompt":"hello"}'
+check "generate without model: 400" is "$code" 400
+check "generate without model: detail" has "$body" 'No model loaded. Call /load first.'
+req POST /load '{}'
+check "load without model_path: 422" is "$code" 422
+check "load without model_path: names the field" has "$body" model_path
+req POST /load "{\"model_path\":\"$tmp/missing.gguf\"}"
+check "missing model: 500" is "$code" 500
+check "missing model: reason" has "$body" "Failed to load model: "
+printf 'this is not a model\n' >"$tmp/text.gguf"
+req POST /load "{\"model_path\":\"$tmp/text.gguf\"}"
+check "not a GGUF: 500 with reason" has "$code $body" '500 {"detail":"Failed to load model: '
+head -c 300000 "$model" >"$tmp/truncated.gguf"
+req POST /load "{\"model_path\":\"$tmp/truncated.gguf\"}"
+check "truncated GGUF: 500" is "$code" 500
+check "still serving after bad loads" eval 'req GET /health; [ "$code" = 200 ]'
+req POST /load '{"model_path": '
+check "malformed JSON: 400" is "$code" 400
+check "malformed JSON: says where" has "$body" 'Malformed JSON at line 1'
+req GET /nope
+check "unknown path: 404" is "$code" 404
+req GET /load
+check "wrong method: 405" is "$code" 405
+req GET /status '' -H 'Host: evil.example'
+check "foreign Host: 403" is "$code" 403
+req GET /status '' -H 'Origin: http://evil.example'
+check "foreign Origin: 403" is "$code" 403
+head -c 1100000 /dev/zero | tr '\0' 'a' >"$tmp/big.json"
+code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$tmp/big.json" "http://127.0.0.1:$port/generate")
+check "body over 1 MiB: 413" is "$code" 413
+
+# --- load, generate ---
+req POST /load "{\"model_path\":\"$model\"}"
+check "load: 200" is "$code" 200
+check "load: body" is "$body" "{\"status\":\"loaded\",\"model_path\":\"$model\"}"
+req GET /status
+check "status: loaded" has "$body" "\"model_loaded\":true,\"model_path\":\"$model\""
+check "status: ready" has "$body" '"state":"ready"'
+check "status: architecture" has "$body" '"architecture":"qwen3"'
+req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"seed":1}'
+check "generate: 200" is "$code" 200
+check "generate: response field" has "$body" '"response":'
+check "generate: chat template used" has "$body" '"prompt_format_mode":"chat_template","prompt_format_fallback":false'
+check "generate: timings" has "$body" '"timings":{"prompt_tokens":'
+first=${body%%,\"timings\"*}
+req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"seed":1}'
+check "temperature 0 is deterministic" is "${body%%,\"timings\"*}" "$first"
+req POST /generate '{"prompt":"x","ignore_eos":true,"max_tokens":40,"temperature":0.9}'
+check "max_tokens honoured" is "$(json_num "$body" tokens_generated)" 40
+req POST /generate '{"prompt":"x","temperature":"hot"}'
+check "wrong type: 422 names the field" has "$code $body" '422 {"detail":"temperature'
+long=$(head -c 30000 /dev/zero | tr '\0' 'x' | sed 's/xxxxx/word /g')
+req POST /generate "{\"prompt\":\"$long\"}"
+check "prompt too long: 400" is "$code" 400
+check "prompt too long: detail" has "$body" 'Prompt too long: '
+check "prompt too long: context" has "$body" ', context 4096'
+
+# --- concurrency: status answers during a generation; disconnect cancels ---
+curl -s -o /dev/null --max-time 0.5 -H 'Content-Type: application/json' \
+  --data '{"prompt":"go on","ignore_eos":true,"max_tokens":3000}' "http://127.0.0.1:$port/generate" &
+bg=$!
+sleep 0.2
+t0=$(date +%s%N)
+req GET /status
+t1=$(date +%s%N)
+check "status during generation: state generating" has "$body" '"state":"generating"'
+check "status during generation: under 200 ms" eval "[ $(((t1 - t0) / 1000000)) -lt 200 ]"
+wait "$bg"
+sleep 0.2
+req GET /status
+check "client gone: generation cancelled" has "$body" '"state":"ready"'
+
+# --- unload and memory ---
+req POST /unload
+check "unload" is "$body" '{"status":"unloaded","model_loaded":false,"model_path":null}'
+req POST /unload
+check "unload again" is "$body" '{"status":"no_model_loaded","model_loaded":false,"model_path":null}'
+
+# --- SIGTERM ---
+t0=$(date +%s%N)
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+t1=$(date +%s%N)
+check "SIGTERM: exit 0" is "$rc" 0
+check "SIGTERM: within 2 s" eval "[ $(((t1 - t0) / 1000000)) -lt 2000 ]"
+
+# --- memory returns after unload (a 0.6B-shape model, ~400 MB) ---
+big="$work/qwen3-0.6b-q4_k.gguf"
+[ -f "$big" ] || "$mkgguf" --preset 0.6b --type q4_k --out "$big" 2>/dev/null
+start_sidecar mem
+req GET /status
+rss0=$(json_num "$body" rss_bytes)
+req POST /load "{\"model_path\":\"$big\"}"
+req POST /generate '{"prompt":"hello","max_tokens":8}'
+req GET /status
+rss1=$(json_num "$body" rss_bytes)
+req POST /unload
+req GET /status
+rss2=$(json_num "$body" rss_bytes)
+echo "  rss: before load $((rss0 >> 20)) MB, loaded $((rss1 >> 20)) MB, after unload $((rss2 >> 20)) MB" >&2
+check "memory: loaded model is resident" eval "[ $((rss1 - rss0)) -gt $((200 << 20)) ]"
+check "memory: after unload within 32 MB of before" eval "[ $((rss2 - rss0)) -lt $((32 << 20)) ]"
+
+# --- SIGTERM mid-generation ---
+curl -s -o /dev/null -H 'Content-Type: application/json' \
+  --data '{"prompt":"go","ignore_eos":true,"max_tokens":3000}' "http://127.0.0.1:$port/generate" &
+bg1=$!
+req POST /load "{\"model_path\":\"$model\"}"
+curl -s -o /dev/null -H 'Content-Type: application/json' \
+  --data '{"prompt":"go","ignore_eos":true,"max_tokens":3000}' "http://127.0.0.1:$port/generate" &
+bg2=$!
+sleep 0.3
+t0=$(date +%s%N)
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+t1=$(date +%s%N)
+check "SIGTERM during generation: exit 0" is "$rc" 0
+check "SIGTERM during generation: within 2 s" eval "[ $(((t1 - t0) / 1000000)) -lt 2000 ]"
+wait "$bg1" "$bg2"
+
+# --- token ---
+CODICTATE_SIDECAR_TOKEN=abc123 start_sidecar tok
+req GET /status
+check "token: 401 without" is "$code" 401
+req GET /status '' -H 'Authorization: Bearer abc123'
+check "token: 200 with" is "$code" 200
+req GET /health
+check "token: /health is open" is "$code" 200
+kill -TERM "$pid"
+wait "$pid"
+
+# --- --model loads at start ---
+start_sidecar preload --model "$model"
+for _ in $(seq 1 100); do
+  req GET /status
+  case "$body" in *'"model_loaded":true'*) break ;; esac
+  sleep 0.05
+done
+check "--model loads at start" has "$body" '"model_loaded":true'
+kill -TERM "$pid"
+wait "$pid"
+
+check "usage error: exit 2" eval '"$bin" sidecar --port abc >/dev/null 2>&1; [ $? -eq 2 ]'
+check "non-loopback host refused" eval '"$bin" sidecar --host 10.9.8.7 >/dev/null 2>&1; [ $? -eq 1 ]'
+finish
