@@ -14,6 +14,7 @@ NEEDED=(
   "ccache:ccache"
   "pkg-config:pkg-config"
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
+  "curl:curl"
   "libcurl4-openssl-dev:/usr/include/x86_64-linux-gnu/curl/curl.h"
   "libssl-dev:/usr/include/openssl/ssl.h"
   "libmicrohttpd-dev:/usr/include/microhttpd.h"

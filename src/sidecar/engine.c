@@ -1048,21 +1048,6 @@ static const struct cdt_backend_ops engine_ops = {
     .free = engine_free,
 };
 
-struct cdt_gen_params cdt_gen_params_default(void)
-{
-    struct cdt_gen_params p;
-
-    memset(&p, 0, sizeof(p));
-    p.max_tokens = -1;
-    p.system_ram_gb = 16;
-    p.temperature = 0.7f;
-    p.top_p = 0.8f;
-    p.min_p = 0.0f;
-    p.repetition_penalty = 1.15f;
-    p.repeat_last_n = 64;
-    return p;
-}
-
 int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out)
 {
     struct engine *e;

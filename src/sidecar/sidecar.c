@@ -74,6 +74,23 @@ struct cdt_sidecar_params cdt_sidecar_default_params(void)
     return p;
 }
 
+/* The seed's sampling defaults (DESIGN.md): temperature 0.7, top_p 0.8, repetition
+ * penalty 1.15 over the last 64 tokens, min_p off, max_tokens automatic. */
+struct cdt_gen_params cdt_gen_params_default(void)
+{
+    struct cdt_gen_params p;
+
+    memset(&p, 0, sizeof(p));
+    p.max_tokens = -1;
+    p.system_ram_gb = 16;
+    p.temperature = 0.7f;
+    p.top_p = 0.8f;
+    p.min_p = 0.0f;
+    p.repetition_penalty = 1.15f;
+    p.repeat_last_n = 64;
+    return p;
+}
+
 /* ---- jobs and the worker ---- */
 
 static void job_free(struct job *j)

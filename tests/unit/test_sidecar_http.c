@@ -20,6 +20,7 @@ struct fake {
     bool loaded;
     int token_ms; /* per fake token */
     int n_tokens; /* tokens per generation */
+    int load_ms;  /* how long a load takes */
     atomic_int cancels;
     atomic_int generations;
 };
@@ -30,6 +31,7 @@ static int fake_load(struct cdt_backend *be, const char *path, int n_ctx,
     struct fake *f = (struct fake *)be;
 
     f->loaded = false;
+    usleep((useconds_t)f->load_ms * 1000);
     if (strcmp(path, "/models/good.gguf") != 0) {
         snprintf(errmsg, errcap, "no such file: %s", path);
         return CDT_ENOTFOUND;
@@ -191,12 +193,10 @@ static int start(const char *token, int queue_max)
     fake.base.ops = &fake_ops;
     fake.n_tokens = 5;
     fake.token_ms = 1;
-    p.port_min = p.port_max = 0; /* any free port */
-    p.port_min = 0;
     p.backend = &fake.base;
     p.token = token;
     p.queue_max = queue_max;
-    /* port 0,0 means the default range; take an OS port via a narrow range instead */
+    /* Away from the sidecar's default range, so a running sidecar does not matter. */
     p.port_min = 20000 + (getpid() % 20000);
     p.port_max = p.port_min + 200;
     if (cdt_sidecar_new(&p, &sc, err, sizeof(err)) != 0) {
@@ -532,6 +532,42 @@ TEST(status_answers_during_generation_and_queue_bounds)
     REQUIRE(start(NULL, 0) == 0);
 }
 
+static void *bg_load(void *arg)
+{
+    struct bg *b = arg;
+
+    b->r = call("POST", "/load", b->body, NULL, 0);
+    return NULL;
+}
+
+TEST(health_is_503_while_loading)
+{
+    struct bg b;
+    struct resp r;
+
+    memset(&b, 0, sizeof(b));
+    fake.load_ms = 400;
+    b.body = "{\"model_path\":\"/models/good.gguf\"}";
+    pthread_create(&b.t, NULL, bg_load, &b);
+    usleep(150 * 1000);
+    r = call("GET", "/health", NULL, NULL, 0);
+    CHECK_INT(r.status, 503);
+    CHECK_STR(r.body, "{\"status\":\"loading\"}");
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"state\":\"loading\"") != NULL);
+    CHECK(r.ms < 100);
+    FREE_RESP(r);
+    pthread_join(b.t, NULL);
+    CHECK_INT(b.r.status, 200);
+    FREE_RESP(b.r);
+    fake.load_ms = 0;
+    r = call("GET", "/health", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    FREE_RESP(r);
+}
+
 TEST(disconnect_cancels_generation)
 {
     struct resp r;
@@ -625,6 +661,7 @@ int main(void)
     RUN(loopback_rules);
     RUN(token_required);
     RUN(status_answers_during_generation_and_queue_bounds);
+    RUN(health_is_503_while_loading);
     RUN(disconnect_cancels_generation);
     RUN(port_taken_means_next_or_error);
     RUN(stop_cancels_running_generation);
