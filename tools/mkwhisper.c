@@ -324,8 +324,9 @@ out:
  * <|0.00|> at position 0; then for each segment 3..8 text tokens, its closing timestamp
  * twice (end of this segment, start of the next, as Whisper writes them), the time
  * advancing 0.24..0.44 s per text token; the last closing timestamp within 30 s is
- * followed by <|endoftext|> instead of its repeat. Positions count from the start of the
- * decoder's context, so with a prompt the schedule starts part-way through.
+ * followed by <|endoftext|> instead of its repeat, and the pattern repeats (see
+ * plan_make). whisper.cpp ends a window at <|endoftext|> or at the first timestamp past
+ * the end of the audio, so a window costs a few dozen decoder steps and no fallback.
  */
 #define CDT_N_TIME    16 /* time dimensions: slot vectors, one per dimension */
 #define CDT_N_CONTENT (CDT_N_STATE - CDT_N_TIME)
@@ -352,24 +353,37 @@ static void plan_make(struct plan *pl, uint64_t seed)
     for (int v = 0; v < CDT_N_TIME; v++)
         pl->slot_token[v] = -1;
 
+    const int eot_slot = CDT_N_TIME - 1;
     pl->slot_at[0] = 0;
     pl->slot_token[0] = CDT_TOKEN_BEG;
-    const int eot_slot = CDT_N_TIME - 1;
     pl->slot_token[eot_slot] = CDT_TOKEN_EOT;
 
-    int pos = 1, k = 0, last_repeat = -1;
-    for (int v = 1; v < eot_slot; v++) {
-        int n_text = 3 + (int)(splitmix64(&rng) % 6);
-        int k_next = k;
-        for (int i = 0; i < n_text; i++)
-            k_next += 12 + (int)(splitmix64(&rng) % 11);
-        const int close = pos + n_text;
-        if (k_next >= CDT_N_TS || close + 1 >= CDT_N_TEXT_CTX)
+    /* The segments of one window: text tokens before each closing timestamp. */
+    int n_text[CDT_N_TIME] = {0};
+    int n_close = 0;
+    for (int v = 1, k = 0; v < eot_slot; v++) {
+        n_text[v] = 3 + (int)(splitmix64(&rng) % 6);
+        for (int i = 0; i < n_text[v]; i++)
+            k += 12 + (int)(splitmix64(&rng) % 11);
+        if (k >= CDT_N_TS)
             break;
-        k = k_next;
         pl->slot_token[v] = CDT_TOKEN_BEG + k;
+        n_close = v;
+    }
+
+    /*
+     * Lay the window out again and again to the end of the context: within one
+     * whisper_full call each window after the first is prompted with the text so far,
+     * so its decoding starts part-way through the positions. Wherever it starts, it
+     * meets increasing timestamps and then <|endoftext|>.
+     */
+    int pos = 1, last_repeat = -1;
+    for (int v = 1;; v = v % n_close + 1) {
+        const int close = pos + n_text[v];
+        if (close + 1 >= CDT_N_TEXT_CTX)
+            break;
         pl->slot_at[close] = v;
-        pl->slot_at[close + 1] = v;
+        pl->slot_at[close + 1] = v == n_close ? eot_slot : v;
         last_repeat = close + 1;
         pos = close + 2;
     }

@@ -28,10 +28,20 @@ struct cdt_model_info {
     bool has_template;  /* the GGUF carries tokenizer.chat_template */
 };
 
+/* One chat message (OpenAI-style roles: "system", "user", "assistant"). */
+struct cdt_chat_msg {
+    const char *role;    /* borrowed */
+    const char *content; /* borrowed */
+};
+
+#define CDT_MAX_CHAT_MSGS 64 /* messages per request */
+
 /* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
  * start from cdt_gen_params_default(). */
 struct cdt_gen_params {
     const char *prompt;       /* the user's prompt (one user message); borrowed */
+    const struct cdt_chat_msg *messages; /* instead of prompt when n_messages > 0 */
+    int n_messages;
     int max_tokens;           /* -1: the seed's dynamic limit; >0: honoured up to ctx */
     int system_ram_gb;        /* RAM tier input for max_tokens = -1 */
     float temperature;        /* 0: greedy, deterministic */
@@ -42,6 +52,9 @@ struct cdt_gen_params {
     uint32_t seed;            /* sampler seed */
     bool has_seed;            /* false: a random seed */
     bool ignore_eos;          /* keep generating to max_tokens (benchmarks) */
+    bool speculative;         /* prompt-lookup speculative decoding (default on) */
+    int64_t deadline_ns;      /* CLOCK_MONOTONIC time to stop at; 0: none. On expiry the
+                               * text so far is returned with truncated = "deadline" */
 
     /* Called with each new piece of valid UTF-8 text as it is produced (may be
      * NULL). Return nonzero to stop generating (the result is kept). `text` is
@@ -59,6 +72,8 @@ struct cdt_gen_timings {
     int generated_tokens;     /* tokens generated */
     double generation_ms;     /* decode time */
     double tokens_per_second; /* generated_tokens / generation_ms */
+    int draft_tokens;       /* speculative tokens drafted */
+    int accepted_tokens;    /* of those, accepted */
 };
 
 struct cdt_gen_result {
@@ -67,6 +82,9 @@ struct cdt_gen_result {
     const char *prompt_format_mode; /* static: "chat_template", "chatml", "raw" */
     bool prompt_format_fallback;    /* true when not the model's own template */
     bool stopped_by_callback;       /* on_text asked to stop */
+    const char *truncated;          /* static: NULL, or "deadline" when the deadline hit */
+    const char *finish_reason;      /* static: "stop" (end of sequence or on_text), "length"
+                                     * (max_tokens or context), "deadline" */
     struct cdt_gen_timings timings;
     char errmsg[512]; /* for people, when generate fails */
 };
@@ -88,6 +106,11 @@ struct cdt_backend_ops {
      * tokens, context M"), CDT_ECANCELED, or CDT_EENGINE. On error r->text is NULL. */
     int (*generate)(struct cdt_backend *be, const struct cdt_gen_params *p,
                     struct cdt_gen_result *r);
+    /* Computes and keeps the KV cache of `prompt` formatted as the start of a user
+     * message (the chat template's text up to the end of the prompt), so that a later
+     * generate whose prompt starts with it only evaluates the rest. Returns 0,
+     * CDT_ESTATE (no model), CDT_ETOOBIG, CDT_EENGINE. May be NULL in fakes. */
+    int (*warmup)(struct cdt_backend *be, const char *prompt, char *errmsg, size_t errcap);
     /* Frees the backend (and its model). */
     void (*free)(struct cdt_backend *be);
 };

@@ -88,6 +88,7 @@ struct cdt_gen_params cdt_gen_params_default(void)
     p.min_p = 0.0f;
     p.repetition_penalty = 1.15f;
     p.repeat_last_n = 64;
+    p.speculative = true;
     return p;
 }
 

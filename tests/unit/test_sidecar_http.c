@@ -89,7 +89,8 @@ static void fake_free(struct cdt_backend *be)
     (void)be;
 }
 
-static const struct cdt_backend_ops fake_ops = {fake_load, fake_unload, fake_generate, fake_free};
+static const struct cdt_backend_ops fake_ops = {
+    .load = fake_load, .unload = fake_unload, .generate = fake_generate, .free = fake_free};
 
 /* ---- a tiny HTTP client ---- */
 
