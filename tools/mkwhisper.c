@@ -1,25 +1,28 @@
 /*
- * mkwhisper: write a tiny random-weight Whisper model in whisper.cpp's legacy ggml format.
+ * mkwhisper: write a tiny Whisper model for tests in whisper.cpp's legacy ggml format.
  *
  * The model has the shape of an English-only (".en") Whisper with n_state 64, 2 heads,
  * 2 encoder layers and 1 decoder layer (whisper.cpp treats 2 decoder layers as a
- * first-release distilled model and forces no-timestamps). It transcribes gibberish
- * with real timestamps, which is what tests of everything around the engine need.
+ * first-release distilled model and forces no-timestamps). Its weights are random,
+ * except for a timing schedule in the decoder (see struct plan), so it transcribes any
+ * audio as confident gibberish in segments of 3..8 tokens with increasing timestamps,
+ * without whisper.cpp's temperature fallbacks: ~8 MB (f16), a fraction of a second for
+ * samples/jfk.mp3. That is what tests of everything around the engine need.
  *
  * Layout (all integers little-endian int32, as whisper_model_load reads it):
  *   magic 0x67676d6c, 11 hparams, mel filters (n_mel, n_fft, n_mel*n_fft f32),
  *   vocab (count, then len + bytes per token), then tensors, each
  *   (n_dims, name_len, ttype, ne[0..n_dims), name, data).
  *
- * Invariants: the same arguments give the same bytes. Weights come from a splitmix64
- * stream seeded per tensor from (--seed, tensor name), so tensor order does not matter
- * to the values; they are uniform, so integer arithmetic alone makes them. The mel
- * filterbank and the encoder's sinusoidal position embedding use libm. The filterbank is the
- * real one (librosa.filters.mel(sr=16000, n_fft=400, n_mels=80), Slaney scale and
- * normalisation), so whisper.cpp's log-mel front end sees what it would with a real
- * model. The vocabulary is GPT-2's 50256 byte-level BPE tokens, decoded to raw bytes
- * from a vocab-only GGUF; whisper.cpp synthesises <|endoftext|> and the special tokens
- * above it, as it does for the real ggml-*.en.bin files.
+ * Invariants: the same arguments give the same bytes. Random values come from a
+ * splitmix64 stream seeded per tensor from (--seed, tensor name), so tensor order does
+ * not matter to the values; they are uniform, so integer arithmetic alone makes them.
+ * The mel filterbank and the encoder's sinusoidal position embedding use libm. The
+ * filterbank is the real one (librosa.filters.mel(sr=16000, n_fft=400, n_mels=80),
+ * Slaney scale and normalisation), so whisper.cpp's log-mel front end sees what it
+ * would with a real model. The vocabulary is GPT-2's 50256 byte-level BPE tokens,
+ * decoded to raw bytes from a vocab-only GGUF; whisper.cpp synthesises <|endoftext|>
+ * and the special tokens above it, as it does for the real ggml-*.en.bin files.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -274,10 +277,14 @@ static int write_vocab(struct writer *w, const char *vocab_path)
         fprintf(stderr, "mkwhisper: %s has no string array tokenizer.ggml.tokens\n", vocab_path);
         goto out;
     }
+    /* Whisper's English vocabulary is GPT-2's: 50256 tokens, then <|endoftext|>. */
     size_t n = gguf_get_arr_n(g, key);
-    if (n < CDT_N_TEXT_TOKENS) {
-        fprintf(stderr, "mkwhisper: %s has %zu tokens, need GPT-2's %d\n", vocab_path, n,
-                CDT_N_TEXT_TOKENS);
+    if (n != CDT_N_TEXT_TOKENS + 1 ||
+        strcmp(gguf_get_arr_str(g, key, CDT_N_TEXT_TOKENS), "<|endoftext|>") != 0) {
+        fprintf(stderr,
+                "mkwhisper: %s is not GPT-2's vocabulary (%zu tokens; want %d ending in "
+                "<|endoftext|>)\n",
+                vocab_path, n, CDT_N_TEXT_TOKENS + 1);
         goto out;
     }
 
@@ -394,10 +401,11 @@ static void plan_make(struct plan *pl, uint64_t seed)
 /* ---- tensors ---- */
 
 /* Weight scales: small enough that activations stay tame, big enough to vary tokens. */
-#define STD_WEIGHT  0.02
-#define STD_BIAS    0.02
-#define STD_EMBED   0.1   /* token embedding, content dimensions of text rows */
-#define STD_DEC_MLP 0.125 /* decoder MLP: its output dominates the residual stream */
+#define STD_WEIGHT      0.02
+#define STD_BIAS        0.02
+#define STD_EMBED       0.1   /* token embedding, content dimensions of text rows */
+#define STD_DEC_MLP_IN  0.125 /* decoder MLP: its output dominates the residual stream, */
+#define STD_DEC_MLP_OUT 0.1   /* so the next token is a random function of the context */
 
 /*
  * Values for tensor `name`: `count` uniform values with standard deviation `std` (0 for
@@ -528,7 +536,6 @@ static void put_attention(struct writer *w, const char *prefix, const char *attn
 static void put_block(struct writer *w, const char *side, int layer, bool decoder)
 {
     const int n = CDT_N_STATE;
-    const double mlp_std = decoder ? STD_DEC_MLP : STD_WEIGHT;
     char prefix[CDT_MAX_NAME];
     snprintf(prefix, sizeof prefix, "%s.blocks.%d", side, layer);
     put_layer_norm(w, prefix, "attn_ln", n);
@@ -538,8 +545,8 @@ static void put_block(struct writer *w, const char *side, int layer, bool decode
         put_attention(w, prefix, "cross_attn", decoder);
     }
     put_layer_norm(w, prefix, "mlp_ln", n);
-    put_linear(w, prefix, "mlp.0", n, 4 * n, true, mlp_std, false);
-    put_linear(w, prefix, "mlp.2", 4 * n, n, true, decoder ? 0.8 * mlp_std : STD_WEIGHT, decoder);
+    put_linear(w, prefix, "mlp.0", n, 4 * n, true, decoder ? STD_DEC_MLP_IN : STD_WEIGHT, false);
+    put_linear(w, prefix, "mlp.2", 4 * n, n, true, decoder ? STD_DEC_MLP_OUT : STD_WEIGHT, decoder);
 }
 
 static void put_encoder(struct writer *w)
@@ -651,9 +658,10 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: mkwhisper --out FILE [--seed N] [--vocab PATH] [--type f16|f32]\n"
             "\n"
-            "Write a tiny random-weight English-only Whisper model (whisper.cpp legacy ggml\n"
-            "format, n_state 64, 2 encoder layers, 1 decoder layer) for tests. It transcribes\n"
-            "gibberish with real timestamps. The same arguments give the same bytes.\n"
+            "Write a tiny English-only Whisper model for tests (whisper.cpp legacy ggml format,\n"
+            "n_state 64, 2 encoder layers, 1 decoder layer, ~8 MB at f16): random weights plus\n"
+            "a timing schedule, so it transcribes any audio as gibberish in segments with\n"
+            "increasing timestamps, fast. The same arguments give the same bytes.\n"
             "\n"
             "  -o, --out FILE     where to write the model (required)\n"
             "  -s, --seed N       seed for the weights (default 42)\n"

@@ -39,7 +39,7 @@ struct cdt_chat_msg {
 /* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
  * start from cdt_gen_params_default(). */
 struct cdt_gen_params {
-    const char *prompt;       /* the user's prompt (one user message); borrowed */
+    const char *prompt;                  /* the user's prompt (one user message); borrowed */
     const struct cdt_chat_msg *messages; /* instead of prompt when n_messages > 0 */
     int n_messages;
     int max_tokens;           /* -1: the seed's dynamic limit; >0: honoured up to ctx */
@@ -66,14 +66,15 @@ struct cdt_gen_params {
 };
 
 struct cdt_gen_timings {
-    int prompt_tokens;        /* tokens of the formatted prompt */
-    int cached_tokens;        /* of those, reused from the previous request's KV */
-    double prompt_ms;         /* prompt evaluation time */
-    int generated_tokens;     /* tokens generated */
-    double generation_ms;     /* decode time */
-    double tokens_per_second; /* generated_tokens / generation_ms */
-    int draft_tokens;       /* speculative tokens drafted */
-    int accepted_tokens;    /* of those, accepted */
+    int prompt_tokens;           /* tokens of the formatted prompt */
+    int cached_tokens;           /* of those, reused from the previous request's KV */
+    int prompt_tokens_evaluated; /* prompt_tokens - cached_tokens */
+    double prompt_ms;            /* prompt evaluation time */
+    int generated_tokens;        /* tokens generated */
+    double generation_ms;        /* decode time */
+    double tokens_per_second;    /* generated_tokens / generation_ms */
+    int draft_tokens;            /* speculative tokens drafted */
+    int accepted_tokens;         /* of those, accepted */
 };
 
 struct cdt_gen_result {

@@ -3,68 +3,26 @@
  * Invariants, all under `lock`: `head..tail` is the FIFO of jobs not yet started
  * (at most queue_max); `running` is the job the worker is executing (or NULL);
  * `loaded`/`info` describe the backend's model and change only on the worker, under
- * the lock. A job is finished exactly once (done = true, done_cv broadcast); its
- * waiter frees it, or the worker frees it when nobody waits (detached). */
-#include "sidecar.h"
+ * the lock. A job is freed when its last reference goes (the worker's and the
+ * route's, which a stream takes over). Streamed text flows worker → `sbuf` → the
+ * connection thread, which blocks in the stream reader until there is more. */
+#include "sidecar_int.h"
 
-#include "codictate/httpd.h"
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
 #include "codictate/text.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define CDT_MAX_SESSION_ID 64 /* X-Session-Id bytes kept for logs */
-
-enum job_kind { JOB_LOAD, JOB_UNLOAD, JOB_GENERATE };
-
-struct job {
-    enum job_kind kind;
-    struct job *next;
-    char *model_path;         /* JOB_LOAD; owned */
-    char *prompt;             /* JOB_GENERATE; owned */
-    struct cdt_gen_params gp; /* JOB_GENERATE; gp.prompt points at prompt */
-    struct cdt_http_req *req; /* the waiting request (cancel on disconnect) or NULL */
-    struct cdt_sidecar *s;
-    int rc;
-    bool was_loaded; /* JOB_UNLOAD: a model was loaded */
-    char errmsg[512];
-    struct cdt_gen_result res;
-    bool done;
-    bool detached; /* no waiter: the worker frees it */
-};
-
-struct cdt_sidecar {
-    pthread_mutex_t lock;
-    pthread_cond_t work_cv; /* the worker waits for jobs */
-    pthread_cond_t done_cv; /* waiters wait for their job */
-    pthread_t worker;
-    bool worker_started;
-    atomic_bool stopping;
-    bool stopped;
-
-    struct job *head, *tail;
-    int n_queued;
-    int queue_max;
-    struct job *running;
-
-    bool loaded;
-    struct cdt_model_info info;
-    int n_ctx;
-
-    struct cdt_backend *be;
-    struct cdt_httpd *http;
-    struct cdt_log *log;
-};
+#define CDT_MAX_SESSION_ID 64                 /* X-Session-Id bytes kept for logs */
+#define CDT_MAX_TIMEOUT_MS (24 * 3600 * 1000) /* longest timeout_ms accepted */
 
 struct cdt_sidecar_params cdt_sidecar_default_params(void)
 {
@@ -99,26 +57,164 @@ static void job_free(struct job *j)
     if (!j)
         return;
     free(j->model_path);
+    free(j->warmup_prompt);
     free(j->prompt);
+    cJSON_Delete(j->messages_json);
+    for (int i = 0; i < j->n_stop; i++)
+        free(j->stop[i]);
+    free(j->text);
+    free(j->sbuf);
     free(j->res.text);
+    if (j->api_free)
+        j->api_free(j->api);
     free(j);
 }
 
 /* Called with the lock held. */
+static void release_locked(struct job *j)
+{
+    if (--j->refs == 0)
+        job_free(j);
+}
+
+void cdt__job_release(struct cdt_sidecar *s, struct job *j)
+{
+    pthread_mutex_lock(&s->lock);
+    release_locked(j);
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct job *cdt__job_new_generate(void)
+{
+    struct job *j = calloc(1, sizeof(*j));
+
+    if (!j)
+        return NULL;
+    j->kind = JOB_GENERATE;
+    j->refs = 1;
+    j->gp = cdt_gen_params_default();
+    atomic_init(&j->gone, false);
+    return j;
+}
+
+/* Called with the lock held: the job ended (done) and the worker lets go of it. */
 static void finish(struct cdt_sidecar *s, struct job *j)
 {
     j->done = true;
-    if (j->detached)
-        job_free(j);
-    else
-        pthread_cond_broadcast(&s->done_cv);
+    j->started = true;
+    pthread_cond_broadcast(&s->done_cv);
+    release_locked(j);
 }
 
 static int should_cancel(void *ud)
 {
     struct job *j = ud;
 
-    return atomic_load(&j->s->stopping) || (j->req && cdt_http_req_client_gone(j->req));
+    return atomic_load(&j->s->stopping) || atomic_load(&j->gone) ||
+           (j->req && cdt_http_req_client_gone(j->req));
+}
+
+/* Appends to the job's stream buffer; lock held. */
+static void sbuf_append(struct job *j, char *ev)
+{
+    size_t n;
+
+    if (!ev)
+        return;
+    n = strlen(ev);
+    if (j->slen + n + 1 > j->scap) {
+        size_t ncap = j->scap ? j->scap : 4096;
+        char *p;
+
+        while (ncap < j->slen + n + 1)
+            ncap *= 2;
+        p = realloc(j->sbuf, ncap);
+        if (!p) {
+            free(ev);
+            return;
+        }
+        j->sbuf = p;
+        j->scap = ncap;
+    }
+    memcpy(j->sbuf + j->slen, ev, n + 1);
+    j->slen += n;
+    free(ev);
+}
+
+/* Length of the longest prefix of s[0..n) that does not end inside a UTF-8
+ * character. */
+static size_t utf8_floor(const char *s, size_t n)
+{
+    size_t i = n;
+
+    while (i > 0 && i > n - 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i > 0 && ((unsigned char)s[i - 1] & 0x80)) {
+        unsigned char c = (unsigned char)s[i - 1];
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (n - (i - 1) < need)
+            return i - 1;
+    }
+    return n;
+}
+
+/* Formats text[emitted..upto) into the stream; lock held. */
+static void emit_upto(struct job *j, size_t upto)
+{
+    if (upto > j->emitted && j->format) {
+        sbuf_append(j, j->format(j, j->text + j->emitted, upto - j->emitted));
+        j->emitted = upto;
+    }
+}
+
+/* The engine's text callback (worker thread): applies stop sequences, keeps the
+ * text, and feeds the stream, holding back what could still become a stop. */
+static int on_text(const char *piece, size_t len, void *ud)
+{
+    struct job *j = ud;
+    struct cdt_sidecar *s = j->s;
+    size_t from;
+
+    if (j->text_len + len + 1 > j->text_cap) {
+        size_t ncap = j->text_cap ? j->text_cap : 1024;
+        char *p;
+
+        while (ncap < j->text_len + len + 1)
+            ncap *= 2;
+        p = realloc(j->text, ncap);
+        if (!p)
+            return 1;
+        j->text = p;
+        j->text_cap = ncap;
+    }
+    memcpy(j->text + j->text_len, piece, len);
+    j->text_len += len;
+    j->text[j->text_len] = '\0';
+
+    /* A stop sequence can only end inside the new piece. */
+    from = j->text_len > len + j->stop_maxlen ? j->text_len - len - j->stop_maxlen : 0;
+    for (int i = 0; i < j->n_stop; i++) {
+        char *hit = strstr(j->text + from, j->stop[i]);
+        if (hit && (size_t)(hit - j->text) < j->text_len) {
+            j->text_len = (size_t)(hit - j->text);
+            j->text[j->text_len] = '\0';
+            j->stop_hit = true;
+        }
+    }
+    if (j->stream) {
+        size_t safe = j->text_len;
+
+        if (!j->stop_hit && j->stop_maxlen > 1)
+            safe = j->text_len > j->stop_maxlen - 1 ? j->text_len - (j->stop_maxlen - 1) : 0;
+        safe = utf8_floor(j->text, safe);
+        pthread_mutex_lock(&s->lock);
+        if (safe > j->emitted)
+            emit_upto(j, safe);
+        j->started = true;
+        pthread_cond_broadcast(&s->done_cv);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return j->stop_hit;
 }
 
 static void run_job(struct cdt_sidecar *s, struct job *j)
@@ -130,6 +226,12 @@ static void run_job(struct cdt_sidecar *s, struct job *j)
         memset(&info, 0, sizeof(info));
         j->rc =
             s->be->ops->load(s->be, j->model_path, s->n_ctx, &info, j->errmsg, sizeof(j->errmsg));
+        if (j->rc == 0 && j->warmup_prompt && s->be->ops->warmup) {
+            char werr[256] = "";
+            int wrc = s->be->ops->warmup(s->be, j->warmup_prompt, werr, sizeof(werr));
+            if (wrc != 0)
+                CDT_LOG_W(s->log, "warm-up failed (the model stays loaded): %s", werr);
+        }
         pthread_mutex_lock(&s->lock);
         s->loaded = j->rc == 0;
         if (j->rc == 0)
@@ -159,10 +261,16 @@ static void run_job(struct cdt_sidecar *s, struct job *j)
             break;
         }
         j->gp.should_cancel = should_cancel;
+        j->gp.on_text = on_text;
         j->gp.user_data = j;
         j->rc = s->be->ops->generate(s->be, &j->gp, &j->res);
         if (j->rc != 0 && !j->errmsg[0])
             snprintf(j->errmsg, sizeof(j->errmsg), "%s", j->res.errmsg);
+        /* A backend that returns its text without on_text: pass it through once. */
+        if (j->rc == 0 && !j->text && j->res.text && *j->res.text)
+            on_text(j->res.text, strlen(j->res.text), j);
+        if (j->rc == 0 && !j->text) /* nothing generated */
+            j->text = strdup("");
         break;
     }
 }
@@ -215,6 +323,7 @@ static int submit(struct cdt_sidecar *s, struct job *j)
     else if (s->n_queued >= s->queue_max)
         rc = CDT_EBUSY;
     if (rc == 0) {
+        j->refs++; /* the worker's */
         if (s->tail)
             s->tail->next = j;
         else
@@ -227,37 +336,147 @@ static int submit(struct cdt_sidecar *s, struct job *j)
     return rc;
 }
 
-static void wait_done(struct cdt_sidecar *s, struct job *j)
+/* The seed API's error body: {"detail": "..."}. */
+static void seed_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
+    CDT_PRINTF(4, 5);
+
+static void seed_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
 {
+    char msg[1024];
+    va_list ap;
+
+    (void)param;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cdt_http_reply_error(req, status, "%s", msg);
+}
+
+/* Queues j; answers 503 itself when refused. */
+static int submit_or_reply(struct cdt_sidecar *s, struct cdt_http_req *req, struct job *j,
+                           cdt_reply_err err)
+{
+    int rc = submit(s, j);
+
+    if (rc == CDT_EBUSY)
+        err(req, 503, NULL, "Server busy: %d requests already waiting; retry later", s->queue_max);
+    else if (rc != 0)
+        err(req, 503, NULL, "The sidecar is shutting down");
+    return rc;
+}
+
+static bool submit_and_wait(struct cdt_sidecar *s, struct cdt_http_req *req, struct job *j)
+{
+    j->req = req;
+    if (submit_or_reply(s, req, j, seed_err) != 0)
+        return false;
     pthread_mutex_lock(&s->lock);
     while (!j->done)
         pthread_cond_wait(&s->done_cv, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    return true;
 }
 
-/* Submits j for req and waits; on a refused submit answers and returns false. */
-static bool submit_and_wait(struct cdt_sidecar *s, struct cdt_http_req *req, struct job *j)
+int cdt__run_generate(struct cdt_sidecar *s, struct cdt_http_req *req, struct job *j,
+                      cdt_reply_err err)
 {
     int rc;
 
-    j->req = req;
-    rc = submit(s, j);
-    if (rc == CDT_EBUSY) {
-        cdt_http_reply_error(req, 503, "Server busy: %d requests already waiting; retry later",
-                             s->queue_max);
-        return false;
+    /* A waiting request is polled for disconnects; a stream notices them itself. */
+    j->req = j->stream ? NULL : req;
+    rc = submit_or_reply(s, req, j, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    while (!(j->stream ? j->started : j->done))
+        pthread_cond_wait(&s->done_cv, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* ---- streaming ---- */
+
+struct job_stream {
+    struct cdt_sidecar *s;
+    struct job *j;
+};
+
+static ssize_t stream_next(void *ud, char *buf, size_t cap)
+{
+    struct job_stream *st = ud;
+    struct cdt_sidecar *s = st->s;
+    struct job *j = st->j;
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (j->soff < j->slen) {
+            n = j->slen - j->soff < cap ? j->slen - j->soff : cap;
+            memcpy(buf, j->sbuf + j->soff, n);
+            j->soff += n;
+            break;
+        }
+        if (j->done) {
+            if (j->final_sent)
+                break; /* n = 0: end of stream */
+            j->final_sent = true;
+            if (j->rc == 0)
+                emit_upto(j, j->text_len); /* what was held back for stop sequences */
+            if (j->format)
+                sbuf_append(j, j->format(j, NULL, 0));
+            continue;
+        }
+        pthread_cond_wait(&s->done_cv, &s->lock);
     }
-    if (rc != 0) {
-        cdt_http_reply_error(req, 503, "The sidecar is shutting down");
-        return false;
+    pthread_mutex_unlock(&s->lock);
+    return (ssize_t)n;
+}
+
+static void stream_done(void *ud, bool gone)
+{
+    struct job_stream *st = ud;
+
+    if (gone)
+        atomic_store(&st->j->gone, true); /* cancels the generation */
+    cdt__job_release(st->s, st->j);
+    free(st);
+}
+
+void cdt__reply_job_stream(struct cdt_sidecar *s, struct cdt_http_req *req, struct job *j)
+{
+    struct job_stream *st = malloc(sizeof(*st));
+
+    if (!st) {
+        atomic_store(&j->gone, true);
+        cdt__job_release(s, j);
+        cdt_http_reply_error(req, 500, "out of memory");
+        return;
     }
-    wait_done(s, j);
-    return true;
+    st->s = s;
+    st->j = j;
+    cdt_http_reply_stream(req, 200, "text/event-stream", stream_next, stream_done, st);
+}
+
+char *cdt__sse_event(cJSON *o)
+{
+    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
+    char *ev = NULL;
+    size_t n;
+
+    cJSON_Delete(o);
+    if (!json)
+        return NULL;
+    n = strlen(json) + 9;
+    ev = malloc(n);
+    if (ev)
+        snprintf(ev, n, "data: %s\n\n", json);
+    free(json);
+    return ev;
 }
 
 /* ---- JSON helpers ---- */
 
-static void reply_json(struct cdt_http_req *req, int status, cJSON *o)
+void cdt__reply_json(struct cdt_http_req *req, int status, cJSON *o)
 {
     char *text = o ? cJSON_PrintUnformatted(o) : NULL;
 
@@ -270,8 +489,7 @@ static void reply_json(struct cdt_http_req *req, int status, cJSON *o)
     free(text);
 }
 
-/* Parses the body as a JSON object; on failure answers 400/422 and returns NULL. */
-static cJSON *parse_body(struct cdt_http_req *req)
+cJSON *cdt__parse_body(struct cdt_http_req *req, cdt_reply_err err)
 {
     const char *body = cdt_http_req_body(req);
     size_t len = cdt_http_req_body_len(req);
@@ -279,7 +497,7 @@ static cJSON *parse_body(struct cdt_http_req *req)
     cJSON *o;
 
     if (len == 0) {
-        cdt_http_reply_error(req, 422, "body: a JSON object is required");
+        err(req, 422, NULL, "body: a JSON object is required");
         return NULL;
     }
     o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
@@ -297,50 +515,49 @@ static cJSON *parse_body(struct cdt_http_req *req)
                 col++;
             }
         }
-        cdt_http_reply_error(req, 400, "Malformed JSON at line %d, column %d", line, col);
+        err(req, 400, NULL, "Malformed JSON at line %d, column %d", line, col);
         return NULL;
     }
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        cdt_http_reply_error(req, 422, "body: must be a JSON object");
+        err(req, 422, NULL, "body: must be a JSON object");
         return NULL;
     }
     return o;
 }
 
-/* Reads an optional number field in [lo, hi] (integer when `integer`). Absent or
- * null leaves *out. Returns false after answering 422. */
-static bool opt_number(struct cdt_http_req *req, const cJSON *o, const char *name, double lo,
-                       double hi, bool integer, double *out)
+bool cdt__opt_number(struct cdt_http_req *req, const cJSON *o, const char *name, double lo,
+                     double hi, bool integer, double *out, cdt_reply_err err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
     if (!v || cJSON_IsNull(v))
         return true;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        cdt_http_reply_error(req, 422, "%s: must be a number", name);
+        err(req, 422, name, "%s: must be a number", name);
         return false;
     }
     if (integer && v->valuedouble != floor(v->valuedouble)) {
-        cdt_http_reply_error(req, 422, "%s: must be an integer", name);
+        err(req, 422, name, "%s: must be an integer", name);
         return false;
     }
     if (v->valuedouble < lo || v->valuedouble > hi) {
-        cdt_http_reply_error(req, 422, "%s: must be between %g and %g", name, lo, hi);
+        err(req, 422, name, "%s: must be between %g and %g", name, lo, hi);
         return false;
     }
     *out = v->valuedouble;
     return true;
 }
 
-static bool opt_bool(struct cdt_http_req *req, const cJSON *o, const char *name, bool *out)
+bool cdt__opt_bool(struct cdt_http_req *req, const cJSON *o, const char *name, bool *out,
+                   cdt_reply_err err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
     if (!v || cJSON_IsNull(v))
         return true;
     if (!cJSON_IsBool(v)) {
-        cdt_http_reply_error(req, 422, "%s: must be true or false", name);
+        err(req, 422, name, "%s: must be true or false", name);
         return false;
     }
     *out = cJSON_IsTrue(v);
@@ -368,7 +585,91 @@ static const char *req_string(struct cdt_http_req *req, const cJSON *o, const ch
     return v->valuestring;
 }
 
-/* ---- routes ---- */
+static bool add_stop(struct job *j, const char *stop, struct cdt_http_req *req, cdt_reply_err err)
+{
+    size_t n = strlen(stop);
+
+    if (n == 0)
+        return true;
+    if (n > CDT_MAX_STOP_LEN || j->n_stop >= CDT_MAX_STOP) {
+        err(req, 422, "stop", "stop: at most %d sequences of at most %d bytes", CDT_MAX_STOP,
+            CDT_MAX_STOP_LEN);
+        return false;
+    }
+    j->stop[j->n_stop] = strdup(stop);
+    if (!j->stop[j->n_stop]) {
+        err(req, 500, NULL, "out of memory");
+        return false;
+    }
+    j->n_stop++;
+    if (n > j->stop_maxlen)
+        j->stop_maxlen = n;
+    return true;
+}
+
+bool cdt__parse_gen_options(struct cdt_http_req *req, const cJSON *body, struct job *j,
+                            cdt_reply_err err)
+{
+    struct cdt_gen_params *gp = &j->gp;
+    double max_tokens = -1, ram = gp->system_ram_gb, temp = gp->temperature, top_p = gp->top_p,
+           min_p = gp->min_p, rep = gp->repetition_penalty, seed = -1, timeout_ms = 0;
+    bool ignore_eos = gp->ignore_eos, speculative = gp->speculative;
+    const cJSON *stop;
+
+    if (!cdt__opt_number(req, body, "max_tokens", -1, 1e7, true, &max_tokens, err) ||
+        !cdt__opt_number(req, body, "system_ram_gb", 0, 1e6, false, &ram, err) ||
+        !cdt__opt_number(req, body, "temperature", 0, 100, false, &temp, err) ||
+        !cdt__opt_number(req, body, "top_p", 0, 1, false, &top_p, err) ||
+        !cdt__opt_number(req, body, "min_p", 0, 1, false, &min_p, err) ||
+        !cdt__opt_number(req, body, "repetition_penalty", 0.01, 100, false, &rep, err) ||
+        !cdt__opt_number(req, body, "seed", 0, 4294967295.0, true, &seed, err) ||
+        !cdt__opt_number(req, body, "timeout_ms", 1, CDT_MAX_TIMEOUT_MS, true, &timeout_ms, err) ||
+        !cdt__opt_bool(req, body, "ignore_eos", &ignore_eos, err) ||
+        !cdt__opt_bool(req, body, "speculative", &speculative, err))
+        return false;
+    if (max_tokens == 0) {
+        err(req, 422, "max_tokens", "max_tokens: must be -1 (automatic) or at least 1");
+        return false;
+    }
+    stop = cJSON_GetObjectItemCaseSensitive(body, "stop");
+    if (cJSON_IsString(stop)) {
+        if (!add_stop(j, stop->valuestring, req, err))
+            return false;
+    } else if (cJSON_IsArray(stop)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, stop)
+        {
+            if (!cJSON_IsString(it)) {
+                err(req, 422, "stop", "stop: must be a string or an array of strings");
+                return false;
+            }
+            if (!add_stop(j, it->valuestring, req, err))
+                return false;
+        }
+    } else if (stop && !cJSON_IsNull(stop)) {
+        err(req, 422, "stop", "stop: must be a string or an array of strings");
+        return false;
+    }
+    gp->max_tokens = (int)max_tokens;
+    gp->system_ram_gb = ram < 1 ? 1 : (int)lround(ram);
+    gp->temperature = (float)temp;
+    gp->top_p = (float)top_p;
+    gp->min_p = (float)min_p;
+    gp->repetition_penalty = (float)rep;
+    gp->has_seed = seed >= 0;
+    gp->seed = gp->has_seed ? (uint32_t)seed : 0;
+    gp->ignore_eos = ignore_eos;
+    gp->speculative = speculative;
+    if (timeout_ms > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        gp->deadline_ns =
+            (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)timeout_ms * 1000000;
+    }
+    return true;
+}
+
+/* ---- seed routes ---- */
 
 static const char *state_name(const struct cdt_sidecar *s)
 {
@@ -416,7 +717,7 @@ static void route_status(struct cdt_sidecar *s, struct cdt_http_req *req)
     m = cJSON_AddObjectToObject(o, "memory");
     cJSON_AddNumberToObject(m, "rss_bytes", (double)cdt_sysinfo_process_rss());
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
-    reply_json(req, 200, o);
+    cdt__reply_json(req, 200, o);
 }
 
 static void route_health(struct cdt_sidecar *s, struct cdt_http_req *req)
@@ -428,24 +729,30 @@ static void route_health(struct cdt_sidecar *s, struct cdt_http_req *req)
     loading = s->running && s->running->kind == JOB_LOAD;
     pthread_mutex_unlock(&s->lock);
     cJSON_AddStringToObject(o, "status", loading ? "loading" : "ok");
-    reply_json(req, loading ? 503 : 200, o);
+    cdt__reply_json(req, loading ? 503 : 200, o);
 }
 
 static void route_load(struct cdt_sidecar *s, struct cdt_http_req *req)
 {
-    cJSON *body = parse_body(req), *o;
+    cJSON *body = cdt__parse_body(req, seed_err), *o, *w;
     const char *path;
     struct job *j;
 
     if (!body)
         return;
     path = req_string(req, body, "model_path", false);
-    if (!path) {
+    w = cJSON_GetObjectItemCaseSensitive(body, "warmup_prompt");
+    if (!path || (w && !cJSON_IsNull(w) && !cJSON_IsString(w))) {
+        if (path)
+            cdt_http_reply_error(req, 422, "warmup_prompt: must be a string");
         cJSON_Delete(body);
         return;
     }
     j = calloc(1, sizeof(*j));
-    if (!j || !(j->model_path = strdup(path))) {
+    if (!j || !(j->model_path = strdup(path)) ||
+        (cJSON_IsString(w) && !(j->warmup_prompt = strdup(w->valuestring)))) {
+        if (j)
+            free(j->model_path);
         free(j);
         cJSON_Delete(body);
         cdt_http_reply_error(req, 500, "out of memory");
@@ -453,19 +760,20 @@ static void route_load(struct cdt_sidecar *s, struct cdt_http_req *req)
     }
     cJSON_Delete(body);
     j->kind = JOB_LOAD;
+    j->refs = 1;
     if (submit_and_wait(s, req, j)) {
         if (j->rc == 0) {
             o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "status", "loaded");
             cJSON_AddStringToObject(o, "model_path", j->model_path);
-            reply_json(req, 200, o);
+            cdt__reply_json(req, 200, o);
         } else if (j->rc == CDT_ECANCELED) {
             cdt_http_reply_error(req, 503, "The sidecar is shutting down");
         } else {
             cdt_http_reply_error(req, 500, "Failed to load model: %s", j->errmsg);
         }
     }
-    job_free(j);
+    cdt__job_release(s, j);
 }
 
 static void route_unload(struct cdt_sidecar *s, struct cdt_http_req *req)
@@ -479,6 +787,7 @@ static void route_unload(struct cdt_sidecar *s, struct cdt_http_req *req)
         return;
     }
     j->kind = JOB_UNLOAD;
+    j->refs = 1;
     if (submit_and_wait(s, req, j)) {
         pthread_mutex_lock(&s->lock);
         was_loaded = j->was_loaded;
@@ -487,102 +796,36 @@ static void route_unload(struct cdt_sidecar *s, struct cdt_http_req *req)
         cJSON_AddStringToObject(o, "status", was_loaded ? "unloaded" : "no_model_loaded");
         cJSON_AddBoolToObject(o, "model_loaded", false);
         cJSON_AddNullToObject(o, "model_path");
-        reply_json(req, 200, o);
+        cdt__reply_json(req, 200, o);
     }
-    job_free(j);
+    cdt__job_release(s, j);
 }
 
-static bool parse_generate(struct cdt_http_req *req, const cJSON *body, struct job *j)
+static void add_timings(cJSON *o, const struct cdt_gen_timings *t)
 {
-    struct cdt_gen_params *gp = &j->gp;
-    const char *prompt = req_string(req, body, "prompt", true);
-    double max_tokens = -1, ram = 16, temp = gp->temperature, top_p = gp->top_p, min_p = gp->min_p,
-           rep = gp->repetition_penalty, seed = -1;
-    bool ignore_eos = false;
+    cJSON *x = cJSON_AddObjectToObject(o, "timings");
 
-    if (!prompt)
-        return false;
-    if (!opt_number(req, body, "max_tokens", -1, 1e7, true, &max_tokens) ||
-        !opt_number(req, body, "system_ram_gb", 0, 1e6, false, &ram) ||
-        !opt_number(req, body, "temperature", 0, 100, false, &temp) ||
-        !opt_number(req, body, "top_p", 0, 1, false, &top_p) ||
-        !opt_number(req, body, "min_p", 0, 1, false, &min_p) ||
-        !opt_number(req, body, "repetition_penalty", 0.01, 100, false, &rep) ||
-        !opt_number(req, body, "seed", 0, 4294967295.0, true, &seed) ||
-        !opt_bool(req, body, "ignore_eos", &ignore_eos))
-        return false;
-    if (max_tokens == 0) {
-        cdt_http_reply_error(req, 422, "max_tokens: must be -1 (automatic) or at least 1");
-        return false;
-    }
-    j->prompt = strdup(prompt);
-    if (!j->prompt) {
-        cdt_http_reply_error(req, 500, "out of memory");
-        return false;
-    }
-    gp->prompt = j->prompt;
-    gp->max_tokens = (int)max_tokens;
-    gp->system_ram_gb = ram < 1 ? 1 : (int)lround(ram);
-    gp->temperature = (float)temp;
-    gp->top_p = (float)top_p;
-    gp->min_p = (float)min_p;
-    gp->repetition_penalty = (float)rep;
-    gp->has_seed = seed >= 0;
-    gp->seed = gp->has_seed ? (uint32_t)seed : 0;
-    gp->ignore_eos = ignore_eos;
-    return true;
+    cJSON_AddNumberToObject(x, "prompt_tokens", t->prompt_tokens);
+    cJSON_AddNumberToObject(x, "cached_tokens", t->cached_tokens);
+    cJSON_AddNumberToObject(x, "prompt_tokens_evaluated", t->prompt_tokens_evaluated);
+    cJSON_AddNumberToObject(x, "prompt_ms", t->prompt_ms);
+    cJSON_AddNumberToObject(x, "generated_tokens", t->generated_tokens);
+    cJSON_AddNumberToObject(x, "generation_ms", t->generation_ms);
+    cJSON_AddNumberToObject(x, "tokens_per_second", t->tokens_per_second);
+    cJSON_AddNumberToObject(x, "draft_tokens", t->draft_tokens);
+    cJSON_AddNumberToObject(x, "accepted_tokens", t->accepted_tokens);
 }
 
-static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
+/* The /generate result object (cleaned response, counts, timings); NULL on OOM. */
+static cJSON *generate_result(struct job *j)
 {
-    cJSON *body = parse_body(req), *o, *t;
-    struct job *j;
-    char *clean;
+    cJSON *o = cJSON_CreateObject();
+    char *clean = cdt_text_clean_response(j->text);
 
-    if (!body)
-        return;
-    j = calloc(1, sizeof(*j));
-    if (!j) {
-        cJSON_Delete(body);
-        cdt_http_reply_error(req, 500, "out of memory");
-        return;
-    }
-    j->kind = JOB_GENERATE;
-    j->gp = cdt_gen_params_default();
-    if (!parse_generate(req, body, j)) {
-        cJSON_Delete(body);
-        job_free(j);
-        return;
-    }
-    cJSON_Delete(body);
-    if (!submit_and_wait(s, req, j)) {
-        job_free(j);
-        return;
-    }
-    switch (j->rc) {
-    case 0:
-        break;
-    case CDT_ESTATE:
-        cdt_http_reply_error(req, 400, "No model loaded. Call /load first.");
-        goto out;
-    case CDT_ETOOBIG:
-        cdt_http_reply_error(req, 400, "%s", j->errmsg);
-        goto out;
-    case CDT_ECANCELED:
-        /* The client went away (nobody reads this) or the sidecar is stopping. */
-        cdt_http_reply_error(req, 503, "Generation cancelled");
-        goto out;
-    default:
-        cdt_http_reply_error(req, 500, "Generation failed: %s", j->errmsg);
-        goto out;
-    }
-    clean = cdt_text_clean_response(j->res.text);
-    o = cJSON_CreateObject();
-    if (!clean || !o) {
-        free(clean);
+    if (!o || !clean) {
         cJSON_Delete(o);
-        cdt_http_reply_error(req, 500, "out of memory");
-        goto out;
+        free(clean);
+        return NULL;
     }
     cJSON_AddStringToObject(o, "response", clean);
     free(clean);
@@ -590,30 +833,140 @@ static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
     cJSON_AddStringToObject(o, "prompt_format_mode",
                             j->res.prompt_format_mode ? j->res.prompt_format_mode : "raw");
     cJSON_AddBoolToObject(o, "prompt_format_fallback", j->res.prompt_format_fallback);
-    t = cJSON_AddObjectToObject(o, "timings");
-    cJSON_AddNumberToObject(t, "prompt_tokens", j->res.timings.prompt_tokens);
-    cJSON_AddNumberToObject(t, "cached_tokens", j->res.timings.cached_tokens);
-    cJSON_AddNumberToObject(t, "prompt_ms", j->res.timings.prompt_ms);
-    cJSON_AddNumberToObject(t, "generated_tokens", j->res.timings.generated_tokens);
-    cJSON_AddNumberToObject(t, "generation_ms", j->res.timings.generation_ms);
-    cJSON_AddNumberToObject(t, "tokens_per_second", j->res.timings.tokens_per_second);
-    {
-        const char *sid = cdt_http_req_header(req, "X-Session-Id");
-        char session[CDT_MAX_SESSION_ID + 1] = "-";
+    if (j->res.truncated)
+        cJSON_AddStringToObject(o, "truncated", j->res.truncated);
+    add_timings(o, &j->res.timings);
+    return o;
+}
 
-        if (sid) {
-            size_t n = 0;
-            for (; sid[n] && n < CDT_MAX_SESSION_ID; n++)
-                session[n] = (sid[n] > 32 && sid[n] < 127) ? sid[n] : '?';
-            session[n] = '\0';
-        }
-        CDT_LOG_I(s->log, "generate session=%s prompt_tokens=%d generated=%d %.0f+%.0f ms", session,
-                  j->res.timings.prompt_tokens, j->res.tokens_generated, j->res.timings.prompt_ms,
-                  j->res.timings.generation_ms);
+/* The error a finished generate job maps to (seed API), or 0 for success. */
+static int generate_error(struct job *j, char *msg, size_t cap)
+{
+    switch (j->rc) {
+    case 0:
+        return 0;
+    case CDT_ESTATE:
+        snprintf(msg, cap, "No model loaded. Call /load first.");
+        return 400;
+    case CDT_ETOOBIG:
+    case CDT_EINVAL:
+        snprintf(msg, cap, "%s", j->errmsg);
+        return 400;
+    case CDT_ECANCELED:
+        snprintf(msg, cap, "Generation cancelled");
+        return 503;
+    default:
+        snprintf(msg, cap, "Generation failed: %s", j->errmsg);
+        return 500;
     }
-    reply_json(req, 200, o);
-out:
-    job_free(j);
+}
+
+/* Stream events of /generate: {"text": piece}, then {"done": true, …result}. */
+static char *format_generate(struct job *j, const char *text, size_t len)
+{
+    cJSON *o;
+    char msg[600];
+    int status;
+
+    if (text) {
+        o = cJSON_CreateObject();
+        if (o) {
+            char *piece = strndup(text, len);
+            cJSON_AddStringToObject(o, "text", piece ? piece : "");
+            free(piece);
+        }
+        return cdt__sse_event(o);
+    }
+    status = generate_error(j, msg, sizeof(msg));
+    if (status) {
+        o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "done", true);
+        cJSON_AddNumberToObject(o, "status", status);
+        cJSON_AddStringToObject(o, "detail", msg);
+    } else {
+        o = generate_result(j);
+        if (o)
+            cJSON_AddBoolToObject(o, "done", true);
+    }
+    return cdt__sse_event(o);
+}
+
+static void log_generate(struct cdt_sidecar *s, struct cdt_http_req *req, const struct job *j)
+{
+    const char *sid = cdt_http_req_header(req, "X-Session-Id");
+    char session[CDT_MAX_SESSION_ID + 1] = "-";
+
+    if (sid) {
+        size_t n = 0;
+        for (; sid[n] && n < CDT_MAX_SESSION_ID; n++)
+            session[n] = (sid[n] > 32 && sid[n] < 127) ? sid[n] : '?';
+        session[n] = '\0';
+    }
+    CDT_LOG_I(s->log,
+              "generate session=%s prompt_tokens=%d cached=%d generated=%d drafted=%d "
+              "accepted=%d %.0f+%.0f ms",
+              session, j->res.timings.prompt_tokens, j->res.timings.cached_tokens,
+              j->res.tokens_generated, j->res.timings.draft_tokens, j->res.timings.accepted_tokens,
+              j->res.timings.prompt_ms, j->res.timings.generation_ms);
+}
+
+static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
+{
+    cJSON *body = cdt__parse_body(req, seed_err), *o;
+    const char *prompt;
+    struct job *j;
+    bool stream = false;
+    char msg[600];
+    int status;
+
+    if (!body)
+        return;
+    j = cdt__job_new_generate();
+    if (!j) {
+        cJSON_Delete(body);
+        cdt_http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    prompt = req_string(req, body, "prompt", true);
+    if (!prompt || !cdt__opt_bool(req, body, "stream", &stream, seed_err) ||
+        !cdt__parse_gen_options(req, body, j, seed_err)) {
+        cJSON_Delete(body);
+        cdt__job_release(s, j);
+        return;
+    }
+    j->prompt = strdup(prompt);
+    cJSON_Delete(body);
+    if (!j->prompt) {
+        cdt__job_release(s, j);
+        cdt_http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    j->gp.prompt = j->prompt;
+    j->stream = stream;
+    j->format = format_generate;
+    if (cdt__run_generate(s, req, j, seed_err) != 0) {
+        cdt__job_release(s, j);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    status = j->done ? generate_error(j, msg, sizeof(msg)) : 0;
+    pthread_mutex_unlock(&s->lock);
+    if (status) {
+        cdt_http_reply_error(req, status, "%s", msg);
+        cdt__job_release(s, j);
+        return;
+    }
+    if (stream) {
+        cdt__reply_job_stream(s, req, j); /* takes our reference */
+        return;
+    }
+    log_generate(s, req, j);
+    o = generate_result(j);
+    if (o)
+        cdt__reply_json(req, 200, o);
+    else
+        cdt_http_reply_error(req, 500, "out of memory");
+    cdt__job_release(s, j);
 }
 
 static void handle(struct cdt_http_req *req, void *ud)
@@ -623,9 +976,13 @@ static void handle(struct cdt_http_req *req, void *ud)
         const char *method;
         void (*fn)(struct cdt_sidecar *s, struct cdt_http_req *req);
     } routes[] = {
-        {"/status", "GET", route_status},  {"/health", "GET", route_health},
-        {"/load", "POST", route_load},     {"/generate", "POST", route_generate},
+        {"/status", "GET", route_status},
+        {"/health", "GET", route_health},
+        {"/load", "POST", route_load},
+        {"/generate", "POST", route_generate},
         {"/unload", "POST", route_unload},
+        {"/v1/models", "GET", cdt__route_v1_models},
+        {"/v1/chat/completions", "POST", cdt__route_v1_chat},
     };
     struct cdt_sidecar *s = ud;
     const char *path = cdt_http_req_path(req), *method = cdt_http_req_method(req);
@@ -711,8 +1068,7 @@ int cdt_sidecar_load_async(struct cdt_sidecar *s, const char *path)
         free(j);
         return CDT_ENOMEM;
     }
-    j->kind = JOB_LOAD;
-    j->detached = true;
+    j->kind = JOB_LOAD; /* no waiter: the worker's reference is the only one */
     rc = submit(s, j);
     if (rc != 0)
         job_free(j);
