@@ -95,8 +95,9 @@ enum cdt_source_type {
     CDT_SOURCE_HUGGINGFACE = 0, /* {endpoint}/{repo}/resolve/{revision}/{file} */
 };
 
-/* All strings below are borrowed from the catalog: valid until cdt_catalog_free,
- * never NULL ("" when absent). */
+/* All strings and arrays below are borrowed from the catalog: valid until
+ * cdt_catalog_free. Strings are never NULL ("" when absent); an array whose count
+ * is 0 is NULL. */
 
 struct cdt_catalog_file {
     const char *name;   /* path inside the repo: relative, '/'-separated, no "." or ".." */
@@ -111,21 +112,21 @@ struct cdt_catalog_source {
 };
 
 struct cdt_catalog_model {
-    const char *id;              /* canonical id, e.g. "qwen3_base_1.7b_v1" */
-    const char *const *aliases;  /* n_aliases other names, e.g. "qwen3_base_1.7b" */
+    const char *id;             /* canonical id, e.g. "qwen3_base_1.7b_v1" */
+    const char *const *aliases; /* n_aliases other names, e.g. "qwen3_base_1.7b" */
     size_t n_aliases;
     enum cdt_model_kind kind;
-    const char *name;            /* display name */
-    const char *best_for;        /* what it is good for, for people; may be "" */
-    uint32_t ram_mb;             /* memory when loaded, MiB, estimate; 0: unknown */
-    bool has_ram_tier;           /* recommended for ram_tier (LLMs only) */
-    enum cdt_ram_tier ram_tier;  /* meaningful only when has_ram_tier */
-    enum cdt_thinking thinking;  /* LLMs: whether it produces <think> blocks */
+    const char *name;             /* display name */
+    const char *best_for;         /* what it is good for, for people; may be "" */
+    uint32_t ram_mb;              /* memory when loaded, MiB, estimate; 0: unknown */
+    bool has_ram_tier;            /* recommended for ram_tier (LLMs only) */
+    enum cdt_ram_tier ram_tier;   /* meaningful only when has_ram_tier */
+    enum cdt_thinking thinking;   /* LLMs: whether it produces <think> blocks */
     const char *const *languages; /* n_languages codes ("en") or "multi" */
     size_t n_languages;
-    const char *license;          /* short name ("apache-2.0", "gemma", "mit"); may be "" */
-    const char *license_url;      /* https URL of the license terms; may be "" */
-    bool gated_terms;             /* ask the user to accept license_url before downloading */
+    const char *license;     /* short name ("apache-2.0", "gemma", "mit"); may be "" */
+    const char *license_url; /* https URL of the license terms; may be "" */
+    bool gated_terms;        /* ask the user to accept license_url before downloading */
     const struct cdt_catalog_file *files; /* n_files ≥ 1 */
     size_t n_files;
     const struct cdt_catalog_source *sources; /* n_sources ≥ 1, preferred first */
@@ -145,7 +146,8 @@ extern const size_t cdt_catalog_builtin_json_len;
  * CDT_EFORMAT (not JSON: errmsg gives line and column; or not a valid catalog:
  * errmsg names the model and field), CDT_ENOMEM. On failure *out is NULL.
  * errmsg (may be NULL) gets errcap bytes at most of the reason, for people.
- * Thread-safe. */
+ * Thread-safe (cJSON also records a failed parse in a global of its own, which
+ * nothing here reads). */
 CDT_NODISCARD int cdt_catalog_load(const char *json, size_t len, struct cdt_catalog **out,
                                    char *errmsg, size_t errcap);
 

@@ -41,12 +41,12 @@
 extern "C" {
 #endif
 
-#define CDT_HF_MAX_PATH 4096   /* longest path built or accepted, bytes incl. NUL */
-#define CDT_HF_MAX_REPO 200    /* longest repo id, bytes */
-#define CDT_HF_MAX_FILE 1024   /* longest file path inside a repo, bytes */
-#define CDT_HF_MAX_REV  256    /* longest revision name, bytes */
-#define CDT_HF_MAX_KEY  128    /* longest blob key (etag), bytes */
-#define CDT_SHA256_HEX  65     /* buffer for a sha256 in lowercase hex plus NUL */
+#define CDT_HF_MAX_PATH 4096 /* longest path built or accepted, bytes incl. NUL */
+#define CDT_HF_MAX_REPO 200  /* longest repo id, bytes */
+#define CDT_HF_MAX_FILE 1024 /* longest file path inside a repo, bytes */
+#define CDT_HF_MAX_REV  256  /* longest revision name, bytes */
+#define CDT_HF_MAX_KEY  128  /* longest blob key (etag), bytes */
+#define CDT_SHA256_HEX  65   /* buffer for a sha256 in lowercase hex plus NUL */
 
 /* Name checks; pure. A revision may not contain "..", a leading '/', spaces or
  * control characters. A key is [0-9A-Za-z_-] only. */
@@ -76,8 +76,8 @@ CDT_NODISCARD int cdt_hfcache_repo_dir(const char *root, const char *repo, char 
  * as cdt_hfcache_repo_dir; caller frees *out with free(). */
 CDT_NODISCARD int cdt_hfcache_blob_path(const char *root, const char *repo, const char *key,
                                         char **out);
-CDT_NODISCARD int cdt_hfcache_incomplete_path(const char *root, const char *repo,
-                                              const char *key, char **out);
+CDT_NODISCARD int cdt_hfcache_incomplete_path(const char *root, const char *repo, const char *key,
+                                              char **out);
 
 /* The commit a revision names: the revision itself when it is a commit, else the
  * content of refs/<revision>. Returns 0 and commit (40 hex + NUL), CDT_ENOTFOUND
@@ -120,8 +120,7 @@ CDT_NODISCARD int cdt_hfcache_find_llama(const char *repo, const char *file, cha
  * (src NULL and no blob), CDT_EIO (errmsg says which step failed), CDT_ENOMEM. */
 CDT_NODISCARD int cdt_hfcache_commit(const char *root, const char *repo, const char *revision,
                                      const char *commit, const char *file, const char *key,
-                                     const char *src, char **path_out, char *errmsg,
-                                     size_t errcap);
+                                     const char *src, char **path_out, char *errmsg, size_t errcap);
 
 /* Deletes a model file: the snapshot entry of (revision, file), its blob unless
  * another snapshot of the repository links to it, the blob's verified marker, and
@@ -152,12 +151,14 @@ CDT_NODISCARD int cdt_hfcache_verify(const char *path, const char *expected,
                                      char got[CDT_SHA256_HEX]);
 
 /* "Hash a blob you did not write before trusting it (once)": whether blobs/<key>
- * of `repo` has a verified marker that matches its current size and mtime, and
- * writing that marker (after a successful verify or a verified download). Marking
- * returns 0, CDT_ENOTFOUND (no blob), CDT_EIO, CDT_EINVAL. */
-bool cdt_hfcache_is_verified(const char *root, const char *repo, const char *key);
-CDT_NODISCARD int cdt_hfcache_mark_verified(const char *root, const char *repo,
-                                            const char *key);
+ * of `repo` carries a verified marker saying its sha256 is `sha256` and matching
+ * its current size and mtime; and writing that marker (after a successful verify
+ * or a verified download). Marking returns 0, CDT_ENOTFOUND (no blob), CDT_EIO,
+ * CDT_EINVAL. */
+bool cdt_hfcache_is_verified(const char *root, const char *repo, const char *key,
+                             const char *sha256);
+CDT_NODISCARD int cdt_hfcache_mark_verified(const char *root, const char *repo, const char *key,
+                                            const char *sha256);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define CATALOG_VERSION 1
-#define MAX_RAM_MB      (1024u * 1024u)    /* ram_mb cap: 1 TiB */
+#define MAX_RAM_MB      (1024u * 1024u)     /* ram_mb cap: 1 TiB */
 #define MAX_FILE_SIZE   (UINT64_C(1) << 53) /* exact in a JSON number (a double) */
 #define BUILTIN_ORIGIN  "built-in"
 
@@ -46,7 +46,7 @@ struct cdt_catalog {
 struct ctx {
     char *errmsg;
     size_t errcap;
-    const char *prefix; /* e.g. "/path/catalog.json: "; "" for none */
+    const char *prefix;                  /* e.g. "/path/catalog.json: "; "" for none */
     char where[CDT_CATALOG_MAX_ID + 32]; /* "model 'x'" or "models[3]"; "" at top level */
     char field[96];                      /* scratch for a field's full name */
 };
@@ -178,8 +178,8 @@ static int check_keys(struct ctx *c, const cJSON *obj, const char *what, const c
         for (k = 0; k < n_known && strcmp(it->string, known[k]) != 0; k++)
             ;
         if (k == n_known)
-            return fail(c, CDT_EFORMAT, "unknown field '%.64s'%s%s", it->string, what[0] ? " in " : "",
-                        what);
+            return fail(c, CDT_EFORMAT, "unknown field '%.64s'%s%s", it->string,
+                        what[0] ? " in " : "", what);
         if (seen & (UINT32_C(1) << k))
             return fail(c, CDT_EFORMAT, "field '%s'%s%s appears twice", known[k],
                         what[0] ? " in " : "", what);
@@ -242,8 +242,8 @@ static int get_uint(struct ctx *c, const cJSON *obj, const char *key, const char
     return 0;
 }
 
-/* obj[key] as an array of 1..cap (min_one) or 0..cap items; absent is an empty
- * array unless required. *out is NULL for an absent array. */
+/* obj[key] as an array of at most cap items, at least one when required (then
+ * absence is an error too). *out is NULL for an absent array. */
 static int get_array(struct ctx *c, const cJSON *obj, const char *key, bool required, size_t cap,
                      const char *cap_what, const cJSON **out, size_t *n)
 {
@@ -276,8 +276,8 @@ static const char *const kind_names[] = {"llm", "whisper", "vad"};
 static const char *const thinking_names[] = {"", "hybrid", "never", "always"};
 
 static const char *const model_keys[] = {
-    "id",       "aliases",  "kind",      "name",    "best_for",    "ram_mb",      "ram_tier",
-    "thinking", "languages", "license", "license_url", "gated_terms", "files",       "sources",
+    "id",       "aliases",   "kind",    "name",        "best_for",    "ram_mb", "ram_tier",
+    "thinking", "languages", "license", "license_url", "gated_terms", "files",  "sources",
 };
 static const char *const file_keys[] = {"name", "size", "sha256"};
 static const char *const source_keys[] = {"type", "repo", "revision"};
@@ -402,8 +402,8 @@ static int parse_sources(struct ctx *c, const cJSON *obj, struct cdt_catalog_mod
                              CDT_CATALOG_MAX_ID, &type)) != 0)
             return rc;
         if (strcmp(type, "huggingface") != 0)
-            return fail(c, CDT_EFORMAT, "sources[%zu].type '%s' is not supported (only huggingface)",
-                        i, type);
+            return fail(c, CDT_EFORMAT,
+                        "sources[%zu].type '%s' is not supported (only huggingface)", i, type);
         s->type = CDT_SOURCE_HUGGINGFACE;
         if ((rc = get_string(c, it, "repo", field_name(c, "sources", i, "repo"), true,
                              CDT_CATALOG_MAX_REPO, &s->repo)) != 0)
@@ -487,8 +487,8 @@ static int parse_model(struct ctx *c, const cJSON *obj, size_t idx, struct cdt_c
         for (u = 1; u < 4 && strcmp(s, thinking_names[u]) != 0; u++)
             ;
         if (u == 4)
-            return fail(c, CDT_EFORMAT,
-                        "unknown thinking '%s' (expected hybrid, never or always)", s);
+            return fail(c, CDT_EFORMAT, "unknown thinking '%s' (expected hybrid, never or always)",
+                        s);
         m->thinking = (enum cdt_thinking)u;
     }
 
@@ -563,8 +563,7 @@ static int build_index(struct ctx *c, struct cdt_catalog *cat)
             return fail(c, CDT_EFORMAT, "duplicate id '%s' (models[%zu] and models[%zu])", a->name,
                         a->model, b->model);
         if (!a->is_alias && a->model == b->model)
-            return fail(c, CDT_EFORMAT, "model '%s': alias '%s' equals its own id", b_id,
-                        b->name);
+            return fail(c, CDT_EFORMAT, "model '%s': alias '%s' equals its own id", b_id, b->name);
         if (!a->is_alias)
             return fail(c, CDT_EFORMAT, "model '%s': alias '%s' is the id of another model", b_id,
                         b->name);
@@ -609,12 +608,14 @@ static void line_col(const char *text, size_t off, size_t *line, size_t *col)
     *col = off - start + 1;
 }
 
-static bool all_space(const char *s, size_t n)
+/* The number of JSON blanks at the start of s[0..n). */
+static size_t leading_space(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
-            return false;
-    return true;
+    size_t i = 0;
+
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
 }
 
 static int parse_root(struct ctx *c, struct cdt_catalog *cat, const char *json, size_t len)
@@ -622,14 +623,15 @@ static int parse_root(struct ctx *c, struct cdt_catalog *cat, const char *json, 
     static const char *const root_keys[] = {"version", "models"};
     const char *end = NULL;
     const cJSON *models, *it;
-    size_t line, col, i = 0;
+    size_t line, col, off, i = 0;
     uint64_t version;
     int rc;
 
     cat->root = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (!cat->root || (end && !all_space(end, len - (size_t)(end - json)))) {
-        size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
-
+    off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+    if (cat->root) /* cJSON stops right after the value: only blanks may follow */
+        off += leading_space(json + off, len - off);
+    if (!cat->root || off < len) {
         line_col(json, off, &line, &col);
         if (!cat->root && len == 0)
             return fail(c, CDT_EFORMAT, "not valid JSON: empty");
@@ -647,7 +649,8 @@ static int parse_root(struct ctx *c, struct cdt_catalog *cat, const char *json, 
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(cat->root, "version");
 
         if (cJSON_IsNumber(v))
-            return fail(c, CDT_EFORMAT, "unsupported catalog version %g (this build reads version %d)",
+            return fail(c, CDT_EFORMAT,
+                        "unsupported catalog version %g (this build reads version %d)",
                         v->valuedouble, CATALOG_VERSION);
         return fail(c, CDT_EFORMAT, "field 'version' must be the number %d", CATALOG_VERSION);
     }
@@ -714,7 +717,10 @@ static int read_file(struct ctx *c, const char *path, char **buf, size_t *len)
     if (fd < 0) {
         int err = errno;
 
-        return fail(c, err == ENOENT ? CDT_ENOTFOUND : err == EACCES ? CDT_EPERM : CDT_EIO,
+        return fail(c,
+                    err == ENOENT   ? CDT_ENOTFOUND
+                    : err == EACCES ? CDT_EPERM
+                                    : CDT_EIO,
                     "cannot open: %s", strerror(err));
     }
     if (fstat(fd, &st) != 0) {

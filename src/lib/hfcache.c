@@ -19,11 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_CHUNK      (1024 * 1024)        /* read size while hashing, bytes */
+#define HASH_CHUNK      (1024 * 1024)         /* read size while hashing, bytes */
 #define HASH_REPORT     (64ull * 1024 * 1024) /* progress interval while hashing, bytes */
-#define REF_MAX         128                  /* bytes read from a refs/ file */
-#define MARKER_MAX      128                  /* bytes of a verified marker */
-#define WALK_MAX_DEPTH  32                   /* directory depth searched under snapshots/ */
+#define REF_MAX         128                   /* bytes read from a refs/ file */
+#define MARKER_MAX      128                   /* bytes of a verified marker */
+#define WALK_MAX_DEPTH  32                    /* directory depth searched under snapshots/ */
 #define VERIFIED_SUBDIR ".codictate/verified"
 
 static void seterr(char *errmsg, size_t errcap, const char *fmt, ...) CDT_PRINTF(3, 4);
@@ -67,8 +67,8 @@ static int path_fmt(char **out, const char *fmt, ...)
 
 static bool is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 static bool valid_repo_part(const char *s, size_t n)
@@ -350,8 +350,8 @@ static int read_small(const char *path, char *buf, size_t cap)
     if (n < 0)
         return CDT_EIO;
     buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
+    while (n > 0 &&
+           (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = '\0';
     return 0;
 }
@@ -514,9 +514,9 @@ static int write_atomic(const char *path, const char *data)
     return 0;
 }
 
-int cdt_hfcache_commit(const char *root, const char *repo, const char *revision,
-                       const char *commit, const char *file, const char *key, const char *src,
-                       char **path_out, char *errmsg, size_t errcap)
+int cdt_hfcache_commit(const char *root, const char *repo, const char *revision, const char *commit,
+                       const char *file, const char *key, const char *src, char **path_out,
+                       char *errmsg, size_t errcap)
 {
     char *dir = NULL, *blob = NULL, *snap = NULL, *ref = NULL;
     char target[CDT_HF_MAX_PATH], parent[CDT_HF_MAX_PATH], tmp[CDT_HF_MAX_PATH];
@@ -672,8 +672,8 @@ static void remove_blob(const char *root, const char *repo, const char *dir, con
     }
 }
 
-int cdt_hfcache_remove(const char *root, const char *repo, const char *revision,
-                       const char *file, const char *key, char *errmsg, size_t errcap)
+int cdt_hfcache_remove(const char *root, const char *repo, const char *revision, const char *file,
+                       const char *key, char *errmsg, size_t errcap)
 {
     char *dir = NULL, *snap = NULL, *snaps = NULL;
     char commit[41], lkey[CDT_HF_MAX_KEY] = "", parent[CDT_HF_MAX_PATH];
@@ -809,56 +809,68 @@ int cdt_hfcache_verify(const char *path, const char *expected, cdt_hash_progress
 
 /* ---- verified markers ---- */
 
-static int marker_text(const char *blob, char *buf, size_t cap)
+/* "<sha256> <size> <mtime>" of the blob as it is now. */
+static int marker_text(const char *blob, const char *sha256, char *buf, size_t cap)
 {
     struct stat st;
 
     if (stat(blob, &st) != 0 || !S_ISREG(st.st_mode))
         return CDT_ENOTFOUND;
-    snprintf(buf, cap, "%llu %lld.%09ld\n", (unsigned long long)st.st_size,
+    snprintf(buf, cap, "%s %llu %lld.%09ld", sha256, (unsigned long long)st.st_size,
              (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
     return 0;
 }
 
-bool cdt_hfcache_is_verified(const char *root, const char *repo, const char *key)
+static int marker_paths(const char *root, const char *repo, const char *key, char **blob,
+                        char **marker)
 {
-    char *dir = NULL, *blob = NULL, *marker = NULL;
+    char *dir = NULL;
+    int rc;
+
+    *blob = *marker = NULL;
+    if ((rc = cdt_hfcache_repo_dir(root, repo, &dir)) != 0 ||
+        (rc = cdt_hfcache_blob_path(root, repo, key, blob)) != 0 ||
+        (rc = path_fmt(marker, "%s/" VERIFIED_SUBDIR "/%s", dir, key)) != 0) {
+        free(*blob);
+        *blob = NULL;
+    }
+    free(dir);
+    return rc;
+}
+
+bool cdt_hfcache_is_verified(const char *root, const char *repo, const char *key,
+                             const char *sha256)
+{
+    char *blob, *marker;
     char want[MARKER_MAX], have[MARKER_MAX];
     bool ok = false;
 
-    if (cdt_hfcache_repo_dir(root, repo, &dir) == 0 &&
-        cdt_hfcache_blob_path(root, repo, key, &blob) == 0 &&
-        path_fmt(&marker, "%s/" VERIFIED_SUBDIR "/%s", dir, key) == 0 &&
-        marker_text(blob, want, sizeof(want)) == 0 &&
-        read_small(marker, have, sizeof(have)) == 0) {
-        size_t n = strlen(want);
-
-        want[n - 1] = '\0'; /* read_small trims the newline */
+    if (!cdt_hfcache_is_sha256(sha256) || marker_paths(root, repo, key, &blob, &marker) != 0)
+        return false;
+    if (marker_text(blob, sha256, want, sizeof(want)) == 0 &&
+        read_small(marker, have, sizeof(have)) == 0)
         ok = strcmp(want, have) == 0;
-    }
     free(marker);
     free(blob);
-    free(dir);
     return ok;
 }
 
-int cdt_hfcache_mark_verified(const char *root, const char *repo, const char *key)
+int cdt_hfcache_mark_verified(const char *root, const char *repo, const char *key,
+                              const char *sha256)
 {
-    char *dir = NULL, *blob = NULL, *marker = NULL;
+    char *blob, *marker;
     char text[MARKER_MAX], parent[CDT_HF_MAX_PATH];
     int rc;
 
-    if ((rc = cdt_hfcache_repo_dir(root, repo, &dir)) != 0 ||
-        (rc = cdt_hfcache_blob_path(root, repo, key, &blob)) != 0 ||
-        (rc = path_fmt(&marker, "%s/" VERIFIED_SUBDIR "/%s", dir, key)) != 0)
-        goto done;
-    if ((rc = marker_text(blob, text, sizeof(text))) != 0)
-        goto done;
-    dir_of(marker, parent, sizeof(parent));
-    rc = cdt__mkdirs(parent, 0755) == 0 && write_atomic(marker, text) == 0 ? 0 : CDT_EIO;
-done:
+    if (!cdt_hfcache_is_sha256(sha256))
+        return CDT_EINVAL;
+    if ((rc = marker_paths(root, repo, key, &blob, &marker)) != 0)
+        return rc;
+    if ((rc = marker_text(blob, sha256, text, sizeof(text))) == 0) {
+        dir_of(marker, parent, sizeof(parent));
+        rc = cdt__mkdirs(parent, 0755) == 0 && write_atomic(marker, text) == 0 ? 0 : CDT_EIO;
+    }
     free(marker);
     free(blob);
-    free(dir);
     return rc;
 }

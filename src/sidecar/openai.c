@@ -22,11 +22,10 @@ struct oai {
 };
 
 /* OpenAI's error object: {"error":{"message","type","param","code"}}. */
-static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt,
-                    ...) CDT_PRINTF(4, 5);
+static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
+    CDT_PRINTF(4, 5);
 
-static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt,
-                    ...)
+static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
 {
     char msg[1024];
     cJSON *o = cJSON_CreateObject(), *e;
@@ -293,8 +292,7 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     j->api = a;
     j->api_free = oai_free;
     j->messages_json = body; /* the messages' strings live in it */
-    if (!parse_messages(req, body, j) ||
-        !cdt__opt_bool(req, body, "stream", &stream, oai_err) ||
+    if (!parse_messages(req, body, j) || !cdt__opt_bool(req, body, "stream", &stream, oai_err) ||
         !cdt__opt_number(req, body, "max_completion_tokens", 1, 1e7, true, &mct, oai_err) ||
         !cdt__parse_gen_options(req, body, j, oai_err)) {
         cdt__job_release(s, j);
@@ -324,10 +322,10 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     }
     pthread_mutex_lock(&s->lock);
     if (j->done && j->rc != 0)
-        status = j->rc == CDT_ESTATE                             ? 400
-                 : j->rc == CDT_ETOOBIG || j->rc == CDT_EINVAL   ? 400
-                 : j->rc == CDT_ECANCELED                        ? 503
-                                                                 : 500;
+        status = j->rc == CDT_ESTATE                           ? 400
+                 : j->rc == CDT_ETOOBIG || j->rc == CDT_EINVAL ? 400
+                 : j->rc == CDT_ECANCELED                      ? 503
+                                                               : 500;
     pthread_mutex_unlock(&s->lock);
     if (status) {
         if (j->rc == CDT_ESTATE)

@@ -50,7 +50,7 @@ struct job {
 
     /* streaming (all under the lock) */
     bool stream;
-    bool started; /* first text produced (or done) */
+    bool started;   /* first text produced (or done) */
     size_t emitted; /* bytes of text already formatted into sbuf */
     char *sbuf;
     size_t slen, scap, soff;

@@ -21,6 +21,7 @@ struct fake {
     int token_ms; /* per fake token */
     int n_tokens; /* tokens per generation */
     int load_ms;  /* how long a load takes */
+    bool pieces;  /* report text through on_text, token by token */
     atomic_int cancels;
     atomic_int generations;
 };
@@ -57,13 +58,14 @@ static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
 {
     struct fake *f = (struct fake *)be;
     char buf[256];
+    const char *prompt = p->n_messages > 0 ? p->messages[p->n_messages - 1].content : p->prompt;
 
     memset(r, 0, sizeof(*r));
     if (!f->loaded)
         return CDT_ESTATE;
-    if (strlen(p->prompt) > 1000) {
+    if (strlen(prompt) > 1000) {
         snprintf(r->errmsg, sizeof(r->errmsg), "Prompt too long: %zu tokens, context 4096",
-                 strlen(p->prompt));
+                 strlen(prompt));
         return CDT_ETOOBIG;
     }
     atomic_fetch_add(&f->generations, 1);
@@ -73,8 +75,25 @@ static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
             return CDT_ECANCELED;
         }
         usleep((useconds_t)f->token_ms * 1000);
+        if (f->pieces && p->on_text) {
+            char piece[32];
+            snprintf(piece, sizeof(piece), "w%d ", i);
+            if (p->on_text(piece, strlen(piece), p->user_data)) {
+                r->stopped_by_callback = true;
+                r->tokens_generated = i + 1;
+                r->finish_reason = "stop";
+                return 0;
+            }
+        }
     }
-    snprintf(buf, sizeof(buf), "<think>\nhidden\n</think>\n\n  Echo: %.100s (t=%.1f) \n", p->prompt,
+    if (f->pieces) {
+        r->tokens_generated = f->n_tokens;
+        r->finish_reason = "length";
+        r->prompt_format_mode = "chat_template";
+        r->timings.prompt_tokens = p->n_messages > 0 ? 11 : 7;
+        return 0;
+    }
+    snprintf(buf, sizeof(buf), "<think>\nhidden\n</think>\n\n  Echo: %.100s (t=%.1f) \n", prompt,
              (double)p->temperature);
     r->text = strdup(buf);
     r->tokens_generated = f->n_tokens;
@@ -593,6 +612,234 @@ TEST(disconnect_cancels_generation)
     FREE_RESP(r);
 }
 
+/* Reads an SSE body into its "data:" payloads. */
+static int sse_events(const char *body, char events[][512], int max)
+{
+    int n = 0;
+    const char *p = body;
+
+    while (n < max && (p = strstr(p, "data: "))) {
+        const char *end = strstr(p, "\n\n");
+        size_t len;
+
+        if (!end)
+            return -1; /* an event must end with a blank line */
+        p += 6;
+        len = (size_t)(end - p) < 511 ? (size_t)(end - p) : 511;
+        memcpy(events[n], p, len);
+        events[n][len] = '\0';
+        n++;
+        p = end + 2;
+    }
+    return n;
+}
+
+TEST(stream_generate_events)
+{
+    static char ev[64][512];
+    struct resp r;
+    int n;
+    cJSON *last;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.pieces = true;
+    fake.n_tokens = 5;
+    fake.token_ms = 1;
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"stream\":true}", NULL, 0);
+    CHECK_INT(r.status, 200);
+    n = sse_events(r.body, ev, 64);
+    CHECK_INT(n, 6); /* 5 pieces + the final event */
+    REQUIRE(n == 6);
+    CHECK_STR(ev[0], "{\"text\":\"w0 \"}");
+    CHECK_STR(ev[4], "{\"text\":\"w4 \"}");
+    last = cJSON_Parse(ev[5]);
+    REQUIRE(last);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(last, "done")));
+    CHECK_STR(str_field(last, "response"), "w0 w1 w2 w3 w4");
+    CHECK(cJSON_IsObject(cJSON_GetObjectItem(last, "timings")));
+    cJSON_Delete(last);
+    FREE_RESP(r);
+
+    /* Errors known before the first token are plain HTTP errors. */
+    r = call("POST", "/unload", NULL, NULL, 0);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"stream\":true}", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(detail_has(&r, "No model loaded"));
+    FREE_RESP(r);
+    fake.pieces = false;
+}
+
+TEST(stop_sequences)
+{
+    static char ev[64][512];
+    struct resp r;
+    cJSON *o;
+    int n;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.pieces = true;
+    fake.n_tokens = 10;
+    fake.token_ms = 1;
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"stop\":[\"w3\",\"zz\"]}", NULL, 0);
+    CHECK_INT(r.status, 200);
+    o = json_of(&r);
+    CHECK_STR(str_field(o, "response"), "w0 w1 w2");
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    /* Streamed: the stop sequence never reaches the client, even split across pieces. */
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"stream\":true,\"stop\":\"2 w\"}", NULL, 0);
+    n = sse_events(r.body, ev, 64);
+    REQUIRE(n >= 2);
+    {
+        char all[512] = "";
+        for (int i = 0; i < n - 1; i++) {
+            cJSON *e = cJSON_Parse(ev[i]);
+            const char *t = str_field(e, "text");
+            if (t)
+                strncat(all, t, sizeof(all) - strlen(all) - 1);
+            cJSON_Delete(e);
+        }
+        CHECK_STR(all, "w0 w1 w");
+    }
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\",\"stop\":7}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    FREE_RESP(r);
+    fake.pieces = false;
+}
+
+struct stream_reader {
+    int events;
+    int stop_after;
+};
+
+static size_t on_stream_data(char *p, size_t sz, size_t n, void *ud)
+{
+    struct stream_reader *sr = ud;
+
+    for (size_t i = 0; i + 1 < sz * n; i++)
+        if (p[i] == '\n' && p[i + 1] == '\n')
+            sr->events++;
+    return sr->events >= sr->stop_after ? 0 : sz * n; /* 0: abort the transfer */
+}
+
+TEST(stream_cancelled_on_disconnect)
+{
+    struct stream_reader sr = {0, 2};
+    CURL *c = curl_easy_init();
+    char url[128];
+    int before;
+    struct resp r;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.pieces = true;
+    fake.n_tokens = 500;
+    fake.token_ms = 10; /* 5 s if not cancelled */
+    before = atomic_load(&fake.cancels);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/generate", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"prompt\":\"x\",\"stream\":true}");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sr);
+    curl_easy_perform(c); /* returns CURLE_WRITE_ERROR after 2 events */
+    curl_easy_cleanup(c);
+    CHECK(sr.events >= 2);
+    for (int i = 0; i < 200 && atomic_load(&fake.cancels) == before; i++)
+        usleep(10 * 1000);
+    CHECK_INT(atomic_load(&fake.cancels), before + 1);
+    fake.pieces = false;
+    fake.n_tokens = 5;
+    fake.token_ms = 1;
+}
+
+TEST(openai_chat)
+{
+    static char ev[64][512];
+    struct resp r;
+    cJSON *o, *ch, *u;
+    int n;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.pieces = true;
+    fake.n_tokens = 3;
+    r = call("GET", "/v1/models", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"object\":\"list\"") != NULL);
+    CHECK(strstr(r.body, "\"id\":\"good.gguf\"") != NULL);
+    FREE_RESP(r);
+
+    r = call("POST", "/v1/chat/completions",
+             "{\"model\":\"x\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+             "{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0,\"seed\":3}",
+             NULL, 0);
+    CHECK_INT(r.status, 200);
+    o = json_of(&r);
+    REQUIRE(o);
+    CHECK_STR(str_field(o, "object"), "chat.completion");
+    CHECK(strncmp(str_field(o, "id") ? str_field(o, "id") : "", "chatcmpl-", 9) == 0);
+    ch = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0);
+    CHECK_STR(str_field(cJSON_GetObjectItem(ch, "message"), "role"), "assistant");
+    CHECK_STR(str_field(cJSON_GetObjectItem(ch, "message"), "content"), "w0 w1 w2 ");
+    CHECK_STR(str_field(ch, "finish_reason"), "length");
+    u = cJSON_GetObjectItem(o, "usage");
+    CHECK_INT(cJSON_GetObjectItem(u, "prompt_tokens")->valueint, 11);
+    CHECK_INT(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 3);
+    CHECK_INT(cJSON_GetObjectItem(u, "total_tokens")->valueint, 14);
+    cJSON_Delete(o);
+    FREE_RESP(r);
+
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
+             "\"stream_options\":{\"include_usage\":true}}",
+             NULL, 0);
+    CHECK_INT(r.status, 200);
+    n = sse_events(r.body, ev, 64);
+    /* role chunk + 3 content chunks + finish chunk + usage chunk + [DONE] */
+    CHECK_INT(n, 7);
+    REQUIRE(n == 7);
+    CHECK(strstr(ev[0], "\"delta\":{\"role\":\"assistant\"") != NULL);
+    CHECK(strstr(ev[1], "\"delta\":{\"content\":\"w0 \"}") != NULL);
+    CHECK(strstr(ev[1], "\"object\":\"chat.completion.chunk\"") != NULL);
+    CHECK(strstr(ev[4], "\"finish_reason\":\"length\"") != NULL);
+    CHECK(strstr(ev[5], "\"usage\":{\"prompt_tokens\":11") != NULL);
+    CHECK_STR(ev[6], "[DONE]");
+    FREE_RESP(r);
+
+    r = call("POST", "/v1/chat/completions", "{\"messages\":[]}", NULL, 0);
+    CHECK_INT(r.status, 400);
+    o = json_of(&r);
+    CHECK_STR(str_field(cJSON_GetObjectItem(o, "error"), "type"), "invalid_request_error");
+    CHECK_STR(str_field(cJSON_GetObjectItem(o, "error"), "param"), "messages");
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}", NULL, 0);
+    CHECK_INT(r.status, 400);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"x\"}", NULL,
+             0);
+    CHECK_INT(r.status, 422);
+    CHECK(strstr(r.body, "\"param\":\"temperature\"") != NULL);
+    FREE_RESP(r);
+    r = call("POST", "/unload", NULL, NULL, 0);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(strstr(r.body, "No model loaded") != NULL);
+    FREE_RESP(r);
+    r = call("GET", "/v1/models", NULL, NULL, 0);
+    CHECK(strstr(r.body, "\"data\":[]") != NULL);
+    FREE_RESP(r);
+    fake.pieces = false;
+}
+
 TEST(port_taken_means_next_or_error)
 {
     struct cdt_sidecar_params p = cdt_sidecar_default_params();
@@ -664,6 +911,10 @@ int main(void)
     RUN(status_answers_during_generation_and_queue_bounds);
     RUN(health_is_503_while_loading);
     RUN(disconnect_cancels_generation);
+    RUN(stream_generate_events);
+    RUN(stop_sequences);
+    RUN(stream_cancelled_on_disconnect);
+    RUN(openai_chat);
     RUN(port_taken_means_next_or_error);
     RUN(stop_cancels_running_generation);
     stop();
