@@ -27,7 +27,7 @@ static void sidecar_usage(FILE *out)
                  "  --threads N        inference threads (default: physical cores)\n"
                  "  --model PATH       load this GGUF (file or directory) at start\n"
                  "  --queue N          requests that may wait (default 8; more get 503)\n"
-                 "  -v, --verbose      log each request (-vv: engine logs)\n"
+                 "  -v, --verbose      also log the engines (-vv: their debug output)\n"
                  "\n"
                  "Environment: CODICTATE_SIDECAR_TOKEN, when set, is required as\n"
                  "\"Authorization: Bearer <token>\" on every endpoint but /health.\n");
@@ -110,8 +110,9 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
         fprintf(stderr, "codictate sidecar: unexpected argument '%s'\n", argv[optind]);
         return CDT_EXIT_USAGE;
     }
-    if (verbose > cli->verbosity)
-        cdt_log_set_level(cli->log, verbose >= 2 ? CDT_LOG_DEBUG + (verbose - 2) : CDT_LOG_INFO);
+    /* A daemon: one line per request by default (never any text); -v adds the
+     * engines' logs, -vv their debug output. */
+    cdt_log_set_level(cli->log, verbose >= 1 ? CDT_LOG_DEBUG + (verbose - 1) : CDT_LOG_INFO);
 
     /* Signals are taken by sigwait below; every thread inherits this mask. */
     signal(SIGPIPE, SIG_IGN);
