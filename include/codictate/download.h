@@ -59,13 +59,13 @@
 extern "C" {
 #endif
 
-#define CDT_DL_MAX_FILE       (64ull << 30)        /* default largest file accepted, bytes */
-#define CDT_DL_RESERVE        (100ull * 1000 * 1000) /* default free space kept, bytes */
-#define CDT_DL_MAX_URL        8192                 /* longest URL built or followed, bytes */
-#define CDT_DL_MAX_HEADER     8192                 /* longest response header line, bytes */
-#define CDT_DL_MAX_HEADERS    (64 * 1024)          /* all headers of one response, bytes */
-#define CDT_DL_MAX_REDIRECTS  10                   /* redirects followed per request */
-#define CDT_DL_MAX_TOKEN      4096                 /* longest token, bytes */
+#define CDT_DL_MAX_FILE         (64ull << 30)          /* default largest file accepted, bytes */
+#define CDT_DL_RESERVE          (100ull * 1000 * 1000) /* default free space kept, bytes */
+#define CDT_DL_MAX_URL          8192                   /* longest URL built or followed, bytes */
+#define CDT_DL_MAX_HEADER       8192                   /* longest response header line, bytes */
+#define CDT_DL_MAX_HEADERS      (64 * 1024)            /* all headers of one response, bytes */
+#define CDT_DL_MAX_REDIRECTS    10                     /* redirects followed per request */
+#define CDT_DL_MAX_TOKEN        4096                   /* longest token, bytes */
 #define CDT_DL_DEFAULT_ENDPOINT "https://huggingface.co"
 
 enum cdt_download_phase {
@@ -84,8 +84,7 @@ struct cdt_download_progress {
 
 /* At most one call per progress_interval_ms, plus one final call when the file is
  * complete (bytes_done == bytes_total). */
-typedef void (*cdt_download_progress_fn)(const struct cdt_download_progress *p,
-                                         void *user_data);
+typedef void (*cdt_download_progress_fn)(const struct cdt_download_progress *p, void *user_data);
 
 struct cdt_download_params {
     const char *endpoint;  /* hub URL, copied; NULL: $HF_ENDPOINT, else CDT_DL_DEFAULT_ENDPOINT */
@@ -97,10 +96,10 @@ struct cdt_download_params {
     int max_retries;       /* retries after a failed attempt; 0: 3; negative: none */
     int retry_base_ms;     /* first backoff, doubled each retry, ms; 0: 1000 */
     int retry_max_ms;      /* longest wait (backoff or Retry-After), ms; 0: 60000 */
-    int progress_interval_ms;  /* least time between progress calls, ms; 0: 100 */
-    uint64_t max_file_size;    /* largest file accepted, bytes; 0: CDT_DL_MAX_FILE */
-    uint64_t disk_reserve;     /* free space that must remain, bytes; 0: CDT_DL_RESERVE */
-    bool no_llama_cache;       /* do not look in llama.cpp's old flat cache */
+    int progress_interval_ms;          /* least time between progress calls, ms; 0: 100 */
+    uint64_t max_file_size;            /* largest file accepted, bytes; 0: CDT_DL_MAX_FILE */
+    uint64_t disk_reserve;             /* free space that must remain, bytes; 0: CDT_DL_RESERVE */
+    bool no_llama_cache;               /* do not look in llama.cpp's old flat cache */
     cdt_download_progress_fn progress; /* may be NULL */
     void *user_data;                   /* passed to progress */
     struct cdt_log *log;               /* borrowed; may be NULL */
@@ -108,13 +107,13 @@ struct cdt_download_params {
 
 /* What a successful fetch produced. */
 struct cdt_download_result {
-    char path[CDT_HF_MAX_PATH]; /* the file to open (snapshots/<commit>/<file>) */
-    char commit[41];            /* the commit the revision resolved to */
+    char path[CDT_HF_MAX_PATH];  /* the file to open (snapshots/<commit>/<file>) */
+    char commit[41];             /* the commit the revision resolved to */
     char sha256[CDT_SHA256_HEX]; /* verified sha256; "" when only the size was checked */
-    uint64_t size;              /* bytes */
-    uint64_t bytes_fetched;     /* body bytes received by this call (0: reused) */
-    int requests;               /* HTTP requests made by this call (0: none) */
-    bool cached;                /* nothing was downloaded: the cache had it */
+    uint64_t size;               /* bytes */
+    uint64_t bytes_fetched;      /* body bytes received by this call (0: reused) */
+    int requests;                /* HTTP requests made by this call (0: none) */
+    bool cached;                 /* nothing was downloaded: the cache had it */
 };
 
 struct cdt_download;
@@ -125,8 +124,7 @@ struct cdt_download_params cdt_download_default_params(void);
  * Returns 0 and *out (free with cdt_download_free), CDT_EINVAL (bad endpoint or
  * token: control characters, too long), CDT_ENOTFOUND (no cache root), CDT_ENOMEM,
  * CDT_EIO (libcurl failed to initialise). */
-CDT_NODISCARD int cdt_download_new(const struct cdt_download_params *p,
-                                   struct cdt_download **out);
+CDT_NODISCARD int cdt_download_new(const struct cdt_download_params *p, struct cdt_download **out);
 
 /* NULL is a no-op. Must not race with a fetch. */
 void cdt_download_free(struct cdt_download *d);
@@ -140,9 +138,9 @@ void cdt_download_free(struct cdt_download *d);
  * redirect, a reply that breaks the protocol), CDT_EBUSY (another process holds
  * the download lock), CDT_ECANCELED, CDT_EIO (disk), CDT_ENOMEM. The message for
  * people: cdt_download_errmsg(). */
-CDT_NODISCARD int cdt_download_fetch(struct cdt_download *d, const char *repo,
-                                     const char *revision, const char *file, uint64_t size,
-                                     const char *sha256, struct cdt_download_result *res);
+CDT_NODISCARD int cdt_download_fetch(struct cdt_download *d, const char *repo, const char *revision,
+                                     const char *file, uint64_t size, const char *sha256,
+                                     struct cdt_download_result *res);
 
 /* Asks the running fetch to stop (it returns CDT_ECANCELED soon, keeping the
  * partial). Sticky: every later fetch on this handle returns CDT_ECANCELED at

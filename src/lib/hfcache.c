@@ -430,7 +430,7 @@ int cdt_hfcache_find(const char *root, const char *repo, const char *revision, c
         realpath(blobs, blobs_real)) {
         dir_of(out->blob, parent, sizeof(parent));
         if (strcmp(parent, blobs_real) == 0 && cdt_hfcache_valid_key(base_of(out->blob)))
-            snprintf(out->key, sizeof(out->key), "%s", base_of(out->blob));
+            snprintf(out->key, sizeof(out->key), "%.*s", CDT_HF_MAX_KEY - 1, base_of(out->blob));
     }
     rc = 0;
 done:
@@ -619,7 +619,7 @@ static void link_key(const char *link, char *key, size_t cap)
     target[n] = '\0';
     dir_of(target, parent, sizeof(parent));
     if (strcmp(base_of(parent), "blobs") == 0 && cdt_hfcache_valid_key(base_of(target)))
-        snprintf(key, cap, "%s", base_of(target));
+        snprintf(key, cap, "%.*s", CDT_HF_MAX_KEY - 1, base_of(target));
 }
 
 /* Whether any symlink under `dir` (recursively) points at blobs/<key>. */
@@ -713,7 +713,7 @@ int cdt_hfcache_remove(const char *root, const char *repo, const char *revision,
         /* Empty directories up to snapshots/ go too. */
         dir_of(snap, parent, sizeof(parent));
         while (strlen(parent) > strlen(snaps) && rmdir(parent) == 0)
-            dir_of(parent, parent, sizeof(parent));
+            *strrchr(parent, '/') = '\0';
     }
     if (lkey[0])
         remove_blob(root, repo, dir, lkey, links_to(snaps, lkey, 0), &removed);

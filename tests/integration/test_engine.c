@@ -265,6 +265,7 @@ TEST(defaults)
     CHECK_INT(p.max_tokens, -1);
     CHECK_INT(p.system_ram_gb, 16);
     CHECK(!p.has_seed && !p.ignore_eos && !p.prompt && !p.on_text && !p.should_cancel);
+    CHECK(p.speculative && p.deadline_ns == 0 && p.n_messages == 0 && !p.messages);
 }
 
 TEST(load_errors)
@@ -434,7 +435,7 @@ TEST(greedy_is_deterministic)
 
     /* A fixed seed with sampling is reproducible too. */
     p.temperature = 0.9f;
-    p.top_p = 1.0f; /* top-p sorts the whole (flat, random) distribution: slow */
+    p.top_p = 0.8f; /* the nucleus of a flat distribution: most of the vocabulary */
     p.has_seed = true;
     p.seed = 1234;
     REQUIRE(be->ops->generate(be, &p, &a) == 0);
@@ -492,6 +493,8 @@ TEST(max_tokens)
     REQUIRE(be->ops->generate(be, &p, &r) == 0);
     CHECK_INT(r.tokens_generated, 10);
     CHECK_INT(r.timings.generated_tokens, 10);
+    CHECK_STR(r.finish_reason, "length");
+    CHECK(r.truncated == NULL);
     CHECK(r.timings.prompt_tokens > 10);
     CHECK_INT(r.timings.cached_tokens, 0);
     CHECK(r.timings.prompt_ms > 0);
@@ -562,6 +565,7 @@ TEST(on_text_stops)
     c.stop_after = 3;
     CHECK_INT(be->ops->generate(be, &p, &r), 0);
     CHECK(r.stopped_by_callback);
+    CHECK_STR(r.finish_reason, "stop");
     CHECK_INT(c.calls, 3);
     REQUIRE(r.text != NULL);
     CHECK_STR(r.text, c.text);
@@ -571,6 +575,8 @@ TEST(on_text_stops)
 
 TEST(fallback_formats)
 {
+    static const struct cdt_chat_msg msgs[] = {{"system", "Clean up dictated text."},
+                                               {"user", "um so I I think it works"}};
     struct cdt_model_info info;
     struct cdt_gen_params p = params(prompt1, NULL);
     struct cdt_gen_result r;
@@ -586,6 +592,15 @@ TEST(fallback_formats)
     CHECK_STR(r.prompt_format_mode, "chatml");
     CHECK(r.prompt_format_fallback);
     free(r.text);
+    /* Chat messages take the same fallback. */
+    p.messages = msgs;
+    p.n_messages = 2;
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_STR(r.prompt_format_mode, "chatml");
+    CHECK(r.timings.prompt_tokens > 20);
+    free(r.text);
+    p.messages = NULL;
+    p.n_messages = 0;
 
     path_in_tmp(path, sizeof(path), "nochatml.gguf");
     REQUIRE(write_variant(path, V_NO_CHATML) == 0);
@@ -593,6 +608,11 @@ TEST(fallback_formats)
     REQUIRE(be->ops->generate(be, &p, &r) == 0);
     CHECK_STR(r.prompt_format_mode, "raw");
     CHECK(r.prompt_format_fallback);
+    free(r.text);
+    p.messages = msgs;
+    p.n_messages = 2;
+    REQUIRE(be->ops->generate(be, &p, &r) == 0);
+    CHECK_STR(r.prompt_format_mode, "raw");
     free(r.text);
 }
 

@@ -1,0 +1,33 @@
+/* A small HTTP client for the sidecar's JSON API (libcurl): one request, a body
+ * cap, a timeout, and the bearer token. Thread-safe (a curl handle per call). */
+#ifndef CODICTATE_CLIENT_H
+#define CODICTATE_CLIENT_H
+
+#include "codictate/err.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDT_CLIENT_MAX_RESPONSE (16 * 1024 * 1024) /* response body cap, bytes */
+
+struct cdt_client_response {
+    long status; /* HTTP status; 0 when no response arrived */
+    char *body;  /* NUL-terminated; caller frees with free(); never NULL on success */
+    size_t len;
+};
+
+/* Sends METHOD http://127.0.0.1:PORT PATH with an optional JSON body. token may be
+ * NULL. timeout_ms 0: none. Returns 0 when a response arrived (any status), CDT_ENET
+ * when the connection failed or dropped (errmsg says why), CDT_ETIMEOUT, CDT_ETOOBIG,
+ * CDT_ENOMEM. */
+CDT_NODISCARD int cdt_client_request(int port, const char *token, const char *method,
+                                     const char *path, const char *body, long timeout_ms,
+                                     struct cdt_client_response *out, char *errmsg, size_t errcap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,108 @@
+/* The sidecar manager: owns one `codictate sidecar` child process and the model
+ * loaded in it, for the app and the CLI.
+ *
+ * - The sidecar is spawned lazily, with a fresh random bearer token, on the first
+ *   use; its port comes from its first stdout line, readiness from /health.
+ * - A model is loaded once even when several threads ask at the same time.
+ * - generate retries once (after reloading) when the sidecar says "No model loaded".
+ * - Idle unload: after `idle_timeout_s` without use (reset by every use), or
+ *   right after each use with CDT_IDLE_IMMEDIATELY, or never.
+ * - A sidecar that died is noticed and restarted on the next use; callers get a
+ *   clear error, never a hang.
+ * - cdt_manager_free: SIGTERM, 500 ms, then SIGKILL. A PID file lets the next
+ *   manager kill a sidecar orphaned by a crash.
+ *
+ * Thread-safety: every function may be called from any thread. */
+#ifndef CODICTATE_MANAGER_H
+#define CODICTATE_MANAGER_H
+
+#include "codictate/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDT_IDLE_NEVER       (-1)
+#define CDT_IDLE_IMMEDIATELY 0
+#define CDT_IDLE_DEFAULT_S   120 /* the seed's default: 2 min */
+
+struct cdt_log;
+struct cdt_manager;
+
+enum cdt_manager_event_type {
+    CDT_MGR_SIDECAR_STARTED,
+    CDT_MGR_SIDECAR_EXITED, /* noticed dead (detail: how) */
+    CDT_MGR_LOADING,        /* model: path */
+    CDT_MGR_LOADED,
+    CDT_MGR_LOAD_FAILED, /* detail: why */
+    CDT_MGR_UNLOADED,    /* detail: "idle" / "immediately" / "request" */
+};
+
+struct cdt_manager_event {
+    enum cdt_manager_event_type type;
+    const char *model;  /* model path or NULL; borrowed for the call */
+    const char *detail; /* or NULL; borrowed for the call */
+};
+
+struct cdt_manager_params {
+    const char *sidecar_exe; /* the codictate binary; NULL: this process's executable */
+    const char *state_dir;   /* PID file dir; NULL: $XDG_RUNTIME_DIR/codictate, else
+                              * ~/.cache/codictate */
+    int idle_timeout_s;      /* CDT_IDLE_NEVER, CDT_IDLE_IMMEDIATELY or seconds;
+                              * params default: CDT_IDLE_DEFAULT_S */
+    int n_ctx;               /* sidecar --ctx; 0: its default */
+    int n_threads;           /* sidecar --threads; 0: its default */
+    int start_timeout_ms;    /* spawn → /health ok; 0: 10000 */
+    long request_timeout_ms; /* per generate; 0: none */
+    struct cdt_log *log;     /* borrowed; may be NULL */
+    /* Called for every event, on the thread that caused it (or the idle thread). */
+    void (*on_event)(const struct cdt_manager_event *ev, void *user_data);
+    void *user_data;
+};
+
+struct cdt_manager_params cdt_manager_default_params(void);
+
+/* Creates a manager (no process yet) and kills a sidecar orphaned by a crashed
+ * previous manager (from the PID file). Returns 0, CDT_ENOMEM, CDT_EIO. */
+CDT_NODISCARD int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out);
+
+/* Makes `model_path` the loaded model (spawning the sidecar when needed). Returns 0
+ * or an error with errmsg: CDT_EENGINE (the sidecar could not start or load: why),
+ * CDT_ENET (it died). */
+CDT_NODISCARD int cdt_manager_load(struct cdt_manager *m, const char *model_path, char *errmsg,
+                                   size_t errcap);
+
+/* POST /generate with `request_json` on `model_path` (loaded first if needed).
+ * On 0, *status and *response (caller frees) hold the sidecar's answer, whatever
+ * its status. Errors as cdt_manager_load, plus CDT_ETIMEOUT. */
+CDT_NODISCARD int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
+                                       const char *request_json, long *status, char **response,
+                                       char *errmsg, size_t errcap);
+
+/* Unloads the model now (the sidecar keeps running). */
+void cdt_manager_unload(struct cdt_manager *m);
+
+/* The loaded model's path (copied into buf, "" when none); returns true when one
+ * is loaded. */
+bool cdt_manager_loaded(struct cdt_manager *m, char *buf, size_t cap);
+
+/* The sidecar's pid, or 0 when none runs. */
+int cdt_manager_sidecar_pid(struct cdt_manager *m);
+
+/* The sidecar's port, or 0. */
+int cdt_manager_sidecar_port(struct cdt_manager *m);
+
+/* Changes the idle timeout (takes effect from the next use). */
+void cdt_manager_set_idle_timeout(struct cdt_manager *m, int idle_timeout_s);
+
+/* Stops the sidecar (SIGTERM, 500 ms, SIGKILL), removes the PID file, frees.
+ * NULL is a no-op. */
+void cdt_manager_free(struct cdt_manager *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,103 @@
+/* The sidecar client on libcurl (see client.h). */
+#include "codictate/client.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sink {
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    struct sink *s = ud;
+    size_t add = sz * n;
+
+    if (s->len + add > CDT_CLIENT_MAX_RESPONSE) {
+        s->too_big = true;
+        return 0;
+    }
+    if (s->len + add + 1 > s->cap) {
+        size_t ncap = s->cap ? s->cap : 4096;
+        char *b;
+
+        while (ncap < s->len + add + 1)
+            ncap *= 2;
+        b = realloc(s->buf, ncap);
+        if (!b)
+            return 0;
+        s->buf = b;
+        s->cap = ncap;
+    }
+    memcpy(s->buf + s->len, p, add);
+    s->len += add;
+    s->buf[s->len] = '\0';
+    return add;
+}
+
+int cdt_client_request(int port, const char *token, const char *method, const char *path,
+                       const char *body, long timeout_ms, struct cdt_client_response *out,
+                       char *errmsg, size_t errcap)
+{
+    struct sink s = {0};
+    struct curl_slist *h = NULL;
+    char url[256], auth[512];
+    CURL *c;
+    CURLcode cc;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (errcap)
+        errmsg[0] = '\0';
+    c = curl_easy_init();
+    if (!c)
+        return CDT_ENOMEM;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    if (timeout_ms > 0)
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        h = curl_slist_append(h, "Content-Type: application/json");
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    if (token && *token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    cc = curl_easy_perform(c);
+    if (cc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+        out->body = s.buf ? s.buf : strdup("");
+        out->len = s.len;
+        s.buf = NULL;
+        if (!out->body)
+            rc = CDT_ENOMEM;
+    } else if (s.too_big) {
+        snprintf(errmsg, errcap, "response over %d bytes", CDT_CLIENT_MAX_RESPONSE);
+        rc = CDT_ETOOBIG;
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(errmsg, errcap, "no answer within %ld ms", timeout_ms);
+        rc = CDT_ETIMEOUT;
+    } else {
+        snprintf(errmsg, errcap, "%s", curl_easy_strerror(cc));
+        rc = CDT_ENET;
+    }
+    free(s.buf);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc;
+}

@@ -1,0 +1,718 @@
+/* The sidecar manager (see manager.h).
+ *
+ * Locks: `op` serialises whole operations on the sidecar (spawn, load, unload) so
+ * that concurrent callers load a model once; `lock` guards the small shared state
+ * (pid, port, loaded, busy, last_use) and is held only briefly. Order: op, then
+ * lock. The idle thread sleeps on `cv` until the idle deadline. */
+#include "codictate/manager.h"
+#include "codictate/client.h"
+#include "codictate/log.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CDT_MGR_PATH_MAX  4096
+#define CDT_MGR_LINE_MAX  128 /* the sidecar's port line */
+#define CDT_MGR_KILL_WAIT 500 /* ms between SIGTERM and SIGKILL */
+
+struct cdt_manager {
+    pthread_mutex_t op;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    pthread_t idle_thread;
+    bool idle_started;
+    bool quit;
+
+    char exe[CDT_MGR_PATH_MAX];
+    char state_dir[CDT_MGR_PATH_MAX];
+    char pidfile[CDT_MGR_PATH_MAX + 64];
+    int idle_timeout_s;
+    int n_ctx, n_threads;
+    int start_timeout_ms;
+    long request_timeout_ms;
+    struct cdt_log *log;
+    void (*on_event)(const struct cdt_manager_event *ev, void *user_data);
+    void *user_data;
+
+    pid_t pid;
+    int port;
+    char token[33];
+    char loaded[CDT_MGR_PATH_MAX]; /* "" when none */
+    int busy;                      /* generations in flight */
+    struct timespec last_use;
+};
+
+struct cdt_manager_params cdt_manager_default_params(void)
+{
+    struct cdt_manager_params p;
+
+    memset(&p, 0, sizeof(p));
+    p.idle_timeout_s = CDT_IDLE_DEFAULT_S;
+    return p;
+}
+
+static void emit(struct cdt_manager *m, enum cdt_manager_event_type type, const char *model,
+                 const char *detail)
+{
+    struct cdt_manager_event ev = {type, model, detail};
+
+    if (m->on_event)
+        m->on_event(&ev, m->user_data);
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- process handling ---- */
+
+/* Waits up to ms for pid to exit; returns true when it did (reaped). */
+static bool wait_exit(pid_t pid, int ms, int *status)
+{
+    for (int waited = 0;; waited += 10) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD))
+            return true;
+        if (waited >= ms)
+            return false;
+        sleep_ms(10);
+    }
+}
+
+static void stop_pid(pid_t pid, bool child)
+{
+    int st;
+
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    if (child) {
+        if (!wait_exit(pid, CDT_MGR_KILL_WAIT, &st)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        return;
+    }
+    for (int waited = 0; waited < CDT_MGR_KILL_WAIT; waited += 10) {
+        if (kill(pid, 0) != 0)
+            return;
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+}
+
+/* True when /proc/<pid>/cmdline looks like a codictate sidecar. */
+static bool is_sidecar_process(pid_t pid)
+{
+    char path[64], buf[1024];
+    ssize_t n;
+    int fd;
+    bool exe = false, verb = false;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
+        if (strstr(p, "codictate"))
+            exe = true;
+        if (strcmp(p, "sidecar") == 0)
+            verb = true;
+    }
+    return exe && verb;
+}
+
+/* Kills sidecars whose manager died (PID files "sidecar-<owner>.pid" with "<pid>"). */
+static void reap_orphans(struct cdt_manager *m)
+{
+    DIR *d = opendir(m->state_dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char path[CDT_MGR_PATH_MAX + 300], line[64];
+        long owner, pid;
+        char *end;
+        FILE *f;
+
+        if (strncmp(e->d_name, "sidecar-", 8) != 0)
+            continue;
+        owner = strtol(e->d_name + 8, &end, 10);
+        if (end == e->d_name + 8 || strcmp(end, ".pid") != 0 || owner <= 0)
+            continue;
+        if (owner != getpid() && kill((pid_t)owner, 0) == 0)
+            continue; /* its manager is alive */
+        snprintf(path, sizeof(path), "%s/%s", m->state_dir, e->d_name);
+        f = fopen(path, "r");
+        if (f && fgets(line, sizeof(line), f)) {
+            pid = strtol(line, &end, 10);
+            if (pid > 0 && is_sidecar_process((pid_t)pid)) {
+                CDT_LOG_W(m->log, "stopping sidecar %ld orphaned by manager %ld", pid, owner);
+                stop_pid((pid_t)pid, false);
+            }
+        }
+        if (f)
+            fclose(f);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+static void write_pidfile(struct cdt_manager *m)
+{
+    char tmp[sizeof(m->pidfile) + 8];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", m->pidfile);
+    f = fopen(tmp, "w");
+    if (!f) {
+        CDT_LOG_W(m->log, "cannot write %s: %s", tmp, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)m->pid);
+    if (fclose(f) != 0 || rename(tmp, m->pidfile) != 0)
+        unlink(tmp);
+}
+
+/* Notices a dead sidecar; lock held. */
+static void check_alive_locked(struct cdt_manager *m)
+{
+    int st;
+    char how[64];
+
+    if (m->pid <= 0 || waitpid(m->pid, &st, WNOHANG) != m->pid)
+        return;
+    if (WIFSIGNALED(st))
+        snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(st));
+    else
+        snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(st));
+    CDT_LOG_W(m->log, "the sidecar (pid %d) %s", (int)m->pid, how);
+    m->pid = 0;
+    m->port = 0;
+    m->loaded[0] = '\0';
+    unlink(m->pidfile);
+    emit(m, CDT_MGR_SIDECAR_EXITED, NULL, how);
+}
+
+/* Starts the sidecar when none runs; op held. */
+static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
+{
+    unsigned char rnd[16];
+    char ctx[16], thr[16], line[CDT_MGR_LINE_MAX];
+    const char *argv[12];
+    int fds[2], argc = 0, port = 0, st;
+    size_t len = 0;
+    struct timespec t0, t1;
+    pid_t pid;
+
+    pthread_mutex_lock(&m->lock);
+    check_alive_locked(m);
+    pid = m->pid;
+    pthread_mutex_unlock(&m->lock);
+    if (pid > 0)
+        return 0;
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        snprintf(errmsg, errcap, "no randomness for the sidecar token");
+        return CDT_EIO;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
+    argv[argc++] = m->exe;
+    argv[argc++] = "sidecar";
+    if (m->n_ctx > 0) {
+        snprintf(ctx, sizeof(ctx), "%d", m->n_ctx);
+        argv[argc++] = "--ctx";
+        argv[argc++] = ctx;
+    }
+    if (m->n_threads > 0) {
+        snprintf(thr, sizeof(thr), "%d", m->n_threads);
+        argv[argc++] = "--threads";
+        argv[argc++] = thr;
+    }
+    argv[argc] = NULL;
+
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(errmsg, errcap, "pipe: %s", strerror(errno));
+        return CDT_EIO;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(errmsg, errcap, "fork: %s", strerror(errno));
+        return CDT_EIO;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        int devnull = open("/dev/null", O_RDONLY);
+
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the manager */
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(fds[1], 1);
+        setenv("CODICTATE_SIDECAR_TOKEN", m->token, 1);
+        execv(m->exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+
+    /* The port line: the sidecar prints it once it listens. */
+    while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        int left;
+        ssize_t n;
+
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        left = m->start_timeout_ms - (int)ms_between(&t0, &t1);
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        n = read(fds[0], line + len, sizeof(line) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fds[0]);
+    line[len] = '\0';
+    if (sscanf(line, "CODICTATE_SIDECAR_PORT=%d", &port) != 1 || port <= 0 || port > 65535) {
+        if (wait_exit(pid, 200, &st))
+            snprintf(errmsg, errcap, "the sidecar (%s) exited at start with status %d", m->exe,
+                     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        else
+            snprintf(errmsg, errcap, "the sidecar (%s) did not report its port within %d ms",
+                     m->exe, m->start_timeout_ms);
+        stop_pid(pid, true);
+        return CDT_EENGINE;
+    }
+    /* Readiness: /health answers as soon as it listens; poll briefly, no fixed sleep. */
+    for (;;) {
+        struct cdt_client_response r;
+        char err[128];
+        int rc =
+            cdt_client_request(port, m->token, "GET", "/health", NULL, 1000, &r, err, sizeof(err));
+        long status = r.status;
+
+        free(r.body);
+        if (rc == 0 && status == 200)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (ms_between(&t0, &t1) > m->start_timeout_ms) {
+            snprintf(errmsg, errcap, "the sidecar did not become healthy within %d ms",
+                     m->start_timeout_ms);
+            stop_pid(pid, true);
+            return CDT_EENGINE;
+        }
+        sleep_ms(5);
+    }
+    pthread_mutex_lock(&m->lock);
+    m->pid = pid;
+    m->port = port;
+    m->loaded[0] = '\0';
+    pthread_mutex_unlock(&m->lock);
+    write_pidfile(m);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CDT_LOG_I(m->log, "sidecar pid %d on port %d, ready in %.0f ms", (int)pid, port,
+              ms_between(&t0, &t1));
+    emit(m, CDT_MGR_SIDECAR_STARTED, NULL, NULL);
+    return 0;
+}
+
+/* The "detail" of an error body, or the body itself. */
+static void detail_of(const char *body, char *out, size_t cap)
+{
+    cJSON *o = cJSON_Parse(body ? body : "");
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "detail");
+
+    snprintf(out, cap, "%s", cJSON_IsString(d) ? d->valuestring : (body ? body : ""));
+    cJSON_Delete(o);
+}
+
+/* Loads path; op held. One retry when the sidecar turns out to be dead. */
+static int load_op(struct cdt_manager *m, const char *path, char *errmsg, size_t errcap)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct cdt_client_response r;
+        cJSON *req;
+        char *body, err[256];
+        int rc, port;
+        bool same;
+
+        rc = spawn(m, errmsg, errcap);
+        if (rc != 0)
+            return rc;
+        pthread_mutex_lock(&m->lock);
+        same = strcmp(m->loaded, path) == 0;
+        port = m->port;
+        pthread_mutex_unlock(&m->lock);
+        if (same)
+            return 0;
+        emit(m, CDT_MGR_LOADING, path, NULL);
+        req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "model_path", path);
+        body = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+        if (!body)
+            return CDT_ENOMEM;
+        rc = cdt_client_request(port, m->token, "POST", "/load", body, 0, &r, err, sizeof(err));
+        free(body);
+        if (rc == 0 && r.status == 200) {
+            free(r.body);
+            pthread_mutex_lock(&m->lock);
+            snprintf(m->loaded, sizeof(m->loaded), "%s", path);
+            pthread_mutex_unlock(&m->lock);
+            emit(m, CDT_MGR_LOADED, path, NULL);
+            return 0;
+        }
+        if (rc == 0) {
+            detail_of(r.body, errmsg, errcap);
+            free(r.body);
+            emit(m, CDT_MGR_LOAD_FAILED, path, errmsg);
+            return CDT_EENGINE;
+        }
+        pthread_mutex_lock(&m->lock);
+        check_alive_locked(m);
+        pthread_mutex_unlock(&m->lock);
+        snprintf(errmsg, errcap, "the sidecar stopped answering: %s", err);
+        emit(m, CDT_MGR_LOAD_FAILED, path, errmsg);
+    }
+    return CDT_ENET;
+}
+
+static void touch(struct cdt_manager *m)
+{
+    clock_gettime(CLOCK_MONOTONIC, &m->last_use);
+    pthread_cond_broadcast(&m->cv);
+}
+
+int cdt_manager_load(struct cdt_manager *m, const char *model_path, char *errmsg, size_t errcap)
+{
+    int rc;
+
+    pthread_mutex_lock(&m->op);
+    rc = load_op(m, model_path, errmsg, errcap);
+    pthread_mutex_unlock(&m->op);
+    pthread_mutex_lock(&m->lock);
+    touch(m);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* Unloads; op held. */
+static void unload_op(struct cdt_manager *m, const char *why)
+{
+    struct cdt_client_response r;
+    char err[128], model[CDT_MGR_PATH_MAX];
+    int port;
+
+    pthread_mutex_lock(&m->lock);
+    check_alive_locked(m);
+    port = m->port;
+    snprintf(model, sizeof(model), "%s", m->loaded);
+    pthread_mutex_unlock(&m->lock);
+    if (!port || !model[0])
+        return;
+    if (cdt_client_request(port, m->token, "POST", "/unload", NULL, 30000, &r, err, sizeof(err)) ==
+        0)
+        free(r.body);
+    pthread_mutex_lock(&m->lock);
+    m->loaded[0] = '\0';
+    pthread_mutex_unlock(&m->lock);
+    CDT_LOG_I(m->log, "unloaded %s (%s)", model, why);
+    emit(m, CDT_MGR_UNLOADED, model, why);
+}
+
+void cdt_manager_unload(struct cdt_manager *m)
+{
+    pthread_mutex_lock(&m->op);
+    unload_op(m, "request");
+    pthread_mutex_unlock(&m->op);
+}
+
+int cdt_manager_generate(struct cdt_manager *m, const char *model_path, const char *request_json,
+                         long *status, char **response, char *errmsg, size_t errcap)
+{
+    int rc = 0;
+
+    *status = 0;
+    *response = NULL;
+    pthread_mutex_lock(&m->lock);
+    m->busy++;
+    pthread_mutex_unlock(&m->lock);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct cdt_client_response r;
+        char err[256];
+        int port;
+
+        rc = cdt_manager_load(m, model_path, errmsg, errcap);
+        if (rc != 0)
+            break;
+        pthread_mutex_lock(&m->lock);
+        port = m->port;
+        pthread_mutex_unlock(&m->lock);
+        rc = cdt_client_request(port, m->token, "POST", "/generate", request_json,
+                                m->request_timeout_ms, &r, err, sizeof(err));
+        if (rc == 0 && r.status == 400 && r.body && strstr(r.body, "No model loaded") &&
+            attempt == 0) {
+            /* The sidecar lost the model (restarted, unloaded by someone): reload once. */
+            free(r.body);
+            pthread_mutex_lock(&m->lock);
+            m->loaded[0] = '\0';
+            pthread_mutex_unlock(&m->lock);
+            continue;
+        }
+        if (rc == 0) {
+            *status = r.status;
+            *response = r.body;
+            break;
+        }
+        /* A killed process closes its sockets a moment before it can be reaped. */
+        for (int waited = 0; rc == CDT_ENET && waited < 300; waited += 10) {
+            bool alive;
+
+            pthread_mutex_lock(&m->lock);
+            check_alive_locked(m);
+            alive = m->pid > 0;
+            pthread_mutex_unlock(&m->lock);
+            if (!alive)
+                break;
+            sleep_ms(10);
+        }
+        if (rc == CDT_ETIMEOUT)
+            snprintf(errmsg, errcap, "the sidecar did not answer in time: %s", err);
+        else
+            snprintf(errmsg, errcap, "the sidecar failed during generation: %s", err);
+        break;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->busy--;
+    touch(m);
+    pthread_mutex_unlock(&m->lock);
+    if (m->idle_timeout_s == CDT_IDLE_IMMEDIATELY) {
+        pthread_mutex_lock(&m->op);
+        pthread_mutex_lock(&m->lock);
+        bool idle = m->busy == 0;
+        pthread_mutex_unlock(&m->lock);
+        if (idle)
+            unload_op(m, "immediately");
+        pthread_mutex_unlock(&m->op);
+    }
+    return rc;
+}
+
+/* ---- idle unload ---- */
+
+static void *idle_main(void *arg)
+{
+    struct cdt_manager *m = arg;
+
+    pthread_mutex_lock(&m->lock);
+    while (!m->quit) {
+        struct timespec now, deadline;
+        bool armed = m->loaded[0] && m->busy == 0 && m->idle_timeout_s > 0;
+
+        if (!armed) {
+            pthread_cond_wait(&m->cv, &m->lock);
+            continue;
+        }
+        deadline = m->last_use;
+        deadline.tv_sec += m->idle_timeout_s;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (ms_between(&now, &deadline) > 0) {
+            pthread_cond_timedwait(&m->cv, &m->lock, &deadline);
+            continue;
+        }
+        /* Idle long enough: unload under op, re-checking after taking it. */
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_lock(&m->op);
+        pthread_mutex_lock(&m->lock);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        deadline = m->last_use;
+        deadline.tv_sec += m->idle_timeout_s;
+        armed = m->loaded[0] && m->busy == 0 && m->idle_timeout_s > 0 && !m->quit &&
+                ms_between(&now, &deadline) <= 0;
+        pthread_mutex_unlock(&m->lock);
+        if (armed)
+            unload_op(m, "idle");
+        pthread_mutex_unlock(&m->op);
+        pthread_mutex_lock(&m->lock);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int default_state_dir(char *buf, size_t cap)
+{
+    const char *run = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
+
+    if (run && *run)
+        snprintf(buf, cap, "%s/codictate", run);
+    else if (home && *home)
+        snprintf(buf, cap, "%s/.cache/codictate", home);
+    else
+        snprintf(buf, cap, "/tmp/codictate-%d", (int)getuid());
+    return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[CDT_MGR_PATH_MAX];
+
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out)
+{
+    struct cdt_manager_params def = cdt_manager_default_params();
+    struct cdt_manager *m;
+    pthread_condattr_t ca;
+
+    *out = NULL;
+    if (!p)
+        p = &def;
+    m = calloc(1, sizeof(*m));
+    if (!m)
+        return CDT_ENOMEM;
+    if (p->sidecar_exe) {
+        snprintf(m->exe, sizeof(m->exe), "%s", p->sidecar_exe);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", m->exe, sizeof(m->exe) - 1);
+        if (n <= 0) {
+            free(m);
+            return CDT_EIO;
+        }
+        m->exe[n] = '\0';
+    }
+    if (p->state_dir)
+        snprintf(m->state_dir, sizeof(m->state_dir), "%s", p->state_dir);
+    else
+        default_state_dir(m->state_dir, sizeof(m->state_dir));
+    if (mkdir_p(m->state_dir) != 0) {
+        CDT_LOG_W(p->log, "cannot create %s: %s", m->state_dir, strerror(errno));
+    }
+    snprintf(m->pidfile, sizeof(m->pidfile), "%s/sidecar-%d.pid", m->state_dir, (int)getpid());
+    m->idle_timeout_s = p->idle_timeout_s;
+    m->n_ctx = p->n_ctx;
+    m->n_threads = p->n_threads;
+    m->start_timeout_ms = p->start_timeout_ms > 0 ? p->start_timeout_ms : 10000;
+    m->request_timeout_ms = p->request_timeout_ms;
+    m->log = p->log;
+    m->on_event = p->on_event;
+    m->user_data = p->user_data;
+    pthread_mutex_init(&m->op, NULL);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    clock_gettime(CLOCK_MONOTONIC, &m->last_use);
+    reap_orphans(m);
+    if (pthread_create(&m->idle_thread, NULL, idle_main, m) == 0)
+        m->idle_started = true;
+    *out = m;
+    return 0;
+}
+
+bool cdt_manager_loaded(struct cdt_manager *m, char *buf, size_t cap)
+{
+    bool loaded;
+
+    pthread_mutex_lock(&m->lock);
+    check_alive_locked(m);
+    loaded = m->loaded[0] != '\0';
+    if (cap)
+        snprintf(buf, cap, "%s", m->loaded);
+    pthread_mutex_unlock(&m->lock);
+    return loaded;
+}
+
+int cdt_manager_sidecar_pid(struct cdt_manager *m)
+{
+    int pid;
+
+    pthread_mutex_lock(&m->lock);
+    check_alive_locked(m);
+    pid = (int)m->pid;
+    pthread_mutex_unlock(&m->lock);
+    return pid;
+}
+
+int cdt_manager_sidecar_port(struct cdt_manager *m)
+{
+    int port;
+
+    pthread_mutex_lock(&m->lock);
+    port = m->port;
+    pthread_mutex_unlock(&m->lock);
+    return port;
+}
+
+void cdt_manager_set_idle_timeout(struct cdt_manager *m, int idle_timeout_s)
+{
+    pthread_mutex_lock(&m->lock);
+    m->idle_timeout_s = idle_timeout_s;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void cdt_manager_free(struct cdt_manager *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->quit = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->lock);
+    if (m->idle_started)
+        pthread_join(m->idle_thread, NULL);
+    if (m->pid > 0) {
+        stop_pid(m->pid, true);
+        unlink(m->pidfile);
+    }
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->op);
+    free(m);
+}

@@ -1,0 +1,703 @@
+/* The llama.cpp backend's fast paths on the tiny random Qwen3 model: prompt-lookup
+ * speculative decoding (greedy output identical to plain decoding; sampled output
+ * with the same distribution, by a chi-square test that also catches a wrong
+ * acceptance rule), the sampler's exact top-p, prefix KV reuse and warm-up, the
+ * deadline, and chat messages.
+ *
+ * engine.c is built into this file (white-box): the sampler's internals are tested
+ * directly, and CDT_TEST_ACCEPT wraps the acceptance rule so that the power of the
+ * statistical test can be shown with a broken rule ("always accept"). */
+#include "../test.h"
+
+#include <stdbool.h>
+
+static bool broken_accept; /* accept every drafted token (the wrong rule) */
+
+#define CDT_TEST_ACCEPT(e, s, z, x, next) (sampler_accept(e, s, z, x, next) || broken_accept)
+#include "../../src/sidecar/engine.c"
+
+static char *model_path;
+static struct cdt_log *lg;
+static struct cdt_backend *be;
+
+/* ---- helpers ---- */
+
+static int load_main(void)
+{
+    struct cdt_model_info info;
+    char err[512];
+
+    return be->ops->load(be, model_path, 0, &info, err, sizeof(err));
+}
+
+static struct cdt_gen_params params(const char *prompt, int max_tokens)
+{
+    struct cdt_gen_params p = cdt_gen_params_default();
+
+    p.prompt = prompt;
+    p.max_tokens = max_tokens;
+    p.ignore_eos = true;
+    return p;
+}
+
+/* Generates; returns the text (caller frees) and fills *r. */
+static char *gen(const struct cdt_gen_params *p, struct cdt_gen_result *r)
+{
+    int rc = be->ops->generate(be, p, r);
+
+    if (rc != 0) {
+        fprintf(stderr, "generate: %s (%s)\n", cdt_strerror(rc), r->errmsg);
+        return NULL;
+    }
+    return r->text;
+}
+
+/* Counts of distinct outputs. */
+struct hist {
+    char *key[4096];
+    int count[4096];
+    int n;
+};
+
+static void hist_add(struct hist *h, const char *s)
+{
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->key[i], s) == 0) {
+            h->count[i]++;
+            return;
+        }
+    if (h->n < 4096) {
+        h->key[h->n] = strdup(s);
+        h->count[h->n++] = 1;
+    }
+}
+
+static int hist_get(const struct hist *h, const char *s)
+{
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->key[i], s) == 0)
+            return h->count[i];
+    return 0;
+}
+
+static void hist_free(struct hist *h)
+{
+    for (int i = 0; i < h->n; i++)
+        free(h->key[i]);
+    h->n = 0;
+}
+
+/* Chi-square test of homogeneity of two samples of equal size: outputs seen fewer
+ * than 10 times in both together are pooled. Returns X^2 and sets *df. */
+static double chi_square(const struct hist *a, const struct hist *b, int *df)
+{
+    double x2 = 0.0;
+    int k = 0, pa = 0, pb = 0;
+
+    for (int pass = 0; pass < 2; pass++) {
+        const struct hist *h = pass ? b : a;
+
+        for (int i = 0; i < h->n; i++) {
+            int ca = hist_get(a, h->key[i]), cb = hist_get(b, h->key[i]);
+
+            if (pass == 1 && ca > 0)
+                continue; /* counted in the first pass */
+            if (ca + cb < 10) {
+                pa += ca;
+                pb += cb;
+                continue;
+            }
+            x2 += (double)(ca - cb) * (ca - cb) / (ca + cb);
+            k++;
+        }
+    }
+    if (pa + pb > 0) {
+        x2 += (double)(pa - pb) * (pa - pb) / (pa + pb);
+        k++;
+    }
+    *df = k - 1;
+    return x2;
+}
+
+/* The chi-square quantile for p = 0.001 / 6 (Wilson-Hilferty). */
+static double chi_square_crit(int df)
+{
+    double d = df, z = 3.588, t = 1.0 - 2.0 / (9.0 * d) + z * sqrt(2.0 / (9.0 * d));
+
+    return d * t * t * t;
+}
+
+/* ---- the sampler ---- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The nucleus's smallest logit by a full sort: the reference. */
+static float ref_topp(const float *z, int n, float top_p)
+{
+    float *s = malloc(sizeof(*s) * (size_t)n), t;
+    double total = 0.0, cum = 0.0;
+
+    memcpy(s, z, sizeof(*s) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(*s), cmp_desc);
+    for (int i = 0; i < n; i++)
+        total += exp((double)s[i] - s[0]);
+    t = s[n - 1];
+    for (int i = 0; i < n; i++) {
+        cum += exp((double)s[i] - s[0]);
+        if (cum >= top_p * total) {
+            t = s[i];
+            break;
+        }
+    }
+    free(s);
+    return t;
+}
+
+static uint64_t lcg(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 33;
+}
+
+TEST(sampler_matches_reference)
+{
+    struct engine *e = engine_of(be);
+    struct sampler s;
+    struct cdt_gen_params p = cdt_gen_params_default();
+    float *z, *z2;
+    uint64_t x = 42;
+    int n;
+
+    REQUIRE(load_main() == 0);
+    n = e->n_vocab;
+    z = malloc(sizeof(*z) * (size_t)n);
+    z2 = malloc(sizeof(*z2) * (size_t)n);
+    REQUIRE(z && z2);
+
+    /* exp: relative error, and exact zeros below the range. */
+    for (float v = -87.0f; v <= 0.0f; v += 0.37f) {
+        v4f r = v4_exp(v4_splat(v));
+
+        CHECK(fabs(r[0] - exp(v)) <= 2e-7 * exp(v));
+    }
+    {
+        v4f r = v4_exp((v4f){-INFINITY, -88.0f, 0.0f, -1.0f});
+
+        CHECK(r[0] == 0.0f && r[1] == 0.0f && r[2] == 1.0f);
+    }
+
+    /* Flat (random-weight-like), peaked, and spiky logits. */
+    for (int kind = 0; kind < 3; kind++) {
+        float m, spread = kind == 0 ? 2.0f : kind == 1 ? 8.0f : 0.5f;
+
+        for (int i = 0; i < n; i++)
+            z[i] = spread * ((float)(lcg(&x) % 20001) / 10000.0f - 1.0f);
+        if (kind == 2)
+            for (int i = 0; i < 5; i++)
+                z[lcg(&x) % (uint64_t)n] = 12.0f + (float)i;
+        for (int k = 0; k < 4; k++) {
+            float top_p = 0.3f + 0.2f * (float)k, want = ref_topp(z, n, top_p), got;
+
+            m = max_logit(e, z, NULL);
+            got = topp_threshold(e, z, m, top_p);
+            CHECK(got == want);
+        }
+        /* The distribution: weights exp((z - max) / T) over the nucleus. */
+        p.temperature = 0.7f;
+        p.top_p = 0.8f;
+        p.repetition_penalty = 1.0f;
+        sampler_init(&s, &p, 4096);
+        {
+            double total = dist_build(e, &s, z), ref = 0.0, worst = 0.0;
+            float tau = ref_topp(z, n, 0.8f);
+
+            m = max_logit(e, z, NULL);
+            for (int i = 0; i < n; i++)
+                ref += z[i] >= tau ? exp((z[i] - (double)m) / 0.7) : 0.0;
+            for (int i = 0; i < n; i++) {
+                double want = z[i] >= tau ? exp((z[i] - (double)m) / 0.7) / ref : 0.0;
+                double d = fabs(e->w[i] / total - want);
+
+                worst = d > worst ? d : worst;
+            }
+            CHECK(worst < 1e-6);
+        }
+    }
+
+    /* Greedy: argmax after the penalty, which counts each token once. */
+    {
+        llama_token hist[4] = {7, 7, 9, 11};
+
+        for (int i = 0; i < n; i++)
+            z[i] = -1.0f;
+        z[7] = 3.0f;  /* penalised: 3 / 2 */
+        z[9] = -0.5f; /* penalised: -0.5 * 2 */
+        z[8] = 2.0f;
+        p.temperature = 0.0f;
+        p.repetition_penalty = 2.0f;
+        p.repeat_last_n = 3; /* 7, 9, 11 */
+        sampler_init(&s, &p, 4096);
+        memcpy(z2, z, sizeof(*z) * (size_t)n);
+        sampler_prepare(e, &s, z2, hist, 4);
+        CHECK(z2[7] == 1.5f && z2[9] == -1.0f && z2[11] == -2.0f && z2[8] == 2.0f);
+        CHECK_INT(sampler_sample(e, &s, z2), 8);
+        p.repeat_last_n = 1; /* only 11 */
+        sampler_init(&s, &p, 4096);
+        memcpy(z2, z, sizeof(*z) * (size_t)n);
+        sampler_prepare(e, &s, z2, hist, 4);
+        CHECK_INT(sampler_sample(e, &s, z2), 7);
+    }
+    free(z);
+    free(z2);
+}
+
+TEST(draft_lookup_loops)
+{
+    llama_token h[] = {5, 6, 7, 8, 9, 6, 7}, loop[] = {1, 2, 3, 1, 2, 3}, out[8];
+
+    /* "6 7" occurred before, followed by 8 9 6 7: the draft continues from itself. */
+    CHECK_INT(draft_lookup(h, 7, 6, out), 6);
+    CHECK(out[0] == 8 && out[1] == 9 && out[2] == 6 && out[3] == 7 && out[4] == 8 && out[5] == 9);
+    CHECK_INT(draft_lookup(loop, 6, 4, out), 4);
+    CHECK(out[0] == 1 && out[1] == 2 && out[2] == 3 && out[3] == 1);
+    CHECK_INT(draft_lookup(h, 5, 3, out), 0); /* 9 never occurred before */
+}
+
+/* ---- speculation ---- */
+
+static const char *prompts[20] = {
+    "Clean this transcript: um so I I think it works",
+    "the cat sat on the mat the cat sat on the mat the cat sat on the mat the cat sat on the mat",
+    "one two three one two three one two three one two three one two three",
+    "Hello world",
+    "abc abc abc abc abc abc abc abc abc abc abc abc",
+    "Repeat after me: yes yes yes yes yes yes yes yes yes yes",
+    "Привет, как дела? Это тест. Привет, как дела? Это тест.",
+    "1 2 3 4 5 6 7 8 9 10 1 2 3 4 5 6 7 8 9 10 1 2 3 4 5 6 7 8 9 10",
+    "Fix the grammar: me and him goes to the store yesterday",
+    "la la la la la la la la la la la la la la la la",
+    "Summarize: the meeting is moved to Tuesday at three, bring the slides",
+    "日本語のテキストを整えてください。日本語のテキストを整えてください。",
+    "ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok",
+    "emoji 🎉🎈 and accents: café, naïve, Zürich",
+    "def f(x): return x def f(x): return x def f(x): return x",
+    "A B C D E F G A B C D E F G A B C D E F G",
+    "so basically what I wanted to say is that it basically works basically",
+    "red green blue red green blue red green blue",
+    "Translate to French: good morning, how are you today?",
+    "x",
+};
+
+TEST(greedy_identical)
+{
+    int drafted = 0, accepted = 0, with_accepts = 0;
+
+    REQUIRE(load_main() == 0);
+    for (int i = 0; i < 20; i++) {
+        struct cdt_gen_params p = params(prompts[i], 40);
+        struct cdt_gen_result a, b;
+        char *ta, *tb;
+
+        p.temperature = 0.0f;
+        /* Half without the penalty (the model loops), half with it (drafts must be
+         * judged with the penalty of the tokens accepted before them). */
+        p.repetition_penalty = i % 2 ? 1.15f : 1.0f;
+        p.speculative = false;
+        ta = gen(&p, &a);
+        p.speculative = true;
+        tb = gen(&p, &b);
+        REQUIRE(ta && tb);
+        CHECK_STR(ta, tb);
+        CHECK_INT(a.tokens_generated, 40);
+        CHECK_INT(b.tokens_generated, 40);
+        CHECK_INT(a.timings.draft_tokens, 0);
+        CHECK(b.timings.accepted_tokens <= b.timings.draft_tokens);
+        drafted += b.timings.draft_tokens;
+        accepted += b.timings.accepted_tokens;
+        with_accepts += b.timings.accepted_tokens > 0;
+        free(ta);
+        free(tb);
+    }
+    fprintf(stderr, "  greedy: %d drafted, %d accepted, %d of 20 prompts with accepted drafts\n",
+            drafted, accepted, with_accepts);
+    CHECK(accepted > 0 && drafted > accepted);
+    CHECK(with_accepts >= 5);
+}
+
+/* Tokens per position of N sampled outputs. */
+#define STAT_RUNS 300
+#define STAT_LEN  7
+
+struct sample {
+    struct hist pos[STAT_LEN - 1]; /* the last token is never in the cache */
+    int drafted, accepted;
+};
+
+/* STAT_RUNS outputs of STAT_LEN tokens at temperature 0.1 (where the random model is
+ * sharp enough for drafts to be accepted about two times in three) with a mild
+ * penalty, seeds from seed0. The tokens are read back from the prefix cache. */
+static void sample_runs(const char *prompt, bool speculative, uint32_t seed0, struct sample *out)
+{
+    struct engine *e = engine_of(be);
+
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < STAT_RUNS; i++) {
+        struct cdt_gen_params p = params(prompt, STAT_LEN);
+        struct cdt_gen_result r;
+        char *t, key[16];
+
+        p.temperature = 0.1f;
+        p.top_p = 1.0f;
+        p.repetition_penalty = 1.05f;
+        p.has_seed = true;
+        p.seed = seed0 + (uint32_t)i;
+        p.speculative = speculative;
+        t = gen(&p, &r);
+        if (!t)
+            return;
+        free(t);
+        if (e->n_kv < r.timings.prompt_tokens + STAT_LEN - 1)
+            return;
+        for (int j = 0; j < STAT_LEN - 1; j++) {
+            snprintf(key, sizeof(key), "%d", (int)e->kv[r.timings.prompt_tokens + j]);
+            hist_add(&out->pos[j], key);
+        }
+        out->drafted += r.timings.draft_tokens;
+        out->accepted += r.timings.accepted_tokens;
+    }
+}
+
+static void sample_free(struct sample *s)
+{
+    for (int j = 0; j < STAT_LEN - 1; j++)
+        hist_free(&s->pos[j]);
+}
+
+/* Positions whose token distributions differ (chi-square, p < 0.001 in all,
+ * Bonferroni over the positions). */
+static int differing_positions(const struct sample *a, const struct sample *b, const char *what)
+{
+    int bad = 0;
+
+    fprintf(stderr, "  %s:", what);
+    for (int j = 0; j < STAT_LEN - 1; j++) {
+        int df;
+        double x2 = chi_square(&a->pos[j], &b->pos[j], &df);
+        double crit = df > 0 ? chi_square_crit(df) : 1e9;
+
+        fprintf(stderr, " %.0f/%.0f", x2, crit);
+        bad += x2 > crit;
+    }
+    fprintf(stderr, " (X2/critical per position)\n");
+    return bad;
+}
+
+TEST(sampling_same_distribution)
+{
+    static const char prompt[] = "abc abc abc abc abc abc abc abc abc abc abc abc";
+    static struct sample plain, spec, broken;
+
+    REQUIRE(load_main() == 0);
+    /* Independent seeds for each sample. */
+    sample_runs(prompt, false, 1, &plain);
+    sample_runs(prompt, true, 100001, &spec);
+    broken_accept = true;
+    sample_runs(prompt, true, 100001, &broken);
+    broken_accept = false;
+    fprintf(stderr, "  speculative: %d drafted, %d accepted; always-accept: %d drafted\n",
+            spec.drafted, spec.accepted, broken.drafted);
+    CHECK_INT(plain.drafted, 0);
+    /* Speculation ran, with both outcomes. */
+    CHECK(spec.accepted > STAT_RUNS / 4 && spec.drafted - spec.accepted > STAT_RUNS / 10);
+    CHECK_INT(differing_positions(&plain, &spec, "plain vs speculative"), 0);
+    /* Power: the wrong rule is caught. */
+    CHECK(differing_positions(&plain, &broken, "plain vs always-accept") > 0);
+    sample_free(&plain);
+    sample_free(&spec);
+    sample_free(&broken);
+}
+
+TEST(speculative_off)
+{
+    struct cdt_gen_params p = params(prompts[4], 32);
+    struct cdt_gen_result r;
+    char *t;
+
+    REQUIRE(load_main() == 0);
+    p.temperature = 0.0f;
+    p.repetition_penalty = 1.0f;
+    p.speculative = false;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK_INT(r.timings.draft_tokens, 0);
+    CHECK_INT(r.timings.accepted_tokens, 0);
+    free(t);
+    p.speculative = true;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK(r.timings.draft_tokens > 0);
+    free(t);
+}
+
+/* ---- prefix reuse and warm-up ---- */
+
+static const char instructions[] =
+    "You clean up dictated text. Remove filler words such as um, uh and like, fix "
+    "punctuation and capitalisation, keep the speaker's words and meaning, do not add "
+    "anything, and answer with the cleaned text only.\n\nTranscript: ";
+
+TEST(prefix_reuse)
+{
+    char a[1024] = "", b[1024] = "";
+    struct cdt_gen_params p = params(a, 8);
+    struct cdt_gen_result r, cold, warm;
+    char *t, *tc, *tw;
+    int n_instr;
+
+    snprintf(a, sizeof(a), "%sum so I think it works", instructions);
+    snprintf(b, sizeof(b), "%sthe meeting is uh moved to Tuesday", instructions);
+    REQUIRE(load_main() == 0);
+    p.temperature = 0.0f;
+
+    /* After a load nothing is cached. */
+    t = gen(&p, &r);
+    REQUIRE(t);
+    free(t);
+    CHECK_INT(r.timings.cached_tokens, 0);
+    /* The transcript and the template's tail are 19 tokens. */
+    n_instr = r.timings.prompt_tokens - 19;
+
+    /* The same prompt again: all but the last token. */
+    t = gen(&p, &r);
+    REQUIRE(t);
+    free(t);
+    CHECK_INT(r.timings.cached_tokens, r.timings.prompt_tokens - 1);
+
+    /* Same instructions, new transcript: the instructions are reused. */
+    p.prompt = b;
+    tw = gen(&p, &warm);
+    REQUIRE(tw);
+    fprintf(stderr, "  prefix: %d of %d prompt tokens cached, instructions %d\n",
+            warm.timings.cached_tokens, warm.timings.prompt_tokens, n_instr);
+    CHECK(warm.timings.cached_tokens >= n_instr);
+    CHECK(warm.timings.prompt_tokens - warm.timings.cached_tokens <= 25);
+
+    /* And the output is what a cold start gives. */
+    REQUIRE(load_main() == 0);
+    tc = gen(&p, &cold);
+    REQUIRE(tc);
+    CHECK_INT(cold.timings.cached_tokens, 0);
+    CHECK_STR(tc, tw);
+    free(tc);
+    free(tw);
+
+    /* Generated tokens stay cached: a prompt that continues the conversation reuses
+     * the earlier answer (tested with messages below). Unload clears. */
+    be->ops->unload(be);
+    REQUIRE(load_main() == 0);
+    t = gen(&p, &r);
+    REQUIRE(t);
+    free(t);
+    CHECK_INT(r.timings.cached_tokens, 0);
+}
+
+TEST(warmup)
+{
+    char full[1024] = "", err[256];
+    struct cdt_gen_params p = params(full, 4);
+    struct cdt_gen_result r;
+    struct engine *e = engine_of(be);
+    char *t;
+    int n_warm;
+
+    snprintf(full, sizeof(full), "%sum so I I think it works", instructions);
+    REQUIRE(load_main() == 0);
+    CHECK(be->ops->warmup != NULL);
+    CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), 0);
+    n_warm = e->n_kv;
+    CHECK(n_warm > 40);
+    /* The warm text is the user message up to the end of the prompt. */
+    {
+        struct buf text = {0};
+
+        REQUIRE(warm_text(e, "PROMPT", 6, &text) == 0);
+        CHECK_STR(text.p, "<|im_start|>user\nPROMPT");
+        free(text.p);
+    }
+    p.temperature = 0.0f;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    free(t);
+    /* Only the transcript and the template's tail are evaluated (the last token of
+     * the warm text may merge with what follows it). */
+    fprintf(stderr, "  warm-up: %d tokens warm, then %d of %d prompt tokens cached\n", n_warm,
+            r.timings.cached_tokens, r.timings.prompt_tokens);
+    CHECK(r.timings.cached_tokens >= n_warm - 1);
+    CHECK(r.timings.prompt_tokens - r.timings.cached_tokens < 25);
+    /* Warming again is nearly free, and errors are reported. */
+    CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), 0);
+    CHECK_INT(be->ops->warmup(be, NULL, err, sizeof(err)), CDT_EINVAL);
+    be->ops->unload(be);
+    CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), CDT_ESTATE);
+}
+
+/* ---- deadline ---- */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct texts {
+    size_t bytes;
+};
+
+static int count_text(const char *text, size_t len, void *ud)
+{
+    (void)text;
+    ((struct texts *)ud)->bytes += len;
+    return 0;
+}
+
+TEST(deadline)
+{
+    struct cdt_gen_params p = params(prompts[0], 3000);
+    struct cdt_gen_result r;
+    struct texts seen = {0};
+    char *t;
+
+    REQUIRE(load_main() == 0);
+    p.temperature = 1.0f;
+    p.top_p = 1.0f;
+    p.on_text = count_text;
+    p.user_data = &seen;
+    p.deadline_ns = mono_ns() + 40 * 1000000LL;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK_STR(r.truncated, "deadline");
+    CHECK_STR(r.finish_reason, "deadline");
+    CHECK(r.tokens_generated > 0 && r.tokens_generated < 3000);
+    CHECK(strlen(t) > 0);
+    CHECK(seen.bytes == strlen(t)); /* the partial text is what was streamed */
+    free(t);
+
+    /* Already past: nothing generated, still a result. */
+    p.deadline_ns = mono_ns() - 1;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK_STR(r.truncated, "deadline");
+    CHECK_INT(r.tokens_generated, 0);
+    free(t);
+
+    /* No deadline: the other reasons. */
+    p.deadline_ns = 0;
+    p.max_tokens = 5;
+    p.on_text = NULL;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK(r.truncated == NULL);
+    CHECK_STR(r.finish_reason, "length");
+    free(t);
+}
+
+/* ---- chat messages ---- */
+
+TEST(chat_messages)
+{
+    static const struct cdt_chat_msg msgs[] = {
+        {"system", "You clean up dictated text."},
+        {"user", "um hello there"},
+        {"assistant", "Hello there."},
+        {"user", "so uh what now"},
+    };
+    struct cdt_gen_params p = params(NULL, 6);
+    struct cdt_gen_result r;
+    struct buf fmt = {0};
+    struct cdt_chat_msg many[CDT_MAX_CHAT_MSGS + 1], bad[] = {{"user", NULL}};
+    char *t;
+    int n_first;
+
+    REQUIRE(load_main() == 0);
+    p.messages = msgs;
+    p.n_messages = 4;
+    p.temperature = 0.0f;
+
+    /* Qwen3's template is ChatML, thinking closed. */
+    memset(&r, 0, sizeof(r));
+    REQUIRE(format_request(engine_of(be), &p, &fmt, &r) == 0);
+    CHECK_STR(fmt.p, "<|im_start|>system\nYou clean up dictated text.<|im_end|>\n"
+                     "<|im_start|>user\num hello there<|im_end|>\n"
+                     "<|im_start|>assistant\nHello there.<|im_end|>\n"
+                     "<|im_start|>user\nso uh what now<|im_end|>\n"
+                     "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    CHECK_STR(r.prompt_format_mode, "chat_template");
+    free(fmt.p);
+
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK_STR(r.prompt_format_mode, "chat_template");
+    CHECK(!r.prompt_format_fallback);
+    CHECK_INT(r.tokens_generated, 6);
+    free(t);
+
+    /* The next turn shares the conversation so far: its first three messages. */
+    p.n_messages = 3;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    n_first = r.timings.prompt_tokens;
+    free(t);
+    p.n_messages = 4;
+    t = gen(&p, &r);
+    REQUIRE(t);
+    CHECK(r.timings.cached_tokens > n_first - 12);
+    free(t);
+
+    /* Limits and bad input. */
+    for (int i = 0; i <= CDT_MAX_CHAT_MSGS; i++)
+        many[i] = msgs[1];
+    p.messages = many;
+    p.n_messages = CDT_MAX_CHAT_MSGS + 1;
+    CHECK_INT(be->ops->generate(be, &p, &r), CDT_ETOOBIG);
+    CHECK(r.text == NULL);
+    p.messages = bad;
+    p.n_messages = 1;
+    CHECK_INT(be->ops->generate(be, &p, &r), CDT_EINVAL);
+    CHECK(strstr(r.errmsg, "message 1") != NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct cdt_log_params lp;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
+        return 2;
+    }
+    model_path = argv[1];
+    lp = cdt_log_default_params();
+    lp.prefix = "test_speculative";
+    /* One thread: the tiny model gains nothing from more, and a busy CI machine
+     * makes spinning worker threads slow. */
+    if (cdt_log_new(&lp, &lg) != 0 || cdt_engine_new(lg, 1, &be) != 0)
+        return 1;
+    RUN(sampler_matches_reference);
+    RUN(draft_lookup_loops);
+    RUN(greedy_identical);
+    RUN(sampling_same_distribution);
+    RUN(speculative_off);
+    RUN(prefix_reuse);
+    RUN(warmup);
+    RUN(deadline);
+    RUN(chat_messages);
+    be->ops->free(be);
+    cdt_log_free(lg);
+    return TEST_END();
+}
