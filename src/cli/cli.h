@@ -16,5 +16,6 @@ struct cdt_cli {
 /* Each verb: argv[0] is the verb name; returns a CDT_EXIT_* code. */
 int cdt_cmd_version(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_models(struct cdt_cli *cli, int argc, char **argv);
 
 #endif

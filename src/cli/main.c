@@ -19,7 +19,7 @@ static const struct verb verbs[] = {
     {"version", "show versions, CPU features, RAM, RAM tier and its limits", cdt_cmd_version},
     {"sidecar", "run the LLM inference server the app talks to", cdt_cmd_sidecar},
     {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", NULL},
-    {"models", "list, pull, remove and verify models", NULL},
+    {"models", "list, pull, remove and verify models", cdt_cmd_models},
     {"refine", "clean up a transcript with the local LLM", NULL},
     {"transcribe", "transcribe an audio file with whisper.cpp", NULL},
     {"dictate", "record, transcribe and refine", NULL},

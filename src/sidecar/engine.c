@@ -1765,6 +1765,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     rc = eval_prompt(e, toks, n_prompt, p);
     t_gen = now_ms();
     r->timings.prompt_ms = t_gen - t_prompt;
+    r->timings.prompt_tokens_evaluated = e->n_kv > n_cached ? e->n_kv - n_cached : 0;
     if (rc == CDT_ETIMEOUT) {
         rc = 0;
         g.finish = "deadline";

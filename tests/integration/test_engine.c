@@ -497,6 +497,7 @@ TEST(max_tokens)
     CHECK(r.truncated == NULL);
     CHECK(r.timings.prompt_tokens > 10);
     CHECK_INT(r.timings.cached_tokens, 0);
+    CHECK_INT(r.timings.prompt_tokens_evaluated, r.timings.prompt_tokens);
     CHECK(r.timings.prompt_ms > 0);
     CHECK(r.timings.generation_ms > 0);
     CHECK(r.timings.tokens_per_second > 0);

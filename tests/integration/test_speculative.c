@@ -477,6 +477,7 @@ TEST(prefix_reuse)
     REQUIRE(t);
     free(t);
     CHECK_INT(r.timings.cached_tokens, r.timings.prompt_tokens - 1);
+    CHECK_INT(r.timings.prompt_tokens_evaluated, 1);
 
     /* Same instructions, new transcript: the instructions are reused. */
     p.prompt = b;
@@ -485,13 +486,16 @@ TEST(prefix_reuse)
     fprintf(stderr, "  prefix: %d of %d prompt tokens cached, instructions %d\n",
             warm.timings.cached_tokens, warm.timings.prompt_tokens, n_instr);
     CHECK(warm.timings.cached_tokens >= n_instr);
-    CHECK(warm.timings.prompt_tokens - warm.timings.cached_tokens <= 25);
+    CHECK_INT(warm.timings.prompt_tokens_evaluated,
+              warm.timings.prompt_tokens - warm.timings.cached_tokens);
+    CHECK(warm.timings.prompt_tokens_evaluated <= 25);
 
     /* And the output is what a cold start gives. */
     REQUIRE(load_main() == 0);
     tc = gen(&p, &cold);
     REQUIRE(tc);
     CHECK_INT(cold.timings.cached_tokens, 0);
+    CHECK_INT(cold.timings.prompt_tokens_evaluated, cold.timings.prompt_tokens);
     CHECK_STR(tc, tw);
     free(tc);
     free(tw);
@@ -538,7 +542,8 @@ TEST(warmup)
     fprintf(stderr, "  warm-up: %d tokens warm, then %d of %d prompt tokens cached\n", n_warm,
             r.timings.cached_tokens, r.timings.prompt_tokens);
     CHECK(r.timings.cached_tokens >= n_warm - 1);
-    CHECK(r.timings.prompt_tokens - r.timings.cached_tokens < 25);
+    CHECK_INT(r.timings.prompt_tokens_evaluated, r.timings.prompt_tokens - r.timings.cached_tokens);
+    CHECK(r.timings.prompt_tokens_evaluated < 25);
     /* Warming again is nearly free, and errors are reported. */
     CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), 0);
     CHECK_INT(be->ops->warmup(be, NULL, err, sizeof(err)), CDT_EINVAL);

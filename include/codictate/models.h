@@ -1,0 +1,113 @@
+/* Models on this machine: the catalog joined with the Hugging Face cache, the
+ * downloads, and the sidecar manager, as one per-model state machine
+ * (DESIGN.md "Model lifecycle"):
+ *
+ *   not_downloaded → downloading → downloaded | download_failed
+ *   downloaded → loading → ready | load_failed;  ready → unloaded (idle) → loading
+ *   delete → not_downloaded (refused while downloading or loaded)
+ *
+ * States are derived at start from what is on disk; every transition is an event.
+ * Thread-safety: all functions may be called from any thread; one download per
+ * model at a time. */
+#ifndef CODICTATE_MODELS_H
+#define CODICTATE_MODELS_H
+
+#include "codictate/catalog.h"
+#include "codictate/download.h"
+#include "codictate/err.h"
+#include "codictate/manager.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum cdt_model_state {
+    CDT_MODEL_NOT_DOWNLOADED,
+    CDT_MODEL_DOWNLOADING,
+    CDT_MODEL_DOWNLOAD_FAILED,
+    CDT_MODEL_DOWNLOADED,
+    CDT_MODEL_LOADING,
+    CDT_MODEL_READY,
+    CDT_MODEL_LOAD_FAILED,
+    CDT_MODEL_UNLOADED,
+};
+
+/* "not_downloaded", "downloading", … (static). */
+const char *cdt_model_state_name(enum cdt_model_state s);
+
+struct cdt_models_event {
+    const char *id;             /* canonical model id; borrowed */
+    enum cdt_model_state state; /* the new state */
+    const char *detail;         /* why (errors), or NULL; borrowed */
+    /* During downloads: progress of the current file (else NULL). */
+    const struct cdt_download_progress *progress;
+    uint64_t model_bytes_done;  /* all files, bytes */
+    uint64_t model_bytes_total; /* all files, bytes (0: unknown) */
+};
+
+struct cdt_models_params {
+    const struct cdt_catalog *catalog;   /* borrowed; required */
+    struct cdt_download_params download; /* template for downloads (progress/user_data
+                                          * are replaced); start from
+                                          * cdt_download_default_params() */
+    struct cdt_manager_params manager;   /* for the sidecar (on_event is replaced) */
+    struct cdt_log *log;                 /* borrowed */
+    void (*on_event)(const struct cdt_models_event *ev, void *user_data);
+    void *user_data;
+};
+
+struct cdt_models_params cdt_models_default_params(void);
+
+struct cdt_models;
+
+/* Returns 0 and *out (free with cdt_models_free), CDT_EINVAL, CDT_ENOMEM. The
+ * sidecar manager is created on the first load. */
+CDT_NODISCARD int cdt_models_new(const struct cdt_models_params *p, struct cdt_models **out);
+void cdt_models_free(struct cdt_models *m);
+
+/* The model's state (looked up by id or alias); detail (may be NULL) gets the last
+ * error or "partial: N of M bytes". Unknown ids: CDT_MODEL_NOT_DOWNLOADED and
+ * returns CDT_ENOTFOUND in *rc when rc is not NULL. */
+enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char *detail,
+                                      size_t cap);
+
+/* Bytes of the model already on disk (complete files and partials). */
+uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id);
+
+/* Path of the model's main file (its first file; a sharded GGUF's first shard)
+ * when it is downloaded. Returns 0, CDT_ENOTFOUND (unknown id), CDT_ESTATE (not
+ * downloaded). */
+CDT_NODISCARD int cdt_models_path(struct cdt_models *m, const char *id, char *buf, size_t cap);
+
+/* Downloads every file of the model (blocking; resumable; verified). Checks the
+ * disk for all remaining bytes + the reserve before the first byte. Returns 0,
+ * CDT_ENOTFOUND, CDT_EBUSY (already downloading), CDT_ECANCELED (cdt_models_cancel:
+ * the partial is kept), or the downloader's error (errmsg says what). */
+CDT_NODISCARD int cdt_models_pull(struct cdt_models *m, const char *id, char *errmsg,
+                                  size_t errcap);
+
+/* Cancels the model's running download (no-op otherwise). Async-signal-unsafe. */
+void cdt_models_cancel(struct cdt_models *m, const char *id);
+
+/* Deletes the model's files and partials. Refused (CDT_ESTATE) while it is
+ * downloading or loaded. */
+CDT_NODISCARD int cdt_models_delete(struct cdt_models *m, const char *id, char *errmsg,
+                                    size_t errcap);
+
+/* Hashes every file and compares with the catalog (or the size when no sha256 is
+ * known). Returns 0, CDT_ESTATE (not downloaded), CDT_ECHECKSUM (errmsg names the
+ * file). */
+CDT_NODISCARD int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg,
+                                    size_t errcap);
+
+/* Loads the model in the sidecar (LLMs). Returns 0 or an error with errmsg. */
+CDT_NODISCARD int cdt_models_load(struct cdt_models *m, const char *id, char *errmsg,
+                                  size_t errcap);
+
+/* The manager (created on first use; NULL when it cannot be). Borrowed. */
+struct cdt_manager *cdt_models_manager(struct cdt_models *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
