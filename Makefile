@@ -32,6 +32,8 @@ configure: deps
 
 run: all
 	$(BUILD)/bin/codictate version
+	@echo
+	$(BUILD)/bin/codictate models recommend
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 $(CTEST_ARGS)
