@@ -29,6 +29,9 @@ BIN_DIR=$ROOT/build/bin
 MODEL_DIR=
 KEEP_WORK=0
 BW_MB=512
+SPEC_PENALTY=1.3
+WAIT_QUIET=60
+QUIET_PCT=20
 START_TIMEOUT=300
 REQ_TIMEOUT=900
 
@@ -50,6 +53,12 @@ generated tokens, temperature 0, ignore_eos) and prints a Markdown report.
   --depth N         llama-bench -d (default 478, ~ the formatted prompt length)
   --penalty X       repetition penalty sent to both servers (default 1 = off, so both
                     do identical greedy work; the app's default is 1.15)
+  --spec-penalty X  repetition penalty of the second speculation on/off series
+                    (default 1.3: the random model stops repeating itself, so drafts
+                    fail; this measures what speculation costs when nothing is accepted)
+  --wait-quiet S    before each phase, wait up to S seconds (default 60; 0 = never)
+                    for the machine to be quiet: at most --quiet-pct (default 20) % of
+                    all CPUs busy over one second
   --server-fa MODE  llama-server -fa on|off|auto (default auto = its default)
   --gap S           pause before each timed request, seconds (default 0.3; lets the
                     other server's spinning threads go idle)
@@ -80,6 +89,9 @@ while (($#)); do
     --gen) NGEN=${2-}; shift ;;
     --depth) DEPTH=${2-}; shift ;;
     --penalty) PENALTY=${2-}; shift ;;
+    --spec-penalty) SPEC_PENALTY=${2-}; shift ;;
+    --wait-quiet) WAIT_QUIET=${2-}; shift ;;
+    --quiet-pct) QUIET_PCT=${2-}; shift ;;
     --server-fa) SERVER_FA=${2-}; shift ;;
     --gap) GAP=${2-}; shift ;;
     --bin) BIN_DIR=${2-}; shift ;;
@@ -99,6 +111,9 @@ is_uint "$CTX" && ((CTX >= 1024)) || die_usage "--ctx needs an integer >= 1024"
 is_uint "$NGEN" && ((NGEN >= 1)) || die_usage "--gen needs a positive integer"
 is_uint "$DEPTH" || die_usage "--depth needs an integer"
 is_num "$PENALTY" || die_usage "--penalty needs a number"
+is_num "$SPEC_PENALTY" || die_usage "--spec-penalty needs a number"
+is_uint "$WAIT_QUIET" || die_usage "--wait-quiet needs a number of seconds"
+is_uint "$QUIET_PCT" || die_usage "--quiet-pct needs an integer percentage"
 is_num "$GAP" || die_usage "--gap needs a number of seconds"
 [[ $SERVER_FA =~ ^(on|off|auto)$ ]] || die_usage "--server-fa is on, off or auto"
 [[ $MODELS =~ ^[A-Za-z0-9.]+(,[A-Za-z0-9.]+)*$ ]] || die_usage "--models is a comma-separated list of presets"
@@ -139,6 +154,12 @@ die() {
 warn() {
     printf '%s\n' "$*" >>"$WARN"
     log "warning: $*"
+}
+declare -A WARNED=()
+warn_once() { # KEY MESSAGE: only the first warning with this key is kept
+    [[ -n ${WARNED[$1]-} ]] && return 0
+    WARNED[$1]=1
+    warn "$2"
 }
 
 alive() { # running and not a zombie
@@ -219,9 +240,24 @@ json_nums() {
     }' "$f"
 }
 
-# A checksum of a JSON string field (raw escaped form), to compare outputs.
+# A checksum of a JSON string field (raw escaped form, leading and trailing white space
+# dropped: the sidecar trims its response), to compare outputs.
 json_str_hash() {
-    grep -oE "\"$2\"[[:space:]]*:[[:space:]]*\"([^\"\\\\]|\\\\.)*\"" "$1" | head -n 1 | cksum | awk '{print $1}'
+    grep -oE "\"$2\"[[:space:]]*:[[:space:]]*\"([^\"\\\\]|\\\\.)*\"" "$1" | head -n 1 |
+        sed -E 's/^"[^"]*"[[:space:]]*:[[:space:]]*"//; s/"$//; s/^( |\\[ntr])+//; s/( |\\[ntr])+$//' |
+        cksum | awk '{print $1}'
+}
+
+# Busy and total jiffies of the whole machine, and of one process (no forks).
+machine_jiffies() { # -> MJ_BUSY MJ_TOTAL
+    local _c u n s i w q sq st _r
+    read -r _c u n s i w q sq st _r </proc/stat
+    MJ_BUSY=$((u + n + s + q + sq))
+    MJ_TOTAL=$((MJ_BUSY + i + w + st))
+}
+proc_jiffies() { # PID -> REPLY = utime + stime
+    local -a a
+    if read -ra a <"/proc/$1/stat" 2>/dev/null; then REPLY=$((a[13] + a[14])); else REPLY=0; fi
 }
 
 # Is anything bound to TCP port $1 (IPv4 or IPv6, any state)?
@@ -281,6 +317,36 @@ rss_kb() { # PID -> "VmRSS RssAnon RssFile" in kB
 
 kv_put() { printf '%s\t%s\t%s\t%s\n' "$CUR_MODEL" "$1" "$2" "$3" >>"$KV"; }
 
+# Before a phase: wait (up to WAIT_QUIET s) until other work leaves the CPUs alone.
+QUIET_WAITS=0 QUIET_GAVEUP=0
+wait_quiet() {
+    ((WAIT_QUIET > 0)) || return 0
+    local t0 b0 tt0 busy n=0
+    us_now
+    t0=$REPLY
+    while :; do
+        machine_jiffies
+        b0=$MJ_BUSY tt0=$MJ_TOTAL
+        sleep 1
+        machine_jiffies
+        busy=$(((MJ_TOTAL - tt0) > 0 ? 100 * (MJ_BUSY - b0) / (MJ_TOTAL - tt0) : 0))
+        if ((busy <= QUIET_PCT)); then
+            ((n == 0)) || log "machine quiet now (${busy}% busy)"
+            return 0
+        fi
+        if ((n++ == 0)); then
+            QUIET_WAITS=$((QUIET_WAITS + 1))
+            log "waiting for the machine to be quiet (${busy}% of the CPUs busy; up to ${WAIT_QUIET}s)"
+        fi
+        ms_since "$t0"
+        if ((${REPLY%.*} >= WAIT_QUIET * 1000)); then
+            QUIET_GAVEUP=$((QUIET_GAVEUP + 1))
+            log "still ${busy}% busy after ${WAIT_QUIET}s: measuring anyway (noted in the report)"
+            return 0
+        fi
+    done
+}
+
 # ---------------------------------------------------------------- servers
 # start_sidecar TAG [extra args] -> SC_PID SC_PORT SC_LOG SC_START_MS (spawn -> /health 200)
 start_sidecar() {
@@ -299,7 +365,7 @@ start_sidecar() {
     while :; do
         if [[ -z $SC_PORT ]]; then
             line=
-            IFS= read -r line <"$out" 2>/dev/null
+            [[ -s $out ]] && IFS= read -r line <"$out"
             [[ $line =~ ^CODICTATE_SIDECAR_PORT=([0-9]+) ]] && SC_PORT=${BASH_REMATCH[1]}
         fi
         if [[ -n $SC_PORT ]] && health_ok "$SC_PORT"; then
@@ -413,30 +479,43 @@ build_prompt() {
     P_FMT="$TPL_PRE$P_RAW$TPL_POST"
 }
 
-# gen SERVER PORT PHASE REP IDX [SPEC] -> one row in RAW; G_* = parsed timings
-# Columns: model phase server rep idx client_ms prompt_tokens cached evaluated prompt_ms
-#          gen_tokens gen_ms tok_s draft accepted out_hash spec
+# gen SERVER PORT PHASE REP IDX [SPEC] [NTOK] [PENALTY] -> one row in RAW; G_* = parsed
+# Columns: 1 model 2 phase 3 server 4 rep 5 idx 6 client_ms 7 prompt_tokens 8 cached
+#   9 evaluated 10 prompt_ms 11 gen_tokens 12 gen_ms 13 tok_s 14 draft 15 accepted
+#   16 out_hash 17 spec 18 other_cpu_pct (CPU used by other processes during the request,
+#   % of all CPUs) 19 penalty
 gen() {
-    local server=$1 port=$2 phase=$3 rep=$4 idx=$5 spec=${6:-true}
-    local body=$WORK/req.json out=$WORK/resp/$CUR_MODEL.$phase.$server.$rep.json path logf v
+    local server=$1 port=$2 phase=$3 rep=$4 idx=$5 spec=${6:-true} ntok=${7:-$NGEN} pen=${8:-$PENALTY}
+    local body=$WORK/req.json out=$WORK/resp/$CUR_MODEL.$phase.$server.$rep.json path logf v pid
+    local b0 t0 p0 other
     local -a f
     build_prompt "$idx"
     if [[ $server == sidecar ]]; then
         json_escape "$P_RAW"
         printf '{"prompt":"%s","max_tokens":%d,"temperature":0,"ignore_eos":true,"speculative":%s,"seed":%d,"repetition_penalty":%s}' \
-            "$REPLY" "$NGEN" "$spec" "$SEED" "$PENALTY" >"$body"
+            "$REPLY" "$ntok" "$spec" "$SEED" "$pen" >"$body"
         path=/generate
         logf=$SC_LOG
+        pid=$SC_PID
     else
         json_escape "$P_FMT"
         printf '{"prompt":"%s","n_predict":%d,"temperature":0,"ignore_eos":true,"cache_prompt":true,"seed":%d,"repeat_penalty":%s,"repeat_last_n":64,"stream":false}' \
-            "$REPLY" "$NGEN" "$SEED" "$PENALTY" >"$body"
+            "$REPLY" "$ntok" "$SEED" "$pen" >"$body"
         path=/completion
         logf=$LS_LOG
+        pid=$LS_PID
         spec=-
     fi
     sleep "$GAP"
+    machine_jiffies
+    b0=$MJ_BUSY t0=$MJ_TOTAL
+    proc_jiffies "$pid"
+    p0=$REPLY
     http "$port" POST "$path" "$body" "$out"
+    machine_jiffies
+    proc_jiffies "$pid"
+    other=$(awk -v b="$((MJ_BUSY - b0))" -v p="$((REPLY - p0))" -v t="$((MJ_TOTAL - t0))" \
+        'BEGIN { x = (t > 0) ? 100 * (b - p) / t : 0; if (x < 0) x = 0; printf "%.0f", x }')
     [[ $HTTP_CODE == 200 ]] || die "$server POST $path ($CUR_MODEL, $phase, rep $rep) failed: HTTP $HTTP_CODE ${HTTP_ERR}$(head -c 400 "$out" 2>/dev/null)" "$logf"
     if [[ $server == sidecar ]]; then
         read -ra f < <(json_nums "$out" prompt_tokens cached_tokens prompt_tokens_evaluated prompt_ms \
@@ -457,13 +536,13 @@ gen() {
     G_PROMPT=${f[0]} G_CACHED=${f[1]} G_EVAL=${f[2]} G_PMS=${f[3]} G_NGEN=${f[4]} G_GMS=${f[5]} G_TPS=${f[6]}
     G_DRAFT=${f[7]} G_ACC=${f[8]} G_MS=$HTTP_MS
     # A wrong output length makes every latency and speed figure meaningless: stop.
-    [[ $G_NGEN == "$NGEN" ]] || die "$server generated $G_NGEN tokens instead of $NGEN ($CUR_MODEL, $phase, rep $rep): ignore_eos/max_tokens not honoured, the timings would not be comparable" "$logf"
+    [[ $G_NGEN == "$ntok" ]] || die "$server generated $G_NGEN tokens instead of $ntok ($CUR_MODEL, $phase, rep $rep): ignore_eos/max_tokens not honoured, the timings would not be comparable" "$logf"
     if ((G_PROMPT != G_CACHED + G_EVAL)); then
-        warn "$CUR_MODEL $phase: $server reports prompt $G_PROMPT = cached $G_CACHED + evaluated $G_EVAL, which does not add up"
+        warn_once "$CUR_MODEL:$server:sum" "$CUR_MODEL: $server's timings do not add up (prompt_tokens != cached + evaluated), e.g. $phase rep $rep: $G_PROMPT != $G_CACHED + $G_EVAL"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$CUR_MODEL" "$phase" "$server" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$CUR_MODEL" "$phase" "$server" \
         "$rep" "$idx" "$G_MS" "$G_PROMPT" "$G_CACHED" "$G_EVAL" "$G_PMS" "$G_NGEN" "$G_GMS" "$G_TPS" \
-        "$G_DRAFT" "$G_ACC" "$G_HASH" "$spec" >>"$RAW"
+        "$G_DRAFT" "$G_ACC" "$G_HASH" "$spec" "$other" "$pen" >>"$RAW"
 }
 
 # sidecar_post PATH JSON WHAT -> checks 200; HTTP_MS
@@ -522,6 +601,12 @@ verdict() { # VALUE OP TARGET -> met / NOT met / n/a
 spread() { # "median (min–max)" with 1 decimal
     if [[ $S_N == 0 ]]; then echo "n/a"; else echo "$(f1 "$S_MED") ($(f1 "$S_MIN")–$(f1 "$S_MAX"))"; fi
 }
+spread0() { # the same for counts
+    if [[ $S_N == 0 ]]; then echo "n/a"; else echo "$(f0 "$S_MED") ($(f0 "$S_MIN")–$(f0 "$S_MAX"))"; fi
+}
+spread_col() { # COLUMN: counts (tokens, %) as integers, times with one decimal
+    case $1 in 7 | 8 | 9 | 11 | 14 | 15 | 18) spread0 ;; *) spread ;; esac
+}
 spread_mib() {
     if [[ $S_N == 0 ]]; then echo "n/a"; else echo "$(mib "$S_MED") ($(mib "$S_MIN")–$(mib "$S_MAX"))"; fi
 }
@@ -541,6 +626,7 @@ children_cpu_s() {
         printf "%.2f", s }' "$WORK/times.txt")
 }
 cat_() { printf '%s' "${1:-n/a}"; }
+pctint() { awk -v x="$1" 'BEGIN { if (x == "NA" || x == "") print "n/a"; else printf "%.0f%%", x }'; }
 
 # ---------------------------------------------------------------- preflight
 for t in curl awk sort grep cksum nproc lscpu; do
@@ -584,7 +670,9 @@ SC_MTIME=$(date -u -r "$BIN_DIR/codictate" '+%Y-%m-%d %H:%M UTC')
 
 log "work directory $WORK; threads $THREADS; reps $REPS; models $MODELS"
 ((REPS >= 5)) || log "note: --reps $REPS is below the 5 repetitions the benchmark asks for"
-((3 * REPS + 1 <= NT * 8)) || warn "more requests than distinct transcript rotations ($((NT * 8))): some prompts repeat"
+# Prompt numbers: 0 warm-up, 1..R warm, R+1..2R speculation, 2R+1..3R cold,
+# 3R+1..4R speculation with penalty, 4R+1..6R cache resets.
+((6 * REPS + 1 <= NT * 8)) || warn "more requests than distinct transcript rotations ($((NT * 8))): some prompts repeat, a server may reuse more than the instruction prefix"
 
 # ---------------------------------------------------------------- memory bandwidth
 BW_READ_T=NA BW_READ_1=NA BW_COPY_T=NA BW_NOTE=
@@ -727,6 +815,7 @@ run_model() {
     # --- llama-bench reference (decode only, at the refine depth)
     for fa in 0 1; do
         log "[$CUR_MODEL] llama-bench -fa $fa"
+        wait_quiet
         lb=$WORK/logs/llama-bench.$CUR_MODEL.fa$fa
         "$BIN/llama-bench" -m "$MODEL" -p 0 -n "$NGEN" -d "$DEPTH" -t "$THREADS" -fa "$fa" -r "$REPS" -o jsonl \
             >"$lb.jsonl" 2>"$lb.err" || die "llama-bench -fa $fa failed" "$lb.err"
@@ -744,12 +833,14 @@ run_model() {
     for ((r = 1; r <= REPS; r++)); do
         cidx=$((2 * REPS + r))
         log "[$CUR_MODEL] cold rep $r/$REPS"
+        wait_quiet
         if ((r % 2)); then cold_sidecar "$r" "$cidx"; cold_llama "$r" "$cidx"
         else cold_llama "$r" "$cidx"; cold_sidecar "$r" "$cidx"; fi
     done
 
     # --- warm refine latency: one sidecar and one llama-server, same prompts in turn
     log "[$CUR_MODEL] warm phase"
+    wait_quiet
     start_sidecar warm
     local SC_W_PID=$SC_PID
     sidecar_post /load "{\"model_path\":\"$MODEL\"}" "load for the warm phase"
@@ -757,6 +848,7 @@ run_model() {
     gen sidecar "$SC_PORT" warmup 0 0
     gen llama-server "$LS_PORT" warmup 0 0
     for ((r = 1; r <= REPS; r++)); do
+        wait_quiet
         if ((r % 2)); then
             gen sidecar "$SC_PORT" warm "$r" "$r"
             gen llama-server "$LS_PORT" warm "$r" "$r"
@@ -768,18 +860,32 @@ run_model() {
     record_rss ls_after_warm "$LS_PID" 0
     stop_pid "$LS_PID"
 
-    # --- speculation on/off on the same prompt (order alternates)
-    log "[$CUR_MODEL] speculative on/off"
-    local sidx
-    for ((r = 1; r <= REPS; r++)); do
-        sidx=$((REPS + r))
-        if ((r % 2)); then
-            gen sidecar "$SC_PORT" specoff "$r" "$sidx" false
-            gen sidecar "$SC_PORT" specon "$r" "$sidx" true
-        else
-            gen sidecar "$SC_PORT" specon "$r" "$sidx" true
-            gen sidecar "$SC_PORT" specoff "$r" "$sidx" false
-        fi
+    # --- speculation off/on on the same prompt. Before each member of a pair the same
+    # 1-token request with another transcript resets the cache to the same state (the
+    # instruction prefix + that transcript), so both members evaluate the same tokens in
+    # the same batches and any difference in their output comes from speculation.
+    # Series "spec": the benchmark's penalty; series "pen": --spec-penalty, which stops
+    # the random model's loops so that drafts (almost) never match: the cost of failing.
+    local sidx ridx variant vphase vpen voff first second spec
+    for variant in "spec:$PENALTY:$((REPS))" "pen:$SPEC_PENALTY:$((3 * REPS))"; do
+        IFS=':' read -r vphase vpen sidx <<<"$variant"
+        voff=0
+        [[ $vphase == pen ]] && voff=1
+        log "[$CUR_MODEL] speculative off/on, repetition penalty $vpen"
+        wait_quiet
+        for ((r = 1; r <= REPS; r++)); do
+            ((r == 1)) || wait_quiet
+            ridx=$((4 * REPS + 2 * (r - 1) + voff + 1))
+            if ((r % 2)); then first=false second=true; else first=true second=false; fi
+            for spec in $first $second; do
+                gen sidecar "$SC_PORT" reset "$r" "$ridx" false 1 "$vpen"
+                if [[ $spec == true ]]; then
+                    gen sidecar "$SC_PORT" "${vphase}on" "$r" "$((sidx + r))" true "$NGEN" "$vpen"
+                else
+                    gen sidecar "$SC_PORT" "${vphase}off" "$r" "$((sidx + r))" false "$NGEN" "$vpen"
+                fi
+            done
+        done
     done
     record_rss sc_after_warm "$SC_W_PID" 0 sidecar
     stop_pid "$SC_W_PID"
@@ -846,6 +952,16 @@ report_model() {
     R "Both servers load the same file. Section wall time ${SUM[$m:wall_s]} s."
     R ""
 
+    # noise: CPU used by other processes during the timed requests
+    read -r S_MED S_MIN S_MAX S_N < <(awk -F'\t' -v m="$m" '$1 == m && $2 != "reset" && $2 != "warmup" { print $18 }' "$RAW" | stats)
+    SUM[$m:other_cpu]=$S_MED
+    R "Other processes used a median $(f0 "$S_MED")% (max $(f0 "$S_MAX")%) of the machine's CPU time during the timed requests."
+    if awk -v x="$S_MED" 'BEGIN { exit !(x != "NA" && x + 0 > 10) }'; then
+        warn "$m: other processes used a median $(f0 "$S_MED")% of the CPUs during the timed requests (max $(f0 "$S_MAX")%): the machine was not quiet, timings are noisy (see the other CPU % columns)"
+        R "**The machine was busy: treat these numbers as noisy.**"
+    fi
+    R ""
+
     # prompt sizes
     rstat "$m" warm sidecar 7
     local p_med=$S_MED p_min=$S_MIN p_max=$S_MAX
@@ -863,16 +979,18 @@ report_model() {
     R "each gets a warm-up request, then $REPS requests with new transcripts, alternating which server goes first"
     R "(sidecar: \`POST /generate {prompt, max_tokens:$NGEN, temperature:0, ignore_eos:true, speculative:true, seed:$SEED, repetition_penalty:$PENALTY}\`;"
     R "llama-server: \`POST /completion {prompt: <same text in the Qwen3 chat template, empty think block>, n_predict:$NGEN, temperature:0, ignore_eos:true, cache_prompt:true, seed:$SEED, repeat_penalty:$PENALTY}\`)."
-    R "Latency = curl's time_total; prompt/decode ms = the server's own timings. Median (min–max) of $REPS."
+    R "Latency = curl's time_total; prompt/decode ms = the server's own timings; other CPU = CPU used by other processes during the request (% of all CPUs: noise). Median (min–max) of $REPS."
     R ""
-    R "| server | latency ms | prompt ms | prompt tokens evaluated | decode ms | decode tok/s |"
-    R "|---|---|---|---|---|---|"
+    R "The sidecar runs with speculation on (its default) here."
+    R ""
+    R "| server | latency ms | prompt ms | cached tokens | prompt tokens evaluated | decode ms | decode tok/s | other CPU % |"
+    R "|---|---|---|---|---|---|---|---|"
     local s
     for s in sidecar llama-server; do
         local row="| $s"
-        for c in 6 10 9 12 13; do
+        for c in 6 10 8 9 12 13 18; do
             rstat "$m" warm "$s" "$c"
-            row+=" | $(spread)"
+            row+=" | $(spread_col "$c")"
         done
         R "$row |"
     done
@@ -891,15 +1009,15 @@ report_model() {
     R "\`POST /unload\`, \`POST /load {\"model_path\":M,\"warmup_prompt\":<instructions + \"\\n\\n<transcript>\\n\">}\`, first \`/generate\` (same prompt);"
     R "llama-server started with the model, first \`/completion\` right after \`/health\` is ok. Same request bodies as above. Median (min–max) of $REPS."
     R ""
-    R "| case | latency ms | prompt ms | cached tokens | prompt tokens evaluated | decode ms | /load ms |"
-    R "|---|---|---|---|---|---|---|"
+    R "| case | latency ms | prompt ms | cached tokens | prompt tokens evaluated | decode ms | other CPU % | /load ms |"
+    R "|---|---|---|---|---|---|---|---|"
     local ph lbl loadk
     for ph in cold:sidecar:"sidecar, no warmup_prompt":sc_load_ms coldw:sidecar:"sidecar, with warmup_prompt":sc_loadw_ms cold:llama-server:"llama-server, right after start":; do
         IFS=':' read -r p sv lbl loadk <<<"$ph"
         local row="| $lbl"
-        for c in 6 10 8 9 12; do
+        for c in 6 10 8 9 12 18; do
             rstat "$m" "$p" "$sv" "$c"
-            row+=" | $(spread)"
+            row+=" | $(spread_col "$c")"
         done
         if [[ -n $loadk ]]; then kstat "$m" "$loadk"; row+=" | $(spread)"; else row+=" | (in start-up)"; fi
         R "$row |"
@@ -936,11 +1054,11 @@ report_model() {
     R "|---|---|---|"
     R "| llama-bench -fa 0 (tg$NGEN @ d$DEPTH) | $lb0s | $(pct "$(ratio "$lb0" "$best")") |"
     R "| llama-bench -fa 1 (tg$NGEN @ d$DEPTH) | $lb1s | $(pct "$(ratio "$lb1" "$best")") |"
-    R "| sidecar, warm (speculative on) | $d_scs | **$(pct "${SUM[$m:dec_frac]}")** |"
-    R "| sidecar, speculative off | $d_offs | $(pct "${SUM[$m:dec_frac_off]}") |"
+    R "| sidecar, speculative off (series 1) | $d_offs | **$(pct "${SUM[$m:dec_frac_off]}")** |"
+    R "| sidecar, warm (speculative on) | $d_scs | $(pct "${SUM[$m:dec_frac]}") |"
     R "| llama-server, warm (-fa $SERVER_FA) | $d_lss | $(pct "$(ratio "$d_ls" "$best")") |"
     R ""
-    R "Best llama-bench configuration: $best_name. Target: sidecar ≥ 95% of it: $(verdict "${SUM[$m:dec_frac]}" '>=' 0.95) (speculation on), $(verdict "${SUM[$m:dec_frac_off]}" '>=' 0.95) (off)."
+    R "Best llama-bench configuration: $best_name. Target: sidecar ≥ 95% of it: $(verdict "${SUM[$m:dec_frac_off]}" '>=' 0.95) with speculation off (plain decode, comparable to llama-bench), $(verdict "${SUM[$m:dec_frac]}" '>=' 0.95) with it on (includes accepted drafts; see the speculation section)."
     R "Note: the servers' decode includes sampling and, for $NGEN tokens, starts at depth ≈ prompt length ($(f0 "$p_med")); llama-bench's -d is $DEPTH."
     R ""
 
@@ -953,7 +1071,7 @@ report_model() {
     kvb=$(awk -v a="$kvpp" -v d="$depth_mid" 'BEGIN { if (a == "NA" || d == "NA") print "NA"; else printf "%.0f", a * d }')
     roof=$(awk -v bw="$BW_READ_T" -v w="$wbytes" 'BEGIN { if (bw == "NA") print "NA"; else printf "%.2f", bw * 1e9 / w }')
     roofkv=$(awk -v bw="$BW_READ_T" -v w="$wbytes" -v k="$kvb" 'BEGIN { if (bw == "NA" || k == "NA") print "NA"; else printf "%.2f", bw * 1e9 / (w + k) }')
-    SUM[$m:roof]=$roof SUM[$m:roof_frac]=$(ratio "$d_sc" "$roof") SUM[$m:roofkv_frac]=$(ratio "$d_sc" "$roofkv")
+    SUM[$m:roof]=$roof SUM[$m:roof_frac]=$(ratio "$d_off" "$roof") SUM[$m:roofkv_frac]=$(ratio "$d_off" "$roofkv")
     R "### Decode roofline"
     R ""
     R "Command: \`$BW_CMD\` (read bandwidth with $THREADS threads, best of 7 passes over $BW_MB MiB; see Machine)."
@@ -1014,34 +1132,46 @@ report_model() {
     # --- speculation
     R "### Speculative decoding (prompt lookup)"
     R ""
-    R "Command: on the warm sidecar, $REPS new prompts, each sent twice: \`\"speculative\": false\` and \`true\` (order alternating; the second of a pair finds its whole prompt cached, decode is compared)."
-    R "Random weights do not copy the transcript, so little is accepted here; this mostly measures what speculation costs when it fails."
+    R "Command: on the warm sidecar, $REPS new prompts per series, each sent twice, with \`\"speculative\": false\` and \`true\` (order alternating),"
+    R "each preceded by a 1-token request with another transcript so that both start with only the instruction prefix cached."
+    R "Series 1 uses the benchmark's repetition penalty ($PENALTY): the random model falls into loops that prompt lookup can draft."
+    R "Series 2 uses penalty $SPEC_PENALTY: the loops stop, drafts (almost) never match, so its on ÷ off ratio is the cost of speculation when nothing is accepted."
+    R "Decode = the server's generation_ms; median (min–max); drafted/accepted summed over the series."
     R ""
-    R "| requests | decode ms | decode tok/s | drafted (sum) | accepted (sum) | acceptance |"
-    R "|---|---|---|---|---|---|"
-    local ph2 dsum asum
-    for ph2 in warm specoff specon; do
-        rstat "$m" "$ph2" sidecar 12; local gm; gm=$(spread)
-        rstat "$m" "$ph2" sidecar 13; local gt; gt=$(spread)
+    R "| requests | penalty | decode ms | decode tok/s | drafted | accepted | acceptance | on ÷ off decode ms | same greedy output |"
+    R "|---|---|---|---|---|---|---|---|---|"
+    local ph2 dsum asum gm gt lab2 pen2 goff gon same total cost
+    for ph2 in warm specoff specon penoff penon; do
+        rstat "$m" "$ph2" sidecar 12; gm=$(spread)
+        rstat "$m" "$ph2" sidecar 13; gt=$(spread)
         dsum=$(col "$m" "$ph2" sidecar 14 | awk '$1 != "NA" { s += $1; n++ } END { print n ? s : "NA" }')
         asum=$(col "$m" "$ph2" sidecar 15 | awk '$1 != "NA" { s += $1; n++ } END { print n ? s : "NA" }')
-        local lab2
-        case $ph2 in warm) lab2="warm phase (speculative on)" ;; specoff) lab2="speculative: false" ;; specon) lab2="speculative: true" ;; esac
-        R "| $lab2 | $gm | $gt | $dsum | $asum | $(pct "$(ratio "$asum" "$dsum")") |"
-        [[ $ph2 == specon ]] && SUM[$m:spec_draft]=$dsum SUM[$m:spec_acc]=$asum SUM[$m:spec_da]="$dsum / $asum"
+        case $ph2 in
+        warm) lab2="warm phase (speculative: true, default)" pen2=$PENALTY ;;
+        specoff) lab2="series 1, speculative: false" pen2=$PENALTY ;;
+        specon) lab2="series 1, speculative: true" pen2=$PENALTY ;;
+        penoff) lab2="series 2, speculative: false" pen2=$SPEC_PENALTY ;;
+        penon) lab2="series 2, speculative: true" pen2=$SPEC_PENALTY ;;
+        esac
+        cost="" same=""
+        if [[ $ph2 == specon || $ph2 == penon ]]; then
+            local base=${ph2%on}
+            rstat "$m" "${base}off" sidecar 12; goff=$S_MED
+            rstat "$m" "$ph2" sidecar 12; gon=$S_MED
+            cost=$(ratio "$gon" "$goff")
+            # Greedy output must be identical with and without speculation.
+            read -r same total < <(awk -F'\t' -v m="$m" -v a="${base}off" -v b="$ph2" '$1 == m && ($2 == a || $2 == b) && $3 == "sidecar" {
+                    h[$2 "," $5] = $16; idx[$5] = 1 }
+                END { s = 0; t = 0; for (i in idx) { t++; if (h[a "," i] == h[b "," i]) s++ } print s, t }' "$RAW")
+            ((same == total)) || warn "$m: greedy output differs with and without speculation on $((total - same)) of $total prompts at penalty $pen2 (same cache state, same prompt: speculation must not change temperature-0 output)"
+            SUM[$m:${base}_cost]=$cost SUM[$m:${base}_da]="$dsum / $asum" SUM[$m:${base}_same]="$same/$total"
+            same="$same of $total"
+            cost="**$(f_ratio "$cost")**"
+        fi
+        R "| $lab2 | $pen2 | $gm | $gt | $dsum | $asum | $(pct "$(ratio "$asum" "$dsum")") | $cost | $same |"
     done
-    rstat "$m" specoff sidecar 12; local goff=$S_MED
-    rstat "$m" specon sidecar 12; local gon=$S_MED
-    SUM[$m:spec_cost]=$(ratio "$gon" "$goff")
-    # Greedy output must be identical with and without speculation.
-    local same total
-    read -r same total < <(awk -F'\t' -v m="$m" '$1 == m && ($2 == "specoff" || $2 == "specon") && $3 == "sidecar" {
-            h[$2 "," $5] = $16; idx[$5] = 1 }
-        END { s = 0; t = 0; for (i in idx) { t++; if (h["specoff," i] == h["specon," i]) s++ } print s, t }' "$RAW")
-    SUM[$m:spec_same]="$same/$total"
-    ((same == total)) || warn "$m: greedy output differs with and without speculation on $((total - same)) of $total prompts (speculation must not change temperature-0 output)"
     R ""
-    R "Decode time with speculation on ÷ off (median): **$(f_ratio "${SUM[$m:spec_cost]}")** (target when nothing is accepted: ≤ 1.05: $(verdict "${SUM[$m:spec_cost]}" '<=' 1.05)). Identical greedy output on/off: $same of $total prompts."
+    R "Cost when nothing is accepted (series 2, on ÷ off): $(f_ratio "${SUM[$m:pen_cost]:-NA}") (target ≤ 1.05: $(verdict "${SUM[$m:pen_cost]:-NA}" '<=' 1.05)); drafted / accepted there: ${SUM[$m:pen_da]:-n/a}."
     R ""
 
     # --- checks specific to the pair of servers
@@ -1102,6 +1232,7 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
     printf -- '- Sampling: temperature 0 (greedy), seed %s, repetition penalty %s on both (1 = none).\n' "$SEED" "$PENALTY"
     printf -- '- Workload: a fixed instruction block (%s characters, ≈300 tokens) + one of %s dictated transcripts (≈150 tokens, rotated by whole sentences so that no two requests share more than the instruction prefix) in `<transcript>` tags. Request i: transcript i mod %s, rotated by i div %s sentences.\n' "${#INSTR}" "$NT" "$NT" "$NT"
     printf -- '- A pause of %s s before each timed request lets the other server'"'"'s threads go idle; both servers are alive during the warm phase.\n' "$GAP"
+    printf -- '- Before each phase the run waits up to %s s for at most %s%% of the CPUs to be busy (it waited %s times and gave up %s times).\n' "$WAIT_QUIET" "$QUIET_PCT" "$QUIET_WAITS" "$QUIET_GAVEUP"
     printf -- '- Binaries are copied from `%s` at the start, so a rebuild during the run does not mix versions.\n' "${BIN_DIR#"$ROOT"/}"
     printf '\n## Summary\n\n'
     printf '| figure | target |'
@@ -1118,6 +1249,7 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
         done
         printf '\n'
     }
+    srow "CPU used by other processes during timed requests (median)" "≈ 0%" other_cpu pctint
     srow "Warm refine latency, sidecar ms" "" warm_sc f0
     srow "Warm refine latency, llama-server ms" "" warm_ls f0
     srow "Warm latency ratio sidecar / llama-server" "≤ 0.90" warm_ratio f_ratio '<=' 0.9
@@ -1130,8 +1262,8 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
     srow "Decode tok/s, sidecar (speculative off)" "" dec_off f1
     srow "Decode tok/s, llama-server" "" dec_ls f1
     srow "Decode tok/s, best llama-bench" "" lb_best f1
-    srow "Sidecar decode ÷ best llama-bench" "≥ 95%" dec_frac pct '>=' 0.95
-    srow "Sidecar decode ÷ best llama-bench, speculative off" "≥ 95%" dec_frac_off pct '>=' 0.95
+    srow "Sidecar decode ÷ best llama-bench (speculative off: plain decode)" "≥ 95%" dec_frac_off pct '>=' 0.95
+    srow "Sidecar decode ÷ best llama-bench (speculative on, default)" "≥ 95%" dec_frac pct '>=' 0.95
     srow "Sidecar start → /health, ms (no model)" "≤ 50" start_sc f1 '<=' 50
     srow "Sidecar start → /health, ms (--model)" "" start_scm f0
     srow "llama-server start → /health, ms" "" start_ls f0
@@ -1140,14 +1272,13 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
     srow "Sidecar RSS after first /generate, MiB" "" rss_gen mib
     srow "Sidecar RSS after /unload, MiB" "" rss_unload mib
     srow "llama-server RSS after first request, MiB" "" rss_ls mib
-    srow "Speculation: drafted / accepted tokens" "report" spec_da cat_
-    srow "Speculation cost (decode time on ÷ off)" "≤ 1.05" spec_cost f_ratio '<=' 1.05
+    srow "Speculation, penalty $PENALTY: drafted / accepted" "report" spec_da cat_
+    srow "Speculation, penalty $PENALTY: decode time on ÷ off" "" spec_cost f_ratio
+    srow "Speculation, penalty $SPEC_PENALTY: drafted / accepted" "report" pen_da cat_
+    srow "Cost of speculation when nothing is accepted (penalty $SPEC_PENALTY, on ÷ off)" "≤ 1.05" pen_cost f_ratio '<=' 1.05
     srow "Decode roofline (weights only), tok/s" "" roof f1
-    srow "Sidecar decode ÷ roofline (weights only)" "" roof_frac pct
-    srow "Sidecar decode ÷ roofline (weights + KV)" "" roofkv_frac pct
-    printf '\nSpeculation counts per model (drafted/accepted, speculative-on requests): '
-    for mname in "${MODEL_LIST[@]}"; do printf '%s %s/%s; ' "$mname" "${SUM[$mname:spec_draft]:-n/a}" "${SUM[$mname:spec_acc]:-n/a}"; done
-    printf '\n'
+    srow "Sidecar decode (speculative off) ÷ roofline (weights only)" "" roof_frac pct
+    srow "Sidecar decode (speculative off) ÷ roofline (weights + KV)" "" roofkv_frac pct
     printf '\nNoise per model section (load average start → end; CPU-s used by the whole machine vs by this benchmark, out of wall × %s CPUs): ' "$NCPU"
     for mname in "${MODEL_LIST[@]}"; do
         printf '%s: %s → %s, %s vs %s of %s; ' "$mname" "${SUM[$mname:load0]}" "${SUM[$mname:load1]}" "${SUM[$mname:cpu_all]}" "${SUM[$mname:cpu_ours]}" "${SUM[$mname:capacity]}"
@@ -1157,8 +1288,8 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
     printf '\n## Checks\n\n'
     printf -- '- Generated tokens: every request produced exactly %s tokens on both servers (the run stops otherwise).\n' "$NGEN"
     for mname in "${MODEL_LIST[@]}"; do
-        printf -- '- %s: same greedy output with and without speculation: %s prompts; same text from both servers in the warm phase: %s (informational: the sidecar cleans its output and its attention path differs, so small differences are possible).\n' \
-            "$mname" "${SUM[$mname:spec_same]}" "${SUM[$mname:text_same]}"
+        printf -- '- %s: same greedy output with and without speculation: %s prompts at penalty %s, %s at penalty %s; same text from both servers in the warm phase: %s (informational: the sidecar trims and cleans its output and uses another attention path, so differences are possible).\n' \
+            "$mname" "${SUM[$mname:spec_same]:-n/a}" "$PENALTY" "${SUM[$mname:pen_same]:-n/a}" "$SPEC_PENALTY" "${SUM[$mname:text_same]:-n/a}"
     done
     if [[ -s $WARN ]]; then
         printf -- '- **Warnings** (count × message):\n'
@@ -1167,9 +1298,9 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
         printf -- '- No warnings: prompt token counts equal between the servers, cached + evaluated = prompt, warm-up visible.\n'
     fi
     printf '\n<details><summary>Raw requests (all phases)</summary>\n\n'
-    printf 'phase: warmup (not counted), warm, cold (first after /load or start), coldw (first after /load with warmup_prompt), specoff/specon. ms = client latency.\n\n'
-    printf '| model | phase | server | rep | prompt # | ms | prompt tok | cached | evaluated | prompt ms | gen tok | gen ms | tok/s | drafted | accepted | output cksum | spec |\n'
-    printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+    printf 'phase: warmup (not counted), warm, cold (first after /load or start), coldw (first after /load with warmup_prompt), specoff/specon and penoff/penon (speculation series 1 and 2), reset (1-token request that leaves only the instruction prefix cached). ms = client latency; other CPU = CPU time used by other processes during the request, %% of all CPUs.\n\n'
+    printf '| model | phase | server | rep | prompt # | ms | prompt tok | cached | evaluated | prompt ms | gen tok | gen ms | tok/s | drafted | accepted | output cksum | spec | other CPU %% | penalty |\n'
+    printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     awk -F'\t' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; printf "\n" }' "$RAW"
     printf '\n</details>\n\n<details><summary>Workload text</summary>\n\nInstruction block (the sidecar'"'"'s prompt is this, then `\\n\\n<transcript>\\n`, the transcript, `\\n</transcript>`):\n\n```\n%s\n```\n\nTranscripts (request 0 .. %d use them in this order):\n\n' "$INSTR" $((NT - 1))
     for ((i = 0; i < NT; i++)); do build_prompt "$i"; printf '%d. %s\n' $((i + 1)) "$P_TR"; done

@@ -21,6 +21,10 @@ NEEDED=(
   "libcjson-dev:/usr/include/cjson/cJSON.h"
   "libsndfile1-dev:/usr/include/sndfile.h"
   "libsoxr-dev:/usr/include/soxr.h"
+  # Tests: speech to transcribe, and the Silero VAD ONNX -> ggml converter.
+  "espeak-ng:espeak-ng"
+  "python3-onnx:/usr/lib/python3/dist-packages/onnx/__init__.py"
+  "python3-numpy:/usr/lib/python3/dist-packages/numpy/__init__.py"
 )
 
 have() {

@@ -17,5 +17,7 @@ struct cdt_cli {
 int cdt_cmd_version(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_models(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv);
 
 #endif

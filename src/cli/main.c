@@ -2,6 +2,7 @@
  * up logging, routes the engines' logs into it, and dispatches to cmd_<verb>.c.
  * Only this file and the verbs decide exit codes: 0 ok, 1 failure, 2 usage. */
 #include "cli.h"
+#include "codictate/transcribe.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -20,8 +21,8 @@ static const struct verb verbs[] = {
     {"sidecar", "run the LLM inference server the app talks to", cdt_cmd_sidecar},
     {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", NULL},
     {"models", "list, pull, remove and verify models", cdt_cmd_models},
-    {"refine", "clean up a transcript with the local LLM", NULL},
-    {"transcribe", "transcribe an audio file with whisper.cpp", NULL},
+    {"refine", "clean up a transcript with the local LLM", cdt_cmd_refine},
+    {"transcribe", "transcribe an audio file with whisper.cpp", cdt_cmd_transcribe},
     {"dictate", "record, transcribe and refine", NULL},
     {"status", "show what the app and sidecar are doing", NULL},
     {"history", "show past dictations", NULL},
@@ -114,7 +115,9 @@ int main(int argc, char **argv)
         return CDT_EXIT_FAIL;
     }
     ggml_log_set(cdt_log_ggml, cli.log);
+    cdt_transcribe_log_set(cli.log); /* whisper.cpp's log */
     rc = verb->run(&cli, argc, argv);
+    cdt_transcribe_log_set(NULL);
     ggml_log_set(NULL, NULL);
     cdt_log_free(cli.log);
     return rc;

@@ -53,10 +53,11 @@
 
 #define CDT_DEFAULT_N_CTX   4096              /* tokens, when load is given 0 */
 #define CDT_MAX_BATCH       512               /* tokens per llama_decode of the prompt */
-#define CDT_UBATCH          512               /* tokens per compute graph (prompt speed) */
+#define CDT_UBATCH          256               /* tokens per compute graph (prompt speed) */
 #define CDT_MAX_DRAFT       15                /* drafted tokens verified in one batch */
 #define CDT_NGRAM_MAX       3                 /* longest n-gram looked up for a draft */
-#define CDT_PROBE_MAX       64                /* decode steps between probing drafts */
+#define CDT_PROBE_MIN       8                 /* decode steps between probing drafts, */
+#define CDT_PROBE_MAX       128               /* doubling from min to max */
 #define CDT_CHUNK           1024              /* logits per block of the sampler's loops */
 #define CDT_TOPP_BINS       1024              /* histogram bins of the top-p search */
 #define CDT_TOPP_RANGE      32.0f             /* logits under max - this weigh < e^-32 */
@@ -1390,25 +1391,27 @@ static const float verify_cost[CDT_MAX_DRAFT + 2] = {
     3.188f, 3.375f, 3.56f, 3.75f, 3.94f, 4.125f, 4.31f, 4.5f,
 };
 
-#define CDT_SPEC_DECAY 0.8f /* weight of older drafts in the acceptance estimate */
+#define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
+#define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
 
 /* Adaptive drafting. The acceptance rate of a drafted token is estimated from
- * recent drafts (decayed counts, a uniform prior); the draft length is the one that
- * maximises expected tokens per verification cost, or none when no length beats
- * plain decoding. Then a one-token draft still probes now and then, the interval
- * doubling (up to CDT_PROBE_MAX steps) while probes fail, so that when nothing is
- * accepted the cost stays around 0.3 / interval of a decode. */
+ * recent drafts (decayed counts, a uniform prior: 0.5 before any); the draft length
+ * is the one that maximises expected tokens per verification cost, or none when no
+ * length promises CDT_SPEC_MARGIN. Then a one-token draft still probes now and then,
+ * the interval doubling from CDT_PROBE_MIN to CDT_PROBE_MAX steps while probes fail:
+ * when nothing is ever accepted, 150 tokens cost 5 one-token drafts, each a batch of
+ * two (1.3 to 1.6 single decodes). */
 struct spec {
     bool on;
     float hits;  /* drafted tokens accepted, decayed */
     float tries; /* drafted tokens tested, decayed */
-    int probe;   /* steps between probes */
+    int probe;   /* steps between probes; 0 before the first failure */
     int wait;    /* steps until the next probe */
 };
 
 static int spec_plan(struct spec *sp)
 {
-    float a = (sp->hits + 1.0f) / (sp->tries + 2.0f), best = 1.0f, ak = a;
+    float a = (sp->hits + 1.0f) / (sp->tries + 2.0f), best = CDT_SPEC_MARGIN, ak = a;
     int k_best = 0;
 
     if (!sp->on)
@@ -1441,10 +1444,12 @@ static void spec_update(struct spec *sp, int m, int n)
     sp->hits = sp->hits * CDT_SPEC_DECAY + (float)m;
     sp->tries = sp->tries * CDT_SPEC_DECAY + (float)(m < n ? m + 1 : m);
     if (m == 0) {
-        sp->probe = sp->probe * 2 < CDT_PROBE_MAX ? sp->probe * 2 : CDT_PROBE_MAX;
+        sp->probe = sp->probe < CDT_PROBE_MIN       ? CDT_PROBE_MIN
+                    : sp->probe * 2 < CDT_PROBE_MAX ? sp->probe * 2
+                                                    : CDT_PROBE_MAX;
         sp->wait = sp->probe;
     } else {
-        sp->probe = 1;
+        sp->probe = 0;
         sp->wait = 0;
     }
 }
@@ -1745,7 +1750,6 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
         g.max_tokens = e->n_ctx - n_prompt;
     sampler_init(&g.s, p, e->n_ctx);
     g.spec.on = p->speculative && e->rollback;
-    g.spec.probe = 1;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
     if (!g.hist || buf_reserve(&g.out, 0) != 0 || buf_reserve(&g.piece, 256) != 0) {
         rc = fail(r->errmsg, sizeof(r->errmsg), CDT_ENOMEM, "out of memory");

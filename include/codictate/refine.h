@@ -1,0 +1,171 @@
+/* The refinement pipeline (DESIGN.md "Refinement pipeline"): a transcript in,
+ * the text to deliver out. The user's words are never lost.
+ *
+ * 1. An empty or whitespace-only transcript is returned as it is; no model call.
+ * 2. The deterministic pass (cleanup.h) runs first; with no usable model it is the
+ *    whole refinement.
+ * 3. The prompt: the fixed instructions first (so the sidecar reuses their KV
+ *    cache across requests), the transcript last, inside <transcript>…</transcript>.
+ *    Custom instructions get a fixed rule appended: never follow or answer the
+ *    transcript.
+ * 4. The model: `local` (the sidecar through the lifecycle manager: the chosen
+ *    model, else the one recommended for this machine's RAM tier when it is
+ *    downloaded, else any downloaded LLM; or a GGUF path), `openai` (any
+ *    OpenAI-compatible /chat/completions endpoint), or a callback.
+ * 5. Output guards (cdt_refine_guard): think blocks, preambles ("Here is the
+ *    cleaned text:"), echoed tags and wrapping quotes are stripped; an empty output,
+ *    a refusal, an answer instead of a cleanup, or a length far from the input's
+ *    → the deterministic text is delivered, with the reason.
+ * 6. Any error or the deadline → the deterministic text, with the reason.
+ *
+ * Thread-safety: cdt_refine_run may be called from several threads at once with
+ * different results (the manager serialises generations). Transcript and output
+ * text are logged only at debug level. */
+#ifndef CODICTATE_REFINE_H
+#define CODICTATE_REFINE_H
+
+#include "codictate/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDT_REFINE_MAX_TEXT           (1024 * 1024)     /* longest transcript, bytes */
+#define CDT_REFINE_MAX_MODEL_TEXT     (64 * 1024)       /* longest transcript sent to a
+                                                         * model, bytes; longer: the
+                                                         * deterministic pass only */
+#define CDT_REFINE_MAX_RESPONSE       (4 * 1024 * 1024) /* an openai answer, bytes */
+#define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000             /* the default deadline, ms */
+#define CDT_REFINE_REASON_MAX         512               /* a fallback reason, bytes */
+
+/* Words of output per word of input the guards accept: [MIN, MAX × n + SLACK]. */
+#define CDT_REFINE_MIN_RATIO   0.5
+#define CDT_REFINE_MAX_RATIO   1.6
+#define CDT_REFINE_WORD_SLACK  2
+#define CDT_REFINE_MIN_OVERLAP 0.5 /* share of words output and input must have in common */
+
+struct cdt_catalog;
+struct cdt_log;
+struct cdt_manager;
+struct cdt_models;
+
+enum cdt_refine_provider {
+    CDT_REFINE_LOCAL = 0,    /* the sidecar, through the manager */
+    CDT_REFINE_OPENAI = 1,   /* an OpenAI-compatible endpoint */
+    CDT_REFINE_CALLBACK = 2, /* params.llm (tests, embedders) */
+};
+
+/* What a provider is asked. All strings borrowed for the call. */
+struct cdt_refine_llm_request {
+    const char *instructions; /* the fixed part */
+    const char *transcript;   /* "<transcript>\n…\n</transcript>" */
+    const char *prompt;       /* instructions + "\n\n" + transcript: one message */
+    long timeout_ms;          /* the deadline, from now */
+};
+
+/* What a provider answers. */
+struct cdt_refine_llm_reply {
+    char *text;           /* the raw output; malloc'd by the provider, freed by refine */
+    bool truncated;       /* cut by the deadline or a length limit */
+    int prompt_tokens;    /* 0: unknown */
+    int generated_tokens; /* 0: unknown */
+};
+
+/* A provider: returns 0 and fills reply, or a negative cdt_err with errmsg (the
+ * reason for people; CDT_ETIMEOUT for the deadline). */
+typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
+                                 struct cdt_refine_llm_reply *reply, char *errmsg, size_t errcap,
+                                 void *user_data);
+
+struct cdt_refine_params {
+    enum cdt_refine_provider provider; /* default CDT_REFINE_LOCAL */
+    const char *instructions;          /* NULL: cdt_prompt_default() */
+    long timeout_ms;                   /* the model's deadline, ms; 0: 10000. Local: the
+                                        * sidecar stops generating then; loading a model
+                                        * on first use is bounded by the manager */
+    struct cdt_log *log;               /* borrowed; may be NULL */
+
+    /* local */
+    struct cdt_models *models;         /* borrowed; finds downloaded models; may be NULL */
+    const struct cdt_catalog *catalog; /* borrowed; the one `models` was made with */
+    struct cdt_manager *manager;       /* borrowed; NULL: cdt_models_manager(models). Its
+                                        * request_timeout_ms should exceed timeout_ms */
+    const char *model;                 /* catalog id/alias, or a GGUF path (contains '/'
+                                        * or ends in ".gguf"); NULL: recommended for
+                                        * ram_gb if downloaded, else the first downloaded
+                                        * LLM of the catalog */
+    int ram_gb;                        /* RAM tier for the recommendation and the
+                                        * sidecar's token cap; 0: this machine's */
+
+    /* openai */
+    const char *base_url;     /* NULL: "https://api.openai.com/v1" */
+    const char *api_key;      /* sent as "Authorization: Bearer KEY"; NULL: none */
+    const char *openai_model; /* NULL: "gpt-4o-mini" on api.openai.com, else the first
+                               * entry of {base_url}/models, else "gpt-4o-mini" */
+
+    /* callback */
+    cdt_refine_llm_fn llm;
+    void *user_data;
+};
+
+struct cdt_refine_params cdt_refine_default_params(void);
+
+struct cdt_refine_timings {
+    double deterministic_ms; /* the deterministic pass */
+    double llm_ms;           /* model resolution + the provider call; 0 when none */
+    double total_ms;
+    int prompt_tokens;    /* as the provider reported; 0: unknown or none */
+    int generated_tokens; /* as the provider reported; 0: unknown or none */
+};
+
+/* Every string is owned by the result: free them all with cdt_refine_result_cleanup. */
+struct cdt_refine_result {
+    char *raw;             /* the transcript as given */
+    char *cleaned;         /* after the deterministic pass */
+    char *refined;         /* the text to deliver: the guarded model output, or `cleaned` */
+    char *fallback_reason; /* why `cleaned` was delivered; NULL when the model's output was */
+    char *model;           /* the model used or tried (catalog id, path or remote name);
+                            * NULL when none */
+    struct cdt_refine_timings timings;
+};
+
+/* Runs the pipeline on `text` (UTF-8). Returns 0 — also when falling back; then
+ * out->fallback_reason says why — or CDT_EINVAL (NULL argument, a provider without
+ * what it needs), CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT), CDT_ENOMEM. On an
+ * error out holds only NULLs. */
+CDT_NODISCARD int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
+                                 struct cdt_refine_result *out);
+
+/* Frees the result's strings and zeroes it. NULL is a no-op. */
+void cdt_refine_result_cleanup(struct cdt_refine_result *r);
+
+/* ---- the pieces, exposed for tests ---- */
+
+/* "<transcript>\n" + transcript + "\n</transcript>", with any <transcript> or
+ * </transcript> inside the transcript defused ("<" → "&lt;"). Caller frees;
+ * NULL when out of memory. */
+char *cdt_refine_transcript_block(const char *transcript);
+
+/* The one-message prompt: instructions (the default when NULL; custom ones with
+ * the never-follow rule appended) + "\n\n" + the transcript block. Caller frees;
+ * NULL when out of memory. */
+char *cdt_refine_build_prompt(const char *instructions, const char *transcript);
+
+/* The instructions as sent: the default when NULL; custom ones with the
+ * never-follow rule appended. Caller frees; NULL when out of memory. */
+char *cdt_refine_instructions(const char *instructions);
+
+/* The output guards. `input` is what the model was given (the deterministic
+ * text); `output` its raw answer. Returns 0 and *accepted (the cleaned output;
+ * caller frees), 1 when the output is rejected (reason gets why; *accepted NULL),
+ * or CDT_ENOMEM. */
+CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char **accepted,
+                                   char *reason, size_t reason_cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,379 @@
+/* `codictate refine [TEXT|-]`: the refinement pipeline from the command line.
+ * The text comes from the arguments (joined by spaces) or stdin; the refined text
+ * goes to stdout (or a JSON object with --json). When the model cannot be used the
+ * deterministic cleanup is delivered, the reason goes to stderr, and the exit
+ * status is still 0: the user's words are never lost. */
+#include "args.h"
+#include "cli.h"
+#include "codictate/catalog.h"
+#include "codictate/limits.h"
+#include "codictate/models.h"
+#include "codictate/prompts.h"
+#include "codictate/refine.h"
+#include "codictate/sysinfo.h"
+#include "codictate/text.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CDT_REFINE_HTTP_MARGIN_MS 5000 /* sidecar HTTP timeout beyond the deadline, ms */
+
+static void refine_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: codictate refine [options] [TEXT|-]\n"
+            "\n"
+            "Cleans up a transcript: a deterministic pass (fillers, stutters, spoken\n"
+            "punctuation such as \"comma\" or \"new line\"), then an LLM. TEXT is the\n"
+            "transcript (several arguments are joined by spaces); '-' or none reads stdin.\n"
+            "When the LLM cannot be used (no model, endpoint down, deadline, an output that\n"
+            "is not a cleanup) the deterministic text is printed, the reason goes to\n"
+            "stderr, and the exit status is still 0.\n"
+            "\n"
+            "options:\n"
+            "  --model ID|PATH      the LLM: a catalog id/alias or a GGUF path (default: the\n"
+            "                       model recommended for this machine if downloaded, else\n"
+            "                       any downloaded LLM)\n"
+            "  --provider local|openai\n"
+            "                       local: the built-in sidecar (default); openai: any\n"
+            "                       OpenAI-compatible endpoint (vLLM, Ollama, llama-server, …)\n"
+            "  --base-url URL       the endpoint (default $OPENAI_BASE_URL, else\n"
+            "                       https://api.openai.com/v1); implies --provider openai\n"
+            "  --api-key KEY        bearer key (default $OPENAI_API_KEY)\n"
+            "  --openai-model NAME  the remote model (default gpt-4o-mini on api.openai.com,\n"
+            "                       else the endpoint's first /models entry)\n"
+            "  --prompt NAME|@FILE  instructions: a named prompt from the config file\n"
+            "                       ($XDG_CONFIG_HOME/codictate/config.json, {\"prompts\":\n"
+            "                       {\"NAME\": \"…\"}}), a file, or \"default\"\n"
+            "  --timeout-ms N       deadline of the LLM step (default %d)\n"
+            "  --json               print {\"raw\",\"refined\",\"fallback_reason\",\"model\",\n"
+            "                       \"provider\",\"timings\"}\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "exit status: 0 text delivered (also on fallback), 1 failure (unreadable input),\n"
+            "2 usage error\n",
+            CDT_REFINE_DEFAULT_TIMEOUT_MS);
+}
+
+/* Reads stdin up to CDT_REFINE_MAX_TEXT bytes. Returns NULL (with a message) on
+ * error. */
+static char *read_stdin(void)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+
+    if (!buf)
+        return NULL;
+    for (;;) {
+        size_t n;
+
+        if (len + 1 == cap) {
+            char *nb;
+
+            cap *= 2;
+            nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fprintf(stderr, "codictate refine: out of memory\n");
+                return NULL;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - 1 - len, stdin);
+        len += n;
+        if (len > CDT_REFINE_MAX_TEXT) {
+            fprintf(stderr, "codictate refine: input over %d bytes (CDT_REFINE_MAX_TEXT)\n",
+                    CDT_REFINE_MAX_TEXT);
+            free(buf);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "codictate refine: cannot read stdin\n");
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    if (memchr(buf, '\0', len) || !cdt_utf8_valid(buf, len)) {
+        fprintf(stderr, "codictate refine: stdin is not UTF-8 text\n");
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static char *join_args(int argc, char **argv)
+{
+    size_t len = 1;
+    char *s;
+
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    s = malloc(len);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+static int print_json(const struct cdt_refine_result *r, const char *provider)
+{
+    cJSON *o = cJSON_CreateObject(), *t;
+    char *text;
+
+    if (!o)
+        return CDT_EXIT_FAIL;
+    cJSON_AddStringToObject(o, "raw", r->raw);
+    cJSON_AddStringToObject(o, "refined", r->refined);
+    if (r->fallback_reason)
+        cJSON_AddStringToObject(o, "fallback_reason", r->fallback_reason);
+    else
+        cJSON_AddNullToObject(o, "fallback_reason");
+    if (r->model)
+        cJSON_AddStringToObject(o, "model", r->model);
+    else
+        cJSON_AddNullToObject(o, "model");
+    cJSON_AddStringToObject(o, "provider", provider);
+    t = cJSON_AddObjectToObject(o, "timings");
+    cJSON_AddNumberToObject(t, "deterministic_ms", r->timings.deterministic_ms);
+    cJSON_AddNumberToObject(t, "llm_ms", r->timings.llm_ms);
+    cJSON_AddNumberToObject(t, "total_ms", r->timings.total_ms);
+    cJSON_AddNumberToObject(t, "prompt_tokens", r->timings.prompt_tokens);
+    cJSON_AddNumberToObject(t, "generated_tokens", r->timings.generated_tokens);
+    text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text)
+        return CDT_EXIT_FAIL;
+    puts(text);
+    free(text);
+    return CDT_EXIT_OK;
+}
+
+struct opts {
+    const char *model, *provider, *base_url, *api_key, *openai_model, *prompt;
+    long timeout_ms;
+    bool json;
+};
+
+/* Checks --model before anything runs: a missing file or an unknown id is a usage
+ * error, not a fallback. */
+static bool model_arg_ok(const char *model, const struct cdt_catalog *cat)
+{
+    const struct cdt_catalog_model *cm;
+    size_t n = strlen(model);
+
+    if (strchr(model, '/') || (n > 5 && strcmp(model + n - 5, ".gguf") == 0)) {
+        if (access(model, R_OK) == 0)
+            return true;
+        fprintf(stderr, "codictate refine: --model %s: no such readable file\n", model);
+        return false;
+    }
+    cm = cat ? cdt_catalog_find(cat, model) : NULL;
+    if (!cm) {
+        fprintf(stderr, "codictate refine: unknown model '%s' (see codictate models list)\n",
+                model);
+        return false;
+    }
+    if (cm->kind != CDT_MODEL_LLM) {
+        fprintf(stderr, "codictate refine: '%s' is a %s model, not an LLM\n", model,
+                cdt_model_kind_name(cm->kind));
+        return false;
+    }
+    return true;
+}
+
+static void hint_no_model(const struct cdt_catalog *cat)
+{
+    uint64_t ram = 0;
+    const struct cdt_catalog_model *rec;
+
+    if (!cat)
+        return;
+    if (cdt_sysinfo_total_ram(&ram) != 0)
+        ram = 0;
+    rec = cdt_catalog_recommended(cat, cdt_limits_tier(cdt_limits_ram_gb(ram)));
+    if (rec)
+        fprintf(stderr, "codictate refine: to refine with an LLM: codictate models pull %s\n",
+                rec->id);
+}
+
+int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"provider", required_argument, NULL, 'P'},
+        {"base-url", required_argument, NULL, 'u'},
+        {"api-key", required_argument, NULL, 'k'},
+        {"openai-model", required_argument, NULL, 'o'},
+        {"prompt", required_argument, NULL, 'p'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct opts o = {0};
+    struct cdt_refine_params rp = cdt_refine_default_params();
+    struct cdt_refine_result res;
+    struct cdt_catalog *cat = NULL;
+    struct cdt_models *models = NULL;
+    char *text = NULL, *instructions = NULL, err[1024];
+    bool openai;
+    int ch, rc = CDT_EXIT_OK;
+
+    o.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
+    while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            o.model = optarg;
+            break;
+        case 'P':
+            o.provider = optarg;
+            break;
+        case 'u':
+            o.base_url = optarg;
+            break;
+        case 'k':
+            o.api_key = optarg;
+            break;
+        case 'o':
+            o.openai_model = optarg;
+            break;
+        case 'p':
+            o.prompt = optarg;
+            break;
+        case 't':
+            if (!cdt_arg_int(optarg, 1, 24L * 3600 * 1000, &o.timeout_ms)) {
+                fprintf(stderr, "codictate refine: --timeout-ms needs milliseconds (1..86400000)\n");
+                return CDT_EXIT_USAGE;
+            }
+            break;
+        case 'j':
+            o.json = true;
+            break;
+        case 'h':
+            refine_usage(stdout);
+            return CDT_EXIT_OK;
+        default:
+            refine_usage(stderr);
+            return CDT_EXIT_USAGE;
+        }
+    }
+    if (o.provider && strcmp(o.provider, "local") != 0 && strcmp(o.provider, "openai") != 0) {
+        fprintf(stderr, "codictate refine: --provider is local or openai\n");
+        return CDT_EXIT_USAGE;
+    }
+    openai = o.provider ? strcmp(o.provider, "openai") == 0 : o.base_url != NULL;
+    if (!o.base_url)
+        o.base_url = getenv("OPENAI_BASE_URL");
+    if (!o.api_key)
+        o.api_key = getenv("OPENAI_API_KEY");
+    if (openai && (!o.base_url || !*o.base_url) && (!o.api_key || !*o.api_key)) {
+        fprintf(stderr, "codictate refine: --provider openai needs --base-url (a local "
+                        "endpoint) or an API key (--api-key or OPENAI_API_KEY)\n");
+        return CDT_EXIT_USAGE;
+    }
+    if (openai && o.model) {
+        fprintf(stderr, "codictate refine: --model is for the local provider; use "
+                        "--openai-model NAME\n");
+        return CDT_EXIT_USAGE;
+    }
+    if (cdt_prompt_resolve(o.prompt, NULL, &instructions, err, sizeof(err)) != 0) {
+        fprintf(stderr, "codictate refine: --prompt: %s\n", err[0] ? err : "out of memory");
+        return CDT_EXIT_USAGE;
+    }
+
+    if (!openai) {
+        if (cdt_catalog_load_default(&cat, err, sizeof(err)) != 0) {
+            fprintf(stderr, "codictate refine: warning: %s\n", err);
+            cat = NULL;
+        }
+        if (o.model && !model_arg_ok(o.model, cat)) {
+            rc = CDT_EXIT_USAGE;
+            goto out;
+        }
+        if (cat) {
+            struct cdt_models_params mp = cdt_models_default_params();
+
+            mp.catalog = cat;
+            mp.log = cli->log;
+            mp.manager.log = cli->log;
+            mp.manager.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
+            if (cdt_models_new(&mp, &models) != 0) {
+                fprintf(stderr, "codictate refine: out of memory\n");
+                rc = CDT_EXIT_FAIL;
+                goto out;
+            }
+        }
+    }
+
+    if (optind < argc && !(optind + 1 == argc && strcmp(argv[optind], "-") == 0))
+        text = join_args(argc - optind, argv + optind);
+    else
+        text = read_stdin();
+    if (!text) {
+        rc = CDT_EXIT_FAIL;
+        goto out;
+    }
+    if (strlen(text) > CDT_REFINE_MAX_TEXT) {
+        fprintf(stderr, "codictate refine: input over %d bytes (CDT_REFINE_MAX_TEXT)\n",
+                CDT_REFINE_MAX_TEXT);
+        rc = CDT_EXIT_FAIL;
+        goto out;
+    }
+
+    rp.provider = openai ? CDT_REFINE_OPENAI : CDT_REFINE_LOCAL;
+    rp.instructions = instructions;
+    rp.timeout_ms = o.timeout_ms;
+    rp.log = cli->log;
+    rp.models = models;
+    rp.catalog = cat;
+    rp.model = o.model;
+    rp.base_url = o.base_url;
+    rp.api_key = o.api_key;
+    rp.openai_model = o.openai_model;
+    if (!openai && o.model && !models) {
+        /* A GGUF path with no catalog: a manager of our own. */
+        struct cdt_manager_params mgp = cdt_manager_default_params();
+
+        mgp.log = cli->log;
+        mgp.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
+        if (cdt_manager_new(&mgp, &rp.manager) != 0)
+            rp.manager = NULL;
+    }
+    if (cdt_refine_run(&rp, text, &res) != 0) {
+        /* Only out of memory (the size was checked): still deliver the words. */
+        fprintf(stderr, "codictate refine: out of memory; printing the input unchanged\n");
+        puts(text);
+        rc = CDT_EXIT_FAIL;
+    } else {
+        if (res.fallback_reason && strcmp(res.fallback_reason, "empty transcript") != 0) {
+            fprintf(stderr, "codictate refine: delivering the deterministic cleanup: %s\n",
+                    res.fallback_reason);
+            if (strcmp(res.fallback_reason, "no model installed") == 0)
+                hint_no_model(cat);
+        }
+        if (o.json)
+            rc = print_json(&res, openai ? "openai" : "local");
+        else if (res.refined[0])
+            puts(res.refined);
+        cdt_refine_result_cleanup(&res);
+    }
+    cdt_manager_free(rp.manager);
+out:
+    cdt_models_free(models);
+    cdt_catalog_free(cat);
+    free(instructions);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,363 @@
+/* `codictate transcribe FILE`: an audio file to text with whisper.cpp, skipping
+ * silence with Silero VAD when its model is at hand. Models are catalog ids or
+ * aliases (they must be downloaded: `codictate models pull`) or file paths.
+ * Prints the transcript, or with --json the object the dictation pipeline shares
+ * (raw, refined, fallback_reason, segments, language, timings). */
+#include "args.h"
+#include "cli.h"
+#include "codictate/catalog.h"
+#include "codictate/models.h"
+#include "codictate/transcribe.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PATH_CAP 4096
+
+static void transcribe_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: codictate transcribe FILE [options]\n"
+            "\n"
+            "Transcribes an audio file (WAV, FLAC, OGG, Opus, MP3) with whisper.cpp.\n"
+            "\n"
+            "  --json                   print JSON: raw, refined, fallback_reason, segments\n"
+            "                           (start, end in seconds, text), language, timings\n"
+            "  --language L             language code (en, de, fr, ...) or auto (default);\n"
+            "                           English-only models always use en\n"
+            "  --whisper-model ID|PATH  catalog id or alias (downloaded) or a ggml .bin file;\n"
+            "                           default: the first downloaded whisper model\n"
+            "  --threads N              CPU threads (default: available CPUs, at most 8)\n"
+            "  --no-vad                 transcribe everything; do not skip silence\n"
+            "  --vad-model ID|PATH      Silero VAD model (default: the catalog's, when\n"
+            "                           downloaded; else VAD is off)\n"
+            "  --refine                 clean up the transcript with the local LLM\n"
+            "\n"
+            "exit status: 0 ok, 1 failure (bad file, missing model), 2 usage error\n");
+}
+
+struct tctx {
+    struct cdt_cli *cli;
+    struct cdt_catalog *cat; /* loaded on first need */
+    struct cdt_models *models;
+    char caterr[1024]; /* why the catalog could not be loaded */
+    bool tried;
+    bool progress_shown;
+};
+
+/* Loads the catalog and the models view on first use. */
+static bool need_models(struct tctx *c)
+{
+    struct cdt_models_params mp = cdt_models_default_params();
+
+    if (c->tried)
+        return c->models != NULL;
+    c->tried = true;
+    if (cdt_catalog_load_default(&c->cat, c->caterr, sizeof(c->caterr)) != 0)
+        return false;
+    mp.catalog = c->cat;
+    mp.log = c->cli->log;
+    if (cdt_models_new(&mp, &c->models) != 0) {
+        snprintf(c->caterr, sizeof(c->caterr), "cannot read the model cache");
+        return false;
+    }
+    return true;
+}
+
+static bool looks_like_path(const char *arg)
+{
+    return strchr(arg, '/') != NULL || access(arg, F_OK) == 0;
+}
+
+/* Resolves "--flag ID|PATH" to a file path. Returns 0 or an exit code after
+ * printing why. */
+static int resolve(struct tctx *c, const char *flag, const char *arg, enum cdt_model_kind kind,
+                   char *path, size_t cap)
+{
+    const struct cdt_catalog_model *cm;
+
+    if (looks_like_path(arg)) {
+        snprintf(path, cap, "%s", arg);
+        return 0;
+    }
+    if (!need_models(c)) {
+        fprintf(stderr,
+                "codictate transcribe: %s %s: no such file, and the catalog is unusable: %s\n",
+                flag, arg, c->caterr);
+        return CDT_EXIT_FAIL;
+    }
+    cm = cdt_catalog_find(c->cat, arg);
+    if (!cm) {
+        fprintf(stderr,
+                "codictate transcribe: %s %s: no such file, and no catalog model of that name "
+                "(see codictate models list)\n",
+                flag, arg);
+        return CDT_EXIT_FAIL;
+    }
+    if (cm->kind != kind) {
+        fprintf(stderr, "codictate transcribe: %s %s: that is a %s model, not a %s model\n", flag,
+                arg, cdt_model_kind_name(cm->kind), cdt_model_kind_name(kind));
+        return CDT_EXIT_FAIL;
+    }
+    if (cdt_models_path(c->models, cm->id, path, cap) != 0) {
+        fprintf(stderr,
+                "codictate transcribe: %s: the %s model %s is not downloaded: run `codictate "
+                "models pull %s`\n",
+                flag, cdt_model_kind_name(kind), cm->id, cm->id);
+        return CDT_EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* The first downloaded model of a kind in catalog order, or NULL; *first_id gets
+ * the catalog's first model of that kind (for advice), or NULL. */
+static const struct cdt_catalog_model *first_downloaded(struct tctx *c, enum cdt_model_kind kind,
+                                                        char *path, size_t cap,
+                                                        const char **first_id)
+{
+    *first_id = NULL;
+    if (!need_models(c))
+        return NULL;
+    for (size_t i = 0; i < cdt_catalog_count(c->cat); i++) {
+        const struct cdt_catalog_model *cm = cdt_catalog_model_at(c->cat, i);
+
+        if (cm->kind != kind)
+            continue;
+        if (!*first_id)
+            *first_id = cm->id;
+        if (cdt_models_path(c->models, cm->id, path, cap) == 0)
+            return cm;
+    }
+    return NULL;
+}
+
+static void on_progress(int percent, void *user_data)
+{
+    struct tctx *c = user_data;
+
+    fprintf(stderr, "\rtranscribing... %3d%%", percent);
+    c->progress_shown = true;
+}
+
+static double round_to(double v, double unit)
+{
+    return round(v / unit) * unit;
+}
+
+static int print_json(const struct cdt_transcript *tr, const char *model, const char *vad_model)
+{
+    cJSON *root = cJSON_CreateObject(), *segs, *o;
+    char *text;
+
+    if (!root)
+        return CDT_EXIT_FAIL;
+    cJSON_AddStringToObject(root, "raw", tr->text);
+    cJSON_AddNullToObject(root, "refined");
+    cJSON_AddNullToObject(root, "fallback_reason");
+    segs = cJSON_AddArrayToObject(root, "segments");
+    for (size_t i = 0; segs && i < tr->n_segments; i++) {
+        cJSON *s = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(s, "start", round_to(tr->segments[i].start, 0.001));
+        cJSON_AddNumberToObject(s, "end", round_to(tr->segments[i].end, 0.001));
+        cJSON_AddStringToObject(s, "text", tr->segments[i].text);
+        cJSON_AddItemToArray(segs, s);
+    }
+    if (tr->language[0])
+        cJSON_AddStringToObject(root, "language", tr->language);
+    else
+        cJSON_AddNullToObject(root, "language");
+    cJSON_AddNumberToObject(root, "audio_seconds", round_to(tr->audio_seconds, 0.001));
+    cJSON_AddStringToObject(root, "whisper_model", model);
+    if (vad_model)
+        cJSON_AddStringToObject(root, "vad_model", vad_model);
+    else
+        cJSON_AddNullToObject(root, "vad_model");
+    o = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(o, "load_ms", round_to(tr->timings.load_ms, 0.01));
+    cJSON_AddNumberToObject(o, "audio_ms", round_to(tr->timings.audio_ms, 0.01));
+    cJSON_AddNumberToObject(o, "prepare_ms", round_to(tr->timings.prepare_ms, 0.01));
+    cJSON_AddNumberToObject(o, "encode_ms", round_to(tr->timings.encode_ms, 0.01));
+    cJSON_AddNumberToObject(o, "decode_ms", round_to(tr->timings.decode_ms, 0.01));
+    cJSON_AddNumberToObject(o, "total_ms", round_to(tr->timings.total_ms, 0.01));
+    text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return CDT_EXIT_FAIL;
+    puts(text);
+    free(text);
+    return CDT_EXIT_OK;
+}
+
+/* REFINE HOOK: `transcribe --refine` hands the raw transcript to the refinement
+ * pipeline (issue 6, section 1) and fills "refined" / "fallback_reason" in the
+ * JSON. Until that is wired in, the flag is accepted and refused as a usage error. */
+static int refine_unavailable(void)
+{
+    fprintf(stderr, "--refine: not available yet\n");
+    return CDT_EXIT_USAGE;
+}
+
+int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
+{
+    enum { OPT_LANG = 256, OPT_MODEL, OPT_THREADS, OPT_NO_VAD, OPT_VAD_MODEL, OPT_REFINE };
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"language", required_argument, NULL, OPT_LANG},
+        {"whisper-model", required_argument, NULL, OPT_MODEL},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"no-vad", no_argument, NULL, OPT_NO_VAD},
+        {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
+        {"refine", no_argument, NULL, OPT_REFINE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cdt_transcribe_params tp = cdt_transcribe_default_params();
+    struct cdt_transcribe *t = NULL;
+    struct cdt_transcript tr;
+    struct tctx c;
+    const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL, *first_id;
+    char model[PATH_CAP], vad_model[PATH_CAP], err[2048];
+    bool json = false, no_vad = false, refine = false;
+    long threads = 0;
+    int ch, rc;
+
+    memset(&c, 0, sizeof(c));
+    c.cli = cli;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'j':
+            json = true;
+            break;
+        case OPT_LANG:
+            language = optarg;
+            break;
+        case OPT_MODEL:
+            model_arg = optarg;
+            break;
+        case OPT_THREADS:
+            if (!cdt_arg_int(optarg, 1, CDT_TRANSCRIBE_MAX_THREADS, &threads)) {
+                fprintf(stderr, "codictate transcribe: --threads must be 1..%d, not '%s'\n",
+                        CDT_TRANSCRIBE_MAX_THREADS, optarg);
+                return CDT_EXIT_USAGE;
+            }
+            break;
+        case OPT_NO_VAD:
+            no_vad = true;
+            break;
+        case OPT_VAD_MODEL:
+            vad_arg = optarg;
+            break;
+        case OPT_REFINE:
+            refine = true;
+            break;
+        case 'h':
+            transcribe_usage(stdout);
+            return CDT_EXIT_OK;
+        default:
+            transcribe_usage(stderr);
+            return CDT_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "codictate transcribe: which audio file?\n");
+        transcribe_usage(stderr);
+        return CDT_EXIT_USAGE;
+    }
+    file = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "codictate transcribe: unexpected argument '%s'\n", argv[optind]);
+        return CDT_EXIT_USAGE;
+    }
+    if (no_vad && vad_arg) {
+        fprintf(stderr, "codictate transcribe: --no-vad and --vad-model contradict each other\n");
+        return CDT_EXIT_USAGE;
+    }
+    if (refine)
+        return refine_unavailable();
+
+    /* The whisper model. */
+    rc = CDT_EXIT_FAIL;
+    if (model_arg) {
+        if ((rc = resolve(&c, "--whisper-model", model_arg, CDT_MODEL_WHISPER, model,
+                          sizeof(model))) != 0)
+            goto out;
+    } else if (!first_downloaded(&c, CDT_MODEL_WHISPER, model, sizeof(model), &first_id)) {
+        if (c.caterr[0])
+            fprintf(stderr,
+                    "codictate transcribe: no --whisper-model given and the catalog is "
+                    "unusable: %s\n",
+                    c.caterr);
+        else
+            fprintf(stderr,
+                    "codictate transcribe: no whisper model is downloaded: run `codictate "
+                    "models pull %s`, or pass --whisper-model PATH\n",
+                    first_id ? first_id : "ID");
+        goto out;
+    }
+
+    /* The VAD model: asked for, the catalog's when downloaded, else off. */
+    if (vad_arg) {
+        if ((rc = resolve(&c, "--vad-model", vad_arg, CDT_MODEL_VAD, vad_model,
+                          sizeof(vad_model))) != 0)
+            goto out;
+        tp.vad = true;
+    } else if (!no_vad) {
+        if (first_downloaded(&c, CDT_MODEL_VAD, vad_model, sizeof(vad_model), &first_id))
+            tp.vad = true;
+        else if (first_id)
+            fprintf(stderr,
+                    "note: VAD is off: the Silero VAD model is not downloaded (`codictate models "
+                    "pull %s` to skip silence)\n",
+                    first_id);
+        else
+            fprintf(stderr, "note: VAD is off: %s\n",
+                    c.caterr[0] ? c.caterr : "the catalog has no VAD model");
+    }
+
+    tp.model_path = model;
+    tp.vad_model_path = tp.vad ? vad_model : NULL;
+    tp.language = language;
+    tp.n_threads = (int)threads;
+    tp.log = cli->log;
+    if (isatty(2)) {
+        tp.progress = on_progress;
+        tp.user_data = &c;
+    }
+    rc = cdt_transcribe_new(&tp, &t, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "codictate transcribe: %s\n", err);
+        rc = rc == CDT_EINVAL ? CDT_EXIT_USAGE : CDT_EXIT_FAIL;
+        goto out;
+    }
+
+    cdt_transcript_init(&tr);
+    rc = cdt_transcribe_file(t, file, &tr);
+    if (c.progress_shown)
+        fprintf(stderr, "\r\033[K");
+    if (rc != 0) {
+        fprintf(stderr, "codictate transcribe: %s\n", cdt_transcribe_errmsg(t));
+        rc = CDT_EXIT_FAIL;
+    } else if (json) {
+        rc = print_json(&tr, model, tp.vad_model_path);
+    } else {
+        if (tr.text[0])
+            printf("%s\n", tr.text);
+        else
+            fprintf(stderr, "note: no speech found in %s\n", file);
+        rc = CDT_EXIT_OK;
+    }
+    cdt_transcript_cleanup(&tr);
+
+out:
+    cdt_transcribe_free(t);
+    cdt_models_free(c.models);
+    cdt_catalog_free(c.cat);
+    return rc;
+}

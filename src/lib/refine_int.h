@@ -1,0 +1,18 @@
+/* Private to refine.c and refine_providers.c: the two built-in providers. */
+#ifndef CDT_REFINE_INT_H
+#define CDT_REFINE_INT_H
+
+#include "codictate/refine.h"
+
+/* Each fills reply (reply->text malloc'd) and *model (the model used or tried,
+ * caller frees; may stay NULL), or returns a negative cdt_err with errmsg: the
+ * fallback reason ("no model installed", "deadline: …", "sidecar: …",
+ * "openai endpoint: …"). */
+int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
+                      struct cdt_refine_llm_reply *reply, char **model, char *errmsg,
+                      size_t errcap);
+int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
+                       struct cdt_refine_llm_reply *reply, char **model, char *errmsg,
+                       size_t errcap);
+
+#endif

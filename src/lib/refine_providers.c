@@ -1,0 +1,448 @@
+/* The refinement providers (see refine_int.h):
+ *
+ * - local: picks a model (a GGUF path; a catalog id; else the recommended
+ *   downloaded model; else the first downloaded LLM), and asks the sidecar through
+ *   the lifecycle manager: POST /generate with temperature 0, max_tokens -1 (the
+ *   sidecar's dynamic limit) and the deadline as timeout_ms.
+ * - openai: POST {base_url}/chat/completions with the instructions as the system
+ *   message and the tagged transcript as the user message, over libcurl with the
+ *   deadline as the transfer timeout and a cap on the answer's size.
+ *
+ * Every failure becomes an error code plus a reason for people; nothing here
+ * prints, and transcript text is never logged above debug level. */
+#include "codictate/catalog.h"
+#include "codictate/limits.h"
+#include "codictate/log.h"
+#include "codictate/manager.h"
+#include "codictate/models.h"
+#include "codictate/sysinfo.h"
+#include "refine_int.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CDT_REFINE_PATH_MAX     4096 /* a model path, bytes */
+#define CDT_REFINE_URL_MAX      2048 /* base_url, bytes */
+#define CDT_REFINE_MODELS_MS    2000 /* longest wait for {base_url}/models, ms */
+#define CDT_REFINE_DEFAULT_URL  "https://api.openai.com/v1"
+#define CDT_REFINE_OPENAI_MODEL "gpt-4o-mini"
+
+static int fail(char *errmsg, size_t errcap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
+
+static int fail(char *errmsg, size_t errcap, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errcap) {
+        va_start(ap, fmt);
+        vsnprintf(errmsg, errcap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int ram_gb_of(const struct cdt_refine_params *p)
+{
+    uint64_t bytes = 0;
+
+    if (p->ram_gb > 0)
+        return p->ram_gb;
+    if (cdt_sysinfo_total_ram(&bytes) != 0)
+        return 8;
+    return cdt_limits_ram_gb(bytes);
+}
+
+/* ---- local ---- */
+
+static bool looks_like_path(const char *m)
+{
+    size_t n = strlen(m);
+
+    return strchr(m, '/') || (n > 5 && strcmp(m + n - 5, ".gguf") == 0);
+}
+
+static bool downloaded_llm(const struct cdt_refine_params *p, const struct cdt_catalog_model *cm,
+                           char *path, size_t cap)
+{
+    return cm && cm->kind == CDT_MODEL_LLM && cdt_models_path(p->models, cm->id, path, cap) == 0;
+}
+
+/* The model to use: its path, and *model (its id or path). */
+static int resolve_model(const struct cdt_refine_params *p, char *path, size_t cap, char **model,
+                         char *errmsg, size_t errcap)
+{
+    const struct cdt_catalog_model *cm = NULL;
+
+    if (p->model && looks_like_path(p->model)) {
+        if (access(p->model, R_OK) != 0)
+            return fail(errmsg, errcap, CDT_ENOTFOUND, "model file %s: %s", p->model,
+                        strerror(errno));
+        snprintf(path, cap, "%s", p->model);
+        *model = strdup(p->model);
+        return *model ? 0 : CDT_ENOMEM;
+    }
+    if (!p->catalog || !p->models) {
+        if (p->model)
+            return fail(errmsg, errcap, CDT_EINVAL, "model '%s': no catalog to look it up in",
+                        p->model);
+        return fail(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
+    }
+    if (p->model) {
+        cm = cdt_catalog_find(p->catalog, p->model);
+        if (!cm)
+            return fail(errmsg, errcap, CDT_ENOTFOUND,
+                        "unknown model '%s' (see codictate models list)", p->model);
+        if (cm->kind != CDT_MODEL_LLM)
+            return fail(errmsg, errcap, CDT_EINVAL, "model '%s' is a %s model, not an LLM",
+                        p->model, cdt_model_kind_name(cm->kind));
+        if (!downloaded_llm(p, cm, path, cap))
+            return fail(errmsg, errcap, CDT_ENOTFOUND,
+                        "model %s is not downloaded (codictate models pull %s)", cm->id, cm->id);
+    } else {
+        cm = cdt_catalog_recommended(p->catalog, cdt_limits_tier(ram_gb_of(p)));
+        if (!downloaded_llm(p, cm, path, cap)) {
+            size_t n = cdt_catalog_count(p->catalog);
+
+            cm = NULL;
+            for (size_t i = 0; i < n && !cm; i++) {
+                const struct cdt_catalog_model *c = cdt_catalog_model_at(p->catalog, i);
+
+                if (downloaded_llm(p, c, path, cap))
+                    cm = c;
+            }
+        }
+        if (!cm)
+            return fail(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
+    }
+    *model = strdup(cm->id);
+    return *model ? 0 : CDT_ENOMEM;
+}
+
+static void detail_of(const cJSON *o, const char *body, char *out, size_t cap)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "detail");
+
+    snprintf(out, cap, "%.200s", cJSON_IsString(d) ? d->valuestring : body ? body : "");
+}
+
+int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
+                      struct cdt_refine_llm_reply *reply, char **model, char *errmsg,
+                      size_t errcap)
+{
+    char path[CDT_REFINE_PATH_MAX], err[512];
+    struct cdt_manager *mgr;
+    cJSON *body, *o, *x;
+    char *json, *resp = NULL;
+    long status = 0;
+    int rc;
+
+    rc = resolve_model(p, path, sizeof(path), model, errmsg, errcap);
+    if (rc != 0)
+        return rc;
+    mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
+    if (!mgr)
+        return fail(errmsg, errcap, CDT_EINVAL, "sidecar: no lifecycle manager to run it");
+    body = cJSON_CreateObject();
+    if (!body || !cJSON_AddStringToObject(body, "prompt", req->prompt) ||
+        !cJSON_AddNumberToObject(body, "max_tokens", -1) ||
+        !cJSON_AddNumberToObject(body, "temperature", 0) ||
+        !cJSON_AddNumberToObject(body, "timeout_ms", (double)req->timeout_ms) ||
+        !cJSON_AddNumberToObject(body, "system_ram_gb", ram_gb_of(p)) ||
+        !(json = cJSON_PrintUnformatted(body))) {
+        cJSON_Delete(body);
+        return CDT_ENOMEM;
+    }
+    cJSON_Delete(body);
+    CDT_LOG_I(p->log, "refine: local model %s, deadline %ld ms", path, req->timeout_ms);
+    rc = cdt_manager_generate(mgr, path, json, &status, &resp, err, sizeof(err));
+    free(json);
+    if (rc == CDT_ETIMEOUT)
+        return fail(errmsg, errcap, rc, "deadline: %s", err);
+    if (rc != 0)
+        return fail(errmsg, errcap, rc, "sidecar: %s", err[0] ? err : cdt_strerror(rc));
+    o = cJSON_Parse(resp);
+    if (status != 200) {
+        detail_of(o, resp, err, sizeof(err));
+        cJSON_Delete(o);
+        free(resp);
+        return fail(errmsg, errcap, CDT_EENGINE, "sidecar: HTTP %ld: %s", status, err);
+    }
+    free(resp);
+    x = cJSON_GetObjectItemCaseSensitive(o, "response");
+    if (!cJSON_IsString(x)) {
+        cJSON_Delete(o);
+        return fail(errmsg, errcap, CDT_EPROTOCOL, "sidecar: an answer without \"response\"");
+    }
+    reply->text = strdup(x->valuestring);
+    x = cJSON_GetObjectItemCaseSensitive(o, "tokens_generated");
+    reply->generated_tokens = cJSON_IsNumber(x) ? x->valueint : 0;
+    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "timings"),
+                                         "prompt_tokens");
+    reply->prompt_tokens = cJSON_IsNumber(x) ? x->valueint : 0;
+    x = cJSON_GetObjectItemCaseSensitive(o, "truncated");
+    rc = cJSON_IsString(x) && strcmp(x->valuestring, "deadline") == 0 ? CDT_ETIMEOUT : 0;
+    cJSON_Delete(o);
+    if (!reply->text)
+        return CDT_ENOMEM;
+    if (rc == CDT_ETIMEOUT)
+        return fail(errmsg, errcap, rc, "deadline: the model was stopped after %ld ms",
+                    req->timeout_ms);
+    return 0;
+}
+
+/* ---- openai ---- */
+
+struct sink {
+    char *buf;
+    size_t len, cap;
+    bool too_big;
+};
+
+static size_t on_data(char *ptr, size_t sz, size_t n, void *ud)
+{
+    struct sink *s = ud;
+    size_t add = sz * n;
+
+    if (s->len + add > CDT_REFINE_MAX_RESPONSE) {
+        s->too_big = true;
+        return 0;
+    }
+    if (s->len + add + 1 > s->cap) {
+        size_t ncap = s->cap ? s->cap : 4096;
+        char *b;
+
+        while (ncap < s->len + add + 1)
+            ncap *= 2;
+        b = realloc(s->buf, ncap);
+        if (!b)
+            return 0;
+        s->buf = b;
+        s->cap = ncap;
+    }
+    memcpy(s->buf + s->len, ptr, add);
+    s->len += add;
+    s->buf[s->len] = '\0';
+    return add;
+}
+
+struct http {
+    long status;
+    char *body; /* NUL-terminated, caller frees */
+};
+
+/* One request; body NULL: GET. Returns 0 (any status), CDT_ETIMEOUT, CDT_ENET,
+ * CDT_ETOOBIG, CDT_ENOMEM, with errmsg. */
+static int http(const char *url, const char *key, const char *body, long timeout_ms,
+                struct http *out, char *errmsg, size_t errcap)
+{
+    struct sink s = {0};
+    struct curl_slist *h = NULL;
+    char *auth = NULL;
+    CURLcode cc;
+    CURL *c;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return fail(errmsg, errcap, CDT_EIO, "cannot initialise libcurl");
+    c = curl_easy_init();
+    if (!c) {
+        curl_global_cleanup();
+        return CDT_ENOMEM;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+    h = curl_slist_append(h, "Accept: application/json");
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        h = curl_slist_append(h, "Content-Type: application/json");
+    }
+    if (key && *key) {
+        if (asprintf(&auth, "Authorization: Bearer %s", key) < 0)
+            auth = NULL;
+        if (auth)
+            h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    cc = curl_easy_perform(c);
+    if (cc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+        out->body = s.buf ? s.buf : strdup("");
+        s.buf = NULL;
+        if (!out->body)
+            rc = CDT_ENOMEM;
+    } else if (s.too_big) {
+        rc = fail(errmsg, errcap, CDT_ETOOBIG, "an answer over CDT_REFINE_MAX_RESPONSE (%d bytes)",
+                  CDT_REFINE_MAX_RESPONSE);
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        rc = fail(errmsg, errcap, CDT_ETIMEOUT, "no answer within %ld ms", timeout_ms);
+    } else {
+        rc = fail(errmsg, errcap, CDT_ENET, "%s", curl_easy_strerror(cc));
+    }
+    if (auth) {
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+    }
+    free(s.buf);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    curl_global_cleanup();
+    return rc;
+}
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The OpenAI error message of a body, or the start of the body. */
+static void error_of(const char *body, char *out, size_t cap)
+{
+    cJSON *o = cJSON_Parse(body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : e;
+
+    if (cJSON_IsString(m))
+        snprintf(out, cap, "%.200s", m->valuestring);
+    else
+        snprintf(out, cap, "%.120s", body);
+    cJSON_Delete(o);
+}
+
+/* The model name: given, "gpt-4o-mini" on OpenAI, else the server's first model. */
+static char *pick_model(const struct cdt_refine_params *p, const char *base, long budget_ms)
+{
+    struct http r;
+    char url[CDT_REFINE_URL_MAX + 16], err[256];
+    char *name = NULL;
+
+    if (p->openai_model && *p->openai_model)
+        return strdup(p->openai_model);
+    if (strstr(base, "://api.openai.com"))
+        return strdup(CDT_REFINE_OPENAI_MODEL);
+    snprintf(url, sizeof(url), "%s/models", base);
+    if (http(url, p->api_key, NULL, budget_ms < CDT_REFINE_MODELS_MS ? budget_ms
+                                                                      : CDT_REFINE_MODELS_MS,
+             &r, err, sizeof(err)) == 0) {
+        if (r.status == 200) {
+            cJSON *o = cJSON_Parse(r.body);
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(d, 0), "id");
+
+            if (cJSON_IsString(id) && id->valuestring[0])
+                name = strdup(id->valuestring);
+            cJSON_Delete(o);
+        }
+        free(r.body);
+    }
+    return name ? name : strdup(CDT_REFINE_OPENAI_MODEL);
+}
+
+static char *chat_body(const char *model, const struct cdt_refine_llm_request *req)
+{
+    cJSON *o = cJSON_CreateObject(), *msgs, *m;
+    char *s = NULL;
+
+    if (!o || !cJSON_AddStringToObject(o, "model", model) ||
+        !(msgs = cJSON_AddArrayToObject(o, "messages")))
+        goto out;
+    if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) ||
+        !cJSON_AddStringToObject(m, "role", "system") ||
+        !cJSON_AddStringToObject(m, "content", req->instructions))
+        goto out;
+    if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) ||
+        !cJSON_AddStringToObject(m, "role", "user") ||
+        !cJSON_AddStringToObject(m, "content", req->transcript))
+        goto out;
+    if (!cJSON_AddNumberToObject(o, "temperature", 0) || !cJSON_AddFalseToObject(o, "stream"))
+        goto out;
+    s = cJSON_PrintUnformatted(o);
+out:
+    cJSON_Delete(o);
+    return s;
+}
+
+int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
+                       struct cdt_refine_llm_reply *reply, char **model, char *errmsg,
+                       size_t errcap)
+{
+    char base[CDT_REFINE_URL_MAX], url[CDT_REFINE_URL_MAX + 32], err[512];
+    const char *given = p->base_url && *p->base_url ? p->base_url : CDT_REFINE_DEFAULT_URL;
+    double t0 = mono_ms();
+    long left;
+    struct http r;
+    char *body;
+    cJSON *o, *choice, *x;
+    int rc;
+
+    if (strlen(given) >= sizeof(base))
+        return fail(errmsg, errcap, CDT_EINVAL, "openai endpoint: base URL over %d bytes",
+                    CDT_REFINE_URL_MAX);
+    snprintf(base, sizeof(base), "%s", given);
+    for (size_t n = strlen(base); n > 0 && base[n - 1] == '/'; n--)
+        base[n - 1] = '\0';
+    *model = pick_model(p, base, req->timeout_ms);
+    if (!*model)
+        return CDT_ENOMEM;
+    body = chat_body(*model, req);
+    if (!body)
+        return CDT_ENOMEM;
+    snprintf(url, sizeof(url), "%s/chat/completions", base);
+    left = req->timeout_ms - (long)(mono_ms() - t0);
+    CDT_LOG_I(p->log, "refine: %s (model %s), deadline %ld ms", url, *model, req->timeout_ms);
+    rc = left <= 0 ? fail(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms",
+                          req->timeout_ms)
+                   : http(url, p->api_key, body, left, &r, err, sizeof(err));
+    free(body);
+    if (rc == CDT_ETIMEOUT)
+        return fail(errmsg, errcap, rc, "deadline: %s from %s", err, url);
+    if (rc == CDT_ENOMEM)
+        return rc;
+    if (rc != 0)
+        return fail(errmsg, errcap, rc, "openai endpoint: %s: %s", url, err);
+    if (r.status != 200) {
+        error_of(r.body, err, sizeof(err));
+        free(r.body);
+        return fail(errmsg, errcap, r.status == 401 || r.status == 403 ? CDT_EAUTH : CDT_EPROTOCOL,
+                    "openai endpoint: HTTP %ld from %s: %s", r.status, url, err);
+    }
+    o = cJSON_Parse(r.body);
+    free(r.body);
+    choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(choice, "message"),
+                                         "content");
+    if (!cJSON_IsString(x) && !cJSON_IsNull(x)) {
+        cJSON_Delete(o);
+        return fail(errmsg, errcap, CDT_EPROTOCOL,
+                    "openai endpoint: the answer has no choices[0].message.content");
+    }
+    reply->text = strdup(cJSON_IsString(x) ? x->valuestring : "");
+    x = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+    reply->truncated = cJSON_IsString(x) && strcmp(x->valuestring, "length") == 0;
+    x = cJSON_GetObjectItemCaseSensitive(o, "usage");
+    reply->prompt_tokens = cJSON_GetObjectItemCaseSensitive(x, "prompt_tokens")
+                               ? cJSON_GetObjectItemCaseSensitive(x, "prompt_tokens")->valueint
+                               : 0;
+    reply->generated_tokens =
+        cJSON_GetObjectItemCaseSensitive(x, "completion_tokens")
+            ? cJSON_GetObjectItemCaseSensitive(x, "completion_tokens")->valueint
+            : 0;
+    cJSON_Delete(o);
+    return reply->text ? 0 : CDT_ENOMEM;
+}
