@@ -25,11 +25,12 @@
  *   the word before; "new line" / "new paragraph" break the text. They are taken
  *   only when used as commands: never at the start of the text; never right after a
  *   determiner, possessive, preposition or a word like "add"/"put"/"type" ("the
- *   period", "put a comma", "my colon"); "period" also looks three words back
- *   within its sentence for one ("a long period") and is a noun before "of" or a
- *   number ("period of time", "period 3"); a few next words mark a noun ("colon
- *   cancer", "comma separated", "new line items"). A punctuation command after a
- *   word that already ends its sentence is left as a word ("No. Period.").
+ *   period", "put a comma", "my colon", "in period 3"); "period" also looks up to
+ *   three words back within its phrase for a determiner ("a long period", "the trial
+ *   period"), and is a noun before "of" or a number ("period of time"); a few next
+ *   words mark a noun ("colon cancer", "comma separated", "new line items"). A
+ *   punctuation command after a word that already ends its sentence is left as a
+ *   word ("No. Period.").
  * - Stutters: a repeated function word from a table (I, the, a, and, to, we, …:
  *   words whose doubling is not grammatical; never "that that", "had had", "very
  *   very", "no no") keeps one copy ("I I I think" → "I think"); fragments that are

@@ -33,9 +33,10 @@
 extern "C" {
 #endif
 
-#define CDT_REFINE_MAX_TEXT           (1024 * 1024)     /* longest transcript, bytes */
-#define CDT_REFINE_MAX_MODEL_TEXT     (64 * 1024)       /* longest transcript sent to a
-                                                         * model, bytes; longer: the
+#define CDT_REFINE_MAX_TEXT (1024 * 1024) /* longest transcript, bytes */
+#define CDT_REFINE_MAX_MODEL_TEXT                                                                  \
+    (64 * 1024)                                         /* longest transcript sent to a            \
+                                                         * model, bytes; longer: the               \
                                                          * deterministic pass only */
 #define CDT_REFINE_MAX_RESPONSE       (4 * 1024 * 1024) /* an openai answer, bytes */
 #define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000             /* the default deadline, ms */

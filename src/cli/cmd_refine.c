@@ -100,6 +100,11 @@ static char *read_stdin(void)
         return NULL;
     }
     buf[len] = '\0';
+    /* The newline `echo` and editors end a file with is not part of the transcript. */
+    if (len > 0 && buf[len - 1] == '\n')
+        buf[--len] = '\0';
+    if (len > 0 && buf[len - 1] == '\r')
+        buf[--len] = '\0';
     if (memchr(buf, '\0', len) || !cdt_utf8_valid(buf, len)) {
         fprintf(stderr, "codictate refine: stdin is not UTF-8 text\n");
         free(buf);
@@ -254,7 +259,8 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
             break;
         case 't':
             if (!cdt_arg_int(optarg, 1, 24L * 3600 * 1000, &o.timeout_ms)) {
-                fprintf(stderr, "codictate refine: --timeout-ms needs milliseconds (1..86400000)\n");
+                fprintf(stderr,
+                        "codictate refine: --timeout-ms needs milliseconds (1..86400000)\n");
                 return CDT_EXIT_USAGE;
             }
             break;

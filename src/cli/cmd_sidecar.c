@@ -28,6 +28,7 @@ static void sidecar_usage(FILE *out)
                  "  --model PATH       load this GGUF (file or directory) at start\n"
                  "  --queue N          requests that may wait (default 8; more get 503)\n"
                  "  -v, --verbose      also log the engines (-vv: their debug output)\n"
+            "  --quiet            warnings and errors only (no request lines)\n"
                  "\n"
                  "Environment: CODICTATE_SIDECAR_TOKEN, when set, is required as\n"
                  "\"Authorization: Bearer <token>\" on every endpoint but /health.\n");
@@ -56,6 +57,7 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
     char err[512];
     sigset_t set;
     int c, sig = 0, verbose = cli->verbosity, rc;
+    bool quiet = false;
 
     sp.port_min = CDT_SIDECAR_PORT_MIN;
     sp.port_max = CDT_SIDECAR_PORT_MAX;
@@ -98,6 +100,9 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
         case 'v':
             verbose++;
             break;
+        case 'Q':
+            quiet = true;
+            break;
         case 'h':
             sidecar_usage(stdout);
             return CDT_EXIT_OK;
@@ -112,7 +117,9 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
     }
     /* A daemon: one line per request by default (never any text); -v adds the
      * engines' logs, -vv their debug output. */
-    cdt_log_set_level(cli->log, verbose >= 1 ? CDT_LOG_DEBUG + (verbose - 1) : CDT_LOG_INFO);
+    cdt_log_set_level(cli->log, verbose >= 1 ? CDT_LOG_DEBUG + (verbose - 1)
+                                : quiet      ? CDT_LOG_WARN
+                                             : CDT_LOG_INFO);
 
     /* Signals are taken by sigwait below; every thread inherits this mask. */
     signal(SIGPIPE, SIG_IGN);

@@ -25,8 +25,8 @@ struct filler {
 };
 
 static const struct filler fillers[] = {
-    {"um", 'm', false},  {"uh", 'h', false}, {"uhm", 'm', false}, {"erm", 'm', false},
-    {"hm", 'm', false},  {"er", 0, true},    {"ah", 'h', true},
+    {"um", 'm', false}, {"uh", 'h', false}, {"uhm", 'm', false}, {"erm", 'm', false},
+    {"hm", 'm', false}, {"er", 0, true},    {"ah", 'h', true},
 };
 
 /* Words that make a following "period", "comma", "new line"… a noun: determiners
@@ -34,36 +34,36 @@ static const struct filler fillers[] = {
  * verbs that talk about punctuation (only right before it: "in period 3", "add
  * comma"). */
 static const char *const determiners[] = {
-    "a",     "an",    "the",  "this",  "that",  "these", "those",   "my",   "your",
-    "his",   "her",   "its",  "our",   "their", "some",  "any",     "each", "every",
-    "no",    "one",   "another", "same", "which", "what", "whose",  "whole", "entire",
-    "first", "last",  "next", "extra", "missing", "oxford",
+    "a",     "an",   "the",     "this",  "that",    "these",  "those", "my",    "your",
+    "his",   "her",  "its",     "our",   "their",   "some",   "any",   "each",  "every",
+    "no",    "one",  "another", "same",  "which",   "what",   "whose", "whole", "entire",
+    "first", "last", "next",    "extra", "missing", "oxford",
 };
 
 static const char *const noun_before[] = {
-    "of",     "in",     "on",   "at",    "during", "for",  "per",    "over",   "within",
-    "by",     "from",   "to",   "with",  "without", "before", "after", "between", "add",
-    "put",    "insert", "remove", "delete", "type", "say",  "said",   "write",  "use",
-    "using",  "called", "named", "word",
+    "of",      "in",    "on",   "at",     "during", "for",     "per",    "over",
+    "within",  "by",    "from", "to",     "with",   "without", "before", "after",
+    "between", "add",   "put",  "insert", "remove", "delete",  "type",   "say",
+    "said",    "write", "use",  "using",  "called", "named",   "word",
 };
 
 static const char *const next_comma[] = {"separated", "delimited", "splice", "splices", NULL};
 static const char *const next_period[] = {"of", NULL};
-static const char *const next_colon[] = {"cancer", "cleanse", "cleansing", "polyp", "polyps",
+static const char *const next_colon[] = {"cancer", "cleanse", "cleansing", "polyp",  "polyps",
                                          "health", "surgery", "wall",      "lining", NULL};
 static const char *const next_qmark[] = {"over", "hangs", "hanging", "hung", NULL};
-static const char *const next_newline[] = {"of",    "item",  "items", "character", "characters",
-                                           "break", "breaks", "feed", "feeds",     NULL};
+static const char *const next_newline[] = {"of",    "item",   "items", "character", "characters",
+                                           "break", "breaks", "feed",  "feeds",     NULL};
 static const char *const next_none[] = {NULL};
 
 /* Spoken punctuation and layout. */
 struct command {
-    const char *w1, *w2;             /* the words (w2 NULL: one word) */
-    const char *mark;                /* punctuation to attach, or NULL for a break */
-    int breaks;                      /* 1: new line, 2: new paragraph */
-    int lookback;                    /* words before it checked for noun markers */
-    bool not_before_number;          /* "period 3" is a noun */
-    const char *const *next_block;   /* next words that make it a noun */
+    const char *w1, *w2;           /* the words (w2 NULL: one word) */
+    const char *mark;              /* punctuation to attach, or NULL for a break */
+    int breaks;                    /* 1: new line, 2: new paragraph */
+    int lookback;                  /* words before it checked for noun markers */
+    bool not_before_number;        /* "period 3" is a noun */
+    const char *const *next_block; /* next words that make it a noun */
 };
 
 static const struct command commands[] = {
@@ -81,10 +81,10 @@ static const struct command commands[] = {
 
 /* Function words whose doubling is a stutter, never grammar. */
 static const char *const stutter_words[] = {
-    "i",   "i'm", "i've", "i'll", "i'd",  "the", "a",    "an",   "and",  "to",   "we",
-    "we're", "it", "it's", "he",  "she",  "they", "you", "my",   "of",   "in",   "on",
-    "for", "with", "but", "if",   "or",   "at",  "this", "what", "when", "where", "why",
-    "how", "can", "just", "our",  "your", "was", "are",
+    "i",    "i'm",   "i've", "i'll", "i'd", "the",  "a",    "an",   "and",  "to",
+    "we",   "we're", "it",   "it's", "he",  "she",  "they", "you",  "my",   "of",
+    "in",   "on",    "for",  "with", "but", "if",   "or",   "at",   "this", "what",
+    "when", "where", "why",  "how",  "can", "just", "our",  "your", "was",  "are",
 };
 
 /* Short words that are also prefixes of longer ones: never a stutter fragment
@@ -103,56 +103,150 @@ static const char *const short_words[] = {
 
 /* Prefixes of hyphenated words ("re-read", "no-nonsense"): not stutters. */
 static const char *const hyphen_prefixes[] = {
-    "a",  "an", "in", "on", "no", "so",  "to",  "be",  "by",  "up",  "re",  "co",   "de",
-    "ex", "un", "bi", "im", "il", "ir",  "em",  "en",  "e",   "x",   "t",   "pre",  "pro",
+    "a",   "an",  "in",  "on",  "no",  "so",  "to",  "be",  "by",  "up",  "re",  "co",   "de",
+    "ex",  "un",  "bi",  "im",  "il",  "ir",  "em",  "en",  "e",   "x",   "t",   "pre",  "pro",
     "non", "sub", "mis", "dis", "out", "off", "mid", "tri", "all", "one", "two", "anti",
 };
 
 /* Words that keep their comma when a filler after them goes ("Yes, um, I agree"). */
 static const char *const discourse_words[] = {
-    "yes",     "yeah",     "no",     "so",      "well",    "okay",     "ok",    "oh",
-    "right",   "sure",     "now",    "actually", "anyway", "hey",      "hi",    "hello",
-    "thanks",  "first",    "second", "also",    "however", "honestly", "basically",
-    "alright", "besides",  "still",  "then",
+    "yes",    "yeah", "no",       "so",       "well",      "okay",    "ok",      "oh",     "right",
+    "sure",   "now",  "actually", "anyway",   "hey",       "hi",      "hello",   "thanks", "first",
+    "second", "also", "however",  "honestly", "basically", "alright", "besides", "still",  "then",
 };
 
 /* Abbreviations whose "." does not end a sentence. */
 static const char *const abbreviations[] = {
-    "mr", "mrs", "ms",  "dr",  "prof", "st",  "vs", "etc", "jr",  "sr",
-    "inc", "ltd", "co", "no",  "approx", "fig", "vol", "dept", "est", "mt",
+    "mr",  "mrs", "ms", "dr", "prof",   "st",  "vs",  "etc",  "jr",  "sr",
+    "inc", "ltd", "co", "no", "approx", "fig", "vol", "dept", "est", "mt",
 };
 
 /* Language gate: function words of English, and of the other languages whisper
  * is most often used for (words that are also English are left out). */
 static const char *const english_words[] = {
-    "the",   "and",   "are",    "was",    "were",  "you",   "we",    "to",    "of",
-    "it",    "that",  "this",   "for",    "with",  "have",  "has",   "had",   "not",
-    "what",  "my",    "so",     "but",    "think", "should", "can",  "will",  "would",
-    "just",  "they",  "he",     "she",    "me",    "about", "there", "like",  "going",
-    "know",  "your",  "if",     "all",    "get",   "how",   "our",   "from",  "i",
-    "i'm",   "it's",  "don't",  "be",     "been",  "does",  "did",   "want",  "need",
-    "please", "thanks", "thank", "yes",   "okay",  "hello", "today", "tomorrow", "let's",
-    "then",  "when",  "where",  "why",    "who",   "which", "because", "really", "very",
-    "some",  "at",    "or",     "an",     "is",    "do",    "we're", "you're", "meeting",
+    "the",    "and",    "are",   "was", "were",  "you",    "we",      "to",       "of",
+    "it",     "that",   "this",  "for", "with",  "have",   "has",     "had",      "not",
+    "what",   "my",     "so",    "but", "think", "should", "can",     "will",     "would",
+    "just",   "they",   "he",    "she", "me",    "about",  "there",   "like",     "going",
+    "know",   "your",   "if",    "all", "get",   "how",    "our",     "from",     "i",
+    "i'm",    "it's",   "don't", "be",  "been",  "does",   "did",     "want",     "need",
+    "please", "thanks", "thank", "yes", "okay",  "hello",  "today",   "tomorrow", "let's",
+    "then",   "when",   "where", "why", "who",   "which",  "because", "really",   "very",
+    "some",   "at",     "or",    "an",  "is",    "do",     "we're",   "you're",   "meeting",
 };
 
 static const char *const foreign_words[] = {
     /* German */
-    "der", "die", "das", "und", "ist", "nicht", "ich", "sie", "wir", "ein", "eine", "mit",
-    "auf", "für", "sich", "dass", "auch", "zu", "dem", "von", "wie", "aber", "oder",
-    "noch", "nur", "sehr", "ja", "nein", "sind", "heute", "habe", "haben", "sagt",
+    "der",
+    "die",
+    "das",
+    "und",
+    "ist",
+    "nicht",
+    "ich",
+    "sie",
+    "wir",
+    "ein",
+    "eine",
+    "mit",
+    "auf",
+    "für",
+    "sich",
+    "dass",
+    "auch",
+    "zu",
+    "dem",
+    "von",
+    "wie",
+    "aber",
+    "oder",
+    "noch",
+    "nur",
+    "sehr",
+    "ja",
+    "nein",
+    "sind",
+    "heute",
+    "habe",
+    "haben",
+    "sagt",
     /* French */
-    "le", "la", "les", "et", "je", "nous", "vous", "une", "des", "du", "que",
-    "qui", "pour", "dans", "avec", "sur", "ce", "cette", "mais", "très", "suis", "c'est",
+    "le",
+    "la",
+    "les",
+    "et",
+    "je",
+    "nous",
+    "vous",
+    "une",
+    "des",
+    "du",
+    "que",
+    "qui",
+    "pour",
+    "dans",
+    "avec",
+    "sur",
+    "ce",
+    "cette",
+    "mais",
+    "très",
+    "suis",
+    "c'est",
     /* Spanish */
-    "el", "los", "las", "y", "es", "una", "por", "para", "pero", "muy", "esto", "esta",
-    "está", "estoy", "hoy", "yo", "del", "gracias", "hola",
+    "el",
+    "los",
+    "las",
+    "y",
+    "es",
+    "una",
+    "por",
+    "para",
+    "pero",
+    "muy",
+    "esto",
+    "esta",
+    "está",
+    "estoy",
+    "hoy",
+    "yo",
+    "del",
+    "gracias",
+    "hola",
     /* Portuguese */
-    "uma", "não", "é", "da", "mas", "muito", "eu", "você", "isso", "obrigado",
+    "uma",
+    "não",
+    "é",
+    "da",
+    "mas",
+    "muito",
+    "eu",
+    "você",
+    "isso",
+    "obrigado",
     /* Italian */
-    "il", "gli", "che", "di", "è", "sono", "non", "della", "questo", "oggi", "ciao",
+    "il",
+    "gli",
+    "che",
+    "di",
+    "è",
+    "sono",
+    "non",
+    "della",
+    "questo",
+    "oggi",
+    "ciao",
     /* Dutch */
-    "het", "een", "ik", "niet", "wij", "zijn", "voor", "maar", "ook", "dat", 
+    "het",
+    "een",
+    "ik",
+    "niet",
+    "wij",
+    "zijn",
+    "voor",
+    "maar",
+    "ook",
+    "dat",
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -180,7 +274,11 @@ struct tok {
     int nl;                  /* line breaks before it: 0, 1 or 2 */
     bool layout;             /* the break came from a spoken command: capitalise */
     bool dead;
+    size_t prev, next; /* the neighbouring live tokens (NONE at the ends): a dead run
+                        * is skipped in O(1), so no input makes a pass quadratic */
 };
+
+#define NONE ((size_t)-1)
 
 struct ctx {
     struct tok *t;
@@ -369,26 +467,49 @@ static int tokenize(const char *s, struct ctx *c)
     return 0;
 }
 
+static void link_all(struct ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        c->t[i].prev = i > 0 ? i - 1 : NONE;
+        c->t[i].next = i + 1 < c->n ? i + 1 : NONE;
+    }
+}
+
+/* Marks token i dead and unlinks it. */
+static void kill(struct ctx *c, size_t i)
+{
+    struct tok *t = &c->t[i];
+
+    if (t->dead)
+        return;
+    if (t->prev != NONE)
+        c->t[t->prev].next = t->next;
+    if (t->next != NONE)
+        c->t[t->next].prev = t->prev;
+    t->dead = true;
+}
+
+/* The live neighbours of live token i (NULL at the ends); *at gets the index. */
 static struct tok *prev_live(struct ctx *c, size_t i, size_t *at)
 {
-    while (i-- > 0)
-        if (!c->t[i].dead) {
-            if (at)
-                *at = i;
-            return &c->t[i];
-        }
-    return NULL;
+    size_t j = c->t[i].prev;
+
+    if (j == NONE)
+        return NULL;
+    if (at)
+        *at = j;
+    return &c->t[j];
 }
 
 static struct tok *next_live(struct ctx *c, size_t i, size_t *at)
 {
-    for (i++; i < c->n; i++)
-        if (!c->t[i].dead) {
-            if (at)
-                *at = i;
-            return &c->t[i];
-        }
-    return NULL;
+    size_t j = c->t[i].next;
+
+    if (j == NONE)
+        return NULL;
+    if (at)
+        *at = j;
+    return &c->t[j];
 }
 
 /* ---- small predicates ---- */
@@ -540,7 +661,7 @@ static void pass_stray_punct(struct ctx *c)
             continue;
         strip_trailing(p->post, ",;:");
         set2(c, &p->post, p->post, t->post);
-        t->dead = true;
+        kill(c, i);
     }
 }
 
@@ -606,8 +727,13 @@ static void pass_fillers(struct ctx *c)
             if (!strchr(",;:", *s))
                 rest[o++] = *s;
         rest[o] = '\0';
-        if ((strchr(t->pre, '(') && strchr(rest, ')')) || (strchr(t->pre, '[') && strchr(rest, ']')))
-            rest[0] = '\0', t->pre[0] = '\0'; /* "(um)" goes whole */
+        if ((strchr(t->pre, '(') && strchr(rest, ')')) ||
+            (strchr(t->pre, '[') && strchr(rest, ']'))) {
+            char *close = strpbrk(rest, ")]");
+
+            memmove(close, close + 1, strlen(close)); /* "(um)." goes, its "." stays */
+            t->pre[0] = '\0';
+        }
         if (nx && t->pre[0])
             set2(c, &nx->pre, t->pre, nx->pre);
         if (rest[0] && p) {
@@ -627,7 +753,7 @@ static void pass_fillers(struct ctx *c)
             p->post[strlen(p->post) - 1] = '\0';
         }
         move_nl(t, nx);
-        t->dead = true;
+        kill(c, i);
     }
 }
 
@@ -707,7 +833,7 @@ static void pass_commands(struct ctx *c)
                 nx->layout = true;
             }
             for (size_t j = i; j <= last; j++)
-                c->t[j].dead = true;
+                kill(c, j);
         }
     }
 }
@@ -732,12 +858,14 @@ static size_t frag_len(const struct tok *t, bool *marked)
     return len;
 }
 
-static void kill_into(struct ctx *c, struct tok *t, struct tok *keep)
+static void kill_into(struct ctx *c, size_t i, struct tok *keep)
 {
+    struct tok *t = &c->t[i];
+
     if (t->pre[0] && strcmp(t->pre, keep->pre) != 0)
         set2(c, &keep->pre, t->pre, keep->pre);
     move_nl(t, keep);
-    t->dead = true;
+    kill(c, i);
 }
 
 /* "I I I think" → "I think". */
@@ -759,7 +887,7 @@ static void pass_repeats(struct ctx *c)
         make_key(k1, k1);
         make_key(nx->core, k2);
         if (k1[0] && strcmp(k1, k2) == 0 && in_list(k1, stutter_words, N(stutter_words)))
-            kill_into(c, t, nx);
+            kill_into(c, i, nx);
     }
 }
 
@@ -796,7 +924,7 @@ static void pass_fragments(struct ctx *c)
               (first_len >= 2 && !has_vowel(c->t[chain[0]].core, first_len))))
             continue;
         for (size_t k = nchain; k-- > 0;)
-            kill_into(c, &c->t[chain[k]], w);
+            kill_into(c, chain[k], w);
     }
 }
 
@@ -970,6 +1098,7 @@ int cdt_cleanup_text(const char *text, char **out)
     memset(&c, 0, sizeof(c));
     rc = tokenize(text, &c);
     if (rc == 0) {
+        link_all(&c);
         gate(&c);
         if (c.english) {
             pass_stray_punct(&c);

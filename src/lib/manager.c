@@ -249,6 +249,9 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
     argv[argc++] = m->exe;
     argv[argc++] = "sidecar";
+    /* The child shares our stderr: its request lines only when we log that much. */
+    if (!cdt_log_enabled(m->log, CDT_LOG_INFO))
+        argv[argc++] = "--quiet";
     if (m->n_ctx > 0) {
         snprintf(ctx, sizeof(ctx), "%d", m->n_ctx);
         argv[argc++] = "--ctx";

@@ -63,8 +63,8 @@ int cdt_config_path(char **out)
 }
 
 /* Reads a whole file of at most cap bytes. */
-static int read_capped(const char *path, size_t cap, const char *cap_name, char **out,
-                       size_t *len, char *errmsg, size_t errcap)
+static int read_capped(const char *path, size_t cap, const char *cap_name, char **out, size_t *len,
+                       char *errmsg, size_t errcap)
 {
     FILE *f = fopen(path, "rb");
     struct stat st;
@@ -145,8 +145,8 @@ static int from_config(const char *name, const char *config_path, char **out, ch
         return fail(errmsg, errcap, rc, "no prompt named '%s' (no config file: HOME is not set)",
                     name);
     }
-    rc = read_capped(path, CDT_CONFIG_MAX_BYTES, "CDT_CONFIG_MAX_BYTES", &buf, &len, errmsg,
-                     errcap);
+    rc =
+        read_capped(path, CDT_CONFIG_MAX_BYTES, "CDT_CONFIG_MAX_BYTES", &buf, &len, errmsg, errcap);
     if (rc == CDT_ENOTFOUND) {
         fail(errmsg, errcap, rc,
              "no prompt named '%s': %s does not exist (add {\"prompts\": {\"%s\": \"…\"}} to it, "
@@ -169,8 +169,8 @@ static int from_config(const char *name, const char *config_path, char **out, ch
     }
     prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
     if (prompts && !cJSON_IsObject(prompts)) {
-        rc = fail(errmsg, errcap, CDT_EFORMAT, "%s: \"prompts\" must be an object of strings",
-                  path);
+        rc =
+            fail(errmsg, errcap, CDT_EFORMAT, "%s: \"prompts\" must be an object of strings", path);
         goto out;
     }
     cJSON_ArrayForEach(it, prompts)
@@ -196,8 +196,7 @@ static int from_config(const char *name, const char *config_path, char **out, ch
         char what[CDT_PROMPT_MAX_NAME + 4200];
 
         snprintf(what, sizeof(what), "%s: prompts.%s", path, name);
-        rc = take_prompt(found->valuestring, strlen(found->valuestring), what, out, errmsg,
-                         errcap);
+        rc = take_prompt(found->valuestring, strlen(found->valuestring), what, out, errmsg, errcap);
     }
 out:
     cJSON_Delete(root);

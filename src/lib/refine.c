@@ -222,7 +222,7 @@ static bool split_words(const char *text, struct words *w)
                             (s[0] == 0xE3 && s[1] == 0x80)))
             letter = false;
         else if (n == 2 && s[0] == 0xC2)
-            letter = s[1] >= 0xC0 || s[1] == 0xAA || s[1] == 0xB5 || s[1] == 0xBA;
+            letter = s[1] == 0xAA || s[1] == 0xB5 || s[1] == 0xBA; /* ª µ º */
         else if (n == 3 && s[0] >= 0xE3 && s[0] <= 0xE9)
             alone = true;
         else if (n > 1)
@@ -264,44 +264,42 @@ static size_t shared(const struct words *a, const struct words *b_sorted)
 /* A refusal starts with one of these, or has one of the second kind anywhere
  * (unless the transcript itself says it: "I'm sorry I'm late"). */
 static const char *const refusal_starts[] = {
-    "i can't",      "i cannot",     "i can not",        "i'm sorry",    "i am sorry",
-    "sorry, but",   "sorry, i",     "i'm unable",       "i am unable",  "i won't",
-    "i will not",   "i apologize",  "i'm not able",     "i am not able", "unfortunately, i",
-    "i'm afraid i",
+    "i can't",      "i cannot",      "i can not",        "i'm sorry",
+    "i am sorry",   "sorry, but",    "sorry, i",         "i'm unable",
+    "i am unable",  "i won't",       "i will not",       "i apologize",
+    "i'm not able", "i am not able", "unfortunately, i", "i'm afraid i",
 };
 
 static const char *const refusal_anywhere[] = {
-    "as an ai",          "as a language model", "i can't assist",     "i cannot assist",
+    "as an ai",          "as a language model", "i can't assist",       "i cannot assist",
     "i can't help with", "i cannot help with",  "i'm not able to help",
 };
 
 /* First words that make a transcript a question even without "?". */
 static const char *const question_openers[] = {
-    "what is",   "what are",   "what do",    "what does",  "what did",   "what should",
-    "what can",  "what would", "what will",  "how do",     "how does",   "how can",
-    "how is",    "how are",    "how many",   "how much",   "how did",    "how should",
-    "why do",    "why does",   "why is",     "why are",    "why did",    "why would",
-    "why should", "where is",  "where are",  "where do",   "where can",  "where did",
-    "who is",    "who are",    "who can",    "who did",    "who will",   "when is",
-    "when are",  "when do",    "when does",  "when did",   "when will",  "which is",
-    "is it",     "is there",   "is this",    "is that",    "are you",    "are we",
-    "are there", "do you",     "do we",      "does it",    "does this",  "can you",
-    "can we",    "can i",      "could you",  "would you",  "should we",  "should i",
-    "will you",  "will it",
+    "what is",    "what are",  "what do",   "what does",  "what did", "what should", "what can",
+    "what would", "what will", "how do",    "how does",   "how can",  "how is",      "how are",
+    "how many",   "how much",  "how did",   "how should", "why do",   "why does",    "why is",
+    "why are",    "why did",   "why would", "why should", "where is", "where are",   "where do",
+    "where can",  "where did", "who is",    "who are",    "who can",  "who did",     "who will",
+    "when is",    "when are",  "when do",   "when does",  "when did", "when will",   "which is",
+    "is it",      "is there",  "is this",   "is that",    "are you",  "are we",      "are there",
+    "do you",     "do we",     "does it",   "does this",  "can you",  "can we",      "can i",
+    "could you",  "would you", "should we", "should i",   "will you", "will it",
 };
 
 static const char *const preamble_starts[] = {
-    "here is",   "here's",    "sure",        "certainly", "okay",      "ok",
-    "of course", "cleaned",   "the cleaned", "corrected", "the corrected",
-    "revised",   "the revised", "fixed",     "the fixed", "output",    "result",
-    "transcript", "the transcript", "below is",
+    "here is",        "here's",   "sure",        "certainly", "okay",          "ok",
+    "of course",      "cleaned",  "the cleaned", "corrected", "the corrected", "revised",
+    "the revised",    "fixed",    "the fixed",   "output",    "result",        "transcript",
+    "the transcript", "below is",
 };
 
-static const char *const preamble_hints[] = {"text", "transcript", "version", "clean",
-                                             "correct", "result",    "output",  "here"};
+static const char *const preamble_hints[] = {"text",    "transcript", "version", "clean",
+                                             "correct", "result",     "output",  "here"};
 
-static const char *const note_starts[] = {"note:", "(note", "let me know", "i hope", "i have ",
-                                          "i've ",  "i removed", "i corrected", "changes:"};
+static const char *const note_starts[] = {"note:", "(note",     "let me know", "i hope",  "i have ",
+                                          "i've ", "i removed", "i corrected", "changes:"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -464,7 +462,8 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
         verdict = strncmp(out_lower, refusal_starts[i], strlen(refusal_starts[i])) == 0 &&
                   !strstr(input_lower, refusal_starts[i]);
     for (size_t i = 0; i < N(refusal_anywhere) && !verdict; i++)
-        verdict = strstr(out_lower, refusal_anywhere[i]) && !strstr(input_lower, refusal_anywhere[i]);
+        verdict =
+            strstr(out_lower, refusal_anywhere[i]) && !strstr(input_lower, refusal_anywhere[i]);
     if (verdict)
         snprintf(reason, cap, "refusal: the model declined instead of cleaning the text");
     if (!verdict && is_question(input_lower) &&
@@ -516,6 +515,32 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
     return verdict;
 }
 
+/* cdt_text_clean_response, except that "Output:" and "Text:" the transcript itself
+ * contains are words to keep, not the runaway labels it cuts at. */
+static char *clean_response(const char *input, const char *output)
+{
+    static const char *const labels[] = {"Output:", "Text:"};
+    char *copy = strdup(output), *clean;
+    bool hidden = false;
+
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i < N(labels); i++) {
+        if (!strstr(input, labels[i]))
+            continue;
+        for (char *p = strstr(copy, labels[i]); p; p = strstr(p, labels[i])) {
+            p[strlen(labels[i]) - 1] = '\x01';
+            hidden = true;
+        }
+    }
+    clean = cdt_text_clean_response(copy);
+    free(copy);
+    for (char *p = clean; hidden && p && *p; p++)
+        if (*p == '\x01')
+            *p = ':';
+    return clean;
+}
+
 int cdt_refine_guard(const char *input, const char *output, char **accepted, char *reason,
                      size_t reason_cap)
 {
@@ -525,7 +550,7 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
     *accepted = NULL;
     if (reason_cap)
         reason[0] = '\0';
-    s = cdt_text_clean_response(output ? output : "");
+    s = clean_response(input ? input : "", output ? output : "");
     input_lower = lower_dup(input ? input : "");
     if (!s || !input_lower) {
         free(s);

@@ -133,8 +133,7 @@ static void detail_of(const cJSON *o, const char *body, char *out, size_t cap)
 }
 
 int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
-                      struct cdt_refine_llm_reply *reply, char **model, char *errmsg,
-                      size_t errcap)
+                      struct cdt_refine_llm_reply *reply, char **model, char *errmsg, size_t errcap)
 {
     char path[CDT_REFINE_PATH_MAX], err[512];
     struct cdt_manager *mgr;
@@ -337,9 +336,9 @@ static char *pick_model(const struct cdt_refine_params *p, const char *base, lon
     if (strstr(base, "://api.openai.com"))
         return strdup(CDT_REFINE_OPENAI_MODEL);
     snprintf(url, sizeof(url), "%s/models", base);
-    if (http(url, p->api_key, NULL, budget_ms < CDT_REFINE_MODELS_MS ? budget_ms
-                                                                      : CDT_REFINE_MODELS_MS,
-             &r, err, sizeof(err)) == 0) {
+    if (http(url, p->api_key, NULL,
+             budget_ms < CDT_REFINE_MODELS_MS ? budget_ms : CDT_REFINE_MODELS_MS, &r, err,
+             sizeof(err)) == 0) {
         if (r.status == 200) {
             cJSON *o = cJSON_Parse(r.body);
             const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
@@ -406,9 +405,9 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     snprintf(url, sizeof(url), "%s/chat/completions", base);
     left = req->timeout_ms - (long)(mono_ms() - t0);
     CDT_LOG_I(p->log, "refine: %s (model %s), deadline %ld ms", url, *model, req->timeout_ms);
-    rc = left <= 0 ? fail(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms",
-                          req->timeout_ms)
-                   : http(url, p->api_key, body, left, &r, err, sizeof(err));
+    rc = left <= 0
+             ? fail(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms", req->timeout_ms)
+             : http(url, p->api_key, body, left, &r, err, sizeof(err));
     free(body);
     if (rc == CDT_ETIMEOUT)
         return fail(errmsg, errcap, rc, "deadline: %s from %s", err, url);

@@ -602,6 +602,40 @@ TEST(deadline)
     CHECK_INT(r.tokens_generated, 0);
     free(t);
 
+    /* During a long prompt: llama_decode is aborted, and the cache stays usable. */
+    {
+        static char longp[40000];
+        struct cdt_gen_result fresh;
+        char *tf;
+
+        longp[0] = '\0';
+        for (int i = 0; i < 3000; i++)
+            strcat(longp, i % 2 ? "river " : "stone ");
+        p.prompt = longp;
+        p.temperature = 0.0f;
+        p.on_text = NULL;
+        p.max_tokens = 6;
+        p.deadline_ns = mono_ns() + 1000000LL;
+        t = gen(&p, &r);
+        REQUIRE(t);
+        CHECK_STR(r.finish_reason, "deadline");
+        CHECK_INT(r.tokens_generated, 0);
+        CHECK(r.timings.prompt_tokens_evaluated < r.timings.prompt_tokens);
+        free(t);
+        p.deadline_ns = 0;
+        t = gen(&p, &r);
+        REQUIRE(t);
+        CHECK_STR(r.finish_reason, "length");
+        REQUIRE(load_main() == 0);
+        tf = gen(&p, &fresh);
+        REQUIRE(tf);
+        CHECK_STR(t, tf);
+        free(t);
+        free(tf);
+        p.prompt = prompts[0];
+        p.temperature = 1.0f;
+    }
+
     /* No deadline: the other reasons. */
     p.deadline_ns = 0;
     p.max_tokens = 5;

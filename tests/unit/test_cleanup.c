@@ -121,6 +121,23 @@ TEST(long_text_is_linear_enough)
     free(out);
 }
 
+TEST(many_fillers_in_a_row_stay_linear)
+{
+    /* A million dead tokens in a row must not make any pass quadratic. */
+    size_t n = CDT_CLEANUP_MAX_TEXT / 4;
+    char *in = malloc(4 * n + 16), *out = NULL;
+
+    REQUIRE(in);
+    memcpy(in, "Yes, ", 5);
+    for (size_t i = 0; i < n; i++)
+        memcpy(in + 5 + 3 * i, "um ", 3);
+    strcpy(in + 5 + 3 * n, "um, I agree.");
+    CHECK_INT(cdt_cleanup_text(in, &out), 0);
+    CHECK_STR(out, "Yes, I agree.");
+    free(in);
+    free(out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -132,5 +149,6 @@ int main(int argc, char **argv)
     RUN(api_edges);
     RUN(language_gate);
     RUN(long_text_is_linear_enough);
+    RUN(many_fillers_in_a_row_stay_linear);
     return TEST_END();
 }

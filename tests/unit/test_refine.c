@@ -98,8 +98,8 @@ static void expect_reject(const char *in, const char *out, const char *reason, i
     free(got);
 }
 
-#define OK(in, out, want)        expect_ok(in, out, want, __LINE__)
-#define REJECT(in, out, reason)  expect_reject(in, out, reason, __LINE__)
+#define OK(in, out, want)       expect_ok(in, out, want, __LINE__)
+#define REJECT(in, out, reason) expect_reject(in, out, reason, __LINE__)
 
 TEST(guard_accepts_cleanups_and_strips_wrappers)
 {
@@ -130,6 +130,10 @@ TEST(guard_accepts_cleanups_and_strips_wrappers)
     OK("Je pense que c'est bien.", "Je pense que c'est bien.", "Je pense que c'est bien.");
     OK("これはテストです", "これはテストです。", "これはテストです。");
     OK("yes", "Yes.", "Yes.");
+    /* Labels the sidecar cuts runaway outputs at are words when the transcript has them. */
+    OK("Output: five units per day. Text: see the memo.",
+       "Output: 5 units per day. Text: see the memo.",
+       "Output: 5 units per day. Text: see the memo.");
 }
 
 TEST(guard_rejects_what_is_not_a_cleanup)
@@ -221,7 +225,8 @@ TEST(pipeline_uses_the_model_output)
     /* The model sees the deterministic text, last, in tags. */
     CHECK_STR(f.last_transcript, "<transcript>\nSo I think we should ship it\n</transcript>");
     CHECK_STR(f.last_instructions, cdt_prompt_default());
-    CHECK(ends_with(f.last_prompt, "\n\n<transcript>\nSo I think we should ship it\n</transcript>"));
+    CHECK(
+        ends_with(f.last_prompt, "\n\n<transcript>\nSo I think we should ship it\n</transcript>"));
     CHECK(strncmp(f.last_prompt, cdt_prompt_default(), strlen(cdt_prompt_default())) == 0);
     CHECK_INT(f.last_timeout, 1234);
     cdt_refine_result_cleanup(&r);
