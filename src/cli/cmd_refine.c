@@ -132,14 +132,12 @@ static char *join_args(int argc, char **argv)
     return s;
 }
 
-static int print_json(const struct cdt_refine_result *r, const char *provider)
+void cdt_cli_refine_to_json(cJSON *o, const struct cdt_refine_result *r, const char *provider)
 {
-    cJSON *o = cJSON_CreateObject(), *t;
-    char *text;
+    cJSON *t;
 
-    if (!o)
-        return CDT_EXIT_FAIL;
-    cJSON_AddStringToObject(o, "raw", r->raw);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "refined");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "fallback_reason");
     cJSON_AddStringToObject(o, "refined", r->refined);
     if (r->fallback_reason)
         cJSON_AddStringToObject(o, "fallback_reason", r->fallback_reason);
@@ -150,12 +148,26 @@ static int print_json(const struct cdt_refine_result *r, const char *provider)
     else
         cJSON_AddNullToObject(o, "model");
     cJSON_AddStringToObject(o, "provider", provider);
-    t = cJSON_AddObjectToObject(o, "timings");
+    t = cJSON_GetObjectItemCaseSensitive(o, "timings");
+    if (!cJSON_IsObject(t))
+        t = cJSON_AddObjectToObject(o, "timings");
     cJSON_AddNumberToObject(t, "deterministic_ms", r->timings.deterministic_ms);
     cJSON_AddNumberToObject(t, "llm_ms", r->timings.llm_ms);
-    cJSON_AddNumberToObject(t, "total_ms", r->timings.total_ms);
+    cJSON_AddNumberToObject(t, "refine_total_ms", r->timings.total_ms);
     cJSON_AddNumberToObject(t, "prompt_tokens", r->timings.prompt_tokens);
     cJSON_AddNumberToObject(t, "generated_tokens", r->timings.generated_tokens);
+}
+
+static int print_json(const struct cdt_refine_result *r, const char *provider)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text;
+
+    if (!o)
+        return CDT_EXIT_FAIL;
+    cJSON_AddStringToObject(o, "raw", r->raw);
+    cdt_cli_refine_to_json(o, r, provider);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(o, "timings"), "total_ms", r->timings.total_ms);
     text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text)
@@ -164,12 +176,6 @@ static int print_json(const struct cdt_refine_result *r, const char *provider)
     free(text);
     return CDT_EXIT_OK;
 }
-
-struct opts {
-    const char *model, *provider, *base_url, *api_key, *openai_model, *prompt;
-    long timeout_ms;
-    bool json;
-};
 
 /* Checks --model before anything runs: a missing file or an unknown id is a usage
  * error, not a fallback. */
@@ -209,8 +215,7 @@ static void hint_no_model(const struct cdt_catalog *cat)
         ram = 0;
     rec = cdt_catalog_recommended(cat, cdt_limits_tier(cdt_limits_ram_gb(ram)));
     if (rec)
-        fprintf(stderr, "codictate refine: to refine with an LLM: codictate models pull %s\n",
-                rec->id);
+        fprintf(stderr, "codictate: to refine with an LLM: codictate models pull %s\n", rec->id);
 }
 
 int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
@@ -227,14 +232,11 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct opts o = {0};
-    struct cdt_refine_params rp = cdt_refine_default_params();
+    struct cdt_cli_refine_opts o = {0};
     struct cdt_refine_result res;
-    struct cdt_catalog *cat = NULL;
-    struct cdt_models *models = NULL;
-    char *text = NULL, *instructions = NULL, err[1024];
-    bool openai;
-    int ch, rc = CDT_EXIT_OK;
+    const char *provider = "local";
+    char *text = NULL;
+    int ch, rc;
 
     o.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
     while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
@@ -275,8 +277,51 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
             return CDT_EXIT_USAGE;
         }
     }
+    if (optind < argc && !(optind + 1 == argc && strcmp(argv[optind], "-") == 0))
+        text = join_args(argc - optind, argv + optind);
+    else
+        text = read_stdin();
+    if (!text)
+        return CDT_EXIT_FAIL;
+    if (strlen(text) > CDT_REFINE_MAX_TEXT) {
+        fprintf(stderr, "codictate refine: input over %d bytes (CDT_REFINE_MAX_TEXT)\n",
+                CDT_REFINE_MAX_TEXT);
+        free(text);
+        return CDT_EXIT_FAIL;
+    }
+    rc = cdt_cli_refine_text(cli, &o, "codictate refine", text, &res, &provider);
+    if (rc == CDT_EXIT_OK) {
+        if (o.json)
+            rc = print_json(&res, provider);
+        else if (res.refined[0])
+            puts(res.refined);
+        cdt_refine_result_cleanup(&res);
+    } else if (rc == CDT_EXIT_FAIL) {
+        /* Only out of memory (the size was checked): still deliver the words. */
+        fprintf(stderr, "codictate refine: printing the input unchanged\n");
+        puts(text);
+    }
+    free(text);
+    return rc;
+}
+
+int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *opts,
+                        const char *who, const char *text, struct cdt_refine_result *res,
+                        const char **provider)
+{
+    struct cdt_cli_refine_opts o = *opts;
+    struct cdt_refine_params rp = cdt_refine_default_params();
+    struct cdt_catalog *cat = NULL;
+    struct cdt_models *models = NULL;
+    char *instructions = NULL, err[1024];
+    bool openai;
+    int rc = CDT_EXIT_OK;
+
+    memset(res, 0, sizeof(*res));
+    if (o.timeout_ms <= 0)
+        o.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
     if (o.provider && strcmp(o.provider, "local") != 0 && strcmp(o.provider, "openai") != 0) {
-        fprintf(stderr, "codictate refine: --provider is local or openai\n");
+        fprintf(stderr, "%s: --provider is local or openai\n", who);
         return CDT_EXIT_USAGE;
     }
     openai = o.provider ? strcmp(o.provider, "openai") == 0 : o.base_url != NULL;
@@ -285,23 +330,27 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
     if (!o.api_key)
         o.api_key = getenv("OPENAI_API_KEY");
     if (openai && (!o.base_url || !*o.base_url) && (!o.api_key || !*o.api_key)) {
-        fprintf(stderr, "codictate refine: --provider openai needs --base-url (a local "
-                        "endpoint) or an API key (--api-key or OPENAI_API_KEY)\n");
+        fprintf(stderr,
+                "%s: --provider openai needs --base-url (a local "
+                "endpoint) or an API key (--api-key or OPENAI_API_KEY)\n",
+                who);
         return CDT_EXIT_USAGE;
     }
     if (openai && o.model) {
-        fprintf(stderr, "codictate refine: --model is for the local provider; use "
-                        "--openai-model NAME\n");
+        fprintf(stderr,
+                "%s: --model is for the local provider; use "
+                "--openai-model NAME\n",
+                who);
         return CDT_EXIT_USAGE;
     }
     if (cdt_prompt_resolve(o.prompt, NULL, &instructions, err, sizeof(err)) != 0) {
-        fprintf(stderr, "codictate refine: --prompt: %s\n", err[0] ? err : "out of memory");
+        fprintf(stderr, "%s: --prompt: %s\n", who, err[0] ? err : "out of memory");
         return CDT_EXIT_USAGE;
     }
 
     if (!openai) {
         if (cdt_catalog_load_default(&cat, err, sizeof(err)) != 0) {
-            fprintf(stderr, "codictate refine: warning: %s\n", err);
+            fprintf(stderr, "%s: warning: %s\n", who, err);
             cat = NULL;
         }
         if (o.model && !model_arg_ok(o.model, cat)) {
@@ -316,26 +365,11 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
             mp.manager.log = cli->log;
             mp.manager.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
             if (cdt_models_new(&mp, &models) != 0) {
-                fprintf(stderr, "codictate refine: out of memory\n");
+                fprintf(stderr, "%s: out of memory\n", who);
                 rc = CDT_EXIT_FAIL;
                 goto out;
             }
         }
-    }
-
-    if (optind < argc && !(optind + 1 == argc && strcmp(argv[optind], "-") == 0))
-        text = join_args(argc - optind, argv + optind);
-    else
-        text = read_stdin();
-    if (!text) {
-        rc = CDT_EXIT_FAIL;
-        goto out;
-    }
-    if (strlen(text) > CDT_REFINE_MAX_TEXT) {
-        fprintf(stderr, "codictate refine: input over %d bytes (CDT_REFINE_MAX_TEXT)\n",
-                CDT_REFINE_MAX_TEXT);
-        rc = CDT_EXIT_FAIL;
-        goto out;
     }
 
     rp.provider = openai ? CDT_REFINE_OPENAI : CDT_REFINE_LOCAL;
@@ -357,29 +391,20 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
         if (cdt_manager_new(&mgp, &rp.manager) != 0)
             rp.manager = NULL;
     }
-    if (cdt_refine_run(&rp, text, &res) != 0) {
-        /* Only out of memory (the size was checked): still deliver the words. */
-        fprintf(stderr, "codictate refine: out of memory; printing the input unchanged\n");
-        puts(text);
+    *provider = openai ? "openai" : "local";
+    if (cdt_refine_run(&rp, text, res) != 0) {
+        fprintf(stderr, "%s: out of memory while refining\n", who);
         rc = CDT_EXIT_FAIL;
-    } else {
-        if (res.fallback_reason && strcmp(res.fallback_reason, "empty transcript") != 0) {
-            fprintf(stderr, "codictate refine: delivering the deterministic cleanup: %s\n",
-                    res.fallback_reason);
-            if (strcmp(res.fallback_reason, "no model installed") == 0)
-                hint_no_model(cat);
-        }
-        if (o.json)
-            rc = print_json(&res, openai ? "openai" : "local");
-        else if (res.refined[0])
-            puts(res.refined);
-        cdt_refine_result_cleanup(&res);
+    } else if (res->fallback_reason && strcmp(res->fallback_reason, "empty transcript") != 0) {
+        fprintf(stderr, "%s: delivering the deterministic cleanup: %s\n", who,
+                res->fallback_reason);
+        if (strcmp(res->fallback_reason, "no model installed") == 0)
+            hint_no_model(cat);
     }
     cdt_manager_free(rp.manager);
 out:
     cdt_models_free(models);
     cdt_catalog_free(cat);
     free(instructions);
-    free(text);
     return rc;
 }

@@ -28,7 +28,7 @@ static void sidecar_usage(FILE *out)
                  "  --model PATH       load this GGUF (file or directory) at start\n"
                  "  --queue N          requests that may wait (default 8; more get 503)\n"
                  "  -v, --verbose      also log the engines (-vv: their debug output)\n"
-            "  --quiet            warnings and errors only (no request lines)\n"
+                 "  --quiet            warnings and errors only (no request lines)\n"
                  "\n"
                  "Environment: CODICTATE_SIDECAR_TOKEN, when set, is required as\n"
                  "\"Authorization: Bearer <token>\" on every endpoint but /health.\n");
@@ -37,17 +37,12 @@ static void sidecar_usage(FILE *out)
 int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"port-range", required_argument, NULL, 'r'},
-        {"host", required_argument, NULL, 'H'},
-        {"listen-any", no_argument, NULL, 'a'},
-        {"ctx", required_argument, NULL, 'c'},
-        {"threads", required_argument, NULL, 't'},
-        {"model", required_argument, NULL, 'm'},
-        {"queue", required_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'},  {"port-range", required_argument, NULL, 'r'},
+        {"host", required_argument, NULL, 'H'},  {"listen-any", no_argument, NULL, 'a'},
+        {"ctx", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
+        {"model", required_argument, NULL, 'm'}, {"queue", required_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
+        {"quiet", no_argument, NULL, 'Q'},       {NULL, 0, NULL, 0},
     };
     struct cdt_sidecar_params sp = cdt_sidecar_default_params();
     struct cdt_backend *be = NULL;

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "codictate/catalog.h"
 #include "codictate/models.h"
+#include "codictate/refine.h"
 #include "codictate/transcribe.h"
 
 #include <cjson/cJSON.h>
@@ -37,7 +38,10 @@ static void transcribe_usage(FILE *out)
             "  --no-vad                 transcribe everything; do not skip silence\n"
             "  --vad-model ID|PATH      Silero VAD model (default: the catalog's, when\n"
             "                           downloaded; else VAD is off)\n"
-            "  --refine                 clean up the transcript with the local LLM\n"
+            "  --refine                 then clean the transcript up as `codictate refine`\n"
+            "                           does, with its options: --model ID|PATH,\n"
+            "                           --provider local|openai, --base-url URL, --api-key KEY,\n"
+            "                           --openai-model NAME, --prompt NAME|@FILE, --timeout-ms N\n"
             "\n"
             "exit status: 0 ok, 1 failure (bad file, missing model), 2 usage error\n");
 }
@@ -150,7 +154,8 @@ static double round_to(double v, double unit)
     return round(v / unit) * unit;
 }
 
-static int print_json(const struct cdt_transcript *tr, const char *model, const char *vad_model)
+static int print_json(const struct cdt_transcript *tr, const char *model, const char *vad_model,
+                      const struct cdt_refine_result *refined, const char *provider)
 {
     cJSON *root = cJSON_CreateObject(), *segs, *o;
     char *text;
@@ -186,6 +191,8 @@ static int print_json(const struct cdt_transcript *tr, const char *model, const 
     cJSON_AddNumberToObject(o, "encode_ms", round_to(tr->timings.encode_ms, 0.01));
     cJSON_AddNumberToObject(o, "decode_ms", round_to(tr->timings.decode_ms, 0.01));
     cJSON_AddNumberToObject(o, "total_ms", round_to(tr->timings.total_ms, 0.01));
+    if (refined)
+        cdt_cli_refine_to_json(root, refined, provider);
     text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text)
@@ -195,18 +202,23 @@ static int print_json(const struct cdt_transcript *tr, const char *model, const 
     return CDT_EXIT_OK;
 }
 
-/* REFINE HOOK: `transcribe --refine` hands the raw transcript to the refinement
- * pipeline (issue 6, section 1) and fills "refined" / "fallback_reason" in the
- * JSON. Until that is wired in, the flag is accepted and refused as a usage error. */
-static int refine_unavailable(void)
-{
-    fprintf(stderr, "--refine: not available yet\n");
-    return CDT_EXIT_USAGE;
-}
-
 int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
 {
-    enum { OPT_LANG = 256, OPT_MODEL, OPT_THREADS, OPT_NO_VAD, OPT_VAD_MODEL, OPT_REFINE };
+    enum {
+        OPT_LANG = 256,
+        OPT_MODEL,
+        OPT_THREADS,
+        OPT_NO_VAD,
+        OPT_VAD_MODEL,
+        OPT_REFINE,
+        OPT_LLM,
+        OPT_PROVIDER,
+        OPT_BASE_URL,
+        OPT_API_KEY,
+        OPT_OPENAI_MODEL,
+        OPT_PROMPT,
+        OPT_TIMEOUT
+    };
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"language", required_argument, NULL, OPT_LANG},
@@ -215,6 +227,13 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
         {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
         {"refine", no_argument, NULL, OPT_REFINE},
+        {"model", required_argument, NULL, OPT_LLM},
+        {"provider", required_argument, NULL, OPT_PROVIDER},
+        {"base-url", required_argument, NULL, OPT_BASE_URL},
+        {"api-key", required_argument, NULL, OPT_API_KEY},
+        {"openai-model", required_argument, NULL, OPT_OPENAI_MODEL},
+        {"prompt", required_argument, NULL, OPT_PROMPT},
+        {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -225,6 +244,7 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
     const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL, *first_id;
     char model[PATH_CAP], vad_model[PATH_CAP], err[2048];
     bool json = false, no_vad = false, refine = false;
+    struct cdt_cli_refine_opts ro = {0};
     long threads = 0;
     int ch, rc;
 
@@ -257,6 +277,30 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         case OPT_REFINE:
             refine = true;
             break;
+        case OPT_LLM:
+            ro.model = optarg;
+            break;
+        case OPT_PROVIDER:
+            ro.provider = optarg;
+            break;
+        case OPT_BASE_URL:
+            ro.base_url = optarg;
+            break;
+        case OPT_API_KEY:
+            ro.api_key = optarg;
+            break;
+        case OPT_OPENAI_MODEL:
+            ro.openai_model = optarg;
+            break;
+        case OPT_PROMPT:
+            ro.prompt = optarg;
+            break;
+        case OPT_TIMEOUT:
+            if (!cdt_arg_int(optarg, 1, 24L * 3600 * 1000, &ro.timeout_ms)) {
+                fprintf(stderr, "codictate transcribe: --timeout-ms needs milliseconds\n");
+                return CDT_EXIT_USAGE;
+            }
+            break;
         case 'h':
             transcribe_usage(stdout);
             return CDT_EXIT_OK;
@@ -279,8 +323,11 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         fprintf(stderr, "codictate transcribe: --no-vad and --vad-model contradict each other\n");
         return CDT_EXIT_USAGE;
     }
-    if (refine)
-        return refine_unavailable();
+    if (!refine && (ro.model || ro.provider || ro.base_url || ro.api_key || ro.openai_model ||
+                    ro.prompt || ro.timeout_ms)) {
+        fprintf(stderr, "codictate transcribe: LLM options need --refine\n");
+        return CDT_EXIT_USAGE;
+    }
 
     /* The whisper model. */
     rc = CDT_EXIT_FAIL;
@@ -344,14 +391,32 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "codictate transcribe: %s\n", cdt_transcribe_errmsg(t));
         rc = CDT_EXIT_FAIL;
-    } else if (json) {
-        rc = print_json(&tr, model, tp.vad_model_path);
     } else {
-        if (tr.text[0])
-            printf("%s\n", tr.text);
-        else
-            fprintf(stderr, "note: no speech found in %s\n", file);
+        struct cdt_refine_result res;
+        const char *provider = "local";
+        bool have_res = false;
+
         rc = CDT_EXIT_OK;
+        if (refine) {
+            rc = cdt_cli_refine_text(cli, &ro, "codictate transcribe", tr.text, &res, &provider);
+            have_res = rc == CDT_EXIT_OK;
+            if (rc == CDT_EXIT_FAIL) /* out of memory: still deliver the words */
+                rc = CDT_EXIT_OK;
+        }
+        if (rc != CDT_EXIT_OK) {
+            /* a usage error in the LLM options, already explained */
+        } else if (json) {
+            rc = print_json(&tr, model, tp.vad_model_path, have_res ? &res : NULL, provider);
+        } else {
+            const char *out_text = have_res ? res.refined : tr.text;
+
+            if (out_text[0])
+                printf("%s\n", out_text);
+            else
+                fprintf(stderr, "note: no speech found in %s\n", file);
+        }
+        if (have_res)
+            cdt_refine_result_cleanup(&res);
     }
     cdt_transcript_cleanup(&tr);
 

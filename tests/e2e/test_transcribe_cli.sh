@@ -4,9 +4,11 @@
 # inside the audio), the real Silero VAD, models by catalog id through a fake Hugging
 # Face Hub (pull, then transcribe by id; the catalog's VAD by default), and the
 # error cases (exit 1 and a message naming the file; usage errors exit 2).
-#   test_transcribe_cli.sh CODICTATE FAKEHUB WHISPER.bin VAD.bin JFK.mp3
+# --refine hands the transcript to the refinement pipeline (no LLM installed: the
+# deterministic pass with its reason; a GGUF: the local LLM through the sidecar).
+#   test_transcribe_cli.sh CODICTATE FAKEHUB WHISPER.bin VAD.bin JFK.mp3 LLM.gguf
 set -u
-bin=$1 fakehub=$2 model=$3 vad=$4 jfk=$5
+bin=$1 fakehub=$2 model=$3 vad=$4 jfk=$5 llm=$6
 . "$(dirname "$0")/../sh_test.sh"
 tmp=$(mktemp -d)
 hubpid=
@@ -41,7 +43,7 @@ def fail(msg):
 for k in ("raw", "refined", "fallback_reason", "segments", "language", "timings"):
     if k not in d:
         fail(f"missing key {k}")
-if d["refined"] is not None or d["fallback_reason"] is not None:
+if "refined_expected" not in sys.argv[4:5] and (d["refined"] is not None or d["fallback_reason"] is not None):
     fail("refined/fallback_reason should be null without --refine")
 if not isinstance(d["raw"], str) or not d["raw"]:
     fail("raw is empty")
@@ -204,7 +206,14 @@ check "bad --threads: exit 2" is "$?" 2
 check "unknown --language: exit 2" is "$?" 2
 "$bin" transcribe "$jfk" --no-vad --vad-model "$vad" >/dev/null 2>&1
 check "--no-vad with --vad-model: exit 2" is "$?" 2
-out=$("$bin" transcribe "$jfk" --refine --whisper-model "$model" 2>&1)
-check "--refine (not wired yet): exit 2" is "$?" 2
-check "--refine: says not available yet" has "$out" "--refine: not available yet"
+"$bin" transcribe "$jfk" --refine --whisper-model "$model" --json "${T[@]}" >"$tmp/ref.json" 2>"$tmp/ref.err"
+check "--refine without an LLM: exit 0" is "$?" 0
+check "--refine without an LLM: reason" has "$(cat "$tmp/ref.json")" '"fallback_reason":	"no model installed"'
+check "--refine without an LLM: refined text present" eval '"$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d[\"refined\"] and d[\"raw\"] else 1)" "$tmp/ref.json"'
+"$bin" transcribe "$jfk" --refine --model "$llm" --whisper-model "$model" --json "${T[@]}" >"$tmp/ref2.json" 2>"$tmp/ref2.err"
+check "--refine with a local LLM: exit 0" is "$?" 0
+check "--refine with a local LLM: model named" has "$(cat "$tmp/ref2.json")" "qwen3-tiny-q8_0.gguf"
+check "--refine with a local LLM: segments kept" has "$(cat "$tmp/ref2.json")" '"segments":'
+"$bin" transcribe "$jfk" --model "$llm" >/dev/null 2>&1
+check "LLM options without --refine: exit 2" is "$?" 2
 finish

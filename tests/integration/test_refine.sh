@@ -248,7 +248,7 @@ check "not downloaded: deterministic text" is "$(field "$out" refined)" "$clean"
 
 # The sidecar killed mid-request: the deterministic text with the reason, no hang.
 long=$(for _ in $(seq 1 40); do printf '%s ' "$in"; done)
-"$bin" refine --model "$model" --timeout-ms 120000 --json "$long" >"$tmp/kill.out" 2>"$tmp/kill.err" &
+"$bin" -v refine --model "$model" --timeout-ms 120000 --json "$long" >"$tmp/kill.out" 2>"$tmp/kill.err" &
 refpid=$!
 side=
 for _ in $(seq 1 600); do
