@@ -173,7 +173,11 @@ req GET /status
 rss2=$(json_num "$body" rss_bytes)
 echo "  rss: before load $((rss0 >> 20)) MB, loaded $((rss1 >> 20)) MB, after unload $((rss2 >> 20)) MB" >&2
 check "memory: loaded model is resident" eval "[ $((rss1 - rss0)) -gt $((200 << 20)) ]"
-check "memory: after unload within 32 MB of before" eval "[ $((rss2 - rss0)) -lt $((32 << 20)) ]"
+if [ -n "${CDT_SANITIZED:-}" ]; then
+  echo "  (sanitizer build: ASan's quarantine holds freed memory; RSS checked in the plain build)" >&2
+else
+  check "memory: after unload within 32 MB of before" eval "[ $((rss2 - rss0)) -lt $((32 << 20)) ]"
+fi
 
 # --- SIGTERM mid-generation ---
 curl -s -o /dev/null -H 'Content-Type: application/json' \
