@@ -128,6 +128,33 @@ check "prompt too long: 400" is "$code" 400
 check "prompt too long: detail" has "$body" 'Prompt too long: '
 check "prompt too long: context" has "$body" ', context 4096'
 
+# --- the fast refiner: prefix reuse, warm-up, deadline, streaming, speculation ---
+instr="You clean up dictated text. Fix punctuation and capitalisation. Keep the words."
+req POST /generate "{\"prompt\":\"$instr <transcript>one two three</transcript>\",\"temperature\":0,\"max_tokens\":8}"
+req POST /generate "{\"prompt\":\"$instr <transcript>four five six</transcript>\",\"temperature\":0,\"max_tokens\":8}"
+cached=$(json_num "$body" cached_tokens)
+evaluated=$(json_num "$body" prompt_tokens_evaluated)
+check "prefix reuse: shared instructions cached" eval "[ ${cached:-0} -gt 15 ]"
+check "prefix reuse: only the rest evaluated" eval "[ ${evaluated:-99} -le 20 ]"
+req POST /generate '{"prompt":"x","ignore_eos":true,"max_tokens":100000,"timeout_ms":300}'
+check "deadline: 200" is "$code" 200
+check "deadline: truncated" has "$body" '"truncated":"deadline"'
+stream=$(curl -sN -H 'Content-Type: application/json' \
+  --data '{"prompt":"hello","stream":true,"max_tokens":6,"temperature":0}' "http://127.0.0.1:$port/generate")
+check "stream: text events" has "$stream" 'data: {"text":'
+check "stream: final event" has "$stream" '"done":true'
+check "stream: every event ends with a blank line" eval '[ "$(printf "%s" "$stream" | grep -c "^data: ")" -ge 2 ]'
+req POST /generate '{"prompt":"a b a b a b a b a b a b","temperature":0,"max_tokens":40,"ignore_eos":true}'
+check "speculation: timings report drafts" has "$body" '"draft_tokens":'
+spec=${body%%,\"timings\"*}
+req POST /generate '{"prompt":"a b a b a b a b a b a b","temperature":0,"max_tokens":40,"ignore_eos":true,"speculative":false}'
+check "speculation: off gives the same greedy text" is "${body%%,\"timings\"*}" "$spec"
+check "speculation: off drafts nothing" has "$body" '"draft_tokens":0'
+req POST /load "{\"model_path\":\"$model\",\"warmup_prompt\":\"$instr\"}"
+check "warm-up load: 200" is "$code" 200
+req POST /generate "{\"prompt\":\"$instr <transcript>seven eight</transcript>\",\"temperature\":0,\"max_tokens\":4}"
+check "warm-up: first request reuses the instructions" eval "[ $(json_num "$body" cached_tokens) -gt 15 ]"
+
 # --- concurrency: status answers during a generation; disconnect cancels ---
 curl -s -o /dev/null --max-time 0.5 -H 'Content-Type: application/json' \
   --data '{"prompt":"go on","ignore_eos":true,"max_tokens":3000}' "http://127.0.0.1:$port/generate" &
