@@ -5,6 +5,7 @@
 
 #include "codictate/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -18,6 +19,19 @@ struct cdt_client_response {
     char *body;  /* NUL-terminated; caller frees with free(); never NULL on success */
     size_t len;
 };
+
+/* A libcurl write callback target that collects a response body up to a cap.
+ * Zero-initialise, set `max` (0: CDT_CLIENT_MAX_RESPONSE), pass
+ * cdt_curl_sink_write as CURLOPT_WRITEFUNCTION and the sink as CURLOPT_WRITEDATA.
+ * `buf` (NUL-terminated when non-NULL) is owned by the caller, freed with free(). */
+struct cdt_curl_sink {
+    char *buf;
+    size_t len, cap;
+    size_t max;   /* body cap, bytes */
+    bool too_big; /* the body went over max; the transfer was aborted */
+};
+
+size_t cdt_curl_sink_write(char *ptr, size_t size, size_t nmemb, void *sink);
 
 /* Sends METHOD http://127.0.0.1:PORT PATH with an optional JSON body. token may be
  * NULL. timeout_ms 0: none. Returns 0 when a response arrived (any status), CDT_ENET

@@ -7,18 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sink {
-    char *buf;
-    size_t len, cap;
-    bool too_big;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+size_t cdt_curl_sink_write(char *p, size_t sz, size_t n, void *ud)
 {
-    struct sink *s = ud;
-    size_t add = sz * n;
+    struct cdt_curl_sink *s = ud;
+    size_t add = sz * n, max = s->max ? s->max : CDT_CLIENT_MAX_RESPONSE;
 
-    if (s->len + add > CDT_CLIENT_MAX_RESPONSE) {
+    if (s->len + add > max) {
         s->too_big = true;
         return 0;
     }
@@ -44,7 +38,7 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
                        const char *body, long timeout_ms, struct cdt_client_response *out,
                        char *errmsg, size_t errcap)
 {
-    struct sink s = {0};
+    struct cdt_curl_sink s = {0};
     struct curl_slist *h = NULL;
     char url[256], auth[512];
     CURL *c;
@@ -62,7 +56,7 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cdt_curl_sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     if (timeout_ms > 0)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);

@@ -18,6 +18,8 @@
 #include "codictate/sysinfo.h"
 #include "refine_int.h"
 
+#include "codictate/client.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -198,39 +200,6 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
 
 /* ---- openai ---- */
 
-struct sink {
-    char *buf;
-    size_t len, cap;
-    bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t sz, size_t n, void *ud)
-{
-    struct sink *s = ud;
-    size_t add = sz * n;
-
-    if (s->len + add > CDT_REFINE_MAX_RESPONSE) {
-        s->too_big = true;
-        return 0;
-    }
-    if (s->len + add + 1 > s->cap) {
-        size_t ncap = s->cap ? s->cap : 4096;
-        char *b;
-
-        while (ncap < s->len + add + 1)
-            ncap *= 2;
-        b = realloc(s->buf, ncap);
-        if (!b)
-            return 0;
-        s->buf = b;
-        s->cap = ncap;
-    }
-    memcpy(s->buf + s->len, ptr, add);
-    s->len += add;
-    s->buf[s->len] = '\0';
-    return add;
-}
-
 struct http {
     long status;
     char *body; /* NUL-terminated, caller frees */
@@ -241,7 +210,7 @@ struct http {
 static int http(const char *url, const char *key, const char *body, long timeout_ms,
                 struct http *out, char *errmsg, size_t errcap)
 {
-    struct sink s = {0};
+    struct cdt_curl_sink s = {.max = CDT_REFINE_MAX_RESPONSE};
     struct curl_slist *h = NULL;
     char *auth = NULL;
     CURLcode cc;
@@ -260,7 +229,7 @@ static int http(const char *url, const char *key, const char *body, long timeout
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cdt_curl_sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
     h = curl_slist_append(h, "Accept: application/json");
