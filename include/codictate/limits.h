@@ -7,6 +7,7 @@
 #ifndef CODICTATE_LIMITS_H
 #define CODICTATE_LIMITS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -52,6 +53,49 @@ int cdt_limits_max_tokens(int64_t n_prompt_tokens, int ram_gb);
 
 /* Parses a tier name ("le8", "9to16", "gt16"). Returns 0 and sets *tier, or -1. */
 int cdt_limits_tier_from_name(const char *name, enum cdt_ram_tier *tier);
+
+/* ---- the recording timer ----
+ * Decides, from a clock the caller provides (a real one, or a fake in tests),
+ * when a recording must warn (CDT_RECORDING_WARNING_S before its limit) and when
+ * it must stop (at the limit). No threads, no sleeping: the caller polls it.
+ *
+ *   struct cdt_rec_timer t;
+ *   cdt_rec_timer_init(&t, limit_s, clock_fn, clock_ud);
+ *   every ~100 ms: switch (cdt_rec_timer_poll(&t)) { ... }
+ */
+
+/* Seconds on a monotonic clock (any origin). */
+typedef double (*cdt_clock_fn)(void *user_data);
+
+enum cdt_rec_event {
+    CDT_REC_RUNNING = 0, /* nothing new */
+    CDT_REC_WARN = 1,    /* the warning time was reached (reported once) */
+    CDT_REC_STOP = 2,    /* the limit was reached (reported on every poll from then on) */
+};
+
+struct cdt_rec_timer {
+    double limit_s;   /* the longest recording, seconds */
+    double warning_s; /* when CDT_REC_WARN fires, seconds from the start (limit − 30,
+                       * at least 0) */
+    double start;     /* clock value at init */
+    double elapsed_s; /* seconds recorded at the last poll */
+    bool warned;      /* CDT_REC_WARN was reported */
+    cdt_clock_fn clock;
+    void *user_data;
+};
+
+/* Starts the timer now (clock(user_data)). limit_s ≤ 0 counts as 1 s; a limit
+ * shorter than the warning time warns at the start. clock NULL: CLOCK_MONOTONIC. */
+void cdt_rec_timer_init(struct cdt_rec_timer *t, double limit_s, cdt_clock_fn clock,
+                        void *user_data);
+
+/* Reads the clock; updates t->elapsed_s; returns what happened (WARN once — also
+ * when the first poll is already past the limit: then WARN, then STOP — and STOP
+ * from the limit on). */
+enum cdt_rec_event cdt_rec_timer_poll(struct cdt_rec_timer *t);
+
+/* Seconds left before the limit at the last poll (≥ 0). */
+double cdt_rec_timer_remaining(const struct cdt_rec_timer *t);
 
 #ifdef __cplusplus
 }

@@ -75,6 +75,13 @@ CDT_NODISCARD int cdt_manager_new(const struct cdt_manager_params *p, struct cdt
 CDT_NODISCARD int cdt_manager_load(struct cdt_manager *m, const char *model_path, char *errmsg,
                                    size_t errcap);
 
+/* As cdt_manager_load, and then the sidecar computes the KV cache of
+ * `warmup_prompt` (NULL: none) so that a request starting with the same text only
+ * evaluates what follows (POST /load's "warmup_prompt"). When the model is already
+ * loaded nothing is sent. */
+CDT_NODISCARD int cdt_manager_load_warm(struct cdt_manager *m, const char *model_path,
+                                        const char *warmup_prompt, char *errmsg, size_t errcap);
+
 /* POST /generate with `request_json` on `model_path` (loaded first if needed).
  * On 0, *status and *response (caller frees) hold the sidecar's answer, whatever
  * its status. Errors as cdt_manager_load, plus CDT_ETIMEOUT. */

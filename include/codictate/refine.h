@@ -140,6 +140,16 @@ struct cdt_refine_result {
 CDT_NODISCARD int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
                                  struct cdt_refine_result *out);
 
+/* Gets the local model that cdt_refine_run(p, …) would use ready: spawns the
+ * sidecar, loads the model, and computes the KV cache of the instructions, so the
+ * first refinement only evaluates the transcript. Blocking (seconds): call it from
+ * a background thread while the user is still speaking; cdt_refine_run may run
+ * meanwhile (the manager serialises them). Other providers: 0, nothing to do.
+ * Returns 0, or the error (with errmsg) that cdt_refine_run would fall back on:
+ * CDT_ENOTFOUND (no model installed), CDT_EENGINE, CDT_ENET, CDT_EINVAL, CDT_ENOMEM. */
+CDT_NODISCARD int cdt_refine_preload(const struct cdt_refine_params *p, char *errmsg,
+                                     size_t errcap);
+
 /* Frees the result's strings and zeroes it. NULL is a no-op. */
 void cdt_refine_result_cleanup(struct cdt_refine_result *r);
 

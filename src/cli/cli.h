@@ -32,8 +32,37 @@ struct cdt_cli_refine_opts {
 int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o, const char *who,
                         const char *text, struct cdt_refine_result *res, const char **provider);
 
+/* The same as an object that lives across calls, for `dictate`: made once (usage
+ * errors print and return CDT_EXIT_USAGE; CDT_EXIT_FAIL out of memory), preloaded
+ * in the background while recording, run on the transcript, freed (which stops a
+ * sidecar it started). */
+struct cdt_cli_refiner;
+int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o, const char *who,
+                        struct cdt_cli_refiner **out);
+/* cdt_refine_preload on the refiner's params; thread-safe against run. */
+int cdt_cli_refiner_preload(struct cdt_cli_refiner *r, char *errmsg, size_t errcap);
+/* "local" or "openai". */
+const char *cdt_cli_refiner_provider(const struct cdt_cli_refiner *r);
+/* CDT_EXIT_OK with *res (a fallback reason printed on stderr), or CDT_EXIT_FAIL
+ * (out of memory). */
+int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_refine_result *res);
+void cdt_cli_refiner_free(struct cdt_cli_refiner *r);
+
 /* Adds refined, fallback_reason, model, provider and refine timings to o. */
 void cdt_cli_refine_to_json(cJSON *o, const struct cdt_refine_result *r, const char *provider);
+
+/* The whisper and VAD models of `transcribe` and `dictate`. */
+#define CDT_CLI_PATH_CAP 4096
+struct cdt_cli_whisper {
+    char model[CDT_CLI_PATH_CAP];     /* the whisper model file */
+    char vad_model[CDT_CLI_PATH_CAP]; /* the Silero VAD model file, when vad */
+    bool vad;
+};
+/* From --whisper-model / --vad-model / --no-vad (NULL / false when not given):
+ * a path or a downloaded catalog model, else the first downloaded one. Problems
+ * are printed with the `who` prefix. Returns CDT_EXIT_OK or CDT_EXIT_FAIL. */
+int cdt_cli_whisper_pick(struct cdt_cli *cli, const char *who, const char *model_arg,
+                         const char *vad_arg, bool no_vad, struct cdt_cli_whisper *w);
 
 /* Each verb: argv[0] is the verb name; returns a CDT_EXIT_* code. */
 int cdt_cmd_version(struct cdt_cli *cli, int argc, char **argv);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "codictate/catalog.h"
 #include "codictate/limits.h"
+#include "codictate/manager.h"
 #include "codictate/models.h"
 #include "codictate/prompts.h"
 #include "codictate/refine.h"
@@ -305,66 +306,91 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
     return rc;
 }
 
-int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *opts,
-                        const char *who, const char *text, struct cdt_refine_result *res,
-                        const char **provider)
+struct cdt_cli_refiner {
+    const char *who;
+    struct cdt_catalog *cat;
+    struct cdt_models *models;
+    struct cdt_manager *own_manager; /* a GGUF path with no catalog */
+    char *instructions;
+    struct cdt_refine_params rp;
+    bool openai;
+};
+
+void cdt_cli_refiner_free(struct cdt_cli_refiner *r)
+{
+    if (!r)
+        return;
+    cdt_manager_free(r->own_manager);
+    cdt_models_free(r->models);
+    cdt_catalog_free(r->cat);
+    free(r->instructions);
+    free(r);
+}
+
+int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *opts,
+                        const char *who, struct cdt_cli_refiner **out)
 {
     struct cdt_cli_refine_opts o = *opts;
-    struct cdt_refine_params rp = cdt_refine_default_params();
-    struct cdt_catalog *cat = NULL;
-    struct cdt_models *models = NULL;
-    char *instructions = NULL, err[1024];
-    bool openai;
+    struct cdt_cli_refiner *r;
+    char err[1024];
     int rc = CDT_EXIT_OK;
 
-    memset(res, 0, sizeof(*res));
+    *out = NULL;
     if (o.timeout_ms <= 0)
         o.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
     if (o.provider && strcmp(o.provider, "local") != 0 && strcmp(o.provider, "openai") != 0) {
         fprintf(stderr, "%s: --provider is local or openai\n", who);
         return CDT_EXIT_USAGE;
     }
-    openai = o.provider ? strcmp(o.provider, "openai") == 0 : o.base_url != NULL;
+    if (!(r = calloc(1, sizeof(*r)))) {
+        fprintf(stderr, "%s: out of memory\n", who);
+        return CDT_EXIT_FAIL;
+    }
+    r->who = who;
+    r->openai = o.provider ? strcmp(o.provider, "openai") == 0 : o.base_url != NULL;
     if (!o.base_url)
         o.base_url = getenv("OPENAI_BASE_URL");
     if (!o.api_key)
         o.api_key = getenv("OPENAI_API_KEY");
-    if (openai && (!o.base_url || !*o.base_url) && (!o.api_key || !*o.api_key)) {
+    if (r->openai && (!o.base_url || !*o.base_url) && (!o.api_key || !*o.api_key)) {
         fprintf(stderr,
                 "%s: --provider openai needs --base-url (a local "
                 "endpoint) or an API key (--api-key or OPENAI_API_KEY)\n",
                 who);
-        return CDT_EXIT_USAGE;
+        rc = CDT_EXIT_USAGE;
+        goto out;
     }
-    if (openai && o.model) {
+    if (r->openai && o.model) {
         fprintf(stderr,
                 "%s: --model is for the local provider; use "
                 "--openai-model NAME\n",
                 who);
-        return CDT_EXIT_USAGE;
+        rc = CDT_EXIT_USAGE;
+        goto out;
     }
-    if (cdt_prompt_resolve(o.prompt, NULL, &instructions, err, sizeof(err)) != 0) {
+    if (cdt_prompt_resolve(o.prompt, NULL, &r->instructions, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: --prompt: %s\n", who, err[0] ? err : "out of memory");
-        return CDT_EXIT_USAGE;
+        rc = CDT_EXIT_USAGE;
+        goto out;
     }
 
-    if (!openai) {
-        if (cdt_catalog_load_default(&cat, err, sizeof(err)) != 0) {
+    if (!r->openai) {
+        if (cdt_catalog_load_default(&r->cat, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s: warning: %s\n", who, err);
-            cat = NULL;
+            r->cat = NULL;
         }
-        if (o.model && !model_arg_ok(o.model, cat)) {
+        if (o.model && !model_arg_ok(o.model, r->cat)) {
             rc = CDT_EXIT_USAGE;
             goto out;
         }
-        if (cat) {
+        if (r->cat) {
             struct cdt_models_params mp = cdt_models_default_params();
 
-            mp.catalog = cat;
+            mp.catalog = r->cat;
             mp.log = cli->log;
             mp.manager.log = cli->log;
             mp.manager.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
-            if (cdt_models_new(&mp, &models) != 0) {
+            if (cdt_models_new(&mp, &r->models) != 0) {
                 fprintf(stderr, "%s: out of memory\n", who);
                 rc = CDT_EXIT_FAIL;
                 goto out;
@@ -372,39 +398,73 @@ int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
         }
     }
 
-    rp.provider = openai ? CDT_REFINE_OPENAI : CDT_REFINE_LOCAL;
-    rp.instructions = instructions;
-    rp.timeout_ms = o.timeout_ms;
-    rp.log = cli->log;
-    rp.models = models;
-    rp.catalog = cat;
-    rp.model = o.model;
-    rp.base_url = o.base_url;
-    rp.api_key = o.api_key;
-    rp.openai_model = o.openai_model;
-    if (!openai && o.model && !models) {
+    r->rp = cdt_refine_default_params();
+    r->rp.provider = r->openai ? CDT_REFINE_OPENAI : CDT_REFINE_LOCAL;
+    r->rp.instructions = r->instructions;
+    r->rp.timeout_ms = o.timeout_ms;
+    r->rp.log = cli->log;
+    r->rp.models = r->models;
+    r->rp.catalog = r->cat;
+    r->rp.model = o.model;
+    r->rp.base_url = o.base_url;
+    r->rp.api_key = o.api_key;
+    r->rp.openai_model = o.openai_model;
+    if (!r->openai && o.model && !r->models) {
         /* A GGUF path with no catalog: a manager of our own. */
         struct cdt_manager_params mgp = cdt_manager_default_params();
 
         mgp.log = cli->log;
         mgp.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
-        if (cdt_manager_new(&mgp, &rp.manager) != 0)
-            rp.manager = NULL;
+        if (cdt_manager_new(&mgp, &r->own_manager) == 0)
+            r->rp.manager = r->own_manager;
     }
-    *provider = openai ? "openai" : "local";
-    if (cdt_refine_run(&rp, text, res) != 0) {
-        fprintf(stderr, "%s: out of memory while refining\n", who);
-        rc = CDT_EXIT_FAIL;
-    } else if (res->fallback_reason && strcmp(res->fallback_reason, "empty transcript") != 0) {
-        fprintf(stderr, "%s: delivering the deterministic cleanup: %s\n", who,
+out:
+    if (rc != CDT_EXIT_OK)
+        cdt_cli_refiner_free(r);
+    else
+        *out = r;
+    return rc;
+}
+
+int cdt_cli_refiner_preload(struct cdt_cli_refiner *r, char *errmsg, size_t errcap)
+{
+    return cdt_refine_preload(&r->rp, errmsg, errcap);
+}
+
+const char *cdt_cli_refiner_provider(const struct cdt_cli_refiner *r)
+{
+    return r->openai ? "openai" : "local";
+}
+
+int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_refine_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (cdt_refine_run(&r->rp, text, res) != 0) {
+        fprintf(stderr, "%s: out of memory while refining\n", r->who);
+        return CDT_EXIT_FAIL;
+    }
+    if (res->fallback_reason && strcmp(res->fallback_reason, "empty transcript") != 0) {
+        fprintf(stderr, "%s: delivering the deterministic cleanup: %s\n", r->who,
                 res->fallback_reason);
         if (strcmp(res->fallback_reason, "no model installed") == 0)
-            hint_no_model(cat);
+            hint_no_model(r->cat);
     }
-    cdt_manager_free(rp.manager);
-out:
-    cdt_models_free(models);
-    cdt_catalog_free(cat);
-    free(instructions);
+    return CDT_EXIT_OK;
+}
+
+int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *opts,
+                        const char *who, const char *text, struct cdt_refine_result *res,
+                        const char **provider)
+{
+    struct cdt_cli_refiner *r;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    rc = cdt_cli_refiner_new(cli, opts, who, &r);
+    if (rc != CDT_EXIT_OK)
+        return rc;
+    *provider = cdt_cli_refiner_provider(r);
+    rc = cdt_cli_refiner_run(r, text, res);
+    cdt_cli_refiner_free(r);
     return rc;
 }

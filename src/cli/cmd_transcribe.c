@@ -19,8 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PATH_CAP 4096
-
 static void transcribe_usage(FILE *out)
 {
     fprintf(out,
@@ -47,99 +45,8 @@ static void transcribe_usage(FILE *out)
 }
 
 struct tctx {
-    struct cdt_cli *cli;
-    struct cdt_catalog *cat; /* loaded on first need */
-    struct cdt_models *models;
-    char caterr[1024]; /* why the catalog could not be loaded */
-    bool tried;
     bool progress_shown;
 };
-
-/* Loads the catalog and the models view on first use. */
-static bool need_models(struct tctx *c)
-{
-    struct cdt_models_params mp = cdt_models_default_params();
-
-    if (c->tried)
-        return c->models != NULL;
-    c->tried = true;
-    if (cdt_catalog_load_default(&c->cat, c->caterr, sizeof(c->caterr)) != 0)
-        return false;
-    mp.catalog = c->cat;
-    mp.log = c->cli->log;
-    if (cdt_models_new(&mp, &c->models) != 0) {
-        snprintf(c->caterr, sizeof(c->caterr), "cannot read the model cache");
-        return false;
-    }
-    return true;
-}
-
-static bool looks_like_path(const char *arg)
-{
-    return strchr(arg, '/') != NULL || access(arg, F_OK) == 0;
-}
-
-/* Resolves "--flag ID|PATH" to a file path. Returns 0 or an exit code after
- * printing why. */
-static int resolve(struct tctx *c, const char *flag, const char *arg, enum cdt_model_kind kind,
-                   char *path, size_t cap)
-{
-    const struct cdt_catalog_model *cm;
-
-    if (looks_like_path(arg)) {
-        snprintf(path, cap, "%s", arg);
-        return 0;
-    }
-    if (!need_models(c)) {
-        fprintf(stderr,
-                "codictate transcribe: %s %s: no such file, and the catalog is unusable: %s\n",
-                flag, arg, c->caterr);
-        return CDT_EXIT_FAIL;
-    }
-    cm = cdt_catalog_find(c->cat, arg);
-    if (!cm) {
-        fprintf(stderr,
-                "codictate transcribe: %s %s: no such file, and no catalog model of that name "
-                "(see codictate models list)\n",
-                flag, arg);
-        return CDT_EXIT_FAIL;
-    }
-    if (cm->kind != kind) {
-        fprintf(stderr, "codictate transcribe: %s %s: that is a %s model, not a %s model\n", flag,
-                arg, cdt_model_kind_name(cm->kind), cdt_model_kind_name(kind));
-        return CDT_EXIT_FAIL;
-    }
-    if (cdt_models_path(c->models, cm->id, path, cap) != 0) {
-        fprintf(stderr,
-                "codictate transcribe: %s: the %s model %s is not downloaded: run `codictate "
-                "models pull %s`\n",
-                flag, cdt_model_kind_name(kind), cm->id, cm->id);
-        return CDT_EXIT_FAIL;
-    }
-    return 0;
-}
-
-/* The first downloaded model of a kind in catalog order, or NULL; *first_id gets
- * the catalog's first model of that kind (for advice), or NULL. */
-static const struct cdt_catalog_model *first_downloaded(struct tctx *c, enum cdt_model_kind kind,
-                                                        char *path, size_t cap,
-                                                        const char **first_id)
-{
-    *first_id = NULL;
-    if (!need_models(c))
-        return NULL;
-    for (size_t i = 0; i < cdt_catalog_count(c->cat); i++) {
-        const struct cdt_catalog_model *cm = cdt_catalog_model_at(c->cat, i);
-
-        if (cm->kind != kind)
-            continue;
-        if (!*first_id)
-            *first_id = cm->id;
-        if (cdt_models_path(c->models, cm->id, path, cap) == 0)
-            return cm;
-    }
-    return NULL;
-}
 
 static void on_progress(int percent, void *user_data)
 {
@@ -241,15 +148,15 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
     struct cdt_transcribe *t = NULL;
     struct cdt_transcript tr;
     struct tctx c;
-    const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL, *first_id;
-    char model[PATH_CAP], vad_model[PATH_CAP], err[2048];
+    const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL;
+    struct cdt_cli_whisper wp;
+    char err[2048];
     bool json = false, no_vad = false, refine = false;
     struct cdt_cli_refine_opts ro = {0};
     long threads = 0;
     int ch, rc;
 
     memset(&c, 0, sizeof(c));
-    c.cli = cli;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'j':
@@ -329,47 +236,12 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         return CDT_EXIT_USAGE;
     }
 
-    /* The whisper model. */
-    rc = CDT_EXIT_FAIL;
-    if (model_arg) {
-        if ((rc = resolve(&c, "--whisper-model", model_arg, CDT_MODEL_WHISPER, model,
-                          sizeof(model))) != 0)
-            goto out;
-    } else if (!first_downloaded(&c, CDT_MODEL_WHISPER, model, sizeof(model), &first_id)) {
-        if (c.caterr[0])
-            fprintf(stderr,
-                    "codictate transcribe: no --whisper-model given and the catalog is "
-                    "unusable: %s\n",
-                    c.caterr);
-        else
-            fprintf(stderr,
-                    "codictate transcribe: no whisper model is downloaded: run `codictate "
-                    "models pull %s`, or pass --whisper-model PATH\n",
-                    first_id ? first_id : "ID");
+    rc = cdt_cli_whisper_pick(cli, "codictate transcribe", model_arg, vad_arg, no_vad, &wp);
+    if (rc != CDT_EXIT_OK)
         goto out;
-    }
-
-    /* The VAD model: asked for, the catalog's when downloaded, else off. */
-    if (vad_arg) {
-        if ((rc = resolve(&c, "--vad-model", vad_arg, CDT_MODEL_VAD, vad_model,
-                          sizeof(vad_model))) != 0)
-            goto out;
-        tp.vad = true;
-    } else if (!no_vad) {
-        if (first_downloaded(&c, CDT_MODEL_VAD, vad_model, sizeof(vad_model), &first_id))
-            tp.vad = true;
-        else if (first_id)
-            fprintf(stderr,
-                    "note: VAD is off: the Silero VAD model is not downloaded (`codictate models "
-                    "pull %s` to skip silence)\n",
-                    first_id);
-        else
-            fprintf(stderr, "note: VAD is off: %s\n",
-                    c.caterr[0] ? c.caterr : "the catalog has no VAD model");
-    }
-
-    tp.model_path = model;
-    tp.vad_model_path = tp.vad ? vad_model : NULL;
+    tp.vad = wp.vad;
+    tp.model_path = wp.model;
+    tp.vad_model_path = tp.vad ? wp.vad_model : NULL;
     tp.language = language;
     tp.n_threads = (int)threads;
     tp.log = cli->log;
@@ -406,7 +278,7 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         if (rc != CDT_EXIT_OK) {
             /* a usage error in the LLM options, already explained */
         } else if (json) {
-            rc = print_json(&tr, model, tp.vad_model_path, have_res ? &res : NULL, provider);
+            rc = print_json(&tr, wp.model, tp.vad_model_path, have_res ? &res : NULL, provider);
         } else {
             const char *out_text = have_res ? res.refined : tr.text;
 
@@ -422,7 +294,5 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
 
 out:
     cdt_transcribe_free(t);
-    cdt_models_free(c.models);
-    cdt_catalog_free(c.cat);
     return rc;
 }

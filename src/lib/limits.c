@@ -2,6 +2,7 @@
 #include "codictate/limits.h"
 
 #include <string.h>
+#include <time.h>
 
 static const struct cdt_tier_limits tiers[] = {
     {CDT_TIER_LE8, "le8", "8 GB or less", 1536, 360, 360 - CDT_RECORDING_WARNING_S,
@@ -65,4 +66,47 @@ int cdt_limits_tier_from_name(const char *name, enum cdt_ram_tier *tier)
         }
     }
     return -1;
+}
+
+static double monotonic_s(void *user_data)
+{
+    struct timespec ts;
+
+    (void)user_data;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cdt_rec_timer_init(struct cdt_rec_timer *t, double limit_s, cdt_clock_fn clock,
+                        void *user_data)
+{
+    memset(t, 0, sizeof(*t));
+    t->limit_s = limit_s > 0 ? limit_s : 1;
+    t->warning_s = t->limit_s - CDT_RECORDING_WARNING_S;
+    if (t->warning_s < 0)
+        t->warning_s = 0;
+    t->clock = clock ? clock : monotonic_s;
+    t->user_data = user_data;
+    t->start = t->clock(t->user_data);
+}
+
+enum cdt_rec_event cdt_rec_timer_poll(struct cdt_rec_timer *t)
+{
+    double e = t->clock(t->user_data) - t->start;
+
+    /* A clock that steps back (a fake one, say) never undoes time recorded. */
+    if (e > t->elapsed_s)
+        t->elapsed_s = e;
+    if (!t->warned && t->elapsed_s >= t->warning_s) {
+        t->warned = true;
+        return CDT_REC_WARN;
+    }
+    return t->elapsed_s >= t->limit_s ? CDT_REC_STOP : CDT_REC_RUNNING;
+}
+
+double cdt_rec_timer_remaining(const struct cdt_rec_timer *t)
+{
+    double r = t->limit_s - t->elapsed_s;
+
+    return r > 0 ? r : 0;
 }

@@ -363,7 +363,8 @@ static void detail_of(const char *body, char *out, size_t cap)
 }
 
 /* Loads path; op held. One retry when the sidecar turns out to be dead. */
-static int load_op(struct cdt_manager *m, const char *path, char *errmsg, size_t errcap)
+static int load_op(struct cdt_manager *m, const char *path, const char *warmup, char *errmsg,
+                   size_t errcap)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         struct cdt_client_response r;
@@ -384,6 +385,8 @@ static int load_op(struct cdt_manager *m, const char *path, char *errmsg, size_t
         emit(m, CDT_MGR_LOADING, path, NULL);
         req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "model_path", path);
+        if (warmup)
+            cJSON_AddStringToObject(req, "warmup_prompt", warmup);
         body = cJSON_PrintUnformatted(req);
         cJSON_Delete(req);
         if (!body)
@@ -421,10 +424,16 @@ static void touch(struct cdt_manager *m)
 
 int cdt_manager_load(struct cdt_manager *m, const char *model_path, char *errmsg, size_t errcap)
 {
+    return cdt_manager_load_warm(m, model_path, NULL, errmsg, errcap);
+}
+
+int cdt_manager_load_warm(struct cdt_manager *m, const char *model_path, const char *warmup_prompt,
+                          char *errmsg, size_t errcap)
+{
     int rc;
 
     pthread_mutex_lock(&m->op);
-    rc = load_op(m, model_path, errmsg, errcap);
+    rc = load_op(m, model_path, warmup_prompt, errmsg, errcap);
     pthread_mutex_unlock(&m->op);
     pthread_mutex_lock(&m->lock);
     touch(m);

@@ -198,6 +198,36 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     return 0;
 }
 
+int cdt_refine_preload(const struct cdt_refine_params *p, char *errmsg, size_t errcap)
+{
+    char path[CDT_REFINE_PATH_MAX], *model = NULL, *instr;
+    struct cdt_manager *mgr;
+    int rc;
+
+    if (errmsg && errcap)
+        errmsg[0] = '\0';
+    if (!p)
+        return CDT_EINVAL;
+    if (p->provider != CDT_REFINE_LOCAL)
+        return 0;
+    rc = resolve_model(p, path, sizeof(path), &model, errmsg, errcap);
+    free(model);
+    if (rc != 0)
+        return rc;
+    mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
+    if (!mgr)
+        return fail(errmsg, errcap, CDT_EINVAL, "sidecar: no lifecycle manager to run it");
+    /* The instructions are the prompt's fixed head: their KV is computed now, so the
+     * first refinement evaluates only the transcript. */
+    instr = cdt_refine_instructions(p->instructions);
+    if (!instr)
+        return CDT_ENOMEM;
+    CDT_LOG_I(p->log, "refine: preloading %s", path);
+    rc = cdt_manager_load_warm(mgr, path, instr, errmsg, errcap);
+    free(instr);
+    return rc;
+}
+
 /* ---- openai ---- */
 
 struct http {

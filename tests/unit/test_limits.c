@@ -112,6 +112,95 @@ TEST(max_tokens_huge_inputs)
     CHECK_INT(cdt_limits_max_tokens((int64_t)1 << 40, 0), 1536);
 }
 
+/* A fake clock: the test moves time by hand; no test waits. */
+static double fake_now(void *user_data)
+{
+    return *(const double *)user_data;
+}
+
+TEST(recording_timer_every_tier)
+{
+    for (int tier = CDT_TIER_LE8; tier <= CDT_TIER_GT16; tier++) {
+        struct cdt_tier_limits lim = cdt_limits_for_tier((enum cdt_ram_tier)tier);
+        struct cdt_rec_timer t;
+        double now = 1000.0;
+        int warns = 0;
+
+        cdt_rec_timer_init(&t, lim.recording_limit_s, fake_now, &now);
+        CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_RUNNING);
+        /* Tick at 100 ms like the recorder; note where WARN and STOP come. */
+        double warn_at = -1, stop_at = -1;
+        for (int i = 1; i <= lim.recording_limit_s * 10 + 20 && stop_at < 0; i++) {
+            enum cdt_rec_event ev;
+
+            now = 1000.0 + i * 0.1;
+            ev = cdt_rec_timer_poll(&t);
+            if (ev == CDT_REC_WARN) {
+                warns++;
+                warn_at = t.elapsed_s;
+            } else if (ev == CDT_REC_STOP) {
+                stop_at = t.elapsed_s;
+            }
+        }
+        CHECK_INT(warns, 1);
+        CHECK(warn_at >= lim.recording_warning_s - 1e-6 &&
+              warn_at < lim.recording_warning_s + 0.1 + 1e-6);
+        CHECK(stop_at >= lim.recording_limit_s - 1e-6 &&
+              stop_at < lim.recording_limit_s + 0.1 + 1e-6);
+        CHECK(cdt_rec_timer_remaining(&t) == 0);
+        /* STOP stays STOP. */
+        now += 5;
+        CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_STOP);
+    }
+}
+
+TEST(recording_timer_edges)
+{
+    struct cdt_rec_timer t;
+    double now = 0;
+
+    /* The 6-minute limit: 329.9 s is quiet, 330 s warns, 359.9 s runs, 360 s stops. */
+    cdt_rec_timer_init(&t, 360, fake_now, &now);
+    now = 329.9;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_RUNNING);
+    CHECK(cdt_rec_timer_remaining(&t) > 30 && cdt_rec_timer_remaining(&t) < 30.2);
+    now = 330;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_WARN);
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_RUNNING);
+    now = 359.9;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_RUNNING);
+    now = 360;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_STOP);
+
+    /* A jump past the limit (a stalled poller): WARN first, then STOP. */
+    now = 0;
+    cdt_rec_timer_init(&t, 360, fake_now, &now);
+    now = 400;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_WARN);
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_STOP);
+
+    /* A clock stepping back never un-records time. */
+    now = 100;
+    cdt_rec_timer_init(&t, 60, fake_now, &now);
+    now = 140;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_WARN);
+    now = 120;
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_RUNNING);
+    CHECK(t.elapsed_s == 40);
+
+    /* A limit under the warning time warns at once; a zero limit is 1 s. */
+    now = 0;
+    cdt_rec_timer_init(&t, 10, fake_now, &now);
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_WARN);
+    cdt_rec_timer_init(&t, 0, fake_now, &now);
+    CHECK(t.limit_s == 1);
+
+    /* The real clock runs forwards. */
+    cdt_rec_timer_init(&t, 360, NULL, NULL);
+    CHECK_INT(cdt_rec_timer_poll(&t), CDT_REC_RUNNING);
+    CHECK(t.elapsed_s >= 0 && t.elapsed_s < 5);
+}
+
 int main(void)
 {
     RUN(ram_gb_rounds_to_nearest);
@@ -121,5 +210,7 @@ int main(void)
     RUN(max_tokens_floor_and_ceil);
     RUN(max_tokens_capped_by_tier);
     RUN(max_tokens_huge_inputs);
+    RUN(recording_timer_every_tier);
+    RUN(recording_timer_edges);
     return TEST_END();
 }
