@@ -21,10 +21,13 @@ NEEDED=(
   "libcjson-dev:/usr/include/cjson/cJSON.h"
   "libsndfile1-dev:/usr/include/sndfile.h"
   "libsoxr-dev:/usr/include/soxr.h"
+  "libpulse-dev:/usr/include/pulse/simple.h"
   # Tests: speech to transcribe, and the Silero VAD ONNX -> ggml converter.
   "espeak-ng:espeak-ng"
   "python3-onnx:/usr/lib/python3/dist-packages/onnx/__init__.py"
   "python3-numpy:/usr/lib/python3/dist-packages/numpy/__init__.py"
+  # Tests: a private sound server with a virtual microphone for the capture test.
+  "pulseaudio:pulseaudio"
 )
 
 have() {

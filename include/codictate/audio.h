@@ -1,6 +1,6 @@
-/* Audio input: decode a file (WAV, FLAC, OGG/Vorbis, Opus, MP3 — whatever
+/* Audio files: decode a file (WAV, FLAC, OGG/Vorbis, Opus, MP3 — whatever
  * libsndfile reads) to 16 kHz mono float PCM, the format whisper.cpp takes,
- * resampling with libsoxr.
+ * resampling with libsoxr; and save a recording as a 16-bit WAV.
  *
  * Usage: struct cdt_audio a; cdt_audio_init(&a); rc = cdt_audio_load(&a, path);
  * ... a.samples ...; cdt_audio_cleanup(&a). Not thread-safe per object. */
@@ -36,6 +36,17 @@ void cdt_audio_cleanup(struct cdt_audio *a);
  * corrupt), CDT_ETOOBIG (longer than CDT_AUDIO_MAX_SECONDS), CDT_ENOMEM, or
  * CDT_EIO; a->errmsg says what happened. */
 CDT_NODISCARD int cdt_audio_load(struct cdt_audio *a, const char *path);
+
+/* Writes n mono samples at `rate` Hz to `path` as a 16-bit PCM WAV (libsndfile),
+ * clamping them to [-1, 1]. The file is written to a hidden temp file in the same
+ * directory, fsync'd, then renamed over `path`, so a crash never leaves a partial
+ * file under the name; the result has mode 0600. Returns 0, CDT_ENOSPACE (disk or
+ * quota full), CDT_EPERM (not allowed, read-only file system), CDT_ENOTFOUND (the
+ * directory does not exist), CDT_EINVAL (bad arguments: rate outside 1000..768000),
+ * CDT_ETOOBIG (over CDT_AUDIO_MAX_SECONDS), CDT_ENOMEM or CDT_EIO; errmsg (may be
+ * NULL) gets at most errcap bytes of a message naming the path. Thread-safe. */
+CDT_NODISCARD int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rate,
+                                     char *errmsg, size_t errcap);
 
 /* Duration in seconds of the loaded samples. */
 double cdt_audio_duration(const struct cdt_audio *a);

@@ -64,11 +64,22 @@ struct cdt_cli_whisper {
 int cdt_cli_whisper_pick(struct cdt_cli *cli, const char *who, const char *model_arg,
                          const char *vad_arg, bool no_vad, struct cdt_cli_whisper *w);
 
+struct cdt_transcript;
+/* {raw, refined: null, fallback_reason: null, segments, language, audio_seconds,
+ * whisper_model, vad_model, timings} of a transcript; NULL when out of memory.
+ * Caller frees with cJSON_Delete. */
+cJSON *cdt_cli_transcript_json(const struct cdt_transcript *tr, const char *whisper_model,
+                               const char *vad_model);
+/* Prints root (takes ownership; NULL: out of memory) to stdout. CDT_EXIT_*. */
+int cdt_cli_print_json(cJSON *root);
+
 /* Each verb: argv[0] is the verb name; returns a CDT_EXIT_* code. */
 int cdt_cmd_version(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_models(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_history(struct cdt_cli *cli, int argc, char **argv);
 
 #endif

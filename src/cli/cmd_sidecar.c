@@ -4,11 +4,16 @@
 #include "args.h"
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void sidecar_usage(FILE *out)
 {
@@ -32,6 +37,41 @@ static void sidecar_usage(FILE *out)
                  "\n"
                  "Environment: CODICTATE_SIDECAR_TOKEN, when set, is required as\n"
                  "\"Authorization: Bearer <token>\" on every endpoint but /health.\n");
+}
+
+/* The manager that spawned us holds the write end of a pipe at
+ * $CODICTATE_PARENT_FD; end-of-file on it means that process is gone: shut down
+ * as on SIGTERM, so a crashed app never leaves a model in memory. */
+static void *parent_watch_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char b;
+
+    for (;;) {
+        ssize_t n = read(fd, &b, 1);
+
+        if (n > 0 || (n < 0 && errno == EINTR))
+            continue;
+        break;
+    }
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static void watch_parent(struct cdt_cli *cli)
+{
+    const char *v = getenv("CODICTATE_PARENT_FD");
+    long fd;
+    pthread_t th;
+
+    if (!v || !cdt_arg_int(v, 3, 1024, &fd) || fcntl((int)fd, F_GETFD) < 0)
+        return;
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    if (pthread_create(&th, NULL, parent_watch_main, (void *)(intptr_t)fd) != 0) {
+        CDT_LOG_W(cli->log, "cannot watch the parent process");
+        return;
+    }
+    pthread_detach(th);
 }
 
 int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
@@ -145,6 +185,7 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
     if (model && cdt_sidecar_load_async(s, model) != 0)
         CDT_LOG_E(cli->log, "cannot queue the load of %s", model);
 
+    watch_parent(cli);
     sigwait(&set, &sig);
     CDT_LOG_I(cli->log, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     cdt_sidecar_free(s);

@@ -61,14 +61,13 @@ static double round_to(double v, double unit)
     return round(v / unit) * unit;
 }
 
-static int print_json(const struct cdt_transcript *tr, const char *model, const char *vad_model,
-                      const struct cdt_refine_result *refined, const char *provider)
+cJSON *cdt_cli_transcript_json(const struct cdt_transcript *tr, const char *model,
+                               const char *vad_model)
 {
     cJSON *root = cJSON_CreateObject(), *segs, *o;
-    char *text;
 
     if (!root)
-        return CDT_EXIT_FAIL;
+        return NULL;
     cJSON_AddStringToObject(root, "raw", tr->text);
     cJSON_AddNullToObject(root, "refined");
     cJSON_AddNullToObject(root, "fallback_reason");
@@ -98,15 +97,31 @@ static int print_json(const struct cdt_transcript *tr, const char *model, const 
     cJSON_AddNumberToObject(o, "encode_ms", round_to(tr->timings.encode_ms, 0.01));
     cJSON_AddNumberToObject(o, "decode_ms", round_to(tr->timings.decode_ms, 0.01));
     cJSON_AddNumberToObject(o, "total_ms", round_to(tr->timings.total_ms, 0.01));
-    if (refined)
-        cdt_cli_refine_to_json(root, refined, provider);
-    text = cJSON_Print(root);
+    return root;
+}
+
+int cdt_cli_print_json(cJSON *root)
+{
+    char *text = root ? cJSON_Print(root) : NULL;
+
     cJSON_Delete(root);
-    if (!text)
+    if (!text) {
+        fprintf(stderr, "codictate: out of memory\n");
         return CDT_EXIT_FAIL;
+    }
     puts(text);
     free(text);
     return CDT_EXIT_OK;
+}
+
+static int print_json(const struct cdt_transcript *tr, const char *model, const char *vad_model,
+                      const struct cdt_refine_result *refined, const char *provider)
+{
+    cJSON *root = cdt_cli_transcript_json(tr, model, vad_model);
+
+    if (root && refined)
+        cdt_cli_refine_to_json(root, refined, provider);
+    return cdt_cli_print_json(root);
 }
 
 int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)

@@ -23,9 +23,9 @@ static const struct verb verbs[] = {
     {"models", "list, pull, remove and verify models", cdt_cmd_models},
     {"refine", "clean up a transcript with the local LLM", cdt_cmd_refine},
     {"transcribe", "transcribe an audio file with whisper.cpp", cdt_cmd_transcribe},
-    {"dictate", "record, transcribe and refine", NULL},
+    {"dictate", "record, transcribe and refine", cdt_cmd_dictate},
     {"status", "show what the app and sidecar are doing", NULL},
-    {"history", "show past dictations", NULL},
+    {"history", "show past dictations", cdt_cmd_history},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -1,10 +1,16 @@
 /* Audio decoding with libsndfile (which reads WAV, FLAC, Ogg Vorbis/Opus and, since
  * 1.1, MP3 through libmpg123), down-mixing to mono, and resampling to 16 kHz with
  * libsoxr at high quality. The file is read in blocks and resampled as it streams,
- * so memory stays at the output size plus one block. */
+ * so memory stays at the output size plus one block.
+ *
+ * Saving goes the other way for recordings: 16-bit WAV through libsndfile's
+ * virtual I/O (so a failed write keeps its errno: a full disk is told apart from
+ * other failures), into a temp file that is fsync'd and renamed over the name. */
 #include "codictate/audio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <sndfile.h>
 #include <soxr.h>
 #include <stdarg.h>
@@ -12,8 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#define CDT_AUDIO_BLOCK 8192 /* frames decoded per read */
+#define CDT_AUDIO_BLOCK 8192   /* frames decoded per read, and samples encoded per write */
+#define WAV_MIN_RATE    1000   /* Hz */
+#define WAV_MAX_RATE    768000 /* Hz */
 
 void cdt_audio_init(struct cdt_audio *a)
 {
@@ -188,5 +197,268 @@ done:
     free(block);
     soxr_delete(rs);
     sf_close(sf);
+    return rc;
+}
+
+static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
+
+static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf && cap) {
+        va_start(ap, fmt);
+        vsnprintf(buf, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int errno_rc(int e)
+{
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        return CDT_ENOSPACE;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return CDT_EPERM;
+    case ENOENT:
+    case ENOTDIR:
+        return CDT_ENOTFOUND;
+    case ENOMEM:
+        return CDT_ENOMEM;
+    default:
+        return CDT_EIO;
+    }
+}
+
+/* libsndfile virtual I/O on a file descriptor that remembers the first errno. */
+struct wav_io {
+    int fd;
+    int err;
+};
+
+static sf_count_t vio_filelen(void *user)
+{
+    struct wav_io *io = user;
+    struct stat st;
+
+    if (fstat(io->fd, &st) != 0) {
+        io->err = io->err ? io->err : errno;
+        return -1;
+    }
+    return (sf_count_t)st.st_size;
+}
+
+static sf_count_t vio_seek(sf_count_t off, int whence, void *user)
+{
+    struct wav_io *io = user;
+    off_t r = lseek(io->fd, (off_t)off, whence);
+
+    if (r < 0)
+        io->err = io->err ? io->err : errno;
+    return (sf_count_t)r;
+}
+
+static sf_count_t vio_read(void *ptr, sf_count_t count, void *user)
+{
+    struct wav_io *io = user;
+    sf_count_t got = 0;
+
+    while (got < count) {
+        ssize_t r = read(io->fd, (char *)ptr + got, (size_t)(count - got));
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            io->err = io->err ? io->err : errno;
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    return got;
+}
+
+static sf_count_t vio_write(const void *ptr, sf_count_t count, void *user)
+{
+    struct wav_io *io = user;
+    sf_count_t put = 0;
+
+    while (put < count) {
+        ssize_t r = write(io->fd, (const char *)ptr + put, (size_t)(count - put));
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            io->err = io->err ? io->err : (r < 0 ? errno : EIO);
+            break;
+        }
+        put += r;
+    }
+    return put;
+}
+
+static sf_count_t vio_tell(void *user)
+{
+    return vio_seek(0, SEEK_CUR, user);
+}
+
+static short to_pcm16(float x)
+{
+    /* 32768 is libsndfile's read scale for 16-bit, so a round trip is within half a step. */
+    float v = x * 32768.0f;
+
+    if (isnan(v))
+        return 0;
+    if (v >= 32767.0f)
+        return 32767;
+    if (v <= -32768.0f)
+        return -32768;
+    return (short)lrintf(v);
+}
+
+/* Fills *rc and errmsg from errno e for a failure writing path. */
+static int write_err(char *errmsg, size_t errcap, const char *path, const char *what, int e)
+{
+    int rc = errno_rc(e);
+
+    if (rc == CDT_ENOSPACE)
+        return set_err(errmsg, errcap, rc, "cannot save %s: %s (%s; free some space)", path, what,
+                       strerror(e));
+    if (rc == CDT_ENOTFOUND)
+        return set_err(errmsg, errcap, rc, "cannot save %s: its directory does not exist (%s)",
+                       path, strerror(e));
+    return set_err(errmsg, errcap, rc, "cannot save %s: %s (%s)", path, what, strerror(e));
+}
+
+int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rate, char *errmsg,
+                       size_t errcap)
+{
+    SF_VIRTUAL_IO vio = {vio_filelen, vio_seek, vio_read, vio_write, vio_tell};
+    struct wav_io io = {-1, 0};
+    SF_INFO info;
+    SNDFILE *sf = NULL;
+    short *pcm = NULL;
+    char *tmp = NULL;
+    const char *base, *slash;
+    size_t dirlen;
+    int rc = 0, dfd;
+
+    if (errmsg && errcap)
+        errmsg[0] = '\0';
+    if (!path || !*path)
+        return set_err(errmsg, errcap, CDT_EINVAL, "no file name to save the audio to");
+    if (!samples && n)
+        return set_err(errmsg, errcap, CDT_EINVAL, "cannot save %s: no samples", path);
+    if (rate < WAV_MIN_RATE || rate > WAV_MAX_RATE)
+        return set_err(errmsg, errcap, CDT_EINVAL,
+                       "cannot save %s: sample rate %d Hz is outside %d..%d", path, rate,
+                       WAV_MIN_RATE, WAV_MAX_RATE);
+    if (n / (size_t)rate > CDT_AUDIO_MAX_SECONDS)
+        return set_err(errmsg, errcap, CDT_ETOOBIG,
+                       "cannot save %s: %zu s of audio is over the %d s limit", path,
+                       n / (size_t)rate, CDT_AUDIO_MAX_SECONDS);
+    slash = strrchr(path, '/');
+    base = slash ? slash + 1 : path;
+    if (!*base)
+        return set_err(errmsg, errcap, CDT_EINVAL, "cannot save %s: that is a directory name",
+                       path);
+
+    /* "<dir>/.<base>.XXXXXX": same directory (so rename is atomic), hidden. */
+    dirlen = (size_t)(base - path);
+    tmp = malloc(strlen(path) + 16);
+    pcm = malloc(CDT_AUDIO_BLOCK * sizeof(short));
+    if (!tmp || !pcm) {
+        rc = set_err(errmsg, errcap, CDT_ENOMEM, "cannot save %s: out of memory", path);
+        goto done;
+    }
+    memcpy(tmp, path, dirlen);
+    sprintf(tmp + dirlen, ".%s.XXXXXX", base);
+    io.fd = mkostemp(tmp, O_CLOEXEC);
+    if (io.fd < 0) {
+        rc = write_err(errmsg, errcap, path, "cannot create a file there", errno);
+        free(tmp);
+        tmp = NULL; /* nothing to unlink */
+        goto done;
+    }
+    if (fchmod(io.fd, 0600) != 0) {
+        rc = write_err(errmsg, errcap, path, "cannot set its mode", errno);
+        goto done;
+    }
+
+    memset(&info, 0, sizeof(info));
+    info.samplerate = rate;
+    info.channels = 1;
+    info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    sf = sf_open_virtual(&vio, SFM_WRITE, &info, &io);
+    if (!sf) {
+        rc = io.err
+                 ? write_err(errmsg, errcap, path, "cannot write the header", io.err)
+                 : set_err(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path, sf_strerror(NULL));
+        goto done;
+    }
+    for (size_t off = 0; off < n; off += CDT_AUDIO_BLOCK) {
+        size_t m = n - off < CDT_AUDIO_BLOCK ? n - off : CDT_AUDIO_BLOCK;
+
+        for (size_t i = 0; i < m; i++)
+            pcm[i] = to_pcm16(samples[off + i]);
+        if (sf_writef_short(sf, pcm, (sf_count_t)m) != (sf_count_t)m) {
+            rc = io.err ? write_err(errmsg, errcap, path, "write failed", io.err)
+                        : set_err(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
+                                  sf_strerror(sf));
+            goto done;
+        }
+    }
+    /* Closing rewrites the header with the final sizes. */
+    rc = sf_close(sf);
+    sf = NULL;
+    if (rc != 0 || io.err) {
+        rc = io.err ? write_err(errmsg, errcap, path, "write failed", io.err)
+                    : set_err(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
+                              sf_error_number(rc));
+        goto done;
+    }
+    if (fsync(io.fd) != 0) {
+        rc = write_err(errmsg, errcap, path, "fsync failed", errno);
+        goto done;
+    }
+    rc = close(io.fd);
+    io.fd = -1;
+    if (rc != 0) {
+        rc = write_err(errmsg, errcap, path, "close failed", errno);
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = write_err(errmsg, errcap, path, "cannot rename the temp file over it", errno);
+        goto done;
+    }
+    free(tmp);
+    tmp = NULL;
+    /* Make the rename itself durable; a failure here loses nothing already written. */
+    if (dirlen) {
+        char *dir = strndup(path, dirlen);
+
+        dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        free(dir);
+    } else {
+        dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+
+done:
+    if (sf)
+        sf_close(sf);
+    if (io.fd >= 0)
+        close(io.fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(pcm);
     return rc;
 }

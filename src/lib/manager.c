@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -52,6 +51,8 @@ struct cdt_manager {
 
     pid_t pid;
     int port;
+    int life_fd; /* the write end of the sidecar's parent pipe: it exits when this
+                  * process dies and the pipe closes (-1: none) */
     char token[33];
     char loaded[CDT_MGR_PATH_MAX]; /* "" when none */
     int busy;                      /* generations in flight */
@@ -229,7 +230,7 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     unsigned char rnd[16];
     char ctx[16], thr[16], line[CDT_MGR_LINE_MAX];
     const char *argv[12];
-    int fds[2], argc = 0, port = 0, st;
+    int fds[2], life[2], argc = 0, port = 0, st;
     size_t len = 0;
     struct timespec t0, t1;
     pid_t pid;
@@ -268,11 +269,19 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         snprintf(errmsg, errcap, "pipe: %s", strerror(errno));
         return CDT_EIO;
     }
+    if (pipe2(life, O_CLOEXEC) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        snprintf(errmsg, errcap, "pipe: %s", strerror(errno));
+        return CDT_EIO;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
+        close(life[0]);
+        close(life[1]);
         snprintf(errmsg, errcap, "fork: %s", strerror(errno));
         return CDT_EIO;
     }
@@ -282,15 +291,23 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
 
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the manager */
+        /* Never outlive this process: the sidecar watches fd 3 and exits when it
+         * reads end-of-file. (PR_SET_PDEATHSIG would fire when the *thread* that
+         * spawned it ends — a preload thread, say — not the process.) */
         if (devnull >= 0)
             dup2(devnull, 0);
         dup2(fds[1], 1);
+        dup2(life[0], 3);
+        setenv("CODICTATE_PARENT_FD", "3", 1);
         setenv("CODICTATE_SIDECAR_TOKEN", m->token, 1);
         execv(m->exe, (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);
+    close(life[0]);
+    if (m->life_fd >= 0)
+        close(m->life_fd);
+    m->life_fd = life[1];
 
     /* The port line: the sidecar prints it once it listens. */
     while (len < sizeof(line) - 1 && !memchr(line, '\n', len)) {
@@ -627,6 +644,7 @@ int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out
     m = calloc(1, sizeof(*m));
     if (!m)
         return CDT_ENOMEM;
+    m->life_fd = -1;
     if (p->sidecar_exe) {
         snprintf(m->exe, sizeof(m->exe), "%s", p->sidecar_exe);
     } else {
@@ -723,6 +741,8 @@ void cdt_manager_free(struct cdt_manager *m)
         stop_pid(m->pid, true);
         unlink(m->pidfile);
     }
+    if (m->life_fd >= 0)
+        close(m->life_fd);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->op);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,9 +353,28 @@ static char *pick_model(const struct cdt_refine_params *p, const char *base, lon
     return name ? name : strdup(CDT_REFINE_OPENAI_MODEL);
 }
 
-static char *chat_body(const char *model, const struct cdt_refine_llm_request *req)
+/* Whether the endpoint is on this machine (localhost, 127.0.0.0/8, ::1): a local
+ * server such as llama-server, vLLM or Ollama, never a cloud API. */
+static bool is_loopback(const char *base)
 {
-    cJSON *o = cJSON_CreateObject(), *msgs, *m;
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool yes = false;
+
+    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
+        yes = strcasecmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+              strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return yes;
+}
+
+/* max_tokens 0: not sent. no_thinking: ask the chat template not to think. */
+static char *chat_body(const char *model, const struct cdt_refine_llm_request *req,
+                       int max_tokens, bool no_thinking)
+{
+    cJSON *o = cJSON_CreateObject(), *msgs, *m, *k;
     char *s = NULL;
 
     if (!o || !cJSON_AddStringToObject(o, "model", model) ||
@@ -370,6 +390,11 @@ static char *chat_body(const char *model, const struct cdt_refine_llm_request *r
         goto out;
     if (!cJSON_AddNumberToObject(o, "temperature", 0) || !cJSON_AddFalseToObject(o, "stream"))
         goto out;
+    if (max_tokens > 0 && !cJSON_AddNumberToObject(o, "max_tokens", max_tokens))
+        goto out;
+    if (no_thinking && (!(k = cJSON_AddObjectToObject(o, "chat_template_kwargs")) ||
+                        !cJSON_AddFalseToObject(k, "enable_thinking")))
+        goto out;
     s = cJSON_PrintUnformatted(o);
 out:
     cJSON_Delete(o);
@@ -383,6 +408,7 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     char base[CDT_REFINE_URL_MAX], url[CDT_REFINE_URL_MAX + 32], err[512];
     const char *given = p->base_url && *p->base_url ? p->base_url : CDT_REFINE_DEFAULT_URL;
     double t0 = mono_ms();
+    bool local;
     long left;
     struct http r;
     char *body;
@@ -398,7 +424,16 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     *model = pick_model(p, base, req->timeout_ms);
     if (!*model)
         return CDT_ENOMEM;
-    body = chat_body(*model, req);
+    /* A local server gets what the sidecar does: thinking off (Qwen3 on llama-server
+     * or vLLM thinks by default) and the seed's output limit, with the prompt's bytes
+     * standing in for its tokens (a token has at least one byte, so this never cuts
+     * an output the guards would accept), so a runaway model stops long before the
+     * deadline. Cloud APIs get neither: some reject unknown fields, and reasoning
+     * models count their thinking in max_tokens. */
+    local = is_loopback(base);
+    body = chat_body(*model, req,
+                     local ? cdt_limits_max_tokens((int64_t)strlen(req->prompt), ram_gb_of(p)) : 0,
+                     local);
     if (!body)
         return CDT_ENOMEM;
     snprintf(url, sizeof(url), "%s/chat/completions", base);

@@ -1,8 +1,14 @@
 #include "../test.h"
 #include "codictate/audio.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <sndfile.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CDT_ENGINE_SHARE
@@ -151,6 +157,145 @@ TEST(truncated_wav_does_not_crash)
     cdt_audio_cleanup(&a);
 }
 
+TEST(save_wav_round_trip)
+{
+    char path[256], err[512];
+    struct cdt_audio a;
+    struct stat st;
+    size_t n = 16000 + 123;
+    float *x = malloc(n * sizeof(float));
+    double worst = 0;
+
+    REQUIRE(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.9f * (float)sin(2 * M_PI * 440.0 * (double)i / 16000) +
+               0.05f * ((float)(i % 7) - 3.0f) / 3;
+    /* Out-of-range samples are clamped, NaN becomes silence. */
+    x[10] = 1.7f;
+    x[11] = -3.0f;
+    x[12] = NAN;
+    snprintf(path, sizeof(path), "%s/rec.wav", tmpdir);
+    /* Over an existing file: replaced whole. */
+    REQUIRE(write_sine(path, 44100, 2, 100.0, 0.5, SF_FORMAT_WAV | SF_FORMAT_PCM_16) == 0);
+    CHECK_INT(cdt_audio_save_wav(path, x, n, 16000, err, sizeof(err)), 0);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    cdt_audio_init(&a);
+    CHECK_INT(cdt_audio_load(&a, path), 0);
+    CHECK_INT(a.source_rate, 16000);
+    CHECK_INT(a.source_channels, 1);
+    REQUIRE(a.n_samples == n);
+    x[10] = 1.0f;
+    x[11] = -1.0f;
+    x[12] = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a.samples[i] - x[i]);
+
+        if (d > worst)
+            worst = d;
+    }
+    if (worst > 1.0 / 32768 + 1e-9)
+        fprintf(stderr, "  worst difference %g (x32768: %g)\n", worst, worst * 32768);
+    CHECK(worst <= 1.0 / 32768 + 1e-9);
+    cdt_audio_cleanup(&a);
+
+    /* No temp file is left beside it. */
+    {
+        char cmd[400];
+
+        snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s' | grep '^\\.rec\\.wav\\.')\"", tmpdir);
+        CHECK_INT(system(cmd), 0);
+    }
+
+    /* Empty recording: a valid WAV with no samples. */
+    CHECK_INT(cdt_audio_save_wav(path, NULL, 0, 16000, err, sizeof(err)), 0);
+    cdt_audio_init(&a);
+    CHECK_INT(cdt_audio_load(&a, path), 0);
+    CHECK_INT(a.n_samples, 0);
+    cdt_audio_cleanup(&a);
+    free(x);
+}
+
+TEST(save_wav_errors)
+{
+    char path[256], err[512];
+    float x[4] = {0};
+
+    CHECK_INT(cdt_audio_save_wav("/no/such/dir/rec.wav", x, 4, 16000, err, sizeof(err)),
+              CDT_ENOTFOUND);
+    CHECK(strstr(err, "/no/such/dir/rec.wav") != NULL);
+    CHECK(strstr(err, "directory does not exist") != NULL);
+    CHECK_INT(cdt_audio_save_wav(NULL, x, 4, 16000, err, sizeof(err)), CDT_EINVAL);
+    CHECK_INT(cdt_audio_save_wav("x.wav", x, 4, 12, err, sizeof(err)), CDT_EINVAL);
+    CHECK_INT(cdt_audio_save_wav("x.wav", NULL, 4, 16000, err, sizeof(err)), CDT_EINVAL);
+    snprintf(path, sizeof(path), "%s/", tmpdir);
+    CHECK_INT(cdt_audio_save_wav(path, x, 4, 16000, err, sizeof(err)), CDT_EINVAL);
+    /* A directory in the way of the name. */
+    snprintf(path, sizeof(path), "%s/adir", tmpdir);
+    REQUIRE(mkdir(path, 0700) == 0);
+    CHECK(cdt_audio_save_wav(path, x, 4, 16000, err, sizeof(err)) < 0);
+    CHECK(strstr(err, path) != NULL);
+    /* errmsg may be NULL. */
+    CHECK_INT(cdt_audio_save_wav("/no/such/dir/rec.wav", x, 4, 16000, NULL, 0), CDT_ENOTFOUND);
+    if (geteuid() != 0) {
+        snprintf(path, sizeof(path), "%s/ro", tmpdir);
+        REQUIRE(mkdir(path, 0500) == 0);
+        snprintf(path, sizeof(path), "%s/ro/rec.wav", tmpdir);
+        CHECK_INT(cdt_audio_save_wav(path, x, 4, 16000, err, sizeof(err)), CDT_EPERM);
+    }
+}
+
+/* A full disk and a read-only file system, on a tiny tmpfs in a private mount
+ * namespace of a child (needs root; else skipped). Exit 0: as expected, 77: cannot
+ * mount here, 1: wrong. */
+static int save_on_mount(bool read_only, int want, const char *want_msg)
+{
+    char dir[256], path[300], err[512], cmd[400];
+    size_t n = 16000 * 4; /* 128 KB of PCM, over the mount's 64 KB */
+    float *x;
+    int rc;
+
+    snprintf(dir, sizeof(dir), "%s/mnt", tmpdir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return 1;
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("cdt-test", dir, "tmpfs", 0, "size=64k") != 0)
+        return 77;
+    if (read_only && mount("cdt-test", dir, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=64k") != 0)
+        return 77;
+    x = calloc(n, sizeof(float));
+    if (!x)
+        return 1;
+    snprintf(path, sizeof(path), "%s/rec.wav", dir);
+    rc = cdt_audio_save_wav(path, x, n, 16000, err, sizeof(err));
+    free(x);
+    fprintf(stderr, "  %s: %s (%s)\n", read_only ? "read-only" : "full", err, cdt_errname(rc));
+    if (rc != want || !strstr(err, path) || !strstr(err, want_msg))
+        return 1;
+    /* Nothing is left behind: no partial file, no temp file. */
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
+
+TEST(save_wav_no_space_and_read_only)
+{
+    for (int ro = 0; ro < 2; ro++) {
+        int status = 0;
+        pid_t pid = fork();
+
+        REQUIRE(pid >= 0);
+        if (pid == 0)
+            _exit(ro ? save_on_mount(true, CDT_EPERM, "Read-only")
+                     : save_on_mount(false, CDT_ENOSPACE, "No space left"));
+        REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77) {
+            fprintf(stderr, "  skipped the %s check: cannot mount a tmpfs here (not root?)\n",
+                    ro ? "read-only" : "full-disk");
+            continue;
+        }
+        CHECK_INT(WEXITSTATUS(status), 0);
+    }
+}
+
 int main(void)
 {
     int rc;
@@ -164,6 +309,9 @@ int main(void)
     RUN(flac_16k_mono_passthrough);
     RUN(bad_inputs_give_clear_errors);
     RUN(truncated_wav_does_not_crash);
+    RUN(save_wav_round_trip);
+    RUN(save_wav_errors);
+    RUN(save_wav_no_space_and_read_only);
     rc = TEST_END();
     {
         char cmd[300];

