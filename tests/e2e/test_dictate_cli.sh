@@ -1,33 +1,33 @@
-#!/ bin / bash
-# `codictate dictate` from the outside, on files(-- input goes through the same
-#path as captured audio) : espeak - ng speech end to end with the tiny whisper model,
-#the real Silero VAD and the tiny LLM; the recording saved before transcription
-#and listed by `codictate history`; a failed transcription kept and redone with
-#-- retry - last; -- copy and -- type through stand - in clipboard / typing tools on PATH;
-#no sound server → a clear error; bad files → exit 1 naming the file.
-#test_dictate_cli.sh CODICTATE WHISPER.bin VAD.bin LLM.gguf
-set - u bin = $1 model = $2 vad = $3 llm = $4."$(dirname " $0 ")/../sh_test.sh" tmp =
-    $(mktemp - d) trap 'rm -rf "$tmp"' EXIT PY =
-        / usr / bin / python3 T = (--threads 1)
+#!/bin/bash
+# `codictate dictate` from the outside, on files (--input goes through the same
+# path as captured audio): espeak-ng speech end to end with the tiny whisper model,
+# the real Silero VAD and the tiny LLM; the recording saved before transcription
+# and listed by `codictate history`; a failed transcription kept and redone with
+# --retry-last; --copy and --type through stand-in clipboard/typing tools on PATH;
+# no sound server → a clear error; bad files → exit 1 naming the file.
+#   test_dictate_cli.sh CODICTATE WHISPER.bin VAD.bin LLM.gguf
+set -u
+bin=$1 model=$2 vad=$3 llm=$4
+. "$(dirname "$0")/../sh_test.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+PY=/usr/bin/python3
+T=(--threads 1)
 
-            export HF_HOME =
-                $tmp / hf - empty CODICTATE_DATA_DIR =
-                    $tmp / data XDG_RUNTIME_DIR =
-                        $tmp / run unset HF_HUB_CACHE HF_TOKEN CODICTATE_CATALOG WAYLAND_DISPLAY
-                                   DISPLAY OPENAI_API_KEY OPENAI_BASE_URL mkdir -
-                        p "$tmp/run"
+export HF_HOME=$tmp/hf-empty CODICTATE_DATA_DIR=$tmp/data XDG_RUNTIME_DIR=$tmp/run
+unset HF_HUB_CACHE HF_TOKEN CODICTATE_CATALOG WAYLAND_DISPLAY DISPLAY OPENAI_API_KEY OPENAI_BASE_URL
+mkdir -p "$tmp/run"
 
-                        has()
-{ case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
+has() { case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
 is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
-#jget FILE EXPR : a Python expression over the JSON document d.
+# jget FILE EXPR: a Python expression over the JSON document d.
 jget() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 hist() { "$bin" history --json 2>/dev/null >"$tmp/h.json"; jget "$tmp/h.json" "$1"; }
 
 espeak-ng -w "$tmp/speech.wav" "Um, please send the quarterly report to the finance team by Friday." 2>/dev/null
 check "espeak-ng wrote speech" [ -s "$tmp/speech.wav" ]
 
-#-- - espeak - ng speech, no LLM installed : the deterministic pass, the reason -- -
+# --- espeak-ng speech, no LLM installed: the deterministic pass, the reason ---
 "$bin" dictate --input "$tmp/speech.wav" --json "${T[@]}" --whisper-model "$model" --vad-model "$vad" \
   >"$tmp/a.json" 2>"$tmp/a.err"
 check "speech, no LLM: exit 0" is "$?" 0
@@ -47,7 +47,7 @@ check "history: the dictation, done" is "$(hist '(len(d), d[0]["id"], d[0]["stat
 check "history: raw and refined kept" is "$(hist 'bool(d[0]["raw"]) and bool(d[0]["refined"])')" True
 check "history: plain listing" has "$("$bin" history 2>&1)" "done"
 
-#-- - with the tiny LLM through the sidecar : delivered(model output or fallback) -- -
+# --- with the tiny LLM through the sidecar: delivered (model output or fallback) ---
 "$bin" -v dictate --input "$tmp/speech.wav" --json "${T[@]}" --whisper-model "$model" --no-vad \
   --model "$llm" --timeout-ms 4000 >"$tmp/b.json" 2>"$tmp/b.err"
 check "speech + LLM: exit 0" is "$?" 0
@@ -59,12 +59,12 @@ check "speech + LLM: the sidecar is gone afterwards" sh -c "[ -n '$sidecar' ] &&
 id2=$(jget "$tmp/b.json" 'd["id"]')
 check "history: newest first" is "$(hist '[e["id"] for e in d]')" "['$id2', '$id1']"
 
-#-- - plain text output : one line on stdout -- -
+# --- plain text output: one line on stdout ---
 out=$("$bin" dictate --input "$tmp/speech.wav" "${T[@]}" --whisper-model "$model" --no-vad 2>/dev/null)
 check "text output: exit 0" is "$?" 0
 check "text output: a line of text" [ -n "$out" ]
 
-#-- - a transcription failure keeps the recording; -- retry - last redoes it -- -
+# --- a transcription failure keeps the recording; --retry-last redoes it ---
 head -c 4096 /dev/urandom >"$tmp/broken.bin"
 "$bin" dictate --input "$tmp/speech.wav" "${T[@]}" --whisper-model "$tmp/broken.bin" --no-vad \
   >"$tmp/c.out" 2>"$tmp/c.err"
@@ -80,16 +80,16 @@ check "--retry-last: the same dictation" is "$(jget "$tmp/d.json" 'd["id"]')" "$
 check "--retry-last: now done, not a new entry" is "$(hist '(len(d), d[0]["id"], d[0]["status"])')" "($n_before, '$idf', 'done')"
 check "--retry-last: a transcript" [ -n "$(jget "$tmp/d.json" 'd["raw"]')" ]
 
-#-- - -- copy and -- type through stand - in tools -- -
+# --- --copy and --type through stand-in tools ---
 mkdir -p "$tmp/tools"
 cat >"$tmp/tools/wl-copy" <<EOF
-#!/ bin / sh
+#!/bin/sh
 cat >"$tmp/clip.txt"
-#a real wl - copy stays behind serving the selection : it must not hold our stdout
+# a real wl-copy stays behind serving the selection: it must not hold our stdout
 (sleep 5) &
 EOF
 cat >"$tmp/tools/xdotool" <<EOF
-#!/ bin / sh
+#!/bin/sh
 printf '%s\n' "\$@" >"$tmp/typed.txt"
 EOF
 chmod +x "$tmp/tools/wl-copy" "$tmp/tools/xdotool"
@@ -109,14 +109,14 @@ check "--type/--copy without tools: still exit 0 with the text" [ $? -eq 0 ] && 
 check "--copy without a session: says why" has "$(cat "$tmp/g.err")" "--copy: no graphical session"
 check "--type without tools: says what to install" has "$(cat "$tmp/g.err")" "install ydotool"
 
-#-- - no history possible : the text is still delivered -- -
+# --- no history possible: the text is still delivered ---
 touch "$tmp/not-a-dir"
 out=$(CODICTATE_DATA_DIR=$tmp/not-a-dir "$bin" dictate --input "$tmp/speech.wav" "${T[@]}" \
   --whisper-model "$model" --no-vad 2>"$tmp/h.err")
 check "unusable data dir: exit 0 with the text" [ $? -eq 0 ] && [ -n "$out" ]
 check "unusable data dir: a warning" has "$(cat "$tmp/h.err")" "no history"
 
-#-- - bad input -- -
+# --- bad input ---
 out=$("$bin" dictate --input "$tmp/nope.wav" --whisper-model "$model" 2>&1)
 check "missing file: exit 1" is "$?" 1
 check "missing file: named" has "$out" "$tmp/nope.wav"
@@ -134,7 +134,7 @@ out=$(CODICTATE_DATA_DIR=$tmp/empty-data "$bin" dictate --retry-last --whisper-m
 check "--retry-last with no recording: exit 1" is "$?" 1
 check "--retry-last with no recording: says so" has "$out" "no saved recording"
 
-#-- - the microphone with no sound server : a clear error, no hang -- -
+# --- the microphone with no sound server: a clear error, no hang ---
 out=$(PULSE_SERVER=unix:$tmp/no-such-socket timeout 20 "$bin" dictate --whisper-model "$model" \
   --no-vad </dev/null 2>&1)
 check "no sound server: exit 1" is "$?" 1

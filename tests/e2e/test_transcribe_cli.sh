@@ -214,6 +214,10 @@ check "--refine without an LLM: refined text present" eval '"$PY" -c "import jso
 check "--refine with a local LLM: exit 0" is "$?" 0
 check "--refine with a local LLM: model named" has "$(cat "$tmp/ref2.json")" "qwen3-tiny-q8_0.gguf"
 check "--refine with a local LLM: segments kept" has "$(cat "$tmp/ref2.json")" '"segments":'
+"$bin" transcribe "$tmp/speech.wav" --refine --model "$llm" --whisper-model "$model" --no-vad --json \
+  --timeout-ms 4000 "${T[@]}" >"$tmp/ref3.json" 2>"$tmp/ref3.err"
+check "espeak speech --refine with a local LLM: exit 0" is "$?" 0
+check "espeak speech --refine: raw, refined and segments" eval '"$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d[\"refined\"] and d[\"raw\"] and d[\"segments\"] else 1)" "$tmp/ref3.json"'
 "$bin" transcribe "$jfk" --model "$llm" >/dev/null 2>&1
 check "LLM options without --refine: exit 2" is "$?" 2
 finish
