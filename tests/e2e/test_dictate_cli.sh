@@ -55,6 +55,9 @@ check "speech + LLM: the LLM was asked" is "$(jget "$tmp/b.json" 'd["model"]')" 
 check "speech + LLM: text delivered" [ -n "$(jget "$tmp/b.json" 'd["refined"]')" ]
 sidecar=$(sed -n 's/.*sidecar pid \([0-9]*\) on port.*/\1/p' "$tmp/b.err" | head -1)
 check "speech + LLM: the sidecar was preloaded once" is "$(grep -c 'sidecar pid' "$tmp/b.err")" 1
+# The preload computed the instructions' KV: the refine request reuses it.
+cached=$(sed -n 's/.*generate .*cached=\([0-9]*\).*/\1/p' "$tmp/b.err" | head -1)
+check "speech + LLM: the refine reused the warmed-up instructions (cached=$cached)" [ "${cached:-0}" -gt 50 ]
 check "speech + LLM: the sidecar is gone afterwards" sh -c "[ -n '$sidecar' ] && ! kill -0 '$sidecar' 2>/dev/null"
 id2=$(jget "$tmp/b.json" 'd["id"]')
 check "history: newest first" is "$(hist '[e["id"] for e in d]')" "['$id2', '$id1']"
