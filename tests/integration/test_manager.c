@@ -1,7 +1,8 @@
 /* The sidecar manager with the real `codictate sidecar` and the tiny model: lazy
  * spawn, load once under concurrency, retry after "No model loaded", idle unload
  * (timeout and immediately), restart after a crash, clear errors, SIGTERM on exit,
- * orphan cleanup from the PID file. */
+ * orphan cleanup from the PID file, the sidecar outliving the thread that spawned
+ * it and dying with the process that did. */
 #include "../test.h"
 #include "codictate/client.h"
 #include "codictate/manager.h"
@@ -10,7 +11,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -347,6 +352,111 @@ TEST(orphan_from_crashed_manager_is_stopped)
     cdt_manager_free(m);
 }
 
+static void *spawn_in_thread(void *arg)
+{
+    struct cdt_manager *m = arg;
+    char err[256];
+
+    return (void *)(intptr_t)cdt_manager_load(m, model, err, sizeof(err));
+}
+
+static bool alive(pid_t pid)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    return access(path, F_OK) == 0 && kill(pid, 0) == 0;
+}
+
+/* A preload thread spawns the sidecar and ends: the sidecar must live on (it is
+ * the process's, not the thread's), and serve the next request. */
+TEST(sidecar_outlives_the_spawning_thread)
+{
+    struct cdt_manager *m = make(CDT_IDLE_NEVER);
+    pthread_t t;
+    void *ret = NULL;
+    long status = 0;
+    int pid;
+
+    REQUIRE(m);
+    atomic_store(&n_started, 0);
+    REQUIRE(pthread_create(&t, NULL, spawn_in_thread, m) == 0);
+    pthread_join(t, &ret);
+    CHECK_INT((int)(intptr_t)ret, 0);
+    pid = cdt_manager_sidecar_pid(m);
+    CHECK(pid > 0);
+    usleep(300 * 1000);
+    CHECK(alive(pid));
+    CHECK_INT(gen(m, &status), 0);
+    CHECK_INT(status, 200);
+    CHECK_INT(cdt_manager_sidecar_pid(m), pid); /* the same sidecar, no restart */
+    CHECK_INT(atomic_load(&n_started), 1);
+    cdt_manager_free(m);
+}
+
+/* The process that owns the manager is SIGKILLed (no cleanup runs): the sidecar
+ * notices and shuts down by itself within a second or two. */
+TEST(sidecar_exits_when_its_parent_is_killed)
+{
+    int pfd[2], st, sidecar = 0;
+    pid_t child;
+
+    REQUIRE(pipe(pfd) == 0);
+    child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        struct cdt_manager *m = make(CDT_IDLE_NEVER);
+        char err[256];
+        int pid = 0;
+
+        close(pfd[0]);
+        if (m && cdt_manager_load(m, model, err, sizeof(err)) == 0)
+            pid = cdt_manager_sidecar_pid(m);
+        if (write(pfd[1], &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
+            _exit(1);
+        pause(); /* killed here */
+        _exit(0);
+    }
+    close(pfd[1]);
+    CHECK(read(pfd[0], &sidecar, sizeof(sidecar)) == (ssize_t)sizeof(sidecar));
+    close(pfd[0]);
+    REQUIRE(sidecar > 0);
+    CHECK(alive(sidecar));
+    kill(child, SIGKILL);
+    waitpid(child, &st, 0);
+    /* The sidecar is now init's (or a subreaper's) child: poll /proc until it is
+     * gone or a zombie nobody reaps here. */
+    for (int i = 0; i < 100; i++) {
+        char path[64], buf[256] = "";
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", sidecar);
+        f = fopen(path, "r");
+        if (!f)
+            break;
+        if (!fgets(buf, sizeof(buf), f))
+            buf[0] = '\0';
+        fclose(f);
+        if (strstr(buf, ") Z "))
+            break;
+        usleep(50 * 1000);
+    }
+    {
+        char path[64], buf[256] = "";
+        FILE *f;
+        bool gone;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", sidecar);
+        f = fopen(path, "r");
+        gone = !f || !fgets(buf, sizeof(buf), f) || strstr(buf, ") Z ");
+        if (f)
+            fclose(f);
+        CHECK(gone);
+        if (!gone)
+            kill(sidecar, SIGKILL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -369,6 +479,8 @@ int main(int argc, char **argv)
     RUN(killed_mid_request_gives_an_error_not_a_hang);
     RUN(load_errors_are_clear);
     RUN(orphan_from_crashed_manager_is_stopped);
+    RUN(sidecar_outlives_the_spawning_thread);
+    RUN(sidecar_exits_when_its_parent_is_killed);
     rc = TEST_END();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
     if (system(cmd) != 0)
