@@ -371,8 +371,8 @@ static bool is_loopback(const char *base)
 }
 
 /* max_tokens 0: not sent. no_thinking: ask the chat template not to think. */
-static char *chat_body(const char *model, const struct cdt_refine_llm_request *req,
-                       int max_tokens, bool no_thinking)
+static char *chat_body(const char *model, const struct cdt_refine_llm_request *req, int max_tokens,
+                       bool no_thinking)
 {
     cJSON *o = cJSON_CreateObject(), *msgs, *m, *k;
     char *s = NULL;
