@@ -7,6 +7,7 @@
  * virtual I/O (so a failed write keeps its errno: a full disk is told apart from
  * other failures), into a temp file that is fsync'd and renamed over the name. */
 #include "codictate/audio.h"
+#include "err_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -200,20 +201,6 @@ done:
     return rc;
 }
 
-static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
-
-static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && cap) {
-        va_start(ap, fmt);
-        vsnprintf(buf, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static int errno_rc(int e)
 {
     switch (e) {
@@ -325,12 +312,13 @@ static int write_err(char *errmsg, size_t errcap, const char *path, const char *
     int rc = errno_rc(e);
 
     if (rc == CDT_ENOSPACE)
-        return set_err(errmsg, errcap, rc, "cannot save %s: %s (%s; free some space)", path, what,
-                       strerror(e));
+        return cdt__errmsg_set(errmsg, errcap, rc, "cannot save %s: %s (%s; free some space)", path,
+                               what, strerror(e));
     if (rc == CDT_ENOTFOUND)
-        return set_err(errmsg, errcap, rc, "cannot save %s: its directory does not exist (%s)",
-                       path, strerror(e));
-    return set_err(errmsg, errcap, rc, "cannot save %s: %s (%s)", path, what, strerror(e));
+        return cdt__errmsg_set(errmsg, errcap, rc,
+                               "cannot save %s: its directory does not exist (%s)", path,
+                               strerror(e));
+    return cdt__errmsg_set(errmsg, errcap, rc, "cannot save %s: %s (%s)", path, what, strerror(e));
 }
 
 int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rate, char *errmsg,
@@ -349,29 +337,29 @@ int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rat
     if (errmsg && errcap)
         errmsg[0] = '\0';
     if (!path || !*path)
-        return set_err(errmsg, errcap, CDT_EINVAL, "no file name to save the audio to");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "no file name to save the audio to");
     if (!samples && n)
-        return set_err(errmsg, errcap, CDT_EINVAL, "cannot save %s: no samples", path);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "cannot save %s: no samples", path);
     if (rate < WAV_MIN_RATE || rate > WAV_MAX_RATE)
-        return set_err(errmsg, errcap, CDT_EINVAL,
-                       "cannot save %s: sample rate %d Hz is outside %d..%d", path, rate,
-                       WAV_MIN_RATE, WAV_MAX_RATE);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "cannot save %s: sample rate %d Hz is outside %d..%d", path, rate,
+                               WAV_MIN_RATE, WAV_MAX_RATE);
     if (n / (size_t)rate > CDT_AUDIO_MAX_SECONDS)
-        return set_err(errmsg, errcap, CDT_ETOOBIG,
-                       "cannot save %s: %zu s of audio is over the %d s limit", path,
-                       n / (size_t)rate, CDT_AUDIO_MAX_SECONDS);
+        return cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG,
+                               "cannot save %s: %zu s of audio is over the %d s limit", path,
+                               n / (size_t)rate, CDT_AUDIO_MAX_SECONDS);
     slash = strrchr(path, '/');
     base = slash ? slash + 1 : path;
     if (!*base)
-        return set_err(errmsg, errcap, CDT_EINVAL, "cannot save %s: that is a directory name",
-                       path);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "cannot save %s: that is a directory name", path);
 
     /* "<dir>/.<base>.XXXXXX": same directory (so rename is atomic), hidden. */
     dirlen = (size_t)(base - path);
     tmp = malloc(strlen(path) + 16);
     pcm = malloc(CDT_AUDIO_BLOCK * sizeof(short));
     if (!tmp || !pcm) {
-        rc = set_err(errmsg, errcap, CDT_ENOMEM, "cannot save %s: out of memory", path);
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "cannot save %s: out of memory", path);
         goto done;
     }
     memcpy(tmp, path, dirlen);
@@ -394,9 +382,9 @@ int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rat
     info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
     sf = sf_open_virtual(&vio, SFM_WRITE, &info, &io);
     if (!sf) {
-        rc = io.err
-                 ? write_err(errmsg, errcap, path, "cannot write the header", io.err)
-                 : set_err(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path, sf_strerror(NULL));
+        rc = io.err ? write_err(errmsg, errcap, path, "cannot write the header", io.err)
+                    : cdt__errmsg_set(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
+                                      sf_strerror(NULL));
         goto done;
     }
     for (size_t off = 0; off < n; off += CDT_AUDIO_BLOCK) {
@@ -406,8 +394,8 @@ int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rat
             pcm[i] = to_pcm16(samples[off + i]);
         if (sf_writef_short(sf, pcm, (sf_count_t)m) != (sf_count_t)m) {
             rc = io.err ? write_err(errmsg, errcap, path, "write failed", io.err)
-                        : set_err(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
-                                  sf_strerror(sf));
+                        : cdt__errmsg_set(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
+                                          sf_strerror(sf));
             goto done;
         }
     }
@@ -416,8 +404,8 @@ int cdt_audio_save_wav(const char *path, const float *samples, size_t n, int rat
     sf = NULL;
     if (rc != 0 || io.err) {
         rc = io.err ? write_err(errmsg, errcap, path, "write failed", io.err)
-                    : set_err(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
-                              sf_error_number(rc));
+                    : cdt__errmsg_set(errmsg, errcap, CDT_EIO, "cannot save %s: %s", path,
+                                      sf_error_number(rc));
         goto done;
     }
     if (fsync(io.fd) != 0) {

@@ -11,6 +11,7 @@
  * frees the handle when its read finally returns. The samples are moved out at
  * stop, never copied, and never dropped on a stream error. */
 #include "codictate/capture.h"
+#include "err_int.h"
 
 #include "codictate/audio.h"
 #include "codictate/log.h"
@@ -55,20 +56,6 @@ struct cdt_capture {
     int status;              /* 0, or why the stream ended */
     char errmsg[MAX_ERRMSG]; /* for status */
 };
-
-static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
-
-static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && cap) {
-        va_start(ap, fmt);
-        vsnprintf(buf, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 struct cdt_capture_params cdt_capture_default_params(void)
 {
@@ -172,10 +159,10 @@ static void *capture_main(void *arg)
             /* After a stop request a failing read is the caller's doing, not news. */
             if (!c->stop) {
                 c->status = CDT_EIO;
-                set_err(c->errmsg, sizeof(c->errmsg), 0,
-                        "recording stopped: the sound server stream broke (%s); the %.1f s "
-                        "recorded so far are kept",
-                        pa_strerror(perr), (double)c->len / CDT_AUDIO_RATE);
+                cdt__errmsg_set(c->errmsg, sizeof(c->errmsg), 0,
+                                "recording stopped: the sound server stream broke (%s); the %.1f s "
+                                "recorded so far are kept",
+                                pa_strerror(perr), (double)c->len / CDT_AUDIO_RATE);
                 CDT_LOG_W(c->log, "%s", c->errmsg);
             }
             pthread_mutex_unlock(&c->mu);
@@ -192,9 +179,9 @@ static void *capture_main(void *arg)
          * unless the samples were already handed over. */
         if (!c->handed && store(c, chunk, CHUNK_SAMPLES) != 0) {
             c->status = CDT_ENOMEM;
-            set_err(c->errmsg, sizeof(c->errmsg), 0,
-                    "recording stopped: out of memory after %.1f s; that much is kept",
-                    (double)c->len / CDT_AUDIO_RATE);
+            cdt__errmsg_set(c->errmsg, sizeof(c->errmsg), 0,
+                            "recording stopped: out of memory after %.1f s; that much is kept",
+                            (double)c->len / CDT_AUDIO_RATE);
             CDT_LOG_E(c->log, "%s", c->errmsg);
             pthread_mutex_unlock(&c->mu);
             break;
@@ -226,27 +213,28 @@ int cdt_capture_start(const struct cdt_capture_params *p, struct cdt_capture **o
     if (errmsg && errcap)
         errmsg[0] = '\0';
     if (!out)
-        return set_err(errmsg, errcap, CDT_EINVAL, "capture: no output handle");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "capture: no output handle");
     *out = NULL;
     if (!p)
         p = &d;
     app = p->app_name && *p->app_name ? p->app_name : DEFAULT_APP;
     if (p->max_seconds < 0 || p->max_seconds > CDT_AUDIO_MAX_SECONDS)
-        return set_err(errmsg, errcap, CDT_EINVAL,
-                       "capture: max_seconds %d is outside 0..%d (CDT_AUDIO_MAX_SECONDS)",
-                       p->max_seconds, CDT_AUDIO_MAX_SECONDS);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "capture: max_seconds %d is outside 0..%d (CDT_AUDIO_MAX_SECONDS)",
+                               p->max_seconds, CDT_AUDIO_MAX_SECONDS);
     if ((p->device && strlen(p->device) > CDT_CAPTURE_MAX_NAME) ||
         strlen(app) > CDT_CAPTURE_MAX_NAME)
-        return set_err(errmsg, errcap, CDT_EINVAL,
-                       "capture: device or app name is over %d bytes (CDT_CAPTURE_MAX_NAME)",
-                       CDT_CAPTURE_MAX_NAME);
+        return cdt__errmsg_set(
+            errmsg, errcap, CDT_EINVAL,
+            "capture: device or app name is over %d bytes (CDT_CAPTURE_MAX_NAME)",
+            CDT_CAPTURE_MAX_NAME);
 
     c = calloc(1, sizeof(*c));
     if (!c)
-        return set_err(errmsg, errcap, CDT_ENOMEM, "capture: out of memory");
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "capture: out of memory");
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         free(c);
-        return set_err(errmsg, errcap, CDT_ENOMEM, "capture: cannot create a mutex");
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "capture: cannot create a mutex");
     }
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -255,7 +243,8 @@ int cdt_capture_start(const struct cdt_capture_params *p, struct cdt_capture **o
     if (rc != 0) {
         pthread_mutex_destroy(&c->mu);
         free(c);
-        return set_err(errmsg, errcap, CDT_ENOMEM, "capture: cannot create a condition variable");
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM,
+                               "capture: cannot create a condition variable");
     }
     c->log = p->log;
     c->refs = 1;
@@ -281,20 +270,23 @@ int cdt_capture_start(const struct cdt_capture_params *p, struct cdt_capture **o
 
         rc = map_pa_error(perr);
         if (rc == CDT_EUNSUPPORTED)
-            set_err(errmsg, errcap, rc,
-                    "cannot connect to the sound server (PulseAudio/PipeWire): %s; is one "
-                    "running? %s%s",
-                    pa_strerror(perr), server ? "PULSE_SERVER=" : "(PULSE_SERVER is not set)",
-                    server ? server : "");
+            cdt__errmsg_set(errmsg, errcap, rc,
+                            "cannot connect to the sound server (PulseAudio/PipeWire): %s; is one "
+                            "running? %s%s",
+                            pa_strerror(perr),
+                            server ? "PULSE_SERVER=" : "(PULSE_SERVER is not set)",
+                            server ? server : "");
         else if (rc == CDT_ENOTFOUND && c->device[0])
-            set_err(errmsg, errcap, rc,
-                    "no audio source named '%s' (list them with `pactl list short sources`)",
-                    c->device);
+            cdt__errmsg_set(
+                errmsg, errcap, rc,
+                "no audio source named '%s' (list them with `pactl list short sources`)",
+                c->device);
         else if (rc == CDT_ENOTFOUND)
-            set_err(errmsg, errcap, rc, "the sound server has no audio source (no microphone?)");
+            cdt__errmsg_set(errmsg, errcap, rc,
+                            "the sound server has no audio source (no microphone?)");
         else
-            set_err(errmsg, errcap, rc, "cannot record from %s: %s",
-                    c->device[0] ? c->device : "the default source", pa_strerror(perr));
+            cdt__errmsg_set(errmsg, errcap, rc, "cannot record from %s: %s",
+                            c->device[0] ? c->device : "the default source", pa_strerror(perr));
         CDT_LOG_D(c->log, "capture: pa_simple_new failed: %s", pa_strerror(perr));
         capture_destroy(c);
         return rc;
@@ -305,8 +297,8 @@ int cdt_capture_start(const struct cdt_capture_params *p, struct cdt_capture **o
     if (rc != 0) {
         pa_simple_free(c->pa);
         capture_destroy(c);
-        return set_err(errmsg, errcap, CDT_ENOMEM, "capture: cannot start a thread: %s",
-                       strerror(rc));
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "capture: cannot start a thread: %s",
+                               strerror(rc));
     }
     CDT_LOG_I(c->log, "recording from %s (16 kHz mono)",
               c->device[0] ? c->device : "the default source");
@@ -345,7 +337,7 @@ int cdt_capture_status(struct cdt_capture *c, char *errmsg, size_t errcap)
     int rc;
 
     if (!c)
-        return set_err(errmsg, errcap, CDT_EINVAL, "capture: no handle");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "capture: no handle");
     pthread_mutex_lock(&c->mu);
     rc = c->status;
     if (errmsg && errcap)

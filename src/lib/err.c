@@ -1,7 +1,10 @@
 /* Error codes: names and messages generated from CDT_ERR_MAP in err.h. */
 #include "codictate/err.h"
+#include "err_int.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 const char *cdt_strerror(int err)
 {
@@ -29,4 +32,16 @@ const char *cdt_errname(int err)
 #undef CDT_ERR_NAME_
     }
     return NULL;
+}
+
+int cdt__errmsg_set(char *buf, size_t cap, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf && cap) {
+        va_start(ap, fmt);
+        vsnprintf(buf, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -3,6 +3,7 @@
  * user may edit it between dictations). Every read is capped before parsing. */
 #include "codictate/prompts.h"
 #include "codictate/text.h"
+#include "err_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -27,20 +28,6 @@ static const char default_prompt[] =
 const char *cdt_prompt_default(void)
 {
     return default_prompt;
-}
-
-static int fail(char *errmsg, size_t errcap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
-
-static int fail(char *errmsg, size_t errcap, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errmsg && errcap) {
-        va_start(ap, fmt);
-        vsnprintf(errmsg, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
 }
 
 int cdt_config_path(char **out)
@@ -74,19 +61,20 @@ static int read_capped(const char *path, size_t cap, const char *cap_name, char 
     *out = NULL;
     if (!f) {
         int e = errno;
-        return fail(errmsg, errcap,
-                    e == ENOENT   ? CDT_ENOTFOUND
-                    : e == EACCES ? CDT_EPERM
-                                  : CDT_EIO,
-                    "%s: %s", path, strerror(e));
+        return cdt__errmsg_set(errmsg, errcap,
+                               e == ENOENT   ? CDT_ENOTFOUND
+                               : e == EACCES ? CDT_EPERM
+                                             : CDT_EIO,
+                               "%s: %s", path, strerror(e));
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return fail(errmsg, errcap, CDT_EIO, "%s: not a regular file", path);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EIO, "%s: not a regular file", path);
     }
     if ((unsigned long long)st.st_size > cap) {
         fclose(f);
-        return fail(errmsg, errcap, CDT_ETOOBIG, "%s: over %s (%zu bytes)", path, cap_name, cap);
+        return cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG, "%s: over %s (%zu bytes)", path,
+                               cap_name, cap);
     }
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
@@ -97,7 +85,7 @@ static int read_capped(const char *path, size_t cap, const char *cap_name, char 
     if (ferror(f)) {
         fclose(f);
         free(buf);
-        return fail(errmsg, errcap, CDT_EIO, "%s: read error", path);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EIO, "%s: read error", path);
     }
     fclose(f);
     buf[n] = '\0';
@@ -113,16 +101,17 @@ static int take_prompt(const char *text, size_t len, const char *what, char **ou
     size_t a = 0, b = len;
 
     if (len > CDT_PROMPT_MAX_BYTES)
-        return fail(errmsg, errcap, CDT_ETOOBIG, "%s: over CDT_PROMPT_MAX_BYTES (%d bytes)", what,
-                    CDT_PROMPT_MAX_BYTES);
+        return cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG,
+                               "%s: over CDT_PROMPT_MAX_BYTES (%d bytes)", what,
+                               CDT_PROMPT_MAX_BYTES);
     if (!cdt_utf8_valid(text, len) || memchr(text, '\0', len))
-        return fail(errmsg, errcap, CDT_EFORMAT, "%s: not UTF-8 text", what);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT, "%s: not UTF-8 text", what);
     while (a < b && strchr(" \t\r\n", text[a]))
         a++;
     while (b > a && strchr(" \t\r\n", text[b - 1]))
         b--;
     if (a == b)
-        return fail(errmsg, errcap, CDT_EFORMAT, "%s: the prompt is empty", what);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT, "%s: the prompt is empty", what);
     *out = strndup(text + a, b - a);
     return *out ? 0 : CDT_ENOMEM;
 }
@@ -136,22 +125,24 @@ static int from_config(const char *name, const char *config_path, char **out, ch
     int rc;
 
     if (strlen(name) > CDT_PROMPT_MAX_NAME)
-        return fail(errmsg, errcap, CDT_EINVAL, "prompt name over %d bytes", CDT_PROMPT_MAX_NAME);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "prompt name over %d bytes",
+                               CDT_PROMPT_MAX_NAME);
     if (config_path) {
         path = strdup(config_path);
         if (!path)
             return CDT_ENOMEM;
     } else if ((rc = cdt_config_path(&path)) != 0) {
-        return fail(errmsg, errcap, rc, "no prompt named '%s' (no config file: HOME is not set)",
-                    name);
+        return cdt__errmsg_set(errmsg, errcap, rc,
+                               "no prompt named '%s' (no config file: HOME is not set)", name);
     }
     rc =
         read_capped(path, CDT_CONFIG_MAX_BYTES, "CDT_CONFIG_MAX_BYTES", &buf, &len, errmsg, errcap);
     if (rc == CDT_ENOTFOUND) {
-        fail(errmsg, errcap, rc,
-             "no prompt named '%s': %s does not exist (add {\"prompts\": {\"%s\": \"…\"}} to it, "
-             "or use --prompt @FILE)",
-             name, path, name);
+        cdt__errmsg_set(
+            errmsg, errcap, rc,
+            "no prompt named '%s': %s does not exist (add {\"prompts\": {\"%s\": \"…\"}} to it, "
+            "or use --prompt @FILE)",
+            name, path, name);
         free(path);
         return rc;
     }
@@ -163,21 +154,21 @@ static int from_config(const char *name, const char *config_path, char **out, ch
     free(buf);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        rc = fail(errmsg, errcap, CDT_EFORMAT, "%s: not a JSON object", path);
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT, "%s: not a JSON object", path);
         free(path);
         return rc;
     }
     prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
     if (prompts && !cJSON_IsObject(prompts)) {
-        rc =
-            fail(errmsg, errcap, CDT_EFORMAT, "%s: \"prompts\" must be an object of strings", path);
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                             "%s: \"prompts\" must be an object of strings", path);
         goto out;
     }
     cJSON_ArrayForEach(it, prompts)
     {
         if (!cJSON_IsString(it)) {
-            rc = fail(errmsg, errcap, CDT_EFORMAT, "%s: prompts.%s must be a string", path,
-                      it->string);
+            rc = cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT, "%s: prompts.%s must be a string",
+                                 path, it->string);
             goto out;
         }
         if (strcmp(it->string, name) == 0)
@@ -188,8 +179,8 @@ static int from_config(const char *name, const char *config_path, char **out, ch
         }
     }
     if (!found) {
-        rc = fail(errmsg, errcap, CDT_ENOTFOUND, "no prompt named '%s' in %s (%s%s)", name, path,
-                  names[0] ? "there are: " : "it has none", names);
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, "no prompt named '%s' in %s (%s%s)",
+                             name, path, names[0] ? "there are: " : "it has none", names);
         goto out;
     }
     {

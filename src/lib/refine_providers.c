@@ -16,6 +16,7 @@
 #include "codictate/manager.h"
 #include "codictate/models.h"
 #include "codictate/sysinfo.h"
+#include "err_int.h"
 #include "refine_int.h"
 
 #include "codictate/client.h"
@@ -36,20 +37,6 @@
 #define CDT_REFINE_MODELS_MS    2000 /* longest wait for {base_url}/models, ms */
 #define CDT_REFINE_DEFAULT_URL  "https://api.openai.com/v1"
 #define CDT_REFINE_OPENAI_MODEL "gpt-4o-mini"
-
-static int fail(char *errmsg, size_t errcap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
-
-static int fail(char *errmsg, size_t errcap, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errcap) {
-        va_start(ap, fmt);
-        vsnprintf(errmsg, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static int ram_gb_of(const struct cdt_refine_params *p)
 {
@@ -85,29 +72,31 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
 
     if (p->model && looks_like_path(p->model)) {
         if (access(p->model, R_OK) != 0)
-            return fail(errmsg, errcap, CDT_ENOTFOUND, "model file %s: %s", p->model,
-                        strerror(errno));
+            return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, "model file %s: %s", p->model,
+                                   strerror(errno));
         snprintf(path, cap, "%s", p->model);
         *model = strdup(p->model);
         return *model ? 0 : CDT_ENOMEM;
     }
     if (!p->catalog || !p->models) {
         if (p->model)
-            return fail(errmsg, errcap, CDT_EINVAL, "model '%s': no catalog to look it up in",
-                        p->model);
-        return fail(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
+            return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                                   "model '%s': no catalog to look it up in", p->model);
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
     }
     if (p->model) {
         cm = cdt_catalog_find(p->catalog, p->model);
         if (!cm)
-            return fail(errmsg, errcap, CDT_ENOTFOUND,
-                        "unknown model '%s' (see codictate models list)", p->model);
+            return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND,
+                                   "unknown model '%s' (see codictate models list)", p->model);
         if (cm->kind != CDT_MODEL_LLM)
-            return fail(errmsg, errcap, CDT_EINVAL, "model '%s' is a %s model, not an LLM",
-                        p->model, cdt_model_kind_name(cm->kind));
+            return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                                   "model '%s' is a %s model, not an LLM", p->model,
+                                   cdt_model_kind_name(cm->kind));
         if (!downloaded_llm(p, cm, path, cap))
-            return fail(errmsg, errcap, CDT_ENOTFOUND,
-                        "model %s is not downloaded (codictate models pull %s)", cm->id, cm->id);
+            return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND,
+                                   "model %s is not downloaded (codictate models pull %s)", cm->id,
+                                   cm->id);
     } else {
         cm = cdt_catalog_recommended(p->catalog, cdt_limits_tier(ram_gb_of(p)));
         if (!downloaded_llm(p, cm, path, cap)) {
@@ -122,7 +111,7 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
             }
         }
         if (!cm)
-            return fail(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
+            return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
     }
     *model = strdup(cm->id);
     return *model ? 0 : CDT_ENOMEM;
@@ -150,7 +139,8 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         return rc;
     mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
     if (!mgr)
-        return fail(errmsg, errcap, CDT_EINVAL, "sidecar: no lifecycle manager to run it");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "sidecar: no lifecycle manager to run it");
     body = cJSON_CreateObject();
     if (!body || !cJSON_AddStringToObject(body, "prompt", req->prompt) ||
         !cJSON_AddNumberToObject(body, "max_tokens", -1) ||
@@ -166,21 +156,22 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     rc = cdt_manager_generate(mgr, path, json, &status, &resp, err, sizeof(err));
     free(json);
     if (rc == CDT_ETIMEOUT)
-        return fail(errmsg, errcap, rc, "deadline: %s", err);
+        return cdt__errmsg_set(errmsg, errcap, rc, "deadline: %s", err);
     if (rc != 0)
-        return fail(errmsg, errcap, rc, "sidecar: %s", err[0] ? err : cdt_strerror(rc));
+        return cdt__errmsg_set(errmsg, errcap, rc, "sidecar: %s", err[0] ? err : cdt_strerror(rc));
     o = cJSON_Parse(resp);
     if (status != 200) {
         detail_of(o, resp, err, sizeof(err));
         cJSON_Delete(o);
         free(resp);
-        return fail(errmsg, errcap, CDT_EENGINE, "sidecar: HTTP %ld: %s", status, err);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EENGINE, "sidecar: HTTP %ld: %s", status, err);
     }
     free(resp);
     x = cJSON_GetObjectItemCaseSensitive(o, "response");
     if (!cJSON_IsString(x)) {
         cJSON_Delete(o);
-        return fail(errmsg, errcap, CDT_EPROTOCOL, "sidecar: an answer without \"response\"");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EPROTOCOL,
+                               "sidecar: an answer without \"response\"");
     }
     reply->text = strdup(x->valuestring);
     x = cJSON_GetObjectItemCaseSensitive(o, "tokens_generated");
@@ -194,8 +185,8 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     if (!reply->text)
         return CDT_ENOMEM;
     if (rc == CDT_ETIMEOUT)
-        return fail(errmsg, errcap, rc, "deadline: the model was stopped after %ld ms",
-                    req->timeout_ms);
+        return cdt__errmsg_set(errmsg, errcap, rc, "deadline: the model was stopped after %ld ms",
+                               req->timeout_ms);
     return 0;
 }
 
@@ -217,7 +208,8 @@ int cdt_refine_preload(const struct cdt_refine_params *p, char *errmsg, size_t e
         return rc;
     mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
     if (!mgr)
-        return fail(errmsg, errcap, CDT_EINVAL, "sidecar: no lifecycle manager to run it");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "sidecar: no lifecycle manager to run it");
     /* The instructions are the prompt's fixed head: their KV is computed now, so the
      * first refinement evaluates only the transcript. */
     instr = cdt_refine_instructions(p->instructions);
@@ -250,7 +242,7 @@ static int http(const char *url, const char *key, const char *body, long timeout
 
     memset(out, 0, sizeof(*out));
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return fail(errmsg, errcap, CDT_EIO, "cannot initialise libcurl");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EIO, "cannot initialise libcurl");
     c = curl_easy_init();
     if (!c) {
         curl_global_cleanup();
@@ -284,12 +276,13 @@ static int http(const char *url, const char *key, const char *body, long timeout
         if (!out->body)
             rc = CDT_ENOMEM;
     } else if (s.too_big) {
-        rc = fail(errmsg, errcap, CDT_ETOOBIG, "an answer over CDT_REFINE_MAX_RESPONSE (%d bytes)",
-                  CDT_REFINE_MAX_RESPONSE);
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG,
+                             "an answer over CDT_REFINE_MAX_RESPONSE (%d bytes)",
+                             CDT_REFINE_MAX_RESPONSE);
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-        rc = fail(errmsg, errcap, CDT_ETIMEOUT, "no answer within %ld ms", timeout_ms);
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_ETIMEOUT, "no answer within %ld ms", timeout_ms);
     } else {
-        rc = fail(errmsg, errcap, CDT_ENET, "%s", curl_easy_strerror(cc));
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_ENET, "%s", curl_easy_strerror(cc));
     }
     if (auth) {
         explicit_bzero(auth, strlen(auth));
@@ -416,8 +409,8 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     int rc;
 
     if (strlen(given) >= sizeof(base))
-        return fail(errmsg, errcap, CDT_EINVAL, "openai endpoint: base URL over %d bytes",
-                    CDT_REFINE_URL_MAX);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "openai endpoint: base URL over %d bytes", CDT_REFINE_URL_MAX);
     snprintf(base, sizeof(base), "%s", given);
     for (size_t n = strlen(base); n > 0 && base[n - 1] == '/'; n--)
         base[n - 1] = '\0';
@@ -439,21 +432,22 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     snprintf(url, sizeof(url), "%s/chat/completions", base);
     left = req->timeout_ms - (long)(mono_ms() - t0);
     CDT_LOG_I(p->log, "refine: %s (model %s), deadline %ld ms", url, *model, req->timeout_ms);
-    rc = left <= 0
-             ? fail(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms", req->timeout_ms)
-             : http(url, p->api_key, body, left, &r, err, sizeof(err));
+    rc = left <= 0 ? cdt__errmsg_set(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms",
+                                     req->timeout_ms)
+                   : http(url, p->api_key, body, left, &r, err, sizeof(err));
     free(body);
     if (rc == CDT_ETIMEOUT)
-        return fail(errmsg, errcap, rc, "deadline: %s from %s", err, url);
+        return cdt__errmsg_set(errmsg, errcap, rc, "deadline: %s from %s", err, url);
     if (rc == CDT_ENOMEM)
         return rc;
     if (rc != 0)
-        return fail(errmsg, errcap, rc, "openai endpoint: %s: %s", url, err);
+        return cdt__errmsg_set(errmsg, errcap, rc, "openai endpoint: %s: %s", url, err);
     if (r.status != 200) {
         error_of(r.body, err, sizeof(err));
         free(r.body);
-        return fail(errmsg, errcap, r.status == 401 || r.status == 403 ? CDT_EAUTH : CDT_EPROTOCOL,
-                    "openai endpoint: HTTP %ld from %s: %s", r.status, url, err);
+        return cdt__errmsg_set(errmsg, errcap,
+                               r.status == 401 || r.status == 403 ? CDT_EAUTH : CDT_EPROTOCOL,
+                               "openai endpoint: HTTP %ld from %s: %s", r.status, url, err);
     }
     o = cJSON_Parse(r.body);
     free(r.body);
@@ -462,8 +456,8 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
                                          "content");
     if (!cJSON_IsString(x) && !cJSON_IsNull(x)) {
         cJSON_Delete(o);
-        return fail(errmsg, errcap, CDT_EPROTOCOL,
-                    "openai endpoint: the answer has no choices[0].message.content");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EPROTOCOL,
+                               "openai endpoint: the answer has no choices[0].message.content");
     }
     reply->text = strdup(cJSON_IsString(x) ? x->valuestring : "");
     x = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");

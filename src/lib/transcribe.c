@@ -16,6 +16,7 @@
  * first progress report (VAD, mel spectrogram, language detection); encode = from
  * each encoder start to the first logits of that window; decode = the rest. */
 #include "codictate/transcribe.h"
+#include "err_int.h"
 
 #include "codictate/sysinfo.h"
 
@@ -73,20 +74,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...) CDT_PRINTF(4, 5);
-
-static int set_err(char *buf, size_t cap, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && cap) {
-        va_start(ap, fmt);
-        vsnprintf(buf, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* ---- model file checks ---- */
 
 struct reader {
@@ -128,16 +115,17 @@ static int open_model(const char *path, const char *what, struct reader *r, char
     r->f = NULL;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return set_err(err, cap, CDT_ENOTFOUND, "%s not found: %s", what, path);
-        return set_err(err, cap, errno == EACCES ? CDT_EPERM : CDT_EIO, "%s %s: %s", what, path,
-                       strerror(errno));
+            return cdt__errmsg_set(err, cap, CDT_ENOTFOUND, "%s not found: %s", what, path);
+        return cdt__errmsg_set(err, cap, errno == EACCES ? CDT_EPERM : CDT_EIO, "%s %s: %s", what,
+                               path, strerror(errno));
     }
     if (S_ISDIR(st.st_mode))
-        return set_err(err, cap, CDT_EIO, "%s %s: is a directory, not a model file", what, path);
+        return cdt__errmsg_set(err, cap, CDT_EIO, "%s %s: is a directory, not a model file", what,
+                               path);
     r->f = fopen(path, "rb");
     if (!r->f)
-        return set_err(err, cap, errno == EACCES ? CDT_EPERM : CDT_EIO, "%s %s: %s", what, path,
-                       strerror(errno));
+        return cdt__errmsg_set(err, cap, errno == EACCES ? CDT_EPERM : CDT_EIO, "%s %s: %s", what,
+                               path, strerror(errno));
     r->size = (uint64_t)st.st_size;
     return 0;
 }
@@ -148,14 +136,16 @@ static int check_magic(struct reader *r, const char *path, const char *what, cha
     int32_t magic;
 
     if (!rd_i32(r, &magic))
-        return set_err(err, cap, CDT_EFORMAT, "%s: not a %s (the file is too short)", path, what);
+        return cdt__errmsg_set(err, cap, CDT_EFORMAT, "%s: not a %s (the file is too short)", path,
+                               what);
     if ((uint32_t)magic == GGUF_FILE_MAGIC_)
-        return set_err(err, cap, CDT_EFORMAT,
-                       "%s: not a %s: it is a GGUF file (an LLM?); whisper.cpp takes its "
-                       "legacy ggml .bin format",
-                       path, what);
+        return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                               "%s: not a %s: it is a GGUF file (an LLM?); whisper.cpp takes its "
+                               "legacy ggml .bin format",
+                               path, what);
     if ((uint32_t)magic != GGML_FILE_MAGIC_)
-        return set_err(err, cap, CDT_EFORMAT, "%s: not a %s (no ggml magic number)", path, what);
+        return cdt__errmsg_set(err, cap, CDT_EFORMAT, "%s: not a %s (no ggml magic number)", path,
+                               what);
     return 0;
 }
 
@@ -178,42 +168,43 @@ static int check_tensors(struct reader *r, const char *path, const char *what, c
         if (pos >= 0 && (uint64_t)pos == r->size)
             break;
         if (!rd_i32(r, &n_dims) || !rd_i32(r, &name_len) || !rd_i32(r, &type))
-            return set_err(err, cap, CDT_EFORMAT,
-                           "%s: truncated or corrupt %s (cut inside tensor record %d)", path, what,
-                           n + 1);
+            return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                   "%s: truncated or corrupt %s (cut inside tensor record %d)",
+                                   path, what, n + 1);
         if (!in_range(n_dims, 0, 4) || !in_range(name_len, 1, MAX_TENSOR_NAME) ||
             !in_range(type, 0, GGML_TYPE_COUNT - 1) || ++n > MAX_TENSORS)
-            return set_err(err, cap, CDT_EFORMAT, "%s: corrupt %s (tensor record %d is not valid)",
-                           path, what, n);
+            return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                   "%s: corrupt %s (tensor record %d is not valid)", path, what, n);
         for (int i = 0; i < n_dims; i++) {
             if (!rd_i32(r, &ne) || !in_range(ne, 1, 1 << 24))
-                return set_err(err, cap, CDT_EFORMAT,
-                               "%s: truncated or corrupt %s (tensor record %d)", path, what, n);
+                return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                       "%s: truncated or corrupt %s (tensor record %d)", path, what,
+                                       n);
             nelements *= ne;
             if (nelements > (int64_t)1 << 34)
-                return set_err(err, cap, CDT_EFORMAT, "%s: corrupt %s (tensor %d is too large)",
-                               path, what, n);
+                return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                       "%s: corrupt %s (tensor %d is too large)", path, what, n);
         }
         if (fread(name, 1, (size_t)name_len, r->f) != (size_t)name_len)
-            return set_err(err, cap, CDT_EFORMAT,
-                           "%s: truncated or corrupt %s (cut inside tensor record %d)", path, what,
-                           n);
+            return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                   "%s: truncated or corrupt %s (cut inside tensor record %d)",
+                                   path, what, n);
         name[name_len] = '\0';
         type_size = ggml_type_size((enum ggml_type)type);
         blck = ggml_blck_size((enum ggml_type)type);
         if (type_size == 0 || blck <= 0 || nelements % blck != 0)
-            return set_err(err, cap, CDT_EFORMAT,
-                           "%s: corrupt %s (tensor '%s' has an unusable type %d)", path, what, name,
-                           (int)type);
+            return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                   "%s: corrupt %s (tensor '%s' has an unusable type %d)", path,
+                                   what, name, (int)type);
         if (!rd_skip(r, (uint64_t)(nelements / blck) * type_size))
-            return set_err(err, cap, CDT_EFORMAT,
-                           "%s: truncated %s (tensor '%s' runs past the end of the file; "
-                           "download it again)",
-                           path, what, name);
+            return cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                   "%s: truncated %s (tensor '%s' runs past the end of the file; "
+                                   "download it again)",
+                                   path, what, name);
     }
     if (n == 0)
-        return set_err(err, cap, CDT_EFORMAT, "%s: truncated %s (no weights in the file)", path,
-                       what);
+        return cdt__errmsg_set(err, cap, CDT_EFORMAT, "%s: truncated %s (no weights in the file)",
+                               path, what);
     return 0;
 }
 
@@ -232,8 +223,8 @@ static int check_whisper_file(const char *path, char *err, size_t cap)
         goto done;
     for (int i = 0; i < 11; i++) {
         if (!rd_i32(&r, &hp[i])) {
-            rc =
-                set_err(err, cap, CDT_EFORMAT, "%s: truncated whisper model (in the header)", path);
+            rc = cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                 "%s: truncated whisper model (in the header)", path);
             goto done;
         }
     }
@@ -243,23 +234,24 @@ static int check_whisper_file(const char *path, char *err, size_t cap)
         !in_range(hp[5], 1, 1 << 16) || hp[6] != hp[2] || !in_range(hp[7], 1, 1024) ||
         !in_range(hp[8], 1, 1024) || !in_range(hp[9], 1, 1024) ||
         !in_range(hp[10] % GGML_QNT_VERSION_FACTOR, 0, 64) || hp[10] < 0) {
-        rc = set_err(err, cap, CDT_EFORMAT,
-                     "%s: not a whisper.cpp model, or a corrupt one (implausible header)", path);
+        rc = cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                             "%s: not a whisper.cpp model, or a corrupt one (implausible header)",
+                             path);
         goto done;
     }
     if (!rd_i32(&r, &n_mel) || !rd_i32(&r, &n_fft) || n_mel != hp[9] || !in_range(n_fft, 1, 4096) ||
         !rd_skip(&r, (uint64_t)n_mel * (uint64_t)n_fft * 4) || !rd_i32(&r, &n_vocab) ||
         !in_range(n_vocab, 0, 1 << 20)) {
-        rc = set_err(err, cap, CDT_EFORMAT, "%s: truncated or corrupt whisper model (mel filters)",
-                     path);
+        rc = cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                             "%s: truncated or corrupt whisper model (mel filters)", path);
         goto done;
     }
     for (int32_t i = 0; i < n_vocab; i++) {
         int32_t len;
 
         if (!rd_i32(&r, &len) || !in_range(len, 0, 1 << 16) || !rd_skip(&r, (uint64_t)len)) {
-            rc = set_err(err, cap, CDT_EFORMAT,
-                         "%s: truncated or corrupt whisper model (vocabulary)", path);
+            rc = cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                 "%s: truncated or corrupt whisper model (vocabulary)", path);
             goto done;
         }
     }
@@ -285,33 +277,33 @@ static int check_vad_file(const char *path, char *err, size_t cap)
         goto done;
     if (!rd_i32(&r, &len) || !in_range(len, 1, 64) ||
         fread(type, 1, (size_t)len, r.f) != (size_t)len) {
-        rc = set_err(err, cap, CDT_EFORMAT,
-                     "%s: not a Silero VAD model (a whisper model? VAD takes ggml-silero-*.bin)",
-                     path);
+        rc = cdt__errmsg_set(
+            err, cap, CDT_EFORMAT,
+            "%s: not a Silero VAD model (a whisper model? VAD takes ggml-silero-*.bin)", path);
         goto done;
     }
     type[len] = '\0';
     if (strncmp(type, "silero", 6) != 0) {
-        rc = set_err(err, cap, CDT_EFORMAT, "%s: not a Silero VAD model (model type '%s')", path,
-                     type);
+        rc = cdt__errmsg_set(err, cap, CDT_EFORMAT, "%s: not a Silero VAD model (model type '%s')",
+                             path, type);
         goto done;
     }
     /* version (3), window, context */
     for (int i = 0; i < 5; i++) {
         if (!rd_i32(&r, &v) || (i >= 3 && !in_range(v, 1, 1 << 16))) {
-            rc =
-                set_err(err, cap, CDT_EFORMAT, "%s: truncated or corrupt VAD model (header)", path);
+            rc = cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                 "%s: truncated or corrupt VAD model (header)", path);
             goto done;
         }
     }
     if (!rd_i32(&r, &n_layers) || !in_range(n_layers, 1, 16)) {
-        rc = set_err(err, cap, CDT_EFORMAT, "%s: corrupt VAD model (header)", path);
+        rc = cdt__errmsg_set(err, cap, CDT_EFORMAT, "%s: corrupt VAD model (header)", path);
         goto done;
     }
     for (int i = 0; i < n_layers * 3 + 4; i++) {
         if (!rd_i32(&r, &v) || !in_range(v, 1, 1 << 16)) {
-            rc =
-                set_err(err, cap, CDT_EFORMAT, "%s: truncated or corrupt VAD model (header)", path);
+            rc = cdt__errmsg_set(err, cap, CDT_EFORMAT,
+                                 "%s: truncated or corrupt VAD model (header)", path);
             goto done;
         }
     }
@@ -371,22 +363,22 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
     if (errmsg && errcap)
         errmsg[0] = '\0';
     if (!out)
-        return set_err(errmsg, errcap, CDT_EINVAL, "no output handle");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "no output handle");
     *out = NULL;
     if (!p || !p->model_path || !*p->model_path)
-        return set_err(errmsg, errcap, CDT_EINVAL, "no whisper model given");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "no whisper model given");
     if (p->n_threads < 0 || p->n_threads > CDT_TRANSCRIBE_MAX_THREADS)
-        return set_err(errmsg, errcap, CDT_EINVAL, "threads must be 1..%d, not %d",
-                       CDT_TRANSCRIBE_MAX_THREADS, p->n_threads);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "threads must be 1..%d, not %d",
+                               CDT_TRANSCRIBE_MAX_THREADS, p->n_threads);
     if (p->vad && (!p->vad_model_path || !*p->vad_model_path))
-        return set_err(errmsg, errcap, CDT_EINVAL, "VAD is on but no VAD model was given");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "VAD is on but no VAD model was given");
     if (!(p->vad_threshold >= 0.0f && p->vad_threshold < 1.0f))
-        return set_err(errmsg, errcap, CDT_EINVAL, "VAD threshold must be in (0, 1)");
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "VAD threshold must be in (0, 1)");
     lang = p->language && *p->language ? p->language : "auto";
     if (strcmp(lang, "auto") != 0 && !(lang = lang_code(p->language)))
-        return set_err(errmsg, errcap, CDT_EINVAL,
-                       "unknown language '%s' (use a code such as en, de, fr, or auto)",
-                       p->language);
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "unknown language '%s' (use a code such as en, de, fr, or auto)",
+                               p->language);
 
     if ((rc = check_whisper_file(p->model_path, errmsg, errcap)) != 0)
         return rc;
@@ -395,7 +387,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
 
     t = calloc(1, sizeof(*t));
     if (!t)
-        return set_err(errmsg, errcap, CDT_ENOMEM, "out of memory");
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "out of memory");
     t->log = p->log;
     t->progress = p->progress;
     t->user_data = p->user_data;
@@ -407,7 +399,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
         t->vad_model_path = strdup(p->vad_model_path);
     if (!t->model_path || (p->vad && !t->vad_model_path)) {
         cdt_transcribe_free(t);
-        return set_err(errmsg, errcap, CDT_ENOMEM, "out of memory");
+        return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "out of memory");
     }
 
     if (t->vad_model_path) {
@@ -421,10 +413,10 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
         vctx = whisper_vad_init_from_file_with_params(t->vad_model_path, vp);
         if (!vctx) {
             cdt_transcribe_free(t);
-            return set_err(errmsg, errcap, CDT_EFORMAT,
-                           "%s: whisper.cpp could not load this VAD model (corrupt or an "
-                           "unsupported version; -vv shows the engine's log)",
-                           p->vad_model_path);
+            return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                                   "%s: whisper.cpp could not load this VAD model (corrupt or an "
+                                   "unsupported version; -vv shows the engine's log)",
+                                   p->vad_model_path);
         }
         whisper_vad_free(vctx);
     }
@@ -434,10 +426,11 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
     t->ctx = whisper_init_from_file_with_params(t->model_path, cp);
     if (!t->ctx) {
         cdt_transcribe_free(t);
-        return set_err(errmsg, errcap, CDT_EFORMAT,
-                       "%s: whisper.cpp could not load this model (corrupt or an unsupported "
-                       "variant; -vv shows the engine's log)",
-                       p->model_path);
+        return cdt__errmsg_set(
+            errmsg, errcap, CDT_EFORMAT,
+            "%s: whisper.cpp could not load this model (corrupt or an unsupported "
+            "variant; -vv shows the engine's log)",
+            p->model_path);
     }
     t->multilingual = whisper_is_multilingual(t->ctx) != 0;
     if (!t->multilingual && strcmp(lang, "en") != 0) {
