@@ -15,13 +15,14 @@
 #                                       CODICTATE_CUDA=1) + codictate and mkgguf twice:
 #                                       "head" (HEAD as is) and "exp" (HEAD + the patch)
 #   bench/cuda_bench.sh lbench          GPU: llama-bench -ngl 99 sweep (FA x ubatch)
+#   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation)
 #   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
 #                                       the exp build) + llama-server -fa/-ub sweep
 #   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
 #                                       (head|exp); ARGS go to refine_bench.sh
 #
 # Device commands (tool `run`, carry [".cudabench"]), as run for bench/RESULTS.md:
-#   bench/cuda_bench.sh build                    (first command; ~6-9 min on 16 cores)
+#   bench/cuda_bench.sh build                    (first command; ~4 min on 16 cores)
 #   bench/cuda_bench.sh lbench; bench/cuda_bench.sh ab 5
 #   bench/cuda_bench.sh refine head --reps 5 --models 0.6b,1.7b
 #   CDT_X_FA=.. CDT_X_UBATCH=.. bench/cuda_bench.sh refine exp --reps 5 --models 0.6b,1.7b
@@ -126,21 +127,72 @@ prep() {
     log "ready: carry [\".cudabench\"] and run: bench/cuda_bench.sh build"
 }
 
-# The experiment: HEAD's engine + per-backend choice (GPU: flash attention auto, n_ubatch
-# 512) + CDT_X_FA / CDT_X_UBATCH overrides, so one binary measures every setting.
+# The experiment: HEAD's engine + the per-backend choice (with the model on a GPU: flash
+# attention auto, n_ubatch 512, a warm-up decode at load, the GPU verification cost
+# table for speculation; llama_backend_init at the first load) + overrides, so that one
+# binary measures every setting: CDT_X_FA (0|1|auto), CDT_X_UBATCH (n), CDT_X_VCOST
+# (16 comma-separated costs of verifying 1..16 tokens, in single decodes; `vcost`
+# prints them), CDT_X_GPU (0: no warm-up, CPU cost table).
 write_patch() {
     cat <<'PATCH'
 --- a/src/sidecar/engine.c
 +++ b/src/sidecar/engine.c
-@@ -54,6 +54,7 @@
+@@ -54,6 +54,8 @@
  #define CDT_DEFAULT_N_CTX   4096              /* tokens, when load is given 0 */
  #define CDT_MAX_BATCH       512               /* tokens per llama_decode of the prompt */
  #define CDT_UBATCH          256               /* tokens per compute graph (prompt speed) */
 +#define CDT_UBATCH_GPU      512               /* the same with the model on a GPU */
++static float verify_cost_gpu[17]; /* cuda_bench: defined below */
  #define CDT_MAX_DRAFT       15                /* drafted tokens verified in one batch */
  #define CDT_NGRAM_MAX       3                 /* longest n-gram looked up for a draft */
  #define CDT_PROBE_MIN       8                 /* decode steps between probing drafts, */
-@@ -708,7 +709,8 @@
+@@ -86,6 +88,7 @@
+     int n_ctx;     /* enforced context, tokens */
+     bool no_think; /* the template knows enable_thinking: close the think block */
+     bool rollback; /* the KV memory can drop its last positions (speculation, reuse) */
++    bool gpu;      /* the model is offloaded to a GPU */
+ 
+     llama_token *kv; /* n_ctx: the tokens held in the KV memory, in order */
+     int n_kv;
+@@ -695,12 +698,37 @@
+     e->n_ctx = 0;
+     e->no_think = false;
+     e->rollback = false;
++    e->gpu = false;
+ #ifdef __GLIBC__
+     malloc_trim(0); /* give the freed heap back to the OS: RSS is what users see */
+ #endif
+     CDT_LOG_I(e->log, "model unloaded");
+ }
+ 
++/* On a GPU the first graph of each shape loads its kernels (CUDA loads them lazily):
++ * the first request after a load took ~40 ms more prompt time than the next ones on
++ * an H200. Evaluating one prompt-sized batch and one token here moves that into the
++ * load, as llama-server's warm-up at start does. */
++static void gpu_warmup(struct engine *e)
++{
++    llama_token toks[CDT_MAX_BATCH];
++    llama_token t = llama_vocab_bos(llama_model_get_vocab(e->model));
++    int n = (int)llama_n_ubatch(e->ctx);
++
++    if (n > e->n_ctx - 1)
++        n = e->n_ctx - 1;
++    if (n > CDT_MAX_BATCH)
++        n = CDT_MAX_BATCH;
++    if (t == LLAMA_TOKEN_NULL)
++        t = 0;
++    for (int i = 0; i < n; i++)
++        toks[i] = t;
++    if (n > 0 && llama_decode(e->ctx, llama_batch_get_one(toks, n)) == 0)
++        (void)llama_decode(e->ctx, llama_batch_get_one(toks, 1));
++    llama_synchronize(e->ctx);
++    kv_reset(e);
++}
++
+ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_model_info *info,
+                       char *errmsg, size_t errcap)
+ {
+@@ -708,7 +736,8 @@
      struct llama_context_params cp = llama_context_default_params();
      const char *tmpl, *base;
      double t0 = now_ms();
@@ -150,7 +202,17 @@ write_patch() {
  
      if (!path || !path[0])
          return fail(errmsg, errcap, CDT_ENOTFOUND, "no model path given");
-@@ -724,6 +726,9 @@
+@@ -716,6 +745,9 @@
+     if (rc != 0)
+         return rc;
+ 
++    /* Idempotent. At the first load rather than at start: with a GPU backend it
++     * initialises the device (~150 ms on CUDA), which /health need not wait for. */
++    llama_backend_init();
+     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
+     e->model = llama_model_load_from_file(info->path, mp);
+     if (!e->model)
+@@ -724,6 +756,9 @@
                      "the log says which)",
                      info->path);
  
@@ -160,7 +222,7 @@ write_patch() {
      n_train = llama_model_n_ctx_train(e->model);
      want = n_ctx > 0 ? n_ctx : CDT_DEFAULT_N_CTX;
      if (n_train > 0 && want > n_train)
-@@ -733,7 +738,7 @@
+@@ -733,7 +768,7 @@
      /* Measured on the 0.6B shape, 2 threads, 478-token prompts: n_ubatch 256
       * evaluates as fast as 512 (within noise, 182 vs 169 tok/s), and its compute
       * buffer is half as big. */
@@ -169,7 +231,7 @@ write_patch() {
      /* Logits are wanted for at most a token and its draft: the compute buffer then
       * holds CDT_MAX_DRAFT + 1 rows of logits instead of n_ubatch (~150 MB less on a
       * 150k vocabulary). */
-@@ -742,9 +747,24 @@
+@@ -742,9 +777,31 @@
       * a quantised V cache needs flash attention, which is off. */
      cp.n_seq_max = 1;
      cp.n_threads = cp.n_threads_batch = e->n_threads;
@@ -190,13 +252,30 @@ write_patch() {
 +            cp.n_ubatch = (uint32_t)atoi(s);
 +        if (cp.n_ubatch > cp.n_batch)
 +            cp.n_ubatch = cp.n_batch;
-+        CDT_LOG_I(e->log, "cuda_bench: gpu %d, flash_attn_type %d, n_batch %u, n_ubatch %u, threads %d",
-+                  (int)gpu, (int)cp.flash_attn_type, cp.n_batch, cp.n_ubatch, cp.n_threads);
++        if ((s = getenv("CDT_X_VCOST")) && *s) { /* b = 1..16, comma-separated */
++            char *end;
++            for (int b = 1; b <= CDT_MAX_DRAFT + 1 && *s; b++, s = *end ? end + 1 : end)
++                verify_cost_gpu[b] = strtof(s, &end);
++        }
++        if ((s = getenv("CDT_X_GPU")) && *s)
++            gpu = atoi(s) != 0;
++        CDT_LOG_I(e->log, "cuda_bench: gpu %d, flash_attn_type %d, n_batch %u, n_ubatch %u, threads %d, vcost16 %.3f",
++                  (int)gpu, (int)cp.flash_attn_type, cp.n_batch, cp.n_ubatch, cp.n_threads, (double)verify_cost_gpu[16]);
 +    }
      e->ctx = llama_init_from_model(e->model, cp);
      if (!e->ctx) {
          llama_model_free(e->model);
-@@ -787,8 +807,8 @@
+@@ -753,6 +810,9 @@
+                     "could not create a context of %d tokens (not enough memory?)", want);
+     }
+     e->n_ctx = want;
++    e->gpu = gpu;
++    if (gpu)
++        gpu_warmup(e);
+     /* Recurrent state and sliding windows cannot go back a few positions. */
+     e->rollback = !llama_model_is_recurrent(e->model) && !llama_model_is_hybrid(e->model) &&
+                   llama_model_n_swa(e->model) == 0;
+@@ -787,8 +847,8 @@
                        info->path);
      }
  
@@ -207,6 +286,60 @@ write_patch() {
      return 0;
  }
  
+@@ -1395,6 +1455,12 @@
+     0.0f,   1.0f,   1.3f,  1.7f,  2.1f,  2.325f, 2.55f, 2.775f, 3.0f,
+     3.188f, 3.375f, 3.56f, 3.75f, 3.94f, 4.125f, 4.31f, 4.5f,
+ };
++/* The same with the model on a GPU (CUDA, H200, 0.6B shape, depth 478: llama-bench
++ * pp1..pp16 -fa 1 -ub 512, bench/RESULTS.md "CUDA"). */
++static float verify_cost_gpu[CDT_MAX_DRAFT + 2] = {
++    0.0f,   1.0f,   1.3f,  1.7f,  2.1f,  2.325f, 2.55f, 2.775f, 3.0f,
++    3.188f, 3.375f, 3.56f, 3.75f, 3.94f, 4.125f, 4.31f, 4.5f,
++};
+ 
+ #define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
+ #define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
+@@ -1408,6 +1474,7 @@
+  * two (1.3 to 1.6 single decodes). */
+ struct spec {
+     bool on;
++    const float *cost; /* verify_cost or verify_cost_gpu; NULL: verify_cost */
+     float hits;  /* drafted tokens accepted, decayed */
+     float tries; /* drafted tokens tested, decayed */
+     int probe;   /* steps between probes; 0 before the first failure */
+@@ -1416,6 +1483,7 @@
+ 
+ static int spec_plan(struct spec *sp)
+ {
++    const float *cost = sp->cost ? sp->cost : verify_cost;
+     float a = (sp->hits + 1.0f) / (sp->tries + 2.0f), best = CDT_SPEC_MARGIN, ak = a;
+     int k_best = 0;
+ 
+@@ -1425,7 +1493,7 @@
+         float gain;
+ 
+         ak *= a; /* a^(k+1) */
+-        gain = (1.0f - ak) / (1.0f - a) / verify_cost[k + 1];
++        gain = (1.0f - ak) / (1.0f - a) / cost[k + 1];
+         if (gain > best) {
+             best = gain;
+             k_best = k;
+@@ -1755,6 +1823,7 @@
+         g.max_tokens = e->n_ctx - n_prompt;
+     sampler_init(&g.s, p, e->n_ctx);
+     g.spec.on = p->speculative && e->rollback;
++    g.spec.cost = e->gpu ? verify_cost_gpu : verify_cost;
+     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
+     if (!g.hist || buf_reserve(&g.out, 0) != 0 || buf_reserve(&g.piece, 256) != 0) {
+         rc = fail(r->errmsg, sizeof(r->errmsg), CDT_ENOMEM, "out of memory");
+@@ -1978,7 +2047,6 @@
+     e->n_threads = n_threads > 0 ? n_threads : default_threads();
+     /* llama's log is process-wide; route it (and ggml's) into ours. */
+     llama_log_set(cdt_log_ggml, log);
+-    llama_backend_init(); /* idempotent */
+     CDT_LOG_D(log, "llama.cpp engine: %d threads", e->n_threads);
+     *out = &e->base;
+     return 0;
 PATCH
 }
 
@@ -220,11 +353,11 @@ build() {
     log "environment"
     {
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
-        nvcc --version | tail -n 2
-        cmake --version | head -n 1
+        nvcc --version | sed -n '$p'
+        cmake --version | sed -n 1p
         echo "ninja $(ninja --version)"
-        cc --version | head -n 1
-        ldd --version | head -n 1
+        cc --version | sed -n 1p
+        ldd --version | sed -n 1p
         echo "cores: $(nproc) logical, $(threads) physical; $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
         ls -d /usr/local/cuda*/ 2>/dev/null | tr '\n' ' '
         ls /usr/local/cuda/lib64/libcublas_static.a /usr/local/cuda/lib64/libcudart_static.a 2>&1 | tr '\n' ' '
@@ -249,7 +382,8 @@ build() {
             tar -xf "$CB/codictate.tar" -C "$src"
             [[ $v == head ]] || patch -s -p1 -d "$src" <"$CB/engine-exp.patch"
             cmake -S "$src" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCODICTATE_ENGINES="$prefix" \
-                -DPKG_CONFIG_EXECUTABLE="$WORK/sys/bin/pkg-config" >"$WORK/configure-$v.log" 2>&1 ||
+                -DPKG_CONFIG_EXECUTABLE="$WORK/sys/bin/pkg-config" \
+                -DCMAKE_C_STANDARD_LIBRARIES="-lstdc++ -lm -ldl -lrt -lpthread" >"$WORK/configure-$v.log" 2>&1 ||
                 { tail -n 30 "$WORK/configure-$v.log"; die "configure ($v) failed"; }
             cmake --build "$b" -j "$(nproc)" --target codictate mkgguf >"$WORK/build-$v.log" 2>&1 ||
                 { tail -n 30 "$WORK/build-$v.log"; die "build ($v) failed"; }
@@ -257,7 +391,7 @@ build() {
         mkdir -p "$WORK/bin-$v"
         ln -sf "$b/bin/codictate" "$b/bin/mkgguf" "$prefix/bin/llama-server" "$prefix/bin/llama-bench" "$WORK/bin-$v/"
     done
-    "$WORK/bin-head/codictate" version | head -n 4
+    "$WORK/bin-head/codictate" version | sed -n 1,4p
     log "build done: $WORK/bin-head, $WORK/bin-exp"
 }
 
@@ -296,6 +430,31 @@ lbench() {
         } >>"$o" 2>>"$WORK/lbench.err"
     done
     cat "$o"
+}
+
+# ---------------------------------------------------------------- vcost (GPU)
+# The cost of evaluating a batch of b = 1..16 tokens at the refine depth, in single-token
+# decodes: what the engine's speculation planner needs (verify_cost_gpu).
+vcost() {
+    local m M T
+    sys_env
+    models
+    mkdir -p "$RES"
+    T=$(threads)
+    for m in 0.6b 1.7b; do
+        M=$WORK/models/refine-bench-$m-q4_k.gguf
+        log "llama-bench pp1..pp16 at depth 478, $m"
+        "$WORK/bin-head/llama-bench" -m "$M" -ngl 99 -t "$T" -fa 1 -ub 512 -n 0 -d 478 -r 10 \
+            -p 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16 -o jsonl >"$WORK/vcost-$m.jsonl" 2>>"$WORK/vcost.err"
+        awk 'match($0, /"n_prompt": *[0-9]+/) { s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); b = s + 0
+                 if (match($0, /"avg_ts": *[0-9.eE+-]+/)) { s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); t[b] = b / s } }
+             END { for (b = 1; b <= 16; b++) printf "%s%.3f", (b > 1 ? "," : ""), t[b] / t[1]; printf "\n" }' \
+            "$WORK/vcost-$m.jsonl" >"$RES/vcost-$m.txt"
+        awk -v m="$m" 'match($0, /"n_prompt": *[0-9]+/) { s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); b = s + 0
+                 if (match($0, /"avg_ts": *[0-9.eE+-]+/)) { s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s); printf "%s b=%d: %.1f us\n", m, b, 1e6 * b / s } }' \
+            "$WORK/vcost-$m.jsonl"
+        echo "$m cost(b=1..16): $(cat "$RES/vcost-$m.txt")"
+    done | tee "$RES/vcost.md"
 }
 
 # ---------------------------------------------------------------- ab (GPU)
@@ -437,16 +596,17 @@ refine() {
     [[ -x $WORK/bin-$v/codictate ]] || die "no build $v: run bench/cuda_bench.sh build"
     log "refine_bench.sh with build $v (CDT_X_FA=${CDT_X_FA-} CDT_X_UBATCH=${CDT_X_UBATCH-})"
     "$ROOT/bench/refine_bench.sh" --bin "$WORK/bin-$v" --model-dir "$WORK/models" \
-        --out "$RES/refine-$v${CDT_X_FA:+-fa$CDT_X_FA}${CDT_X_UBATCH:+-ub$CDT_X_UBATCH}.md" "$@" >/dev/null
-    grep -E '^\| (Warm|Cold|Decode tok|Sidecar decode|Sidecar start|llama-server start)' \
-        "$RES/refine-$v${CDT_X_FA:+-fa$CDT_X_FA}${CDT_X_UBATCH:+-ub$CDT_X_UBATCH}.md"
+        --out "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md" "$@" >/dev/null
+    grep -E '^\| (Warm|Cold|Decode tok|Sidecar decode|Sidecar start|llama-server start|Speculation|Cost of)' \
+        "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md"
 }
 
 case ${1-} in
 prep) prep ;;
 build) build ;;
 lbench) lbench ;;
+vcost) vcost ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
-*) sed -n '2,31p' "$0"; exit 2 ;;
+*) sed -n '2,34p' "$0"; exit 2 ;;
 esac

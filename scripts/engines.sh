@@ -40,6 +40,15 @@ WHISPER_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DWHISPER_USE_
   -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON -DWHISPER_BUILD_SERVER=OFF
   -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
   -DCMAKE_INSTALL_LIBDIR=lib)
+if [ "$cuda" = 1 ]; then
+  # The ggml package config of a static (not GGML_STATIC) CUDA build lists no CUDA
+  # libraries, so whisper's tools name them, at the end of the link line.
+  nvcc_bin=$(command -v nvcc || echo "${CUDA_PATH:-/usr/local/cuda}/bin/nvcc")
+  cuda_lib=$(cd "$(dirname "$(readlink -f "$nvcc_bin")")/../lib64" 2>/dev/null && pwd) ||
+    { echo "engines: error: CUDA toolkit not found (nvcc on PATH?)" >&2; exit 1; }
+  cuda_libs="-L$cuda_lib -Wl,-rpath,$cuda_lib -lcublas -lcublasLt -lcudart -L$cuda_lib/stubs -lcuda"
+  WHISPER_FLAGS+=("-DCMAKE_CXX_STANDARD_LIBRARIES=$cuda_libs" "-DCMAKE_C_STANDARD_LIBRARIES=$cuda_libs")
+fi
 
 src_id() { # identity of an override source tree
   if git -C "$1" rev-parse HEAD >/dev/null 2>&1; then
