@@ -3,10 +3,25 @@
  * is the only file in the project that includes llama.h.
  *
  * Invariants: `model` and `ctx` are both set or both NULL. `n_ctx` is the context
- * the sidecar enforces (llama pads its KV cache to a multiple of 256, so the cache
- * may be larger). Files are checked before llama sees them (existence, permission,
- * the GGUF magic, tensor data within the file) so that a bad path gets a reason a
- * user understands rather than llama's exception text.
+ * the sidecar enforces; `n_cap` is the capacity of the llama context that exists
+ * now, n_cap <= n_ctx (llama pads it to a multiple of 256).
+ *
+ * KV capacity follows the requests (ctx_fit): a request reserves its prompt plus
+ * min(max_tokens, CDT_KV_RESERVE) positions, a generation that runs past the
+ * capacity grows it by half, and a capacity two or more steps larger than a request
+ * needs shrinks. The context is recreated with the new capacity (a multiple of 256,
+ * at most n_ctx; 40-75 ms on 2 cores, most of it llama_init_from_model), the kept
+ * prefix carried over (llama_state_seq_get/set_data). Why: with flash attention
+ * off, V is stored transposed and every row of V^T that attention reads is strided
+ * by the capacity (llama_kv_cache::get_v; the rows read are only n_kv long), so a
+ * 4096-token cache decodes ~10% slower at depth 500 than a 768-token one (0.6B
+ * shape, 2 threads; 4352 is as slow as 4096, so it is the stride, not a power-of-two
+ * alias). llama-bench's context is prompt + depth + generated, which is why it was
+ * faster. A smaller cache also keeps RSS down.
+ *
+ * Files are checked before llama sees them (existence, permission, the GGUF magic,
+ * tensor data within the file) so that a bad path gets a reason a user understands
+ * rather than llama's exception text.
  *
  * Prefix cache: kv[0..n_kv) are exactly the tokens whose keys and values sequence 0
  * of the KV memory holds, at positions 0..n_kv-1. A request (or a warm-up) keeps the
@@ -14,7 +29,7 @@
  * stay in the cache for the next request. Anything that leaves the memory in doubt
  * (a failed decode, a load) clears both.
  *
- * Sampling is ours, over the raw logits (struct sampler): the seed's chain,
+ * Sampling is ours (sampler.c, sampler_int.h), over the raw logits: the seed's chain,
  * repetition penalty -> top-p -> min-p -> temperature -> draw, greedy (argmax after
  * the penalty) at temperature 0. It gives the probability of any token, which
  * prompt-lookup speculative decoding needs: a drafted token x is accepted with
@@ -31,6 +46,8 @@
 #include "codictate/limits.h"
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
+#include "sampler_int.h"
+#include "speculative_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -54,13 +71,10 @@
 #define CDT_DEFAULT_N_CTX   4096              /* tokens, when load is given 0 */
 #define CDT_MAX_BATCH       512               /* tokens per llama_decode of the prompt */
 #define CDT_UBATCH          256               /* tokens per compute graph (prompt speed) */
-#define CDT_MAX_DRAFT       15                /* drafted tokens verified in one batch */
-#define CDT_NGRAM_MAX       3                 /* longest n-gram looked up for a draft */
-#define CDT_PROBE_MIN       8                 /* decode steps between probing drafts, */
-#define CDT_PROBE_MAX       128               /* doubling from min to max */
-#define CDT_CHUNK           1024              /* logits per block of the sampler's loops */
-#define CDT_TOPP_BINS       1024              /* histogram bins of the top-p search */
-#define CDT_TOPP_RANGE      32.0f             /* logits under max - this weigh < e^-32 */
+#define CDT_UBATCH_GPU      512               /* the same with the model on a GPU */
+#define CDT_KV_STEP         256               /* KV capacity granularity (llama's padding) */
+#define CDT_KV_INITIAL      512               /* KV capacity at load, tokens */
+#define CDT_KV_RESERVE      256               /* generated positions a request reserves */
 #define CDT_POLL_MS         20.0              /* should_cancel polls in a prompt batch, ms */
 #define CDT_CPUINFO_MAX     (4 * 1024 * 1024) /* bytes of /proc/cpuinfo read */
 #define CDT_MAX_CORES       4096              /* (physical id, core id) pairs counted */
@@ -71,36 +85,26 @@
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
-/* A candidate of the top-p boundary: logit and weight at temperature 1. */
-struct cand {
-    float z;
-    float w;
-};
-
 struct engine {
     struct cdt_backend base; /* first: cdt_backend pointers are engine pointers */
     struct cdt_log *log;     /* borrowed */
     int n_threads;           /* threads for decode and prompt */
     struct llama_model *model;
     struct llama_context *ctx;
-    int n_ctx;     /* enforced context, tokens */
-    bool no_think; /* the template knows enable_thinking: close the think block */
+    int n_ctx;                      /* enforced context, tokens */
+    int n_cap;                      /* capacity of ctx, tokens (<= n_ctx) */
+    int n_batch;                    /* llama_decode batch limit of ctx */
+    bool resize;                    /* n_cap follows the requests (ctx_fit) */
+    struct llama_context_params cp; /* ctx's parameters, for ctx_fit */
+    bool no_think;                  /* the template knows enable_thinking: close the think block */
     bool rollback; /* the KV memory can drop its last positions (speculation, reuse) */
+    bool gpu;      /* the model is offloaded to a GPU (other settings: load_model) */
 
     llama_token *kv; /* n_ctx: the tokens held in the KV memory, in order */
     int n_kv;
 
-    /* Sampler scratch, sized by the vocabulary at load. */
-    int n_vocab;
-    llama_token *eog;         /* end-of-generation tokens */
-    int n_eog;                /* entries in eog */
-    float *w;                 /* n_chunks * CDT_CHUNK: unnormalised probabilities */
-    float *chunk_w;           /* n_chunks: sums of w per block of CDT_CHUNK */
-    float *chunk_max;         /* n_chunks: the highest logit per block (max_logit) */
-    int n_chunks;             /* blocks covering n_vocab */
-    uint32_t *seen;           /* n_vocab: penalty marks (== seen_mark: penalised already) */
-    uint32_t seen_mark;       /* the current mark */
-    struct cand *cand;        /* n_vocab: the top-p boundary bin */
+    struct spec_timing vt;    /* decode times by batch size, for the draft length */
+    struct dist d;            /* sampler scratch, sized by the vocabulary at load */
     struct llama_batch batch; /* CDT_MAX_DRAFT + 1 tokens: a token and its draft */
     bool has_batch;
 };
@@ -626,25 +630,83 @@ static int kv_truncate(struct engine *e, int n)
     return 0;
 }
 
+/* Fits the KV capacity to `need` positions: grows it to `need` rounded up to
+ * CDT_KV_STEP (at most n_ctx) when it is smaller, shrinks it when that is two or
+ * more steps smaller, recreating the context and carrying the cached prefix over.
+ * Call after the prefix was trimmed to what the request keeps. On failure the old
+ * context stays; CDT_ENOMEM only when it is too small for `need`. */
+static int ctx_fit(struct engine *e, int need)
+{
+    struct llama_context_params cp = e->cp;
+    struct llama_context *c;
+    double t0 = now_ms();
+    uint8_t *state = NULL;
+    size_t size = 0;
+    int want;
+
+    if (!e->resize)
+        return 0;
+    want = (need + CDT_KV_STEP - 1) / CDT_KV_STEP * CDT_KV_STEP;
+    if (want < CDT_KV_STEP)
+        want = CDT_KV_STEP;
+    if (want > e->n_ctx)
+        want = e->n_ctx;
+    if (want <= e->n_cap && want > e->n_cap - 2 * CDT_KV_STEP)
+        return 0;
+    if (e->n_kv > want)
+        kv_truncate(e, want);
+    if (e->n_kv > 0) {
+        size = llama_state_seq_get_size(e->ctx, 0);
+        state = size > 0 ? malloc(size) : NULL;
+        if (!state || llama_state_seq_get_data(e->ctx, state, size, 0) != size) {
+            free(state);
+            state = NULL;
+            kv_reset(e);
+        }
+    }
+    cp.n_ctx = (uint32_t)want;
+    cp.n_batch = (uint32_t)(want < CDT_MAX_BATCH ? want : CDT_MAX_BATCH);
+    cp.n_ubatch = (uint32_t)(want < CDT_UBATCH ? want : CDT_UBATCH);
+    c = llama_init_from_model(e->model, cp);
+    if (!c) {
+        free(state);
+        CDT_LOG_W(e->log, "could not resize the context from %d to %d tokens", e->n_cap, want);
+        return want > e->n_cap ? CDT_ENOMEM : 0;
+    }
+    llama_free(e->ctx);
+    e->ctx = c;
+    e->cp = cp;
+    e->n_batch = (int)cp.n_batch;
+    CDT_LOG_D(e->log, "KV capacity %d -> %d tokens (%d kept) in %.1f ms", e->n_cap, want, e->n_kv,
+              now_ms() - t0);
+    e->n_cap = want;
+    if (state && llama_state_seq_set_data(e->ctx, state, size, 0) != size)
+        kv_reset(e);
+    else if (!state)
+        e->n_kv = 0;
+    free(state);
+    return 0;
+}
+
 /* ---- load / unload ----------------------------------------------------------- */
 
 static void scratch_free(struct engine *e)
 {
+    struct dist *d = &e->d;
+
     free(e->kv);
-    free(e->eog);
-    free(e->w);
-    free(e->chunk_w);
-    free(e->chunk_max);
-    free(e->seen);
-    free(e->cand);
+    free(d->eog);
+    free(d->w);
+    free(d->chunk_w);
+    free(d->chunk_max);
+    free(d->seen);
+    free(d->cand);
     if (e->has_batch)
         llama_batch_free(e->batch);
-    e->kv = e->eog = NULL;
-    e->w = e->chunk_w = e->chunk_max = NULL;
-    e->seen = NULL;
-    e->cand = NULL;
+    e->kv = NULL;
+    memset(d, 0, sizeof(*d));
     e->has_batch = false;
-    e->n_kv = e->n_vocab = e->n_eog = e->n_chunks = 0;
+    e->n_kv = 0;
 }
 
 /* Sizes the prefix cache and the sampler's scratch for the loaded model. */
@@ -652,28 +714,29 @@ static int scratch_alloc(struct engine *e)
 {
     const struct llama_vocab *vocab = llama_model_get_vocab(e->model);
     int n = llama_vocab_n_tokens(vocab), k = 0;
+    struct dist *d = &e->d;
 
     if (n <= 0)
         return CDT_EFORMAT;
-    e->n_vocab = n;
-    e->n_chunks = (n + CDT_CHUNK - 1) / CDT_CHUNK;
+    d->n_vocab = n;
+    d->n_chunks = (n + CDT_CHUNK - 1) / CDT_CHUNK;
     e->kv = malloc(sizeof(*e->kv) * (size_t)e->n_ctx);
-    e->w = malloc(sizeof(*e->w) * (size_t)e->n_chunks * CDT_CHUNK);
-    e->chunk_w = malloc(sizeof(*e->chunk_w) * (size_t)e->n_chunks);
-    e->chunk_max = malloc(sizeof(*e->chunk_max) * (size_t)e->n_chunks);
-    e->seen = calloc((size_t)n, sizeof(*e->seen));
-    e->cand = malloc(sizeof(*e->cand) * (size_t)n);
-    if (!e->kv || !e->w || !e->chunk_w || !e->chunk_max || !e->seen || !e->cand)
+    d->w = malloc(sizeof(*d->w) * (size_t)d->n_chunks * CDT_CHUNK);
+    d->chunk_w = malloc(sizeof(*d->chunk_w) * (size_t)d->n_chunks);
+    d->chunk_max = malloc(sizeof(*d->chunk_max) * (size_t)d->n_chunks);
+    d->seen = calloc((size_t)n, sizeof(*d->seen));
+    d->cand = malloc(sizeof(*d->cand) * (size_t)n);
+    if (!e->kv || !d->w || !d->chunk_w || !d->chunk_max || !d->seen || !d->cand)
         return CDT_ENOMEM;
-    e->seen_mark = 0;
+    d->seen_mark = 0;
     for (llama_token t = 0; t < n; t++)
         k += llama_vocab_is_eog(vocab, t);
-    e->eog = malloc(sizeof(*e->eog) * (size_t)(k > 0 ? k : 1));
-    if (!e->eog)
+    d->eog = malloc(sizeof(*d->eog) * (size_t)(k > 0 ? k : 1));
+    if (!d->eog)
         return CDT_ENOMEM;
     for (llama_token t = 0; t < n; t++)
         if (llama_vocab_is_eog(vocab, t))
-            e->eog[e->n_eog++] = t;
+            d->eog[d->n_eog++] = t;
     e->batch = llama_batch_init(CDT_MAX_DRAFT + 1, 0, 1);
     e->has_batch = true;
     if (!e->batch.token || !e->batch.pos || !e->batch.logits)
@@ -692,13 +755,39 @@ static void engine_unload(struct cdt_backend *be)
     llama_model_free(e->model);
     e->ctx = NULL;
     e->model = NULL;
-    e->n_ctx = 0;
+    e->n_ctx = e->n_cap = e->n_batch = 0;
+    e->resize = false;
     e->no_think = false;
     e->rollback = false;
+    e->gpu = false;
 #ifdef __GLIBC__
     malloc_trim(0); /* give the freed heap back to the OS: RSS is what users see */
 #endif
     CDT_LOG_I(e->log, "model unloaded");
+}
+
+/* On a GPU the first graph of each shape loads its kernels (CUDA loads them lazily):
+ * the first request after a load took 111-136 ms of prompt time instead of 7-8 ms
+ * on an H200 (bench/RESULTS.md, "CUDA"). Evaluating one prompt-sized batch and one
+ * token here moves that into the load, as llama-server's warm-up at start does. */
+static void gpu_warmup(struct engine *e)
+{
+    llama_token toks[CDT_MAX_BATCH];
+    llama_token t = llama_vocab_bos(llama_model_get_vocab(e->model));
+    int n = (int)llama_n_ubatch(e->ctx);
+
+    if (n > e->n_cap - 1)
+        n = e->n_cap - 1;
+    if (n > CDT_MAX_BATCH)
+        n = CDT_MAX_BATCH;
+    if (t == LLAMA_TOKEN_NULL)
+        t = 0;
+    for (int i = 0; i < n; i++)
+        toks[i] = t;
+    if (n > 0 && llama_decode(e->ctx, llama_batch_get_one(toks, n)) == 0)
+        (void)llama_decode(e->ctx, llama_batch_get_one(toks, 1));
+    llama_synchronize(e->ctx);
+    kv_reset(e);
 }
 
 static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_model_info *info,
@@ -708,7 +797,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     struct llama_context_params cp = llama_context_default_params();
     const char *tmpl, *base;
     double t0 = now_ms();
-    int rc, n_train, want;
+    int rc, n_train, want, ubatch;
 
     if (!path || !path[0])
         return fail(errmsg, errcap, CDT_ENOTFOUND, "no model path given");
@@ -716,6 +805,9 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     if (rc != 0)
         return rc;
 
+    /* Idempotent. At the first load rather than at start: with a GPU backend it
+     * initialises the device (~150 ms on CUDA), which /health need not wait for. */
+    llama_backend_init();
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
     e->model = llama_model_load_from_file(info->path, mp);
     if (!e->model)
@@ -724,16 +816,27 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
                     "the log says which)",
                     info->path);
 
+    /* Per backend (bench/RESULTS.md): all layers go to a GPU when there is one
+     * (n_gpu_layers -1, the default); there flash attention and n_ubatch 512 win and
+     * the KV cache keeps its full size (with flash attention V is not transposed, so
+     * its size costs decode nothing), and a warm-up loads the kernels. */
+    e->gpu = llama_supports_gpu_offload() && mp.n_gpu_layers != 0;
+    ubatch = e->gpu ? CDT_UBATCH_GPU : CDT_UBATCH;
     n_train = llama_model_n_ctx_train(e->model);
     want = n_ctx > 0 ? n_ctx : CDT_DEFAULT_N_CTX;
     if (n_train > 0 && want > n_train)
         want = n_train;
-    cp.n_ctx = (uint32_t)want;
-    cp.n_batch = (uint32_t)(want < CDT_MAX_BATCH ? want : CDT_MAX_BATCH);
+    /* Recurrent state and sliding windows cannot go back a few positions. */
+    e->rollback = !llama_model_is_recurrent(e->model) && !llama_model_is_hybrid(e->model) &&
+                  llama_model_n_swa(e->model) == 0;
+    e->resize = e->rollback && !e->gpu;
+    e->n_cap = e->resize && want > CDT_KV_INITIAL ? CDT_KV_INITIAL : want;
+    cp.n_ctx = (uint32_t)e->n_cap;
+    cp.n_batch = (uint32_t)(e->n_cap < CDT_MAX_BATCH ? e->n_cap : CDT_MAX_BATCH);
     /* Measured on the 0.6B shape, 2 threads, 478-token prompts: n_ubatch 256
      * evaluates as fast as 512 (within noise, 182 vs 169 tok/s), and its compute
-     * buffer is half as big. */
-    cp.n_ubatch = (uint32_t)(want < CDT_UBATCH ? want : CDT_UBATCH);
+     * buffer is half as big; on the 1.7B shape 512 was 2% slower. */
+    cp.n_ubatch = (uint32_t)(e->n_cap < ubatch ? e->n_cap : ubatch);
     /* Logits are wanted for at most a token and its draft: the compute buffer then
      * holds CDT_MAX_DRAFT + 1 rows of logits instead of n_ubatch (~150 MB less on a
      * 150k vocabulary). */
@@ -742,20 +845,22 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
      * a quantised V cache needs flash attention, which is off. */
     cp.n_seq_max = 1;
     cp.n_threads = cp.n_threads_batch = e->n_threads;
-    /* Decode is ~20% faster without flash attention on CPU (ENGINES.md). */
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    /* Decode is ~20% faster without flash attention on CPU (ENGINES.md); with the
+     * model on a GPU it is faster for prompt and decode (CUDA, H200: +16-19% decode),
+     * so llama.cpp's automatic choice stays. */
+    cp.flash_attn_type = e->gpu ? LLAMA_FLASH_ATTN_TYPE_AUTO : LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.no_perf = true;
     e->ctx = llama_init_from_model(e->model, cp);
     if (!e->ctx) {
         llama_model_free(e->model);
         e->model = NULL;
         return fail(errmsg, errcap, CDT_ENOMEM,
-                    "could not create a context of %d tokens (not enough memory?)", want);
+                    "could not create a context of %d tokens (not enough memory?)", e->n_cap);
     }
+    e->cp = cp;
+    e->n_batch = (int)cp.n_batch;
     e->n_ctx = want;
-    /* Recurrent state and sliding windows cannot go back a few positions. */
-    e->rollback = !llama_model_is_recurrent(e->model) && !llama_model_is_hybrid(e->model) &&
-                  llama_model_n_swa(e->model) == 0;
+    memset(&e->vt, 0, sizeof(e->vt));
     rc = scratch_alloc(e);
     if (rc != 0) {
         engine_unload(&e->base);
@@ -787,8 +892,10 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
                       info->path);
     }
 
-    CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads) in %.0f ms", info->path, info->desc,
-              e->n_ctx, e->n_threads, now_ms() - t0);
+    if (e->gpu)
+        gpu_warmup(e);
+    CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads%s) in %.0f ms", info->path, info->desc,
+              e->n_ctx, e->n_threads, e->gpu ? ", GPU" : "", now_ms() - t0);
     return 0;
 }
 
@@ -963,401 +1070,6 @@ static int tokenize(const struct llama_vocab *vocab, const char *text, size_t le
     return n;
 }
 
-static uint32_t random_seed(void)
-{
-    uint32_t s;
-    struct timespec ts;
-
-    if (getrandom(&s, sizeof(s), GRND_NONBLOCK) == (ssize_t)sizeof(s))
-        return s;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec ^ ((uint32_t)getpid() << 16);
-}
-/* ---- sampling ------------------------------------------------------------------ */
-
-/* The seed's sampling chain over raw logits. The logits of one position are
- * prepared in place (end tokens masked for ignore_eos, the repetition penalty over
- * the last `last_n` tokens of the text so far); then greedy takes the argmax, and
- * sampling builds the distribution in e->w: top-p on the penalised logits at
- * temperature 1 and min-p relative to the best token (both as llama's chain does
- * them), then weights exp((z - max) / temperature) over what is left. The loops run
- * over blocks of CDT_CHUNK logits with lane-wise accumulators so that the compiler
- * vectorises them; top-p finds its cut with a histogram of the weights and sorts
- * only the boundary bin, never the whole vocabulary. */
-struct sampler {
-    float temp;      /* <= 0: greedy */
-    float top_p;     /* >= 1: off */
-    float min_p;     /* <= 0: off */
-    float penalty;   /* 1: off */
-    int last_n;      /* tokens the penalty looks back over */
-    bool ignore_eos; /* end tokens never drawn */
-    uint64_t rng[4]; /* xoshiro256** state */
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl64(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* Uniform in [0, 1), 53 bits. */
-static double rng_uniform(struct sampler *s)
-{
-    uint64_t *r = s->rng, out = rotl64(r[1] * 5, 7) * 9, t = r[1] << 17;
-
-    r[2] ^= r[0];
-    r[3] ^= r[1];
-    r[1] ^= r[2];
-    r[0] ^= r[3];
-    r[2] ^= t;
-    r[3] = rotl64(r[3], 45);
-    return (double)(out >> 11) * 0x1.0p-53;
-}
-
-static void sampler_init(struct sampler *s, const struct cdt_gen_params *p, int n_ctx)
-{
-    uint64_t x = p->has_seed ? p->seed : random_seed();
-
-    memset(s, 0, sizeof(*s));
-    s->temp = p->temperature;
-    s->top_p = p->top_p > 0.0f ? p->top_p : 1.0f;
-    s->min_p = p->min_p;
-    s->penalty = p->repetition_penalty > 0.0f ? p->repetition_penalty : 1.0f;
-    s->last_n = p->repeat_last_n < 0 ? 0 : p->repeat_last_n > n_ctx ? n_ctx : p->repeat_last_n;
-    s->ignore_eos = p->ignore_eos;
-    for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix64(&x);
-}
-
-/* Four floats, with GCC's and Clang's vector extensions (SSE2 on x86-64, NEON on
- * arm64): explicit so that the sampler's loops are vectorised whatever the compiler
- * may prove about floating-point traps. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4f v4_load(const float *p)
-{
-    v4f v;
-
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static inline void v4_store(float *p, v4f v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-
-static inline v4f v4_splat(float x)
-{
-    return (v4f){x, x, x, x};
-}
-
-/* mask ? a : b, lane by lane (mask lanes all ones or all zeros) */
-static inline v4f v4_select(v4i mask, v4f a, v4f b)
-{
-    return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
-}
-
-/* exp(x) for x <= 0, 0 under -87: 2^n * P(r) with r = x - n ln 2 and the Cephes
- * polynomial (relative error under 1e-7). */
-static inline v4f v4_exp(v4f x)
-{
-    v4i under = x < v4_splat(-87.0f);
-    v4f c = v4_select(under, v4_splat(-87.0f), x), n, r, p;
-    v4i e;
-
-    c = v4_select(c > v4_splat(0.0f), v4_splat(0.0f), c);
-    n = (c * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    r = c - n * 0.693359375f + n * 2.12194440e-4f;
-    p = v4_splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    e = (__builtin_convertvector(n, v4i) + 127) << 23;
-    return v4_select(under, v4_splat(0.0f), p * (v4f)e);
-}
-
-/* w[i] = exp((z[i] - m) * inv_t) where z[i] >= tau, else 0, for n a multiple of 16;
- * returns their sum. */
-static float fill_block(float *w, const float *z, int n, float m, float tau, float inv_t)
-{
-    v4f acc[4] = {{0}}, vm = v4_splat(m), vt = v4_splat(tau), vi = v4_splat(inv_t);
-    v4f ninf = v4_splat(-INFINITY), sum;
-
-    for (int i = 0; i < n; i += 16)
-        for (int j = 0; j < 4; j++) {
-            v4f zz = v4_load(z + i + 4 * j), v;
-
-            v = v4_exp(v4_select(zz >= vt, (zz - vm) * vi, ninf));
-            v4_store(w + i + 4 * j, v);
-            acc[j] += v;
-        }
-    sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    return (sum[0] + sum[1]) + (sum[2] + sum[3]);
-}
-
-/* Fills e->w and e->chunk_w for logits z, whose blocks' maxima max_logit() left in
- * e->chunk_max; returns the total weight. */
-static double fill_weights(struct engine *e, const float *z, float m, float tau, float inv_t)
-{
-    double total = 0.0;
-
-    for (int c = 0; c < e->n_chunks; c++) {
-        int off = c * CDT_CHUNK, len = e->n_vocab - off < CDT_CHUNK ? e->n_vocab - off : CDT_CHUNK;
-
-        if (e->chunk_max[c] < tau) {
-            /* Nothing here is kept (the usual case for a peaked distribution). */
-            memset(e->w + off, 0, sizeof(*e->w) * (size_t)len);
-            e->chunk_w[c] = 0.0f;
-        } else if (len == CDT_CHUNK) {
-            e->chunk_w[c] = fill_block(e->w + off, z + off, CDT_CHUNK, m, tau, inv_t);
-        } else {
-            /* The last block, through a padded copy. */
-            float zpad[CDT_CHUNK];
-            int n16 = (len + 15) / 16 * 16;
-
-            memcpy(zpad, z + off, sizeof(*z) * (size_t)len);
-            for (int i = len; i < n16; i++)
-                zpad[i] = -INFINITY;
-            e->chunk_w[c] = fill_block(zpad, zpad, n16, m, tau, inv_t);
-            memcpy(e->w + off, zpad, sizeof(*z) * (size_t)len);
-        }
-        total += e->chunk_w[c];
-    }
-    return total;
-}
-
-/* The highest logit of z[0..n), n a multiple of 4. */
-static float max_block(const float *z, int n)
-{
-    v4f acc = v4_splat(-INFINITY);
-    float m;
-
-    for (int i = 0; i < n; i += 4) {
-        v4f v = v4_load(z + i);
-
-        acc = v4_select(v > acc, v, acc);
-    }
-    m = acc[0];
-    for (int j = 1; j < 4; j++)
-        m = acc[j] > m ? acc[j] : m;
-    return m;
-}
-
-/* The highest logit, and the first token that has it; leaves each block's maximum in
- * e->chunk_max. */
-static float max_logit(struct engine *e, const float *z, llama_token *at)
-{
-    float m = -INFINITY;
-    int best = 0, n = e->n_vocab;
-
-    for (int c = 0; c < e->n_chunks; c++) {
-        int off = c * CDT_CHUNK, len = n - off < CDT_CHUNK ? n - off : CDT_CHUNK;
-        float cm = max_block(z + off, len / 4 * 4);
-
-        for (int i = off + len / 4 * 4; i < off + len; i++)
-            cm = z[i] > cm ? z[i] : cm;
-        e->chunk_max[c] = cm;
-        if (cm > m) {
-            m = cm;
-            best = c;
-        }
-    }
-    if (at) {
-        *at = best * CDT_CHUNK;
-        for (int i = best * CDT_CHUNK; i < n; i++)
-            if (z[i] == m) {
-                *at = i;
-                break;
-            }
-    }
-    return m;
-}
-
-static llama_token argmax(struct engine *e, const float *z)
-{
-    llama_token t;
-
-    max_logit(e, z, &t);
-    return t;
-}
-
-static bool is_eog(const struct engine *e, llama_token t)
-{
-    for (int i = 0; i < e->n_eog; i++)
-        if (e->eog[i] == t)
-            return true;
-    return false;
-}
-
-/* Masks end tokens (ignore_eos) and applies the repetition penalty of the text so
- * far, hist[0..n), to the logits z in place. */
-static void sampler_prepare(struct engine *e, const struct sampler *s, float *z,
-                            const llama_token *hist, int n)
-{
-    if (s->ignore_eos)
-        for (int i = 0; i < e->n_eog; i++)
-            z[e->eog[i]] = -INFINITY;
-    if (s->penalty == 1.0f || s->last_n <= 0)
-        return;
-    if (++e->seen_mark == 0) { /* wrapped: old marks could collide */
-        memset(e->seen, 0, sizeof(*e->seen) * (size_t)e->n_vocab);
-        e->seen_mark = 1;
-    }
-    for (int i = n > s->last_n ? n - s->last_n : 0; i < n; i++) {
-        llama_token t = hist[i];
-
-        if (t < 0 || t >= e->n_vocab || e->seen[t] == e->seen_mark)
-            continue;
-        e->seen[t] = e->seen_mark; /* once per token, however often it occurs */
-        z[t] = z[t] <= 0.0f ? z[t] * s->penalty : z[t] / s->penalty;
-    }
-}
-
-static int topp_bin(float z, float lo)
-{
-    float f = (z - lo) * (CDT_TOPP_BINS / CDT_TOPP_RANGE);
-
-    return f >= CDT_TOPP_BINS - 1 ? CDT_TOPP_BINS - 1 : f > 0.0f ? (int)f : 0;
-}
-
-static int cand_cmp(const void *a, const void *b)
-{
-    float x = ((const struct cand *)a)->z, y = ((const struct cand *)b)->z;
-
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The smallest logit of the nucleus: the fewest best tokens whose probability (at
- * temperature 1) reaches top_p. Tokens more than CDT_TOPP_RANGE under the best
- * weigh under e^-32 each, less than float resolution all together, and are left
- * out of the search. Ties at the cut all stay in. */
-static float topp_threshold(struct engine *e, const float *z, float m, float top_p)
-{
-    double mass[CDT_TOPP_BINS], cum = 0.0, total = 0.0, target;
-    float lo = m - CDT_TOPP_RANGE;
-    int b, nc = 0;
-
-    memset(mass, 0, sizeof(mass));
-    fill_weights(e, z, m, lo, 1.0f);
-    for (int i = 0; i < e->n_vocab; i++)
-        if (e->w[i] > 0.0f)
-            mass[topp_bin(z[i], lo)] += e->w[i];
-    for (b = 0; b < CDT_TOPP_BINS; b++)
-        total += mass[b];
-    target = (double)top_p * total;
-    for (b = CDT_TOPP_BINS - 1; b >= 0; b--) {
-        if (cum + mass[b] >= target)
-            break;
-        cum += mass[b];
-    }
-    if (b < 0)
-        return -INFINITY; /* rounding: everything */
-    for (int i = 0; i < e->n_vocab; i++)
-        if (e->w[i] > 0.0f && topp_bin(z[i], lo) == b)
-            e->cand[nc++] = (struct cand){z[i], e->w[i]};
-    if (nc == 0)
-        return lo;
-    qsort(e->cand, (size_t)nc, sizeof(*e->cand), cand_cmp);
-    for (int i = 0; i < nc; i++) {
-        cum += e->cand[i].w;
-        if (cum >= target)
-            return e->cand[i].z;
-    }
-    return e->cand[nc - 1].z;
-}
-
-/* The distribution of prepared logits z (temperature > 0) into e->w; returns its
- * total weight. */
-static double dist_build(struct engine *e, const struct sampler *s, const float *z)
-{
-    float m = max_logit(e, z, NULL), tau = -INFINITY;
-
-    if (s->top_p < 1.0f)
-        tau = topp_threshold(e, z, m, s->top_p);
-    if (s->min_p > 0.0f) {
-        float t = m + logf(s->min_p); /* p >= min_p * p_max */
-
-        if (t > tau)
-            tau = t;
-    }
-    return fill_weights(e, z, m, tau, 1.0f / s->temp);
-}
-
-/* Draws from the distribution in e->w (total weight `total`) with uniform u, leaving
- * out token `skip` (or none: -1) and renormalising. Returns -1 when nothing is left. */
-static llama_token dist_draw(struct engine *e, double total, double u, llama_token skip)
-{
-    double ws = skip >= 0 ? e->w[skip] : 0.0, target = u * (total - ws), acc = 0.0;
-    llama_token last = -1;
-
-    for (int c = 0; c < e->n_chunks; c++) {
-        int off = c * CDT_CHUNK, len = e->n_vocab - off < CDT_CHUNK ? e->n_vocab - off : CDT_CHUNK;
-        double cw = e->chunk_w[c] - (skip >= off && skip < off + len ? ws : 0.0);
-
-        if (acc + cw <= target && c + 1 < e->n_chunks) {
-            acc += cw;
-            continue;
-        }
-        for (int i = off; i < off + len; i++) {
-            if (i == skip || e->w[i] <= 0.0f)
-                continue;
-            last = i;
-            acc += e->w[i];
-            if (acc > target)
-                return i;
-        }
-    }
-    return last; /* rounding at the very end */
-}
-
-/* The next token from the logits z of one position (prepared in place). */
-static llama_token sampler_sample(struct engine *e, struct sampler *s, float *z)
-{
-    double total;
-    llama_token t;
-
-    if (s->temp <= 0.0f)
-        return argmax(e, z);
-    total = dist_build(e, s, z);
-    t = total > 0.0 ? dist_draw(e, total, rng_uniform(s), -1) : -1;
-    return t >= 0 ? t : argmax(e, z);
-}
-
-/* Speculative acceptance of drafted token x at a position with logits z (prepared):
- * true with probability p(x); otherwise *next is drawn from p without x. Greedy: x is
- * accepted when it is the argmax, else *next is the argmax. */
-static bool sampler_accept(struct engine *e, struct sampler *s, float *z, llama_token x,
-                           llama_token *next)
-{
-    double total, px;
-
-    if (s->temp <= 0.0f) {
-        *next = argmax(e, z);
-        return *next == x;
-    }
-    total = dist_build(e, s, z);
-    px = total > 0.0 && x >= 0 && x < e->n_vocab ? e->w[x] / total : 0.0;
-    if (rng_uniform(s) < px)
-        return true;
-    *next = total > 0.0 ? dist_draw(e, total, rng_uniform(s), x) : -1;
-    if (*next < 0)
-        *next = argmax(e, z);
-    return false;
-}
-
 /* test_speculative.c builds this file into itself and wraps the acceptance rule, to
  * show that its statistical test catches a wrong one. */
 #ifndef CDT_TEST_ACCEPT
@@ -1366,98 +1078,6 @@ static bool sampler_accept(struct engine *e, struct sampler *s, float *z, llama_
 
 /* ---- prompt-lookup speculation ----------------------------------------------- */
 
-/* Drafts up to k tokens that continue hist[0..n): what followed the most recent
- * earlier occurrence of its last CDT_NGRAM_MAX (down to 1) tokens. Where that runs
- * into the end of hist, the draft continues from itself, so a loop keeps looping.
- * Returns the tokens drafted. */
-static int draft_lookup(const llama_token *hist, int n, int k, llama_token *out)
-{
-    for (int g = n - 1 < CDT_NGRAM_MAX ? n - 1 : CDT_NGRAM_MAX; g >= 1; g--) {
-        const llama_token *tail = hist + n - g;
-
-        for (int j = n - g - 1; j >= 0; j--) {
-            if (hist[j] != tail[0] || memcmp(hist + j, tail, sizeof(*tail) * (size_t)g) != 0)
-                continue;
-            for (int i = 0; i < k; i++) {
-                int at = j + g + i;
-
-                out[i] = at < n ? hist[at] : out[at - n];
-            }
-            return k;
-        }
-    }
-    return 0;
-}
-
-/* Cost of verifying a batch of b tokens, in single-token decodes (ENGINES.md: CPU,
- * 0.6B shape, depth ~500; interpolated between 1, 2, 4, 8 and 16). */
-static const float verify_cost[CDT_MAX_DRAFT + 2] = {
-    0.0f,   1.0f,   1.3f,  1.7f,  2.1f,  2.325f, 2.55f, 2.775f, 3.0f,
-    3.188f, 3.375f, 3.56f, 3.75f, 3.94f, 4.125f, 4.31f, 4.5f,
-};
-
-#define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
-#define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
-
-/* Adaptive drafting. The acceptance rate of a drafted token is estimated from
- * recent drafts (decayed counts, a uniform prior: 0.5 before any); the draft length
- * is the one that maximises expected tokens per verification cost, or none when no
- * length promises CDT_SPEC_MARGIN. Then a one-token draft still probes now and then,
- * the interval doubling from CDT_PROBE_MIN to CDT_PROBE_MAX steps while probes fail:
- * when nothing is ever accepted, 150 tokens cost 5 one-token drafts, each a batch of
- * two (1.3 to 1.6 single decodes). */
-struct spec {
-    bool on;
-    float hits;  /* drafted tokens accepted, decayed */
-    float tries; /* drafted tokens tested, decayed */
-    int probe;   /* steps between probes; 0 before the first failure */
-    int wait;    /* steps until the next probe */
-};
-
-static int spec_plan(struct spec *sp)
-{
-    float a = (sp->hits + 1.0f) / (sp->tries + 2.0f), best = CDT_SPEC_MARGIN, ak = a;
-    int k_best = 0;
-
-    if (!sp->on)
-        return 0;
-    for (int k = 1; k <= CDT_MAX_DRAFT; k++) {
-        float gain;
-
-        ak *= a; /* a^(k+1) */
-        gain = (1.0f - ak) / (1.0f - a) / verify_cost[k + 1];
-        if (gain > best) {
-            best = gain;
-            k_best = k;
-        }
-    }
-    if (k_best > 0)
-        return k_best;
-    return sp->wait > 0 ? 0 : 1;
-}
-
-/* A step decoded without a draft. */
-static void spec_idle(struct spec *sp)
-{
-    if (sp->wait > 0)
-        sp->wait--;
-}
-
-/* A draft of n tokens of which the first m were accepted. */
-static void spec_update(struct spec *sp, int m, int n)
-{
-    sp->hits = sp->hits * CDT_SPEC_DECAY + (float)m;
-    sp->tries = sp->tries * CDT_SPEC_DECAY + (float)(m < n ? m + 1 : m);
-    if (m == 0) {
-        sp->probe = sp->probe < CDT_PROBE_MIN       ? CDT_PROBE_MIN
-                    : sp->probe * 2 < CDT_PROBE_MAX ? sp->probe * 2
-                                                    : CDT_PROBE_MAX;
-        sp->wait = sp->probe;
-    } else {
-        sp->probe = 0;
-        sp->wait = 0;
-    }
-}
 /* ---- generate ---------------------------------------------------------------- */
 
 static int64_t now_ns(void)
@@ -1508,7 +1128,7 @@ static bool watch_abort(void *data)
     return false;
 }
 
-/* Evaluates toks[e->n_kv..n) in batches of at most CDT_MAX_BATCH, so that the cache
+/* Evaluates toks[e->n_kv..n) in batches of at most e->n_batch, so that the cache
  * holds toks[0..n) and the logits of the last are ready. Returns 0, CDT_ECANCELED,
  * CDT_ETIMEOUT (the deadline of p), or CDT_EENGINE; on an error the cache keeps what
  * it held before the batch that failed. */
@@ -1520,7 +1140,7 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
 
     llama_set_abort_callback(e->ctx, watch_abort, &w);
     while (e->n_kv < n) {
-        int k = n - e->n_kv < CDT_MAX_BATCH ? n - e->n_kv : CDT_MAX_BATCH, dr;
+        int k = n - e->n_kv < e->n_batch ? n - e->n_kv : e->n_batch, dr;
 
         if (canceled(p)) {
             rc = CDT_ECANCELED;
@@ -1636,7 +1256,7 @@ static int plan_draft(struct gen *g, llama_token *draft)
         return 0;
     k = draft_lookup(g->hist, g->n_hist, k, draft);
     for (int i = 0; i < k; i++)
-        if (is_eog(g->e, draft[i]))
+        if (sampler_is_eog(&g->e->d, draft[i]))
             return g->s.ignore_eos ? i : i + 1;
     return k;
 }
@@ -1649,7 +1269,17 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     struct llama_batch *b = &e->batch;
     llama_token draft[CDT_MAX_DRAFT];
     int nd = plan_draft(g, draft), m = 0, rc = 0, base = e->n_kv, dr;
+    double t0;
 
+    /* Past the capacity: grow it by half (max_tokens keeps base + nd < n_ctx). */
+    if (base + nd + 1 > e->n_cap) {
+        int grow = e->n_cap + e->n_cap / 2;
+
+        if (ctx_fit(e, base + nd + 1 > grow ? base + nd + 1 : grow) != 0 || e->n_kv != base)
+            return fail(g->r->errmsg, sizeof(g->r->errmsg), CDT_ENOMEM,
+                        "could not grow the context to %d tokens (not enough memory?)",
+                        base + nd + 1);
+    }
     b->n_tokens = nd + 1;
     for (int i = 0; i <= nd; i++) {
         b->token[i] = i == 0 ? tok : draft[i - 1];
@@ -1658,7 +1288,12 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         b->seq_id[i][0] = 0;
         b->logits[i] = nd > 0 || i == nd;
     }
+    t0 = now_ms();
     dr = llama_decode(e->ctx, *b);
+    if (dr == 0) {
+        llama_synchronize(e->ctx);
+        spec_time(&e->vt, nd + 1, now_ms() - t0);
+    }
     if (dr != 0) {
         kv_reset(e);
         return fail(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE, "llama_decode failed (%d)",
@@ -1670,8 +1305,8 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         float *z = llama_get_logits_ith(e->ctx, 0);
 
         spec_idle(&g->spec);
-        sampler_prepare(e, &g->s, z, g->hist, g->n_hist);
-        *next = sampler_sample(e, &g->s, z);
+        sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
+        *next = sampler_sample(&e->d, &g->s, z);
         return 0;
     }
 
@@ -1681,8 +1316,8 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     for (m = 0; m < nd; m++) {
         float *z = llama_get_logits_ith(e->ctx, m);
 
-        sampler_prepare(e, &g->s, z, g->hist, g->n_hist);
-        if (!CDT_TEST_ACCEPT(e, &g->s, z, draft[m], next))
+        sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
+        if (!CDT_TEST_ACCEPT(&e->d, &g->s, z, draft[m], next))
             break;
         g->r->timings.accepted_tokens++;
         rc = take(g, draft[m]);
@@ -1701,8 +1336,8 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     if (m == nd) {
         float *z = llama_get_logits_ith(e->ctx, nd);
 
-        sampler_prepare(e, &g->s, z, g->hist, g->n_hist);
-        *next = sampler_sample(e, &g->s, z);
+        sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
+        *next = sampler_sample(&e->d, &g->s, z);
     }
     return rc;
 }
@@ -1754,7 +1389,10 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     if (g.max_tokens > e->n_ctx - n_prompt)
         g.max_tokens = e->n_ctx - n_prompt;
     sampler_init(&g.s, p, e->n_ctx);
-    g.spec.on = p->speculative && e->rollback;
+    /* Not on a GPU: there drafting cost 3-16% of decode time on an H200 at 30-70%
+     * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"). */
+    g.spec.on = p->speculative && e->rollback && !e->gpu;
+    g.spec.timing = &e->vt;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
     if (!g.hist || buf_reserve(&g.out, 0) != 0 || buf_reserve(&g.piece, 256) != 0) {
         rc = fail(r->errmsg, sizeof(r->errmsg), CDT_ENOMEM, "out of memory");
@@ -1770,6 +1408,13 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
 
     t_prompt = now_ms();
     n_cached = kv_keep_prefix(e, toks, n_prompt, 1);
+    rc = ctx_fit(e, n_prompt + (g.max_tokens < CDT_KV_RESERVE ? g.max_tokens : CDT_KV_RESERVE));
+    if (rc != 0) {
+        fail(r->errmsg, sizeof(r->errmsg), rc,
+             "could not create a context of %d tokens (not enough memory?)", n_prompt);
+        goto done;
+    }
+    n_cached = e->n_kv;
     r->timings.cached_tokens = n_cached;
     rc = eval_prompt(e, toks, n_prompt, p);
     t_gen = now_ms();
@@ -1785,8 +1430,8 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     } else {
         float *z = llama_get_logits_ith(e->ctx, -1);
 
-        sampler_prepare(e, &g.s, z, g.hist, g.n_hist);
-        tok = sampler_sample(e, &g.s, z);
+        sampler_prepare(&e->d, &g.s, z, g.hist, g.n_hist);
+        tok = sampler_sample(&e->d, &g.s, z);
     }
 
     while (!g.finish) {
@@ -1924,6 +1569,14 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
         goto done;
     }
     kept = kv_keep_prefix(e, toks, n, 0);
+    /* Room for a transcript and an answer after the prefix; a request that needs
+     * another size resizes then. */
+    rc = ctx_fit(e, n + CDT_KV_STEP);
+    if (rc != 0) {
+        fail(errmsg, errcap, rc, "could not create a context of %d tokens", n + CDT_KV_STEP);
+        goto done;
+    }
+    kept = e->n_kv;
     rc = eval_prompt(e, toks, n, NULL);
     if (rc != 0) {
         fail(errmsg, errcap, rc, "llama_decode failed on the prompt");
@@ -1978,7 +1631,6 @@ int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out)
     e->n_threads = n_threads > 0 ? n_threads : default_threads();
     /* llama's log is process-wide; route it (and ggml's) into ours. */
     llama_log_set(cdt_log_ggml, log);
-    llama_backend_init(); /* idempotent */
     CDT_LOG_D(log, "llama.cpp engine: %d threads", e->n_threads);
     *out = &e->base;
     return 0;

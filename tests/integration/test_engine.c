@@ -445,6 +445,36 @@ TEST(greedy_is_deterministic)
     free(b.text);
 }
 
+/* The KV capacity starts small and grows during a long generation (engine.c,
+ * ctx_fit): the output goes on past it, greedy output does not depend on where it
+ * grew (speculation grows it at other steps), and the prefix cache survives it. */
+TEST(kv_grows)
+{
+    struct cdt_gen_result a, b, c;
+    struct cdt_gen_params p = params(prompt1, NULL);
+
+    REQUIRE(load_main(0) == 0);
+    p.temperature = 0;
+    p.max_tokens = 900;
+    p.ignore_eos = true;
+    p.speculative = false;
+    REQUIRE(be->ops->generate(be, &p, &a) == 0);
+    CHECK_INT(a.tokens_generated, 900);
+    p.speculative = true;
+    REQUIRE(be->ops->generate(be, &p, &b) == 0);
+    CHECK_INT(b.tokens_generated, 900);
+    CHECK_STR(a.text, b.text);
+    CHECK_INT(b.timings.cached_tokens, b.timings.prompt_tokens - 1);
+    p.speculative = false;
+    p.max_tokens = 100;
+    REQUIRE(be->ops->generate(be, &p, &c) == 0);
+    CHECK_INT(c.timings.cached_tokens, c.timings.prompt_tokens - 1);
+    CHECK(strncmp(a.text, c.text, strlen(c.text)) == 0);
+    free(a.text);
+    free(b.text);
+    free(c.text);
+}
+
 TEST(always_valid_utf8)
 {
     static const char *prompts[] = {
@@ -667,6 +697,7 @@ int main(int argc, char **argv)
     RUN(load_directory_and_replace);
     RUN(load_split);
     RUN(greedy_is_deterministic);
+    RUN(kv_grows);
     RUN(always_valid_utf8);
     RUN(max_tokens);
     RUN(prompt_too_long);

@@ -4,9 +4,10 @@
  * acceptance rule), the sampler's exact top-p, prefix KV reuse and warm-up, the
  * deadline, and chat messages.
  *
- * engine.c is built into this file (white-box): the sampler's internals are tested
- * directly, and CDT_TEST_ACCEPT wraps the acceptance rule so that the power of the
- * statistical test can be shown with a broken rule ("always accept"). */
+ * engine.c, sampler.c and speculative.c are built into this file (white-box): the
+ * sampler's internals are tested directly, and CDT_TEST_ACCEPT wraps the acceptance
+ * rule so that the power of the statistical test can be shown with a broken rule
+ * ("always accept"). */
 #include "../test.h"
 
 #include <stdbool.h>
@@ -15,6 +16,8 @@ static bool broken_accept; /* accept every drafted token (the wrong rule) */
 
 #define CDT_TEST_ACCEPT(e, s, z, x, next) (sampler_accept(e, s, z, x, next) || broken_accept)
 #include "../../src/sidecar/engine.c"
+#include "../../src/sidecar/sampler.c"
+#include "../../src/sidecar/speculative.c"
 
 static char *model_path;
 static struct cdt_log *lg;
@@ -174,7 +177,7 @@ TEST(sampler_matches_reference)
     int n;
 
     REQUIRE(load_main() == 0);
-    n = e->n_vocab;
+    n = e->d.n_vocab;
     z = malloc(sizeof(*z) * (size_t)n);
     z2 = malloc(sizeof(*z2) * (size_t)n);
     REQUIRE(z && z2);
@@ -203,8 +206,8 @@ TEST(sampler_matches_reference)
         for (int k = 0; k < 4; k++) {
             float top_p = 0.3f + 0.2f * (float)k, want = ref_topp(z, n, top_p), got;
 
-            m = max_logit(e, z, NULL);
-            got = topp_threshold(e, z, m, top_p);
+            m = max_logit(&e->d, z, NULL);
+            got = topp_threshold(&e->d, z, m, top_p);
             CHECK(got == want);
         }
         /* The distribution: weights exp((z - max) / T) over the nucleus. */
@@ -213,15 +216,15 @@ TEST(sampler_matches_reference)
         p.repetition_penalty = 1.0f;
         sampler_init(&s, &p, 4096);
         {
-            double total = dist_build(e, &s, z), ref = 0.0, worst = 0.0;
+            double total = dist_build(&e->d, &s, z), ref = 0.0, worst = 0.0;
             float tau = ref_topp(z, n, 0.8f);
 
-            m = max_logit(e, z, NULL);
+            m = max_logit(&e->d, z, NULL);
             for (int i = 0; i < n; i++)
                 ref += z[i] >= tau ? exp((z[i] - (double)m) / 0.7) : 0.0;
             for (int i = 0; i < n; i++) {
                 double want = z[i] >= tau ? exp((z[i] - (double)m) / 0.7) / ref : 0.0;
-                double d = fabs(e->w[i] / total - want);
+                double d = fabs(e->d.w[i] / total - want);
 
                 worst = d > worst ? d : worst;
             }
@@ -243,14 +246,14 @@ TEST(sampler_matches_reference)
         p.repeat_last_n = 3; /* 7, 9, 11 */
         sampler_init(&s, &p, 4096);
         memcpy(z2, z, sizeof(*z) * (size_t)n);
-        sampler_prepare(e, &s, z2, hist, 4);
+        sampler_prepare(&e->d, &s, z2, hist, 4);
         CHECK(z2[7] == 1.5f && z2[9] == -1.0f && z2[11] == -2.0f && z2[8] == 2.0f);
-        CHECK_INT(sampler_sample(e, &s, z2), 8);
+        CHECK_INT(sampler_sample(&e->d, &s, z2), 8);
         p.repeat_last_n = 1; /* only 11 */
         sampler_init(&s, &p, 4096);
         memcpy(z2, z, sizeof(*z) * (size_t)n);
-        sampler_prepare(e, &s, z2, hist, 4);
-        CHECK_INT(sampler_sample(e, &s, z2), 7);
+        sampler_prepare(&e->d, &s, z2, hist, 4);
+        CHECK_INT(sampler_sample(&e->d, &s, z2), 7);
     }
     free(z);
     free(z2);

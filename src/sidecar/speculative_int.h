@@ -1,0 +1,57 @@
+/* Prompt-lookup speculative decoding (speculative.c), private to src/sidecar: the
+ * draft of the next tokens from the text so far, and the adaptive draft length. */
+#ifndef CDT_SPECULATIVE_INT_H
+#define CDT_SPECULATIVE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CDT_MAX_DRAFT   15    /* drafted tokens verified in one batch */
+#define CDT_NGRAM_MAX   3     /* longest n-gram looked up for a draft */
+#define CDT_PROBE_MIN   8     /* decode steps between probing drafts, */
+#define CDT_PROBE_MAX   128   /* doubling from min to max */
+#define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
+#define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
+#define CDT_SPEC_TIME_W 0.2f  /* weight of a new decode time in its average */
+
+/* Adaptive drafting. The acceptance rate of a drafted token is estimated from
+ * recent drafts (decayed counts, a uniform prior: 0.5 before any); the draft length
+ * is the one that maximises expected tokens per verification cost, or none when no
+ * length promises CDT_SPEC_MARGIN. Then a one-token draft still probes now and then,
+ * the interval doubling from CDT_PROBE_MIN to CDT_PROBE_MAX steps while probes fail:
+ * when nothing is ever accepted, 150 tokens cost 5 one-token drafts, each a batch of
+ * two (1.3 to 1.6 single decodes). */
+/* Decode times by batch size, measured by the engine (reset at load): ms[b] is a
+ * moving average of the wall time of one llama_decode of b tokens, 0 before any.
+ * They make the draft length follow the hardware and model (on a GPU a batch of 16
+ * costs little more than one token; on these CPUs it costs ~7). */
+struct spec_timing {
+    float ms[CDT_MAX_DRAFT + 2];
+};
+
+struct spec {
+    bool on;
+    const struct spec_timing *timing; /* NULL: the prior costs */
+    float hits;                       /* drafted tokens accepted, decayed */
+    float tries;                      /* drafted tokens tested, decayed */
+    int probe;                        /* steps between probes; 0 before the first failure */
+    int wait;                         /* steps until the next probe */
+};
+
+/* Drafts up to k tokens that continue hist[0..n) (see speculative.c). Returns the
+ * tokens drafted. */
+int draft_lookup(const int32_t *hist, int n, int k, int32_t *out);
+
+/* Records that one decode of b tokens took ms milliseconds. */
+void spec_time(struct spec_timing *t, int b, double ms);
+
+/* The draft length for the next step (0: none). */
+int spec_plan(struct spec *sp);
+
+/* A step decoded without a draft. */
+void spec_idle(struct spec *sp);
+
+/* A draft of n tokens of which the first m were accepted. */
+void spec_update(struct spec *sp, int m, int n);
+
+#endif
