@@ -7,13 +7,17 @@
 #
 #   bench/cuda_bench.sh prep            HERE (Debian 12 with `make` done): fills
 #                                       .cudabench/ (git-ignored via .git/info/exclude)
-#                                       with the pinned llama.cpp / whisper.cpp sources,
-#                                       the Debian libraries + headers + pkgconf the
-#                                       build needs, a snapshot of HEAD and the
-#                                       experiment patch (~20 MB)
+#                                       with the pinned llama.cpp / whisper.cpp sources
+#                                       (fetched once; CUDA_BENCH_REFETCH=1 again), the
+#                                       Debian libraries + headers + pkgconf the build
+#                                       needs, a snapshot of HEAD (`git archive HEAD`)
+#                                       and, only where it applies, the experiment
+#                                       patch (~21 MB). Run it again after each commit.
 #   bench/cuda_bench.sh build           GPU: CUDA engines (scripts/engines.sh with
-#                                       CODICTATE_CUDA=1) + codictate and mkgguf twice:
-#                                       "head" (HEAD as is) and "exp" (HEAD + the patch)
+#                                       CODICTATE_CUDA=1) + codictate and mkgguf:
+#                                       "head" (HEAD as is) and, with the patch, "exp"
+#                                       (HEAD + the patch; b94928b only: from 3c2eef5
+#                                       on HEAD has those settings and no exp is built)
 #   bench/cuda_bench.sh lbench          GPU: llama-bench -ngl 99 sweep (FA x ubatch)
 #   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation)
 #   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
@@ -23,9 +27,14 @@
 #
 # Device commands (tool `run`, carry [".cudabench"]), as run for bench/RESULTS.md:
 #   bench/cuda_bench.sh build                    (first command; ~4 min on 16 cores)
-#   bench/cuda_bench.sh lbench; bench/cuda_bench.sh ab 5
+#   bench/cuda_bench.sh lbench; bench/cuda_bench.sh ab 5                     (b94928b)
 #   bench/cuda_bench.sh refine head --reps 5 --models 0.6b,1.7b
 #   CDT_X_FA=.. CDT_X_UBATCH=.. bench/cuda_bench.sh refine exp --reps 5 --models 0.6b,1.7b
+# Final settings (HEAD 1562e00; "Final settings in the engine" in bench/RESULTS.md), one
+# command after `bench/cuda_bench.sh prep` here:
+#   bench/cuda_bench.sh build && TMPDIR=/tmp/rb bench/cuda_bench.sh refine head \
+#       --reps 5 --models 0.6b,1.7b --wait-quiet 10 --keep-work
+#   grep -rh 'loaded ' /tmp/rb/refine_bench.*/logs/sidecar.*   (", GPU" when offloaded)
 # Reports go to $OUT (the device tool's output folder) or $CUDA_BENCH_OUT, else $WORK/out.
 #
 # Environment: CUDA_BENCH_DIR (default .cudabench), CUDA_BENCH_WORK (default
@@ -76,6 +85,10 @@ prep() {
     mkdir -p "$CB"
     t=$(mktemp -d)
     trap 'rm -rf "$t"' RETURN
+    # The pinned engine sources are fetched once (npm); CUDA_BENCH_REFETCH=1 fetches again.
+    if [[ -f $CB/llama-src.tar.xz && -f $CB/whisper-src.tar.xz && ${CUDA_BENCH_REFETCH:-0} != 1 ]]; then
+        log "llama.cpp / whisper.cpp sources: reusing $CB/{llama,whisper}-src.tar.xz"
+    else
     log "llama.cpp $LLAMA_COMMIT from $LLAMA_NPM"
     tgz=$(npm_tgz "$LLAMA_NPM" "$LLAMA_NPM_SHA256" "$t")
     tar -xzf "$tgz" -C "$t" package/llama/gitRelease.bundle
@@ -93,9 +106,10 @@ prep() {
     # Its own ggml is unused (WHISPER_USE_SYSTEM_GGML); CMake reads bindings/javascript.
     tar -cJf "$CB/whisper-src.tar.xz" -C "$t/w/package/cpp" --exclude=whisper.cpp/ggml \
         --exclude='whisper.cpp/bindings/[!j]*' --exclude=whisper.cpp/media whisper.cpp
+    fi
     log "Debian libraries, headers and pkgconf"
     mkdir -p "$t/sys/include" "$t/sys/lib/pkgconfig" "$t/sys/bin"
-    cp -a /usr/include/microhttpd.h /usr/include/sndfile.h /usr/include/soxr.h /usr/include/cjson \
+    cp -a /usr/include/microhttpd.h /usr/include/sndfile.h /usr/include/soxr.h /usr/include/cjson /usr/include/pulse \
         /usr/include/x86_64-linux-gnu/curl /usr/include/openssl "$t/sys/include/"
     cp -a /usr/include/x86_64-linux-gnu/openssl/. "$t/sys/include/openssl/"
     for l in $(ldd "$bin" | awk '$3 ~ /^\// { print $3 }') $(ldd /usr/bin/pkgconf | awk '/libpkgconf/ { print $3 }'); do
@@ -112,17 +126,30 @@ prep() {
         printf 'prefix=${pcfiledir}/../..\nName: %s\nDescription: %s (Debian copy)\nVersion: %s\nLibs: -L${prefix}/lib -l%s\nCflags: -I${prefix}/include\n' \
             "$n" "$n" "$(pkg-config --modversion "$n")" "$l" >"$t/sys/lib/pkgconfig/$n.pc"
     done
+    # capture.c (PulseAudio): libpulse-simple and the libpulse it requires.
+    ln -sf libpulse-simple.so.0 "$t/sys/lib/libpulse-simple.so"
+    ln -sf libpulse.so.0 "$t/sys/lib/libpulse.so"
+    printf 'prefix=${pcfiledir}/../..\nName: libpulse-simple\nDescription: libpulse-simple (Debian copy)\nVersion: %s\nLibs: -L${prefix}/lib -lpulse-simple -lpulse\nCflags: -I${prefix}/include -D_REENTRANT\n' \
+        "$(pkg-config --modversion libpulse-simple)" >"$t/sys/lib/pkgconfig/libpulse-simple.pc"
     printf '#!/bin/sh\nd=$(cd "$(dirname "$0")" && pwd)\nLD_LIBRARY_PATH="$d/../lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$d/pkgconf" "$@"\n' \
         >"$t/sys/bin/pkg-config"
     chmod +x "$t/sys/bin/pkg-config"
     tar -cJf "$CB/sys.tar.xz" -C "$t" sys
-    log "snapshot of HEAD ($(git -C "$ROOT" rev-parse --short HEAD)) and the experiment patch"
+    log "snapshot of HEAD ($(git -C "$ROOT" rev-parse --short HEAD))"
     git -C "$ROOT" archive --format=tar -o "$CB/codictate.tar" HEAD
     git -C "$ROOT" rev-parse HEAD >"$CB/codictate.commit"
-    write_patch >"$CB/engine-exp.patch"
+    # The experiment build ("exp") only where the patch applies: it was written for
+    # b94928b's engine.c; HEAD (3c2eef5 on) has those settings built in, so from then
+    # on only "head" is built.
+    rm -f "$CB/engine-exp.patch"
+    write_patch >"$t/engine-exp.patch"
     tar -xOf "$CB/codictate.tar" src/sidecar/engine.c >"$t/engine.c"
-    (cd "$t" && mkdir -p a/src/sidecar && mv engine.c a/src/sidecar/ && patch -s -p1 -d a --dry-run <"$CB/engine-exp.patch") ||
-        die "the experiment patch does not apply to HEAD's engine.c: update write_patch"
+    if (cd "$t" && mkdir -p a/src/sidecar && mv engine.c a/src/sidecar/ && patch -s -p1 -d a --dry-run <"$t/engine-exp.patch") >/dev/null 2>&1; then
+        cp "$t/engine-exp.patch" "$CB/engine-exp.patch"
+        log "the experiment patch applies: builds head and exp"
+    else
+        log "the experiment patch does not apply to HEAD's engine.c (expected from 3c2eef5 on): head only"
+    fi
     du -sh "$CB"/*
     log "ready: carry [\".cudabench\"] and run: bench/cuda_bench.sh build"
 }
@@ -346,7 +373,7 @@ PATCH
 # ---------------------------------------------------------------- build (GPU)
 build() {
     local f v prefix src b
-    for f in llama-src.tar.xz whisper-src.tar.xz sys.tar.xz codictate.tar engine-exp.patch; do
+    for f in llama-src.tar.xz whisper-src.tar.xz sys.tar.xz codictate.tar; do
         [[ -f $CB/$f ]] || die "$CB/$f missing: run bench/cuda_bench.sh prep here and carry .cudabench"
     done
     mkdir -p "$WORK/src" "$RES"
@@ -373,6 +400,7 @@ build() {
     [[ -f $prefix/.complete ]] || die "engines.sh printed no engine prefix"
     echo "$prefix" >"$WORK/engines.prefix"
     for v in head exp; do
+        [[ $v == head || -f $CB/engine-exp.patch ]] || continue # exp: only with the patch (prep)
         src=$WORK/codictate-$v
         b=$src/build
         if [[ ! -x $b/bin/codictate ]]; then
@@ -392,7 +420,7 @@ build() {
         ln -sf "$b/bin/codictate" "$b/bin/mkgguf" "$prefix/bin/llama-server" "$prefix/bin/llama-bench" "$WORK/bin-$v/"
     done
     "$WORK/bin-head/codictate" version | sed -n 1,4p
-    log "build done: $WORK/bin-head, $WORK/bin-exp"
+    log "build done: $WORK/bin-head$([[ -f $CB/engine-exp.patch ]] && echo ", $WORK/bin-exp")"
 }
 
 models() { # generates the Q4_K shapes once
@@ -608,5 +636,5 @@ lbench) lbench ;;
 vcost) vcost ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
-*) sed -n '2,34p' "$0"; exit 2 ;;
+*) sed -n '2,43p' "$0"; exit 2 ;;
 esac
