@@ -16,6 +16,7 @@ static bool broken_accept; /* accept every drafted token (the wrong rule) */
 
 #define CDT_TEST_ACCEPT(e, s, z, x, next) (sampler_accept(e, s, z, x, next) || broken_accept)
 #include "../../src/sidecar/engine.c"
+#include "../../src/sidecar/model_files.c"
 #include "../../src/sidecar/sampler.c"
 #include "../../src/sidecar/speculative.c"
 
