@@ -76,9 +76,9 @@ CDT_NODISCARD int cdt_manager_load(struct cdt_manager *m, const char *model_path
                                    size_t errcap);
 
 /* As cdt_manager_load, and then the sidecar computes the KV cache of
- * `warmup_prompt` (NULL: none) so that a request starting with the same text only
- * evaluates what follows (POST /load's "warmup_prompt"). When the model is already
- * loaded nothing is sent. */
+ * `warmup_prompt` (borrowed for the call; NULL: none) so that a request starting
+ * with the same text only evaluates what follows (POST /load's "warmup_prompt").
+ * When the model is already loaded nothing is sent. Errors as cdt_manager_load. */
 CDT_NODISCARD int cdt_manager_load_warm(struct cdt_manager *m, const char *model_path,
                                         const char *warmup_prompt, char *errmsg, size_t errcap);
 

@@ -25,6 +25,33 @@ struct cdt_cli_refine_opts {
     bool json;
 };
 
+/* Their getopt_long entries (values above any verb's own) and parser, so every
+ * verb spells and checks them alike: put CDT_CLI_REFINE_LONGOPTS in the option
+ * table and give each getopt result to cdt_cli_refine_opt first. */
+enum {
+    CDT_CLI_OPT_MODEL = 1000,
+    CDT_CLI_OPT_PROVIDER,
+    CDT_CLI_OPT_BASE_URL,
+    CDT_CLI_OPT_API_KEY,
+    CDT_CLI_OPT_OPENAI_MODEL,
+    CDT_CLI_OPT_PROMPT,
+    CDT_CLI_OPT_TIMEOUT,
+};
+#define CDT_CLI_REFINE_LONGOPTS                                                                    \
+    {"model", required_argument, NULL, CDT_CLI_OPT_MODEL},                                         \
+        {"provider", required_argument, NULL, CDT_CLI_OPT_PROVIDER},                               \
+        {"base-url", required_argument, NULL, CDT_CLI_OPT_BASE_URL},                               \
+        {"api-key", required_argument, NULL, CDT_CLI_OPT_API_KEY},                                 \
+        {"openai-model", required_argument, NULL, CDT_CLI_OPT_OPENAI_MODEL},                       \
+        {"prompt", required_argument, NULL, CDT_CLI_OPT_PROMPT},                                   \
+    {                                                                                              \
+        "timeout-ms", required_argument, NULL, CDT_CLI_OPT_TIMEOUT                                 \
+    }
+/* Stores getopt's result `ch` (argument `arg`, borrowed from argv) in o when it is
+ * one of those options. Returns 1 (taken), 0 (not one of them), or -1 (a bad
+ * value: said why, prefixed with `who`; a usage error). */
+int cdt_cli_refine_opt(struct cdt_cli_refine_opts *o, int ch, const char *arg, const char *who);
+
 /* Refines `text` with the options (validated here: usage errors print a message
  * prefixed with `who` and return CDT_EXIT_USAGE). On CDT_EXIT_OK *res holds the
  * result (free with cdt_refine_result_cleanup) and *provider "local" or "openai";

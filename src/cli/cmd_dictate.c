@@ -620,7 +620,7 @@ static int run(struct dictation *d)
     struct cdt_transcript tr;
     struct cdt_refine_result res;
     bool have_res = false;
-    double rec_ms = 0, t_stop, wait_ms, t1;
+    double rec_ms = 0, t_stop, wait_ms, t1, after_ms;
     char *retry_source = NULL, *tj = NULL;
     int rc;
 
@@ -736,7 +736,8 @@ static int run(struct dictation *d)
     r.e.refined = have_res ? res.refined : tr.text;
     r.e.fallback_reason = have_res ? res.fallback_reason : NULL;
     r.e.model = have_res ? res.model : NULL;
-    tj = timings_json(rec_ms, wait_ms, &tr, have_res ? &res : NULL, now_ms() - t_stop);
+    after_ms = now_ms() - t_stop; /* Enter → text: what the user waits for */
+    tj = timings_json(rec_ms, wait_ms, &tr, have_res ? &res : NULL, after_ms);
     r.e.timings_json = tj;
 
     /* 5. Deliver, then complete the history. */
@@ -759,7 +760,7 @@ static int run(struct dictation *d)
             cJSON_AddStringToObject(root, "source", r.e.source ? r.e.source : "microphone");
             cJSON_AddNumberToObject(t, "record_ms", round(rec_ms));
             cJSON_AddNumberToObject(t, "whisper_wait_ms", round(wait_ms));
-            cJSON_AddNumberToObject(t, "after_stop_ms", round(now_ms() - t_stop));
+            cJSON_AddNumberToObject(t, "after_stop_ms", round(after_ms));
         }
         rc = cdt_cli_print_json(root);
     } else if (r.e.refined[0]) {
@@ -799,14 +800,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         OPT_WMODEL,
         OPT_THREADS,
         OPT_NO_VAD,
-        OPT_VAD_MODEL,
-        OPT_LLM,
-        OPT_PROVIDER,
-        OPT_BASE_URL,
-        OPT_API_KEY,
-        OPT_OPENAI_MODEL,
-        OPT_PROMPT,
-        OPT_TIMEOUT
+        OPT_VAD_MODEL
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, OPT_INPUT},
@@ -821,13 +815,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
         {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
-        {"model", required_argument, NULL, OPT_LLM},
-        {"provider", required_argument, NULL, OPT_PROVIDER},
-        {"base-url", required_argument, NULL, OPT_BASE_URL},
-        {"api-key", required_argument, NULL, OPT_API_KEY},
-        {"openai-model", required_argument, NULL, OPT_OPENAI_MODEL},
-        {"prompt", required_argument, NULL, OPT_PROMPT},
-        {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+        CDT_CLI_REFINE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -839,6 +827,12 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
     memset(&d, 0, sizeof(d));
     d.cli = cli;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = cdt_cli_refine_opt(&d.ro, ch, optarg, "codictate dictate");
+
+        if (taken < 0)
+            return CDT_EXIT_USAGE;
+        if (taken)
+            continue;
         switch (ch) {
         case OPT_INPUT:
             d.input = optarg;
@@ -883,30 +877,6 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_VAD_MODEL:
             d.vad_arg = optarg;
-            break;
-        case OPT_LLM:
-            d.ro.model = optarg;
-            break;
-        case OPT_PROVIDER:
-            d.ro.provider = optarg;
-            break;
-        case OPT_BASE_URL:
-            d.ro.base_url = optarg;
-            break;
-        case OPT_API_KEY:
-            d.ro.api_key = optarg;
-            break;
-        case OPT_OPENAI_MODEL:
-            d.ro.openai_model = optarg;
-            break;
-        case OPT_PROMPT:
-            d.ro.prompt = optarg;
-            break;
-        case OPT_TIMEOUT:
-            if (!cdt_arg_int(optarg, 1, 24L * 3600 * 1000, &d.ro.timeout_ms)) {
-                fprintf(stderr, "codictate dictate: --timeout-ms needs milliseconds\n");
-                return CDT_EXIT_USAGE;
-            }
             break;
         case 'h':
             dictate_usage(stdout);

@@ -222,13 +222,7 @@ static void hint_no_model(const struct cdt_catalog *cat)
 int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
 {
     static const struct option lopts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"provider", required_argument, NULL, 'P'},
-        {"base-url", required_argument, NULL, 'u'},
-        {"api-key", required_argument, NULL, 'k'},
-        {"openai-model", required_argument, NULL, 'o'},
-        {"prompt", required_argument, NULL, 'p'},
-        {"timeout-ms", required_argument, NULL, 't'},
+        CDT_CLI_REFINE_LONGOPTS,
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -241,32 +235,13 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
 
     o.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
     while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        int taken = cdt_cli_refine_opt(&o, ch, optarg, "codictate refine");
+
+        if (taken < 0)
+            return CDT_EXIT_USAGE;
+        if (taken)
+            continue;
         switch (ch) {
-        case 'm':
-            o.model = optarg;
-            break;
-        case 'P':
-            o.provider = optarg;
-            break;
-        case 'u':
-            o.base_url = optarg;
-            break;
-        case 'k':
-            o.api_key = optarg;
-            break;
-        case 'o':
-            o.openai_model = optarg;
-            break;
-        case 'p':
-            o.prompt = optarg;
-            break;
-        case 't':
-            if (!cdt_arg_int(optarg, 1, 24L * 3600 * 1000, &o.timeout_ms)) {
-                fprintf(stderr,
-                        "codictate refine: --timeout-ms needs milliseconds (1..86400000)\n");
-                return CDT_EXIT_USAGE;
-            }
-            break;
         case 'j':
             o.json = true;
             break;
@@ -450,6 +425,38 @@ int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_
             hint_no_model(r->cat);
     }
     return CDT_EXIT_OK;
+}
+
+int cdt_cli_refine_opt(struct cdt_cli_refine_opts *o, int ch, const char *arg, const char *who)
+{
+    switch (ch) {
+    case CDT_CLI_OPT_MODEL:
+        o->model = arg;
+        return 1;
+    case CDT_CLI_OPT_PROVIDER:
+        o->provider = arg;
+        return 1;
+    case CDT_CLI_OPT_BASE_URL:
+        o->base_url = arg;
+        return 1;
+    case CDT_CLI_OPT_API_KEY:
+        o->api_key = arg;
+        return 1;
+    case CDT_CLI_OPT_OPENAI_MODEL:
+        o->openai_model = arg;
+        return 1;
+    case CDT_CLI_OPT_PROMPT:
+        o->prompt = arg;
+        return 1;
+    case CDT_CLI_OPT_TIMEOUT:
+        if (!cdt_arg_int(arg, 1, 24L * 3600 * 1000, &o->timeout_ms)) {
+            fprintf(stderr, "%s: --timeout-ms needs milliseconds (1..86400000)\n", who);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *opts,

@@ -126,21 +126,7 @@ static int print_json(const struct cdt_transcript *tr, const char *model, const 
 
 int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
 {
-    enum {
-        OPT_LANG = 256,
-        OPT_MODEL,
-        OPT_THREADS,
-        OPT_NO_VAD,
-        OPT_VAD_MODEL,
-        OPT_REFINE,
-        OPT_LLM,
-        OPT_PROVIDER,
-        OPT_BASE_URL,
-        OPT_API_KEY,
-        OPT_OPENAI_MODEL,
-        OPT_PROMPT,
-        OPT_TIMEOUT
-    };
+    enum { OPT_LANG = 256, OPT_MODEL, OPT_THREADS, OPT_NO_VAD, OPT_VAD_MODEL, OPT_REFINE };
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"language", required_argument, NULL, OPT_LANG},
@@ -149,13 +135,7 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
         {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
         {"refine", no_argument, NULL, OPT_REFINE},
-        {"model", required_argument, NULL, OPT_LLM},
-        {"provider", required_argument, NULL, OPT_PROVIDER},
-        {"base-url", required_argument, NULL, OPT_BASE_URL},
-        {"api-key", required_argument, NULL, OPT_API_KEY},
-        {"openai-model", required_argument, NULL, OPT_OPENAI_MODEL},
-        {"prompt", required_argument, NULL, OPT_PROMPT},
-        {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+        CDT_CLI_REFINE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -173,6 +153,12 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
 
     memset(&c, 0, sizeof(c));
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = cdt_cli_refine_opt(&ro, ch, optarg, "codictate transcribe");
+
+        if (taken < 0)
+            return CDT_EXIT_USAGE;
+        if (taken)
+            continue;
         switch (ch) {
         case 'j':
             json = true;
@@ -198,30 +184,6 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_REFINE:
             refine = true;
-            break;
-        case OPT_LLM:
-            ro.model = optarg;
-            break;
-        case OPT_PROVIDER:
-            ro.provider = optarg;
-            break;
-        case OPT_BASE_URL:
-            ro.base_url = optarg;
-            break;
-        case OPT_API_KEY:
-            ro.api_key = optarg;
-            break;
-        case OPT_OPENAI_MODEL:
-            ro.openai_model = optarg;
-            break;
-        case OPT_PROMPT:
-            ro.prompt = optarg;
-            break;
-        case OPT_TIMEOUT:
-            if (!cdt_arg_int(optarg, 1, 24L * 3600 * 1000, &ro.timeout_ms)) {
-                fprintf(stderr, "codictate transcribe: --timeout-ms needs milliseconds\n");
-                return CDT_EXIT_USAGE;
-            }
             break;
         case 'h':
             transcribe_usage(stdout);
