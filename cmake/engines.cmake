@@ -1,39 +1,61 @@
-# Imports the static engine build (llama.cpp + whisper.cpp on one ggml) made by
-# scripts/engines.sh as the interface target `codictate_engines`, and puts the peer
-# tools (llama-server, llama-bench, llama-cli, whisper-cli, whisper-bench) next to
-# our binary in bin/.
+# Imports the engine build made by scripts/engines.sh (llama.cpp + whisper.cpp on one
+# ggml; static, or shared with the backends as loadable modules) as the interface target
+# `codictate_engines`, and puts the peer tools (llama-server, llama-bench, llama-cli,
+# whisper-cli, whisper-bench) next to our binary in bin/.
 
 include("${CODICTATE_ENGINES}/share/codictate-engines/versions.cmake")
 set(CODICTATE_ENGINE_SHARE "${CODICTATE_ENGINES}/share/codictate-engines")
 
 set(_lib "${CODICTATE_ENGINES}/lib")
-# Static link order matters: users before providers.
-set(_engine_libs "${_lib}/libwhisper.a" "${_lib}/libllama.a" "${_lib}/libggml.a")
-foreach(backend cuda blas)
-  if(EXISTS "${_lib}/libggml-${backend}.a")
-    list(APPEND _engine_libs "${_lib}/libggml-${backend}.a")
-  endif()
-endforeach()
-list(APPEND _engine_libs "${_lib}/libggml-cpu.a" "${_lib}/libggml-base.a")
+find_package(OpenMP REQUIRED COMPONENTS C CXX)
+find_package(Threads REQUIRED)
+add_library(codictate_engines INTERFACE)
+target_include_directories(codictate_engines SYSTEM INTERFACE "${CODICTATE_ENGINES}/include")
+
+if(EXISTS "${_lib}/libllama.so")
+  # Backends as modules (scripts/engines.sh, CODICTATE_ENGINES_DL; the default with
+  # CUDA): shared libllama/libggml, and libggml-<backend>.so loaded at the first model
+  # load from the executable's directory, where they are linked below.
+  set(CODICTATE_ENGINES_SHARED ON)
+  set(_engine_libs "${_lib}/libwhisper.a" "${_lib}/libllama.so" "${_lib}/libggml.so" "${_lib}/libggml-base.so")
+  target_compile_definitions(codictate_engines INTERFACE CDT_ENGINES_SHARED=1
+    CDT_GGML_BACKEND_DIR="${CODICTATE_ENGINES}/bin")
+else()
+  set(CODICTATE_ENGINES_SHARED OFF)
+  # Static link order matters: users before providers.
+  set(_engine_libs "${_lib}/libwhisper.a" "${_lib}/libllama.a" "${_lib}/libggml.a")
+  foreach(backend cuda blas)
+    if(EXISTS "${_lib}/libggml-${backend}.a")
+      list(APPEND _engine_libs "${_lib}/libggml-${backend}.a")
+    endif()
+  endforeach()
+  list(APPEND _engine_libs "${_lib}/libggml-cpu.a" "${_lib}/libggml-base.a")
+endif()
 foreach(f IN LISTS _engine_libs)
   if(NOT EXISTS "${f}")
     message(FATAL_ERROR "engine library missing: ${f} (delete ${CODICTATE_ENGINES} and run make)")
   endif()
 endforeach()
 
-find_package(OpenMP REQUIRED COMPONENTS C CXX)
-find_package(Threads REQUIRED)
-
-add_library(codictate_engines INTERFACE)
-target_include_directories(codictate_engines SYSTEM INTERFACE "${CODICTATE_ENGINES}/include")
 target_link_libraries(codictate_engines INTERFACE ${_engine_libs} OpenMP::OpenMP_C stdc++ m Threads::Threads)
-if(EXISTS "${_lib}/libggml-cuda.a")
+if(NOT CODICTATE_ENGINES_SHARED AND EXISTS "${_lib}/libggml-cuda.a")
   find_package(CUDAToolkit REQUIRED)
+  # stdc++ again after the static cuBLAS libraries, which need it.
   target_link_libraries(codictate_engines INTERFACE CUDA::cudart_static CUDA::cublas_static
-    CUDA::cublasLt_static CUDA::cuda_driver)
+    CUDA::cublasLt_static CUDA::cuda_driver stdc++)
 endif()
 
 file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/bin")
 foreach(peer llama-server llama-bench llama-cli whisper-cli whisper-bench)
   file(CREATE_LINK "${CODICTATE_ENGINES}/bin/${peer}" "${CMAKE_BINARY_DIR}/bin/${peer}" SYMBOLIC)
 endforeach()
+if(CODICTATE_ENGINES_SHARED)
+  file(GLOB _backend_modules "${CODICTATE_ENGINES}/bin/libggml-*.so")
+  if(NOT _backend_modules)
+    message(FATAL_ERROR "no backend modules (libggml-*.so) in ${CODICTATE_ENGINES}/bin")
+  endif()
+  foreach(m IN LISTS _backend_modules)
+    get_filename_component(_name "${m}" NAME)
+    file(CREATE_LINK "${m}" "${CMAKE_BINARY_DIR}/bin/${_name}" SYMBOLIC)
+  endforeach()
+endif()

@@ -36,11 +36,27 @@ LLAMA_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DLLAMA_OPENSSL=
 if [ "$cuda" = 1 ]; then
   LLAMA_FLAGS+=(-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CODICTATE_CUDA_ARCH:-90} -DGGML_CUDA_NCCL=OFF)
 fi
+# Backends as loadable modules (default with CUDA): shared libllama/libggml, and each
+# backend (libggml-cpu.so, libggml-cuda.so) dlopen'ed at the first model load
+# (llama_backend_init). A static CUDA binary registers all of cuBLAS's and ggml's
+# kernels at process start: ~60 ms and ~240 MiB RSS before main() on an H200, paid by
+# every `codictate` command and by sidecar start -> /health (issue 4: <= 50 ms).
+dl=${CODICTATE_ENGINES_DL:-$cuda}
+if [ "$dl" = 1 ]; then
+  LLAMA_FLAGS=("${LLAMA_FLAGS[@]/-DBUILD_SHARED_LIBS=OFF/-DBUILD_SHARED_LIBS=ON}")
+  # ggml refuses GGML_NATIVE with modules (it would build one CPU variant per ISA
+  # with GGML_CPU_ALL_VARIANTS, ~8x the compile time); this machine's ISA it is.
+  LLAMA_FLAGS=("${LLAMA_FLAGS[@]/-DGGML_NATIVE=ON/-DGGML_NATIVE=OFF}")
+  LLAMA_FLAGS+=(-DGGML_BACKEND_DL=ON -DCMAKE_C_FLAGS=-march=native -DCMAKE_CXX_FLAGS=-march=native
+    '-DCMAKE_INSTALL_RPATH=$ORIGIN/../lib;$ORIGIN' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON)
+fi
 WHISPER_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DWHISPER_USE_SYSTEM_GGML=ON
   -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON -DWHISPER_BUILD_SERVER=OFF
   -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
   -DCMAKE_INSTALL_LIBDIR=lib)
-if [ "$cuda" = 1 ]; then
+if [ "$dl" = 1 ]; then
+  WHISPER_FLAGS+=('-DCMAKE_INSTALL_RPATH=$ORIGIN/../lib;$ORIGIN' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON)
+elif [ "$cuda" = 1 ]; then
   # The ggml package config of a static (not GGML_STATIC) CUDA build lists no CUDA
   # libraries, so whisper's tools name them, at the end of the link line.
   nvcc_bin=$(command -v nvcc || echo "${CUDA_PATH:-/usr/local/cuda}/bin/nvcc")
@@ -170,6 +186,7 @@ set(CODICTATE_WHISPER_VERSION "${whisper_version:-unknown}")
 set(CODICTATE_WHISPER_SOURCE "$whisper_id")
 set(CODICTATE_GGML_VERSION "${ggml_version:-unknown}")
 set(CODICTATE_ENGINES_CUDA "$cuda")
+set(CODICTATE_ENGINES_DL "$dl")
 VERS
 
 touch "$stage/.complete"

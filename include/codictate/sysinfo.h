@@ -38,6 +38,12 @@ int cdt_sysinfo_cpu_count(void);
  * cap > 0). Returns the length the full string needs, like snprintf. */
 size_t cdt_sysinfo_cpu_features(char *buf, size_t cap);
 
+/* Loads the engines' ggml backends (CPU, CUDA, ...) once per process where they are
+ * loadable modules (engines built with CODICTATE_ENGINES_DL, the default with CUDA);
+ * a no-op where they are linked in. Call before the first whisper or llama model
+ * load; thread-safe. */
+void cdt_sysinfo_load_backends(void);
+
 /* Engine versions; static strings, valid for the process lifetime. */
 struct cdt_engine_versions {
     const char *llama_commit;    /* llama.cpp git commit, 40 hex digits or "unknown" */

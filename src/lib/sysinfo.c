@@ -4,8 +4,10 @@
 #include "codictate/sysinfo.h"
 
 #include <errno.h>
+#include <ggml-backend.h>
 #include <ggml-cpu.h>
 #include <ggml.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +136,58 @@ int cdt_sysinfo_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
+#ifdef CDT_ENGINES_SHARED
+static void load_backends_once(void)
+{
+    /* Where the engines were built (scripts/engines.sh installs the modules next to
+     * the peer tools), else next to the executable and in the working directory. */
+    if (ggml_backend_reg_count() == 0)
+        ggml_backend_load_all_from_path(CDT_GGML_BACKEND_DIR);
+    if (ggml_backend_reg_count() == 0)
+        ggml_backend_load_all();
+}
+#endif
+
+void cdt_sysinfo_load_backends(void)
+{
+#ifdef CDT_ENGINES_SHARED
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, load_backends_once);
+#endif
+}
+
+#ifdef CDT_ENGINES_SHARED
+/* Backends as modules: the CPU module reports what it was built for and detected. */
+size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
+{
+    const struct ggml_backend_feature *f = NULL;
+    ggml_backend_get_features_t get;
+    ggml_backend_reg_t reg;
+    size_t len = 0;
+
+    if (cap > 0)
+        buf[0] = '\0';
+    cdt_sysinfo_load_backends();
+    reg = ggml_backend_reg_by_name("CPU");
+    get = reg ? (ggml_backend_get_features_t)ggml_backend_reg_get_proc_address(
+                    reg, "ggml_backend_get_features")
+              : NULL;
+    if (get)
+        f = get(reg);
+    for (; f && f->name; f++) {
+        size_t n;
+
+        if (!f->value || strcmp(f->value, "1") != 0)
+            continue;
+        n = strlen(f->name) + (len ? 1 : 0);
+        if (len + n < cap)
+            snprintf(buf + len, cap - len, "%s%s", len ? " " : "", f->name);
+        len += n;
+    }
+    return len;
+}
+#else
 size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
 {
     static const struct {
@@ -181,6 +235,7 @@ size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
     }
     return len;
 }
+#endif
 
 struct cdt_engine_versions cdt_sysinfo_engine_versions(void)
 {

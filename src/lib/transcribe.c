@@ -402,6 +402,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
         return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "out of memory");
     }
 
+    cdt_sysinfo_load_backends();
     if (t->vad_model_path) {
         /* Load it once here so a bad file fails now, not in the first call;
          * whisper_full loads its own copy on first use. */

@@ -75,6 +75,8 @@ struct cdt_gen_timings {
     double tokens_per_second;    /* generated_tokens / generation_ms */
     int draft_tokens;            /* speculative tokens drafted */
     int accepted_tokens;         /* of those, accepted */
+    const char *sampler;         /* static: "cpu" (over the logits, sampler.c) or "device"
+                                  * (greedy in the model's graph, on its GPU) */
 };
 
 struct cdt_gen_result {

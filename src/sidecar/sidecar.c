@@ -814,6 +814,7 @@ static void add_timings(cJSON *o, const struct cdt_gen_timings *t)
     cJSON_AddNumberToObject(x, "tokens_per_second", t->tokens_per_second);
     cJSON_AddNumberToObject(x, "draft_tokens", t->draft_tokens);
     cJSON_AddNumberToObject(x, "accepted_tokens", t->accepted_tokens);
+    cJSON_AddStringToObject(x, "sampler", t->sampler ? t->sampler : "cpu");
 }
 
 /* The /generate result object (cleaned response, counts, timings); NULL on OOM. */

@@ -445,6 +445,105 @@ TEST(greedy_is_deterministic)
     free(b.text);
 }
 
+/* Greedy sampling in the model's graph (the GPU path; CODICTATE_DEVICE_SAMPLING=1
+ * runs it on the CPU backend) picks the same tokens as ours over the logits: the
+ * penalty window primed with the prompt, end tokens masked for ignore_eos, the chain
+ * reused or rebuilt between requests, the prefix cache in between. Sampling at a
+ * temperature, or with speculation, goes back to the logits. */
+TEST(device_sampling_same_tokens)
+{
+    static const struct {
+        float penalty;
+        int last_n;
+        bool ignore_eos;
+        int max_tokens;
+    } cases[] = {
+        {1.15f, 64, true, 40}, {1.3f, 8, true, 40},    {1.0f, 64, true, 24}, {1.15f, 64, false, 40},
+        {2.0f, 200, true, 60}, {1.15f, 64, true, 600}, /* past the first KV capacity: a new context,
+                                                          the chain again */
+    };
+    static const char *prompts[] = {
+        "Clean this transcript: um so I I think it works",
+        "one two three four five six seven eight nine ten eleven twelve",
+        "so um the the the meeting is at at nine, no, ten",
+    };
+    enum { NC = sizeof(cases) / sizeof(cases[0]), NP = sizeof(prompts) / sizeof(prompts[0]) };
+    char *want[NC][NP] = {{NULL}};
+    struct cdt_gen_result r;
+    struct cdt_gen_params p;
+
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            setenv("CODICTATE_DEVICE_SAMPLING", "1", 1); /* read at load */
+        if (load_main(0) != 0) {
+            CHECK(!"load failed");
+            goto out;
+        }
+        for (int c = 0; c < NC; c++)
+            for (int i = 0; i < NP; i++) {
+                p = params(prompts[i], NULL);
+                p.temperature = 0;
+                p.speculative = false;
+                p.repetition_penalty = cases[c].penalty;
+                p.repeat_last_n = cases[c].last_n;
+                p.ignore_eos = cases[c].ignore_eos;
+                p.max_tokens = cases[c].max_tokens;
+                if (be->ops->generate(be, &p, &r) != 0) {
+                    CHECK(!"generate failed");
+                    continue;
+                }
+                CHECK_STR(r.timings.sampler, pass == 0 ? "cpu" : "device");
+                if (cases[c].ignore_eos)
+                    CHECK_INT(r.tokens_generated, cases[c].max_tokens);
+                if (pass == 0) {
+                    want[c][i] = r.text;
+                    continue;
+                }
+                if (strcmp(r.text, want[c][i]) != 0)
+                    fprintf(stderr, "case %d, prompt %d:\n  cpu:    %s\n  device: %s\n", c, i,
+                            want[c][i], r.text);
+                CHECK_STR(r.text, want[c][i]);
+                free(r.text);
+            }
+    }
+
+    /* A temperature needs the logits: the chain comes off, and back on after. */
+    p = params(prompts[0], NULL);
+    p.temperature = 0.9f;
+    p.has_seed = true;
+    p.seed = 7;
+    p.speculative = false;
+    if (be->ops->generate(be, &p, &r) != 0) {
+        CHECK(!"generate at a temperature failed");
+        goto out;
+    }
+    CHECK_STR(r.timings.sampler, "cpu");
+    free(r.text);
+    p.temperature = 0;
+    p.repetition_penalty = cases[0].penalty;
+    p.repeat_last_n = cases[0].last_n;
+    p.ignore_eos = true;
+    p.max_tokens = cases[0].max_tokens;
+    for (int spec = 0; spec < 2; spec++) {
+        /* Speculation verifies drafts over the logits: the same greedy text. */
+        p.speculative = spec;
+        if (be->ops->generate(be, &p, &r) != 0) {
+            CHECK(!"greedy generate failed");
+            goto out;
+        }
+        CHECK_STR(r.timings.sampler, spec ? "cpu" : "device");
+        CHECK_STR(r.text, want[0][0]);
+        free(r.text);
+    }
+
+out:
+    unsetenv("CODICTATE_DEVICE_SAMPLING");
+    CHECK(load_main(0) == 0);
+    for (int c = 0; c < NC; c++)
+        for (int i = 0; i < NP; i++)
+            free(want[c][i]);
+}
+
 /* The KV capacity starts small and grows during a long generation (engine.c,
  * ctx_fit): the output goes on past it, greedy output does not depend on where it
  * grew (speculation grows it at other steps), and the prefix cache survives it. */
@@ -697,6 +796,7 @@ int main(int argc, char **argv)
     RUN(load_directory_and_replace);
     RUN(load_split);
     RUN(greedy_is_deterministic);
+    RUN(device_sampling_same_tokens);
     RUN(kv_grows);
     RUN(always_valid_utf8);
     RUN(max_tokens);

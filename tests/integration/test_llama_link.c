@@ -2,6 +2,7 @@
  * template applies, its tokenizer matches the real Qwen3 one, and it generates. */
 #include "../test.h"
 #include "codictate/log.h"
+#include "codictate/sysinfo.h"
 
 #include <llama.h>
 #include <stdlib.h>
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
     if (cdt_log_new(NULL, &lg) != 0)
         return 1;
     llama_log_set(cdt_log_ggml, lg);
+    cdt_sysinfo_load_backends();
     llama_backend_init();
     RUN(model_loads);
     RUN(chat_template_applies);

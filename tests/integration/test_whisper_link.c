@@ -3,6 +3,7 @@
 #include "../test.h"
 #include "codictate/audio.h"
 #include "codictate/log.h"
+#include "codictate/sysinfo.h"
 
 #include <llama.h>
 #include <whisper.h>
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
     if (cdt_log_new(NULL, &lg) != 0)
         return 1;
     whisper_log_set(cdt_log_ggml, lg);
+    cdt_sysinfo_load_backends();
     RUN(transcribes_jfk);
     RUN(missing_model_fails_cleanly);
     RUN(llama_links_in_the_same_binary);
