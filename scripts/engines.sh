@@ -137,6 +137,7 @@ fi
 
 launcher=()
 command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR="$work" # paths relative to the (random) work dir: hits across builds
 gen=()
 command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
 
@@ -171,6 +172,14 @@ done
 for t in whisper-cli whisper-bench; do
   cp "$work/build-whisper/bin/$t" "$stage/bin/"
 done
+if [ "$dl" = 1 ]; then
+  # Shared libraries the tools need that `install` leaves out (libllama-server-impl.so
+  # and the like); the backend modules are already in bin/.
+  for f in "$work/build-llama/bin/"*.so*; do
+    b=$(basename "$f")
+    [ -e "$stage/lib/$b" ] || [ -e "$stage/bin/$b" ] || cp -a "$f" "$stage/lib/"
+  done
+fi
 share="$stage/share/codictate-engines"
 cp "$llama_src/models/ggml-vocab-qwen2.gguf" "$llama_src/models/ggml-vocab-gpt-2.gguf" "$share/"
 cp "$llama_src/models/templates/Qwen-Qwen3-0.6B.jinja" "$share/templates/"
