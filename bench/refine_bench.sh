@@ -650,9 +650,14 @@ done
 for b in codictate llama-server llama-bench mkgguf; do
     [[ -x $BIN_DIR/$b ]] || die "$BIN_DIR/$b not found or not executable: build first (make)"
 done
-# Snapshot the binaries: others may rebuild build/ while this runs.
-for b in codictate llama-server llama-bench mkgguf; do
+# Snapshot our binaries: others may rebuild build/ while this runs. The peers live in
+# the engine cache, which no build changes, and are linked to where they are: with
+# backend modules (CUDA builds) they load libraries and backends from beside themselves.
+for b in codictate mkgguf; do
     cp -L "$BIN_DIR/$b" "$WORK/bin/$b" || die "could not copy $BIN_DIR/$b"
+done
+for b in llama-server llama-bench; do
+    ln -sf "$(readlink -f "$BIN_DIR/$b")" "$WORK/bin/$b" || die "could not link $BIN_DIR/$b"
 done
 BIN=$WORK/bin
 if [[ -n $MODEL_DIR ]]; then
