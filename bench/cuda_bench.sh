@@ -22,6 +22,9 @@
 #   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation)
 #   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
 #                                       the exp build) + llama-server -fa/-ub sweep
+#   bench/cuda_bench.sh ab REPS dsamp   GPU: sampling in the graph vs on the CPU
+#                                       (CODICTATE_DEVICE_SAMPLING=0), decoding ahead
+#                                       or not (CODICTATE_DECODE_AHEAD=0), head build
 #   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
 #                                       (head|exp); ARGS go to refine_bench.sh
 #
@@ -490,9 +493,10 @@ ab() {
     sys_env
     models
     mkdir -p "$RES"
-    python3 - "$ROOT/bench/refine_bench.sh" "$WORK" "$RES" "$(threads)" "${1:-5}" <<'PY'
+    python3 - "$ROOT/bench/refine_bench.sh" "$WORK" "$RES" "$(threads)" "${1:-5}" "${2:-settings}" <<'PY'
 import http.client, json, os, re, socket, statistics, subprocess, sys, time
-bench_sh, work, res, threads, reps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+bench_sh, work, res, threads, reps, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+sidecar_bin = f"{work}/bin-exp/codictate" if os.path.exists(f"{work}/bin-exp/codictate") else f"{work}/bin-head/codictate"
 src = open(bench_sh).read()
 instr = re.search(r"INSTR=\$\(\n    cat <<'EOF'\n(.*?)\nEOF\n\)", src, re.S).group(1)
 trs = re.search(r"mapfile -t TRANSCRIPTS <<'EOF'\n(.*?)\nEOF\n", src, re.S).group(1).split("\n")
@@ -531,10 +535,12 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 def med(xs): return statistics.median(xs) if xs else float("nan")
 def sidecar(M, tag, env_extra):
+    env_extra = dict(env_extra)
+    penalty = float(env_extra.pop("PENALTY", "1"))
     env = dict(os.environ, **env_extra)
     logf = f"{work}/ab-{tag}.log"
     base = 20000 + (os.getpid() * 7 + len(tag) * 131) % 40000
-    p = subprocess.Popen([f"{work}/bin-exp/codictate", "sidecar", "--port-range", f"{base}-{base+99}",
+    p = subprocess.Popen([sidecar_bin, "sidecar", "--port-range", f"{base}-{base+99}",
                           "--threads", threads, "--ctx", "4096"], stdout=subprocess.PIPE,
                          stderr=open(logf, "w"), env=env, text=True)
     port = int(p.stdout.readline().strip().split("=")[1])
@@ -543,8 +549,9 @@ def sidecar(M, tag, env_extra):
     def gen(i, spec=False):
         raw, _ = prompt(i)
         r, ms = req(port, "/generate", {"prompt": raw, "max_tokens": 150, "temperature": 0, "ignore_eos": True,
-                                        "speculative": spec, "seed": 42, "repetition_penalty": 1})
+                                        "speculative": spec, "seed": 42, "repetition_penalty": penalty})
         assert find(r, "generated_tokens") == 150, r
+        rows.setdefault("sampler", set()).add(find(r, "sampler"))
         return r, ms
     try:
         for k in range(reps):  # cold: first request after /load (full prompt)
@@ -592,7 +599,16 @@ out.append(f"Sweep: {reps} warm requests (new transcript, instructions cached) a
 for m in ("0.6b", "1.7b"):
     M = f"{work}/models/refine-bench-{m}-q4_k.gguf"
     out.append(f"\n### {m}\n\n| server | settings | warm latency ms | warm prompt ms (evaluated tok) | decode tok/s | cold latency ms | cold prompt ms (478 tok) | /load ms |\n|---|---|---|---|---|---|---|---|")
-    variants = [("sidecar", "fa off, ub 256 (HEAD)", {"CDT_X_FA": "0", "CDT_X_UBATCH": "256"}),
+    # dsamp: sampling in the graph (default on a GPU; with and without decoding ahead)
+    # vs over the logits on the CPU, twice each, interleaved, at penalty 1
+    # (refine_bench's) and 1.15 (refine's)
+    dsamp = [("sidecar", f"sampling {w}, penalty {pen}",
+              {"CODICTATE_DEVICE_SAMPLING": v, "CODICTATE_DECODE_AHEAD": a, "PENALTY": pen})
+             for _ in range(2) for pen in ("1", "1.15")
+             for w, v, a in (("on the CPU", "0", ""), ("in the graph", "", "0"),
+                             ("in the graph, decode ahead", "", ""))]
+    dsamp.append(("llama-server", "-fa auto -ub 512 (default)", ("auto", "512")))
+    variants = dsamp if mode == "dsamp" else [("sidecar", "fa off, ub 256 (HEAD)", {"CDT_X_FA": "0", "CDT_X_UBATCH": "256"}),
                 ("sidecar", "fa on, ub 256", {"CDT_X_FA": "1", "CDT_X_UBATCH": "256"}),
                 ("sidecar", "fa off, ub 512", {"CDT_X_FA": "0", "CDT_X_UBATCH": "512"}),
                 ("sidecar", "fa on, ub 512", {"CDT_X_FA": "1", "CDT_X_UBATCH": "512"}),
@@ -606,10 +622,11 @@ for m in ("0.6b", "1.7b"):
         def s(k, f="%.1f"):
             xs = rows[k]
             return "n/a" if not xs else (f % med(xs)) + (f" ({f % min(xs)}–{f % max(xs)})" if len(xs) > 1 else "")
+        if rows.get("sampler"): label += f" (timings.sampler: {'/'.join(sorted(rows['sampler']))})"
         out.append(f"| {srv} | {label} | {s('warm_ms')} | {s('warm_pms')} ({s('warm_eval', '%d')}) | {s('tps')} | "
                    f"{s('cold_ms')} | {s('cold_pms')} | {s('load_ms', '%.0f')} |")
         print(out[-1], file=sys.stderr, flush=True)
-open(f"{res}/ab.md", "w").write("\n".join(out) + "\n")
+open(f"{res}/ab{'' if mode == 'settings' else '-' + mode}.md", "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 PY
 }

@@ -507,6 +507,31 @@ TEST(device_sampling_same_tokens)
             }
     }
 
+    /* Stopped by on_text while the next token was being decoded ahead: the prefix
+     * cache stays consistent for the next request. */
+    for (int i = 0; i < 2; i++) {
+        struct collect col;
+
+        p = params(prompts[1], i == 0 ? &col : NULL);
+        p.temperature = 0;
+        p.speculative = false;
+        p.repetition_penalty = cases[0].penalty;
+        p.repeat_last_n = cases[0].last_n;
+        p.ignore_eos = true;
+        p.max_tokens = cases[0].max_tokens;
+        if (i == 0)
+            col.stop_after = 3;
+        if (be->ops->generate(be, &p, &r) != 0) {
+            CHECK(!"generate failed");
+            goto out;
+        }
+        if (i == 0)
+            CHECK(r.stopped_by_callback && r.tokens_generated == 3);
+        else
+            CHECK_STR(r.text, want[0][1]);
+        free(r.text);
+    }
+
     /* A temperature needs the logits: the chain comes off, and back on after. */
     p = params(prompts[0], NULL);
     p.temperature = 0.9f;
