@@ -22,9 +22,8 @@
 #   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation)
 #   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
 #                                       the exp build) + llama-server -fa/-ub sweep
-#   bench/cuda_bench.sh ab REPS dsamp   GPU: sampling in the graph vs on the CPU
-#                                       (CODICTATE_DEVICE_SAMPLING=0), decoding ahead
-#                                       or not (CODICTATE_DECODE_AHEAD=0), head build
+#   bench/cuda_bench.sh ab REPS dsamp   GPU: sampling in the graph
+#                                       (CODICTATE_DEVICE_SAMPLING=1) vs on the CPU
 #   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
 #                                       (head|exp); ARGS go to refine_bench.sh
 #
@@ -139,8 +138,9 @@ prep() {
     chmod +x "$t/sys/bin/pkg-config"
     tar -cJf "$CB/sys.tar.xz" -C "$t" sys
     log "snapshot of HEAD ($(git -C "$ROOT" rev-parse --short HEAD))"
-    git -C "$ROOT" archive --format=tar -o "$CB/codictate.tar" HEAD
-    git -C "$ROOT" rev-parse HEAD >"$CB/codictate.commit"
+    # CUDA_BENCH_REV: another tree, e.g. $(git stash create) for uncommitted changes.
+    git -C "$ROOT" archive --format=tar -o "$CB/codictate.tar" "${CUDA_BENCH_REV:-HEAD}"
+    git -C "$ROOT" rev-parse "${CUDA_BENCH_REV:-HEAD}" >"$CB/codictate.commit"
     # The experiment build ("exp") only where the patch applies: it was written for
     # b94928b's engine.c; HEAD (3c2eef5 on) has those settings built in, so from then
     # on only "head" is built.
@@ -599,14 +599,12 @@ out.append(f"Sweep: {reps} warm requests (new transcript, instructions cached) a
 for m in ("0.6b", "1.7b"):
     M = f"{work}/models/refine-bench-{m}-q4_k.gguf"
     out.append(f"\n### {m}\n\n| server | settings | warm latency ms | warm prompt ms (evaluated tok) | decode tok/s | cold latency ms | cold prompt ms (478 tok) | /load ms |\n|---|---|---|---|---|---|---|---|")
-    # dsamp: sampling in the graph (default on a GPU; with and without decoding ahead)
-    # vs over the logits on the CPU, twice each, interleaved, at penalty 1
-    # (refine_bench's) and 1.15 (refine's)
-    dsamp = [("sidecar", f"sampling {w}, penalty {pen}",
-              {"CODICTATE_DEVICE_SAMPLING": v, "CODICTATE_DECODE_AHEAD": a, "PENALTY": pen})
-             for _ in range(2) for pen in ("1", "1.15")
-             for w, v, a in (("on the CPU", "0", ""), ("in the graph", "", "0"),
-                             ("in the graph, decode ahead", "", ""))]
+    # dsamp: sampling over the logits on the CPU (default) vs in the graph, twice
+    # each, interleaved, at penalty 1 (refine_bench's) and 1.15 (refine's)
+    dsamp = [("sidecar", label, dict(env, PENALTY=pen)) for _ in range(2) for pen in ("1", "1.15")
+             for label, env in ((f"sampling on the CPU (default), penalty {pen}", {}),
+                                (f"sampling in the graph (CODICTATE_DEVICE_SAMPLING=1), penalty {pen}",
+                                 {"CODICTATE_DEVICE_SAMPLING": "1"}))]
     dsamp.append(("llama-server", "-fa auto -ub 512 (default)", ("auto", "512")))
     variants = dsamp if mode == "dsamp" else [("sidecar", "fa off, ub 256 (HEAD)", {"CDT_X_FA": "0", "CDT_X_UBATCH": "256"}),
                 ("sidecar", "fa on, ub 256", {"CDT_X_FA": "1", "CDT_X_UBATCH": "256"}),

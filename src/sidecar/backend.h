@@ -76,7 +76,7 @@ struct cdt_gen_timings {
     int draft_tokens;            /* speculative tokens drafted */
     int accepted_tokens;         /* of those, accepted */
     const char *sampler;         /* static: "cpu" (over the logits, sampler.c) or "device"
-                                  * (greedy in the model's graph, on its GPU) */
+                                  * (greedy in the model's graph: CODICTATE_DEVICE_SAMPLING) */
 };
 
 struct cdt_gen_result {
