@@ -24,6 +24,7 @@
 #                                       the exp build) + llama-server -fa/-ub sweep
 #   bench/cuda_bench.sh ab REPS dsamp   GPU: sampling in the graph
 #                                       (CODICTATE_DEVICE_SAMPLING=1) vs on the CPU
+#   bench/cuda_bench.sh ab REPS ctx     GPU: the sidecar's --ctx (its KV size there)
 #   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
 #                                       (head|exp); ARGS go to refine_bench.sh
 #
@@ -537,11 +538,12 @@ def med(xs): return statistics.median(xs) if xs else float("nan")
 def sidecar(M, tag, env_extra):
     env_extra = dict(env_extra)
     penalty = float(env_extra.pop("PENALTY", "1"))
+    n_ctx = env_extra.pop("CTX", "4096")
     env = dict(os.environ, **env_extra)
     logf = f"{work}/ab-{tag}.log"
     base = 20000 + (os.getpid() * 7 + len(tag) * 131) % 40000
     p = subprocess.Popen([sidecar_bin, "sidecar", "--port-range", f"{base}-{base+99}",
-                          "--threads", threads, "--ctx", "4096"], stdout=subprocess.PIPE,
+                          "--threads", threads, "--ctx", n_ctx], stdout=subprocess.PIPE,
                          stderr=open(logf, "w"), env=env, text=True)
     port = int(p.stdout.readline().strip().split("=")[1])
     wait_health(port, p, logf)
@@ -605,8 +607,11 @@ for m in ("0.6b", "1.7b"):
              for label, env in ((f"sampling on the CPU (default), penalty {pen}", {}),
                                 (f"sampling in the graph (CODICTATE_DEVICE_SAMPLING=1), penalty {pen}",
                                  {"CODICTATE_DEVICE_SAMPLING": "1"}))]
+    # ctx: the KV cache's size on the GPU (the sidecar keeps it at --ctx there)
+    if mode == "ctx":
+        dsamp = [("sidecar", f"--ctx {c}", {"CTX": c}) for _ in range(2) for c in ("4096", "1024", "768")]
     dsamp.append(("llama-server", "-fa auto -ub 512 (default)", ("auto", "512")))
-    variants = dsamp if mode == "dsamp" else [("sidecar", "fa off, ub 256 (HEAD)", {"CDT_X_FA": "0", "CDT_X_UBATCH": "256"}),
+    variants = dsamp if mode in ("dsamp", "ctx") else [("sidecar", "fa off, ub 256 (HEAD)", {"CDT_X_FA": "0", "CDT_X_UBATCH": "256"}),
                 ("sidecar", "fa on, ub 256", {"CDT_X_FA": "1", "CDT_X_UBATCH": "256"}),
                 ("sidecar", "fa off, ub 512", {"CDT_X_FA": "0", "CDT_X_UBATCH": "512"}),
                 ("sidecar", "fa on, ub 512", {"CDT_X_FA": "1", "CDT_X_UBATCH": "512"}),
