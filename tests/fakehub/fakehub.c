@@ -29,12 +29,13 @@
  * The commit of a repo is sha1("commit " + org/name). The first stdout line is
  * "FAKEHUB_PORT=<port>"; one log line per request goes to --log (else stderr):
  * "METHOD URL host=HOST auth=yes|no range=R -> STATUS". SIGTERM/SIGINT stop it. */
+#include "../mhd_test.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -82,12 +83,6 @@ struct hub {
     atomic_llong body_bytes;
     atomic_int requests, cdn_gets, range_gets, auth_hub, auth_cdn, identity;
     char last_range[64];
-};
-
-struct req {
-    char *body;
-    size_t len;
-    bool too_big;
 };
 
 struct body {
@@ -498,7 +493,7 @@ static enum MHD_Result resolve_cache(struct hub *h, struct MHD_Connection *c, co
 }
 
 static enum MHD_Result control(struct hub *h, struct MHD_Connection *c, const char *url,
-                               struct req *rq)
+                               struct test_req *rq)
 {
     cJSON *o = rq->body ? cJSON_Parse(rq->body) : NULL, *v;
 
@@ -572,31 +567,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               size_t *upload_size, void **con_cls)
 {
     struct hub *h = cls;
-    struct req *rq = *con_cls;
+    struct test_req *rq = NULL;
+    enum MHD_Result ret;
 
     (void)version;
-    if (!rq) {
-        if (!(rq = calloc(1, sizeof(*rq))))
-            return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (rq->len + *upload_size > MAX_CONTROL) {
-            rq->too_big = true;
-        } else {
-            char *nb = realloc(rq->body, rq->len + *upload_size + 1);
-
-            if (!nb)
-                return MHD_NO;
-            rq->body = nb;
-            memcpy(rq->body + rq->len, upload, *upload_size);
-            rq->len += *upload_size;
-            rq->body[rq->len] = '\0';
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (test_req_collect(con_cls, upload, upload_size, MAX_CONTROL, &rq, &ret))
+        return ret;
     if (strcmp(url, "/_control") == 0 && strcmp(method, "POST") == 0)
         return rq->too_big ? send_text(h, c, method, url, 413, "too big", NULL, NULL)
                            : control(h, c, url, rq);
@@ -612,19 +588,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strstr(url, "/resolve/"))
         return resolve(h, c, method, url);
     return send_text(h, c, method, url, 404, "not found", NULL, NULL);
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                      enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-
-    (void)cls, (void)c, (void)toe;
-    if (rq) {
-        free(rq->body);
-        free(rq);
-        *con_cls = NULL;
-    }
 }
 
 static void usage(FILE *out)
@@ -645,8 +608,6 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct hub *h = calloc(1, sizeof(*h));
-    struct sockaddr_in sin = {0};
-    const union MHD_DaemonInfo *info;
     struct MHD_Daemon *daemon;
     sigset_t set;
     int opt, sig;
@@ -698,19 +659,11 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = 0;
-    daemon =
-        MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
-                         NULL, handle, h, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    daemon = test_daemon_start(handle, h, &h->port);
     if (!daemon) {
         fprintf(stderr, "fakehub: cannot start the server\n");
         return 1;
     }
-    info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
     printf("FAKEHUB_PORT=%d\n", h->port);
     fflush(stdout);
     sigwait(&set, &sig);

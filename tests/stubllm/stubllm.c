@@ -24,10 +24,11 @@
  * The first stdout line is "STUBLLM_PORT=<port>". --log FILE gets, for each chat
  * request, the request body on one line, then "auth=<Authorization header or ->".
  * SIGTERM/SIGINT stop it. */
+#include "../mhd_test.h"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,12 +43,6 @@
 struct stub {
     FILE *log;
     pthread_mutex_t lock;
-};
-
-struct req {
-    char *buf;
-    size_t len;
-    bool too_big;
 };
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const char *body)
@@ -141,10 +136,10 @@ static enum MHD_Result completion(struct MHD_Connection *c, const char *model, c
     return ret;
 }
 
-static enum MHD_Result chat(struct stub *st, struct MHD_Connection *c, const struct req *rq)
+static enum MHD_Result chat(struct stub *st, struct MHD_Connection *c, const struct test_req *rq)
 {
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    cJSON *body = cJSON_ParseWithLength(rq->buf ? rq->buf : "", rq->len);
+    cJSON *body = cJSON_ParseWithLength(rq->body ? rq->body : "", rq->len);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
     const char *model = cJSON_IsString(m) ? m->valuestring : "";
     char *echo = echo_of(body), *text = NULL;
@@ -152,7 +147,7 @@ static enum MHD_Result chat(struct stub *st, struct MHD_Connection *c, const str
 
     if (st->log) {
         pthread_mutex_lock(&st->lock);
-        fprintf(st->log, "%.*s\nauth=%s\n", (int)rq->len, rq->buf ? rq->buf : "",
+        fprintf(st->log, "%.*s\nauth=%s\n", (int)rq->len, rq->body ? rq->body : "",
                 auth ? auth : "-");
         fflush(st->log);
         pthread_mutex_unlock(&st->lock);
@@ -213,32 +208,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               size_t *upload_size, void **con_cls)
 {
     struct stub *st = cls;
-    struct req *rq = *con_cls;
+    struct test_req *rq = NULL;
+    enum MHD_Result ret;
 
     (void)version;
-    if (!rq) {
-        rq = calloc(1, sizeof(*rq));
-        if (!rq)
-            return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (rq->len + *upload_size > MAX_BODY) {
-            rq->too_big = true;
-        } else {
-            char *nb = realloc(rq->buf, rq->len + *upload_size + 1);
-
-            if (!nb)
-                return MHD_NO;
-            rq->buf = nb;
-            memcpy(rq->buf + rq->len, upload, *upload_size);
-            rq->len += *upload_size;
-            rq->buf[rq->len] = '\0';
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    if (test_req_collect(con_cls, upload, upload_size, MAX_BODY, &rq, &ret))
+        return ret;
     if (rq->too_big)
         return send_error(c, 413, "body too large", "invalid_request_error");
     if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/models") == 0)
@@ -250,21 +225,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return send_error(c, 404, "no such route", "invalid_request_error");
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                      enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-
-    (void)cls;
-    (void)c;
-    (void)toe;
-    if (rq) {
-        free(rq->buf);
-        free(rq);
-        *con_cls = NULL;
-    }
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -272,11 +232,9 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct stub st = {0};
-    struct sockaddr_in sin = {0};
-    const union MHD_DaemonInfo *info;
     struct MHD_Daemon *daemon;
     sigset_t set;
-    int opt, sig;
+    int opt, sig, port;
 
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (opt == 'l' && (st.log = fopen(optarg, "a")))
@@ -290,18 +248,12 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-                              NULL, NULL, handle, &st, MHD_OPTION_SOCK_ADDR, &sin,
-                              MHD_OPTION_NOTIFY_COMPLETED, completed, &st,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    daemon = test_daemon_start(handle, &st, &port);
     if (!daemon) {
         fprintf(stderr, "stubllm: cannot start the server\n");
         return 1;
     }
-    info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-    printf("STUBLLM_PORT=%d\n", info ? info->port : 0);
+    printf("STUBLLM_PORT=%d\n", port);
     fflush(stdout);
     sigwait(&set, &sig);
     MHD_stop_daemon(daemon);
