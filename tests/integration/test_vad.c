@@ -5,6 +5,7 @@
 #include "../test.h"
 #include "codictate/audio.h"
 #include "codictate/log.h"
+#include "codictate/sysinfo.h"
 
 #include <whisper.h>
 
@@ -121,6 +122,7 @@ int main(int argc, char **argv)
     if (cdt_log_new(NULL, &lg) != 0)
         return 1;
     whisper_log_set(cdt_log_ggml, lg);
+    cdt_sysinfo_load_backends();
     RUN(jfk_has_four_speech_segments);
     RUN(silence_has_no_speech);
     RUN(missing_vad_model_fails_cleanly);
