@@ -14,8 +14,9 @@ target_include_directories(codictate_engines SYSTEM INTERFACE "${CODICTATE_ENGIN
 
 if(EXISTS "${_lib}/libllama.so")
   # Backends as modules (scripts/engines.sh, CODICTATE_ENGINES_DL; the default with
-  # CUDA): shared libllama/libggml, and libggml-<backend>.so loaded at the first model
-  # load from the executable's directory, where they are linked below.
+  # CUDA): shared libllama/libggml, and libggml-<backend>.so, which
+  # cdt_sysinfo_load_backends loads at the first model load from the engine build's
+  # bin/ (CDT_GGML_BACKEND_DIR).
   set(CODICTATE_ENGINES_SHARED ON)
   set(_engine_libs "${_lib}/libwhisper.a" "${_lib}/libllama.so" "${_lib}/libggml.so" "${_lib}/libggml-base.so")
   target_compile_definitions(codictate_engines INTERFACE CDT_ENGINES_SHARED=1
@@ -49,13 +50,6 @@ file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/bin")
 foreach(peer llama-server llama-bench llama-cli whisper-cli whisper-bench)
   file(CREATE_LINK "${CODICTATE_ENGINES}/bin/${peer}" "${CMAKE_BINARY_DIR}/bin/${peer}" SYMBOLIC)
 endforeach()
-if(CODICTATE_ENGINES_SHARED)
-  file(GLOB _backend_modules "${CODICTATE_ENGINES}/bin/libggml-*.so")
-  if(NOT _backend_modules)
-    message(FATAL_ERROR "no backend modules (libggml-*.so) in ${CODICTATE_ENGINES}/bin")
-  endif()
-  foreach(m IN LISTS _backend_modules)
-    get_filename_component(_name "${m}" NAME)
-    file(CREATE_LINK "${m}" "${CMAKE_BINARY_DIR}/bin/${_name}" SYMBOLIC)
-  endforeach()
+if(CODICTATE_ENGINES_SHARED AND NOT EXISTS "${CODICTATE_ENGINES}/bin/libggml-cpu.so")
+  message(FATAL_ERROR "no CPU backend module in ${CODICTATE_ENGINES}/bin (delete it and run make)")
 endif()

@@ -195,7 +195,6 @@ set(CODICTATE_WHISPER_VERSION "${whisper_version:-unknown}")
 set(CODICTATE_WHISPER_SOURCE "$whisper_id")
 set(CODICTATE_GGML_VERSION "${ggml_version:-unknown}")
 set(CODICTATE_ENGINES_CUDA "$cuda")
-set(CODICTATE_ENGINES_DL "$dl")
 VERS
 
 touch "$stage/.complete"

@@ -37,16 +37,16 @@ enum {
     CDT_CLI_OPT_PROMPT,
     CDT_CLI_OPT_TIMEOUT,
 };
-#define CDT_CLI_REFINE_LONGOPTS                                                                    \
-    {"model", required_argument, NULL, CDT_CLI_OPT_MODEL},                                         \
-        {"provider", required_argument, NULL, CDT_CLI_OPT_PROVIDER},                               \
-        {"base-url", required_argument, NULL, CDT_CLI_OPT_BASE_URL},                               \
-        {"api-key", required_argument, NULL, CDT_CLI_OPT_API_KEY},                                 \
-        {"openai-model", required_argument, NULL, CDT_CLI_OPT_OPENAI_MODEL},                       \
-        {"prompt", required_argument, NULL, CDT_CLI_OPT_PROMPT},                                   \
-    {                                                                                              \
-        "timeout-ms", required_argument, NULL, CDT_CLI_OPT_TIMEOUT                                 \
-    }
+/* clang-format off */
+#define CDT_CLI_REFINE_LONGOPTS                                          \
+    {"model", required_argument, NULL, CDT_CLI_OPT_MODEL},               \
+    {"provider", required_argument, NULL, CDT_CLI_OPT_PROVIDER},         \
+    {"base-url", required_argument, NULL, CDT_CLI_OPT_BASE_URL},         \
+    {"api-key", required_argument, NULL, CDT_CLI_OPT_API_KEY},           \
+    {"openai-model", required_argument, NULL, CDT_CLI_OPT_OPENAI_MODEL}, \
+    {"prompt", required_argument, NULL, CDT_CLI_OPT_PROMPT},             \
+    {"timeout-ms", required_argument, NULL, CDT_CLI_OPT_TIMEOUT}
+/* clang-format on */
 /* Stores getopt's result `ch` (argument `arg`, borrowed from argv) in o when it is
  * one of those options. Returns 1 (taken), 0 (not one of them), or -1 (a bad
  * value: said why, prefixed with `who`; a usage error). */

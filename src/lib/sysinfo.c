@@ -157,6 +157,17 @@ void cdt_sysinfo_load_backends(void)
 #endif
 }
 
+/* Appends `name` to the space-separated list buf[0..len) (written while it fits in
+ * cap); returns the length the list then needs. */
+static size_t add_feature(char *buf, size_t cap, size_t len, const char *name)
+{
+    size_t n = strlen(name) + (len ? 1 : 0);
+
+    if (len + n < cap)
+        snprintf(buf + len, cap - len, "%s%s", len ? " " : "", name);
+    return len + n;
+}
+
 #ifdef CDT_ENGINES_SHARED
 /* Backends as modules: the CPU module reports what it was built for and detected. */
 size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
@@ -175,16 +186,9 @@ size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
               : NULL;
     if (get)
         f = get(reg);
-    for (; f && f->name; f++) {
-        size_t n;
-
-        if (!f->value || strcmp(f->value, "1") != 0)
-            continue;
-        n = strlen(f->name) + (len ? 1 : 0);
-        if (len + n < cap)
-            snprintf(buf + len, cap - len, "%s%s", len ? " " : "", f->name);
-        len += n;
-    }
+    for (; f && f->name; f++)
+        if (f->value && strcmp(f->value, "1") == 0)
+            len = add_feature(buf, cap, len, f->name);
     return len;
 }
 #else
@@ -223,16 +227,9 @@ size_t cdt_sysinfo_cpu_features(char *buf, size_t cap)
 
     if (cap > 0)
         buf[0] = '\0';
-    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-        size_t n;
-
-        if (!features[i].has())
-            continue;
-        n = strlen(features[i].name) + (len ? 1 : 0);
-        if (len + n < cap)
-            snprintf(buf + len, cap - len, "%s%s", len ? " " : "", features[i].name);
-        len += n;
-    }
+    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+        if (features[i].has())
+            len = add_feature(buf, cap, len, features[i].name);
     return len;
 }
 #endif

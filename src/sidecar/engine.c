@@ -43,7 +43,7 @@
  * graph instead (dev_sampler_begin): the same end-token mask, repetition penalty and
  * argmax as llama.cpp backend samplers, so one token comes back per step rather than
  * the logits (0.6 MB on a 152k vocabulary) and the CPU pass over them. Off by
- * default: on an H200 it decoded 2-4% slower than our CPU pass (its extra kernels
+ * default: on an H200 it decoded 0-4% slower than our CPU pass (its extra kernels
  * and input uploads cost more than the copy saves; bench/RESULTS.md, "CUDA"). Tests
  * check that both paths choose the same tokens.
  *
@@ -647,7 +647,7 @@ static void dev_sampler_check(struct engine *e)
     p.temperature = 0.0f;
     p.ignore_eos = true;
     sampler_init(&s, &p, e->n_ctx);
-    e->gs_ok = true;
+    e->gs_ok = true; /* for dev_sampler_begin; the answer follows */
     e->gs_ok = dev_sampler_begin(e, &s, true, &t, 1) &&
                llama_decode(e->ctx, llama_batch_get_one(&t, 1)) == 0 &&
                llama_get_sampled_token_ith(e->ctx, -1) != LLAMA_TOKEN_NULL;
@@ -1122,8 +1122,6 @@ struct gen {
     struct utf8_asm u;
     struct buf out, piece;
     bool dev_sampling; /* tokens come from the chain in the graph (dev_sampler_begin) */
-    int nd;            /* draft tokens in the decode step_begin started */
-    double t_step;     /* when it started, ms */
 };
 
 /* The next token after output row idx of the last decode: the chain in the graph, else
@@ -1200,13 +1198,15 @@ static int plan_draft(struct gen *g, llama_token *draft)
     return k;
 }
 
-/* Starts decoding `tok` and its draft, draft[0..nd): llama_decode returns while a GPU
- * still computes; step_end waits for it. */
-static int step_begin(struct gen *g, llama_token tok, const llama_token *draft, int nd)
+/* Decodes `tok` (and its draft, if any) and picks the tokens that follow. Returns
+ * 0 with *next set, 1 when the generation is over, or an error. */
+static int step(struct gen *g, llama_token tok, llama_token *next)
 {
     struct engine *e = g->e;
     struct llama_batch *b = &e->batch;
-    int base = e->n_kv, dr;
+    llama_token draft[CDT_MAX_DRAFT];
+    int nd = plan_draft(g, draft), m = 0, rc = 0, base = e->n_kv, dr;
+    double t0;
 
     /* Past the capacity: grow it by half (max_tokens keeps base + nd < n_ctx). */
     if (base + nd + 1 > e->n_cap) {
@@ -1228,8 +1228,12 @@ static int step_begin(struct gen *g, llama_token tok, const llama_token *draft, 
         b->seq_id[i][0] = 0;
         b->logits[i] = nd > 0 || i == nd;
     }
-    g->t_step = now_ms();
+    t0 = now_ms();
     dr = llama_decode(e->ctx, *b);
+    if (dr == 0) {
+        llama_synchronize(e->ctx);
+        spec_time(&e->vt, nd + 1, now_ms() - t0);
+    }
     if (dr != 0) {
         kv_reset(e);
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
@@ -1237,20 +1241,6 @@ static int step_begin(struct gen *g, llama_token tok, const llama_token *draft, 
     }
     memcpy(e->kv + base, b->token, sizeof(*b->token) * (size_t)(nd + 1));
     e->n_kv = base + nd + 1;
-    g->nd = nd;
-    return 0;
-}
-
-/* Waits for the decode step_begin started and picks the tokens that follow: the
- * draft it accepts (taken here) and the next one. Returns 0 with *next set, 1 when
- * the generation is over, or an error. */
-static int step_end(struct gen *g, const llama_token *draft, llama_token *next)
-{
-    struct engine *e = g->e;
-    int nd = g->nd, base = e->n_kv - nd - 1, m = 0, rc = 0;
-
-    llama_synchronize(e->ctx);
-    spec_time(&e->vt, nd + 1, now_ms() - g->t_step);
     if (nd == 0) {
         spec_idle(&g->spec);
         return sample_next(g, 0, next);
@@ -1282,16 +1272,6 @@ static int step_end(struct gen *g, const llama_token *draft, llama_token *next)
     if (m == nd)
         rc = sample_next(g, nd, next);
     return rc;
-}
-
-/* Decodes `tok` (and its draft, if any) and picks the tokens that follow. Returns
- * 0 with *next set, 1 when the generation is over, or an error. */
-static int step(struct gen *g, llama_token tok, llama_token *next)
-{
-    llama_token draft[CDT_MAX_DRAFT];
-    int nd = plan_draft(g, draft), rc = step_begin(g, tok, draft, nd);
-
-    return rc != 0 ? rc : step_end(g, draft, next);
 }
 
 static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
@@ -1344,7 +1324,6 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     /* Not on a GPU: there drafting cost 3-16% of decode time on an H200 at 30-70%
      * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"). */
     g.spec.on = p->speculative && e->rollback && !e->gpu;
-
     g.spec.timing = &e->vt;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
     if (!g.hist || buf_reserve(&g.out, 0) != 0 || buf_reserve(&g.piece, 256) != 0) {
