@@ -67,6 +67,7 @@ int32_t sampler_sample(struct dist *e, struct sampler *s, float *z);
  * accepted when it is the argmax, else *next is the argmax. */
 bool sampler_accept(struct dist *e, struct sampler *s, float *z, int32_t x, int32_t *next);
 
+/* Whether t is one of the vocabulary's end-of-generation tokens (e->eog). */
 bool sampler_is_eog(const struct dist *e, int32_t t);
 
 /* Internals, for test_speculative.c: the highest logit (and its first token), the

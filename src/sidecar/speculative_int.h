@@ -19,8 +19,8 @@
  * is the one that maximises expected tokens per verification cost, or none when no
  * length promises CDT_SPEC_MARGIN. Then a one-token draft still probes now and then,
  * the interval doubling from CDT_PROBE_MIN to CDT_PROBE_MAX steps while probes fail:
- * when nothing is ever accepted, 150 tokens cost 5 one-token drafts, each a batch of
- * two (1.3 to 1.6 single decodes). */
+ * when nothing is ever accepted, 150 tokens cost ~5 one-token drafts, each a batch of
+ * two (~1.75 single decodes on these CPUs: ~2.5% of the decode work). */
 /* Decode times by batch size, measured by the engine (reset at load): ms[b] is a
  * moving average of the wall time of one llama_decode of b tokens, 0 before any.
  * They make the draft length follow the hardware and model (on a GPU a batch of 16
