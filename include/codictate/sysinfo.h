@@ -35,7 +35,9 @@ int cdt_sysinfo_cpu_count(void);
 
 /* The CPU features ggml detected and was built for, space-separated (e.g.
  * "SSE3 SSSE3 AVX AVX2 F16C FMA"), written into buf (always NUL-terminated when
- * cap > 0). Returns the length the full string needs, like snprintf. */
+ * cap > 0). Returns the length the full string needs, like snprintf. With the
+ * backends as modules the list comes from the CPU module, so this loads them
+ * (cdt_sysinfo_load_backends) and adds what that module reports (e.g. OPENMP). */
 size_t cdt_sysinfo_cpu_features(char *buf, size_t cap);
 
 /* Loads the engines' ggml backends (CPU, CUDA, ...) once per process where they are
