@@ -27,6 +27,8 @@
 #   bench/cuda_bench.sh ab REPS ctx     GPU: the sidecar's --ctx (its KV size there)
 #   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
 #                                       (head|exp); ARGS go to refine_bench.sh
+#   bench/cuda_bench.sh stepcost [REPS] GPU: bench/step_cost.c (a decode step's parts)
+#                                       beside llama-bench tg150 @ d478
 #
 # Device commands (tool `run`, carry [".cudabench"]), as run for bench/RESULTS.md:
 #   bench/cuda_bench.sh build                    (first command; ~4 min on 16 cores)
@@ -634,6 +636,25 @@ print("\n".join(out))
 PY
 }
 
+# ---------------------------------------------------------------- stepcost (GPU)
+# Where a decode step's time goes (bench/step_cost.c), beside llama-bench tg150 @ d478.
+stepcost() {
+    local m M T prefix
+    sys_env
+    models
+    mkdir -p "$RES"
+    T=$(threads)
+    prefix=$(cat "$WORK/engines.prefix")
+    cc -O2 -march=native -o "$WORK/step_cost" "$ROOT/bench/step_cost.c" -I"$prefix/include" \
+        -L"$prefix/lib" -Wl,-rpath,"$prefix/lib" -lllama -lggml -lggml-base -lm
+    for m in 0.6b 1.7b; do
+        M=$WORK/models/refine-bench-$m-q4_k.gguf
+        "$WORK/step_cost" "$M" 478 150 "${1:-7}" 2>/dev/null
+        "$WORK/bin-head/llama-bench" -m "$M" -ngl 99 -t "$T" -p 0 -n 150 -d 478 -fa 1 -ub 512 -r 5 -o md 2>/dev/null |
+            grep tg150
+    done | tee "$RES/stepcost.md"
+}
+
 # ---------------------------------------------------------------- refine (GPU)
 refine() {
     local v=${1:?refine needs head or exp}
@@ -656,5 +677,6 @@ lbench) lbench ;;
 vcost) vcost ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
-*) sed -n '2,43p' "$0"; exit 2 ;;
+stepcost) shift; stepcost "$@" ;;
+*) sed -n '2,45p' "$0"; exit 2 ;;
 esac

@@ -1074,6 +1074,11 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
         memcpy(e->kv + e->n_kv, toks + e->n_kv, sizeof(*toks) * (size_t)k);
         e->n_kv += k;
     }
+    /* On a GPU llama_decode returns before the last batch is computed: wait here, so
+     * that the prompt's time is counted as the prompt's (timings.prompt_ms), not as
+     * the first token's. */
+    if (rc == 0)
+        llama_synchronize(e->ctx);
     llama_set_abort_callback(e->ctx, NULL, NULL);
     return rc;
 }

@@ -10,6 +10,9 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 static uint32_t random_seed(void)
 {
@@ -95,6 +98,17 @@ static inline v4f v4_select(v4i mask, v4f a, v4f b)
     return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
 }
 
+/* b > a ? b : a, lane by lane: one instruction on x86 (maxps has exactly this rule,
+ * NaN included), else a compare and a select. */
+static inline v4f v4_max(v4f a, v4f b)
+{
+#ifdef __SSE__
+    return (v4f)_mm_max_ps((__m128)b, (__m128)a);
+#else
+    return v4_select(b > a, b, a);
+#endif
+}
+
 /* exp(x) for x <= 0, 0 under -87: 2^n * P(r) with r = x - n ln 2 and the Cephes
  * polynomial (relative error under 1e-7). */
 static inline v4f v4_exp(v4f x)
@@ -167,20 +181,28 @@ static double fill_weights(struct dist *e, const float *z, float m, float tau, f
     return total;
 }
 
-/* The highest logit of z[0..n), n a multiple of 4. */
+/* The highest logit of z[0..n), n a multiple of 4. Four running maxima, so that the
+ * comparisons do not wait on each other: one running compare-and-select made a chain
+ * of n / 4 dependent steps, 41 us over 151936 logits against 11 us now (at ~1.3 ms
+ * per token on a GPU that was 2-3% of the decode time). */
 static float max_block(const float *z, int n)
 {
-    v4f acc = v4_splat(-INFINITY);
+    v4f a = v4_splat(-INFINITY), b = a, c = a, d = a;
     float m;
+    int i = 0;
 
-    for (int i = 0; i < n; i += 4) {
-        v4f v = v4_load(z + i);
-
-        acc = v4_select(v > acc, v, acc);
+    for (; i + 16 <= n; i += 16) {
+        a = v4_max(a, v4_load(z + i));
+        b = v4_max(b, v4_load(z + i + 4));
+        c = v4_max(c, v4_load(z + i + 8));
+        d = v4_max(d, v4_load(z + i + 12));
     }
-    m = acc[0];
+    for (; i < n; i += 4)
+        a = v4_max(a, v4_load(z + i));
+    a = v4_max(v4_max(a, b), v4_max(c, d));
+    m = a[0];
     for (int j = 1; j < 4; j++)
-        m = acc[j] > m ? acc[j] : m;
+        m = a[j] > m ? a[j] : m;
     return m;
 }
 

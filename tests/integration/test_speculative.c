@@ -256,6 +256,28 @@ TEST(sampler_matches_reference)
         sampler_prepare(&e->d, &s, z2, hist, 4);
         CHECK_INT(sampler_sample(&e->d, &s, z2), 7);
     }
+
+    /* max_logit against a scalar pass: the maximum anywhere (both ends, the last,
+     * partial block), ties (the first token wins), everything else -inf. */
+    for (int trial = 0; trial < 64; trial++) {
+        int at = -1, want = 0,
+            place =
+                trial < 4 ? (int[]){0, n - 1, n - 2, n / 2}[trial] : (int)(lcg(&x) % (uint64_t)n);
+        float m;
+
+        for (int i = 0; i < n; i++)
+            z[i] = trial % 8 == 7 ? -INFINITY : (float)(lcg(&x) % 1000) / 100.0f;
+        z[place] = 11.0f;
+        if (trial % 3 == 1) /* a tie after it */
+            z[place + (n - place) / 2] = 11.0f;
+        if (trial % 3 == 2 && place > 0) /* a tie before it */
+            z[place / 2] = 11.0f;
+        for (int i = 1; i < n; i++)
+            want = z[i] > z[want] ? i : want;
+        m = max_logit(&e->d, z, &at);
+        CHECK(m == 11.0f);
+        CHECK_INT(at, want);
+    }
     free(z);
     free(z2);
 }
