@@ -645,11 +645,12 @@ stepcost() {
     mkdir -p "$RES"
     T=$(threads)
     prefix=$(cat "$WORK/engines.prefix")
-    cc -O2 -march=native -o "$WORK/step_cost" "$ROOT/bench/step_cost.c" -I"$prefix/include" \
-        -L"$prefix/lib" -Wl,-rpath,"$prefix/lib" -lllama -lggml -lggml-base -lm
+    cc -O2 -fopenmp -D_GNU_SOURCE -o "$WORK/step_cost" "$ROOT/bench/step_cost.c" "$ROOT/src/sidecar/sampler.c" \
+        -I"$ROOT/include" -I"$ROOT/src/sidecar" -I"$prefix/include" -L"$prefix/lib" -Wl,-rpath,"$prefix/lib" \
+        -lllama -lggml -lggml-base -lm
     for m in 0.6b 1.7b; do
         M=$WORK/models/refine-bench-$m-q4_k.gguf
-        "$WORK/step_cost" "$M" 478 150 "${1:-7}" 2>/dev/null
+        (cd "$prefix/bin" && "$WORK/step_cost" "$M" 478 150 "${1:-7}" 2>/dev/null)
         "$WORK/bin-head/llama-bench" -m "$M" -ngl 99 -t "$T" -p 0 -n 150 -d 478 -fa 1 -ub 512 -r 5 -o md 2>/dev/null |
             grep tg150
     done | tee "$RES/stepcost.md"

@@ -3,8 +3,10 @@
  * Not built by CMake; bench/cuda_bench.sh stepcost builds and runs it on the GPU:
  *
  *   E=<engine prefix>   (shared engines: CODICTATE_CUDA=1 or CODICTATE_ENGINES_DL=1)
- *   cc -O2 -march=native -o /tmp/step_cost bench/step_cost.c -I$E/include -L$E/lib \
- *      -Wl,-rpath,$E/lib -lllama -lggml -lggml-base -lm
+ *   cc -O2 -fopenmp -D_GNU_SOURCE -o /tmp/step_cost bench/step_cost.c src/sidecar/sampler.c \
+ *      -Iinclude -Isrc/sidecar -I$E/include -L$E/lib -Wl,-rpath,$E/lib -lllama -lggml \
+ *      -lggml-base -lm
+ *   (run it from $E/bin, where the backend modules are)
  *   /tmp/step_cost MODEL [DEPTH=478] [N=150] [REPS=7]
  *
  * Loads MODEL with every layer on the GPU (flash attention on, n_ubatch 512), and per
@@ -14,10 +16,13 @@
  *   batch   the same with an explicit batch (positions, sequence, one output): the engine
  *   logits  + llama_get_logits_ith, not read
  *   copy    + a memcpy of the logits (what reading them from pinned memory costs)
- *   argmax1 + an argmax with one running maximum (a dependency chain per element)
- *   argmax8 + an argmax with 8 independent maxima, then the index in one pass
+ *   argmax8 + a plain C argmax with 8 independent maxima, then the index in one pass
+ *   ours    + the sidecar's greedy pass (src/sidecar/sampler.c max_logit), one thread
+ *   ours4   + the same over 4 threads, as the engine does with the model on a GPU
  *   prompt  a prompt's llama_decode returns before its work is done: the time from its
  *           return to llama_synchronize's (reported once, ms) */
+#include "sampler_int.h"
+
 #include <llama.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,9 +30,9 @@
 #include <string.h>
 #include <time.h>
 
-enum { M_BENCH, M_BATCH, M_LOGITS, M_COPY, M_ARGMAX1, M_ARGMAX8, N_MODES };
-static const char *const mode_name[N_MODES] = {"bench", "batch",   "logits",
-                                               "copy",  "argmax1", "argmax8"};
+enum { M_BENCH, M_BATCH, M_LOGITS, M_COPY, M_ARGMAX8, M_OURS, M_OURS4, N_MODES };
+static const char *const mode_name[N_MODES] = {"bench",   "batch", "logits", "copy",
+                                               "argmax8", "ours",  "ours4"};
 
 static double now_ms(void)
 {
@@ -42,16 +47,6 @@ static void quiet(enum ggml_log_level l, const char *t, void *u)
     (void)l;
     (void)t;
     (void)u;
-}
-
-static int argmax1(const float *z, int n)
-{
-    int best = 0;
-
-    for (int i = 1; i < n; i++)
-        if (z[i] > z[best])
-            best = i;
-    return best;
 }
 
 static int argmax8(const float *z, int n)
@@ -93,6 +88,7 @@ int main(int argc, char **argv)
     llama_token *prompt;
     float *copy;
     double *ms[N_MODES], tail = 1e9;
+    struct dist d = {0};
 
     if (argc < 2 || depth < 1 || n < 1 || reps < 1) {
         fprintf(stderr, "usage: step_cost MODEL [DEPTH] [N] [REPS]\n");
@@ -120,9 +116,12 @@ int main(int argc, char **argv)
     n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     prompt = malloc(sizeof(*prompt) * (size_t)depth);
     copy = malloc(sizeof(*copy) * (size_t)n_vocab);
+    d.n_vocab = n_vocab;
+    d.n_chunks = (n_vocab + CDT_CHUNK - 1) / CDT_CHUNK;
+    d.chunk_max = malloc(sizeof(*d.chunk_max) * (size_t)d.n_chunks);
     for (int i = 0; i < N_MODES; i++)
         ms[i] = calloc((size_t)reps, sizeof(double));
-    if (!prompt || !copy)
+    if (!prompt || !copy || !d.chunk_max)
         return 1;
     for (int i = 0; i < depth; i++)
         prompt[i] = 1000 + (i * 7919) % (n_vocab - 1000);
@@ -168,10 +167,14 @@ int main(int argc, char **argv)
                 if (m == M_COPY) {
                     memcpy(copy, z, sizeof(*z) * (size_t)n_vocab);
                     sink += copy[i % n_vocab] > 0.0f;
-                } else if (m == M_ARGMAX1) {
-                    sink += argmax1(z, n_vocab);
                 } else if (m == M_ARGMAX8) {
                     sink += argmax8(z, n_vocab);
+                } else {
+                    int32_t at;
+
+                    d.scan_threads = m == M_OURS4 ? 4 : 1;
+                    max_logit(&d, z, &at);
+                    sink += at;
                 }
             }
             t1 = now_ms();

@@ -773,6 +773,12 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
         return cdt__errmsg_set(errmsg, errcap, rc, "could not set up the sampler: %s",
                                cdt_strerror(rc));
     }
+    /* With the model on a GPU the CPU threads are idle: half of them (up to 4) read
+     * each token's logits for the argmax (bench/RESULTS.md, "CUDA": step_cost). */
+    e->d.scan_threads = e->gpu ? e->n_threads / 2 < 1   ? 1
+                                 : e->n_threads / 2 > 4 ? 4
+                                                        : e->n_threads / 2
+                               : 1;
 
     if (llama_model_meta_val_str(e->model, "general.architecture", info->arch, sizeof(info->arch)) <
         0)

@@ -28,6 +28,7 @@ struct dist {
     float *chunk_w;     /* n_chunks: sums of w per block of CDT_CHUNK */
     float *chunk_max;   /* n_chunks: the highest logit per block (max_logit) */
     int n_chunks;       /* blocks covering n_vocab */
+    int scan_threads;   /* threads of max_logit's pass (OpenMP); <= 1: the caller's only */
     uint32_t *seen;     /* n_vocab: penalty marks (== seen_mark: penalised already) */
     uint32_t seen_mark; /* the current mark */
     struct cand *cand;  /* n_vocab: the top-p boundary bin */

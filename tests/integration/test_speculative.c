@@ -274,9 +274,13 @@ TEST(sampler_matches_reference)
             z[place / 2] = 11.0f;
         for (int i = 1; i < n; i++)
             want = z[i] > z[want] ? i : want;
-        m = max_logit(&e->d, z, &at);
-        CHECK(m == 11.0f);
-        CHECK_INT(at, want);
+        for (int threads = 1; threads <= 3; threads += 2) { /* 3: as behind a GPU */
+            e->d.scan_threads = threads;
+            m = max_logit(&e->d, z, &at);
+            CHECK(m == 11.0f);
+            CHECK_INT(at, want);
+        }
+        e->d.scan_threads = 1;
     }
     free(z);
     free(z2);
