@@ -1057,8 +1057,9 @@ report_model() {
     kstat "$m" lb_fa0; lb0=$S_MED; local lb0s; lb0s=$(spread)
     kstat "$m" lb_fa1; lb1=$S_MED; local lb1s; lb1s=$(spread)
     if awk -v a="$lb0" -v b="$lb1" 'BEGIN { exit !(a + 0 >= b + 0) }'; then best=$lb0 best_name="-fa 0"; else best=$lb1 best_name="-fa 1"; fi
-    rstat "$m" warm sidecar 13; local d_sc=$S_MED d_scs; d_scs=$(spread)
+    rstat "$m" specon sidecar 13; local d_sc=$S_MED d_scs; d_scs=$(spread)
     rstat "$m" specoff sidecar 13; local d_off=$S_MED d_offs; d_offs=$(spread)
+    rstat "$m" warm sidecar 13; local d_w=$S_MED d_ws; d_ws=$(spread)
     rstat "$m" warm llama-server 13; local d_ls=$S_MED d_lss; d_lss=$(spread)
     SUM[$m:lb_best]=$best SUM[$m:lb_best_name]=$best_name
     SUM[$m:dec_sc]=$d_sc SUM[$m:dec_off]=$d_off SUM[$m:dec_ls]=$d_ls
@@ -1067,15 +1068,17 @@ report_model() {
     R "### Decode speed"
     R ""
     R "Command: \`build/bin/llama-bench -m M -p 0 -n $NGEN -d $DEPTH -t $THREADS -fa 0 -r $REPS -o jsonl\` and the same with \`-fa 1\` (median of its samples_ts);"
-    R "servers: tokens/s from their own timings (sidecar \`timings.tokens_per_second\`, llama-server \`timings.predicted_per_second\`) in the warm phase"
-    R "(sidecar speculation on, its default) and in the speculation-off requests below. Median (min–max)."
+    R "servers: tokens/s from their own timings (sidecar \`timings.tokens_per_second\`, llama-server \`timings.predicted_per_second\`): the sidecar's"
+    R "in speculation series 1 below (requests to it alone, as llama-bench runs alone; speculation off, and on: its default), both servers' in the"
+    R "warm phase too (requests alternating between them: the other server's work between requests can slow the next one). Median (min–max)."
     R ""
     R "| source | tok/s | of best llama-bench |"
     R "|---|---|---|"
     R "| llama-bench -fa 0 (tg$NGEN @ d$DEPTH) | $lb0s | $(pct "$(ratio "$lb0" "$best")") |"
     R "| llama-bench -fa 1 (tg$NGEN @ d$DEPTH) | $lb1s | $(pct "$(ratio "$lb1" "$best")") |"
     R "| sidecar, speculative off (series 1) | $d_offs | **$(pct "${SUM[$m:dec_frac_off]}")** |"
-    R "| sidecar, warm (speculative on) | $d_scs | $(pct "${SUM[$m:dec_frac]}") |"
+    R "| sidecar, speculative on (series 1) | $d_scs | **$(pct "${SUM[$m:dec_frac]}")** |"
+    R "| sidecar, warm phase (speculative on) | $d_ws | $(pct "$(ratio "$d_w" "$best")") |"
     R "| llama-server, warm (-fa $SERVER_FA) | $d_lss | $(pct "$(ratio "$d_ls" "$best")") |"
     R ""
     R "Best llama-bench configuration: $best_name. Target: sidecar ≥ 95% of it: $(verdict "${SUM[$m:dec_frac_off]}" '>=' 0.95) with speculation off (plain decode, comparable to llama-bench), $(verdict "${SUM[$m:dec_frac]}" '>=' 0.95) with it on (includes accepted drafts; see the speculation section)."
