@@ -26,7 +26,8 @@
 #                                       (CODICTATE_DEVICE_SAMPLING=1) vs on the CPU
 #   bench/cuda_bench.sh ab REPS ctx     GPU: the sidecar's --ctx (its KV size there)
 #   bench/cuda_bench.sh refine V [ARGS] GPU: bench/refine_bench.sh with build V
-#                                       (head|exp); ARGS go to refine_bench.sh
+#                                       (head|exp); ARGS go to refine_bench.sh; its
+#                                       roofline uses the GPU's bandwidth (gpu_bw.cu)
 #   bench/cuda_bench.sh stepcost [REPS] GPU: bench/step_cost.c (a decode step's parts)
 #                                       beside llama-bench tg150 @ d478
 #
@@ -658,14 +659,18 @@ stepcost() {
 
 # ---------------------------------------------------------------- refine (GPU)
 refine() {
-    local v=${1:?refine needs head or exp}
+    local v=${1:?refine needs head or exp} bw
     shift
     sys_env
     models
     mkdir -p "$RES"
     [[ -x $WORK/bin-$v/codictate ]] || die "no build $v: run bench/cuda_bench.sh build"
-    log "refine_bench.sh with build $v (CDT_X_FA=${CDT_X_FA-} CDT_X_UBATCH=${CDT_X_UBATCH-})"
-    "$ROOT/bench/refine_bench.sh" --bin "$WORK/bin-$v" --model-dir "$WORK/models" \
+    # The decode roofline of a GPU run divides the GPU's bandwidth, not the host's.
+    nvcc -O2 -o "$WORK/gpu_bw" "$ROOT/bench/gpu_bw.cu" >/dev/null 2>&1 || die "nvcc bench/gpu_bw.cu failed"
+    bw=$("$WORK/gpu_bw" | awk '$1 == "read_gpu" { print $2 }')
+    [[ -n $bw ]] || die "gpu_bw measured nothing"
+    log "refine_bench.sh with build $v (GPU read bandwidth $bw GB/s; CDT_X_FA=${CDT_X_FA-} CDT_X_UBATCH=${CDT_X_UBATCH-})"
+    "$ROOT/bench/refine_bench.sh" --bin "$WORK/bin-$v" --model-dir "$WORK/models" --bandwidth "$bw" \
         --out "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md" "$@" >/dev/null
     grep -E '^\| (Warm|Cold|Decode tok|Sidecar decode|Sidecar start|llama-server start|Speculation|Cost of)' \
         "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md"
@@ -679,5 +684,5 @@ vcost) vcost ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
 stepcost) shift; stepcost "$@" ;;
-*) sed -n '2,45p' "$0"; exit 2 ;;
+*) sed -n '2,46p' "$0"; exit 2 ;;
 esac

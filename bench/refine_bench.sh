@@ -28,6 +28,7 @@ SEED=42
 BIN_DIR=$ROOT/build/bin
 MODEL_DIR=
 KEEP_WORK=0
+BANDWIDTH=
 BW_MB=512
 SPEC_PENALTY=1.3
 WAIT_QUIET=60
@@ -65,6 +66,9 @@ generated tokens, temperature 0, ignore_eos) and prints a Markdown report.
   --bin DIR         where the binaries are (default build/bin)
   --model-dir DIR   write the generated models here (default: the temporary work
                     directory, deleted at the end)
+  --bandwidth GBPS  the memory read bandwidth the decode roofline divides, measured
+                    by the caller (with the model on a GPU: its bandwidth, from
+                    bench/gpu_bw.cu); default: the host's, measured here
   --keep-work       keep the work directory (logs, raw responses) after success
   -h, --help        this text
 
@@ -96,6 +100,7 @@ while (($#)); do
     --gap) GAP=${2-}; shift ;;
     --bin) BIN_DIR=${2-}; shift ;;
     --model-dir) MODEL_DIR=${2-}; shift ;;
+    --bandwidth) BANDWIDTH=${2-}; shift ;;
     --keep-work) KEEP_WORK=1 ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown argument: $1" ;;
@@ -115,6 +120,7 @@ is_num "$SPEC_PENALTY" || die_usage "--spec-penalty needs a number"
 is_uint "$WAIT_QUIET" || die_usage "--wait-quiet needs a number of seconds"
 is_uint "$QUIET_PCT" || die_usage "--quiet-pct needs an integer percentage"
 is_num "$GAP" || die_usage "--gap needs a number of seconds"
+[[ -z $BANDWIDTH ]] || is_num "$BANDWIDTH" || die_usage "--bandwidth needs a number (GB/s)"
 [[ $SERVER_FA =~ ^(on|off|auto)$ ]] || die_usage "--server-fa is on, off or auto"
 [[ $MODELS =~ ^[A-Za-z0-9.]+(,[A-Za-z0-9.]+)*$ ]] || die_usage "--models is a comma-separated list of presets"
 IFS=',' read -ra MODEL_LIST <<<"$MODELS"
@@ -1092,18 +1098,23 @@ report_model() {
     wbytes=$MODEL_TENSOR_BYTES
     [[ $wbytes != NA ]] || wbytes=$MODEL_FILE_BYTES
     kvb=$(awk -v a="$kvpp" -v d="$depth_mid" 'BEGIN { if (a == "NA" || d == "NA") print "NA"; else printf "%.0f", a * d }')
-    roof=$(awk -v bw="$BW_READ_T" -v w="$wbytes" 'BEGIN { if (bw == "NA") print "NA"; else printf "%.2f", bw * 1e9 / w }')
-    roofkv=$(awk -v bw="$BW_READ_T" -v w="$wbytes" -v k="$kvb" 'BEGIN { if (bw == "NA" || k == "NA") print "NA"; else printf "%.2f", bw * 1e9 / (w + k) }')
+    local rbw=${BANDWIDTH:-$BW_READ_T}
+    roof=$(awk -v bw="$rbw" -v w="$wbytes" 'BEGIN { if (bw == "NA") print "NA"; else printf "%.2f", bw * 1e9 / w }')
+    roofkv=$(awk -v bw="$rbw" -v w="$wbytes" -v k="$kvb" 'BEGIN { if (bw == "NA" || k == "NA") print "NA"; else printf "%.2f", bw * 1e9 / (w + k) }')
     SUM[$m:roof]=$roof SUM[$m:roof_frac]=$(ratio "$d_off" "$roof") SUM[$m:roofkv_frac]=$(ratio "$d_off" "$roofkv")
     R "### Decode roofline"
     R ""
-    R "Command: \`$BW_CMD\` (read bandwidth with $THREADS threads, best of 7 passes over $BW_MB MiB; see Machine)."
+    if [[ -n ${BANDWIDTH-} ]]; then
+        R "Bandwidth: $BANDWIDTH GB/s, given with --bandwidth (a GPU's read bandwidth: bench/gpu_bw.cu)."
+    else
+        R "Command: \`$BW_CMD\` (read bandwidth with $THREADS threads, best of 7 passes over $BW_MB MiB; see Machine)."
+    fi
     R "Bytes read per generated token ≈ all weight tensors once (tied embeddings: the output matrix is token_embd) = $(awk -v b="$wbytes" 'BEGIN { printf "%.1f MB", b / 1e6 }');"
     R "plus the f16 KV cache at the mean decode depth $depth_mid = $(awk -v b="$kvb" 'BEGIN { if (b == "NA") print "n/a"; else printf "%.1f MB", b / 1e6 }')."
     R ""
-    R "| | tok/s | sidecar (warm) | sidecar (spec off) | llama-server | best llama-bench |"
+    R "| | tok/s | sidecar (spec on) | sidecar (spec off) | llama-server | best llama-bench |"
     R "|---|---|---|---|---|---|"
-    R "| roofline, weights only ($(f1 "$BW_READ_T") GB/s ÷ weights) | $(f1 "$roof") | $(pct "$(ratio "$d_sc" "$roof")") | $(pct "$(ratio "$d_off" "$roof")") | $(pct "$(ratio "$d_ls" "$roof")") | $(pct "$(ratio "$best" "$roof")") |"
+    R "| roofline, weights only ($(f1 "$rbw") GB/s ÷ weights) | $(f1 "$roof") | $(pct "$(ratio "$d_sc" "$roof")") | $(pct "$(ratio "$d_off" "$roof")") | $(pct "$(ratio "$d_ls" "$roof")") | $(pct "$(ratio "$best" "$roof")") |"
     R "| roofline, weights + KV | $(f1 "$roofkv") | $(pct "$(ratio "$d_sc" "$roofkv")") | $(pct "$(ratio "$d_off" "$roofkv")") | $(pct "$(ratio "$d_ls" "$roofkv")") | $(pct "$(ratio "$best" "$roofkv")") |"
     R ""
 
