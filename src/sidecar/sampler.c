@@ -208,6 +208,17 @@ static float max_block(const float *z, int n)
 
 /* The highest logit, and the first token that has it; leaves each block's maximum in
  * e->chunk_max. */
+/* chunk_max[c] = the highest logit of block c. */
+static void block_max(struct dist *e, const float *z, int c)
+{
+    int off = c * CDT_CHUNK, len = e->n_vocab - off < CDT_CHUNK ? e->n_vocab - off : CDT_CHUNK;
+    float cm = max_block(z + off, len / 4 * 4);
+
+    for (int i = off + len / 4 * 4; i < off + len; i++)
+        cm = z[i] > cm ? z[i] : cm;
+    e->chunk_max[c] = cm;
+}
+
 float max_logit(struct dist *e, const float *z, int32_t *at)
 {
     float m = -INFINITY;
@@ -215,15 +226,15 @@ float max_logit(struct dist *e, const float *z, int32_t *at)
 
     /* Behind a GPU the logits were just copied into host memory, and one core reads
      * them at its bandwidth (~15 GB/s: 40-50 us for 151936, 3-4% of a token there);
-     * several read them faster. */
-#pragma omp parallel for num_threads(e->scan_threads) schedule(static) if (e->scan_threads > 1)
-    for (int c = 0; c < e->n_chunks; c++) {
-        int off = c * CDT_CHUNK, len = n - off < CDT_CHUNK ? n - off : CDT_CHUNK;
-        float cm = max_block(z + off, len / 4 * 4);
-
-        for (int i = off + len / 4 * 4; i < off + len; i++)
-            cm = z[i] > cm ? z[i] : cm;
-        e->chunk_max[c] = cm;
+     * several read them faster. On the CPU backend no OpenMP team of ours comes
+     * between ggml's. */
+    if (e->scan_threads > 1) {
+#pragma omp parallel for num_threads(e->scan_threads) schedule(static)
+        for (int c = 0; c < e->n_chunks; c++)
+            block_max(e, z, c);
+    } else {
+        for (int c = 0; c < e->n_chunks; c++)
+            block_max(e, z, c);
     }
     for (int c = 0; c < e->n_chunks; c++)
         if (e->chunk_max[c] > m) {
