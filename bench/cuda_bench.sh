@@ -659,18 +659,20 @@ stepcost() {
 
 # ---------------------------------------------------------------- refine (GPU)
 refine() {
-    local v=${1:?refine needs head or exp} bw
+    local v=${1:?refine needs head or exp} bw patch=
     shift
     sys_env
     models
     mkdir -p "$RES"
     [[ -x $WORK/bin-$v/codictate ]] || die "no build $v: run bench/cuda_bench.sh build"
+    [[ $v == head ]] || patch=" + the exp patch"
     # The decode roofline of a GPU run divides the GPU's bandwidth, not the host's.
     nvcc -O2 -o "$WORK/gpu_bw" "$ROOT/bench/gpu_bw.cu" >/dev/null 2>&1 || die "nvcc bench/gpu_bw.cu failed"
     bw=$("$WORK/gpu_bw" | awk '$1 == "read_gpu" { print $2 }')
     [[ -n $bw ]] || die "gpu_bw measured nothing"
     log "refine_bench.sh with build $v (GPU read bandwidth $bw GB/s; CDT_X_FA=${CDT_X_FA-} CDT_X_UBATCH=${CDT_X_UBATCH-})"
-    "$ROOT/bench/refine_bench.sh" --bin "$WORK/bin-$v" --model-dir "$WORK/models" --bandwidth "$bw" \
+    REFINE_BENCH_TREE="snapshot of $(cut -c1-7 "$CB/codictate.commit" 2>/dev/null)$patch" \
+        "$ROOT/bench/refine_bench.sh" --bin "$WORK/bin-$v" --model-dir "$WORK/models" --bandwidth "$bw" \
         --out "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md" "$@" >/dev/null
     grep -E '^\| (Warm|Cold|Decode tok|Sidecar decode|Sidecar start|llama-server start|Speculation|Cost of)' \
         "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md"

@@ -686,8 +686,11 @@ NPHYS=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
 MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 L3=$(lscpu 2>/dev/null | awk -F': *' '/^L3 cache/ { print $2 }')
 HYPER=$(lscpu 2>/dev/null | awk -F': *' '/^Hypervisor vendor/ { print $2 }')
-GIT_DESC=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)
-if [[ -n $GIT_DESC ]] && [[ -n $(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+# REFINE_BENCH_TREE: what the binaries were built from, when that is not this checkout
+# (cuda_bench.sh: a snapshot of a commit).
+GIT_DESC=${REFINE_BENCH_TREE:-$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)}
+if [[ -z ${REFINE_BENCH_TREE-} && -n $GIT_DESC ]] &&
+    [[ -n $(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
     GIT_DESC="$GIT_DESC + uncommitted changes"
 fi
 SC_SHA=$(sha256sum "$BIN/codictate" | cut -c1-16)
