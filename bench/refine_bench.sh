@@ -846,9 +846,10 @@ run_model() {
         wait_quiet
         llama_bench "$fa" "$REPS" "lb_fa$fa" "fa$fa"
     done
+    # The best configuration (-fa 0 on a tie): the reference's, in series 1 below.
     kstat "$CUR_MODEL" lb_fa0; local lbm0=$S_MED
     kstat "$CUR_MODEL" lb_fa1
-    LB_BEST_FA=$(awk -v a="$lbm0" -v b="$S_MED" 'BEGIN { print (a + 0 >= b + 0) ? 0 : 1 }')
+    SUM[$CUR_MODEL:lb_best_fa]=$(awk -v a="$lbm0" -v b="$S_MED" 'BEGIN { print (a + 0 >= b + 0) ? 0 : 1 }')
 
     # --- cold first request after load, start-up times, RSS (fresh processes per rep)
     local cidx
@@ -909,7 +910,7 @@ run_model() {
             done
             # The reference in the same minutes: one run of the best llama-bench
             # configuration after each pair of series 1 (the sidecar idles meanwhile).
-            [[ $vphase == spec ]] && llama_bench "$LB_BEST_FA" 1 lb_side "side$r"
+            [[ $vphase == spec ]] && llama_bench "${SUM[$CUR_MODEL:lb_best_fa]}" 1 lb_side "side$r"
         done
     done
     record_rss sc_after_warm "$SC_W_PID" 0 sidecar
@@ -1077,7 +1078,8 @@ report_model() {
     # --- decode
     kstat "$m" lb_fa0; lb0=$S_MED; local lb0s; lb0s=$(spread)
     kstat "$m" lb_fa1; lb1=$S_MED; local lb1s; lb1s=$(spread)
-    if awk -v a="$lb0" -v b="$lb1" 'BEGIN { exit !(a + 0 >= b + 0) }'; then best=$lb0 best_name="-fa 0"; else best=$lb1 best_name="-fa 1"; fi
+    best_name="-fa ${SUM[$m:lb_best_fa]}"
+    if [[ ${SUM[$m:lb_best_fa]} == 0 ]]; then best=$lb0; else best=$lb1; fi
     # The target's reference: the best configuration run between the sidecar's series-1
     # pairs (same minutes, same noise); the sweep at the start chose it.
     local sweep=$best lbsides
@@ -1094,7 +1096,8 @@ report_model() {
     SUM[$m:dec_frac_sweep]=$(ratio "$d_off" "$sweep")
     R "### Decode speed"
     R ""
-    R "Command: \`build/bin/llama-bench -m M -p 0 -n $NGEN -d $DEPTH -t $THREADS -fa 0 -r $REPS -o jsonl\` and the same with \`-fa 1\` (median of its samples_ts);"
+    R "Command: \`build/bin/llama-bench -m M -p 0 -n $NGEN -d $DEPTH -t $THREADS -fa 0 -r $REPS -o jsonl\` and the same with \`-fa 1\` (median of its samples_ts),"
+    R "then the reference: the same with \`$best_name -r 1\`, once after each pair of series 1;"
     R "servers: tokens/s from their own timings (sidecar \`timings.tokens_per_second\`, llama-server \`timings.predicted_per_second\`): the sidecar's"
     R "in speculation series 1 below (requests to it alone, as llama-bench runs alone; speculation off, and on: its default), both servers' in the"
     R "warm phase too (requests alternating between them: the other server's work between requests can slow the next one). Median (min–max)."

@@ -140,9 +140,10 @@ int main(int argc, char **argv)
             }
             t0 = now_ms();
             llama_synchronize(ctx);
-            if (r >= 0 && now_ms() - t0 < tail)
-                tail = now_ms() - t0;
-            t0 = now_ms();
+            t1 = now_ms();
+            if (r >= 0 && t1 - t0 < tail)
+                tail = t1 - t0;
+            t0 = t1;
             for (int i = 0; i < n; i++) {
                 const float *z;
 

@@ -89,6 +89,7 @@
 #define CDT_CPUINFO_MAX     (4 * 1024 * 1024) /* bytes of /proc/cpuinfo read */
 #define CDT_MAX_CORES       4096              /* (physical id, core id) pairs counted */
 #define CDT_MAX_PIECE_BYTES 65536             /* text of one token, from the GGUF vocab */
+#define CDT_SCAN_THREADS    4                 /* most threads reading logits behind a GPU */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -773,12 +774,14 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
         return cdt__errmsg_set(errmsg, errcap, rc, "could not set up the sampler: %s",
                                cdt_strerror(rc));
     }
-    /* With the model on a GPU the CPU threads are idle: half of them (up to 4) read
-     * each token's logits for the argmax (bench/RESULTS.md, "CUDA": step_cost). */
-    e->d.scan_threads = e->gpu ? e->n_threads / 2 < 1   ? 1
-                                 : e->n_threads / 2 > 4 ? 4
-                                                        : e->n_threads / 2
-                               : 1;
+    /* With the model on a GPU the CPU threads are idle: half of them (1 to
+     * CDT_SCAN_THREADS) read each token's logits for the argmax (bench/RESULTS.md,
+     * "CUDA": step_cost). */
+    e->d.scan_threads = e->gpu ? e->n_threads / 2 : 1;
+    if (e->d.scan_threads < 1)
+        e->d.scan_threads = 1;
+    if (e->d.scan_threads > CDT_SCAN_THREADS)
+        e->d.scan_threads = CDT_SCAN_THREADS;
 
     if (llama_model_meta_val_str(e->model, "general.architecture", info->arch, sizeof(info->arch)) <
         0)

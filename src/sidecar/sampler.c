@@ -206,9 +206,7 @@ static float max_block(const float *z, int n)
     return m;
 }
 
-/* The highest logit, and the first token that has it; leaves each block's maximum in
- * e->chunk_max. */
-/* chunk_max[c] = the highest logit of block c. */
+/* e->chunk_max[c] = the highest logit of block c. */
 static void block_max(struct dist *e, const float *z, int c)
 {
     int off = c * CDT_CHUNK, len = e->n_vocab - off < CDT_CHUNK ? e->n_vocab - off : CDT_CHUNK;
@@ -219,6 +217,8 @@ static void block_max(struct dist *e, const float *z, int c)
     e->chunk_max[c] = cm;
 }
 
+/* The highest logit, and the first token that has it; leaves each block's maximum in
+ * e->chunk_max. */
 float max_logit(struct dist *e, const float *z, int32_t *at)
 {
     float m = -INFINITY;
