@@ -12,10 +12,14 @@
  *    model, else the one recommended for this machine's RAM tier when it is
  *    downloaded, else any downloaded LLM; or a GGUF path), `openai` (any
  *    OpenAI-compatible /chat/completions endpoint), or a callback.
- * 5. Output guards (cdt_refine_guard): think blocks, preambles ("Here is the
- *    cleaned text:"), echoed tags and wrapping quotes are stripped; an empty output,
- *    a refusal, an answer instead of a cleanup, or a length far from the input's
- *    → the deterministic text is delivered, with the reason.
+ * 5. Output guards (cdt_refine_guard), the one place that cleans the model's raw
+ *    text on this path (the sidecar is asked for it uncleaned): think blocks,
+ *    runaway "Output:"/"Text:" repeats, preambles ("Here is the cleaned text:"),
+ *    echoed tags and wrapping quotes are stripped — never a label, tag or phrase
+ *    the transcript itself contains; an output whose cleaning would still cut
+ *    words of the transcript, an empty output, a refusal, an answer instead of a
+ *    cleanup, or a length far from the input's → the deterministic text is
+ *    delivered, with the reason.
  * 6. Any error or the deadline → the deterministic text, with the reason.
  *
  * Thread-safety: cdt_refine_run may be called from several threads at once with
@@ -170,9 +174,11 @@ char *cdt_refine_build_prompt(const char *instructions, const char *transcript);
 char *cdt_refine_instructions(const char *instructions);
 
 /* The output guards. `input` is what the model was given (the deterministic
- * text); `output` its raw answer. Returns 0 and *accepted (the cleaned output;
- * caller frees), 1 when the output is rejected (reason gets why; *accepted NULL),
- * or CDT_ENOMEM. */
+ * text); `output` its raw answer, uncleaned (think blocks and all). Returns 0 and
+ * *accepted (the cleaned output; caller frees), 1 when the output is rejected
+ * (reason gets why; *accepted NULL), or CDT_ENOMEM. Cleaning never removes words
+ * the transcript contains: an output it would shorten that way is rejected
+ * ("cleaning the output would cut N words of the transcript"). */
 CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char **accepted,
                                    char *reason, size_t reason_cap);
 

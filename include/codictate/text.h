@@ -17,6 +17,13 @@ extern "C" {
  * caller frees with free(), or NULL when out of memory. */
 char *cdt_text_clean_response(const char *text);
 
+/* Part of cdt_text_clean_response's first step: removes closed <think>…</think>
+ * blocks, and what precedes a lone "</think>" (reasoning whose opening tag was in
+ * the prompt); nothing else (an unclosed "<think>" stays, and so does what
+ * follows it). Returns a new string the caller frees with free(), or NULL when
+ * out of memory. */
+char *cdt_text_strip_think_blocks(const char *text);
+
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
 bool cdt_utf8_valid(const char *s, size_t len);
 

@@ -292,7 +292,7 @@ static const char *const preamble_starts[] = {
     "here is",        "here's",   "sure",        "certainly", "okay",          "ok",
     "of course",      "cleaned",  "the cleaned", "corrected", "the corrected", "revised",
     "the revised",    "fixed",    "the fixed",   "output",    "result",        "transcript",
-    "the transcript", "below is",
+    "the transcript", "below is", "text",
 };
 
 static const char *const preamble_hints[] = {"text",    "transcript", "version", "clean",
@@ -323,7 +323,33 @@ static char *lower_ndup(const char *s, size_t n)
     return l;
 }
 
-/* Removes "Here is the cleaned text:" and "Sure! Here you go." lines. */
+/* 1 when the words of `phrase` occur in `text` one after another (the transcript
+ * says it, whatever the punctuation between them), 0 when not, or CDT_ENOMEM. */
+static int says(const char *text, const char *phrase)
+{
+    struct words wt, wp;
+    int yes = 0;
+
+    memset(&wp, 0, sizeof(wp));
+    if (!split_words(text, &wt) || !split_words(phrase, &wp)) {
+        words_free(&wt);
+        words_free(&wp);
+        return CDT_ENOMEM;
+    }
+    for (size_t i = 0; wp.n > 0 && i + wp.n <= wt.n && !yes; i++) {
+        size_t k = 0;
+
+        while (k < wp.n && strcmp(wt.v[i + k], wp.v[k]) == 0)
+            k++;
+        yes = k == wp.n;
+    }
+    words_free(&wt);
+    words_free(&wp);
+    return yes;
+}
+
+/* Removes "Here is the cleaned text:" and "Sure! Here you go." lines, unless the
+ * transcript says the same words ("here is the plan: …" stays). */
 static int strip_preamble(char *s, const char *input_lower)
 {
     for (int round = 0; round < 3; round++) {
@@ -331,28 +357,35 @@ static int strip_preamble(char *s, const char *input_lower)
         size_t line = nl ? (size_t)(nl - s) : strlen(s);
         bool strip = false;
         size_t upto = 0;
+        int said;
 
         if (colon && (size_t)(colon - s) <= 120 && (size_t)(colon - s) <= line) {
             cand = lower_ndup(s, (size_t)(colon - s));
             if (!cand)
                 return CDT_ENOMEM;
-            if (starts_any(cand, preamble_starts, N(preamble_starts)) &&
-                !strstr(input_lower, cand)) {
+            if (starts_any(cand, preamble_starts, N(preamble_starts))) {
                 for (size_t i = 0; i < N(preamble_hints) && !strip; i++)
                     strip = strstr(cand, preamble_hints[i]) != NULL;
             }
+            said = strip ? says(input_lower, cand) : 0;
             free(cand);
+            if (said < 0)
+                return said;
+            strip = strip && !said;
             upto = (size_t)(colon - s) + 1;
         }
         if (!strip && nl && line <= 120) {
             cand = lower_ndup(s, line);
             if (!cand)
                 return CDT_ENOMEM;
-            strip = (strncmp(cand, "sure", 4) == 0 || strncmp(cand, "certainly", 9) == 0 ||
-                     strncmp(cand, "of course", 9) == 0 || strncmp(cand, "here is", 7) == 0 ||
-                     strncmp(cand, "here's", 6) == 0) &&
-                    !strstr(input_lower, cand);
+            strip = strncmp(cand, "sure", 4) == 0 || strncmp(cand, "certainly", 9) == 0 ||
+                    strncmp(cand, "of course", 9) == 0 || strncmp(cand, "here is", 7) == 0 ||
+                    strncmp(cand, "here's", 6) == 0;
+            said = strip ? says(input_lower, cand) : 0;
             free(cand);
+            if (said < 0)
+                return said;
+            strip = strip && !said;
             upto = line;
         }
         if (!strip)
@@ -515,63 +548,200 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
     return verdict;
 }
 
-/* cdt_text_clean_response, except that "Output:" and "Text:" the transcript itself
- * contains are words to keep, not the runaway labels it cuts at. */
-static char *clean_response(const char *input, const char *output)
-{
-    static const char *const labels[] = {"Output:", "Text:"};
-    char *copy = strdup(output), *clean;
-    bool hidden = false;
+/* ---- cleaning: the one owner of the refine path's output text ----
+ *
+ * The local provider asks the sidecar for the raw text ("raw": true) and the
+ * openai provider gets it as generated, so everything below sees what the model
+ * said and can compare it with the transcript. The seed's cuts (cdt_text_*) run
+ * here, never on words the transcript itself contains, and a cut that would still
+ * lose transcript words rejects the output instead of delivering it short. */
 
+/* Labels and tags text.c cuts at. One the transcript contains (in any case) is a
+ * word to keep: its byte at `at` is swapped for `mark` while text.c runs, then
+ * swapped back. The marks are control bytes that are removed from the output
+ * first, so a restore never invents a ':' or '<'. */
+static const struct {
+    const char *tag;
+    size_t at;
+    char mark, real;
+} keep_marks[] = {
+    {"Output:", 6, '\x01', ':'},
+    {"Text:", 4, '\x01', ':'},
+    {"<think>", 0, '\x02', '<'},
+    {"</think>", 0, '\x02', '<'},
+};
+
+static void unmark(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\x01')
+            *s = ':';
+        else if (*s == '\x02')
+            *s = '<';
+}
+
+/* A think block that opens the output is the model's reasoning even when the
+ * transcript mentions the tags (unless the transcript opens with one too). */
+static void strip_leading_think(char *s, const char *input)
+{
+    char *p = s + strspn(s, " \t\r\n"), *close;
+
+    if (strncmp(p, "<think>", 7) != 0 ||
+        strncmp(input + strspn(input, " \t\r\n"), "<think>", 7) == 0)
+        return;
+    close = strstr(p, "</think>");
+    if (close)
+        cut(s, 0, (size_t)(close - s) + strlen("</think>"));
+}
+
+/* Cleans the raw output: *thought gets it with its closed think blocks removed
+ * (the baseline: reasoning is never the answer), *clean with the seed's cuts on
+ * top, of which the cut at an unclosed "<think>" is one: what follows it may be
+ * the answer ("We ship <think> on Friday."), so it counts when words go missing.
+ * Returns 0 or CDT_ENOMEM (both NULL then). */
+static int clean_response(const char *input, const char *input_lower, const char *output,
+                          char **thought, char **clean)
+{
+    char *copy = strdup(output);
+    size_t o = 0;
+
+    *thought = *clean = NULL;
     if (!copy)
-        return NULL;
-    for (size_t i = 0; i < N(labels); i++) {
-        if (!strstr(input, labels[i]))
-            continue;
-        for (char *p = strstr(copy, labels[i]); p; p = strstr(p, labels[i])) {
-            p[strlen(labels[i]) - 1] = '\x01';
-            hidden = true;
+        return CDT_ENOMEM;
+    for (size_t i = 0; copy[i]; i++)
+        if (copy[i] != '\x01' && copy[i] != '\x02')
+            copy[o++] = copy[i];
+    copy[o] = '\0';
+    strip_leading_think(copy, input);
+    for (size_t i = 0; i < N(keep_marks); i++) {
+        char *tag_lower = lower_dup(keep_marks[i].tag);
+        bool said = tag_lower && strstr(input_lower, tag_lower);
+
+        if (!tag_lower) {
+            free(copy);
+            return CDT_ENOMEM;
         }
+        free(tag_lower);
+        for (char *p = said ? strstr(copy, keep_marks[i].tag) : NULL; p;
+             p = strstr(p + 1, keep_marks[i].tag))
+            p[keep_marks[i].at] = keep_marks[i].mark;
     }
-    clean = cdt_text_clean_response(copy);
+    *thought = cdt_text_strip_think_blocks(copy);
+    *clean = cdt_text_clean_response(copy);
     free(copy);
-    for (char *p = clean; hidden && p && *p; p++)
-        if (*p == '\x01')
-            *p = ':';
-    return clean;
+    if (!*thought || !*clean) {
+        free(*thought);
+        free(*clean);
+        *thought = *clean = NULL;
+        return CDT_ENOMEM;
+    }
+    unmark(*thought);
+    unmark(*clean);
+    trim(*thought);
+    return 0;
+}
+
+/* How many times the sorted `w` holds `key`. */
+static size_t count_sorted(const struct words *w, const char *key)
+{
+    size_t lo = 0, hi = w->n, n = 0;
+
+    while (lo < hi) { /* the first entry >= key */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(w->v[mid], key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    while (lo + n < w->n && strcmp(w->v[lo + n], key) == 0)
+        n++;
+    return n;
+}
+
+/* Words of the transcript that `before` had and `after` lacks, counted with
+ * multiplicity: what cleaning cut of the user's own words. A word the transcript
+ * says once survives as long as one copy does ("Here is the cleaned text: here is
+ * the plan" → "here is the plan" loses nothing). Returns 0 or CDT_ENOMEM. */
+static int lost_words(const char *input, const char *before, const char *after, size_t *lost)
+{
+    struct words wi, wb, wa;
+    char *b = strdup(before), *a = strdup(after);
+    int rc = CDT_ENOMEM;
+
+    *lost = 0;
+    memset(&wi, 0, sizeof(wi));
+    memset(&wb, 0, sizeof(wb));
+    memset(&wa, 0, sizeof(wa));
+    /* A think tag is markup, not the word "think". */
+    for (char *t = b; t && (t = strstr(t, "think>"));)
+        memset(t, ' ', 6);
+    for (char *t = a; t && (t = strstr(t, "think>"));)
+        memset(t, ' ', 6);
+    if (a && b && split_words(input, &wi) && split_words(b, &wb) && split_words(a, &wa)) {
+        qsort(wi.v, wi.n, sizeof(char *), cmp_str);
+        qsort(wb.v, wb.n, sizeof(char *), cmp_str);
+        qsort(wa.v, wa.n, sizeof(char *), cmp_str);
+        for (size_t i = 0; i < wi.n;) {
+            size_t ci = count_sorted(&wi, wi.v[i]), cb = count_sorted(&wb, wi.v[i]);
+            size_t ca = count_sorted(&wa, wi.v[i]), had = ci < cb ? ci : cb;
+
+            if (had > ca)
+                *lost += had - ca;
+            i += ci;
+        }
+        rc = 0;
+    }
+    words_free(&wi);
+    words_free(&wb);
+    words_free(&wa);
+    free(b);
+    free(a);
+    return rc;
 }
 
 int cdt_refine_guard(const char *input, const char *output, char **accepted, char *reason,
                      size_t reason_cap)
 {
-    char *s, *input_lower;
+    char *s = NULL, *thought = NULL, *input_lower;
+    size_t lost = 0;
     int rc;
 
     *accepted = NULL;
     if (reason_cap)
         reason[0] = '\0';
-    s = clean_response(input ? input : "", output ? output : "");
-    input_lower = lower_dup(input ? input : "");
-    if (!s || !input_lower) {
-        free(s);
-        free(input_lower);
+    input = input ? input : "";
+    input_lower = lower_dup(input);
+    if (!input_lower)
         return CDT_ENOMEM;
+    rc = clean_response(input, input_lower, output ? output : "", &thought, &s);
+    if (rc == 0) {
+        strip_tags(s);
+        trim(s);
+        rc = strip_preamble(s, input_lower);
     }
-    strip_tags(s);
-    trim(s);
-    rc = strip_preamble(s, input_lower);
+    /* Notes are left out of the count: they talk about the transcript ("I removed
+     * 'like'"), and are only cut when the transcript does not say them. */
+    if (rc == 0)
+        rc = lost_words(input, thought, s, &lost);
     if (rc == 0)
         rc = strip_note(s, input_lower);
     if (rc == 0) {
-        strip_quotes(s, input ? input : "");
-        if (!*s) {
+        strip_quotes(s, input);
+        if (lost > 0) {
+            snprintf(reason, reason_cap,
+                     "cleaning the output would cut %zu word%s of the transcript", lost,
+                     lost == 1 ? "" : "s");
+            rc = 1;
+        } else if (!*s) {
             snprintf(reason, reason_cap, "empty output");
             rc = 1;
         } else {
-            rc = judge(input ? input : "", input_lower, s, reason, reason_cap);
+            rc = judge(input, input_lower, s, reason, reason_cap);
         }
     }
     free(input_lower);
+    free(thought);
     if (rc == 0)
         *accepted = s;
     else

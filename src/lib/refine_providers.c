@@ -3,7 +3,9 @@
  * - local: picks a model (a GGUF path; a catalog id; else the recommended
  *   downloaded model; else the first downloaded LLM), and asks the sidecar through
  *   the lifecycle manager: POST /generate with temperature 0, max_tokens -1 (the
- *   sidecar's dynamic limit) and the deadline as timeout_ms.
+ *   sidecar's dynamic limit), the deadline as timeout_ms, and "raw": true: the
+ *   text comes back as generated, and refine.c alone cleans it (it can see which
+ *   labels and tags the transcript itself contains; the sidecar cannot).
  * - openai: POST {base_url}/chat/completions with the instructions as the system
  *   message and the tagged transcript as the user message, over libcurl with the
  *   deadline as the transfer timeout and a cap on the answer's size.
@@ -147,7 +149,7 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         !cJSON_AddNumberToObject(body, "temperature", 0) ||
         !cJSON_AddNumberToObject(body, "timeout_ms", (double)req->timeout_ms) ||
         !cJSON_AddNumberToObject(body, "system_ram_gb", ram_gb_of(p)) ||
-        !(json = cJSON_PrintUnformatted(body))) {
+        !cJSON_AddTrueToObject(body, "raw") || !(json = cJSON_PrintUnformatted(body))) {
         cJSON_Delete(body);
         return CDT_ENOMEM;
     }

@@ -11,11 +11,10 @@ static void remove_range(char *s, size_t from, size_t to)
     memmove(s + from, s + to, strlen(s + to) + 1);
 }
 
-static void strip_think(char *s)
+static void strip_think_blocks(char *s)
 {
     char *open, *close;
 
-    /* Closed blocks first, then the unbalanced leftovers. */
     while ((open = strstr(s, "<think>")) && (close = strstr(open, "</think>")))
         remove_range(s, (size_t)(open - s), (size_t)(close - s) + strlen("</think>"));
     close = strstr(s, "</think>");
@@ -23,6 +22,14 @@ static void strip_think(char *s)
         remove_range(s, 0, (size_t)(close - s) + strlen("</think>"));
         close = strstr(s, "</think>");
     }
+}
+
+static void strip_think(char *s)
+{
+    char *open;
+
+    /* Closed blocks first, then the unbalanced leftovers. */
+    strip_think_blocks(s);
     open = strstr(s, "<think>");
     if (open)
         *open = '\0';
@@ -64,6 +71,15 @@ static void trim(char *s)
         len--;
     memmove(s, s + start, len - start);
     s[len - start] = '\0';
+}
+
+char *cdt_text_strip_think_blocks(const char *text)
+{
+    char *s = strdup(text ? text : "");
+
+    if (s)
+        strip_think_blocks(s);
+    return s;
 }
 
 char *cdt_text_clean_response(const char *text)

@@ -817,11 +817,12 @@ static void add_timings(cJSON *o, const struct cdt_gen_timings *t)
     cJSON_AddStringToObject(x, "sampler", t->sampler ? t->sampler : "cpu");
 }
 
-/* The /generate result object (cleaned response, counts, timings); NULL on OOM. */
+/* The /generate result object (the response cleaned as the seed does, or as
+ * generated with "raw": true; counts, timings); NULL on OOM. */
 static cJSON *generate_result(struct job *j)
 {
     cJSON *o = cJSON_CreateObject();
-    char *clean = cdt_text_clean_response(j->text);
+    char *clean = j->raw ? strdup(j->text ? j->text : "") : cdt_text_clean_response(j->text);
 
     if (!o || !clean) {
         cJSON_Delete(o);
@@ -916,7 +917,7 @@ static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
     cJSON *body = cdt__parse_body(req, seed_err), *o;
     const char *prompt;
     struct job *j;
-    bool stream = false;
+    bool stream = false, raw = false;
     char msg[600];
     int status;
 
@@ -930,6 +931,7 @@ static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
     }
     prompt = req_string(req, body, "prompt", true);
     if (!prompt || !cdt__opt_bool(req, body, "stream", &stream, seed_err) ||
+        !cdt__opt_bool(req, body, "raw", &raw, seed_err) ||
         !cdt__parse_gen_options(req, body, j, seed_err)) {
         cJSON_Delete(body);
         cdt__job_release(s, j);
@@ -944,6 +946,7 @@ static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
     }
     j->gp.prompt = j->prompt;
     j->stream = stream;
+    j->raw = raw;
     j->format = format_generate;
     if (cdt__run_generate(s, req, j, seed_err) != 0) {
         cdt__job_release(s, j);

@@ -47,6 +47,7 @@ struct job {
     char *text; /* visible text so far (stop sequences applied); worker-only until done */
     size_t text_len, text_cap;
     bool stop_hit;
+    bool raw; /* /generate "raw": the response as generated, not seed-cleaned */
 
     /* streaming (all under the lock) */
     bool stream;

@@ -136,6 +136,66 @@ TEST(guard_accepts_cleanups_and_strips_wrappers)
        "Output: 5 units per day. Text: see the memo.");
 }
 
+/* The refine path gets the model's raw text (the sidecar's "raw") and is the one
+ * place that cleans it: never a word the transcript itself says. */
+TEST(guard_cleaning_keeps_the_transcripts_words)
+{
+    /* Issue 12 §5: the seed's cut delivered "section of the report is wrong." */
+    OK("The Output: section of the report is wrong.", "The Output: section of the report is wrong.",
+       "The Output: section of the report is wrong.");
+    OK("the output: section of the report is wrong", "The Output: section of the report is wrong.",
+       "The Output: section of the report is wrong.");
+    OK("Text: see the memo. The Text: field is empty.",
+       "Text: see the memo. The Text: field is empty.",
+       "Text: see the memo. The Text: field is empty.");
+    /* Runaway labels the transcript lacks are still cut, as the seed cuts them. */
+    OK("so we ship it on friday", "Output: So we ship it on Friday.\n\nOutput: So we ship",
+       "So we ship it on Friday.");
+    OK("we ship on friday", "Text: We ship on Friday. Text: We ship on Friday.",
+       "We ship on Friday.");
+    /* ... unless the cut would take the transcript's own words with it. */
+    REJECT("The output section of the report is wrong.",
+           "The Output: section of the report is wrong.", "would cut 2 words of the transcript");
+    REJECT("text the team then text mom", "Text: the team, then Text: mom.", "would cut 2 words");
+    /* A literal <think> in the transcript is a word; the model's think block is not. */
+    OK("Type <think> before the reasoning.", "Type <think> before the reasoning.",
+       "Type <think> before the reasoning.");
+    OK("Type <think> before the reasoning.",
+       "<think>\n\n</think>\n\nType <think> before the reasoning.",
+       "Type <think> before the reasoning.");
+    OK("Wrap it in <think> and </think> tags.",
+       "<think>\nThe user wants tags.\n</think>\n\nWrap it in <think> and </think> tags.",
+       "Wrap it in <think> and </think> tags.");
+    OK("Close it with </think> then stop.", "Close it with </think> then stop.",
+       "Close it with </think> then stop.");
+    OK("we ship on friday", "<think>\nship, friday\n</think>\n\nWe ship on Friday.",
+       "We ship on Friday.");
+    REJECT("we ship on friday", "We ship <think> on Friday.", "would cut 2 words");
+    /* "Here is …" the transcript says stays; the model's preamble goes. */
+    OK("here is the plan we ship on friday", "Here is the plan: we ship on Friday.",
+       "Here is the plan: we ship on Friday.");
+    OK("here is the plan we ship on friday", "Here is the plan.\nWe ship on Friday.",
+       "Here is the plan.\nWe ship on Friday.");
+    OK("here is the plan we ship on friday",
+       "Here is the cleaned text:\nHere is the plan: we ship on Friday.",
+       "Here is the plan: we ship on Friday.");
+    OK("here is the cleaned text you asked for", "Here is the cleaned text: you asked for it.",
+       "Here is the cleaned text: you asked for it.");
+    OK("sure I will be there", "Sure.\nI will be there.", "Sure.\nI will be there.");
+    /* Quotes: inner ones stay, wrapping ones the transcript lacks go. */
+    OK("she said \"ship it\" and left", "She said \"ship it\" and left.",
+       "She said \"ship it\" and left.");
+    OK("\"Ship it,\" she said.", "\"Ship it,\" she said.", "\"Ship it,\" she said.");
+    OK("ship it on friday", "\"Ship it on Friday.\"", "Ship it on Friday.");
+    OK("\"ship it on friday\"", "\"Ship it on Friday.\"", "\"Ship it on Friday.\"");
+    /* The marks used to hide labels never leak, and stray control bytes go. */
+    OK("The Output: is \x01"
+       "fine",
+       "The Output: is \x02"
+       "fine.",
+       "The Output: is fine.");
+}
+
 TEST(guard_rejects_what_is_not_a_cleanup)
 {
     const char *in = "So I think we should ship the new release on Monday after the review.";
@@ -406,6 +466,7 @@ int main(void)
     RUN(prompt_custom_instructions_get_the_rule);
     RUN(prompt_transcript_cannot_close_its_tags);
     RUN(guard_accepts_cleanups_and_strips_wrappers);
+    RUN(guard_cleaning_keeps_the_transcripts_words);
     RUN(guard_rejects_what_is_not_a_cleanup);
     RUN(pipeline_uses_the_model_output);
     RUN(pipeline_empty_input_makes_no_call);

@@ -321,6 +321,43 @@ TEST(load_generate_unload)
     cJSON_Delete(o);
     FREE_RESP(r);
 
+    /* "raw": true: the text as generated, every other field as before. */
+    r = call("POST", "/generate", "{\"prompt\":\"hello\",\"temperature\":0,\"raw\":true}", NULL, 0);
+    CHECK_INT(r.status, 200);
+    o = json_of(&r);
+    REQUIRE(o);
+    CHECK_STR(str_field(o, "response"), "<think>\nhidden\n</think>\n\n  Echo: hello (t=0.0) \n");
+    CHECK_INT(cJSON_GetObjectItem(o, "tokens_generated")->valueint, 5);
+    CHECK_STR(str_field(o, "prompt_format_mode"), "chat_template");
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hello\",\"temperature\":0,\"raw\":false}", NULL,
+             0);
+    CHECK(strstr(r.body, "\"response\":\"Echo: hello (t=0.0)\"") != NULL);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hello\",\"raw\":\"yes\"}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(strstr(r.body, "raw") != NULL);
+    FREE_RESP(r);
+    /* Streamed: the pieces are always as generated; the final response follows raw. */
+    r = call("POST", "/generate",
+             "{\"prompt\":\"hello\",\"temperature\":0,\"stream\":true,\"raw\":true}", NULL, 0);
+    CHECK(strstr(r.body, "\"response\":\"<think>\\nhidden\\n</think>\\n\\n  Echo: hello (t=0.0) "
+                         "\\n\"") != NULL);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"hello\",\"temperature\":0,\"stream\":true}", NULL,
+             0);
+    CHECK(strstr(r.body, "\"response\":\"Echo: hello (t=0.0)\"") != NULL);
+    FREE_RESP(r);
+    /* /v1 answers what the model generated, as OpenAI clients expect: no cutting. */
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],\"temperature\":0}", NULL,
+             0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"content\":\"<think>\\nhidden\\n</think>\\n\\n  Echo: hello (t=0.0) "
+                         "\\n\"") != NULL);
+    FREE_RESP(r);
+
     /* Default temperature is the seed's 0.7. */
     r = call("POST", "/generate", "{\"prompt\":\"x\"}", NULL, 0);
     CHECK(strstr(r.body, "(t=0.7)") != NULL);

@@ -34,6 +34,22 @@ TEST(clean_response)
     CLEAN(NULL, "");
 }
 
+TEST(strip_think_blocks_alone)
+{
+    char *a =
+        cdt_text_strip_think_blocks("<think>\nx\n</think>\n\n Output: kept. Text: a Text: b ");
+    char *b = cdt_text_strip_think_blocks("gone</think>Start. <think> never closed");
+    char *c = cdt_text_strip_think_blocks(NULL);
+
+    REQUIRE(a && b && c);
+    CHECK_STR(a, "\n\n Output: kept. Text: a Text: b ");
+    CHECK_STR(b, "Start. <think> never closed");
+    CHECK_STR(c, "");
+    free(a);
+    free(b);
+    free(c);
+}
+
 TEST(utf8_validation)
 {
     CHECK(cdt_utf8_valid("", 0));
@@ -56,6 +72,7 @@ TEST(utf8_validation)
 int main(void)
 {
     RUN(clean_response);
+    RUN(strip_think_blocks_alone);
     RUN(utf8_validation);
     return TEST_END();
 }
