@@ -679,9 +679,11 @@ static int lost_words(const char *input, const char *before, const char *after, 
     for (char *t = a; t && (t = strstr(t, "think>"));)
         memset(t, ' ', 6);
     if (a && b && split_words(input, &wi) && split_words(b, &wb) && split_words(a, &wa)) {
-        qsort(wi.v, wi.n, sizeof(char *), cmp_str);
-        qsort(wb.v, wb.n, sizeof(char *), cmp_str);
-        qsort(wa.v, wa.n, sizeof(char *), cmp_str);
+        struct words *all[] = {&wi, &wb, &wa};
+
+        for (size_t k = 0; k < N(all); k++)
+            if (all[k]->n > 1) /* an empty list has no array to sort */
+                qsort(all[k]->v, all[k]->n, sizeof(char *), cmp_str);
         for (size_t i = 0; i < wi.n;) {
             size_t ci = count_sorted(&wi, wi.v[i]), cb = count_sorted(&wb, wi.v[i]);
             size_t ca = count_sorted(&wa, wi.v[i]), had = ci < cb ? ci : cb;
