@@ -5,6 +5,9 @@
 
 include("${CODICTATE_ENGINES}/share/codictate-engines/versions.cmake")
 set(CODICTATE_ENGINE_SHARE "${CODICTATE_ENGINES}/share/codictate-engines")
+if(NOT CODICTATE_ENGINES_AMX)
+  set(CODICTATE_ENGINES_AMX "unknown") # an engine build older than the AMX choice
+endif()
 
 set(_lib "${CODICTATE_ENGINES}/lib")
 find_package(OpenMP REQUIRED COMPONENTS C CXX)

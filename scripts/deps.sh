@@ -11,6 +11,7 @@ NEEDED=(
   "cmake:cmake"
   "ninja-build:ninja"
   "git:git"
+  "patch:patch"
   "ccache:ccache"
   "pkg-config:pkg-config"
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"

@@ -12,6 +12,14 @@
 #   CODICTATE_WHISPER_SRC  existing whisper.cpp source tree (skips npm)
 #   CODICTATE_JOBS         parallel build jobs (default: nproc)
 #   CODICTATE_CUDA=1       also build ggml's CUDA backend
+#   CODICTATE_AMX          off | patch (default: off). On a CPU with Intel AMX
+#                          (amx_tile/amx_int8 in /proc/cpuinfo), ggml's native build
+#                          compiles its AMX kernels, which crash in this llama.cpp at the
+#                          first inference (llama.cpp #20824). off: left out (the AVX-512
+#                          VNNI kernels run instead); patch: kept, with
+#                          scripts/patches/ggml-amx-xfd.patch applied (PR #26954's fix).
+#                          bench/RESULTS.md ("AMX") has the measurements behind the
+#                          default. No effect on other CPUs.
 set -euo pipefail
 
 LLAMA_NPM="node-llama-cpp@3.21.1"
@@ -19,7 +27,7 @@ LLAMA_NPM_SHA256="7a231d6bafa14142a1cbed9893d4ec5bc6041b2a5f5939a623accaab4203c1
 LLAMA_COMMIT="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
 WHISPER_NPM="nodejs-whisper@0.3.1"
 WHISPER_NPM_SHA256="92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37"
-SCRIPT_REV=3 # bump when the build steps below change
+SCRIPT_REV=4 # bump when the build steps below change
 
 log() { echo "engines: $*" >&2; }
 die() { echo "engines: error: $*" >&2; exit 1; }
@@ -27,12 +35,27 @@ die() { echo "engines: error: $*" >&2; exit 1; }
 cache_root=${CODICTATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/codictate}
 jobs=${CODICTATE_JOBS:-$(nproc)}
 cuda=${CODICTATE_CUDA:-0}
+amx_mode=${CODICTATE_AMX:-off}
+case $amx_mode in
+  off | patch) ;;
+  *) die "CODICTATE_AMX=$amx_mode: want off or patch" ;;
+esac
+amx_patch="$(cd "$(dirname "$0")" && pwd)/patches/ggml-amx-xfd.patch"
+# What this build does about AMX: none (the compiler's native target has no AMX),
+# off (left out) or patched. -march=native turns on AMX exactly when __AMX_INT8__ is
+# predefined; -mno-amx-* win over -march whatever their order.
+amx=none
+if echo | cc -march=native -dM -E - 2>/dev/null | grep -q '__AMX_INT8__'; then
+  [ "$amx_mode" = off ] && amx=off || amx=patched
+fi
+native_flags="" # C/C++ flags beside GGML_NATIVE's -march=native
+[ "$amx" = off ] && native_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 LLAMA_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DLLAMA_OPENSSL=OFF
   -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_TOOLS_INSTALL=OFF
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
   -DLLAMA_BUILD_TOOLS=ON -DGGML_NATIVE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON
-  -DCMAKE_INSTALL_LIBDIR=lib)
+  -DCMAKE_INSTALL_LIBDIR=lib -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
 if [ "$cuda" = 1 ]; then
   LLAMA_FLAGS+=(-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CODICTATE_CUDA_ARCH:-90} -DGGML_CUDA_NCCL=OFF)
 fi
@@ -47,9 +70,11 @@ if [ "$dl" = 1 ]; then
   # ggml refuses GGML_NATIVE with modules (it would build one CPU variant per ISA
   # with GGML_CPU_ALL_VARIANTS, ~8x the compile time); this machine's ISA it is.
   LLAMA_FLAGS=("${LLAMA_FLAGS[@]/-DGGML_NATIVE=ON/-DGGML_NATIVE=OFF}")
-  LLAMA_FLAGS+=(-DGGML_BACKEND_DL=ON -DCMAKE_C_FLAGS=-march=native -DCMAKE_CXX_FLAGS=-march=native
+  native_flags="-march=native${native_flags:+ $native_flags}"
+  LLAMA_FLAGS+=(-DGGML_BACKEND_DL=ON
     '-DCMAKE_INSTALL_RPATH=$ORIGIN/../lib;$ORIGIN' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON)
 fi
+[ -n "$native_flags" ] && LLAMA_FLAGS+=("-DCMAKE_C_FLAGS=$native_flags" "-DCMAKE_CXX_FLAGS=$native_flags")
 WHISPER_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DWHISPER_USE_SYSTEM_GGML=ON
   -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON -DWHISPER_BUILD_SERVER=OFF
   -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
@@ -81,8 +106,10 @@ whisper_id="npm:$WHISPER_NPM:$WHISPER_NPM_SHA256"
 
 cpu_id=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum | cut -c1-12)
 cc_id="$(cc -dumpmachine 2>/dev/null) cc-$(cc -dumpfullversion 2>/dev/null) c++-$(c++ -dumpfullversion 2>/dev/null)"
+amx_id=$amx
+[ "$amx" = patched ] && amx_id="patched:$(sha256sum "$amx_patch" | cut -c1-16)"
 key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" \
-  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" | sha256sum | cut -c1-16)
+  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" | sha256sum | cut -c1-16)
 prefix="$cache_root/engines/$key"
 
 if [ -f "$prefix/.complete" ]; then
@@ -133,6 +160,20 @@ else
   mkdir -p "$work/w"
   tar -xzf "$tgz" -C "$work/w" package/cpp/whisper.cpp
   whisper_src="$work/w/package/cpp/whisper.cpp"
+fi
+
+if [ "$amx" = patched ]; then
+  # Patched on a copy: an override tree (CODICTATE_LLAMA_SRC) is not ours to change.
+  if [ "$llama_src" != "$work/llama.cpp" ]; then
+    log "copying $llama_src to patch its AMX kernels"
+    mkdir -p "$work/llama.cpp"
+    tar -C "$llama_src" --exclude=.git --exclude='./build*' -cf - . | tar -C "$work/llama.cpp" -xf -
+    llama_src="$work/llama.cpp"
+  fi
+  log "patching ggml's AMX kernels ($(basename "$amx_patch"))"
+  patch -s -p1 -d "$llama_src" <"$amx_patch" || die "$amx_patch does not apply to this llama.cpp"
+  grep -q 'ggml_amx_tile_config_make' "$llama_src/ggml/src/ggml-cpu/amx/mmq.cpp" ||
+    die "$amx_patch: applied, but ggml's AMX kernels do not show it"
 fi
 
 launcher=()
@@ -195,6 +236,7 @@ set(CODICTATE_WHISPER_VERSION "${whisper_version:-unknown}")
 set(CODICTATE_WHISPER_SOURCE "$whisper_id")
 set(CODICTATE_GGML_VERSION "${ggml_version:-unknown}")
 set(CODICTATE_ENGINES_CUDA "$cuda")
+set(CODICTATE_ENGINES_AMX "$amx")
 VERS
 
 touch "$stage/.complete"

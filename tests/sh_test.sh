@@ -16,3 +16,21 @@ finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
 }
+# kill_pid -SIG PID...: kill(1) for PIDs held in variables. Each must be a positive
+# integer: `kill 0` signals the whole process group (ctest and make included) and
+# `kill -1` every process we may signal. Returns 1 when one is refused or not sent.
+# scripts/lint.sh keeps tests from calling kill(1) directly (probes with -0 aside).
+kill_pid() {
+  local sig=$1 pid_ rc_=0
+  shift
+  for pid_ in "$@"; do
+    case $pid_ in
+      '' | 0 | *[!0-9]*)
+        echo "kill_pid: refusing PID '$pid_'" >&2
+        rc_=1
+        ;;
+      *) kill "$sig" "$pid_" 2>/dev/null || rc_=1 ;;
+    esac
+  done
+  return $rc_
+}

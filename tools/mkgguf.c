@@ -475,6 +475,12 @@ static int vocab_load(struct vocab *v, const char *path)
         } else {
             v->tokens[i] = gguf_get_arr_str(v->src, kt, i);
             v->types[i] = src_types[i];
+            /* llama.cpp treats "</s>" as an end-of-generation token in any vocabulary
+             * and overrides its type to CONTROL, with a warning at every load
+             * ("control-looking token ... was not control-type"). Writing the type it
+             * expects keeps test logs free of warnings that mean nothing. */
+            if (strcmp(v->tokens[i], "</s>") == 0)
+                v->types[i] = TOKTYPE_CONTROL;
         }
     }
 

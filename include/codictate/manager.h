@@ -58,7 +58,11 @@ struct cdt_manager_params {
     int start_timeout_ms;    /* spawn → /health ok; 0: 10000 */
     long request_timeout_ms; /* per generate; 0: none */
     struct cdt_log *log;     /* borrowed; may be NULL */
-    /* Called for every event, on the thread that caused it (or the idle thread). */
+    /* Called for every event, on the thread that caused it (or the idle thread),
+     * never with the manager's state lock held: it may call back into the manager.
+     * Any call that looks at the sidecar (cdt_manager_loaded, _sidecar_pid, load,
+     * generate, unload) may emit CDT_MGR_SIDECAR_EXITED when it finds the sidecar
+     * dead, so do not make those calls while holding a lock the callback takes. */
     void (*on_event)(const struct cdt_manager_event *ev, void *user_data);
     void *user_data;
 };

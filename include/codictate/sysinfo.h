@@ -52,6 +52,11 @@ struct cdt_engine_versions {
     const char *ggml_version;    /* ggml's version, e.g. "0.23.0" */
     const char *ggml_commit;     /* ggml's commit as ggml reports it */
     const char *whisper_version; /* whisper.cpp's version, e.g. "1.9.1" */
+    /* What the engine build did about Intel AMX (scripts/engines.sh, CODICTATE_AMX):
+     * "none" (the build machine's CPU has none), "off" (ggml's AMX kernels left
+     * out: they crash in this llama.cpp, #20824), "patched" (kept, with the fix of
+     * scripts/patches/ggml-amx-xfd.patch) or "unknown". */
+    const char *amx;
 };
 
 struct cdt_engine_versions cdt_sysinfo_engine_versions(void);

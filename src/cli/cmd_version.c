@@ -8,16 +8,30 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void version_usage(FILE *out)
 {
     fprintf(out, "usage: codictate version [--json]\n"
                  "\n"
                  "Shows codictate's version, the llama.cpp commit and ggml version, the\n"
-                 "whisper.cpp version, CPU features, total RAM, the RAM tier, its limits and\n"
-                 "the model recommended for this machine.\n"
+                 "whisper.cpp version, the engines' AMX choice, CPU features, total RAM,\n"
+                 "the RAM tier, its limits and the model recommended for this machine.\n"
                  "\n"
                  "  --json   machine-readable output\n");
+}
+
+/* The engine build's AMX choice, for people. */
+static const char *amx_text(const char *amx)
+{
+    if (strcmp(amx, "none") == 0)
+        return "none (the build machine's CPU has no AMX)";
+    if (strcmp(amx, "off") == 0)
+        return "off: ggml's AMX kernels left out (they crash in this llama.cpp, #20824); "
+               "AVX-512 kernels run instead (CODICTATE_AMX=patch builds them patched)";
+    if (strcmp(amx, "patched") == 0)
+        return "patched: ggml's AMX kernels with scripts/patches/ggml-amx-xfd.patch";
+    return amx;
 }
 
 static int print_json(const struct cdt_engine_versions *v, int cpus, const char *features,
@@ -34,6 +48,7 @@ static int print_json(const struct cdt_engine_versions *v, int cpus, const char 
     o = cJSON_AddObjectToObject(root, "ggml");
     cJSON_AddStringToObject(o, "version", v->ggml_version);
     cJSON_AddStringToObject(o, "commit", v->ggml_commit);
+    cJSON_AddStringToObject(o, "amx", v->amx);
     o = cJSON_AddObjectToObject(root, "whisper_cpp");
     cJSON_AddStringToObject(o, "version", v->whisper_version);
     o = cJSON_AddObjectToObject(root, "cpu");
@@ -105,6 +120,7 @@ int cdt_cmd_version(struct cdt_cli *cli, int argc, char **argv)
     printf("codictate    %s\n", CDT_VERSION);
     printf("llama.cpp    %s (ggml %s)\n", v.llama_commit, v.ggml_version);
     printf("whisper.cpp  %s\n", v.whisper_version);
+    printf("amx          %s\n", amx_text(v.amx));
     printf("cpu          %d cores: %s\n", cpus, *features ? features : "(no SIMD features)");
     printf("ram          %.1f GiB total -> %d GB, tier %s (%s)\n",
            (double)ram / (1024.0 * 1024.0 * 1024.0), ram_gb, t.name, t.label);

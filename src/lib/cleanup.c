@@ -476,7 +476,7 @@ static void link_all(struct ctx *c)
 }
 
 /* Marks token i dead and unlinks it. */
-static void kill(struct ctx *c, size_t i)
+static void drop(struct ctx *c, size_t i)
 {
     struct tok *t = &c->t[i];
 
@@ -661,7 +661,7 @@ static void pass_stray_punct(struct ctx *c)
             continue;
         strip_trailing(p->post, ",;:");
         set2(c, &p->post, p->post, t->post);
-        kill(c, i);
+        drop(c, i);
     }
 }
 
@@ -753,7 +753,7 @@ static void pass_fillers(struct ctx *c)
             p->post[strlen(p->post) - 1] = '\0';
         }
         move_nl(t, nx);
-        kill(c, i);
+        drop(c, i);
     }
 }
 
@@ -833,7 +833,7 @@ static void pass_commands(struct ctx *c)
                 nx->layout = true;
             }
             for (size_t j = i; j <= last; j++)
-                kill(c, j);
+                drop(c, j);
         }
     }
 }
@@ -865,7 +865,7 @@ static void kill_into(struct ctx *c, size_t i, struct tok *keep)
     if (t->pre[0] && strcmp(t->pre, keep->pre) != 0)
         set2(c, &keep->pre, t->pre, keep->pre);
     move_nl(t, keep);
-    kill(c, i);
+    drop(c, i);
 }
 
 /* "I I I think" → "I think". */

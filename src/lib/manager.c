@@ -3,10 +3,15 @@
  * Locks: `op` serialises whole operations on the sidecar (spawn, load, unload) so
  * that concurrent callers load a model once; `lock` guards the small shared state
  * (pid, port, loaded, busy, last_use) and is held only briefly. Order: op, then
- * lock. The idle thread sleeps on `cv` until the idle deadline. */
+ * lock. The idle thread sleeps on `cv` until the idle deadline.
+ *
+ * Events are never emitted with `lock` held: the callback may take its own locks
+ * and call back into the manager (models.c does). A dead sidecar noticed under the
+ * lock is recorded in `exited` and emitted by unlock_emit() after unlocking. */
 #include "codictate/manager.h"
 #include "codictate/client.h"
 #include "codictate/log.h"
+#include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -57,6 +62,8 @@ struct cdt_manager {
     char loaded[CDT_MGR_PATH_MAX]; /* "" when none */
     int busy;                      /* generations in flight */
     struct timespec last_use;
+    char exited[64]; /* how the sidecar ended, noticed under the lock and not yet
+                      * emitted ("" when nothing is pending) */
 };
 
 struct cdt_manager_params cdt_manager_default_params(void)
@@ -109,20 +116,20 @@ static void stop_pid(pid_t pid, bool child)
 
     if (pid <= 0)
         return;
-    kill(pid, SIGTERM);
+    (void)cdt_proc_signal(pid, SIGTERM);
     if (child) {
         if (!wait_exit(pid, CDT_MGR_KILL_WAIT, &st)) {
-            kill(pid, SIGKILL);
+            (void)cdt_proc_signal(pid, SIGKILL);
             waitpid(pid, &st, 0);
         }
         return;
     }
     for (int waited = 0; waited < CDT_MGR_KILL_WAIT; waited += 10) {
-        if (kill(pid, 0) != 0)
+        if (cdt_proc_signal(pid, 0) != 0)
             return;
         sleep_ms(10);
     }
-    kill(pid, SIGKILL);
+    (void)cdt_proc_signal(pid, SIGKILL);
 }
 
 /* True when /proc/<pid>/cmdline looks like a codictate sidecar. */
@@ -170,7 +177,7 @@ static void reap_orphans(struct cdt_manager *m)
         owner = strtol(e->d_name + 8, &end, 10);
         if (end == e->d_name + 8 || strcmp(end, ".pid") != 0 || owner <= 0)
             continue;
-        if (owner != getpid() && kill((pid_t)owner, 0) == 0)
+        if (owner != getpid() && cdt_proc_signal((pid_t)owner, 0) == 0)
             continue; /* its manager is alive */
         snprintf(path, sizeof(path), "%s/%s", m->state_dir, e->d_name);
         f = fopen(path, "r");
@@ -204,24 +211,43 @@ static void write_pidfile(struct cdt_manager *m)
         unlink(tmp);
 }
 
-/* Notices a dead sidecar; lock held. */
+/* Notices a dead sidecar; lock held. The event waits in m->exited for
+ * unlock_emit(). */
 static void check_alive_locked(struct cdt_manager *m)
 {
     int st;
-    char how[64];
 
     if (m->pid <= 0 || waitpid(m->pid, &st, WNOHANG) != m->pid)
         return;
     if (WIFSIGNALED(st))
-        snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(st));
+        snprintf(m->exited, sizeof(m->exited), "killed by signal %d", WTERMSIG(st));
     else
-        snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(st));
-    CDT_LOG_W(m->log, "the sidecar (pid %d) %s", (int)m->pid, how);
+        snprintf(m->exited, sizeof(m->exited), "exited with status %d", WEXITSTATUS(st));
+    CDT_LOG_W(m->log, "the sidecar (pid %d) %s", (int)m->pid, m->exited);
     m->pid = 0;
     m->port = 0;
     m->loaded[0] = '\0';
     unlink(m->pidfile);
-    emit(m, CDT_MGR_SIDECAR_EXITED, NULL, how);
+}
+
+/* Releases `lock`, then emits what check_alive_locked() noticed. */
+static void unlock_emit(struct cdt_manager *m)
+{
+    char how[sizeof(m->exited)];
+
+    snprintf(how, sizeof(how), "%s", m->exited);
+    m->exited[0] = '\0';
+    pthread_mutex_unlock(&m->lock);
+    if (how[0])
+        emit(m, CDT_MGR_SIDECAR_EXITED, NULL, how);
+}
+
+/* check_alive_locked() with the lock taken and released (events emitted after). */
+static void check_alive(struct cdt_manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    check_alive_locked(m);
+    unlock_emit(m);
 }
 
 /* Starts the sidecar when none runs; op held. */
@@ -238,7 +264,7 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     pthread_mutex_lock(&m->lock);
     check_alive_locked(m);
     pid = m->pid;
-    pthread_mutex_unlock(&m->lock);
+    unlock_emit(m);
     if (pid > 0)
         return 0;
 
@@ -424,9 +450,7 @@ static int load_op(struct cdt_manager *m, const char *path, const char *warmup, 
             emit(m, CDT_MGR_LOAD_FAILED, path, errmsg);
             return CDT_EENGINE;
         }
-        pthread_mutex_lock(&m->lock);
-        check_alive_locked(m);
-        pthread_mutex_unlock(&m->lock);
+        check_alive(m);
         snprintf(errmsg, errcap, "the sidecar stopped answering: %s", err);
         emit(m, CDT_MGR_LOAD_FAILED, path, errmsg);
     }
@@ -469,7 +493,7 @@ static void unload_op(struct cdt_manager *m, const char *why)
     check_alive_locked(m);
     port = m->port;
     snprintf(model, sizeof(model), "%s", m->loaded);
-    pthread_mutex_unlock(&m->lock);
+    unlock_emit(m);
     if (!port || !model[0])
         return;
     if (cdt_client_request(port, m->token, "POST", "/unload", NULL, 30000, &r, err, sizeof(err)) ==
@@ -533,7 +557,7 @@ int cdt_manager_generate(struct cdt_manager *m, const char *model_path, const ch
             pthread_mutex_lock(&m->lock);
             check_alive_locked(m);
             alive = m->pid > 0;
-            pthread_mutex_unlock(&m->lock);
+            unlock_emit(m);
             if (!alive)
                 break;
             sleep_ms(10);
@@ -694,7 +718,7 @@ bool cdt_manager_loaded(struct cdt_manager *m, char *buf, size_t cap)
     loaded = m->loaded[0] != '\0';
     if (cap)
         snprintf(buf, cap, "%s", m->loaded);
-    pthread_mutex_unlock(&m->lock);
+    unlock_emit(m);
     return loaded;
 }
 
@@ -705,7 +729,7 @@ int cdt_manager_sidecar_pid(struct cdt_manager *m)
     pthread_mutex_lock(&m->lock);
     check_alive_locked(m);
     pid = (int)m->pid;
-    pthread_mutex_unlock(&m->lock);
+    unlock_emit(m);
     return pid;
 }
 

@@ -131,6 +131,18 @@ static void disk_state(struct cdt_models *m, const struct cdt_catalog_model *cm,
     }
 }
 
+/* The model the manager has loaded, if any; called WITHOUT m->lock: the manager may
+ * emit an event (a sidecar found dead), and on_manager_event takes m->lock. */
+static bool manager_loaded(struct cdt_models *m, char *buf, size_t cap)
+{
+    struct cdt_manager *mgr;
+
+    pthread_mutex_lock(&m->lock);
+    mgr = m->mgr;
+    pthread_mutex_unlock(&m->lock);
+    return mgr && cdt_manager_loaded(mgr, buf, cap);
+}
+
 enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char *detail,
                                       size_t cap)
 {
@@ -141,6 +153,9 @@ enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char
 
     if (cap)
         detail[0] = '\0';
+    /* A sidecar that died since the last look turns "ready" into "unloaded" (through
+     * the manager's SIDECAR_EXITED event, which takes m->lock: asked before it). */
+    (void)manager_loaded(m, NULL, 0);
     pthread_mutex_lock(&m->lock);
     e = find(m, id);
     if (!e) {
@@ -329,23 +344,19 @@ void cdt_models_cancel(struct cdt_models *m, const char *id)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* True when the manager has this model loaded. */
-static bool is_loaded(struct cdt_models *m, struct entry *e)
+/* True when `loaded` is the main file of this entry; lock held. */
+static bool is_file_of(struct cdt_models *m, struct entry *e, const char *loaded)
 {
-    char loaded[CDT_HF_MAX_PATH], path[CDT_HF_MAX_PATH];
     struct cdt_hfcache_entry fe;
 
-    if (!m->mgr || !cdt_manager_loaded(m->mgr, loaded, sizeof(loaded)))
-        return false;
-    if (find_file(m, e->cm, 0, &fe) != 0)
-        return false;
-    snprintf(path, sizeof(path), "%s", fe.path);
-    return strcmp(loaded, path) == 0;
+    return find_file(m, e->cm, 0, &fe) == 0 && strcmp(loaded, fe.path) == 0;
 }
 
 int cdt_models_delete(struct cdt_models *m, const char *id, char *errmsg, size_t errcap)
 {
     const struct cdt_catalog_source *src;
+    char loaded[CDT_HF_MAX_PATH];
+    bool any_loaded = manager_loaded(m, loaded, sizeof(loaded));
     struct entry *e;
     int rc = 0;
 
@@ -361,7 +372,7 @@ int cdt_models_delete(struct cdt_models *m, const char *id, char *errmsg, size_t
         snprintf(errmsg, errcap, "%s is downloading; cancel the download first", e->cm->id);
         return CDT_ESTATE;
     }
-    if (is_loaded(m, e)) {
+    if (any_loaded && is_file_of(m, e, loaded)) {
         pthread_mutex_unlock(&m->lock);
         snprintf(errmsg, errcap, "%s is loaded; unload it first", e->cm->id);
         return CDT_ESTATE;

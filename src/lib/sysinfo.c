@@ -22,6 +22,9 @@
 #ifndef CDT_LLAMA_COMMIT
 #define CDT_LLAMA_COMMIT "unknown"
 #endif
+#ifndef CDT_ENGINES_AMX
+#define CDT_ENGINES_AMX "unknown"
+#endif
 #ifndef CDT_WHISPER_VERSION
 #define CDT_WHISPER_VERSION "unknown"
 #endif
@@ -242,6 +245,7 @@ struct cdt_engine_versions cdt_sysinfo_engine_versions(void)
     v.ggml_version = ggml_version();
     v.ggml_commit = ggml_commit();
     v.whisper_version = whisper_version();
+    v.amx = CDT_ENGINES_AMX;
     if (!v.whisper_version || !*v.whisper_version)
         v.whisper_version = CDT_WHISPER_VERSION;
     return v;

@@ -37,6 +37,15 @@ check "version shows recommendation" out_has '^recommended .*qwen3_base_' "$bin"
 check "--version works" out_has '^codictate +[0-9]' "$bin" --version
 check "version --json has fields" out_has '"recommended_model"' "$bin" version --json
 check "version --json has tier" out_has '"tier":[[:space:]]*"(le8|9to16|gt16)"' "$bin" version --json
+# The engines' AMX choice (issue 12): on a CPU with AMX, ggml's AMX kernels are left
+# out or patched (unpatched they crash at the first inference); elsewhere none.
+if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+  check "version: AMX CPU, the build says off or patched" out_has '^amx +(off|patched)' "$bin" version
+  check "version --json: amx off or patched" out_has '"amx":[[:space:]]*"(off|patched)"' "$bin" version --json
+else
+  check "version: no AMX on this CPU" out_has '^amx +none' "$bin" version
+  check "version --json: amx none" out_has '"amx":[[:space:]]*"none"' "$bin" version --json
+fi
 check "unbuilt verb fails with 1" exit_is 1 "$bin" serve
 check "quiet by default" eval '[ -z "$("$bin" version 2>&1 >/dev/null)" ]'
 finish

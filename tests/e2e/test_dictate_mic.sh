@@ -13,8 +13,8 @@ tmp=$(mktemp -d)
 pa=
 feeder=
 cleanup() {
-  [ -n "$feeder" ] && kill "$feeder" 2>/dev/null
-  [ -n "$pa" ] && kill "$pa" 2>/dev/null
+  [ -n "$feeder" ] && kill_pid -TERM "$feeder" 2>/dev/null
+  [ -n "$pa" ] && kill_pid -TERM "$pa" 2>/dev/null
   wait 2>/dev/null
   rm -rf "$tmp"
 }
@@ -79,7 +79,7 @@ PYEOF
   feeder=$!
 }
 pulse_stop() {
-  kill "$feeder" "$pa" 2>/dev/null
+  kill_pid -TERM "$feeder" "$pa" 2>/dev/null
   wait "$feeder" "$pa" 2>/dev/null
   feeder= pa=
 }
@@ -111,7 +111,7 @@ check "Enter: stopped after ~1.5 s" between "$(jget "$tmp/b.json" 'd["audio_seco
 "$bin" dictate --json "${T[@]}" </dev/null >"$tmp/c.json" 2>"$tmp/c.err" &
 p=$!
 sleep 1.5
-kill -USR1 $p
+kill_pid -USR1 $p
 wait $p
 check "SIGUSR1: exit 0" is "$?" 0
 check "SIGUSR1: stopped after ~1.5 s" between "$(jget "$tmp/c.json" 'd["audio_seconds"]')" 0.8 4.5
@@ -120,7 +120,7 @@ check "SIGUSR1: stopped after ~1.5 s" between "$(jget "$tmp/c.json" 'd["audio_se
 "$bin" dictate --json "${T[@]}" </dev/null >"$tmp/d.json" 2>"$tmp/d.err" &
 p=$!
 sleep 1.5
-kill -TERM $p
+kill_pid -TERM $p
 wait $p
 check "SIGTERM: cancelled, exit 130" is "$?" 130
 check "SIGTERM: says cancelled" has "$(cat "$tmp/d.err")" "cancelled"

@@ -9,7 +9,7 @@ bin=$1 fakehub=$2 model=$3
 tmp=$(mktemp -d)
 hubpid=
 cleanup() {
-  [ -n "$hubpid" ] && kill "$hubpid" 2>/dev/null
+  [ -n "$hubpid" ] && kill_pid -TERM "$hubpid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -81,7 +81,7 @@ control '{"reset":true,"rate":4000000}'
 "$bin" models pull test_llm >/dev/null 2>"$tmp/cancel.err" &
 pullpid=$!
 sleep 1.5
-kill -INT "$pullpid"
+kill_pid -INT "$pullpid"
 wait "$pullpid"
 check "Ctrl-C: exit 1" is $? 1
 check "Ctrl-C: says resumable" has "$(cat "$tmp/cancel.err")" "partial download is kept"

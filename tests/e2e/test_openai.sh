@@ -6,6 +6,7 @@
 set -u
 bin=$1 model=$2 work=$3
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../sh_test.sh"
 mkdir -p "$work"
 cp "$here/openai/package.json" "$here/openai/package-lock.json" "$here/openai/test.mjs" "$work/"
 if ! (cd "$work" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1); then
@@ -16,7 +17,7 @@ fi
 out=$(mktemp)
 "$bin" sidecar --port-range 11400-11500 --model "$model" >"$out" 2>/dev/null &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
+trap 'kill_pid -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 1 100); do
   port=$(sed -n '1s/^CODICTATE_SIDECAR_PORT=//p' "$out")
   [ -n "$port" ] && curl -s "http://127.0.0.1:$port/status" | grep -q '"model_loaded":true' && break

@@ -13,7 +13,7 @@ bin=$1 fakehub=$2 model=$3 vad=$4 jfk=$5 llm=$6
 tmp=$(mktemp -d)
 hubpid=
 cleanup() {
-  [ -n "$hubpid" ] && kill "$hubpid" 2>/dev/null
+  [ -n "$hubpid" ] && kill_pid -TERM "$hubpid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -158,7 +158,7 @@ check "VAD downloaded: no note" is "$(grep -c 'VAD is off' "$tmp/byid.err")" 0
 check "--vad-model by catalog id: exit 0" is "$?" 0
 "$bin" transcribe "$jfk" --json "${T[@]}" --no-vad >"$tmp/novad.json" 2>/dev/null
 check "--no-vad turns the catalog's VAD off" grep -q '"vad_model":[[:space:]]*null' "$tmp/novad.json"
-kill "$hubpid" 2>/dev/null
+kill_pid -TERM "$hubpid" 2>/dev/null
 hubpid=
 export HF_HOME=$tmp/hf-empty
 unset CODICTATE_CATALOG HF_ENDPOINT

@@ -12,6 +12,7 @@
 #include "../test.h"
 #include "codictate/audio.h"
 #include "codictate/capture.h"
+#include "codictate/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -207,7 +208,7 @@ static int daemon_start(void)
 static void daemon_kill(void)
 {
     if (daemon_pid > 0) {
-        kill(daemon_pid, SIGKILL);
+        (void)cdt_proc_signal(daemon_pid, SIGKILL);
         waitpid(daemon_pid, NULL, 0);
         daemon_pid = -1;
     }

@@ -12,6 +12,7 @@
 #include "codictate/download.h"
 #include "codictate/hfcache.h"
 #include "codictate/sysinfo.h"
+#include "codictate/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -113,7 +114,7 @@ static int start_hub(const char *bin)
 static void stop_hub(void)
 {
     if (hub_pid > 0) {
-        kill(hub_pid, SIGTERM);
+        (void)cdt_proc_signal(hub_pid, SIGTERM);
         waitpid(hub_pid, NULL, 0);
     }
 }

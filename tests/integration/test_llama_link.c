@@ -9,14 +9,29 @@
 
 static const char *model_path;
 static struct llama_model *model;
+static struct cdt_log *lg;
+static int n_warnings; /* llama.cpp log lines at WARN or above */
+
+/* Routes llama.cpp's log into ours and counts its warnings: a generated model must
+ * load without any (a warning in a test log should always mean something). */
+static void count_log(enum ggml_log_level level, const char *text, void *ud)
+{
+    if (level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) {
+        n_warnings++;
+        fprintf(stderr, "llama.cpp warned: %s", text);
+    }
+    cdt_log_ggml(level, text, ud);
+}
 
 TEST(model_loads)
 {
     struct llama_model_params mp = llama_model_default_params();
     char arch[64] = "";
 
+    n_warnings = 0;
     model = llama_model_load_from_file(model_path, mp);
     REQUIRE(model != NULL);
+    CHECK_INT(n_warnings, 0); /* e.g. "control-looking token ... was not control-type" */
     CHECK(llama_model_meta_val_str(model, "general.architecture", arch, sizeof(arch)) > 0);
     CHECK_STR(arch, "qwen3");
     CHECK_INT(llama_vocab_n_tokens(llama_model_get_vocab(model)), 151936);
@@ -129,7 +144,6 @@ TEST(generates_deterministically)
 
 int main(int argc, char **argv)
 {
-    struct cdt_log *lg = NULL;
     int rc;
 
     if (argc != 2) {
@@ -139,7 +153,7 @@ int main(int argc, char **argv)
     model_path = argv[1];
     if (cdt_log_new(NULL, &lg) != 0)
         return 1;
-    llama_log_set(cdt_log_ggml, lg);
+    llama_log_set(count_log, lg);
     cdt_sysinfo_load_backends();
     llama_backend_init();
     RUN(model_loads);

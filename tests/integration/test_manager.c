@@ -6,6 +6,7 @@
 #include "../test.h"
 #include "codictate/client.h"
 #include "codictate/manager.h"
+#include "codictate/util.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -245,7 +246,7 @@ TEST(killed_sidecar_is_restarted)
     REQUIRE(gen(m, &status) == 0);
     pid1 = cdt_manager_sidecar_pid(m);
     atomic_store(&n_exited, 0);
-    kill(pid1, SIGKILL);
+    CHECK_INT(cdt_proc_signal(pid1, SIGKILL), 0);
     usleep(100 * 1000);
     CHECK_INT(gen(m, &status), 0);
     CHECK_INT(status, 200);
@@ -265,7 +266,9 @@ static void *kill_soon(void *arg)
     struct killer *k = arg;
 
     usleep(300 * 1000);
-    kill(cdt_manager_sidecar_pid(k->m), SIGKILL);
+    /* The sidecar may be gone already: its PID is then 0, which kill(2) would take
+     * for this process group (ctest and make included). */
+    (void)cdt_proc_signal(cdt_manager_sidecar_pid(k->m), SIGKILL);
     return NULL;
 }
 
@@ -365,7 +368,7 @@ static bool alive(pid_t pid)
     char path[64];
 
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    return access(path, F_OK) == 0 && kill(pid, 0) == 0;
+    return access(path, F_OK) == 0 && cdt_proc_signal(pid, 0) == 0;
 }
 
 /* A preload thread spawns the sidecar and ends: the sidecar must live on (it is
@@ -422,7 +425,7 @@ TEST(sidecar_exits_when_its_parent_is_killed)
     close(pfd[0]);
     REQUIRE(sidecar > 0);
     CHECK(alive(sidecar));
-    kill(child, SIGKILL);
+    (void)cdt_proc_signal(child, SIGKILL);
     waitpid(child, &st, 0);
     /* The sidecar is now init's (or a subreaper's) child: poll /proc until it is
      * gone or a zombie nobody reaps here. */
@@ -453,7 +456,7 @@ TEST(sidecar_exits_when_its_parent_is_killed)
             fclose(f);
         CHECK(gone);
         if (!gone)
-            kill(sidecar, SIGKILL);
+            (void)cdt_proc_signal(sidecar, SIGKILL);
     }
 }
 

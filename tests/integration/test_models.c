@@ -5,10 +5,12 @@
  *   test_models FAKEHUB CODICTATE MODEL.gguf */
 #include "../test.h"
 #include "codictate/models.h"
+#include "codictate/util.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -196,6 +198,110 @@ TEST(load_ready_idle_unload)
     CHECK_INT(cdt_models_load(models, "tiny_v1", err, sizeof(err)), CDT_ESTATE);
 }
 
+/* Runs fn(arg) on a thread and waits at most `secs` for it: a deadlock is reported as
+ * a failure (and the process exits, since a deadlocked thread cannot be joined)
+ * rather than hanging ctest until its timeout. */
+static int run_bounded(void *(*fn)(void *), void *arg, int secs)
+{
+    pthread_t t;
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += secs;
+    if (pthread_create(&t, NULL, fn, arg) != 0)
+        return -1;
+    if (pthread_timedjoin_np(t, NULL, &deadline) != 0) {
+        fprintf(stderr, "FAIL: still blocked after %d s (deadlock?)\n", secs);
+        printf("%d passed, %d failed\n", cdt_test_state_.passed, cdt_test_state_.failed + 1);
+        fflush(NULL);
+        _exit(1);
+    }
+    return 0;
+}
+
+struct op {
+    int rc;
+    enum cdt_model_state st;
+    char err[512];
+};
+
+static void *delete_main(void *arg)
+{
+    struct op *o = arg;
+
+    o->rc = cdt_models_delete(models, "tiny_v1", o->err, sizeof(o->err));
+    return NULL;
+}
+
+static void *state_main(void *arg)
+{
+    struct op *o = arg;
+
+    o->st = cdt_models_state(models, "tiny_v1", o->err, sizeof(o->err));
+    return NULL;
+}
+
+static void *load_main(void *arg)
+{
+    struct op *o = arg;
+
+    o->rc = cdt_models_load(models, "tiny_v1", o->err, sizeof(o->err));
+    return NULL;
+}
+
+/* True once the child has exited, all its threads included, and is not yet reaped
+ * (the manager reaps it when it next looks). /proc's "Z" shows earlier, while the
+ * other threads of a killed sidecar still exit. */
+static bool exited_unreaped(pid_t pid)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* A sidecar that died and was not yet reaped is noticed inside the manager's
+ * queries; the event it emits (SIDECAR_EXITED) reaches on_manager_event, which takes
+ * the models lock. Delete, state and load from another thread must not deadlock. */
+TEST(dead_sidecar_then_delete_state_load_do_not_hang)
+{
+    char err[512], detail[512];
+    struct op o;
+    pid_t pid;
+
+    CHECK_INT(cdt_models_pull(models, "tiny_v1", err, sizeof(err)), 0);
+    CHECK_INT(cdt_models_load(models, "tiny_v1", err, sizeof(err)), 0);
+    pid = cdt_manager_sidecar_pid(cdt_models_manager(models));
+    REQUIRE(pid > 0);
+    REQUIRE(cdt_proc_signal(pid, SIGKILL) == 0);
+    for (int i = 0; i < 200 && !exited_unreaped(pid); i++)
+        usleep(10 * 1000);
+    CHECK(exited_unreaped(pid));
+
+    memset(&o, 0, sizeof(o));
+    REQUIRE(run_bounded(delete_main, &o, 10) == 0);
+    CHECK_INT(o.rc, 0); /* the dead sidecar had it loaded: no longer */
+    if (o.rc != 0)
+        fprintf(stderr, "delete: %s\n", o.err);
+    REQUIRE(run_bounded(state_main, &o, 10) == 0);
+    CHECK_INT(o.st, CDT_MODEL_NOT_DOWNLOADED);
+    CHECK_INT(cdt_models_pull(models, "tiny_v1", err, sizeof(err)), 0);
+    REQUIRE(run_bounded(load_main, &o, 60) == 0);
+    CHECK_INT(o.rc, 0);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_READY);
+
+    /* The same with the state query first, then delete (refused: it is loaded again). */
+    pid = cdt_manager_sidecar_pid(cdt_models_manager(models));
+    REQUIRE(pid > 0);
+    REQUIRE(cdt_proc_signal(pid, SIGKILL) == 0);
+    for (int i = 0; i < 200 && !exited_unreaped(pid); i++)
+        usleep(10 * 1000);
+    REQUIRE(run_bounded(state_main, &o, 10) == 0);
+    CHECK(o.st != CDT_MODEL_READY);
+    REQUIRE(run_bounded(delete_main, &o, 10) == 0);
+    CHECK_INT(o.rc, 0);
+}
+
 int main(int argc, char **argv)
 {
     int rc, st;
@@ -216,9 +322,10 @@ int main(int argc, char **argv)
     RUN(wrong_bytes_is_download_failed);
     RUN(delete_refused_while_downloading_then_cancel);
     RUN(load_ready_idle_unload);
+    RUN(dead_sidecar_then_delete_state_load_do_not_hang);
     cdt_models_free(models);
     cdt_catalog_free(cat);
-    kill(hub, SIGTERM);
+    (void)cdt_proc_signal(hub, SIGTERM);
     waitpid(hub, &st, 0);
     rc = TEST_END();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);

@@ -13,8 +13,8 @@ tmp=$(mktemp -d)
 stubpid=
 refpid=
 cleanup() {
-  [ -n "$stubpid" ] && kill "$stubpid" 2>/dev/null
-  [ -n "$refpid" ] && kill "$refpid" 2>/dev/null
+  [ -n "$stubpid" ] && kill_pid -TERM "$stubpid" 2>/dev/null
+  [ -n "$refpid" ] && kill_pid -TERM "$refpid" 2>/dev/null
   wait 2>/dev/null
   rm -rf "$tmp"
 }
@@ -257,7 +257,7 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 sleep 0.2
-[ -n "$side" ] && kill -KILL "$side"
+[ -n "$side" ] && kill_pid -KILL "$side"
 wait "$refpid"
 rc=$?
 refpid=

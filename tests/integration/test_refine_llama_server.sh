@@ -16,7 +16,7 @@ bin=$1 server=$2 mkgguf=$3 fixture=$4
 tmp=$(mktemp -d)
 srvpid=
 cleanup() {
-  [ -n "$srvpid" ] && kill "$srvpid" 2>/dev/null && wait "$srvpid" 2>/dev/null
+  [ -n "$srvpid" ] && kill_pid -TERM "$srvpid" 2>/dev/null && wait "$srvpid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -53,7 +53,7 @@ start() {
       kill -0 "$srvpid" 2>/dev/null || break
       sleep 0.1
     done
-    kill "$srvpid" 2>/dev/null
+    kill_pid -TERM "$srvpid" 2>/dev/null
     wait "$srvpid" 2>/dev/null
     srvpid=
     grep -qiE 'bind|address already in use' "$tmp/server.log" || break
@@ -64,7 +64,7 @@ start() {
 }
 
 stop() {
-  kill "$srvpid" 2>/dev/null
+  kill_pid -TERM "$srvpid" 2>/dev/null
   wait "$srvpid" 2>/dev/null
   srvpid=
 }
