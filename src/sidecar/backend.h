@@ -36,6 +36,20 @@ struct cdt_chat_msg {
 
 #define CDT_MAX_CHAT_MSGS 64 /* messages per request */
 
+/* What a generation chose, token by token: for tests that compare two generations
+ * whose logits may differ in rounding (llama's batched and single-token kernels, a
+ * cached prefix or none, speculation on or off, differ by CPU). Two greedy runs can
+ * only be required to agree up to the first position where one run's best two
+ * logits are nearly tied. */
+struct cdt_gen_trace {
+    int32_t *tokens; /* cap entries: the tokens chosen, in order (an end token too) */
+    float *margin;   /* cap entries: for each, the highest logit minus the second
+                      * highest of the logits it was chosen from, after the penalty;
+                      * NAN where the model's graph sampled (no logits) */
+    int cap;         /* entries of tokens and margin */
+    int n;           /* set by generate: entries written (at most cap) */
+};
+
 /* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
  * start from cdt_gen_params_default(). */
 struct cdt_gen_params {
@@ -63,6 +77,10 @@ struct cdt_gen_params {
     /* Polled between tokens (may be NULL): nonzero cancels with CDT_ECANCELED. */
     int (*should_cancel)(void *user_data);
     void *user_data;
+
+    /* For tests (borrowed; NULL: none, at no cost): filled with the chosen tokens and
+     * the logit margins they were chosen with, at a pass over the logits per token. */
+    struct cdt_gen_trace *trace;
 };
 
 struct cdt_gen_timings {

@@ -37,7 +37,10 @@
  * sampling with a deterministic draft), so the output distribution is the plain
  * one's; at temperature 0 the output is the greedy one, token for token, as far as
  * llama's batched and single-token kernels compute the same logits (bit for bit on
- * q8_0; within ~0.1 on K-quants, where ggml's matrix kernels differ by batch size).
+ * q8_0 on some CPUs, not on all; within ~0.1 on K-quants, where ggml's matrix
+ * kernels differ by batch size): the verifier (spec_verify) accepts exactly the
+ * argmax of the verification logits, and two runs agree up to the first near-tie of
+ * their logits, which is what the tests hold on any CPU (gen_trace.h).
  *
  * With CODICTATE_DEVICE_SAMPLING=1, greedy requests (refine's) sample in the model's
  * graph instead (dev_sampler_begin): the same end-token mask, repetition penalty and
@@ -989,14 +992,6 @@ static int tokenize(const struct llama_vocab *vocab, const char *text, size_t le
     return n;
 }
 
-/* test_speculative.c builds this file into itself and wraps the acceptance rule, to
- * show that its statistical test catches a wrong one. */
-#ifndef CDT_TEST_ACCEPT
-#define CDT_TEST_ACCEPT sampler_accept
-#endif
-
-/* ---- prompt-lookup speculation ----------------------------------------------- */
-
 /* ---- generate ---------------------------------------------------------------- */
 
 static int64_t now_ns(void)
@@ -1136,7 +1131,16 @@ struct gen {
     struct utf8_asm u;
     struct buf out, piece;
     bool dev_sampling; /* tokens come from the chain in the graph (dev_sampler_begin) */
+    float margin;      /* with p->trace: that of the logits the next token comes from */
 };
+
+/* With p->trace: notes the margin of prepared logits z (NULL: sampled in the graph,
+ * unknown), for the token chosen from them. */
+static void trace_margin(struct gen *g, const float *z)
+{
+    if (g->p->trace)
+        g->margin = z ? sampler_margin(&g->e->d, z) : NAN;
+}
 
 /* The next token after output row idx of the last decode: the chain in the graph, else
  * ours over the logits. */
@@ -1152,6 +1156,7 @@ static int sample_next(struct gen *g, int idx, llama_token *next)
             return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                    "the sampler in the graph returned no token");
         llama_sampler_accept(e->gs, t); /* its penalty window: the text so far */
+        trace_margin(g, NULL);
         *next = t;
         return 0;
     }
@@ -1160,6 +1165,7 @@ static int sample_next(struct gen *g, int idx, llama_token *next)
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                "llama returned no logits");
     sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
+    trace_margin(g, z);
     *next = sampler_sample(&e->d, &g->s, z);
     return 0;
 }
@@ -1168,8 +1174,13 @@ static int sample_next(struct gen *g, int idx, llama_token *next)
  * (g->finish says why), or an error. */
 static int take(struct gen *g, llama_token tok)
 {
+    struct cdt_gen_trace *tr = g->p->trace;
     int rc;
 
+    if (tr && tr->n < tr->cap) {
+        tr->tokens[tr->n] = tok;
+        tr->margin[tr->n++] = g->margin;
+    }
     if (!g->p->ignore_eos && llama_vocab_is_eog(llama_model_get_vocab(g->e->model), tok)) {
         g->finish = "stop";
         return 1;
@@ -1210,6 +1221,30 @@ static int plan_draft(struct gen *g, llama_token *draft)
         if (sampler_is_eog(&g->e->d, draft[i]))
             return g->s.ignore_eos ? i : i + 1;
     return k;
+}
+
+/* struct spec_rows over the verification batch's output rows (step). */
+static float *verify_row(void *user_data, int i)
+{
+    struct gen *g = user_data;
+    float *z = llama_get_logits_ith(g->e->ctx, i);
+
+    if (!z) {
+        cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
+                        "llama returned no logits");
+        return NULL;
+    }
+    sampler_prepare(&g->e->d, &g->s, z, g->hist, g->n_hist);
+    trace_margin(g, z);
+    return z;
+}
+
+static int verify_take(void *user_data, int32_t x)
+{
+    struct gen *g = user_data;
+
+    g->r->timings.accepted_tokens++;
+    return take(g, x);
 }
 
 /* Decodes `tok` (and its draft, if any) and picks the tokens that follow. Returns
@@ -1263,18 +1298,10 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     /* Row i holds the distribution after draft[i - 1]: accept draft[i] with its
      * probability there, penalties counting the draft accepted so far. */
     g->r->timings.draft_tokens += nd;
-    for (m = 0; m < nd; m++) {
-        float *z = llama_get_logits_ith(e->ctx, m);
+    {
+        const struct spec_rows rows = {verify_row, verify_take, g};
 
-        sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
-        if (!CDT_TEST_ACCEPT(&e->d, &g->s, z, draft[m], next))
-            break;
-        g->r->timings.accepted_tokens++;
-        rc = take(g, draft[m]);
-        if (rc != 0) {
-            m++;
-            break;
-        }
+        m = spec_verify(&e->d, &g->s, &rows, draft, nd, next, &rc);
     }
     /* The cache keeps the token and the draft that was accepted. */
     if (kv_truncate(e, base + 1 + m) != 0)
@@ -1346,6 +1373,8 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     }
     memcpy(g.hist, toks, sizeof(*toks) * (size_t)n_prompt);
     g.n_hist = n_prompt;
+    if (p->trace)
+        p->trace->n = 0;
     CDT_LOG_D(e->log,
               "generate: %d prompt tokens (%s), max_tokens %d, temperature %.2f, top_p %.2f, "
               "min_p %.2f%s",

@@ -260,6 +260,17 @@ static int32_t argmax(struct dist *e, const float *z)
     return t;
 }
 
+float sampler_margin(struct dist *e, const float *z)
+{
+    int32_t at;
+    float m = max_logit(e, z, &at), second = -INFINITY;
+
+    for (int i = 0; i < e->n_vocab; i++)
+        if (i != at && z[i] > second)
+            second = z[i];
+    return m - second;
+}
+
 bool sampler_is_eog(const struct dist *e, int32_t t)
 {
     for (int i = 0; i < e->n_eog; i++)

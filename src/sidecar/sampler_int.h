@@ -68,6 +68,11 @@ int32_t sampler_sample(struct dist *e, struct sampler *s, float *z);
  * accepted when it is the argmax, else *next is the argmax. */
 bool sampler_accept(struct dist *e, struct sampler *s, float *z, int32_t x, int32_t *next);
 
+/* The highest logit of z minus the second highest (0 when two tokens share the
+ * highest; +inf when only one token is finite): how far greedy's choice is from a
+ * tie. A full pass over the vocabulary, for traced generations (cdt_gen_trace). */
+float sampler_margin(struct dist *e, const float *z);
+
 /* Whether t is one of the vocabulary's end-of-generation tokens (e->eog). */
 bool sampler_is_eog(const struct dist *e, int32_t t);
 

@@ -1,8 +1,18 @@
 /* Prompt-lookup speculative decoding (speculative_int.h): drafts from the text so
- * far and the adaptive draft length. Split out of engine.c; no llama.h here. */
+ * far, their verification, and the adaptive draft length. Split out of engine.c; no
+ * llama.h here: the verification reads its logits through struct spec_rows, so that
+ * a test can script them. */
 #include "speculative_int.h"
 
+#include "codictate/err.h"
+
 #include <string.h>
+
+/* test_speculative.c builds this file into itself and wraps the acceptance rule, to
+ * show that its tests catch a wrong one. */
+#ifndef CDT_TEST_ACCEPT
+#define CDT_TEST_ACCEPT sampler_accept
+#endif
 
 /* Drafts up to k tokens that continue hist[0..n): what followed the most recent
  * earlier occurrence of its last CDT_NGRAM_MAX (down to 1) tokens. Where that runs
@@ -25,6 +35,30 @@ int draft_lookup(const int32_t *hist, int n, int k, int32_t *out)
         }
     }
     return 0;
+}
+
+int spec_verify(struct dist *d, struct sampler *s, const struct spec_rows *src,
+                const int32_t *draft, int nd, int32_t *next, int *rc)
+{
+    int m;
+
+    *rc = 0;
+    for (m = 0; m < nd; m++) {
+        float *z = src->row(src->user_data, m);
+
+        if (!z) {
+            *rc = CDT_EENGINE;
+            break;
+        }
+        if (!CDT_TEST_ACCEPT(d, s, z, draft[m], next))
+            break;
+        *rc = src->take(src->user_data, draft[m]);
+        if (*rc != 0) {
+            m++;
+            break;
+        }
+    }
+    return m;
 }
 
 /* Prior cost of verifying a batch of b tokens, in single-token decodes, until the

@@ -1,7 +1,10 @@
 /* Prompt-lookup speculative decoding (speculative.c), private to src/sidecar: the
- * draft of the next tokens from the text so far, and the adaptive draft length. */
+ * draft of the next tokens from the text so far, its verification, and the adaptive
+ * draft length. */
 #ifndef CDT_SPECULATIVE_INT_H
 #define CDT_SPECULATIVE_INT_H
+
+#include "sampler_int.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +44,31 @@ struct spec {
 /* Drafts up to k tokens that continue hist[0..n) (see speculative.c). Returns the
  * tokens drafted. */
 int draft_lookup(const int32_t *hist, int n, int k, int32_t *out);
+
+/* Where the verification of a draft reads its logits and hands over the tokens it
+ * accepts: engine.c over llama's output rows, test_speculative.c over scripted ones
+ * (no model). */
+struct spec_rows {
+    /* The logits of row i of the verification batch (the position after the token
+     * and draft[0..i)), prepared for sampling (sampler_prepare) with the text so far,
+     * which includes the draft accepted before it. Writable; NULL: no logits (the
+     * verification stops with rc CDT_EENGINE). */
+    float *(*row)(void *user_data, int i);
+    /* Takes accepted drafted token x: 0 to go on, else what ends the step (1: the
+     * generation is over, or an error). */
+    int (*take)(void *user_data, int32_t x);
+    void *user_data;
+};
+
+/* Verifies draft[0..nd) in order: draft[i] is accepted as sampler_accept decides
+ * on row i (greedy: exactly when it is the argmax there, the first of equal logits,
+ * as plain decoding picks), and handed to take. Stops at the first rejection, with
+ * *next the token chosen on that row instead; or when take ends the step, with its
+ * result in *rc (the token it took counted as accepted). Rows after the stop are not
+ * read. Returns the tokens accepted; with none rejected (return nd, *rc 0, *next
+ * unspecified) the token after them comes from row nd, which the caller samples. */
+int spec_verify(struct dist *d, struct sampler *s, const struct spec_rows *src,
+                const int32_t *draft, int nd, int32_t *next, int *rc);
 
 /* Records that one decode of b tokens took ms milliseconds. */
 void spec_time(struct spec_timing *t, int b, double ms);

@@ -115,8 +115,15 @@ check "generate: 200" is "$code" 200
 check "generate: response field" has "$body" '"response":'
 check "generate: chat template used" has "$body" '"prompt_format_mode":"chat_template","prompt_format_fallback":false'
 check "generate: timings" has "$body" '"timings":{"prompt_tokens":'
+# The same request twice from the same state (the prompt cached by the one before,
+# the same batches) gives the same text on any CPU. Not the first request against
+# the second: its prompt was evaluated in one batch, and llama's batched and
+# single-token kernels round differently on some CPUs; nor with speculation, whose
+# draft lengths follow measured decode times (test_engine.c and test_speculative.c
+# compare those runs up to the first near-tie of their logits).
+req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"speculative":false}'
 first=${body%%,\"timings\"*}
-req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"seed":1}'
+req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"speculative":false}'
 check "temperature 0 is deterministic" is "${body%%,\"timings\"*}" "$first"
 req POST /generate '{"prompt":"x","ignore_eos":true,"max_tokens":40,"temperature":0.9}'
 check "max_tokens honoured" is "$(json_num "$body" tokens_generated)" 40
@@ -144,12 +151,14 @@ stream=$(curl -sN -H 'Content-Type: application/json' \
 check "stream: text events" has "$stream" 'data: {"text":'
 check "stream: final event" has "$stream" '"done":true'
 check "stream: every event ends with a blank line" eval '[ "$(printf "%s" "$stream" | grep -c "^data: ")" -ge 2 ]'
+# The field reaches the engine; that the greedy text is plain decoding's (up to
+# the first near-tie of the logits, on any CPU) is test_speculative.c's.
 req POST /generate '{"prompt":"a b a b a b a b a b a b","temperature":0,"max_tokens":40,"ignore_eos":true}'
 check "speculation: timings report drafts" has "$body" '"draft_tokens":'
-spec=${body%%,\"timings\"*}
+check "speculation: on by default, drafts" eval "[ $(json_num "$body" draft_tokens) -gt 0 ]"
 req POST /generate '{"prompt":"a b a b a b a b a b a b","temperature":0,"max_tokens":40,"ignore_eos":true,"speculative":false}'
-check "speculation: off gives the same greedy text" is "${body%%,\"timings\"*}" "$spec"
 check "speculation: off drafts nothing" has "$body" '"draft_tokens":0'
+check "speculation: off, the same length" is "$(json_num "$body" tokens_generated)" 40
 req POST /load "{\"model_path\":\"$model\",\"warmup_prompt\":\"$instr\"}"
 check "warm-up load: 200" is "$code" 200
 req POST /generate "{\"prompt\":\"$instr <transcript>seven eight</transcript>\",\"temperature\":0,\"max_tokens\":4}"
