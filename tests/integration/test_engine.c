@@ -444,6 +444,7 @@ TEST(greedy_is_deterministic)
     CHECK(!a.prompt_format_fallback);
     CHECK(!a.stopped_by_callback);
     CHECK(utf8_valid(a.text, strlen(a.text)));
+    free(b.text);
     /* The first request (the whole prompt in one batch) and one with speculation
      * (the default) agree with them up to the plain run's first near-tie: other
      * batches round differently on some CPUs (gen_trace.h). */
