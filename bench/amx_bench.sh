@@ -128,7 +128,7 @@ bench() {
         echo
         sed 's/^/    /' "$WORK/env.txt"
         echo
-        echo "llama-bench -r 5, Q4_K shapes from mkgguf (--no-partial-utf8), tokens/s mean (sd)."
+        echo "llama-bench -r ${AMX_BENCH_REPS:-5}, Q4_K shapes from mkgguf (--no-partial-utf8), tokens/s mean (sd)."
         echo
         echo "| model | threads | test | stock (AMX unpatched) | off (AMX left out) | patch (AMX patched) | patch / off |"
         echo "|---|---|---|---|---|---|---|"
@@ -142,7 +142,7 @@ bench() {
                     [[ $v == stock ]] && bin=$WORK/stock/bin/llama-bench
                     log "$m t=$t $name $v"
                     # shellcheck disable=SC2086
-                    IFS='|' read -r _ mean sd < <(lb "$bin" "$v" -m "$WORK/models/$m.gguf" -t "$t" $args -r 5 -fa 0)
+                    IFS='|' read -r _ mean sd < <(lb "$bin" "$v" -m "$WORK/models/$m.gguf" -t "$t" $args -r "${AMX_BENCH_REPS:-5}" -fa 0)
                     row+=" $mean${sd:+ ($sd)} |"
                     [[ $v == off ]] && o=$mean
                     [[ $v == patch ]] && p=$mean

@@ -5,7 +5,7 @@
 
 include("${CODICTATE_ENGINES}/share/codictate-engines/versions.cmake")
 set(CODICTATE_ENGINE_SHARE "${CODICTATE_ENGINES}/share/codictate-engines")
-if(NOT CODICTATE_ENGINES_AMX)
+if(NOT DEFINED CODICTATE_ENGINES_AMX OR CODICTATE_ENGINES_AMX STREQUAL "")
   set(CODICTATE_ENGINES_AMX "unknown") # an engine build older than the AMX choice
 endif()
 
