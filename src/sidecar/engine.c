@@ -39,8 +39,8 @@
  * llama's batched and single-token kernels compute the same logits (bit for bit on
  * q8_0 on some CPUs, not on all; within ~0.1 on K-quants, where ggml's matrix
  * kernels differ by batch size): the verifier (spec_verify) accepts exactly the
- * argmax of the verification logits, and two runs agree up to the first near-tie of
- * their logits, which is what the tests hold on any CPU (gen_trace.h).
+ * argmax of the verification logits, and two runs part only at a near-tie of their
+ * logits, which is what the tests hold on any CPU (tests/integration/gen_trace.h).
  *
  * With CODICTATE_DEVICE_SAMPLING=1, greedy requests (refine's) sample in the model's
  * graph instead (dev_sampler_begin): the same end-token mask, repetition penalty and

@@ -6,22 +6,23 @@
  * at another step) choose the same tokens: llama.cpp's batched and single-token
  * kernels round differently on some CPUs (AVX512_BF16/VNNI, AMX, NEON), and the
  * logits of the two differ by a little. It guarantees that both take the argmax of
- * logits computed from the same text. So where the reference run's best logit leads
- * the second by more than the rounding can move them, the other run must choose the
- * same token; at the first position where they are nearly tied (random weights are
- * full of near-ties) the two may part, and after that nothing is comparable.
+ * logits computed from the same text. So two runs may part only at a position where
+ * the reference run's best two logits are nearly tied (random weights are full of
+ * near-ties); until they part they must choose the same tokens, and after that
+ * nothing is comparable. The first near-tie is reported too: agreement up to it is
+ * the weakest form of the guarantee.
  *
  * CDT_NEAR_TIE: the margin under which two logits count as tied. The tiny test
- * model's logits are O(1) (the largest |logit| ~5). Kernels that compute the same
- * q8_0 dot products in another order differ by float rounding, ~1e-6 relative: some
- * 1e-5 on these logits after two layers. 1e-2 (~0.2% of the logit scale) leaves a
- * wide factor over that, and the tiny model still gives ~25 tokens between
- * near-ties on average (20-250 in the tests' prompts), so a verifier that
- * accepts a wrong token, or a cache that holds the wrong keys, is caught before the
- * first one (test_speculative.c shows it for an always-accepting verifier).
- * test_speculative.c's kernel_rounding measures the batched vs single-token
- * difference on the CPU it runs on and requires it under CDT_NEAR_TIE / 2: where
- * that fails, this tolerance is what must change, not the product. */
+ * model's logits are O(1) (the largest |logit| ~5). Measured on an AMD EPYC
+ * (AVX512_BF16/VNNI) over 900-token greedy runs, plain vs speculative: the logits
+ * agree bit for bit for the first 180-600 tokens, then the margins differ by up to
+ * 0.036 (0.016 with an f32 KV cache), at the same positions and by the same amounts
+ * with a verifier that accepts nothing (every step a batch, its draft dropped): the
+ * batch shape, not the verifier. A 16-token batch at the start of the context
+ * agrees bit for bit (kernel_rounding). 0.05 (1% of the logit scale) covers that;
+ * 10-20% of the positions fall under it, so a verifier that accepts a wrong token,
+ * or a cache that holds the wrong keys, almost always parts at a clear lead and is
+ * caught (test_speculative.c shows it for an always-accepting verifier). */
 #ifndef CDT_TEST_GEN_TRACE_H
 #define CDT_TEST_GEN_TRACE_H
 
@@ -30,8 +31,9 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
-#define CDT_NEAR_TIE  1e-2f /* logits closer than this may swap order between kernels */
+#define CDT_NEAR_TIE  5e-2f /* logits closer than this may swap order between kernels */
 #define CDT_TRACE_CAP 4096  /* tokens one trace holds */
 
 struct trace_buf {
@@ -60,24 +62,34 @@ static inline int trace_first_tie(const struct cdt_gen_trace *ref)
     return ref->n;
 }
 
+/* Whether a and b chose the same tokens, all of them. */
+static inline bool trace_same(const struct cdt_gen_trace *a, const struct cdt_gen_trace *b)
+{
+    return a->n == b->n && memcmp(a->tokens, b->tokens, sizeof(*a->tokens) * (size_t)a->n) == 0;
+}
+
 /* Whether `other` chose what greedy `ref` chose, as far as the engine guarantees it:
- * every token before ref's first near-tie, and all of them (the same count) when
- * there is none. Prints where they part and where the tie is. */
+ * the same tokens (and as many) up to where they part, which must be a near-tie of
+ * ref. Prints how far they agree, ref's first near-tie, and where they part. */
 static inline bool trace_agree(const struct cdt_gen_trace *ref, const struct cdt_gen_trace *other,
                                const char *what)
 {
     int tie = trace_first_tie(ref), same = 0, n = ref->n < other->n ? ref->n : other->n;
-    bool ok;
+    bool parted, ok;
 
     while (same < n && ref->tokens[same] == other->tokens[same])
         same++;
-    ok = tie < ref->n ? same >= tie : same == ref->n && other->n == ref->n;
-    if (tie < ref->n)
-        fprintf(stderr, "  %s: agree up to token %d of %d; first near-tie at %d (margin %.2g)%s\n",
-                what, same, ref->n, tie, (double)ref->margin[tie], ok ? "" : ": PARTED BEFORE IT");
+    parted = same < ref->n || other->n != ref->n;
+    ok = !parted || (same < ref->n && !(ref->margin[same] >= CDT_NEAR_TIE));
+    fprintf(stderr, "  %s: agree up to token %d of %d; first near-tie at %d", what, same, ref->n,
+            tie);
+    if (!parted)
+        fprintf(stderr, "\n");
+    else if (same < ref->n)
+        fprintf(stderr, "; parted at a margin of %.2g%s\n", (double)ref->margin[same],
+                ok ? " (a near-tie)" : ": NOT A NEAR-TIE");
     else
-        fprintf(stderr, "  %s: agree up to token %d of %d; no near-tie%s\n", what, same, ref->n,
-                ok ? "" : ": PARTED");
+        fprintf(stderr, "; the other run went on: NOT A NEAR-TIE\n");
     return ok;
 }
 

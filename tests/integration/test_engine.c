@@ -446,7 +446,7 @@ TEST(greedy_is_deterministic)
     CHECK(utf8_valid(a.text, strlen(a.text)));
     free(b.text);
     /* The first request (the whole prompt in one batch) and one with speculation
-     * (the default) agree with them up to the plain run's first near-tie: other
+     * (the default) agree with them until they part at a near-tie of the plain run: other
      * batches round differently on some CPUs (gen_trace.h). */
     CHECK(trace_agree(&tw.t, &ta.t, "cached prompt vs cold"));
     {
@@ -541,8 +541,8 @@ TEST(device_sampling_same_tokens)
 
     /* Stopped by on_text while the next token was being decoded ahead: the prefix
      * cache stays consistent for the next request. That one starts from the cached
-     * prompt, where pass 0 evaluated it in one batch: the same tokens up to the
-     * first near-tie (gen_trace.h). */
+     * prompt, where pass 0 evaluated it in one batch: the same tokens until they
+     * part at a near-tie (gen_trace.h). */
     for (int i = 0; i < 2; i++) {
         struct collect col;
 
@@ -586,7 +586,7 @@ TEST(device_sampling_same_tokens)
     p.max_tokens = cases[0].max_tokens;
     for (int spec = 0; spec < 2; spec++) {
         /* Speculation verifies drafts over the logits: the same greedy tokens, up
-         * to the first near-tie (from the cached prompt, in other batches). */
+         * to where they part at a near-tie (from the cached prompt, in other batches). */
         p.speculative = spec;
         p.trace = trace_on(&tr);
         if (be->ops->generate(be, &p, &r) != 0) {
@@ -611,7 +611,7 @@ out:
  * request twice from the same state (the prompt cached, the capacity shrunk back at
  * the start) grows at the same step and gives the same text on any CPU. Greedy
  * output with speculation (which grows it at other steps, in other batches) and from
- * the cached prompt agrees with the cold plain run up to its first near-tie
+ * the cached prompt agrees with the cold plain run until they part at a near-tie
  * (gen_trace.h: batch shapes round differently on some CPUs). */
 TEST(kv_grows)
 {

@@ -120,7 +120,7 @@ check "generate: timings" has "$body" '"timings":{"prompt_tokens":'
 # the second: its prompt was evaluated in one batch, and llama's batched and
 # single-token kernels round differently on some CPUs; nor with speculation, whose
 # draft lengths follow measured decode times (test_engine.c and test_speculative.c
-# compare those runs up to the first near-tie of their logits).
+# compare those runs, which may part only at a near-tie of their logits).
 req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"speculative":false}'
 first=${body%%,\"timings\"*}
 req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"speculative":false}'
@@ -152,7 +152,7 @@ check "stream: text events" has "$stream" 'data: {"text":'
 check "stream: final event" has "$stream" '"done":true'
 check "stream: every event ends with a blank line" eval '[ "$(printf "%s" "$stream" | grep -c "^data: ")" -ge 2 ]'
 # The field reaches the engine; that the greedy text is plain decoding's (up to
-# the first near-tie of the logits, on any CPU) is test_speculative.c's.
+# a near-tie of the logits, on any CPU) is test_speculative.c's.
 req POST /generate '{"prompt":"a b a b a b a b a b a b","temperature":0,"max_tokens":40,"ignore_eos":true}'
 check "speculation: timings report drafts" has "$body" '"draft_tokens":'
 check "speculation: on by default, drafts" eval "[ $(json_num "$body" draft_tokens) -gt 0 ]"
