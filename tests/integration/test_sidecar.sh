@@ -10,7 +10,7 @@ mkdir -p "$work"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do kill_pid -9 "$p" 2>/dev/null; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -66,7 +66,7 @@ check "taken port: exit 1" eval "wait $pid; [ \$? -eq 1 ]"
 check "taken port: message" has "$(cat "$tmp/taken.err")" "no free port in $main_port-$main_port"
 start_sidecar next --port-range "$main_port-$((main_port + 20))"
 check "range: takes the next free port" eval "[ '$port' -gt '$main_port' ]"
-kill -TERM "$pid"
+kill_pid -TERM "$pid"
 wait "$pid"
 port=$main_port pid=$main_pid
 
@@ -187,7 +187,7 @@ check "unload again" is "$body" '{"status":"no_model_loaded","model_loaded":fals
 
 # --- SIGTERM ---
 t0=$(date +%s%N)
-kill -TERM "$pid"
+kill_pid -TERM "$pid"
 wait "$pid"
 rc=$?
 t1=$(date +%s%N)
@@ -225,7 +225,7 @@ curl -s -o /dev/null -H 'Content-Type: application/json' \
 bg2=$!
 sleep 0.3
 t0=$(date +%s%N)
-kill -TERM "$pid"
+kill_pid -TERM "$pid"
 wait "$pid"
 rc=$?
 t1=$(date +%s%N)
@@ -241,7 +241,7 @@ req GET /status '' -H 'Authorization: Bearer abc123'
 check "token: 200 with" is "$code" 200
 req GET /health
 check "token: /health is open" is "$code" 200
-kill -TERM "$pid"
+kill_pid -TERM "$pid"
 wait "$pid"
 
 # --- --model loads at start ---
@@ -252,7 +252,7 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 check "--model loads at start" has "$body" '"model_loaded":true'
-kill -TERM "$pid"
+kill_pid -TERM "$pid"
 wait "$pid"
 
 check "usage error: exit 2" eval '"$bin" sidecar --port abc >/dev/null 2>&1; [ $? -eq 2 ]'
