@@ -155,19 +155,23 @@ bench() {
     cat "$RES/amx.md"
 }
 
-tests() {
+tests() { # tests [VARIANT...] (default: off patch); full logs in $OUT/tests-V.log
     local v
     sys_env
-    for v in off patch; do
+    mkdir -p "$RES"
+    for v in "${@:-off patch}"; do
+        [[ -x $WORK/build-$v/bin/codictate ]] || continue
         log "integration tests, $v build"
-        (cd "$WORK/build-$v" && ctest --timeout 300 -R 'models_generate|integration_(llama_link|engine|speculative|sidecar|manager)$|unit_util|e2e_cli' \
-            2>&1 | tail -n 15) | tee "$RES/tests-$v.txt"
+        (cd "$WORK/build-$v" && ctest -V --timeout 300 \
+            -R 'models_generate|integration_(llama_link|engine|speculative|sidecar|manager|models)$|unit_util|e2e_cli' \
+            >"$RES/tests-$v.log" 2>&1) || true
+        grep -E '(Test +#|tests passed|near-tie|differ by|FAIL|failed:)' "$RES/tests-$v.log" | tail -n 40
     done
 }
 
 case ${1:-} in
 build) build ;;
 bench) bench ;;
-tests) tests ;;
+tests) shift; tests "$@" ;;
 *) echo "usage: bench/amx_bench.sh build|bench|tests (see the header)" >&2; exit 2 ;;
 esac
