@@ -156,10 +156,11 @@ bench() {
 }
 
 tests() { # tests [VARIANT...] (default: off patch); full logs in $OUT/tests-V.log
-    local v
+    local v vs=("$@")
+    ((${#vs[@]})) || vs=(off patch)
     sys_env
     mkdir -p "$RES"
-    for v in "${@:-off patch}"; do
+    for v in "${vs[@]}"; do
         [[ -x $WORK/build-$v/bin/codictate ]] || continue
         log "integration tests, $v build"
         (cd "$WORK/build-$v" && ctest -V --timeout 300 \
