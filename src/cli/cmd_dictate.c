@@ -21,6 +21,7 @@
 #include "codictate/refine.h"
 #include "codictate/sysinfo.h"
 #include "codictate/transcribe.h"
+#include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -128,14 +129,6 @@ struct dictation {
     bool tty_in, tty_err, raw_mode;
     struct termios saved_tio;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- background preload ---- */
 
@@ -311,7 +304,7 @@ static int record(struct dictation *d, float **samples, size_t *n, enum rec_end 
         fprintf(stderr, "codictate dictate: cannot record: %s\n", err);
         return CDT_EXIT_FAIL;
     }
-    t0 = now_ms();
+    t0 = cdt_now_ms();
     start_preload(d);
 
     memset(&sa_cancel, 0, sizeof(sa_cancel));
@@ -380,7 +373,7 @@ static int record(struct dictation *d, float **samples, size_t *n, enum rec_end 
         fprintf(stderr, "\r\033[K");
 
     rc = cdt_capture_stop(cap, samples, n);
-    *rec_ms = now_ms() - t0;
+    *rec_ms = cdt_now_ms() - t0;
     if (rc != 0 && *end != REC_BROKEN) {
         *end = REC_BROKEN;
         snprintf(err, sizeof(err), "%s", cdt_strerror(rc));
@@ -657,7 +650,7 @@ static int run(struct dictation *d)
         if (rc != CDT_EXIT_OK)
             return rc;
     }
-    t_stop = now_ms();
+    t_stop = cdt_now_ms();
 
     /* 2. Keep it: the WAV and a "recorded" entry, before anything can fail. */
     r.e.source = d->retry_last ? retry_source : d->input ? "file" : "microphone";
@@ -695,9 +688,9 @@ static int run(struct dictation *d)
     /* 3. Transcribe (the model has been loading since the recording started). */
     if (d->tty_err)
         fprintf(stderr, "transcribing...");
-    t1 = now_ms();
+    t1 = cdt_now_ms();
     join_whisper(d);
-    wait_ms = now_ms() - t1;
+    wait_ms = cdt_now_ms() - t1;
     if (d->whisper_rc != 0) {
         if (d->tty_err)
             fprintf(stderr, "\r\033[K");
@@ -736,7 +729,7 @@ static int run(struct dictation *d)
     r.e.refined = have_res ? res.refined : tr.text;
     r.e.fallback_reason = have_res ? res.fallback_reason : NULL;
     r.e.model = have_res ? res.model : NULL;
-    after_ms = now_ms() - t_stop; /* Enter → text: what the user waits for */
+    after_ms = cdt_now_ms() - t_stop; /* Enter → text: what the user waits for */
     tj = timings_json(rec_ms, wait_ms, &tr, have_res ? &res : NULL, after_ms);
     r.e.timings_json = tj;
 

@@ -6,6 +6,7 @@
 #include "codictate/limits.h"
 #include "codictate/models.h"
 #include "codictate/sysinfo.h"
+#include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -40,7 +41,7 @@ struct ctx {
     struct cdt_models *models;
     bool json;
     bool tty;
-    struct timespec last_line;
+    double last_line_s; /* when the last progress line was printed, cdt_now_ms() / 1e3 */
     int last_pct;
 };
 
@@ -204,14 +205,6 @@ static int cmd_info(struct ctx *c, const struct cdt_catalog_model *cm)
     return CDT_EXIT_OK;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void on_event(const struct cdt_models_event *ev, void *ud)
 {
     struct ctx *c = ud;
@@ -237,9 +230,9 @@ static void on_event(const struct cdt_models_event *ev, void *ud)
         fprintf(stderr, "\r[%s] %5.1f%%  %s / %s  %s/s  ETA %s%ld:%02ld  %s\033[K", bar, pct, done,
                 total, speed, eta < 0 ? "?" : "", eta < 0 ? 0 : eta / 60, eta < 0 ? 0 : eta % 60,
                 ev->progress->file);
-    } else if ((int)pct / 10 != c->last_pct / 10 || mono_s() - c->last_line.tv_sec > 5) {
+    } else if ((int)pct / 10 != c->last_pct / 10 || cdt_now_ms() / 1e3 - c->last_line_s > 5) {
         c->last_pct = (int)pct;
-        c->last_line.tv_sec = (time_t)mono_s();
+        c->last_line_s = cdt_now_ms() / 1e3;
         fprintf(stderr, "%5.1f%%  %s / %s  %s/s  %s\n", pct, done, total, speed,
                 ev->progress->file);
     }

@@ -15,6 +15,7 @@
 
 #include "codictate/audio.h"
 #include "codictate/log.h"
+#include "codictate/util.h"
 
 #include <pulse/error.h>
 #include <pulse/simple.h>
@@ -355,10 +356,7 @@ static void halt_locked(struct cdt_capture *c)
     if (c->thread_owned)
         return;
     c->stop = true;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)CDT_CAPTURE_STOP_WAIT_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    until = cdt_ms_to_timespec(cdt_now_ms() + CDT_CAPTURE_STOP_WAIT_MS);
     while (!c->done)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT)
             break;

@@ -18,6 +18,7 @@
 #include "codictate/hfcache.h"
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
+#include "codictate/util.h"
 #include "hfcache_int.h"
 #include "hubproto.h"
 
@@ -127,14 +128,6 @@ static void setfail(struct job *j, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(j->last_fail, sizeof(j->last_fail), fmt, ap);
     va_end(ap);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 const char *cdt_human_bytes(uint64_t bytes, char *buf, size_t cap)
@@ -364,7 +357,7 @@ static void emit(struct job *j, enum cdt_download_phase phase, uint64_t done, ui
 {
     struct cdt_download *d = j->d;
     struct cdt_download_progress pr = {0};
-    double t = now_s();
+    double t = (cdt_now_ms() / 1e3);
 
     if (!d->p.progress)
         return;
@@ -411,7 +404,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
     size_t len = size * nitems;
     char line[CDT_DL_MAX_HEADER + 1];
 
-    j->last_byte = now_s();
+    j->last_byte = (cdt_now_ms() / 1e3);
     r->header_bytes += len;
     if (len > CDT_DL_MAX_HEADER || r->header_bytes > CDT_DL_MAX_HEADERS) {
         r->overflow = true;
@@ -522,7 +515,7 @@ static size_t on_body(char *buf, size_t size, size_t nitems, void *ud)
     struct job *j = ud;
     size_t len = size * nitems, off = 0;
 
-    j->last_byte = now_s();
+    j->last_byte = (cdt_now_ms() / 1e3);
     if (!j->is_get)
         return len;
     if (!j->body_checked) {
@@ -578,7 +571,7 @@ static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
      * averages its speed over several seconds, so a burst followed by silence
      * would go unnoticed for that much longer. libcurl calls this at least about
      * once a second even when nothing arrives. */
-    if (now_s() - j->last_byte >= j->d->p.stall_timeout_s) {
+    if ((cdt_now_ms() / 1e3) - j->last_byte >= j->d->p.stall_timeout_s) {
         j->stalled = true;
         return 1;
     }
@@ -606,7 +599,7 @@ static CURLcode request(struct job *j, const char *url, bool head)
     j->discarded = 0;
     j->write_err = 0;
     j->curl_err[0] = '\0';
-    j->last_byte = now_s();
+    j->last_byte = (cdt_now_ms() / 1e3);
     j->stalled = false;
 
     curl_easy_setopt(c, CURLOPT_URL, url);

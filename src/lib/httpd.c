@@ -6,6 +6,7 @@
  * before any handler sees the request. */
 #include "codictate/httpd.h"
 #include "codictate/log.h"
+#include "codictate/util.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -51,7 +52,7 @@ struct cdt_http_req {
     bool too_big;
     bool replied;
     int status;
-    struct timespec t0;
+    double t0_ms; /* cdt_now_ms() when the request arrived */
     const char *hdr_name[CDT_HTTP_MAX_EXTRA_HDR];
     char *hdr_value[CDT_HTTP_MAX_EXTRA_HDR];
     int n_hdr;
@@ -70,14 +71,6 @@ struct cdt_httpd_params cdt_httpd_default_params(void)
 
     memset(&p, 0, sizeof(p));
     return p;
-}
-
-static double ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 /* ---- host and origin rules ---- */
@@ -383,7 +376,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->h = h;
         req->conn = conn;
         req->method = method;
-        clock_gettime(CLOCK_MONOTONIC, &req->t0);
+        req->t0_ms = cdt_now_ms();
         snprintf(req->path, sizeof(req->path), "%s", url ? url : "/");
         req->path[strcspn(req->path, "?#")] = '\0';
         *con_cls = req;
@@ -443,7 +436,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!req)
         return;
-    CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", req->method, req->path, req->status, ms_since(&req->t0),
+    CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", req->method, req->path, req->status,
+              cdt_now_ms() - req->t0_ms,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     for (int i = 0; i < req->n_hdr; i++)
         free(req->hdr_value[i]);

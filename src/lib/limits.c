@@ -1,5 +1,6 @@
 /* RAM tiers (seed values; see limits.h). One table, indexed by tier. */
 #include "codictate/limits.h"
+#include "codictate/util.h"
 
 #include <string.h>
 #include <time.h>
@@ -70,11 +71,8 @@ int cdt_limits_tier_from_name(const char *name, enum cdt_ram_tier *tier)
 
 static double monotonic_s(void *user_data)
 {
-    struct timespec ts;
-
     (void)user_data;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return cdt_now_ms() / 1e3;
 }
 
 void cdt_rec_timer_init(struct cdt_rec_timer *t, double limit_s, cdt_clock_fn clock,

@@ -61,9 +61,9 @@ struct cdt_manager {
     char token[33];
     char loaded[CDT_MGR_PATH_MAX]; /* "" when none */
     int busy;                      /* generations in flight */
-    struct timespec last_use;
-    char exited[64]; /* how the sidecar ended, noticed under the lock and not yet
-                      * emitted ("" when nothing is pending) */
+    double last_use;               /* cdt_now_ms() of the last request */
+    char exited[64];               /* how the sidecar ended, noticed under the lock and not yet
+                                    * emitted ("" when nothing is pending) */
 };
 
 struct cdt_manager_params cdt_manager_default_params(void)
@@ -82,11 +82,6 @@ static void emit(struct cdt_manager *m, enum cdt_manager_event_type type, const 
 
     if (m->on_event)
         m->on_event(&ev, m->user_data);
-}
-
-static double ms_between(const struct timespec *a, const struct timespec *b)
-{
-    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
 static void sleep_ms(int ms)
@@ -258,7 +253,7 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     const char *argv[12];
     int fds[2], life[2], argc = 0, port = 0, st;
     size_t len = 0;
-    struct timespec t0, t1;
+    double t0;
     pid_t pid;
 
     pthread_mutex_lock(&m->lock);
@@ -301,7 +296,7 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         snprintf(errmsg, errcap, "pipe: %s", strerror(errno));
         return CDT_EIO;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = cdt_now_ms();
     pid = fork();
     if (pid < 0) {
         close(fds[0]);
@@ -341,8 +336,7 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         int left;
         ssize_t n;
 
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        left = m->start_timeout_ms - (int)ms_between(&t0, &t1);
+        left = m->start_timeout_ms - (int)(cdt_now_ms() - t0);
         if (left <= 0 || poll(&pfd, 1, left) <= 0)
             break;
         n = read(fds[0], line + len, sizeof(line) - 1 - len);
@@ -373,8 +367,7 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         free(r.body);
         if (rc == 0 && status == 200)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (ms_between(&t0, &t1) > m->start_timeout_ms) {
+        if (cdt_now_ms() - t0 > m->start_timeout_ms) {
             snprintf(errmsg, errcap, "the sidecar did not become healthy within %d ms",
                      m->start_timeout_ms);
             stop_pid(pid, true);
@@ -388,9 +381,8 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     m->loaded[0] = '\0';
     pthread_mutex_unlock(&m->lock);
     write_pidfile(m);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     CDT_LOG_I(m->log, "sidecar pid %d on port %d, ready in %.0f ms", (int)pid, port,
-              ms_between(&t0, &t1));
+              cdt_now_ms() - t0);
     emit(m, CDT_MGR_SIDECAR_STARTED, NULL, NULL);
     return 0;
 }
@@ -459,7 +451,7 @@ static int load_op(struct cdt_manager *m, const char *path, const char *warmup, 
 
 static void touch(struct cdt_manager *m)
 {
-    clock_gettime(CLOCK_MONOTONIC, &m->last_use);
+    m->last_use = cdt_now_ms();
     pthread_cond_broadcast(&m->cv);
 }
 
@@ -592,29 +584,27 @@ static void *idle_main(void *arg)
 
     pthread_mutex_lock(&m->lock);
     while (!m->quit) {
-        struct timespec now, deadline;
+        double deadline; /* ms, cdt_now_ms() clock */
         bool armed = m->loaded[0] && m->busy == 0 && m->idle_timeout_s > 0;
 
         if (!armed) {
             pthread_cond_wait(&m->cv, &m->lock);
             continue;
         }
-        deadline = m->last_use;
-        deadline.tv_sec += m->idle_timeout_s;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (ms_between(&now, &deadline) > 0) {
-            pthread_cond_timedwait(&m->cv, &m->lock, &deadline);
+        deadline = m->last_use + m->idle_timeout_s * 1e3;
+        if (cdt_now_ms() < deadline) {
+            struct timespec at = cdt_ms_to_timespec(deadline);
+
+            pthread_cond_timedwait(&m->cv, &m->lock, &at);
             continue;
         }
         /* Idle long enough: unload under op, re-checking after taking it. */
         pthread_mutex_unlock(&m->lock);
         pthread_mutex_lock(&m->op);
         pthread_mutex_lock(&m->lock);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        deadline = m->last_use;
-        deadline.tv_sec += m->idle_timeout_s;
+        deadline = m->last_use + m->idle_timeout_s * 1e3;
         armed = m->loaded[0] && m->busy == 0 && m->idle_timeout_s > 0 && !m->quit &&
-                ms_between(&now, &deadline) <= 0;
+                cdt_now_ms() >= deadline;
         pthread_mutex_unlock(&m->lock);
         if (armed)
             unload_op(m, "idle");
@@ -701,7 +691,7 @@ int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&m->cv, &ca);
     pthread_condattr_destroy(&ca);
-    clock_gettime(CLOCK_MONOTONIC, &m->last_use);
+    m->last_use = cdt_now_ms();
     reap_orphans(m);
     if (pthread_create(&m->idle_thread, NULL, idle_main, m) == 0)
         m->idle_started = true;

@@ -9,6 +9,7 @@
 #include "codictate/log.h"
 #include "codictate/prompts.h"
 #include "codictate/text.h"
+#include "codictate/util.h"
 #include "refine_int.h"
 
 #include <stdarg.h>
@@ -33,14 +34,6 @@ struct cdt_refine_params cdt_refine_default_params(void)
     p.provider = CDT_REFINE_LOCAL;
     p.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
     return p;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static char lower(char c)
@@ -798,7 +791,7 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
     char *instr = cdt_refine_instructions(p->instructions);
     char *block = cdt_refine_transcript_block(out->cleaned);
     char *prompt = NULL, err[CDT_REFINE_REASON_MAX] = "";
-    double t0 = now_ms();
+    double t0 = cdt_now_ms();
     int rc;
 
     memset(&reply, 0, sizeof(reply));
@@ -822,7 +815,7 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
         rc = cdt__refine_local(p, &req, &reply, &out->model, err, sizeof(err));
         break;
     }
-    out->timings.llm_ms = now_ms() - t0;
+    out->timings.llm_ms = cdt_now_ms() - t0;
     out->timings.prompt_tokens = reply.prompt_tokens;
     out->timings.generated_tokens = reply.generated_tokens;
     free(instr);
@@ -851,7 +844,7 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
 int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
                    struct cdt_refine_result *out)
 {
-    double t0 = now_ms(), t1;
+    double t0 = cdt_now_ms(), t1;
     int rc = 0;
 
     if (!out)
@@ -869,13 +862,13 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
         out->refined = strdup(text);
         if (!out->cleaned || !out->refined || set_reason(out, "empty transcript") != 0)
             goto oom;
-        out->timings.total_ms = now_ms() - t0;
+        out->timings.total_ms = cdt_now_ms() - t0;
         return 0;
     }
     rc = cdt_cleanup_text(text, &out->cleaned);
     if (rc != 0)
         goto fail;
-    t1 = now_ms();
+    t1 = cdt_now_ms();
     out->timings.deterministic_ms = t1 - t0;
     CDT_LOG_D(p->log, "refine: deterministic pass: %s", out->cleaned);
     if (!out->cleaned[0])
@@ -892,7 +885,7 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
     if (out->fallback_reason)
         CDT_LOG_I(p->log, "refine (%s): delivering the deterministic text: %s",
                   provider_name(p->provider), out->fallback_reason);
-    out->timings.total_ms = now_ms() - t0;
+    out->timings.total_ms = cdt_now_ms() - t0;
     return 0;
 oom:
     rc = CDT_ENOMEM;

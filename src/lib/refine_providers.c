@@ -18,6 +18,7 @@
 #include "codictate/manager.h"
 #include "codictate/models.h"
 #include "codictate/sysinfo.h"
+#include "codictate/util.h"
 #include "err_int.h"
 #include "refine_int.h"
 
@@ -297,14 +298,6 @@ static int http(const char *url, const char *key, const char *body, long timeout
     return rc;
 }
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* The OpenAI error message of a body, or the start of the body. */
 static void error_of(const char *body, char *out, size_t cap)
 {
@@ -402,7 +395,7 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
 {
     char base[CDT_REFINE_URL_MAX], url[CDT_REFINE_URL_MAX + 32], err[512];
     const char *given = p->base_url && *p->base_url ? p->base_url : CDT_REFINE_DEFAULT_URL;
-    double t0 = mono_ms();
+    double t0 = cdt_now_ms();
     bool local;
     long left;
     struct http r;
@@ -432,7 +425,7 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     if (!body)
         return CDT_ENOMEM;
     snprintf(url, sizeof(url), "%s/chat/completions", base);
-    left = req->timeout_ms - (long)(mono_ms() - t0);
+    left = req->timeout_ms - (long)(cdt_now_ms() - t0);
     CDT_LOG_I(p->log, "refine: %s (model %s), deadline %ld ms", url, *model, req->timeout_ms);
     rc = left <= 0 ? cdt__errmsg_set(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms",
                                      req->timeout_ms)

@@ -19,6 +19,7 @@
 #include "err_int.h"
 
 #include "codictate/sysinfo.h"
+#include "codictate/util.h"
 
 #include <whisper.h>
 
@@ -65,14 +66,6 @@ struct run {
     bool in_encode;
     int last_percent;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- model file checks ---- */
 
@@ -357,7 +350,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
     struct whisper_context_params cp = whisper_context_default_params();
     struct cdt_transcribe *t;
     const char *lang;
-    double t0 = now_ms();
+    double t0 = cdt_now_ms();
     int rc;
 
     if (errmsg && errcap)
@@ -441,7 +434,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
         lang = "en";
     }
     snprintf(t->language, sizeof(t->language), "%s", lang);
-    t->load_ms = now_ms() - t0;
+    t->load_ms = cdt_now_ms() - t0;
     CDT_LOG_I(t->log, "whisper model loaded in %.0f ms (%s, language %s, VAD %s, %d threads)",
               t->load_ms, t->multilingual ? "multilingual" : "English-only", t->language,
               t->vad_model_path ? "on" : "off", t->n_threads);
@@ -563,7 +556,7 @@ static void on_progress(struct whisper_context *ctx, struct whisper_state *state
     (void)ctx;
     (void)state;
     if (r->prepare_ms < 0)
-        r->prepare_ms = now_ms() - r->t0;
+        r->prepare_ms = cdt_now_ms() - r->t0;
     if (progress < 0)
         progress = 0;
     if (progress > 100)
@@ -581,7 +574,7 @@ static bool on_encoder_begin(struct whisper_context *ctx, struct whisper_state *
 
     (void)ctx;
     (void)state;
-    r->enc_start = now_ms();
+    r->enc_start = cdt_now_ms();
     r->in_encode = true;
     return atomic_load(&r->t->cancel) == 0;
 }
@@ -598,7 +591,7 @@ static void on_logits(struct whisper_context *ctx, struct whisper_state *state,
     (void)n_tokens;
     (void)logits;
     if (r->in_encode) {
-        r->encode_ms += now_ms() - r->enc_start;
+        r->encode_ms += cdt_now_ms() - r->enc_start;
         r->in_encode = false;
     }
 }
@@ -662,9 +655,9 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
             fp.vad_params.threshold = t->vad_threshold;
     }
 
-    r.t0 = now_ms();
+    r.t0 = cdt_now_ms();
     rc = n ? whisper_full(t->ctx, fp, samples, (int)n) : 0;
-    total = now_ms() - r.t0;
+    total = cdt_now_ms() - r.t0;
     if (atomic_load(&t->cancel))
         return fail(t, CDT_ECANCELED, "transcription of %s canceled", what);
     if (rc != 0)
@@ -741,7 +734,7 @@ static int transcribe(struct cdt_transcribe *t, const float *samples, size_t n, 
     } else {
         out->timings.load_ms = t->load_ms;
         out->timings.audio_ms = audio_ms;
-        out->timings.total_ms = now_ms() - t_start;
+        out->timings.total_ms = cdt_now_ms() - t_start;
         t->errmsg[0] = '\0';
     }
     atomic_store(&t->cancel, 0);
@@ -751,7 +744,7 @@ static int transcribe(struct cdt_transcribe *t, const float *samples, size_t n, 
 int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_t n,
                            struct cdt_transcript *out)
 {
-    double t0 = now_ms();
+    double t0 = cdt_now_ms();
     int rc;
 
     if (!t || !out)
@@ -772,7 +765,7 @@ int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_
 int cdt_transcribe_file(struct cdt_transcribe *t, const char *path, struct cdt_transcript *out)
 {
     struct cdt_audio a;
-    double t0 = now_ms(), audio_ms;
+    double t0 = cdt_now_ms(), audio_ms;
     int rc;
 
     if (!t || !out)
@@ -788,7 +781,7 @@ int cdt_transcribe_file(struct cdt_transcribe *t, const char *path, struct cdt_t
         atomic_store(&t->cancel, 0);
         return rc;
     }
-    audio_ms = now_ms() - t0;
+    audio_ms = cdt_now_ms() - t0;
     CDT_LOG_I(t->log, "%s: %.1f s of audio (%d Hz, %d channels) decoded in %.0f ms", path,
               cdt_audio_duration(&a), a.source_rate, a.source_channels, audio_ms);
     rc = transcribe(t, a.samples, a.n_samples, path, out, audio_ms, t0);

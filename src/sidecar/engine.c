@@ -58,6 +58,7 @@
 #include "codictate/limits.h"
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
+#include "codictate/util.h"
 #include "model_files_int.h"
 #include "sampler_int.h"
 #include "speculative_int.h"
@@ -132,14 +133,6 @@ struct engine {
 static struct engine *engine_of(struct cdt_backend *be)
 {
     return (struct engine *)be;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* Copies src into dst[cap], cut at a character boundary when too long. */
@@ -429,7 +422,7 @@ static int ctx_fit(struct engine *e, int need)
 {
     struct llama_context_params cp = e->cp;
     struct llama_context *c;
-    double t0 = now_ms();
+    double t0 = cdt_now_ms();
     uint8_t *state = NULL;
     size_t size = 0;
     int want, ubatch;
@@ -470,7 +463,7 @@ static int ctx_fit(struct engine *e, int need)
     e->cp = cp;
     e->n_batch = (int)cp.n_batch;
     CDT_LOG_D(e->log, "KV capacity %d -> %d tokens (%d kept) in %.1f ms", e->n_cap, want, e->n_kv,
-              now_ms() - t0);
+              cdt_now_ms() - t0);
     e->n_cap = want;
     if (state && llama_state_seq_set_data(e->ctx, state, size, 0) != size)
         kv_reset(e);
@@ -697,7 +690,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     struct llama_model_params mp = llama_model_default_params();
     struct llama_context_params cp = llama_context_default_params();
     const char *tmpl, *base;
-    double t0 = now_ms();
+    double t0 = cdt_now_ms();
     int rc, n_train, want, ubatch;
     bool dev_sampling;
 
@@ -816,7 +809,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     if (dev_sampling)
         dev_sampler_check(e);
     CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads%s) in %.0f ms", info->path, info->desc,
-              e->n_ctx, e->n_threads, e->gpu ? ", GPU" : "", now_ms() - t0);
+              e->n_ctx, e->n_threads, e->gpu ? ", GPU" : "", cdt_now_ms() - t0);
     return 0;
 }
 
@@ -994,14 +987,6 @@ static int tokenize(const struct llama_vocab *vocab, const char *text, size_t le
 
 /* ---- generate ---------------------------------------------------------------- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static bool canceled(const struct cdt_gen_params *p)
 {
     return p && p->should_cancel && p->should_cancel(p->user_data) != 0;
@@ -1009,7 +994,7 @@ static bool canceled(const struct cdt_gen_params *p)
 
 static bool past_deadline(const struct cdt_gen_params *p)
 {
-    return p && p->deadline_ns > 0 && now_ns() >= p->deadline_ns;
+    return p && p->deadline_ns > 0 && cdt_now_ns() >= p->deadline_ns;
 }
 
 /* Watches a prompt evaluation from inside llama_decode (its abort callback, called
@@ -1017,7 +1002,7 @@ static bool past_deadline(const struct cdt_gen_params *p)
  * most every CDT_POLL_MS. */
 struct watch {
     const struct cdt_gen_params *p; /* NULL: nothing to watch */
-    double next_poll;               /* ms, now_ms() clock */
+    double next_poll;               /* ms, cdt_now_ms() clock */
     int why;                        /* once fired: CDT_ETIMEOUT or CDT_ECANCELED */
 };
 
@@ -1032,7 +1017,7 @@ static bool watch_abort(void *data)
         w->why = CDT_ETIMEOUT;
         return true;
     }
-    if (w->p && w->p->should_cancel && (t = now_ms()) >= w->next_poll) {
+    if (w->p && w->p->should_cancel && (t = cdt_now_ms()) >= w->next_poll) {
         w->next_poll = t + CDT_POLL_MS;
         if (canceled(w->p)) {
             w->why = CDT_ECANCELED;
@@ -1064,7 +1049,7 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
             rc = CDT_ETIMEOUT;
             break;
         }
-        w.next_poll = now_ms() + CDT_POLL_MS;
+        w.next_poll = cdt_now_ms() + CDT_POLL_MS;
         dr = llama_decode(e->ctx, llama_batch_get_one((llama_token *)toks + e->n_kv, k));
         if (dr != 0) {
             rc = w.why ? w.why : CDT_EENGINE;
@@ -1277,11 +1262,11 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         b->seq_id[i][0] = 0;
         b->logits[i] = nd > 0 || i == nd;
     }
-    t0 = now_ms();
+    t0 = cdt_now_ms();
     dr = llama_decode(e->ctx, *b);
     if (dr == 0) {
         llama_synchronize(e->ctx);
-        spec_time(&e->vt, nd + 1, now_ms() - t0);
+        spec_time(&e->vt, nd + 1, cdt_now_ms() - t0);
     }
     if (dr != 0) {
         kv_reset(e);
@@ -1381,7 +1366,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
               n_prompt, r->prompt_format_mode, g.max_tokens, (double)g.s.temp, (double)g.s.top_p,
               (double)g.s.min_p, p->speculative ? ", speculative" : "");
 
-    t_prompt = now_ms();
+    t_prompt = cdt_now_ms();
     n_cached = kv_keep_prefix(e, toks, n_prompt, 1);
     rc = ctx_fit(e, n_prompt + (g.max_tokens < CDT_KV_RESERVE ? g.max_tokens : CDT_KV_RESERVE));
     if (rc != 0) {
@@ -1396,7 +1381,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     g.dev_sampling = dev_sampler_begin(e, &g.s, !g.spec.on, toks, n_prompt);
     r->timings.sampler = g.dev_sampling ? "device" : "cpu";
     rc = eval_prompt(e, toks, n_prompt, p);
-    t_gen = now_ms();
+    t_gen = cdt_now_ms();
     r->timings.prompt_ms = t_gen - t_prompt;
     r->timings.prompt_tokens_evaluated = e->n_kv > n_cached ? e->n_kv - n_cached : 0;
     if (rc == CDT_ETIMEOUT) {
@@ -1446,7 +1431,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
         if (g.out.len > before && p->on_text)
             (void)p->on_text(g.out.p + before, g.out.len - before, p->user_data);
     }
-    t_end = now_ms();
+    t_end = cdt_now_ms();
 
     r->text = g.out.p;
     g.out.p = NULL;
@@ -1519,7 +1504,7 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
     struct engine *e = engine_of(be);
     struct buf text = {0};
     llama_token *toks = NULL;
-    double t0 = now_ms();
+    double t0 = cdt_now_ms();
     int rc, n, kept = 0;
     size_t len;
 
@@ -1565,7 +1550,7 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
     }
     if (errmsg && errcap)
         errmsg[0] = '\0';
-    CDT_LOG_D(e->log, "warm-up: %d tokens (%d cached) in %.0f ms", n, kept, now_ms() - t0);
+    CDT_LOG_D(e->log, "warm-up: %d tokens (%d cached) in %.0f ms", n, kept, cdt_now_ms() - t0);
 done:
     free(toks);
     free(text.p);

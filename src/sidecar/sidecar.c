@@ -11,6 +11,7 @@
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
 #include "codictate/text.h"
+#include "codictate/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -660,12 +661,8 @@ bool cdt__parse_gen_options(struct cdt_http_req *req, const cJSON *body, struct 
     gp->seed = gp->has_seed ? (uint32_t)seed : 0;
     gp->ignore_eos = ignore_eos;
     gp->speculative = speculative;
-    if (timeout_ms > 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        gp->deadline_ns =
-            (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)timeout_ms * 1000000;
-    }
+    if (timeout_ms > 0)
+        gp->deadline_ns = cdt_now_ns() + (int64_t)timeout_ms * 1000000;
     return true;
 }
 
