@@ -4,6 +4,7 @@
 #define CODICTATE_CLIENT_H
 
 #include "codictate/err.h"
+#include "codictate/util.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,10 +24,10 @@ struct cdt_client_response {
 /* A libcurl write callback target that collects a response body up to a cap.
  * Zero-initialise, set `max` (0: CDT_CLIENT_MAX_RESPONSE), pass
  * cdt_curl_sink_write as CURLOPT_WRITEFUNCTION and the sink as CURLOPT_WRITEDATA.
- * `buf` (NUL-terminated when non-NULL) is owned by the caller, freed with free(). */
+ * `body` (NUL-terminated when its data is non-NULL) is owned by the caller:
+ * cdt_buf_take or cdt_buf_cleanup. */
 struct cdt_curl_sink {
-    char *buf;
-    size_t len, cap;
+    struct cdt_buf body;
     size_t max;   /* body cap, bytes */
     bool too_big; /* the body went over max; the transfer was aborted */
 };

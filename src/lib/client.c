@@ -12,26 +12,11 @@ size_t cdt_curl_sink_write(char *p, size_t sz, size_t n, void *ud)
     struct cdt_curl_sink *s = ud;
     size_t add = sz * n, max = s->max ? s->max : CDT_CLIENT_MAX_RESPONSE;
 
-    if (s->len + add > max) {
+    if (s->body.len + add > max) {
         s->too_big = true;
         return 0;
     }
-    if (s->len + add + 1 > s->cap) {
-        size_t ncap = s->cap ? s->cap : 4096;
-        char *b;
-
-        while (ncap < s->len + add + 1)
-            ncap *= 2;
-        b = realloc(s->buf, ncap);
-        if (!b)
-            return 0;
-        s->buf = b;
-        s->cap = ncap;
-    }
-    memcpy(s->buf + s->len, p, add);
-    s->len += add;
-    s->buf[s->len] = '\0';
-    return add;
+    return cdt_buf_append(&s->body, p, add) == 0 ? add : 0; /* 0: curl aborts */
 }
 
 int cdt_client_request(int port, const char *token, const char *method, const char *path,
@@ -75,9 +60,8 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
     cc = curl_easy_perform(c);
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-        out->body = s.buf ? s.buf : strdup("");
-        out->len = s.len;
-        s.buf = NULL;
+        out->len = s.body.len;
+        out->body = s.body.data ? cdt_buf_take(&s.body) : strdup("");
         if (!out->body)
             rc = CDT_ENOMEM;
     } else if (s.too_big) {
@@ -90,7 +74,7 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
         snprintf(errmsg, errcap, "%s", curl_easy_strerror(cc));
         rc = CDT_ENET;
     }
-    free(s.buf);
+    cdt_buf_cleanup(&s.body);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return rc;

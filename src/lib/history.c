@@ -9,6 +9,7 @@
  * than the newest CDT_HISTORY_KEEP_RECORDINGS that have one. */
 #include "codictate/history.h"
 #include "codictate/log.h"
+#include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -465,9 +466,9 @@ static int list_line(struct list *l, const char *line, size_t len)
  * one line. */
 static int read_lines(struct cdt_history *h, struct list *l)
 {
-    char *chunk, *line = NULL;
-    size_t len = 0, cap = 0;
-    bool over = false; /* the current line passed the cap: skip to its end */
+    char *chunk;
+    struct cdt_buf line = {0}; /* the current line, at most CDT_HISTORY_MAX_LINE bytes */
+    bool over = false;         /* the current line passed the cap: skip to its end */
     int fd, rc = 0;
 
     fd = open(h->file, O_RDONLY | O_CLOEXEC);
@@ -496,35 +497,21 @@ static int read_lines(struct cdt_history *h, struct list *l)
             /* A last line without its newline: a crash cut it, or it is whole. */
             if (over)
                 l->skipped++;
-            else if (len > 0)
-                rc = list_line(l, line, len);
+            else if (line.len > 0)
+                rc = list_line(l, line.data, line.len);
             break;
         }
         while (i < (size_t)got && rc == 0) {
             char *nl = memchr(chunk + i, '\n', (size_t)got - i);
             size_t take = nl ? (size_t)(nl - (chunk + i)) : (size_t)got - i;
 
-            if (!over && len + take > CDT_HISTORY_MAX_LINE) {
+            if (!over && line.len + take > CDT_HISTORY_MAX_LINE) {
                 over = true;
-                len = 0;
+                cdt_buf_truncate(&line, 0);
             }
-            if (!over) {
-                if (len + take + 1 > cap) {
-                    size_t ncap = cap ? cap : 4096;
-                    char *nb;
-
-                    while (ncap < len + take + 1)
-                        ncap *= 2;
-                    nb = realloc(line, ncap);
-                    if (!nb) {
-                        rc = seterr(h, CDT_ENOMEM, "out of memory");
-                        break;
-                    }
-                    line = nb;
-                    cap = ncap;
-                }
-                memcpy(line + len, chunk + i, take);
-                len += take;
+            if (!over && cdt_buf_append(&line, chunk + i, take) != 0) {
+                rc = seterr(h, CDT_ENOMEM, "out of memory");
+                break;
             }
             i += take;
             if (nl) {
@@ -532,17 +519,17 @@ static int read_lines(struct cdt_history *h, struct list *l)
                 if (over)
                     l->skipped++;
                 else
-                    rc = list_line(l, line, len);
+                    rc = list_line(l, line.data, line.len);
                 if (rc != 0)
                     seterr(h, rc, "out of memory");
                 over = false;
-                len = 0;
+                cdt_buf_truncate(&line, 0);
             }
         }
         if (rc != 0)
             break;
     }
-    free(line);
+    cdt_buf_cleanup(&line);
     free(chunk);
     close(fd);
     return rc;

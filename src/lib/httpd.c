@@ -47,8 +47,7 @@ struct cdt_http_req {
     struct MHD_Connection *conn;
     const char *method;
     char path[CDT_HTTP_MAX_PATH];
-    char *body;
-    size_t len, cap;
+    struct cdt_buf body; /* up to max_body bytes */
     bool too_big;
     bool replied;
     int status;
@@ -283,12 +282,12 @@ const char *cdt_http_req_path(const struct cdt_http_req *req)
 
 const char *cdt_http_req_body(const struct cdt_http_req *req)
 {
-    return req->body ? req->body : "";
+    return req->body.data ? req->body.data : "";
 }
 
 size_t cdt_http_req_body_len(const struct cdt_http_req *req)
 {
-    return req->len;
+    return req->body.len;
 }
 
 const char *cdt_http_req_header(const struct cdt_http_req *req, const char *name)
@@ -392,29 +391,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (req->replied || req->too_big)
             return MHD_YES;
-        if (req->len + n > h->max_body) {
+        if (req->body.len + n > h->max_body) {
             req->too_big = true;
-            free(req->body);
-            req->body = NULL;
-            req->len = req->cap = 0;
+            cdt_buf_cleanup(&req->body);
             return MHD_YES;
         }
-        if (req->len + n + 1 > req->cap) {
-            size_t ncap = req->cap ? req->cap : 4096;
-            char *p;
-
-            while (ncap < req->len + n + 1)
-                ncap *= 2;
-            p = realloc(req->body, ncap);
-            if (!p)
-                return MHD_NO;
-            req->body = p;
-            req->cap = ncap;
-        }
-        memcpy(req->body + req->len, upload_data, n);
-        req->len += n;
-        req->body[req->len] = '\0';
-        return MHD_YES;
+        return cdt_buf_append(&req->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
     if (req->replied)
         return MHD_YES;
@@ -441,7 +423,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
     for (int i = 0; i < req->n_hdr; i++)
         free(req->hdr_value[i]);
-    free(req->body);
+    cdt_buf_cleanup(&req->body);
     free(req);
     *con_cls = NULL;
 }

@@ -274,8 +274,7 @@ static int http(const char *url, const char *key, const char *body, long timeout
     cc = curl_easy_perform(c);
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-        out->body = s.buf ? s.buf : strdup("");
-        s.buf = NULL;
+        out->body = s.body.data ? cdt_buf_take(&s.body) : strdup("");
         if (!out->body)
             rc = CDT_ENOMEM;
     } else if (s.too_big) {
@@ -291,7 +290,7 @@ static int http(const char *url, const char *key, const char *body, long timeout
         explicit_bzero(auth, strlen(auth));
         free(auth);
     }
-    free(s.buf);
+    cdt_buf_cleanup(&s.body);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     curl_global_cleanup();

@@ -149,51 +149,6 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* ---- growable byte buffer ---------------------------------------------------- */
-
-struct buf {
-    char *p;    /* NUL-terminated when cap > 0 */
-    size_t len; /* bytes, not counting the NUL */
-    size_t cap; /* bytes allocated */
-};
-
-static int buf_reserve(struct buf *b, size_t extra)
-{
-    size_t need, cap;
-    char *p;
-
-    if (extra > SIZE_MAX - b->len - 1)
-        return CDT_ENOMEM;
-    need = b->len + extra + 1;
-    if (need <= b->cap)
-        return 0;
-    cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    p = realloc(b->p, cap);
-    if (!p)
-        return CDT_ENOMEM;
-    b->p = p;
-    b->cap = cap;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-static int buf_append(struct buf *b, const void *data, size_t n)
-{
-    if (buf_reserve(b, n) != 0)
-        return CDT_ENOMEM;
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-static int buf_appends(struct buf *b, const char *s)
-{
-    return buf_append(b, s, strlen(s));
-}
-
 /* ---- UTF-8 assembly ---------------------------------------------------------- */
 
 /* Joins bytes that arrive split across tokens into whole UTF-8 characters. Each
@@ -207,7 +162,7 @@ struct utf8_asm {
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-static int utf8_push(struct utf8_asm *u, const char *s, size_t n, struct buf *out)
+static int utf8_push(struct utf8_asm *u, const char *s, size_t n, struct cdt_buf *out)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -229,7 +184,7 @@ static int utf8_push(struct utf8_asm *u, const char *s, size_t n, struct buf *ou
             if (c >= lo && c <= hi) {
                 u->pend[u->n++] = c;
                 if (u->n == u->need) {
-                    if (buf_append(out, u->pend, (size_t)u->n) != 0)
+                    if (cdt_buf_append(out, u->pend, (size_t)u->n) != 0)
                         return CDT_ENOMEM;
                     u->n = 0;
                 }
@@ -237,11 +192,11 @@ static int utf8_push(struct utf8_asm *u, const char *s, size_t n, struct buf *ou
             }
             /* The pending character can never complete; c starts afresh. */
             u->n = 0;
-            if (buf_appends(out, replacement) != 0)
+            if (cdt_buf_appends(out, replacement) != 0)
                 return CDT_ENOMEM;
         }
         if (c < 0x80) {
-            if (buf_append(out, &c, 1) != 0)
+            if (cdt_buf_append(out, &c, 1) != 0)
                 return CDT_ENOMEM;
             continue;
         }
@@ -252,7 +207,7 @@ static int utf8_push(struct utf8_asm *u, const char *s, size_t n, struct buf *ou
         else if (c >= 0xF0 && c <= 0xF4)
             u->need = 4;
         else {
-            if (buf_appends(out, replacement) != 0)
+            if (cdt_buf_appends(out, replacement) != 0)
                 return CDT_ENOMEM;
             continue;
         }
@@ -263,12 +218,12 @@ static int utf8_push(struct utf8_asm *u, const char *s, size_t n, struct buf *ou
 }
 
 /* End of input: an incomplete character becomes U+FFFD. */
-static int utf8_finish(struct utf8_asm *u, struct buf *out)
+static int utf8_finish(struct utf8_asm *u, struct cdt_buf *out)
 {
     if (u->n == 0)
         return 0;
     u->n = 0;
-    return buf_appends(out, replacement);
+    return cdt_buf_appends(out, replacement);
 }
 
 /* ---- threads ----------------------------------------------------------------- */
@@ -849,7 +804,7 @@ static bool vocab_is_chatml(const struct llama_vocab *vocab)
  * (thinking off), or a fallback: ChatML when the vocabulary has its tokens, else the
  * contents one after the other. `total` is the bytes of all contents. */
 static int format_chat(struct engine *e, const struct llama_chat_message *msgs, int n, size_t total,
-                       struct buf *out, const char **mode)
+                       struct cdt_buf *out, const char **mode)
 {
     const char *tmpl = llama_model_chat_template(e->model, NULL);
 
@@ -859,16 +814,16 @@ static int format_chat(struct engine *e, const struct llama_chat_message *msgs, 
         for (int attempt = 0; attempt < 2; attempt++) {
             int32_t k;
 
-            out->len = 0;
-            if (cap > INT32_MAX - 1 || buf_reserve(out, cap) != 0)
+            cdt_buf_truncate(out, 0);
+            if (cap > INT32_MAX - 1 || cdt_buf_reserve(out, cap) != 0)
                 return CDT_ENOMEM;
-            k = llama_chat_apply_template(tmpl, msgs, (size_t)n, true, out->p, (int32_t)cap);
+            k = llama_chat_apply_template(tmpl, msgs, (size_t)n, true, out->data, (int32_t)cap);
             if (k < 0)
                 break; /* a template llama does not know: fall back */
             if ((size_t)k <= cap) {
                 out->len = (size_t)k;
-                out->p[k] = '\0';
-                if (e->no_think && buf_appends(out, no_think_block) != 0)
+                out->data[k] = '\0';
+                if (e->no_think && cdt_buf_appends(out, no_think_block) != 0)
                     return CDT_ENOMEM;
                 *mode = "chat_template";
                 return 0;
@@ -877,21 +832,23 @@ static int format_chat(struct engine *e, const struct llama_chat_message *msgs, 
         }
         CDT_LOG_D(e->log, "chat template not applicable: using a fallback format");
     }
-    out->len = 0;
-    if (buf_reserve(out, 0) != 0)
+    cdt_buf_truncate(out, 0);
+    if (cdt_buf_reserve(out, 0) != 0)
         return CDT_ENOMEM;
     if (vocab_is_chatml(llama_model_get_vocab(e->model))) {
         for (int i = 0; i < n; i++)
-            if (buf_appends(out, "<|im_start|>") != 0 || buf_appends(out, msgs[i].role) != 0 ||
-                buf_appends(out, "\n") != 0 || buf_appends(out, msgs[i].content) != 0 ||
-                buf_appends(out, "<|im_end|>\n") != 0)
+            if (cdt_buf_appends(out, "<|im_start|>") != 0 ||
+                cdt_buf_appends(out, msgs[i].role) != 0 || cdt_buf_appends(out, "\n") != 0 ||
+                cdt_buf_appends(out, msgs[i].content) != 0 ||
+                cdt_buf_appends(out, "<|im_end|>\n") != 0)
                 return CDT_ENOMEM;
-        if (buf_appends(out, "<|im_start|>assistant\n") != 0)
+        if (cdt_buf_appends(out, "<|im_start|>assistant\n") != 0)
             return CDT_ENOMEM;
         *mode = "chatml";
     } else {
         for (int i = 0; i < n; i++)
-            if ((i > 0 && buf_appends(out, "\n\n") != 0) || buf_appends(out, msgs[i].content) != 0)
+            if ((i > 0 && cdt_buf_appends(out, "\n\n") != 0) ||
+                cdt_buf_appends(out, msgs[i].content) != 0)
                 return CDT_ENOMEM;
         *mode = "raw";
     }
@@ -900,7 +857,7 @@ static int format_chat(struct engine *e, const struct llama_chat_message *msgs, 
 
 /* The request's prompt (one user message) or messages, formatted. Validates them:
  * fills r->errmsg and returns CDT_EINVAL / CDT_ETOOBIG when they are not usable. */
-static int format_request(struct engine *e, const struct cdt_gen_params *p, struct buf *out,
+static int format_request(struct engine *e, const struct cdt_gen_params *p, struct cdt_buf *out,
                           struct cdt_gen_result *r)
 {
     struct llama_chat_message msgs[CDT_MAX_CHAT_MSGS];
@@ -1075,7 +1032,7 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
 /* Appends one token's text; calls on_text with what became whole characters.
  * Returns 0, 1 when on_text asked to stop, or an error. */
 static int emit_token(struct engine *e, llama_token tok, const struct cdt_gen_params *p,
-                      struct utf8_asm *u, struct buf *out, struct buf *piece)
+                      struct utf8_asm *u, struct cdt_buf *out, struct cdt_buf *piece)
 {
     const struct llama_vocab *vocab = llama_model_get_vocab(e->model);
     size_t before = out->len;
@@ -1083,20 +1040,20 @@ static int emit_token(struct engine *e, llama_token tok, const struct cdt_gen_pa
 
     /* special=false: control tokens (<|im_end|>) render as nothing; user-defined
      * ones such as <think> render as text, which the sidecar's cleaning strips. */
-    n = llama_token_to_piece(vocab, tok, piece->p, (int32_t)piece->cap, 0, false);
+    n = llama_token_to_piece(vocab, tok, piece->data, (int32_t)piece->cap, 0, false);
     if (n < 0) {
         if ((size_t)-n > CDT_MAX_PIECE_BYTES)
             return CDT_EENGINE;
-        if (buf_reserve(piece, (size_t)-n) != 0)
+        if (cdt_buf_reserve(piece, (size_t)-n) != 0)
             return CDT_ENOMEM;
-        n = llama_token_to_piece(vocab, tok, piece->p, (int32_t)piece->cap, 0, false);
+        n = llama_token_to_piece(vocab, tok, piece->data, (int32_t)piece->cap, 0, false);
         if (n < 0)
             return CDT_EENGINE;
     }
-    if (utf8_push(u, piece->p, (size_t)n, out) != 0)
+    if (utf8_push(u, piece->data, (size_t)n, out) != 0)
         return CDT_ENOMEM;
     if (out->len > before && p->on_text &&
-        p->on_text(out->p + before, out->len - before, p->user_data) != 0)
+        p->on_text(out->data + before, out->len - before, p->user_data) != 0)
         return 1;
     return 0;
 }
@@ -1114,7 +1071,7 @@ struct gen {
     int max_tokens; /* limit of n_gen */
     const char *finish;
     struct utf8_asm u;
-    struct buf out, piece;
+    struct cdt_buf out, piece;
     bool dev_sampling; /* tokens come from the chain in the graph (dev_sampler_begin) */
     float margin;      /* with p->trace: that of the logits the next token comes from */
 };
@@ -1305,7 +1262,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
 {
     struct engine *e = engine_of(be);
     struct gen g;
-    struct buf fmt = {0};
+    struct cdt_buf fmt = {0};
     llama_token *toks = NULL, tok = -1;
     double t_prompt, t_gen = 0.0, t_end;
     int rc = 0, n_prompt, n_cached;
@@ -1325,7 +1282,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     rc = format_request(e, p, &fmt, r);
     if (rc != 0)
         goto done;
-    n_prompt = tokenize(llama_model_get_vocab(e->model), fmt.p, fmt.len, &toks);
+    n_prompt = tokenize(llama_model_get_vocab(e->model), fmt.data, fmt.len, &toks);
     if (n_prompt < 0) {
         rc = n_prompt;
         cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), rc, "could not tokenize the prompt: %s",
@@ -1352,7 +1309,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     g.spec.on = p->speculative && e->rollback && !e->gpu;
     g.spec.timing = &e->vt;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
-    if (!g.hist || buf_reserve(&g.out, 0) != 0 || buf_reserve(&g.piece, 256) != 0) {
+    if (!g.hist || cdt_buf_reserve(&g.out, 0) != 0 || cdt_buf_reserve(&g.piece, 256) != 0) {
         rc = cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), CDT_ENOMEM, "out of memory");
         goto done;
     }
@@ -1429,12 +1386,11 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
             goto done;
         }
         if (g.out.len > before && p->on_text)
-            (void)p->on_text(g.out.p + before, g.out.len - before, p->user_data);
+            (void)p->on_text(g.out.data + before, g.out.len - before, p->user_data);
     }
     t_end = cdt_now_ms();
 
-    r->text = g.out.p;
-    g.out.p = NULL;
+    r->text = cdt_buf_take(&g.out);
     r->tokens_generated = g.n_gen;
     r->finish_reason = g.finish;
     r->truncated = strcmp(g.finish, "deadline") == 0 ? "deadline" : NULL;
@@ -1455,9 +1411,9 @@ done:
                       r->errmsg);
     free(toks);
     free(g.hist);
-    free(fmt.p);
-    free(g.out.p);
-    free(g.piece.p);
+    cdt_buf_cleanup(&fmt);
+    cdt_buf_cleanup(&g.out);
+    cdt_buf_cleanup(&g.piece);
     return rc;
 }
 
@@ -1465,11 +1421,11 @@ done:
 
 /* Where a user message's content ends in the formatted prompt: the formatted text of
  * `prompt` and of `prompt` + one more character agree exactly up to there. */
-static int warm_text(struct engine *e, const char *prompt, size_t len, struct buf *out)
+static int warm_text(struct engine *e, const char *prompt, size_t len, struct cdt_buf *out)
 {
     struct cdt_gen_result r;
     struct cdt_gen_params p;
-    struct buf longer = {0};
+    struct cdt_buf longer = {0};
     char *plus;
     size_t cut = 0;
     int rc;
@@ -1489,20 +1445,19 @@ static int warm_text(struct engine *e, const char *prompt, size_t len, struct bu
         rc = format_request(e, &p, &longer, &r);
     }
     if (rc == 0) {
-        while (cut < out->len && cut < longer.len && out->p[cut] == longer.p[cut])
+        while (cut < out->len && cut < longer.len && out->data[cut] == longer.data[cut])
             cut++;
-        out->len = cut;
-        out->p[cut] = '\0';
+        cdt_buf_truncate(out, cut);
     }
     free(plus);
-    free(longer.p);
+    cdt_buf_cleanup(&longer);
     return rc;
 }
 
 static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errmsg, size_t errcap)
 {
     struct engine *e = engine_of(be);
-    struct buf text = {0};
+    struct cdt_buf text = {0};
     llama_token *toks = NULL;
     double t0 = cdt_now_ms();
     int rc, n, kept = 0;
@@ -1522,7 +1477,7 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
         cdt__errmsg_set(errmsg, errcap, rc, "could not format the prompt: %s", cdt_strerror(rc));
         goto done;
     }
-    n = tokenize(llama_model_get_vocab(e->model), text.p ? text.p : "", text.len, &toks);
+    n = tokenize(llama_model_get_vocab(e->model), text.data ? text.data : "", text.len, &toks);
     if (n < 0) {
         rc = cdt__errmsg_set(errmsg, errcap, n, "could not tokenize the prompt: %s",
                              cdt_strerror(n));
@@ -1553,7 +1508,7 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
     CDT_LOG_D(e->log, "warm-up: %d tokens (%d cached) in %.0f ms", n, kept, cdt_now_ms() - t0);
 done:
     free(toks);
-    free(text.p);
+    cdt_buf_cleanup(&text);
     return rc;
 }
 

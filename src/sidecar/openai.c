@@ -349,7 +349,7 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     cJSON_AddNumberToObject(c, "index", 0);
     msg = cJSON_AddObjectToObject(c, "message");
     cJSON_AddStringToObject(msg, "role", "assistant");
-    cJSON_AddStringToObject(msg, "content", j->text ? j->text : "");
+    cJSON_AddStringToObject(msg, "content", j->text.data ? j->text.data : "");
     cJSON_AddStringToObject(c, "finish_reason", finish_reason(j));
     cJSON_AddItemToArray(choices, c);
     add_usage(o, j);

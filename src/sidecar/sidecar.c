@@ -63,8 +63,8 @@ static void job_free(struct job *j)
     cJSON_Delete(j->messages_json);
     for (int i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
-    free(j->text);
-    free(j->sbuf);
+    cdt_buf_cleanup(&j->text);
+    cdt_buf_cleanup(&j->sbuf);
     free(j->res.text);
     if (j->api_free)
         j->api_free(j->api);
@@ -115,30 +115,16 @@ static int should_cancel(void *ud)
            (j->req && cdt_http_req_client_gone(j->req));
 }
 
-/* Appends to the job's stream buffer; lock held. */
+/* Appends an event to the job's stream buffer and frees it (out of memory: the
+ * event is dropped); lock held. */
 static void sbuf_append(struct job *j, char *ev)
 {
-    size_t n;
+    int rc;
 
     if (!ev)
         return;
-    n = strlen(ev);
-    if (j->slen + n + 1 > j->scap) {
-        size_t ncap = j->scap ? j->scap : 4096;
-        char *p;
-
-        while (ncap < j->slen + n + 1)
-            ncap *= 2;
-        p = realloc(j->sbuf, ncap);
-        if (!p) {
-            free(ev);
-            return;
-        }
-        j->sbuf = p;
-        j->scap = ncap;
-    }
-    memcpy(j->sbuf + j->slen, ev, n + 1);
-    j->slen += n;
+    rc = cdt_buf_appends(&j->sbuf, ev);
+    (void)rc; /* out of memory: this event is dropped, the stream goes on */
     free(ev);
 }
 
@@ -163,7 +149,7 @@ static size_t utf8_floor(const char *s, size_t n)
 static void emit_upto(struct job *j, size_t upto)
 {
     if (upto > j->emitted && j->format) {
-        sbuf_append(j, j->format(j, j->text + j->emitted, upto - j->emitted));
+        sbuf_append(j, j->format(j, j->text.data + j->emitted, upto - j->emitted));
         j->emitted = upto;
     }
 }
@@ -176,38 +162,24 @@ static int on_text(const char *piece, size_t len, void *ud)
     struct cdt_sidecar *s = j->s;
     size_t from;
 
-    if (j->text_len + len + 1 > j->text_cap) {
-        size_t ncap = j->text_cap ? j->text_cap : 1024;
-        char *p;
-
-        while (ncap < j->text_len + len + 1)
-            ncap *= 2;
-        p = realloc(j->text, ncap);
-        if (!p)
-            return 1;
-        j->text = p;
-        j->text_cap = ncap;
-    }
-    memcpy(j->text + j->text_len, piece, len);
-    j->text_len += len;
-    j->text[j->text_len] = '\0';
+    if (cdt_buf_append(&j->text, piece, len) != 0)
+        return 1;
 
     /* A stop sequence can only end inside the new piece. */
-    from = j->text_len > len + j->stop_maxlen ? j->text_len - len - j->stop_maxlen : 0;
+    from = j->text.len > len + j->stop_maxlen ? j->text.len - len - j->stop_maxlen : 0;
     for (int i = 0; i < j->n_stop; i++) {
-        char *hit = strstr(j->text + from, j->stop[i]);
-        if (hit && (size_t)(hit - j->text) < j->text_len) {
-            j->text_len = (size_t)(hit - j->text);
-            j->text[j->text_len] = '\0';
+        char *hit = strstr(j->text.data + from, j->stop[i]);
+        if (hit && (size_t)(hit - j->text.data) < j->text.len) {
+            cdt_buf_truncate(&j->text, (size_t)(hit - j->text.data));
             j->stop_hit = true;
         }
     }
     if (j->stream) {
-        size_t safe = j->text_len;
+        size_t safe = j->text.len;
 
         if (!j->stop_hit && j->stop_maxlen > 1)
-            safe = j->text_len > j->stop_maxlen - 1 ? j->text_len - (j->stop_maxlen - 1) : 0;
-        safe = utf8_floor(j->text, safe);
+            safe = j->text.len > j->stop_maxlen - 1 ? j->text.len - (j->stop_maxlen - 1) : 0;
+        safe = utf8_floor(j->text.data, safe);
         pthread_mutex_lock(&s->lock);
         if (safe > j->emitted)
             emit_upto(j, safe);
@@ -268,10 +240,10 @@ static void run_job(struct cdt_sidecar *s, struct job *j)
         if (j->rc != 0 && !j->errmsg[0])
             snprintf(j->errmsg, sizeof(j->errmsg), "%s", j->res.errmsg);
         /* A backend that returns its text without on_text: pass it through once. */
-        if (j->rc == 0 && !j->text && j->res.text && *j->res.text)
+        if (j->rc == 0 && !j->text.data && j->res.text && *j->res.text)
             on_text(j->res.text, strlen(j->res.text), j);
-        if (j->rc == 0 && !j->text) /* nothing generated */
-            j->text = strdup("");
+        if (j->rc == 0 && !j->text.data && cdt_buf_reserve(&j->text, 0) != 0)
+            j->rc = CDT_ENOMEM; /* nothing generated, and no memory for "" */
         break;
     }
 }
@@ -411,9 +383,9 @@ static ssize_t stream_next(void *ud, char *buf, size_t cap)
 
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        if (j->soff < j->slen) {
-            n = j->slen - j->soff < cap ? j->slen - j->soff : cap;
-            memcpy(buf, j->sbuf + j->soff, n);
+        if (j->soff < j->sbuf.len) {
+            n = j->sbuf.len - j->soff < cap ? j->sbuf.len - j->soff : cap;
+            memcpy(buf, j->sbuf.data + j->soff, n);
             j->soff += n;
             break;
         }
@@ -422,7 +394,7 @@ static ssize_t stream_next(void *ud, char *buf, size_t cap)
                 break; /* n = 0: end of stream */
             j->final_sent = true;
             if (j->rc == 0)
-                emit_upto(j, j->text_len); /* what was held back for stop sequences */
+                emit_upto(j, j->text.len); /* what was held back for stop sequences */
             if (j->format)
                 sbuf_append(j, j->format(j, NULL, 0));
             continue;
@@ -819,7 +791,8 @@ static void add_timings(cJSON *o, const struct cdt_gen_timings *t)
 static cJSON *generate_result(struct job *j)
 {
     cJSON *o = cJSON_CreateObject();
-    char *clean = j->raw ? strdup(j->text ? j->text : "") : cdt_text_clean_response(j->text);
+    char *clean =
+        j->raw ? strdup(j->text.data ? j->text.data : "") : cdt_text_clean_response(j->text.data);
 
     if (!o || !clean) {
         cJSON_Delete(o);

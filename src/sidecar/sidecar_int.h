@@ -6,6 +6,7 @@
 #include "sidecar.h"
 
 #include "codictate/httpd.h"
+#include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -44,17 +45,17 @@ struct job {
     char *stop[CDT_MAX_STOP];
     int n_stop;
     size_t stop_maxlen;
-    char *text; /* visible text so far (stop sequences applied); worker-only until done */
-    size_t text_len, text_cap;
+    struct cdt_buf text; /* visible text so far (stop sequences applied); worker-only
+                            until done; data NULL until the first text */
     bool stop_hit;
     bool raw; /* /generate "raw": the response as generated, not seed-cleaned */
 
     /* streaming (all under the lock) */
     bool stream;
-    bool started;   /* first text produced (or done) */
-    size_t emitted; /* bytes of text already formatted into sbuf */
-    char *sbuf;
-    size_t slen, scap, soff;
+    bool started;        /* first text produced (or done) */
+    size_t emitted;      /* bytes of text already formatted into sbuf */
+    struct cdt_buf sbuf; /* formatted events */
+    size_t soff;         /* bytes of sbuf already handed to the connection */
     bool final_sent;
     atomic_bool gone; /* the stream's client went away */
     cdt_job_format format;

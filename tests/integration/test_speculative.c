@@ -1053,11 +1053,11 @@ TEST(warmup)
     CHECK(n_warm > 40);
     /* The warm text is the user message up to the end of the prompt. */
     {
-        struct buf text = {0};
+        struct cdt_buf text = {0};
 
         REQUIRE(warm_text(e, "PROMPT", 6, &text) == 0);
-        CHECK_STR(text.p, "<|im_start|>user\nPROMPT");
-        free(text.p);
+        CHECK_STR(text.data, "<|im_start|>user\nPROMPT");
+        cdt_buf_cleanup(&text);
     }
     p.temperature = 0.0f;
     t = gen(&p, &r);
@@ -1193,7 +1193,7 @@ TEST(chat_messages)
     };
     struct cdt_gen_params p = params(NULL, 6);
     struct cdt_gen_result r;
-    struct buf fmt = {0};
+    struct cdt_buf fmt = {0};
     struct cdt_chat_msg many[CDT_MAX_CHAT_MSGS + 1], bad[] = {{"user", NULL}};
     char *t;
     int n_first;
@@ -1206,13 +1206,13 @@ TEST(chat_messages)
     /* Qwen3's template is ChatML, thinking closed. */
     memset(&r, 0, sizeof(r));
     REQUIRE(format_request(engine_of(be), &p, &fmt, &r) == 0);
-    CHECK_STR(fmt.p, "<|im_start|>system\nYou clean up dictated text.<|im_end|>\n"
+    CHECK_STR(fmt.data, "<|im_start|>system\nYou clean up dictated text.<|im_end|>\n"
                      "<|im_start|>user\num hello there<|im_end|>\n"
                      "<|im_start|>assistant\nHello there.<|im_end|>\n"
                      "<|im_start|>user\nso uh what now<|im_end|>\n"
                      "<|im_start|>assistant\n<think>\n\n</think>\n\n");
     CHECK_STR(r.prompt_format_mode, "chat_template");
-    free(fmt.p);
+    cdt_buf_cleanup(&fmt);
 
     t = gen(&p, &r);
     REQUIRE(t);
