@@ -1,23 +1,12 @@
 /* Checked argument parsing for the CLI. */
 #include "args.h"
+#include "codictate/util.h"
 
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 bool cdt_arg_int(const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    long v;
-
-    if (!s || !*s)
-        return false;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
+    return cdt_parse_long(s, lo, hi, out) == 0;
 }
 
 bool cdt_arg_range(const char *s, long lo, long hi, long *a, long *b)

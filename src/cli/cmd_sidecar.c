@@ -3,6 +3,7 @@
 #include "../sidecar/sidecar.h"
 #include "args.h"
 #include "cli.h"
+#include "codictate/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,11 +61,10 @@ static void *parent_watch_main(void *arg)
 
 static void watch_parent(struct cdt_cli *cli)
 {
-    const char *v = getenv("CODICTATE_PARENT_FD");
-    long fd;
+    long fd = cdt_env_long("CODICTATE_PARENT_FD", 3, 1024, -1);
     pthread_t th;
 
-    if (!v || !cdt_arg_int(v, 3, 1024, &fd) || fcntl((int)fd, F_GETFD) < 0)
+    if (fd < 0 || fcntl((int)fd, F_GETFD) < 0)
         return;
     fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     if (pthread_create(&th, NULL, parent_watch_main, (void *)(intptr_t)fd) != 0) {
@@ -168,8 +168,8 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
         fprintf(stderr, "codictate sidecar: cannot start the engine: %s\n", cdt_strerror(rc));
         return CDT_EXIT_FAIL;
     }
-    token = getenv("CODICTATE_SIDECAR_TOKEN");
-    sp.token = token && *token ? token : NULL;
+    token = cdt_env_str("CODICTATE_SIDECAR_TOKEN", NULL);
+    sp.token = token;
     sp.backend = be;
     sp.log = cli->log;
     rc = cdt_sidecar_new(&sp, &s, err, sizeof(err));

@@ -10,6 +10,7 @@
  * file names are safe relative paths; at most one LLM per RAM tier. */
 #include "codictate/catalog.h"
 #include "codictate/text.h"
+#include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -818,10 +819,10 @@ int cdt_catalog_load_file(const char *path, struct cdt_catalog **out, char *errm
 
 int cdt_catalog_load_default(struct cdt_catalog **out, char *errmsg, size_t errcap)
 {
-    const char *path = getenv("CODICTATE_CATALOG");
+    const char *path = cdt_env_str("CODICTATE_CATALOG", NULL);
     char prefix[4096 + 32];
 
-    if (path && *path) {
+    if (path) {
         snprintf(prefix, sizeof(prefix), "CODICTATE_CATALOG=%s: ", path);
         return load_file(path, prefix, out, errmsg, errcap);
     }

@@ -149,13 +149,6 @@ const char *cdt_human_bytes(uint64_t bytes, char *buf, size_t cap)
     return buf;
 }
 
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v && *v ? v : NULL;
-}
-
 /* ---- the handle ---- */
 
 struct cdt_download_params cdt_download_default_params(void)
@@ -205,7 +198,7 @@ int cdt_download_new(const struct cdt_download_params *p, struct cdt_download **
     if (!d->p.disk_reserve)
         d->p.disk_reserve = def.disk_reserve;
 
-    ep = d->p.endpoint ? d->p.endpoint : env("HF_ENDPOINT");
+    ep = d->p.endpoint ? d->p.endpoint : cdt_env_str("HF_ENDPOINT", NULL);
     if (!ep)
         ep = CDT_DL_DEFAULT_ENDPOINT;
     rc = CDT_EINVAL;
@@ -925,7 +918,7 @@ static int reuse_local(struct job *j, const char *sha, struct cdt_download_resul
     /* The partial name is free: we hold the lock and have not opened it yet. */
     snprintf(parent, sizeof(parent), "%s", tmp);
     *strrchr(parent, '/') = '\0';
-    if (cdt__mkdirs(parent, 0755) != 0) {
+    if (cdt_mkdir_p(parent, 0755) != 0) {
         seterr(d, "cannot create %s: %s", parent, strerror(errno));
         rc = CDT_EIO;
         goto out;
@@ -991,7 +984,7 @@ static int prepare(struct job *j, struct cdt_download_result *res)
         return rc;
     snprintf(parent, sizeof(parent), "%s", lock);
     *strrchr(parent, '/') = '\0';
-    if (cdt__mkdirs(parent, 0755) != 0 ||
+    if (cdt_mkdir_p(parent, 0755) != 0 ||
         (j->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
         seterr(d, "cannot create %s: %s", lock, strerror(errno));
         free(lock);
@@ -1011,7 +1004,7 @@ static int prepare(struct job *j, struct cdt_download_result *res)
         return rc;
     snprintf(parent, sizeof(parent), "%s", j->partial);
     *strrchr(parent, '/') = '\0';
-    if (cdt__mkdirs(parent, 0755) != 0 ||
+    if (cdt_mkdir_p(parent, 0755) != 0 ||
         (j->fd = open(j->partial, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0 ||
         fstat(j->fd, &st) != 0) {
         seterr(d, "cannot open %s: %s", j->partial, strerror(errno));

@@ -5,6 +5,7 @@
  * its repository links to it; names from outside are validated before they are
  * joined into paths, so no "..", absolute path or control character gets in. */
 #include "codictate/hfcache.h"
+#include "codictate/util.h"
 #include "hfcache_int.h"
 
 #include <dirent.h>
@@ -194,19 +195,11 @@ bool cdt_hfcache_is_partial_name(const char *name)
 
 /* ---- paths ---- */
 
-/* An environment variable that is set and not empty, else NULL. */
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v && *v ? v : NULL;
-}
-
 /* `value` with a leading "~/" expanded (as huggingface_hub's expanduser does). */
 static int expand_home(char **out, const char *value, const char *suffix)
 {
     if (value[0] == '~' && (value[1] == '/' || value[1] == '\0')) {
-        const char *home = env("HOME");
+        const char *home = cdt_env_str("HOME", NULL);
 
         if (!home)
             return CDT_ENOTFOUND;
@@ -220,13 +213,13 @@ int cdt_hfcache_root(char **out)
     const char *v;
 
     *out = NULL;
-    if ((v = env("HF_HUB_CACHE")))
+    if ((v = cdt_env_str("HF_HUB_CACHE", NULL)))
         return expand_home(out, v, "");
-    if ((v = env("HF_HOME")))
+    if ((v = cdt_env_str("HF_HOME", NULL)))
         return expand_home(out, v, "/hub");
-    if ((v = env("XDG_CACHE_HOME")))
+    if ((v = cdt_env_str("XDG_CACHE_HOME", NULL)))
         return expand_home(out, v, "/huggingface/hub");
-    if ((v = env("HOME")))
+    if ((v = cdt_env_str("HOME", NULL)))
         return path_fmt(out, "%s/.cache/huggingface/hub", v);
     return CDT_ENOTFOUND;
 }
@@ -281,37 +274,6 @@ int cdt__hfcache_lock_path(const char *root, const char *repo, const char *key, 
         return CDT_EINVAL;
     repo_folder(repo, folder, sizeof(folder));
     return path_fmt(out, "%s/.locks/%s/%s.lock", root, folder, key);
-}
-
-int cdt__mkdirs(const char *path, mode_t mode)
-{
-    char buf[CDT_HF_MAX_PATH];
-    struct stat st;
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        buf[i] = '\0';
-        if (mkdir(buf, mode) != 0) {
-            if (errno != EEXIST)
-                return -1;
-            if (stat(buf, &st) != 0)
-                return -1;
-            if (!S_ISDIR(st.st_mode)) {
-                errno = EEXIST;
-                return -1;
-            }
-        }
-        if (i < n)
-            buf[i] = '/';
-    }
-    return 0;
 }
 
 /* The directory part of `path` into buf ("." when none). */
@@ -456,11 +418,11 @@ int cdt_hfcache_find_llama(const char *repo, const char *file, char **out)
     for (char *p = name; *p; p++)
         if (*p == '/')
             *p = '_';
-    if ((v = env("LLAMA_CACHE")))
+    if ((v = cdt_env_str("LLAMA_CACHE", NULL)))
         rc = path_fmt(out, "%s/%s", v, name);
-    else if ((v = env("XDG_CACHE_HOME")))
+    else if ((v = cdt_env_str("XDG_CACHE_HOME", NULL)))
         rc = path_fmt(out, "%s/llama.cpp/%s", v, name);
-    else if ((v = env("HOME")))
+    else if ((v = cdt_env_str("HOME", NULL)))
         rc = path_fmt(out, "%s/.cache/llama.cpp/%s", v, name);
     else
         rc = CDT_ENOTFOUND;
@@ -540,7 +502,7 @@ int cdt_hfcache_commit(const char *root, const char *repo, const char *revision,
 
     /* 1. The blob. */
     dir_of(blob, parent, sizeof(parent));
-    if (cdt__mkdirs(parent, 0755) != 0) {
+    if (cdt_mkdir_p(parent, 0755) != 0) {
         seterr(errmsg, errcap, "cannot create %s: %s", parent, strerror(errno));
         rc = CDT_EIO;
         goto done;
@@ -564,7 +526,7 @@ int cdt_hfcache_commit(const char *root, const char *repo, const char *revision,
         memcpy(target + off, "../", 3);
     snprintf(target + off, sizeof(target) - off, "blobs/%s", key);
     dir_of(snap, parent, sizeof(parent));
-    if (cdt__mkdirs(parent, 0755) != 0) {
+    if (cdt_mkdir_p(parent, 0755) != 0) {
         seterr(errmsg, errcap, "cannot create %s: %s", parent, strerror(errno));
         rc = CDT_EIO;
         goto done;
@@ -586,7 +548,7 @@ int cdt_hfcache_commit(const char *root, const char *repo, const char *revision,
         if ((rc = path_fmt(&ref, "%s/refs/%s", dir, revision)) != 0)
             goto done;
         dir_of(ref, parent, sizeof(parent));
-        if (cdt__mkdirs(parent, 0755) != 0 || write_atomic(ref, commit) != 0) {
+        if (cdt_mkdir_p(parent, 0755) != 0 || write_atomic(ref, commit) != 0) {
             seterr(errmsg, errcap, "cannot write %s: %s", ref, strerror(errno));
             rc = CDT_EIO;
             goto done;
@@ -868,7 +830,7 @@ int cdt_hfcache_mark_verified(const char *root, const char *repo, const char *ke
         return rc;
     if ((rc = marker_text(blob, sha256, text, sizeof(text))) == 0) {
         dir_of(marker, parent, sizeof(parent));
-        rc = cdt__mkdirs(parent, 0755) == 0 && write_atomic(marker, text) == 0 ? 0 : CDT_EIO;
+        rc = cdt_mkdir_p(parent, 0755) == 0 && write_atomic(marker, text) == 0 ? 0 : CDT_EIO;
     }
     free(marker);
     free(blob);

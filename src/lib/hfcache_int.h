@@ -4,10 +4,6 @@
 
 #include <sys/types.h>
 
-/* mkdir -p: creates `path` and its missing parents with `mode`. Returns 0 or -1
- * with errno set (EEXIST when a component is not a directory). */
-int cdt__mkdirs(const char *path, mode_t mode);
-
 /* `<root>/.locks/models--{org}--{name}/<key>.lock` (huggingface_hub's lock file for a
  * blob being downloaded). Returns 0 and *out (caller frees with free()) or a
  * negative cdt_err. */

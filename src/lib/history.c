@@ -81,34 +81,21 @@ struct cdt_history_params cdt_history_default_params(void)
 /* Creates dir (and its parents, all mode 0700) unless it is a directory already. */
 static int make_dirs(struct cdt_history *h, const char *dir)
 {
-    char tmp[CDT_HISTORY_PATH_MAX];
     struct stat st;
-    size_t n = strlen(dir);
+    int rc;
 
-    if (n >= sizeof(tmp))
+    if (strlen(dir) >= CDT_HISTORY_PATH_MAX)
         return seterr(h, CDT_ETOOBIG, "%s: over CDT_HISTORY_PATH_MAX (%d bytes)", dir,
                       CDT_HISTORY_PATH_MAX);
-    memcpy(tmp, dir, n + 1);
-    for (char *s = tmp + 1;; s++) {
-        bool end = *s == '\0';
+    if ((rc = cdt_mkdir_p(dir, 0700)) != 0) {
+        int e = errno;
 
-        if (*s != '/' && !end)
-            continue;
-        *s = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-            int e = errno;
-
-            return seterr(h, e == ENOTDIR ? CDT_EIO : errno_rc(e), "cannot create %s: %s", tmp,
-                          e == ENOTDIR ? "a parent is not a directory" : strerror(e));
-        }
-        if (end)
-            break;
-        *s = '/';
+        if (rc != CDT_EEXISTS)
+            return seterr(h, rc, "cannot create %s: %s", dir, strerror(e));
+        if (stat(dir, &st) == 0)
+            return seterr(h, CDT_EIO, "%s exists and is not a directory", dir);
+        return seterr(h, CDT_EIO, "cannot create %s: a parent is not a directory", dir);
     }
-    if (stat(dir, &st) != 0)
-        return seterr(h, errno_rc(errno), "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return seterr(h, CDT_EIO, "%s exists and is not a directory", dir);
     if (access(dir, W_OK | X_OK) != 0)
         return seterr(h, CDT_EPERM, "%s: %s", dir, strerror(errno));
     return 0;
@@ -116,17 +103,17 @@ static int make_dirs(struct cdt_history *h, const char *dir)
 
 static int default_dir(struct cdt_history *h, const char *given)
 {
-    const char *env = getenv("CODICTATE_DATA_DIR"), *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
+    const char *env = cdt_env_str("CODICTATE_DATA_DIR", NULL);
+    const char *xdg = cdt_env_str("XDG_DATA_HOME", NULL), *home = cdt_env_str("HOME", NULL);
     int n;
 
     if (given && *given)
         n = snprintf(h->dir, sizeof(h->dir), "%s", given);
-    else if (env && *env)
+    else if (env)
         n = snprintf(h->dir, sizeof(h->dir), "%s", env);
-    else if (xdg && *xdg)
+    else if (xdg)
         n = snprintf(h->dir, sizeof(h->dir), "%s/codictate", xdg);
-    else if (home && *home)
+    else if (home)
         n = snprintf(h->dir, sizeof(h->dir), "%s/.local/share/codictate", home);
     else
         return seterr(h, CDT_ENOTFOUND,

@@ -4,6 +4,7 @@
  * numbers are parsed digit by digit with overflow checks. */
 #include "hubproto.h"
 #include "codictate/download.h"
+#include "codictate/util.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -126,13 +127,6 @@ const char *cdt__hub_strip_query(const char *url, char *buf, size_t cap)
 
 /* ---- token and endpoint ---- */
 
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v && *v ? v : NULL;
-}
-
 int cdt__hub_clean_token(char *t)
 {
     size_t n = strlen(t), i = 0;
@@ -160,7 +154,7 @@ int cdt__hub_env_token(char *buf, size_t cap, const char **source)
     if (source)
         *source = NULL;
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        if (!(v = env(vars[i])))
+        if (!(v = cdt_env_str(vars[i], NULL)))
             continue;
         if (strlen(v) > CDT_DL_MAX_TOKEN || strlen(v) >= cap)
             return CDT_ETOOBIG;
@@ -174,13 +168,13 @@ int cdt__hub_env_token(char *buf, size_t cap, const char **source)
     }
     /* huggingface_hub: HF_TOKEN_PATH, else $HF_HOME/token, HF_HOME defaulting to
      * $XDG_CACHE_HOME/huggingface, then ~/.cache/huggingface. */
-    if ((v = env("HF_TOKEN_PATH")))
+    if ((v = cdt_env_str("HF_TOKEN_PATH", NULL)))
         snprintf(path, sizeof(path), "%s", v);
-    else if ((v = env("HF_HOME")))
+    else if ((v = cdt_env_str("HF_HOME", NULL)))
         snprintf(path, sizeof(path), "%s/token", v);
-    else if ((v = env("XDG_CACHE_HOME")))
+    else if ((v = cdt_env_str("XDG_CACHE_HOME", NULL)))
         snprintf(path, sizeof(path), "%s/huggingface/token", v);
-    else if ((v = env("HOME")))
+    else if ((v = cdt_env_str("HOME", NULL)))
         snprintf(path, sizeof(path), "%s/.cache/huggingface/token", v);
     else
         return 0;

@@ -619,31 +619,15 @@ static void *idle_main(void *arg)
 
 static int default_state_dir(char *buf, size_t cap)
 {
-    const char *run = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
+    const char *run = cdt_env_str("XDG_RUNTIME_DIR", NULL), *home = cdt_env_str("HOME", NULL);
 
-    if (run && *run)
+    if (run)
         snprintf(buf, cap, "%s/codictate", run);
-    else if (home && *home)
+    else if (home)
         snprintf(buf, cap, "%s/.cache/codictate", home);
     else
         snprintf(buf, cap, "/tmp/codictate-%d", (int)getuid());
     return 0;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[CDT_MGR_PATH_MAX];
-
-    snprintf(tmp, sizeof(tmp), "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out)
@@ -673,7 +657,7 @@ int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out
         snprintf(m->state_dir, sizeof(m->state_dir), "%s", p->state_dir);
     else
         default_state_dir(m->state_dir, sizeof(m->state_dir));
-    if (mkdir_p(m->state_dir) != 0) {
+    if (cdt_mkdir_p(m->state_dir, 0700) != 0) {
         CDT_LOG_W(p->log, "cannot create %s: %s", m->state_dir, strerror(errno));
     }
     snprintf(m->pidfile, sizeof(m->pidfile), "%s/sidecar-%d.pid", m->state_dir, (int)getpid());

@@ -3,6 +3,7 @@
  * user may edit it between dictations). Every read is capped before parsing. */
 #include "codictate/prompts.h"
 #include "codictate/text.h"
+#include "codictate/util.h"
 #include "err_int.h"
 
 #include <cjson/cJSON.h>
@@ -32,14 +33,14 @@ const char *cdt_prompt_default(void)
 
 int cdt_config_path(char **out)
 {
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    const char *xdg = cdt_env_str("XDG_CONFIG_HOME", NULL), *home = cdt_env_str("HOME", NULL);
     char *p;
     int n;
 
     *out = NULL;
-    if (xdg && *xdg)
+    if (xdg)
         n = asprintf(&p, "%s/codictate/config.json", xdg);
-    else if (home && *home)
+    else if (home)
         n = asprintf(&p, "%s/.config/codictate/config.json", home);
     else
         return CDT_ENOTFOUND;

@@ -318,9 +318,7 @@ static int default_threads(void)
 /* An environment switch: set to "1". */
 static bool env_on(const char *name)
 {
-    const char *v = getenv(name);
-
-    return v && strcmp(v, "1") == 0;
+    return strcmp(cdt_env_str(name, ""), "1") == 0;
 }
 
 /* ---- the prefix cache ---------------------------------------------------------- */

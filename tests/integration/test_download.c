@@ -775,16 +775,16 @@ TEST(file_already_in_cache_is_reused)
     /* Seed the layout the way huggingface_hub writes it. */
     snprintf(model, sizeof(model), "%s/hub/org/model/model.bin", tmp);
     snprintf(dir, sizeof(dir), "%s/models--org--model/blobs", root);
-    CHECK_INT(cdt__mkdirs(dir, 0755), 0);
+    CHECK_INT(cdt_mkdir_p(dir, 0755), 0);
     snprintf(path, sizeof(path), "%s/%s", dir, model_sha);
     copy_file(model, path);
     snprintf(dir, sizeof(dir), "%s/models--org--model/snapshots/%s", root, model_commit);
-    CHECK_INT(cdt__mkdirs(dir, 0755), 0);
+    CHECK_INT(cdt_mkdir_p(dir, 0755), 0);
     snprintf(path, sizeof(path), "%s/model.bin", dir);
     snprintf(target, sizeof(target), "../../blobs/%s", model_sha);
     CHECK_INT(symlink(target, path), 0);
     snprintf(dir, sizeof(dir), "%s/models--org--model/refs", root);
-    CHECK_INT(cdt__mkdirs(dir, 0755), 0);
+    CHECK_INT(cdt_mkdir_p(dir, 0755), 0);
     snprintf(path, sizeof(path), "%s/main", dir);
     write_file(path, 0, 0);
     {
@@ -989,7 +989,7 @@ TEST(remove_keeps_a_blob_another_snapshot_uses)
     memset(other, 'b', 40);
     other[40] = '\0';
     snprintf(src, sizeof(src), "%s/blob.incomplete", root);
-    CHECK_INT(cdt__mkdirs(root, 0755), 0);
+    CHECK_INT(cdt_mkdir_p(root, 0755), 0);
     write_file(src, 5000, 7);
     CHECK_INT(cdt_hfcache_commit(root, "org/x", "main", model_commit, "a/f.bin", "k1", src, NULL,
                                  NULL, 0),
@@ -1024,11 +1024,14 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     /* The hub's files: an LFS model, a gated one, a small non-LFS config. */
     snprintf(path, sizeof(path), "%s/hub/org/model/config", tmp);
-    cdt__mkdirs(path, 0755);
+    if (cdt_mkdir_p(path, 0755) != 0)
+        return 1;
     snprintf(path, sizeof(path), "%s/hub/org/gated", tmp);
-    cdt__mkdirs(path, 0755);
+    if (cdt_mkdir_p(path, 0755) != 0)
+        return 1;
     snprintf(path, sizeof(path), "%s/llama", tmp);
-    cdt__mkdirs(path, 0755);
+    if (cdt_mkdir_p(path, 0755) != 0)
+        return 1;
     setenv("LLAMA_CACHE", path, 1);
     snprintf(path, sizeof(path), "%s/hub/org/model/model.bin", tmp);
     write_file(path, MODEL_SIZE, 1);
