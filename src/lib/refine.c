@@ -69,18 +69,6 @@ static bool starts_ci(const char *s, const char *prefix)
     return true;
 }
 
-static void trim(char *s)
-{
-    size_t a = 0, b = strlen(s);
-
-    while (a < b && strchr(" \t\r\n\f\v", s[a]))
-        a++;
-    while (b > a && strchr(" \t\r\n\f\v", s[b - 1]))
-        b--;
-    memmove(s, s + a, b - a);
-    s[b - a] = '\0';
-}
-
 static void cut(char *s, size_t from, size_t to)
 {
     memmove(s + from, s + to, strlen(s + to) + 1);
@@ -384,7 +372,7 @@ static int strip_preamble(char *s, const char *input_lower)
         if (!strip)
             return 0;
         cut(s, 0, upto);
-        trim(s);
+        cdt_trim(s);
     }
     return 0;
 }
@@ -408,7 +396,7 @@ static int strip_note(char *s, const char *input_lower)
         }
         free(p);
         *last = '\0';
-        trim(s);
+        cdt_trim(s);
     }
     return 0;
 }
@@ -439,7 +427,7 @@ static void strip_quotes(char *s, const char *input)
         s[n - 3] = '\0';
         cut(s, 0, 3);
     }
-    trim(s);
+    cdt_trim(s);
 }
 
 static bool is_question(const char *input_lower)
@@ -630,7 +618,7 @@ static int clean_response(const char *input, const char *input_lower, const char
     }
     unmark(*thought);
     unmark(*clean);
-    trim(*thought);
+    cdt_trim(*thought);
     return 0;
 }
 
@@ -712,7 +700,7 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
     rc = clean_response(input, input_lower, output ? output : "", &thought, &s);
     if (rc == 0) {
         strip_tags(s);
-        trim(s);
+        cdt_trim(s);
         rc = strip_preamble(s, input_lower);
     }
     /* Notes are left out of the count: they talk about the transcript ("I removed

@@ -1,6 +1,7 @@
 /* Response cleaning and UTF-8 validation. Cleaning works on a private copy and
  * only ever removes text; it never rewrites words. */
 #include "codictate/text.h"
+#include "codictate/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,18 +62,6 @@ static void cut_repeated_text_label(char *s)
         *second = '\0';
 }
 
-static void trim(char *s)
-{
-    size_t start = 0, len = strlen(s);
-
-    while (start < len && strchr(" \t\r\n\f\v", s[start]))
-        start++;
-    while (len > start && strchr(" \t\r\n\f\v", s[len - 1]))
-        len--;
-    memmove(s, s + start, len - start);
-    s[len - start] = '\0';
-}
-
 char *cdt_text_strip_think_blocks(const char *text)
 {
     char *s = strdup(text ? text : "");
@@ -91,7 +80,7 @@ char *cdt_text_clean_response(const char *text)
     strip_think(s);
     keep_after_output(s);
     cut_repeated_text_label(s);
-    trim(s);
+    cdt_trim(s);
     return s;
 }
 
