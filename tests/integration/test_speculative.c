@@ -1207,10 +1207,10 @@ TEST(chat_messages)
     memset(&r, 0, sizeof(r));
     REQUIRE(format_request(engine_of(be), &p, &fmt, &r) == 0);
     CHECK_STR(fmt.data, "<|im_start|>system\nYou clean up dictated text.<|im_end|>\n"
-                     "<|im_start|>user\num hello there<|im_end|>\n"
-                     "<|im_start|>assistant\nHello there.<|im_end|>\n"
-                     "<|im_start|>user\nso uh what now<|im_end|>\n"
-                     "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+                        "<|im_start|>user\num hello there<|im_end|>\n"
+                        "<|im_start|>assistant\nHello there.<|im_end|>\n"
+                        "<|im_start|>user\nso uh what now<|im_end|>\n"
+                        "<|im_start|>assistant\n<think>\n\n</think>\n\n");
     CHECK_STR(r.prompt_format_mode, "chat_template");
     cdt_buf_cleanup(&fmt);
 
