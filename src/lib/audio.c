@@ -203,22 +203,7 @@ done:
 
 static int errno_rc(int e)
 {
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return CDT_ENOSPACE;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return CDT_EPERM;
-    case ENOENT:
-    case ENOTDIR:
-        return CDT_ENOTFOUND;
-    case ENOMEM:
-        return CDT_ENOMEM;
-    default:
-        return CDT_EIO;
-    }
+    return e == ENOENT || e == ENOTDIR ? CDT_ENOTFOUND : cdt__err_from_errno(e);
 }
 
 /* libsndfile virtual I/O on a file descriptor that remembers the first errno. */

@@ -2,6 +2,7 @@
 #include "codictate/err.h"
 #include "err_int.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,4 +45,21 @@ int cdt__errmsg_set(char *buf, size_t cap, int rc, const char *fmt, ...)
         va_end(ap);
     }
     return rc;
+}
+
+int cdt__err_from_errno(int e)
+{
+    switch (e) {
+    case ENOMEM:
+        return CDT_ENOMEM;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return CDT_EPERM;
+    case ENOSPC:
+    case EDQUOT:
+        return CDT_ENOSPACE;
+    default:
+        return CDT_EIO;
+    }
 }

@@ -10,6 +10,7 @@
 #include "codictate/history.h"
 #include "codictate/log.h"
 #include "codictate/util.h"
+#include "err_int.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -53,23 +54,6 @@ static int seterr(struct cdt_history *h, int rc, const char *fmt, ...)
     vsnprintf(h->errmsg, sizeof(h->errmsg), fmt, ap);
     va_end(ap);
     return rc;
-}
-
-static int errno_rc(int e)
-{
-    switch (e) {
-    case ENOMEM:
-        return CDT_ENOMEM;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return CDT_EPERM;
-    case ENOSPC:
-    case EDQUOT:
-        return CDT_ENOSPACE;
-    default:
-        return CDT_EIO;
-    }
 }
 
 struct cdt_history_params cdt_history_default_params(void)
@@ -308,13 +292,13 @@ int cdt_history_append(struct cdt_history *h, const struct cdt_history_entry *e)
     }
     fd = open(h->file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        rc = errno_rc(errno);
+        rc = cdt__err_from_errno(errno);
         seterr(h, rc, "cannot open %s: %s", h->file, strerror(errno));
         free(line);
         return rc;
     }
     if (fstat(fd, &st) != 0) {
-        rc = seterr(h, errno_rc(errno), "%s: %s", h->file, strerror(errno));
+        rc = seterr(h, cdt__err_from_errno(errno), "%s: %s", h->file, strerror(errno));
         goto out;
     }
     if (st.st_mode & 077)
@@ -336,13 +320,14 @@ int cdt_history_append(struct cdt_history *h, const struct cdt_history_entry *e)
         buf[off + len] = '\n';
         w = write(fd, buf, off + len + 1);
         if (w < 0)
-            rc = seterr(h, errno_rc(errno), "cannot write %s: %s", h->file, strerror(errno));
+            rc = seterr(h, cdt__err_from_errno(errno), "cannot write %s: %s", h->file,
+                        strerror(errno));
         else if ((size_t)w != off + len + 1)
             rc = seterr(h, CDT_ENOSPACE, "cannot write %s: short write (disk full?)", h->file);
         free(buf);
     }
     if (rc == 0 && fsync(fd) != 0)
-        rc = seterr(h, errno_rc(errno), "cannot sync %s: %s", h->file, strerror(errno));
+        rc = seterr(h, cdt__err_from_errno(errno), "cannot sync %s: %s", h->file, strerror(errno));
 out:
     close(fd);
     free(line);
@@ -462,7 +447,7 @@ static int read_lines(struct cdt_history *h, struct list *l)
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        rc = errno_rc(errno);
+        rc = cdt__err_from_errno(errno);
         return seterr(h, rc, "cannot open %s: %s", h->file, strerror(errno));
     }
     chunk = malloc(READ_CHUNK);
@@ -477,7 +462,8 @@ static int read_lines(struct cdt_history *h, struct list *l)
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            rc = seterr(h, errno_rc(errno), "cannot read %s: %s", h->file, strerror(errno));
+            rc = seterr(h, cdt__err_from_errno(errno), "cannot read %s: %s", h->file,
+                        strerror(errno));
             break;
         }
         if (got == 0) {
@@ -685,12 +671,14 @@ int cdt_history_clear(struct cdt_history *h)
 
     h->errmsg[0] = '\0';
     if (unlink(h->file) != 0 && errno != ENOENT)
-        return seterr(h, errno_rc(errno), "cannot delete %s: %s", h->file, strerror(errno));
+        return seterr(h, cdt__err_from_errno(errno), "cannot delete %s: %s", h->file,
+                      strerror(errno));
     dir = opendir(h->recdir);
     if (!dir) {
         if (errno == ENOENT)
             return 0;
-        return seterr(h, errno_rc(errno), "cannot open %s: %s", h->recdir, strerror(errno));
+        return seterr(h, cdt__err_from_errno(errno), "cannot open %s: %s", h->recdir,
+                      strerror(errno));
     }
     while ((d = readdir(dir)) != NULL) {
         struct stat st;
@@ -701,7 +689,8 @@ int cdt_history_clear(struct cdt_history *h)
         if (lstat(path, &st) != 0 || S_ISDIR(st.st_mode))
             continue;
         if (unlink(path) != 0 && errno != ENOENT && rc == 0)
-            rc = seterr(h, errno_rc(errno), "cannot delete %s: %s", path, strerror(errno));
+            rc = seterr(h, cdt__err_from_errno(errno), "cannot delete %s: %s", path,
+                        strerror(errno));
     }
     closedir(dir);
     fsync_dir(h->dir);

@@ -4,6 +4,7 @@
  * header says so. */
 #include "codictate/util.h"
 #include "codictate/err.h"
+#include "err_int.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -112,22 +113,7 @@ int cdt_parse_long(const char *s, long lo, long hi, long *out)
 
 static int mkdir_err(int e)
 {
-    switch (e) {
-    case ENOMEM:
-        return CDT_ENOMEM;
-    case EEXIST:
-    case ENOTDIR:
-        return CDT_EEXISTS;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        return CDT_EPERM;
-    case ENOSPC:
-    case EDQUOT:
-        return CDT_ENOSPACE;
-    default:
-        return CDT_EIO;
-    }
+    return e == EEXIST || e == ENOTDIR ? CDT_EEXISTS : cdt__err_from_errno(e);
 }
 
 /* One mkdir; an existing directory counts as made. */
