@@ -136,7 +136,8 @@ bench() {
     for m in 0.6b 1.7b; do
         for t in "$T" 4; do
             for spec in "pp478|-p 478 -n 0" "pp170@d304|-p 170 -n 0 -d 304" "tg150@d478|-p 0 -n 150 -d 478"; do
-                local name=${spec%%|*} args=${spec#*|} row="| $m | $t | $name |" o p
+                local name=${spec%%|*} args=${spec#*|} row o p
+                row="| $m | $t | $name |"
                 for v in stock off patch; do
                     bin=$WORK/build-$v/bin/llama-bench
                     [[ $v == stock ]] && bin=$WORK/stock/bin/llama-bench

@@ -28,7 +28,7 @@ check "version exits 0" exit_is 0 "$bin" version
 check "version --help exits 0" exit_is 0 "$bin" version --help
 check "version bad option exits 2" exit_is 2 "$bin" version --bogus
 check "version extra arg exits 2" exit_is 2 "$bin" version extra
-check "version shows llama.cpp commit" out_has '^llama\.cpp +[0-9a-f]{40} \(ggml [0-9]+\.[0-9]+\.[0-9]+\)' "$bin" version
+check "version shows llama.cpp commit" out_has '^llama\.cpp +([0-9a-f]{40}|unknown) \(ggml [0-9]+\.[0-9]+\.[0-9]+\)' "$bin" version
 check "version shows whisper.cpp" out_has '^whisper\.cpp +[0-9]+\.[0-9]+\.[0-9]+' "$bin" version
 check "version shows CPU features" out_has '^cpu +[0-9]+ cores: ' "$bin" version
 check "version shows RAM tier" out_has '^ram .* tier (le8|9to16|gt16)' "$bin" version
