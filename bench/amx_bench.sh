@@ -63,8 +63,10 @@ build() {
         echo "kernel: $(uname -r); $(cc --version | sed -n 1p); cmake $(cmake --version | sed -n '1s/.* //p')"
         echo "codictate: $(cat "$CB/codictate.commit" 2>/dev/null || echo unknown)"
     } | tee "$WORK/env.txt" >&2
+    # AMX_BENCH_VARIANTS: which builds (default "stock off patch").
+    local want=" ${AMX_BENCH_VARIANTS:-stock off patch} "
     # stock: upstream's native build, AMX kernels as shipped (llama-bench only).
-    if [[ ! -x $WORK/stock/bin/llama-bench ]]; then
+    if [[ $want == *" stock "* && ! -x $WORK/stock/bin/llama-bench ]]; then
         log "stock llama.cpp (GGML_NATIVE, AMX unpatched): llama-bench"
         cmake -G Ninja -S "$WORK/src/llama.cpp" -B "$WORK/stock" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
             -DGGML_NATIVE=ON -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
@@ -74,6 +76,7 @@ build() {
             { tail -n 20 "$WORK/stock-build.log"; die "stock build failed"; }
     fi
     for v in off patch; do
+        [[ $want == *" $v "* ]] || continue
         log "engines, CODICTATE_AMX=$v (scripts/engines.sh)"
         prefix=$(CODICTATE_AMX=$v CODICTATE_LLAMA_SRC=$WORK/src/llama.cpp CODICTATE_WHISPER_SRC=$WORK/src/whisper.cpp \
             CODICTATE_CACHE=$WORK/cache CODICTATE_JOBS=$(nproc) "$WORK/codictate/scripts/engines.sh" | tail -n 1)
