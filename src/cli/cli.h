@@ -78,18 +78,13 @@ void cdt_cli_refiner_free(struct cdt_cli_refiner *r);
 /* Adds refined, fallback_reason, model, provider and refine timings to o. */
 void cdt_cli_refine_to_json(cJSON *o, const struct cdt_refine_result *r, const char *provider);
 
-/* The whisper and VAD models of `transcribe` and `dictate`. */
-#define CDT_CLI_PATH_CAP 4096
-struct cdt_cli_whisper {
-    char model[CDT_CLI_PATH_CAP];     /* the whisper model file */
-    char vad_model[CDT_CLI_PATH_CAP]; /* the Silero VAD model file, when vad */
-    bool vad;
-};
-/* From --whisper-model / --vad-model / --no-vad (NULL / false when not given):
- * a path or a downloaded catalog model, else the first downloaded one. Problems
- * are printed with the `who` prefix. Returns CDT_EXIT_OK or CDT_EXIT_FAIL. */
+/* The whisper and VAD models of `transcribe` and `dictate` (cdt_pick_whisper, see
+ * codictate/pick.h), from --whisper-model / --vad-model / --no-vad (NULL / false
+ * when not given). Problems are printed with the `who` prefix, the note (VAD off)
+ * as "note: …". Returns CDT_EXIT_OK or CDT_EXIT_FAIL. */
+struct cdt_pick_whisper;
 int cdt_cli_whisper_pick(struct cdt_cli *cli, const char *who, const char *model_arg,
-                         const char *vad_arg, bool no_vad, struct cdt_cli_whisper *w);
+                         const char *vad_arg, bool no_vad, struct cdt_pick_whisper *w);
 
 struct cdt_transcript;
 /* {raw, refined: null, fallback_reason: null, segments, language, audio_seconds,

@@ -18,6 +18,7 @@
 #include "codictate/history.h"
 #include "codictate/limits.h"
 #include "codictate/log.h"
+#include "codictate/pick.h"
 #include "codictate/refine.h"
 #include "codictate/sysinfo.h"
 #include "codictate/transcribe.h"
@@ -102,7 +103,7 @@ static void dictate_usage(FILE *out)
 struct dictation {
     struct cdt_cli *cli;
     struct cdt_cli_refine_opts ro;
-    struct cdt_cli_whisper wp;
+    struct cdt_pick_whisper wp;
     const char *input, *device, *language;
     long threads, max_seconds;
     bool retry_last, copy, type, json, no_vad;

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "codictate/catalog.h"
 #include "codictate/models.h"
+#include "codictate/pick.h"
 #include "codictate/refine.h"
 #include "codictate/transcribe.h"
 
@@ -144,7 +145,7 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
     struct cdt_transcript tr;
     struct tctx c;
     const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL;
-    struct cdt_cli_whisper wp;
+    struct cdt_pick_whisper wp;
     char err[2048];
     bool json = false, no_vad = false, refine = false;
     struct cdt_cli_refine_opts ro = {0};
