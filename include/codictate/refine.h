@@ -85,6 +85,49 @@ typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
                                  struct cdt_refine_llm_reply *reply, char *errmsg, size_t errcap,
                                  void *user_data);
 
+/* Why the deterministic text was delivered instead of a model's output: one
+ * X-macro list gives the enum, a stable machine name (cdt_refine_reason_name, for
+ * --json's "reason_code" and scripts) and a message for people
+ * (cdt_refine_reason_message). Values are never renumbered; code branches on the
+ * enum, never on the text shown to a person. */
+#define CDT_REFINE_REASON_MAP(X)                                                                   \
+    X(OK, 0, "ok", "the model's output was delivered")                                             \
+    X(EMPTY_INPUT, 1, "empty_input", "empty transcript")                                           \
+    X(ONLY_FILLERS, 2, "only_fillers", "nothing left after the deterministic pass (only fillers)") \
+    X(INPUT_TOO_LONG, 3, "input_too_long", "transcript too long for the model")                    \
+    X(NO_MODEL, 4, "no_model", "no model installed")                                               \
+    X(MODEL_UNAVAILABLE, 5, "model_unavailable", "the chosen model cannot be used")                \
+    X(TIMEOUT, 6, "timeout", "deadline: the model did not answer in time")                         \
+    X(SIDECAR, 7, "sidecar_error", "sidecar: the local model failed")                              \
+    X(PROVIDER_ERROR, 8, "provider_error", "the model provider failed")                            \
+    X(PROVIDER_AUTH, 9, "provider_auth", "the model provider refused the API key")                 \
+    X(TRUNCATED, 10, "truncated", "output cut off before its end")                                 \
+    X(GUARD_CUTS_WORDS, 11, "guard_cuts_words",                                                    \
+      "cleaning the output would cut words of the transcript")                                     \
+    X(GUARD_EMPTY, 12, "guard_empty", "empty output")                                              \
+    X(GUARD_REFUSAL, 13, "guard_refusal",                                                          \
+      "refusal: the model declined instead of cleaning the text")                                  \
+    X(GUARD_ANSWER, 14, "guard_answer", "answer instead of a cleanup")                             \
+    X(GUARD_LENGTH, 15, "guard_length", "output length far from the transcript's")
+
+enum cdt_refine_reason {
+#define CDT_REFINE_REASON_ENUM_(name, value, code, msg) CDT_REFINE_##name = value,
+    CDT_REFINE_REASON_MAP(CDT_REFINE_REASON_ENUM_)
+#undef CDT_REFINE_REASON_ENUM_
+};
+
+/* The stable machine name ("guard_length"); "unknown" for a value outside the
+ * list. Static string. */
+const char *cdt_refine_reason_name(enum cdt_refine_reason r);
+
+/* The message for people ("empty output"); "unknown reason" outside the list.
+ * Static string. */
+const char *cdt_refine_reason_message(enum cdt_refine_reason r);
+
+/* The reason whose machine name is `name`; false (and *out untouched) for NULL or
+ * a name not in the list. For stored records (history). */
+bool cdt_refine_reason_from_name(const char *name, enum cdt_refine_reason *out);
+
 struct cdt_refine_params {
     enum cdt_refine_provider provider; /* default CDT_REFINE_LOCAL */
     const char *instructions;          /* NULL: cdt_prompt_default() */
@@ -128,17 +171,23 @@ struct cdt_refine_timings {
 
 /* Every string is owned by the result: free them all with cdt_refine_result_cleanup. */
 struct cdt_refine_result {
-    char *raw;             /* the transcript as given */
-    char *cleaned;         /* after the deterministic pass */
-    char *refined;         /* the text to deliver: the guarded model output, or `cleaned` */
-    char *fallback_reason; /* why `cleaned` was delivered; NULL when the model's output was */
-    char *model;           /* the model used or tried (catalog id, path or remote name);
-                            * NULL when none */
+    char *raw;                     /* the transcript as given */
+    char *cleaned;                 /* after the deterministic pass */
+    char *refined;                 /* the text to deliver: the guarded model output, or `cleaned` */
+    enum cdt_refine_reason reason; /* why `cleaned` was delivered; CDT_REFINE_OK when
+                                    * the model's output was */
+    char *fallback_reason;         /* the reason for people: its message, or a detail that says
+                                    * more ("output too long: 30 words for 10", the provider's
+                                    * error); never transcript text. NULL exactly when reason
+                                    * is CDT_REFINE_OK */
+    char *model;                   /* the model used or tried (catalog id, path or remote name);
+                                    * NULL when none */
     struct cdt_refine_timings timings;
 };
 
 /* Runs the pipeline on `text` (UTF-8). Returns 0 — also when falling back; then
- * out->fallback_reason says why — or CDT_EINVAL (NULL argument, a provider without
+ * out->reason says why (CDT_REFINE_EMPTY_INPUT for a blank transcript, which is
+ * returned as it is) — or CDT_EINVAL (NULL argument, a provider without
  * what it needs), CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT), CDT_ENOMEM. On an
  * error out holds only NULLs. */
 CDT_NODISCARD int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
@@ -175,10 +224,11 @@ char *cdt_refine_instructions(const char *instructions);
 
 /* The output guards. `input` is what the model was given (the deterministic
  * text); `output` its raw answer, uncleaned (think blocks and all). Returns 0 and
- * *accepted (the cleaned output; caller frees), 1 when the output is rejected
- * (reason gets why; *accepted NULL), or CDT_ENOMEM. Cleaning never removes words
- * the transcript contains: an output it would shorten that way is rejected
- * ("cleaning the output would cut N words of the transcript"). */
+ * *accepted (the cleaned output; caller frees), a positive CDT_REFINE_GUARD_*
+ * reason when the output is rejected (`reason` gets the text for people, which
+ * names counts, never words; *accepted NULL), or CDT_ENOMEM. Cleaning never
+ * removes words the transcript contains: an output it would shorten that way is
+ * rejected (CDT_REFINE_GUARD_CUTS_WORDS). */
 CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char **accepted,
                                    char *reason, size_t reason_cap);
 

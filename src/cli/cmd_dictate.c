@@ -86,7 +86,7 @@ static void dictate_usage(FILE *out)
                  "  --type                   also type the text into the focused window (wtype,\n"
                  "                           ydotool, xdotool)\n"
                  "  --json                   print JSON: id, raw, refined, fallback_reason,\n"
-                 "                           segments, recording, timings, ...\n"
+                 "                           reason_code, segments, recording, timings, ...\n"
                  "  --whisper-model ID|PATH  the whisper model (default: the first downloaded)\n"
                  "  --language L             language code or auto (default)\n"
                  "  --no-vad, --vad-model ID|PATH, --threads N   as in `codictate transcribe`\n"
@@ -743,9 +743,11 @@ static int run(struct dictation *d)
 
             if (have_res)
                 cdt_cli_refine_to_json(root, &res, cdt_cli_refiner_provider(d->refiner));
-            else
+            else {
                 cJSON_ReplaceItemInObjectCaseSensitive(root, "refined",
                                                        cJSON_CreateString(tr.text));
+                cJSON_AddNullToObject(root, "reason_code");
+            }
             cJSON_AddStringToObject(root, "id", r.e.id);
             if (r.saved)
                 cJSON_AddStringToObject(root, "recording", r.wav);

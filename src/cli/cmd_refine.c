@@ -51,8 +51,8 @@ static void refine_usage(FILE *out)
             "                       ($XDG_CONFIG_HOME/codictate/config.json, {\"prompts\":\n"
             "                       {\"NAME\": \"…\"}}), a file, or \"default\"\n"
             "  --timeout-ms N       deadline of the LLM step (default %d)\n"
-            "  --json               print {\"raw\",\"refined\",\"fallback_reason\",\"model\",\n"
-            "                       \"provider\",\"timings\"}\n"
+            "  --json               print {\"raw\",\"refined\",\"fallback_reason\",\n"
+            "                       \"reason_code\",\"model\",\"provider\",\"timings\"}\n"
             "  -h, --help           this help\n"
             "\n"
             "exit status: 0 text delivered (also on fallback), 1 failure (unreadable input),\n"
@@ -139,11 +139,15 @@ void cdt_cli_refine_to_json(cJSON *o, const struct cdt_refine_result *r, const c
 
     cJSON_DeleteItemFromObjectCaseSensitive(o, "refined");
     cJSON_DeleteItemFromObjectCaseSensitive(o, "fallback_reason");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "reason_code");
     cJSON_AddStringToObject(o, "refined", r->refined);
-    if (r->fallback_reason)
+    if (r->reason != CDT_REFINE_OK) {
         cJSON_AddStringToObject(o, "fallback_reason", r->fallback_reason);
-    else
+        cJSON_AddStringToObject(o, "reason_code", cdt_refine_reason_name(r->reason));
+    } else {
         cJSON_AddNullToObject(o, "fallback_reason");
+        cJSON_AddNullToObject(o, "reason_code");
+    }
     if (r->model)
         cJSON_AddStringToObject(o, "model", r->model);
     else
@@ -418,10 +422,10 @@ int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_
         fprintf(stderr, "%s: out of memory while refining\n", r->who);
         return CDT_EXIT_FAIL;
     }
-    if (res->fallback_reason && strcmp(res->fallback_reason, "empty transcript") != 0) {
+    if (res->reason != CDT_REFINE_OK && res->reason != CDT_REFINE_EMPTY_INPUT) {
         fprintf(stderr, "%s: delivering the deterministic cleanup: %s\n", r->who,
                 res->fallback_reason);
-        if (strcmp(res->fallback_reason, "no model installed") == 0)
+        if (res->reason == CDT_REFINE_NO_MODEL)
             hint_no_model(r->cat);
     }
     return CDT_EXIT_OK;

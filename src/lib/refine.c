@@ -1,9 +1,9 @@
 /* The refinement pipeline and its output guards (see refine.h).
  *
  * Invariant: whatever happens after the deterministic pass, `refined` is either
- * the guarded model output or a copy of `cleaned`, and `fallback_reason` is set
- * exactly in the second case. Providers live in refine_providers.c. Transcript
- * and output text reach the log only at debug level. */
+ * the guarded model output or a copy of `cleaned`, and `reason` (with its text,
+ * `fallback_reason`) is set exactly in the second case. Providers live in refine_providers.c.
+ * Transcript and output text reach the log only at debug level. */
 #include "codictate/refine.h"
 #include "codictate/cleanup.h"
 #include "codictate/log.h"
@@ -478,14 +478,16 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
     for (size_t i = 0; i < N(refusal_anywhere) && !verdict; i++)
         verdict =
             strstr(out_lower, refusal_anywhere[i]) && !strstr(input_lower, refusal_anywhere[i]);
-    if (verdict)
-        snprintf(reason, cap, "refusal: the model declined instead of cleaning the text");
+    if (verdict) {
+        snprintf(reason, cap, "%s", cdt_refine_reason_message(CDT_REFINE_GUARD_REFUSAL));
+        verdict = CDT_REFINE_GUARD_REFUSAL;
+    }
     if (!verdict && is_question(input_lower) &&
         (!strchr(out, '?') || (ends_with_question(input) && !ends_with_question(out)))) {
         snprintf(reason, cap,
                  "answer instead of a cleanup: the transcript is a question and the output "
                  "is not");
-        verdict = 1;
+        verdict = CDT_REFINE_GUARD_ANSWER;
     }
     free(out_lower);
     if (verdict)
@@ -505,10 +507,10 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
 
         if (no > CDT_REFINE_MAX_RATIO * ni + CDT_REFINE_WORD_SLACK) {
             snprintf(reason, cap, "output too long: %zu words for %zu", wo.n, wi.n);
-            verdict = 1;
+            verdict = CDT_REFINE_GUARD_LENGTH;
         } else if (no < CDT_REFINE_MIN_RATIO * ni) {
             snprintf(reason, cap, "output too short: %zu words for %zu", wo.n, wi.n);
-            verdict = 1;
+            verdict = CDT_REFINE_GUARD_LENGTH;
         } else {
             qsort(wi.v, wi.n, sizeof(char *), cmp_str);
             out_in = shared(&wo, &wi);
@@ -520,7 +522,7 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
                          "answer instead of a cleanup: the output shares %.0f%% of its words "
                          "with the transcript",
                          no > 0 ? 100.0 * (double)out_in / no : 0.0);
-                verdict = 1;
+                verdict = CDT_REFINE_GUARD_ANSWER;
             }
         }
     }
@@ -715,10 +717,10 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
             snprintf(reason, reason_cap,
                      "cleaning the output would cut %zu word%s of the transcript", lost,
                      lost == 1 ? "" : "s");
-            rc = 1;
+            rc = CDT_REFINE_GUARD_CUTS_WORDS;
         } else if (!*s) {
-            snprintf(reason, reason_cap, "empty output");
-            rc = 1;
+            snprintf(reason, reason_cap, "%s", cdt_refine_reason_message(CDT_REFINE_GUARD_EMPTY));
+            rc = CDT_REFINE_GUARD_EMPTY;
         } else {
             rc = judge(input, input_lower, s, reason, reason_cap);
         }
@@ -733,6 +735,41 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
 }
 
 /* ---- the pipeline ---- */
+
+static const struct {
+    enum cdt_refine_reason value;
+    const char *name, *message;
+} reasons[] = {
+#define REASON_ROW(name, value, code, msg) {CDT_REFINE_##name, code, msg},
+    CDT_REFINE_REASON_MAP(REASON_ROW)
+#undef REASON_ROW
+};
+
+const char *cdt_refine_reason_name(enum cdt_refine_reason r)
+{
+    for (size_t i = 0; i < N(reasons); i++)
+        if (reasons[i].value == r)
+            return reasons[i].name;
+    return "unknown";
+}
+
+const char *cdt_refine_reason_message(enum cdt_refine_reason r)
+{
+    for (size_t i = 0; i < N(reasons); i++)
+        if (reasons[i].value == r)
+            return reasons[i].message;
+    return "unknown reason";
+}
+
+bool cdt_refine_reason_from_name(const char *name, enum cdt_refine_reason *out)
+{
+    for (size_t i = 0; name && i < N(reasons); i++)
+        if (strcmp(reasons[i].name, name) == 0) {
+            *out = reasons[i].value;
+            return true;
+        }
+    return false;
+}
 
 void cdt_refine_result_cleanup(struct cdt_refine_result *r)
 {
@@ -751,16 +788,25 @@ static bool blank(const char *s)
     return s[strspn(s, " \t\r\n\f\v")] == '\0';
 }
 
-static int set_reason(struct cdt_refine_result *out, const char *fmt, ...) CDT_PRINTF(2, 3);
+/* Sets out->reason and its text for people: the printf-style detail, or the
+ * reason's message when fmt is NULL. */
+static int set_reason(struct cdt_refine_result *out, enum cdt_refine_reason why, const char *fmt,
+                      ...) CDT_PRINTF(3, 4);
 
-static int set_reason(struct cdt_refine_result *out, const char *fmt, ...)
+static int set_reason(struct cdt_refine_result *out, enum cdt_refine_reason why, const char *fmt,
+                      ...)
 {
     char buf[CDT_REFINE_REASON_MAX];
     va_list ap;
 
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(buf, sizeof(buf), "%s", cdt_refine_reason_message(why));
+    }
+    out->reason = why;
     free(out->fallback_reason);
     out->fallback_reason = strdup(buf);
     return out->fallback_reason ? 0 : CDT_ENOMEM;
@@ -779,6 +825,7 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
     char *instr = cdt_refine_instructions(p->instructions);
     char *block = cdt_refine_transcript_block(out->cleaned);
     char *prompt = NULL, err[CDT_REFINE_REASON_MAX] = "";
+    enum cdt_refine_reason why = CDT_REFINE_PROVIDER_ERROR;
     double t0 = cdt_now_ms();
     int rc;
 
@@ -800,7 +847,7 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
         rc = p->llm(&req, &reply, err, sizeof(err), p->user_data);
         break;
     default:
-        rc = cdt__refine_local(p, &req, &reply, &out->model, err, sizeof(err));
+        rc = cdt__refine_local(p, &req, &reply, &out->model, &why, err, sizeof(err));
         break;
     }
     out->timings.llm_ms = cdt_now_ms() - t0;
@@ -814,16 +861,22 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
         return rc;
     }
     if (rc != 0) {
-        rc = set_reason(out, "%s", err[0] ? err : cdt_strerror(rc));
+        /* The local provider names its reason; the others are told apart by the
+         * error code. */
+        if (rc == CDT_ETIMEOUT)
+            why = CDT_REFINE_TIMEOUT;
+        else if (rc == CDT_EAUTH && p->provider == CDT_REFINE_OPENAI)
+            why = CDT_REFINE_PROVIDER_AUTH;
+        rc = set_reason(out, why, "%s", err[0] ? err : cdt_strerror(rc));
     } else if (reply.truncated) {
-        rc = set_reason(out, "output cut off before its end");
+        rc = set_reason(out, CDT_REFINE_TRUNCATED, NULL);
     } else {
-        char why[CDT_REFINE_REASON_MAX];
+        char text[CDT_REFINE_REASON_MAX];
 
         CDT_LOG_D(p->log, "refine: model output: %s", reply.text ? reply.text : "");
-        rc = cdt_refine_guard(out->cleaned, reply.text, &out->refined, why, sizeof(why));
-        if (rc == 1)
-            rc = set_reason(out, "%s", why);
+        rc = cdt_refine_guard(out->cleaned, reply.text, &out->refined, text, sizeof(text));
+        if (rc > 0)
+            rc = set_reason(out, (enum cdt_refine_reason)rc, "%s", text);
     }
     free(reply.text);
     return rc;
@@ -848,7 +901,7 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
         /* Nothing was said: no model call, nothing to fall back from. */
         out->cleaned = strdup(text);
         out->refined = strdup(text);
-        if (!out->cleaned || !out->refined || set_reason(out, "empty transcript") != 0)
+        if (!out->cleaned || !out->refined || set_reason(out, CDT_REFINE_EMPTY_INPUT, NULL) != 0)
             goto oom;
         out->timings.total_ms = cdt_now_ms() - t0;
         return 0;
@@ -860,9 +913,10 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
     out->timings.deterministic_ms = t1 - t0;
     CDT_LOG_D(p->log, "refine: deterministic pass: %s", out->cleaned);
     if (!out->cleaned[0])
-        rc = set_reason(out, "nothing left after the deterministic pass (only fillers)");
+        rc = set_reason(out, CDT_REFINE_ONLY_FILLERS, NULL);
     else if (strlen(out->cleaned) > CDT_REFINE_MAX_MODEL_TEXT)
-        rc = set_reason(out, "transcript too long for the model (%zu bytes, at most %d)",
+        rc = set_reason(out, CDT_REFINE_INPUT_TOO_LONG,
+                        "transcript too long for the model (%zu bytes, at most %d)",
                         strlen(out->cleaned), CDT_REFINE_MAX_MODEL_TEXT);
     else
         rc = ask_model(p, out);
@@ -870,9 +924,10 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
         goto fail;
     if (!out->refined && !(out->refined = strdup(out->cleaned)))
         goto oom;
-    if (out->fallback_reason)
-        CDT_LOG_I(p->log, "refine (%s): delivering the deterministic text: %s",
-                  provider_name(p->provider), out->fallback_reason);
+    if (out->reason != CDT_REFINE_OK)
+        CDT_LOG_I(p->log, "refine (%s): delivering the deterministic text (%s): %s",
+                  provider_name(p->provider), cdt_refine_reason_name(out->reason),
+                  out->fallback_reason);
     out->timings.total_ms = cdt_now_ms() - t0;
     return 0;
 oom:

@@ -128,7 +128,8 @@ static void detail_of(const cJSON *o, const char *body, char *out, size_t cap)
 }
 
 int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
-                      struct cdt_refine_llm_reply *reply, char **model, char *errmsg, size_t errcap)
+                      struct cdt_refine_llm_reply *reply, char **model,
+                      enum cdt_refine_reason *reason, char *errmsg, size_t errcap)
 {
     char path[CDT_REFINE_PATH_MAX], err[512];
     struct cdt_manager *mgr;
@@ -137,9 +138,14 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     long status = 0;
     int rc;
 
+    /* Past model resolution every error is the sidecar's, or its deadline. */
+    *reason = CDT_REFINE_SIDECAR;
     rc = resolve_model(p, path, sizeof(path), model, errmsg, errcap);
-    if (rc != 0)
+    if (rc != 0) {
+        /* A model named but unusable, or none to pick from. */
+        *reason = p->model ? CDT_REFINE_MODEL_UNAVAILABLE : CDT_REFINE_NO_MODEL;
         return rc;
+    }
     mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
     if (!mgr)
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
@@ -158,8 +164,10 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     CDT_LOG_I(p->log, "refine: local model %s, deadline %ld ms", path, req->timeout_ms);
     rc = cdt_manager_generate(mgr, path, json, &status, &resp, err, sizeof(err));
     free(json);
-    if (rc == CDT_ETIMEOUT)
+    if (rc == CDT_ETIMEOUT) {
+        *reason = CDT_REFINE_TIMEOUT;
         return cdt__errmsg_set(errmsg, errcap, rc, "deadline: %s", err);
+    }
     if (rc != 0)
         return cdt__errmsg_set(errmsg, errcap, rc, "sidecar: %s", err[0] ? err : cdt_strerror(rc));
     o = cJSON_Parse(resp);
@@ -187,9 +195,11 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     cJSON_Delete(o);
     if (!reply->text)
         return CDT_ENOMEM;
-    if (rc == CDT_ETIMEOUT)
+    if (rc == CDT_ETIMEOUT) {
+        *reason = CDT_REFINE_TIMEOUT;
         return cdt__errmsg_set(errmsg, errcap, rc, "deadline: the model was stopped after %ld ms",
                                req->timeout_ms);
+    }
     return 0;
 }
 

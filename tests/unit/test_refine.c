@@ -85,21 +85,28 @@ static void expect_ok(const char *in, const char *out, const char *want, int lin
     free(got);
 }
 
-static void expect_reject(const char *in, const char *out, const char *reason, int line)
+/* The guard rejects `out` with `code`; its text for people contains `detail`
+ * when not NULL. */
+static void expect_reject(const char *in, const char *out, enum cdt_refine_reason code,
+                          const char *detail, int line)
 {
     char *got = NULL, why[256];
     int rc = cdt_refine_guard(in, out, &got, why, sizeof(why));
 
-    if (rc != 1 || got || !strstr(why, reason)) {
-        fprintf(stderr, "line %d: guard(\"%s\") rc=%d got \"%s\", reason \"%s\", want \"%s\"\n",
-                line, out, rc, got ? got : "(null)", rc == 1 ? why : "", reason);
+    if (rc != (int)code || got || (detail && !strstr(why, detail))) {
+        fprintf(stderr,
+                "line %d: guard(\"%s\") rc=%d (%s) got \"%s\", reason \"%s\", want %s%s%s\n", line,
+                out, rc, cdt_refine_reason_name((enum cdt_refine_reason)rc), got ? got : "(null)",
+                rc > 0 ? why : "", cdt_refine_reason_name(code), detail ? ", saying " : "",
+                detail ? detail : "");
         cdt_test_state_.checks_failed++;
     }
     free(got);
 }
 
-#define OK(in, out, want)       expect_ok(in, out, want, __LINE__)
-#define REJECT(in, out, reason) expect_reject(in, out, reason, __LINE__)
+#define OK(in, out, want)                    expect_ok(in, out, want, __LINE__)
+#define REJECT(in, out, code)                expect_reject(in, out, code, NULL, __LINE__)
+#define REJECT_SAYING(in, out, code, detail) expect_reject(in, out, code, detail, __LINE__)
 
 TEST(guard_accepts_cleanups_and_strips_wrappers)
 {
@@ -154,9 +161,11 @@ TEST(guard_cleaning_keeps_the_transcripts_words)
     OK("we ship on friday", "Text: We ship on Friday. Text: We ship on Friday.",
        "We ship on Friday.");
     /* ... unless the cut would take the transcript's own words with it. */
-    REJECT("The output section of the report is wrong.",
-           "The Output: section of the report is wrong.", "would cut 2 words of the transcript");
-    REJECT("text the team then text mom", "Text: the team, then Text: mom.", "would cut 2 words");
+    REJECT_SAYING("The output section of the report is wrong.",
+                  "The Output: section of the report is wrong.", CDT_REFINE_GUARD_CUTS_WORDS,
+                  "would cut 2 words of the transcript");
+    REJECT_SAYING("text the team then text mom", "Text: the team, then Text: mom.",
+                  CDT_REFINE_GUARD_CUTS_WORDS, "would cut 2 words");
     /* A literal <think> in the transcript is a word; the model's think block is not. */
     OK("Type <think> before the reasoning.", "Type <think> before the reasoning.",
        "Type <think> before the reasoning.");
@@ -170,7 +179,8 @@ TEST(guard_cleaning_keeps_the_transcripts_words)
        "Close it with </think> then stop.");
     OK("we ship on friday", "<think>\nship, friday\n</think>\n\nWe ship on Friday.",
        "We ship on Friday.");
-    REJECT("we ship on friday", "We ship <think> on Friday.", "would cut 2 words");
+    REJECT_SAYING("we ship on friday", "We ship <think> on Friday.", CDT_REFINE_GUARD_CUTS_WORDS,
+                  "would cut 2 words");
     /* "Here is …" the transcript says stays; the model's preamble goes. */
     OK("here is the plan we ship on friday", "Here is the plan: we ship on Friday.",
        "Here is the plan: we ship on Friday.");
@@ -200,27 +210,30 @@ TEST(guard_rejects_what_is_not_a_cleanup)
 {
     const char *in = "So I think we should ship the new release on Monday after the review.";
 
-    REJECT(in, "", "empty output");
-    REJECT(in, "   \n", "empty output");
-    REJECT(in, "<think>only thinking", "empty output");
-    REJECT(in, "<think>a</think>", "empty output");
-    REJECT(in, "I'm sorry, but I can't help with that.", "refusal");
-    REJECT(in, "I can't do that.", "refusal");
-    REJECT(in, "As an AI language model, I think shipping on Monday is fine.", "refusal");
+    REJECT(in, "", CDT_REFINE_GUARD_EMPTY);
+    REJECT(in, "   \n", CDT_REFINE_GUARD_EMPTY);
+    REJECT(in, "<think>only thinking", CDT_REFINE_GUARD_EMPTY);
+    REJECT(in, "<think>a</think>", CDT_REFINE_GUARD_EMPTY);
+    REJECT(in, "I'm sorry, but I can't help with that.", CDT_REFINE_GUARD_REFUSAL);
+    REJECT(in, "I can't do that.", CDT_REFINE_GUARD_REFUSAL);
+    REJECT(in, "As an AI language model, I think shipping on Monday is fine.",
+           CDT_REFINE_GUARD_REFUSAL);
     REJECT("What is the capital of France?", "The capital of France is Paris.",
-           "answer instead of a cleanup");
+           CDT_REFINE_GUARD_ANSWER);
     REJECT("What is the capital of France?", "What is the capital of France? Paris.",
-           "answer instead of a cleanup");
+           CDT_REFINE_GUARD_ANSWER);
     REJECT("what is the capital of france", "The capital of France is Paris.",
-           "answer instead of a cleanup");
+           CDT_REFINE_GUARD_ANSWER);
     REJECT(in, "Shipping software requires careful planning, testing, monitoring and teams.",
-           "answer instead of a cleanup");
-    REJECT(in,
-           "So I think we should ship the new release on Monday after the review. So I think we "
-           "should ship the new release on Monday after the review.",
-           "output too long");
-    REJECT(in, "Ship it.", "output too short");
-    REJECT("Hello.", "Hello. How can I help you today? Let me know.", "output too long");
+           CDT_REFINE_GUARD_ANSWER);
+    REJECT_SAYING(
+        in,
+        "So I think we should ship the new release on Monday after the review. So I think we "
+        "should ship the new release on Monday after the review.",
+        CDT_REFINE_GUARD_LENGTH, "output too long");
+    REJECT_SAYING(in, "Ship it.", CDT_REFINE_GUARD_LENGTH, "output too short");
+    REJECT_SAYING("Hello.", "Hello. How can I help you today? Let me know.",
+                  CDT_REFINE_GUARD_LENGTH, "output too long");
 }
 
 /* ---- the pipeline through a callback ---- */
@@ -278,6 +291,7 @@ TEST(pipeline_uses_the_model_output)
     CHECK_STR(r.raw, "um so I I think we should uh ship it");
     CHECK_STR(r.cleaned, "So I think we should ship it");
     CHECK_STR(r.refined, "So I think we should ship it.");
+    CHECK_INT(r.reason, CDT_REFINE_OK);
     CHECK(r.fallback_reason == NULL);
     CHECK_INT(r.timings.prompt_tokens, 11);
     CHECK_INT(r.timings.generated_tokens, 5);
@@ -305,7 +319,8 @@ TEST(pipeline_empty_input_makes_no_call)
         REQUIRE(cdt_refine_run(&p, empties[i], &r) == 0);
         CHECK_STR(r.refined, empties[i]);
         CHECK_STR(r.raw, empties[i]);
-        CHECK_STR(r.fallback_reason, "empty transcript");
+        CHECK_INT(r.reason, CDT_REFINE_EMPTY_INPUT);
+        CHECK_STR(r.fallback_reason, cdt_refine_reason_message(CDT_REFINE_EMPTY_INPUT));
         CHECK(r.timings.llm_ms == 0);
         cdt_refine_result_cleanup(&r);
     }
@@ -314,13 +329,17 @@ TEST(pipeline_empty_input_makes_no_call)
 
         REQUIRE(cdt_refine_run(&p, "um, uh... hmm", &r) == 0);
         CHECK_STR(r.refined, "");
-        CHECK(r.fallback_reason && strstr(r.fallback_reason, "only fillers"));
+        CHECK_INT(r.reason, CDT_REFINE_ONLY_FILLERS);
+        CHECK(r.fallback_reason != NULL);
         cdt_refine_result_cleanup(&r);
     }
     CHECK_INT(f.calls, 0);
 }
 
-static void expect_fallback(struct fake *f, const char *in, const char *reason, int line)
+/* The pipeline delivers the deterministic text with `code`; its text for people
+ * contains `detail` when not NULL. */
+static void expect_fallback(struct fake *f, const char *in, enum cdt_refine_reason code,
+                            const char *detail, int line)
 {
     struct cdt_refine_params p = fake_params(f);
     struct cdt_refine_result r;
@@ -332,9 +351,12 @@ static void expect_fallback(struct fake *f, const char *in, const char *reason, 
         return;
     }
     clean = r.cleaned;
-    if (!r.fallback_reason || !strstr(r.fallback_reason, reason) || strcmp(r.refined, clean) != 0) {
-        fprintf(stderr, "line %d: refined \"%s\" reason \"%s\", want \"%s\" and \"%s\"\n", line,
-                r.refined, r.fallback_reason ? r.fallback_reason : "(null)", clean, reason);
+    if (r.reason != code || !r.fallback_reason || (detail && !strstr(r.fallback_reason, detail)) ||
+        strcmp(r.refined, clean) != 0) {
+        fprintf(stderr, "line %d: refined \"%s\" reason %s \"%s\", want \"%s\" and %s %s\n", line,
+                r.refined, cdt_refine_reason_name(r.reason),
+                r.fallback_reason ? r.fallback_reason : "(null)", clean,
+                cdt_refine_reason_name(code), detail ? detail : "");
         cdt_test_state_.checks_failed++;
     }
     cdt_refine_result_cleanup(&r);
@@ -347,25 +369,32 @@ TEST(pipeline_falls_back_with_the_reason)
 
     memset(&f, 0, sizeof(f));
     f.answer = "";
-    expect_fallback(&f, in, "empty output", __LINE__);
+    expect_fallback(&f, in, CDT_REFINE_GUARD_EMPTY, NULL, __LINE__);
     f.answer = "I'm sorry, I can't help with that.";
-    expect_fallback(&f, in, "refusal", __LINE__);
+    expect_fallback(&f, in, CDT_REFINE_GUARD_REFUSAL, NULL, __LINE__);
     f.answer = "I think it is a great idea and you should go for it.";
-    expect_fallback(&f, in, "answer instead of a cleanup", __LINE__);
+    expect_fallback(&f, in, CDT_REFINE_GUARD_ANSWER, NULL, __LINE__);
     f.answer = "What do you think about this? What do you think about this? What do you think?";
-    expect_fallback(&f, in, "output too long", __LINE__);
+    expect_fallback(&f, in, CDT_REFINE_GUARD_LENGTH, "16 words for 8", __LINE__);
+    f.answer = "What <think> do you think about this?";
+    expect_fallback(&f, in, CDT_REFINE_GUARD_CUTS_WORDS, "would cut 5 words", __LINE__);
     f.answer = "What do you think about this?";
     f.truncated = true;
-    expect_fallback(&f, in, "output cut off", __LINE__);
+    expect_fallback(&f, in, CDT_REFINE_TRUNCATED, NULL, __LINE__);
     f.truncated = false;
     f.answer = NULL;
     f.rc = CDT_ETIMEOUT;
     f.err = "deadline: no answer within 10 ms";
-    expect_fallback(&f, in, "deadline: no answer within 10 ms", __LINE__);
+    /* The provider's text is the detail people see. */
+    expect_fallback(&f, in, CDT_REFINE_TIMEOUT, "deadline: no answer within 10 ms", __LINE__);
     f.rc = CDT_ENET;
     f.err = "";
-    expect_fallback(&f, in, "network error", __LINE__);
-    CHECK_INT(f.calls, 7);
+    expect_fallback(&f, in, CDT_REFINE_PROVIDER_ERROR, cdt_strerror(CDT_ENET), __LINE__);
+    /* An auth error is the openai provider's to name; a callback's is its own. */
+    f.rc = CDT_EAUTH;
+    f.err = "bad key";
+    expect_fallback(&f, in, CDT_REFINE_PROVIDER_ERROR, "bad key", __LINE__);
+    CHECK_INT(f.calls, 9);
 }
 
 TEST(pipeline_long_transcript_skips_the_model)
@@ -382,7 +411,8 @@ TEST(pipeline_long_transcript_skips_the_model)
     big[n] = '\0';
     REQUIRE(cdt_refine_run(&p, big, &r) == 0);
     CHECK_INT(f.calls, 0);
-    CHECK(r.fallback_reason && strstr(r.fallback_reason, "too long for the model"));
+    CHECK_INT(r.reason, CDT_REFINE_INPUT_TOO_LONG);
+    CHECK(r.fallback_reason && strstr(r.fallback_reason, "bytes, at most"));
     CHECK(r.refined && strlen(r.refined) > CDT_REFINE_MAX_MODEL_TEXT);
     cdt_refine_result_cleanup(&r);
     free(big);
@@ -410,6 +440,35 @@ TEST(pipeline_argument_errors)
     cdt_refine_result_cleanup(NULL);
 }
 
+TEST(reason_names_are_stable_and_unique)
+{
+    static const enum cdt_refine_reason all[] = {
+#define ALL_ROW(name, value, code, msg) CDT_REFINE_##name,
+        CDT_REFINE_REASON_MAP(ALL_ROW)
+#undef ALL_ROW
+    };
+    enum cdt_refine_reason back;
+
+    /* Scripts read these names: they never change. */
+    CHECK_STR(cdt_refine_reason_name(CDT_REFINE_OK), "ok");
+    CHECK_STR(cdt_refine_reason_name(CDT_REFINE_NO_MODEL), "no_model");
+    CHECK_STR(cdt_refine_reason_name(CDT_REFINE_GUARD_LENGTH), "guard_length");
+    CHECK_STR(cdt_refine_reason_name((enum cdt_refine_reason)999), "unknown");
+    CHECK_STR(cdt_refine_reason_message(CDT_REFINE_NO_MODEL), "no model installed");
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const char *name = cdt_refine_reason_name(all[i]);
+
+        CHECK_INT((int)all[i], (int)i); /* dense, in list order */
+        CHECK(strspn(name, "abcdefghijklmnopqrstuvwxyz_") == strlen(name));
+        CHECK(cdt_refine_reason_message(all[i])[0] != '\0');
+        CHECK(cdt_refine_reason_from_name(name, &back) && back == all[i]);
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(name, cdt_refine_reason_name(all[j])) != 0);
+    }
+    CHECK(!cdt_refine_reason_from_name("no model installed", &back));
+    CHECK(!cdt_refine_reason_from_name(NULL, &back));
+}
+
 /* ---- built-in providers, where no model is needed ---- */
 
 TEST(local_without_models_is_no_model_installed)
@@ -419,6 +478,7 @@ TEST(local_without_models_is_no_model_installed)
 
     REQUIRE(cdt_refine_run(&p, "hello comma world", &r) == 0);
     CHECK_STR(r.refined, "Hello, world");
+    CHECK_INT(r.reason, CDT_REFINE_NO_MODEL);
     CHECK_STR(r.fallback_reason, "no model installed");
     CHECK(r.model == NULL);
     cdt_refine_result_cleanup(&r);
@@ -426,7 +486,19 @@ TEST(local_without_models_is_no_model_installed)
     p.model = "/nonexistent/model.gguf";
     REQUIRE(cdt_refine_run(&p, "hello comma world", &r) == 0);
     CHECK_STR(r.refined, "Hello, world");
+    CHECK_INT(r.reason, CDT_REFINE_MODEL_UNAVAILABLE);
     CHECK(r.fallback_reason && strstr(r.fallback_reason, "model file /nonexistent/model.gguf"));
+    cdt_refine_result_cleanup(&r);
+
+    p.model = "qwen3-1.7b"; /* a name, and no catalog to look it up in */
+    REQUIRE(cdt_refine_run(&p, "hello comma world", &r) == 0);
+    CHECK_INT(r.reason, CDT_REFINE_MODEL_UNAVAILABLE);
+    cdt_refine_result_cleanup(&r);
+
+    p.model = "/dev/null"; /* a readable file, and no manager to run it */
+    REQUIRE(cdt_refine_run(&p, "hello comma world", &r) == 0);
+    CHECK_INT(r.reason, CDT_REFINE_SIDECAR);
+    CHECK(r.fallback_reason && strncmp(r.fallback_reason, "sidecar: ", 9) == 0);
     cdt_refine_result_cleanup(&r);
 }
 
@@ -453,6 +525,7 @@ TEST(openai_closed_port_is_a_provider_error)
     p.timeout_ms = 2000;
     REQUIRE(cdt_refine_run(&p, "hello comma world", &r) == 0);
     CHECK_STR(r.refined, "Hello, world");
+    CHECK_INT(r.reason, CDT_REFINE_PROVIDER_ERROR);
     CHECK(r.fallback_reason && strncmp(r.fallback_reason, "openai endpoint: http://127.0.0.1:",
                                        strlen("openai endpoint: http://127.0.0.1:")) == 0);
     CHECK(r.fallback_reason && strstr(r.fallback_reason, "/v1/chat/completions"));
@@ -468,6 +541,7 @@ int main(void)
     RUN(guard_accepts_cleanups_and_strips_wrappers);
     RUN(guard_cleaning_keeps_the_transcripts_words);
     RUN(guard_rejects_what_is_not_a_cleanup);
+    RUN(reason_names_are_stable_and_unique);
     RUN(pipeline_uses_the_model_output);
     RUN(pipeline_empty_input_makes_no_call);
     RUN(pipeline_falls_back_with_the_reason);
