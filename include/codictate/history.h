@@ -15,8 +15,9 @@
  * entry, e.g. one being recorded now, are left alone).
  *
  * A line holds: "id", "time_ms", "status", "source", "audio_path",
- * "audio_seconds", "raw", "refined", "fallback_reason", "error", "model",
- * "whisper_model" (strings or null) and "timings" (an object or null).
+ * "audio_seconds", "raw", "refined", "fallback_reason", "reason_code", "error",
+ * "model", "whisper_model" (strings or null; "reason_code" is missing from lines
+ * written before it existed) and "timings" (an object or null).
  *
  * Privacy: transcript text is never logged.
  * Thread-safety: one handle must not be used by two threads at once; separate
@@ -56,6 +57,8 @@ struct cdt_history_entry {
     char *raw;                   /* whisper transcript, or NULL */
     char *refined;               /* delivered text, or NULL */
     char *fallback_reason;       /* why the LLM's output was not used, or NULL */
+    char *reason_code;           /* the same as cdt_refine_reason_name() ("guard_length"),
+                                  * or NULL (also in entries older than the field) */
     char *error;                 /* why it failed, or NULL */
     char *model;                 /* LLM used, or NULL */
     char *whisper_model;         /* or NULL */

@@ -729,6 +729,9 @@ static int run(struct dictation *d)
     rc = CDT_EXIT_OK;
     r.e.refined = have_res ? res.refined : tr.text;
     r.e.fallback_reason = have_res ? res.fallback_reason : NULL;
+    r.e.reason_code = have_res && res.reason != CDT_REFINE_OK
+                          ? (char *)cdt_refine_reason_name(res.reason) /* borrowed, static */
+                          : NULL;
     r.e.model = have_res ? res.model : NULL;
     after_ms = cdt_now_ms() - t_stop; /* Enter → text: what the user waits for */
     tj = timings_json(rec_ms, wait_ms, &tr, have_res ? &res : NULL, after_ms);

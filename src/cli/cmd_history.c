@@ -6,6 +6,7 @@
 #include "args.h"
 #include "cli.h"
 #include "codictate/history.h"
+#include "codictate/refine.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -93,6 +94,19 @@ static const char *status_colour(const char *status)
     return "\033[33m";
 }
 
+/* A blank transcript: "refined" without a model call, nothing to report. Entries
+ * written before "reason_code" existed only have the text, which was always the
+ * reason's message then. */
+static bool empty_input(const struct cdt_history_entry *e)
+{
+    enum cdt_refine_reason why;
+
+    if (cdt_refine_reason_from_name(e->reason_code, &why))
+        return why == CDT_REFINE_EMPTY_INPUT;
+    return !e->reason_code && e->fallback_reason &&
+           strcmp(e->fallback_reason, cdt_refine_reason_message(CDT_REFINE_EMPTY_INPUT)) == 0;
+}
+
 static void print_plain(const struct cdt_history_entry *v, size_t n)
 {
     bool colour = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
@@ -118,7 +132,7 @@ static void print_plain(const struct cdt_history_entry *v, size_t n)
             indented("", e->refined || e->raw ? "(no speech)" : "(no transcript)");
         if (e->error)
             indented("error: ", e->error);
-        else if (e->fallback_reason && strcmp(e->fallback_reason, "empty transcript") != 0)
+        else if (e->fallback_reason && !empty_input(e))
             printf("    (LLM output not used: %s)\n", e->fallback_reason);
     }
 }
@@ -141,7 +155,8 @@ static cJSON *entry_json(const struct cdt_history_entry *e)
         !add_str(o, "source", e->source) || !add_str(o, "audio_path", e->audio_path) ||
         !cJSON_AddNumberToObject(o, "audio_seconds", e->audio_seconds) ||
         !add_str(o, "raw", e->raw) || !add_str(o, "refined", e->refined) ||
-        !add_str(o, "fallback_reason", e->fallback_reason) || !add_str(o, "error", e->error) ||
+        !add_str(o, "fallback_reason", e->fallback_reason) ||
+        !add_str(o, "reason_code", e->reason_code) || !add_str(o, "error", e->error) ||
         !add_str(o, "model", e->model) || !add_str(o, "whisper_model", e->whisper_model))
         goto fail;
     if (e->timings_json)

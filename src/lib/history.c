@@ -240,7 +240,8 @@ static char *entry_line(struct cdt_history *h, const struct cdt_history_entry *e
         !add_str(o, "audio_path", e->audio_path) ||
         !cJSON_AddNumberToObject(o, "audio_seconds", e->audio_seconds) ||
         !add_str(o, "raw", e->raw) || !add_str(o, "refined", e->refined) ||
-        !add_str(o, "fallback_reason", e->fallback_reason) || !add_str(o, "error", e->error) ||
+        !add_str(o, "fallback_reason", e->fallback_reason) ||
+        !add_str(o, "reason_code", e->reason_code) || !add_str(o, "error", e->error) ||
         !add_str(o, "model", e->model) || !add_str(o, "whisper_model", e->whisper_model))
         goto out;
     if (t) {
@@ -385,6 +386,7 @@ static int parse_line(const char *line, size_t len, struct cdt_history_entry *e)
     e->raw = dup_str(o, "raw", &oom);
     e->refined = dup_str(o, "refined", &oom);
     e->fallback_reason = dup_str(o, "fallback_reason", &oom);
+    e->reason_code = dup_str(o, "reason_code", &oom);
     e->error = dup_str(o, "error", &oom);
     e->model = dup_str(o, "model", &oom);
     e->whisper_model = dup_str(o, "whisper_model", &oom);
@@ -610,6 +612,7 @@ void cdt_history_entry_cleanup(struct cdt_history_entry *e)
     free(e->raw);
     free(e->refined);
     free(e->fallback_reason);
+    free(e->reason_code);
     free(e->error);
     free(e->model);
     free(e->whisper_model);

@@ -53,7 +53,8 @@ check "json: exit 0" is "$?" 0
 check "json: three entries" is "$(py "$out" 'len(j)')" 3
 check "json: order" is "$(py "$out" '",".join(e["id"] for e in j)')" "$c,$b,$a"
 check "json: all fields" is "$(py "$out" 'sorted(j[0].keys())')" \
-  "['audio_path', 'audio_seconds', 'error', 'fallback_reason', 'id', 'model', 'raw', 'refined', 'source', 'status', 'time', 'time_ms', 'timings', 'whisper_model']"
+  "['audio_path', 'audio_seconds', 'error', 'fallback_reason', 'id', 'model', 'raw', 'reason_code', 'refined', 'source', 'status', 'time', 'time_ms', 'timings', 'whisper_model']"
+check "json: reason_code null in a line written before it existed" is "$(py "$out" 'repr(j[2]["reason_code"])')" None
 check "json: last line of an id wins" is "$(py "$out" 'repr((j[2]["status"], j[2]["refined"]))')" \
   "('done', 'Hello world.\\nSecond line.')"
 check "json: timings object" is "$(py "$out" 'j[2]["timings"]["refine_ms"]')" 300

@@ -104,6 +104,7 @@ TEST(test_empty_and_roundtrip)
     e.raw = xstrdup("um so I I think comma we should ship it \"quoted\"\nnew line ü");
     e.refined = xstrdup("So I think, we should ship it \"quoted\"\nnew line ü");
     e.fallback_reason = xstrdup("output too long");
+    e.reason_code = xstrdup("guard_length");
     e.model = xstrdup("qwen3_base_1.7b_v1");
     e.whisper_model = xstrdup("whisper_base.en_v1");
     e.timings_json = xstrdup("{\"transcribe_ms\":120.5,\"refine_ms\":300}");
@@ -122,6 +123,7 @@ TEST(test_empty_and_roundtrip)
     CHECK_STR(v[0].raw, e.raw);
     CHECK_STR(v[0].refined, e.refined);
     CHECK_STR(v[0].fallback_reason, "output too long");
+    CHECK_STR(v[0].reason_code, "guard_length");
     CHECK(v[0].error == NULL);
     CHECK_STR(v[0].model, "qwen3_base_1.7b_v1");
     CHECK_STR(v[0].whisper_model, "whisper_base.en_v1");
