@@ -55,6 +55,7 @@ run echo
 check "echo: exit 0" is "$rc" 0
 check "echo: the model's text" is "$(field "$out" refined)" "$clean"
 check "echo: no fallback" is "$(field "$out" fallback_reason)" null
+check "echo: no reason_code" is "$(field "$out" reason_code)" null
 check "echo: raw is the input" is "$(field "$out" raw)" "\"$in\""
 check "echo: model named" is "$(field "$out" model)" '"echo"'
 check "echo: provider" is "$(field "$out" provider)" '"openai"'
@@ -80,49 +81,53 @@ run empty
 check "empty: exit 0" is "$rc" 0
 check "empty: deterministic text" is "$(field "$out" refined)" "$clean"
 check "empty: reason" is "$(field "$out" fallback_reason)" '"empty output"'
+check "empty: reason_code" is "$(field "$out" reason_code)" '"guard_empty"'
 check "empty: reason on stderr" has "$err" "empty output"
 
 run refusal
 check "refusal: exit 0" is "$rc" 0
 check "refusal: deterministic text" is "$(field "$out" refined)" "$clean"
-check "refusal: reason" has "$(field "$out" fallback_reason)" "refusal"
+check "refusal: reason_code" is "$(field "$out" reason_code)" '"guard_refusal"'
 
 in="what is the capital of France question mark"
 run answer
 check "answer: exit 0" is "$rc" 0
 check "answer: the question is delivered" is "$(field "$out" refined)" '"What is the capital of France?"'
-check "answer: reason" has "$(field "$out" fallback_reason)" "answer instead of a cleanup"
+check "answer: reason_code" is "$(field "$out" reason_code)" '"guard_answer"'
 in="um so I I think comma we should uh ship it period"
 
 run long
 check "too long: exit 0" is "$rc" 0
 check "too long: deterministic text" is "$(field "$out" refined)" "$clean"
 check "too long: reason" has "$(field "$out" fallback_reason)" "output too long"
+check "too long: reason_code" is "$(field "$out" reason_code)" '"guard_length"'
 
 start=$(date +%s%N)
 run slow --timeout-ms 800
 ms=$((($(date +%s%N) - start) / 1000000))
 check "deadline: exit 0" is "$rc" 0
 check "deadline: deterministic text" is "$(field "$out" refined)" "$clean"
-check "deadline: reason" has "$(field "$out" fallback_reason)" "deadline"
+check "deadline: reason_code" is "$(field "$out" reason_code)" '"timeout"'
 check "deadline: kept (${ms} ms)" test "$ms" -lt 2500
 
 run error500
 check "HTTP 500: exit 0" is "$rc" 0
 check "HTTP 500: deterministic text" is "$(field "$out" refined)" "$clean"
 check "HTTP 500: reason names status and message" has "$(field "$out" fallback_reason)" "HTTP 500 from $url/chat/completions: stub failure"
+check "HTTP 500: reason_code" is "$(field "$out" reason_code)" '"provider_error"'
 
 run badjson
 check "garbage: exit 0" is "$rc" 0
 check "garbage: reason" has "$(field "$out" fallback_reason)" "no choices[0].message.content"
+check "garbage: reason_code" is "$(field "$out" reason_code)" '"provider_error"'
 
 run drop
 check "dropped connection: exit 0" is "$rc" 0
 check "dropped connection: deterministic text" is "$(field "$out" refined)" "$clean"
-check "dropped connection: reason" has "$(field "$out" fallback_reason)" "openai endpoint:"
+check "dropped connection: reason_code" is "$(field "$out" reason_code)" '"provider_error"'
 
 run length
-check "cut at length: reason" has "$(field "$out" fallback_reason)" "cut off"
+check "cut at length: reason_code" is "$(field "$out" reason_code)" '"truncated"'
 
 # Connection refused: a port that nothing listens on.
 closed=$(( (port + 1) > 65535 ? port - 1 : port + 1 ))
@@ -131,6 +136,7 @@ rc=$?
 check "refused: exit 0" is "$rc" 0
 check "refused: deterministic text" is "$(field "$out" refined)" "$clean"
 check "refused: reason" has "$(field "$out" fallback_reason)" "openai endpoint: http://127.0.0.1:$closed/v1/chat/completions"
+check "refused: reason_code" is "$(field "$out" reason_code)" '"provider_error"'
 check "refused: reason on stderr" has "$(cat "$tmp/err")" "delivering the deterministic cleanup"
 
 # Keys: --api-key and OPENAI_API_KEY are sent as a bearer token.
@@ -142,6 +148,7 @@ check "OPENAI_API_KEY: accepted" is "$(field "$out" fallback_reason)" null
 run auth --api-key wrong
 check "bad key: exit 0" is "$rc" 0
 check "bad key: reason" has "$(field "$out" fallback_reason)" "HTTP 401"
+check "bad key: reason_code" is "$(field "$out" reason_code)" '"provider_auth"'
 
 # The model name defaults to the endpoint's first /models entry.
 out=$("$bin" refine --provider openai --base-url "$url/" --json "$in" 2>/dev/null)
@@ -198,6 +205,7 @@ out=$("$bin" refine --json "$in" 2>"$tmp/err")
 check "no model: exit 0" is "$?" 0
 check "no model: deterministic text" is "$(field "$out" refined)" "$clean"
 check "no model: reason" is "$(field "$out" fallback_reason)" '"no model installed"'
+check "no model: reason_code" is "$(field "$out" reason_code)" '"no_model"'
 check "no model: says how to get one" has "$(cat "$tmp/err")" "codictate models pull"
 
 # Local provider with the tiny random model by path: it cannot clean text, so a
@@ -213,7 +221,7 @@ check "tiny model: it generated" eval '! printf "%s" "$out" | grep -q "\"generat
 long=$(for _ in $(seq 1 20); do printf '%s ' "$in"; done)
 out=$("$bin" refine --model "$model" --timeout-ms 150 --json "$long" 2>/dev/null)
 check "local deadline: exit 0" is "$?" 0
-check "local deadline: reason" has "$(field "$out" fallback_reason)" "deadline"
+check "local deadline: reason_code" is "$(field "$out" reason_code)" '"timeout"'
 check "local deadline: deterministic text" has "$(field "$out" refined)" '"So I think, we should ship it. So I think'
 
 # By catalog id, and chosen as the recommended downloaded model: a test catalog and
@@ -244,6 +252,7 @@ check "by alias: canonical id" is "$(field "$out" model)" '"test_llm_v1"'
 out=$(CODICTATE_CATALOG=$tmp/catalog.json "$bin" refine --model test_missing_v1 --json "$in" 2>/dev/null)
 check "not downloaded: exit 0" is "$?" 0
 check "not downloaded: reason" has "$(field "$out" fallback_reason)" "not downloaded (codictate models pull test_missing_v1)"
+check "not downloaded: reason_code" is "$(field "$out" reason_code)" '"model_unavailable"'
 check "not downloaded: deterministic text" is "$(field "$out" refined)" "$clean"
 
 # The sidecar killed mid-request: the deterministic text with the reason, no hang.
@@ -265,6 +274,7 @@ out=$(cat "$tmp/kill.out")
 check "killed sidecar: exit 0" is "$rc" 0
 check "killed sidecar: deterministic text" has "$(field "$out" refined)" '"So I think, we should ship it. So I think, we should ship it.' 
 check "killed sidecar: reason" has "$(field "$out" fallback_reason)" "sidecar"
+check "killed sidecar: reason_code" is "$(field "$out" reason_code)" '"sidecar_error"'
 check "killed sidecar: no orphan" eval '! kill -0 "$side" 2>/dev/null'
 
 finish

@@ -229,9 +229,9 @@ static bool words_kept(const char *text, const char *in)
 static struct cdt_manager *scripted;
 
 /* Refines `transcript` while the model says `model_says`. want: the text to
- * deliver, NULL for the deterministic fallback with a reason containing `reason`. */
+ * deliver, NULL for the deterministic fallback with the reason `why`. */
 static void refine_case(const char *transcript, const char *model_says, const char *want,
-                        const char *reason, int line)
+                        enum cdt_refine_reason why, int line)
 {
     struct cdt_refine_params p = cdt_refine_default_params();
     struct cdt_refine_result r;
@@ -249,10 +249,12 @@ static void refine_case(const char *transcript, const char *model_says, const ch
     }
     if (want) {
         CHECK_STR(r.refined, want);
+        CHECK_INT(r.reason, CDT_REFINE_OK);
         CHECK(r.fallback_reason == NULL);
     } else {
         CHECK_STR(r.refined, r.cleaned);
-        CHECK(r.fallback_reason && strstr(r.fallback_reason, reason));
+        CHECK_STR(cdt_refine_reason_name(r.reason), cdt_refine_reason_name(why));
+        CHECK(r.fallback_reason != NULL);
     }
     /* The property the issue asks for, whatever the branch. */
     CHECK(r.refined && words_kept(r.cleaned, r.refined));
@@ -267,7 +269,8 @@ static void refine_case(const char *transcript, const char *model_says, const ch
     cdt_refine_result_cleanup(&r);
 }
 
-#define DELIVERS(transcript, says, want)  refine_case(transcript, says, want, NULL, __LINE__)
+#define DELIVERS(transcript, says, want)                                                           \
+    refine_case(transcript, says, want, CDT_REFINE_OK, __LINE__)
 #define FALLS_BACK(transcript, says, why) refine_case(transcript, says, NULL, why, __LINE__)
 
 TEST(refine_keeps_the_transcripts_words)
@@ -287,7 +290,7 @@ TEST(refine_keeps_the_transcripts_words)
              "So we ship it on Friday.");
     /* ... unless the cut would take the transcript's words: then the fallback. */
     FALLS_BACK("The output section of the report is wrong.",
-               "The Output: section of the report is wrong.", "would cut");
+               "The Output: section of the report is wrong.", CDT_REFINE_GUARD_CUTS_WORDS);
     /* <think>: the model's block goes, the transcript's literal tag stays. */
     DELIVERS("Type <think> before the reasoning.",
              "<think>\n\n</think>\n\nType <think> before the reasoning.",
