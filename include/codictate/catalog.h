@@ -177,6 +177,12 @@ size_t cdt_catalog_count(const struct cdt_catalog *cat);
  * cdt_catalog_free. */
 const struct cdt_catalog_model *cdt_catalog_model_at(const struct cdt_catalog *cat, size_t i);
 
+/* True when a model argument names a file rather than a catalog id or alias: it
+ * contains a '/', ends in ".gguf" or ".bin", or a file of that name exists here.
+ * Ids and aliases have none of these. The one rule every front end and provider
+ * uses. */
+bool cdt_catalog_is_path(const char *arg);
+
 /* The model whose id or one of whose aliases is exactly id_or_alias (case
  * matters), or NULL. Borrowed until cdt_catalog_free. */
 const struct cdt_catalog_model *cdt_catalog_find(const struct cdt_catalog *cat,

@@ -1,6 +1,7 @@
 /* Model choice (application layer): which model file a front end uses when a person
  * names one (a catalog id or alias, or a file path) or names none (the first
- * downloaded model of the catalog). One rule decides whether an argument is a path.
+ * downloaded model of the catalog); whether an argument is a path is
+ * cdt_catalog_is_path's rule.
  * Library code: nothing is printed; problems come back as an error code and a
  * message for people, notes (e.g. why VAD is off) in the result. Thread-safe as
  * long as the catalog and models objects passed in are. */
@@ -21,11 +22,6 @@ extern "C" {
 
 #define CDT_PICK_PATH_CAP 4096 /* bytes of a picked model path */
 #define CDT_PICK_NOTE_CAP 512  /* bytes of a note */
-
-/* True when a model argument names a file rather than a catalog id: it contains a
- * '/', ends in ".gguf" or ".bin", or a file of that name exists here. Catalog ids
- * and aliases have none of these. */
-bool cdt_pick_is_path(const char *arg);
 
 struct cdt_pick_params {
     const char *whisper_arg;     /* --whisper-model: id, alias or path; NULL: first downloaded */

@@ -187,9 +187,8 @@ static int print_json(const struct cdt_refine_result *r, const char *provider)
 static bool model_arg_ok(const char *model, const struct cdt_catalog *cat)
 {
     const struct cdt_catalog_model *cm;
-    size_t n = strlen(model);
 
-    if (strchr(model, '/') || (n > 5 && strcmp(model + n - 5, ".gguf") == 0)) {
+    if (cdt_catalog_is_path(model)) {
         if (access(model, R_OK) == 0)
             return true;
         fprintf(stderr, "codictate refine: --model %s: no such readable file\n", model);

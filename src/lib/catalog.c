@@ -864,6 +864,16 @@ const struct cdt_catalog_model *cdt_catalog_model_at(const struct cdt_catalog *c
     return cat && i < cat->n_models ? &cat->models[i] : NULL;
 }
 
+bool cdt_catalog_is_path(const char *arg)
+{
+    size_t n = arg ? strlen(arg) : 0;
+
+    if (!n)
+        return false;
+    return strchr(arg, '/') != NULL || (n > 5 && strcmp(arg + n - 5, ".gguf") == 0) ||
+           (n > 4 && strcmp(arg + n - 4, ".bin") == 0) || access(arg, F_OK) == 0;
+}
+
 const struct cdt_catalog_model *cdt_catalog_find(const struct cdt_catalog *cat,
                                                  const char *id_or_alias)
 {

@@ -4,7 +4,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 struct ctx {
     const struct cdt_pick_params *p;
@@ -22,16 +21,6 @@ struct cdt_pick_params cdt_pick_default_params(void)
 
     memset(&p, 0, sizeof(p));
     return p;
-}
-
-bool cdt_pick_is_path(const char *arg)
-{
-    size_t n = arg ? strlen(arg) : 0;
-
-    if (!n)
-        return false;
-    return strchr(arg, '/') != NULL || (n > 5 && strcmp(arg + n - 5, ".gguf") == 0) ||
-           (n > 4 && strcmp(arg + n - 4, ".bin") == 0) || access(arg, F_OK) == 0;
 }
 
 /* Loads the catalog and the models view on first use. */
@@ -67,7 +56,7 @@ static int resolve(struct ctx *c, const char *flag, const char *arg, enum cdt_mo
 {
     const struct cdt_catalog_model *cm;
 
-    if (cdt_pick_is_path(arg)) {
+    if (cdt_catalog_is_path(arg)) {
         snprintf(path, cap, "%s", arg);
         return 0;
     }

@@ -54,13 +54,6 @@ static int ram_gb_of(const struct cdt_refine_params *p)
 
 /* ---- local ---- */
 
-static bool looks_like_path(const char *m)
-{
-    size_t n = strlen(m);
-
-    return strchr(m, '/') || (n > 5 && strcmp(m + n - 5, ".gguf") == 0);
-}
-
 static bool downloaded_llm(const struct cdt_refine_params *p, const struct cdt_catalog_model *cm,
                            char *path, size_t cap)
 {
@@ -73,7 +66,7 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
 {
     const struct cdt_catalog_model *cm = NULL;
 
-    if (p->model && looks_like_path(p->model)) {
+    if (p->model && cdt_catalog_is_path(p->model)) {
         if (access(p->model, R_OK) != 0)
             return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, "model file %s: %s", p->model,
                                    strerror(errno));

@@ -13,15 +13,15 @@ static struct cdt_models *models;
 
 TEST(is_path)
 {
-    CHECK(cdt_pick_is_path("/models/m.gguf"));
-    CHECK(cdt_pick_is_path("./m"));
-    CHECK(cdt_pick_is_path("m.gguf"));
-    CHECK(cdt_pick_is_path("ggml-base.en.bin"));
-    CHECK(cdt_pick_is_path(tmp)); /* exists */
-    CHECK(!cdt_pick_is_path("qwen3_base_1.7b"));
-    CHECK(!cdt_pick_is_path("whisper_base_en_v1"));
-    CHECK(!cdt_pick_is_path(""));
-    CHECK(!cdt_pick_is_path(NULL));
+    CHECK(cdt_catalog_is_path("/models/m.gguf"));
+    CHECK(cdt_catalog_is_path("./m"));
+    CHECK(cdt_catalog_is_path("m.gguf"));
+    CHECK(cdt_catalog_is_path("ggml-base.en.bin"));
+    CHECK(cdt_catalog_is_path(tmp)); /* exists */
+    CHECK(!cdt_catalog_is_path("qwen3_base_1.7b"));
+    CHECK(!cdt_catalog_is_path("whisper_base_en_v1"));
+    CHECK(!cdt_catalog_is_path(""));
+    CHECK(!cdt_catalog_is_path(NULL));
 }
 
 static struct cdt_pick_params params(const char *w, const char *v, bool no_vad)
