@@ -557,10 +557,11 @@ static const struct {
 static void unmark(char *s)
 {
     for (; *s; s++)
-        if (*s == '\x01')
-            *s = ':';
-        else if (*s == '\x02')
-            *s = '<';
+        for (size_t i = 0; i < N(keep_marks); i++)
+            if (*s == keep_marks[i].mark) {
+                *s = keep_marks[i].real;
+                break;
+            }
 }
 
 /* A think block that opens the output is the model's reasoning even when the

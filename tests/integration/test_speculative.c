@@ -772,30 +772,39 @@ static const char *prompts[20] = {
     "x",
 };
 
+static struct trace_buf ta_, tb_; /* greedy_matches_plain's traces: plain, speculative */
+
+/* Prompt i greedily, plain into ta_ then speculative into tb_; half without the
+ * penalty (the model loops), half with it (drafts must be judged with the penalty
+ * of the tokens accepted before them). The texts are the caller's to free. */
+static void greedy_pair(int i, struct cdt_gen_result *a, struct cdt_gen_result *b, char **ta,
+                        char **tb)
+{
+    struct cdt_gen_params p = params(prompts[i], 40);
+
+    p.temperature = 0.0f;
+    p.repetition_penalty = i % 2 ? 1.15f : 1.0f;
+    p.speculative = false;
+    p.trace = trace_on(&ta_);
+    *ta = gen(&p, a);
+    p.speculative = true;
+    p.trace = trace_on(&tb_);
+    *tb = gen(&p, b);
+}
+
 /* Greedy with speculation chooses what plain decoding chooses; the two may part
  * only at a near-tie of the plain run's logits (gen_trace.h: the verification batch
  * and the single-token step round differently on some CPUs). */
 TEST(greedy_matches_plain)
 {
-    static struct trace_buf ta_, tb_;
     int drafted = 0, accepted = 0, with_accepts = 0, before_tie = 0, same = 0;
 
     REQUIRE(load_main() == 0);
     for (int i = 0; i < 20; i++) {
-        struct cdt_gen_params p = params(prompts[i], 40);
         struct cdt_gen_result a, b;
         char *ta, *tb, what[32];
 
-        p.temperature = 0.0f;
-        /* Half without the penalty (the model loops), half with it (drafts must be
-         * judged with the penalty of the tokens accepted before them). */
-        p.repetition_penalty = i % 2 ? 1.15f : 1.0f;
-        p.speculative = false;
-        p.trace = trace_on(&ta_);
-        ta = gen(&p, &a);
-        p.speculative = true;
-        p.trace = trace_on(&tb_);
-        tb = gen(&p, &b);
+        greedy_pair(i, &a, &b, &ta, &tb);
         REQUIRE(ta && tb);
         snprintf(what, sizeof(what), "prompt %d", i);
         CHECK(trace_agree(&ta_.t, &tb_.t, what));
@@ -828,18 +837,10 @@ TEST(greedy_matches_plain)
 
         broken_accept = true;
         for (int i = 0; i < 20; i++) {
-            struct cdt_gen_params p = params(prompts[i], 40);
             struct cdt_gen_result a, b;
             char *ta, *tb;
 
-            p.temperature = 0.0f;
-            p.repetition_penalty = i % 2 ? 1.15f : 1.0f;
-            p.speculative = false;
-            p.trace = trace_on(&ta_);
-            ta = gen(&p, &a);
-            p.speculative = true;
-            p.trace = trace_on(&tb_);
-            tb = gen(&p, &b);
+            greedy_pair(i, &a, &b, &ta, &tb);
             caught += ta && tb && !trace_agree(&ta_.t, &tb_.t, "always-accept");
             free(ta);
             free(tb);
