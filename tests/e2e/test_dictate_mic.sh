@@ -38,51 +38,11 @@ between() { "$PY" -c 'import sys; v,lo,hi=map(float,sys.argv[1:]); sys.exit(0 if
   { echo "  $1 not in [$2, $3]" >&2; return 1; }; }
 
 espeak-ng -w "$tmp/speech.wav" "Hello there, this is a dictation test. Please call me back tomorrow." 2>/dev/null
-rate=$("$PY" -c 'import sys, wave; print(wave.open(sys.argv[1]).getframerate())' "$tmp/speech.wav")
 
-# --- the private sound server ---
-pulse_start() {
-  mkdir -p "$tmp/pa/config"
-  rm -f "$tmp/pa/mic.fifo"
-  cat >"$tmp/pa/default.pa" <<EOF
-load-module module-native-protocol-unix auth-anonymous=1 socket=$tmp/pa/pulse.sock
-load-module module-pipe-source source_name=virtmic file=$tmp/pa/mic.fifo format=s16le rate=$rate channels=1
-set-default-source virtmic
-EOF
-  HOME=$tmp/pa XDG_RUNTIME_DIR=$tmp/pa XDG_CONFIG_HOME=$tmp/pa/config DBUS_SESSION_BUS_ADDRESS= \
-    pulseaudio --daemonize=no -n --file="$tmp/pa/default.pa" --exit-idle-time=-1 --disallow-exit \
-    --use-pid-file=no --disable-shm=yes --realtime=no --high-priority=no --log-target=stderr \
-    --log-level=error 2>>"$tmp/pa.log" &
-  pa=$!
-  for _ in $(seq 1 100); do
-    [ -S "$tmp/pa/pulse.sock" ] && [ -p "$tmp/pa/mic.fifo" ] && break
-    sleep 0.05
-  done
-  [ -S "$tmp/pa/pulse.sock" ] || return 1
-  # The microphone: the speech, then silence, again and again, in real time.
-  "$PY" - "$tmp/speech.wav" "$tmp/pa/mic.fifo" <<'PYEOF' &
-import sys, time, wave
-w = wave.open(sys.argv[1])
-rate, pcm = w.getframerate(), w.readframes(w.getnframes())
-loop = pcm + b"\0\0" * rate  # one second of silence after each sentence
-chunk = rate // 20 * 2       # 50 ms of s16le
-with open(sys.argv[2], "wb", buffering=0) as f:
-    t0, sent = time.monotonic(), 0
-    while True:
-        for off in range(0, len(loop), chunk):
-            f.write(loop[off:off + chunk])
-            sent += len(loop[off:off + chunk]) // 2
-            ahead = t0 + sent / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-PYEOF
-  feeder=$!
-}
-pulse_stop() {
-  kill_pid -TERM "$feeder" "$pa" 2>/dev/null
-  wait "$feeder" "$pa" 2>/dev/null
-  feeder= pa=
-}
+# --- the private sound server (tests/pulse_mic.sh) ---
+. "$(dirname "$0")/../pulse_mic.sh"
+pulse_start() { pulse_mic_start "$tmp" "$tmp/speech.wav"; }
+pulse_stop() { pulse_mic_stop; }
 if ! pulse_start; then
   echo "SKIP: the pulseaudio daemon did not start here:"
   cat "$tmp/pa.log"
