@@ -29,6 +29,8 @@ NEEDED=(
   "python3-numpy:/usr/lib/python3/dist-packages/numpy/__init__.py"
   # Tests: a private sound server with a virtual microphone for the capture test.
   "pulseaudio:pulseaudio"
+  # Tests: the web UI in a real browser (tests/browser, driven by playwright-core).
+  "chromium:/usr/bin/chromium"
 )
 
 have() {
