@@ -1,0 +1,223 @@
+#!/bin/bash
+# `codictate serve`'s JSON API from curl (the contract the web UI and the CLI
+# verbs use): status, models, the settings round trip (the API key never echoed,
+# settings.json and the key file 0600), bad values, the event stream (hello, model
+# progress during a throttled download at most ~10 events a second), `codictate
+# status` while the app runs, and `codictate dictate --toggle` twice (start, then
+# stop) against the app recording a virtual microphone (tests/pulse_mic.sh). The
+# app runs against the fake hub with the test catalog of tests/serve_app.sh.
+# Exit 77 (skipped) only where pulseaudio cannot run, and never with CI=true.
+#   test_serve_api.sh CODICTATE FAKEHUB LLM_GGUF WHISPER_BIN
+set -u
+bin=$1 fakehub=$2 llm=$3 whisper=$4
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../sh_test.sh"
+. "$here/../pulse_mic.sh"
+. "$here/../serve_app.sh"
+tmp=$(mktemp -d)
+ssepid=
+cleanup() {
+  [ -n "$ssepid" ] && kill_pid -TERM "$ssepid" 2>/dev/null
+  app_stop
+  pulse_mic_stop
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+PY=/usr/bin/python3
+skip() {
+  if [ "${CI:-}" = true ]; then
+    echo "FAIL: $1 (CI=true: not skipped)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  echo "SKIP: $1"
+  exit 77
+}
+fail() {
+  echo "FAIL: $1" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+}
+has() { case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
+lacks() { case "$1" in *"$2"*) echo "  '$1' has '$2'" >&2; return 1 ;; esac; return 0; }
+is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
+# j FILE EXPR: a Python expression on the JSON in FILE (as d)
+j() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1; }
+# get PATH / post PATH JSON: the body to $tmp/r.json, the status code printed
+get() { curl -s -o "$tmp/r.json" -w '%{http_code}' "${url}$1"; }
+post() { curl -s -o "$tmp/r.json" -w '%{http_code}' -H 'Content-Type: application/json' --data "$2" "${url}$1"; }
+
+command -v pulseaudio >/dev/null || skip "no pulseaudio binary (scripts/deps.sh installs it)"
+app_home "$tmp"
+app_hub "$tmp" "$bin" "$fakehub" "$llm" "$whisper" || fail "the fake hub"
+for id in test_llm_v1 test_whisper_v1; do
+  "$bin" models pull "$id" >/dev/null 2>"$tmp/pull.err" || { cat "$tmp/pull.err" >&2; fail "models pull $id"; }
+done
+espeak-ng -w "$tmp/speech.wav" "Hello there, this is a dictation test. Please call me back tomorrow." 2>/dev/null ||
+  fail "espeak-ng could not speak"
+if ! pulse_mic_start "$tmp" "$tmp/speech.wav"; then
+  cat "$tmp/pa.log" >&2
+  skip "the pulseaudio daemon did not start here"
+fi
+export PULSE_SERVER=unix:$tmp/pa/pulse.sock
+app_serve "$tmp" "$bin" --recording-limit 35 || fail "codictate serve did not start"
+port=${url#http://127.0.0.1:}
+port=${port%/}
+cfg=$XDG_CONFIG_HOME/codictate
+
+# --- status ---
+check "status: 200" is "$(get api/status)" 200
+check "status: pid, port, limit" is "$(j "$tmp/r.json" '(d["pid"], d["port"], d["recording_limit_s"])')" \
+  "($servepid, $port, 35)"
+check "status: tier and RAM" is "$(j "$tmp/r.json" 'isinstance(d["ram_gb"], int) and d["tier"] in ("le8","9to16","gt16")')" True
+check "status: sidecar, dictation idle, settings" is \
+  "$(j "$tmp/r.json" '(d["sidecar"]["state"] in ("stopped","starting","running"), d["dictation"]["state"], "output" in d["settings"])')" \
+  "(True, 'idle', True)"
+
+# --- models ---
+check "models: 200" is "$(get api/models)" 200
+check "models: catalog order, LLMs first" is "$(j "$tmp/r.json" '[m["id"] for m in d["models"]]')" \
+  "['test_llm_v1', 'test_big_v1', 'test_whisper_v1']"
+check "models: recommended LLM" is "$(j "$tmp/r.json" 'd["recommended"]["llm"]')" test_llm_v1
+check "models: states" is "$(j "$tmp/r.json" '[m["state"] for m in d["models"]]')" \
+  "['downloaded', 'not_downloaded', 'downloaded']"
+check "models: fields" is "$(j "$tmp/r.json" '[sorted(k for k in ("id","name","kind","size_bytes","ram_gb","best_for","recommended","gated","license_url","state","detail","bytes_done","bytes_total","in_use") if k not in m) for m in d["models"]]')" \
+  "[[], [], []]"
+check "models: the big one: bytes, license link" is \
+  "$(j "$tmp/r.json" '(d["models"][1]["bytes_done"], d["models"][1]["bytes_total"], d["models"][1]["license_url"], d["models"][1]["recommended"])')" \
+  "(0, 6000000, 'https://example.com/license', False)"
+check "models: unknown id -> 404" is "$(post api/models/nope/download '{}')" 404
+
+# --- settings round trip ---
+key=sk-test-serve-api-4711
+check "settings: 200" is "$(get api/settings)" 200
+check "settings: defaults" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["api_key_set"], d["provider"], bool(d["default_prompt"]))')" \
+  "(120, False, 'local', True)"
+check "settings: POST 200" is "$(post api/settings "{\"idle_timeout_s\": 600, \"output\": \"none\", \"language\": \"en\", \"api_key\": \"$key\", \"no_such_field\": 1}")" 200
+check "settings: the answer has the values" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["output"], d["language"], d["api_key_set"])')" \
+  "(600, 'none', 'en', True)"
+check "settings: the key is not echoed" lacks "$(cat "$tmp/r.json")" "$key"
+get api/settings >/dev/null
+check "settings: GET after POST" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["output"], d["language"], d["api_key_set"])')" \
+  "(600, 'none', 'en', True)"
+check "settings: GET does not echo the key" lacks "$(cat "$tmp/r.json")" "$key"
+get api/status >/dev/null
+check "status: does not echo the key" lacks "$(cat "$tmp/r.json")" "$key"
+check "settings: settings.json is 0600" is "$(stat -c %a "$cfg/settings.json" 2>&1)" 600
+check "settings: settings.json has the values" is "$(j "$cfg/settings.json" '(d["idle_timeout_s"], d["output"])')" "(600, 'none')"
+check "settings: settings.json does not hold the key" lacks "$(cat "$cfg/settings.json" 2>/dev/null)" "$key"
+keyfile=$(grep -rl -- "$key" "$cfg" 2>/dev/null | head -1)
+check "settings: the key is in a file under $cfg" [ -n "$keyfile" ]
+check "settings: the key file is named api_key" is "$(basename "${keyfile:-none}")" api_key
+check "settings: the key file is 0600" is "$(stat -c %a "${keyfile:-/nonexistent}" 2>&1)" 600
+check "settings: a bad value -> 400" is "$(post api/settings '{"idle_timeout_s": 7}')" 400
+check "settings: ... with a detail" is "$(j "$tmp/r.json" 'bool(d["detail"])')" True
+check "settings: a bad output -> 400" is "$(post api/settings '{"output": "shout"}')" 400
+get api/settings >/dev/null
+check "settings: unchanged by bad values" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["output"])')" "(600, 'none')"
+check "settings: text/plain -> 415" is \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data '{}' "${url}api/settings")" 415
+check "settings: an empty key clears it" is "$(post api/settings '{"api_key": ""}' >/dev/null; j "$tmp/r.json" 'd["api_key_set"]')" False
+post api/settings '{"output": "none", "idle_timeout_s": 120}' >/dev/null
+
+# --- the event stream: hello, then model progress during a throttled download ---
+# Each line with the monotonic time it arrived.
+"$PY" - "${url}api/events" >"$tmp/sse.txt" 2>"$tmp/sse.err" <<'PYEOF' &
+import sys, time, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=60) as r:
+    print("content-type", r.headers.get("Content-Type"), flush=True)
+    for line in r:
+        print("%.3f %s" % (time.monotonic(), line.decode().rstrip("\n")), flush=True)
+PYEOF
+ssepid=$!
+for _ in $(seq 1 50); do
+  grep -q ' event: hello' "$tmp/sse.txt" 2>/dev/null && break
+  sleep 0.1
+done
+check "events: text/event-stream" has "$(head -1 "$tmp/sse.txt")" "text/event-stream"
+check "events: hello first" is "$(grep -m1 ' event: ' "$tmp/sse.txt" | cut -d' ' -f2-)" "event: hello"
+check "events: hello carries the status" is \
+  "$("$PY" -c '
+import json, sys
+lines = [l.split(" ", 1)[1] for l in open(sys.argv[1]).read().splitlines()[1:] if " " in l]
+i = lines.index("event: hello")
+print(json.loads(lines[i + 1][len("data: "):])["status"]["pid"])' "$tmp/sse.txt" 2>&1)" "$servepid"
+# curl -N sees it too.
+curl -sN --max-time 2 "${url}api/events" >"$tmp/curl-sse.txt" 2>/dev/null
+check "events: curl -N receives event: hello" grep -q '^event: hello' "$tmp/curl-sse.txt"
+
+app_hub_control '{"reset":true,"rate":1500000}'
+check "download: 202" is "$(post api/models/test_big_v1/download '{}')" 202
+check "download: the answer" is "$(j "$tmp/r.json" '(d["id"], d["state"])')" "('test_big_v1', 'downloading')"
+check "download: again while downloading -> 409 busy" is \
+  "$(post api/models/test_big_v1/download '{}'; echo " $(j "$tmp/r.json" 'd.get("code")')")" "409 busy"
+for _ in $(seq 1 300); do
+  get api/models >/dev/null
+  [ "$(j "$tmp/r.json" '[m["state"] for m in d["models"] if m["id"] == "test_big_v1"][0]')" = downloading ] || break
+  sleep 0.1
+done
+check "download: downloaded" is "$(j "$tmp/r.json" '[m["state"] for m in d["models"] if m["id"] == "test_big_v1"][0]')" downloaded
+app_hub_control '{"reset":true}'
+sleep 0.5
+kill_pid -TERM "$ssepid" 2>/dev/null
+wait "$ssepid" 2>/dev/null
+ssepid=
+"$PY" - "$tmp/sse.txt" >"$tmp/sse.check" 2>&1 <<'PYEOF'
+import json, sys
+ev, out = None, []
+for l in open(sys.argv[1]).read().splitlines()[1:]:
+    t, _, line = l.partition(" ")
+    if line.startswith("event: "):
+        ev = line[7:]
+    elif line.startswith("data: ") and ev == "model":
+        d = json.loads(line[6:])
+        if d.get("id") == "test_big_v1":
+            out.append((float(t), d))
+prog = [(t, d) for t, d in out if d["state"] == "downloading"]
+times = [t for t, _ in prog]
+peak = max((sum(1 for u in times if s <= u < s + 1.0) for s in times), default=0)
+done = [d["bytes_done"] for _, d in prog]
+print("events", len(out))
+print("progress", len(prog))
+print("peak_per_s", peak)
+print("monotonic", all(a <= b for a, b in zip(done, done[1:])))
+print("fields", all(all(k in d for k in ("kind", "bytes_done", "bytes_total", "speed_bps", "eta_s")) for _, d in prog))
+print("last", out[-1][1]["state"] if out else None)
+PYEOF
+sse() { sed -n "s/^$1 //p" "$tmp/sse.check"; }
+check "events: model progress during the download (>= 5 in ~4 s)" [ "$(sse progress || echo 0)" -ge 5 ]
+check "events: at most ~10 progress events a second (peak $(sse peak_per_s))" [ "$(sse peak_per_s || echo 99)" -le 11 ]
+check "events: bytes_done never goes back" is "$(sse monotonic)" True
+check "events: model events carry kind, bytes, speed, eta" is "$(sse fields)" True
+check "events: the last model event says downloaded" is "$(sse last)" downloaded
+[ "$failed" -eq 0 ] || cat "$tmp/sse.check" "$tmp/sse.err" >&2
+
+# --- `codictate status` while the app runs ---
+out=$("$bin" status 2>&1)
+check "codictate status: exit 0" is $? 0
+check "codictate status: names the running app (its port)" has "$out" "$port"
+
+# --- `codictate dictate --toggle`: start, then stop, in the running app ---
+"$bin" dictate --toggle >"$tmp/t1.out" 2>&1
+check "toggle 1: exit 0" is $? 0
+get api/dictation >/dev/null
+check "toggle 1: the app records" is "$(j "$tmp/r.json" '(d["state"], d["source"])')" "('recording', 'microphone')"
+sleep 3
+"$bin" dictate --toggle >"$tmp/t2.out" 2>&1
+check "toggle 2: exit 0" is $? 0
+for _ in $(seq 1 300); do
+  get api/dictation >/dev/null
+  case $(j "$tmp/r.json" 'd["state"]') in done | failed | cancelled) break ;; esac
+  sleep 0.1
+done
+check "toggle 2: stopped and finished" is "$(j "$tmp/r.json" 'd["state"]')" done
+check "toggle 2: about 3 s recorded" is "$(j "$tmp/r.json" '2 <= d["elapsed_s"] <= 6')" True
+check "toggle 2: a transcript" is "$(j "$tmp/r.json" 'bool(d["raw"])')" True
+id=$(j "$tmp/r.json" 'd["id"]')
+get api/history >/dev/null
+check "history: the toggled dictation is the newest" is "$(j "$tmp/r.json" '(d["entries"][0]["id"], d["entries"][0]["source"], d["entries"][0]["has_audio"])')" \
+  "('$id', 'microphone', True)"
+check "history: its audio is a WAV" is "$(curl -s "${url}api/history/$id/audio" | head -c 4)" RIFF
+[ "$failed" -eq 0 ] || { echo "--- toggle output:" >&2; cat "$tmp/t1.out" "$tmp/t2.out" >&2; tail -n 40 "$tmp/serve.err" >&2; }
+finish
