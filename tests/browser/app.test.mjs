@@ -77,7 +77,8 @@ async function hub(p, body) { // the fake hub's /_control (POST) and /_stats
 // A raw HTTP request (fetch would normalise the path and refuses some headers).
 function raw(method, p, headers = {}, body = null) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: base.hostname, port: base.port, method, path: p, headers }, (res) => {
+    const req = http.request({ host: base.hostname, port: base.port, method, path: p, agent: false,
+      headers: { Connection: 'close', ...headers } }, (res) => {
       let data = '';
       res.on('data', (c) => { data += c; });
       res.on('end', () => resolve({ status: res.statusCode, body: data }));
@@ -111,6 +112,7 @@ const page = await context.newPage();
 page.setDefaultTimeout(20000);
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(String(e)));
+page.on('dialog', (d) => d.accept()); // confirm() before a delete: yes
 page.on('console', (m) => {
   // A missing /favicon.ico is the browser's request, not the app's code.
   if (m.type() === 'error' && !(m.location().url || '').endsWith('/favicon.ico')) pageErrors.push(`console: ${m.text()}`);
@@ -204,7 +206,7 @@ await check('download: resumes (Range request, bar not back at 0) and completes'
   await waitFor(async () => {
     const st = await card(BIG).getAttribute('data-state');
     if (st === 'downloading') {
-      const p = await card(BIG).locator('.progress').getAttribute('data-percent').catch(() => null);
+      const p = await card(BIG).locator('.progress').getAttribute('data-percent', { timeout: 300 }).catch(() => null);
       if (p !== null) seen.push(Number(p));
     }
     return st === 'downloaded';
@@ -223,8 +225,11 @@ await check('download: delete', async () => {
   eq((await model(BIG)).state, 'not_downloaded', 'API state');
 });
 await check('models: use sets the LLM and the whisper model', async () => {
-  await card(LLM).locator('button.use').click();
-  await card(WHISPER).locator('button.use').click();
+  for (const id of [LLM, WHISPER]) {
+    const use = card(id).locator('button.use');
+    await use.waitFor({ state: 'visible', timeout: 5000 });
+    await use.click();
+  }
   await waitFor(async () => {
     const s = await api('api/settings');
     return s.llm_model === LLM && s.whisper_model === WHISPER;

@@ -68,8 +68,8 @@ cfg=$XDG_CONFIG_HOME/codictate
 
 # --- status ---
 check "status: 200" is "$(get api/status)" 200
-check "status: pid, port, limit" is "$(j "$tmp/r.json" '(d["pid"], d["port"], d["recording_limit_s"])')" \
-  "($servepid, $port, 35)"
+check "status: pid, port, limit" is "$(j "$tmp/r.json" '(d["pid"], d["port"], d["recording_limit_s"] == 35)')" \
+  "($servepid, $port, True)"
 check "status: tier and RAM" is "$(j "$tmp/r.json" 'isinstance(d["ram_gb"], int) and d["tier"] in ("le8","9to16","gt16")')" True
 check "status: sidecar, dictation idle, settings" is \
   "$(j "$tmp/r.json" '(d["sidecar"]["state"] in ("stopped","starting","running"), d["dictation"]["state"], "output" in d["settings"])')" \
