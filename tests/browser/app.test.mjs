@@ -101,7 +101,7 @@ function killPid(sig, pid) {
 // --- the browser ---
 let browser;
 try {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'], headless: true });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-dev-shm-usage'], headless: true });
 } catch (e) {
   console.error(`chromium could not start: ${e.message}`);
   process.exit(77);
