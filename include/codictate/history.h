@@ -129,6 +129,12 @@ void cdt_history_entries_free(struct cdt_history_entry *v, size_t n);
 /* Frees the strings of an entry you filled (each with free()) and zeroes it. */
 void cdt_history_entry_cleanup(struct cdt_history_entry *e);
 
+/* Deletes one entry: every line of id is removed from history.jsonl (rewritten
+ * atomically, under the lock appends take too) and recordings/<id>.wav is deleted.
+ * Returns 0, CDT_EINVAL (a malformed id), CDT_ENOTFOUND, CDT_ENOSPACE, CDT_EPERM,
+ * CDT_EIO. */
+CDT_NODISCARD int cdt_history_delete(struct cdt_history *h, const char *id);
+
 /* Deletes history.jsonl and every file in recordings/ (the directories stay).
  * Returns 0, CDT_EPERM, CDT_EIO (errmsg names the file). */
 CDT_NODISCARD int cdt_history_clear(struct cdt_history *h);

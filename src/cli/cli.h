@@ -74,9 +74,14 @@ const char *cdt_cli_refiner_provider(const struct cdt_cli_refiner *r);
  * (out of memory). */
 int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_refine_result *res);
 void cdt_cli_refiner_free(struct cdt_cli_refiner *r);
+/* The library's refiner inside (borrowed), and the model to suggest after "no model". */
+struct cdt_refiner *cdt_cli_refiner_lib(struct cdt_cli_refiner *r);
+const char *cdt_cli_refiner_suggested(const struct cdt_cli_refiner *r);
 
-/* Adds refined, fallback_reason, model, provider and refine timings to o. */
-void cdt_cli_refine_to_json(cJSON *o, const struct cdt_refine_result *r, const char *provider);
+/* Prints a fallback reason (and, for "no model", what to pull: suggested, may be
+ * NULL) on stderr, prefixed with who. Nothing for a model's output or empty input. */
+void cdt_cli_refine_report(const char *who, const struct cdt_refine_result *res,
+                           const char *suggested);
 
 /* The whisper and VAD models of `transcribe` and `dictate` (cdt_pick_whisper, see
  * codictate/pick.h), from --whisper-model / --vad-model / --no-vad (NULL / false
@@ -86,12 +91,6 @@ struct cdt_pick_whisper;
 int cdt_cli_whisper_pick(struct cdt_cli *cli, const char *who, const char *model_arg,
                          const char *vad_arg, bool no_vad, struct cdt_pick_whisper *w);
 
-struct cdt_transcript;
-/* {raw, refined: null, fallback_reason: null, segments, language, audio_seconds,
- * whisper_model, vad_model, timings} of a transcript; NULL when out of memory.
- * Caller frees with cJSON_Delete. */
-cJSON *cdt_cli_transcript_json(const struct cdt_transcript *tr, const char *whisper_model,
-                               const char *vad_model);
 /* Prints root (takes ownership; NULL: out of memory) to stdout. CDT_EXIT_*. */
 int cdt_cli_print_json(cJSON *root);
 

@@ -8,6 +8,8 @@
 #include "codictate/history.h"
 #include "codictate/refine.h"
 
+#include "codictate/json.h"
+
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -47,17 +49,6 @@ static void local_time(int64_t ms, char *out, size_t cap)
 }
 
 /* "2026-11-25T23:45:01.123Z". */
-static void utc_time(int64_t ms, char *out, size_t cap)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[32];
-
-    if (!gmtime_r(&secs, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        buf[0] = '\0';
-    snprintf(out, cap, "%s.%03dZ", buf, (int)(ms % 1000));
-}
-
 static void duration(double s, char *out, size_t cap)
 {
     if (!(s > 0))
@@ -137,44 +128,6 @@ static void print_plain(const struct cdt_history_entry *v, size_t n)
     }
 }
 
-static bool add_str(cJSON *o, const char *key, const char *s)
-{
-    return s ? cJSON_AddStringToObject(o, key, s) != NULL : cJSON_AddNullToObject(o, key) != NULL;
-}
-
-static cJSON *entry_json(const struct cdt_history_entry *e)
-{
-    cJSON *o = cJSON_CreateObject(), *t = NULL;
-    char when[64];
-
-    if (!o)
-        return NULL;
-    utc_time(e->time_ms, when, sizeof(when));
-    if (!add_str(o, "id", e->id) || !cJSON_AddNumberToObject(o, "time_ms", (double)e->time_ms) ||
-        !add_str(o, "time", when) || !add_str(o, "status", e->status) ||
-        !add_str(o, "source", e->source) || !add_str(o, "audio_path", e->audio_path) ||
-        !cJSON_AddNumberToObject(o, "audio_seconds", e->audio_seconds) ||
-        !add_str(o, "raw", e->raw) || !add_str(o, "refined", e->refined) ||
-        !add_str(o, "fallback_reason", e->fallback_reason) ||
-        !add_str(o, "reason_code", e->reason_code) || !add_str(o, "error", e->error) ||
-        !add_str(o, "model", e->model) || !add_str(o, "whisper_model", e->whisper_model))
-        goto fail;
-    if (e->timings_json)
-        t = cJSON_Parse(e->timings_json);
-    if (t) {
-        if (!cJSON_AddItemToObject(o, "timings", t)) {
-            cJSON_Delete(t);
-            goto fail;
-        }
-    } else if (!cJSON_AddNullToObject(o, "timings")) {
-        goto fail;
-    }
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
-}
-
 static int print_json(const struct cdt_history_entry *v, size_t n)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -183,7 +136,7 @@ static int print_json(const struct cdt_history_entry *v, size_t n)
     if (!arr)
         goto oom;
     for (size_t i = 0; i < n; i++) {
-        cJSON *o = entry_json(&v[i]);
+        cJSON *o = cdt_json_history_entry(&v[i]);
 
         if (!o || !cJSON_AddItemToArray(arr, o)) {
             cJSON_Delete(o);

@@ -8,6 +8,8 @@
 #include "codictate/sysinfo.h"
 #include "codictate/util.h"
 
+#include "codictate/json.h"
+
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -63,28 +65,7 @@ static const char *size_str(uint64_t bytes, char *buf, size_t cap)
 
 static cJSON *model_json(struct ctx *c, const struct cdt_catalog_model *cm, bool rec)
 {
-    cJSON *o = cJSON_CreateObject(), *a;
-    char detail[512], path[4096];
-    enum cdt_model_state st = cdt_models_state(c->models, cm->id, detail, sizeof(detail));
-
-    cJSON_AddStringToObject(o, "id", cm->id);
-    a = cJSON_AddArrayToObject(o, "aliases");
-    for (size_t i = 0; i < cm->n_aliases; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(cm->aliases[i]));
-    cJSON_AddStringToObject(o, "name", cm->name);
-    cJSON_AddStringToObject(o, "kind", cdt_model_kind_name(cm->kind));
-    cJSON_AddNumberToObject(o, "size_bytes", (double)cdt_catalog_model_size(cm));
-    cJSON_AddNumberToObject(o, "ram_mb", cm->ram_mb);
-    cJSON_AddStringToObject(o, "best_for", cm->best_for);
-    cJSON_AddStringToObject(o, "state", cdt_model_state_name(st));
-    if (detail[0])
-        cJSON_AddStringToObject(o, "detail", detail);
-    cJSON_AddBoolToObject(o, "recommended", rec);
-    if (cdt_models_path(c->models, cm->id, path, sizeof(path)) == 0)
-        cJSON_AddStringToObject(o, "path", path);
-    else
-        cJSON_AddNullToObject(o, "path");
-    return o;
+    return cdt_json_model(c->models, cm, rec);
 }
 
 static int print_json(cJSON *o)
@@ -169,9 +150,6 @@ static int cmd_info(struct ctx *c, const struct cdt_catalog_model *cm)
     }
     cJSON_AddStringToObject(o, "repo", cm->sources[0].repo);
     cJSON_AddStringToObject(o, "revision", cm->sources[0].revision);
-    cJSON_AddStringToObject(o, "license", cm->license);
-    cJSON_AddStringToObject(o, "license_url", cm->license_url);
-    cJSON_AddBoolToObject(o, "gated_terms", cm->gated_terms);
     if (c->json)
         return print_json(o);
     {

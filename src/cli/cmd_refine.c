@@ -5,13 +5,9 @@
  * status is still 0: the user's words are never lost. */
 #include "args.h"
 #include "cli.h"
-#include "codictate/catalog.h"
-#include "codictate/limits.h"
-#include "codictate/manager.h"
-#include "codictate/models.h"
-#include "codictate/prompts.h"
+#include "codictate/json.h"
 #include "codictate/refine.h"
-#include "codictate/sysinfo.h"
+#include "codictate/refiner.h"
 #include "codictate/text.h"
 
 #include <cjson/cJSON.h>
@@ -20,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define CDT_REFINE_HTTP_MARGIN_MS 5000 /* sidecar HTTP timeout beyond the deadline, ms */
 
 static void refine_usage(FILE *out)
 {
@@ -133,93 +127,9 @@ static char *join_args(int argc, char **argv)
     return s;
 }
 
-void cdt_cli_refine_to_json(cJSON *o, const struct cdt_refine_result *r, const char *provider)
-{
-    cJSON *t;
-
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "refined");
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "fallback_reason");
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "reason_code");
-    cJSON_AddStringToObject(o, "refined", r->refined);
-    if (r->reason != CDT_REFINE_OK) {
-        cJSON_AddStringToObject(o, "fallback_reason", r->fallback_reason);
-        cJSON_AddStringToObject(o, "reason_code", cdt_refine_reason_name(r->reason));
-    } else {
-        cJSON_AddNullToObject(o, "fallback_reason");
-        cJSON_AddNullToObject(o, "reason_code");
-    }
-    if (r->model)
-        cJSON_AddStringToObject(o, "model", r->model);
-    else
-        cJSON_AddNullToObject(o, "model");
-    cJSON_AddStringToObject(o, "provider", provider);
-    t = cJSON_GetObjectItemCaseSensitive(o, "timings");
-    if (!cJSON_IsObject(t))
-        t = cJSON_AddObjectToObject(o, "timings");
-    cJSON_AddNumberToObject(t, "deterministic_ms", r->timings.deterministic_ms);
-    cJSON_AddNumberToObject(t, "llm_ms", r->timings.llm_ms);
-    cJSON_AddNumberToObject(t, "refine_total_ms", r->timings.total_ms);
-    cJSON_AddNumberToObject(t, "prompt_tokens", r->timings.prompt_tokens);
-    cJSON_AddNumberToObject(t, "generated_tokens", r->timings.generated_tokens);
-}
-
 static int print_json(const struct cdt_refine_result *r, const char *provider)
 {
-    cJSON *o = cJSON_CreateObject();
-    char *text;
-
-    if (!o)
-        return CDT_EXIT_FAIL;
-    cJSON_AddStringToObject(o, "raw", r->raw);
-    cdt_cli_refine_to_json(o, r, provider);
-    cJSON_AddNumberToObject(cJSON_GetObjectItem(o, "timings"), "total_ms", r->timings.total_ms);
-    text = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (!text)
-        return CDT_EXIT_FAIL;
-    puts(text);
-    free(text);
-    return CDT_EXIT_OK;
-}
-
-/* Checks --model before anything runs: a missing file or an unknown id is a usage
- * error, not a fallback. */
-static bool model_arg_ok(const char *model, const struct cdt_catalog *cat)
-{
-    const struct cdt_catalog_model *cm;
-
-    if (cdt_catalog_is_path(model)) {
-        if (access(model, R_OK) == 0)
-            return true;
-        fprintf(stderr, "codictate refine: --model %s: no such readable file\n", model);
-        return false;
-    }
-    cm = cat ? cdt_catalog_find(cat, model) : NULL;
-    if (!cm) {
-        fprintf(stderr, "codictate refine: unknown model '%s' (see codictate models list)\n",
-                model);
-        return false;
-    }
-    if (cm->kind != CDT_MODEL_LLM) {
-        fprintf(stderr, "codictate refine: '%s' is a %s model, not an LLM\n", model,
-                cdt_model_kind_name(cm->kind));
-        return false;
-    }
-    return true;
-}
-
-static void hint_no_model(const struct cdt_catalog *cat)
-{
-    uint64_t ram = 0;
-    const struct cdt_catalog_model *rec;
-
-    if (!cat)
-        return;
-    if (cdt_sysinfo_total_ram(&ram) != 0)
-        ram = 0;
-    rec = cdt_catalog_recommended(cat, cdt_limits_tier(cdt_limits_ram_gb(ram)));
-    if (rec)
-        fprintf(stderr, "codictate: to refine with an LLM: codictate models pull %s\n", rec->id);
+    return cdt_cli_print_json(cdt_json_refine(r, provider));
 }
 
 int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
@@ -286,148 +196,89 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
 
 struct cdt_cli_refiner {
     const char *who;
-    struct cdt_catalog *cat;
-    struct cdt_models *models;
-    struct cdt_manager *own_manager; /* a GGUF path with no catalog */
-    char *instructions;
-    struct cdt_refine_params rp;
-    bool openai;
+    struct cdt_refiner *r;
 };
 
 void cdt_cli_refiner_free(struct cdt_cli_refiner *r)
 {
     if (!r)
         return;
-    cdt_manager_free(r->own_manager);
-    cdt_models_free(r->models);
-    cdt_catalog_free(r->cat);
-    free(r->instructions);
+    cdt_refiner_free(r->r);
     free(r);
 }
 
 int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *opts,
                         const char *who, struct cdt_cli_refiner **out)
 {
-    struct cdt_cli_refine_opts o = *opts;
+    struct cdt_refiner_opts o = {0};
     struct cdt_cli_refiner *r;
     char err[1024];
-    int rc = CDT_EXIT_OK;
+    int rc;
 
     *out = NULL;
-    if (o.timeout_ms <= 0)
-        o.timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS;
-    if (o.provider && strcmp(o.provider, "local") != 0 && strcmp(o.provider, "openai") != 0) {
-        fprintf(stderr, "%s: --provider is local or openai\n", who);
-        return CDT_EXIT_USAGE;
-    }
     if (!(r = calloc(1, sizeof(*r)))) {
         fprintf(stderr, "%s: out of memory\n", who);
         return CDT_EXIT_FAIL;
     }
     r->who = who;
-    r->openai = o.provider ? strcmp(o.provider, "openai") == 0 : o.base_url != NULL;
-    if (!o.base_url)
-        o.base_url = getenv("OPENAI_BASE_URL");
-    if (!o.api_key)
-        o.api_key = getenv("OPENAI_API_KEY");
-    if (r->openai && (!o.base_url || !*o.base_url) && (!o.api_key || !*o.api_key)) {
-        fprintf(stderr,
-                "%s: --provider openai needs --base-url (a local "
-                "endpoint) or an API key (--api-key or OPENAI_API_KEY)\n",
-                who);
-        rc = CDT_EXIT_USAGE;
-        goto out;
+    o.model = opts->model;
+    o.provider = opts->provider;
+    o.base_url = opts->base_url;
+    o.api_key = opts->api_key;
+    o.openai_model = opts->openai_model;
+    o.prompt = opts->prompt;
+    o.timeout_ms = opts->timeout_ms;
+    o.log = cli->log;
+    rc = cdt_refiner_new(&o, &r->r, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", who, rc == CDT_EINVAL ? err : "out of memory");
+        free(r);
+        return rc == CDT_EINVAL ? CDT_EXIT_USAGE : CDT_EXIT_FAIL;
     }
-    if (r->openai && o.model) {
-        fprintf(stderr,
-                "%s: --model is for the local provider; use "
-                "--openai-model NAME\n",
-                who);
-        rc = CDT_EXIT_USAGE;
-        goto out;
-    }
-    if (cdt_prompt_resolve(o.prompt, NULL, &r->instructions, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: --prompt: %s\n", who, err[0] ? err : "out of memory");
-        rc = CDT_EXIT_USAGE;
-        goto out;
-    }
-
-    if (!r->openai) {
-        if (cdt_catalog_load_default(&r->cat, err, sizeof(err)) != 0) {
-            fprintf(stderr, "%s: warning: %s\n", who, err);
-            r->cat = NULL;
-        }
-        if (o.model && !model_arg_ok(o.model, r->cat)) {
-            rc = CDT_EXIT_USAGE;
-            goto out;
-        }
-        if (r->cat) {
-            struct cdt_models_params mp = cdt_models_default_params();
-
-            mp.catalog = r->cat;
-            mp.log = cli->log;
-            mp.manager.log = cli->log;
-            mp.manager.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
-            if (cdt_models_new(&mp, &r->models) != 0) {
-                fprintf(stderr, "%s: out of memory\n", who);
-                rc = CDT_EXIT_FAIL;
-                goto out;
-            }
-        }
-    }
-
-    r->rp = cdt_refine_default_params();
-    r->rp.provider = r->openai ? CDT_REFINE_OPENAI : CDT_REFINE_LOCAL;
-    r->rp.instructions = r->instructions;
-    r->rp.timeout_ms = o.timeout_ms;
-    r->rp.log = cli->log;
-    r->rp.models = r->models;
-    r->rp.catalog = r->cat;
-    r->rp.model = o.model;
-    r->rp.base_url = o.base_url;
-    r->rp.api_key = o.api_key;
-    r->rp.openai_model = o.openai_model;
-    if (!r->openai && o.model && !r->models) {
-        /* A GGUF path with no catalog: a manager of our own. */
-        struct cdt_manager_params mgp = cdt_manager_default_params();
-
-        mgp.log = cli->log;
-        mgp.request_timeout_ms = o.timeout_ms + CDT_REFINE_HTTP_MARGIN_MS;
-        if (cdt_manager_new(&mgp, &r->own_manager) == 0)
-            r->rp.manager = r->own_manager;
-    }
-out:
-    if (rc != CDT_EXIT_OK)
-        cdt_cli_refiner_free(r);
-    else
-        *out = r;
-    return rc;
+    *out = r;
+    return CDT_EXIT_OK;
 }
 
 int cdt_cli_refiner_preload(struct cdt_cli_refiner *r, char *errmsg, size_t errcap)
 {
-    return cdt_refine_preload(&r->rp, errmsg, errcap);
+    return cdt_refiner_preload(r->r, errmsg, errcap);
+}
+
+struct cdt_refiner *cdt_cli_refiner_lib(struct cdt_cli_refiner *r)
+{
+    return r->r;
+}
+
+const char *cdt_cli_refiner_suggested(const struct cdt_cli_refiner *r)
+{
+    return cdt_refiner_suggested_model(r->r);
 }
 
 const char *cdt_cli_refiner_provider(const struct cdt_cli_refiner *r)
 {
-    return r->openai ? "openai" : "local";
+    return cdt_refiner_provider(r->r);
 }
 
 int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_refine_result *res)
 {
-    memset(res, 0, sizeof(*res));
-    if (cdt_refine_run(&r->rp, text, res) != 0) {
+    if (cdt_refiner_run(r->r, text, res) != 0) {
         fprintf(stderr, "%s: out of memory while refining\n", r->who);
         return CDT_EXIT_FAIL;
     }
-    if (res->reason != CDT_REFINE_OK && res->reason != CDT_REFINE_EMPTY_INPUT) {
-        fprintf(stderr, "%s: delivering the deterministic cleanup: %s\n", r->who,
-                res->fallback_reason);
-        if (res->reason == CDT_REFINE_NO_MODEL)
-            hint_no_model(r->cat);
-    }
+    cdt_cli_refine_report(r->who, res, cdt_refiner_suggested_model(r->r));
     return CDT_EXIT_OK;
+}
+
+void cdt_cli_refine_report(const char *who, const struct cdt_refine_result *res,
+                           const char *suggested)
+{
+    if (res->reason != CDT_REFINE_OK && res->reason != CDT_REFINE_EMPTY_INPUT) {
+        fprintf(stderr, "%s: delivering the deterministic cleanup: %s\n", who,
+                res->fallback_reason);
+        if (res->reason == CDT_REFINE_NO_MODEL && suggested)
+            fprintf(stderr, "codictate: to refine with an LLM: codictate models pull %s\n",
+                    suggested);
+    }
 }
 
 int cdt_cli_refine_opt(struct cdt_cli_refine_opts *o, int ch, const char *arg, const char *who)

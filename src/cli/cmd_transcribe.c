@@ -11,6 +11,8 @@
 #include "codictate/refine.h"
 #include "codictate/transcribe.h"
 
+#include "codictate/json.h"
+
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
@@ -57,50 +59,6 @@ static void on_progress(int percent, void *user_data)
     c->progress_shown = true;
 }
 
-static double round_to(double v, double unit)
-{
-    return round(v / unit) * unit;
-}
-
-cJSON *cdt_cli_transcript_json(const struct cdt_transcript *tr, const char *model,
-                               const char *vad_model)
-{
-    cJSON *root = cJSON_CreateObject(), *segs, *o;
-
-    if (!root)
-        return NULL;
-    cJSON_AddStringToObject(root, "raw", tr->text);
-    cJSON_AddNullToObject(root, "refined");
-    cJSON_AddNullToObject(root, "fallback_reason");
-    segs = cJSON_AddArrayToObject(root, "segments");
-    for (size_t i = 0; segs && i < tr->n_segments; i++) {
-        cJSON *s = cJSON_CreateObject();
-
-        cJSON_AddNumberToObject(s, "start", round_to(tr->segments[i].start, 0.001));
-        cJSON_AddNumberToObject(s, "end", round_to(tr->segments[i].end, 0.001));
-        cJSON_AddStringToObject(s, "text", tr->segments[i].text);
-        cJSON_AddItemToArray(segs, s);
-    }
-    if (tr->language[0])
-        cJSON_AddStringToObject(root, "language", tr->language);
-    else
-        cJSON_AddNullToObject(root, "language");
-    cJSON_AddNumberToObject(root, "audio_seconds", round_to(tr->audio_seconds, 0.001));
-    cJSON_AddStringToObject(root, "whisper_model", model);
-    if (vad_model)
-        cJSON_AddStringToObject(root, "vad_model", vad_model);
-    else
-        cJSON_AddNullToObject(root, "vad_model");
-    o = cJSON_AddObjectToObject(root, "timings");
-    cJSON_AddNumberToObject(o, "load_ms", round_to(tr->timings.load_ms, 0.01));
-    cJSON_AddNumberToObject(o, "audio_ms", round_to(tr->timings.audio_ms, 0.01));
-    cJSON_AddNumberToObject(o, "prepare_ms", round_to(tr->timings.prepare_ms, 0.01));
-    cJSON_AddNumberToObject(o, "encode_ms", round_to(tr->timings.encode_ms, 0.01));
-    cJSON_AddNumberToObject(o, "decode_ms", round_to(tr->timings.decode_ms, 0.01));
-    cJSON_AddNumberToObject(o, "total_ms", round_to(tr->timings.total_ms, 0.01));
-    return root;
-}
-
 int cdt_cli_print_json(cJSON *root)
 {
     char *text = root ? cJSON_Print(root) : NULL;
@@ -118,10 +76,10 @@ int cdt_cli_print_json(cJSON *root)
 static int print_json(const struct cdt_transcript *tr, const char *model, const char *vad_model,
                       const struct cdt_refine_result *refined, const char *provider)
 {
-    cJSON *root = cdt_cli_transcript_json(tr, model, vad_model);
+    cJSON *root = cdt_json_transcript(tr, model, vad_model);
 
     if (root && refined)
-        cdt_cli_refine_to_json(root, refined, provider);
+        cdt_json_add_refine(root, refined, provider);
     return cdt_cli_print_json(root);
 }
 

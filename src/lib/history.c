@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,7 +271,46 @@ static void fsync_dir(const char *dir)
 
 static void prune(struct cdt_history *h, const char *keep_id);
 
+/* Appends and rewrites (cdt_history_delete) exclude each other through
+ * "<dir>/history.lock" (flock), so a rewrite never drops a concurrent append.
+ * Returns the lock's fd, or -1 (then we go on unlocked: appends stay atomic). */
+static int lock_history(struct cdt_history *h)
+{
+    char path[sizeof(h->dir) + 16];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/history.lock", h->dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void unlock_history(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
+}
+
+static int append_locked(struct cdt_history *h, const struct cdt_history_entry *e);
+
 int cdt_history_append(struct cdt_history *h, const struct cdt_history_entry *e)
+{
+    int lk = lock_history(h), rc = append_locked(h, e);
+
+    unlock_history(lk);
+    if (rc == 0)
+        prune(h, e->id);
+    return rc;
+}
+
+static int append_locked(struct cdt_history *h, const struct cdt_history_entry *e)
 {
     struct stat st;
     char *line, last = '\n';
@@ -337,7 +377,6 @@ out:
     if (st.st_size == 0)
         fsync_dir(h->dir); /* the file is new: make its name durable too */
     CDT_LOG_D(h->log, "history: appended %s (%s)", e->id, e->status ? e->status : "-");
-    prune(h, e->id);
     return 0;
 }
 
@@ -698,5 +737,89 @@ int cdt_history_clear(struct cdt_history *h)
     closedir(dir);
     fsync_dir(h->dir);
     CDT_LOG_I(h->log, "history: cleared %s", h->dir);
+    return rc;
+}
+
+/* Whether a line's "id" is id (a corrupt line is not). */
+static bool line_has_id(const char *line, size_t len, const char *id)
+{
+    cJSON *o = cJSON_ParseWithLength(line, len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
+    bool yes = cJSON_IsString(v) && strcmp(v->valuestring, id) == 0;
+
+    cJSON_Delete(o);
+    return yes;
+}
+
+int cdt_history_delete(struct cdt_history *h, const char *id)
+{
+    char tmp[sizeof(h->file) + 32], wav[sizeof(h->recdir) + CDT_HISTORY_ID_MAX + 8];
+    struct cdt_history_entry probe;
+    FILE *in = NULL, *out = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool found = false;
+    int lk, rc = 0;
+
+    h->errmsg[0] = '\0';
+    memset(&probe, 0, sizeof(probe));
+    if (!id || strlen(id) >= sizeof(probe.id) || !id_ok(id, sizeof(probe.id)))
+        return seterr(h, CDT_EINVAL, "history entry id '%.40s' is empty or not [A-Za-z0-9._-]",
+                      id ? id : "");
+    lk = lock_history(h);
+    in = fopen(h->file, "re");
+    if (!in) {
+        rc = errno == ENOENT ? seterr(h, CDT_ENOTFOUND, "no history entry %s", id)
+                             : seterr(h, cdt__err_from_errno(errno), "cannot open %s: %s", h->file,
+                                      strerror(errno));
+        goto out;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", h->file, (int)getpid());
+    {
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        if (fd < 0 || !(out = fdopen(fd, "w"))) {
+            rc = seterr(h, cdt__err_from_errno(errno), "cannot write %s: %s", tmp, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto out;
+        }
+    }
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        if (len > 0 && line_has_id(line, (size_t)len, id)) {
+            found = true;
+            continue;
+        }
+        if (fwrite(line, 1, (size_t)len, out) != (size_t)len) {
+            rc = seterr(h, CDT_ENOSPACE, "cannot write %s (disk full?)", tmp);
+            break;
+        }
+    }
+    if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
+        rc = seterr(h, cdt__err_from_errno(errno), "cannot write %s: %s", tmp, strerror(errno));
+    if (fclose(out) != 0 && rc == 0)
+        rc = seterr(h, cdt__err_from_errno(errno), "cannot write %s: %s", tmp, strerror(errno));
+    out = NULL;
+    if (rc == 0 && !found)
+        rc = seterr(h, CDT_ENOTFOUND, "no history entry %s", id);
+    if (rc == 0 && rename(tmp, h->file) != 0)
+        rc = seterr(h, cdt__err_from_errno(errno), "cannot replace %s: %s", h->file,
+                    strerror(errno));
+    if (rc != 0)
+        unlink(tmp);
+    else
+        fsync_dir(h->dir);
+out:
+    if (in)
+        fclose(in);
+    free(line);
+    unlock_history(lk);
+    if (rc == 0) {
+        snprintf(wav, sizeof(wav), "%s/%s.wav", h->recdir, id);
+        if (unlink(wav) != 0 && errno != ENOENT)
+            CDT_LOG_W(h->log, "history: cannot delete %s: %s", wav, strerror(errno));
+        CDT_LOG_I(h->log, "history: deleted %s", id);
+    }
     return rc;
 }

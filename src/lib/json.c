@@ -1,0 +1,178 @@
+/* The shared JSON shapes (see json.h). */
+#include "codictate/json.h"
+
+#include "codictate/catalog.h"
+#include "codictate/history.h"
+#include "codictate/models.h"
+#include "codictate/refine.h"
+#include "codictate/transcribe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+bool cdt_json_add_str(cJSON *o, const char *key, const char *s)
+{
+    return s ? cJSON_AddStringToObject(o, key, s) != NULL : cJSON_AddNullToObject(o, key) != NULL;
+}
+
+static double round_to(double v, double unit)
+{
+    return round(v / unit) * unit;
+}
+
+void cdt_json_add_refine(cJSON *o, const struct cdt_refine_result *r, const char *provider)
+{
+    static const char *const keys[] = {"refined", "fallback_reason", "reason_code", "model",
+                                       "provider"};
+    cJSON *t;
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, keys[i]);
+    cJSON_AddStringToObject(o, "refined", r->refined ? r->refined : "");
+    if (r->reason != CDT_REFINE_OK) {
+        cdt_json_add_str(o, "fallback_reason", r->fallback_reason);
+        cJSON_AddStringToObject(o, "reason_code", cdt_refine_reason_name(r->reason));
+    } else {
+        cJSON_AddNullToObject(o, "fallback_reason");
+        cJSON_AddNullToObject(o, "reason_code");
+    }
+    cdt_json_add_str(o, "model", r->model);
+    cdt_json_add_str(o, "provider", provider);
+    t = cJSON_GetObjectItemCaseSensitive(o, "timings");
+    if (!cJSON_IsObject(t))
+        t = cJSON_AddObjectToObject(o, "timings");
+    if (!t)
+        return;
+    cJSON_AddNumberToObject(t, "deterministic_ms", r->timings.deterministic_ms);
+    cJSON_AddNumberToObject(t, "llm_ms", r->timings.llm_ms);
+    cJSON_AddNumberToObject(t, "refine_total_ms", r->timings.total_ms);
+    cJSON_AddNumberToObject(t, "prompt_tokens", r->timings.prompt_tokens);
+    cJSON_AddNumberToObject(t, "generated_tokens", r->timings.generated_tokens);
+}
+
+cJSON *cdt_json_refine(const struct cdt_refine_result *r, const char *provider)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (!o)
+        return NULL;
+    cdt_json_add_str(o, "raw", r->raw);
+    cdt_json_add_refine(o, r, provider);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(o, "timings"), "total_ms", r->timings.total_ms);
+    return o;
+}
+
+cJSON *cdt_json_transcript(const struct cdt_transcript *tr, const char *whisper_model,
+                           const char *vad_model)
+{
+    cJSON *root = cJSON_CreateObject(), *segs, *o;
+
+    if (!root)
+        return NULL;
+    cJSON_AddStringToObject(root, "raw", tr->text ? tr->text : "");
+    cJSON_AddNullToObject(root, "refined");
+    cJSON_AddNullToObject(root, "fallback_reason");
+    segs = cJSON_AddArrayToObject(root, "segments");
+    for (size_t i = 0; segs && i < tr->n_segments; i++) {
+        cJSON *s = cJSON_CreateObject();
+
+        cJSON_AddNumberToObject(s, "start", round_to(tr->segments[i].start, 0.001));
+        cJSON_AddNumberToObject(s, "end", round_to(tr->segments[i].end, 0.001));
+        cJSON_AddStringToObject(s, "text", tr->segments[i].text);
+        cJSON_AddItemToArray(segs, s);
+    }
+    cdt_json_add_str(root, "language", tr->language[0] ? tr->language : NULL);
+    cJSON_AddNumberToObject(root, "audio_seconds", round_to(tr->audio_seconds, 0.001));
+    cdt_json_add_str(root, "whisper_model", whisper_model);
+    cdt_json_add_str(root, "vad_model", vad_model);
+    o = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(o, "load_ms", round_to(tr->timings.load_ms, 0.01));
+    cJSON_AddNumberToObject(o, "audio_ms", round_to(tr->timings.audio_ms, 0.01));
+    cJSON_AddNumberToObject(o, "prepare_ms", round_to(tr->timings.prepare_ms, 0.01));
+    cJSON_AddNumberToObject(o, "encode_ms", round_to(tr->timings.encode_ms, 0.01));
+    cJSON_AddNumberToObject(o, "decode_ms", round_to(tr->timings.decode_ms, 0.01));
+    cJSON_AddNumberToObject(o, "total_ms", round_to(tr->timings.total_ms, 0.01));
+    return root;
+}
+
+static void utc_time(int64_t ms, char *out, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[32];
+
+    if (!gmtime_r(&secs, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        buf[0] = '\0';
+    snprintf(out, cap, "%s.%03dZ", buf, (int)(ms % 1000));
+}
+
+cJSON *cdt_json_history_entry(const struct cdt_history_entry *e)
+{
+    cJSON *o = cJSON_CreateObject(), *t = NULL;
+    char when[64];
+
+    if (!o)
+        return NULL;
+    utc_time(e->time_ms, when, sizeof(when));
+    if (!cdt_json_add_str(o, "id", e->id) ||
+        !cJSON_AddNumberToObject(o, "time_ms", (double)e->time_ms) ||
+        !cdt_json_add_str(o, "time", when) || !cdt_json_add_str(o, "status", e->status) ||
+        !cdt_json_add_str(o, "source", e->source) ||
+        !cdt_json_add_str(o, "audio_path", e->audio_path) ||
+        !cJSON_AddNumberToObject(o, "audio_seconds", e->audio_seconds) ||
+        !cdt_json_add_str(o, "raw", e->raw) || !cdt_json_add_str(o, "refined", e->refined) ||
+        !cdt_json_add_str(o, "fallback_reason", e->fallback_reason) ||
+        !cdt_json_add_str(o, "reason_code", e->reason_code) ||
+        !cdt_json_add_str(o, "error", e->error) || !cdt_json_add_str(o, "model", e->model) ||
+        !cdt_json_add_str(o, "whisper_model", e->whisper_model))
+        goto fail;
+    if (e->timings_json)
+        t = cJSON_Parse(e->timings_json);
+    if (t) {
+        if (!cJSON_AddItemToObject(o, "timings", t)) {
+            cJSON_Delete(t);
+            goto fail;
+        }
+    } else if (!cJSON_AddNullToObject(o, "timings")) {
+        goto fail;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+cJSON *cdt_json_model(struct cdt_models *models, const struct cdt_catalog_model *cm,
+                      bool recommended)
+{
+    cJSON *o = cJSON_CreateObject(), *a;
+    char detail[512], path[4096];
+    enum cdt_model_state st = cdt_models_state(models, cm->id, detail, sizeof(detail));
+
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "id", cm->id);
+    a = cJSON_AddArrayToObject(o, "aliases");
+    for (size_t i = 0; a && i < cm->n_aliases; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(cm->aliases[i]));
+    cJSON_AddStringToObject(o, "name", cm->name);
+    cJSON_AddStringToObject(o, "kind", cdt_model_kind_name(cm->kind));
+    cJSON_AddNumberToObject(o, "size_bytes", (double)cdt_catalog_model_size(cm));
+    cJSON_AddNumberToObject(o, "ram_mb", cm->ram_mb);
+    cJSON_AddStringToObject(o, "best_for", cm->best_for);
+    cJSON_AddStringToObject(o, "state", cdt_model_state_name(st));
+    if (detail[0])
+        cJSON_AddStringToObject(o, "detail", detail);
+    cJSON_AddBoolToObject(o, "recommended", recommended);
+    cdt_json_add_str(o, "path",
+                     cdt_models_path(models, cm->id, path, sizeof(path)) == 0 ? path : NULL);
+    cJSON_AddStringToObject(o, "license", cm->license ? cm->license : "");
+    cdt_json_add_str(o, "license_url",
+                     cm->license_url && cm->license_url[0] ? cm->license_url : NULL);
+    cJSON_AddBoolToObject(o, "gated_terms", cm->gated_terms);
+    cJSON_AddNumberToObject(o, "bytes_done", (double)cdt_models_bytes_on_disk(models, cm->id));
+    cJSON_AddNumberToObject(o, "bytes_total", (double)cdt_catalog_model_size(cm));
+    return o;
+}
