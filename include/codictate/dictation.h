@@ -160,6 +160,10 @@ CDT_NODISCARD int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictati
 
 void cdt_dictation_result_cleanup(struct cdt_dictation_result *res);
 
+/* After wait: the whisper model the session loaded itself (caller frees with
+ * cdt_transcribe_free; it stays warm for the next session), or NULL. */
+struct cdt_transcribe *cdt_dictation_take_transcriber(struct cdt_dictation *d);
+
 /* Cancels what still runs, joins the threads, frees. NULL is a no-op. */
 void cdt_dictation_free(struct cdt_dictation *d);
 

@@ -86,6 +86,11 @@ CDT_NODISCARD int cdt_models_path(struct cdt_models *m, const char *id, char *bu
 CDT_NODISCARD int cdt_models_pull(struct cdt_models *m, const char *id, char *errmsg,
                                   size_t errcap);
 
+/* The same with a Hugging Face token for gated repositories (NULL or "": the
+ * environment's, as cdt_models_pull). The token is never logged. */
+CDT_NODISCARD int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *token,
+                                        char *errmsg, size_t errcap);
+
 /* Cancels the model's running download (no-op otherwise). Async-signal-unsafe. */
 void cdt_models_cancel(struct cdt_models *m, const char *id);
 

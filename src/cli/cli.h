@@ -102,5 +102,7 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_history(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_serve(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_status(struct cdt_cli *cli, int argc, char **argv);
 
 #endif

@@ -19,12 +19,12 @@ struct verb {
 static const struct verb verbs[] = {
     {"version", "show versions, CPU features, RAM, RAM tier and its limits", cdt_cmd_version},
     {"sidecar", "run the LLM inference server the app talks to", cdt_cmd_sidecar},
-    {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", NULL},
+    {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", cdt_cmd_serve},
     {"models", "list, pull, remove and verify models", cdt_cmd_models},
     {"refine", "clean up a transcript with the local LLM", cdt_cmd_refine},
     {"transcribe", "transcribe an audio file with whisper.cpp", cdt_cmd_transcribe},
     {"dictate", "record, transcribe and refine", cdt_cmd_dictate},
-    {"status", "show what the app and sidecar are doing", NULL},
+    {"status", "show what the app and sidecar are doing", cdt_cmd_status},
     {"history", "show past dictations", cdt_cmd_history},
 };
 

@@ -564,6 +564,16 @@ void cdt_dictation_result_cleanup(struct cdt_dictation_result *res)
     memset(res, 0, sizeof(*res));
 }
 
+struct cdt_transcribe *cdt_dictation_take_transcriber(struct cdt_dictation *d)
+{
+    struct cdt_transcribe *t;
+
+    join_whisper(d);
+    t = d->own_t;
+    d->own_t = NULL;
+    return t;
+}
+
 void cdt_dictation_free(struct cdt_dictation *d)
 {
     if (!d)

@@ -254,6 +254,12 @@ static void on_progress(const struct cdt_download_progress *p, void *ud)
 
 int cdt_models_pull(struct cdt_models *m, const char *id, char *errmsg, size_t errcap)
 {
+    return cdt_models_pull_token(m, id, NULL, errmsg, errcap);
+}
+
+int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *token, char *errmsg,
+                          size_t errcap)
+{
     struct cdt_download_params dp = m->dl_template;
     const struct cdt_catalog_source *src;
     struct pull_ctx ctx;
@@ -283,6 +289,8 @@ int cdt_models_pull(struct cdt_models *m, const char *id, char *errmsg, size_t e
     ctx.total = cdt_catalog_model_size(e->cm);
     dp.progress = on_progress;
     dp.user_data = &ctx;
+    if (token && *token)
+        dp.token = token;
     dp.cache_dir = m->cache_dir;
     dp.log = m->log;
     rc = cdt_download_new(&dp, &dl);

@@ -1,0 +1,556 @@
+/* The app server (see server.h). */
+#include "server.h"
+
+#include "assets.h"
+#include "codictate/app.h"
+#include "codictate/httpd.h"
+#include "codictate/log.h"
+#include "codictate/util.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_UPLOAD    (100 * 1024 * 1024) /* a dropped audio file, bytes */
+#define SSE_QUEUE_MAX (4 * 1024 * 1024)   /* a subscriber further behind is dropped, bytes */
+#define SSE_PING_MS   15000               /* keep-alive comment period, ms */
+#define ID_MAX        128
+
+/* ---- server-sent events ---- */
+
+struct sub {
+    struct cdt_app_server *srv;
+    struct cdt_buf q; /* pending event text */
+    size_t off;       /* bytes of q already sent */
+    bool dropped;     /* fell too far behind */
+    bool hello_sent;
+    struct sub *next;
+};
+
+struct cdt_app_server {
+    struct cdt_app *app;
+    struct cdt_httpd *httpd;
+    struct cdt_log *log;
+    int port;
+    pthread_mutex_t mu; /* subs, closing */
+    pthread_cond_t cv;
+    struct sub *subs;
+    bool closing;
+};
+
+/* Queues one event for u (lock held); out of memory drops the subscriber. */
+static void queue_event(struct sub *u, const char *prefix, const char *name, const char *json)
+{
+    if (cdt_buf_append(&u->q, prefix, strlen(prefix)) != 0 ||
+        cdt_buf_append(&u->q, "event: ", 7) != 0 ||
+        cdt_buf_append(&u->q, name, strlen(name)) != 0 ||
+        cdt_buf_append(&u->q, "\ndata: ", 7) != 0 ||
+        cdt_buf_append(&u->q, json, strlen(json)) != 0 || cdt_buf_append(&u->q, "\n\n", 2) != 0)
+        u->dropped = true;
+}
+
+static void publish(const char *name, const char *json, void *ud)
+{
+    struct cdt_app_server *s = ud;
+
+    pthread_mutex_lock(&s->mu);
+    for (struct sub *u = s->subs; u; u = u->next) {
+        if (u->dropped)
+            continue;
+        if (u->q.len - u->off > SSE_QUEUE_MAX) {
+            u->dropped = true;
+            continue;
+        }
+        queue_event(u, "", name, json);
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static ssize_t sse_next(void *ud, char *buf, size_t cap)
+{
+    struct sub *u = ud;
+    struct cdt_app_server *s = u->srv;
+    struct timespec deadline;
+    ssize_t n = 0;
+
+    if (!u->hello_sent) {
+        cJSON *st = cdt_app_status(s->app), *o = cJSON_CreateObject();
+        char *text;
+
+        u->hello_sent = true;
+        if (o && st)
+            cJSON_AddItemToObject(o, "status", st);
+        else
+            cJSON_Delete(st);
+        text = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        pthread_mutex_lock(&s->mu);
+        queue_event(u, "retry: 1000\n", "hello", text ? text : "{}");
+        pthread_mutex_unlock(&s->mu);
+        free(text);
+    }
+    deadline = cdt_ms_to_timespec(cdt_now_ms() + SSE_PING_MS);
+    pthread_mutex_lock(&s->mu);
+    while (!s->closing && !u->dropped && u->q.len == u->off) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    if (s->closing || u->dropped) {
+        n = 0;
+    } else if (u->q.len == u->off) {
+        n = snprintf(buf, cap, ": ping\n\n");
+    } else {
+        size_t k = u->q.len - u->off < cap ? u->q.len - u->off : cap;
+
+        memcpy(buf, u->q.data + u->off, k);
+        u->off += k;
+        if (u->off == u->q.len) {
+            cdt_buf_truncate(&u->q, 0);
+            u->off = 0;
+        }
+        n = (ssize_t)k;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void sse_done(void *ud, bool gone)
+{
+    struct sub *u = ud;
+    struct cdt_app_server *s = u->srv;
+
+    (void)gone;
+    pthread_mutex_lock(&s->mu);
+    for (struct sub **pp = &s->subs; *pp; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    cdt_buf_cleanup(&u->q);
+    free(u);
+}
+
+static void events(struct cdt_app_server *s, struct cdt_http_req *req)
+{
+    struct sub *u = calloc(1, sizeof(*u));
+
+    if (!u) {
+        cdt_http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    u->srv = s;
+    cdt_buf_init(&u->q);
+    pthread_mutex_lock(&s->mu);
+    u->next = s->subs;
+    s->subs = u;
+    pthread_mutex_unlock(&s->mu);
+    cdt_http_add_header(req, "Cache-Control", "no-store");
+    cdt_http_reply_stream(req, 200, "text/event-stream", sse_next, sse_done, u);
+}
+
+/* ---- replies ---- */
+
+static void reply_json(struct cdt_http_req *req, int status, cJSON *o)
+{
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+
+    cJSON_Delete(o);
+    if (!text) {
+        cdt_http_reply_error(req, 500, "out of memory");
+        return;
+    }
+    cdt_http_add_header(req, "Cache-Control", "no-store");
+    cdt_http_reply(req, status, text, strlen(text), NULL);
+    free(text);
+}
+
+/* {"detail", "code"} with the status an error code maps to. */
+static void reply_err(struct cdt_http_req *req, int rc, const char *msg)
+{
+    int status;
+    const char *code;
+    cJSON *o = cJSON_CreateObject();
+
+    switch (rc) {
+    case CDT_EINVAL:
+    case CDT_EFORMAT:
+        status = 400, code = "invalid";
+        break;
+    case CDT_ENOTFOUND:
+        status = 404, code = "not_found";
+        break;
+    case CDT_EBUSY:
+        status = 409, code = "busy";
+        break;
+    case CDT_ESTATE:
+        status = 409, code = "state";
+        break;
+    case CDT_ETOOBIG:
+        status = 413, code = "too_big";
+        break;
+    case CDT_ENOSPACE:
+        status = 507, code = "disk_space";
+        break;
+    case CDT_EIO:
+        status = 503, code = "unavailable";
+        break;
+    default:
+        status = 500, code = "internal";
+        break;
+    }
+    if (o) {
+        cJSON_AddStringToObject(o, "detail", msg && *msg ? msg : cdt_strerror(rc));
+        cJSON_AddStringToObject(o, "code", code);
+    }
+    reply_json(req, status, o);
+}
+
+static void reply_file(struct cdt_http_req *req, const char *path, const char *type)
+{
+    struct stat st;
+    char *data;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t off = 0;
+
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_UPLOAD) {
+        if (fd >= 0)
+            close(fd);
+        cdt_http_reply_error(req, 404, "no such recording");
+        return;
+    }
+    data = malloc((size_t)st.st_size + 1);
+    while (data && off < (size_t)st.st_size) {
+        ssize_t r = read(fd, data + off, (size_t)st.st_size - off);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        off += (size_t)r;
+    }
+    close(fd);
+    if (!data || off != (size_t)st.st_size) {
+        free(data);
+        cdt_http_reply_error(req, 500, "cannot read the recording");
+        return;
+    }
+    cdt_http_reply(req, 200, data, off, type);
+    free(data);
+}
+
+/* ---- request checks ---- */
+
+/* Origin, when present, must be this app's own page. */
+static bool origin_ok(struct cdt_app_server *s, const char *origin)
+{
+    static const char *const hosts[] = {"127.0.0.1", "localhost", "[::1]"};
+    char want[64];
+
+    if (!origin)
+        return true;
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        snprintf(want, sizeof(want), "http://%s:%d", hosts[i], s->port);
+        if (strcmp(origin, want) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool has_type(struct cdt_http_req *req, const char *prefix)
+{
+    const char *ct = cdt_http_req_header(req, "Content-Type");
+
+    return ct && strncasecmp(ct, prefix, strlen(prefix)) == 0;
+}
+
+/* The JSON object body of a state-changing request, or NULL (answered). */
+static cJSON *json_body(struct cdt_http_req *req)
+{
+    cJSON *o;
+
+    if (!has_type(req, "application/json")) {
+        cdt_http_reply_error(req, 415,
+                             "state-changing requests need Content-Type: "
+                             "application/json and a JSON object body");
+        return NULL;
+    }
+    o = cJSON_ParseWithLength(cdt_http_req_body(req), cdt_http_req_body_len(req));
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        cdt_http_reply_error(req, 400, "the body is not a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+static const char *opt_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* Splits "/api/<coll>/<id>/<verb>" (id without '/'). */
+static bool split_item(const char *path, const char *coll, char *id, const char **verb)
+{
+    size_t n = strlen(coll);
+    const char *p, *slash;
+
+    if (strncmp(path, coll, n) != 0)
+        return false;
+    p = path + n;
+    slash = strchr(p, '/');
+    if (!slash || slash == p || (size_t)(slash - p) >= ID_MAX)
+        return false;
+    memcpy(id, p, (size_t)(slash - p));
+    id[slash - p] = '\0';
+    *verb = slash + 1;
+    return strchr(*verb, '/') == NULL;
+}
+
+/* ---- routes ---- */
+
+static void get_route(struct cdt_app_server *s, struct cdt_http_req *req, const char *path)
+{
+    char err[1024] = "", id[ID_MAX];
+    const char *verb;
+
+    if (strcmp(path, "/api/status") == 0)
+        return reply_json(req, 200, cdt_app_status(s->app));
+    if (strcmp(path, "/api/models") == 0)
+        return reply_json(req, 200, cdt_app_models(s->app));
+    if (strcmp(path, "/api/settings") == 0)
+        return reply_json(req, 200, cdt_app_settings(s->app));
+    if (strcmp(path, "/api/dictation") == 0)
+        return reply_json(req, 200, cdt_app_dictation(s->app));
+    if (strcmp(path, "/api/events") == 0)
+        return events(s, req);
+    if (strcmp(path, "/api/history") == 0) {
+        cJSON *o = cdt_app_history(s->app, err, sizeof(err));
+
+        return o ? reply_json(req, 200, o) : reply_err(req, CDT_EIO, err);
+    }
+    if (split_item(path, "/api/history/", id, &verb) && strcmp(verb, "audio") == 0) {
+        char wav[4096];
+        int rc = cdt_app_history_audio(s->app, id, wav, sizeof(wav));
+
+        return rc == 0 ? reply_file(req, wav, "audio/wav")
+                       : reply_err(req, rc, "no saved recording for this entry");
+    }
+    if (strncmp(path, "/api/", 5) == 0)
+        return cdt_http_reply_error(req, 404, "no such API route: %.200s", path);
+    {
+        const struct cdt_asset *a = cdt_asset_find(path);
+
+        if (!a)
+            return cdt_http_reply_error(req, 404, "not found");
+        cdt_http_reply(req, 200, (const char *)a->data, a->len, a->content_type);
+    }
+}
+
+static void model_route(struct cdt_app_server *s, struct cdt_http_req *req, const char *id,
+                        const char *verb, const cJSON *body)
+{
+    char err[1024] = "";
+    int rc;
+
+    if (strcmp(verb, "download") == 0)
+        rc = cdt_app_model_download(s->app, id, opt_str(body, "token"), err, sizeof(err));
+    else if (strcmp(verb, "cancel") == 0)
+        rc = cdt_app_model_cancel(s->app, id, err, sizeof(err));
+    else if (strcmp(verb, "delete") == 0)
+        rc = cdt_app_model_delete(s->app, id, err, sizeof(err));
+    else if (strcmp(verb, "use") == 0)
+        rc = cdt_app_model_use(s->app, id, err, sizeof(err));
+    else if (strcmp(verb, "load") == 0)
+        rc = cdt_app_model_load(s->app, id, err, sizeof(err));
+    else if (strcmp(verb, "unload") == 0)
+        rc = (cdt_app_model_unload(s->app), 0);
+    else
+        return cdt_http_reply_error(req, 404, "no such model action: %.64s", verb);
+    if (rc != 0)
+        return reply_err(req, rc, err);
+    if (strcmp(verb, "use") == 0)
+        return reply_json(req, 200, cdt_app_settings(s->app));
+    {
+        cJSON *o = cJSON_CreateObject();
+
+        if (o)
+            cJSON_AddStringToObject(o, "id", id);
+        reply_json(req, strcmp(verb, "download") == 0 || strcmp(verb, "load") == 0 ? 202 : 200, o);
+    }
+}
+
+static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const char *path)
+{
+    char err[1024] = "", id[ID_MAX];
+    const char *verb;
+    cJSON *body, *out = NULL;
+    int rc = 0;
+
+    if (strcmp(path, "/api/transcribe") == 0) {
+        if (!has_type(req, "audio/") && !has_type(req, "application/octet-stream"))
+            return cdt_http_reply_error(req, 415,
+                                        "send the audio file's bytes with Content-Type audio/* "
+                                        "or application/octet-stream");
+        rc = cdt_app_transcribe_bytes(s->app, cdt_http_req_body(req), cdt_http_req_body_len(req),
+                                      err, sizeof(err));
+        return rc == 0 ? reply_json(req, 202, cdt_app_dictation(s->app)) : reply_err(req, rc, err);
+    }
+    if (!(body = json_body(req)))
+        return;
+    if (strcmp(path, "/api/settings") == 0) {
+        rc = cdt_app_settings_update(s->app, body, err, sizeof(err));
+        if (rc == 0)
+            out = cdt_app_settings(s->app);
+    } else if (strncmp(path, "/api/dictation/", 15) == 0) {
+        const char *what = path + 15;
+
+        if (strcmp(what, "start") == 0) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "max_seconds");
+
+            rc = cdt_app_dictation_start(s->app, cJSON_IsNumber(m) ? m->valuedouble : 0, err,
+                                         sizeof(err));
+        } else if (strcmp(what, "stop") == 0) {
+            rc = cdt_app_dictation_stop(s->app, err, sizeof(err));
+        } else if (strcmp(what, "cancel") == 0) {
+            rc = cdt_app_dictation_cancel(s->app, err, sizeof(err));
+        } else if (strcmp(what, "toggle") == 0) {
+            rc = cdt_app_dictation_toggle(s->app, err, sizeof(err));
+        } else {
+            rc = CDT_ENOTFOUND;
+            snprintf(err, sizeof(err), "no such dictation action");
+        }
+        if (rc == 0)
+            out = cdt_app_dictation(s->app);
+    } else if (strcmp(path, "/api/refine") == 0) {
+        const char *text = opt_str(body, "text");
+
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "text"))) {
+            rc = CDT_EINVAL;
+            snprintf(err, sizeof(err), "\"text\" must be a string");
+        } else {
+            rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
+                                opt_str(body, "model"), &out, err, sizeof(err));
+        }
+    } else if (split_item(path, "/api/models/", id, &verb)) {
+        cJSON_Delete(body);
+        body = NULL;
+        model_route(s, req, id, verb, body);
+        return;
+    } else if (split_item(path, "/api/history/", id, &verb)) {
+        if (strcmp(verb, "refine") == 0) {
+            rc = cdt_app_history_refine(s->app, id, opt_str(body, "prompt"), opt_str(body, "model"),
+                                        &out, err, sizeof(err));
+        } else if (strcmp(verb, "retry") == 0) {
+            rc = cdt_app_history_retry(s->app, id, err, sizeof(err));
+            if (rc == 0)
+                out = cdt_app_dictation(s->app);
+        } else if (strcmp(verb, "delete") == 0) {
+            rc = cdt_app_history_delete(s->app, id, err, sizeof(err));
+            if (rc == 0)
+                out = cJSON_CreateObject();
+        } else {
+            rc = CDT_ENOTFOUND;
+            snprintf(err, sizeof(err), "no such history action");
+        }
+    } else {
+        rc = CDT_ENOTFOUND;
+        snprintf(err, sizeof(err), "no such API route: %.200s", path);
+    }
+    cJSON_Delete(body);
+    if (rc != 0)
+        return reply_err(req, rc, err);
+    reply_json(req, 200, out ? out : cJSON_CreateObject());
+}
+
+static void handle(struct cdt_http_req *req, void *ud)
+{
+    struct cdt_app_server *s = ud;
+    const char *method = cdt_http_req_method(req), *path = cdt_http_req_path(req);
+
+    if (!origin_ok(s, cdt_http_req_header(req, "Origin")))
+        return cdt_http_reply_error(req, 403, "cross-origin requests are refused");
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return get_route(s, req, path);
+    if (strcmp(method, "POST") == 0)
+        return post_route(s, req, path);
+    cdt_http_add_header(req, "Allow", "GET, POST");
+    cdt_http_reply_error(req, 405, "method not allowed");
+}
+
+int cdt_app_server_new(const struct cdt_app_params *params, int port, struct cdt_app_server **out,
+                       char *errmsg, size_t errcap)
+{
+    struct cdt_httpd_params hp = cdt_httpd_default_params();
+    struct cdt_app_params ap = *params;
+    struct cdt_app_server *s;
+    int rc;
+
+    *out = NULL;
+    if (!(s = calloc(1, sizeof(*s))))
+        return CDT_ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    {
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    s->log = params->log;
+    s->port = port;
+    ap.port = port;
+    ap.on_event = publish;
+    ap.user_data = s;
+    rc = cdt_app_new(&ap, &s->app, errmsg, errcap);
+    if (rc != 0)
+        goto fail;
+    hp.port_min = hp.port_max = port;
+    hp.max_body = MAX_UPLOAD;
+    hp.handler = handle;
+    hp.user_data = s;
+    hp.log = params->log;
+    rc = cdt_httpd_new(&hp, &s->httpd, errmsg, errcap);
+    if (rc != 0)
+        goto fail;
+    s->port = cdt_httpd_port(s->httpd);
+    *out = s;
+    return 0;
+fail:
+    cdt_app_server_free(s);
+    return rc;
+}
+
+int cdt_app_server_port(const struct cdt_app_server *s)
+{
+    return s->port;
+}
+
+void cdt_app_server_free(struct cdt_app_server *s)
+{
+    if (!s)
+        return;
+    if (s->httpd)
+        cdt_httpd_quiesce(s->httpd);
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    cdt_httpd_free(s->httpd);
+    cdt_app_free(s->app);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
