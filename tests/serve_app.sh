@@ -23,6 +23,9 @@ app_home() {
   mkdir -p "$HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
   chmod 700 "$XDG_RUNTIME_DIR"
   unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_CACHE WAYLAND_DISPLAY DISPLAY OPENAI_API_KEY OPENAI_BASE_URL
+  # The CLI finds the app through its port file in the private XDG_RUNTIME_DIR:
+  # only this test's app can be found there.
+  unset CODICTATE_NO_APP CODICTATE_APP_PORT
 }
 app_hub() {
   local dir=$1 bin=$2 fakehub=$3 llm=$4 whisper=$5 root=$1/hub tier big port=

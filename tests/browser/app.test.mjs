@@ -219,21 +219,27 @@ await check('download: resumes (Range request, bar not back at 0) and completes'
   eq((await model(BIG)).state, 'downloaded', 'API state');
   await hub('/_control', { reset: true });
 });
+await check('models: the in-use models are marked and have no Use button', async () => {
+  // Nothing chosen yet: the recommended (downloaded) models are the ones in use.
+  for (const id of [LLM, WHISPER]) {
+    await waitFor(async () => (await card(id).getAttribute('data-in-use')) === 'true', 5000, `${id} data-in-use true`);
+    eq(await card(id).locator('button.use:visible').count(), 0, `${id}: visible Use buttons`);
+  }
+});
+await check('models: Use switches the LLM (to the big one and back)', async () => {
+  for (const id of [BIG, LLM]) {
+    const use = card(id).locator('button.use');
+    await use.waitFor({ state: 'visible', timeout: 5000 });
+    await use.click();
+    await waitFor(async () => (await api('api/settings')).llm_model === id, 5000, `settings llm_model ${id}`);
+    await waitFor(async () => (await card(id).getAttribute('data-in-use')) === 'true', 5000, `${id} data-in-use true`);
+  }
+  eq((await model(BIG)).in_use, false, 'the big model in_use after switching back');
+});
 await check('download: delete', async () => {
   await card(BIG).locator('button.delete').click();
   await waitFor(async () => (await card(BIG).getAttribute('data-state')) === 'not_downloaded', 5000, 'state not_downloaded');
   eq((await model(BIG)).state, 'not_downloaded', 'API state');
-});
-await check('models: use sets the LLM and the whisper model', async () => {
-  for (const id of [LLM, WHISPER]) {
-    const use = card(id).locator('button.use');
-    await use.waitFor({ state: 'visible', timeout: 5000 });
-    await use.click();
-  }
-  await waitFor(async () => {
-    const s = await api('api/settings');
-    return s.llm_model === LLM && s.whisper_model === WHISPER;
-  }, 5000, `settings llm_model ${LLM}, whisper_model ${WHISPER}`);
 });
 
 // c. Dictation from the (virtual) microphone up to the limit
