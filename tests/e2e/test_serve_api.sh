@@ -177,7 +177,7 @@ for l in open(sys.argv[1]).read().splitlines()[1:]:
 prog = [(t, d) for t, d in out if d["state"] == "downloading"]
 times = [t for t, _ in prog]
 peak = max((sum(1 for u in times if s <= u < s + 1.0) for s in times), default=0)
-done = [d["bytes_done"] for _, d in prog]
+done = [d.get("bytes_done", -1) for _, d in prog]
 print("events", len(out))
 print("progress", len(prog))
 print("peak_per_s", peak)
