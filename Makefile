@@ -30,10 +30,10 @@ configure: deps
 	  echo "$$want" > $(BUILD)/.configured; \
 	fi
 
+# The app: the web UI at http://127.0.0.1:11380/ (RUN_ARGS, e.g. RUN_ARGS="--port 8080").
+RUN_ARGS ?=
 run: all
-	$(BUILD)/bin/codictate version
-	@echo
-	$(BUILD)/bin/codictate models recommend
+	$(BUILD)/bin/codictate serve $(RUN_ARGS)
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 $(CTEST_ARGS)

@@ -3,7 +3,8 @@
  * its port to "<state dir>/app.port" (the manager's state dir: $XDG_RUNTIME_DIR/
  * codictate, else ~/.cache/codictate) while it runs; $CODICTATE_APP_PORT overrides;
  * else the default port 11380 is tried. A port counts only when GET /api/status
- * answers like the app. */
+ * answers like the app. CODICTATE_NO_APP=1 (the test suite sets it) finds none
+ * unless CODICTATE_APP_PORT names one. */
 #ifndef CODICTATE_APPCLIENT_H
 #define CODICTATE_APPCLIENT_H
 

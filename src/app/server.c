@@ -385,8 +385,11 @@ static void model_route(struct cdt_app_server *s, struct cdt_http_req *req, cons
     {
         cJSON *o = cJSON_CreateObject();
 
-        if (o)
+        if (o) {
             cJSON_AddStringToObject(o, "id", id);
+            if (strcmp(verb, "download") == 0)
+                cJSON_AddStringToObject(o, "state", "downloading");
+        }
         reply_json(req, strcmp(verb, "download") == 0 || strcmp(verb, "load") == 0 ? 202 : 200, o);
     }
 }

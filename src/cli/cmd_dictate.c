@@ -13,6 +13,7 @@
  * still kept for --retry-last. Transcript text is never logged above debug. */
 #include "args.h"
 #include "cli.h"
+#include "codictate/appclient.h"
 #include "codictate/deliver.h"
 #include "codictate/dictation.h"
 #include "codictate/json.h"
@@ -25,10 +26,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,8 @@
 #define BAR_CELLS     20  /* the time bar's width, cells */
 #define LEVEL_CELLS   6   /* the input level meter's width, cells */
 #define EXIT_CANCELED 130 /* the shell's code for "stopped by Ctrl-C" */
+
+extern char **environ;
 
 /* Set by the signal handlers, read by the recording loop (nothing else happens in
  * a handler). */
@@ -69,6 +74,11 @@ static void dictate_usage(FILE *out)
                  "at the RAM tier's limit (6 / 8 / 12 min; a warning 30 s before). Every\n"
                  "recording is saved before transcription: a failure can be retried.\n"
                  "\n"
+                 "  --toggle                 start a dictation, or stop the running one: in the\n"
+                 "                           app (`codictate serve`) when it runs, else in a\n"
+                 "                           background `codictate dictate` (bind this to a\n"
+                 "                           desktop shortcut; the text goes to the history and,\n"
+                 "                           with --copy / --type, the desktop)\n"
                  "  --input FILE             take the audio from a file (WAV, FLAC, OGG, MP3)\n"
                  "                           instead of the microphone, through the same path\n"
                  "  --retry-last             transcribe and refine the last recording again\n"
@@ -404,6 +414,168 @@ static int run(struct dictation *d)
     return rc;
 }
 
+/* ---- --toggle ---- */
+
+/* The background dictation's PID file (it removes the file when it ends). */
+static void toggle_pidfile(char *buf, size_t cap)
+{
+    const char *run = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
+
+    if (run && *run)
+        snprintf(buf, cap, "%s/codictate/dictate-toggle.pid", run);
+    else if (home && *home)
+        snprintf(buf, cap, "%s/.cache/codictate/dictate-toggle.pid", home);
+    else
+        snprintf(buf, cap, "/tmp/codictate-%d/dictate-toggle.pid", (int)getuid());
+}
+
+/* Called by the background dictation when it is done. */
+static void toggle_child_done(void)
+{
+    const char *pf = getenv("CODICTATE_TOGGLE_PIDFILE");
+    char text[32] = "";
+    FILE *f;
+
+    if (!pf || !(f = fopen(pf, "re")))
+        return;
+    if (fgets(text, sizeof(text), f) && atoi(text) == (int)getpid())
+        unlink(pf);
+    fclose(f);
+}
+
+static int toggle_in_app(int port)
+{
+    struct cdt_client_response r = {0};
+    char err[512];
+    cJSON *o;
+    const cJSON *st, *detail;
+    int rc = CDT_EXIT_FAIL;
+
+    if (cdt_appclient_call(port, "POST", "/api/dictation/toggle", "{}", 10000, &r, err,
+                           sizeof(err)) != 0) {
+        fprintf(stderr, "codictate dictate: --toggle: the app did not answer: %s\n", err);
+        return CDT_EXIT_FAIL;
+    }
+    o = cJSON_Parse(r.body);
+    st = cJSON_GetObjectItemCaseSensitive(o, "state");
+    detail = cJSON_GetObjectItemCaseSensitive(o, "detail");
+    if (r.status == 200 && cJSON_IsString(st)) {
+        if (strcmp(st->valuestring, "recording") == 0)
+            printf("codictate: recording in the app (run the same command to stop)\n");
+        else
+            printf("codictate: stopped; the app is %s\n", st->valuestring);
+        rc = CDT_EXIT_OK;
+    } else {
+        fprintf(stderr, "codictate dictate: --toggle: %s\n",
+                cJSON_IsString(detail) ? detail->valuestring : "the app refused");
+    }
+    cJSON_Delete(o);
+    free(r.body);
+    return rc;
+}
+
+/* Starts `codictate dictate` (the same options but --toggle) in the background, or
+ * stops the one running (SIGUSR1: stop and transcribe). */
+static int toggle_background(int argc, char **argv)
+{
+    char pf[4096], dir[4096], logpath[4200], env[4200], text[32] = "", *slash;
+    char **cargv = calloc((size_t)argc + 2, sizeof(*cargv));
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    FILE *f;
+    pid_t pid;
+    int n = 0, rc;
+
+    if (!cargv)
+        return CDT_EXIT_FAIL;
+    toggle_pidfile(pf, sizeof(pf));
+    if ((f = fopen(pf, "re")) != NULL) {
+        pid = fgets(text, sizeof(text), f) ? (pid_t)atoi(text) : 0;
+        fclose(f);
+        if (pid > 0 && cdt_proc_signal(pid, SIGUSR1) == 0) {
+            printf("codictate: stopped the background dictation (pid %d); its text goes to "
+                   "`codictate history`\n",
+                   (int)pid);
+            free(cargv);
+            return CDT_EXIT_OK;
+        }
+        unlink(pf); /* stale */
+    }
+    snprintf(dir, sizeof(dir), "%s", pf);
+    if ((slash = strrchr(dir, '/')) != NULL)
+        *slash = '\0';
+    if (cdt_mkdir_p(dir, 0700) != 0) {
+        fprintf(stderr, "codictate dictate: --toggle: cannot create %s\n", dir);
+        free(cargv);
+        return CDT_EXIT_FAIL;
+    }
+    snprintf(logpath, sizeof(logpath), "%s/dictate-toggle.log", dir);
+    snprintf(env, sizeof(env), "CODICTATE_TOGGLE_PIDFILE=%s", pf);
+    cargv[n++] = "codictate";
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--toggle") != 0)
+            cargv[n++] = argv[i];
+    cargv[n] = NULL;
+    /* argv[0] of the verb is "dictate": the binary is /proc/self/exe. */
+    {
+        char **cenv;
+        size_t ne = 0;
+
+        while (environ[ne])
+            ne++;
+        cenv = calloc(ne + 2, sizeof(*cenv));
+        if (!cenv) {
+            free(cargv);
+            return CDT_EXIT_FAIL;
+        }
+        memcpy(cenv, environ, ne * sizeof(*cenv));
+        cenv[ne] = env;
+        {
+            char **full = calloc((size_t)n + 2, sizeof(*full));
+
+            if (!full) {
+                free(cenv);
+                free(cargv);
+                return CDT_EXIT_FAIL;
+            }
+            full[0] = "codictate";
+            full[1] = "dictate";
+            memcpy(full + 2, cargv + 1, (size_t)(n - 1) * sizeof(*full));
+            posix_spawn_file_actions_init(&fa);
+            posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+            posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            posix_spawn_file_actions_adddup2(&fa, 1, 2);
+            posix_spawnattr_init(&attr);
+            posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+            rc = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, full, cenv);
+            posix_spawnattr_destroy(&attr);
+            posix_spawn_file_actions_destroy(&fa);
+            free(full);
+        }
+        free(cenv);
+    }
+    free(cargv);
+    if (rc != 0) {
+        fprintf(stderr, "codictate dictate: --toggle: cannot start: %s\n", strerror(rc));
+        return CDT_EXIT_FAIL;
+    }
+    if ((f = fopen(pf, "we")) != NULL) {
+        fprintf(f, "%d\n", (int)pid);
+        fclose(f);
+    }
+    printf("codictate: recording in the background (pid %d; run the same command to stop; "
+           "log: %s)\n",
+           (int)pid, logpath);
+    return CDT_EXIT_OK;
+}
+
+static int dictate_toggle(int argc, char **argv)
+{
+    int port = cdt_appclient_find();
+
+    return port ? toggle_in_app(port) : toggle_background(argc, argv);
+}
+
 int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
 {
     enum {
@@ -417,7 +589,8 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         OPT_WMODEL,
         OPT_THREADS,
         OPT_NO_VAD,
-        OPT_VAD_MODEL
+        OPT_VAD_MODEL,
+        OPT_TOGGLE
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, OPT_INPUT},
@@ -432,11 +605,13 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
         {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
+        {"toggle", no_argument, NULL, OPT_TOGGLE},
         CDT_CLI_REFINE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct dictation d;
+    bool toggle = false;
     int ch, rc;
 
     memset(&d, 0, sizeof(d));
@@ -490,6 +665,9 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         case OPT_NO_VAD:
             d.no_vad = true;
             break;
+        case OPT_TOGGLE:
+            toggle = true;
+            break;
         case OPT_VAD_MODEL:
             d.vad_arg = optarg;
             break;
@@ -504,6 +682,14 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "codictate dictate: unexpected argument '%s'\n", argv[optind]);
         return CDT_EXIT_USAGE;
+    }
+    if (toggle) {
+        if (d.input || d.retry_last || d.json) {
+            fprintf(stderr, "codictate dictate: --toggle records; it takes no --input, "
+                            "--retry-last or --json\n");
+            return CDT_EXIT_USAGE;
+        }
+        return dictate_toggle(argc, argv);
     }
     if (d.input && d.retry_last) {
         fprintf(stderr, "codictate dictate: --input and --retry-last contradict each other\n");
@@ -538,6 +724,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
     d.tty_err = isatty(2);
 
     rc = run(&d);
+    toggle_child_done();
 out:
     cdt_dictation_free(d.sess);
     cdt_cli_refiner_free(d.refiner);

@@ -5,7 +5,9 @@
  * status is still 0: the user's words are never lost. */
 #include "args.h"
 #include "cli.h"
+#include "codictate/appclient.h"
 #include "codictate/json.h"
+#include "codictate/prompts.h"
 #include "codictate/refine.h"
 #include "codictate/refiner.h"
 #include "codictate/text.h"
@@ -132,6 +134,73 @@ static int print_json(const struct cdt_refine_result *r, const char *provider)
     return cdt_cli_print_json(cdt_json_refine(r, provider));
 }
 
+/* POST /api/refine to the running app. Returns an exit code, or -1 when there is
+ * no app (or it could not answer): refine here then. */
+static int refine_in_app(const struct cdt_cli_refine_opts *o, const char *text)
+{
+    struct cdt_client_response r = {0};
+    char *instructions = NULL, *body, err[1024];
+    cJSON *req, *res, *refined, *reason, *code;
+    int port = cdt_appclient_find(), rc = -1;
+
+    if (port == 0)
+        return -1;
+    if (o->prompt && cdt_prompt_resolve(o->prompt, NULL, &instructions, err, sizeof(err)) != 0) {
+        fprintf(stderr, "codictate refine: --prompt: %s\n", err[0] ? err : "out of memory");
+        return CDT_EXIT_USAGE;
+    }
+    req = cJSON_CreateObject();
+    if (!req) {
+        free(instructions);
+        return -1;
+    }
+    cJSON_AddStringToObject(req, "text", text);
+    if (instructions)
+        cJSON_AddStringToObject(req, "prompt", instructions);
+    if (o->model)
+        cJSON_AddStringToObject(req, "model", o->model);
+    body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    free(instructions);
+    if (!body)
+        return -1;
+    if (cdt_appclient_call(port, "POST", "/api/refine", body,
+                           (o->timeout_ms > 0 ? o->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS) +
+                               60000,
+                           &r, err, sizeof(err)) != 0) {
+        free(body);
+        return -1;
+    }
+    free(body);
+    res = cJSON_Parse(r.body);
+    refined = cJSON_GetObjectItemCaseSensitive(res, "refined");
+    if (r.status == 200 && cJSON_IsString(refined)) {
+        reason = cJSON_GetObjectItemCaseSensitive(res, "fallback_reason");
+        code = cJSON_GetObjectItemCaseSensitive(res, "reason_code");
+        if (cJSON_IsString(reason) &&
+            !(cJSON_IsString(code) && strcmp(code->valuestring, "empty_input") == 0))
+            fprintf(stderr, "codictate refine: delivering the deterministic cleanup: %s\n",
+                    reason->valuestring);
+        if (o->json) {
+            rc = cdt_cli_print_json(res);
+            res = NULL;
+        } else {
+            if (refined->valuestring[0])
+                puts(refined->valuestring);
+            rc = CDT_EXIT_OK;
+        }
+    } else if (r.status == 400 || r.status == 404) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(res, "detail");
+
+        fprintf(stderr, "codictate refine: %s\n",
+                cJSON_IsString(d) ? d->valuestring : "the app refused the request");
+        rc = CDT_EXIT_USAGE;
+    }
+    cJSON_Delete(res);
+    free(r.body);
+    return rc;
+}
+
 int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
 {
     static const struct option lopts[] = {
@@ -177,6 +246,15 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
                 CDT_REFINE_MAX_TEXT);
         free(text);
         return CDT_EXIT_FAIL;
+    }
+    /* The running app has the model warm: use it, unless another provider is asked
+     * for. If it cannot answer, refine here. */
+    if (!o.provider && !o.base_url && !o.api_key && !o.openai_model) {
+        rc = refine_in_app(&o, text);
+        if (rc >= 0) {
+            free(text);
+            return rc;
+        }
     }
     rc = cdt_cli_refine_text(cli, &o, "codictate refine", text, &res, &provider);
     if (rc == CDT_EXIT_OK) {

@@ -245,6 +245,9 @@ static void on_models_event(const struct cdt_models_event *ev, void *ud)
     double now = cdt_now_ms();
     const char *code = NULL;
 
+    /* Re-hashing a kept partial is not download progress: the bar stays put. */
+    if (ev->progress && ev->progress->phase == CDT_DL_PHASE_VERIFY)
+        return;
     pthread_mutex_lock(&app->mu);
     t = track_locked(app, ev->id);
     if (ev->progress) {
@@ -277,6 +280,12 @@ static void on_models_event(const struct cdt_models_event *ev, void *ud)
         cJSON_AddNumberToObject(o, "speed_bps", round(ev->progress->speed));
         cJSON_AddNumberToObject(o, "eta_s",
                                 ev->progress->eta_s >= 0 ? round(ev->progress->eta_s) : -1);
+    } else {
+        cJSON_AddNumberToObject(o, "bytes_done",
+                                cm ? (double)cdt_models_bytes_on_disk(app->models, cm->id) : 0);
+        cJSON_AddNumberToObject(o, "bytes_total", cm ? (double)cdt_catalog_model_size(cm) : 0);
+        cJSON_AddNumberToObject(o, "speed_bps", 0);
+        cJSON_AddNumberToObject(o, "eta_s", -1);
     }
     emit_json(app, "model", o);
 
@@ -566,6 +575,9 @@ cJSON *cdt_app_models(struct cdt_app *app)
             m = cdt_json_model(app->models, cm, cm == rec || cm == wrec);
             if (!m)
                 continue;
+            if (!cJSON_HasObjectItem(m, "detail"))
+                cJSON_AddNullToObject(m, "detail");
+            cJSON_AddBoolToObject(m, "gated", cm->gated_terms);
             cJSON_AddBoolToObject(m, "in_use",
                                   strcmp(cm->id, llm) == 0 || strcmp(cm->id, whisper) == 0);
             cJSON_AddNumberToObject(m, "ram_gb", round(cm->ram_mb / 102.4) / 10);
@@ -893,6 +905,8 @@ struct dict_job {
     struct cdt_app *app;
     struct cdt_dictation *sess;
     struct refiner_ref *ref;
+    struct cdt_pick_whisper *wp;       /* the session's model paths point into it */
+    char retry_id[CDT_HISTORY_ID_MAX]; /* the session's retry_id points here */
 };
 
 static void *dict_main(void *arg)
@@ -966,6 +980,7 @@ static void *dict_main(void *arg)
         app->upload_path = NULL;
     }
     pthread_mutex_unlock(&app->mu);
+    free(job->wp);
     free(job);
     return NULL;
 }
@@ -1011,10 +1026,14 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
         goto fail;
     }
     job->app = app;
+    job->wp = wp;
     job->ref = ref_get(app);
     dp.source = src;
     dp.input_path = input_path;
-    dp.retry_id = retry_id;
+    if (retry_id) {
+        snprintf(job->retry_id, sizeof(job->retry_id), "%s", retry_id);
+        dp.retry_id = job->retry_id;
+    }
     dp.device = app->p.device;
     dp.limit_s = max_seconds > 0 && max_seconds < app->limit_s ? max_seconds : app->limit_s;
     dp.history_dir = app->p.data_dir;
@@ -1071,8 +1090,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     app->dict_thread_live = true;
     pthread_mutex_unlock(&app->mu);
     emit_json(app, "dictation", cdt_app_dictation(app));
-    free(wp);
-    return 0;
+    return 0; /* wp now belongs to the job */
 fail:
     free(wp);
     free(job);

@@ -99,6 +99,8 @@ int cdt_appclient_find(void)
 
     if (env > 0)
         return answers((int)env) ? (int)env : 0;
+    if (cdt_env_long("CODICTATE_NO_APP", 0, 1, 0) == 1)
+        return 0;
     port_file(path, sizeof(path));
     f = fopen(path, "re");
     if (f) {

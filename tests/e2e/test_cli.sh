@@ -46,6 +46,10 @@ else
   check "version: no AMX on this CPU" out_has '^amx +none' "$bin" version
   check "version --json: amx none" out_has '"amx":[[:space:]]*"none"' "$bin" version --json
 fi
-check "unbuilt verb fails with 1" exit_is 1 "$bin" serve
+check "serve --help exits 0" exit_is 0 "$bin" serve --help
+check "serve bad port is a usage error" exit_is 2 "$bin" serve --port 0
+check "status --help exits 0" exit_is 0 "$bin" status --help
+check "status with no app exits 1" exit_is 1 env CODICTATE_NO_APP=1 "$bin" status
+check "--help marks nothing unbuilt" eval '! "$bin" --help | grep -q "not in this build"' 
 check "quiet by default" eval '[ -z "$("$bin" version 2>&1 >/dev/null)" ]'
 finish
