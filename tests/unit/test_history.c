@@ -449,6 +449,74 @@ TEST(test_clear)
     cdt_history_free(h);
 }
 
+/* Deleting one entry removes all its lines (superseded ones too: no text of it is
+ * left in the file), its recording, and nothing else; corrupt lines are kept. */
+TEST(test_delete)
+{
+    char dir[256], file[512], wav[600], wav2[600], *text;
+    struct cdt_history *h;
+    struct cdt_history_entry *v = NULL;
+    size_t n = 0, skipped = 0;
+    FILE *f;
+    long len;
+
+    fresh_dir(dir, sizeof(dir));
+    h = open_at(dir);
+    REQUIRE(h);
+    CHECK_INT(append_simple(h, "20260101-000000-000-1", 1000, "recorded", "secret words"), 0);
+    CHECK_INT(append_simple(h, "20260101-000000-000-2", 2000, "done", "keep me"), 0);
+    CHECK_INT(append_simple(h, "20260101-000000-000-1", 1000, "done", "secret words again"), 0);
+    history_file(h, file, sizeof(file));
+    write_file(file, "not json\n", 9, O_APPEND);
+    snprintf(wav, sizeof(wav), "%s/recordings/20260101-000000-000-1.wav", dir);
+    snprintf(wav2, sizeof(wav2), "%s/recordings/20260101-000000-000-2.wav", dir);
+    write_file(wav, "RIFF", 4, O_TRUNC);
+    write_file(wav2, "RIFF", 4, O_TRUNC);
+
+    CHECK_INT(cdt_history_delete(h, "20260101-000000-000-1"), 0);
+    CHECK(!exists(wav));
+    CHECK(exists(wav2));
+    CHECK_INT(cdt_history_list(h, &v, &n, &skipped), 0);
+    REQUIRE(n == 1);
+    CHECK_STR(v[0].id, "20260101-000000-000-2");
+    CHECK_STR(v[0].refined, "keep me");
+    CHECK_INT((int)skipped, 1); /* the corrupt line stays where it was */
+    cdt_history_entries_free(v, n);
+    f = fopen(file, "r");
+    REQUIRE(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    text = calloc(1, (size_t)len + 1);
+    REQUIRE(text);
+    CHECK(fread(text, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    CHECK(strstr(text, "secret") == NULL);
+    free(text);
+    {
+        struct stat st;
+
+        CHECK(stat(file, &st) == 0 && (st.st_mode & 0777) == 0600);
+    }
+
+    /* Unknown and malformed ids; appends go on after a delete. */
+    CHECK_INT(cdt_history_delete(h, "20260101-000000-000-1"), CDT_ENOTFOUND);
+    CHECK_INT(cdt_history_delete(h, "../x"), CDT_EINVAL);
+    CHECK_INT(cdt_history_delete(h, ""), CDT_EINVAL);
+    CHECK_INT(append_simple(h, "20260101-000000-000-3", 3000, "done", "new"), 0);
+    CHECK_INT(cdt_history_list(h, &v, &n, NULL), 0);
+    CHECK_INT((int)n, 2);
+    cdt_history_entries_free(v, n);
+    cdt_history_free(h);
+
+    /* No file at all. */
+    fresh_dir(dir, sizeof(dir));
+    h = open_at(dir);
+    REQUIRE(h);
+    CHECK_INT(cdt_history_delete(h, "20260101-000000-000-9"), CDT_ENOTFOUND);
+    cdt_history_free(h);
+}
+
 TEST(test_permissions)
 {
     char dir[256], sub[300], file[512];
@@ -610,6 +678,7 @@ int main(void)
     RUN(test_bad_ids_and_timings);
     RUN(test_prune_recordings);
     RUN(test_clear);
+    RUN(test_delete);
     RUN(test_permissions);
     RUN(test_dir_is_a_file);
     RUN(test_unwritable_dir);
