@@ -289,6 +289,20 @@ static void on_models_event(const struct cdt_models_event *ev, void *ud)
     }
     emit_json(app, "model", o);
 
+    /* The whisper model idles with the LLM: unloaded together (not mid-dictation). */
+    if (cm && cm->kind == CDT_MODEL_LLM && ev->state == CDT_MODEL_UNLOADED) {
+        struct cdt_transcribe *idle = NULL;
+
+        pthread_mutex_lock(&app->mu);
+        if (app->whisper && !app->sess) {
+            idle = app->whisper;
+            app->whisper = NULL;
+        }
+        pthread_mutex_unlock(&app->mu);
+        if (idle)
+            CDT_LOG_I(app->p.log, "idle: the whisper model is unloaded too");
+        cdt_transcribe_free(idle);
+    }
     if (cm && cm->kind == CDT_MODEL_LLM &&
         (ev->state == CDT_MODEL_LOADING || ev->state == CDT_MODEL_READY ||
          ev->state == CDT_MODEL_UNLOADED || ev->state == CDT_MODEL_LOAD_FAILED)) {
@@ -961,10 +975,16 @@ static void *dict_main(void *arg)
     pthread_mutex_lock(&app->mu);
     app->whisper_lent = false;
     if (t) {
-        struct cdt_transcribe *old = app->whisper;
+        struct cdt_transcribe *old = app->whisper; /* the newest model stays */
 
         app->whisper = t;
         t = old;
+    }
+    if (app->settings.idle_timeout_s == 0) {
+        /* "Unload immediately": nothing stays warm. */
+        cdt_transcribe_free(t);
+        t = app->whisper;
+        app->whisper = NULL;
     }
     app->sess = NULL;
     pthread_mutex_unlock(&app->mu);
