@@ -370,6 +370,39 @@ await check('history: entries listed; re-refine with a prompt updates the refine
   await shot('history.png');
 });
 
+await check('history: the recording plays (audio/wav) and delete removes the entry', async () => {
+  const item = page.locator('#history-list .history-item').first();
+  const id = await item.getAttribute('data-id');
+  const src = await item.locator('audio').getAttribute('src');
+  ok(src && src.includes(`/api/history/${id}/audio`), `audio src ${src}`);
+  const r = await fetch(new URL(src, BASE));
+  eq(r.status, 200, 'GET audio status');
+  eq(r.headers.get('content-type'), 'audio/wav', 'audio content type');
+  ok((await r.arrayBuffer()).byteLength > 44, 'the WAV has samples');
+  const before = await page.locator('#history-list .history-item').count();
+  await item.locator('button.delete').click();
+  await waitFor(async () => (await page.locator(`#history-list .history-item[data-id="${id}"]`).count()) === 0,
+    10000, 'the deleted entry to leave the list');
+  eq(await page.locator('#history-list .history-item').count(), before - 1, 'items after delete');
+  const h = await api('api/history');
+  ok(!h.entries.some((e) => e.id === id), 'the entry is still in the API');
+  eq((await fetch(new URL(src, BASE))).status, 404, 'its audio after delete');
+});
+
+await check('dictate: an audio file chosen on the page is transcribed like a recording', async () => {
+  await tab('dictate');
+  const respP = page.waitForResponse((r) => r.url().endsWith('/api/transcribe') &&
+    r.request().method() === 'POST', { timeout: 15000 });
+  await page.setInputFiles('#file-input', process.env.SPEECH_WAV);
+  eq((await respP).status(), 202, 'POST /api/transcribe status');
+  await waitFor(async () => (await page.locator('#dictation-state').textContent()).trim() === 'done',
+    60000, '#dictation-state done');
+  ok((await page.locator('#raw-text').textContent()).trim().length > 0, 'empty #raw-text');
+  ok((await page.locator('#refined-text').textContent()).trim().length > 0, 'empty #refined-text');
+  const d = await api('api/dictation');
+  eq(d.source, 'file', 'the dictation source');
+});
+
 // f. Settings
 const KEY = 'sk-test-never-shown-123';
 await check('settings: save idle timeout 5 min and output copy (and an API key)', async () => {

@@ -63,7 +63,7 @@ export PULSE_SERVER=unix:$tmp/pa/pulse.sock
 app_serve "$tmp" "$bin" --recording-limit 35 || fail "codictate serve did not start"
 
 mkdir -p "$shots"
-CODICTATE_URL=$url FAKEHUB_URL=$HF_ENDPOINT SHOTS_DIR=$shots NODE_MODULES_DIR=$modules \
+CODICTATE_URL=$url FAKEHUB_URL=$HF_ENDPOINT SHOTS_DIR=$shots NODE_MODULES_DIR=$modules SPEECH_WAV=$tmp/speech.wav \
   node "$here/app.test.mjs"
 rc=$?
 if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
