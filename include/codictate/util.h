@@ -151,6 +151,10 @@ CDT_NODISCARD int cdt_mkdir_p(const char *path, mode_t mode);
  * string s, in place. Returns s. */
 char *cdt_trim(char *s);
 
+/* The per-user runtime state directory (PID and port files): $XDG_RUNTIME_DIR/
+ * codictate, else ~/.cache/codictate, else /tmp/codictate-<uid>. Not created. */
+void cdt_state_dir(char *buf, size_t cap);
+
 /* ---- processes ---- */
 
 /* Sends `sig` (0: only checks that the process exists) to the single process `pid`.

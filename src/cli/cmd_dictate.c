@@ -419,14 +419,10 @@ static int run(struct dictation *d)
 /* The background dictation's PID file (it removes the file when it ends). */
 static void toggle_pidfile(char *buf, size_t cap)
 {
-    const char *run = getenv("XDG_RUNTIME_DIR"), *home = getenv("HOME");
+    char dir[4000];
 
-    if (run && *run)
-        snprintf(buf, cap, "%s/codictate/dictate-toggle.pid", run);
-    else if (home && *home)
-        snprintf(buf, cap, "%s/.cache/codictate/dictate-toggle.pid", home);
-    else
-        snprintf(buf, cap, "/tmp/codictate-%d/dictate-toggle.pid", (int)getuid());
+    cdt_state_dir(dir, sizeof(dir));
+    snprintf(buf, cap, "%s/dictate-toggle.pid", dir);
 }
 
 /* Called by the background dictation when it is done. */

@@ -1220,6 +1220,20 @@ int cdt_app_transcribe_bytes(struct cdt_app *app, const void *data, size_t len, 
 
 /* ---- history ---- */
 
+/* All entries (cdt_history_list under the handle's lock). */
+static int list_history(struct cdt_app *app, struct cdt_history_entry **v, size_t *n, char *errmsg,
+                        size_t errcap)
+{
+    int rc;
+
+    pthread_mutex_lock(&app->hist_mu);
+    rc = cdt_history_list(app->hist, v, n, NULL);
+    if (rc != 0)
+        set_err(errmsg, errcap, "%s", cdt_history_errmsg(app->hist));
+    pthread_mutex_unlock(&app->hist_mu);
+    return rc;
+}
+
 cJSON *cdt_app_history(struct cdt_app *app, char *errmsg, size_t errcap)
 {
     struct cdt_history_entry *v = NULL;
@@ -1233,11 +1247,7 @@ cJSON *cdt_app_history(struct cdt_app *app, char *errmsg, size_t errcap)
             cJSON_AddArrayToObject(o, "entries");
         return o;
     }
-    pthread_mutex_lock(&app->hist_mu);
-    rc = cdt_history_list(app->hist, &v, &n, NULL);
-    if (rc != 0)
-        set_err(errmsg, errcap, "%s", cdt_history_errmsg(app->hist));
-    pthread_mutex_unlock(&app->hist_mu);
+    rc = list_history(app, &v, &n, errmsg, errcap);
     if (rc != 0)
         return NULL;
     o = cJSON_CreateObject();
@@ -1269,11 +1279,7 @@ static int find_entry(struct cdt_app *app, const char *id, struct cdt_history_en
         set_err(errmsg, errcap, "%s", "there is no history");
         return CDT_ENOTFOUND;
     }
-    pthread_mutex_lock(&app->hist_mu);
-    rc = cdt_history_list(app->hist, &v, &n, NULL);
-    if (rc != 0)
-        set_err(errmsg, errcap, "%s", cdt_history_errmsg(app->hist));
-    pthread_mutex_unlock(&app->hist_mu);
+    rc = list_history(app, &v, &n, errmsg, errcap);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {

@@ -15,14 +15,10 @@
 
 static void port_file(char *buf, size_t cap)
 {
-    const char *run = cdt_env_str("XDG_RUNTIME_DIR", NULL), *home = cdt_env_str("HOME", NULL);
+    char dir[4000];
 
-    if (run)
-        snprintf(buf, cap, "%s/codictate/app.port", run);
-    else if (home)
-        snprintf(buf, cap, "%s/.cache/codictate/app.port", home);
-    else
-        snprintf(buf, cap, "/tmp/codictate-%d/app.port", (int)getuid());
+    cdt_state_dir(dir, sizeof(dir));
+    snprintf(buf, cap, "%s/app.port", dir);
 }
 
 int cdt_appclient_publish(int port)

@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- clock ---- */
 
@@ -192,4 +194,16 @@ int cdt_proc_signal(pid_t pid, int sig)
     if (kill(pid, sig) == 0)
         return 0;
     return errno == ESRCH ? CDT_ENOTFOUND : errno == EPERM ? CDT_EPERM : CDT_EINVAL;
+}
+
+void cdt_state_dir(char *buf, size_t cap)
+{
+    const char *run = cdt_env_str("XDG_RUNTIME_DIR", NULL), *home = cdt_env_str("HOME", NULL);
+
+    if (run)
+        snprintf(buf, cap, "%s/codictate", run);
+    else if (home)
+        snprintf(buf, cap, "%s/.cache/codictate", home);
+    else
+        snprintf(buf, cap, "/tmp/codictate-%d", (int)getuid());
 }
