@@ -921,6 +921,7 @@ struct dict_job {
     struct refiner_ref *ref;
     struct cdt_pick_whisper *wp;       /* the session's model paths point into it */
     char retry_id[CDT_HISTORY_ID_MAX]; /* the session's retry_id points here */
+    char language[16];                 /* and its whisper language */
 };
 
 static void *dict_main(void *arg)
@@ -1060,7 +1061,8 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     dp.whisper.model_path = wp->model;
     dp.whisper.vad = wp->vad;
     dp.whisper.vad_model_path = wp->vad ? wp->vad_model : NULL;
-    dp.whisper.language = strcmp(language, "auto") == 0 ? NULL : language;
+    snprintf(job->language, sizeof(job->language), "%s", language);
+    dp.whisper.language = strcmp(job->language, "auto") == 0 ? NULL : job->language;
     dp.whisper.log = app->p.log;
     dp.refiner = job->ref ? job->ref->r : NULL;
     dp.log = app->p.log;
@@ -1132,8 +1134,10 @@ static int control(struct cdt_app *app, bool cancel, char *errmsg, size_t errcap
         rc = CDT_ESTATE;
     } else if (cancel) {
         cdt_dictation_cancel(app->sess);
+        app->view.state = CDT_DICT_CANCELLED; /* what the answer says: it is ending */
     } else {
         cdt_dictation_stop(app->sess);
+        app->view.state = CDT_DICT_TRANSCRIBING;
     }
     pthread_mutex_unlock(&app->mu);
     return rc;
