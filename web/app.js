@@ -259,7 +259,8 @@
       kind = state.connected ? 'idle' : 'connecting';
     } else {
       const sc = state.status.sidecar || {};
-      const chosen = state.settings ? state.settings.llm_model : null;
+      const chosen = (state.settings && state.settings.llm_model) ||
+        (state.models && state.models.in_use && state.models.in_use.llm) || null;
       if (state.settings && state.settings.provider === 'openai') {
         text = `Model: ${state.settings.openai_model || 'remote'} (OpenAI-compatible)`;
         kind = 'ready';
@@ -1130,8 +1131,13 @@
     const f = form();
     const llm = state.settingsDirty ? f.elements.llm_model.value || null : s.llm_model;
     const wh = state.settingsDirty ? f.elements.whisper_model.value || null : s.whisper_model;
-    fillSelect(f.elements.llm_model, modelOptions('llm', llm, 'None — basic cleanup only'), llm || '');
-    fillSelect(f.elements.whisper_model, modelOptions('whisper', wh, 'None'), wh || '');
+    // null means "automatic": the recommended / first downloaded model (in_use says which).
+    const inUse = (state.models && state.models.in_use) || {};
+    const auto = (id, none) => (id ? `Automatic — ${modelName(id)}` : `Automatic — ${none}`);
+    fillSelect(f.elements.llm_model,
+      modelOptions('llm', llm, auto(inUse.llm, 'none downloaded: basic cleanup only')), llm || '');
+    fillSelect(f.elements.whisper_model,
+      modelOptions('whisper', wh, auto(inUse.whisper, 'none downloaded')), wh || '');
   }
 
   function renderSettings() {
