@@ -91,6 +91,26 @@ check "SIGTERM: history says cancelled, with the recording" is \
 check "cancelled, then --retry-last: exit 0" is "$?" 0
 check "cancelled, then --retry-last: done" is "$(hist 'd[0]["status"]')" done
 
+# --- --toggle with no app: a background dictation, stopped by the next toggle ---
+export XDG_RUNTIME_DIR=$tmp/run
+"$bin" dictate --toggle "${T[@]}" >"$tmp/g1.out" 2>&1
+check "toggle (no app) 1: exit 0" is "$?" 0
+check "toggle (no app) 1: records in the background" has "$(cat "$tmp/g1.out")" "recording in the background"
+check "toggle (no app) 1: its PID file" [ -s "$tmp/run/codictate/dictate-toggle.pid" ]
+sleep 2
+"$bin" dictate --toggle "${T[@]}" >"$tmp/g2.out" 2>&1
+check "toggle (no app) 2: exit 0" is "$?" 0
+check "toggle (no app) 2: stopped it" has "$(cat "$tmp/g2.out")" "stopped the background dictation"
+for _ in $(seq 1 100); do
+  [ -e "$tmp/run/codictate/dictate-toggle.pid" ] || break
+  sleep 0.1
+done
+check "toggle (no app): the background dictation ended (PID file gone)" \
+  [ ! -e "$tmp/run/codictate/dictate-toggle.pid" ]
+check "toggle (no app): history has it, done, ~2 s" is \
+  "$(hist '(d[0]["status"], d[0]["source"], 1.0 <= d[0]["audio_seconds"] <= 5)')" "('done', 'microphone', True)"
+check "toggle (no app): --json refused" is "$("$bin" dictate --toggle --json >/dev/null 2>&1; echo $?)" 2
+
 # --- the sound server dies mid-recording: what was recorded is transcribed ---
 "$bin" dictate --json "${T[@]}" </dev/null >"$tmp/f.json" 2>"$tmp/f.err" &
 p=$!
