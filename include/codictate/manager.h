@@ -17,6 +17,7 @@
 #define CODICTATE_MANAGER_H
 
 #include "codictate/err.h"
+#include "codictate/sidecar_client.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -86,12 +87,19 @@ CDT_NODISCARD int cdt_manager_load(struct cdt_manager *m, const char *model_path
 CDT_NODISCARD int cdt_manager_load_warm(struct cdt_manager *m, const char *model_path,
                                         const char *warmup_prompt, char *errmsg, size_t errcap);
 
-/* POST /generate with `request_json` on `model_path` (loaded first if needed).
- * On 0, *status and *response (caller frees) hold the sidecar's answer, whatever
- * its status. Errors as cdt_manager_load, plus CDT_ETIMEOUT. */
+/* POST /generate of `req` (borrowed for the call; see sidecar_client.h) on
+ * `model_path` (loaded first if needed), with params.request_timeout_ms as the
+ * transfer's limit. On 0, *reply holds the sidecar's answer, whatever its status
+ * (reply->status, reply->detail); the caller frees it with
+ * cdt_sidecar_gen_reply_cleanup. On an error *reply holds nothing to free. Errors
+ * as cdt_manager_load (CDT_ENET: "the sidecar failed during generation: …"), plus
+ * CDT_ETIMEOUT ("the sidecar did not answer in time: …"), CDT_EPROTOCOL (an answer
+ * that is not the protocol's: "an answer without \"response\""), CDT_ETOOBIG,
+ * CDT_EINVAL (no prompt), CDT_ENOMEM. */
 CDT_NODISCARD int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
-                                       const char *request_json, long *status, char **response,
-                                       char *errmsg, size_t errcap);
+                                       const struct cdt_sidecar_gen_req *req,
+                                       struct cdt_sidecar_gen_reply *reply, char *errmsg,
+                                       size_t errcap);
 
 /* Unloads the model now (the sidecar keeps running). */
 void cdt_manager_unload(struct cdt_manager *m);

@@ -187,8 +187,8 @@ struct cdt_refine_result {
 
 /* Runs the pipeline on `text` (UTF-8). Returns 0 — also when falling back; then
  * out->reason says why (CDT_REFINE_EMPTY_INPUT for a blank transcript, which is
- * returned as it is) — or CDT_EINVAL (NULL argument, a provider without
- * what it needs), CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT), CDT_ENOMEM. On an
+ * returned as it is) — or CDT_EINVAL (NULL argument, a provider outside the
+ * enum or without what it needs), CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT), CDT_ENOMEM. On an
  * error out holds only NULLs. */
 CDT_NODISCARD int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
                                  struct cdt_refine_result *out);

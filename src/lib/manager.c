@@ -7,13 +7,15 @@
  *
  * Events are never emitted with `lock` held: the callback may take its own locks
  * and call back into the manager (models.c does). A dead sidecar noticed under the
- * lock is recorded in `exited` and emitted by unlock_emit() after unlocking. */
+ * lock is recorded in `exited` and emitted by unlock_emit() after unlocking.
+ *
+ * Every request to the sidecar goes through sidecar_client.h (typed /health,
+ * /load, /generate, /unload); no JSON is built or parsed here. */
 #include "codictate/manager.h"
-#include "codictate/client.h"
 #include "codictate/log.h"
+#include "codictate/sidecar_client.h"
 #include "codictate/util.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -358,14 +360,10 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     }
     /* Readiness: /health answers as soon as it listens; poll briefly, no fixed sleep. */
     for (;;) {
-        struct cdt_client_response r;
+        struct cdt_sidecar_health h;
         char err[128];
-        int rc =
-            cdt_client_request(port, m->token, "GET", "/health", NULL, 1000, &r, err, sizeof(err));
-        long status = r.status;
 
-        free(r.body);
-        if (rc == 0 && status == 200)
+        if (cdt_sidecar_health(port, m->token, 1000, &h, err, sizeof(err)) == 0 && h.status == 200)
             break;
         if (cdt_now_ms() - t0 > m->start_timeout_ms) {
             snprintf(errmsg, errcap, "the sidecar did not become healthy within %d ms",
@@ -387,24 +385,14 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     return 0;
 }
 
-/* The "detail" of an error body, or the body itself. */
-static void detail_of(const char *body, char *out, size_t cap)
-{
-    cJSON *o = cJSON_Parse(body ? body : "");
-    cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "detail");
-
-    snprintf(out, cap, "%s", cJSON_IsString(d) ? d->valuestring : (body ? body : ""));
-    cJSON_Delete(o);
-}
-
 /* Loads path; op held. One retry when the sidecar turns out to be dead. */
 static int load_op(struct cdt_manager *m, const char *path, const char *warmup, char *errmsg,
                    size_t errcap)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        struct cdt_client_response r;
-        cJSON *req;
-        char *body, err[256];
+        struct cdt_sidecar_load_req req = {.model_path = path, .warmup_prompt = warmup};
+        struct cdt_sidecar_load_reply r;
+        char err[256];
         int rc, port;
         bool same;
 
@@ -418,27 +406,19 @@ static int load_op(struct cdt_manager *m, const char *path, const char *warmup, 
         if (same)
             return 0;
         emit(m, CDT_MGR_LOADING, path, NULL);
-        req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "model_path", path);
-        if (warmup)
-            cJSON_AddStringToObject(req, "warmup_prompt", warmup);
-        body = cJSON_PrintUnformatted(req);
-        cJSON_Delete(req);
-        if (!body)
-            return CDT_ENOMEM;
-        rc = cdt_client_request(port, m->token, "POST", "/load", body, 0, &r, err, sizeof(err));
-        free(body);
+        rc = cdt_sidecar_load(port, m->token, &req, 0, &r, err, sizeof(err));
+        if (rc == CDT_ENOMEM)
+            return rc;
         if (rc == 0 && r.status == 200) {
-            free(r.body);
             pthread_mutex_lock(&m->lock);
             snprintf(m->loaded, sizeof(m->loaded), "%s", path);
             pthread_mutex_unlock(&m->lock);
             emit(m, CDT_MGR_LOADED, path, NULL);
             return 0;
         }
-        if (rc == 0) {
-            detail_of(r.body, errmsg, errcap);
-            free(r.body);
+        if (rc == 0 || rc == CDT_EPROTOCOL) {
+            /* It answered: the load failed (its detail), or the answer made no sense. */
+            snprintf(errmsg, errcap, "%s", rc == 0 ? r.detail : err);
             emit(m, CDT_MGR_LOAD_FAILED, path, errmsg);
             return CDT_EENGINE;
         }
@@ -477,7 +457,6 @@ int cdt_manager_load_warm(struct cdt_manager *m, const char *model_path, const c
 /* Unloads; op held. */
 static void unload_op(struct cdt_manager *m, const char *why)
 {
-    struct cdt_client_response r;
     char err[128], model[CDT_MGR_PATH_MAX];
     int port;
 
@@ -488,9 +467,9 @@ static void unload_op(struct cdt_manager *m, const char *why)
     unlock_emit(m);
     if (!port || !model[0])
         return;
-    if (cdt_client_request(port, m->token, "POST", "/unload", NULL, 30000, &r, err, sizeof(err)) ==
-        0)
-        free(r.body);
+    /* Whatever it answers, the model is gone or the sidecar is (noticed on next use). */
+    if (cdt_sidecar_unload(port, m->token, 30000, NULL, err, sizeof(err)) != 0)
+        CDT_LOG_D(m->log, "unload: %s", err);
     pthread_mutex_lock(&m->lock);
     m->loaded[0] = '\0';
     pthread_mutex_unlock(&m->lock);
@@ -505,18 +484,17 @@ void cdt_manager_unload(struct cdt_manager *m)
     pthread_mutex_unlock(&m->op);
 }
 
-int cdt_manager_generate(struct cdt_manager *m, const char *model_path, const char *request_json,
-                         long *status, char **response, char *errmsg, size_t errcap)
+int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
+                         const struct cdt_sidecar_gen_req *req, struct cdt_sidecar_gen_reply *reply,
+                         char *errmsg, size_t errcap)
 {
     int rc = 0;
 
-    *status = 0;
-    *response = NULL;
+    memset(reply, 0, sizeof(*reply));
     pthread_mutex_lock(&m->lock);
     m->busy++;
     pthread_mutex_unlock(&m->lock);
     for (int attempt = 0; attempt < 2; attempt++) {
-        struct cdt_client_response r;
         char err[256];
         int port;
 
@@ -526,20 +504,22 @@ int cdt_manager_generate(struct cdt_manager *m, const char *model_path, const ch
         pthread_mutex_lock(&m->lock);
         port = m->port;
         pthread_mutex_unlock(&m->lock);
-        rc = cdt_client_request(port, m->token, "POST", "/generate", request_json,
-                                m->request_timeout_ms, &r, err, sizeof(err));
-        if (rc == 0 && r.status == 400 && r.body && strstr(r.body, "No model loaded") &&
+        rc = cdt_sidecar_generate(port, m->token, req, m->request_timeout_ms, reply, err,
+                                  sizeof(err));
+        if (rc == 0 && reply->status == 400 && strstr(reply->detail, "No model loaded") &&
             attempt == 0) {
             /* The sidecar lost the model (restarted, unloaded by someone): reload once. */
-            free(r.body);
+            cdt_sidecar_gen_reply_cleanup(reply);
             pthread_mutex_lock(&m->lock);
             m->loaded[0] = '\0';
             pthread_mutex_unlock(&m->lock);
             continue;
         }
-        if (rc == 0) {
-            *status = r.status;
-            *response = r.body;
+        if (rc == 0)
+            break;
+        if (rc == CDT_EPROTOCOL || rc == CDT_EINVAL || rc == CDT_ENOMEM) {
+            /* It answered nonsense, or the request never left: nothing died. */
+            snprintf(errmsg, errcap, "%s", err);
             break;
         }
         /* A killed process closes its sockets a moment before it can be reaped. */

@@ -2,7 +2,9 @@
  *
  * Invariant: whatever happens after the deterministic pass, `refined` is either
  * the guarded model output or a copy of `cleaned`, and `reason` (with its text,
- * `fallback_reason`) is set exactly in the second case. Providers live in refine_providers.c.
+ * `fallback_reason`) is set exactly in the second case. Providers live in
+ * refine_providers.c, dispatched through the `providers` table (one row per enum
+ * cdt_refine_provider value; any other value is refused with CDT_EINVAL).
  * Transcript and output text reach the log only at debug level. */
 #include "codictate/refine.h"
 #include "codictate/cleanup.h"
@@ -813,14 +815,38 @@ static int set_reason(struct cdt_refine_result *out, enum cdt_refine_reason why,
     return out->fallback_reason ? 0 : CDT_ENOMEM;
 }
 
-static const char *provider_name(enum cdt_refine_provider p)
+/* params.llm behind the providers' signature: the callback has no model to name
+ * and no reason of its own (the preset one, or the deadline's, applies). */
+static int run_callback(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
+                        struct cdt_refine_llm_reply *reply, char **model,
+                        enum cdt_refine_reason *reason, char *errmsg, size_t errcap)
 {
-    return p == CDT_REFINE_OPENAI ? "openai" : p == CDT_REFINE_CALLBACK ? "callback" : "local";
+    (void)model;
+    (void)reason;
+    return p->llm(req, reply, errmsg, errcap, p->user_data);
+}
+
+static const struct refine_provider {
+    const char *name; /* for the log */
+    cdt__refine_provider_fn *run;
+} providers[] = {
+    [CDT_REFINE_LOCAL] = {"local", cdt__refine_local},
+    [CDT_REFINE_OPENAI] = {"openai", cdt__refine_openai},
+    [CDT_REFINE_CALLBACK] = {"callback", run_callback},
+};
+
+/* The table's row for a provider value, or NULL outside the enum. */
+static const struct refine_provider *provider_of(enum cdt_refine_provider which)
+{
+    size_t i = (size_t)which; /* a negative value wraps far past the table */
+
+    return i < N(providers) && providers[i].run ? &providers[i] : NULL;
 }
 
 /* Asks the provider and guards its answer; sets out->refined or the reason. */
 static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result *out)
 {
+    const struct refine_provider *provider = provider_of(p->provider);
     struct cdt_refine_llm_request req;
     struct cdt_refine_llm_reply reply;
     char *instr = cdt_refine_instructions(p->instructions);
@@ -840,17 +866,7 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
     req.transcript = block;
     req.prompt = prompt;
     req.timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
-    switch (p->provider) {
-    case CDT_REFINE_OPENAI:
-        rc = cdt__refine_openai(p, &req, &reply, &out->model, err, sizeof(err));
-        break;
-    case CDT_REFINE_CALLBACK:
-        rc = p->llm(&req, &reply, err, sizeof(err), p->user_data);
-        break;
-    default:
-        rc = cdt__refine_local(p, &req, &reply, &out->model, &why, err, sizeof(err));
-        break;
-    }
+    rc = provider->run(p, &req, &reply, &out->model, &why, err, sizeof(err));
     out->timings.llm_ms = cdt_now_ms() - t0;
     out->timings.prompt_tokens = reply.prompt_tokens;
     out->timings.generated_tokens = reply.generated_tokens;
@@ -862,12 +878,10 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
         return rc;
     }
     if (rc != 0) {
-        /* The local provider names its reason; the others are told apart by the
-         * error code. */
+        /* The provider named its reason (or left the preset one); the deadline is
+         * the deadline whoever noticed it. */
         if (rc == CDT_ETIMEOUT)
             why = CDT_REFINE_TIMEOUT;
-        else if (rc == CDT_EAUTH && p->provider == CDT_REFINE_OPENAI)
-            why = CDT_REFINE_PROVIDER_AUTH;
         rc = set_reason(out, why, "%s", err[0] ? err : cdt_strerror(rc));
     } else if (reply.truncated) {
         rc = set_reason(out, CDT_REFINE_TRUNCATED, NULL);
@@ -892,7 +906,7 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
     if (!out)
         return CDT_EINVAL;
     memset(out, 0, sizeof(*out));
-    if (!p || !text || (p->provider == CDT_REFINE_CALLBACK && !p->llm))
+    if (!p || !text || !provider_of(p->provider) || (p->provider == CDT_REFINE_CALLBACK && !p->llm))
         return CDT_EINVAL;
     if (strlen(text) > CDT_REFINE_MAX_TEXT)
         return CDT_ETOOBIG;
@@ -927,7 +941,7 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
         goto oom;
     if (out->reason != CDT_REFINE_OK)
         CDT_LOG_I(p->log, "refine (%s): delivering the deterministic text (%s): %s",
-                  provider_name(p->provider), cdt_refine_reason_name(out->reason),
+                  provider_of(p->provider)->name, cdt_refine_reason_name(out->reason),
                   out->fallback_reason);
     out->timings.total_ms = cdt_now_ms() - t0;
     return 0;

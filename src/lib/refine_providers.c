@@ -2,7 +2,8 @@
  *
  * - local: picks a model (a GGUF path; a catalog id; else the recommended
  *   downloaded model; else the first downloaded LLM), and asks the sidecar through
- *   the lifecycle manager: POST /generate with temperature 0, max_tokens -1 (the
+ *   the lifecycle manager (a typed struct cdt_sidecar_gen_req, see
+ *   sidecar_client.h): POST /generate with temperature 0, max_tokens -1 (the
  *   sidecar's dynamic limit), the deadline as timeout_ms, and "raw": true: the
  *   text comes back as generated, and refine.c alone cleans it (it can see which
  *   labels and tags the transcript itself contains; the sidecar cannot).
@@ -17,6 +18,7 @@
 #include "codictate/log.h"
 #include "codictate/manager.h"
 #include "codictate/models.h"
+#include "codictate/sidecar_client.h"
 #include "codictate/sysinfo.h"
 #include "codictate/util.h"
 #include "err_int.h"
@@ -113,22 +115,14 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
     return *model ? 0 : CDT_ENOMEM;
 }
 
-static void detail_of(const cJSON *o, const char *body, char *out, size_t cap)
-{
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "detail");
-
-    snprintf(out, cap, "%.200s", cJSON_IsString(d) ? d->valuestring : body ? body : "");
-}
-
 int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
                       struct cdt_refine_llm_reply *reply, char **model,
                       enum cdt_refine_reason *reason, char *errmsg, size_t errcap)
 {
     char path[CDT_REFINE_PATH_MAX], err[512];
+    struct cdt_sidecar_gen_req gen = cdt_sidecar_gen_default_req();
+    struct cdt_sidecar_gen_reply ans;
     struct cdt_manager *mgr;
-    cJSON *body, *o, *x;
-    char *json, *resp = NULL;
-    long status = 0;
     int rc;
 
     /* Past model resolution every error is the sidecar's, or its deadline. */
@@ -143,51 +137,33 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     if (!mgr)
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
                                "sidecar: no lifecycle manager to run it");
-    body = cJSON_CreateObject();
-    if (!body || !cJSON_AddStringToObject(body, "prompt", req->prompt) ||
-        !cJSON_AddNumberToObject(body, "max_tokens", -1) ||
-        !cJSON_AddNumberToObject(body, "temperature", 0) ||
-        !cJSON_AddNumberToObject(body, "timeout_ms", (double)req->timeout_ms) ||
-        !cJSON_AddNumberToObject(body, "system_ram_gb", ram_gb_of(p)) ||
-        !cJSON_AddTrueToObject(body, "raw") || !(json = cJSON_PrintUnformatted(body))) {
-        cJSON_Delete(body);
-        return CDT_ENOMEM;
-    }
-    cJSON_Delete(body);
+    gen.prompt = req->prompt;
+    gen.max_tokens = -1;
+    gen.temperature = 0;
+    gen.timeout_ms = req->timeout_ms;
+    gen.system_ram_gb = ram_gb_of(p);
+    gen.raw = true;
     CDT_LOG_I(p->log, "refine: local model %s, deadline %ld ms", path, req->timeout_ms);
-    rc = cdt_manager_generate(mgr, path, json, &status, &resp, err, sizeof(err));
-    free(json);
+    rc = cdt_manager_generate(mgr, path, &gen, &ans, err, sizeof(err));
     if (rc == CDT_ETIMEOUT) {
         *reason = CDT_REFINE_TIMEOUT;
         return cdt__errmsg_set(errmsg, errcap, rc, "deadline: %s", err);
     }
     if (rc != 0)
         return cdt__errmsg_set(errmsg, errcap, rc, "sidecar: %s", err[0] ? err : cdt_strerror(rc));
-    o = cJSON_Parse(resp);
-    if (status != 200) {
-        detail_of(o, resp, err, sizeof(err));
-        cJSON_Delete(o);
-        free(resp);
-        return cdt__errmsg_set(errmsg, errcap, CDT_EENGINE, "sidecar: HTTP %ld: %s", status, err);
+    if (ans.status != 200) {
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_EENGINE, "sidecar: HTTP %ld: %.200s", ans.status,
+                             ans.detail);
+        cdt_sidecar_gen_reply_cleanup(&ans);
+        return rc;
     }
-    free(resp);
-    x = cJSON_GetObjectItemCaseSensitive(o, "response");
-    if (!cJSON_IsString(x)) {
-        cJSON_Delete(o);
-        return cdt__errmsg_set(errmsg, errcap, CDT_EPROTOCOL,
-                               "sidecar: an answer without \"response\"");
-    }
-    reply->text = strdup(x->valuestring);
-    x = cJSON_GetObjectItemCaseSensitive(o, "tokens_generated");
-    reply->generated_tokens = cJSON_IsNumber(x) ? x->valueint : 0;
-    x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "timings"),
-                                         "prompt_tokens");
-    reply->prompt_tokens = cJSON_IsNumber(x) ? x->valueint : 0;
-    x = cJSON_GetObjectItemCaseSensitive(o, "truncated");
-    rc = cJSON_IsString(x) && strcmp(x->valuestring, "deadline") == 0 ? CDT_ETIMEOUT : 0;
-    cJSON_Delete(o);
-    if (!reply->text)
-        return CDT_ENOMEM;
+    /* The reply's text moves to the provider's reply. */
+    reply->text = ans.response;
+    ans.response = NULL;
+    reply->generated_tokens = ans.tokens_generated;
+    reply->prompt_tokens = ans.timings.prompt_tokens;
+    rc = strcmp(ans.truncated, "deadline") == 0 ? CDT_ETIMEOUT : 0;
+    cdt_sidecar_gen_reply_cleanup(&ans);
     if (rc == CDT_ETIMEOUT) {
         *reason = CDT_REFINE_TIMEOUT;
         return cdt__errmsg_set(errmsg, errcap, rc, "deadline: the model was stopped after %ld ms",
@@ -392,8 +368,8 @@ out:
 }
 
 int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
-                       struct cdt_refine_llm_reply *reply, char **model, char *errmsg,
-                       size_t errcap)
+                       struct cdt_refine_llm_reply *reply, char **model,
+                       enum cdt_refine_reason *reason, char *errmsg, size_t errcap)
 {
     char base[CDT_REFINE_URL_MAX], url[CDT_REFINE_URL_MAX + 32], err[512];
     const char *given = p->base_url && *p->base_url ? p->base_url : CDT_REFINE_DEFAULT_URL;
@@ -442,9 +418,11 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     if (r.status != 200) {
         error_of(r.body, err, sizeof(err));
         free(r.body);
-        return cdt__errmsg_set(errmsg, errcap,
-                               r.status == 401 || r.status == 403 ? CDT_EAUTH : CDT_EPROTOCOL,
-                               "openai endpoint: HTTP %ld from %s: %s", r.status, url, err);
+        rc = r.status == 401 || r.status == 403 ? CDT_EAUTH : CDT_EPROTOCOL;
+        if (rc == CDT_EAUTH)
+            *reason = CDT_REFINE_PROVIDER_AUTH;
+        return cdt__errmsg_set(errmsg, errcap, rc, "openai endpoint: HTTP %ld from %s: %s",
+                               r.status, url, err);
     }
     o = cJSON_Parse(r.body);
     free(r.body);

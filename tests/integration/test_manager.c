@@ -71,16 +71,23 @@ static struct cdt_manager *make(int idle_s)
 
 static int gen(struct cdt_manager *m, long *status)
 {
-    char *resp = NULL, err[256];
-    int rc =
-        cdt_manager_generate(m, model, "{\"prompt\":\"hello\",\"max_tokens\":4,\"temperature\":0}",
-                             status, &resp, err, sizeof(err));
+    struct cdt_sidecar_gen_req req = cdt_sidecar_gen_default_req();
+    struct cdt_sidecar_gen_reply reply;
+    char err[256];
+    int rc;
 
+    req.prompt = "hello";
+    req.max_tokens = 4;
+    req.temperature = 0;
+    rc = cdt_manager_generate(m, model, &req, &reply, err, sizeof(err));
+    *status = reply.status;
     if (rc != 0)
         fprintf(stderr, "  generate: %s\n", err);
-    else if (!strstr(resp, "\"response\""))
-        fprintf(stderr, "  generate: %s\n", resp);
-    free(resp);
+    else if (reply.status != 200)
+        fprintf(stderr, "  generate: HTTP %ld: %s\n", reply.status, reply.detail);
+    else if (!reply.response)
+        fprintf(stderr, "  generate: no response\n");
+    cdt_sidecar_gen_reply_cleanup(&reply);
     return rc;
 }
 
@@ -168,6 +175,7 @@ TEST(concurrent_loads_load_once)
 TEST(retries_after_no_model_loaded)
 {
     struct cdt_manager *m = make(CDT_IDLE_NEVER);
+    struct cdt_sidecar_unload_reply u;
     struct cdt_client_response r;
     char token[64], err[128];
     long status = 0;
@@ -177,10 +185,10 @@ TEST(retries_after_no_model_loaded)
     /* Someone else unloads the model behind the manager's back. */
     token_of(cdt_manager_sidecar_pid(m), token, sizeof(token));
     CHECK(token[0] != '\0');
-    REQUIRE(cdt_client_request(cdt_manager_sidecar_port(m), token, "POST", "/unload", NULL, 5000,
-                               &r, err, sizeof(err)) == 0);
-    CHECK_INT(r.status, 200);
-    free(r.body);
+    REQUIRE(cdt_sidecar_unload(cdt_manager_sidecar_port(m), token, 5000, &u, err, sizeof(err)) ==
+            0);
+    CHECK_INT(u.status, 200);
+    CHECK(u.was_loaded);
     atomic_store(&n_loading, 0);
     CHECK_INT(gen(m, &status), 0);
     CHECK_INT(status, 200);
@@ -275,9 +283,10 @@ static void *kill_soon(void *arg)
 TEST(killed_mid_request_gives_an_error_not_a_hang)
 {
     struct cdt_manager *m = make(CDT_IDLE_NEVER);
+    struct cdt_sidecar_gen_req req = cdt_sidecar_gen_default_req();
+    struct cdt_sidecar_gen_reply reply;
     struct killer k;
-    char *resp = NULL, err[256];
-    long status = 0;
+    char err[256];
     struct timespec t0, t1;
     int rc;
 
@@ -286,15 +295,17 @@ TEST(killed_mid_request_gives_an_error_not_a_hang)
     k.m = m;
     pthread_create(&k.t, NULL, kill_soon, &k);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = cdt_manager_generate(m, model,
-                              "{\"prompt\":\"go\",\"max_tokens\":100000,\"ignore_eos\":true}",
-                              &status, &resp, err, sizeof(err));
+    req.prompt = "go";
+    req.max_tokens = 100000;
+    req.ignore_eos = true;
+    rc = cdt_manager_generate(m, model, &req, &reply, err, sizeof(err));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     pthread_join(k.t, NULL);
     CHECK_INT(rc, CDT_ENET);
     CHECK(strstr(err, "sidecar") != NULL);
     CHECK(t1.tv_sec - t0.tv_sec < 10);
-    free(resp);
+    CHECK(reply.response == NULL); /* nothing to free after an error */
+    cdt_sidecar_gen_reply_cleanup(&reply);
     CHECK_INT(cdt_manager_sidecar_pid(m), 0);
     cdt_manager_free(m);
 }

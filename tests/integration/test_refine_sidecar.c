@@ -18,7 +18,6 @@
 #include "codictate/refine.h"
 #include "codictate/text.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -41,72 +40,36 @@ static struct cdt_manager *manager(const char *exe)
     return m;
 }
 
-/* POSTs /generate and returns the parsed 200 answer (caller deletes), or NULL. */
-static cJSON *generate(struct cdt_manager *m, const char *model, const char *body)
+/* A /generate request: the prompt, raw and stream as given, the rest the
+ * sidecar's defaults. */
+static struct cdt_sidecar_gen_req gen_req(const char *prompt, bool raw, bool stream)
 {
-    char err[512], *resp = NULL;
-    long status = 0;
-    cJSON *o;
+    struct cdt_sidecar_gen_req req = cdt_sidecar_gen_default_req();
 
-    if (cdt_manager_generate(m, model, body, &status, &resp, err, sizeof(err)) != 0) {
+    req.prompt = prompt;
+    req.raw = raw;
+    req.stream = stream;
+    return req;
+}
+
+/* POSTs /generate; returns true with a 200 answer in *reply (the caller cleans it
+ * up), false (nothing to clean) otherwise. A stream's pieces, joined, are in
+ * reply->streamed. */
+static bool generate(struct cdt_manager *m, const char *model,
+                     const struct cdt_sidecar_gen_req *req, struct cdt_sidecar_gen_reply *reply)
+{
+    char err[512];
+
+    if (cdt_manager_generate(m, model, req, reply, err, sizeof(err)) != 0) {
         fprintf(stderr, "generate: %s\n", err);
-        return NULL;
+        return false;
     }
-    if (status != 200)
-        fprintf(stderr, "generate: HTTP %ld: %s\n", status, resp);
-    o = status == 200 ? cJSON_Parse(resp) : NULL;
-    free(resp);
-    return o;
-}
-
-/* A streamed /generate: *joined gets the "text" pieces joined (caller frees), and
- * the final event's object is returned (caller deletes); NULL on failure. */
-static cJSON *generate_stream(struct cdt_manager *m, const char *model, const char *body,
-                              char **joined)
-{
-    char err[512], *resp = NULL, *line, *save = NULL;
-    long status = 0;
-    size_t len = 0;
-    cJSON *done = NULL;
-
-    *joined = calloc(1, 1);
-    if (!*joined || cdt_manager_generate(m, model, body, &status, &resp, err, sizeof(err)) != 0 ||
-        status != 200) {
-        free(resp);
-        return NULL;
+    if (reply->status != 200) {
+        fprintf(stderr, "generate: HTTP %ld: %s\n", reply->status, reply->detail);
+        cdt_sidecar_gen_reply_cleanup(reply);
+        return false;
     }
-    for (line = strtok_r(resp, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *o, *t;
-
-        if (strncmp(line, "data: ", 6) != 0 || !(o = cJSON_Parse(line + 6)))
-            continue;
-        t = cJSON_GetObjectItemCaseSensitive(o, "text");
-        if (cJSON_IsString(t)) {
-            size_t n = strlen(t->valuestring);
-            char *p = realloc(*joined, len + n + 1);
-
-            if (p) {
-                memcpy(p + len, t->valuestring, n + 1);
-                *joined = p;
-                len += n;
-            }
-        }
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "done"))) {
-            cJSON_Delete(done);
-            done = o;
-        } else {
-            cJSON_Delete(o);
-        }
-    }
-    free(resp);
-    return done;
-}
-
-static const char *response_of(const cJSON *o)
-{
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "response");
-
-    return cJSON_IsString(r) ? r->valuestring : NULL;
+    return true;
 }
 
 /* 1: the real engine. Whatever noise the tiny model makes, the streamed pieces are
@@ -114,49 +77,54 @@ static const char *response_of(const cJSON *o)
  * one generation (no cross-request equality: batch shapes may differ). */
 TEST(raw_through_the_real_sidecar)
 {
-    static const char *const bodies[2] = {
-        "{\"prompt\":\"Clean up: the Output: section is wrong\",\"max_tokens\":40,"
-        "\"temperature\":0,\"ignore_eos\":true,\"stream\":true,\"raw\":true}",
-        "{\"prompt\":\"Clean up: the Output: section is wrong\",\"max_tokens\":40,"
-        "\"temperature\":0,\"ignore_eos\":true,\"stream\":true}",
-    };
     struct cdt_manager *m = manager(codictate_exe);
-    cJSON *o;
+    struct cdt_sidecar_gen_req req;
+    struct cdt_sidecar_gen_reply o;
 
     REQUIRE(m);
     for (int raw = 1; raw >= 0; raw--) {
-        char *joined = NULL, *clean;
+        char *clean;
 
-        o = generate_stream(m, tiny_model, bodies[raw ? 0 : 1], &joined);
-        CHECK(o != NULL);
-        clean = cdt_text_clean_response(joined ? joined : "");
-        if (o && joined && clean) {
-            CHECK(strlen(joined) > 0);
-            CHECK(cdt_utf8_valid(response_of(o), strlen(response_of(o))));
-            CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "tokens_generated")->valueint, 40);
+        req = gen_req("Clean up: the Output: section is wrong", raw, true);
+        req.max_tokens = 40;
+        req.temperature = 0;
+        req.ignore_eos = true;
+        if (!generate(m, tiny_model, &req, &o)) {
+            CHECK(!"a streamed answer");
+            continue;
+        }
+        CHECK(o.streamed != NULL && o.response != NULL);
+        clean = cdt_text_clean_response(o.streamed ? o.streamed : "");
+        if (o.streamed && o.response && clean) {
+            CHECK(strlen(o.streamed) > 0);
+            CHECK(cdt_utf8_valid(o.response, strlen(o.response)));
+            CHECK_INT(o.tokens_generated, 40);
             if (raw)
-                CHECK_STR(response_of(o), joined);
+                CHECK_STR(o.response, o.streamed);
             else
-                CHECK_STR(response_of(o), clean);
+                CHECK_STR(o.response, clean);
             printf("  tiny model, raw=%d: %zu bytes generated, response %zu bytes\n", raw,
-                   strlen(joined), strlen(response_of(o)));
+                   strlen(o.streamed), strlen(o.response));
         }
         free(clean);
-        free(joined);
-        cJSON_Delete(o);
+        cdt_sidecar_gen_reply_cleanup(&o);
     }
     /* Not streamed: every field of the seed's answer is there with raw too. */
-    o = generate(m, tiny_model,
-                 "{\"prompt\":\"hello\",\"max_tokens\":8,\"temperature\":0,\"ignore_eos\":true,"
-                 "\"raw\":true}");
-    CHECK(o != NULL);
-    if (o) {
-        CHECK(response_of(o) && strlen(response_of(o)) > 0);
-        CHECK_INT(cJSON_GetObjectItemCaseSensitive(o, "tokens_generated")->valueint, 8);
-        CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "prompt_format_mode")));
-        CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "timings")));
+    req = gen_req("hello", true, false);
+    req.max_tokens = 8;
+    req.temperature = 0;
+    req.ignore_eos = true;
+    if (generate(m, tiny_model, &req, &o)) {
+        CHECK(o.response && strlen(o.response) > 0);
+        CHECK(o.streamed == NULL);
+        CHECK_INT(o.tokens_generated, 8);
+        CHECK(o.prompt_format_mode[0] != '\0');
+        CHECK(o.timings.prompt_tokens > 0);
+        CHECK(o.timings.sampler[0] != '\0');
+        cdt_sidecar_gen_reply_cleanup(&o);
+    } else {
+        CHECK(!"a plain answer");
     }
-    cJSON_Delete(o);
     cdt_manager_free(m);
 }
 
@@ -178,22 +146,33 @@ TEST(raw_on_the_scripted_sidecar)
 {
     static const char said[] = "<think>\nhm\n</think>\n\n The Output: section is wrong. ";
     struct cdt_manager *m = manager(scripted_exe);
-    char *joined = NULL;
-    cJSON *o;
+    struct cdt_sidecar_gen_req req;
+    struct cdt_sidecar_gen_reply o;
 
     REQUIRE(m);
     say(said);
-    o = generate(m, fake_model, "{\"prompt\":\"x\",\"raw\":true}");
-    CHECK_STR(response_of(o), said);
-    cJSON_Delete(o);
-    o = generate(m, fake_model, "{\"prompt\":\"x\"}");
-    CHECK_STR(response_of(o), "section is wrong."); /* the seed's behaviour, kept */
-    cJSON_Delete(o);
-    o = generate_stream(m, fake_model, "{\"prompt\":\"x\",\"raw\":true,\"stream\":true}", &joined);
-    CHECK_STR(joined, said);
-    CHECK_STR(response_of(o), said);
-    cJSON_Delete(o);
-    free(joined);
+    req = gen_req("x", true, false);
+    if (generate(m, fake_model, &req, &o)) {
+        CHECK_STR(o.response, said);
+        cdt_sidecar_gen_reply_cleanup(&o);
+    } else {
+        CHECK(!"raw");
+    }
+    req = gen_req("x", false, false);
+    if (generate(m, fake_model, &req, &o)) {
+        CHECK_STR(o.response, "section is wrong."); /* the seed's behaviour, kept */
+        cdt_sidecar_gen_reply_cleanup(&o);
+    } else {
+        CHECK(!"cleaned");
+    }
+    req = gen_req("x", true, true);
+    if (generate(m, fake_model, &req, &o)) {
+        CHECK_STR(o.streamed, said);
+        CHECK_STR(o.response, said);
+        cdt_sidecar_gen_reply_cleanup(&o);
+    } else {
+        CHECK(!"raw, streamed");
+    }
     cdt_manager_free(m);
 }
 

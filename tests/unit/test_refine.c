@@ -430,6 +430,12 @@ TEST(pipeline_argument_errors)
     p.provider = CDT_REFINE_CALLBACK;
     CHECK_INT(cdt_refine_run(&p, "x", &r), CDT_EINVAL);
     CHECK(r.raw == NULL && r.refined == NULL);
+    /* A provider outside the enum is refused, not taken for another one. */
+    p.provider = (enum cdt_refine_provider)(CDT_REFINE_CALLBACK + 1);
+    CHECK_INT(cdt_refine_run(&p, "x", &r), CDT_EINVAL);
+    p.provider = (enum cdt_refine_provider) - 1;
+    CHECK_INT(cdt_refine_run(&p, "x", &r), CDT_EINVAL);
+    CHECK(r.raw == NULL && r.refined == NULL);
     big = malloc(CDT_REFINE_MAX_TEXT + 2);
     REQUIRE(big);
     memset(big, 'a', CDT_REFINE_MAX_TEXT + 1);
