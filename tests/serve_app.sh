@@ -7,6 +7,8 @@
 #       test_llm_v1      the tiny GGUF, recommended for this machine's RAM tier
 #       test_big_v1      6 MB of random bytes with a license link: a download to
 #                        watch (throttle it with: app_hub_control '{"rate":N}')
+#       test_gated_v1    a gated repository (the hub wants the token hf_test_token)
+#       test_bad_v1      bytes that do not match the catalog's sha256
 #       test_whisper_v1  the tiny whisper model
 #   app_hub_control JSON      POST the fake hub's /_control
 #   app_serve DIR CODICTATE [ARGS...]
@@ -29,7 +31,10 @@ app_home() {
 }
 app_hub() {
   local dir=$1 bin=$2 fakehub=$3 llm=$4 whisper=$5 root=$1/hub tier big port=
-  mkdir -p "$root/codictate-test/tiny" "$root/codictate-test/big" "$root/codictate-test/whisper"
+  mkdir -p "$root/codictate-test/tiny" "$root/codictate-test/big" "$root/codictate-test/whisper" \
+    "$root/codictate-test/gated" "$root/codictate-test/bad"
+  head -c 300000 /dev/urandom >"$root/codictate-test/gated/weights.bin"
+  head -c 200000 /dev/urandom >"$root/codictate-test/bad/weights.bin"
   cp "$llm" "$root/codictate-test/tiny/model.gguf"
   big=$root/codictate-test/big/model.gguf
   head -c 6000000 /dev/urandom >"$big"
@@ -48,6 +53,14 @@ app_hub() {
     "files": [ { "name": "model.gguf", "size": $(stat -c %s "$big"),
                  "sha256": "$(sha256sum "$big" | cut -d' ' -f1)" } ],
     "sources": [ { "type": "huggingface", "repo": "codictate-test/big", "revision": "main" } ] },
+  { "id": "test_gated_v1", "kind": "llm", "name": "Gated test LLM", "best_for": "tests", "ram_mb": 1,
+    "files": [ { "name": "weights.bin", "size": 300000,
+                 "sha256": "$(sha256sum "$root/codictate-test/gated/weights.bin" | cut -d' ' -f1)" } ],
+    "sources": [ { "type": "huggingface", "repo": "codictate-test/gated", "revision": "main" } ] },
+  { "id": "test_bad_v1", "kind": "llm", "name": "Bad bytes", "best_for": "tests", "ram_mb": 1,
+    "files": [ { "name": "weights.bin", "size": 200000,
+                 "sha256": "0000000000000000000000000000000000000000000000000000000000000000" } ],
+    "sources": [ { "type": "huggingface", "repo": "codictate-test/bad", "revision": "main" } ] },
   { "id": "test_whisper_v1", "aliases": ["test_whisper"], "kind": "whisper", "name": "Test whisper",
     "best_for": "tests", "ram_mb": 100, "languages": ["en"],
     "files": [ { "name": "ggml-tiny-test.bin", "size": $(stat -c %s "$whisper"),
@@ -55,7 +68,8 @@ app_hub() {
     "sources": [ { "type": "huggingface", "repo": "codictate-test/whisper", "revision": "main" } ] }
 ] }
 JSON
-  "$fakehub" --root "$root" --log "$dir/hub.log" >"$dir/hub.out" &
+  "$fakehub" --root "$root" --gated codictate-test/gated --token hf_test_token \
+    --log "$dir/hub.log" >"$dir/hub.out" &
   hubpid=$!
   for _ in $(seq 1 100); do
     port=$(sed -n 's/^FAKEHUB_PORT=//p' "$dir/hub.out")

@@ -447,9 +447,8 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
                                 opt_str(body, "model"), &out, err, sizeof(err));
         }
     } else if (split_item(path, "/api/models/", id, &verb)) {
-        cJSON_Delete(body);
-        body = NULL;
         model_route(s, req, id, verb, body);
+        cJSON_Delete(body);
         return;
     } else if (split_item(path, "/api/history/", id, &verb)) {
         if (strcmp(verb, "refine") == 0) {

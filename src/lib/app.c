@@ -55,6 +55,7 @@ struct tracked {
     char id[ID_CAP];
     double last_progress_ms;
     const char *code; /* the last download failure's code, static; NULL: none */
+    bool starting;    /* a download was accepted; its thread has not said so yet */
 };
 
 /* The <Dictation> object's stored part: what the last session produced. */
@@ -261,6 +262,7 @@ static void on_models_event(const struct cdt_models_event *ev, void *ud)
             t->last_progress_ms = now;
     } else if (t && ev->state == CDT_MODEL_DOWNLOADING) {
         t->code = NULL;
+        t->starting = false;
     }
     if (t)
         code = t->code;
@@ -583,6 +585,7 @@ cJSON *cdt_app_models(struct cdt_app *app)
             cJSON *m;
             struct tracked *t;
             const char *code = NULL;
+            bool starting;
 
             if (cm->kind != order[k])
                 continue;
@@ -598,7 +601,11 @@ cJSON *cdt_app_models(struct cdt_app *app)
             pthread_mutex_lock(&app->mu);
             t = track_locked(app, cm->id);
             code = t ? t->code : NULL;
+            starting = t && t->starting;
             pthread_mutex_unlock(&app->mu);
+            if (starting)
+                cJSON_ReplaceItemInObjectCaseSensitive(m, "state",
+                                                       cJSON_CreateString("downloading"));
             cdt_json_add_str(m, "code", code);
             cJSON_AddItemToArray(arr, m);
         }
@@ -636,6 +643,12 @@ static void *download_main(void *arg)
     }
     pthread_mutex_lock(&app->mu);
     j->done = true;
+    {
+        struct tracked *t = track_locked(app, j->id);
+
+        if (t)
+            t->starting = false;
+    }
     pthread_mutex_unlock(&app->mu);
     return NULL;
 }
@@ -688,6 +701,15 @@ int cdt_app_model_download(struct cdt_app *app, const char *id, const char *toke
         return CDT_ENOMEM;
     }
     pthread_mutex_lock(&app->mu);
+    {
+        /* Until the thread starts, the model reads as downloading (the 202 says so). */
+        struct tracked *t = track_locked(app, cm->id);
+
+        if (t) {
+            t->starting = true;
+            t->code = NULL;
+        }
+    }
     if (pthread_create(&j->thread, NULL, download_main, j) != 0) {
         pthread_mutex_unlock(&app->mu);
         free(j->token);

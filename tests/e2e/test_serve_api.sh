@@ -78,12 +78,12 @@ check "status: sidecar, dictation idle, settings" is \
 # --- models ---
 check "models: 200" is "$(get api/models)" 200
 check "models: catalog order, LLMs first" is "$(j "$tmp/r.json" '[m["id"] for m in d["models"]]')" \
-  "['test_llm_v1', 'test_big_v1', 'test_whisper_v1']"
+  "['test_llm_v1', 'test_big_v1', 'test_gated_v1', 'test_bad_v1', 'test_whisper_v1']"
 check "models: recommended LLM" is "$(j "$tmp/r.json" 'd["recommended"]["llm"]')" test_llm_v1
 check "models: states" is "$(j "$tmp/r.json" '[m["state"] for m in d["models"]]')" \
-  "['downloaded', 'not_downloaded', 'downloaded']"
+  "['downloaded', 'not_downloaded', 'not_downloaded', 'not_downloaded', 'downloaded']"
 check "models: fields" is "$(j "$tmp/r.json" '[sorted(k for k in ("id","name","kind","size_bytes","ram_gb","best_for","recommended","gated","license_url","state","detail","bytes_done","bytes_total","in_use") if k not in m) for m in d["models"]]')" \
-  "[[], [], []]"
+  "[[], [], [], [], []]"
 check "models: the big one: bytes, license link" is \
   "$(j "$tmp/r.json" '(d["models"][1]["bytes_done"], d["models"][1]["bytes_total"], d["models"][1]["license_url"], d["models"][1]["recommended"])')" \
   "(0, 6000000, 'https://example.com/license', False)"
@@ -159,6 +159,25 @@ for _ in $(seq 1 300); do
 done
 check "download: downloaded" is "$(j "$tmp/r.json" '[m["state"] for m in d["models"] if m["id"] == "test_big_v1"][0]')" downloaded
 app_hub_control '{"reset":true}'
+
+# --- download failures say what kind they are; a gated model takes a token ---
+# wait_model ID: until it is no longer downloading; prints "state code".
+wait_model() {
+  for _ in $(seq 1 200); do
+    get api/models >/dev/null
+    [ "$(j "$tmp/r.json" "[m['state'] for m in d['models'] if m['id'] == '$1'][0]")" = downloading ] || break
+    sleep 0.1
+  done
+  j "$tmp/r.json" "[(m['state'] + ' ' + str(m['code'])) for m in d['models'] if m['id'] == '$1'][0]"
+}
+check "gated: 202" is "$(post api/models/test_gated_v1/download '{}')" 202
+check "gated: fails with code gated" is "$(wait_model test_gated_v1)" "download_failed gated"
+check "gated: the detail names the gate" has "$(j "$tmp/r.json" "[m['detail'] for m in d['models'] if m['id'] == 'test_gated_v1'][0]")" gated
+check "gated: with the token, 202" is "$(post api/models/test_gated_v1/download '{"token": "hf_test_token"}')" 202
+check "gated: with the token, downloaded" is "$(wait_model test_gated_v1)" "downloaded None"
+check "gated: the token is not logged" lacks "$(cat "$tmp/serve.err" 2>/dev/null)" hf_test_token
+check "wrong bytes: 202" is "$(post api/models/test_bad_v1/download '{}')" 202
+check "wrong bytes: fails with code checksum" is "$(wait_model test_bad_v1)" "download_failed checksum"
 sleep 0.5
 kill_pid -TERM "$ssepid" 2>/dev/null
 wait "$ssepid" 2>/dev/null
