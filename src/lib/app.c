@@ -509,28 +509,16 @@ int cdt_app_settings_update(struct cdt_app *app, const cJSON *patch, char *errms
 
 /* ---- models ---- */
 
-static const struct cdt_catalog_model *first_of_kind(struct cdt_app *app, enum cdt_model_kind k,
-                                                     bool downloaded)
+/* The catalog's first model of a kind (downloaded or not), or NULL. */
+static const struct cdt_catalog_model *first_of_kind(struct cdt_app *app, enum cdt_model_kind k)
 {
     for (size_t i = 0; i < cdt_catalog_count(app->cat); i++) {
         const struct cdt_catalog_model *cm = cdt_catalog_model_at(app->cat, i);
-        char path[8];
 
-        if (cm->kind != k)
-            continue;
-        if (!downloaded)
-            return cm;
-        if (cdt_models_path(app->models, cm->id, path, sizeof(path)) != CDT_ESTATE)
+        if (cm->kind == k)
             return cm;
     }
     return NULL;
-}
-
-static bool is_downloaded(struct cdt_app *app, const struct cdt_catalog_model *cm)
-{
-    char path[8];
-
-    return cm && cdt_models_path(app->models, cm->id, path, sizeof(path)) != CDT_ESTATE;
 }
 
 /* The LLM and whisper model the app uses now (ids; "" when none). */
@@ -547,22 +535,19 @@ static void in_use(struct cdt_app *app, char *llm, char *whisper)
     pthread_mutex_unlock(&app->mu);
     llm[0] = whisper[0] = '\0';
     if (!openai) {
-        cm = l[0] ? cdt_catalog_find(app->cat, l) : NULL;
-        if (!l[0]) {
-            cm = cdt_catalog_recommended(app->cat, app->tier.tier);
-            if (!is_downloaded(app, cm))
-                cm = first_of_kind(app, CDT_MODEL_LLM, true);
-        }
+        cm = l[0] ? cdt_catalog_find(app->cat, l)
+                  : cdt_pick_default(app->cat, app->models, CDT_MODEL_LLM, app->tier.tier);
         snprintf(llm, 128, "%s", cm ? cm->id : l);
     }
-    cm = w[0] ? cdt_catalog_find(app->cat, w) : first_of_kind(app, CDT_MODEL_WHISPER, true);
+    cm = w[0] ? cdt_catalog_find(app->cat, w)
+              : cdt_pick_default(app->cat, app->models, CDT_MODEL_WHISPER, app->tier.tier);
     snprintf(whisper, 128, "%s", cm ? cm->id : w);
 }
 
 cJSON *cdt_app_models(struct cdt_app *app)
 {
     const struct cdt_catalog_model *rec = cdt_catalog_recommended(app->cat, app->tier.tier);
-    const struct cdt_catalog_model *wrec = first_of_kind(app, CDT_MODEL_WHISPER, false);
+    const struct cdt_catalog_model *wrec = first_of_kind(app, CDT_MODEL_WHISPER);
     static const enum cdt_model_kind order[] = {CDT_MODEL_LLM, CDT_MODEL_WHISPER, CDT_MODEL_VAD};
     cJSON *o = cJSON_CreateObject(), *r, *u, *arr;
     char llm[128], whisper[128];
