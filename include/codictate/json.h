@@ -31,6 +31,12 @@ void cdt_json_add_refine(cJSON *o, const struct cdt_refine_result *r, const char
  * refine result: what `refine --json` prints and POST /api/refine answers. */
 cJSON *cdt_json_refine(const struct cdt_refine_result *r, const char *provider);
 
+/* The reverse of cdt_json_refine (what the app's POST /api/refine answers): fills
+ * *out (free with cdt_refine_result_cleanup; `cleaned` is set to `refined` when the
+ * model's text was not used). Returns 0, CDT_EFORMAT (no string "refined" or an
+ * unknown reason_code), CDT_ENOMEM. */
+int cdt_json_parse_refine(const cJSON *o, struct cdt_refine_result *out);
+
 /* {raw, refined: null, fallback_reason: null, segments, language, audio_seconds,
  * whisper_model, vad_model, timings} of a transcript. */
 cJSON *cdt_json_transcript(const struct cdt_transcript *tr, const char *whisper_model,

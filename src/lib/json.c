@@ -2,6 +2,7 @@
 #include "codictate/json.h"
 
 #include "codictate/catalog.h"
+#include "codictate/err.h"
 #include "codictate/history.h"
 #include "codictate/models.h"
 #include "codictate/refine.h"
@@ -9,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,6 +64,58 @@ cJSON *cdt_json_refine(const struct cdt_refine_result *r, const char *provider)
     cdt_json_add_refine(o, r, provider);
     cJSON_AddNumberToObject(cJSON_GetObjectItem(o, "timings"), "total_ms", r->timings.total_ms);
     return o;
+}
+
+static char *dup_field(const cJSON *o, const char *key, bool *oom)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    char *s;
+
+    if (!cJSON_IsString(v))
+        return NULL;
+    s = strdup(v->valuestring);
+    if (!s)
+        *oom = true;
+    return s;
+}
+
+static double num_field(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+int cdt_json_parse_refine(const cJSON *o, struct cdt_refine_result *out)
+{
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "reason_code");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "timings");
+    bool oom = false;
+
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "refined")))
+        return CDT_EFORMAT;
+    out->reason = CDT_REFINE_OK;
+    if (cJSON_IsString(code) && !cdt_refine_reason_from_name(code->valuestring, &out->reason))
+        return CDT_EFORMAT;
+    out->raw = dup_field(o, "raw", &oom);
+    out->refined = dup_field(o, "refined", &oom);
+    out->cleaned = out->reason != CDT_REFINE_OK ? dup_field(o, "refined", &oom) : NULL;
+    out->fallback_reason =
+        out->reason != CDT_REFINE_OK ? dup_field(o, "fallback_reason", &oom) : NULL;
+    if (out->reason != CDT_REFINE_OK && !out->fallback_reason && !oom)
+        out->fallback_reason = strdup(cdt_refine_reason_message(out->reason));
+    out->model = dup_field(o, "model", &oom);
+    out->timings.deterministic_ms = num_field(t, "deterministic_ms");
+    out->timings.llm_ms = num_field(t, "llm_ms");
+    out->timings.total_ms = num_field(t, "refine_total_ms");
+    out->timings.prompt_tokens = (int)num_field(t, "prompt_tokens");
+    out->timings.generated_tokens = (int)num_field(t, "generated_tokens");
+    if (oom || (out->reason != CDT_REFINE_OK && !out->fallback_reason)) {
+        cdt_refine_result_cleanup(out);
+        return CDT_ENOMEM;
+    }
+    return 0;
 }
 
 cJSON *cdt_json_transcript(const struct cdt_transcript *tr, const char *whisper_model,

@@ -83,6 +83,49 @@ TEST(ids_are_checked)
     CHECK(strstr(err, "not downloaded: run `codictate models pull wsp_v1`") != NULL);
 }
 
+/* Puts one file of repo t/NAME into the cache (the Hugging Face layout). */
+static void fake_download(const char *repo_name, const char *file)
+{
+    static const char commit[] = "0123456789abcdef0123456789abcdef01234567";
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path),
+             "mkdir -p '%s/hub/models--t--%s/refs' '%s/hub/models--t--%s/snapshots/%s'", tmp,
+             repo_name, tmp, repo_name, commit);
+    CHECK(system(path) == 0);
+    snprintf(path, sizeof(path), "%s/hub/models--t--%s/refs/main", tmp, repo_name);
+    f = fopen(path, "w");
+    REQUIRE(f);
+    fputs(commit, f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/hub/models--t--%s/snapshots/%s/%s", tmp, repo_name, commit,
+             file);
+    f = fopen(path, "w");
+    REQUIRE(f);
+    fputc('x', f);
+    fclose(f);
+}
+
+/* The default model of each kind: none, then the first downloaded one. */
+TEST(defaults)
+{
+    const struct cdt_catalog_model *m;
+
+    CHECK(cdt_pick_default(cat, models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    CHECK(cdt_pick_default(cat, models, CDT_MODEL_WHISPER, CDT_TIER_LE8) == NULL);
+    CHECK(cdt_pick_default(NULL, models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    fake_download("w", "w.bin");
+    m = cdt_pick_default(cat, models, CDT_MODEL_WHISPER, CDT_TIER_LE8);
+    REQUIRE(m);
+    CHECK_STR(m->id, "wsp_v1");
+    CHECK(cdt_pick_default(cat, models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    fake_download("l", "l.gguf");
+    m = cdt_pick_default(cat, models, CDT_MODEL_LLM, CDT_TIER_GT16);
+    REQUIRE(m);
+    CHECK_STR(m->id, "llm_v1"); /* none recommended for the tier: the first downloaded */
+}
+
 int main(void)
 {
     char path[256], err[1024];
@@ -121,6 +164,7 @@ int main(void)
     RUN(nothing_downloaded);
     RUN(paths_are_taken_as_given);
     RUN(ids_are_checked);
+    RUN(defaults);
     cdt_models_free(models);
     cdt_catalog_free(cat);
     rc = TEST_END();
