@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "codictate/appclient.h"
 #include "codictate/json.h"
+#include "codictate/log.h"
 #include "codictate/prompts.h"
 #include "codictate/refine.h"
 #include "codictate/refiner.h"
@@ -134,32 +135,37 @@ static int print_json(const struct cdt_refine_result *r, const char *provider)
     return cdt_cli_print_json(cdt_json_refine(r, provider));
 }
 
-/* POST /api/refine to the running app. Returns an exit code, or -1 when there is
- * no app (or it could not answer): refine here then. */
-static int refine_in_app(const struct cdt_cli_refine_opts *o, const char *text)
+/* Refines through the running app (its model is warm), unless the options ask for
+ * another provider. Returns CDT_EXIT_OK with *res and *provider, CDT_EXIT_USAGE (the
+ * app refused the options: said why), or -1: no app, or it could not answer (then
+ * the caller refines in-process). */
+static int refine_in_app(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o, const char *who,
+                         const char *text, struct cdt_refine_result *res, const char **provider)
 {
     struct cdt_client_response r = {0};
     char *instructions = NULL, *body, err[1024];
-    cJSON *req, *res, *refined, *reason, *code;
-    int port = cdt_appclient_find(), rc = -1;
+    cJSON *req, *ans;
+    const cJSON *prov;
+    int port, rc = -1;
 
-    if (port == 0)
+    if (o->provider || o->base_url || o->api_key || o->openai_model)
         return -1;
+    if (!(port = cdt_appclient_find()))
+        return -1;
+    CDT_LOG_I(cli->log, "refine: through the running app (port %d)", port);
     if (o->prompt && cdt_prompt_resolve(o->prompt, NULL, &instructions, err, sizeof(err)) != 0) {
-        fprintf(stderr, "codictate refine: --prompt: %s\n", err[0] ? err : "out of memory");
+        fprintf(stderr, "%s: --prompt: %s\n", who, err[0] ? err : "out of memory");
         return CDT_EXIT_USAGE;
     }
     req = cJSON_CreateObject();
-    if (!req) {
-        free(instructions);
-        return -1;
+    if (req) {
+        cJSON_AddStringToObject(req, "text", text);
+        if (instructions)
+            cJSON_AddStringToObject(req, "prompt", instructions);
+        if (o->model)
+            cJSON_AddStringToObject(req, "model", o->model);
     }
-    cJSON_AddStringToObject(req, "text", text);
-    if (instructions)
-        cJSON_AddStringToObject(req, "prompt", instructions);
-    if (o->model)
-        cJSON_AddStringToObject(req, "model", o->model);
-    body = cJSON_PrintUnformatted(req);
+    body = req ? cJSON_PrintUnformatted(req) : NULL;
     cJSON_Delete(req);
     free(instructions);
     if (!body)
@@ -172,31 +178,20 @@ static int refine_in_app(const struct cdt_cli_refine_opts *o, const char *text)
         return -1;
     }
     free(body);
-    res = cJSON_Parse(r.body);
-    refined = cJSON_GetObjectItemCaseSensitive(res, "refined");
-    if (r.status == 200 && cJSON_IsString(refined)) {
-        reason = cJSON_GetObjectItemCaseSensitive(res, "fallback_reason");
-        code = cJSON_GetObjectItemCaseSensitive(res, "reason_code");
-        if (cJSON_IsString(reason) &&
-            !(cJSON_IsString(code) && strcmp(code->valuestring, "empty_input") == 0))
-            fprintf(stderr, "codictate refine: delivering the deterministic cleanup: %s\n",
-                    reason->valuestring);
-        if (o->json) {
-            rc = cdt_cli_print_json(res);
-            res = NULL;
-        } else {
-            if (refined->valuestring[0])
-                puts(refined->valuestring);
-            rc = CDT_EXIT_OK;
-        }
+    ans = cJSON_Parse(r.body);
+    if (r.status == 200 && cdt_json_parse_refine(ans, res) == 0) {
+        prov = cJSON_GetObjectItemCaseSensitive(ans, "provider");
+        *provider =
+            cJSON_IsString(prov) && strcmp(prov->valuestring, "openai") == 0 ? "openai" : "local";
+        rc = CDT_EXIT_OK;
     } else if (r.status == 400 || r.status == 404) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(res, "detail");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(ans, "detail");
 
-        fprintf(stderr, "codictate refine: %s\n",
+        fprintf(stderr, "%s: %s\n", who,
                 cJSON_IsString(d) ? d->valuestring : "the app refused the request");
         rc = CDT_EXIT_USAGE;
     }
-    cJSON_Delete(res);
+    cJSON_Delete(ans);
     free(r.body);
     return rc;
 }
@@ -246,15 +241,6 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
                 CDT_REFINE_MAX_TEXT);
         free(text);
         return CDT_EXIT_FAIL;
-    }
-    /* The running app has the model warm: use it, unless another provider is asked
-     * for. If it cannot answer, refine here. */
-    if (!o.provider && !o.base_url && !o.api_key && !o.openai_model) {
-        rc = refine_in_app(&o, text);
-        if (rc >= 0) {
-            free(text);
-            return rc;
-        }
     }
     rc = cdt_cli_refine_text(cli, &o, "codictate refine", text, &res, &provider);
     if (rc == CDT_EXIT_OK) {
@@ -399,6 +385,12 @@ int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
     int rc;
 
     memset(res, 0, sizeof(*res));
+    /* The running app has the model warm; if it cannot answer, refine here. */
+    rc = refine_in_app(cli, opts, who, text, res, provider);
+    if (rc == CDT_EXIT_OK)
+        cdt_cli_refine_report(who, res, NULL);
+    if (rc >= 0)
+        return rc;
     rc = cdt_cli_refiner_new(cli, opts, who, &r);
     if (rc != CDT_EXIT_OK)
         return rc;

@@ -217,6 +217,18 @@ out=$("$bin" status 2>&1)
 check "codictate status: exit 0" is $? 0
 check "codictate status: names the running app (its port)" has "$out" "$port"
 
+# --- `codictate refine` and `transcribe --refine` use the running app ---
+"$bin" -v refine --json "um so the meeting is at three" >"$tmp/rf.json" 2>"$tmp/rf.err"
+check "refine via the app: exit 0" is "$?" 0
+check "refine via the app: it says so (-v)" has "$(cat "$tmp/rf.err")" "through the running app"
+check "refine via the app: the result" is "$(j "$tmp/rf.json" '(d["provider"], bool(d["refined"]), d["model"])')" \
+  "('local', True, 'test_llm_v1')"
+"$bin" -v transcribe --refine --no-vad "$tmp/speech.wav" >/dev/null 2>"$tmp/tr.err"
+check "transcribe --refine via the app: exit 0" is "$?" 0
+check "transcribe --refine via the app: it says so" has "$(cat "$tmp/tr.err")" "through the running app"
+check "refine with another provider stays in-process" lacks \
+  "$("$bin" -v refine --base-url http://127.0.0.1:9/v1 "hello" 2>&1)" "through the running app"
+
 # --- `codictate dictate --toggle`: start, then stop, in the running app ---
 "$bin" dictate --toggle >"$tmp/t1.out" 2>&1
 check "toggle 1: exit 0" is $? 0
