@@ -88,14 +88,18 @@ struct cdt_app {
     pthread_t dict_thread;
     bool dict_thread_live;
     struct dict_view view;
+    char delta_carry[4];            /* a `refined` delta's incomplete last UTF-8 character, held
+                                     * for the next piece */
+    size_t delta_carry_len;         /* bytes in delta_carry, < 4 */
     struct cdt_transcribe *whisper; /* warm, or NULL */
     char whisper_path[CDT_PICK_PATH_CAP];
     bool whisper_lent;
-    char *upload_path; /* a dropped file being transcribed */
+    bool starting; /* a session is being started (with sess: one at a time) */
     /* downloads and loads */
     struct dl_job *jobs;
     struct tracked tracked[MAX_TRACKED];
     size_t n_tracked;
+    pthread_mutex_t load_mu; /* load_thread, load_thread_live */
     pthread_t load_thread;
     bool load_thread_live;
     char load_id[ID_CAP];
@@ -348,6 +352,7 @@ int cdt_app_new(const struct cdt_app_params *p, struct cdt_app **out, char *errm
     app->p = *p;
     pthread_mutex_init(&app->mu, NULL);
     pthread_mutex_init(&app->hist_mu, NULL);
+    pthread_mutex_init(&app->load_mu, NULL);
     if (p->config_dir)
         snprintf(app->config_dir, sizeof(app->config_dir), "%s", p->config_dir);
     if (cdt_sysinfo_total_ram(&ram) != 0)
@@ -450,7 +455,7 @@ void cdt_app_free(struct cdt_app *app)
     cdt_catalog_free(app->cat);
     cdt_history_free(app->hist);
     view_clear_text(&app->view);
-    free(app->upload_path);
+    pthread_mutex_destroy(&app->load_mu);
     pthread_mutex_destroy(&app->mu);
     pthread_mutex_destroy(&app->hist_mu);
     free(app);
@@ -805,17 +810,18 @@ int cdt_app_model_load(struct cdt_app *app, const char *id, char *errmsg, size_t
         set_err(errmsg, errcap, "%s is not an LLM", cm->id);
         return CDT_EINVAL;
     }
+    pthread_mutex_lock(&app->load_mu);
     if (app->load_thread_live) {
-        pthread_join(app->load_thread, NULL);
+        pthread_join(app->load_thread, NULL); /* the manager serialises loads anyway */
         app->load_thread_live = false;
     }
     pthread_mutex_lock(&app->mu);
     snprintf(app->load_id, sizeof(app->load_id), "%s", cm->id);
     pthread_mutex_unlock(&app->mu);
-    if (pthread_create(&app->load_thread, NULL, load_main, app) != 0)
-        return CDT_ENOMEM;
-    app->load_thread_live = true;
-    return 0;
+    if (pthread_create(&app->load_thread, NULL, load_main, app) == 0)
+        app->load_thread_live = true;
+    pthread_mutex_unlock(&app->load_mu);
+    return app->load_thread_live ? 0 : CDT_ENOMEM;
 }
 
 void cdt_app_model_unload(struct cdt_app *app)
@@ -868,11 +874,100 @@ cJSON *cdt_app_dictation(struct cdt_app *app)
     return o;
 }
 
+/* The UTF-8 character at s[0..avail): its length; 0 when s[0] starts no valid
+ * character; -1 when what is there is a valid start that avail cuts short. */
+static int utf8_char(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    int n;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlongs */
+        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* at most U+10FFFF */
+    } else {
+        return 0;
+    }
+    for (int i = 1; i < n; i++) {
+        if ((size_t)i >= avail)
+            return -1;
+        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF))
+            return 0;
+    }
+    return n;
+}
+
+/* The model's piece as valid UTF-8 (cJSON and the browser need it): the carry
+ * (the end of the previous piece) first, bytes that start no character as
+ * U+FFFD, and an incomplete character at the end kept in the carry for the next
+ * piece. Caller frees; NULL: out of memory. Lock held. */
+static char *delta_utf8_locked(struct cdt_app *app, const char *piece, size_t len)
+{
+    size_t n = app->delta_carry_len + len, o = 0, i = 0;
+    unsigned char *in = malloc(n + 1);
+    char *out = malloc(n * 3 + 1); /* each bad byte grows to 3 */
+
+    if (!in || !out) {
+        free(in);
+        free(out);
+        return NULL;
+    }
+    memcpy(in, app->delta_carry, app->delta_carry_len);
+    memcpy(in + app->delta_carry_len, piece, len);
+    app->delta_carry_len = 0;
+    while (i < n) {
+        int c = utf8_char(in + i, n - i);
+
+        if (c < 0) { /* fewer than 4 bytes: it fits */
+            app->delta_carry_len = n - i;
+            memcpy(app->delta_carry, in + i, n - i);
+            break;
+        }
+        if (c == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, in + i, (size_t)c);
+            o += (size_t)c;
+            i += (size_t)c;
+        }
+    }
+    out[o] = '\0';
+    free(in);
+    return out;
+}
+
 static void on_dict_event(const struct cdt_dictation_event *ev, void *ud)
 {
     struct cdt_app *app = ud;
     cJSON *o;
 
+    if (ev->kind == CDT_DICT_EV_DELTA) {
+        /* The refined text as it streams: {"id", "delta"}; dict_main sends the
+         * final text ({"id", "final": true, "text"}) when the dictation is done. */
+        char *text;
+
+        pthread_mutex_lock(&app->mu);
+        text = delta_utf8_locked(app, ev->delta, ev->delta_len);
+        pthread_mutex_unlock(&app->mu);
+        o = text && text[0] ? cJSON_CreateObject() : NULL;
+        if (o) {
+            cJSON_AddStringToObject(o, "id", ev->status->id);
+            cJSON_AddStringToObject(o, "delta", text);
+        }
+        free(text);
+        emit_json(app, "refined", o);
+        return;
+    }
     if (ev->kind == CDT_DICT_EV_NOTICE) {
         o = cJSON_CreateObject();
         if (o)
@@ -929,6 +1024,8 @@ struct dict_job {
     struct cdt_pick_whisper *wp;       /* the session's model paths point into it */
     char retry_id[CDT_HISTORY_ID_MAX]; /* the session's retry_id points here */
     char language[16];                 /* and its whisper language */
+    char input[4096];                  /* and its input file */
+    bool input_is_upload;              /* delete the input file when done */
 };
 
 static void *dict_main(void *arg)
@@ -942,6 +1039,7 @@ static void *dict_main(void *arg)
     cJSON *o;
 
     pthread_mutex_lock(&app->mu);
+    app->delta_carry_len = 0; /* the stream is over: the final text replaces it */
     view_clear_text(&app->view);
     if (rc != 0) {
         app->view.state = CDT_DICT_FAILED;
@@ -964,9 +1062,11 @@ static void *dict_main(void *arg)
     if (rc == 0 && r.state == CDT_DICT_DONE) {
         cJSON *d = cJSON_CreateObject();
 
+        /* The delivered text (guarded) replaces whatever was streamed. */
         if (d) {
             cJSON_AddStringToObject(d, "id", r.id);
-            cJSON_AddStringToObject(d, "delta", r.text ? r.text : "");
+            cJSON_AddTrueToObject(d, "final");
+            cJSON_AddStringToObject(d, "text", r.text ? r.text : "");
         }
         emit_json(app, "refined", d);
     }
@@ -1001,13 +1101,8 @@ static void *dict_main(void *arg)
         cdt_dictation_result_cleanup(&r);
     cdt_dictation_free(job->sess);
     ref_put(app, job->ref);
-    pthread_mutex_lock(&app->mu);
-    if (app->upload_path) {
-        unlink(app->upload_path);
-        free(app->upload_path);
-        app->upload_path = NULL;
-    }
-    pthread_mutex_unlock(&app->mu);
+    if (job->input_is_upload)
+        unlink(job->input);
     free(job->wp);
     free(job);
     return NULL;
@@ -1015,7 +1110,8 @@ static void *dict_main(void *arg)
 
 /* Starts a session of the given source on a worker thread. */
 static int start_session(struct cdt_app *app, enum cdt_dictation_source src, double max_seconds,
-                         const char *input_path, const char *retry_id, char *errmsg, size_t errcap)
+                         const char *input_path, bool upload, const char *retry_id, char *errmsg,
+                         size_t errcap)
 {
     struct cdt_dictation_params dp = cdt_dictation_default_params();
     struct cdt_pick_params pp = cdt_pick_default_params();
@@ -1030,12 +1126,13 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
         return CDT_ENOMEM;
     }
     pthread_mutex_lock(&app->mu);
-    if (app->sess) {
+    if (app->sess || app->starting) {
         pthread_mutex_unlock(&app->mu);
         set_err(errmsg, errcap, "%s", "a dictation is already running");
         rc = CDT_EBUSY;
         goto fail;
     }
+    app->starting = true; /* from here on, every way out clears it */
     snprintf(whisper_arg, sizeof(whisper_arg), "%s", app->settings.whisper_model);
     snprintf(language, sizeof(language), "%s", app->settings.language);
     pthread_mutex_unlock(&app->mu);
@@ -1051,13 +1148,17 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     rc = cdt_pick_whisper(&pp, wp, errmsg, errcap);
     if (rc != 0) {
         rc = CDT_ESTATE;
-        goto fail;
+        goto fail_started;
     }
     job->app = app;
     job->wp = wp;
     job->ref = ref_get(app);
     dp.source = src;
-    dp.input_path = input_path;
+    if (input_path) {
+        snprintf(job->input, sizeof(job->input), "%s", input_path);
+        job->input_is_upload = upload;
+        dp.input_path = job->input;
+    }
     if (retry_id) {
         snprintf(job->retry_id, sizeof(job->retry_id), "%s", retry_id);
         dp.retry_id = job->retry_id;
@@ -1102,11 +1203,13 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
         app->whisper_lent = false;
         app->view.state = CDT_DICT_FAILED;
         app->view.error = strdup(errmsg);
+        app->starting = false;
         pthread_mutex_unlock(&app->mu);
         ref_put(app, job->ref);
         goto fail;
     }
     app->sess = job->sess;
+    app->starting = false;
     if (pthread_create(&app->dict_thread, NULL, dict_main, job) != 0) {
         app->sess = NULL;
         app->whisper_lent = false;
@@ -1120,6 +1223,10 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     pthread_mutex_unlock(&app->mu);
     emit_json(app, "dictation", cdt_app_dictation(app));
     return 0; /* wp now belongs to the job */
+fail_started:
+    pthread_mutex_lock(&app->mu);
+    app->starting = false;
+    pthread_mutex_unlock(&app->mu);
 fail:
     free(wp);
     free(job);
@@ -1128,7 +1235,7 @@ fail:
 
 int cdt_app_dictation_start(struct cdt_app *app, double max_seconds, char *errmsg, size_t errcap)
 {
-    return start_session(app, CDT_DICT_MICROPHONE, max_seconds, NULL, NULL, errmsg, errcap);
+    return start_session(app, CDT_DICT_MICROPHONE, max_seconds, NULL, false, NULL, errmsg, errcap);
 }
 
 static int control(struct cdt_app *app, bool cancel, char *errmsg, size_t errcap)
@@ -1208,24 +1315,9 @@ int cdt_app_transcribe_bytes(struct cdt_app *app, const void *data, size_t len, 
         off += (size_t)w;
     }
     close(fd);
-    pthread_mutex_lock(&app->mu);
-    if (app->sess) {
-        pthread_mutex_unlock(&app->mu);
+    rc = start_session(app, CDT_DICT_FILE, 0, path, true, NULL, errmsg, errcap);
+    if (rc != 0)
         unlink(path);
-        set_err(errmsg, errcap, "%s", "a dictation is already running");
-        return CDT_EBUSY;
-    }
-    free(app->upload_path);
-    app->upload_path = strdup(path);
-    pthread_mutex_unlock(&app->mu);
-    rc = start_session(app, CDT_DICT_FILE, 0, app->upload_path, NULL, errmsg, errcap);
-    if (rc != 0) {
-        pthread_mutex_lock(&app->mu);
-        unlink(path);
-        free(app->upload_path);
-        app->upload_path = NULL;
-        pthread_mutex_unlock(&app->mu);
-    }
     return rc;
 }
 
@@ -1431,7 +1523,7 @@ int cdt_app_history_retry(struct cdt_app *app, const char *id, char *errmsg, siz
         set_err(errmsg, errcap, "no saved recording for '%s'", id);
         return rc;
     }
-    return start_session(app, CDT_DICT_RETRY, 0, NULL, id, errmsg, errcap);
+    return start_session(app, CDT_DICT_RETRY, 0, NULL, false, id, errmsg, errcap);
 }
 
 int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg, size_t errcap)
