@@ -401,8 +401,17 @@
     $('#timings').textContent = recording ? '' : fmtTimings(d.timings);
   }
 
+  // `refined` events: {id, delta} pieces of the model's text while it generates,
+  // then {id, final: true, text}: the delivered (guarded) text replaces them.
   function onRefinedDelta(ev) {
-    if (!ev || typeof ev.delta !== 'string') return;
+    if (!ev) return;
+    if (ev.final === true && typeof ev.text === 'string') {
+      if (state.dictation && state.dictation.id && state.dictation.id !== ev.id) return;
+      state.refined = { id: ev.id, text: ev.text };
+      $('#refined-text').textContent = ev.text;
+      return;
+    }
+    if (typeof ev.delta !== 'string') return;
     if (state.refined.id !== ev.id) {
       if (state.dictation && state.dictation.id && state.dictation.id !== ev.id) return;
       state.refined = { id: ev.id, text: '' };

@@ -42,6 +42,19 @@ CDT_NODISCARD int cdt_client_request(int port, const char *token, const char *me
                                      const char *path, const char *body, long timeout_ms,
                                      struct cdt_client_response *out, char *errmsg, size_t errcap);
 
+/* Sees a response body as it arrives: each chunk in order (borrowed for the call),
+ * once it has been added to the body. Runs on the calling thread. */
+typedef void (*cdt_client_data_fn)(const char *data, size_t len, void *user_data);
+
+/* cdt_client_request, with on_data (NULL: none) called for every chunk of the body
+ * while the transfer runs (a stream's events as the server sends them). The body
+ * is collected all the same. */
+CDT_NODISCARD int cdt_client_request_observed(int port, const char *token, const char *method,
+                                              const char *path, const char *body, long timeout_ms,
+                                              cdt_client_data_fn on_data, void *user_data,
+                                              struct cdt_client_response *out, char *errmsg,
+                                              size_t errcap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,12 +79,18 @@ enum cdt_dictation_event_kind {
     CDT_DICT_EV_TICK,   /* while recording, every ~100 ms: elapsed and level */
     CDT_DICT_EV_WARN,   /* 30 s of recording left */
     CDT_DICT_EV_NOTICE, /* a warning for people in message (history not writable, …) */
+    CDT_DICT_EV_DELTA,  /* while refining with the local model: a piece of its raw text
+                         * in delta (a preview: the result's text, guarded, may differ) */
 };
 
 struct cdt_dictation_event {
     enum cdt_dictation_event_kind kind;
     const struct cdt_dictation_status *status; /* borrowed for the call */
     const char *message;                       /* NOTICE only */
+    const char *delta; /* DELTA only: delta_len bytes, not NUL-terminated, borrowed for
+                        * the call; may end inside a UTF-8 character (or hold bytes that
+                        * are not UTF-8) */
+    size_t delta_len;
 };
 
 struct cdt_dictation_params {

@@ -22,6 +22,9 @@
  *    delivered, with the reason.
  * 6. Any error or the deadline → the deterministic text, with the reason.
  *
+ * The local provider can stream: params.on_delta sees the model's raw text while
+ * it is generated (a preview; what is delivered is still decided by 5 and 6).
+ *
  * Thread-safety: cdt_refine_run may be called from several threads at once with
  * different results (the manager serialises generations). Transcript and output
  * text are logged only at debug level. */
@@ -157,6 +160,16 @@ struct cdt_refine_params {
     /* callback */
     cdt_refine_llm_fn llm;
     void *user_data;
+
+    /* Streaming (local only; the other providers never call it): the model's raw
+     * text, piece by piece, while it is generated — before the guards, so the
+     * result may still be the deterministic text. Called on the calling thread with
+     * `text` borrowed for the call and not NUL-terminated; a piece never ends
+     * inside a UTF-8 character the model completed, but the model's bytes need not
+     * be valid UTF-8. The pieces, joined, are the model's raw output; the result is
+     * the same as without on_delta. NULL: the sidecar answers in one piece. */
+    void (*on_delta)(const char *text, size_t len, void *user_data);
+    void *delta_user_data;
 };
 
 struct cdt_refine_params cdt_refine_default_params(void);

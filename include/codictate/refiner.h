@@ -60,6 +60,16 @@ CDT_NODISCARD int cdt_refiner_preload(struct cdt_refiner *r, char *errmsg, size_
 CDT_NODISCARD int cdt_refiner_run(struct cdt_refiner *r, const char *text,
                                   struct cdt_refine_result *res);
 
+/* cdt_refiner_run, with on_delta (NULL: none) seeing the local model's raw text
+ * while it is generated (see cdt_refine_params.on_delta: called on this thread, a
+ * preview before the guards; the openai provider never calls it). The result is
+ * the same as cdt_refiner_run's. Safe alongside other runs: the callback belongs
+ * to this call only. */
+CDT_NODISCARD int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
+                                         void (*on_delta)(const char *text, size_t len,
+                                                          void *user_data),
+                                         void *user_data, struct cdt_refine_result *res);
+
 /* "local" or "openai". */
 const char *cdt_refiner_provider(const struct cdt_refiner *r);
 

@@ -82,6 +82,13 @@ struct cdt_sidecar_gen_req {
     bool raw;          /* the text as generated; false: the seed's cleaning of it (think
                         * blocks, labels, quotes removed) */
     bool stream;       /* ask for server-sent events; the reply gets the pieces too */
+    /* stream: called with each piece of text as its event arrives (text borrowed
+     * for the call; not NUL-terminated; a piece never ends inside a UTF-8 character
+     * the model completed, but the model's bytes need not be valid UTF-8), on the
+     * calling thread, while the generation runs; the pieces, joined, are
+     * reply->streamed. NULL: none. Not called for an answer other than a stream. */
+    void (*on_piece)(const char *text, size_t len, void *user_data);
+    void *piece_user_data;
 };
 
 struct cdt_sidecar_gen_req cdt_sidecar_gen_default_req(void);
@@ -117,10 +124,10 @@ struct cdt_sidecar_gen_reply {
 };
 
 /* Generates from req->prompt, blocking until the whole answer has arrived (a
- * stream too). timeout_ms: the transfer's limit, ms; 0: none. Returns 0 and *out
- * (any status), or an error as above: CDT_EPROTOCOL when a 200 answer has no
- * "response" string ("an answer without \"response\"") or a stream has no final
- * event; CDT_EINVAL without a prompt. */
+ * stream too: req->on_piece sees its pieces meanwhile). timeout_ms: the transfer's limit, ms; 0:
+ * none. Returns 0 and *out (any status), or an error as above: CDT_EPROTOCOL when a 200 answer has
+ * no "response" string ("an answer without \"response\"") or a stream has no final event;
+ * CDT_EINVAL without a prompt. */
 CDT_NODISCARD int cdt_sidecar_generate(int port, const char *token,
                                        const struct cdt_sidecar_gen_req *req, long timeout_ms,
                                        struct cdt_sidecar_gen_reply *out, char *errmsg,

@@ -19,11 +19,38 @@ size_t cdt_curl_sink_write(char *p, size_t sz, size_t n, void *ud)
     return cdt_buf_append(&s->body, p, add) == 0 ? add : 0; /* 0: curl aborts */
 }
 
+/* The sink, and who watches it fill. */
+struct observed {
+    struct cdt_curl_sink sink;
+    cdt_client_data_fn on_data;
+    void *user_data;
+};
+
+static size_t observed_write(char *p, size_t sz, size_t n, void *ud)
+{
+    struct observed *o = ud;
+    size_t got = cdt_curl_sink_write(p, sz, n, &o->sink);
+
+    if (got > 0 && o->on_data)
+        o->on_data(p, got, o->user_data);
+    return got;
+}
+
 int cdt_client_request(int port, const char *token, const char *method, const char *path,
                        const char *body, long timeout_ms, struct cdt_client_response *out,
                        char *errmsg, size_t errcap)
 {
-    struct cdt_curl_sink s = {0};
+    return cdt_client_request_observed(port, token, method, path, body, timeout_ms, NULL, NULL, out,
+                                       errmsg, errcap);
+}
+
+int cdt_client_request_observed(int port, const char *token, const char *method, const char *path,
+                                const char *body, long timeout_ms, cdt_client_data_fn on_data,
+                                void *user_data, struct cdt_client_response *out, char *errmsg,
+                                size_t errcap)
+{
+    struct observed ob = {.on_data = on_data, .user_data = user_data};
+    struct cdt_curl_sink *sp = &ob.sink;
     struct curl_slist *h = NULL;
     char url[256], auth[512];
     CURL *c;
@@ -41,8 +68,8 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cdt_curl_sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, observed_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &ob);
     if (timeout_ms > 0)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (body) {
@@ -60,11 +87,11 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
     cc = curl_easy_perform(c);
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-        out->len = s.body.len;
-        out->body = s.body.data ? cdt_buf_take(&s.body) : strdup("");
+        out->len = sp->body.len;
+        out->body = sp->body.data ? cdt_buf_take(&sp->body) : strdup("");
         if (!out->body)
             rc = CDT_ENOMEM;
-    } else if (s.too_big) {
+    } else if (sp->too_big) {
         snprintf(errmsg, errcap, "response over %d bytes", CDT_CLIENT_MAX_RESPONSE);
         rc = CDT_ETOOBIG;
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -74,7 +101,7 @@ int cdt_client_request(int port, const char *token, const char *method, const ch
         snprintf(errmsg, errcap, "%s", curl_easy_strerror(cc));
         rc = CDT_ENET;
     }
-    cdt_buf_cleanup(&s.body);
+    cdt_buf_cleanup(&sp->body);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return rc;

@@ -77,9 +77,30 @@ static void emit(struct cdt_dictation *d, enum cdt_dictation_event_kind kind, co
     pthread_mutex_lock(&d->mu);
     st = d->st;
     pthread_mutex_unlock(&d->mu);
+    memset(&ev, 0, sizeof(ev));
     ev.kind = kind;
     ev.status = &st;
     ev.message = msg;
+    d->p.on_event(&ev, d->p.user_data);
+}
+
+/* The refiner's on_delta: a piece of the model's text becomes a DELTA event. */
+static void emit_delta(const char *text, size_t len, void *ud)
+{
+    struct cdt_dictation *d = ud;
+    struct cdt_dictation_status st;
+    struct cdt_dictation_event ev;
+
+    if (!d->p.on_event || len == 0)
+        return;
+    pthread_mutex_lock(&d->mu);
+    st = d->st;
+    pthread_mutex_unlock(&d->mu);
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = CDT_DICT_EV_DELTA;
+    ev.status = &st;
+    ev.delta = text;
+    ev.delta_len = len;
     d->p.on_event(&ev, d->p.user_data);
 }
 
@@ -523,7 +544,8 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
      * model that cannot be used falls back to the deterministic text. */
     if (d->p.refiner && res->transcript.text[0]) {
         set_state(d, CDT_DICT_REFINING);
-        if (cdt_refiner_run(d->p.refiner, res->transcript.text, &res->refine) != 0) {
+        if (cdt_refiner_run_stream(d->p.refiner, res->transcript.text,
+                                   d->p.on_event ? emit_delta : NULL, d, &res->refine) != 0) {
             rc = CDT_ENOMEM;
             goto out;
         }

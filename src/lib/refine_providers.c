@@ -6,7 +6,8 @@
  *   sidecar_client.h): POST /generate with temperature 0, max_tokens -1 (the
  *   sidecar's dynamic limit), the deadline as timeout_ms, and "raw": true: the
  *   text comes back as generated, and refine.c alone cleans it (it can see which
- *   labels and tags the transcript itself contains; the sidecar cannot).
+ *   labels and tags the transcript itself contains; the sidecar cannot). With
+ *   params.on_delta it asks for a stream and hands on each piece as it arrives.
  * - openai: POST {base_url}/chat/completions with the instructions as the system
  *   message and the tagged transcript as the user message, over libcurl with the
  *   deadline as the transfer timeout and a cap on the answer's size.
@@ -143,6 +144,11 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     gen.timeout_ms = req->timeout_ms;
     gen.system_ram_gb = ram_gb_of(p);
     gen.raw = true;
+    /* Streamed or not, the answer's final event carries the same result (and the
+     * same errors, deadline and token counts): streaming only adds the pieces. */
+    gen.stream = p->on_delta != NULL;
+    gen.on_piece = p->on_delta;
+    gen.piece_user_data = p->delta_user_data;
     CDT_LOG_I(p->log, "refine: local model %s, deadline %ld ms", path, req->timeout_ms);
     rc = cdt_manager_generate(mgr, path, &gen, &ans, err, sizeof(err));
     if (rc == CDT_ETIMEOUT) {

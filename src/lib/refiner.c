@@ -191,8 +191,20 @@ int cdt_refiner_preload(struct cdt_refiner *r, char *errmsg, size_t errcap)
 
 int cdt_refiner_run(struct cdt_refiner *r, const char *text, struct cdt_refine_result *res)
 {
+    return cdt_refiner_run_stream(r, text, NULL, NULL, res);
+}
+
+int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
+                           void (*on_delta)(const char *text, size_t len, void *user_data),
+                           void *user_data, struct cdt_refine_result *res)
+{
+    /* r->rp is shared by every thread that runs: the callback goes in a copy. */
+    struct cdt_refine_params p = r->rp;
+
+    p.on_delta = on_delta;
+    p.delta_user_data = user_data;
     memset(res, 0, sizeof(*res));
-    return cdt_refine_run(&r->rp, text, res) != 0 ? CDT_ENOMEM : 0;
+    return cdt_refine_run(&p, text, res) != 0 ? CDT_ENOMEM : 0;
 }
 
 const char *cdt_refiner_provider(const struct cdt_refiner *r)

@@ -138,6 +138,21 @@ async function watchStates() {
   });
 }
 const states = () => page.evaluate(() => window.__states);
+// Every text #refined-text shows while #dictation-state says refining (the
+// streamed `refined` deltas), recorded in the page as it changes.
+async function watchRefined() {
+  await page.evaluate(() => {
+    const el = document.querySelector('#refined-text');
+    const st = document.querySelector('#dictation-state');
+    window.__streamed = [];
+    if (window.__refinedObs) window.__refinedObs.disconnect();
+    window.__refinedObs = new MutationObserver(() => {
+      if (st.textContent.trim() === 'refining') window.__streamed.push(el.textContent);
+    });
+    window.__refinedObs.observe(el, { childList: true, characterData: true, subtree: true });
+  });
+}
+const streamed = () => page.evaluate(() => window.__streamed);
 const stateText = async () => (await page.textContent('#dictation-state')).trim();
 
 await check('page loads with one tab page shown', async () => {
@@ -250,6 +265,7 @@ let firstId = null;
 await check('dictate: record, the 30-second warning, auto-stop at the limit, transcript', async () => {
   await tab('dictate');
   await watchStates();
+  await watchRefined();
   const t0 = Date.now();
   await page.click('#record-btn');
   await page.waitForSelector('#rec-area.recording', { timeout: 5000 });
@@ -292,6 +308,11 @@ await check('dictate: record, the 30-second warning, auto-stop at the limit, tra
   ok(refined.length > 0, 'empty #refined-text');
   eq(rawText, (d.raw || '').trim(), '#raw-text vs API raw');
   eq(refined, (d.refined || '').trim(), '#refined-text vs API refined');
+  // While refining, the model's text streamed into #refined-text (the tiny
+  // model's noise), before the final (fallback) text replaced it.
+  const seenTexts = await streamed();
+  ok(seenTexts.some((t) => t.trim() && t.trim() !== refined),
+    `no streamed text while refining (${seenTexts.length} changes)`);
   eq(await attr('#record-btn', 'aria-pressed'), 'false', '#record-btn aria-pressed after');
   await shot('dictate-done.png');
 });

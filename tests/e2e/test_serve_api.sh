@@ -16,8 +16,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../serve_app.sh"
 tmp=$(mktemp -d)
 ssepid=
+dssepid=
 cleanup() {
   [ -n "$ssepid" ] && kill_pid -TERM "$ssepid" 2>/dev/null
+  [ -n "$dssepid" ] && kill_pid -TERM "$dssepid" 2>/dev/null
   app_stop
   pulse_mic_stop
   wait 2>/dev/null
@@ -230,6 +232,14 @@ check "refine with another provider stays in-process" lacks \
   "$("$bin" -v refine --base-url http://127.0.0.1:9/v1 "hello" 2>&1)" "through the running app"
 
 # --- `codictate dictate --toggle`: start, then stop, in the running app ---
+# Its events recorded too: the refined text streams (`refined` {id, delta} pieces
+# while the model generates, then {id, final: true, text}).
+curl -sN --max-time 120 "${url}api/events" >"$tmp/dict-sse.txt" 2>/dev/null &
+dssepid=$!
+for _ in $(seq 1 50); do
+  grep -q '^event: hello' "$tmp/dict-sse.txt" 2>/dev/null && break
+  sleep 0.1
+done
 "$bin" dictate --toggle >"$tmp/t1.out" 2>&1
 check "toggle 1: exit 0" is $? 0
 get api/dictation >/dev/null
@@ -246,6 +256,33 @@ check "toggle 2: stopped and finished" is "$(j "$tmp/r.json" 'd["state"]')" done
 check "toggle 2: about 3 s recorded" is "$(j "$tmp/r.json" '2 <= d["elapsed_s"] <= 6')" True
 check "toggle 2: a transcript" is "$(j "$tmp/r.json" 'bool(d["raw"])')" True
 id=$(j "$tmp/r.json" 'd["id"]')
+refined=$(j "$tmp/r.json" 'json.dumps(d["refined"])')
+for _ in $(seq 1 50); do
+  grep -q '"final":true' "$tmp/dict-sse.txt" 2>/dev/null && break
+  sleep 0.1
+done
+kill_pid -TERM "$dssepid" 2>/dev/null
+# refined_sse EXPR: an expression on the dictation's `refined` events (ev, in order).
+refined_sse() {
+  "$PY" -c '
+import json, sys
+ev, name = [], None
+for line in open(sys.argv[1], encoding="utf-8").read().splitlines():
+    if line.startswith("event: "):
+        name = line[len("event: "):]
+    elif line.startswith("data: ") and name == "refined":
+        o = json.loads(line[len("data: "):])
+        if o.get("id") == sys.argv[2]:
+            ev.append(o)
+fin = [i for i, e in enumerate(ev) if e.get("final") is True]
+deltas = [e["delta"] for e in ev[: fin[0] if fin else len(ev)] if isinstance(e.get("delta"), str)]
+print(eval(sys.argv[3]))' "$tmp/dict-sse.txt" "$id" "$1" 2>&1
+}
+check "stream: refined deltas before the final text" is "$(refined_sse 'sum(1 for x in deltas if x) >= 1')" True
+check "stream: the deltas joined are not empty" is "$(refined_sse 'len("".join(deltas).strip()) > 0')" True
+check "stream: one final refined event, last" is "$(refined_sse 'fin == [len(ev) - 1]')" True
+check "stream: the final text is the dictation's refined text" is \
+  "$(refined_sse 'json.dumps(ev[fin[0]]["text"]) if fin else None')" "$refined"
 get api/history >/dev/null
 check "history: the toggled dictation is the newest" is "$(j "$tmp/r.json" '(d["entries"][0]["id"], d["entries"][0]["source"], d["entries"][0]["has_audio"])')" \
   "('$id', 'microphone', True)"

@@ -11,12 +11,15 @@
  *    real sidecar server code on a backend that answers what the test wrote.
  *    Every case must deliver all of the transcript's words: the model's text with
  *    them, or the deterministic text with a reason.
+ * 3. Streaming (params.on_delta, on_piece): the pieces are the model's raw text
+ *    as it is generated, and the result is the same as without them.
  *
  *   test_refine_sidecar CODICTATE TINY_MODEL SCRIPTED_SIDECAR */
 #include "../test.h"
 #include "codictate/manager.h"
 #include "codictate/refine.h"
 #include "codictate/text.h"
+#include "codictate/util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -52,6 +55,28 @@ static struct cdt_sidecar_gen_req gen_req(const char *prompt, bool raw, bool str
     return req;
 }
 
+/* Collects a stream's pieces as they arrive (on_piece, on_delta). */
+struct pieces {
+    struct cdt_buf text;
+    int n;
+    bool bad; /* a piece was empty or past the end */
+};
+
+static void on_piece(const char *text, size_t len, void *ud)
+{
+    struct pieces *ps = ud;
+
+    ps->n++;
+    if (len == 0 || memchr(text, '\0', len) || cdt_buf_append(&ps->text, text, len) != 0)
+        ps->bad = true;
+}
+
+/* The pieces joined ("" when none). */
+static const char *joined(const struct pieces *ps)
+{
+    return ps->text.data ? ps->text.data : "";
+}
+
 /* POSTs /generate; returns true with a 200 answer in *reply (the caller cleans it
  * up), false (nothing to clean) otherwise. A stream's pieces, joined, are in
  * reply->streamed. */
@@ -85,15 +110,25 @@ TEST(raw_through_the_real_sidecar)
     for (int raw = 1; raw >= 0; raw--) {
         char *clean;
 
+        struct pieces ps = {0};
+
         req = gen_req("Clean up: the Output: section is wrong", raw, true);
         req.max_tokens = 40;
         req.temperature = 0;
         req.ignore_eos = true;
+        req.on_piece = on_piece;
+        req.piece_user_data = &ps;
         if (!generate(m, tiny_model, &req, &o)) {
             CHECK(!"a streamed answer");
+            cdt_buf_cleanup(&ps.text);
             continue;
         }
         CHECK(o.streamed != NULL && o.response != NULL);
+        /* on_piece saw the pieces one by one, and they are the stream's text. */
+        CHECK(!ps.bad);
+        CHECK(ps.n > 1);
+        CHECK_STR(joined(&ps), o.streamed ? o.streamed : "(none)");
+        cdt_buf_cleanup(&ps.text);
         clean = cdt_text_clean_response(o.streamed ? o.streamed : "");
         if (o.streamed && o.response && clean) {
             CHECK(strlen(o.streamed) > 0);
@@ -125,6 +160,68 @@ TEST(raw_through_the_real_sidecar)
     } else {
         CHECK(!"a plain answer");
     }
+    cdt_manager_free(m);
+}
+
+/* The refine path streaming from the real engine: the pieces reach on_delta while
+ * the model generates, and they are the raw output the guards judged (the guards
+ * on the joined pieces give the result's text and reason). No equality with a
+ * second, unstreamed generation: the KV cache makes its batch shapes differ. The
+ * deadline streams as it answers: the deterministic text, reason timeout. */
+TEST(refine_streams_from_the_real_sidecar)
+{
+    static const char said[] = "um so I think we should uh ship it on Friday you know";
+    struct cdt_manager *m = manager(codictate_exe);
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_result r;
+    struct pieces ps = {0};
+    char *accepted = NULL, why[CDT_REFINE_REASON_MAX], longer[2048] = "";
+    int g;
+
+    REQUIRE(m);
+    p.provider = CDT_REFINE_LOCAL;
+    p.manager = m;
+    p.model = tiny_model;
+    p.ram_gb = 16;
+    p.timeout_ms = 60000;
+    p.on_delta = on_piece;
+    p.delta_user_data = &ps;
+    if (cdt_refine_run(&p, said, &r) == 0) {
+        CHECK(!ps.bad);
+        CHECK(ps.n > 1);
+        CHECK(r.timings.generated_tokens > 0);
+        CHECK(r.reason != CDT_REFINE_TIMEOUT && r.reason != CDT_REFINE_SIDECAR);
+        g = cdt_refine_guard(r.cleaned, joined(&ps), &accepted, why, sizeof(why));
+        if (g == 0) {
+            CHECK_INT(r.reason, CDT_REFINE_OK);
+            CHECK_STR(r.refined, accepted);
+        } else if (r.reason != CDT_REFINE_TRUNCATED) {
+            CHECK_INT(r.reason, g);
+            CHECK_STR(r.refined, r.cleaned);
+        }
+        printf("  tiny model streamed %d pieces (%zu bytes): %s\n", ps.n, ps.text.len,
+               cdt_refine_reason_name(r.reason));
+        free(accepted);
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run, streamed");
+    }
+    cdt_buf_cleanup(&ps.text);
+
+    /* The deadline (as test_refine.sh's: this model does not stop early). */
+    for (int i = 0; i < 20; i++)
+        strncat(longer, "So I think, we should ship it. ", sizeof(longer) - strlen(longer) - 1);
+    p.timeout_ms = 150;
+    memset(&ps, 0, sizeof(ps));
+    if (cdt_refine_run(&p, longer, &r) == 0) {
+        CHECK(!ps.bad);
+        CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
+        CHECK_STR(r.refined, r.cleaned);
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run, deadline");
+    }
+    cdt_buf_cleanup(&ps.text);
     cdt_manager_free(m);
 }
 
@@ -173,6 +270,26 @@ TEST(raw_on_the_scripted_sidecar)
     } else {
         CHECK(!"raw, streamed");
     }
+    /* on_piece: the scripted pieces (at most 4 bytes), in order; never for an
+     * answer that is not a stream. */
+    for (int stream = 1; stream >= 0; stream--) {
+        struct pieces ps = {0};
+
+        req = gen_req("x", true, stream);
+        req.on_piece = on_piece;
+        req.piece_user_data = &ps;
+        if (generate(m, fake_model, &req, &o)) {
+            CHECK_STR(o.response, said);
+            CHECK(!ps.bad);
+            CHECK_STR(joined(&ps), stream ? said : "");
+            if (stream)
+                CHECK(ps.n >= (int)(strlen(said) / 4));
+            cdt_sidecar_gen_reply_cleanup(&o);
+        } else {
+            CHECK(!"on_piece");
+        }
+        cdt_buf_cleanup(&ps.text);
+    }
     cdt_manager_free(m);
 }
 
@@ -216,6 +333,9 @@ static void refine_case(const char *transcript, const char *model_says, const ch
     struct cdt_refine_result r;
     int failed = cdt_test_state_.checks_failed;
 
+    struct cdt_refine_result s;
+    struct pieces ps = {0};
+
     p.provider = CDT_REFINE_LOCAL;
     p.manager = scripted;
     p.model = fake_model;
@@ -226,6 +346,27 @@ static void refine_case(const char *transcript, const char *model_says, const ch
         cdt_test_state_.checks_failed++;
         return;
     }
+    /* Streamed: the pieces are the model's raw text (before any cleaning), and the
+     * result is the one above, field by field. */
+    p.on_delta = on_piece;
+    p.delta_user_data = &ps;
+    if (cdt_refine_run(&p, transcript, &s) == 0) {
+        CHECK(!ps.bad);
+        CHECK_STR(joined(&ps), model_says);
+        CHECK_STR(s.refined, r.refined);
+        CHECK_STR(s.cleaned, r.cleaned);
+        CHECK_INT(s.reason, r.reason);
+        CHECK((s.fallback_reason == NULL) == (r.fallback_reason == NULL));
+        if (s.fallback_reason && r.fallback_reason)
+            CHECK_STR(s.fallback_reason, r.fallback_reason);
+        CHECK_STR(s.model, r.model);
+        CHECK_INT(s.timings.prompt_tokens, r.timings.prompt_tokens);
+        CHECK_INT(s.timings.generated_tokens, r.timings.generated_tokens);
+        cdt_refine_result_cleanup(&s);
+    } else {
+        CHECK(!"cdt_refine_run, streamed");
+    }
+    cdt_buf_cleanup(&ps.text);
     if (want) {
         CHECK_STR(r.refined, want);
         CHECK_INT(r.reason, CDT_REFINE_OK);
@@ -316,6 +457,7 @@ int main(int argc, char **argv)
     fclose(f);
     setenv("CDT_SCRIPTED_OUTPUT", script, 1); /* the scripted sidecar inherits it */
     RUN(raw_through_the_real_sidecar);
+    RUN(refine_streams_from_the_real_sidecar);
     RUN(raw_on_the_scripted_sidecar);
     RUN(refine_keeps_the_transcripts_words);
     unlink(script);
