@@ -116,6 +116,8 @@ struct cdt_dictation_params {
     struct cdt_log *log; /* borrowed */
     void (*on_event)(const struct cdt_dictation_event *ev, void *user_data);
     void *user_data;
+    bool stream_refine; /* DELTA events while refining (the local model is asked for a
+                         * stream); false: none */
 };
 
 struct cdt_dictation_params cdt_dictation_default_params(void);

@@ -1175,6 +1175,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     dp.refiner = job->ref ? job->ref->r : NULL;
     dp.log = app->p.log;
     dp.on_event = on_dict_event;
+    dp.stream_refine = true; /* the page shows the refined text as it streams */
     dp.user_data = app;
 
     pthread_mutex_lock(&app->mu);

@@ -545,7 +545,8 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
     if (d->p.refiner && res->transcript.text[0]) {
         set_state(d, CDT_DICT_REFINING);
         if (cdt_refiner_run_stream(d->p.refiner, res->transcript.text,
-                                   d->p.on_event ? emit_delta : NULL, d, &res->refine) != 0) {
+                                   d->p.on_event && d->p.stream_refine ? emit_delta : NULL, d,
+                                   &res->refine) != 0) {
             rc = CDT_ENOMEM;
             goto out;
         }
