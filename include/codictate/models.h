@@ -109,6 +109,14 @@ CDT_NODISCARD int cdt_models_verify(struct cdt_models *m, const char *id, char *
 CDT_NODISCARD int cdt_models_load(struct cdt_models *m, const char *id, char *errmsg,
                                   size_t errcap);
 
+/* The model of a kind to use when a person names none: for LLMs the one the catalog
+ * recommends for the RAM tier when it is downloaded, else the first downloaded LLM;
+ * for the other kinds the first downloaded one (catalog order). The local refine
+ * provider and the app's "in use" follow this one rule. NULL when none is
+ * downloaded. Borrowed from the catalog. */
+const struct cdt_catalog_model *cdt_models_default(struct cdt_models *m, enum cdt_model_kind kind,
+                                                   enum cdt_ram_tier tier);
+
 /* The manager (created on first use; NULL when it cannot be). Borrowed. */
 struct cdt_manager *cdt_models_manager(struct cdt_models *m);
 

@@ -52,15 +52,6 @@ struct cdt_pick_whisper {
 CDT_NODISCARD int cdt_pick_whisper(const struct cdt_pick_params *p, struct cdt_pick_whisper *out,
                                    char *errmsg, size_t errcap);
 
-/* The default model of a kind on this machine, when a person names none: for LLMs
- * the one recommended for the RAM tier when it is downloaded, else the first
- * downloaded LLM; for the other kinds the first downloaded one (catalog order). The
- * local refine provider, the whisper pick above and the app's "in use" all follow
- * this rule. NULL when nothing of the kind is downloaded. */
-const struct cdt_catalog_model *cdt_pick_default(const struct cdt_catalog *cat,
-                                                 struct cdt_models *models,
-                                                 enum cdt_model_kind kind, enum cdt_ram_tier tier);
-
 #ifdef __cplusplus
 }
 #endif

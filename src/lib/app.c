@@ -541,11 +541,11 @@ static void in_use(struct cdt_app *app, char *llm, char *whisper)
     llm[0] = whisper[0] = '\0';
     if (!openai) {
         cm = l[0] ? cdt_catalog_find(app->cat, l)
-                  : cdt_pick_default(app->cat, app->models, CDT_MODEL_LLM, app->tier.tier);
+                  : cdt_models_default(app->models, CDT_MODEL_LLM, app->tier.tier);
         snprintf(llm, 128, "%s", cm ? cm->id : l);
     }
     cm = w[0] ? cdt_catalog_find(app->cat, w)
-              : cdt_pick_default(app->cat, app->models, CDT_MODEL_WHISPER, app->tier.tier);
+              : cdt_models_default(app->models, CDT_MODEL_WHISPER, app->tier.tier);
     snprintf(whisper, 128, "%s", cm ? cm->id : w);
 }
 

@@ -582,3 +582,27 @@ void cdt_models_free(struct cdt_models *m)
     free(m->e);
     free(m);
 }
+
+static bool on_disk(struct cdt_models *m, const struct cdt_catalog_model *cm)
+{
+    char path[4096];
+
+    return cm && cdt_models_path(m, cm->id, path, sizeof(path)) == 0;
+}
+
+const struct cdt_catalog_model *cdt_models_default(struct cdt_models *m, enum cdt_model_kind kind,
+                                                   enum cdt_ram_tier tier)
+{
+    const struct cdt_catalog_model *rec =
+        kind == CDT_MODEL_LLM ? cdt_catalog_recommended(m->cat, tier) : NULL;
+
+    if (on_disk(m, rec))
+        return rec;
+    for (size_t i = 0; i < cdt_catalog_count(m->cat); i++) {
+        const struct cdt_catalog_model *cm = cdt_catalog_model_at(m->cat, i);
+
+        if (cm->kind == kind && on_disk(m, cm))
+            return cm;
+    }
+    return NULL;
+}

@@ -169,30 +169,3 @@ int cdt_pick_whisper(const struct cdt_pick_params *p, struct cdt_pick_whisper *o
     cdt_catalog_free(c.own_cat);
     return rc;
 }
-
-static bool is_downloaded(struct cdt_models *models, const struct cdt_catalog_model *cm)
-{
-    char path[CDT_PICK_PATH_CAP];
-
-    return cm && cdt_models_path(models, cm->id, path, sizeof(path)) == 0;
-}
-
-const struct cdt_catalog_model *cdt_pick_default(const struct cdt_catalog *cat,
-                                                 struct cdt_models *models,
-                                                 enum cdt_model_kind kind, enum cdt_ram_tier tier)
-{
-    const struct cdt_catalog_model *rec;
-
-    if (!cat || !models)
-        return NULL;
-    rec = kind == CDT_MODEL_LLM ? cdt_catalog_recommended(cat, tier) : NULL;
-    if (is_downloaded(models, rec))
-        return rec;
-    for (size_t i = 0; i < cdt_catalog_count(cat); i++) {
-        const struct cdt_catalog_model *cm = cdt_catalog_model_at(cat, i);
-
-        if (cm->kind == kind && is_downloaded(models, cm))
-            return cm;
-    }
-    return NULL;
-}

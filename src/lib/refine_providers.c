@@ -97,18 +97,9 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
                                    "model %s is not downloaded (codictate models pull %s)", cm->id,
                                    cm->id);
     } else {
-        cm = cdt_catalog_recommended(p->catalog, cdt_limits_tier(ram_gb_of(p)));
-        if (!downloaded_llm(p, cm, path, cap)) {
-            size_t n = cdt_catalog_count(p->catalog);
-
+        cm = cdt_models_default(p->models, CDT_MODEL_LLM, cdt_limits_tier(ram_gb_of(p)));
+        if (cm && !downloaded_llm(p, cm, path, cap))
             cm = NULL;
-            for (size_t i = 0; i < n && !cm; i++) {
-                const struct cdt_catalog_model *c = cdt_catalog_model_at(p->catalog, i);
-
-                if (downloaded_llm(p, c, path, cap))
-                    cm = c;
-            }
-        }
         if (!cm)
             return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, "no model installed");
     }

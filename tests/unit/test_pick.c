@@ -112,16 +112,15 @@ TEST(defaults)
 {
     const struct cdt_catalog_model *m;
 
-    CHECK(cdt_pick_default(cat, models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
-    CHECK(cdt_pick_default(cat, models, CDT_MODEL_WHISPER, CDT_TIER_LE8) == NULL);
-    CHECK(cdt_pick_default(NULL, models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    CHECK(cdt_models_default(models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    CHECK(cdt_models_default(models, CDT_MODEL_WHISPER, CDT_TIER_LE8) == NULL);
     fake_download("w", "w.bin");
-    m = cdt_pick_default(cat, models, CDT_MODEL_WHISPER, CDT_TIER_LE8);
+    m = cdt_models_default(models, CDT_MODEL_WHISPER, CDT_TIER_LE8);
     REQUIRE(m);
     CHECK_STR(m->id, "wsp_v1");
-    CHECK(cdt_pick_default(cat, models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    CHECK(cdt_models_default(models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
     fake_download("l", "l.gguf");
-    m = cdt_pick_default(cat, models, CDT_MODEL_LLM, CDT_TIER_GT16);
+    m = cdt_models_default(models, CDT_MODEL_LLM, CDT_TIER_GT16);
     REQUIRE(m);
     CHECK_STR(m->id, "llm_v1"); /* none recommended for the tier: the first downloaded */
 }
