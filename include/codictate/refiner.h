@@ -37,6 +37,9 @@ struct cdt_refiner_opts {
     long timeout_ms;          /* the LLM step's deadline; <= 0: CDT_REFINE_DEFAULT_TIMEOUT_MS */
     bool no_env;              /* do not read OPENAI_* from the environment (the app) */
     struct cdt_log *log;      /* borrowed; may be NULL */
+    int app_port;             /* > 0: refine through the running app at this port (its
+                               * warm model; --model and --prompt go with each request);
+                               * if it does not answer, refine here */
     /* Shared state (the app's), borrowed; NULL: the refiner loads its own. */
     struct cdt_catalog *catalog;
     struct cdt_models *models;

@@ -8,7 +8,6 @@
 #include "codictate/appclient.h"
 #include "codictate/json.h"
 #include "codictate/log.h"
-#include "codictate/prompts.h"
 #include "codictate/refine.h"
 #include "codictate/refiner.h"
 #include "codictate/text.h"
@@ -135,67 +134,6 @@ static int print_json(const struct cdt_refine_result *r, const char *provider)
     return cdt_cli_print_json(cdt_json_refine(r, provider));
 }
 
-/* Refines through the running app (its model is warm), unless the options ask for
- * another provider. Returns CDT_EXIT_OK with *res and *provider, CDT_EXIT_USAGE (the
- * app refused the options: said why), or -1: no app, or it could not answer (then
- * the caller refines in-process). */
-static int refine_in_app(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o, const char *who,
-                         const char *text, struct cdt_refine_result *res, const char **provider)
-{
-    struct cdt_client_response r = {0};
-    char *instructions = NULL, *body, err[1024];
-    cJSON *req, *ans;
-    const cJSON *prov;
-    int port, rc = -1;
-
-    if (o->provider || o->base_url || o->api_key || o->openai_model)
-        return -1;
-    if (!(port = cdt_appclient_find()))
-        return -1;
-    CDT_LOG_I(cli->log, "refine: through the running app (port %d)", port);
-    if (o->prompt && cdt_prompt_resolve(o->prompt, NULL, &instructions, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s: --prompt: %s\n", who, err[0] ? err : "out of memory");
-        return CDT_EXIT_USAGE;
-    }
-    req = cJSON_CreateObject();
-    if (req) {
-        cJSON_AddStringToObject(req, "text", text);
-        if (instructions)
-            cJSON_AddStringToObject(req, "prompt", instructions);
-        if (o->model)
-            cJSON_AddStringToObject(req, "model", o->model);
-    }
-    body = req ? cJSON_PrintUnformatted(req) : NULL;
-    cJSON_Delete(req);
-    free(instructions);
-    if (!body)
-        return -1;
-    if (cdt_appclient_call(port, "POST", "/api/refine", body,
-                           (o->timeout_ms > 0 ? o->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS) +
-                               60000,
-                           &r, err, sizeof(err)) != 0) {
-        free(body);
-        return -1;
-    }
-    free(body);
-    ans = cJSON_Parse(r.body);
-    if (r.status == 200 && cdt_json_parse_refine(ans, res) == 0) {
-        prov = cJSON_GetObjectItemCaseSensitive(ans, "provider");
-        *provider =
-            cJSON_IsString(prov) && strcmp(prov->valuestring, "openai") == 0 ? "openai" : "local";
-        rc = CDT_EXIT_OK;
-    } else if (r.status == 400 || r.status == 404) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(ans, "detail");
-
-        fprintf(stderr, "%s: %s\n", who,
-                cJSON_IsString(d) ? d->valuestring : "the app refused the request");
-        rc = CDT_EXIT_USAGE;
-    }
-    cJSON_Delete(ans);
-    free(r.body);
-    return rc;
-}
-
 int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
 {
     static const struct option lopts[] = {
@@ -293,6 +231,9 @@ int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
     o.prompt = opts->prompt;
     o.timeout_ms = opts->timeout_ms;
     o.log = cli->log;
+    /* The running app has the model warm: use it unless another provider is asked for. */
+    if (!o.provider && !o.base_url && !o.api_key && !o.openai_model)
+        o.app_port = cdt_appclient_find();
     rc = cdt_refiner_new(&o, &r->r, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "%s: %s\n", who, rc == CDT_EINVAL ? err : "out of memory");
@@ -385,12 +326,6 @@ int cdt_cli_refine_text(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
     int rc;
 
     memset(res, 0, sizeof(*res));
-    /* The running app has the model warm; if it cannot answer, refine here. */
-    rc = refine_in_app(cli, opts, who, text, res, provider);
-    if (rc == CDT_EXIT_OK)
-        cdt_cli_refine_report(who, res, NULL);
-    if (rc >= 0)
-        return rc;
     rc = cdt_cli_refiner_new(cli, opts, who, &r);
     if (rc != CDT_EXIT_OK)
         return rc;

@@ -1,7 +1,9 @@
 /* The refiner (see refiner.h): the options of a refinement resolved once. */
 #include "codictate/refiner.h"
 
+#include "codictate/appclient.h"
 #include "codictate/catalog.h"
+#include "codictate/json.h"
 #include "codictate/limits.h"
 #include "codictate/log.h"
 #include "codictate/manager.h"
@@ -10,6 +12,9 @@
 #include "codictate/refine.h"
 #include "codictate/sysinfo.h"
 
+#define CDT_REFINER_APP_MARGIN_MS 60000 /* the app may have to load the model first, ms */
+
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,9 @@ struct cdt_refiner {
     char *model, *base_url, *api_key, *openai_model; /* copies */
     struct cdt_refine_params rp;
     bool openai;
+    int app_port;       /* > 0: through the running app */
+    bool custom_prompt; /* the instructions were given: send them to the app */
+    struct cdt_log *log;
 };
 
 void cdt_refiner_free(struct cdt_refiner *r)
@@ -95,6 +103,9 @@ int cdt_refiner_new(const struct cdt_refiner_opts *opts, struct cdt_refiner **ou
     if (!(r = calloc(1, sizeof(*r))))
         return CDT_ENOMEM;
     r->openai = o.provider ? strcmp(o.provider, "openai") == 0 : o.base_url != NULL;
+    r->app_port = r->openai ? 0 : o.app_port;
+    r->custom_prompt = o.instructions || o.prompt;
+    r->log = o.log;
     if (!o.base_url && !o.no_env)
         o.base_url = getenv("OPENAI_BASE_URL");
     if (!o.api_key && !o.no_env)
@@ -186,12 +197,51 @@ out:
 
 int cdt_refiner_preload(struct cdt_refiner *r, char *errmsg, size_t errcap)
 {
+    if (r->app_port > 0)
+        return 0; /* the app keeps its model warm and loads it on use */
     return cdt_refine_preload(&r->rp, errmsg, errcap);
 }
 
 int cdt_refiner_run(struct cdt_refiner *r, const char *text, struct cdt_refine_result *res)
 {
     return cdt_refiner_run_stream(r, text, NULL, NULL, res);
+}
+
+/* POST /api/refine to the running app. Returns 0 with *res, or -1: it did not answer
+ * (refine here then). */
+static int run_in_app(struct cdt_refiner *r, const char *text, struct cdt_refine_result *res)
+{
+    struct cdt_client_response ans = {0};
+    cJSON *req = cJSON_CreateObject(), *o;
+    char *body, err[512];
+    int rc = -1;
+
+    if (!req)
+        return -1;
+    cJSON_AddStringToObject(req, "text", text);
+    if (r->custom_prompt && r->instructions)
+        cJSON_AddStringToObject(req, "prompt", r->instructions);
+    if (r->model)
+        cJSON_AddStringToObject(req, "model", r->model);
+    body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!body)
+        return -1;
+    CDT_LOG_I(r->log, "refine: through the running app (port %d)", r->app_port);
+    if (cdt_appclient_call(r->app_port, "POST", "/api/refine", body,
+                           r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS, &ans, err,
+                           sizeof(err)) == 0 &&
+        ans.status == 200) {
+        o = cJSON_Parse(ans.body);
+        rc = o && cdt_json_parse_refine(o, res) == 0 ? 0 : -1;
+        cJSON_Delete(o);
+    } else {
+        CDT_LOG_W(r->log, "refine: the app did not answer (%s); refining here",
+                  ans.status ? "an error status" : err);
+    }
+    free(ans.body);
+    free(body);
+    return rc;
 }
 
 int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
@@ -204,6 +254,8 @@ int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
     p.on_delta = on_delta;
     p.delta_user_data = user_data;
     memset(res, 0, sizeof(*res));
+    if (r->app_port > 0 && run_in_app(r, text, res) == 0)
+        return 0;
     return cdt_refine_run(&p, text, res) != 0 ? CDT_ENOMEM : 0;
 }
 

@@ -228,6 +228,10 @@ check "refine via the app: the result" is "$(j "$tmp/rf.json" '(d["provider"], b
 "$bin" -v transcribe --refine --no-vad "$tmp/speech.wav" >/dev/null 2>"$tmp/tr.err"
 check "transcribe --refine via the app: exit 0" is "$?" 0
 check "transcribe --refine via the app: it says so" has "$(cat "$tmp/tr.err")" "through the running app"
+"$bin" -v dictate --input "$tmp/speech.wav" --json --threads 1 --no-vad >"$tmp/dc.json" 2>"$tmp/dc.err"
+check "dictate's LLM step via the app: exit 0" is "$?" 0
+check "dictate's LLM step via the app: it says so" has "$(cat "$tmp/dc.err")" "through the running app"
+check "dictate's LLM step via the app: the model" is "$(j "$tmp/dc.json" 'd["model"]')" test_llm_v1
 check "refine with another provider stays in-process" lacks \
   "$("$bin" -v refine --base-url http://127.0.0.1:9/v1 "hello" 2>&1)" "through the running app"
 
