@@ -19,6 +19,12 @@ struct cdt_history_entry;
 struct cdt_catalog_model;
 struct cdt_models;
 
+/* Parses a request body strictly: one JSON value and nothing after it but
+ * whitespace; no raw control characters inside strings; no \u0000 (it would cut a
+ * C string short). Returns the value (cJSON_Delete), or NULL with *err_off (may be
+ * NULL) the byte offset of the problem. cJSON alone accepts all three. */
+cJSON *cdt_json_parse_strict(const char *text, size_t len, size_t *err_off);
+
 /* Adds "key": s, or "key": null when s is NULL. False when out of memory. */
 bool cdt_json_add_str(cJSON *o, const char *key, const char *s);
 

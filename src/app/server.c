@@ -4,6 +4,7 @@
 #include "assets.h"
 #include "codictate/app.h"
 #include "codictate/httpd.h"
+#include "codictate/json.h"
 #include "codictate/log.h"
 #include "codictate/util.h"
 
@@ -284,7 +285,7 @@ static cJSON *json_body(struct cdt_http_req *req)
                              "application/json and a JSON object body");
         return NULL;
     }
-    o = cJSON_ParseWithLength(cdt_http_req_body(req), cdt_http_req_body_len(req));
+    o = cdt_json_parse_strict(cdt_http_req_body(req), cdt_http_req_body_len(req), NULL);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         cdt_http_reply_error(req, 400, "the body is not a JSON object");

@@ -14,6 +14,61 @@
 #include <string.h>
 #include <time.h>
 
+/* The offset of a raw control character in a string, or of a \u0000 escape, or len. */
+static size_t bad_string_byte(const char *t, size_t len)
+{
+    bool in_str = false;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)t[i];
+
+        if (!in_str) {
+            in_str = c == '"';
+            continue;
+        }
+        if (c == '"') {
+            in_str = false;
+        } else if (c < 0x20) {
+            return i;
+        } else if (c == '\\' && i + 1 < len) {
+            if (t[i + 1] == 'u' && i + 5 < len && strncmp(t + i + 2, "0000", 4) == 0)
+                return i;
+            i++; /* the escaped byte */
+        }
+    }
+    return len;
+}
+
+cJSON *cdt_json_parse_strict(const char *text, size_t len, size_t *err_off)
+{
+    const char *end = NULL;
+    size_t off, bad;
+    cJSON *o;
+
+    if (err_off)
+        *err_off = 0;
+    if (!text)
+        return NULL;
+    o = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!o) {
+        if (err_off)
+            *err_off = end && end >= text && (size_t)(end - text) <= len ? (size_t)(end - text) : 0;
+        return NULL;
+    }
+    off = (size_t)(end - text);
+    while (off < len &&
+           (text[off] == ' ' || text[off] == '\t' || text[off] == '\n' || text[off] == '\r'))
+        off++;
+    bad = bad_string_byte(text, off);
+    if (off < len || bad < off) {
+        cJSON_Delete(o);
+        if (err_off)
+            *err_off = bad < off ? bad : off;
+        return NULL;
+    }
+    return o;
+}
+
 bool cdt_json_add_str(cJSON *o, const char *key, const char *s)
 {
     return s ? cJSON_AddStringToObject(o, key, s) != NULL : cJSON_AddNullToObject(o, key) != NULL;

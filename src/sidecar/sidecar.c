@@ -8,6 +8,7 @@
  * connection thread, which blocks in the stream reader until there is more. */
 #include "sidecar_int.h"
 
+#include "codictate/json.h"
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
 #include "codictate/text.h"
@@ -466,16 +467,15 @@ cJSON *cdt__parse_body(struct cdt_http_req *req, cdt_reply_err err)
 {
     const char *body = cdt_http_req_body(req);
     size_t len = cdt_http_req_body_len(req);
-    const char *end = NULL;
+    size_t off = 0;
     cJSON *o;
 
     if (len == 0) {
         err(req, 422, NULL, "body: a JSON object is required");
         return NULL;
     }
-    o = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    o = cdt_json_parse_strict(body, len, &off);
     if (!o) {
-        size_t off = end && end >= body ? (size_t)(end - body) : 0;
         int line = 1, col = 1;
 
         if (off > len)

@@ -116,6 +116,8 @@ check "settings: the key file is 0600" is "$(stat -c %a "${keyfile:-/nonexistent
 check "settings: a bad value -> 400" is "$(post api/settings '{"idle_timeout_s": 7}')" 400
 check "settings: ... with a detail" is "$(j "$tmp/r.json" 'bool(d["detail"])')" True
 check "settings: a bad output -> 400" is "$(post api/settings '{"output": "shout"}')" 400
+check "settings: trailing garbage -> 400" is "$(post api/settings '{"output": "copy"} x')" 400
+check "settings: \\u0000 -> 400" is "$(post api/settings '{"prompt": "a\u0000b"}')" 400
 get api/settings >/dev/null
 check "settings: unchanged by bad values" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["output"])')" "(600, 'none')"
 check "settings: text/plain -> 415" is \

@@ -90,6 +90,16 @@ check "still serving after bad loads" eval 'req GET /health; [ "$code" = 200 ]'
 req POST /load '{"model_path": '
 check "malformed JSON: 400" is "$code" 400
 check "malformed JSON: says where" has "$body" 'Malformed JSON at line 1'
+# Strict bodies (issue 14): what follows the object, raw control characters in a
+# string and \u0000 (it would cut the path short) are malformed too.
+req POST /load "{\"model_path\":\"$tmp/missing.gguf\"} trailing"
+check "trailing garbage: 400" is "$code" 400
+req POST /load '{"model_path":"a"}{"model_path":"b"}'
+check "two objects: 400" is "$code" 400
+req POST /load "$(printf '{"model_path":"a\tb"}')"
+check "a raw tab in a string: 400" is "$code" 400
+req POST /load '{"model_path":"/dev/null\u0000.gguf"}'
+check "\\u0000 in a string: 400" is "$code" 400
 req GET /nope
 check "unknown path: 404" is "$code" 404
 req GET /load

@@ -81,9 +81,42 @@ TEST(refine_parse_refuses)
     }
 }
 
+TEST(strict_parse)
+{
+    static const struct {
+        const char *text;
+        long bad_at; /* -1: accepted; -2: refused where cJSON stops */
+    } cases[] = {
+        {"{\"a\": 1}", -1},
+        {"  {\"a\": \"x\\ny\"}\n", -1},
+        {"{\"a\": \"\\u00e9\\\"\"}", -1},
+        {"{\"a\": 1} x", 9},           /* trailing garbage */
+        {"{\"a\": 1}{\"b\": 2}", 8},   /* two objects */
+        {"{\"a\": \"x\ty\"}", 8},      /* a raw tab in a string */
+        {"{\"a\": \"x\\u0000y\"}", 8}, /* \u0000 cuts C strings */
+        {"{\"a\": ", -2},              /* cut short */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t off = 12345;
+        cJSON *o = cdt_json_parse_strict(cases[i].text, strlen(cases[i].text), &off);
+
+        if (cases[i].bad_at == -1) {
+            CHECK(o != NULL);
+        } else {
+            CHECK(o == NULL);
+            if (cases[i].bad_at >= 0)
+                CHECK_INT((int)off, (int)cases[i].bad_at);
+        }
+        cJSON_Delete(o);
+    }
+    CHECK(cdt_json_parse_strict(NULL, 0, NULL) == NULL);
+}
+
 int main(void)
 {
     RUN(refine_round_trip);
     RUN(refine_parse_refuses);
+    RUN(strict_parse);
     return TEST_END();
 }
