@@ -27,6 +27,13 @@ char *cdt_text_strip_think_blocks(const char *text);
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
 bool cdt_utf8_valid(const char *s, size_t len);
 
+/* A copy of s safe to print on a terminal: C0 control characters (but newline when
+ * keep_newlines), DEL and the C1 controls (U+0080..U+009F, e.g. the one-byte CSI)
+ * become "\xNN" / "\u00NN", so stored text or a request path cannot move the
+ * cursor, retitle the window or hide what follows. Caller frees; NULL when out of
+ * memory. */
+char *cdt_text_escape_controls(const char *s, bool keep_newlines);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include "codictate/refine.h"
 
 #include "codictate/json.h"
+#include "codictate/text.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -98,15 +99,46 @@ static bool empty_input(const struct cdt_history_entry *e)
            strcmp(e->fallback_reason, cdt_refine_reason_message(CDT_REFINE_EMPTY_INPUT)) == 0;
 }
 
+/* A history entry with every string made safe for the terminal (stored text is
+ * data: an escape sequence in it must not reach the terminal). */
+static bool escape_entry(const struct cdt_history_entry *in, struct cdt_history_entry *out)
+{
+    char *const *src[] = {&in->status, &in->model,           &in->refined,
+                          &in->raw,    &in->fallback_reason, &in->error};
+    char **dst[] = {&out->status, &out->model,           &out->refined,
+                    &out->raw,    &out->fallback_reason, &out->error};
+    char *id = cdt_text_escape_controls(in->id, false);
+
+    memset(out, 0, sizeof(*out));
+    if (!id)
+        return false;
+    snprintf(out->id, sizeof(out->id), "%s", id);
+    free(id);
+    out->time_ms = in->time_ms;
+    out->audio_seconds = in->audio_seconds;
+    for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+        if (*src[i] && !(*dst[i] = cdt_text_escape_controls(*src[i], true)))
+            return false;
+    /* reason_code stays as stored: empty_input compares it with the static names. */
+    out->reason_code = in->reason_code ? strdup(in->reason_code) : NULL;
+    return !in->reason_code || out->reason_code;
+}
+
 static void print_plain(const struct cdt_history_entry *v, size_t n)
 {
     bool colour = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
 
     for (size_t i = 0; i < n; i++) {
-        const struct cdt_history_entry *e = &v[i];
-        const char *status = e->status ? e->status : "?";
+        struct cdt_history_entry safe, *e = &safe;
+        const char *status;
         char when[64], len[32];
 
+        if (!escape_entry(&v[i], &safe)) {
+            cdt_history_entry_cleanup(&safe);
+            fprintf(stderr, "codictate history: out of memory\n");
+            return;
+        }
+        status = e->status ? e->status : "?";
         local_time(e->time_ms, when, sizeof(when));
         duration(e->audio_seconds, len, sizeof(len));
         if (i)
@@ -125,6 +157,7 @@ static void print_plain(const struct cdt_history_entry *v, size_t n)
             indented("error: ", e->error);
         else if (e->fallback_reason && !empty_input(e))
             printf("    (LLM output not used: %s)\n", e->fallback_reason);
+        cdt_history_entry_cleanup(&safe);
     }
 }
 

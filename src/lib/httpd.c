@@ -6,6 +6,7 @@
  * before any handler sees the request. */
 #include "codictate/httpd.h"
 #include "codictate/log.h"
+#include "codictate/text.h"
 #include "codictate/util.h"
 
 #include <arpa/inet.h>
@@ -418,9 +419,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!req)
         return;
-    CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", req->method, req->path, req->status,
-              cdt_now_ms() - req->t0_ms,
-              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
+    if (cdt_log_enabled(h->log, CDT_LOG_INFO)) {
+        /* The path is the client's (URL-decoded): no escape sequences into the log. */
+        char *method = cdt_text_escape_controls(req->method, false);
+        char *path = cdt_text_escape_controls(req->path, false);
+
+        CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", method ? method : "?", path ? path : "?",
+                  req->status, cdt_now_ms() - req->t0_ms,
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
+        free(method);
+        free(path);
+    }
     for (int i = 0; i < req->n_hdr; i++)
         free(req->hdr_value[i]);
     cdt_buf_cleanup(&req->body);

@@ -4,6 +4,7 @@
 #include "codictate/util.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,4 +121,27 @@ bool cdt_utf8_valid(const char *str, size_t len)
         i += n + 1;
     }
     return true;
+}
+
+char *cdt_text_escape_controls(const char *s, bool keep_newlines)
+{
+    size_t n = 0, o = 0;
+    char *out;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += *p < 0x20 || *p == 0x7f ? 4 : *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 6 : 1;
+    if (!(out = malloc(n + 1)))
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p < 0x20 && !(keep_newlines && *p == '\n')) || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, n + 1 - o, "\\x%02x", *p);
+        } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            o += (size_t)snprintf(out + o, n + 1 - o, "\\u%04x", p[1]);
+            p++;
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }

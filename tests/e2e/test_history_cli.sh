@@ -114,6 +114,16 @@ err=$(CODICTATE_DATA_DIR=$tmp/file "$bin" history 2>&1)
 check "dir is a file: exit 1" is "$?" 1
 check "dir is a file: says so" has "$err" "$tmp/file exists and is not a directory"
 
+# Stored text is data: escape sequences in it never reach the terminal (issue 14).
+mkdir -p "$tmp/esc"
+printf '%s\n' '{"id":"20260104-000000-000-15","time_ms":1767484800000,"status":"done","source":"file","audio_path":null,"audio_seconds":1,"raw":"x","refined":"clear \u001b[2J\u001b]0;pwned\u0007 \u009b31m red","fallback_reason":null,"error":null,"model":"m\u001b[1m","whisper_model":null,"timings":null}' \
+  >"$tmp/esc/history.jsonl"
+CODICTATE_DATA_DIR=$tmp/esc "$bin" history >"$tmp/esc.out" 2>&1
+check "escapes: exit 0" is "$?" 0
+check "escapes: no ESC, BEL or CSI byte printed" eval "! LC_ALL=C grep -q \$'[\\x1b\\x07]\\|\\xc2\\x9b' '$tmp/esc.out'"
+check "escapes: shown as \\x1b" has "$(cat "$tmp/esc.out")" 'clear \x1b[2J\x1b]0;pwned\x07 \u009b31m red'
+check "escapes: --json keeps the text as stored" has "$(CODICTATE_DATA_DIR=$tmp/esc "$bin" history --json)" '\u001b[2J'
+
 # The default location: $XDG_DATA_HOME/codictate, else ~/.local/share/codictate.
 unset CODICTATE_DATA_DIR
 "$bin" history >/dev/null 2>&1

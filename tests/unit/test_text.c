@@ -69,10 +69,31 @@ TEST(utf8_validation)
     CHECK(!cdt_utf8_valid("a\xc3z", 3));
 }
 
+TEST(escape_controls)
+{
+    char *s = cdt_text_escape_controls("a\x1b[2Jb\x07"
+                                       "c\nd\x7f e\xc2\x9b"
+                                       "31m \xc3\xa9",
+                                       false);
+
+    REQUIRE(s);
+    CHECK_STR(s, "a\\x1b[2Jb\\x07c\\x0ad\\x7f e\\u009b31m \xc3\xa9");
+    free(s);
+    s = cdt_text_escape_controls("line one\nline\ttwo", true);
+    REQUIRE(s);
+    CHECK_STR(s, "line one\nline\\x09two");
+    free(s);
+    s = cdt_text_escape_controls("", true);
+    REQUIRE(s);
+    CHECK_STR(s, "");
+    free(s);
+}
+
 int main(void)
 {
     RUN(clean_response);
     RUN(strip_think_blocks_alone);
     RUN(utf8_validation);
+    RUN(escape_controls);
     return TEST_END();
 }
