@@ -855,9 +855,17 @@ static int format_chat(struct engine *e, const struct llama_chat_message *msgs, 
 
 /* The request's prompt (one user message) or messages, formatted. Validates them:
  * fills r->errmsg and returns CDT_EINVAL / CDT_ETOOBIG when they are not usable. */
+/* A message's content in the formatted prompt is replaced by this marker (its index
+ * after it) when the prompt is formatted for tokenizing: the template's own text
+ * around the markers may hold control tokens, the contents may not. */
+#define CONTENT_MARK                                                                               \
+    "\x1f"                                                                                         \
+    "cdt-content-"
+
 static int format_request(struct engine *e, const struct cdt_gen_params *p, struct cdt_buf *out,
-                          struct cdt_gen_result *r)
+                          struct cdt_gen_result *r, bool marks)
 {
+    static char mark_text[CDT_MAX_CHAT_MSGS][32];
     struct llama_chat_message msgs[CDT_MAX_CHAT_MSGS];
     size_t total = 0;
     int n, rc;
@@ -895,6 +903,13 @@ static int format_request(struct engine *e, const struct cdt_gen_params *p, stru
         return cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), CDT_ETOOBIG,
                                "Prompt too long: over %d bytes (CDT_MAX_PROMPT_BYTES)",
                                CDT_MAX_PROMPT_BYTES);
+    if (marks) {
+        /* Written once per index, the same bytes every time: safe to share. */
+        for (int i = 0; i < n; i++) {
+            snprintf(mark_text[i], sizeof(mark_text[i]), CONTENT_MARK "%d\x1f", i);
+            msgs[i].content = mark_text[i];
+        }
+    }
     rc = format_chat(e, msgs, n, total, out, &r->prompt_format_mode);
     if (rc != 0)
         return cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), rc, "could not format the prompt: %s",
@@ -903,37 +918,86 @@ static int format_request(struct engine *e, const struct cdt_gen_params *p, stru
     return 0;
 }
 
-/* Tokenizes the formatted prompt into *toks (caller frees). Returns the count or a
- * negative error. */
-static int tokenize(const struct llama_vocab *vocab, const char *text, size_t len,
-                    llama_token **toks)
+/* The content of message i of a request. */
+static const char *content_of(const struct cdt_gen_params *p, int i)
 {
-    bool add_bos = llama_vocab_get_add_bos(vocab);
-    size_t cap = len + 2;
-    int32_t n;
+    return p->n_messages > 0 ? p->messages[i].content : p->prompt;
+}
+
+/* Appends the tokens of text[0, len) to *toks (n of cap used): the template's text
+ * (special: its control tokens are parsed; add_bos at the very start) or a
+ * message's content (never: "<|im_end|>" typed by a person is text, not the end of
+ * a turn). Returns the new count or a negative error. */
+static int tokens_append(const struct llama_vocab *vocab, const char *text, size_t len,
+                         bool special, bool add_bos, llama_token **toks, int n, size_t *cap)
+{
+    int32_t k;
 
     if (len > INT32_MAX - 2)
         return CDT_ETOOBIG;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t room = *cap - (size_t)n;
+
+        k = llama_tokenize(vocab, text, (int32_t)len, *toks + n, (int32_t)room, add_bos, special);
+        if (k >= 0)
+            return n + k;
+        if (k == INT32_MIN)
+            return CDT_ETOOBIG;
+        {
+            size_t want = (size_t)n + (size_t)-k + 2;
+            llama_token *t = realloc(*toks, sizeof(**toks) * want);
+
+            if (!t)
+                return CDT_ENOMEM;
+            *toks = t;
+            *cap = want;
+        }
+    }
+    return CDT_EENGINE;
+}
+
+/* Tokenizes a prompt formatted with content marks (format_request(…, true)): the
+ * template's pieces with their control tokens, each message's content as plain text
+ * in its place. Returns the count (tokens in *toks, caller frees) or an error. */
+static int tokenize_marked(struct engine *e, const struct cdt_buf *fmt,
+                           const struct cdt_gen_params *p, bool with_tail, llama_token **toks)
+{
+    const struct llama_vocab *vocab = llama_model_get_vocab(e->model);
+    int n_msgs = p->n_messages > 0 ? p->n_messages : 1, n = 0;
+    size_t cap = fmt->len + 16, at = 0;
+    bool add_bos = llama_vocab_get_add_bos(vocab);
+
+    for (int i = 0; i < n_msgs; i++)
+        cap += strlen(content_of(p, i)) + 2;
     *toks = malloc(sizeof(**toks) * cap);
     if (!*toks)
         return CDT_ENOMEM;
-    n = llama_tokenize(vocab, text, (int32_t)len, *toks, (int32_t)cap, add_bos, true);
-    if (n < 0) {
-        llama_token *t;
+    for (int i = 0; i <= n_msgs && n >= 0; i++) {
+        char mark[32];
+        const char *hit = NULL;
+        size_t piece;
 
-        if (n == INT32_MIN)
-            return CDT_ETOOBIG;
-        cap = (size_t)-n;
-        t = realloc(*toks, sizeof(**toks) * cap);
-        if (!t)
-            return CDT_ENOMEM;
-        *toks = t;
-        n = llama_tokenize(vocab, text, (int32_t)len, *toks, (int32_t)cap, add_bos, true);
-        if (n < 0)
-            return CDT_EENGINE;
+        if (i < n_msgs) {
+            snprintf(mark, sizeof(mark), CONTENT_MARK "%d\x1f", i);
+            hit = memmem(fmt->data + at, fmt->len - at, mark, strlen(mark));
+            if (!hit) {
+                /* A template that dropped or rewrote a message: tokenize its text as is. */
+                CDT_LOG_W(e->log, "prompt: message %d not found in the formatted prompt", i + 1);
+                continue;
+            }
+        }
+        if (!hit && !with_tail)
+            break; /* a warmup: the prompt's beginning, up to the end of its content */
+        piece = (hit ? (size_t)(hit - fmt->data) : fmt->len) - at;
+        n = tokens_append(vocab, fmt->data + at, piece, true, add_bos && at == 0, toks, n, &cap);
+        if (n < 0 || !hit)
+            break;
+        at += piece + strlen(mark);
+        n = tokens_append(vocab, content_of(p, i), strlen(content_of(p, i)), false, false, toks, n,
+                          &cap);
     }
     /* A template that writes the BOS text itself, plus add_bos: keep one BOS. */
-    if (add_bos && n >= 2 && (*toks)[0] == (*toks)[1] && (*toks)[0] == llama_vocab_bos(vocab)) {
+    if (n >= 2 && add_bos && (*toks)[0] == (*toks)[1] && (*toks)[0] == llama_vocab_bos(vocab)) {
         memmove(*toks, *toks + 1, sizeof(**toks) * (size_t)(n - 1));
         n--;
     }
@@ -1277,10 +1341,10 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     if (!p)
         return cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), CDT_EINVAL, "no prompt");
 
-    rc = format_request(e, p, &fmt, r);
+    rc = format_request(e, p, &fmt, r, true);
     if (rc != 0)
         goto done;
-    n_prompt = tokenize(llama_model_get_vocab(e->model), fmt.data, fmt.len, &toks);
+    n_prompt = tokenize_marked(e, &fmt, p, true, &toks);
     if (n_prompt < 0) {
         rc = n_prompt;
         cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), rc, "could not tokenize the prompt: %s",
@@ -1419,39 +1483,6 @@ done:
 
 /* Where a user message's content ends in the formatted prompt: the formatted text of
  * `prompt` and of `prompt` + one more character agree exactly up to there. */
-static int warm_text(struct engine *e, const char *prompt, size_t len, struct cdt_buf *out)
-{
-    struct cdt_gen_result r;
-    struct cdt_gen_params p;
-    struct cdt_buf longer = {0};
-    char *plus;
-    size_t cut = 0;
-    int rc;
-
-    plus = malloc(len + 2);
-    if (!plus)
-        return CDT_ENOMEM;
-    memcpy(plus, prompt, len);
-    plus[len] = '\x01';
-    plus[len + 1] = '\0';
-    memset(&p, 0, sizeof(p));
-    memset(&r, 0, sizeof(r));
-    p.prompt = prompt;
-    rc = format_request(e, &p, out, &r);
-    if (rc == 0) {
-        p.prompt = plus;
-        rc = format_request(e, &p, &longer, &r);
-    }
-    if (rc == 0) {
-        while (cut < out->len && cut < longer.len && out->data[cut] == longer.data[cut])
-            cut++;
-        cdt_buf_truncate(out, cut);
-    }
-    free(plus);
-    cdt_buf_cleanup(&longer);
-    return rc;
-}
-
 static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errmsg, size_t errcap)
 {
     struct engine *e = engine_of(be);
@@ -1470,12 +1501,23 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
         return cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG,
                                "Prompt too long: over %d bytes (CDT_MAX_PROMPT_BYTES)",
                                CDT_MAX_PROMPT_BYTES);
-    rc = warm_text(e, prompt, len, &text);
-    if (rc != 0) {
-        cdt__errmsg_set(errmsg, errcap, rc, "could not format the prompt: %s", cdt_strerror(rc));
-        goto done;
+    /* The template's text before the user's turn, then the prompt as its content: the
+     * tokens a request that starts with this prompt starts with. */
+    {
+        struct cdt_gen_params wp;
+        struct cdt_gen_result wr;
+
+        memset(&wp, 0, sizeof(wp));
+        memset(&wr, 0, sizeof(wr));
+        wp.prompt = prompt;
+        rc = format_request(e, &wp, &text, &wr, true);
+        if (rc != 0) {
+            cdt__errmsg_set(errmsg, errcap, rc, "could not format the prompt: %s",
+                            cdt_strerror(rc));
+            goto done;
+        }
+        n = tokenize_marked(e, &text, &wp, false, &toks);
     }
-    n = tokenize(llama_model_get_vocab(e->model), text.data ? text.data : "", text.len, &toks);
     if (n < 0) {
         rc = cdt__errmsg_set(errmsg, errcap, n, "could not tokenize the prompt: %s",
                              cdt_strerror(n));
