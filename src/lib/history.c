@@ -271,6 +271,32 @@ static void fsync_dir(const char *dir)
 
 static void prune(struct cdt_history *h, const char *keep_id);
 
+/* Opens the history file (flags as open(2); O_NONBLOCK is added so a FIFO in its
+ * place cannot hang us) and refuses anything but a regular file. Returns the fd, or
+ * -1 with errno (EINVAL: not a regular file). */
+static int open_history_file(const char *path, int flags, mode_t mode)
+{
+    struct stat st;
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
 /* Appends and rewrites (cdt_history_delete) exclude each other through
  * "<dir>/history.lock" (flock), so a rewrite never drops a concurrent append.
  * Returns the lock's fd, or -1 (then we go on unlocked: appends stay atomic). */
@@ -331,10 +357,11 @@ static int append_locked(struct cdt_history *h, const struct cdt_history_entry *
         return seterr(h, CDT_ETOOBIG, "history entry %s: %zu bytes, over CDT_HISTORY_MAX_LINE (%d)",
                       e->id, len, CDT_HISTORY_MAX_LINE);
     }
-    fd = open(h->file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    fd = open_history_file(h->file, O_RDWR | O_APPEND | O_CREAT, 0600);
     if (fd < 0) {
-        rc = cdt__err_from_errno(errno);
-        seterr(h, rc, "cannot open %s: %s", h->file, strerror(errno));
+        rc = errno == EINVAL ? CDT_EIO : cdt__err_from_errno(errno);
+        seterr(h, rc, "cannot open %s: %s", h->file,
+               errno == EINVAL ? "not a regular file" : strerror(errno));
         free(line);
         return rc;
     }
@@ -484,10 +511,12 @@ static int read_lines(struct cdt_history *h, struct list *l)
     bool over = false;         /* the current line passed the cap: skip to its end */
     int fd, rc = 0;
 
-    fd = open(h->file, O_RDONLY | O_CLOEXEC);
+    fd = open_history_file(h->file, O_RDONLY, 0);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
+        if (errno == EINVAL)
+            return seterr(h, CDT_EIO, "cannot read %s: not a regular file", h->file);
         rc = cdt__err_from_errno(errno);
         return seterr(h, rc, "cannot open %s: %s", h->file, strerror(errno));
     }
@@ -768,7 +797,17 @@ int cdt_history_delete(struct cdt_history *h, const char *id)
         return seterr(h, CDT_EINVAL, "history entry id '%.40s' is empty or not [A-Za-z0-9._-]",
                       id ? id : "");
     lk = lock_history(h);
-    in = fopen(h->file, "re");
+    {
+        int fd = open_history_file(h->file, O_RDONLY, 0);
+
+        in = fd >= 0 ? fdopen(fd, "re") : NULL;
+        if (fd >= 0 && !in)
+            close(fd);
+        if (!in && errno == EINVAL) {
+            rc = seterr(h, CDT_EIO, "cannot read %s: not a regular file", h->file);
+            goto out;
+        }
+    }
     if (!in) {
         rc = errno == ENOENT ? seterr(h, CDT_ENOTFOUND, "no history entry %s", id)
                              : seterr(h, cdt__err_from_errno(errno), "cannot open %s: %s", h->file,

@@ -517,6 +517,28 @@ TEST(test_delete)
     cdt_history_free(h);
 }
 
+/* A FIFO (or any non-file) where history.jsonl should be: a clear error, no hang. */
+TEST(test_fifo)
+{
+    char dir[256], file[512];
+    struct cdt_history *h;
+    struct cdt_history_entry *v = NULL;
+    size_t n = 0;
+
+    fresh_dir(dir, sizeof(dir));
+    h = open_at(dir);
+    REQUIRE(h);
+    history_file(h, file, sizeof(file));
+    REQUIRE(mkfifo(file, 0600) == 0);
+    alarm(10); /* a hang fails the test instead of stalling it */
+    CHECK_INT(cdt_history_list(h, &v, &n, NULL), CDT_EIO);
+    CHECK(strstr(cdt_history_errmsg(h), "not a regular file") != NULL);
+    CHECK_INT(append_simple(h, "20260101-000000-000-1", 1000, "done", "x"), CDT_EIO);
+    CHECK_INT(cdt_history_delete(h, "20260101-000000-000-1"), CDT_EIO);
+    alarm(0);
+    cdt_history_free(h);
+}
+
 TEST(test_permissions)
 {
     char dir[256], sub[300], file[512];
@@ -679,6 +701,7 @@ int main(void)
     RUN(test_prune_recordings);
     RUN(test_clear);
     RUN(test_delete);
+    RUN(test_fifo);
     RUN(test_permissions);
     RUN(test_dir_is_a_file);
     RUN(test_unwritable_dir);
