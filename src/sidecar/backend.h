@@ -52,6 +52,8 @@ struct cdt_gen_trace {
 
 /* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
  * start from cdt_gen_params_default(). */
+#define CDT_TOP_P_MIN 1e-6f /* the smallest nucleus: only the best token(s) */
+
 struct cdt_gen_params {
     const char *prompt;                  /* the user's prompt (one user message); borrowed */
     const struct cdt_chat_msg *messages; /* instead of prompt when n_messages > 0 */
@@ -59,7 +61,8 @@ struct cdt_gen_params {
     int max_tokens;           /* -1: the seed's dynamic limit; >0: honoured up to ctx */
     int system_ram_gb;        /* RAM tier input for max_tokens = -1 */
     float temperature;        /* 0: greedy, deterministic */
-    float top_p;              /* 1: off */
+    float top_p;              /* 1: off; 0 (unset) is off too; CDT_TOP_P_MIN: the most
+                               * likely token(s) only (the HTTP API's top_p 0) */
     float min_p;              /* 0: off */
     float repetition_penalty; /* 1: off; over the last `repeat_last_n` tokens */
     int repeat_last_n;        /* tokens */

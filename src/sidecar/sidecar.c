@@ -626,7 +626,9 @@ bool cdt__parse_gen_options(struct cdt_http_req *req, const cJSON *body, struct 
     gp->max_tokens = (int)max_tokens;
     gp->system_ram_gb = ram < 1 ? 1 : (int)lround(ram);
     gp->temperature = (float)temp;
-    gp->top_p = (float)top_p;
+    /* top_p 0 asks for the most likely token only (as llama-server): the smallest
+     * nucleus, not "off" (which 0 means inside the engine's params). */
+    gp->top_p = top_p > 0 ? (float)top_p : CDT_TOP_P_MIN;
     gp->min_p = (float)min_p;
     gp->repetition_penalty = (float)rep;
     gp->has_seed = seed >= 0;

@@ -235,6 +235,27 @@ TEST(sampler_matches_reference)
         }
     }
 
+    /* The smallest nucleus (an HTTP top_p of 0) leaves only the best token, at any
+     * temperature. */
+    {
+        for (int i = 0; i < n; i++)
+            z[i] = 2.0f * ((float)(lcg(&x) % 20001) / 10000.0f - 1.0f);
+        z[n / 3] = 2.5f;
+        p.temperature = 1.5f;
+        p.top_p = CDT_TOP_P_MIN;
+        p.repetition_penalty = 1.0f;
+        sampler_init(&s, &p, 4096);
+        {
+            double total = dist_build(&e->d, &s, z);
+            int nonzero = 0;
+
+            for (int i = 0; i < n; i++)
+                nonzero += e->d.w[i] > 0.0f;
+            CHECK_INT(nonzero, 1);
+            CHECK(e->d.w[n / 3] > 0.0f && e->d.w[n / 3] == (float)total);
+        }
+    }
+
     /* Greedy: argmax after the penalty, which counts each token once. */
     {
         llama_token hist[4] = {7, 7, 9, 11};

@@ -53,6 +53,8 @@ static void fake_unload(struct cdt_backend *be)
     ((struct fake *)be)->loaded = false;
 }
 
+static _Atomic float last_top_p; /* the params the last generation got */
+
 static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
                          struct cdt_gen_result *r)
 {
@@ -61,6 +63,7 @@ static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
     const char *prompt = p->n_messages > 0 ? p->messages[p->n_messages - 1].content : p->prompt;
 
     memset(r, 0, sizeof(*r));
+    last_top_p = p->top_p;
     if (!f->loaded)
         return CDT_ESTATE;
     if (strlen(prompt) > 1000) {
@@ -358,9 +361,18 @@ TEST(load_generate_unload)
                          "\\n\"") != NULL);
     FREE_RESP(r);
 
-    /* Default temperature is the seed's 0.7. */
+    /* Default temperature is the seed's 0.7 (and top_p its 0.8). */
     r = call("POST", "/generate", "{\"prompt\":\"x\"}", NULL, 0);
     CHECK(strstr(r.body, "(t=0.7)") != NULL);
+    CHECK(last_top_p == 0.8f);
+    FREE_RESP(r);
+    /* top_p 0 is the smallest nucleus (the best token), not "off" (issue 14). */
+    r = call("POST", "/generate", "{\"prompt\":\"x\",\"top_p\":0}", NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(last_top_p > 0.0f && last_top_p <= CDT_TOP_P_MIN);
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"x\",\"top_p\":0.5}", NULL, 0);
+    CHECK(last_top_p == 0.5f);
     FREE_RESP(r);
 
     r = call("POST", "/unload", "", NULL, 0);
