@@ -119,7 +119,7 @@ struct cdt_sidecar_gen_reply {
     char prompt_format_mode[32]; /* how the prompt was formatted: "raw" (/generate),
                                   * "chat_template", "chatml"; "" unknown */
     bool prompt_format_fallback;
-    char truncated[32]; /* why the text stopped early ("deadline"); "" when it did not */
+    char truncated[32]; /* why the text stopped early ("deadline", "context"); "" when not */
     struct cdt_sidecar_timings timings;
 };
 

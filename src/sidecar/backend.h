@@ -106,7 +106,9 @@ struct cdt_gen_result {
     const char *prompt_format_mode; /* static: "chat_template", "chatml", "raw" */
     bool prompt_format_fallback;    /* true when not the model's own template */
     bool stopped_by_callback;       /* on_text asked to stop */
-    const char *truncated;          /* static: NULL, or "deadline" when the deadline hit */
+    const char *truncated;          /* static: NULL, "deadline" when the deadline hit, or
+                                     * "context" when the context ended the answer
+                                     * before max_tokens */
     const char *finish_reason;      /* static: "stop" (end of sequence or on_text), "length"
                                      * (max_tokens or context), "deadline" */
     struct cdt_gen_timings timings;

@@ -1131,6 +1131,7 @@ struct gen {
     int n_hist;
     int n_gen;      /* tokens generated */
     int max_tokens; /* limit of n_gen */
+    bool ctx_cut;   /* max_tokens was lowered to what the context has left */
     const char *finish;
     struct utf8_asm u;
     struct cdt_buf out, piece;
@@ -1363,8 +1364,10 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     }
     g.max_tokens =
         p->max_tokens > 0 ? p->max_tokens : cdt_limits_max_tokens(n_prompt, p->system_ram_gb);
-    if (g.max_tokens > e->n_ctx - n_prompt)
+    if (g.max_tokens > e->n_ctx - n_prompt) {
         g.max_tokens = e->n_ctx - n_prompt;
+        g.ctx_cut = true;
+    }
     sampler_init(&g.s, p, e->n_ctx);
     /* Not on a GPU: there drafting cost 3-16% of decode time on an H200 at 30-70%
      * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"). */
@@ -1455,7 +1458,9 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     r->text = cdt_buf_take(&g.out);
     r->tokens_generated = g.n_gen;
     r->finish_reason = g.finish;
-    r->truncated = strcmp(g.finish, "deadline") == 0 ? "deadline" : NULL;
+    r->truncated = strcmp(g.finish, "deadline") == 0              ? "deadline"
+                   : strcmp(g.finish, "length") == 0 && g.ctx_cut ? "context"
+                                                                  : NULL;
     r->timings.generated_tokens = g.n_gen;
     r->timings.generation_ms = t_end - t_gen;
     r->timings.tokens_per_second =

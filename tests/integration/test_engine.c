@@ -717,6 +717,8 @@ TEST(max_tokens)
     p.max_tokens = 1000;
     REQUIRE(be->ops->generate(be, &p, &r) == 0);
     CHECK_INT(r.tokens_generated, 64 - r.timings.prompt_tokens);
+    CHECK_STR(r.finish_reason, "length");
+    CHECK(r.truncated != NULL && strcmp(r.truncated, "context") == 0); /* says so (issue 14) */
     free(r.text);
 }
 
