@@ -827,7 +827,10 @@ static int generate_error(struct job *j, char *msg, size_t cap)
         snprintf(msg, cap, "%s", j->errmsg);
         return 400;
     case CDT_ECANCELED:
-        snprintf(msg, cap, "Generation cancelled");
+        /* Stopped by a shutdown (queued or running), or by its client/caller. */
+        snprintf(msg, cap, "%s",
+                 atomic_load(&j->s->stopping) ? "The sidecar is shutting down"
+                                              : "Generation cancelled");
         return 503;
     default:
         snprintf(msg, cap, "Generation failed: %s", j->errmsg);

@@ -46,6 +46,7 @@ req() {
 }
 is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
 has() { case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
+lacks() { case "$1" in *"$2"*) echo "  '$1' has '$2'" >&2; return 1 ;; esac; return 0; }
 json_num() { sed -n "s/.*\"$2\":\([0-9.e+-]*\).*/\1/p" <<<"$1"; }
 
 # --- start, port line, status ---
@@ -226,11 +227,11 @@ else
 fi
 
 # --- SIGTERM mid-generation ---
-curl -s -o /dev/null -H 'Content-Type: application/json' \
+curl -s -o "$tmp/term1.out" -H 'Content-Type: application/json' \
   --data '{"prompt":"go","ignore_eos":true,"max_tokens":3000}' "http://127.0.0.1:$port/generate" &
 bg1=$!
 req POST /load "{\"model_path\":\"$model\"}"
-curl -s -o /dev/null -H 'Content-Type: application/json' \
+curl -s -o "$tmp/term2.out" -H 'Content-Type: application/json' \
   --data '{"prompt":"go","ignore_eos":true,"max_tokens":3000}' "http://127.0.0.1:$port/generate" &
 bg2=$!
 sleep 0.3
@@ -242,6 +243,11 @@ t1=$(date +%s%N)
 check "SIGTERM during generation: exit 0" is "$rc" 0
 check "SIGTERM during generation: within 2 s" eval "[ $(((t1 - t0) / 1000000)) -lt 2000 ]"
 wait "$bg1" "$bg2"
+# The running and the queued request are told why (issue 14), not "Generation cancelled".
+check "SIGTERM: the cut requests say the sidecar is shutting down" has \
+  "$(cat "$tmp/term1.out" "$tmp/term2.out" 2>/dev/null)" "shutting down"
+check "SIGTERM: not 'Generation cancelled'" lacks "$(cat "$tmp/term1.out" "$tmp/term2.out" 2>/dev/null)" \
+  "Generation cancelled"
 
 # --- token ---
 CODICTATE_SIDECAR_TOKEN=abc123 start_sidecar tok
