@@ -56,6 +56,21 @@ static void refine_usage(FILE *out)
             CDT_REFINE_DEFAULT_TIMEOUT_MS);
 }
 
+/* Whether the transcript is text: no NUL byte (binary data), valid UTF-8. Says why
+ * not (`what`: "stdin" or "the argument"). The same rule for both ways in. */
+static bool text_ok(const char *s, size_t len, const char *what)
+{
+    if (memchr(s, '\0', len)) {
+        fprintf(stderr, "codictate refine: %s holds a NUL byte (binary data, not text)\n", what);
+        return false;
+    }
+    if (!cdt_utf8_valid(s, len)) {
+        fprintf(stderr, "codictate refine: %s is not UTF-8 text\n", what);
+        return false;
+    }
+    return true;
+}
+
 /* Reads stdin up to CDT_REFINE_MAX_TEXT bytes. Returns NULL (with a message) on
  * error. */
 static char *read_stdin(void)
@@ -83,7 +98,7 @@ static char *read_stdin(void)
         n = fread(buf + len, 1, cap - 1 - len, stdin);
         len += n;
         if (len > CDT_REFINE_MAX_TEXT) {
-            fprintf(stderr, "codictate refine: input over %d bytes (CDT_REFINE_MAX_TEXT)\n",
+            fprintf(stderr, "codictate refine: the text is over %d bytes, the most refine takes\n",
                     CDT_REFINE_MAX_TEXT);
             free(buf);
             return NULL;
@@ -102,8 +117,7 @@ static char *read_stdin(void)
         buf[--len] = '\0';
     if (len > 0 && buf[len - 1] == '\r')
         buf[--len] = '\0';
-    if (memchr(buf, '\0', len) || !cdt_utf8_valid(buf, len)) {
-        fprintf(stderr, "codictate refine: stdin is not UTF-8 text\n");
+    if (!text_ok(buf, len, "stdin")) {
         free(buf);
         return NULL;
     }
@@ -175,8 +189,12 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
     if (!text)
         return CDT_EXIT_FAIL;
     if (strlen(text) > CDT_REFINE_MAX_TEXT) {
-        fprintf(stderr, "codictate refine: input over %d bytes (CDT_REFINE_MAX_TEXT)\n",
+        fprintf(stderr, "codictate refine: the text is over %d bytes, the most refine takes\n",
                 CDT_REFINE_MAX_TEXT);
+        free(text);
+        return CDT_EXIT_FAIL;
+    }
+    if (!text_ok(text, strlen(text), "the argument")) {
         free(text);
         return CDT_EXIT_FAIL;
     }

@@ -1558,7 +1558,8 @@ int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, co
 
     *out = NULL;
     if (strlen(text) > CDT_REFINE_MAX_TEXT) {
-        set_err(errmsg, errcap, "%s", "the text is over CDT_REFINE_MAX_TEXT bytes");
+        snprintf(errmsg, errcap, "the text is over %d bytes, the most refine takes",
+                 CDT_REFINE_MAX_TEXT);
         return CDT_ETOOBIG;
     }
     rc = refine_with(app, text, prompt, model, &res, &provider, errmsg, errcap);

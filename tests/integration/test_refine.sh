@@ -35,6 +35,7 @@ done
 url=http://127.0.0.1:$port/v1
 
 has() { case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
+lacks() { case "$1" in *"$2"*) echo "  '$1' has '$2'" >&2; return 1 ;; esac; return 0; }
 is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
 # field JSON KEY: the raw JSON value of a top-level key of cJSON_Print's output.
 field() { printf '%s\n' "$1" | sed -n "s/^\t\"$2\":\t//p" | sed 's/,$//'; }
@@ -158,6 +159,17 @@ check "default model: used" is "$(field "$out" fallback_reason)" null
 # Plain output: the text alone on stdout.
 check "plain output" is "$("$bin" refine --base-url "$url" --openai-model echo "$in" 2>/dev/null)" "So I think, we should ship it."
 check "stdin" is "$(printf '%s\n' "$in" | "$bin" refine --base-url "$url" --openai-model echo - 2>/dev/null)" "So I think, we should ship it."
+# Text in, the same rule for stdin and arguments: UTF-8, no NUL (issue 14).
+check "an invalid byte in an argument: exit 1" is \
+  "$("$bin" refine --base-url "$url" --openai-model echo "$(printf 'caf\xe9')" >/dev/null 2>&1; echo $?)" 1
+check "an invalid byte in an argument: says so" has \
+  "$("$bin" refine --base-url "$url" --openai-model echo "$(printf 'caf\xe9')" 2>&1)" "the argument is not UTF-8"
+check "an invalid byte on stdin: says so" has \
+  "$(printf 'caf\xe9' | "$bin" refine --base-url "$url" --openai-model echo - 2>&1)" "stdin is not UTF-8"
+check "a NUL byte on stdin: called binary, not 'not UTF-8'" has \
+  "$(printf 'a\0b' | "$bin" refine --base-url "$url" --openai-model echo - 2>&1)" "NUL byte"
+check "too much text: no constant's name in the message" lacks \
+  "$(head -c 70000 /dev/zero | tr '\0' a | "$bin" refine --base-url "$url" --openai-model echo - 2>&1)" "CDT_"
 
 # Empty input: returned as it is, no request.
 before=$(wc -l <"$tmp/stub.log")
