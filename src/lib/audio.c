@@ -95,8 +95,15 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
 
     memset(&info, 0, sizeof(info));
     sf = sf_open(path, SFM_READ, &info);
-    if (!sf)
-        return fail(a, CDT_EFORMAT, "%s: not a readable audio file (%s)", path, sf_strerror(NULL));
+    if (!sf) {
+        const char *why = sf_strerror(NULL);
+
+        /* libsndfile says "does not exist … (possibly a pipe?)" for a file it cannot
+         * identify; the file exists: say what it is not. */
+        if (strstr(why, "does not exist") || strstr(why, "possibly a pipe"))
+            why = "not WAV, FLAC, Ogg (Vorbis, Opus) or MP3";
+        return fail(a, CDT_EFORMAT, "%s: not a readable audio file (%s)", path, why);
+    }
     if (info.channels < 1 || info.channels > 64 || info.samplerate < 1000 ||
         info.samplerate > 768000) {
         sf_close(sf);
@@ -143,7 +150,8 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
 
             for (int c = 0; c < info.channels; c++)
                 sum += block[i * info.channels + c];
-            mono[i] = sum / (float)info.channels;
+            /* A float file may hold NaN or infinity: silence, not poison for whisper. */
+            mono[i] = isfinite(sum) ? sum / (float)info.channels : 0.0f;
         }
         if (rs) {
             /* Feed the block until soxr took all of it; at the end, NULL input

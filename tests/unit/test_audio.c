@@ -127,6 +127,43 @@ TEST(bad_inputs_give_clear_errors)
     CHECK_INT(cdt_audio_load(&a, path), CDT_EFORMAT);
     CHECK(strstr(a.errmsg, "not a readable audio file") != NULL);
     CHECK(a.samples == NULL);
+    /* A text file named .mp3 exists: never "does not exist (possibly a pipe?)". */
+    snprintf(path, sizeof(path), "%s/notes.mp3", tmpdir);
+    f = fopen(path, "w");
+    REQUIRE(f);
+    fputs("this is not audio at all, just some text\n", f);
+    fclose(f);
+    CHECK_INT(cdt_audio_load(&a, path), CDT_EFORMAT);
+    CHECK(strstr(a.errmsg, "not a readable audio file") != NULL);
+    CHECK(strstr(a.errmsg, "does not exist") == NULL);
+    CHECK(strstr(a.errmsg, "pipe") == NULL);
+    cdt_audio_cleanup(&a);
+}
+
+/* A float WAV holding NaN and infinities decodes to finite samples (silence there). */
+TEST(non_finite_samples_become_silence)
+{
+    char path[256];
+    SF_INFO info = {.samplerate = 16000, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+    float buf[1600];
+    struct cdt_audio a;
+    SNDFILE *sf;
+    int bad = 0;
+
+    for (int i = 0; i < 1600; i++)
+        buf[i] = i % 7 == 0 ? NAN : i % 11 == 0 ? INFINITY : i % 13 == 0 ? -INFINITY : 0.25f;
+    snprintf(path, sizeof(path), "%s/nan.wav", tmpdir);
+    sf = sf_open(path, SFM_WRITE, &info);
+    REQUIRE(sf);
+    sf_writef_float(sf, buf, 1600);
+    sf_close(sf);
+    cdt_audio_init(&a);
+    REQUIRE(cdt_audio_load(&a, path) == 0);
+    CHECK_INT((int)a.n_samples, 1600);
+    for (size_t i = 0; i < a.n_samples; i++)
+        bad += !isfinite(a.samples[i]);
+    CHECK_INT(bad, 0);
+    CHECK(a.samples[1] == 0.25f && a.samples[7] == 0.0f && a.samples[11] == 0.0f);
     cdt_audio_cleanup(&a);
 }
 
@@ -308,6 +345,7 @@ int main(void)
     RUN(wav_44k_stereo_resampled);
     RUN(flac_16k_mono_passthrough);
     RUN(bad_inputs_give_clear_errors);
+    RUN(non_finite_samples_become_silence);
     RUN(truncated_wav_does_not_crash);
     RUN(save_wav_round_trip);
     RUN(save_wav_errors);
