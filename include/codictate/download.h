@@ -33,9 +33,9 @@
  * only, never to a host a redirect leads to. Redirects from https to http are
  * refused; only http and https are spoken.
  *
- * Faults: no byte for stall_timeout_s → retry; network errors, 5xx and 429 (after
- * Retry-After) → retry with exponential backoff, at most max_retries times in a row
- * (an attempt that brought new bytes does not use up a retry). Errors follow
+ * Faults: no byte for stall_timeout_s, or under CDT_DL_MIN_SPEED for that long → retry; network
+ * errors, 5xx and 429 (after Retry-After) → retry with exponential backoff, at most max_retries
+ * times in a row (an attempt that brought new bytes does not use up a retry). Errors follow
  * X-Error-Code, not the status: GatedRepo (or a bare 401/403) → CDT_EAUTH "model X
  * is gated: …"; RepoNotFound, RevisionNotFound, EntryNotFound, 404 → CDT_ENOTFOUND
  * with the hub's X-Error-Message; other network failures → CDT_ENET with curl's
@@ -66,6 +66,7 @@ extern "C" {
 #define CDT_DL_MAX_HEADERS      (64 * 1024)            /* all headers of one response, bytes */
 #define CDT_DL_MAX_REDIRECTS    10                     /* redirects followed per request */
 #define CDT_DL_MAX_TOKEN        4096                   /* longest token, bytes */
+#define CDT_DL_MIN_SPEED        1024 /* slower than this for stall_timeout_s is a stall, B/s */
 #define CDT_DL_DEFAULT_ENDPOINT "https://huggingface.co"
 
 enum cdt_download_phase {

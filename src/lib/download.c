@@ -91,9 +91,12 @@ struct job {
     struct cdt__hub_resp r;
     bool is_get, body_checked, writing;
     size_t discarded;
-    int write_err;    /* set by the body callback when it stops the transfer */
-    double last_byte; /* monotonic seconds of the last byte received (or the request start) */
-    bool stalled;     /* the stall timeout stopped the transfer */
+    int write_err;        /* set by the body callback when it stops the transfer */
+    double last_byte;     /* monotonic seconds of the last byte received (or the request start) */
+    bool stalled;         /* the stall timeout stopped the transfer */
+    bool too_slow;        /* ... because bytes trickled in under CDT_DL_MIN_SPEED */
+    double win_start;     /* monotonic seconds: the start of the speed window */
+    uint64_t win_fetched; /* fetched at win_start */
     char curl_err[CURL_ERROR_SIZE];
 
     /* Progress. */
@@ -568,6 +571,17 @@ static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
         j->stalled = true;
         return 1;
     }
+    /* A byte now and then is a stall too (as curl's low-speed limit): under
+     * CDT_DL_MIN_SPEED over a whole stall period. */
+    if ((cdt_now_ms() / 1e3) - j->win_start >= j->d->p.stall_timeout_s) {
+        if (j->fetched - j->win_fetched <
+            (uint64_t)CDT_DL_MIN_SPEED * (uint64_t)j->d->p.stall_timeout_s) {
+            j->stalled = j->too_slow = true;
+            return 1;
+        }
+        j->win_start = cdt_now_ms() / 1e3;
+        j->win_fetched = j->fetched;
+    }
     if (j->writing && j->have < j->size) /* the complete state has its own final call */
         emit(j, CDT_DL_PHASE_DOWNLOAD, j->have, j->size, false);
     return 0;
@@ -593,7 +607,9 @@ static CURLcode request(struct job *j, const char *url, bool head)
     j->write_err = 0;
     j->curl_err[0] = '\0';
     j->last_byte = (cdt_now_ms() / 1e3);
-    j->stalled = false;
+    j->stalled = j->too_slow = false;
+    j->win_start = j->last_byte;
+    j->win_fetched = j->fetched;
 
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
@@ -656,7 +672,11 @@ static int curl_failure(struct job *j, CURLcode cc, const char *url)
         return CDT_ECANCELED;
     }
     if (j->stalled) {
-        setfail(j, "no data from %s for %d s", shown, d->p.stall_timeout_s);
+        if (j->too_slow)
+            setfail(j, "under %d bytes/s from %s for %d s", CDT_DL_MIN_SPEED, shown,
+                    d->p.stall_timeout_s);
+        else
+            setfail(j, "no data from %s for %d s", shown, d->p.stall_timeout_s);
         return RETRY;
     }
     if (j->write_err == RETRY)

@@ -636,6 +636,27 @@ TEST(stall_is_retried)
     cdt_download_free(d);
 }
 
+/* A server dripping bytes (under CDT_DL_MIN_SPEED) is a stall too, like no bytes at
+ * all (issue 14): retried, then a clear error, not a download that never ends. */
+TEST(trickle_is_a_stall)
+{
+    struct cdt_download_params p = fast_params();
+    struct cdt_download_result res;
+    struct cdt_download *d;
+    double t0;
+
+    fresh_home();
+    control("{\"reset\":true,\"rate\":200}");
+    REQUIRE((d = new_dl(&p)));
+    t0 = now_s();
+    CHECK(cdt_download_fetch(d, "org/model", "main", "model.bin", MODEL_SIZE, model_sha, &res) !=
+          0);
+    CHECK(now_s() - t0 < 30);
+    CHECK(strstr(cdt_download_errmsg(d), "bytes/s") != NULL);
+    cdt_download_free(d);
+    control("{\"reset\":true}");
+}
+
 struct cancel_ctx {
     struct cdt_download *d;
     uint64_t at;
@@ -1061,6 +1082,7 @@ int main(int argc, char **argv)
     RUN(not_found_follows_the_error_code);
     RUN(insufficient_disk_is_refused_before_any_byte);
     RUN(stall_is_retried);
+    RUN(trickle_is_a_stall);
     RUN(cancel_keeps_the_partial_then_resume_completes);
     RUN(progress_at_most_10_per_second);
     RUN(file_already_in_cache_is_reused);
