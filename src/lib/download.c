@@ -696,9 +696,16 @@ static int curl_failure(struct job *j, CURLcode cc, const char *url)
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
-    case CURLE_OUT_OF_MEMORY:
         seterr(d, "network error: %s (%s)", what, shown);
         return CDT_ENET;
+    case CURLE_OUT_OF_MEMORY:
+        /* What libcurl says about a response header over its 100 KB limit: the
+         * server's fault, not this machine's memory. */
+        seterr(d,
+               "the answer from %s is malformed or too large (a header over libcurl's "
+               "limit?): %s",
+               shown, what);
+        return CDT_EPROTOCOL;
     case CURLE_WRITE_ERROR:
         seterr(d, "the error reply from %s is over %d bytes", shown, ERROR_BODY_MAX);
         return CDT_EPROTOCOL;

@@ -22,6 +22,7 @@
  *     "rate": BYTES_PER_S  throttle every body (0: off)
  *     "cdn_host": "localhost"  host name used in the CDN redirect (default 127.0.0.1)
  *     "ignore_range": true  answer Range requests with 200 and the whole file
+ *     "header_bytes": N  an N-byte X-Padding header on resolve answers
  *     "reset": true      clear faults and counters first
  *   GET /_stats → {"requests","body_bytes","cdn_gets","range_gets","auth_hub","auth_cdn",
  *                  "identity","last_range"}
@@ -63,6 +64,7 @@ struct faults {
     int status, retry_after, status_times;
     long rate;         /* bytes/s, 0: unlimited */
     bool ignore_range; /* answer ranged GETs with 200 and the whole file */
+    long header_bytes; /* a header this long on resolve answers, 0: none */
     char cdn_host[64];
 };
 
@@ -420,6 +422,18 @@ static enum MHD_Result resolve(struct hub *h, struct MHD_Connection *c, const ch
 
     r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "X-Repo-Commit", commit);
+    pthread_mutex_lock(&h->lock);
+    if (h->f.header_bytes > 0) {
+        char *pad = malloc((size_t)h->f.header_bytes + 1);
+
+        if (pad) {
+            memset(pad, 'x', (size_t)h->f.header_bytes);
+            pad[h->f.header_bytes] = '\0';
+            MHD_add_response_header(r, "X-Padding", pad);
+            free(pad);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
     if (st.st_size < h->lfs_min) {
         /* Small non-LFS file: a relative redirect to the resolve cache. */
         snprintf(loc, sizeof(loc), "/api/resolve-cache/models/%s/%s/%s/%s", org, name, commit,
@@ -538,6 +552,8 @@ static enum MHD_Result control(struct hub *h, struct MHD_Connection *c, const ch
     }
     if (cJSON_IsNumber(v = cJSON_GetObjectItem(o, "rate")))
         h->f.rate = (long)v->valuedouble;
+    if (cJSON_IsNumber(v = cJSON_GetObjectItem(o, "header_bytes")))
+        h->f.header_bytes = (long)v->valuedouble;
     if (cJSON_IsBool(v = cJSON_GetObjectItem(o, "ignore_range")))
         h->f.ignore_range = cJSON_IsTrue(v);
     if (cJSON_IsString(v = cJSON_GetObjectItem(o, "cdn_host")))

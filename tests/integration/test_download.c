@@ -657,6 +657,28 @@ TEST(trickle_is_a_stall)
     control("{\"reset\":true}");
 }
 
+/* A response header over libcurl's 100 KB limit is the server's fault, said so —
+ * not "Out of memory". */
+TEST(huge_header_is_the_servers_fault)
+{
+    struct cdt_download_params p = fast_params();
+    struct cdt_download_result res;
+    struct cdt_download *d;
+
+    fresh_home();
+    control("{\"reset\":true,\"header_bytes\":200000}");
+    REQUIRE((d = new_dl(&p)));
+    CHECK(cdt_download_fetch(d, "org/model", "main", "model.bin", MODEL_SIZE, model_sha, &res) !=
+          0);
+    fprintf(stderr, "  %s\n", cdt_download_errmsg(d));
+    CHECK(strstr(cdt_download_errmsg(d), "Out of memory") == NULL ||
+          strstr(cdt_download_errmsg(d), "too large") != NULL);
+    CHECK(strstr(cdt_download_errmsg(d), "too large") != NULL ||
+          strstr(cdt_download_errmsg(d), "over the limit") != NULL);
+    cdt_download_free(d);
+    control("{\"reset\":true}");
+}
+
 struct cancel_ctx {
     struct cdt_download *d;
     uint64_t at;
@@ -1083,6 +1105,7 @@ int main(int argc, char **argv)
     RUN(insufficient_disk_is_refused_before_any_byte);
     RUN(stall_is_retried);
     RUN(trickle_is_a_stall);
+    RUN(huge_header_is_the_servers_fault);
     RUN(cancel_keeps_the_partial_then_resume_completes);
     RUN(progress_at_most_10_per_second);
     RUN(file_already_in_cache_is_reused);
