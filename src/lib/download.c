@@ -702,9 +702,9 @@ static int curl_failure(struct job *j, CURLcode cc, const char *url)
         /* What libcurl says about a response header over its 100 KB limit: the
          * server's fault, not this machine's memory. */
         seterr(d,
-               "the answer from %s is malformed or too large (a header over libcurl's "
-               "limit?): %s",
-               shown, what);
+               "the answer from %s is malformed or too large (a response header over "
+               "libcurl's 100 KB limit?)",
+               shown);
         return CDT_EPROTOCOL;
     case CURLE_WRITE_ERROR:
         seterr(d, "the error reply from %s is over %d bytes", shown, ERROR_BODY_MAX);
