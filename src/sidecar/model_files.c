@@ -76,6 +76,127 @@ static int stat_error(const char *path, int e, char *errmsg, size_t errcap)
 
 /* One GGUF file: exists, readable, starts with the magic, and holds all of its
  * tensor data (llama would otherwise fail with a less helpful message). */
+/* llama.cpp's own limits (llama-hparams.h at the pinned commit): values past them
+ * end in a GGML_ASSERT (an abort) inside llama_model_load, not an error. */
+#define LLAMA_MAX_LAYERS_PINNED  512
+#define LLAMA_MAX_EXPERTS_PINNED 1024
+
+/* Architectures whose graph asserts that the rotary dimension is the head size. */
+static const char *const rot_is_head[] = {
+    "apertus",  "arcee",    "arctic",      "baichuan",  "chameleon", "codeshell", "cogvlm",
+    "deci",     "deepseek", "dots1",       "dream",     "exaone",    "exaone4",   "falcon",
+    "granite",  "grok",     "hunyuan-moe", "internlm2", "llada",     "llama",     "llama4",
+    "mistral3", "nemotron", "olmo",        "olmo2",     "olmoe",     "orion",     "plamo",
+    "qwen2",    "qwen2moe", "qwen2vl",     "qwen3",     "qwen3moe",  "qwen3vl",   "qwen3vlmoe",
+    "seed_oss", "smollm3",  "starcoder2",  "xverse",
+};
+
+/* An unsigned integer value of key (any integer type), if present. */
+static bool kv_uint(const struct gguf_context *g, const char *arch, const char *name, uint64_t *out)
+{
+    char key[128];
+    int64_t k;
+
+    snprintf(key, sizeof(key), "%s%s%s", arch ? arch : "", arch ? "." : "", name);
+    k = gguf_find_key(g, key);
+    if (k < 0)
+        return false;
+    switch (gguf_get_kv_type(g, k)) {
+    case GGUF_TYPE_UINT8:
+        *out = gguf_get_val_u8(g, k);
+        return true;
+    case GGUF_TYPE_UINT16:
+        *out = gguf_get_val_u16(g, k);
+        return true;
+    case GGUF_TYPE_UINT32:
+        *out = gguf_get_val_u32(g, k);
+        return true;
+    case GGUF_TYPE_UINT64:
+        *out = gguf_get_val_u64(g, k);
+        return true;
+    case GGUF_TYPE_INT8:
+        *out = gguf_get_val_i8(g, k) < 0 ? UINT64_MAX : (uint64_t)gguf_get_val_i8(g, k);
+        return true;
+    case GGUF_TYPE_INT16:
+        *out = gguf_get_val_i16(g, k) < 0 ? UINT64_MAX : (uint64_t)gguf_get_val_i16(g, k);
+        return true;
+    case GGUF_TYPE_INT32:
+        *out = gguf_get_val_i32(g, k) < 0 ? UINT64_MAX : (uint64_t)gguf_get_val_i32(g, k);
+        return true;
+    case GGUF_TYPE_INT64:
+        *out = gguf_get_val_i64(g, k) < 0 ? UINT64_MAX : (uint64_t)gguf_get_val_i64(g, k);
+        return true;
+    default:
+        return false; /* per-layer arrays and others: llama.cpp checks those */
+    }
+}
+
+/* The hyperparameters llama.cpp asserts on instead of reporting (issue 14): checked
+ * here so that a damaged or hostile file is a load error, not a dead sidecar. */
+static int check_hparams(const struct gguf_context *g, const char *path, char *errmsg,
+                         size_t errcap)
+{
+    int64_t ka = gguf_find_key(g, "general.architecture"), kt;
+    const char *arch =
+        ka >= 0 && gguf_get_kv_type(g, ka) == GGUF_TYPE_STRING ? gguf_get_val_str(g, ka) : NULL;
+    uint64_t blocks, experts = 0, used, rot, heads, embd, head_dim = 0;
+    bool has_experts;
+
+    if (!arch)
+        return 0; /* llama.cpp says what is missing */
+    if (kv_uint(g, arch, "block_count", &blocks) &&
+        (blocks == 0 || blocks > LLAMA_MAX_LAYERS_PINNED))
+        return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT, "%s: %s.block_count is %llu (1..%d)",
+                               path, arch, (unsigned long long)blocks, LLAMA_MAX_LAYERS_PINNED);
+    has_experts = kv_uint(g, arch, "expert_count", &experts);
+    if (has_experts && experts > LLAMA_MAX_EXPERTS_PINNED)
+        return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                               "%s: %s.expert_count is %llu (at most %d)", path, arch,
+                               (unsigned long long)experts, LLAMA_MAX_EXPERTS_PINNED);
+    if (kv_uint(g, arch, "expert_used_count", &used) && used > experts)
+        return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                               "%s: %s.expert_used_count %llu is over expert_count %llu", path,
+                               arch, (unsigned long long)used, (unsigned long long)experts);
+    if (!kv_uint(g, arch, "attention.key_length", &head_dim))
+        head_dim = 0;
+    if (head_dim == 0 && kv_uint(g, arch, "embedding_length", &embd) &&
+        kv_uint(g, arch, "attention.head_count", &heads) && heads > 0 && embd % heads == 0)
+        head_dim = embd / heads;
+    if (kv_uint(g, arch, "rope.dimension_count", &rot) && head_dim > 0) {
+        bool must_equal = false;
+
+        for (size_t i = 0; i < sizeof(rot_is_head) / sizeof(rot_is_head[0]); i++)
+            must_equal = must_equal || strcmp(arch, rot_is_head[i]) == 0;
+        if (rot == 0 || rot > head_dim || (must_equal && rot != head_dim))
+            return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                                   "%s: %s.rope.dimension_count is %llu, the head size %llu", path,
+                                   arch, (unsigned long long)rot, (unsigned long long)head_dim);
+    }
+    /* SentencePiece ("llama") needs its byte tokens; a BPE vocabulary under that name
+     * loads and then dies on the first text that needs a byte fallback. */
+    kt = gguf_find_key(g, "tokenizer.ggml.model");
+    if (kt >= 0 && gguf_get_kv_type(g, kt) == GGUF_TYPE_STRING &&
+        strcmp(gguf_get_val_str(g, kt), "llama") == 0) {
+        int64_t kv = gguf_find_key(g, "tokenizer.ggml.tokens");
+        bool byte_tokens = false;
+
+        if (kv >= 0 && gguf_get_kv_type(g, kv) == GGUF_TYPE_ARRAY &&
+            gguf_get_arr_type(g, kv) == GGUF_TYPE_STRING) {
+            size_t n = gguf_get_arr_n(g, kv);
+
+            for (size_t i = 0; i < n && !byte_tokens; i++)
+                byte_tokens = strcmp(gguf_get_arr_str(g, kv, i), "<0x0A>") == 0;
+        }
+        if (!byte_tokens)
+            return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                                   "%s: tokenizer.ggml.model is \"llama\" (SentencePiece) but "
+                                   "the vocabulary has no byte tokens: not a SentencePiece "
+                                   "vocabulary",
+                                   path);
+    }
+    return 0;
+}
+
 static int check_gguf(const char *path, uint64_t *size, char *errmsg, size_t errcap)
 {
     struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
@@ -103,6 +224,14 @@ static int check_gguf(const char *path, uint64_t *size, char *errmsg, size_t err
     g = gguf_init_from_file(path, gp);
     if (!g)
         return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT, "corrupt or truncated GGUF: %s", path);
+    if (gguf_find_key(g, "general.architecture") >= 0) {
+        int rc = check_hparams(g, path, errmsg, errcap);
+
+        if (rc != 0) {
+            gguf_free(g);
+            return rc;
+        }
+    }
     end = gguf_get_data_offset(g);
     for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
         uint64_t e = (uint64_t)gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i) +

@@ -181,6 +181,32 @@ done:
     return rc;
 }
 
+/* Writes the model with one integer or string key changed (or added). */
+static int write_with_kv(const char *dst, const char *key, enum gguf_type type, uint64_t u,
+                         const char *str)
+{
+    struct ggml_context *ctx = NULL;
+    struct gguf_init_params ip = {.no_alloc = false, .ctx = &ctx};
+    struct gguf_context *src = gguf_init_from_file(model_path, ip), *out;
+    int rc;
+
+    if (!src)
+        return -1;
+    out = gguf_init_empty();
+    gguf_set_kv(out, src);
+    if (type == GGUF_TYPE_STRING)
+        gguf_set_val_str(out, key, str);
+    else
+        gguf_set_val_u32(out, key, (uint32_t)u);
+    for (int64_t i = 0; i < gguf_get_n_tensors(src); i++)
+        gguf_add_tensor(out, ggml_get_tensor(ctx, gguf_get_tensor_name(src, i)));
+    rc = gguf_write_to_file(out, dst, false) ? 0 : -1;
+    gguf_free(out);
+    gguf_free(src);
+    ggml_free(ctx);
+    return rc;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -722,6 +748,40 @@ TEST(max_tokens)
     free(r.text);
 }
 
+/* Values llama.cpp asserts on (an abort) are load errors here, and the engine stays
+ * usable after each (issue 14). */
+TEST(hostile_hparams_are_load_errors)
+{
+    static const struct {
+        const char *key;
+        enum gguf_type type;
+        uint64_t u;
+        const char *str, *want;
+    } cases[] = {
+        {"qwen3.block_count", GGUF_TYPE_UINT32, 0, NULL, "block_count is 0"},
+        {"qwen3.block_count", GGUF_TYPE_UINT32, 513, NULL, "block_count is 513"},
+        {"qwen3.block_count", GGUF_TYPE_UINT32, 4294967295u, NULL, "block_count is 4294967295"},
+        {"qwen3.expert_count", GGUF_TYPE_UINT32, 1000000, NULL, "expert_count is 1000000"},
+        {"qwen3.expert_used_count", GGUF_TYPE_UINT32, 4, NULL, "expert_used_count 4"},
+        {"qwen3.rope.dimension_count", GGUF_TYPE_UINT32, 2, NULL, "rope.dimension_count is 2"},
+        {"tokenizer.ggml.model", GGUF_TYPE_STRING, 0, "llama", "no byte tokens"},
+    };
+    char path[512], err[512];
+    struct cdt_model_info info;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(path, sizeof(path), "%s/hostile-%zu.gguf", tmp, i);
+        REQUIRE(write_with_kv(path, cases[i].key, cases[i].type, cases[i].u, cases[i].str) == 0);
+        err[0] = '\0';
+        CHECK(load(path, 0, &info, err, sizeof(err)) != 0);
+        if (!strstr(err, cases[i].want))
+            fprintf(stderr, "  case %zu: '%s' lacks '%s'\n", i, err, cases[i].want);
+        CHECK(strstr(err, cases[i].want) != NULL);
+    }
+    /* Still alive and able to load the real model. */
+    CHECK(load_main(0) == 0);
+}
+
 TEST(prompt_too_long)
 {
     char prompt[4096] = "", want[128];
@@ -879,6 +939,7 @@ int main(int argc, char **argv)
     RUN(kv_grows);
     RUN(always_valid_utf8);
     RUN(max_tokens);
+    RUN(hostile_hparams_are_load_errors);
     RUN(prompt_too_long);
     RUN(cancel);
     RUN(on_text_stops);
