@@ -78,6 +78,7 @@ static int stat_error(const char *path, int e, char *errmsg, size_t errcap)
  * tensor data (llama would otherwise fail with a less helpful message). */
 /* llama.cpp's own limits (llama-hparams.h at the pinned commit): values past them
  * end in a GGML_ASSERT (an abort) inside llama_model_load, not an error. */
+#define CDT_GGUF_MAX_TAIL        (64ULL * 1024 * 1024) /* bytes after the last tensor we accept */
 #define LLAMA_MAX_LAYERS_PINNED  512
 #define LLAMA_MAX_EXPERTS_PINNED 1024
 
@@ -246,6 +247,13 @@ static int check_gguf(const char *path, uint64_t *size, char *errmsg, size_t err
             errmsg, errcap, CDT_EFORMAT,
             "corrupt or truncated GGUF: %s (%llu bytes, its tensor data needs %llu)", path,
             (unsigned long long)st.st_size, (unsigned long long)end);
+    /* Far more than its tensors (a file extended behind a valid header): llama.cpp
+     * would read on for a long time before it failed, holding memory and ignoring
+     * SIGTERM. Alignment padding is a few bytes; CDT_GGUF_MAX_TAIL is generous. */
+    if ((uint64_t)st.st_size > end + CDT_GGUF_MAX_TAIL)
+        return cdt__errmsg_set(errmsg, errcap, CDT_EFORMAT,
+                               "not a model file: %s is %llu bytes but its tensors end at %llu",
+                               path, (unsigned long long)st.st_size, (unsigned long long)end);
     *size = (uint64_t)st.st_size;
     return 0;
 }

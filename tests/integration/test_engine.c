@@ -7,6 +7,7 @@
 #include "../test.h"
 #include "codictate/limits.h"
 #include "codictate/log.h"
+#include "codictate/util.h"
 #include "gen_trace.h"
 
 #include <errno.h>
@@ -778,6 +779,18 @@ TEST(hostile_hparams_are_load_errors)
             fprintf(stderr, "  case %zu: '%s' lacks '%s'\n", i, err, cases[i].want);
         CHECK(strstr(err, cases[i].want) != NULL);
     }
+    /* A valid header in front of a huge file (truncate -s 1T): refused at once. */
+    snprintf(path, sizeof(path), "%s/huge.gguf", tmp);
+    REQUIRE(copy_prefix(model_path, path, (size_t)file_size(model_path)) == 0);
+    REQUIRE(truncate(path, (off_t)1 << 40) == 0);
+    {
+        double t0 = cdt_now_ms();
+
+        CHECK(load(path, 0, &info, err, sizeof(err)) != 0);
+        CHECK(strstr(err, "tensors end at") != NULL);
+        CHECK(cdt_now_ms() - t0 < 2000);
+    }
+    unlink(path);
     /* Still alive and able to load the real model. */
     CHECK(load_main(0) == 0);
 }
