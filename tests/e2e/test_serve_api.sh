@@ -293,5 +293,18 @@ get api/history >/dev/null
 check "history: the toggled dictation is the newest" is "$(j "$tmp/r.json" '(d["entries"][0]["id"], d["entries"][0]["source"], d["entries"][0]["has_audio"])')" \
   "('$id', 'microphone', True)"
 check "history: its audio is a WAV" is "$(curl -s "${url}api/history/$id/audio" | head -c 4)" RIFF
+
+# --- the idle timeout: the model stays warm between uses, or unloads ---
+loaded() { get api/status >/dev/null; j "$tmp/r.json" 'd["sidecar"]["model"]'; }
+check "idle: never (-1) -> 200" is "$(post api/settings '{"idle_timeout_s": -1}')" 200
+post api/refine '{"text": "um one two three"}' >/dev/null
+sleep 2
+check "idle never: the model stays loaded after a refine" is "$(loaded)" test_llm_v1
+check "idle: immediately (0) -> 200" is "$(post api/settings '{"idle_timeout_s": 0}')" 200
+post api/refine '{"text": "um four five six"}' >/dev/null
+for _ in $(seq 1 50); do [ "$(loaded)" = None ] && break; sleep 0.1; done
+check "idle immediately: unloaded right after the refine" is "$(loaded)" None
+check "idle: the sidecar process stays (only the model goes)" is \
+  "$(get api/status >/dev/null; j "$tmp/r.json" 'd["sidecar"]["pid"] > 0')" True
 [ "$failed" -eq 0 ] || { echo "--- toggle output:" >&2; cat "$tmp/t1.out" "$tmp/t2.out" >&2; tail -n 40 "$tmp/serve.err" >&2; }
 finish
