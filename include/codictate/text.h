@@ -27,6 +27,17 @@ char *cdt_text_strip_think_blocks(const char *text);
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
 bool cdt_utf8_valid(const char *s, size_t len);
 
+/* The UTF-8 character at s[0..avail): its length (1..4); 0 when s[0] starts no
+ * valid character (overlongs, surrogates and code points above U+10FFFF are not);
+ * -1 when it is a valid start that avail cuts short. */
+int cdt_utf8_char(const char *s, size_t avail);
+
+/* A copy of s[0..len) that is valid UTF-8: bytes that start no character become
+ * U+FFFD. With tail NULL a character cut short at the end is replaced too; else it
+ * is left out and *tail gets its length (the caller keeps those bytes for the next
+ * piece of a stream). Caller frees; NULL when out of memory. */
+char *cdt_utf8_repair(const char *s, size_t len, size_t *tail);
+
 /* A copy of s safe to print on a terminal: C0 control characters (but newline when
  * keep_newlines), DEL and the C1 controls (U+0080..U+009F, e.g. the one-byte CSI)
  * become "\xNN" / "\u00NN", so stored text or a request path cannot move the

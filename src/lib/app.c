@@ -21,6 +21,7 @@
 #include "codictate/refiner.h"
 #include "codictate/settings.h"
 #include "codictate/sysinfo.h"
+#include "codictate/text.h"
 #include "codictate/transcribe.h"
 #include "codictate/util.h"
 
@@ -874,74 +875,24 @@ cJSON *cdt_app_dictation(struct cdt_app *app)
     return o;
 }
 
-/* The UTF-8 character at s[0..avail): its length; 0 when s[0] starts no valid
- * character; -1 when what is there is a valid start that avail cuts short. */
-static int utf8_char(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    int n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlongs */
-        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF; /* at most U+10FFFF */
-    } else {
-        return 0;
-    }
-    for (int i = 1; i < n; i++) {
-        if ((size_t)i >= avail)
-            return -1;
-        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF))
-            return 0;
-    }
-    return n;
-}
-
 /* The model's piece as valid UTF-8 (cJSON and the browser need it): the carry
- * (the end of the previous piece) first, bytes that start no character as
- * U+FFFD, and an incomplete character at the end kept in the carry for the next
- * piece. Caller frees; NULL: out of memory. Lock held. */
+ * (the end of the previous piece) first, and an incomplete character at the end
+ * kept in the carry for the next piece. Caller frees; NULL: out of memory. Lock
+ * held. */
 static char *delta_utf8_locked(struct cdt_app *app, const char *piece, size_t len)
 {
-    size_t n = app->delta_carry_len + len, o = 0, i = 0;
-    unsigned char *in = malloc(n + 1);
-    char *out = malloc(n * 3 + 1); /* each bad byte grows to 3 */
+    size_t n = app->delta_carry_len + len, tail = 0;
+    char *in = malloc(n + 1), *out;
 
-    if (!in || !out) {
-        free(in);
-        free(out);
+    if (!in)
         return NULL;
-    }
     memcpy(in, app->delta_carry, app->delta_carry_len);
     memcpy(in + app->delta_carry_len, piece, len);
-    app->delta_carry_len = 0;
-    while (i < n) {
-        int c = utf8_char(in + i, n - i);
-
-        if (c < 0) { /* fewer than 4 bytes: it fits */
-            app->delta_carry_len = n - i;
-            memcpy(app->delta_carry, in + i, n - i);
-            break;
-        }
-        if (c == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, in + i, (size_t)c);
-            o += (size_t)c;
-            i += (size_t)c;
-        }
-    }
-    out[o] = '\0';
+    out = cdt_utf8_repair(in, n, &tail);
+    /* A cut-short character is under 4 bytes: it fits the carry. */
+    app->delta_carry_len = out ? tail : 0;
+    if (out)
+        memcpy(app->delta_carry, in + n - tail, tail);
     free(in);
     return out;
 }

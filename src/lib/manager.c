@@ -597,19 +597,6 @@ static void *idle_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-static int default_state_dir(char *buf, size_t cap)
-{
-    const char *run = cdt_env_str("XDG_RUNTIME_DIR", NULL), *home = cdt_env_str("HOME", NULL);
-
-    if (run)
-        snprintf(buf, cap, "%s/codictate", run);
-    else if (home)
-        snprintf(buf, cap, "%s/.cache/codictate", home);
-    else
-        snprintf(buf, cap, "/tmp/codictate-%d", (int)getuid());
-    return 0;
-}
-
 int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out)
 {
     struct cdt_manager_params def = cdt_manager_default_params();
@@ -636,7 +623,7 @@ int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out
     if (p->state_dir)
         snprintf(m->state_dir, sizeof(m->state_dir), "%s", p->state_dir);
     else
-        default_state_dir(m->state_dir, sizeof(m->state_dir));
+        cdt_state_dir(m->state_dir, sizeof(m->state_dir));
     if (cdt_mkdir_p(m->state_dir, 0700) != 0) {
         CDT_LOG_W(p->log, "cannot create %s: %s", m->state_dir, strerror(errno));
     }

@@ -85,42 +85,76 @@ char *cdt_text_clean_response(const char *text)
     return s;
 }
 
-bool cdt_utf8_valid(const char *str, size_t len)
+int cdt_utf8_char(const char *str, size_t avail)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    int n;
 
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* no overlongs */
+        hi = c == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* at most U+10FFFF */
+    } else {
+        return 0;
+    }
+    for (int i = 1; i < n; i++) {
+        if ((size_t)i >= avail)
+            return -1;
+        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xBF))
+            return 0;
+    }
+    return n;
+}
 
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
+bool cdt_utf8_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        int n = cdt_utf8_char(s + i, len - i);
+
+        if (n <= 0)
             return false;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
+        i += (size_t)n;
     }
     return true;
+}
+
+char *cdt_utf8_repair(const char *s, size_t len, size_t *tail)
+{
+    char *out = malloc(len * 3 + 1); /* each bad byte grows to 3 */
+    size_t o = 0, i = 0;
+
+    if (!out)
+        return NULL;
+    if (tail)
+        *tail = 0;
+    while (i < len) {
+        int n = cdt_utf8_char(s + i, len - i);
+
+        if (n < 0 && tail) {
+            *tail = len - i;
+            break;
+        }
+        if (n <= 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, (size_t)n);
+            o += (size_t)n;
+            i += (size_t)n;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 char *cdt_text_escape_controls(const char *s, bool keep_newlines)

@@ -16,6 +16,7 @@
  * first progress report (VAD, mel spectrogram, language detection); encode = from
  * each encoder start to the first logits of that window; decode = the rest. */
 #include "codictate/transcribe.h"
+#include "codictate/text.h"
 #include "err_int.h"
 
 #include "codictate/sysinfo.h"
@@ -487,63 +488,19 @@ void cdt_transcript_cleanup(struct cdt_transcript *tr)
     cdt_transcript_init(tr);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 when it is not one (no
- * overlongs, surrogates, or code points above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else
-        return 0;
-    if (len < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 /* A trimmed copy of s with invalid UTF-8 bytes replaced by U+FFFD (whisper's
  * byte-level tokens need not end on a character boundary). NULL: out of memory. */
 static char *clean_text(const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t len = strlen((const char *)p), o = 0;
-    char *out;
+    size_t len = strlen((const char *)p);
 
     while (len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++, len--;
     while (len &&
            (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\n' || p[len - 1] == '\r'))
         len--;
-    out = malloc(len * 3 + 1); /* each bad byte grows to 3 */
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i, len - i);
-
-        if (n == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, p + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return cdt_utf8_repair((const char *)p, len, NULL);
 }
 
 /* ---- whisper callbacks ---- */
