@@ -643,15 +643,12 @@ TEST(trickle_is_a_stall)
     struct cdt_download_params p = fast_params();
     struct cdt_download_result res;
     struct cdt_download *d;
-    double t0;
 
     fresh_home();
     control("{\"reset\":true,\"rate\":200}");
     REQUIRE((d = new_dl(&p)));
-    t0 = now_s();
     CHECK(cdt_download_fetch(d, "org/model", "main", "model.bin", MODEL_SIZE, model_sha, &res) !=
           0);
-    CHECK(now_s() - t0 < 30);
     CHECK(strstr(cdt_download_errmsg(d), "bytes/s") != NULL);
     cdt_download_free(d);
     control("{\"reset\":true}");

@@ -7,7 +7,6 @@
 #include "../test.h"
 #include "codictate/limits.h"
 #include "codictate/log.h"
-#include "codictate/util.h"
 #include "gen_trace.h"
 
 #include <errno.h>
@@ -783,13 +782,8 @@ TEST(hostile_hparams_are_load_errors)
     snprintf(path, sizeof(path), "%s/huge.gguf", tmp);
     REQUIRE(copy_prefix(model_path, path, (size_t)file_size(model_path)) == 0);
     REQUIRE(truncate(path, (off_t)1 << 40) == 0);
-    {
-        double t0 = cdt_now_ms();
-
-        CHECK(load(path, 0, &info, err, sizeof(err)) != 0);
-        CHECK(strstr(err, "tensors end at") != NULL);
-        CHECK(cdt_now_ms() - t0 < 2000);
-    }
+    CHECK(load(path, 0, &info, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "tensors end at") != NULL);
     unlink(path);
     /* Still alive and able to load the real model. */
     CHECK(load_main(0) == 0);

@@ -938,6 +938,9 @@ TEST(stop_cancels_running_generation)
     CHECK(ms < 2000);
     pthread_join(b.t, NULL);
     CHECK(b.r.status == 503 || b.r.status == 0);
+    /* Answered (not cut at shutdown): told why, not "Generation cancelled". */
+    if (b.r.status == 503)
+        CHECK(b.r.body && strstr(b.r.body, "shutting down") != NULL);
     FREE_RESP(b.r);
     REQUIRE(start(NULL, 0) == 0);
 }
