@@ -23,6 +23,7 @@ struct cdt_cli_refine_opts {
     const char *model, *provider, *base_url, *api_key, *openai_model, *prompt;
     long timeout_ms; /* 0: the default */
     bool json;
+    bool no_app; /* refine in this process even when the app runs (eval measures it) */
 };
 
 /* Their getopt_long entries (values above any verb's own) and parser, so every
@@ -104,5 +105,6 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_history(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_serve(struct cdt_cli *cli, int argc, char **argv);
 int cdt_cmd_status(struct cdt_cli *cli, int argc, char **argv);
+int cdt_cmd_eval(struct cdt_cli *cli, int argc, char **argv);
 
 #endif

@@ -250,7 +250,7 @@ int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
     o.timeout_ms = opts->timeout_ms;
     o.log = cli->log;
     /* The running app has the model warm: use it unless another provider is asked for. */
-    if (!o.provider && !o.base_url && !o.api_key && !o.openai_model)
+    if (!opts->no_app && !o.provider && !o.base_url && !o.api_key && !o.openai_model)
         o.app_port = cdt_appclient_find();
     rc = cdt_refiner_new(&o, &r->r, err, sizeof(err));
     if (rc != 0) {

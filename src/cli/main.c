@@ -22,6 +22,7 @@ static const struct verb verbs[] = {
     {"serve", "run the app: web UI and JSON API on 127.0.0.1:11380", cdt_cmd_serve},
     {"models", "list, pull, remove and verify models", cdt_cmd_models},
     {"refine", "clean up a transcript with the local LLM", cdt_cmd_refine},
+    {"eval", "measure the refine path's quality on a case set", cdt_cmd_eval},
     {"transcribe", "transcribe an audio file with whisper.cpp", cdt_cmd_transcribe},
     {"dictate", "record, transcribe and refine", cdt_cmd_dictate},
     {"status", "show what the app and sidecar are doing", cdt_cmd_status},
