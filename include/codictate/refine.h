@@ -18,8 +18,9 @@
  *    echoed tags and wrapping quotes are stripped — never a label, tag or phrase
  *    the transcript itself contains; an output whose cleaning would still cut
  *    words of the transcript, an empty output, a refusal, an answer instead of a
- *    cleanup, or a length far from the input's → the deterministic text is
- *    delivered, with the reason.
+ *    cleanup, a length far from the input's, or a critical token changed
+ *    (cdt_refine_check_critical: a number, a name, a negation, too many content
+ *    words) → the deterministic text is delivered, with the reason.
  * 6. Any error or the deadline → the deterministic text, with the reason.
  *
  * The local provider can stream: params.on_delta sees the model's raw text while
@@ -111,7 +112,9 @@ typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
     X(GUARD_REFUSAL, 13, "guard_refusal",                                                          \
       "refusal: the model declined instead of cleaning the text")                                  \
     X(GUARD_ANSWER, 14, "guard_answer", "answer instead of a cleanup")                             \
-    X(GUARD_LENGTH, 15, "guard_length", "output length far from the transcript's")
+    X(GUARD_LENGTH, 15, "guard_length", "output length far from the transcript's")                 \
+    X(GUARD_CHANGED, 16, "guard_changed",                                                          \
+      "the output changed a number, a name, a negation or too many words")
 
 enum cdt_refine_reason {
 #define CDT_REFINE_REASON_ENUM_(name, value, code, msg) CDT_REFINE_##name = value,
@@ -239,11 +242,36 @@ char *cdt_refine_instructions(const char *instructions);
  * text); `output` its raw answer, uncleaned (think blocks and all). Returns 0 and
  * *accepted (the cleaned output; caller frees), a positive CDT_REFINE_GUARD_*
  * reason when the output is rejected (`reason` gets the text for people, which
- * names counts, never words; *accepted NULL), or CDT_ENOMEM. Cleaning never
- * removes words the transcript contains: an output it would shorten that way is
- * rejected (CDT_REFINE_GUARD_CUTS_WORDS). */
+ * names counts, never words — but CDT_REFINE_GUARD_CHANGED's, which quotes the
+ * changed token; *accepted NULL), or CDT_ENOMEM. Cleaning never removes words the
+ * transcript contains: an output it would shorten that way is rejected
+ * (CDT_REFINE_GUARD_CUTS_WORDS). An output that passes the other guards goes
+ * through cdt_refine_check_critical last. */
 CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char **accepted,
                                    char *reason, size_t reason_cap);
+
+/* Do the critical tokens of `input` (the deterministic text) survive in `output`
+ * (the model's cleaned answer)? The rules, with their exemptions, open
+ * refine_critical.c; in short:
+ * - numbers, spoken or written, compared by value over every plausible reading
+ *   ("five hundred" = "500" ≠ "5000"; "nineteen sixty one" = "1961"; "five five five
+ *   one two three four" = "555-1234"): the output invents none, and the input's
+ *   survive unless weak (a lone "one", "first", "second", "half", "noon", …) or
+ *   near a self-correction cue ("at three, no wait, at four" → "at 4");
+ * - names: a capitalised input word that opens no sentence survives (case and a
+ *   possessive 's aside) unless near a cue; the output adds no capitalised word the
+ *   input lacks (a sentence-opening function word aside);
+ * - negations (not, never, no, n't, nothing, nobody, none, cannot, …): the same
+ *   count, "can not" = "cannot" = "can't"; fewer only by those near a cue;
+ * - content words: at most max(1, 10%) of the input's missing, those near a cue or
+ *   in a false start ("we should we need to go") aside.
+ * Returns 0 when they survive, CDT_REFINE_GUARD_CHANGED with `reason` (what changed,
+ * quoting the token and nothing more of the text: "the output changed a number:
+ * 500 → 5000"), or CDT_ENOMEM. NULL strings are empty; any bytes are accepted.
+ * Linear in the texts' length but for sorting (number phrases are cut at 64 words,
+ * digit strings compared on their first 18 digits). Thread-safe. */
+CDT_NODISCARD int cdt_refine_check_critical(const char *input, const char *output, char *reason,
+                                            size_t reason_cap);
 
 #ifdef __cplusplus
 }

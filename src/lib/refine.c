@@ -726,6 +726,8 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
             rc = CDT_REFINE_GUARD_EMPTY;
         } else {
             rc = judge(input, input_lower, s, reason, reason_cap);
+            if (rc == 0)
+                rc = cdt_refine_check_critical(input, s, reason, reason_cap);
         }
     }
     free(input_lower);
@@ -939,10 +941,14 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
         goto fail;
     if (!out->refined && !(out->refined = strdup(out->cleaned)))
         goto oom;
+    /* guard_changed's detail quotes a token of the transcript: debug level only. */
+    if (out->reason == CDT_REFINE_GUARD_CHANGED)
+        CDT_LOG_D(p->log, "refine: %s", out->fallback_reason);
     if (out->reason != CDT_REFINE_OK)
         CDT_LOG_I(p->log, "refine (%s): delivering the deterministic text (%s): %s",
                   provider_of(p->provider)->name, cdt_refine_reason_name(out->reason),
-                  out->fallback_reason);
+                  out->reason == CDT_REFINE_GUARD_CHANGED ? cdt_refine_reason_message(out->reason)
+                                                          : out->fallback_reason);
     out->timings.total_ms = cdt_now_ms() - t0;
     return 0;
 oom:

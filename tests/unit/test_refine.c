@@ -236,6 +236,277 @@ TEST(guard_rejects_what_is_not_a_cleanup)
                   CDT_REFINE_GUARD_LENGTH, "output too long");
 }
 
+/* ---- critical tokens (cdt_refine_check_critical; issue 15 §3) ---- */
+
+static void expect_kept(const char *in, const char *out, int line)
+{
+    char why[CDT_REFINE_REASON_MAX];
+    int rc = cdt_refine_check_critical(in, out, why, sizeof(why));
+
+    if (rc != 0) {
+        fprintf(stderr, "line %d: \"%s\" -> \"%s\": rc=%d (%s), want kept\n", line, in, out, rc,
+                rc > 0 ? why : "");
+        cdt_test_state_.checks_failed++;
+    }
+}
+
+/* The check trips with GUARD_CHANGED and a reason that contains `detail`. */
+static void expect_changed(const char *in, const char *out, const char *detail, int line)
+{
+    char why[CDT_REFINE_REASON_MAX] = "";
+    int rc = cdt_refine_check_critical(in, out, why, sizeof(why));
+
+    if (rc != CDT_REFINE_GUARD_CHANGED || (detail && !strstr(why, detail))) {
+        fprintf(stderr, "line %d: \"%s\" -> \"%s\": rc=%d, reason \"%s\", want guard_changed, %s\n",
+                line, in, out, rc, why, detail ? detail : "");
+        cdt_test_state_.checks_failed++;
+    }
+}
+
+#define KEPT(in, out)            expect_kept(in, out, __LINE__)
+#define CHANGED(in, out, detail) expect_changed(in, out, detail, __LINE__)
+
+/* The slips our own small model made (issue 15's first try), each a case. */
+TEST(critical_catches_the_small_models_slips)
+{
+    CHANGED("four hundred and fifty dollars not five hundred", "400 and 50 dollars not 5000",
+            "the output changed a number: 450 \xE2\x86\x92 400");
+    CHANGED("It costs four hundred and fifty dollars, not five hundred.",
+            "It costs $450, not $5000.", "the output changed a number: 500 \xE2\x86\x92 5000");
+    CHANGED("I sent it to Maria yesterday.", "I sent it to Marie yesterday.",
+            "the output changed a name: Maria \xE2\x86\x92 Marie");
+    CHANGED("i sent it to maria yesterday", "I sent it to Marie yesterday.",
+            "the output changed a name: maria \xE2\x86\x92 Marie");
+    CHANGED("let's meet thursday afternoon at the office",
+            "Let's meet Friday morning at the office.",
+            "the output changed a name: thursday \xE2\x86\x92 Friday");
+    CHANGED("let's meet thursday afternoon at the office", "Let's meet at the office tomorrow.",
+            "dropped 2 of the transcript's 4 content words: thursday, afternoon");
+}
+
+TEST(critical_numbers)
+{
+    /* The same number, spoken or written. */
+    KEPT("five hundred dollars", "$500");
+    KEPT("it was five hundred dollars", "It was $500.");
+    KEPT("four hundred and fifty dollars", "$450");
+    KEPT("four hundred fifty dollars", "$450.");
+    KEPT("four hundred and fifty dollars", "450 dollars");
+    KEPT("twenty five", "25");
+    KEPT("twenty-five", "25");
+    KEPT("two thousand and twenty four", "2024");
+    KEPT("in twenty twenty four", "In 2024.");
+    KEPT("she was born in nineteen sixty one", "She was born in 1961.");
+    KEPT("nineteen oh five", "1905");
+    KEPT("one point five", "1.5");
+    KEPT("point five", "0.5");
+    KEPT("one point five million", "1.5 million");
+    KEPT("one point five million", "1,500,000");
+    KEPT("five percent", "5%");
+    KEPT("a hundred", "100");
+    KEPT("a thousand bucks", "$1,000");
+    KEPT("the third time", "The 3rd time.");
+    KEPT("the twenty first of may", "The 21st of May.");
+    KEPT("call me at five five five one two three four", "Call me at 555-1234.");
+    KEPT("call me at five five five, one two three four", "Call me at 555-1234.");
+    KEPT("call me at five five five oh one two three", "Call me at 555-0123.");
+    KEPT("meet at seven thirty", "Meet at 7:30.");
+    KEPT("meet at five", "Meet at 5:00.");
+    KEPT("it's four fifty", "It's $4.50.");
+    KEPT("fifty cents", "$0.50");
+    KEPT("five dollars and fifty cents", "$5.50");
+    KEPT("two and a half hours", "2.5 hours");
+    KEPT("a dozen eggs", "12 eggs");
+    KEPT("three or four", "3 or 4");
+    KEPT("three to four weeks", "3-4 weeks");
+    KEPT("may fifth twenty twenty four", "May 5th, 2024");
+    KEPT("I have 25 apples", "I have twenty-five apples.");
+    KEPT("It costs $1,000.", "It costs $1000.");
+    KEPT("version 2.0", "Version 2.0.");
+    KEPT("a 4k screen", "A 4K screen.");
+    KEPT("the nineties", "The '90s.");
+    /* A lone "one", "first", "second": often no number at all. */
+    KEPT("the one i like", "The one I like.");
+    KEPT("no one came", "No one came.");
+    KEPT("one of them", "One of them.");
+    KEPT("first of all we ship", "We ship.");
+    KEPT("wait a second", "Wait.");
+    /* A self-correction: the model keeps the corrected number only. */
+    KEPT("at three, no wait, at four", "at 4");
+    KEPT("let's meet at three no wait at four tomorrow", "Let's meet at 4 tomorrow.");
+    KEPT("it's ten dollars I mean twelve", "It's $12.");
+    KEPT("send five copies, sorry, six copies", "Send 6 copies.");
+    /* Said twice, stuttered around, or with a filler inside (cases from the held-out
+     * split of our training data, where the guard tripped on good targets). */
+    KEPT("In nineteen In nineteen seventy-eight, Chrysler was sold.",
+         "In 1978, Chrysler was sold.");
+    KEPT("in eighteen sixty eighteen sixty eight they came", "In 1868 they came.");
+    KEPT("a door numbered eleven o five", "A door numbered 1105.");
+    KEPT("the LST four hundred and fifty, you know, one", "The LST 451.");
+    KEPT("a floor of zero point oh one per cent", "A floor of 0.01 per cent.");
+    KEPT("in the early nineteen fifties", "In the early 1950s.");
+    KEPT("by the late nineteen nineties", "By the late 1990s.");
+    /* Changed, dropped, added, split apart. */
+    CHANGED("five hundred dollars", "$5000", "500 \xE2\x86\x92 5000");
+    CHANGED("five hundred dollars", "$50", "500 \xE2\x86\x92 50");
+    CHANGED("nineteen sixty one", "1916", "1961 \xE2\x86\x92 1916");
+    CHANGED("twenty five", "20 5", "the output dropped a number: 25");
+    CHANGED("five thousand two hundred", "5000", "5200 \xE2\x86\x92 5000");
+    CHANGED("we need three tickets", "We need tickets.", "the output dropped a number: 3");
+    CHANGED("we need tickets", "We need 3 tickets.", "the output added a number: 3");
+    CHANGED("call me at 555-1234", "Call me at 555-1243.", "555-1234 \xE2\x86\x92 555-1243");
+    CHANGED("one point five", "15", "1.5 \xE2\x86\x92 15");
+    CHANGED("twenty five percent", "2.5%", "25 \xE2\x86\x92 2.5");
+    CHANGED("the third time", "The 4th time.", "3 \xE2\x86\x92 4th");
+    /* A correction cue far away excuses nothing. */
+    CHANGED("sorry I am late, the meeting is at three and it will take an hour or so",
+            "Sorry I am late, the meeting is at 4 and it will take an hour or so.",
+            "3 \xE2\x86\x92 4");
+}
+
+TEST(critical_names)
+{
+    KEPT("maria said hi", "Maria said hi.");
+    KEPT("I told Maria", "I told Maria.");
+    KEPT("I told maria", "I told Maria.");
+    KEPT("I told Maria's brother", "I told Maria\xE2\x80\x99s brother.");
+    KEPT("we use javascript and google docs", "We use JavaScript and Google Docs.");
+    KEPT("we use JavaScript", "We use Java Script.");
+    KEPT("mister smith is here", "Mr. Smith is here.");
+    KEPT("meet at five pm", "Meet at 5 PM.");
+    KEPT("yeah we can do that", "Yes, we can do that.");
+    KEPT("send it to John, sorry, to Mark", "Send it to Mark.");
+    KEPT("I met \xC3\x89lodie in Z\xC3\xBCrich", "I met \xC3\x89lodie in Z\xC3\xBCrich.");
+    KEPT("I met \xC3\xA9lodie", "I met \xC3\x89lodie.");
+    CHANGED("I told Maria", "I told him.", "the output dropped a name: Maria");
+    CHANGED("the report is late", "The report from Microsoft is late.",
+            "the output added a name: Microsoft");
+    CHANGED("I met \xC3\x89lodie", "I met Elodie.",
+            "changed a name: \xC3\x89lodie \xE2\x86\x92 Elodie");
+    CHANGED("ask Bob about it", "Ask about it.", "the output dropped a name: Bob");
+}
+
+TEST(critical_negations)
+{
+    KEPT("we can not go", "We cannot go.");
+    KEPT("we can not go", "We can't go.");
+    KEPT("we can\xE2\x80\x99t go", "We cannot go.");
+    KEPT("i dont know", "I don't know.");
+    KEPT("no I don't think so", "No, I don't think so.");
+    KEPT("no one came", "Nobody came.");
+    KEPT("it is not blue no wait it is blue", "It is blue.");
+    KEPT("to legislate not not merely for europe", "To legislate not merely for Europe.");
+    KEPT("Not even Not even two great performances saved it.",
+         "Not even two great performances saved it.");
+    KEPT("on the payoff, no comma wait highway he relaxed", "On the highway he relaxed.");
+    CHANGED("we can not go", "We can go.", "the output dropped a negation: 1 in the transcript, 0");
+    CHANGED("I never said that", "I said that.", "dropped a negation");
+    CHANGED("we should ship it", "We should not ship it.",
+            "the output added a negation: 0 in the transcript, 1 in the output");
+    CHANGED("four hundred and fifty dollars not five hundred", "$450 dollars, $500.",
+            "dropped a negation");
+}
+
+TEST(critical_content_words)
+{
+    /* Fillers, false starts, punctuation and case: cleanups that keep the words. */
+    KEPT("um i i think it's twenty five percent", "I think it's 25%.");
+    KEPT("we should we need to go", "We need to go.");
+    KEPT("i think we should call the hotel i think we should cancel the trip",
+         "I think we should cancel the trip.");
+    KEPT("the meeting is the call is at noon", "The call is at noon.");
+    KEPT("so basically the server is like really slow you know", "The server is really slow.");
+    KEPT("hello comma world period", "Hello, world.");
+    KEPT("buy milk and eggs scratch that buy bread", "Buy bread.");
+    KEPT("send the email to the team", "Send the e-mail to the team.");
+    KEPT("we shipped the release on monday", "We ship the release on Monday.");
+    KEPT("Can you send me the report by Friday?", "Can you send me the report by Friday?");
+    KEPT("what time is the meeting", "What time is the meeting?");
+    KEPT("Je pense que c'est bien.", "Je pense que c'est bien.");
+    KEPT("Ich habe den Hund gesehen, sagte Anna.", "Ich habe den Hund gesehen, sagte Anna.");
+    KEPT("\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88",
+         "\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88\xE3\x80\x82");
+    KEPT("the quick brown fox jumps over the lazy dog near the river bank today",
+         "The quick brown fox jumps over the lazy dog near the bank today.");
+    CHANGED("the quick brown fox jumps over the lazy dog near the river bank today",
+            "The fox jumps over the dog today.",
+            "dropped 6 of the transcript's 10 content words: quick, brown, lazy, \xE2\x80\xA6");
+    CHANGED("please review the budget spreadsheet", "Please review it.",
+            "content words: budget, spreadsheet");
+}
+
+/* Never a crash, on anything: stray bytes, huge numbers, long runs. */
+TEST(critical_survives_any_input)
+{
+    static const char *const odd[] = {
+        "",
+        " ",
+        "\xFF\xFE\xC3",
+        "\xE2\x80",
+        "99999999999999999999999999999999999999",
+        "1,2,3,4,5,6,7,8,9,10",
+        "1.2.3.4.5.6",
+        "...5",
+        "$",
+        "%",
+        "'s",
+        "\xE2\x80\x99s",
+        "one point",
+        "point",
+        "and a half",
+        "a",
+        "a hundred and",
+        "trillion trillion trillion",
+        "nine hundred ninety nine trillion nine hundred ninety nine billion",
+        "5th5th5th",
+        "0.000000000000000000000000001",
+        "oh oh oh",
+        "no, no, no wait, I mean sorry",
+    };
+    char why[CDT_REFINE_REASON_MAX];
+    size_t n = 200000;
+    char *big = malloc(n + 1), *digits = malloc(n + 1);
+
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+        for (size_t j = 0; j < sizeof(odd) / sizeof(odd[0]); j++) {
+            int rc = cdt_refine_check_critical(odd[i], odd[j], why, sizeof(why));
+
+            CHECK(rc == 0 || rc == CDT_REFINE_GUARD_CHANGED);
+        }
+    CHECK_INT(cdt_refine_check_critical(NULL, NULL, NULL, 0), 0);
+    KEPT("99999999999999999999999999999999999999", "99999999999999999999999999999999999999");
+    REQUIRE(big && digits);
+    for (size_t i = 0; i < n; i++) {
+        big[i] = "five "[i % 5];
+        digits[i] = i % 7 == 6 ? ' ' : (char)('0' + i % 10);
+    }
+    big[n] = digits[n] = '\0';
+    CHECK_INT(cdt_refine_check_critical(big, big, why, sizeof(why)), 0);
+    CHECK_INT(cdt_refine_check_critical(digits, digits, why, sizeof(why)), 0);
+    CHECK(cdt_refine_check_critical(big, digits, why, sizeof(why)) == CDT_REFINE_GUARD_CHANGED);
+    free(big);
+    free(digits);
+}
+
+/* Through the whole guard: the check runs after the others pass. */
+TEST(guard_rejects_a_changed_critical_token)
+{
+    REJECT_SAYING("It costs four hundred and fifty dollars, not five hundred.",
+                  "It costs 400 and 50 dollars, not 5000.", CDT_REFINE_GUARD_CHANGED,
+                  "the output changed a number: 450 \xE2\x86\x92 400");
+    REJECT_SAYING("I sent the invoice to Maria on Thursday afternoon.",
+                  "I sent the invoice to Marie on Thursday afternoon.", CDT_REFINE_GUARD_CHANGED,
+                  "Maria \xE2\x86\x92 Marie");
+    REJECT_SAYING("We can not ship it on Friday.", "We can ship it on Friday.",
+                  CDT_REFINE_GUARD_CHANGED, "dropped a negation");
+    OK("Let's meet at three, no wait, at four tomorrow.", "Let's meet at 4 tomorrow.",
+       "Let's meet at 4 tomorrow.");
+    OK("She was born in nineteen sixty one.", "She was born in 1961.", "She was born in 1961.");
+    OK("I think it's twenty five percent", "I think it's 25%.", "I think it's 25%.");
+    OK("maria said we can not go on thursday", "Maria said we cannot go on Thursday.",
+       "Maria said we cannot go on Thursday.");
+}
+
 /* ---- the pipeline through a callback ---- */
 
 struct fake {
@@ -547,6 +818,13 @@ int main(void)
     RUN(guard_accepts_cleanups_and_strips_wrappers);
     RUN(guard_cleaning_keeps_the_transcripts_words);
     RUN(guard_rejects_what_is_not_a_cleanup);
+    RUN(critical_catches_the_small_models_slips);
+    RUN(critical_numbers);
+    RUN(critical_names);
+    RUN(critical_negations);
+    RUN(critical_content_words);
+    RUN(critical_survives_any_input);
+    RUN(guard_rejects_a_changed_critical_token);
     RUN(reason_names_are_stable_and_unique);
     RUN(pipeline_uses_the_model_output);
     RUN(pipeline_empty_input_makes_no_call);
