@@ -93,6 +93,8 @@ enum cdt_thinking {
 
 enum cdt_source_type {
     CDT_SOURCE_HUGGINGFACE = 0, /* {endpoint}/{repo}/resolve/{revision}/{file} */
+    CDT_SOURCE_BUILTIN = 1,     /* shipped with codictate: <share dir>/models/{file}
+                                 * (cdt_share_dir); repo and revision are "" */
 };
 
 /* All strings and arrays below are borrowed from the catalog: valid until

@@ -155,6 +155,12 @@ char *cdt_trim(char *s);
  * codictate, else ~/.cache/codictate, else /tmp/codictate-<uid>. Not created. */
 void cdt_state_dir(char *buf, size_t cap);
 
+/* codictate's read-only data (the built-in model, the eval cases): $CODICTATE_SHARE_DIR,
+ * else <directory of this executable>/CDT_SHARE_REL (../share/codictate for an install
+ * and for the build tree, which mirrors it). Returns 0 and the path when that directory
+ * exists, CDT_ENOTFOUND otherwise (buf still holds the path looked at). */
+CDT_NODISCARD int cdt_share_dir(char *buf, size_t cap);
+
 /* ---- processes ---- */
 
 /* Sends `sig` (0: only checks that the process exists) to the single process `pid`.

@@ -402,9 +402,20 @@ static int parse_sources(struct ctx *c, const cJSON *obj, struct cdt_catalog_mod
         if ((rc = get_string(c, it, "type", field_name(c, "sources", i, "type"), true,
                              CDT_CATALOG_MAX_ID, &type)) != 0)
             return rc;
+        if (strcmp(type, "builtin") == 0) {
+            /* Shipped with codictate (<share>/models): no repo, nothing to download. */
+            s->type = CDT_SOURCE_BUILTIN;
+            s->repo = s->revision = "";
+            if (cJSON_GetObjectItemCaseSensitive(it, "repo") ||
+                cJSON_GetObjectItemCaseSensitive(it, "revision"))
+                return fail(c, CDT_EFORMAT,
+                            "sources[%zu]: a builtin source has no repo or revision", i);
+            continue;
+        }
         if (strcmp(type, "huggingface") != 0)
             return fail(c, CDT_EFORMAT,
-                        "sources[%zu].type '%s' is not supported (only huggingface)", i, type);
+                        "sources[%zu].type '%s' is not supported (huggingface or builtin)", i,
+                        type);
         s->type = CDT_SOURCE_HUGGINGFACE;
         if ((rc = get_string(c, it, "repo", field_name(c, "sources", i, "repo"), true,
                              CDT_CATALOG_MAX_REPO, &s->repo)) != 0)

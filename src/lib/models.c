@@ -6,6 +6,7 @@
 #include "codictate/models.h"
 #include "codictate/hfcache.h"
 #include "codictate/log.h"
+#include "codictate/util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -93,11 +94,39 @@ static const struct cdt_catalog_source *source_of(const struct cdt_catalog_model
 }
 
 /* Finds file i of the model in the cache; returns 0 with the entry. */
+static bool builtin(const struct cdt_catalog_model *cm)
+{
+    return source_of(cm)->type == CDT_SOURCE_BUILTIN;
+}
+
+/* A file shipped with codictate: <share dir>/models/<name>, a regular file.
+ * CODICTATE_NO_BUILTIN_MODEL=1 hides it (the test suite's models are its own). */
+static int builtin_file(const char *name, struct cdt_hfcache_entry *out)
+{
+    char dir[CDT_HF_MAX_PATH];
+    struct stat st;
+
+    memset(out, 0, sizeof(*out));
+    if (cdt_env_long("CODICTATE_NO_BUILTIN_MODEL", 0, 1, 0) == 1 ||
+        cdt_share_dir(dir, sizeof(dir)) != 0)
+        return CDT_ENOTFOUND;
+    if ((size_t)snprintf(out->path, sizeof(out->path), "%s/models/%s", dir, name) >=
+        sizeof(out->path))
+        return CDT_ENOTFOUND;
+    if (stat(out->path, &st) != 0 || !S_ISREG(st.st_mode))
+        return CDT_ENOTFOUND;
+    snprintf(out->blob, sizeof(out->blob), "%s", out->path);
+    out->size = (uint64_t)st.st_size;
+    return 0;
+}
+
 static int find_file(struct cdt_models *m, const struct cdt_catalog_model *cm, size_t i,
                      struct cdt_hfcache_entry *out)
 {
     const struct cdt_catalog_source *src = source_of(cm);
-    int rc = cdt_hfcache_find(m->cache_dir, src->repo, src->revision, cm->files[i].name, out);
+    int rc = builtin(cm)
+                 ? builtin_file(cm->files[i].name, out)
+                 : cdt_hfcache_find(m->cache_dir, src->repo, src->revision, cm->files[i].name, out);
 
     if (rc == 0 && cm->files[i].size && out->size != cm->files[i].size)
         return CDT_EFORMAT; /* a different or damaged file */
@@ -118,7 +147,7 @@ static void disk_state(struct cdt_models *m, const struct cdt_catalog_model *cm,
             continue;
         }
         *complete = false;
-        if (cm->files[i].sha256[0]) {
+        if (cm->files[i].sha256[0] && !builtin(cm)) {
             char *part = NULL;
             struct stat st;
 
@@ -283,6 +312,21 @@ int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *toke
         snprintf(errmsg, errcap, "%s is already downloading", e->cm->id);
         return CDT_EBUSY;
     }
+    if (builtin(e->cm)) {
+        struct cdt_hfcache_entry fe;
+        bool there = true;
+
+        for (size_t i = 0; i < e->cm->n_files; i++)
+            there = there && find_file(m, e->cm, i, &fe) == 0;
+
+        pthread_mutex_unlock(&m->lock);
+        if (there)
+            return 0; /* nothing to download */
+        snprintf(errmsg, errcap,
+                 "%s is built into codictate, but its file is missing (reinstall codictate)",
+                 e->cm->id);
+        return CDT_ENOTFOUND;
+    }
     ctx.m = m;
     ctx.id = e->cm->id;
     ctx.done_before = 0;
@@ -380,6 +424,11 @@ int cdt_models_delete(struct cdt_models *m, const char *id, char *errmsg, size_t
         snprintf(errmsg, errcap, "%s is downloading; cancel the download first", e->cm->id);
         return CDT_ESTATE;
     }
+    if (builtin(e->cm)) {
+        pthread_mutex_unlock(&m->lock);
+        snprintf(errmsg, errcap, "%s is built into codictate and cannot be removed", e->cm->id);
+        return CDT_EPERM;
+    }
     if (any_loaded && is_file_of(m, e, loaded)) {
         pthread_mutex_unlock(&m->lock);
         snprintf(errmsg, errcap, "%s is loaded; unload it first", e->cm->id);
@@ -415,10 +464,12 @@ int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg, size_t
         const struct cdt_catalog_file *f = &e->cm->files[i];
         struct cdt_hfcache_entry fe;
         char got[CDT_SHA256_HEX] = "";
-        int rc = cdt_hfcache_find(m->cache_dir, source_of(e->cm)->repo, source_of(e->cm)->revision,
-                                  f->name, &fe);
+        int rc;
 
-        if (rc != 0) {
+        pthread_mutex_lock(&m->lock);
+        rc = find_file(m, e->cm, i, &fe);
+        pthread_mutex_unlock(&m->lock);
+        if (rc != 0 && rc != CDT_EFORMAT) {
             snprintf(errmsg, errcap, "%s: %s is not downloaded", e->cm->id, f->name);
             return CDT_ESTATE;
         }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,6 +195,37 @@ int cdt_proc_signal(pid_t pid, int sig)
     if (kill(pid, sig) == 0)
         return 0;
     return errno == ESRCH ? CDT_ENOTFOUND : errno == EPERM ? CDT_EPERM : CDT_EINVAL;
+}
+
+#ifndef CDT_SHARE_REL
+#define CDT_SHARE_REL "../share/codictate"
+#endif
+
+int cdt_share_dir(char *buf, size_t cap)
+{
+    const char *env = cdt_env_str("CODICTATE_SHARE_DIR", NULL);
+    char exe[4096];
+    struct stat st;
+    ssize_t n;
+
+    if (env) {
+        snprintf(buf, cap, "%s", env);
+    } else if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+        char *slash;
+
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(buf, cap, "%s/%s", slash ? exe : ".", CDT_SHARE_REL);
+    } else {
+        snprintf(buf, cap, "%s", CDT_SHARE_REL);
+    }
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return CDT_ENOTFOUND;
+    if (realpath(buf, exe) && strlen(exe) < cap)
+        snprintf(buf, cap, "%s", exe); /* no "bin/../" in the paths people see */
+    return 0;
 }
 
 void cdt_state_dir(char *buf, size_t cap)

@@ -19,6 +19,8 @@ static char *q(const char *s)
     return out;
 }
 
+#define SHA64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 /* A valid model's fields after its id. */
 #define M_REST                                                                                     \
     "'kind':'llm','name':'M','files':[{'name':'m.gguf','size':10}],"                               \
@@ -86,11 +88,11 @@ static const char *const llm_ids[] = {
 TEST(builtin_loads_and_validates)
 {
     struct cdt_catalog *cat = builtin();
-    size_t llms = 0, whispers = 0, vads = 0;
+    size_t llms = 0, whispers = 0, vads = 0, shipped = 0;
 
     REQUIRE(cat);
     CHECK_STR(cdt_catalog_origin(cat), "built-in");
-    CHECK_INT(cdt_catalog_count(cat), 12);
+    CHECK_INT(cdt_catalog_count(cat), 13);
     CHECK(cdt_catalog_builtin_json_len > 1000);
     CHECK_INT(cdt_catalog_builtin_json[cdt_catalog_builtin_json_len], 0);
     for (size_t i = 0; i < cdt_catalog_count(cat); i++) {
@@ -106,14 +108,20 @@ TEST(builtin_loads_and_validates)
             CHECK(m->files[f].size > 0);
             CHECK_INT(strlen(m->files[f].sha256), 64); /* every built-in file is pinned */
         }
+        if (m->sources[0].type == CDT_SOURCE_BUILTIN) {
+            shipped++; /* the model trained by tools/train, shipped in models/ */
+            CHECK_STR(m->id, "codictate_refiner_v1");
+            continue;
+        }
         CHECK_INT(m->sources[0].type, CDT_SOURCE_HUGGINGFACE);
         CHECK_INT(strlen(m->sources[0].revision), 40); /* a commit */
         CHECK(cdt_catalog_find(cat, m->id) == m);
     }
-    CHECK_INT(llms, 7);
+    CHECK_INT(llms, 8);
     CHECK_INT(whispers, 4);
     CHECK_INT(vads, 1);
-    CHECK(cdt_catalog_model_at(cat, 12) == NULL);
+    CHECK_INT(shipped, 1);
+    CHECK(cdt_catalog_model_at(cat, 13) == NULL);
     cdt_catalog_free(cat);
 }
 
@@ -365,6 +373,25 @@ TEST(missing_and_ill_typed_fields)
     EXPECT_ERR(CATALOG("{'id':'a','kind':'llm','name':'A','files':[{'name':'a','size':1}],"
                        "'sources':[{'type':'huggingface'}]}"),
                CDT_EFORMAT, "model 'a': missing field 'sources[0].repo'");
+}
+
+TEST(builtin_source)
+{
+    struct cdt_catalog *cat =
+        load_ok(CATALOG("{'id':'b','kind':'llm','name':'B','files':[{'name':'b.gguf','size':10,"
+                        "'sha256':'" SHA64 "'}],'sources':[{'type':'builtin'}]}"));
+    const struct cdt_catalog_model *m = cat ? cdt_catalog_find(cat, "b") : NULL;
+
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(m->sources[0].type == CDT_SOURCE_BUILTIN);
+        CHECK_STR(m->sources[0].repo, "");
+        CHECK_STR(m->sources[0].revision, "");
+    }
+    cdt_catalog_free(cat);
+    EXPECT_ERR(CATALOG("{'id':'a','kind':'llm','name':'A','files':[{'name':'a','size':1}],"
+                       "'sources':[{'type':'builtin','repo':'o/a'}]}"),
+               CDT_EFORMAT, "model 'a': sources[0]: a builtin source has no repo or revision");
 }
 
 TEST(no_files_no_sources_unknown_kind)
@@ -753,6 +780,7 @@ TEST(env_override)
 int main(void)
 {
     RUN(builtin_loads_and_validates);
+    RUN(builtin_source);
     RUN(every_llm_id_and_alias_resolves);
     RUN(recommended_matches_limits);
     RUN(entries_match_catalog_md);
