@@ -676,6 +676,7 @@
     if (m.recommended) badges.append(el('span', { class: 'badge recommended-badge', text: `Recommended for your ${fmtGb(ramGb)} GB` }));
     if (m.in_use) badges.append(el('span', { class: 'badge in-use-badge', text: 'In use' }));
     if (m.gated) badges.append(el('span', { class: 'badge', text: 'Needs token' }));
+    if (m.builtin) badges.append(el('span', { class: 'badge builtin-badge', text: 'Built in, works offline' }));
     card.append(
       el('div', { class: 'model-head' }, el('div', {}, el('h3', { class: 'model-name', text: m.name || m.id }), el('div', { class: 'model-id mono', text: m.id }))),
       badges,
@@ -683,7 +684,7 @@
 
     const meta = el('dl', { class: 'model-meta' });
     const row = (k, v) => meta.append(el('dt', { text: k }), el('dd', { text: v }));
-    row('Download', fmtBytes(isNum(m.size_bytes) ? m.size_bytes : m.bytes_total));
+    row(m.builtin ? 'Size' : 'Download', fmtBytes(isNum(m.size_bytes) ? m.size_bytes : m.bytes_total));
     row('RAM', isNum(m.ram_gb) ? `${fmtGb(m.ram_gb)} GB` : '–');
     if (m.best_for) row('Best for', m.best_for);
     card.append(meta);
@@ -744,7 +745,7 @@
       default:
         if (!m.in_use && m.kind !== 'vad') button('use', 'Use');
         if (m.kind === 'llm' && m.state === 'ready') button('unload', 'Unload', 'secondary');
-        if (m.state !== 'ready' && m.state !== 'loading') button('delete', 'Delete', 'danger');
+        if (m.state !== 'ready' && m.state !== 'loading' && !m.builtin) button('delete', 'Delete', 'danger');
     }
     if (actions.childElementCount) card.append(actions);
     return card;

@@ -281,6 +281,8 @@ cJSON *cdt_json_model(struct cdt_models *models, const struct cdt_catalog_model 
     cdt_json_add_str(o, "license_url",
                      cm->license_url && cm->license_url[0] ? cm->license_url : NULL);
     cJSON_AddBoolToObject(o, "gated_terms", cm->gated_terms);
+    /* Shipped with codictate: never downloaded or removed. */
+    cJSON_AddBoolToObject(o, "builtin", cm->sources[0].type == CDT_SOURCE_BUILTIN);
     cJSON_AddNumberToObject(o, "bytes_done", (double)cdt_models_bytes_on_disk(models, cm->id));
     cJSON_AddNumberToObject(o, "bytes_total", (double)cdt_catalog_model_size(cm));
     return o;
