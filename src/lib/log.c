@@ -184,6 +184,20 @@ static enum cdt_log_level from_ggml(enum ggml_log_level level, enum cdt_log_leve
     return CDT_LOG_TRACE;
 }
 
+/* Engine warnings every Qwen3 GGUF triggers (llama.cpp retypes the vocabulary's
+ * plain "</s>" token): nothing a user can act on, so they are debug output. */
+static const char *const routine_warnings[] = {
+    "load: control-looking token",
+};
+
+static bool routine_warning(const char *text)
+{
+    for (size_t i = 0; i < sizeof(routine_warnings) / sizeof(routine_warnings[0]); i++)
+        if (strncmp(text, routine_warnings[i], strlen(routine_warnings[i])) == 0)
+            return true;
+    return false;
+}
+
 void cdt_log_ggml(enum ggml_log_level level, const char *text, void *user_data)
 {
     struct cdt_log *lg = user_data;
@@ -193,7 +207,9 @@ void cdt_log_ggml(enum ggml_log_level level, const char *text, void *user_data)
     pthread_mutex_lock(&lg->lock);
     if (level != GGML_LOG_LEVEL_CONT) {
         flush_pending(lg);
-        lg->pending_level = from_ggml(level, CDT_LOG_TRACE);
+        lg->pending_level = level == GGML_LOG_LEVEL_WARN && routine_warning(text)
+                                ? CDT_LOG_DEBUG
+                                : from_ggml(level, CDT_LOG_TRACE);
     }
     for (; *text; text++) {
         if (*text == '\n') {
