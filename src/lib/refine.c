@@ -13,6 +13,7 @@
 #include "codictate/text.h"
 #include "codictate/util.h"
 #include "refine_int.h"
+#include "spoken.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -238,7 +239,7 @@ static size_t shared(const struct words *a, const struct words *b_sorted)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < a->n; i++)
+    for (size_t i = 0; i < a->n && b_sorted->n > 0; i++)
         if (bsearch(&a->v[i], b_sorted->v, b_sorted->n, sizeof(char *), cmp_str))
             n++;
     return n;
@@ -465,11 +466,73 @@ static bool ends_with_question(const char *s)
     return n > 0 && (s[n - 1] == '?' || (n >= 3 && strncmp(s + n - 3, "\xEF\xBC\x9F", 3) == 0));
 }
 
+/* A text's words for the length and overlap guards. A number phrase, spoken or
+ * written, with its unit ("four hundred and fifty dollars", "$450", "twenty twenty
+ * five", "5%"), is one word that matches the other text when that text says the
+ * same number (spoken.c); the rest are split_words' words. A number without a
+ * match is left out of the overlap (not of the length): a changed number is the
+ * critical-token guard's to report ("450 → 400"), not a sign of an answer. */
+struct counted {
+    struct words w;        /* the words outside number phrases, sorted */
+    struct cdt__spoken sp; /* the number phrases */
+    size_t nphrases;       /* the phrases counted, one word each */
+};
+
+static void counted_cleanup(struct counted *c)
+{
+    words_free(&c->w);
+    cdt__spoken_cleanup(&c->sp);
+}
+
+/* False when out of memory (counted_cleanup still frees what was made). */
+static bool counted_init(struct counted *c, const char *text)
+{
+    char *rest = strdup(text);
+    size_t from, to;
+    bool ok;
+
+    memset(c, 0, sizeof(*c));
+    if (!rest || !cdt__spoken_init(&c->sp, text, false)) {
+        free(rest);
+        return false;
+    }
+    for (size_t q = 0; q < c->sp.np; c->nphrases++) {
+        q = cdt__spoken_phrase_span(&c->sp, q, &from, &to);
+        memset(rest + from, ' ', to - from);
+    }
+    ok = split_words(rest, &c->w);
+    free(rest);
+    if (ok && c->w.n > 1)
+        qsort(c->w.v, c->w.n, sizeof(char *), cmp_str);
+    return ok;
+}
+
+/* How many words of `a` `b` has too (*n; the number phrases by value), and how
+ * many of a's number phrases it lacks (*missed). Returns 0 or CDT_ENOMEM. */
+static int counted_shared(const struct counted *a, const struct counted *b, size_t *n,
+                          size_t *missed)
+{
+    size_t from, to;
+
+    *n = shared(&a->w, &b->w);
+    *missed = 0;
+    for (size_t q = 0; q < a->sp.np;) {
+        int yes = cdt__spoken_phrase_in(&a->sp, &a->sp.p[q], &b->sp);
+
+        if (yes < 0)
+            return yes;
+        *n += (size_t)yes;
+        *missed += !yes;
+        q = cdt__spoken_phrase_span(&a->sp, q, &from, &to);
+    }
+    return 0;
+}
+
 static int judge(const char *input, const char *input_lower, const char *out, char *reason,
                  size_t cap)
 {
     char *out_lower = lower_dup(out);
-    struct words wi, wo;
+    struct counted ci, co;
     int verdict = 0;
 
     if (!out_lower)
@@ -494,30 +557,26 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
     free(out_lower);
     if (verdict)
         return verdict;
-    if (!split_words(input, &wi)) {
-        words_free(&wi);
+    memset(&co, 0, sizeof(co));
+    if (!counted_init(&ci, input) || !counted_init(&co, out)) {
+        counted_cleanup(&ci);
+        counted_cleanup(&co);
         return CDT_ENOMEM;
     }
-    if (!split_words(out, &wo)) {
-        words_free(&wi);
-        words_free(&wo);
-        return CDT_ENOMEM;
-    }
-    if (wi.n > 0) {
-        double ni = (double)wi.n, no = (double)wo.n;
-        size_t out_in, in_out;
+    if (ci.w.n + ci.nphrases > 0) {
+        size_t wi = ci.w.n + ci.nphrases, wo = co.w.n + co.nphrases;
+        size_t out_in = 0, in_out = 0, out_missed = 0, in_missed = 0;
 
-        if (no > CDT_REFINE_MAX_RATIO * ni + CDT_REFINE_WORD_SLACK) {
-            snprintf(reason, cap, "output too long: %zu words for %zu", wo.n, wi.n);
+        if ((double)wo > CDT_REFINE_MAX_RATIO * (double)wi + CDT_REFINE_WORD_SLACK) {
+            snprintf(reason, cap, "output too long: %zu words for %zu", wo, wi);
             verdict = CDT_REFINE_GUARD_LENGTH;
-        } else if (no < CDT_REFINE_MIN_RATIO * ni) {
-            snprintf(reason, cap, "output too short: %zu words for %zu", wo.n, wi.n);
+        } else if ((double)wo < CDT_REFINE_MIN_RATIO * (double)wi) {
+            snprintf(reason, cap, "output too short: %zu words for %zu", wo, wi);
             verdict = CDT_REFINE_GUARD_LENGTH;
-        } else {
-            qsort(wi.v, wi.n, sizeof(char *), cmp_str);
-            out_in = shared(&wo, &wi);
-            qsort(wo.v, wo.n, sizeof(char *), cmp_str);
-            in_out = shared(&wi, &wo);
+        } else if ((verdict = counted_shared(&co, &ci, &out_in, &out_missed)) == 0 &&
+                   (verdict = counted_shared(&ci, &co, &in_out, &in_missed)) == 0) {
+            double no = (double)(wo - out_missed), ni = (double)(wi - in_missed);
+
             if ((double)out_in < CDT_REFINE_MIN_OVERLAP * no ||
                 (double)in_out < CDT_REFINE_MIN_OVERLAP * ni) {
                 snprintf(reason, cap,
@@ -528,8 +587,8 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
             }
         }
     }
-    words_free(&wi);
-    words_free(&wo);
+    counted_cleanup(&ci);
+    counted_cleanup(&co);
     return verdict;
 }
 

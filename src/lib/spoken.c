@@ -1,5 +1,6 @@
 /* What a text says, token by token, and the numbers in it (spoken.h), for the
- * critical-token guard (refine_critical.c).
+ * critical-token guard (refine_critical.c) and the length and overlap guards
+ * (refine.c), which count a number phrase as one word.
  *
  * Tokens: words (letters, digits after a letter, inner apostrophes; a hyphen
  * between letters only separates), written numbers, punctuation; a word's key is
@@ -1138,21 +1139,36 @@ int cdt__spoken_phrase_in(const struct cdt__spoken *x, const struct cdt__phrase 
     return yes;
 }
 
+static const char *const money_units[] = {"dollar", "dollars", "buck",  "bucks",
+                                          "euro",   "euros",   "pound", "pounds"};
+
+/* Is token k a money unit ("dollars", "euro")? */
+static bool money_unit_at(const struct cdt__spoken *x, size_t k)
+{
+    for (size_t u = 0; u < N(money_units); u++)
+        if (cdt__spoken_is(x, k, money_units[u]))
+            return true;
+    return false;
+}
+
+static bool cents_at(const struct cdt__spoken *x, size_t k)
+{
+    return cdt__spoken_is(x, k, "cent") || cdt__spoken_is(x, k, "cents");
+}
+
 /* "fifty cents" also reads 0.5, and "five dollars and fifty cents" 5.5. */
 static void money(struct cdt__spoken *x)
 {
-    static const char *const units[] = {"dollar", "dollars", "buck",  "bucks",
-                                        "euro",   "euros",   "pound", "pounds"};
-
     for (size_t q = 0; q < x->np; q++) {
-        struct cdt__phrase *p = &x->p[q];
-        struct readings r;
+        struct cdt__phrase *p = &x->p[q], *c;
+        struct readings r, rc;
         size_t k = p->b;
+        uint64_t whole, cents;
 
         readings_of(x, p, p->a, p->b, &r);
         if (r.n == 0)
             continue;
-        if (cdt__spoken_is(x, k, "cent") || cdt__spoken_is(x, k, "cents")) {
+        if (cents_at(x, k)) {
             struct cdt__nv v = r.v[0];
 
             v.e -= 2;
@@ -1160,31 +1176,61 @@ static void money(struct cdt__spoken *x)
                 p->extra[p->nextra++] = v;
             continue;
         }
-        for (size_t u = 0; u < N(units); u++) {
-            struct cdt__phrase *c;
-            struct readings rc;
-            uint64_t whole, cents;
+        if (!money_unit_at(x, k))
+            continue;
+        k += cdt__spoken_is(x, k + 1, "and") ? 2 : 1;
+        if (q + 1 >= x->np || x->p[q + 1].a != k)
+            continue;
+        c = &x->p[q + 1];
+        readings_of(x, c, c->a, c->b, &rc);
+        if (rc.n && cents_at(x, c->b) && nv_int(rc.v[0], &cents) && cents < 100 &&
+            nv_int(r.v[0], &whole) && whole < CRIT_NUM_CAP / 100) {
+            struct cdt__nv v = nv_make(whole * 100 + cents, -2);
 
-            if (!cdt__spoken_is(x, k, units[u]))
-                continue;
-            k += cdt__spoken_is(x, k + 1, "and") ? 2 : 1;
-            if (q + 1 >= x->np || x->p[q + 1].a != k)
-                break;
-            c = &x->p[q + 1];
-            readings_of(x, c, c->a, c->b, &rc);
-            if (rc.n && (cdt__spoken_is(x, c->b, "cent") || cdt__spoken_is(x, c->b, "cents")) &&
-                nv_int(rc.v[0], &cents) && cents < 100 && nv_int(r.v[0], &whole) &&
-                whole < CRIT_NUM_CAP / 100) {
-                struct cdt__nv v = nv_make(whole * 100 + cents, -2);
-
-                if (p->nextra < 2)
-                    p->extra[p->nextra++] = v;
-                if (c->nextra < 2)
-                    c->extra[c->nextra++] = v;
-            }
-            break;
+            if (p->nextra < 2)
+                p->extra[p->nextra++] = v;
+            if (c->nextra < 2)
+                c->extra[c->nextra++] = v;
         }
     }
+}
+
+/* Is token k a currency sign written before a number ("€500")? */
+static bool currency_sign(const struct cdt__spoken *x, size_t k)
+{
+    static const char *const signs[] = {"$", "\xE2\x82\xAC", "\xC2\xA3", "\xC2\xA5",
+                                        "\xE2\x82\xB9"}; /* $ € £ ¥ ₹ */
+    const struct cdt__tok *t = &x->t[k];
+
+    for (size_t i = 0; t->kind == CDT__TK_PUNCT && i < N(signs); i++)
+        if (t->len == strlen(signs[i]) && memcmp(x->s + t->off, signs[i], t->len) == 0)
+            return true;
+    return false;
+}
+
+size_t cdt__spoken_phrase_span(const struct cdt__spoken *x, size_t q, size_t *from, size_t *to)
+{
+    const struct cdt__phrase *p = &x->p[q];
+    size_t k = p->b, last = p->b - 1, next = q + 1;
+
+    *from = x->t[p->a].off;
+    if (p->a > 0 && currency_sign(x, p->a - 1) && x->t[p->a - 1].off + x->t[p->a - 1].len == *from)
+        *from = x->t[p->a - 1].off;
+    if (money_unit_at(x, k)) {
+        last = k++;
+        /* "five dollars and fifty cents" */
+        k += cdt__spoken_is(x, k, "and");
+        if (next < x->np && x->p[next].a == k && cents_at(x, x->p[next].b)) {
+            last = x->p[next].b;
+            next++;
+        }
+    } else if (cents_at(x, k) || cdt__spoken_is(x, k, "percent")) {
+        last = k;
+    } else if (cdt__spoken_is(x, k, "per") && cdt__spoken_is(x, k + 1, "cent")) {
+        last = k + 1;
+    }
+    *to = x->t[last].off + x->t[last].len;
+    return next;
 }
 
 static bool numberish(const struct cdt__tok *t)

@@ -1,6 +1,7 @@
-/* Private to refine_critical.c: a text cut into tokens (words, written numbers,
- * punctuation), and the numbers it says, spoken or written, with every value each
- * could mean (spoken.c says how). A text is used by one thread at a time. */
+/* Private to the refine guards (refine.c, refine_critical.c): a text cut into
+ * tokens (words, written numbers, punctuation), and the numbers it says, spoken or
+ * written, with every value each could mean (spoken.c says how). A text is used by
+ * one thread at a time. */
 #ifndef CDT_SPOKEN_H
 #define CDT_SPOKEN_H
 
@@ -99,6 +100,13 @@ bool cdt__spoken_excused(const struct cdt__spoken *x, size_t i);
  * CDT_ENOMEM. */
 int cdt__spoken_phrase_in(const struct cdt__spoken *x, const struct cdt__phrase *p,
                           const struct cdt__spoken *other);
+
+/* Phrase q as one token of the text, for counting words: the bytes
+ * [*from, *to) it covers, with a currency sign written just before it ("€500"),
+ * the unit said after it ("dollars", "cents", "percent", "per cent") and the
+ * cents that follow a money unit ("five dollars and fifty cents": phrase q+1 is
+ * covered too). Returns the next phrase not covered. q < x->np. */
+size_t cdt__spoken_phrase_span(const struct cdt__spoken *x, size_t q, size_t *from, size_t *to);
 
 /* The token's text, at most 40 bytes of whole valid UTF-8 characters, into dst. */
 void cdt__spoken_show_tok(char *dst, size_t cap, const struct cdt__spoken *x,

@@ -236,6 +236,43 @@ TEST(guard_rejects_what_is_not_a_cleanup)
                   CDT_REFINE_GUARD_LENGTH, "output too long");
 }
 
+/* The length and overlap guards count a number phrase as one word, compared by
+ * value: the built-in model's correct conversions were rejected as too short or
+ * as answers. */
+TEST(guard_counts_a_number_phrase_as_one_word)
+{
+    const char *ship = "So I think we should ship the two new releases on Monday after the review.";
+
+    OK("the invoice came to four hundred and fifty dollars not five hundred",
+       "The invoice came to $450, not $500.", "The invoice came to $450, not $500.");
+    OK("four hundred and fifty dollars not five hundred", "$450, not $500.", "$450, not $500.");
+    OK("our budget for twenty twenty five is six hundred thousand dollars",
+       "Our budget for 2025 is $600,000.", "Our budget for 2025 is $600,000.");
+    OK("sales grew by five percent", "Sales grew by 5%.", "Sales grew by 5%.");
+    OK("sales grew by 5 per cent", "Sales grew by five percent.", "Sales grew by five percent.");
+    OK("it costs five dollars and fifty cents", "It costs $5.50.", "It costs $5.50.");
+    OK("the fee is ten euros",
+       "The fee is \xE2\x82\xAC"
+       "10.",
+       "The fee is \xE2\x82\xAC"
+       "10.");
+    OK("call five five five one two three four", "Call 555-1234.", "Call 555-1234.");
+    /* An answer that merely contains numbers is still an answer … */
+    REJECT_SAYING(ship, "The capital of France is Paris, population 2 million.",
+                  CDT_REFINE_GUARD_ANSWER, "answer instead of a cleanup");
+    REJECT("we have two meetings and three calls on monday",
+           "Meetings usually take 30 minutes, so plan 2 or 3 per day.", CDT_REFINE_GUARD_ANSWER);
+    /* … a number is one word, not a licence to drop the rest … */
+    REJECT_SAYING("remind me about the five hundred dollar invoice on monday", "$500.",
+                  CDT_REFINE_GUARD_LENGTH, "output too short: 1 words for 8");
+    REJECT_SAYING("we paid four hundred and fifty", "We paid 450 450 450 450 450 450.",
+                  CDT_REFINE_GUARD_LENGTH, "output too long: 8 words for 3");
+    /* … and a changed number is left to the critical-token guard, which says which. */
+    REJECT_SAYING("five hundred", "5000", CDT_REFINE_GUARD_CHANGED, "500 \xE2\x86\x92 5000");
+    REJECT_SAYING("four hundred and fifty dollars not five hundred", "$400, not $50.",
+                  CDT_REFINE_GUARD_CHANGED, "the output changed a number");
+}
+
 /* ---- critical tokens (cdt_refine_check_critical; issue 15 §3) ---- */
 
 static void expect_kept(const char *in, const char *out, int line)
@@ -818,6 +855,7 @@ int main(void)
     RUN(guard_accepts_cleanups_and_strips_wrappers);
     RUN(guard_cleaning_keeps_the_transcripts_words);
     RUN(guard_rejects_what_is_not_a_cleanup);
+    RUN(guard_counts_a_number_phrase_as_one_word);
     RUN(critical_catches_the_small_models_slips);
     RUN(critical_numbers);
     RUN(critical_names);

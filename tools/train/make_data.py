@@ -42,6 +42,26 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
           "September", "October", "November", "December"]
 
 
+def _number_words():
+    base = ONES + TENS[2:] + ["hundred", "thousand", "million", "billion"]
+    words = set(base) | {"point", "oh", "o", "o'clock"}
+    for b in base:
+        words.add(ORD.get(b) or (b[:-1] + "ieth" if b.endswith("y") else b + "th"))
+        words.add(b[:-1] + "ies" if b.endswith("y") else b + "s")  # "sixties", "hundreds"
+    return frozenset(words)
+
+
+NUMBER_WORDS = _number_words()
+
+
+def is_number_word(w):
+    """A word of a number, spoken ("three", "twenty-first", "hundred", "oh") or
+    written ("1990", "$5"): the disfluency step never repeats or stutters one, so a
+    target never lacks a digit its input said twice."""
+    core = split_tok(w)[1].lower()
+    return bool(re.search(r"\d", core)) or any(p in NUMBER_WORDS for p in core.split("-"))
+
+
 def say_below_1000(n, rng, british):
     words = []
     if n >= 100:
@@ -316,9 +336,11 @@ class Dictator:
                 out.append(f + ("," if cap else ""))
             _, core, post = split_tok(w)
             r = rng.random()
-            if r < 0.04 * level and core.isalpha() and len(core) < 8:
+            if is_number_word(w):
+                pass  # "eight three three": a repeat reads as another digit
+            elif r < 0.04 * level and core.isalpha() and len(core) < 8:
                 out.append(core if not cap else core + ("," if rng.random() < 0.3 else ""))
-            elif r < 0.06 * level and i + 1 < n and not post:
+            elif r < 0.06 * level and i + 1 < n and not post and not is_number_word(words[i + 1]):
                 out.append(w + " " + words[i + 1])  # "in the in the"
             elif r < 0.07 * level and core.isalpha() and len(core) > 3 and not post:
                 out.append(core[:rng.randint(1, 2)] + "-")  # "wh- what"
@@ -335,6 +357,12 @@ class Dictator:
         if i + k + 1 >= len(words):
             return words
         frag = [strip_punct(w) for w in words[i:i + k]]
+        for j, w in enumerate(frag):  # a restart never repeats part of a number
+            if is_number_word(w):
+                frag = frag[:j]
+                break
+        if not frag:
+            return words
         if self.nouns and rng.random() < 0.5:
             frag[-1] = rng.choice(self.nouns)
         sep = [] if rng.random() < 0.6 else [rng.choice(["uh", "um"])]
