@@ -138,9 +138,14 @@ static bool is_negation(const char *k)
 
 /* ---- word sets ---- */
 
+/* a then b, cut to a key's size (a cut is intended: keys are cut the same way). */
 static void join_key(char *dst, const char *a, const char *b)
 {
-    snprintf(dst, CDT__KEY_MAX, "%s%s", a, b);
+    size_t la = strnlen(a, CDT__KEY_MAX - 1), lb = strnlen(b, CDT__KEY_MAX - 1 - la);
+
+    memcpy(dst, a, la);
+    memcpy(dst + la, b, lb);
+    dst[la + lb] = '\0';
 }
 
 /* The word before / after token i when it touches it (no punctuation between). */
