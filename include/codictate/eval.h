@@ -100,10 +100,10 @@ const char *cdt_eval_set_category(const struct cdt_eval_set *s, size_t i);
 /* NULL is a no-op. */
 void cdt_eval_set_free(struct cdt_eval_set *s);
 
-/* The shipped case directory: <dir of this executable>/../share/codictate/eval/cases
- * (an installed binary), else the source tree's eval/cases (a build), whichever
- * exists first. Returns 0 with the path in buf, or CDT_ENOTFOUND (buf holds the
- * source tree's path, for the message). */
+/* The shipped case directory: <cdt_share_dir()>/eval/cases (an install, or a build
+ * tree, which mirrors it), else the source tree's eval/cases, whichever exists
+ * first. Returns 0 with the path in buf, or CDT_ENOTFOUND (buf holds the source
+ * tree's path, for the message). */
 CDT_NODISCARD int cdt_eval_default_cases(char *buf, size_t cap);
 
 /* ---- metrics of one output against its reference ---- */

@@ -15,7 +15,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,9 +25,6 @@
 
 #ifndef CDT_EVAL_SOURCE_CASES
 #define CDT_EVAL_SOURCE_CASES "eval/cases"
-#endif
-#ifndef CDT_EVAL_INSTALLED_CASES
-#define CDT_EVAL_INSTALLED_CASES "../share/codictate/eval/cases"
 #endif
 
 /* A category of a set: its name and how many cases it has. */
@@ -470,14 +466,12 @@ static bool is_dir(const char *path)
 
 int cdt_eval_default_cases(char *buf, size_t cap)
 {
-    char exe[PATH_MAX], dir[PATH_MAX + 64], real[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char share[PATH_MAX], dir[PATH_MAX + 16];
 
-    if (n > 0) {
-        exe[n] = '\0';
-        snprintf(dir, sizeof(dir), "%s/%s", dirname(exe), CDT_EVAL_INSTALLED_CASES);
-        if (is_dir(dir) && realpath(dir, real)) {
-            snprintf(buf, cap, "%s", real);
+    if (cdt_share_dir(share, sizeof(share)) == 0) {
+        snprintf(dir, sizeof(dir), "%s/eval/cases", share);
+        if (is_dir(dir)) {
+            snprintf(buf, cap, "%s", dir);
             return 0;
         }
     }
