@@ -114,7 +114,9 @@ typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
     X(GUARD_ANSWER, 14, "guard_answer", "answer instead of a cleanup")                             \
     X(GUARD_LENGTH, 15, "guard_length", "output length far from the transcript's")                 \
     X(GUARD_CHANGED, 16, "guard_changed",                                                          \
-      "the output changed a number, a name, a negation or too many words")
+      "the output changed a number, a name, a negation or too many words")                         \
+    X(LANGUAGE, 17, "unsupported_language",                                                        \
+      "the model knows only English and the transcript is not English")
 
 enum cdt_refine_reason {
 #define CDT_REFINE_REASON_ENUM_(name, value, code, msg) CDT_REFINE_##name = value,

@@ -15,6 +15,7 @@
  * Every failure becomes an error code plus a reason for people; nothing here
  * prints, and transcript text is never logged above debug level. */
 #include "codictate/catalog.h"
+#include "codictate/cleanup.h"
 #include "codictate/limits.h"
 #include "codictate/log.h"
 #include "codictate/manager.h"
@@ -107,6 +108,14 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
     return *model ? 0 : CDT_ENOMEM;
 }
 
+/* True when the catalog says model `id` knows English and nothing else. */
+static bool english_only(const struct cdt_refine_params *p, const char *id)
+{
+    const struct cdt_catalog_model *cm = p->catalog ? cdt_catalog_find(p->catalog, id) : NULL;
+
+    return cm && cm->n_languages == 1 && strcmp(cm->languages[0], "en") == 0;
+}
+
 int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
                       struct cdt_refine_llm_reply *reply, char **model,
                       enum cdt_refine_reason *reason, char *errmsg, size_t errcap)
@@ -124,6 +133,12 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         /* A model named but unusable, or none to pick from. */
         *reason = p->model ? CDT_REFINE_MODEL_UNAVAILABLE : CDT_REFINE_NO_MODEL;
         return rc;
+    }
+    if (english_only(p, *model) && !cdt_cleanup_is_english(req->transcript)) {
+        /* A model that knows only English mangles other languages (the built-in
+         * one does): the deterministic text is better, and no model is loaded. */
+        *reason = CDT_REFINE_LANGUAGE;
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "%s knows only English", *model);
     }
     mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
     if (!mgr)
