@@ -29,7 +29,16 @@
  * punctuation, single letters): at most max(1, 10%) of the input's may be missing
  * from the output, not counting those near a cue or in a false start (a stretch
  * the speaker restarted: "we should | we need to go"). A word counts as kept in
- * another form too (plural, -ed, -ing).
+ * another form too (plural, -ed, -ing). A spoken punctuation word after a
+ * determiner ("put a comma after", "the period of") is a word, not a mark: it must
+ * be kept, share or no share.
+ * Added words: every word of the output must be accounted for by the input: said
+ * there (as above: any case, form, join or split), a unit of an output number
+ * ("$500" / "500 dollars"), a function word, negation or abbreviation (other rules
+ * count those), "I", the input's word with an apostrophe added or contracted
+ * ("its" → "it's", "let us" → "let's"), or a spelling fix: a Damerau-Levenshtein
+ * distance of 1 from an input word of 4 to 7 letters, 2 from a longer one, none
+ * for 3 letters or fewer ("recieve" → "receive"; "vendredi" → "vendisseur" trips).
  * Correction cues: "no wait", "wait no", "I mean", "sorry", "actually", "rather",
  * "no," / "no -" / "no comma", "make that", "scratch that", "correction", "oops". A
  * word is near a cue when it is at most CRIT_CUE_BEFORE words before it or
@@ -48,6 +57,7 @@
 #define CRIT_RESTART_MAX  10 /* longest false start, words */
 #define CRIT_RESTART_PRON 4  /* … when only a pronoun repeats ("we should we need") */
 #define CRIT_SHOW_MAX     40 /* bytes of a token quoted in a reason */
+#define CRIT_FUZZY_MAX    64 /* output words looked up as spelling fixes per check */
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -211,7 +221,8 @@ static bool word_in(const struct cdt__spoken *x, size_t i, const struct cdt__spo
     return false;
 }
 
-/* word_in, or in another form: plural, -ed, -ing (either way). */
+/* word_in, or in another form: plural, -ed, -ing (either way; a doubled last
+ * consonant too: "ship" / "shipped"). */
 static bool word_in_any_form(const struct cdt__spoken *x, size_t i, const struct cdt__spoken *other)
 {
     static const char *const ends[] = {"s", "es", "ed", "d", "ing"};
@@ -229,6 +240,24 @@ static bool word_in_any_form(const struct cdt__spoken *x, size_t i, const struct
             return true;
         if (n > el + 2 && strcmp(k + n - el, ends[e]) == 0) {
             snprintf(f, sizeof(f), "%.*s", (int)(n - el), k);
+            if (in_set(other, f))
+                return true;
+        }
+    }
+    for (size_t e = 2; e < N(ends); e++) { /* -ed, -d, -ing after a doubled consonant */
+        size_t el = strlen(ends[e]);
+
+        if (e == 3)
+            continue;
+        if (n >= 2 && n + 1 + el < sizeof(f)) {
+            memcpy(f, k, n);
+            f[n] = k[n - 1];
+            memcpy(f + n + 1, ends[e], el + 1);
+            if (in_set(other, f))
+                return true;
+        }
+        if (n > el + 3 && strcmp(k + n - el, ends[e]) == 0 && k[n - el - 1] == k[n - el - 2]) {
+            snprintf(f, sizeof(f), "%.*s", (int)(n - el - 1), k);
             if (in_set(other, f))
                 return true;
         }
@@ -491,6 +520,38 @@ static int check_negations(const struct cdt__spoken *in, const struct cdt__spoke
     return 0;
 }
 
+/* Words that make a spoken punctuation word a noun ("put a comma after", "the
+ * period of time"): one said after them is a word the speaker meant, not a mark. */
+static bool is_determiner(const char *k)
+{
+    static const char *const dets[] = {"a",    "an",  "another", "any",  "each", "every",
+                                       "her",  "his", "its",     "my",   "one",  "our",
+                                       "that", "the", "their",   "this", "your"};
+
+    return listed(k, dets, N(dets));
+}
+
+/* A spoken punctuation word used as a word must survive as one: the share of
+ * content words that may go would let a model write "Put a, after" for "Put a
+ * comma after" (one content word in a short sentence is always within it). */
+static int check_literal_marks(const struct cdt__spoken *in, const struct cdt__spoken *out,
+                               char *reason, size_t cap)
+{
+    for (size_t i = 1; i < in->n; i++) {
+        const struct cdt__tok *t = &in->t[i], *b = word_before(in, i);
+        char w[64];
+
+        if (t->kind != CDT__TK_WORD || t->phrase >= 0 || t->nw || !b ||
+            !listed(t->key, markwords, N(markwords)) || !is_determiner(b->key) ||
+            in->near_cue[t->word] || in->restart[t->word] || word_in_any_form(in, i, out))
+            continue;
+        cdt__spoken_show_tok(w, sizeof(w), in, t);
+        snprintf(reason, cap, "the output dropped a word: %s", w);
+        return CDT_REFINE_GUARD_CHANGED;
+    }
+    return 0;
+}
+
 static int check_content(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
                          size_t cap)
 {
@@ -523,6 +584,164 @@ static int check_content(const struct cdt__spoken *in, const struct cdt__spoken 
     return CDT_REFINE_GUARD_CHANGED;
 }
 
+/* ---- added words ---- */
+
+/* A key as code points (a stray byte is one), at most CDT__KEY_MAX. */
+static size_t code_points(const char *k, uint32_t *cp)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)k; *p && n < CDT__KEY_MAX; p++) {
+        if ((*p & 0xC0) == 0x80 && n > 0) {
+            cp[n - 1] = (cp[n - 1] << 6) | (*p & 0x3F);
+            continue;
+        }
+        cp[n++] = *p;
+    }
+    return n;
+}
+
+/* Is the Damerau-Levenshtein distance (adjacent swaps count one; optimal string
+ * alignment) between a and b at most `max`? Stops at the first row past it. */
+static bool within_edits(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, size_t max)
+{
+    size_t d[3][CDT__KEY_MAX + 1], *pp = d[0], *p = d[1], *c = d[2];
+
+    if ((na > nb ? na - nb : nb - na) > max)
+        return false;
+    for (size_t j = 0; j <= nb; j++)
+        p[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t best;
+
+        c[0] = best = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t v = p[j - 1] + (a[i - 1] != b[j - 1]);
+
+            if (p[j] + 1 < v)
+                v = p[j] + 1;
+            if (c[j - 1] + 1 < v)
+                v = c[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+                v = pp[j - 2] + 1;
+            c[j] = v;
+            best = v < best ? v : best;
+        }
+        if (best > max)
+            return false;
+        {
+            size_t *r = pp;
+
+            pp = p;
+            p = c;
+            c = r;
+        }
+    }
+    return p[nb] <= max;
+}
+
+/* Edits a spelling fix may make: none to a word of 3 letters or fewer, 1 to one
+ * of 4 to 7, 2 to a longer one (the shorter of the two words counts). */
+static size_t edits_allowed(size_t n)
+{
+    return n >= 8 ? 2 : n >= 4 ? 1 : 0;
+}
+
+/* Is output key k a spelling fix of an input word ("recieve" → "receive")? */
+static bool spelling_fix(const struct cdt__spoken *in, const char *k)
+{
+    uint32_t a[CDT__KEY_MAX], b[CDT__KEY_MAX];
+    size_t na = code_points(k, a);
+
+    if (edits_allowed(na) == 0)
+        return false;
+    for (size_t s = 0; s < in->nset; s++) {
+        size_t nb = code_points(in->set[s], b), m = edits_allowed(na < nb ? na : nb);
+
+        if (m && within_edits(a, na, b, nb, m))
+            return true;
+    }
+    return false;
+}
+
+/* Output key k with its apostrophes dropped ("it's" → "its", "dont") or cut at
+ * its contraction ("let's" → "let", "I'm" → "i"): in the input? */
+static bool apostrophe_of(const struct cdt__spoken *in, const char *k)
+{
+    static const char *const tails[] = {"d", "ll", "m", "re", "s", "ve"};
+    const char *q = strchr(k, '\'');
+    char f[CDT__KEY_MAX];
+    size_t o = 0;
+
+    if (!q)
+        return false;
+    for (const char *p = k; *p && o + 1 < sizeof(f); p++)
+        if (*p != '\'')
+            f[o++] = *p;
+    f[o] = '\0';
+    if (in_set(in, f))
+        return true;
+    if (q == k || !listed(q + 1, tails, N(tails)))
+        return false;
+    snprintf(f, sizeof(f), "%.*s", (int)(q - k), k);
+    return in_set(in, f);
+}
+
+/* Every word of the output must be accounted for by the input: said there (in
+ * any form, two words run together or one split), a number's unit (the numbers
+ * themselves are check_numbers'), a function word, negation or abbreviation (the
+ * other rules count those), "I", a contraction or apostrophe the input lacked
+ * ("its" → "it's"), or a spelling fix (edits_allowed). A cleanup needs no word the
+ * transcript did not say: "vendredi" → "vendisseur" is a model's invention. */
+static int check_added(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
+                       size_t cap)
+{
+    bool *unit = calloc(out->n + 1, 1);
+    const struct cdt__tok *added = NULL, *lost = NULL;
+    size_t fuzzy = 0;
+    char a[64], b[64];
+
+    if (!unit)
+        return CDT_ENOMEM;
+    for (size_t q = 0; q < out->np;) {
+        size_t from, to, next = cdt__spoken_phrase_span(out, q, &from, &to);
+
+        for (size_t i = out->p[q].a; i < out->n && out->t[i].off < to; i++)
+            unit[i] = out->t[i].off >= from;
+        for (size_t i = out->p[q].a; i-- > 0 && out->t[i].off >= from;)
+            unit[i] = true;
+        q = next > q ? next : q + 1;
+    }
+    for (size_t i = 0; i < out->n && !added; i++) {
+        const struct cdt__tok *t = &out->t[i];
+        const char *k = t->key;
+
+        if (t->kind != CDT__TK_WORD || t->phrase >= 0 || t->nw || t->suffix || unit[i] ||
+            !k[0] || (!k[1] && (unsigned char)k[0] < 0x80) || is_stopword(k) || is_negation(k) ||
+            is_i(k) || listed(k, abbreviations, N(abbreviations)) ||
+            word_in_any_form(out, i, in) || apostrophe_of(in, k))
+            continue;
+        if (fuzzy++ < CRIT_FUZZY_MAX && spelling_fix(in, k))
+            continue;
+        added = t;
+    }
+    free(unit);
+    if (!added)
+        return 0;
+    for (size_t i = 0; i < in->n && !lost; i++)
+        if (content_word(&in->t[i]) && !in->near_cue[in->t[i].word] &&
+            !in->restart[in->t[i].word] && !word_in_any_form(in, i, out))
+            lost = &in->t[i];
+    cdt__spoken_show_tok(b, sizeof(b), out, added);
+    if (lost) {
+        cdt__spoken_show_tok(a, sizeof(a), in, lost);
+        snprintf(reason, cap, "the output changed a word: %s \xE2\x86\x92 %s", a, b);
+    } else {
+        snprintf(reason, cap, "the output added a word: %s", b);
+    }
+    return CDT_REFINE_GUARD_CHANGED;
+}
+
 int cdt_refine_check_critical(const char *input, const char *output, char *reason,
                               size_t reason_cap)
 {
@@ -544,7 +763,11 @@ int cdt_refine_check_critical(const char *input, const char *output, char *reaso
         if (rc == 0)
             rc = check_negations(&in, &out, reason, reason_cap);
         if (rc == 0)
+            rc = check_literal_marks(&in, &out, reason, reason_cap);
+        if (rc == 0)
             rc = check_content(&in, &out, reason, reason_cap);
+        if (rc == 0)
+            rc = check_added(&in, &out, reason, reason_cap);
     }
     cdt__spoken_cleanup(&in);
     cdt__spoken_cleanup(&out);
