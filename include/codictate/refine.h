@@ -269,9 +269,10 @@ CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char *
  *   in a false start ("we should we need to go") aside; a spoken punctuation word
  *   used as a word ("put a comma after") is kept, share or no share;
  * - added words: every output word is accounted for by the input (said there in
- *   any case or form, joined or split; a number's unit; a function word; an added
- *   apostrophe, "its" → "it's"; or a spelling fix of at most 1 edit for 4 to 7
- *   letters, 2 for 8 or more): "vendredi" → "vendisseur" trips.
+ *   any case or form, joined or split; a number's unit; a function word, but not
+ *   "few", "after", "only", "should" and the like; an added apostrophe, "its" →
+ *   "it's"; or a spelling fix of at most 1 edit for 4 to 7 letters, 2 for 8 or
+ *   more): "vendredi" → "vendisseur" trips.
  * Returns 0 when they survive, CDT_REFINE_GUARD_CHANGED with `reason` (what changed,
  * quoting the token and nothing more of the text: "the output changed a number:
  * 500 → 5000"), or CDT_ENOMEM. NULL strings are empty; any bytes are accepted.

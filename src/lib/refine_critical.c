@@ -34,8 +34,9 @@
  * be kept, share or no share.
  * Added words: every word of the output must be accounted for by the input: said
  * there (as above: any case, form, join or split), a unit of an output number
- * ("$500" / "500 dollars"), a function word, negation or abbreviation (other rules
- * count those), "I", the input's word with an apostrophe added or contracted
+ * ("$500" / "500 dollars"), a function word that carries no meaning of its own
+ * (not "few", "after", "only", "should", …), a negation or abbreviation (other
+ * rules count those), "I", the input's word with an apostrophe added or contracted
  * ("its" → "it's", "let us" → "let's"), or a spelling fix: a Damerau-Levenshtein
  * distance of 1 from an input word of 4 to 7 letters, 2 from a longer one, none
  * for 3 letters or fewer ("recieve" → "receive"; "vendredi" → "vendisseur" trips).
@@ -100,6 +101,19 @@ static const char *const stopwords[] = {
     "would",      "ya",      "yeah",      "yep",      "yes",       "yet",     "you",
     "you'd",      "you'll",  "you're",    "you've",   "your",      "yours",   "yourself",
     "yourselves",
+};
+
+/* Function words that carry meaning (quantity, order, place, time, degree,
+ * modality, questions): a model may drop them, but not add one the transcript did
+ * not say ("Speak slowly" → "Few slowly"). */
+static const char *const weighty[] = {
+    "above", "after",  "again",  "against", "all",     "almost", "also",   "another", "any",
+    "away",  "back",   "before", "below",   "between", "both",   "could",  "down",    "during",
+    "each",  "either", "else",   "even",    "ever",    "every",  "few",    "further", "how",
+    "might", "more",   "most",   "much",    "must",    "off",    "once",   "only",    "over",
+    "own",   "should", "some",   "still",   "such",    "than",   "though", "through", "too",
+    "under", "until",  "up",     "upon",    "very",    "what",   "when",   "where",   "which",
+    "while", "who",    "whom",   "whose",   "why",     "would",  "yet",
 };
 
 /* Spoken punctuation, currency and units: the model turns them into marks. */
@@ -689,8 +703,8 @@ static bool apostrophe_of(const struct cdt__spoken *in, const char *k)
 
 /* Every word of the output must be accounted for by the input: said there (in
  * any form, two words run together or one split), a number's unit (the numbers
- * themselves are check_numbers'), a function word, negation or abbreviation (the
- * other rules count those), "I", a contraction or apostrophe the input lacked
+ * themselves are check_numbers'), a function word but a weighty one, a negation or
+ * abbreviation (the other rules count those), "I", a contraction or apostrophe the input lacked
  * ("its" → "it's"), or a spelling fix (edits_allowed). A cleanup needs no word the
  * transcript did not say: "vendredi" → "vendisseur" is a model's invention. */
 static int check_added(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
@@ -716,10 +730,11 @@ static int check_added(const struct cdt__spoken *in, const struct cdt__spoken *o
         const struct cdt__tok *t = &out->t[i];
         const char *k = t->key;
 
-        if (t->kind != CDT__TK_WORD || t->phrase >= 0 || t->nw || t->suffix || unit[i] ||
-            !k[0] || (!k[1] && (unsigned char)k[0] < 0x80) || is_stopword(k) || is_negation(k) ||
-            is_i(k) || listed(k, abbreviations, N(abbreviations)) ||
-            word_in_any_form(out, i, in) || apostrophe_of(in, k))
+        if (t->kind != CDT__TK_WORD || t->phrase >= 0 || t->nw || t->suffix || unit[i] || !k[0] ||
+            (!k[1] && (unsigned char)k[0] < 0x80) ||
+            (is_stopword(k) && !listed(k, weighty, N(weighty))) || is_negation(k) || is_i(k) ||
+            listed(k, abbreviations, N(abbreviations)) || word_in_any_form(out, i, in) ||
+            apostrophe_of(in, k))
             continue;
         if (fuzzy++ < CRIT_FUZZY_MAX && spelling_fix(in, k))
             continue;

@@ -482,8 +482,10 @@ TEST(critical_added_words)
             "futuro \xE2\x86\x92 metabolism");
     CHANGED("Please send me the slides before the meeting.",
             "Please send me the Discovery before the meeting.", "Discovery");
-    CHANGED("we need the budget", "We need the budget report.",
-            "the output added a word: report");
+    CHANGED("we need the budget", "We need the budget report.", "the output added a word: report");
+    CHANGED("Speak slowly and relaxed.", "Few slowly and relaxed.", "Speak \xE2\x86\x92 Few");
+    CHANGED("call me before lunch", "Call me after lunch.", "the output added a word: after");
+    KEPT("i think we should go", "I think that we should go.");
     CHANGED("Put a comma after the name.", "Put a, after the name.",
             "the output dropped a word: comma");
     CHANGED("the period of time was long", "The of time was long.", "dropped a word: period");
