@@ -166,7 +166,10 @@ static int cmd_info(struct ctx *c, const struct cdt_catalog_model *cm)
         printf("size       %s\n", size_str(cdt_catalog_model_size(cm), sz, sizeof(sz)));
         if (cm->ram_mb)
             printf("ram        ~%u MB\n", cm->ram_mb);
-        printf("source     %s @ %s\n", cm->sources[0].repo, cm->sources[0].revision);
+        if (cm->sources[0].type == CDT_SOURCE_BUILTIN)
+            printf("source     built into codictate (never downloaded)\n");
+        else
+            printf("source     %s @ %s\n", cm->sources[0].repo, cm->sources[0].revision);
         for (size_t i = 0; i < cm->n_files; i++)
             printf("file       %s (%llu bytes, sha256 %s)\n", cm->files[i].name,
                    (unsigned long long)cm->files[i].size,
