@@ -5,7 +5,11 @@
  * runs: the Host header must be a loopback name (unless listening on all
  * interfaces), an Origin header must be a loopback origin, and, when a token is
  * set, every path but the public ones needs "Authorization: Bearer <token>".
- * Every error body is {"detail": "..."}. One line per request is logged at INFO
+ * Under an optional CORS prefix (the sidecar's /v1/), a loopback Origin is echoed
+ * in Access-Control-Allow-Origin on every response, and its preflight (OPTIONS)
+ * is answered 204 before the token check (a preflight carries no token).
+ * Error bodies are {"detail": "..."} unless an error hook answers them in another
+ * shape. One line per request is logged at INFO
  * (method, path, status, ms); bodies are never logged.
  *
  * Threading: one thread per connection; the handler runs on it and may block
@@ -33,6 +37,13 @@ struct cdt_http_req;
  * exactly once with cdt_http_reply / _json / _error / _stream. */
 typedef void (*cdt_http_handler)(struct cdt_http_req *req, void *user_data);
 
+/* Optional: answers an error itself (e.g. in another JSON shape for some paths)
+ * with cdt_http_reply and returns true, or returns false to let the server answer
+ * {"detail": msg}. Called for every error: the server's own (403 Host/Origin, 401,
+ * 413, 500) and cdt_http_reply_error's. Runs on the connection's thread. */
+typedef bool (*cdt_http_error_hook)(struct cdt_http_req *req, int status, const char *msg,
+                                    void *user_data);
+
 struct cdt_httpd_params {
     const char *host;                /* address to bind; NULL: "127.0.0.1" */
     int port_min, port_max;          /* first free port of [min, max]; 0,0: an OS-chosen port */
@@ -40,9 +51,12 @@ struct cdt_httpd_params {
     size_t max_body;                 /* request body cap, bytes; 0: CDT_HTTP_MAX_BODY */
     const char *token;               /* required bearer token; NULL/"": none. Copied */
     const char *const *public_paths; /* NULL-terminated paths needing no token; may be NULL */
+    const char *cors_prefix;         /* path prefix answering CORS for loopback origins
+                                        (e.g. "/v1/"); NULL: none. Copied */
     cdt_http_handler handler;
-    void *user_data;
-    struct cdt_log *log; /* borrowed; may be NULL */
+    cdt_http_error_hook error_hook; /* NULL: every error is {"detail"} */
+    void *user_data;                /* for handler and error_hook */
+    struct cdt_log *log;            /* borrowed; may be NULL */
 };
 
 struct cdt_httpd_params cdt_httpd_default_params(void);
@@ -78,7 +92,7 @@ int cdt_http_req_client_gone(const struct cdt_http_req *req);
 void cdt_http_reply(struct cdt_http_req *req, int status, const char *body, size_t len,
                     const char *content_type);
 
-/* Answers {"detail": <printf-formatted message>}. */
+/* Answers {"detail": <printf-formatted message>}, or what the error hook answers. */
 void cdt_http_reply_error(struct cdt_http_req *req, int status, const char *fmt, ...)
     CDT_PRINTF(3, 4);
 

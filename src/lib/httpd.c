@@ -38,7 +38,9 @@ struct cdt_httpd {
     size_t max_body;
     char *token;
     char *public_paths[CDT_HTTP_MAX_PUBLIC + 1];
+    char *cors_prefix; /* NULL: no CORS */
     cdt_http_handler handler;
+    cdt_http_error_hook error_hook;
     void *user_data;
     struct cdt_log *log;
 };
@@ -52,7 +54,9 @@ struct cdt_http_req {
     bool too_big;
     bool replied;
     int status;
-    double t0_ms; /* cdt_now_ms() when the request arrived */
+    double t0_ms;            /* cdt_now_ms() when the request arrived */
+    const char *cors_origin; /* loopback Origin to echo (MHD's, lives with the request) */
+    bool preflight;          /* answering a CORS preflight */
     const char *hdr_name[CDT_HTTP_MAX_EXTRA_HDR];
     char *hdr_value[CDT_HTTP_MAX_EXTRA_HDR];
     int n_hdr;
@@ -167,6 +171,17 @@ static void queue(struct cdt_http_req *req, int status, struct MHD_Response *res
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     for (int i = 0; i < req->n_hdr; i++)
         MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]);
+    if (req->cors_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", req->cors_origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After");
+    }
+    if (req->preflight) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
     MHD_queue_response(req->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     req->replied = true;
@@ -190,9 +205,14 @@ void cdt_http_reply_error(struct cdt_http_req *req, int status, const char *fmt,
     char *text;
     va_list ap;
 
+    if (req->replied)
+        return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (req->h->error_hook && req->h->error_hook(req, status, msg, req->h->user_data) &&
+        req->replied)
+        return;
     o = cJSON_CreateObject();
     if (o)
         cJSON_AddStringToObject(o, "detail", msg);
@@ -338,6 +358,12 @@ static bool allowed(struct cdt_http_req *req)
         cdt_http_reply_error(req, 403, "Forbidden: cross-origin requests are refused");
         return false;
     }
+    if (req->cors_origin && strcmp(req->method, "OPTIONS") == 0) {
+        /* A preflight: the browser sends no token with it, only with the request. */
+        req->preflight = true;
+        cdt_http_reply(req, 204, "", 0, "text/plain");
+        return false;
+    }
     if (h->token && !is_public(h, req->path) &&
         !token_ok(h->token, cdt_http_req_header(req, "Authorization"))) {
         cdt_http_add_header(req, "WWW-Authenticate", "Bearer");
@@ -379,6 +405,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->t0_ms = cdt_now_ms();
         snprintf(req->path, sizeof(req->path), "%s", url ? url : "/");
         req->path[strcspn(req->path, "?#")] = '\0';
+        if (h->cors_prefix && strncmp(req->path, h->cors_prefix, strlen(h->cors_prefix)) == 0) {
+            const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+
+            if (cdt_http_is_loopback_origin(origin))
+                req->cors_origin = origin;
+        }
         *con_cls = req;
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && parse_size(cl, &clen) && clen > h->max_body) {
@@ -551,9 +583,12 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
     h->listen_any = p->listen_any;
     h->max_body = p->max_body ? p->max_body : CDT_HTTP_MAX_BODY;
     h->handler = p->handler;
+    h->error_hook = p->error_hook;
     h->user_data = p->user_data;
     h->log = p->log;
     if (p->token && *p->token && !(h->token = strdup(p->token)))
+        goto oom;
+    if (p->cors_prefix && *p->cors_prefix && !(h->cors_prefix = strdup(p->cors_prefix)))
         goto oom;
     for (; p->public_paths && p->public_paths[n] && n < CDT_HTTP_MAX_PUBLIC; n++)
         if (!(h->public_paths[n] = strdup(p->public_paths[n])))
@@ -609,6 +644,7 @@ void cdt_httpd_free(struct cdt_httpd *h)
     else if (h->fd >= 0)
         close(h->fd);
     free(h->token);
+    free(h->cors_prefix);
     for (int i = 0; h->public_paths[i]; i++)
         free(h->public_paths[i]);
     free(h);

@@ -21,23 +21,19 @@ struct oai {
     bool sent_role;
 };
 
-/* OpenAI's error object: {"error":{"message","type","param","code"}}. */
-static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
-    CDT_PRINTF(4, 5);
-
-static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
+void cdt__oai_error(struct cdt_http_req *req, int status, const char *param, const char *code,
+                    const char *msg)
 {
-    char msg[1024];
     cJSON *o = cJSON_CreateObject(), *e;
-    va_list ap;
     const char *type = status == 401   ? "authentication_error"
-                       : status == 404 ? "not_found_error"
+                       : status == 403 ? "permission_error"
                        : status >= 500 ? "server_error"
                                        : "invalid_request_error";
 
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    if (status == 401 && !code)
+        code = "invalid_api_key";
+    if (status == 503) /* busy, loading or shutting down: clients retry after it */
+        cdt_http_add_header(req, "Retry-After", CDT_OAI_RETRY_AFTER);
     e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", type);
@@ -45,8 +41,27 @@ static void oai_err(struct cdt_http_req *req, int status, const char *param, con
         cJSON_AddStringToObject(e, "param", param);
     else
         cJSON_AddNullToObject(e, "param");
-    cJSON_AddNullToObject(e, "code");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
     cdt__reply_json(req, status, o);
+}
+
+/* The cdt_reply_err of /v1: OpenAI's error object. A body's wrong type or range
+ * (the seed's 422) is a 400 here, as OpenAI answers it. */
+static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
+    CDT_PRINTF(4, 5);
+
+static void oai_err(struct cdt_http_req *req, int status, const char *param, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cdt__oai_error(req, status == 422 ? 400 : status, param, NULL, msg);
 }
 
 /* The loaded model's name for "model" fields; false when none is loaded. */
@@ -310,8 +325,16 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
         snprintf(a->id + 9 + 2 * i, 3, "%02x", rnd[i]);
     a->created = (long long)time(NULL);
     if (!model_name(s, a->model, sizeof(a->model))) {
+        bool loading;
+
+        pthread_mutex_lock(&s->lock);
+        loading = s->running && s->running->kind == JOB_LOAD;
+        pthread_mutex_unlock(&s->lock);
         cdt__job_release(s, j);
-        oai_err(req, 400, "model", "No model loaded. Call /load first.");
+        if (loading)
+            oai_err(req, 503, NULL, "The model is loading; retry shortly");
+        else
+            oai_err(req, 400, "model", "No model loaded. Call /load first.");
         return;
     }
     j->stream = stream;
@@ -330,6 +353,8 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     if (status) {
         if (j->rc == CDT_ESTATE)
             oai_err(req, status, "model", "No model loaded. Call /load first.");
+        else if (j->rc == CDT_ETOOBIG) /* the prompt does not fit the context */
+            cdt__oai_error(req, status, "messages", "context_length_exceeded", j->errmsg);
         else
             oai_err(req, status, NULL, "%s", j->errmsg[0] ? j->errmsg : "generation failed");
         cdt__job_release(s, j);

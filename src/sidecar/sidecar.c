@@ -948,6 +948,31 @@ static void route_generate(struct cdt_sidecar *s, struct cdt_http_req *req)
     cdt__job_release(s, j);
 }
 
+static bool is_v1(const char *path)
+{
+    return strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0;
+}
+
+/* Only printable ASCII of the client's is echoed back (the body stays UTF-8). */
+static bool printable(const char *str)
+{
+    for (; *str; str++)
+        if (*str < 0x20 || *str > 0x7e)
+            return false;
+    return true;
+}
+
+/* Errors on /v1 (the server's own 401/403/413 and the router's 404/405 included)
+ * answer OpenAI's error object; the seed's endpoints keep {"detail"}. */
+static bool error_hook(struct cdt_http_req *req, int status, const char *msg, void *ud)
+{
+    (void)ud;
+    if (!is_v1(cdt_http_req_path(req)))
+        return false;
+    cdt__oai_error(req, status, NULL, NULL, msg);
+    return true;
+}
+
 static void handle(struct cdt_http_req *req, void *ud)
 {
     static const struct {
@@ -978,7 +1003,10 @@ static void handle(struct cdt_http_req *req, void *ud)
         }
         return;
     }
-    cdt_http_reply_error(req, 404, "Not Found");
+    if (is_v1(path) && printable(method) && printable(path))
+        cdt_http_reply_error(req, 404, "Invalid URL (%s %s)", method, path);
+    else
+        cdt_http_reply_error(req, 404, "Not Found");
 }
 
 /* ---- lifecycle ---- */
@@ -1021,7 +1049,9 @@ int cdt_sidecar_new(const struct cdt_sidecar_params *p, struct cdt_sidecar **out
     hp.listen_any = p->listen_any;
     hp.token = p->token;
     hp.public_paths = public_paths;
+    hp.cors_prefix = "/v1/";
     hp.handler = handle;
+    hp.error_hook = error_hook;
     hp.user_data = s;
     hp.log = p->log;
     rc = cdt_httpd_new(&hp, &s->http, errmsg, errcap);

@@ -130,6 +130,15 @@ bool cdt__opt_bool(struct cdt_http_req *req, const cJSON *o, const char *name, b
 bool cdt__parse_gen_options(struct cdt_http_req *req, const cJSON *body, struct job *j,
                             cdt_reply_err err);
 
+#define CDT_OAI_RETRY_AFTER "1" /* Retry-After of a 503 on /v1, seconds */
+
+/* Answers OpenAI's error object {"error":{"message","type","param","code"}}: the
+ * type follows the status (401 authentication_error with code "invalid_api_key",
+ * 403 permission_error, 5xx server_error, else invalid_request_error); a 503 also
+ * carries Retry-After. param and code may be NULL (JSON null). */
+void cdt__oai_error(struct cdt_http_req *req, int status, const char *param, const char *code,
+                    const char *msg);
+
 /* OpenAI-compatible routes (openai.c). */
 void cdt__route_v1_models(struct cdt_sidecar *s, struct cdt_http_req *req);
 void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req);

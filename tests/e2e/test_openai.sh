@@ -15,12 +15,13 @@ if ! (cd "$work" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1); then
   exit 1
 fi
 out=$(mktemp)
-"$bin" sidecar --port-range 11400-11500 --model "$model" >"$out" 2>/dev/null &
+# The token is the client's apiKey; test.mjs also tries a wrong one.
+CODICTATE_SIDECAR_TOKEN=not-needed "$bin" sidecar --port-range 11400-11500 --model "$model" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill_pid -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 1 100); do
   port=$(sed -n '1s/^CODICTATE_SIDECAR_PORT=//p' "$out")
-  [ -n "$port" ] && curl -s "http://127.0.0.1:$port/status" | grep -q '"model_loaded":true' && break
+  [ -n "$port" ] && curl -s -H 'Authorization: Bearer not-needed' "http://127.0.0.1:$port/status" | grep -q '"model_loaded":true' && break
   sleep 0.1
 done
 node "$work/test.mjs" "http://127.0.0.1:$port/v1"

@@ -278,6 +278,44 @@ req GET /status '' -H 'Authorization: Bearer abc123'
 check "token: 200 with" is "$code" 200
 req GET /health
 check "token: /health is open" is "$code" 200
+# /v1 answers OpenAI's error object; the seed's endpoints keep {"detail"}.
+req GET /v1/models
+check "token: /v1 401 in OpenAI's shape" has "$code $body" '401 {"error":{"message":'
+check "token: /v1 401 code" has "$body" '"type":"authentication_error","param":null,"code":"invalid_api_key"'
+req GET /v1/nope '' -H 'Authorization: Bearer abc123'
+check "/v1 unknown path: 404 in OpenAI's shape" has "$code $body" '404 {"error":'
+req GET /v1/chat/completions '' -H 'Authorization: Bearer abc123'
+check "/v1 wrong method: 405 in OpenAI's shape" has "$code $body" '405 {"error":'
+req GET /v1/models '' -H 'Origin: http://evil.example' -H 'Authorization: Bearer abc123'
+check "/v1 foreign Origin: 403 permission_error" has "$code $body" '403 {"error":'
+check "/v1 foreign Origin: type" has "$body" '"type":"permission_error"'
+req GET /status
+check "seed 401 keeps detail" has "$code $body" '401 {"detail":'
+# CORS for loopback origins on /v1: the preflight needs no token, the request does.
+hdrs=$(curl -s -o /dev/null -D - -X OPTIONS -H 'Origin: http://localhost:5173' \
+  -H 'Access-Control-Request-Method: POST' \
+  -H 'Access-Control-Request-Headers: authorization, content-type' \
+  "http://127.0.0.1:$port/v1/chat/completions" | tr -d '\r')
+check "CORS preflight: 204" has "$hdrs" 'HTTP/1.1 204'
+check "CORS preflight: origin echoed" has "$hdrs" 'Access-Control-Allow-Origin: http://localhost:5173'
+check "CORS preflight: methods" has "$hdrs" 'Access-Control-Allow-Methods: GET, POST, OPTIONS'
+check "CORS preflight: headers" has "$hdrs" 'Access-Control-Allow-Headers: Authorization, Content-Type'
+check "CORS preflight: max age" has "$hdrs" 'Access-Control-Max-Age: 600'
+hdrs=$(curl -s -o /dev/null -D - -X OPTIONS -H 'Origin: http://evil.example' \
+  -H 'Access-Control-Request-Method: POST' "http://127.0.0.1:$port/v1/chat/completions" | tr -d '\r')
+check "CORS preflight from a foreign origin: 403" has "$hdrs" 'HTTP/1.1 403'
+check "CORS foreign origin: no ACAO" lacks "$hdrs" 'Access-Control-Allow-Origin'
+hdrs=$(curl -s -D - -H 'Origin: http://[::1]:8080' -H 'Content-Type: application/json' \
+  --data-binary '{"messages":[{"role":"user","content":"hi"}]}' \
+  "http://127.0.0.1:$port/v1/chat/completions" | tr -d '\r')
+check "CORS: the request still needs the token" has "$hdrs" 'HTTP/1.1 401'
+check "CORS: its 401 carries the origin" has "$hdrs" 'Access-Control-Allow-Origin: http://[::1]:8080'
+hdrs=$(curl -s -D - -H 'Origin: https://127.0.0.1:3000' -H 'Authorization: Bearer abc123' \
+  -H 'Content-Type: application/json' --data-binary '{"messages":[{"role":"user","content":"hi"}]}' \
+  "http://127.0.0.1:$port/v1/chat/completions" | tr -d '\r')
+check "CORS: POST with the token from a loopback origin reaches the route" has "$hdrs" '"error":{"message":"No model loaded'
+check "CORS: ACAO echoed on the POST" has "$hdrs" 'Access-Control-Allow-Origin: https://127.0.0.1:3000'
+check "CORS: Vary: Origin" has "$hdrs" 'Vary: Origin'
 kill_pid -TERM "$pid"
 wait "$pid"
 

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +123,7 @@ struct resp {
     char *body;
     size_t len;
     double ms;
+    char *hdrs; /* the response's header lines, "\n"-separated */
 };
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
@@ -135,6 +138,47 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     r->len += sz * n;
     r->body[r->len] = '\0';
     return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    struct resp *r = ud;
+    size_t old = r->hdrs ? strlen(r->hdrs) : 0, k = sz * n;
+    char *nh = realloc(r->hdrs, old + k + 1);
+
+    if (!nh)
+        return 0;
+    r->hdrs = nh;
+    memcpy(r->hdrs + old, p, k);
+    r->hdrs[old + k] = '\0';
+    return k;
+}
+
+/* The value of response header `name` (case-insensitive), copied into buf; NULL
+ * when absent. */
+static const char *header_of(const struct resp *r, const char *name, char *buf, size_t cap)
+{
+    size_t nl = strlen(name);
+
+    for (const char *l = r->hdrs; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+
+        if (len > nl && strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            size_t vl;
+
+            while (*v == ' ')
+                v++;
+            vl = (size_t)(l + len - v);
+            while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                vl--;
+            snprintf(buf, cap, "%.*s", (int)vl, v);
+            return buf;
+        }
+        l = e ? e + 1 : l + len;
+    }
+    return NULL;
 }
 
 static int port;
@@ -154,6 +198,8 @@ static struct resp call(const char *method, const char *path, const char *body,
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (timeout_ms)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -200,7 +246,25 @@ static bool detail_has(const struct resp *r, const char *needle)
     return ok;
 }
 
-#define FREE_RESP(r) free((r).body)
+/* The body is OpenAI's error object with this type and code (NULL: JSON null), and
+ * no seed-style "detail". */
+static bool oai_error_is(const struct resp *r, const char *type, const char *code)
+{
+    cJSON *o = json_of(r), *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+    bool ok = cJSON_IsObject(e) && str_field(e, "message") && str_field(e, "type") &&
+              strcmp(str_field(e, "type"), type) == 0 && cJSON_HasObjectItem(e, "param") &&
+              (code ? cJSON_IsString(c) && strcmp(c->valuestring, code) == 0 : cJSON_IsNull(c)) &&
+              !cJSON_HasObjectItem(o, "detail");
+
+    if (!ok)
+        fprintf(stderr, "  body: %s (want an OpenAI error %s/%s)\n", r->body, type,
+                code ? code : "null");
+    cJSON_Delete(o);
+    return ok;
+}
+
+#define FREE_RESP(r) (free((r).body), free((r).hdrs))
 
 /* ---- fixture ---- */
 
@@ -873,7 +937,8 @@ TEST(openai_chat)
     r = call("POST", "/v1/chat/completions",
              "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"x\"}", NULL,
              0);
-    CHECK_INT(r.status, 422);
+    CHECK_INT(r.status, 400); /* OpenAI: a type error is a 400, not the seed's 422 */
+    CHECK(oai_error_is(&r, "invalid_request_error", NULL));
     CHECK(strstr(r.body, "\"param\":\"temperature\"") != NULL);
     FREE_RESP(r);
     r = call("POST", "/unload", NULL, NULL, 0);
@@ -887,6 +952,229 @@ TEST(openai_chat)
     CHECK(strstr(r.body, "\"data\":[]") != NULL);
     FREE_RESP(r);
     fake.pieces = false;
+}
+
+/* Every error on /v1 is OpenAI's error object, the server's own included; the
+ * seed's endpoints keep {"detail"}. */
+TEST(openai_error_shapes)
+{
+    static const char *const evil_origin[] = {"Origin: http://evil.example.com", NULL};
+    struct resp r;
+    char h[128], *big, *body;
+    struct bg b;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    r = call("GET", "/v1/nope", NULL, NULL, 0);
+    CHECK_INT(r.status, 404);
+    CHECK(oai_error_is(&r, "invalid_request_error", NULL));
+    CHECK(strstr(r.body, "GET /v1/nope") != NULL);
+    FREE_RESP(r);
+    r = call("GET", "/v1/chat/completions", NULL, NULL, 0);
+    CHECK_INT(r.status, 405);
+    CHECK(oai_error_is(&r, "invalid_request_error", NULL));
+    CHECK_STR(header_of(&r, "Allow", h, sizeof(h)), "POST");
+    FREE_RESP(r);
+    r = call("GET", "/v1/models", NULL, evil_origin, 0);
+    CHECK_INT(r.status, 403);
+    CHECK(oai_error_is(&r, "permission_error", NULL));
+    CHECK(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)) == NULL);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions", "[1]", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(oai_error_is(&r, "invalid_request_error", NULL));
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions", "{\"messages\":", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(oai_error_is(&r, "invalid_request_error", NULL));
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1.5}", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(strstr(r.body, "\"param\":\"max_tokens\"") != NULL);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":\"yes\"}", NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(strstr(r.body, "\"param\":\"stream\"") != NULL);
+    FREE_RESP(r);
+
+    big = malloc(CDT_HTTP_MAX_BODY + 100);
+    REQUIRE(big);
+    memset(big, ' ', CDT_HTTP_MAX_BODY + 99);
+    big[0] = '{';
+    big[CDT_HTTP_MAX_BODY + 98] = '}';
+    big[CDT_HTTP_MAX_BODY + 99] = '\0';
+    r = call("POST", "/v1/chat/completions", big, NULL, 0);
+    CHECK_INT(r.status, 413);
+    CHECK(oai_error_is(&r, "invalid_request_error", NULL));
+    FREE_RESP(r);
+    free(big);
+
+    /* A prompt that does not fit the context. */
+    body = malloc(2200);
+    REQUIRE(body);
+    snprintf(body, 2200, "{\"messages\":[{\"role\":\"user\",\"content\":\"%01999d\"}]}", 0);
+    r = call("POST", "/v1/chat/completions", body, NULL, 0);
+    CHECK_INT(r.status, 400);
+    CHECK(oai_error_is(&r, "invalid_request_error", "context_length_exceeded"));
+    CHECK(strstr(r.body, "\"param\":\"messages\"") != NULL);
+    FREE_RESP(r);
+    free(body);
+
+    /* The seed's endpoints are unchanged. */
+    r = call("GET", "/nope", NULL, NULL, 0);
+    CHECK_INT(r.status, 404);
+    CHECK(detail_has(&r, "Not Found"));
+    FREE_RESP(r);
+    r = call("GET", "/generate", NULL, NULL, 0);
+    CHECK_INT(r.status, 405);
+    CHECK(detail_has(&r, "Method Not Allowed"));
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"x\",\"temperature\":\"x\"}", NULL, 0);
+    CHECK_INT(r.status, 422);
+    CHECK(detail_has(&r, "temperature: must be a number"));
+    FREE_RESP(r);
+    r = call("GET", "/status", NULL, evil_origin, 0);
+    CHECK_INT(r.status, 403);
+    CHECK(detail_has(&r, "cross-origin"));
+    FREE_RESP(r);
+
+    /* 503 while the model loads: Retry-After. */
+    stop();
+    REQUIRE(start(NULL, 0) == 0);
+    memset(&b, 0, sizeof(b));
+    fake.load_ms = 400;
+    b.body = "{\"model_path\":\"/models/good.gguf\"}";
+    pthread_create(&b.t, NULL, bg_load, &b);
+    usleep(150 * 1000);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL, 0);
+    CHECK_INT(r.status, 503);
+    CHECK(oai_error_is(&r, "server_error", NULL));
+    CHECK_STR(header_of(&r, "Retry-After", h, sizeof(h)), "1");
+    FREE_RESP(r);
+    pthread_join(b.t, NULL);
+    FREE_RESP(b.r);
+    fake.load_ms = 0;
+}
+
+/* 503 when the queue is full: Retry-After on /v1, none on the seed's /generate. */
+TEST(openai_busy_retry_after)
+{
+    struct bg b[2];
+    struct resp r;
+    char h[64];
+
+    stop();
+    REQUIRE(start(NULL, 1) == 0);
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.n_tokens = 30;
+    fake.token_ms = 10; /* 300 ms per generation */
+    for (int i = 0; i < 2; i++) {
+        memset(&b[i], 0, sizeof(b[i]));
+        b[i].body = "{\"prompt\":\"q\"}";
+        pthread_create(&b[i].t, NULL, bg_main, &b[i]);
+        usleep(50 * 1000);
+    }
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL, 0);
+    CHECK_INT(r.status, 503);
+    CHECK(oai_error_is(&r, "server_error", NULL));
+    CHECK_STR(header_of(&r, "Retry-After", h, sizeof(h)), "1");
+    FREE_RESP(r);
+    r = call("POST", "/generate", "{\"prompt\":\"q\"}", NULL, 0);
+    CHECK_INT(r.status, 503);
+    CHECK(detail_has(&r, "busy"));
+    FREE_RESP(r);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(b[i].t, NULL);
+        FREE_RESP(b[i].r);
+    }
+    stop();
+    REQUIRE(start(NULL, 0) == 0);
+}
+
+/* CORS on /v1 for loopback origins: preflight without a token, the origin echoed
+ * on every /v1 answer, the token still needed; other origins refused; the seed's
+ * endpoints do no CORS. */
+TEST(openai_cors)
+{
+    static const char *const origins[] = {"http://localhost:5173", "http://127.0.0.1:8080",
+                                          "http://[::1]:3000", "https://localhost:4443"};
+    static const char *const evil_pre[] = {"Origin: http://evil.example.com",
+                                           "Access-Control-Request-Method: POST", NULL};
+    static const char *const lo[] = {"Origin: http://localhost:5173", NULL};
+    static const char *const lo_tok[] = {"Origin: http://localhost:5173",
+                                         "Authorization: Bearer s3cret-token", NULL};
+    static const char *const tok[] = {"Authorization: Bearer s3cret-token", NULL};
+    struct resp r;
+    char h[128], ohdr[128];
+
+    stop();
+    REQUIRE(start("s3cret-token", 0) == 0);
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", tok, 0);
+    CHECK_INT(r.status, 200);
+    FREE_RESP(r);
+    for (size_t i = 0; i < sizeof(origins) / sizeof(origins[0]); i++) {
+        const char *pre[] = {ohdr, "Access-Control-Request-Method: POST",
+                             "Access-Control-Request-Headers: authorization, content-type", NULL};
+
+        snprintf(ohdr, sizeof(ohdr), "Origin: %s", origins[i]);
+        r = call("OPTIONS", "/v1/chat/completions", NULL, pre, 0);
+        CHECK_INT(r.status, 204);
+        CHECK_STR(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)), origins[i]);
+        CHECK_STR(header_of(&r, "Vary", h, sizeof(h)), "Origin");
+        CHECK_STR(header_of(&r, "Access-Control-Allow-Methods", h, sizeof(h)),
+                  "GET, POST, OPTIONS");
+        CHECK_STR(header_of(&r, "Access-Control-Allow-Headers", h, sizeof(h)),
+                  "Authorization, Content-Type");
+        CHECK_STR(header_of(&r, "Access-Control-Max-Age", h, sizeof(h)), "600");
+        FREE_RESP(r);
+    }
+    r = call("OPTIONS", "/v1/chat/completions", NULL, evil_pre, 0);
+    CHECK_INT(r.status, 403);
+    CHECK(oai_error_is(&r, "permission_error", NULL));
+    CHECK(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)) == NULL);
+    FREE_RESP(r);
+
+    /* The actual request still needs the token; its 401 carries the origin so
+     * the page can read the error. */
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", lo, 0);
+    CHECK_INT(r.status, 401);
+    CHECK(oai_error_is(&r, "authentication_error", "invalid_api_key"));
+    CHECK_STR(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)), "http://localhost:5173");
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", lo_tok, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"chat.completion\"") != NULL);
+    CHECK_STR(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)), "http://localhost:5173");
+    CHECK_STR(header_of(&r, "Vary", h, sizeof(h)), "Origin");
+    FREE_RESP(r);
+    r = call("GET", "/v1/models", NULL, lo_tok, 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)), "http://localhost:5173");
+    FREE_RESP(r);
+    /* No Origin: no CORS headers. */
+    r = call("GET", "/v1/models", NULL, tok, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)) == NULL);
+    FREE_RESP(r);
+
+    /* The seed's endpoints: no CORS, no token-free preflight. */
+    r = call("GET", "/status", NULL, lo_tok, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(header_of(&r, "Access-Control-Allow-Origin", h, sizeof(h)) == NULL);
+    FREE_RESP(r);
+    r = call("OPTIONS", "/generate", NULL, lo, 0);
+    CHECK_INT(r.status, 401);
+    CHECK(detail_has(&r, "Unauthorized"));
+    FREE_RESP(r);
+    stop();
+    REQUIRE(start(NULL, 0) == 0);
 }
 
 TEST(port_taken_means_next_or_error)
@@ -967,6 +1255,9 @@ int main(void)
     RUN(stop_sequences);
     RUN(stream_cancelled_on_disconnect);
     RUN(openai_chat);
+    RUN(openai_error_shapes);
+    RUN(openai_busy_retry_after);
+    RUN(openai_cors);
     RUN(port_taken_means_next_or_error);
     RUN(stop_cancels_running_generation);
     stop();

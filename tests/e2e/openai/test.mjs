@@ -85,7 +85,7 @@ await check('streaming matches the non-streamed text', async () => {
   assert(text === full.choices[0].message.content, `stream "${text}" vs "${full.choices[0].message.content}"`);
 });
 
-await check('bad request is an APIError with status 400/422', async () => {
+await check('bad request is an APIError with status 400', async () => {
   try {
     await client.chat.completions.create({ model: 'local', messages: [] });
     throw new Error('no error');
@@ -105,6 +105,40 @@ await check('prompt too long is a 400 APIError', async () => {
   } catch (e) {
     assert(e instanceof OpenAI.APIError && e.status === 400, `got ${e}`);
     assert(/Prompt too long/.test(e.message), e.message);
+    assert(e.code === 'context_length_exceeded', `code ${e.code}`);
+    assert(e.type === 'invalid_request_error', `type ${e.type}`);
+    assert(e.param === 'messages', `param ${e.param}`);
+  }
+});
+
+await check('a wrong type is a 400 naming the param', async () => {
+  try {
+    await client.chat.completions.create({ model: 'local', messages, temperature: 'hot' });
+    throw new Error('no error');
+  } catch (e) {
+    assert(e instanceof OpenAI.BadRequestError, `got ${e}`);
+    assert(e.param === 'temperature' && e.type === 'invalid_request_error', `${e.param} ${e.type}`);
+  }
+});
+
+await check('a wrong API key is an AuthenticationError', async () => {
+  const bad = new OpenAI({ baseURL, apiKey: 'wrong', maxRetries: 0 });
+  try {
+    await bad.models.list();
+    throw new Error('no error');
+  } catch (e) {
+    assert(e instanceof OpenAI.AuthenticationError, `got ${e}`);
+    assert(e.code === 'invalid_api_key' && e.type === 'authentication_error', `${e.code} ${e.type}`);
+  }
+});
+
+await check('an unknown path is a NotFoundError in OpenAI\'s shape', async () => {
+  try {
+    await client.get('/nope');
+    throw new Error('no error');
+  } catch (e) {
+    assert(e instanceof OpenAI.NotFoundError, `got ${e}`);
+    assert(e.type === 'invalid_request_error', `type ${e.type}`);
   }
 });
 
