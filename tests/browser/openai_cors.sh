@@ -11,6 +11,7 @@ set -u
 bin=$1 llm=$2
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../sh_test.sh"
+. "$here/common.sh"
 tmp=$(mktemp -d)
 pid=
 cleanup() {
@@ -19,24 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-skip() {
-  if [ "${CI:-}" = true ]; then
-    echo "FAIL: $1 (CI=true: not skipped)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  echo "SKIP: $1"
-  exit 77
-}
-fail() {
-  echo "FAIL: $1" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-}
-
-[ -x /usr/bin/chromium ] || skip "no /usr/bin/chromium (scripts/deps.sh installs it)"
-command -v node >/dev/null || fail "no node (scripts/deps.sh installs npm)"
-modules=$("$here/setup.sh") || fail "tests/browser/setup.sh could not install playwright-core"
+browser_modules
 
 token=cors-test-token
 CODICTATE_SIDECAR_TOKEN=$token "$bin" sidecar --port-range 11400-11500 --model "$llm" \

@@ -11,6 +11,7 @@ set -u
 bin=$1 fakehub=$2 llm=$3 whisper=$4
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../sh_test.sh"
+. "$here/common.sh"
 . "$here/../pulse_mic.sh"
 . "$here/../serve_app.sh"
 shots=${TEST_OUT:-${CODICTATE_BROWSER_SHOTS:-$PWD/browser-shots}}
@@ -23,27 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-skip() { # skip REASON: 77, or a failure under CI
-  if [ "${CI:-}" = true ]; then
-    echo "FAIL: $1 (CI=true: not skipped)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  echo "SKIP: $1"
-  exit 77
-}
-fail() {
-  echo "FAIL: $1" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-}
-
-[ -x /usr/bin/chromium ] || skip "no /usr/bin/chromium (scripts/deps.sh installs it)"
 command -v pulseaudio >/dev/null || skip "no pulseaudio binary (scripts/deps.sh installs it)"
-command -v node >/dev/null || fail "no node (scripts/deps.sh installs npm)"
 # playwright-core from the pinned lockfile, cached outside the checkout (before
 # HOME moves to the temp dir).
-modules=$("$here/setup.sh") || fail "tests/browser/setup.sh could not install playwright-core"
+browser_modules
 
 app_home "$tmp"
 app_hub "$tmp" "$bin" "$fakehub" "$llm" "$whisper" || fail "the fake hub"

@@ -623,24 +623,36 @@ static void *bg_main(void *arg)
     return NULL;
 }
 
+/* A fresh sidecar with a queue of one, a model loaded, and n background
+ * /generate calls of 300 ms each started 50 ms apart: one runs, one waits, any
+ * more are refused. False when the sidecar does not start. */
+static bool start_busy(struct bg *b, int n)
+{
+    struct resp r;
+
+    stop();
+    if (start(NULL, 1) != 0)
+        return false;
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.n_tokens = 30;
+    fake.token_ms = 10; /* 300 ms per generation */
+    for (int i = 0; i < n; i++) {
+        memset(&b[i], 0, sizeof(b[i]));
+        b[i].body = "{\"prompt\":\"q\"}";
+        pthread_create(&b[i].t, NULL, bg_main, &b[i]);
+        usleep(50 * 1000);
+    }
+    return true;
+}
+
 TEST(status_answers_during_generation_and_queue_bounds)
 {
     struct bg b[3];
     struct resp r;
     int n200 = 0, n503 = 0;
 
-    stop();
-    REQUIRE(start(NULL, 1) == 0);
-    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
-    FREE_RESP(r);
-    fake.n_tokens = 30;
-    fake.token_ms = 10; /* 300 ms per generation */
-    for (int i = 0; i < 3; i++) {
-        memset(&b[i], 0, sizeof(b[i]));
-        b[i].body = "{\"prompt\":\"q\"}";
-        pthread_create(&b[i].t, NULL, bg_main, &b[i]);
-        usleep(50 * 1000);
-    }
+    REQUIRE(start_busy(b, 3));
     r = call("GET", "/status", NULL, NULL, 0);
     CHECK_INT(r.status, 200);
     CHECK(r.ms < 100);
@@ -1066,18 +1078,7 @@ TEST(openai_busy_retry_after)
     struct resp r;
     char h[64];
 
-    stop();
-    REQUIRE(start(NULL, 1) == 0);
-    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
-    FREE_RESP(r);
-    fake.n_tokens = 30;
-    fake.token_ms = 10; /* 300 ms per generation */
-    for (int i = 0; i < 2; i++) {
-        memset(&b[i], 0, sizeof(b[i]));
-        b[i].body = "{\"prompt\":\"q\"}";
-        pthread_create(&b[i].t, NULL, bg_main, &b[i]);
-        usleep(50 * 1000);
-    }
+    REQUIRE(start_busy(b, 2));
     r = call("POST", "/v1/chat/completions",
              "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL, 0);
     CHECK_INT(r.status, 503);
