@@ -82,7 +82,10 @@ CDT_NODISCARD int cdt_models_path(struct cdt_models *m, const char *id, char *bu
 /* Downloads every file of the model (blocking; resumable; verified). Checks the
  * disk for all remaining bytes + the reserve before the first byte. Returns 0,
  * CDT_ENOTFOUND, CDT_EBUSY (already downloading), CDT_ECANCELED (cdt_models_cancel:
- * the partial is kept), or the downloader's error (errmsg says what). */
+ * the partial is kept), or the downloader's error (errmsg says what). A built-in
+ * model (catalog source "builtin", shipped in <share dir>/models and found once, at
+ * cdt_models_new) is never downloaded: 0 when its file is there, else CDT_ENOTFOUND
+ * (errmsg: reinstall). */
 CDT_NODISCARD int cdt_models_pull(struct cdt_models *m, const char *id, char *errmsg,
                                   size_t errcap);
 
@@ -95,7 +98,7 @@ CDT_NODISCARD int cdt_models_pull_token(struct cdt_models *m, const char *id, co
 void cdt_models_cancel(struct cdt_models *m, const char *id);
 
 /* Deletes the model's files and partials. Refused (CDT_ESTATE) while it is
- * downloading or loaded. */
+ * downloading or loaded, and always for a built-in model (CDT_EPERM). */
 CDT_NODISCARD int cdt_models_delete(struct cdt_models *m, const char *id, char *errmsg,
                                     size_t errcap);
 
@@ -110,7 +113,8 @@ CDT_NODISCARD int cdt_models_load(struct cdt_models *m, const char *id, char *er
                                   size_t errcap);
 
 /* The model of a kind to use when a person names none: for LLMs the one the catalog
- * recommends for the RAM tier when it is downloaded, else the first downloaded LLM;
+ * recommends for the RAM tier when it is downloaded, else the first downloaded LLM
+ * in catalog order (the built-in one comes last there, so it is the last resort);
  * for the other kinds the first downloaded one (catalog order). The local refine
  * provider and the app's "in use" follow this one rule. NULL when none is
  * downloaded. Borrowed from the catalog. */

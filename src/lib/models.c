@@ -30,6 +30,7 @@ struct cdt_models {
     struct entry *e;
     size_t n;
     char *cache_dir;
+    char builtin_dir[CDT_HF_MAX_PATH]; /* <share dir>/models; "" when hidden or absent */
     struct cdt_download_params dl_template;
     struct cdt_manager_params mgr_params;
     struct cdt_manager *mgr;
@@ -99,19 +100,27 @@ static bool builtin(const struct cdt_catalog_model *cm)
     return source_of(cm)->type == CDT_SOURCE_BUILTIN;
 }
 
-/* A file shipped with codictate: <share dir>/models/<name>, a regular file.
- * CODICTATE_NO_BUILTIN_MODEL=1 hides it (the test suite's models are its own). */
-static int builtin_file(const char *name, struct cdt_hfcache_entry *out)
+/* Where files shipped with codictate lie, found once (cdt_models_new):
+ * <share dir>/models, or "" when CODICTATE_NO_BUILTIN_MODEL=1 hides them (the test
+ * suite's models are its own) or there is no share dir. */
+static void find_builtin_dir(char *buf, size_t cap)
 {
     char dir[CDT_HF_MAX_PATH];
+
+    buf[0] = '\0';
+    if (cdt_env_long("CODICTATE_NO_BUILTIN_MODEL", 0, 1, 0) != 1 &&
+        cdt_share_dir(dir, sizeof(dir)) == 0 && (size_t)snprintf(buf, cap, "%s/models", dir) >= cap)
+        buf[0] = '\0';
+}
+
+/* A file shipped with codictate: <builtin dir>/<name>, a regular file. */
+static int builtin_file(const struct cdt_models *m, const char *name, struct cdt_hfcache_entry *out)
+{
     struct stat st;
 
     memset(out, 0, sizeof(*out));
-    if (cdt_env_long("CODICTATE_NO_BUILTIN_MODEL", 0, 1, 0) == 1 ||
-        cdt_share_dir(dir, sizeof(dir)) != 0)
-        return CDT_ENOTFOUND;
-    if ((size_t)snprintf(out->path, sizeof(out->path), "%s/models/%s", dir, name) >=
-        sizeof(out->path))
+    if (!m->builtin_dir[0] || (size_t)snprintf(out->path, sizeof(out->path), "%s/%s",
+                                               m->builtin_dir, name) >= sizeof(out->path))
         return CDT_ENOTFOUND;
     if (stat(out->path, &st) != 0 || !S_ISREG(st.st_mode))
         return CDT_ENOTFOUND;
@@ -125,7 +134,7 @@ static int find_file(struct cdt_models *m, const struct cdt_catalog_model *cm, s
 {
     const struct cdt_catalog_source *src = source_of(cm);
     int rc = builtin(cm)
-                 ? builtin_file(cm->files[i].name, out)
+                 ? builtin_file(m, cm->files[i].name, out)
                  : cdt_hfcache_find(m->cache_dir, src->repo, src->revision, cm->files[i].name, out);
 
     if (rc == 0 && cm->files[i].size && out->size != cm->files[i].size)
@@ -618,6 +627,7 @@ int cdt_models_new(const struct cdt_models_params *p, struct cdt_models **out)
         return CDT_ENOMEM;
     }
     m->dl_template.cache_dir = NULL; /* set per pull from m->cache_dir */
+    find_builtin_dir(m->builtin_dir, sizeof(m->builtin_dir));
     pthread_mutex_init(&m->lock, NULL);
     *out = m;
     return 0;
