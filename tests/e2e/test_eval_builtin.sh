@@ -5,7 +5,9 @@
 # model column within a margin (llama.cpp's kernels round differently across CPUs, so
 # the model's words may differ): word error rate (case and punctuation insensitive)
 # at most MARGIN above the recorded one and content words kept at most MARGIN below,
-# overall and per category. The model answers for real: it is codictate_refiner_v1,
+# overall and per category — where the recorded figure is the worse of the model's
+# and the deterministic pass's, since a case whose output the guards reject on another
+# CPU is delivered as the deterministic text (a safe outcome, not a regression). The model answers for real: it is codictate_refiner_v1,
 # no provider error, and not every case falls back.
 #   test_eval_builtin.sh CODICTATE BASELINE            check
 #   test_eval_builtin.sh CODICTATE BASELINE --record   run the slice, write BASELINE
@@ -85,8 +87,13 @@ for name, got, want in rows:
         if w is None or g is None:
             say(g == w, "%s: model %s %s, recorded %s" % (name, what, g, w))
         else:
-            say(sign * (g - w) <= margin + 1e-9, "%s: model %s %.4f, recorded %.4f %s %.2f" % (
-                name, what, g, w, "+" if sign > 0 else "-", margin))
+            # A case that falls back on this CPU scores as the deterministic pass: the
+            # bound is the worse of the recorded model figure and the pass's.
+            dv = d[key] if d[key] is not None else w
+            bound = max(w, dv) if sign > 0 else min(w, dv)
+            say(sign * (g - bound) <= margin + 1e-9, "%s: model %s %.4f, recorded %.4f "
+                "(deterministic %.4f) %s %.2f" % (name, what, g, w, dv, "+" if sign > 0 else "-",
+                                                 margin))
 EOF
 check "compare: ran" test $? -eq 0
 while IFS=$'\t' read -r status name; do
