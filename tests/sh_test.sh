@@ -34,3 +34,18 @@ kill_pid() {
   done
   return $rc_
 }
+# start_stubllm STUB OUTFILE [ARGS...]: starts tests/stubllm in the background (sets
+# stubpid; the caller's cleanup stops it) and waits for the port it prints (sets
+# port; empty when it never printed one).
+start_stubllm() {
+  local stub_=$1 out_=$2
+  shift 2
+  "$stub_" "$@" >"$out_" &
+  stubpid=$!
+  port=
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/^STUBLLM_PORT=//p' "$out_")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+}

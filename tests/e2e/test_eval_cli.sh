@@ -91,13 +91,7 @@ check "unknown category: exit 2" is "$rc" 2
 check "unknown category: lists them" has "$err" "no case in category 'nope' (categories: disfluency, clean, numbers, empty)"
 
 # The model's output through a stub endpoint.
-"$stub" >"$tmp/stub.out" &
-stubpid=$!
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/^STUBLLM_PORT=//p' "$tmp/stub.out")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+start_stubllm "$stub" "$tmp/stub.out"
 url=http://127.0.0.1:$port/v1
 run --cases "$cases" --base-url "$url" --openai-model echo --json
 check "stub echo: exit 0" is "$rc" 0

@@ -25,13 +25,7 @@ export XDG_CONFIG_HOME=$tmp/config HF_HOME=$tmp/hf HOME=$tmp/home
 unset OPENAI_API_KEY OPENAI_BASE_URL CODICTATE_CATALOG HF_HUB_CACHE XDG_RUNTIME_DIR
 mkdir -p "$XDG_CONFIG_HOME/codictate" "$HF_HOME" "$HOME"
 
-"$stub" --log "$tmp/stub.log" >"$tmp/stub.out" &
-stubpid=$!
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/^STUBLLM_PORT=//p' "$tmp/stub.out")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+start_stubllm "$stub" "$tmp/stub.out" --log "$tmp/stub.log"
 url=http://127.0.0.1:$port/v1
 
 has() { case "$1" in *"$2"*) return 0 ;; esac; echo "  '$1' lacks '$2'" >&2; return 1; }
