@@ -28,7 +28,6 @@ import os
 import random
 import re
 import subprocess
-import sys
 
 # ---------------------------------------------------------------- numbers as words
 

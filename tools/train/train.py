@@ -62,7 +62,6 @@ class Encoder:
         nl = self.ids("\n")
         self.post = [IM_END] + nl + [IM_START] + self.ids("assistant\n") + [THINK] + \
             self.ids("\n\n") + [END_THINK] + self.ids("\n\n")
-        self.head_ids = None
 
     def ids(self, text):
         return self.tok.encode(text, add_special_tokens=False).ids
