@@ -12,6 +12,18 @@
  * shape. One line per request is logged at INFO
  * (method, path, status, ms); bodies are never logged.
  *
+ * Hostile clients: a request's headers and body must arrive within
+ * request_timeout_ms of the connection opening (or of the previous response on a
+ * keep-alive connection, so an idle connection is closed then too); a complete
+ * request being answered (a long generation, a stream, SSE) has no deadline. Near
+ * the connection limit the oldest connection still waiting for a request is closed
+ * to make room, so clients that connect and send nothing (or a byte a second)
+ * cannot lock others out. Requests HTTP would let two parties read differently are
+ * refused with 400 and a closed connection: two Content-Length, Host, Origin or
+ * Authorization headers, a Content-Length that is not all digits, and any
+ * Transfer-Encoding (request bodies need a Content-Length). A request line that is
+ * not HTTP at all is closed without an answer (libmicrohttpd's rule).
+ *
  * Threading: one thread per connection; the handler runs on it and may block
  * (e.g. waiting for a generation). Handlers must be thread-safe. */
 #ifndef CODICTATE_HTTPD_H
@@ -27,7 +39,8 @@
 extern "C" {
 #endif
 
-#define CDT_HTTP_MAX_BODY (1024 * 1024) /* default request body cap, bytes */
+#define CDT_HTTP_MAX_BODY           (1024 * 1024) /* default request body cap, bytes */
+#define CDT_HTTP_REQUEST_TIMEOUT_MS 10000         /* default request deadline, ms */
 
 struct cdt_log;
 struct cdt_httpd;
@@ -53,6 +66,9 @@ struct cdt_httpd_params {
     const char *const *public_paths; /* NULL-terminated paths needing no token; may be NULL */
     const char *cors_prefix;         /* path prefix answering CORS for loopback origins
                                         (e.g. "/v1/"); NULL: none. Copied */
+    int request_timeout_ms;          /* a request (headers and body) or an idle keep-alive
+                                        connection's next one must arrive within this;
+                                        0: CDT_HTTP_REQUEST_TIMEOUT_MS */
     cdt_http_handler handler;
     cdt_http_error_hook error_hook; /* NULL: every error is {"detail"} */
     void *user_data;                /* for handler and error_hook */
@@ -84,8 +100,12 @@ const char *cdt_http_req_body(const struct cdt_http_req *req); /* NUL-terminated
 size_t cdt_http_req_body_len(const struct cdt_http_req *req);
 const char *cdt_http_req_header(const struct cdt_http_req *req, const char *name);
 
-/* Nonzero when the client has closed its connection (checked with a non-blocking
- * peek; cheap enough to poll between tokens). */
+/* Nonzero when the client has gone: its connection was reset, or it closed its
+ * socket. End of input is not a disconnect: a client that sent its request and
+ * then shut down its sending side (shutdown(SHUT_WR), `nc -N`) still waits for the
+ * answer. TCP shows both as the same FIN; for a loopback client the kernel tells
+ * them apart (a closed socket has no owner left); for another client a FIN counts
+ * as gone. Cheap enough to poll between tokens. */
 int cdt_http_req_client_gone(const struct cdt_http_req *req);
 
 /* Answers with `body` (copied) and a content type (NULL: application/json). */

@@ -3,7 +3,15 @@
  * A request's state (struct cdt_http_req) lives from MHD's first call for it to the
  * completion notification. Invariants: a request is answered exactly once
  * (`replied`); bodies over the cap are never stored; the security checks run
- * before any handler sees the request. */
+ * before any handler sees the request.
+ *
+ * A connection's state (struct conn) lives from MHD's STARTED to its CLOSED
+ * notification, in a list under `lock`, oldest first. A connection is `busy` from
+ * its request's last byte to the end of the answer; otherwise it waits for a
+ * request, and the watchdog thread shuts its socket down at `deadline`. The socket
+ * is only shut down (never closed) under `lock`, and MHD closes it only after the
+ * CLOSED notification has taken it out of the list: a descriptor the watchdog
+ * touches is never another connection's. */
 #include "codictate/httpd.h"
 #include "codictate/log.h"
 #include "codictate/text.h"
@@ -12,8 +20,13 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,8 +40,31 @@
 #define CDT_HTTP_MAX_PATH      1024 /* longest request path kept, bytes */
 #define CDT_HTTP_MAX_PUBLIC    8    /* public (token-free) paths */
 #define CDT_HTTP_MAX_EXTRA_HDR 4    /* extra response headers per request */
-#define CDT_HTTP_CONN_LIMIT    64   /* concurrent connections (one thread each) */
-#define CDT_HTTP_IDLE_TIMEOUT  300  /* idle keep-alive connection timeout, seconds */
+#define CDT_HTTP_CONN_LIMIT    64   /* connections kept open at once (one thread each) */
+/* Kept free for new clients: above LIMIT - SPARE open connections, the oldest one
+ * waiting for a request is closed. */
+#define CDT_HTTP_CONN_SPARE 8
+/* MHD's own cap, counting connections being closed (their threads end, and MHD
+ * reaps them, a little after we shut them down): in a flood of connects it must
+ * not refuse the new client that the closing makes room for. */
+#define CDT_HTTP_CONN_HARD_LIMIT 512
+/* An answer the client reads nothing of for this long is dropped (MHD's
+ * inactivity timeout; requests have their own deadline), seconds. */
+#define CDT_HTTP_SEND_TIMEOUT 300
+#define CDT_HTTP_WATCH_MS     1000 /* the watchdog's longest sleep, ms */
+/* Connections the kernel queues for accept: a flood of connects waits there, not
+ * in SYN retries (1, 3, 7 s later), while the oldest silent ones make room. */
+#define CDT_HTTP_BACKLOG 1024
+
+/* One TCP connection (see the invariants above). */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    bool busy;          /* a complete request is being answered: no deadline */
+    bool begun;         /* a request line was parsed since it last waited */
+    bool cut;           /* shut down by us */
+    double deadline_ms; /* cdt_now_ms() by which a waiting connection's request is in */
+};
 
 struct cdt_httpd {
     struct MHD_Daemon *mhd;
@@ -36,6 +72,7 @@ struct cdt_httpd {
     int port;
     bool listen_any;
     size_t max_body;
+    int request_timeout_ms;
     char *token;
     char *public_paths[CDT_HTTP_MAX_PUBLIC + 1];
     char *cors_prefix; /* NULL: no CORS */
@@ -43,16 +80,26 @@ struct cdt_httpd {
     cdt_http_error_hook error_hook;
     void *user_data;
     struct cdt_log *log;
+
+    pthread_mutex_t lock; /* guards the connection list and stop */
+    pthread_cond_t wake;  /* the watchdog's: a deadline moved, or stop */
+    pthread_t watchdog;
+    bool watchdog_started;
+    bool stop;
+    struct conn *head, *tail; /* oldest first */
+    int n_open;               /* connections in the list not cut */
 };
 
 struct cdt_http_req {
     struct cdt_httpd *h;
     struct MHD_Connection *conn;
+    struct conn *c; /* NULL when untracked (out of memory at accept) */
     const char *method;
     char path[CDT_HTTP_MAX_PATH];
     struct cdt_buf body; /* up to max_body bytes */
     bool too_big;
     bool replied;
+    bool rejected; /* refused before MHD could answer (raw_reject) */
     int status;
     double t0_ms;            /* cdt_now_ms() when the request arrived */
     const char *cors_origin; /* loopback Origin to echo (MHD's, lives with the request) */
@@ -316,21 +363,239 @@ const char *cdt_http_req_header(const struct cdt_http_req *req, const char *name
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* Whether the loopback peer of a socket has closed its end: 1 when its socket has
+ * no owner any more (closed: the kernel keeps it a while as an orphan) or is gone,
+ * 0 when a process still holds it (it only shut down its sending side), -1 when
+ * we cannot tell (not loopback, no sock_diag). One netlink round trip. */
+static int loopback_peer_closed(int fd)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t ml = sizeof(me), pl = sizeof(peer);
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } q;
+    union {
+        struct nlmsghdr nlh;
+        char buf[8192];
+    } a;
+    struct sockaddr_nl nladdr = {.nl_family = AF_NETLINK};
+    int nl, rc = -1;
+    ssize_t n;
+
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) != 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 || me.ss_family != peer.ss_family)
+        return -1;
+    memset(&q, 0, sizeof(q));
+    q.nlh.nlmsg_len = sizeof(q);
+    q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    q.nlh.nlmsg_flags = NLM_F_REQUEST;
+    q.r.sdiag_family = (unsigned char)peer.ss_family;
+    q.r.sdiag_protocol = IPPROTO_TCP;
+    q.r.idiag_states = ~0u;
+    q.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    q.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    if (peer.ss_family == AF_INET) { /* the peer's socket: its source is our destination */
+        const struct sockaddr_in *p4 = (const struct sockaddr_in *)&peer;
+        const struct sockaddr_in *m4 = (const struct sockaddr_in *)&me;
+
+        if ((ntohl(p4->sin_addr.s_addr) >> 24) != 127)
+            return -1;
+        q.r.id.idiag_sport = p4->sin_port;
+        q.r.id.idiag_dport = m4->sin_port;
+        memcpy(q.r.id.idiag_src, &p4->sin_addr, 4);
+        memcpy(q.r.id.idiag_dst, &m4->sin_addr, 4);
+    } else if (peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
+        const struct sockaddr_in6 *m6 = (const struct sockaddr_in6 *)&me;
+
+        if (!IN6_IS_ADDR_LOOPBACK(&p6->sin6_addr))
+            return -1;
+        q.r.id.idiag_sport = p6->sin6_port;
+        q.r.id.idiag_dport = m6->sin6_port;
+        memcpy(q.r.id.idiag_src, &p6->sin6_addr, 16);
+        memcpy(q.r.id.idiag_dst, &m6->sin6_addr, 16);
+    } else {
+        return -1;
+    }
+    nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return -1;
+    if (sendto(nl, &q, sizeof(q), 0, (struct sockaddr *)&nladdr, sizeof(nladdr)) ==
+        (ssize_t)sizeof(q)) {
+        struct pollfd pf = {.fd = nl, .events = POLLIN};
+
+        if (poll(&pf, 1, 200) == 1 && (n = recv(nl, &a, sizeof(a), 0)) >= (ssize_t)sizeof(a.nlh) &&
+            NLMSG_OK(&a.nlh, (size_t)n)) {
+            if (a.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+                a.nlh.nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+                const struct inet_diag_msg *m = NLMSG_DATA(&a.nlh);
+
+                rc = m->idiag_inode == 0;
+            } else if (a.nlh.nlmsg_type == NLMSG_ERROR &&
+                       a.nlh.nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+                const struct nlmsgerr *e = NLMSG_DATA(&a.nlh);
+
+                rc = e->error == -ENOENT ? 1 : -1; /* no such socket: gone */
+            }
+        }
+    }
+    close(nl);
+    return rc;
+}
+
 int cdt_http_req_client_gone(const struct cdt_http_req *req)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct pollfd pf;
     char c;
     ssize_t n;
 
     if (!ci)
         return 1;
     n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0)
+    if (n > 0)
+        return 0; /* the next request of a pipelining client */
+    if (n < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR; /* e.g. a reset */
+    /* End of input: a half-closed client waiting for its answer, or a closed one. */
+    pf.fd = ci->connect_fd;
+    pf.events = POLLIN;
+    pf.revents = 0;
+    if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
         return 1;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        return 1;
-    return 0;
+    return loopback_peer_closed(ci->connect_fd) != 0;
+}
+
+/* ---- connections: deadlines and room for new clients ---- */
+
+static void conn_cut(struct cdt_httpd *h, struct conn *c)
+{
+    if (!c->cut) {
+        shutdown(c->fd, SHUT_RDWR); /* MHD's thread sees the end and closes */
+        c->cut = true;
+        h->n_open--;
+    }
+}
+
+static void conn_unlink(struct cdt_httpd *h, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        h->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_append(struct cdt_httpd *h, struct conn *c)
+{
+    c->prev = h->tail;
+    c->next = NULL;
+    if (h->tail)
+        h->tail->next = c;
+    else
+        h->head = c;
+    h->tail = c;
+}
+
+/* Closes the oldest connection waiting for a request, but `keep` (lock held). First
+ * choice: one that has sent nothing (no request line parsed, no byte waiting), so
+ * a client whose request is already in the socket is not cut while MHD's thread
+ * for it has yet to read it. */
+static void make_room(struct cdt_httpd *h, const struct conn *keep)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (struct conn *o = h->head; o; o = o->next) {
+            char b;
+
+            if (o == keep || o->busy || o->cut)
+                continue;
+            if (pass == 0 && (o->begun || recv(o->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0))
+                continue;
+            conn_cut(h, o);
+            return;
+        }
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection; near the limit, makes room
+ * by closing the oldest one still waiting for its request. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct cdt_httpd *h = cls;
+    struct conn *c = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        *socket_context = NULL;
+        if (!ci || !(c = calloc(1, sizeof(*c))))
+            return; /* untracked: MHD's inactivity timeout still ends it */
+        c->fd = ci->connect_fd;
+        c->deadline_ms = cdt_now_ms() + h->request_timeout_ms;
+        pthread_mutex_lock(&h->lock);
+        conn_append(h, c);
+        if (++h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE)
+            make_room(h, c);
+        pthread_mutex_unlock(&h->lock);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        pthread_mutex_lock(&h->lock);
+        conn_unlink(h, c);
+        if (!c->cut)
+            h->n_open--;
+        pthread_mutex_unlock(&h->lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* busy: the request is complete and being answered (no deadline); else the
+ * connection waits for its next request, due within request_timeout_ms. */
+static void conn_set_busy(struct cdt_httpd *h, struct conn *c, bool busy)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->lock);
+    c->busy = busy;
+    c->begun = false;
+    if (!busy) {
+        c->deadline_ms = cdt_now_ms() + h->request_timeout_ms;
+        conn_unlink(h, c); /* the most recently active: the last to make room */
+        conn_append(h, c);
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Shuts down the connections whose request is late; sleeps until the next deadline. */
+static void *watchdog_main(void *arg)
+{
+    struct cdt_httpd *h = arg;
+
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
+        double now = cdt_now_ms(), next = now + CDT_HTTP_WATCH_MS;
+        struct timespec ts;
+
+        for (struct conn *c = h->head; c; c = c->next) {
+            if (c->busy || c->cut)
+                continue;
+            if (c->deadline_ms <= now)
+                conn_cut(h, c);
+            else if (c->deadline_ms < next)
+                next = c->deadline_ms;
+        }
+        ts = cdt_ms_to_timespec(next);
+        pthread_cond_timedwait(&h->wake, &h->lock, &ts);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
 }
 
 /* ---- request flow ---- */
@@ -384,6 +649,132 @@ static bool parse_size(const char *s, unsigned long long *out)
     return errno == 0 && *end == '\0';
 }
 
+struct hdr_count {
+    int host, origin, auth, clen, tenc;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct hdr_count *n = cls;
+
+    (void)kind, (void)value;
+    if (!key)
+        return MHD_YES;
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        n->host++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_ORIGIN) == 0)
+        n->origin++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+        n->auth++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        n->clen++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        n->tenc++;
+    return MHD_YES;
+}
+
+/* Why a request's headers are refused, or NULL. MHD takes the first of repeated
+ * headers; a proxy or the handler might take another, so a repeat of one that
+ * decides where a request goes, whose it is or where its body ends is refused.
+ * Bodies need a Content-Length: chunked bodies could be held open without end
+ * (a chunk size of 2^64-1), and other codings MHD would read until the close. */
+static const char *bad_headers(struct MHD_Connection *conn)
+{
+    struct hdr_count n = {0};
+    const char *cl;
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &n);
+    if (n.tenc)
+        return "Transfer-Encoding is not supported: send the body with a Content-Length";
+    if (n.clen > 1)
+        return "more than one Content-Length header";
+    if (n.host > 1)
+        return "more than one Host header";
+    if (n.origin > 1)
+        return "more than one Origin header";
+    if (n.auth > 1)
+        return "more than one Authorization header";
+    cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl)))
+        return "Content-Length is not a number of bytes";
+    return NULL;
+}
+
+/* Writes a 400 {"detail": "Bad request: why"} with "Connection: close" on a
+ * connection's socket itself, before MHD has written anything of an answer there
+ * (it is small enough for an empty socket buffer; a client that reads nothing gets
+ * the close alone). Returns the status logged. */
+static int raw_reject(int fd, const char *why)
+{
+    char head[256], msg[256];
+    cJSON *o = cJSON_CreateObject();
+    char *body;
+    size_t hl, off = 0;
+
+    snprintf(msg, sizeof(msg), "Bad request: %s", why);
+    body = o && cJSON_AddStringToObject(o, "detail", msg) ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!body)
+        return 400; /* closed without an answer */
+    hl = (size_t)snprintf(head, sizeof(head),
+                          "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                          "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                          "Connection: close\r\nContent-Length: %zu\r\n\r\n",
+                          strlen(body));
+    for (int part = 0; part < 2; part++) {
+        const char *p = part ? body : head;
+        size_t len = part ? strlen(body) : hl;
+
+        for (off = 0; off < len;) {
+            ssize_t n = send(fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        if (off < len)
+            break;
+    }
+    free(body);
+    return 400;
+}
+
+/* A request refused on its first call: answered on the socket, and the caller
+ * returns MHD_NO, so MHD closes the connection without an answer of its own. */
+static void reject_request(struct cdt_http_req *req, const char *why)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+    req->replied = true;
+    req->rejected = true;
+    req->status = ci ? raw_reject(ci->connect_fd, why) : 400;
+}
+
+/* The connection whose request line this thread parsed last: with a thread per
+ * connection, the thread's own (set by on_uri, read by mhd_log). */
+static _Thread_local struct MHD_Connection *tls_conn;
+
+/* MHD_OPTION_URI_LOG_CALLBACK: runs on the connection's thread once its request
+ * line is parsed, before its headers are. Returns the request's initial con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct cdt_httpd *h = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = ci ? ci->socket_context : NULL;
+
+    (void)uri;
+    tls_conn = conn;
+    if (c) {
+        pthread_mutex_lock(&h->lock);
+        c->begun = true;
+        pthread_mutex_unlock(&h->lock);
+    }
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -393,25 +784,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     (void)version;
     if (!req) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         unsigned long long clen;
-        const char *cl;
+        const char *cl, *why;
 
         req = calloc(1, sizeof(*req));
         if (!req)
             return MHD_NO;
         req->h = h;
         req->conn = conn;
+        req->c = ci ? ci->socket_context : NULL;
         req->method = method;
         req->t0_ms = cdt_now_ms();
         snprintf(req->path, sizeof(req->path), "%s", url ? url : "/");
         req->path[strcspn(req->path, "?#")] = '\0';
+        *con_cls = req;
+        if ((why = bad_headers(conn))) {
+            reject_request(req, why);
+            return MHD_NO;
+        }
         if (h->cors_prefix && strncmp(req->path, h->cors_prefix, strlen(h->cors_prefix)) == 0) {
             const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 
             if (cdt_http_is_loopback_origin(origin))
                 req->cors_origin = origin;
         }
-        *con_cls = req;
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && parse_size(cl, &clen) && clen > h->max_body) {
             cdt_http_reply_error(req, 413, "Request body too large: over %zu bytes", h->max_body);
@@ -433,6 +831,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->replied)
         return MHD_YES;
+    conn_set_busy(h, req->c, true); /* complete: answering it has no deadline */
     if (req->too_big)
         cdt_http_reply_error(req, 413, "Request body too large: over %zu bytes", h->max_body);
     else if (allowed(req))
@@ -451,6 +850,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!req)
         return;
+    conn_set_busy(h, req->c, false); /* waits for the next request, if any */
     if (cdt_log_enabled(h->log, CDT_LOG_INFO)) {
         /* The path is the client's (URL-decoded): no escape sequences into the log. */
         char *method = cdt_text_escape_controls(req->method, false);
@@ -458,7 +858,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
         CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", method ? method : "?", path ? path : "?",
                   req->status, cdt_now_ms() - req->t0_ms,
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)");
+                  req->rejected                                ? " (refused, closed)"
+                  : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                                                               : " (client gone)");
         free(method);
         free(path);
     }
@@ -472,10 +874,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct cdt_httpd *h = cls;
-    char buf[512];
+    char buf[1024];
 
     vsnprintf(buf, sizeof(buf), fmt, ap);
     CDT_LOG_D(h->log, "http: %s", buf);
+    /* A Content-Length MHD cannot parse (-1, +30, 1e3, 0x10, over 2^64): MHD 0.9.75
+     * answers it itself, before any request callback, with its status line and
+     * headers twice (its state machine builds them again). Its log line carries its
+     * error page (not translated, unlike the log text): answer 400 first and shut
+     * the sending side, so MHD's own answer fails to go out and it closes. */
+    if (tls_conn && strstr(buf, "<b>Content-Length</b>")) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(tls_conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        if (ci) {
+            raw_reject(ci->connect_fd, "Content-Length is not a number of bytes");
+            shutdown(ci->connect_fd, SHUT_WR);
+        }
+        CDT_LOG_I(h->log, "a request with a bad Content-Length: 400 (refused, closed)");
+    }
 }
 
 /* ---- binding ---- */
@@ -533,7 +950,7 @@ static int bind_range(struct cdt_httpd *h, const char *host, int pmin, int pmax,
             ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
         else
             ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        if (bind(fd, (struct sockaddr *)&ss, sl) == 0 && listen(fd, 128) == 0) {
+        if (bind(fd, (struct sockaddr *)&ss, sl) == 0 && listen(fd, CDT_HTTP_BACKLOG) == 0) {
             if (port == 0) {
                 struct sockaddr_storage got;
                 socklen_t gl = sizeof(got);
@@ -564,6 +981,7 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
                   size_t errcap)
 {
     struct cdt_httpd *h;
+    pthread_condattr_t ca;
     bool v6 = false;
     int rc, n = 0;
     unsigned flags;
@@ -579,9 +997,23 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
     h = calloc(1, sizeof(*h));
     if (!h)
         return CDT_ENOMEM;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        free(h);
+        return CDT_ENOMEM;
+    }
+    if (pthread_cond_init(&h->wake, &ca) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return CDT_ENOMEM;
+    }
+    pthread_condattr_destroy(&ca);
     h->fd = -1;
     h->listen_any = p->listen_any;
     h->max_body = p->max_body ? p->max_body : CDT_HTTP_MAX_BODY;
+    h->request_timeout_ms =
+        p->request_timeout_ms > 0 ? p->request_timeout_ms : CDT_HTTP_REQUEST_TIMEOUT_MS;
     h->handler = p->handler;
     h->error_hook = p->error_hook;
     h->user_data = p->user_data;
@@ -600,13 +1032,21 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
         cdt_httpd_free(h);
         return rc;
     }
-    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-            MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)CDT_HTTP_CONN_LIMIT,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CDT_HTTP_IDLE_TIMEOUT,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+    if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
+        snprintf(errmsg, errcap, "cannot start the HTTP server's watchdog thread");
+        cdt_httpd_free(h);
+        return CDT_EIO;
+    }
+    h->watchdog_started = true;
+    /* poll, not select: a descriptor above FD_SETSIZE must not break a connection. */
+    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    h->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CDT_HTTP_CONN_HARD_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CDT_HTTP_SEND_TIMEOUT, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(errmsg, errcap, "cannot start the HTTP server on port %d", h->port);
         cdt_httpd_free(h);
@@ -643,6 +1083,15 @@ void cdt_httpd_free(struct cdt_httpd *h)
         MHD_stop_daemon(h->mhd); /* closes the listen socket unless quiesced */
     else if (h->fd >= 0)
         close(h->fd);
+    if (h->watchdog_started) { /* after MHD: its last CLOSED notifications are in */
+        pthread_mutex_lock(&h->lock);
+        h->stop = true;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->watchdog, NULL);
+    }
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
     free(h->token);
     free(h->cors_prefix);
     for (int i = 0; h->public_paths[i]; i++)

@@ -1,0 +1,355 @@
+/* The shared HTTP layer (src/lib/httpd.c) against hostile clients on raw sockets
+ * (issue 14 §0): requests HTTP would let two parties read differently get one 400
+ * and a closed connection; a request must arrive within its deadline, an answer
+ * being made has none; clients that connect and send nothing cannot lock others
+ * out; a half-closed client is not a gone one. Every wait is bounded. */
+#include "../test.h"
+#include "codictate/httpd.h"
+#include "codictate/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DEADLINE_MS 600 /* the test server's request deadline */
+
+static atomic_int gone_seen = -1; /* /wait: 1 client gone, 0 still there */
+
+struct slow_stream {
+    int left;
+};
+
+static ssize_t slow_next(void *ud, char *buf, size_t cap)
+{
+    struct slow_stream *st = ud;
+
+    if (st->left == 0 || cap < 2)
+        return 0;
+    usleep(300 * 1000);
+    st->left--;
+    memcpy(buf, "x\n", 2);
+    return 2;
+}
+
+static void slow_done(void *ud, bool gone)
+{
+    (void)gone;
+    free(ud);
+}
+
+static void handler(struct cdt_http_req *req, void *ud)
+{
+    const char *path = cdt_http_req_path(req);
+
+    (void)ud;
+    if (strcmp(path, "/wait") == 0) { /* up to 1.5 s watching the client */
+        int gone = 0;
+
+        for (int i = 0; i < 75 && !gone; i++) {
+            gone = cdt_http_req_client_gone(req);
+            if (!gone)
+                usleep(20 * 1000);
+        }
+        atomic_store(&gone_seen, gone);
+        cdt_http_reply(req, 200, gone ? "{\"gone\":1}" : "{\"gone\":0}", 10, NULL);
+    } else if (strcmp(path, "/slow") == 0) { /* longer than the request deadline */
+        usleep(3 * DEADLINE_MS * 1000);
+        cdt_http_reply(req, 200, "{\"slow\":1}", 10, NULL);
+    } else if (strcmp(path, "/stream") == 0) { /* 5 pieces, 1.5 s */
+        struct slow_stream *st = calloc(1, sizeof(*st));
+
+        if (!st) {
+            cdt_http_reply_error(req, 500, "out of memory");
+            return;
+        }
+        st->left = 5;
+        cdt_http_reply_stream(req, 200, "text/plain", slow_next, slow_done, st);
+    } else {
+        cdt_http_reply(req, 200, "{\"ok\":1}", 8, NULL);
+    }
+}
+
+static struct cdt_httpd *start(int timeout_ms, int *port)
+{
+    struct cdt_httpd_params p = cdt_httpd_default_params();
+    struct cdt_httpd *h = NULL;
+    char err[256];
+
+    p.handler = handler;
+    p.request_timeout_ms = timeout_ms;
+    if (cdt_httpd_new(&p, &h, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cdt_httpd_new: %s\n", err);
+        return NULL;
+    }
+    *port = cdt_httpd_port(h);
+    return h;
+}
+
+static int dial(int port)
+{
+    struct sockaddr_in a = {0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const char *s, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+
+        if (n <= 0)
+            return false;
+        s += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Reads into buf (NUL-terminated) until the peer closes or limit_ms passes; true
+ * when it closed. */
+static bool read_until_close(int fd, char *buf, size_t cap, int limit_ms)
+{
+    size_t len = 0;
+    double end = cdt_now_ms() + limit_ms;
+
+    buf[0] = '\0';
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int left = (int)(end - cdt_now_ms());
+        ssize_t n;
+
+        if (left <= 0 || poll(&pf, 1, left) != 1)
+            return false;
+        n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n < 0 && errno == ECONNRESET)
+            return true;
+        if (n <= 0)
+            return n == 0;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (len + 1 >= cap)
+            return false;
+    }
+}
+
+static int count_status_lines(const char *s)
+{
+    int n = 0;
+
+    for (const char *p = s; (p = strstr(p, "HTTP/1.")); p++)
+        if (p == s || p[-1] == '\n')
+            n++;
+    return n;
+}
+
+/* A GET on a new connection: its status, or -1. */
+static int get(int port, const char *path, int limit_ms)
+{
+    char req[256], buf[4096];
+    int fd = dial(port), status = -1;
+
+    if (fd < 0)
+        return -1;
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             path);
+    if (send_all(fd, req, strlen(req)))
+        read_until_close(fd, buf, sizeof(buf), limit_ms);
+    else
+        buf[0] = '\0';
+    close(fd);
+    if (strncmp(buf, "HTTP/1.1 ", 9) == 0)
+        status = atoi(buf + 9);
+    return status;
+}
+
+TEST(ambiguous_requests_get_one_400_and_a_close)
+{
+    static const struct {
+        const char *name, *raw;
+    } cases[] = {
+        {"two Content-Length", "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                               "Content-Length: 1\r\n\r\n{}"},
+        {"Content-Length and Transfer-Encoding",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"},
+        {"Content-Length -1",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n{}"},
+        {"Content-Length +30",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: +30\r\n\r\n"},
+        {"Content-Length 1e3",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1e3\r\n\r\n"},
+        {"Content-Length 0x10",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0x10\r\n\r\n"},
+        {"Transfer-Encoding gzip",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n{}"},
+        {"chunk size 2^64-1", "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
+                              "\r\n\r\nFFFFFFFFFFFFFFFF\r\n{}"},
+        {"two Host", "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n"},
+        {"two Origin", "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n"
+                       "Origin: http://evil.example\r\n\r\n"},
+        {"two Authorization", "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer a\r\n"
+                              "Authorization: Bearer b\r\n\r\n"},
+    };
+    int port;
+    struct cdt_httpd *h = start(0, &port);
+
+    REQUIRE(h);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[8192];
+        int fd = dial(port);
+        bool closed;
+
+        REQUIRE(fd >= 0);
+        CHECK(send_all(fd, cases[i].raw, strlen(cases[i].raw)));
+        closed = read_until_close(fd, buf, sizeof(buf), 5000);
+        close(fd);
+        if (!closed || count_status_lines(buf) != 1 || strncmp(buf, "HTTP/1.1 400 ", 13) != 0 ||
+            !strstr(buf, "\"detail\":\"Bad request: ")) {
+            fprintf(stderr, "  %s: closed %d, got:\n%s\n", cases[i].name, closed, buf);
+            CHECK(false);
+        }
+    }
+    /* The same server still answers a well-formed request. */
+    CHECK_INT(get(port, "/ok", 5000), 200);
+    cdt_httpd_free(h);
+}
+
+TEST(late_requests_and_idle_connections_are_closed)
+{
+    int port, silent, dribbler, idle;
+    struct cdt_httpd *h = start(DEADLINE_MS, &port);
+    const char *req = "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    char buf[4096];
+    bool closed = false;
+
+    REQUIRE(h);
+    silent = dial(port);
+    dribbler = dial(port);
+    idle = dial(port);
+    REQUIRE(silent >= 0 && dribbler >= 0 && idle >= 0);
+    /* A keep-alive connection after its answer is idle: closed after the deadline. */
+    CHECK(send_all(idle, req, strlen(req)));
+    CHECK(!read_until_close(idle, buf, sizeof(buf), 200));
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    /* A byte every 100 ms never finishes its headers: cut (bounded wait, 10 s). */
+    for (int i = 0; i < 100 && !closed; i++) {
+        if (!send_all(dribbler, "X", 1))
+            closed = true;
+        else
+            closed = recv(dribbler, buf, sizeof(buf), MSG_DONTWAIT) == 0;
+        usleep(100 * 1000);
+    }
+    CHECK(closed);
+    CHECK(read_until_close(silent, buf, sizeof(buf), 10000));
+    CHECK(read_until_close(idle, buf, sizeof(buf), 10000));
+    close(silent);
+    close(dribbler);
+    close(idle);
+    cdt_httpd_free(h);
+}
+
+TEST(answers_in_progress_have_no_deadline)
+{
+    int port;
+    struct cdt_httpd *h = start(DEADLINE_MS, &port);
+    const char *stream_req = "GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    char buf[4096];
+    int fd, pieces = 0;
+
+    REQUIRE(h);
+    CHECK_INT(get(port, "/slow", 10000), 200);
+    fd = dial(port);
+    REQUIRE(fd >= 0);
+    CHECK(send_all(fd, stream_req, strlen(stream_req)));
+    CHECK(read_until_close(fd, buf, sizeof(buf), 10000));
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    for (const char *p = buf; (p = strstr(p, "x\n")); p++)
+        pieces++;
+    CHECK_INT(pieces, 5); /* all of it, though it took longer than the deadline */
+    close(fd);
+    cdt_httpd_free(h);
+}
+
+TEST(silent_clients_leave_room_for_others)
+{
+    enum { N = 300 };
+    static int fds[N];
+    int port, n = 0;
+    struct cdt_httpd *h = start(0, &port); /* the default deadline: eviction, not it */
+
+    REQUIRE(h);
+    for (int i = 0; i < N; i++) {
+        struct sockaddr_in a = {0};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+            close(fd);
+            continue;
+        }
+        if (fd >= 0)
+            fds[n++] = fd;
+    }
+    CHECK(n > 200);
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(get(port, "/ok", 10000), 200);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    cdt_httpd_free(h);
+}
+
+TEST(half_closed_client_is_not_gone)
+{
+    int port, fd;
+    struct cdt_httpd *h = start(0, &port);
+    const char *req = "POST /wait HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}";
+    char buf[4096];
+
+    REQUIRE(h);
+    fd = dial(port);
+    REQUIRE(fd >= 0);
+    CHECK(send_all(fd, req, strlen(req)));
+    CHECK(shutdown(fd, SHUT_WR) == 0); /* what `nc -N` does: end of input */
+    CHECK(read_until_close(fd, buf, sizeof(buf), 10000));
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(buf, "{\"gone\":0}") != NULL);
+    close(fd);
+
+    /* A client that closes its socket is gone. */
+    atomic_store(&gone_seen, -1);
+    fd = dial(port);
+    REQUIRE(fd >= 0);
+    CHECK(send_all(fd, req, strlen(req)));
+    usleep(100 * 1000);
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&gone_seen) < 0; i++)
+        usleep(10 * 1000);
+    CHECK_INT(atomic_load(&gone_seen), 1);
+    cdt_httpd_free(h);
+}
+
+int main(void)
+{
+    RUN(ambiguous_requests_get_one_400_and_a_close);
+    RUN(late_requests_and_idle_connections_are_closed);
+    RUN(answers_in_progress_have_no_deadline);
+    RUN(silent_clients_leave_room_for_others);
+    RUN(half_closed_client_is_not_gone);
+    return TEST_END();
+}
