@@ -45,6 +45,11 @@ char *cdt_utf8_repair(const char *s, size_t len, size_t *tail);
  * memory. */
 char *cdt_text_escape_controls(const char *s, bool keep_newlines);
 
+/* The same into out[0..cap): as many whole escapes as fit, NUL-terminated when cap
+ * > 0 (out may be NULL with cap 0). Returns the length of the whole escaped text
+ * (without the NUL): the result was cut when it is >= cap. */
+size_t cdt_text_escape_controls_to(const char *s, bool keep_newlines, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

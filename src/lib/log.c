@@ -3,6 +3,7 @@
  * previous fragment). Invariant: `pending` holds at most one incomplete engine
  * line, flushed when a newline arrives, when it fills, or when the log is freed. */
 #include "codictate/log.h"
+#include "codictate/text.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -81,11 +82,17 @@ int cdt_log_new(const struct cdt_log_params *p, struct cdt_log **out)
 /* Called with the lock held. */
 static void emit(struct cdt_log *lg, enum cdt_log_level level, const char *line)
 {
+    char safe[CDT_LOG_LINE_MAX * 6]; /* each byte escaped at most 6 to 1 */
+
+    /* Control characters escaped: a client's path, a model path or an engine's
+     * message cannot move the cursor, retitle the terminal or hide what follows. */
+    safe[0] = '\0';
+    cdt_text_escape_controls_to(line, false, safe, sizeof(safe));
     if (lg->sink) {
-        lg->sink(level, line, lg->user_data);
+        lg->sink(level, safe, lg->user_data);
         return;
     }
-    fprintf(stderr, "%s: %s: %s\n", lg->prefix, cdt_log_level_name(level), line);
+    fprintf(stderr, "%s: %s: %s\n", lg->prefix, cdt_log_level_name(level), safe);
 }
 
 /* Emits `text` split at newlines; a final fragment without newline is emitted too. */

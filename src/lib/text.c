@@ -157,25 +157,42 @@ char *cdt_utf8_repair(const char *s, size_t len, size_t *tail)
     return out;
 }
 
-char *cdt_text_escape_controls(const char *s, bool keep_newlines)
+size_t cdt_text_escape_controls_to(const char *s, bool keep_newlines, char *out, size_t cap)
 {
-    size_t n = 0, o = 0;
-    char *out;
+    size_t n = 0;
 
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        n += *p < 0x20 || *p == 0x7f ? 4 : *p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 6 : 1;
-    if (!(out = malloc(n + 1)))
-        return NULL;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        size_t k;
+
         if ((*p < 0x20 && !(keep_newlines && *p == '\n')) || *p == 0x7f) {
-            o += (size_t)snprintf(out + o, n + 1 - o, "\\x%02x", *p);
+            k = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
         } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            o += (size_t)snprintf(out + o, n + 1 - o, "\\u%04x", p[1]);
+            k = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
             p++;
         } else {
-            out[o++] = (char)*p;
+            esc[0] = (char)*p;
+            k = 1;
         }
+        if (out && n + k < cap)
+            memcpy(out + n, esc, k);
+        else
+            out = NULL; /* full: whole escapes only, nothing after */
+        n += k;
+        if (out)
+            out[n] = '\0';
     }
-    out[o] = '\0';
+    return n;
+}
+
+char *cdt_text_escape_controls(const char *s, bool keep_newlines)
+{
+    size_t n = cdt_text_escape_controls_to(s, keep_newlines, NULL, 0);
+    char *out = malloc(n + 1);
+
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    cdt_text_escape_controls_to(s, keep_newlines, out, n + 1);
     return out;
 }

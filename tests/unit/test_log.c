@@ -118,6 +118,23 @@ TEST(long_lines_are_split_not_overflowed)
     cdt_log_free(lg);
 }
 
+/* A client's path or a model path in a message cannot drive the terminal. */
+TEST(control_characters_are_escaped)
+{
+    struct capture c;
+    struct cdt_log *lg = make(&c, CDT_LOG_INFO);
+
+    REQUIRE(lg);
+    CDT_LOG_I(lg, "GET /%s 404",
+              "\x1b]0;owned\x07\x1b[2J\xc2\x9b"
+              "1m\x7f");
+    cdt_log_ggml(GGML_LOG_LEVEL_ERROR, "model \x1b[31mred\n", lg);
+    CHECK_INT(c.n, 2);
+    CHECK_STR(c.lines[0], "GET /\\x1b]0;owned\\x07\\x1b[2J\\u009b1m\\x7f 404");
+    CHECK_STR(c.lines[1], "model \\x1b[31mred");
+    cdt_log_free(lg);
+}
+
 int main(void)
 {
     RUN(quiet_by_default);
@@ -125,5 +142,6 @@ int main(void)
     RUN(engine_fragments_are_joined);
     RUN(null_log_is_a_no_op);
     RUN(long_lines_are_split_not_overflowed);
+    RUN(control_characters_are_escaped);
     return TEST_END();
 }

@@ -89,11 +89,24 @@ TEST(escape_controls)
     free(s);
 }
 
+/* The buffer form: whole escapes only, always NUL-terminated, the full length back. */
+TEST(escape_controls_to_buffer)
+{
+    char buf[8];
+
+    CHECK_INT(cdt_text_escape_controls_to("ab\x1b", false, buf, sizeof(buf)), 6);
+    CHECK_STR(buf, "ab\\x1b");
+    CHECK_INT(cdt_text_escape_controls_to("abcd\x1b", false, buf, 6), 8);
+    CHECK_STR(buf, "abcd"); /* "\x1b" does not fit: left out, not cut in half */
+    CHECK_INT(cdt_text_escape_controls_to("\xc2\x9b", false, NULL, 0), 6);
+}
+
 int main(void)
 {
     RUN(clean_response);
     RUN(strip_think_blocks_alone);
     RUN(utf8_validation);
     RUN(escape_controls);
+    RUN(escape_controls_to_buffer);
     return TEST_END();
 }
