@@ -116,7 +116,9 @@ typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
     X(GUARD_CHANGED, 16, "guard_changed",                                                          \
       "the output changed a number, a name, a negation or too many words")                         \
     X(LANGUAGE, 17, "unsupported_language",                                                        \
-      "the model knows only English and the transcript is not English")
+      "the model knows only English and the transcript is not English")                            \
+    X(ALREADY_CLEAN, 18, "already_clean",                                                          \
+      "the transcript is already clean: nothing for the model to do")
 
 enum cdt_refine_reason {
 #define CDT_REFINE_REASON_ENUM_(name, value, code, msg) CDT_REFINE_##name = value,
@@ -280,6 +282,16 @@ CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char *
  * digit strings compared on their first 18 digits). Thread-safe. */
 CDT_NODISCARD int cdt_refine_check_critical(const char *input, const char *output, char *reason,
                                             size_t reason_cap);
+
+/* Does `text` read as written text already, with nothing for a model to clean? Every
+ * sentence opens with a capital and the last one is closed (. ? !); no "i" in lower
+ * case; no spoken number the model would write in digits (a lone "one" or "half"
+ * aside); no word said twice in a row ("the the"); no self-correction cue ("no wait",
+ * "I mean", "scratch that", "make that", "correction", "oops"); no "you know" set off
+ * by commas. cdt_refine_run skips the model for such a transcript when the
+ * deterministic pass changed nothing (CDT_REFINE_ALREADY_CLEAN): a model cannot
+ * improve it and a small one can only slip. Returns 1, 0 or CDT_ENOMEM. */
+CDT_NODISCARD int cdt_refine_is_clean(const char *text);
 
 #ifdef __cplusplus
 }

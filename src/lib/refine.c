@@ -958,6 +958,27 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
     return rc;
 }
 
+/* Are a and b the same words, whatever the white space between them? */
+static bool same_but_space(const char *a, const char *b)
+{
+    static const char ws[] = " \t\n\r\f\v";
+
+    for (;;) {
+        size_t la, lb;
+
+        a += strspn(a, ws);
+        b += strspn(b, ws);
+        la = strcspn(a, ws);
+        lb = strcspn(b, ws);
+        if (la != lb || memcmp(a, b, la) != 0)
+            return false;
+        if (!la)
+            return true;
+        a += la;
+        b += lb;
+    }
+}
+
 int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
                    struct cdt_refine_result *out)
 {
@@ -990,6 +1011,8 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
     CDT_LOG_D(p->log, "refine: deterministic pass: %s", out->cleaned);
     if (!out->cleaned[0])
         rc = set_reason(out, CDT_REFINE_ONLY_FILLERS, NULL);
+    else if (same_but_space(text, out->cleaned) && (rc = cdt_refine_is_clean(out->cleaned)) != 0)
+        rc = rc < 0 ? rc : set_reason(out, CDT_REFINE_ALREADY_CLEAN, NULL);
     else if (strlen(out->cleaned) > CDT_REFINE_MAX_MODEL_TEXT)
         rc = set_reason(out, CDT_REFINE_INPUT_TOO_LONG,
                         "transcript too long for the model (%zu bytes, at most %d)",

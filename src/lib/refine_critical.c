@@ -705,7 +705,8 @@ static bool apostrophe_of(const struct cdt__spoken *in, const char *k)
  * any form, two words run together or one split), a number's unit (the numbers
  * themselves are check_numbers'), a function word but a weighty one, a negation or
  * abbreviation (the other rules count those), "I", a contraction or apostrophe the input lacked
- * ("its" → "it's"), or a spelling fix (edits_allowed). A cleanup needs no word the
+ * ("its" → "it's"), or a spelling fix (edits_allowed); a single letter is no
+ * exception. A cleanup needs no word the
  * transcript did not say: "vendredi" → "vendisseur" is a model's invention. */
 static int check_added(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
                        size_t cap)
@@ -730,8 +731,8 @@ static int check_added(const struct cdt__spoken *in, const struct cdt__spoken *o
         const struct cdt__tok *t = &out->t[i];
         const char *k = t->key;
 
+        /* A single letter too: "check the spelling" → "check the V t" is no cleanup. */
         if (t->kind != CDT__TK_WORD || t->phrase >= 0 || t->nw || t->suffix || unit[i] || !k[0] ||
-            (!k[1] && (unsigned char)k[0] < 0x80) ||
             (is_stopword(k) && !listed(k, weighty, N(weighty))) || is_negation(k) || is_i(k) ||
             listed(k, abbreviations, N(abbreviations)) || word_in_any_form(out, i, in) ||
             apostrophe_of(in, k))
@@ -786,5 +787,89 @@ int cdt_refine_check_critical(const char *input, const char *output, char *reaso
     }
     cdt__spoken_cleanup(&in);
     cdt__spoken_cleanup(&out);
+    return rc;
+}
+
+/* ---- text that is already clean (refine.h, cdt_refine_is_clean) ---- */
+
+/* A self-correction cue that prose does not use ("no wait", "scratch that"); the
+ * guard's wider list ("actually", "rather", "sorry") is ordinary written English. */
+static bool strong_cue(const struct cdt__spoken *x, size_t i)
+{
+    return (cdt__spoken_is(x, i, "no") && cdt__spoken_is(x, i + 1, "wait")) ||
+           (cdt__spoken_is(x, i, "wait") && cdt__spoken_is(x, i + 1, "no")) ||
+           (cdt__spoken_is(x, i, "i") && cdt__spoken_is(x, i + 1, "mean")) ||
+           ((cdt__spoken_is(x, i, "scratch") || cdt__spoken_is(x, i, "make")) &&
+            cdt__spoken_is(x, i + 1, "that")) ||
+           cdt__spoken_is(x, i, "correction") || cdt__spoken_is(x, i, "oops") ||
+           cdt__spoken_is(x, i, "whoops");
+}
+
+static bool punct_at(const struct cdt__spoken *x, size_t i, const char *set)
+{
+    return i < x->n && x->t[i].kind == CDT__TK_PUNCT && x->t[i].punct && strchr(set, x->t[i].punct);
+}
+
+/* Do the m (1 to 3) words from token i repeat right after them, with no
+ * punctuation between ("the the", "can you can you")? */
+static bool said_again(const struct cdt__spoken *x, size_t i)
+{
+    for (size_t m = 1; m <= 3 && i + 2 * m <= x->n; m++) {
+        size_t k = 0;
+
+        while (k < m && x->t[i + k].kind == CDT__TK_WORD && x->t[i + m + k].kind == CDT__TK_WORD &&
+               strcmp(x->t[i + k].key, x->t[i + m + k].key) == 0)
+            k++;
+        if (k == m)
+            return true;
+    }
+    return false;
+}
+
+int cdt_refine_is_clean(const char *text)
+{
+    struct cdt__spoken x;
+    const struct cdt__tok *prev = NULL; /* the last word or number */
+    bool sentence_start = true, ended = false;
+    int rc = CDT_ENOMEM;
+
+    memset(&x, 0, sizeof(x));
+    if (!text || !cdt__spoken_init(&x, text, true))
+        goto done;
+    rc = 0;
+    for (size_t i = 0; i < x.n; i++) {
+        const struct cdt__tok *t = &x.t[i];
+
+        if (t->kind == CDT__TK_PUNCT) {
+            if (strchr(".?!", t->punct))
+                sentence_start = ended = true;
+            else if (t->punct != '"' && t->punct != '#' && t->punct != ')')
+                ended = false;
+            continue;
+        }
+        ended = false;
+        if (t->kind == CDT__TK_WORD) {
+            /* A sentence opens with a capital; "i" is written "I". */
+            if ((sentence_start && !t->cap) || (!strcmp(t->key, "i") && text[t->off] == 'i'))
+                goto done;
+            /* A spoken number the model would write in digits ("five hundred"). */
+            if (t->phrase >= 0 && !x.p[t->phrase].weak)
+                goto done;
+            /* A stutter ("the the", "can you can you"), a cue, a filler set off by
+             * commas ("you know"). */
+            if (said_again(&x, i))
+                goto done;
+            if (strong_cue(&x, i))
+                goto done;
+            if (cdt__spoken_is(&x, i, "you") && cdt__spoken_is(&x, i + 1, "know") &&
+                (punct_at(&x, i + 2, ",") || (i > 0 && punct_at(&x, i - 1, ","))))
+                goto done;
+        }
+        sentence_start = false;
+        prev = t;
+    }
+    rc = prev && ended; /* some words, and the last sentence is closed */
+done:
+    cdt__spoken_cleanup(&x);
     return rc;
 }

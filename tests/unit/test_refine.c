@@ -310,6 +310,9 @@ TEST(critical_catches_the_small_models_slips)
             "the output changed a number: 450 \xE2\x86\x92 400");
     CHANGED("It costs four hundred and fifty dollars, not five hundred.",
             "It costs $450, not $5000.", "the output changed a number: 500 \xE2\x86\x92 5000");
+    /* The built-in model, on a held-out question: a word turned into letters. */
+    CHANGED("Could you check the spelling for me?", "Could you check the V t for me?",
+            "spelling \xE2\x86\x92 V");
     CHANGED("I sent it to Maria yesterday.", "I sent it to Marie yesterday.",
             "the output changed a name: Maria \xE2\x86\x92 Marie");
     CHANGED("i sent it to maria yesterday", "I sent it to Marie yesterday.",
@@ -766,6 +769,71 @@ TEST(pipeline_long_transcript_skips_the_model)
     free(big);
 }
 
+/* ---- already clean (cdt_refine_is_clean; issue 15: pass-through changes nothing) ---- */
+
+TEST(clean_text_is_recognised)
+{
+    static const char *const clean[] = {
+        "The quarterly report is due on Friday, and I still need the sales figures.",
+        "Thanks for your help with the migration. Everything is working now.",
+        "We shipped 42 releases in 2023, up 15% from the year before.",
+        "Can you review my pull request when you have a moment?",
+        "\"No,\" I never said that. Did I?",
+        "The one I like is in the trial period (not the final one).",
+        "I would rather stay, actually.",
+    };
+    static const char *const not_clean[] = {
+        "",
+        "   ",
+        "thanks for your help with the migration.", /* opens in lower case */
+        "Thanks for your help. everything works.",  /* a sentence in lower case */
+        "Thanks for your help with the migration",  /* not closed */
+        "Then i left.",                             /* "i" */
+        "It costs five hundred dollars.",           /* a spoken number */
+        "We met in nineteen ninety.",               /* a spoken year */
+        "Send it to the the team.",                 /* a stutter */
+        "Can you Can you explain how this works?",  /* a stutter of two words */
+        "Meet me at three, no wait, at four.",      /* a cue */
+        "Call Bob. Scratch that, call Ann.",        /* a cue */
+        "It was, you know, fine.",                  /* a filler set off by commas */
+    };
+
+    for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++)
+        if (cdt_refine_is_clean(clean[i]) != 1) {
+            fprintf(stderr, "not seen as clean: \"%s\"\n", clean[i]);
+            cdt_test_state_.checks_failed++;
+        }
+    for (size_t i = 0; i < sizeof(not_clean) / sizeof(not_clean[0]); i++)
+        if (cdt_refine_is_clean(not_clean[i]) != 0) {
+            fprintf(stderr, "seen as clean: \"%s\"\n", not_clean[i]);
+            cdt_test_state_.checks_failed++;
+        }
+    CHECK_INT(cdt_refine_is_clean(NULL), CDT_ENOMEM);
+}
+
+/* A clean transcript the deterministic pass leaves alone goes out as it is, with no
+ * model call; one the pass changed, or one that needs the model, is asked about. */
+TEST(pipeline_clean_transcript_skips_the_model)
+{
+    struct fake f = {.answer = "Thanks for the help. Everything works now!"};
+    struct cdt_refine_params p = fake_params(&f);
+    struct cdt_refine_result r;
+
+    REQUIRE(cdt_refine_run(&p, "  Thanks for the help.\n Everything works now. ", &r) == 0);
+    CHECK_INT(f.calls, 0);
+    CHECK_INT(r.reason, CDT_REFINE_ALREADY_CLEAN);
+    CHECK_STR(r.refined, r.cleaned);
+    CHECK_STR(cdt_refine_reason_name(r.reason), "already_clean");
+    cdt_refine_result_cleanup(&r);
+
+    REQUIRE(cdt_refine_run(&p, "Thanks for the, um, help. Everything works now.", &r) == 0);
+    CHECK_INT(f.calls, 1);
+    cdt_refine_result_cleanup(&r);
+    REQUIRE(cdt_refine_run(&p, "It cost five hundred dollars.", &r) == 0);
+    CHECK_INT(f.calls, 2);
+    cdt_refine_result_cleanup(&r);
+}
+
 TEST(pipeline_argument_errors)
 {
     struct cdt_refine_params p = cdt_refine_default_params();
@@ -909,6 +977,8 @@ int main(void)
     RUN(pipeline_empty_input_makes_no_call);
     RUN(pipeline_falls_back_with_the_reason);
     RUN(pipeline_long_transcript_skips_the_model);
+    RUN(clean_text_is_recognised);
+    RUN(pipeline_clean_transcript_skips_the_model);
     RUN(pipeline_argument_errors);
     RUN(local_without_models_is_no_model_installed);
     RUN(openai_closed_port_is_a_provider_error);
