@@ -206,6 +206,7 @@ def main():
     ap.add_argument("--gap", type=float, default=0.2, help="pause before each timed request, s")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--out", default=None, help="also write the report here")
+    ap.add_argument("--llama-args", default="", help="more llama-server arguments, e.g. '-ngl 99'")
     ap.add_argument("--keep-work", action="store_true")
     a = ap.parse_args()
     try:
@@ -265,7 +266,7 @@ def main():
                 port = free_port()
                 ls[name] = Server(name, [os.path.join(a.bin, "llama-server"), "-m", model, "--port",
                                          str(port), "-t", str(T), "-tb", str(T), "-c", "4096",
-                                         "-np", "1", "--no-webui"] + LLAMA_VARIANTS[name],
+                                         "-np", "1", "--no-webui"] + a.llama_args.split() + LLAMA_VARIANTS[name],
                                   port, os.path.join(work, f"{name.replace(' ', '_').replace('/', '-')}_t{T}.log"),
                                   "/health")
                 servers.append(ls[name])

@@ -30,6 +30,8 @@
 #                                       roofline uses the GPU's bandwidth (gpu_bw.cu)
 #   bench/cuda_bench.sh stepcost [REPS] GPU: bench/step_cost.c (a decode step's parts)
 #                                       beside llama-bench tg150 @ d478
+#   bench/cuda_bench.sh spec [ARGS]     GPU: bench/bench_speculation.py (issue 15 §4) with
+#                                       the head build, speculation on the GPU allowed
 #
 # Device commands (tool `run`, carry [".cudabench"]), as run for bench/RESULTS.md:
 #   bench/cuda_bench.sh build                    (first command; ~4 min on 16 cores)
@@ -143,7 +145,10 @@ prep() {
     tar -cJf "$CB/sys.tar.xz" -C "$t" sys
     log "snapshot of HEAD ($(git -C "$ROOT" rev-parse --short HEAD))"
     # CUDA_BENCH_REV: another tree, e.g. $(git stash create) for uncommitted changes.
-    git -C "$ROOT" archive --format=tar -o "$CB/codictate.tar" "${CUDA_BENCH_REV:-HEAD}"
+    # Without models/ (the built-in model's 34 MB archive): the device's copy of the
+    # working tree has it, and build() takes it from there (the carry limit is 64 MiB).
+    git -C "$ROOT" archive --format=tar -o "$CB/codictate.tar" "${CUDA_BENCH_REV:-HEAD}" -- . ':(exclude)models'
+    git -C "$ROOT" rev-parse "${CUDA_BENCH_REV:-HEAD}:models" >"$CB/models.tree"
     git -C "$ROOT" rev-parse "${CUDA_BENCH_REV:-HEAD}" >"$CB/codictate.commit"
     # The experiment build ("exp") only where the patch applies: it was written for
     # b94928b's engine.c; HEAD (3c2eef5 on) has those settings built in, so from then
@@ -415,16 +420,17 @@ build() {
             rm -rf "$src"
             mkdir -p "$src"
             tar -xf "$CB/codictate.tar" -C "$src"
+            cp -r "$ROOT/models" "$src/" # see prep: the snapshot leaves models/ out
             [[ $v == head ]] || patch -s -p1 -d "$src" <"$CB/engine-exp.patch"
             cmake -S "$src" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCODICTATE_ENGINES="$prefix" \
                 -DPKG_CONFIG_EXECUTABLE="$WORK/sys/bin/pkg-config" \
                 -DCMAKE_C_STANDARD_LIBRARIES="-lstdc++ -lm -ldl -lrt -lpthread" >"$WORK/configure-$v.log" 2>&1 ||
                 { tail -n 30 "$WORK/configure-$v.log"; die "configure ($v) failed"; }
-            cmake --build "$b" -j "$(nproc)" --target codictate mkgguf >"$WORK/build-$v.log" 2>&1 ||
+            cmake --build "$b" -j "$(nproc)" --target codictate mkgguf cleanup_lines >"$WORK/build-$v.log" 2>&1 ||
                 { tail -n 30 "$WORK/build-$v.log"; die "build ($v) failed"; }
         fi
         mkdir -p "$WORK/bin-$v"
-        ln -sf "$b/bin/codictate" "$b/bin/mkgguf" "$prefix/bin/llama-server" "$prefix/bin/llama-bench" "$WORK/bin-$v/"
+        ln -sf "$b/bin/codictate" "$b/bin/mkgguf" "$b/bin/cleanup_lines" "$prefix/bin/llama-server" "$prefix/bin/llama-bench" "$WORK/bin-$v/"
     done
     "$WORK/bin-head/codictate" version | sed -n 1,4p
     log "build done: $WORK/bin-head$([[ -f $CB/engine-exp.patch ]] && echo ", $WORK/bin-exp")"
@@ -678,7 +684,21 @@ refine() {
         "$RES/refine-$v${CUDA_BENCH_TAG:+-$CUDA_BENCH_TAG}.md"
 }
 
+# Speculation on the built-in model, which copies (issue 15 §4): bench/bench_speculation.py
+# with the head build, the model on the GPU for both servers; CODICTATE_GPU_SPECULATION=1
+# lets the sidecar speculate there (off on a GPU by default). ARGS go to the script.
+spec() {
+    local b=$WORK/codictate-head/build
+    [[ -x $b/bin/codictate ]] || die "no head build: run bench/cuda_bench.sh build first"
+    sys_env
+    mkdir -p "$RES"
+    CODICTATE_GPU_SPECULATION=1 python3 "$ROOT/bench/bench_speculation.py" --bin "$WORK/bin-head" \
+        --model "$b/share/codictate/models/codictate-refiner-v1-q8_0.gguf" --llama-args "-ngl 99" \
+        --threads "$(threads)" --out "$RES/spec.md" "$@"
+}
+
 case ${1-} in
+spec) shift; spec "$@" ;;
 prep) prep ;;
 build) build ;;
 lbench) lbench ;;
@@ -686,5 +706,5 @@ vcost) vcost ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
 stepcost) shift; stepcost "$@" ;;
-*) sed -n '2,46p' "$0"; exit 2 ;;
+*) sed -n '2,48p' "$0"; exit 2 ;;
 esac
