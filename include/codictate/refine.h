@@ -48,6 +48,7 @@ extern "C" {
                                                          * deterministic pass only */
 #define CDT_REFINE_MAX_RESPONSE       (4 * 1024 * 1024) /* an openai answer, bytes */
 #define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000             /* the default deadline, ms */
+#define CDT_REFINE_CHUNK_WORDS        120               /* words of a piece of a long transcript */
 #define CDT_REFINE_REASON_MAX         512               /* a fallback reason, bytes */
 
 /* Words of output per word of input the guards accept: [MIN, MAX × n + SLACK]. */
@@ -118,7 +119,8 @@ typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
     X(LANGUAGE, 17, "unsupported_language",                                                        \
       "the model knows only English and the transcript is not English")                            \
     X(ALREADY_CLEAN, 18, "already_clean",                                                          \
-      "the transcript is already clean: nothing for the model to do")
+      "the transcript is already clean: nothing for the model to do")                              \
+    X(PARTIAL, 19, "partial", "part of the transcript kept the deterministic text")
 
 enum cdt_refine_reason {
 #define CDT_REFINE_REASON_ENUM_(name, value, code, msg) CDT_REFINE_##name = value,
@@ -143,7 +145,12 @@ struct cdt_refine_params {
     const char *instructions;          /* NULL: cdt_prompt_default() */
     long timeout_ms;                   /* the model's deadline, ms; 0: 10000. Local: the
                                         * sidecar stops generating then; loading a model
-                                        * on first use is bounded by the manager */
+                                        * on first use is bounded by the manager. For a
+                                        * transcript in pieces, for all of them */
+    int chunk_words;                   /* a transcript longer than this many words goes to
+                                        * the model in pieces (paragraphs, then whole
+                                        * sentences up to this many words), each guarded
+                                        * on its own; 0: CDT_REFINE_CHUNK_WORDS */
     struct cdt_log *log;               /* borrowed; may be NULL */
 
     /* local */
@@ -195,7 +202,9 @@ struct cdt_refine_result {
     char *cleaned;                 /* after the deterministic pass */
     char *refined;                 /* the text to deliver: the guarded model output, or `cleaned` */
     enum cdt_refine_reason reason; /* why `cleaned` was delivered; CDT_REFINE_OK when
-                                    * the model's output was */
+                                    * the model's output was; CDT_REFINE_PARTIAL when
+                                    * some pieces of a long transcript kept their
+                                    * deterministic text and the others the model's */
     char *fallback_reason;         /* the reason for people: its message, or a detail that says
                                     * more ("output too long: 30 words for 10", the provider's
                                     * error); never transcript text. NULL exactly when reason

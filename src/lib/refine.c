@@ -15,6 +15,7 @@
 #include "refine_int.h"
 #include "spoken.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -904,20 +905,26 @@ static const struct refine_provider *provider_of(enum cdt_refine_provider which)
     return i < N(providers) && providers[i].run ? &providers[i] : NULL;
 }
 
-/* Asks the provider and guards its answer; sets out->refined or the reason. */
-static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result *out)
+/* One piece of the transcript, asked about and guarded: *accepted (malloc'd) or
+ * *why with its detail for people. The timings and the model add up in out. Returns
+ * 0 or CDT_ENOMEM. */
+static int ask_model(const struct cdt_refine_params *p, const char *text, long timeout_ms,
+                     struct cdt_refine_result *out, char **accepted, enum cdt_refine_reason *why,
+                     char *detail, size_t cap)
 {
     const struct refine_provider *provider = provider_of(p->provider);
     struct cdt_refine_llm_request req;
     struct cdt_refine_llm_reply reply;
     char *instr = cdt_refine_instructions(p->instructions);
-    char *block = cdt_refine_transcript_block(out->cleaned);
-    char *prompt = NULL, err[CDT_REFINE_REASON_MAX] = "";
-    enum cdt_refine_reason why = CDT_REFINE_PROVIDER_ERROR;
+    char *block = cdt_refine_transcript_block(text);
+    char *prompt = NULL, *model = NULL;
     double t0 = cdt_now_ms();
     int rc;
 
     memset(&reply, 0, sizeof(reply));
+    *accepted = NULL;
+    *why = CDT_REFINE_PROVIDER_ERROR;
+    detail[0] = '\0';
     if (!instr || !block || asprintf(&prompt, "%s\n\n%s", instr, block) < 0) {
         free(instr);
         free(block);
@@ -926,11 +933,15 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
     req.instructions = instr;
     req.transcript = block;
     req.prompt = prompt;
-    req.timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
-    rc = provider->run(p, &req, &reply, &out->model, &why, err, sizeof(err));
-    out->timings.llm_ms = cdt_now_ms() - t0;
-    out->timings.prompt_tokens = reply.prompt_tokens;
-    out->timings.generated_tokens = reply.generated_tokens;
+    req.timeout_ms = timeout_ms;
+    rc = provider->run(p, &req, &reply, &model, why, detail, cap);
+    out->timings.llm_ms += cdt_now_ms() - t0;
+    out->timings.prompt_tokens += reply.prompt_tokens;
+    out->timings.generated_tokens += reply.generated_tokens;
+    if (!out->model)
+        out->model = model;
+    else
+        free(model);
     free(instr);
     free(block);
     free(prompt);
@@ -942,20 +953,147 @@ static int ask_model(const struct cdt_refine_params *p, struct cdt_refine_result
         /* The provider named its reason (or left the preset one); the deadline is
          * the deadline whoever noticed it. */
         if (rc == CDT_ETIMEOUT)
-            why = CDT_REFINE_TIMEOUT;
-        rc = set_reason(out, why, "%s", err[0] ? err : cdt_strerror(rc));
+            *why = CDT_REFINE_TIMEOUT;
+        if (!detail[0])
+            snprintf(detail, cap, "%s", cdt_strerror(rc));
+        rc = 0;
     } else if (reply.truncated) {
-        rc = set_reason(out, CDT_REFINE_TRUNCATED, NULL);
+        *why = CDT_REFINE_TRUNCATED;
+        snprintf(detail, cap, "%s", cdt_refine_reason_message(*why));
     } else {
-        char text[CDT_REFINE_REASON_MAX];
-
         CDT_LOG_D(p->log, "refine: model output: %s", reply.text ? reply.text : "");
-        rc = cdt_refine_guard(out->cleaned, reply.text, &out->refined, text, sizeof(text));
-        if (rc > 0)
-            rc = set_reason(out, (enum cdt_refine_reason)rc, "%s", text);
+        rc = cdt_refine_guard(text, reply.text, accepted, detail, cap);
+        if (rc > 0) {
+            *why = (enum cdt_refine_reason)rc;
+            rc = 0;
+        } else if (rc == 0) {
+            *why = CDT_REFINE_OK;
+        }
     }
     free(reply.text);
     return rc;
+}
+
+/* ---- a long transcript in pieces ---- */
+
+/* Where the next piece of text (from s) ends: a paragraph break always ends one;
+ * else whole sentences are taken while they fit in `words` words, a sentence longer
+ * than that ends at its end, and one longer than twice that at a word (after a comma
+ * where one is near). */
+static size_t piece_end(const char *s, int words)
+{
+    size_t i = 0, end = 0, comma = 0;
+    int n = 0;
+    bool in_word = false;
+
+    for (; s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '\n' && s[i + 1] == '\n')
+            return i;
+        if (isspace(c)) {
+            in_word = false;
+            continue;
+        }
+        if (!in_word) {
+            in_word = true;
+            if (++n > words && end)
+                return end; /* the sentences so far */
+            if (n > 2 * words)
+                return comma > i / 2 ? comma : i;
+        }
+        if (strchr(".?!", c) &&
+            (!s[i + 1] || isspace((unsigned char)s[i + 1]) || strchr("\"')", s[i + 1]))) {
+            while (s[i + 1] && strchr("\"')", s[i + 1]))
+                i++;
+            end = i + 1;
+        } else if (c == ',') {
+            comma = i + 1;
+        }
+    }
+    return i;
+}
+
+/* The reasons that say the provider cannot answer at all: the pieces after a piece
+ * that got one are not asked. */
+static bool provider_down(enum cdt_refine_reason why)
+{
+    return why == CDT_REFINE_NO_MODEL || why == CDT_REFINE_MODEL_UNAVAILABLE ||
+           why == CDT_REFINE_TIMEOUT || why == CDT_REFINE_SIDECAR ||
+           why == CDT_REFINE_PROVIDER_ERROR || why == CDT_REFINE_PROVIDER_AUTH ||
+           why == CDT_REFINE_LANGUAGE;
+}
+
+/* Refines out->cleaned piece by piece (piece_end), each guarded on its own: a piece
+ * the guards reject keeps its deterministic text, the others their refinement, joined
+ * with the white space that was between them. Sets out->refined (all or some pieces
+ * refined) and out->reason: OK, PARTIAL, or the first piece's reason when none was. */
+static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_result *out)
+{
+    const char *s = out->cleaned;
+    int words = p->chunk_words > 0 ? p->chunk_words : CDT_REFINE_CHUNK_WORDS, n = 0, kept = 0;
+    long budget = p->timeout_ms > 0 ? p->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
+    double t0 = cdt_now_ms();
+    enum cdt_refine_reason first = CDT_REFINE_OK, stop = CDT_REFINE_OK;
+    char detail[CDT_REFINE_REASON_MAX], first_detail[CDT_REFINE_REASON_MAX] = "";
+    struct cdt_buf joined = {0};
+    int rc = 0;
+
+    while (*s && rc == 0) {
+        size_t gap = strspn(s, " \t\n\r\f\v"), len;
+        char *piece, *accepted = NULL;
+        enum cdt_refine_reason why = stop;
+        long left = budget - (long)(cdt_now_ms() - t0);
+
+        if (!s[gap])
+            break;
+        if (n > 0 && (rc = cdt_buf_append(&joined, s, gap)) != 0)
+            break;
+        s += gap;
+        len = piece_end(s, words);
+        while (len > 0 && isspace((unsigned char)s[len - 1]))
+            len--;
+        if (!(piece = strndup(s, len))) {
+            rc = CDT_ENOMEM;
+            break;
+        }
+        if (stop == CDT_REFINE_OK && left <= 0) {
+            why = CDT_REFINE_TIMEOUT;
+            snprintf(detail, sizeof(detail), "%s", cdt_refine_reason_message(why));
+        } else if (stop == CDT_REFINE_OK) {
+            if (n > 0 && p->on_delta)
+                p->on_delta(s - gap, gap, p->delta_user_data);
+            rc = ask_model(p, piece, left, out, &accepted, &why, detail, sizeof(detail));
+        }
+        if (rc == 0 && why == CDT_REFINE_OK) {
+            kept++;
+            rc = cdt_buf_append(&joined, accepted, strlen(accepted));
+        } else if (rc == 0) {
+            if (first == CDT_REFINE_OK) {
+                first = why;
+                snprintf(first_detail, sizeof(first_detail), "%s", detail);
+            }
+            if (provider_down(why))
+                stop = why;
+            rc = cdt_buf_append(&joined, piece, len);
+        }
+        free(accepted);
+        free(piece);
+        s += len;
+        n++;
+    }
+    if (rc == 0 && kept == n) {
+        out->refined = joined.data ? joined.data : strdup("");
+        return out->refined ? 0 : CDT_ENOMEM;
+    }
+    if (rc == 0 && kept > 0) {
+        out->refined = joined.data;
+        return set_reason(out, CDT_REFINE_PARTIAL,
+                          "%d of %d parts kept the deterministic text (the first: %s)", n - kept, n,
+                          first_detail);
+    }
+    free(joined.data);
+    return rc != 0 ? rc : set_reason(out, first, "%s", first_detail);
 }
 
 /* Are a and b the same words, whatever the white space between them? */
@@ -1018,7 +1156,7 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
                         "transcript too long for the model (%zu bytes, at most %d)",
                         strlen(out->cleaned), CDT_REFINE_MAX_MODEL_TEXT);
     else
-        rc = ask_model(p, out);
+        rc = refine_pieces(p, out);
     if (rc != 0)
         goto fail;
     if (!out->refined && !(out->refined = strdup(out->cleaned)))

@@ -834,6 +834,98 @@ TEST(pipeline_clean_transcript_skips_the_model)
     cdt_refine_result_cleanup(&r);
 }
 
+/* A model for the pieces test: echoes the transcript it is given with "!" for its
+ * last ".", answers "Something else entirely." to one that says "bad", and fails
+ * when fail is set. */
+struct echo {
+    int calls, fail;
+    char seen[8][512];
+};
+
+static int echo_llm(const struct cdt_refine_llm_request *req, struct cdt_refine_llm_reply *reply,
+                    char *errmsg, size_t errcap, void *ud)
+{
+    struct echo *e = ud;
+    const char *a = strstr(req->transcript, "<transcript>\n"),
+               *b = strstr(req->transcript, "\n</transcript>");
+    char *t, *dot;
+
+    if (e->calls < 8)
+        snprintf(e->seen[e->calls], sizeof(e->seen[0]), "%.*s", (int)(b - a - 13), a + 13);
+    e->calls++;
+    if (e->fail) {
+        snprintf(errmsg, errcap, "down");
+        return CDT_ENET;
+    }
+    if (!(t = strndup(a + 13, (size_t)(b - a - 13))))
+        return CDT_ENOMEM;
+    if (strstr(t, "bad")) {
+        free(t);
+        t = strdup("Something else entirely.");
+    } else if ((dot = strrchr(t, '.')) != NULL) {
+        *dot = '!';
+    }
+    reply->text = t;
+    return t ? 0 : CDT_ENOMEM;
+}
+
+/* A long transcript goes in pieces (paragraphs, then whole sentences), each guarded
+ * on its own: a piece the guards reject keeps its deterministic text alone. */
+TEST(pipeline_long_transcript_in_pieces)
+{
+    static const char *const text =
+        "so the first paragraph has words one two three. and it has a second sentence too.\n\n"
+        "the second paragraph is bad and will be rejected.\n\n"
+        "the third paragraph is short.";
+    struct echo e = {0};
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_result r;
+
+    p.provider = CDT_REFINE_CALLBACK;
+    p.llm = echo_llm;
+    p.user_data = &e;
+    p.chunk_words = 10;
+    REQUIRE(cdt_refine_run(&p, text, &r) == 0);
+    CHECK_INT(e.calls, 4);
+    CHECK_STR(e.seen[0], "So the first paragraph has words one two three.");
+    CHECK_STR(e.seen[1], "And it has a second sentence too.");
+    CHECK_STR(e.seen[2], "The second paragraph is bad and will be rejected.");
+    CHECK_STR(e.seen[3], "The third paragraph is short.");
+    CHECK_INT(r.reason, CDT_REFINE_PARTIAL);
+    CHECK_STR(r.refined, "So the first paragraph has words one two three! And it has a second "
+                         "sentence too!\n\nThe second paragraph is bad and will be rejected.\n\n"
+                         "The third paragraph is short!");
+    CHECK(r.fallback_reason && strstr(r.fallback_reason, "1 of 4 parts"));
+    cdt_refine_result_cleanup(&r);
+
+    /* Short enough: one piece, as before. */
+    p.chunk_words = 0;
+    e.calls = 0;
+    REQUIRE(cdt_refine_run(&p, "so the first paragraph has words. and a second one.", &r) == 0);
+    CHECK_INT(e.calls, 1);
+    CHECK_INT(r.reason, CDT_REFINE_OK);
+    cdt_refine_result_cleanup(&r);
+
+    /* A sentence of more than twice the budget is cut at a word. */
+    p.chunk_words = 4;
+    e.calls = 0;
+    REQUIRE(cdt_refine_run(&p, "one two three four five six seven eight nine ten eleven", &r) == 0);
+    CHECK_INT(e.calls, 2);
+    CHECK_STR(e.seen[0], "One two three four five six seven eight");
+    CHECK_STR(e.seen[1], "nine ten eleven");
+    cdt_refine_result_cleanup(&r);
+
+    /* A provider that cannot answer is asked once; every piece keeps its text. */
+    p.chunk_words = 10;
+    e.calls = 0;
+    e.fail = 1;
+    REQUIRE(cdt_refine_run(&p, text, &r) == 0);
+    CHECK_INT(e.calls, 1);
+    CHECK_INT(r.reason, CDT_REFINE_PROVIDER_ERROR);
+    CHECK_STR(r.refined, r.cleaned);
+    cdt_refine_result_cleanup(&r);
+}
+
 TEST(pipeline_argument_errors)
 {
     struct cdt_refine_params p = cdt_refine_default_params();
@@ -979,6 +1071,7 @@ int main(void)
     RUN(pipeline_long_transcript_skips_the_model);
     RUN(clean_text_is_recognised);
     RUN(pipeline_clean_transcript_skips_the_model);
+    RUN(pipeline_long_transcript_in_pieces);
     RUN(pipeline_argument_errors);
     RUN(local_without_models_is_no_model_installed);
     RUN(openai_closed_port_is_a_provider_error);
