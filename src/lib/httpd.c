@@ -52,6 +52,9 @@
  * inactivity timeout; requests have their own deadline), seconds. */
 #define CDT_HTTP_SEND_TIMEOUT 300
 #define CDT_HTTP_WATCH_MS     1000 /* the watchdog's longest sleep, ms */
+/* A large body gets a second more per this many bytes (a 100 MB audio upload),
+ * bytes per second. */
+#define CDT_HTTP_MIN_BODY_RATE (1024 * 1024)
 /* Connections the kernel queues for accept: a flood of connects waits there, not
  * in SYN retries (1, 3, 7 s later), while the oldest silent ones make room. */
 #define CDT_HTTP_BACKLOG 1024
@@ -573,6 +576,21 @@ static void conn_set_busy(struct cdt_httpd *h, struct conn *c, bool busy)
     pthread_mutex_unlock(&h->lock);
 }
 
+/* A request announcing a body of clen bytes: its deadline is CDT_HTTP_MIN_BODY_RATE
+ * later per byte (never sooner than it was). */
+static void conn_allow_body(struct cdt_httpd *h, struct conn *c, unsigned long long clen)
+{
+    double until;
+
+    if (!c || clen < CDT_HTTP_MIN_BODY_RATE)
+        return;
+    until = cdt_now_ms() + h->request_timeout_ms + (double)clen * 1000.0 / CDT_HTTP_MIN_BODY_RATE;
+    pthread_mutex_lock(&h->lock);
+    if (until > c->deadline_ms)
+        c->deadline_ms = until;
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* Shuts down the connections whose request is late; sleeps until the next deadline. */
 static void *watchdog_main(void *arg)
 {
@@ -811,9 +829,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 req->cors_origin = origin;
         }
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && parse_size(cl, &clen) && clen > h->max_body) {
+        if (cl && parse_size(cl, &clen) && clen > h->max_body)
             cdt_http_reply_error(req, 413, "Request body too large: over %zu bytes", h->max_body);
-        }
+        else if (cl && parse_size(cl, &clen))
+            conn_allow_body(h, req->c, clen);
         return MHD_YES;
     }
     if (*upload_data_size) {

@@ -83,6 +83,7 @@ static struct cdt_httpd *start(int timeout_ms, int *port)
 
     p.handler = handler;
     p.request_timeout_ms = timeout_ms;
+    p.max_body = 8 << 20;
     if (cdt_httpd_new(&p, &h, err, sizeof(err)) != 0) {
         fprintf(stderr, "cdt_httpd_new: %s\n", err);
         return NULL;
@@ -284,6 +285,33 @@ TEST(answers_in_progress_have_no_deadline)
     cdt_httpd_free(h);
 }
 
+/* A large body gets more time than the request deadline: a second per MiB. */
+TEST(large_bodies_get_more_time)
+{
+    enum { LEN = 4 << 20, PIECES = 8 };
+    int port, fd;
+    struct cdt_httpd *h = start(DEADLINE_MS, &port);
+    char head[128], buf[4096];
+    char *body = malloc(LEN);
+
+    REQUIRE(h && body);
+    memset(body, ' ', LEN);
+    fd = dial(port);
+    REQUIRE(fd >= 0);
+    snprintf(head, sizeof(head),
+             "POST /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n", LEN);
+    CHECK(send_all(fd, head, strlen(head)));
+    for (int i = 0; i < PIECES; i++) { /* 1.6 s in all, past the 0.6 s deadline */
+        usleep(200 * 1000);
+        CHECK(send_all(fd, body + (size_t)i * (LEN / PIECES), LEN / PIECES));
+    }
+    read_until_close(fd, buf, sizeof(buf), 2000);
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    close(fd);
+    free(body);
+    cdt_httpd_free(h);
+}
+
 TEST(silent_clients_leave_room_for_others)
 {
     enum { N = 300 };
@@ -349,6 +377,7 @@ int main(void)
     RUN(ambiguous_requests_get_one_400_and_a_close);
     RUN(late_requests_and_idle_connections_are_closed);
     RUN(answers_in_progress_have_no_deadline);
+    RUN(large_bodies_get_more_time);
     RUN(silent_clients_leave_room_for_others);
     RUN(half_closed_client_is_not_gone);
     return TEST_END();
