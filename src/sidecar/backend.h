@@ -50,6 +50,24 @@ struct cdt_gen_trace {
     int n;           /* set by generate: entries written (at most cap) */
 };
 
+/* The log-probabilities of one generated token and of the likeliest alternatives
+ * at its position (cdt_gen_params.on_logprobs): natural logs of the probabilities
+ * at temperature 1 over the logits the sampler read, after the penalties. */
+#define CDT_MAX_TOP_LOGPROBS 20 /* alternatives per token, most (OpenAI's limit) */
+
+struct cdt_token_prob {
+    const char *piece; /* the token's bytes (a token may hold part of a UTF-8
+                        * character); borrowed for the call */
+    size_t len;        /* bytes of piece */
+    float logprob;
+};
+
+struct cdt_token_logprobs {
+    struct cdt_token_prob token;                     /* the token chosen */
+    struct cdt_token_prob top[CDT_MAX_TOP_LOGPROBS]; /* the likeliest, best first */
+    int n_top;                                       /* entries of top */
+};
+
 /* Sampling and limits of one generation. Zero-initialised fields are NOT defaults:
  * start from cdt_gen_params_default(). */
 #define CDT_TOP_P_MIN 1e-6f /* the smallest nucleus: only the best token(s) */
@@ -80,6 +98,24 @@ struct cdt_gen_params {
     /* Polled between tokens (may be NULL): nonzero cancels with CDT_ECANCELED. */
     int (*should_cancel)(void *user_data);
     void *user_data;
+
+    /* OpenAI's sampling options (the /v1 API). The penalties count the generated
+     * tokens only: a token's logit loses frequency_penalty per occurrence and
+     * presence_penalty once it occurred (0: off; both -2..2 on the API). */
+    float frequency_penalty;
+    float presence_penalty;
+    /* A GBNF grammar (start rule "root") the output must follow; NULL: none.
+     * Borrowed. A grammar or logprobs turn speculation off. */
+    const char *grammar;
+    /* The grammar's language is one JSON value: when max_tokens (or the context) is
+     * about to run out, the engine writes the shortest text that completes it, so
+     * the output always parses. */
+    bool grammar_json;
+    /* Called for each generated token (not an end token) before its text reaches
+     * on_text, with the top_logprobs (0..CDT_MAX_TOP_LOGPROBS) likeliest
+     * alternatives; NULL: none. */
+    void (*on_logprobs)(const struct cdt_token_logprobs *lp, void *user_data);
+    int top_logprobs;
 
     /* For tests (borrowed; NULL: none, at no cost): filled with the chosen tokens and
      * the logit margins they were chosen with, at a pass over the logits per token. */

@@ -1,11 +1,21 @@
-/* The OpenAI-compatible API on the sidecar: GET /v1/models and
+/* The OpenAI-compatible API on the sidecar: GET /v1/models, GET /v1/models/{id} and
  * POST /v1/chat/completions (streaming and not), with OpenAI's response, chunk,
- * usage and error objects, so OpenAI clients and other dictation apps can use the
- * local model. Generation goes through the same worker, prefix cache and
+ * usage, logprobs and error objects, so OpenAI clients and other dictation apps can
+ * use the local model. Generation goes through the same worker, prefix cache and
  * speculative decoding as /generate. Text is returned as the model produced it
- * (no seed-style cleaning), as llama-server does. */
+ * (no seed-style cleaning), as llama-server does.
+ *
+ * Defaults are OpenAI's, not the seed's: temperature 1, top_p 1, no repetition
+ * penalty, no max_tokens but the context. Every option either works or is a 400
+ * that names its `param` (n > 1, tools, logit_bias): nothing is accepted and then
+ * ignored. Tool calls and tool results in a history are rendered as text, the way
+ * Qwen's chat template writes them. */
+#include "json_grammar_int.h"
 #include "sidecar_int.h"
 
+#include "codictate/text.h"
+
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +23,21 @@
 #include <sys/random.h>
 #include <time.h>
 
+#define CDT_OAI_NO_CAP   10000000    /* max_tokens when none is given: the context decides */
+#define CDT_OAI_MAX_TOOL (64 * 1024) /* bytes of one rendered tool call */
+
 struct oai {
     char id[48];       /* "chatcmpl-<hex>" */
     char model[256];   /* the model name answered */
     long long created; /* unix seconds */
     bool include_usage;
     bool sent_role;
+    char *grammar;  /* response_format's GBNF (gp.grammar points here), or NULL */
+    cJSON *lp;      /* with logprobs: the content entries so far (under the sidecar lock) */
+    int lp_sent;    /* entries of lp already streamed */
+    int lp_dropped; /* entries that did not fit in memory */
+    bool has_seed;  /* the request's seed (parse_oai_options) */
+    uint32_t seed;
 };
 
 void cdt__oai_error(struct cdt_http_req *req, int status, const char *param, const char *code,
@@ -102,7 +121,111 @@ void cdt__route_v1_models(struct cdt_sidecar *s, struct cdt_http_req *req)
 
 static void oai_free(void *p)
 {
-    free(p);
+    struct oai *a = p;
+
+    if (!a)
+        return;
+    free(a->grammar);
+    cJSON_Delete(a->lp);
+    free(a);
+}
+
+/* GET /v1/models/{id}: the loaded model's object; any other id is a 404. */
+void cdt__route_v1_model(struct cdt_sidecar *s, struct cdt_http_req *req, const char *id)
+{
+    char name[256];
+    cJSON *m;
+
+    if (!model_name(s, name, sizeof(name)) || strcmp(id, name) != 0) {
+        char msg[400];
+
+        snprintf(msg, sizeof(msg), "The model '%.300s' does not exist", id);
+        cdt__oai_error(req, 404, "model", "model_not_found", msg);
+        return;
+    }
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", name);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)time(NULL));
+    cJSON_AddStringToObject(m, "owned_by", "codictate");
+    cdt__reply_json(req, 200, m);
+}
+
+/* ---- logprobs ---- */
+
+/* {token, logprob, bytes} of one token: the token as valid UTF-8 (bytes that are
+ * part of a character split across tokens become U+FFFD), its exact bytes. */
+static cJSON *lp_entry(const struct cdt_token_prob *t)
+{
+    cJSON *o = cJSON_CreateObject(), *bytes;
+    char *text = cdt_utf8_repair(t->piece, t->len, NULL);
+
+    if (!o || !text) {
+        cJSON_Delete(o);
+        free(text);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "token", text);
+    free(text);
+    cJSON_AddNumberToObject(o, "logprob", isfinite(t->logprob) ? t->logprob : -9999.0);
+    bytes = cJSON_AddArrayToObject(o, "bytes");
+    for (size_t i = 0; i < t->len; i++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)t->piece[i]));
+    return o;
+}
+
+/* The engine's on_logprobs (worker thread): one content entry per token. */
+static void on_logprobs(const struct cdt_token_logprobs *lp, void *ud)
+{
+    struct job *j = ud;
+    struct oai *a = j->api;
+    cJSON *o = lp_entry(&lp->token), *top;
+
+    if (o) {
+        top = cJSON_AddArrayToObject(o, "top_logprobs");
+        for (int i = 0; i < lp->n_top; i++) {
+            cJSON *t = lp_entry(&lp->top[i]);
+            if (t)
+                cJSON_AddItemToArray(top, t);
+        }
+    }
+    pthread_mutex_lock(&j->s->lock);
+    if (o)
+        cJSON_AddItemToArray(a->lp, o);
+    else
+        a->lp_dropped++;
+    pthread_mutex_unlock(&j->s->lock);
+}
+
+/* {"content": [entries from..]} (copies); NULL when logprobs were not asked for. */
+static cJSON *lp_object(const struct oai *a, int from)
+{
+    cJSON *o, *content, *e;
+    int i = 0;
+
+    if (!a->lp)
+        return NULL;
+    o = cJSON_CreateObject();
+    content = cJSON_AddArrayToObject(o, "content");
+    cJSON_ArrayForEach(e, a->lp)
+    {
+        if (i++ >= from)
+            cJSON_AddItemToArray(content, cJSON_Duplicate(e, true));
+    }
+    cJSON_AddNullToObject(o, "refusal");
+    return o;
+}
+
+/* Adds choice c's streamed logprobs: the entries not yet sent (lock held). */
+static void lp_stream(struct oai *a, cJSON *c)
+{
+    int n;
+
+    if (!a->lp)
+        return;
+    n = cJSON_GetArraySize(a->lp);
+    cJSON_AddItemToObject(c, "logprobs", lp_object(a, a->lp_sent));
+    a->lp_sent = n;
 }
 
 static const char *finish_reason(const struct job *j)
@@ -158,6 +281,25 @@ static char *concat_free(char *a, char *b)
     return r;
 }
 
+/* The error object of a generation that failed after its stream began. */
+static cJSON *stream_error(const struct job *j)
+{
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    bool busy = j->rc == CDT_ECANCELED; /* shutting down */
+    bool bad = j->rc == CDT_EINVAL || j->rc == CDT_ETOOBIG;
+
+    cJSON_AddStringToObject(e, "message", j->errmsg[0] ? j->errmsg : "generation failed");
+    cJSON_AddStringToObject(e, "type", bad ? "invalid_request_error" : "server_error");
+    cJSON_AddNullToObject(e, "param");
+    if (j->rc == CDT_ETOOBIG)
+        cJSON_AddStringToObject(e, "code", "context_length_exceeded");
+    else if (busy)
+        cJSON_AddStringToObject(e, "code", "service_unavailable");
+    else
+        cJSON_AddNullToObject(e, "code");
+    return o;
+}
+
 /* Stream events: a role delta first, content deltas, a closing chunk with the
  * finish reason (and usage when asked), then "data: [DONE]". */
 static char *format_chat(struct job *j, const char *text, size_t len)
@@ -188,24 +330,26 @@ static char *format_chat(struct job *j, const char *text, size_t len)
         cJSON_AddNumberToObject(c, "index", 0);
         d = cJSON_AddObjectToObject(c, "delta");
         cJSON_AddStringToObject(d, "content", piece ? piece : "");
+        lp_stream(a, c);
         cJSON_AddNullToObject(c, "finish_reason");
         cJSON_AddItemToArray(choices, c);
         free(piece);
         return concat_free(out, cdt__sse_event(o));
     }
     if (j->rc != 0) {
-        /* After the headers are sent an error can only travel in the stream. */
-        o = cJSON_CreateObject();
-        d = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddStringToObject(d, "message", j->errmsg[0] ? j->errmsg : "generation failed");
-        cJSON_AddStringToObject(d, "type", "server_error");
-        out = concat_free(out, cdt__sse_event(o));
+        /* After the headers are sent an error can only travel in the stream: OpenAI's
+         * error object as an event, and the stream ends there (no [DONE]). */
+        return concat_free(out, cdt__sse_event(stream_error(j)));
     } else {
         o = chunk(a);
         choices = cJSON_AddArrayToObject(o, "choices");
         c = cJSON_CreateObject();
         cJSON_AddNumberToObject(c, "index", 0);
         cJSON_AddObjectToObject(c, "delta");
+        if (a->lp && a->lp_sent < cJSON_GetArraySize(a->lp))
+            lp_stream(a, c);
+        else
+            cJSON_AddNullToObject(c, "logprobs");
         cJSON_AddStringToObject(c, "finish_reason", finish_reason(j));
         cJSON_AddItemToArray(choices, c);
         out = concat_free(out, cdt__sse_event(o));
@@ -219,7 +363,137 @@ static char *format_chat(struct job *j, const char *text, size_t len)
     return concat_free(out, strdup("data: [DONE]\n\n"));
 }
 
-/* Reads messages into j; answers and returns false when they are wrong. */
+/* Replaces m's content with `text` (owned by the body from then on). */
+static const char *set_content(cJSON *m, const char *text)
+{
+    cJSON *v = cJSON_CreateString(text);
+
+    bool ok;
+
+    if (!v)
+        return NULL;
+    if (cJSON_GetObjectItemCaseSensitive(m, "content"))
+        ok = cJSON_ReplaceItemInObjectCaseSensitive(m, "content", v);
+    else
+        ok = cJSON_AddItemToObject(m, "content", v);
+    if (!ok) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+/* A message's content as a string: text parts joined; null (an assistant's turn
+ * that only calls tools) as "". Replaces the item in m so that the string lives in
+ * the body. Answers and returns NULL when it is neither. */
+static const char *content_text(struct cdt_http_req *req, cJSON *m, int n, bool null_ok)
+{
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content"), *part, *joined;
+    char *buf;
+
+    if (null_ok && (!content || cJSON_IsNull(content))) {
+        const char *empty = set_content(m, "");
+
+        if (!empty)
+            oai_err(req, 500, NULL, "out of memory");
+        return empty;
+    }
+    if (cJSON_IsString(content))
+        return content->valuestring;
+    if (!cJSON_IsArray(content)) {
+        oai_err(req, 400, "messages", "messages[%d].content: must be a string", n);
+        return NULL;
+    }
+    /* Content parts: keep the text parts, joined. */
+    buf = strdup("");
+    cJSON_ArrayForEach(part, content)
+    {
+        cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
+            !cJSON_IsString(text)) {
+            free(buf);
+            oai_err(req, 400, "messages", "messages[%d].content: only text parts", n);
+            return NULL;
+        }
+        buf = concat_free(buf, strdup(text->valuestring));
+    }
+    joined = cJSON_CreateString(buf ? buf : "");
+    free(buf);
+    if (!joined) {
+        oai_err(req, 500, NULL, "out of memory");
+        return NULL;
+    }
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "content", joined);
+    return joined->valuestring;
+}
+
+/* An assistant turn's tool calls appended to its text, as Qwen's chat template
+ * writes them: <tool_call>{"name": ..., "arguments": ...}</tool_call> per call. */
+static const char *render_tool_calls(struct cdt_http_req *req, cJSON *m, const char *text,
+                                     const cJSON *calls, int n)
+{
+    struct cdt_buf b = {0};
+    const cJSON *call;
+    const char *out;
+    int rc = cdt_buf_appends(&b, text);
+
+    if (!cJSON_IsArray(calls)) {
+        cdt_buf_cleanup(&b);
+        oai_err(req, 400, "messages", "messages[%d].tool_calls: must be an array", n);
+        return NULL;
+    }
+    cJSON_ArrayForEach(call, calls)
+    {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        char *name_json;
+
+        if (!cJSON_IsObject(fn) || !cJSON_IsString(name) ||
+            (args && !cJSON_IsString(args) && !cJSON_IsObject(args))) {
+            cdt_buf_cleanup(&b);
+            oai_err(req, 400, "messages",
+                    "messages[%d].tool_calls: each needs function.name (a string) and "
+                    "function.arguments (a JSON string)",
+                    n);
+            return NULL;
+        }
+        name_json = cJSON_PrintUnformatted(name);
+        if (rc == 0)
+            rc = cdt_buf_appends(&b,
+                                 b.len ? "\n<tool_call>\n{\"name\": " : "<tool_call>\n{\"name\": ");
+        if (rc == 0)
+            rc = name_json ? cdt_buf_appends(&b, name_json) : CDT_ENOMEM;
+        free(name_json);
+        if (rc == 0)
+            rc = cdt_buf_appends(&b, ", \"arguments\": ");
+        if (rc == 0 && cJSON_IsString(args)) {
+            rc = cdt_buf_appends(&b, *args->valuestring ? args->valuestring : "{}");
+        } else if (rc == 0) {
+            char *a = args ? cJSON_PrintUnformatted(args) : strdup("{}");
+            rc = a ? cdt_buf_appends(&b, a) : CDT_ENOMEM;
+            free(a);
+        }
+        if (rc == 0)
+            rc = cdt_buf_appends(&b, "}\n</tool_call>");
+        if (rc == 0 && b.len > CDT_OAI_MAX_TOOL + strlen(text)) {
+            cdt_buf_cleanup(&b);
+            oai_err(req, 400, "messages", "messages[%d].tool_calls: over %d bytes", n,
+                    CDT_OAI_MAX_TOOL);
+            return NULL;
+        }
+    }
+    out = rc == 0 ? set_content(m, b.data ? b.data : "") : NULL;
+    cdt_buf_cleanup(&b);
+    if (!out)
+        oai_err(req, 500, NULL, "out of memory");
+    return out;
+}
+
+/* Reads messages into j; answers and returns false when they are wrong. Roles:
+ * system and developer (as system), user, assistant (content null with tool_calls
+ * allowed), tool (its result, as the user turn Qwen's template makes of it). */
 static bool parse_messages(struct cdt_http_req *req, cJSON *body, struct job *j)
 {
     cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages"), *m;
@@ -236,49 +510,178 @@ static bool parse_messages(struct cdt_http_req *req, cJSON *body, struct job *j)
     cJSON_ArrayForEach(m, msgs)
     {
         cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        const char *r = cJSON_IsString(role) ? role->valuestring : "", *text;
+        bool assistant = strcmp(r, "assistant") == 0, tool = strcmp(r, "tool") == 0;
 
-        if (!cJSON_IsString(role) ||
-            (strcmp(role->valuestring, "system") != 0 && strcmp(role->valuestring, "user") != 0 &&
-             strcmp(role->valuestring, "assistant") != 0 &&
-             strcmp(role->valuestring, "developer") != 0)) {
+        if (!cJSON_IsObject(m) || (strcmp(r, "system") != 0 && strcmp(r, "user") != 0 &&
+                                   !assistant && !tool && strcmp(r, "developer") != 0)) {
             oai_err(req, 400, "messages",
-                    "messages[%d].role: must be system, developer, user or assistant", n);
+                    "messages[%d].role: must be system, developer, user, assistant or tool", n);
             return false;
         }
-        if (cJSON_IsArray(content)) {
-            /* Content parts: keep the text parts, joined. */
-            cJSON *part, *joined;
-            char *buf = strdup("");
+        text = content_text(req, m, n, assistant);
+        if (!text)
+            return false;
+        if (assistant && calls && !cJSON_IsNull(calls) &&
+            !(cJSON_IsArray(calls) && cJSON_GetArraySize(calls) == 0)) {
+            text = render_tool_calls(req, m, text, calls, n);
+            if (!text)
+                return false;
+        }
+        if (tool) {
+            struct cdt_buf b = {0};
 
-            cJSON_ArrayForEach(part, content)
-            {
-                cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-                cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-                if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
-                    !cJSON_IsString(text)) {
-                    free(buf);
-                    oai_err(req, 400, "messages", "messages[%d].content: only text parts", n);
-                    return false;
-                }
-                buf = concat_free(buf, strdup(text->valuestring));
+            if (cdt_buf_appends(&b, "<tool_response>\n") != 0 || cdt_buf_appends(&b, text) != 0 ||
+                cdt_buf_appends(&b, "\n</tool_response>") != 0 ||
+                !(text = set_content(m, b.data))) {
+                cdt_buf_cleanup(&b);
+                oai_err(req, 500, NULL, "out of memory");
+                return false;
             }
-            joined = cJSON_CreateString(buf ? buf : "");
-            free(buf);
-            cJSON_ReplaceItemInObjectCaseSensitive(m, "content", joined);
-            content = joined;
+            cdt_buf_cleanup(&b);
         }
-        if (!cJSON_IsString(content)) {
-            oai_err(req, 400, "messages", "messages[%d].content: must be a string", n);
-            return false;
-        }
-        j->msgs[n].role =
-            strcmp(role->valuestring, "developer") == 0 ? "system" : role->valuestring;
-        j->msgs[n].content = content->valuestring;
+        j->msgs[n].role = strcmp(r, "developer") == 0 ? "system" : tool ? "user" : r;
+        j->msgs[n].content = text;
         n++;
     }
     j->gp.messages = j->msgs;
     j->gp.n_messages = n;
+    return true;
+}
+
+/* A field that must be absent, null or (when empty_ok) an empty array/object. */
+static bool present(const cJSON *v)
+{
+    return v && !cJSON_IsNull(v) &&
+           !((cJSON_IsArray(v) || cJSON_IsObject(v)) && cJSON_GetArraySize(v) == 0);
+}
+
+/* response_format: text (nothing), json_object (any JSON object) or json_schema (a
+ * grammar from the schema). */
+static bool parse_response_format(struct cdt_http_req *req, const cJSON *body, struct oai *a)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(body, "response_format"), *type, *js, *sch;
+    char why[400];
+    int rc;
+
+    if (!rf || cJSON_IsNull(rf))
+        return true;
+    type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    if (!cJSON_IsObject(rf) || !cJSON_IsString(type)) {
+        oai_err(req, 400, "response_format", "response_format: an object with a type is required");
+        return false;
+    }
+    if (strcmp(type->valuestring, "text") == 0)
+        return true;
+    if (strcmp(type->valuestring, "json_object") == 0) {
+        rc = cdt__json_grammar_object(&a->grammar);
+        if (rc != 0)
+            oai_err(req, 500, NULL, "out of memory");
+        return rc == 0;
+    }
+    if (strcmp(type->valuestring, "json_schema") != 0) {
+        oai_err(req, 400, "response_format",
+                "response_format.type: must be text, json_object or json_schema");
+        return false;
+    }
+    js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+    sch = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    if (!cJSON_IsObject(js) || (!cJSON_IsObject(sch) && !cJSON_IsBool(sch))) {
+        oai_err(req, 400, "response_format",
+                "response_format.json_schema.schema: a JSON schema object is required");
+        return false;
+    }
+    rc = cdt__json_grammar_schema(sch, &a->grammar, why, sizeof(why));
+    if (rc == CDT_ENOMEM)
+        oai_err(req, 500, NULL, "out of memory");
+    else if (rc != 0)
+        oai_err(req, 400, "response_format", "%s", why);
+    return rc == 0;
+}
+
+/* OpenAI's options beyond the shared ones (cdt__parse_gen_options), each working or
+ * refused with its param: n, tools / tool_choice / functions, response_format,
+ * logprobs / top_logprobs, frequency_penalty / presence_penalty, logit_bias, and
+ * OpenAI's ranges for temperature and seed (-1: random). Consumes "seed" from body. */
+static bool parse_oai_options(struct cdt_http_req *req, cJSON *body, struct job *j, struct oai *a)
+{
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(body, "tools");
+    const cJSON *choice = cJSON_GetObjectItemCaseSensitive(body, "tool_choice");
+    const cJSON *fns = cJSON_GetObjectItemCaseSensitive(body, "functions");
+    const cJSON *fcall = cJSON_GetObjectItemCaseSensitive(body, "function_call");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(body, "seed");
+    double n = 1, temp = -1, fp = 0, pp = 0, top = -1;
+    bool logprobs = false, choice_none, choice_auto;
+
+    if (!cdt__opt_number(req, body, "n", 1, 128, true, &n, oai_err) ||
+        !cdt__opt_number(req, body, "temperature", 0, 2, false, &temp, oai_err) ||
+        !cdt__opt_number(req, body, "frequency_penalty", -2, 2, false, &fp, oai_err) ||
+        !cdt__opt_number(req, body, "presence_penalty", -2, 2, false, &pp, oai_err) ||
+        !cdt__opt_bool(req, body, "logprobs", &logprobs, oai_err) ||
+        !cdt__opt_number(req, body, "top_logprobs", 0, CDT_MAX_TOP_LOGPROBS, true, &top, oai_err))
+        return false;
+    if (n > 1) {
+        oai_err(req, 400, "n", "n: only one choice per request is supported (n = 1)");
+        return false;
+    }
+    choice_none = cJSON_IsString(choice) && strcmp(choice->valuestring, "none") == 0;
+    choice_auto = !choice || cJSON_IsNull(choice) ||
+                  (cJSON_IsString(choice) && strcmp(choice->valuestring, "auto") == 0);
+    if (tools && !cJSON_IsNull(tools) && !cJSON_IsArray(tools)) {
+        oai_err(req, 400, "tools", "tools: must be an array");
+        return false;
+    }
+    if (present(tools) && !choice_none) {
+        oai_err(req, 400, "tools",
+                "tools: function calling is not supported (send tool_choice \"none\" to chat "
+                "without it; tool calls and results in the history are fine)");
+        return false;
+    }
+    if (!present(tools) && !choice_none && !choice_auto) {
+        oai_err(req, 400, "tool_choice", "tool_choice: there are no tools to choose");
+        return false;
+    }
+    if (present(fns) && !(cJSON_IsString(fcall) && strcmp(fcall->valuestring, "none") == 0)) {
+        oai_err(req, 400, "functions", "functions: function calling is not supported");
+        return false;
+    }
+    if (present(cJSON_GetObjectItemCaseSensitive(body, "logit_bias"))) {
+        oai_err(req, 400, "logit_bias", "logit_bias: not supported");
+        return false;
+    }
+    if (top >= 0 && !logprobs) {
+        oai_err(req, 400, "top_logprobs", "top_logprobs: needs logprobs set to true");
+        return false;
+    }
+    if (seed && !cJSON_IsNull(seed)) {
+        /* Any 64-bit integer, as OpenAI takes; -1 (llama-server's) a random seed. */
+        if (!cJSON_IsNumber(seed) || seed->valuedouble != floor(seed->valuedouble) ||
+            fabs(seed->valuedouble) > 9.2e18) {
+            oai_err(req, 400, "seed", "seed: must be an integer");
+            return false;
+        }
+        if (seed->valuedouble != -1) {
+            a->has_seed = true;
+            a->seed = (uint32_t)(uint64_t)(int64_t)seed->valuedouble;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(body, "seed");
+    }
+    if (!parse_response_format(req, body, a))
+        return false;
+    j->gp.grammar = a->grammar;
+    j->gp.grammar_json = a->grammar != NULL;
+    j->gp.frequency_penalty = (float)fp;
+    j->gp.presence_penalty = (float)pp;
+    if (logprobs) {
+        a->lp = cJSON_CreateArray();
+        if (!a->lp) {
+            oai_err(req, 500, NULL, "out of memory");
+            return false;
+        }
+        j->gp.on_logprobs = on_logprobs;
+        j->gp.top_logprobs = top > 0 ? (int)top : 0;
+    }
     return true;
 }
 
@@ -307,14 +710,22 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     j->api = a;
     j->api_free = oai_free;
     j->messages_json = body; /* the messages' strings live in it */
+    /* OpenAI's defaults; the shared parser keeps what the request does not set. */
+    j->gp.temperature = 1.0f;
+    j->gp.top_p = 1.0f;
+    j->gp.repetition_penalty = 1.0f;
     if (!parse_messages(req, body, j) || !cdt__opt_bool(req, body, "stream", &stream, oai_err) ||
         !cdt__opt_number(req, body, "max_completion_tokens", 1, 1e7, true, &mct, oai_err) ||
-        !cdt__parse_gen_options(req, body, j, oai_err)) {
+        !parse_oai_options(req, body, j, a) || !cdt__parse_gen_options(req, body, j, oai_err)) {
         cdt__job_release(s, j);
         return;
     }
+    j->gp.has_seed = a->has_seed; /* parse_oai_options took "seed" */
+    j->gp.seed = a->seed;
     if (mct > 0)
         j->gp.max_tokens = (int)mct;
+    else if (j->gp.max_tokens <= 0) /* no limit given: the context is the limit */
+        j->gp.max_tokens = CDT_OAI_NO_CAP;
     so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     a->include_usage =
         cJSON_IsObject(so) && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
@@ -375,6 +786,12 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     msg = cJSON_AddObjectToObject(c, "message");
     cJSON_AddStringToObject(msg, "role", "assistant");
     cJSON_AddStringToObject(msg, "content", j->text.data ? j->text.data : "");
+    pthread_mutex_lock(&s->lock);
+    if (a->lp)
+        cJSON_AddItemToObject(c, "logprobs", lp_object(a, 0));
+    else
+        cJSON_AddNullToObject(c, "logprobs");
+    pthread_mutex_unlock(&s->lock);
     cJSON_AddStringToObject(c, "finish_reason", finish_reason(j));
     cJSON_AddItemToArray(choices, c);
     add_usage(o, j);

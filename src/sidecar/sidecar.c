@@ -1003,6 +1003,15 @@ static void handle(struct cdt_http_req *req, void *ud)
         }
         return;
     }
+    if (strncmp(path, "/v1/models/", 11) == 0 && path[11] && printable(path)) {
+        if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+            cdt__route_v1_model(s, req, path + 11);
+        } else {
+            cdt_http_add_header(req, "Allow", "GET");
+            cdt_http_reply_error(req, 405, "Method Not Allowed");
+        }
+        return;
+    }
     if (is_v1(path) && printable(method) && printable(path))
         cdt_http_reply_error(req, 404, "Invalid URL (%s %s)", method, path);
     else

@@ -142,6 +142,8 @@ void cdt__oai_error(struct cdt_http_req *req, int status, const char *param, con
 /* OpenAI-compatible routes (openai.c). */
 void cdt__route_v1_models(struct cdt_sidecar *s, struct cdt_http_req *req);
 void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req);
+/* GET /v1/models/{id}: id is the rest of the path after "/v1/models/". */
+void cdt__route_v1_model(struct cdt_sidecar *s, struct cdt_http_req *req, const char *id);
 
 /* SSE helper: "data: <json>\n\n" for o (freed); NULL when out of memory. */
 char *cdt__sse_event(cJSON *o);

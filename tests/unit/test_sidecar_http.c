@@ -24,6 +24,7 @@ struct fake {
     int n_tokens; /* tokens per generation */
     int load_ms;  /* how long a load takes */
     bool pieces;  /* report text through on_text, token by token */
+    int fail_at;  /* with pieces: fail with CDT_EENGINE before this piece (0: never) */
     atomic_int cancels;
     atomic_int generations;
 };
@@ -55,7 +56,8 @@ static void fake_unload(struct cdt_backend *be)
     ((struct fake *)be)->loaded = false;
 }
 
-static _Atomic float last_top_p; /* the params the last generation got */
+static _Atomic float last_top_p;      /* the params the last generation got */
+static struct cdt_gen_params last_gp; /* its scalars (the pointers are not kept valid) */
 
 static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
                          struct cdt_gen_result *r)
@@ -66,6 +68,7 @@ static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
 
     memset(r, 0, sizeof(*r));
     last_top_p = p->top_p;
+    last_gp = *p;
     if (!f->loaded)
         return CDT_ESTATE;
     if (strlen(prompt) > 1000) {
@@ -80,9 +83,21 @@ static int fake_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
             return CDT_ECANCELED;
         }
         usleep((useconds_t)f->token_ms * 1000);
+        if (f->pieces && f->fail_at == i + 1 && i > 0) {
+            snprintf(r->errmsg, sizeof(r->errmsg), "fake engine failure");
+            return CDT_EENGINE;
+        }
         if (f->pieces && p->on_text) {
             char piece[32];
             snprintf(piece, sizeof(piece), "w%d ", i);
+            if (p->on_logprobs) {
+                struct cdt_token_logprobs lp = {.token = {piece, strlen(piece), -0.5f}};
+
+                for (int k = 0; k < p->top_logprobs; k++)
+                    lp.top[k] = (struct cdt_token_prob){"alt", 3, -1.0f - (float)k};
+                lp.n_top = p->top_logprobs;
+                p->on_logprobs(&lp, p->user_data);
+            }
             if (p->on_text(piece, strlen(piece), p->user_data)) {
                 r->stopped_by_callback = true;
                 r->tokens_generated = i + 1;
@@ -966,6 +981,177 @@ TEST(openai_chat)
     fake.pieces = false;
 }
 
+/* A /v1 request's answer: status, and for a 400 the error's param. */
+static bool oai_param_is(const char *body, long status, const char *param)
+{
+    struct resp r = call("POST", "/v1/chat/completions", body, NULL, 0);
+    cJSON *o = json_of(&r), *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    bool ok = r.status == status &&
+              (!param || (str_field(e, "param") && strcmp(str_field(e, "param"), param) == 0 &&
+                          oai_error_is(&r, "invalid_request_error", NULL)));
+
+    if (!ok)
+        fprintf(stderr, "  %s\n  -> %ld %s (want %ld, param %s)\n", body, r.status, r.body, status,
+                param ? param : "-");
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    return ok;
+}
+
+#define MSGS "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+
+/* OpenAI's defaults on /v1, the seed's on /generate; every option works or is a
+ * 400 naming its param (issue 17 §1). */
+TEST(openai_defaults_and_options)
+{
+    struct resp r;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    fake.pieces = true;
+    fake.n_tokens = 2;
+    CHECK(oai_param_is("{" MSGS "}", 200, NULL));
+    CHECK(last_gp.temperature == 1.0f && last_gp.top_p == 1.0f &&
+          last_gp.repetition_penalty == 1.0f);
+    CHECK(last_gp.max_tokens >= 1000000); /* no limit but the context (not the seed's -1) */
+    CHECK(!last_gp.has_seed && !last_gp.grammar && !last_gp.on_logprobs);
+    CHECK(last_gp.frequency_penalty == 0.0f && last_gp.presence_penalty == 0.0f);
+    r = call("POST", "/generate", "{\"prompt\":\"hi\"}", NULL, 0);
+    FREE_RESP(r);
+    CHECK(last_gp.temperature == 0.7f && last_gp.repetition_penalty == 1.15f &&
+          last_gp.max_tokens == -1);
+
+    CHECK(oai_param_is("{" MSGS ",\"n\":2}", 400, "n"));
+    CHECK(oai_param_is("{" MSGS ",\"n\":1}", 200, NULL));
+    CHECK(oai_param_is("{" MSGS ",\"temperature\":2.5}", 400, "temperature"));
+    CHECK(oai_param_is("{" MSGS ",\"temperature\":2}", 200, NULL));
+    CHECK(oai_param_is("{" MSGS ",\"seed\":-1}", 200, NULL));
+    CHECK(!last_gp.has_seed);
+    CHECK(oai_param_is("{" MSGS ",\"seed\":1099511627781}", 200, NULL)); /* 2^40 + 5 */
+    CHECK(last_gp.has_seed && last_gp.seed == 5);
+    CHECK(oai_param_is("{" MSGS ",\"seed\":1.5}", 400, "seed"));
+    CHECK(oai_param_is("{" MSGS ",\"frequency_penalty\":2.1}", 400, "frequency_penalty"));
+    CHECK(oai_param_is("{" MSGS ",\"presence_penalty\":-2.1}", 400, "presence_penalty"));
+    CHECK(oai_param_is("{" MSGS ",\"frequency_penalty\":1.5,\"presence_penalty\":-1}", 200, NULL));
+    CHECK(last_gp.frequency_penalty == 1.5f && last_gp.presence_penalty == -1.0f);
+    CHECK(oai_param_is("{" MSGS ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                       "\"f\"}}]}",
+                       400, "tools"));
+    CHECK(oai_param_is("{" MSGS ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+                       "\"f\"}}],\"tool_choice\":\"none\"}",
+                       200, NULL));
+    CHECK(oai_param_is("{" MSGS ",\"tools\":[]}", 200, NULL));
+    CHECK(oai_param_is("{" MSGS ",\"tool_choice\":\"required\"}", 400, "tool_choice"));
+    CHECK(oai_param_is("{" MSGS ",\"functions\":[{\"name\":\"f\"}]}", 400, "functions"));
+    CHECK(oai_param_is("{" MSGS ",\"logit_bias\":{\"5\":1}}", 400, "logit_bias"));
+    CHECK(oai_param_is("{" MSGS ",\"top_logprobs\":2}", 400, "top_logprobs"));
+    CHECK(oai_param_is("{" MSGS ",\"logprobs\":true,\"top_logprobs\":21}", 400, "top_logprobs"));
+    CHECK(
+        oai_param_is("{" MSGS ",\"response_format\":{\"type\":\"yaml\"}}", 400, "response_format"));
+    CHECK(oai_param_is("{" MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+                       "{\"name\":\"x\",\"schema\":{\"type\":\"string\",\"pattern\":\"a\"}}}}",
+                       400, "response_format"));
+    CHECK(oai_param_is("{" MSGS ",\"response_format\":{\"type\":\"json_object\"}}", 200, NULL));
+    CHECK(last_gp.grammar_json); /* the grammar itself is freed with the request */
+    CHECK(oai_param_is("{" MSGS ",\"response_format\":{\"type\":\"text\"}}", 200, NULL));
+    CHECK(!last_gp.grammar_json);
+    fake.pieces = false;
+}
+
+/* Tool calls and tool results in a history are text context, as Qwen's template
+ * writes them. */
+TEST(openai_tool_history)
+{
+    struct resp r;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    /* The fake echoes the last message's content. */
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":"
+             "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+             "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":"
+             "\"{\\\"city\\\":\\\"Paris\\\"}\"}}]}]}",
+             NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "<tool_call>\\n{\\\"name\\\": \\\"get_weather\\\", "
+                         "\\\"arguments\\\": {\\\"city\\\"") != NULL);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+             "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"sunny\"}]}",
+             NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "<tool_response>\\nsunny\\n</tool_response>") != NULL);
+    CHECK(last_gp.n_messages == 2);
+    FREE_RESP(r);
+    CHECK(oai_param_is("{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+                       "\"tool_calls\":[{\"id\":\"c1\",\"function\":{}}]}]}",
+                       400, "messages"));
+    CHECK(oai_param_is("{\"messages\":[{\"role\":\"user\",\"content\":null}]}", 400, "messages"));
+}
+
+/* GET /v1/models/{id}; logprobs in the answer and in the stream; an error after the
+ * stream began is OpenAI's error object as an event, and the stream ends. */
+TEST(openai_model_logprobs_stream_error)
+{
+    static char ev[64][512];
+    struct resp r;
+    cJSON *o, *lp;
+    int n;
+
+    r = call("POST", "/load", "{\"model_path\":\"/models/good.gguf\"}", NULL, 0);
+    FREE_RESP(r);
+    r = call("GET", "/v1/models/good.gguf", NULL, NULL, 0);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"id\":\"good.gguf\"") && strstr(r.body, "\"object\":\"model\""));
+    FREE_RESP(r);
+    r = call("GET", "/v1/models/gpt-4o", NULL, NULL, 0);
+    CHECK_INT(r.status, 404);
+    CHECK(oai_error_is(&r, "invalid_request_error", "model_not_found"));
+    FREE_RESP(r);
+
+    fake.pieces = true;
+    fake.n_tokens = 3;
+    r = call("POST", "/v1/chat/completions", "{" MSGS ",\"logprobs\":true,\"top_logprobs\":2}",
+             NULL, 0);
+    CHECK_INT(r.status, 200);
+    o = json_of(&r);
+    lp = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "logprobs"),
+        "content");
+    CHECK_INT(cJSON_GetArraySize(lp), 3);
+    CHECK_STR(str_field(cJSON_GetArrayItem(lp, 1), "token"), "w1 ");
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(lp, 1), "bytes")), 3);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(lp, 1), "top_logprobs")),
+              2);
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    r = call("POST", "/v1/chat/completions", "{" MSGS ",\"logprobs\":true,\"stream\":true}", NULL,
+             0);
+    n = sse_events(r.body, ev, 64);
+    REQUIRE(n == 6);
+    CHECK(strstr(ev[1], "\"logprobs\":{\"content\":[{\"token\":\"w0 \"") != NULL);
+    CHECK(strstr(ev[3], "\"token\":\"w2 \"") != NULL);
+    FREE_RESP(r);
+
+    fake.fail_at = 3; /* two pieces, then the engine fails */
+    r = call("POST", "/v1/chat/completions", "{" MSGS ",\"stream\":true}", NULL, 0);
+    CHECK_INT(r.status, 200);
+    n = sse_events(r.body, ev, 64);
+    REQUIRE(n == 4); /* role, w0, w1, the error; no [DONE] */
+    o = cJSON_Parse(ev[3]);
+    CHECK_STR(str_field(cJSON_GetObjectItem(o, "error"), "message"), "fake engine failure");
+    CHECK_STR(str_field(cJSON_GetObjectItem(o, "error"), "type"), "server_error");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "error"), "param")));
+    CHECK(cJSON_HasObjectItem(cJSON_GetObjectItem(o, "error"), "code"));
+    cJSON_Delete(o);
+    FREE_RESP(r);
+    fake.fail_at = 0;
+    fake.pieces = false;
+}
+
 /* Every error on /v1 is OpenAI's error object, the server's own included; the
  * seed's endpoints keep {"detail"}. */
 TEST(openai_error_shapes)
@@ -1257,6 +1443,9 @@ int main(void)
     RUN(stream_cancelled_on_disconnect);
     RUN(openai_chat);
     RUN(openai_error_shapes);
+    RUN(openai_defaults_and_options);
+    RUN(openai_tool_history);
+    RUN(openai_model_logprobs_stream_error);
     RUN(openai_busy_retry_after);
     RUN(openai_cors);
     RUN(port_taken_means_next_or_error);
