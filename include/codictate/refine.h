@@ -49,6 +49,7 @@ extern "C" {
 #define CDT_REFINE_MAX_RESPONSE       (4 * 1024 * 1024) /* an openai answer, bytes */
 #define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000             /* the default deadline, ms */
 #define CDT_REFINE_CHUNK_WORDS        120               /* words of a piece of a long transcript */
+#define CDT_REFINE_MAX_TOKENS         4096              /* cdt_refine_max_tokens' ceiling */
 #define CDT_REFINE_REASON_MAX         512               /* a fallback reason, bytes */
 
 /* Words of output per word of input the guards accept: [MIN, MAX × n + SLACK]. */
@@ -291,6 +292,14 @@ CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char *
  * digit strings compared on their first 18 digits). Thread-safe. */
 CDT_NODISCARD int cdt_refine_check_critical(const char *input, const char *output, char *reason,
                                             size_t reason_cap);
+
+/* The most tokens a model may answer a transcript (the text it is given) with: 64 +
+ * half its bytes, at most CDT_REFINE_MAX_TOKENS. A cleanup is never much longer than
+ * its input (an English token has about 4 bytes, so this is about twice the input's
+ * tokens), and the limit follows the transcript, not the whole prompt: a small model
+ * that loops after a one-sentence transcript stops after ~100 tokens instead of
+ * 1.3 × the ~150 tokens of instructions before it, long before the deadline. */
+int cdt_refine_max_tokens(const char *transcript);
 
 /* Does `text` read as written text already, with nothing for a model to clean? Every
  * sentence opens with a capital and the last one is closed (. ? !); no "i" in lower

@@ -1096,6 +1096,13 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
     return rc != 0 ? rc : set_reason(out, first, "%s", first_detail);
 }
 
+int cdt_refine_max_tokens(const char *transcript)
+{
+    size_t n = transcript ? strlen(transcript) : 0;
+
+    return n / 2 < (size_t)CDT_REFINE_MAX_TOKENS - 64 ? (int)(n / 2) + 64 : CDT_REFINE_MAX_TOKENS;
+}
+
 /* Are a and b the same words, whatever the white space between them? */
 static bool same_but_space(const char *a, const char *b)
 {

@@ -3,8 +3,8 @@
  * - local: picks a model (a GGUF path; a catalog id; else the recommended
  *   downloaded model; else the first downloaded LLM), and asks the sidecar through
  *   the lifecycle manager (a typed struct cdt_sidecar_gen_req, see
- *   sidecar_client.h): POST /generate with temperature 0, max_tokens -1 (the
- *   sidecar's dynamic limit), the deadline as timeout_ms, and "raw": true: the
+ *   sidecar_client.h): POST /generate with temperature 0, max_tokens from the
+ *   transcript's length (cdt_refine_max_tokens), the deadline as timeout_ms, and "raw": true: the
  *   text comes back as generated, and refine.c alone cleans it (it can see which
  *   labels and tags the transcript itself contains; the sidecar cannot). With
  *   params.on_delta it asks for a stream and hands on each piece as it arrives.
@@ -145,7 +145,7 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
                                "sidecar: no lifecycle manager to run it");
     gen.prompt = req->prompt;
-    gen.max_tokens = -1;
+    gen.max_tokens = cdt_refine_max_tokens(req->transcript);
     gen.temperature = 0;
     gen.timeout_ms = req->timeout_ms;
     gen.system_ram_gb = ram_gb_of(p);
@@ -403,15 +403,11 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     if (!*model)
         return CDT_ENOMEM;
     /* A local server gets what the sidecar does: thinking off (Qwen3 on llama-server
-     * or vLLM thinks by default) and the seed's output limit, with the prompt's bytes
-     * standing in for its tokens (a token has at least one byte, so this never cuts
-     * an output the guards would accept), so a runaway model stops long before the
-     * deadline. Cloud APIs get neither: some reject unknown fields, and reasoning
-     * models count their thinking in max_tokens. */
+     * or vLLM thinks by default) and the transcript's output limit, so a runaway model
+     * stops long before the deadline. Cloud APIs get neither: some reject unknown
+     * fields, and reasoning models count their thinking in max_tokens. */
     local = is_loopback(base);
-    body = chat_body(*model, req,
-                     local ? cdt_limits_max_tokens((int64_t)strlen(req->prompt), ram_gb_of(p)) : 0,
-                     local);
+    body = chat_body(*model, req, local ? cdt_refine_max_tokens(req->transcript) : 0, local);
     if (!body)
         return CDT_ENOMEM;
     snprintf(url, sizeof(url), "%s/chat/completions", base);

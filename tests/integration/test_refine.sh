@@ -221,6 +221,11 @@ check "tiny model: exit 0" is "$?" 0
 check "tiny model: text delivered" eval '[ -n "$(field "$out" refined)" ] && [ "$(field "$out" refined)" != "\"\"" ]'
 check "tiny model: named" is "$(field "$out" model)" "\"$model\""
 check "tiny model: it generated" eval '! printf "%s" "$out" | grep -q "\"generated_tokens\":	0"'
+# A runaway stops at a limit from the transcript's length (64 + half the bytes of
+# the text in its tags), not from the whole prompt's: this model never stops by itself.
+gen=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["timings"]["generated_tokens"])')
+cap=$(( 64 + (27 + ${#clean}) / 2 ))
+check "tiny model: output capped by the transcript ($gen <= $cap tokens)" test "$gen" -le "$cap"
 
 # The local deadline: the sidecar stops generating and the deterministic text is
 # delivered (greedy decoding of this model does not stop early: ~1.3x the prompt).
