@@ -865,21 +865,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct cdt_httpd *h = cls;
     struct cdt_http_req *req = *con_cls;
+    bool cut = false;
 
     (void)conn;
     if (!req)
         return;
+    if (req->c) {
+        pthread_mutex_lock(&h->lock);
+        cut = req->c->cut;
+        pthread_mutex_unlock(&h->lock);
+    }
     conn_set_busy(h, req->c, false); /* waits for the next request, if any */
     if (cdt_log_enabled(h->log, CDT_LOG_INFO)) {
         /* The path is the client's (URL-decoded): no escape sequences into the log. */
         char *method = cdt_text_escape_controls(req->method, false);
         char *path = cdt_text_escape_controls(req->path, false);
+        const char *why = req->rejected ? " (refused, closed)"
+                          : cut         ? " (request too slow or room needed: closed)"
+                          : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                                                                       : " (client gone)";
 
         CDT_LOG_I(h->log, "%s %s %d %.1f ms%s", method ? method : "?", path ? path : "?",
-                  req->status, cdt_now_ms() - req->t0_ms,
-                  req->rejected                                ? " (refused, closed)"
-                  : toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-                                                               : " (client gone)");
+                  req->status, cdt_now_ms() - req->t0_ms, why);
         free(method);
         free(path);
     }
