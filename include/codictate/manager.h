@@ -101,6 +101,13 @@ CDT_NODISCARD int cdt_manager_generate(struct cdt_manager *m, const char *model_
                                        struct cdt_sidecar_gen_reply *reply, char *errmsg,
                                        size_t errcap);
 
+/* The speeds of model_path measured on this machine by this manager's generations:
+ * ms per prompt token evaluated and per token generated (a running average, so a
+ * machine that gets busier is followed). False until both were measured for this
+ * model (a few tokens each). */
+bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *prefill_ms,
+                       double *decode_ms);
+
 /* Unloads the model now (the sidecar keeps running). */
 void cdt_manager_unload(struct cdt_manager *m);
 

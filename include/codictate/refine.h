@@ -148,6 +148,11 @@ struct cdt_refine_params {
                                         * sidecar stops generating then; loading a model
                                         * on first use is bounded by the manager. For a
                                         * transcript in pieces, for all of them */
+    bool ask_clean;                    /* ask the model about a transcript that is already
+                                        * clean too (cdt_refine_is_clean); false: with the
+                                        * default instructions it is delivered as it is
+                                        * (CDT_REFINE_ALREADY_CLEAN). Custom instructions
+                                        * (a transformation, not a cleanup) always ask */
     int chunk_words;                   /* a transcript longer than this many words goes to
                                         * the model in pieces (paragraphs, then whole
                                         * sentences up to this many words), each guarded
@@ -307,8 +312,9 @@ int cdt_refine_max_tokens(const char *transcript);
  * aside); no word said twice in a row ("the the"); no self-correction cue ("no wait",
  * "I mean", "scratch that", "make that", "correction", "oops"); no "you know" set off
  * by commas. cdt_refine_run skips the model for such a transcript when the
- * deterministic pass changed nothing (CDT_REFINE_ALREADY_CLEAN): a model cannot
- * improve it and a small one can only slip. Returns 1, 0 or CDT_ENOMEM. */
+ * deterministic pass changed nothing and the instructions are the default ones
+ * (CDT_REFINE_ALREADY_CLEAN; params.ask_clean turns that off): a model cannot improve
+ * it and a small one can only slip. Returns 1, 0 or CDT_ENOMEM. */
 CDT_NODISCARD int cdt_refine_is_clean(const char *text);
 
 #ifdef __cplusplus

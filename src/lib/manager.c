@@ -66,6 +66,11 @@ struct cdt_manager {
     double last_use;               /* cdt_now_ms() of the last request */
     char exited[64];               /* how the sidecar ended, noticed under the lock and not yet
                                     * emitted ("" when nothing is pending) */
+
+    /* The speeds measured on this machine (cdt_manager_rates), ms per token, 0 when
+     * not yet; for the model `rated` ("" none). */
+    char rated[CDT_MGR_PATH_MAX];
+    double prefill_ms, decode_ms;
 };
 
 struct cdt_manager_params cdt_manager_default_params(void)
@@ -484,6 +489,46 @@ void cdt_manager_unload(struct cdt_manager *m)
     pthread_mutex_unlock(&m->op);
 }
 
+/* Folds a generation's timings into the measured speeds (an average that follows
+ * the machine: each new figure weighs MGR_RATE_W). Figures from a handful of
+ * tokens are mostly overhead and are left out. */
+#define MGR_RATE_W        0.3
+#define MGR_RATE_MIN_TOKS 4
+
+static void rate_locked(struct cdt_manager *m, const char *model,
+                        const struct cdt_sidecar_timings *t)
+{
+    if (strcmp(m->rated, model) != 0) {
+        snprintf(m->rated, sizeof(m->rated), "%s", model);
+        m->prefill_ms = m->decode_ms = 0;
+    }
+    if (t->prompt_tokens_evaluated >= MGR_RATE_MIN_TOKS && t->prompt_ms > 0) {
+        double v = t->prompt_ms / t->prompt_tokens_evaluated;
+
+        m->prefill_ms = m->prefill_ms > 0 ? m->prefill_ms + MGR_RATE_W * (v - m->prefill_ms) : v;
+    }
+    if (t->generated_tokens >= MGR_RATE_MIN_TOKS && t->generation_ms > 0) {
+        double v = t->generation_ms / t->generated_tokens;
+
+        m->decode_ms = m->decode_ms > 0 ? m->decode_ms + MGR_RATE_W * (v - m->decode_ms) : v;
+    }
+}
+
+bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *prefill_ms,
+                       double *decode_ms)
+{
+    bool ok;
+
+    pthread_mutex_lock(&m->lock);
+    ok = strcmp(m->rated, model_path) == 0 && m->prefill_ms > 0 && m->decode_ms > 0;
+    if (ok) {
+        *prefill_ms = m->prefill_ms;
+        *decode_ms = m->decode_ms;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ok;
+}
+
 int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
                          const struct cdt_sidecar_gen_req *req, struct cdt_sidecar_gen_reply *reply,
                          char *errmsg, size_t errcap)
@@ -543,6 +588,8 @@ int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
     pthread_mutex_lock(&m->lock);
     m->busy--;
     touch(m);
+    if (rc == 0 && reply->status == 200)
+        rate_locked(m, model_path, &reply->timings);
     pthread_mutex_unlock(&m->lock);
     if (m->idle_timeout_s == CDT_IDLE_IMMEDIATELY) {
         pthread_mutex_lock(&m->op);

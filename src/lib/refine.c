@@ -1156,7 +1156,9 @@ int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
     CDT_LOG_D(p->log, "refine: deterministic pass: %s", out->cleaned);
     if (!out->cleaned[0])
         rc = set_reason(out, CDT_REFINE_ONLY_FILLERS, NULL);
-    else if (same_but_space(text, out->cleaned) && (rc = cdt_refine_is_clean(out->cleaned)) != 0)
+    else if (!p->ask_clean &&
+             (!p->instructions || strcmp(p->instructions, cdt_prompt_default()) == 0) &&
+             same_but_space(text, out->cleaned) && (rc = cdt_refine_is_clean(out->cleaned)) != 0)
         rc = rc < 0 ? rc : set_reason(out, CDT_REFINE_ALREADY_CLEAN, NULL);
     else if (strlen(out->cleaned) > CDT_REFINE_MAX_MODEL_TEXT)
         rc = set_reason(out, CDT_REFINE_INPUT_TOO_LONG,

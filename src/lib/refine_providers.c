@@ -44,6 +44,15 @@
 #define CDT_REFINE_MODELS_MS    2000 /* longest wait for {base_url}/models, ms */
 #define CDT_REFINE_DEFAULT_URL  "https://api.openai.com/v1"
 #define CDT_REFINE_OPENAI_MODEL "gpt-4o-mini"
+/* The local deadline from measured speeds: a transcript of b bytes is about
+ * b / REFINE_BYTES_PER_TOKEN tokens to evaluate (plus the template's around it; the
+ * instructions before it are cached) and as many to generate; the request gets
+ * REFINE_DEADLINE_FACTOR times that estimate plus REFINE_DEADLINE_SLACK_MS (room for
+ * a busy moment), when that is below the caller's deadline. */
+#define REFINE_BYTES_PER_TOKEN   4.0
+#define REFINE_TEMPLATE_TOKENS   16.0
+#define REFINE_DEADLINE_FACTOR   3.0
+#define REFINE_DEADLINE_SLACK_MS 3000.0
 
 static int ram_gb_of(const struct cdt_refine_params *p)
 {
@@ -148,6 +157,27 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     gen.max_tokens = cdt_refine_max_tokens(req->transcript);
     gen.temperature = 0;
     gen.timeout_ms = req->timeout_ms;
+    {
+        /* With this model's speeds measured on this machine: a request that cannot
+         * finish in time is not started, and one that can gets a deadline that fits
+         * it (the caller's is the ceiling). */
+        double prefill, decode;
+
+        if (cdt_manager_rates(mgr, path, &prefill, &decode)) {
+            double n = (double)strlen(req->transcript) / REFINE_BYTES_PER_TOKEN;
+            double est = (n + REFINE_TEMPLATE_TOKENS) * prefill + (n + 8) * decode;
+
+            if (est > (double)req->timeout_ms) {
+                *reason = CDT_REFINE_TIMEOUT;
+                return cdt__errmsg_set(errmsg, errcap, CDT_ETIMEOUT,
+                                       "deadline: the model would need about %.1f s for this "
+                                       "transcript on this machine (%.1f s allowed); not started",
+                                       est / 1000.0, (double)req->timeout_ms / 1000.0);
+            }
+            if (REFINE_DEADLINE_FACTOR * est + REFINE_DEADLINE_SLACK_MS < (double)req->timeout_ms)
+                gen.timeout_ms = (long)(REFINE_DEADLINE_FACTOR * est + REFINE_DEADLINE_SLACK_MS);
+        }
+    }
     gen.system_ram_gb = ram_gb_of(p);
     gen.raw = true;
     /* Streamed or not, the answer's final event carries the same result (and the

@@ -184,6 +184,7 @@ TEST(refine_streams_from_the_real_sidecar)
     p.model = tiny_model;
     p.ram_gb = 16;
     p.timeout_ms = 60000;
+    p.ask_clean = true; /* "longer" below is clean: this is about the model's deadline */
     p.on_delta = on_piece;
     p.delta_user_data = &ps;
     if (cdt_refine_run(&p, said, &r) == 0) {
@@ -222,6 +223,21 @@ TEST(refine_streams_from_the_real_sidecar)
         CHECK(!"cdt_refine_run, deadline");
     }
     cdt_buf_cleanup(&ps.text);
+
+    /* A deadline too short for this machine: with the speeds the requests above
+     * measured, the request is not started at all (no token generated), and the
+     * reason says so. 5 ms is below any machine's time for ~160 tokens. */
+    p.timeout_ms = 5;
+    p.on_delta = NULL;
+    if (cdt_refine_run(&p, longer, &r) == 0) {
+        CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
+        CHECK(r.fallback_reason && strstr(r.fallback_reason, "not started"));
+        CHECK_INT(r.timings.generated_tokens, 0);
+        CHECK_STR(r.refined, r.cleaned);
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run, deadline too short");
+    }
     cdt_manager_free(m);
 }
 
@@ -340,6 +356,7 @@ static void refine_case(const char *transcript, const char *model_says, const ch
     p.manager = scripted;
     p.model = fake_model;
     p.ram_gb = 16;
+    p.ask_clean = true; /* the model's answer is what these cases are about */
     say(model_says);
     if (cdt_refine_run(&p, transcript, &r) != 0) {
         fprintf(stderr, "line %d: cdt_refine_run failed\n", line);
