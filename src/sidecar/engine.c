@@ -29,13 +29,34 @@
  * stay in the cache for the next request. Anything that leaves the memory in doubt
  * (a failed decode, a load) clears both.
  *
+ * Repeatable output (issue 17): the same request on the same loaded model gives the
+ * same tokens whatever ran before, because every position is computed by the same
+ * batches. llama's kernels round differently per batch shape (on some CPUs a
+ * position's logits differ by ~0.01-0.1 between a batch and one token), so:
+ * - a prompt is evaluated in chunks that end at multiples of `chunk` tokens
+ *   (absolute positions: CDT_PROMPT_CHUNK, on a GPU CDT_GPU_CHUNK), and the
+ *   cache is reused only up to such a boundary, and only where it was itself
+ *   computed in those chunks (n_canon): a cached and a fresh evaluation then run
+ *   identical batches. The price: up to chunk - 1 reusable tokens evaluated again,
+ *   and a prompt evaluated in batches of `chunk` (bench/RESULTS.md, "Repeatable
+ *   output");
+ * - the draft lengths of speculation follow decode times measured once, at load
+ *   (spec_calibrate), not as they come: a request's drafts, and so its verify
+ *   batches, are a function of the request;
+ * - sampling draws from (seed, output position) (sampler.c), so drafts do not shift
+ *   the random numbers.
+ * Different requests can still round differently where they share text (a cached
+ * prefix up to a chunk boundary is shared bit for bit; generated text reused by a
+ * later request is evaluated again as prompt).
+ *
  * Sampling is ours (sampler.c, sampler_int.h), over the raw logits: the seed's chain,
  * repetition penalty -> top-p -> min-p -> temperature -> draw, greedy (argmax after
  * the penalty) at temperature 0. It gives the probability of any token, which
- * prompt-lookup speculative decoding needs: a drafted token x is accepted with
- * probability p(x), otherwise the token is drawn from p without x (speculative
- * sampling with a deterministic draft), so the output distribution is the plain
- * one's; at temperature 0 the output is the greedy one, token for token, as far as
+ * prompt-lookup speculative decoding needs: a drafted token x is accepted when it is
+ * the token plain sampling draws at its position (so with probability p(x), and
+ * otherwise the token is drawn from p without x: speculative sampling with a
+ * deterministic draft), so the output is the plain one's for the same seed and
+ * logits; at temperature 0 the output is the greedy one, token for token, as far as
  * llama's batched and single-token kernels compute the same logits (bit for bit on
  * q8_0 on some CPUs, not on all; within ~0.1 on K-quants, where ggml's matrix
  * kernels differ by batch size): the verifier (spec_verify) accepts exactly the
@@ -94,6 +115,9 @@
 #define CDT_MAX_CORES       4096              /* (physical id, core id) pairs counted */
 #define CDT_MAX_PIECE_BYTES 65536             /* text of one token, from the GGUF vocab */
 #define CDT_SCAN_THREADS    4                 /* most threads reading logits behind a GPU */
+#define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
+#define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
+#define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -123,6 +147,8 @@ struct engine {
 
     llama_token *kv; /* n_ctx: the tokens held in the KV memory, in order */
     int n_kv;
+    int n_canon; /* kv[0..n_canon) came from whole prompt chunks (eval_prompt) */
+    int chunk;   /* prompt chunk, tokens (load_model) */
 
     struct spec_timing vt;    /* decode times by batch size, for the draft length */
     struct dist d;            /* sampler scratch, sized by the vocabulary at load */
@@ -328,18 +354,21 @@ static void kv_reset(struct engine *e)
     if (e->ctx)
         llama_memory_clear(llama_get_memory(e->ctx), true);
     e->n_kv = 0;
+    e->n_canon = 0;
 }
 
-/* Keeps the longest common prefix of the cache and toks[0..n), leaving at least
+/* Keeps the longest common prefix of the cache and toks[0..n) that ends at a chunk
+ * boundary within the part evaluated as whole chunks (n_canon), leaving at least
  * `min_eval` tokens to evaluate (the last one must be, for its logits), and drops the
  * rest of the cache. Returns the tokens kept. */
 static int kv_keep_prefix(struct engine *e, const llama_token *toks, int n, int min_eval)
 {
     llama_memory_t mem = llama_get_memory(e->ctx);
-    int lcp = 0, lim = n - min_eval < e->n_kv ? n - min_eval : e->n_kv;
+    int lcp = 0, lim = n - min_eval < e->n_canon ? n - min_eval : e->n_canon;
 
     while (e->rollback && lcp < lim && e->kv[lcp] == toks[lcp])
         lcp++;
+    lcp -= lcp % e->chunk;
     /* A memory that cannot drop its tail, or that no longer holds the start of the
      * prefix (a sliding window), starts afresh. */
     if (lcp == 0 || (lcp < e->n_kv && !llama_memory_seq_rm(mem, 0, lcp, -1)) ||
@@ -348,6 +377,8 @@ static int kv_keep_prefix(struct engine *e, const llama_token *toks, int n, int 
         return 0;
     }
     e->n_kv = lcp;
+    if (e->n_canon > lcp)
+        e->n_canon = lcp;
     return lcp;
 }
 
@@ -361,6 +392,8 @@ static int kv_truncate(struct engine *e, int n)
         return CDT_EENGINE;
     }
     e->n_kv = n;
+    if (e->n_canon > n)
+        e->n_canon = n;
     return 0;
 }
 
@@ -421,9 +454,69 @@ static int ctx_fit(struct engine *e, int need)
     if (state && llama_state_seq_set_data(e->ctx, state, size, 0) != size)
         kv_reset(e);
     else if (!state)
-        e->n_kv = 0;
+        e->n_kv = e->n_canon = 0;
     free(state);
     return 0;
+}
+
+/* ---- draft costs ------------------------------------------------------------- */
+
+/* Times one decode of b tokens at positions 0..b-1 of an empty cache, with logits
+ * for every row as a verification asks (one token: its own). Returns ms, or -1. */
+static double time_batch(struct engine *e, int b)
+{
+    struct llama_batch *bt = &e->batch;
+    llama_token t = llama_vocab_bos(llama_model_get_vocab(e->model));
+    double t0;
+    int dr;
+
+    kv_reset(e);
+    bt->n_tokens = b;
+    for (int i = 0; i < b; i++) {
+        bt->token[i] = t == LLAMA_TOKEN_NULL ? 0 : t;
+        bt->pos[i] = i;
+        bt->n_seq_id[i] = 1;
+        bt->seq_id[i][0] = 0;
+        bt->logits[i] = true;
+    }
+    t0 = cdt_now_ms();
+    dr = llama_decode(e->ctx, *bt);
+    if (dr == 0)
+        llama_synchronize(e->ctx);
+    return dr == 0 ? cdt_now_ms() - t0 : -1.0;
+}
+
+/* Measures the decode times the draft planner weighs draft lengths with (struct
+ * spec_timing), once per load: batches of 1, 2, 4, 8 and 16 tokens, the fastest of
+ * two runs each, in order until CDT_CALIBRATE_MS are spent (a large model measures
+ * the small sizes only; the planner scales its prior costs from the largest measured).
+ * Measured once and then fixed rather than as requests run: drafts, and so the
+ * verification batches and how they round, then depend on the request alone. A
+ * first decode brings the weights into memory untimed. */
+static void spec_calibrate(struct engine *e)
+{
+    static const int sizes[] = {1, 2, 4, 8, CDT_MAX_DRAFT + 1};
+    double t0 = cdt_now_ms();
+
+    memset(&e->vt, 0, sizeof(e->vt));
+    if (time_batch(e, 1) < 0.0)
+        goto done;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        for (int rep = 0; rep < 2; rep++) {
+            double ms = time_batch(e, sizes[i]);
+
+            if (ms < 0.0)
+                goto done;
+            spec_time(&e->vt, sizes[i], ms);
+        }
+        if (cdt_now_ms() - t0 > CDT_CALIBRATE_MS)
+            break;
+    }
+done:
+    kv_reset(e);
+    CDT_LOG_D(e->log, "draft costs: 1 token %.2f ms, 2: %.2f, 4: %.2f, 8: %.2f, 16: %.2f (%.0f ms)",
+              (double)e->vt.ms[1], (double)e->vt.ms[2], (double)e->vt.ms[4], (double)e->vt.ms[8],
+              (double)e->vt.ms[CDT_MAX_DRAFT + 1], cdt_now_ms() - t0);
 }
 
 /* ---- load / unload ----------------------------------------------------------- */
@@ -444,7 +537,7 @@ static void scratch_free(struct engine *e)
     e->kv = NULL;
     memset(d, 0, sizeof(*d));
     e->has_batch = false;
-    e->n_kv = 0;
+    e->n_kv = e->n_canon = 0;
 }
 
 /* Sizes the prefix cache and the sampler's scratch for the loaded model. */
@@ -671,6 +764,9 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
      * the KV cache keeps its full size (with flash attention V is not transposed, so
      * its size costs decode nothing), and a warm-up loads the kernels. */
     e->gpu = llama_supports_gpu_offload() && mp.n_gpu_layers != 0;
+    /* On a GPU a batch costs little more than a token (not measured with chunks:
+     * the CPU's 32 would be 15 decodes for a refine prompt there instead of one). */
+    e->chunk = e->gpu ? CDT_GPU_CHUNK : CDT_PROMPT_CHUNK;
     ubatch = e->gpu ? CDT_UBATCH_GPU : CDT_UBATCH;
     n_train = llama_model_n_ctx_train(e->model);
     want = n_ctx > 0 ? n_ctx : CDT_DEFAULT_N_CTX;
@@ -759,6 +855,8 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
 
     if (e->gpu)
         gpu_warmup(e);
+    else if (e->rollback)
+        spec_calibrate(e); /* speculation runs on the CPU only (engine_generate) */
     if (dev_sampling)
         dev_sampler_check(e);
     CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads%s) in %.0f ms", info->path, info->desc,
@@ -1046,10 +1144,12 @@ static bool watch_abort(void *data)
     return false;
 }
 
-/* Evaluates toks[e->n_kv..n) in batches of at most e->n_batch, so that the cache
- * holds toks[0..n) and the logits of the last are ready. Returns 0, CDT_ECANCELED,
- * CDT_ETIMEOUT (the deadline of p), or CDT_EENGINE; on an error the cache keeps what
- * it held before the batch that failed. */
+/* Evaluates toks[e->n_kv..n) in chunks that end at multiples of e->chunk
+ * (or at n), one llama_decode each, so that the cache holds toks[0..n) and the logits
+ * of the last are ready. A position is then always computed in the same batch, with
+ * the same neighbours, whatever the cache held (kv_keep_prefix reuses whole chunks
+ * only). Returns 0, CDT_ECANCELED, CDT_ETIMEOUT (the deadline of p), or CDT_EENGINE;
+ * on an error the cache keeps what it held before the chunk that failed. */
 static int eval_prompt(struct engine *e, const llama_token *toks, int n,
                        const struct cdt_gen_params *p)
 {
@@ -1058,7 +1158,9 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
 
     llama_set_abort_callback(e->ctx, watch_abort, &w);
     while (e->n_kv < n) {
-        int k = n - e->n_kv < e->n_batch ? n - e->n_kv : e->n_batch, dr;
+        int end = (e->n_kv / e->chunk + 1) * e->chunk, k, dr;
+
+        k = (end < n ? end : n) - e->n_kv;
 
         if (canceled(p)) {
             rc = CDT_ECANCELED;
@@ -1080,6 +1182,8 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
             break;
         }
         memcpy(e->kv + e->n_kv, toks + e->n_kv, sizeof(*toks) * (size_t)k);
+        if (e->n_canon == e->n_kv && e->n_kv + k == end)
+            e->n_canon = end;
         e->n_kv += k;
     }
     /* On a GPU llama_decode returns before the last batch is computed: wait here, so
@@ -1171,7 +1275,7 @@ static int sample_next(struct gen *g, int idx, llama_token *next)
                                "llama returned no logits");
     sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
     trace_margin(g, z);
-    *next = sampler_sample(&e->d, &g->s, z);
+    *next = sampler_sample(&e->d, &g->s, z, g->n_gen);
     return 0;
 }
 
@@ -1260,7 +1364,6 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     struct llama_batch *b = &e->batch;
     llama_token draft[CDT_MAX_DRAFT];
     int nd = plan_draft(g, draft), m = 0, rc = 0, base = e->n_kv, dr;
-    double t0;
 
     /* Past the capacity: grow it by half (max_tokens keeps base + nd < n_ctx). */
     if (base + nd + 1 > e->n_cap) {
@@ -1282,12 +1385,7 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         b->seq_id[i][0] = 0;
         b->logits[i] = nd > 0 || i == nd;
     }
-    t0 = cdt_now_ms();
     dr = llama_decode(e->ctx, *b);
-    if (dr == 0) {
-        llama_synchronize(e->ctx);
-        spec_time(&e->vt, nd + 1, cdt_now_ms() - t0);
-    }
     if (dr != 0) {
         kv_reset(e);
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
@@ -1306,7 +1404,7 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     {
         const struct spec_rows rows = {verify_row, verify_take, g};
 
-        m = spec_verify(&e->d, &g->s, &rows, draft, nd, next, &rc);
+        m = spec_verify(&e->d, &g->s, &rows, draft, nd, g->n_gen, next, &rc);
     }
     /* The cache keeps the token and the draft that was accepted. */
     if (kv_truncate(e, base + 1 + m) != 0)
@@ -1533,6 +1631,11 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
                              n, e->n_ctx);
         goto done;
     }
+    /* Whole chunks only: a request reuses no more (kv_keep_prefix), so a part chunk
+     * at the end would be evaluated again. */
+    n -= n % e->chunk;
+    if (n == 0)
+        goto ok;
     kept = kv_keep_prefix(e, toks, n, 0);
     /* Room for a transcript and an answer after the prefix; a request that needs
      * another size resizes then. */
@@ -1548,6 +1651,7 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
         cdt__errmsg_set(errmsg, errcap, rc, "llama_decode failed on the prompt");
         goto done;
     }
+ok:
     if (errmsg && errcap)
         errmsg[0] = '\0';
     CDT_LOG_D(e->log, "warm-up: %d tokens (%d cached) in %.0f ms", n, kept, cdt_now_ms() - t0);

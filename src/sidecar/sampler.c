@@ -1,7 +1,13 @@
 /* The sidecar's sampler (sampler_int.h): the seed's chain over raw logits,
- * repetition penalty -> top-p -> min-p -> temperature -> seeded draw (xoshiro256**),
- * greedy at temperature 0, and the speculative acceptance rule. Split out of
- * engine.c; no llama.h here. */
+ * repetition penalty -> top-p -> min-p -> temperature -> seeded draw, greedy at
+ * temperature 0, and the speculative acceptance rule. Split out of engine.c; no
+ * llama.h here.
+ *
+ * The draw for output position i uses one uniform number that is a function of
+ * (seed, i) alone (splitmix64's stream read at index i, a counter-based generator),
+ * and a drafted token is accepted exactly when that draw picks it. So the tokens a
+ * seed gives do not depend on what was drafted, accepted or rejected before: with the
+ * same logits, speculation on and off sample the same text (issue 17). */
 #include "sampler_int.h"
 
 #include <math.h>
@@ -25,32 +31,22 @@ static uint32_t random_seed(void)
     return (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec ^ ((uint32_t)getpid() << 16);
 }
 
-static uint64_t splitmix64(uint64_t *x)
+static uint64_t mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl64(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
+#define GOLDEN64 0x9E3779B97F4A7C15ull /* splitmix64's increment */
 
-/* Uniform in [0, 1), 53 bits. */
-static double rng_uniform(struct sampler *s)
+/* Uniform in [0, 1), 53 bits, for output position pos: element pos of the splitmix64
+ * stream that starts at s->key. */
+static double rng_uniform(const struct sampler *s, int pos)
 {
-    uint64_t *r = s->rng, out = rotl64(r[1] * 5, 7) * 9, t = r[1] << 17;
+    uint64_t z = mix64(s->key + ((uint64_t)(uint32_t)pos + 1) * GOLDEN64);
 
-    r[2] ^= r[0];
-    r[3] ^= r[1];
-    r[1] ^= r[2];
-    r[0] ^= r[3];
-    r[2] ^= t;
-    r[3] = rotl64(r[3], 45);
-    return (double)(out >> 11) * 0x1.0p-53;
+    return (double)(z >> 11) * 0x1.0p-53;
 }
 
 void sampler_init(struct sampler *s, const struct cdt_gen_params *p, int n_ctx)
@@ -64,8 +60,7 @@ void sampler_init(struct sampler *s, const struct cdt_gen_params *p, int n_ctx)
     s->penalty = p->repetition_penalty > 0.0f ? p->repetition_penalty : 1.0f;
     s->last_n = p->repeat_last_n < 0 ? 0 : p->repeat_last_n > n_ctx ? n_ctx : p->repeat_last_n;
     s->ignore_eos = p->ignore_eos;
-    for (int i = 0; i < 4; i++)
-        s->rng[i] = splitmix64(&x);
+    s->key = mix64(x + GOLDEN64); /* seeds 1 and 2 start far apart in the stream */
 }
 
 /* Four floats, with GCC's and Clang's vector extensions (SSE2 on x86-64, NEON on
@@ -399,8 +394,8 @@ static int32_t dist_draw(struct dist *e, double total, double u, int32_t skip)
     return last; /* rounding at the very end */
 }
 
-/* The next token from the logits z of one position (prepared in place). */
-int32_t sampler_sample(struct dist *e, struct sampler *s, float *z)
+/* The next token from the logits z of output position pos (prepared in place). */
+int32_t sampler_sample(struct dist *e, const struct sampler *s, float *z, int pos)
 {
     double total;
     int32_t t;
@@ -408,27 +403,18 @@ int32_t sampler_sample(struct dist *e, struct sampler *s, float *z)
     if (s->temp <= 0.0f)
         return argmax(e, z);
     total = dist_build(e, s, z);
-    t = total > 0.0 ? dist_draw(e, total, rng_uniform(s), -1) : -1;
+    t = total > 0.0 ? dist_draw(e, total, rng_uniform(s, pos), -1) : -1;
     return t >= 0 ? t : argmax(e, z);
 }
 
-/* Speculative acceptance of drafted token x at a position with logits z (prepared):
- * true with probability p(x); otherwise *next is drawn from p without x. Greedy: x is
- * accepted when it is the argmax, else *next is the argmax. */
-bool sampler_accept(struct dist *e, struct sampler *s, float *z, int32_t x, int32_t *next)
+/* Speculative acceptance of drafted token x at output position pos: the token is the
+ * one plain sampling draws there, and x is accepted when it is that token. That is
+ * speculative sampling with a deterministic draft (x accepted with probability p(x),
+ * otherwise a token from p without x), its two random choices made with one uniform
+ * number, the position's own: so the text is the one plain decoding gives. */
+bool sampler_accept(struct dist *e, const struct sampler *s, float *z, int32_t x, int pos,
+                    int32_t *next)
 {
-    double total, px;
-
-    if (s->temp <= 0.0f) {
-        *next = argmax(e, z);
-        return *next == x;
-    }
-    total = dist_build(e, s, z);
-    px = total > 0.0 && x >= 0 && x < e->n_vocab ? e->w[x] / total : 0.0;
-    if (rng_uniform(s) < px)
-        return true;
-    *next = total > 0.0 ? dist_draw(e, total, rng_uniform(s), x) : -1;
-    if (*next < 0)
-        *next = argmax(e, z);
-    return false;
+    *next = sampler_sample(e, s, z, pos);
+    return *next == x;
 }

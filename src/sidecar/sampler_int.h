@@ -50,23 +50,26 @@ struct sampler {
     float penalty;   /* 1: off */
     int last_n;      /* tokens the penalty looks back over */
     bool ignore_eos; /* end tokens never drawn */
-    uint64_t rng[4]; /* xoshiro256** state */
+    uint64_t key;    /* from the seed: the draws are a function of (key, output position) */
 };
 
-/* The request's sampling parameters; the seed (or a random one) seeds the draw. */
+/* The request's sampling parameters; the seed (or a random one) keys the draws. */
 void sampler_init(struct sampler *s, const struct cdt_gen_params *p, int n_ctx);
 
 /* Masks end tokens (ignore_eos) and applies the repetition penalty of the text so
  * far, hist[0..n), to the logits z in place. */
 void sampler_prepare(struct dist *e, const struct sampler *s, float *z, const int32_t *hist, int n);
 
-/* The next token from the logits z of one position (prepared in place). */
-int32_t sampler_sample(struct dist *e, struct sampler *s, float *z);
+/* The next token from the logits z (prepared in place) of output position pos (0: the
+ * first token generated). Its randomness is a function of the seed and pos only, so a
+ * seed gives the same tokens however the positions were decoded. */
+int32_t sampler_sample(struct dist *e, const struct sampler *s, float *z, int pos);
 
-/* Speculative acceptance of drafted token x at a position with logits z (prepared):
- * true with probability p(x); otherwise *next is drawn from p without x. Greedy: x is
- * accepted when it is the argmax, else *next is the argmax. */
-bool sampler_accept(struct dist *e, struct sampler *s, float *z, int32_t x, int32_t *next);
+/* Speculative acceptance of drafted token x at output position pos, logits z
+ * (prepared): *next is the token sampler_sample picks there, and x is accepted when
+ * it is *next, which happens with probability p(x) (greedy: x is the argmax). */
+bool sampler_accept(struct dist *e, const struct sampler *s, float *z, int32_t x, int pos,
+                    int32_t *next);
 
 /* The highest logit of z minus the second highest (0 when two tokens share the
  * highest; +inf when only one token is finite): how far greedy's choice is from a

@@ -37,8 +37,8 @@ int draft_lookup(const int32_t *hist, int n, int k, int32_t *out)
     return 0;
 }
 
-int spec_verify(struct dist *d, struct sampler *s, const struct spec_rows *src,
-                const int32_t *draft, int nd, int32_t *next, int *rc)
+int spec_verify(struct dist *d, const struct sampler *s, const struct spec_rows *src,
+                const int32_t *draft, int nd, int pos, int32_t *next, int *rc)
 {
     int m;
 
@@ -50,7 +50,7 @@ int spec_verify(struct dist *d, struct sampler *s, const struct spec_rows *src,
             *rc = CDT_EENGINE;
             break;
         }
-        if (!CDT_TEST_ACCEPT(d, s, z, draft[m], next))
+        if (!CDT_TEST_ACCEPT(d, s, z, draft[m], pos + m, next))
             break;
         *rc = src->take(src->user_data, draft[m]);
         if (*rc != 0) {
@@ -77,7 +77,8 @@ void spec_time(struct spec_timing *t, int b, double ms)
 {
     if (b < 1 || b > CDT_MAX_DRAFT + 1 || !(ms > 0.0))
         return;
-    t->ms[b] = t->ms[b] > 0.0f ? t->ms[b] + CDT_SPEC_TIME_W * ((float)ms - t->ms[b]) : (float)ms;
+    if (!(t->ms[b] > 0.0f) || (float)ms < t->ms[b])
+        t->ms[b] = (float)ms;
 }
 
 /* The cost of a batch of b tokens in single-token decodes: measured when the engine

@@ -15,7 +15,6 @@
 #define CDT_PROBE_MAX   128   /* doubling from min to max */
 #define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
 #define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
-#define CDT_SPEC_TIME_W 0.2f  /* weight of a new decode time in its average */
 
 /* Adaptive drafting. The acceptance rate of a drafted token is estimated from
  * recent drafts (decayed counts, a uniform prior: 0.5 before any); the draft length
@@ -24,10 +23,14 @@
  * the interval doubling from CDT_PROBE_MIN to CDT_PROBE_MAX steps while probes fail:
  * when nothing is ever accepted, 150 tokens cost ~5 one-token drafts, each a batch of
  * two (~1.75 single decodes on these CPUs: ~2.5% of the decode work). */
-/* Decode times by batch size, measured by the engine (reset at load): ms[b] is a
- * moving average of the wall time of one llama_decode of b tokens, 0 before any.
- * They make the draft length follow the hardware and model (on a GPU a batch of 16
- * costs little more than one token; on these CPUs it costs ~7). */
+/* Decode times by batch size, measured by the engine once, at load (engine.c,
+ * spec_calibrate): ms[b] is the fastest of the wall times of one llama_decode of b
+ * tokens, 0 where not measured. They make the draft length follow the hardware and
+ * model (on a GPU a batch of 16 costs little more than one token; on these CPUs it
+ * costs 4-7), and stay fixed while the model is loaded: the draft lengths, and with
+ * them the batch shapes of a generation, then depend on the request alone, so that
+ * identical requests give identical output (llama's kernels round differently per
+ * batch shape; issue 17). */
 struct spec_timing {
     float ms[CDT_MAX_DRAFT + 2];
 };
@@ -61,16 +64,17 @@ struct spec_rows {
 };
 
 /* Verifies draft[0..nd) in order: draft[i] is accepted as sampler_accept decides
- * on row i (greedy: exactly when it is the argmax there, the first of equal logits,
- * as plain decoding picks), and handed to take. Stops at the first rejection, with
- * *next the token chosen on that row instead; or when take ends the step, with its
- * result in *rc (the token it took counted as accepted). Rows after the stop are not
- * read. Returns the tokens accepted; with none rejected (return nd, *rc 0, *next
+ * on row i, output position pos + i (greedy: exactly when it is the argmax there,
+ * the first of equal logits, as plain decoding picks; sampling: when it is the token
+ * plain sampling draws there), and handed to take. Stops at the first rejection,
+ * with *next the token chosen on that row instead; or when take ends the step, with
+ * its result in *rc (the token it took counted as accepted). Rows after the stop are
+ * not read. Returns the tokens accepted; with none rejected (return nd, *rc 0, *next
  * unspecified) the token after them comes from row nd, which the caller samples. */
-int spec_verify(struct dist *d, struct sampler *s, const struct spec_rows *src,
-                const int32_t *draft, int nd, int32_t *next, int *rc);
+int spec_verify(struct dist *d, const struct sampler *s, const struct spec_rows *src,
+                const int32_t *draft, int nd, int pos, int32_t *next, int *rc);
 
-/* Records that one decode of b tokens took ms milliseconds. */
+/* Records that one decode of b tokens took ms milliseconds (the fastest is kept). */
 void spec_time(struct spec_timing *t, int b, double ms);
 
 /* The draft length for the next step (0: none). */

@@ -277,6 +277,11 @@ static struct cdt_gen_params params(const char *prompt, struct collect *c)
 }
 
 static const char *prompt1 = "Clean this transcript: um so I I think it works";
+/* Over one prompt chunk of the engine (32 tokens), so that a request can reuse part of
+ * it from the cache. */
+static const char *prompt2 = "Clean this transcript. Keep every word the speaker said, fix the "
+                             "punctuation and the capitals, and answer with the text only: um "
+                             "so I I think it works and then we all went home";
 
 /* ---- tests ---- */
 
@@ -443,16 +448,15 @@ TEST(greedy_is_deterministic)
 {
     static struct trace_buf tw, ta, tc;
     struct cdt_gen_result w, a, b;
-    struct cdt_gen_params p = params(prompt1, NULL);
+    struct cdt_gen_params p = params(prompt2, NULL);
 
     REQUIRE(load_main(0) == 0);
     p.temperature = 0;
     p.max_tokens = 48;
     p.ignore_eos = true;
-    /* The same request twice from the same state (the prompt cached by a first
-     * request, the same batches after it) gives the same text on any CPU. Without
-     * speculation: its draft lengths follow measured decode times, so they and the
-     * batch shapes may differ from run to run. */
+    /* The same request gives the same text on any CPU, from nothing cached or with
+     * its prompt cached by a first request: the prompt is evaluated in the same
+     * chunks either way (engine.c, "Repeatable output"). */
     p.speculative = false;
     p.trace = trace_on(&tw);
     REQUIRE(be->ops->generate(be, &p, &w) == 0);
@@ -462,18 +466,19 @@ TEST(greedy_is_deterministic)
     p.trace = NULL;
     REQUIRE(be->ops->generate(be, &p, &b) == 0);
     CHECK_STR(a.text, b.text);
+    CHECK_STR(w.text, a.text);
     CHECK_INT(a.tokens_generated, 48);
     CHECK_INT(b.tokens_generated, 48);
-    CHECK_INT(a.timings.cached_tokens, a.timings.prompt_tokens - 1);
-    CHECK_INT(b.timings.cached_tokens, b.timings.prompt_tokens - 1);
+    CHECK(a.timings.cached_tokens > 0 && a.timings.cached_tokens < a.timings.prompt_tokens);
+    CHECK_INT(b.timings.cached_tokens, a.timings.cached_tokens);
     CHECK_STR(a.prompt_format_mode, "chat_template");
     CHECK(!a.prompt_format_fallback);
     CHECK(!a.stopped_by_callback);
     CHECK(utf8_valid(a.text, strlen(a.text)));
     free(b.text);
-    /* The first request (the whole prompt in one batch) and one with speculation
-     * (the default) agree with them until they part at a near-tie of the plain run: other
-     * batches round differently on some CPUs (gen_trace.h). */
+    /* One with speculation (the default) agrees with them until they part at a
+     * near-tie of the plain run: its verification batches round differently on some
+     * CPUs (gen_trace.h). */
     CHECK(trace_agree(&tw.t, &ta.t, "cached prompt vs cold"));
     {
         struct cdt_gen_params ps = p;
@@ -498,6 +503,132 @@ TEST(greedy_is_deterministic)
     CHECK_STR(a.text, b.text);
     free(a.text);
     free(b.text);
+}
+
+/* The same request on the same loaded model gives the same output whatever ran
+ * before (issue 17 §3): 20 identical requests, each after another kind of request
+ * (other lengths, prefixes shared in part, the request's own prompt extended or cut,
+ * a warm-up), with speculation on (the default). The prefix cache is then used in
+ * every way: from nothing, up to a shared instruction block, up to the whole prompt
+ * but its last token, up to a prompt the request extends. Equal text is the
+ * property here: identical requests on one machine. */
+static void words(char *out, size_t cap, const char *word, int n)
+{
+    size_t len = strlen(out);
+
+    for (int i = 0; i < n && len + 32 < cap; i++)
+        len +=
+            (size_t)snprintf(out + len, cap - len, "%s%d %s ", word, i % 7, i % 3 ? "and" : "the");
+}
+
+static int distinct_texts(char **texts, int n)
+{
+    int d = 0;
+
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(texts[i], texts[j]) == 0;
+        d += !seen;
+    }
+    return d;
+}
+
+static const char instr_base[] = "Clean up the transcript. Keep the meaning. ";
+
+/* Returns the drafted and accepted tokens of the 20 requests in *drafted, *accepted. */
+static void repeat_interleaved(const char *tail, float temperature, const char *what, int *drafted,
+                               int *accepted)
+{
+    enum { N_REQ = 20, N_OTHER = 7 };
+    static char instr[4096], target[8192], other[N_OTHER][16384];
+    char *texts[N_REQ];
+    struct cdt_gen_params p = params(NULL, NULL), q;
+    struct cdt_gen_result r;
+    char err[256];
+    int cached_min = 1 << 30, cached_max = 0, d;
+
+    snprintf(instr, sizeof(instr), "%s", instr_base);
+    words(instr, sizeof(instr), "rule", 90);
+    snprintf(target, sizeof(target), "%s%s", instr, tail);
+    for (int i = 0; i < N_OTHER; i++)
+        other[i][0] = '\0';
+    /* Other transcripts after the same instructions (two lengths). */
+    snprintf(other[0], sizeof(other[0]), "%s<transcript>well no wait", instr);
+    snprintf(other[1], sizeof(other[1]), "%s<transcript>", instr);
+    words(other[1], sizeof(other[1]), "said", 120);
+    /* The request's prompt extended, and the instructions cut. */
+    snprintf(other[2], sizeof(other[2]), "%s and then some more words", target);
+    snprintf(other[3], sizeof(other[3]), "%.*s", (int)strlen(instr) / 2, instr);
+    /* Unrelated: short, and long (several prompt batches). */
+    snprintf(other[4], sizeof(other[4]), "hello");
+    words(other[5], sizeof(other[5]), "long", 400);
+    /* The instructions after another start. */
+    snprintf(other[6], sizeof(other[6]), "Note. %s", instr);
+
+    p.prompt = target;
+    p.temperature = temperature;
+    p.top_p = 1.0f;
+    p.has_seed = true;
+    p.seed = 42;
+    p.max_tokens = 40;
+    p.ignore_eos = true;
+    REQUIRE(p.speculative);
+    *drafted = *accepted = 0;
+    for (int i = 0; i < N_REQ; i++) {
+        int k = i % (N_OTHER + 1);
+
+        q = params(k < N_OTHER ? other[k] : target, NULL);
+        q.temperature = (float)(i % 3) * 0.4f;
+        q.max_tokens = 5 + 7 * (i % 5);
+        q.ignore_eos = true;
+        q.speculative = i % 4 != 1;
+        if (k == N_OTHER)
+            REQUIRE(be->ops->warmup(be, instr, err, sizeof(err)) == 0);
+        else if (i > 0) {
+            REQUIRE(be->ops->generate(be, &q, &r) == 0);
+            free(r.text);
+        }
+        REQUIRE(be->ops->generate(be, &p, &r) == 0);
+        texts[i] = r.text;
+        CHECK_INT(r.tokens_generated, 40);
+        *drafted += r.timings.draft_tokens;
+        *accepted += r.timings.accepted_tokens;
+        if (r.timings.cached_tokens < cached_min)
+            cached_min = r.timings.cached_tokens;
+        if (r.timings.cached_tokens > cached_max)
+            cached_max = r.timings.cached_tokens;
+    }
+    d = distinct_texts(texts, N_REQ);
+    fprintf(stderr,
+            "  %s: %d distinct outputs of %d; %d-%d of %d prompt tokens cached; "
+            "%d drafted, %d accepted\n",
+            what, d, N_REQ, cached_min, cached_max, r.timings.prompt_tokens, *drafted, *accepted);
+    CHECK_INT(d, 1);
+    /* The cache was used in different ways. */
+    CHECK(cached_min < cached_max);
+    for (int i = 0; i < N_REQ; i++)
+        free(texts[i]);
+}
+
+TEST(repeatable_interleaved)
+{
+    int drafted, accepted;
+
+    REQUIRE(load_main(0) == 0);
+    repeat_interleaved("<transcript>um so I I think it works</transcript>", 0.0f, "temperature 0",
+                       &drafted, &accepted);
+    /* Drafts were verified, some accepted and some not. */
+    CHECK(accepted > 0 && drafted > accepted);
+    /* The random model is flat at 0.8: nothing is drafted (no text repeats). */
+    repeat_interleaved("<transcript>um so I I think it works</transcript>", 0.8f,
+                       "seed 42, temperature 0.8", &drafted, &accepted);
+    /* At 0.1 it is sharp enough on repeated text for drafts to be accepted and
+     * rejected at random: the draws must not depend on them. */
+    repeat_interleaved("abc abc abc abc abc abc abc abc abc abc abc abc", 0.1f,
+                       "seed 42, temperature 0.1", &drafted, &accepted);
+    CHECK(accepted > 0 && drafted > accepted);
 }
 
 /* Greedy sampling in the model's graph (the GPU path; CODICTATE_DEVICE_SAMPLING=1
@@ -643,7 +774,7 @@ TEST(kv_grows)
 {
     static struct trace_buf ta, tb, tc;
     struct cdt_gen_result a, b, c, d;
-    struct cdt_gen_params p = params(prompt1, NULL);
+    struct cdt_gen_params p = params(prompt2, NULL);
 
     REQUIRE(load_main(0) == 0);
     p.temperature = 0;
@@ -657,12 +788,12 @@ TEST(kv_grows)
     p.trace = trace_on(&tb);
     REQUIRE(be->ops->generate(be, &p, &b) == 0);
     CHECK_INT(b.tokens_generated, 900);
-    CHECK_INT(b.timings.cached_tokens, b.timings.prompt_tokens - 1);
+    CHECK(b.timings.cached_tokens > 0 && b.timings.cached_tokens < b.timings.prompt_tokens);
     CHECK(trace_agree(&ta.t, &tb.t, "speculative vs plain"));
     p.speculative = false;
     p.trace = trace_on(&tc);
     REQUIRE(be->ops->generate(be, &p, &c) == 0);
-    CHECK_INT(c.timings.cached_tokens, c.timings.prompt_tokens - 1);
+    CHECK_INT(c.timings.cached_tokens, b.timings.cached_tokens);
     CHECK(trace_agree(&ta.t, &tc.t, "cached prompt vs cold"));
     p.trace = NULL;
     REQUIRE(be->ops->generate(be, &p, &d) == 0);
@@ -942,6 +1073,7 @@ int main(int argc, char **argv)
     RUN(load_directory_and_replace);
     RUN(load_split);
     RUN(greedy_is_deterministic);
+    RUN(repeatable_interleaved);
     RUN(device_sampling_same_tokens);
     RUN(kv_grows);
     RUN(always_valid_utf8);

@@ -126,12 +126,9 @@ check "generate: 200" is "$code" 200
 check "generate: response field" has "$body" '"response":'
 check "generate: chat template used" has "$body" '"prompt_format_mode":"chat_template","prompt_format_fallback":false'
 check "generate: timings" has "$body" '"timings":{"prompt_tokens":'
-# The same request twice from the same state (the prompt cached by the one before,
-# the same batches) gives the same text on any CPU. Not the first request against
-# the second: its prompt was evaluated in one batch, and llama's batched and
-# single-token kernels round differently on some CPUs; nor with speculation, whose
-# draft lengths follow measured decode times (test_engine.c and test_speculative.c
-# compare those runs, which may part only at a near-tie of their logits).
+# The same request twice gives the same text on any CPU (the prompt is evaluated in
+# the same chunks whatever the cache holds; test_repeatable.sh interleaves other
+# requests, with speculation).
 req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"speculative":false}'
 first=${body%%,\"timings\"*}
 req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"speculative":false}'
@@ -147,13 +144,17 @@ check "prompt too long: detail" has "$body" 'Prompt too long: '
 check "prompt too long: context" has "$body" ', context 4096'
 
 # --- the fast refiner: prefix reuse, warm-up, deadline, streaming, speculation ---
-instr="You clean up dictated text. Fix punctuation and capitalisation. Keep the words."
+# Longer than a prompt chunk of the engine (32 tokens): the cache is reused in whole
+# chunks.
+instr="You clean up dictated text. Fix punctuation and capitalisation, write numbers as \
+digits, remove fillers such as um and uh, and keep only the correction when the speaker \
+corrects themselves. Keep the words."
 req POST /generate "{\"prompt\":\"$instr <transcript>one two three</transcript>\",\"temperature\":0,\"max_tokens\":8}"
 req POST /generate "{\"prompt\":\"$instr <transcript>four five six</transcript>\",\"temperature\":0,\"max_tokens\":8}"
 cached=$(json_num "$body" cached_tokens)
 evaluated=$(json_num "$body" prompt_tokens_evaluated)
-check "prefix reuse: shared instructions cached" eval "[ ${cached:-0} -gt 15 ]"
-check "prefix reuse: only the rest evaluated" eval "[ ${evaluated:-99} -le 20 ]"
+check "prefix reuse: shared instructions cached" eval "[ ${cached:-0} -ge 32 ]"
+check "prefix reuse: only the rest evaluated" eval "[ ${evaluated:-99} -le 52 ]"
 req POST /generate '{"prompt":"x","ignore_eos":true,"max_tokens":100000,"timeout_ms":300}'
 check "deadline: 200" is "$code" 200
 check "deadline: truncated" has "$body" '"truncated":"deadline"'
@@ -173,7 +174,7 @@ check "speculation: off, the same length" is "$(json_num "$body" tokens_generate
 req POST /load "{\"model_path\":\"$model\",\"warmup_prompt\":\"$instr\"}"
 check "warm-up load: 200" is "$code" 200
 req POST /generate "{\"prompt\":\"$instr <transcript>seven eight</transcript>\",\"temperature\":0,\"max_tokens\":4}"
-check "warm-up: first request reuses the instructions" eval "[ $(json_num "$body" cached_tokens) -gt 15 ]"
+check "warm-up: first request reuses the instructions" eval "[ $(json_num "$body" cached_tokens) -ge 32 ]"
 
 # --- concurrency: status answers during a generation; disconnect cancels ---
 curl -s -o /dev/null --max-time 0.5 -H 'Content-Type: application/json' \
