@@ -49,12 +49,17 @@ for text in "um so i think we should uh meet at three no wait at four period" \
 done
 check "the model's output is delivered for some dictations ($delivered of 4)" test "$delivered" -ge 1
 
-# English only: other languages get the deterministic text and no model call.
-fr="Il y avait un employé qui faisait du thé sucré frais alors j'ai décidé de l'attendre."
+# English only: other languages get the deterministic text and no model call (a
+# dictated one; written French is already_clean before the model is chosen).
+fr="il y avait un employé qui faisait du thé sucré frais alors j'ai décidé de l'attendre"
 "$bin" refine --json "$fr" >"$tmp/fr.json" 2>/dev/null
 check "non-English: unsupported_language" \
   test "$(json_field "$tmp/fr.json" "d['reason_code']")" = unsupported_language
 check "non-English: passed through unchanged" \
+  test "$(json_field "$tmp/fr.json" "d['refined']")" = "$fr"
+fr="Il y avait un employé qui faisait du thé sucré frais alors j'ai décidé de l'attendre."
+"$bin" refine --json "$fr" >"$tmp/fr.json" 2>/dev/null
+check "non-English written text: passed through unchanged" \
   test "$(json_field "$tmp/fr.json" "d['refined']")" = "$fr"
 
 # Hidden, missing or damaged: never used.

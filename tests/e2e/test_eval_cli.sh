@@ -56,8 +56,9 @@ check "no model: categories in file order" is "$(py "$out" '",".join(c["category
   "disfluency,clean,numbers,empty"
 check "no model: provider and model" is "$(py "$out" 'j["provider"], j["model"]')" "local None"
 check "no model: the cases path" is "$(py "$out" 'j["cases_path"]')" "$cases"
+# The clean case needs no model (already_clean): it is delivered as it is.
 check "no model: every case falls back" is "$(py "$out" 'j["overall"]["model"]["reasons"]')" \
-  "{'empty_input': 1, 'no_model': 4}"
+  "{'empty_input': 1, 'no_model': 3, 'already_clean': 1}"
 check "no model: model column == deterministic column" is \
   "$(py "$out" "all(c['model'][k] == c['deterministic'][k] for c in j['categories'] + [j['overall']] for k in $metrics)")" True
 check "no model: no guard trips, no answers" is "$(py "$out" 'j["overall"]["model"]["guard_trips"], j["overall"]["model"]["answered"]')" "0 0"
@@ -96,17 +97,17 @@ url=http://127.0.0.1:$port/v1
 run --cases "$cases" --base-url "$url" --openai-model echo --json
 check "stub echo: exit 0" is "$rc" 0
 check "stub echo: the model's output delivered" is "$(py "$out" 'j["overall"]["model"]["reasons"], j["model"], j["provider"]')" \
-  "{'ok': 4, 'empty_input': 1} echo openai"
-check "stub echo: fallbacks only for the empty case" is "$(py "$out" 'j["overall"]["model"]["fallbacks"]')" 1
+  "{'ok': 3, 'empty_input': 1, 'already_clean': 1} echo openai"
+check "stub echo: fallbacks only for the empty and clean cases" is "$(py "$out" 'j["overall"]["model"]["fallbacks"]')" 2
 check "stub echo: latency measured" is "$(py "$out" 'j["overall"]["model"]["latency_ms"]["p95"] > 0')" True
 run --cases "$cases" --base-url "$url" --openai-model answer --json
 check "stub answer: exit 0" is "$rc" 0
-check "stub answer: the guards trip" is "$(py "$out" 'j["overall"]["model"]["guard_trips"]')" 4
+check "stub answer: the guards trip" is "$(py "$out" 'j["overall"]["model"]["guard_trips"]')" 3
 check "stub answer: counted as answered" is "$(py "$out" 'j["overall"]["model"]["answered"] >= 1')" True
 check "stub answer: the user gets the deterministic text" is \
   "$(py "$out" "all(j['overall']['model'][k] == j['overall']['deterministic'][k] for k in $metrics)")" True
 run --cases "$cases" --base-url "$url" --openai-model refusal --json
-check "stub refusal: every non-empty case answered" is "$(py "$out" 'j["overall"]["model"]["reasons"].get("guard_refusal"), j["overall"]["model"]["answered"]')" "4 4"
+check "stub refusal: every case asked answered" is "$(py "$out" 'j["overall"]["model"]["reasons"].get("guard_refusal"), j["overall"]["model"]["answered"]')" "3 3"
 
 # The shipped set: from the source tree, and next to an installed binary.
 run --json --limit 1
