@@ -50,6 +50,7 @@ extern "C" {
 #define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000             /* the default deadline, ms */
 #define CDT_REFINE_CHUNK_WORDS        120               /* words of a piece of a long transcript */
 #define CDT_REFINE_MAX_TOKENS         4096              /* cdt_refine_max_tokens' ceiling */
+#define CDT_REFINE_PIECES_TIMED       32                /* pieces whose time is reported */
 #define CDT_REFINE_REASON_MAX         512               /* a fallback reason, bytes */
 
 /* Words of output per word of input the guards accept: [MIN, MAX × n + SLACK]. */
@@ -200,6 +201,8 @@ struct cdt_refine_timings {
     double total_ms;
     int prompt_tokens;    /* as the provider reported; 0: unknown or none */
     int generated_tokens; /* as the provider reported; 0: unknown or none */
+    int pieces;           /* pieces the transcript went to the model in; 0: none asked */
+    double piece_ms[CDT_REFINE_PIECES_TIMED]; /* each piece's model call, the first ones */
 };
 
 /* Every string is owned by the result: free them all with cdt_refine_result_cleanup. */

@@ -107,6 +107,16 @@ void cdt_json_add_refine(cJSON *o, const struct cdt_refine_result *r, const char
     cJSON_AddNumberToObject(t, "refine_total_ms", r->timings.total_ms);
     cJSON_AddNumberToObject(t, "prompt_tokens", r->timings.prompt_tokens);
     cJSON_AddNumberToObject(t, "generated_tokens", r->timings.generated_tokens);
+    /* A long transcript goes to the model in pieces: each one's time (the first ones). */
+    cJSON_AddNumberToObject(t, "pieces", r->timings.pieces);
+    {
+        int n = r->timings.pieces < CDT_REFINE_PIECES_TIMED ? r->timings.pieces
+                                                            : CDT_REFINE_PIECES_TIMED;
+        cJSON *a = cJSON_AddArrayToObject(t, "piece_ms");
+
+        for (int i = 0; a && i < n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(r->timings.piece_ms[i]));
+    }
 }
 
 cJSON *cdt_json_refine(const struct cdt_refine_result *r, const char *provider)

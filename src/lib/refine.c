@@ -1063,7 +1063,12 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
         } else if (stop == CDT_REFINE_OK) {
             if (n > 0 && p->on_delta)
                 p->on_delta(s - gap, gap, p->delta_user_data);
+            double t1 = cdt_now_ms();
+
             rc = ask_model(p, piece, left, out, &accepted, &why, detail, sizeof(detail));
+            if (out->timings.pieces < CDT_REFINE_PIECES_TIMED)
+                out->timings.piece_ms[out->timings.pieces] = cdt_now_ms() - t1;
+            out->timings.pieces++;
         }
         if (rc == 0 && why == CDT_REFINE_OK) {
             kept++;

@@ -896,6 +896,8 @@ TEST(pipeline_long_transcript_in_pieces)
                          "sentence too!\n\nThe second paragraph is bad and will be rejected.\n\n"
                          "The third paragraph is short!");
     CHECK(r.fallback_reason && strstr(r.fallback_reason, "1 of 4 parts"));
+    CHECK_INT(r.timings.pieces, 4);
+    CHECK(r.timings.piece_ms[0] >= 0 && r.timings.piece_ms[3] >= 0);
     cdt_refine_result_cleanup(&r);
 
     /* Short enough: one piece, as before. */
