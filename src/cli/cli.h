@@ -24,7 +24,23 @@ struct cdt_cli_refine_opts {
     long timeout_ms; /* 0: the default */
     bool json;
     bool no_app; /* refine in this process even when the app runs (eval measures it) */
+    struct cdt_cli_live *live; /* shows the model's text as it comes (live.c); NULL: not */
 };
+
+/* Text shown while it is generated, on a terminal (live.c): cdt_cli_live_piece is an
+ * on_delta callback (user_data: the struct); cdt_cli_live_finish erases what was
+ * shown and prints `final` and a newline in its place (nothing shown, or not on: just
+ * prints it). */
+struct cdt_cli_live {
+    bool on;    /* stdout is a terminal and the text is for people */
+    bool shown; /* something is on screen */
+    int rows;   /* rows below the first one that the shown text took */
+    int col;    /* characters on the last row */
+    int cols;   /* the terminal's width */
+};
+void cdt_cli_live_init(struct cdt_cli_live *l, bool on);
+void cdt_cli_live_piece(const char *text, size_t len, void *user_data);
+void cdt_cli_live_finish(struct cdt_cli_live *l, const char *final);
 
 /* Their getopt_long entries (values above any verb's own) and parser, so every
  * verb spells and checks them alike: put CDT_CLI_REFINE_LONGOPTS in the option

@@ -117,6 +117,7 @@ struct dictation {
     /* the terminal */
     bool tty_in, tty_err, raw_mode;
     struct termios saved_tio;
+    struct cdt_cli_live live; /* the refined text as it comes, on a terminal */
 };
 
 /* ---- the terminal ---- */
@@ -229,6 +230,10 @@ static void on_event(const struct cdt_dictation_event *ev, void *ud)
                     (int)ceil(ev->status->limit_s - ev->status->elapsed_s));
     } else if (ev->kind == CDT_DICT_EV_NOTICE) {
         fprintf(stderr, "codictate dictate: warning: %s\n", ev->message);
+    } else if (ev->kind == CDT_DICT_EV_DELTA) {
+        if (!d->live.shown && d->tty_err)
+            fprintf(stderr, "\r\033[K"); /* "transcribing..." gives way to the text */
+        cdt_cli_live_piece(ev->delta, ev->delta_len, &d->live);
     }
 }
 
@@ -352,6 +357,8 @@ static int run(struct dictation *d)
     p.log = d->cli->log;
     p.on_event = on_event;
     p.user_data = d;
+    cdt_cli_live_init(&d->live, !d->json && isatty(STDOUT_FILENO));
+    p.stream_refine = d->live.on;
     sig_cancel = sig_stop = 0;
     rc = cdt_dictation_start(&p, &d->sess, err, sizeof(err));
     if (rc != 0) {
@@ -365,6 +372,7 @@ static int run(struct dictation *d)
     if (d->tty_err && p.source == CDT_DICT_MICROPHONE)
         fprintf(stderr, "transcribing...");
     rc = cdt_dictation_wait(d->sess, &r, err, sizeof(err));
+    cdt_cli_live_finish(&d->live, NULL); /* the result is printed below */
     if (d->tty_err && p.source == CDT_DICT_MICROPHONE)
         fprintf(stderr, "\r\033[K");
     if (rc != 0) {

@@ -158,6 +158,7 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
     };
     struct cdt_cli_refine_opts o = {0};
     struct cdt_refine_result res;
+    struct cdt_cli_live live;
     const char *provider = "local";
     char *text = NULL;
     int ch, rc;
@@ -198,6 +199,9 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
         free(text);
         return CDT_EXIT_FAIL;
     }
+    /* On a terminal the model's text shows as it comes. */
+    cdt_cli_live_init(&live, !o.json && isatty(STDOUT_FILENO));
+    o.live = &live;
     rc = cdt_cli_refine_text(cli, &o, "codictate refine", text, &res, &provider);
     if (rc == CDT_EXIT_OK) {
         if (o.json)
@@ -217,6 +221,7 @@ int cdt_cmd_refine(struct cdt_cli *cli, int argc, char **argv)
 struct cdt_cli_refiner {
     const char *who;
     struct cdt_refiner *r;
+    struct cdt_cli_live *live; /* borrowed; NULL: no live text */
 };
 
 void cdt_cli_refiner_free(struct cdt_cli_refiner *r)
@@ -241,6 +246,7 @@ int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
         return CDT_EXIT_FAIL;
     }
     r->who = who;
+    r->live = opts->live;
     o.model = opts->model;
     o.provider = opts->provider;
     o.base_url = opts->base_url;
@@ -284,7 +290,14 @@ const char *cdt_cli_refiner_provider(const struct cdt_cli_refiner *r)
 
 int cdt_cli_refiner_run(struct cdt_cli_refiner *r, const char *text, struct cdt_refine_result *res)
 {
-    if (cdt_refiner_run(r->r, text, res) != 0) {
+    int rc = r->live && r->live->on
+                 ? cdt_refiner_run_stream(r->r, text, cdt_cli_live_piece, r->live, res)
+                 : cdt_refiner_run(r->r, text, res);
+
+    /* The live text goes before the report on stderr: the caller prints the result. */
+    if (r->live)
+        cdt_cli_live_finish(r->live, NULL);
+    if (rc != 0) {
         fprintf(stderr, "%s: out of memory while refining\n", r->who);
         return CDT_EXIT_FAIL;
     }

@@ -227,6 +227,20 @@ gen=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdi
 cap=$(( 64 + (27 + ${#clean}) / 2 ))
 check "tiny model: output capped by the transcript ($gen <= $cap tokens)" test "$gen" -le "$cap"
 
+# On a terminal the model's text shows as it comes (dimmed, control bytes as '?'),
+# then is erased and the result printed in its place: the same text as above.
+want=$("$bin" refine --model "$model" --timeout-ms 60000 --json "$in" 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["refined"])')
+script -qc "$(printf '%q ' "$bin" refine --model "$model" --timeout-ms 60000 "$in")" /dev/null \
+  >"$tmp/tty.out" 2>/dev/null </dev/null
+check "terminal: the model's text dimmed as it comes" grep -q "$(printf '\033\\[2m')" "$tmp/tty.out"
+check "terminal: erased for the result" grep -q "$(printf '\033\\[J')" "$tmp/tty.out"
+check "terminal: the result last" is "$(tail -n 1 "$tmp/tty.out" | tr -d '\r')" "$want"
+check "terminal: no escape from the model" is \
+  "$(sed 's/\x1b\[[0-9]*[mAJ]//g' "$tmp/tty.out" | tr -d '\r\n' | LC_ALL=C grep -c "$(printf '\033')")" 0
+out=$("$bin" refine --model "$model" --timeout-ms 60000 "$in" 2>/dev/null)
+check "not a terminal: the result alone" is "$out" "$want"
+
 # The local deadline: the sidecar stops generating and the deterministic text is
 # delivered (greedy decoding of this model does not stop early: ~1.3x the prompt).
 long=$(for _ in $(seq 1 20); do printf '%s ' "$in"; done)
