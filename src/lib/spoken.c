@@ -1109,8 +1109,37 @@ bool cdt__spoken_excused(const struct cdt__spoken *x, size_t i)
            (x->near_cue[x->t[i].word] || x->repeat[x->t[i].word]);
 }
 
-/* Can p be cut into ranges each spelled by `other`, or excused (input only)?
- * Returns 1, 0 or CDT_ENOMEM. */
+/* Does `other` say phrase p of x word for word (the same number words and written
+ * numbers, in any case)? */
+static bool said_alike(const struct cdt__spoken *x, const struct cdt__phrase *p,
+                       const struct cdt__spoken *other)
+{
+    for (size_t q = 0; q < other->np; q++) {
+        const struct cdt__phrase *o = &other->p[q];
+        bool same = o->b - o->a == p->b - p->a;
+
+        for (size_t k = 0; same && k < p->b - p->a; k++) {
+            const struct cdt__tok *a = &x->t[p->a + k], *b = &other->t[o->a + k];
+
+            same =
+                a->kind == b->kind &&
+                (a->kind == CDT__TK_WORD ? strcmp(a->key, b->key) == 0
+                 : a->kind == CDT__TK_PUNCT
+                     ? a->punct == b->punct
+                     : a->len == b->len && memcmp(x->s + a->off, other->s + b->off, a->len) == 0);
+        }
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+/* Can p be cut into ranges each spelled by `other`, or excused (input only)? A
+ * phrase the other text says word for word is, whatever it reads: a run with no
+ * one reading and no place to cut ("five hundred five hundred") spells nothing,
+ * yet is not changed when given back as it is (looked for only when the cuts
+ * fail, which is rare: the look-up scans the other text's phrases). Returns 1, 0
+ * or CDT_ENOMEM. */
 int cdt__spoken_phrase_in(const struct cdt__spoken *x, const struct cdt__phrase *p,
                           const struct cdt__spoken *other)
 {
@@ -1134,7 +1163,7 @@ int cdt__spoken_phrase_in(const struct cdt__spoken *x, const struct cdt__phrase 
             if (cut_ok(x, p, p->a + j + 1))
                 reach[j + 1] = true;
     }
-    yes = reach[n];
+    yes = reach[n] || said_alike(x, p, other);
     free(reach);
     return yes;
 }

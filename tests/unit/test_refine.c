@@ -324,6 +324,18 @@ TEST(critical_catches_the_small_models_slips)
             "dropped 2 of the transcript's 4 content words: thursday, afternoon");
 }
 
+/* Found by tests/fuzz/fuzz_guard.c: a number run with no one reading and no place
+ * to cut it, given back unchanged, was "added" (and "changed" in the other order). */
+TEST(critical_unchanged_number_runs_are_kept)
+{
+    KEPT("It costs five hundred five hundred dollars.",
+         "It costs five hundred five hundred dollars.");
+    KEPT("two hundred five hundred 0", "two hundred five hundred 0");
+    KEPT("six hundred six hundred", "Six hundred six hundred.");
+    CHANGED("five hundred five hundred", "five hundred five hundred five hundred", NULL);
+    CHANGED("two hundred five hundred", "two hundred six hundred", NULL);
+}
+
 TEST(critical_numbers)
 {
     /* The same number, spoken or written. */
@@ -1060,6 +1072,7 @@ int main(void)
     RUN(guard_counts_a_number_phrase_as_one_word);
     RUN(critical_catches_the_small_models_slips);
     RUN(critical_numbers);
+    RUN(critical_unchanged_number_runs_are_kept);
     RUN(critical_names);
     RUN(critical_negations);
     RUN(critical_content_words);
