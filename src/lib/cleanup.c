@@ -906,8 +906,10 @@ static void pass_fragments(struct ctx *c)
             size_t fl = frag_len(q, &marked);
             char key[KEY_MAX];
 
+            /* A fragment longer than any table key is a word, not a stutter (and
+             * would not fit the key). */
             if (q->pre[0] || !is_pause_post(q->post) || !all_ascii_letters(q->core, fl) ||
-                fl >= wl || !iprefix(q->core, fl, w->core))
+                fl >= wl || fl >= KEY_MAX || !iprefix(q->core, fl, w->core))
                 break;
             memcpy(key, q->core, fl);
             key[fl] = '\0';
