@@ -1,7 +1,8 @@
 # Thin driver around CMake. `make` builds everything into build/ (the engines are
 # fetched and built once per machine, cached outside the checkout); `make test`
 # builds and runs all tests; `make test SANITIZE=1` does the same with ASan+UBSan
-# in build-asan/; `make run` builds and runs the main job.
+# in build-asan/; `make run` builds and runs the main job; `make fuzz` builds the
+# libFuzzer targets with clang in build-fuzz/ and runs each a million times.
 
 PREFIX   ?= /usr/local
 SANITIZE ?= 0
@@ -11,7 +12,7 @@ BUILD    ?= $(if $(filter 1,$(SANITIZE)),build-asan,build)
 BUILD_TYPE ?= $(if $(filter 1,$(SANITIZE)),Debug,RelWithDebInfo)
 CTEST_ARGS ?=
 
-.PHONY: all deps engines configure run test install clean format check-format
+.PHONY: all deps engines configure run test fuzz install clean format check-format
 
 all: configure
 	cmake --build $(BUILD)
@@ -38,6 +39,15 @@ run: all
 test: all
 	cd $(BUILD) && ctest --output-on-failure --timeout 600 $(CTEST_ARGS)
 
+# Fuzzing (tests/fuzz, scripts/fuzz.sh): each target FUZZ_RUNS times (default
+# 1000000) or FUZZ_SECONDS (default 1800), whichever comes first; FUZZ_TARGETS picks
+# some (FUZZ_TARGETS="fuzz_cleanup fuzz_guard"). Fails on a crash, leak or timeout.
+FUZZ_TARGETS ?=
+FUZZ_RUNS ?=
+FUZZ_SECONDS ?=
+fuzz: deps
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build-fuzz $(FUZZ_TARGETS)
+
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
@@ -48,4 +58,4 @@ check-format:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -31,6 +31,8 @@ NEEDED=(
   "pulseaudio:pulseaudio"
   # Tests: the web UI in a real browser (tests/browser, driven by playwright-core).
   "chromium:/usr/bin/chromium"
+  # Fuzzing (tests/fuzz, `make fuzz` and the ctest fuzz_targets): clang's libFuzzer.
+  "clang:clang"
 )
 
 have() {
