@@ -118,6 +118,7 @@
 #define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
+#define CDT_CALIB_ROUNDS    3                 /* timings of each batch size, the fastest kept */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -487,30 +488,38 @@ static double time_batch(struct engine *e, int b)
 }
 
 /* Measures the decode times the draft planner weighs draft lengths with (struct
- * spec_timing), once per load: batches of 1, 2, 4, 8 and 16 tokens, the fastest of
- * two runs each, in order until CDT_CALIBRATE_MS are spent (a large model measures
- * the small sizes only; the planner scales its prior costs from the largest measured).
- * Measured once and then fixed rather than as requests run: drafts, and so the
- * verification batches and how they round, then depend on the request alone. A
- * first decode brings the weights into memory untimed. */
+ * spec_timing), once per load: batches of 1, 2, 4, 8 and 16 tokens in rounds (the
+ * fastest of CDT_CALIB_ROUNDS each; rounds, so that a busy moment slows one
+ * measurement of each size rather than all of one), a size left out once its
+ * predicted time would pass CDT_CALIBRATE_MS (a large model measures the small sizes
+ * only; the planner scales its prior costs from the largest measured). Measured once
+ * and then fixed rather than as requests run: drafts, and so the verification batches
+ * and how they round, then depend on the request alone. A first decode brings the
+ * weights into memory untimed. */
 static void spec_calibrate(struct engine *e)
 {
     static const int sizes[] = {1, 2, 4, 8, CDT_MAX_DRAFT + 1};
-    double t0 = cdt_now_ms();
+    double t0 = cdt_now_ms(), used = 0.0;
+    int n_sizes = (int)(sizeof(sizes) / sizeof(sizes[0]));
 
     memset(&e->vt, 0, sizeof(e->vt));
     if (time_batch(e, 1) < 0.0)
         goto done;
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        for (int rep = 0; rep < 2; rep++) {
-            double ms = time_batch(e, sizes[i]);
+    for (int round = 0; round < CDT_CALIB_ROUNDS; round++) {
+        for (int i = 0; i < n_sizes; i++) {
+            /* A batch costs at most its size in single decodes. */
+            double ms, guess = e->vt.ms[1] > 0.0f ? (double)e->vt.ms[1] * sizes[i] : 0.0;
 
+            if ((round > 0 || i > 0) && used + guess > CDT_CALIBRATE_MS) {
+                n_sizes = i;
+                break;
+            }
+            ms = time_batch(e, sizes[i]);
             if (ms < 0.0)
                 goto done;
+            used += ms;
             spec_time(&e->vt, sizes[i], ms);
         }
-        if (cdt_now_ms() - t0 > CDT_CALIBRATE_MS)
-            break;
     }
 done:
     kv_reset(e);
@@ -1154,6 +1163,7 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
                        const struct cdt_gen_params *p)
 {
     struct watch w = {p, 0.0, 0};
+    int8_t outs[CDT_GPU_CHUNK > CDT_PROMPT_CHUNK ? CDT_GPU_CHUNK : CDT_PROMPT_CHUNK] = {0};
     int rc = 0;
 
     llama_set_abort_callback(e->ctx, watch_abort, &w);
@@ -1171,7 +1181,19 @@ static int eval_prompt(struct engine *e, const llama_token *toks, int n,
             break;
         }
         w.next_poll = cdt_now_ms() + CDT_POLL_MS;
-        dr = llama_decode(e->ctx, llama_batch_get_one((llama_token *)toks + e->n_kv, k));
+        {
+            /* Logits for the prompt's last token only: a chunk's keys and values are
+             * the same with or without (llama selects the output rows after the last
+             * layer's attention), and a vocabulary-sized output row per chunk would
+             * cost small models more than the chunk (152k x 384 per row on the
+             * built-in model). */
+            struct llama_batch bt = llama_batch_get_one((llama_token *)toks + e->n_kv, k);
+
+            outs[k - 1] = e->n_kv + k == n;
+            bt.logits = outs;
+            dr = llama_decode(e->ctx, bt);
+            outs[k - 1] = 0;
+        }
         if (dr != 0) {
             rc = w.why ? w.why : CDT_EENGINE;
             /* An aborted batch may leave some of its tokens behind. */
@@ -1468,12 +1490,8 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     }
     sampler_init(&g.s, p, e->n_ctx);
     /* Not on a GPU: there drafting cost 3-16% of decode time on an H200 at 30-70%
-     * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"), and
-     * with the built-in model, which copies, decode ran at 0.87x at 75% acceptance
-     * ("Speculation on a model that copies (issue 15 §4, GPU)").
-     * CODICTATE_GPU_SPECULATION=1 allows it there, for measurements. */
-    g.spec.on = p->speculative && e->rollback &&
-                (!e->gpu || env_on("CODICTATE_GPU_SPECULATION"));
+     * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"). */
+    g.spec.on = p->speculative && e->rollback && !e->gpu;
     g.spec.timing = &e->vt;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
     if (!g.hist || cdt_buf_reserve(&g.out, 0) != 0 || cdt_buf_reserve(&g.piece, 256) != 0) {
