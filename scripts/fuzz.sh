@@ -77,6 +77,7 @@ for t in "${targets[@]}"; do
   # a sentence or a paragraph, not pages, keep it at hundreds of runs a second.
   case "$t" in
     fuzz_guard) maxlen=${FUZZ_MAX_LEN:-1024} ;;
+    fuzz_catalog) maxlen=${FUZZ_MAX_LEN:-16384} ;; # the shipped catalog is a seed
     *) maxlen=${FUZZ_MAX_LEN:-4096} ;;
   esac
   echo "fuzz: $t: up to $runs runs or ${secs}s over $seeds" >&2
