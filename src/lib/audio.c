@@ -74,6 +74,12 @@ static int append(float **out, size_t *len, size_t *cap, const float *src, size_
     return 0;
 }
 
+/* A sample in [-1, 1]: NaN and infinity are silence, beyond full scale is full scale. */
+static float unit(float v)
+{
+    return !isfinite(v) ? 0.0f : v > 1.0f ? 1.0f : v < -1.0f ? -1.0f : v;
+}
+
 int cdt_audio_load(struct cdt_audio *a, const char *path)
 {
     SF_INFO info;
@@ -150,8 +156,9 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
 
             for (int c = 0; c < info.channels; c++)
                 sum += block[i * info.channels + c];
-            /* A float file may hold NaN or infinity: silence, not poison for whisper. */
-            mono[i] = isfinite(sum) ? sum / (float)info.channels : 0.0f;
+            /* A float file may hold NaN, infinity or values far outside [-1, 1]:
+             * silence and full scale, not poison for the resampler and whisper. */
+            mono[i] = unit(sum / (float)info.channels);
         }
         if (rs) {
             /* Feed the block until soxr took all of it; at the end, NULL input
@@ -195,6 +202,10 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
         rc = fail(a, CDT_EFORMAT, "%s: decoding failed: %s", path, sf_strerror(sf));
         goto done;
     }
+    /* The resampler's filter rings past full scale on a loud edge: the samples are
+     * in [-1, 1] as audio.h promises. */
+    for (size_t i = 0; rs && i < len; i++)
+        out[i] = unit(out[i]);
     a->samples = out;
     a->n_samples = len;
     out = NULL;

@@ -167,6 +167,34 @@ TEST(non_finite_samples_become_silence)
     cdt_audio_cleanup(&a);
 }
 
+/* Found by tests/fuzz/fuzz_audio.c: a float WAV holding values far outside [-1, 1]
+ * (1e30) came out of the resampler as 2.8e28; every sample is in [-1, 1] now, and a
+ * full-scale square wave resampled does not ring past it either. */
+TEST(loud_float_samples_stay_in_range)
+{
+    char path[256];
+    SF_INFO info = {.samplerate = 22050, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+    float buf[2205];
+    struct cdt_audio a;
+    SNDFILE *sf;
+    int bad = 0;
+
+    for (int i = 0; i < 2205; i++)
+        buf[i] = i < 1000 ? ((i / 20) % 2 ? 1.0f : -1.0f) : i % 3 ? 1e30f : -1e30f;
+    snprintf(path, sizeof(path), "%s/loud.wav", tmpdir);
+    sf = sf_open(path, SFM_WRITE, &info);
+    REQUIRE(sf);
+    sf_writef_float(sf, buf, 2205);
+    sf_close(sf);
+    cdt_audio_init(&a);
+    REQUIRE(cdt_audio_load(&a, path) == 0);
+    CHECK(a.n_samples > 1500 && a.n_samples < 1700);
+    for (size_t i = 0; i < a.n_samples; i++)
+        bad += !(a.samples[i] >= -1.0f && a.samples[i] <= 1.0f);
+    CHECK_INT(bad, 0);
+    cdt_audio_cleanup(&a);
+}
+
 TEST(truncated_wav_does_not_crash)
 {
     char path[256], cut[300];
@@ -346,6 +374,7 @@ int main(void)
     RUN(flac_16k_mono_passthrough);
     RUN(bad_inputs_give_clear_errors);
     RUN(non_finite_samples_become_silence);
+    RUN(loud_float_samples_stay_in_range);
     RUN(truncated_wav_does_not_crash);
     RUN(save_wav_round_trip);
     RUN(save_wav_errors);
