@@ -80,6 +80,7 @@
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
 #include "codictate/util.h"
+#include "json_grammar_int.h"
 #include "model_files_int.h"
 #include "sampler_int.h"
 #include "speculative_int.h"
@@ -119,6 +120,8 @@
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
 #define CDT_CALIB_ROUNDS    3                 /* timings of each batch size, the fastest kept */
+#define CDT_LP_PIECE        128               /* bytes of a token reported with logprobs */
+#define CDT_GRAMMAR_REDRAWS 8                 /* draws the grammar may refuse before a full mask */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -1263,6 +1266,18 @@ struct gen {
     struct cdt_buf out, piece;
     bool dev_sampling; /* tokens come from the chain in the graph (dev_sampler_begin) */
     float margin;      /* with p->trace: that of the logits the next token comes from */
+
+    /* OpenAI's options (p->frequency_penalty, grammar, on_logprobs; constrain_*) */
+    int n_prompt;               /* hist[n_prompt..n_hist) are the generated tokens */
+    struct llama_sampler *gram; /* p->grammar's sampler, or NULL */
+    llama_token_data *gcand;    /* n_vocab: the grammar's candidates (a full mask) */
+    float lp_norm;              /* with on_logprobs: log-normaliser of the position */
+    float lp_chosen;            /* the chosen token's log-probability */
+    llama_token lp_ids[CDT_MAX_TOP_LOGPROBS];
+    float lp_vals[CDT_MAX_TOP_LOGPROBS];
+    int lp_n;
+    char lp_buf[CDT_MAX_TOP_LOGPROBS + 1][CDT_LP_PIECE];
+    struct cdt_json_scan js; /* with p->grammar_json: the JSON generated so far */
 };
 
 /* With p->trace: notes the margin of prepared logits z (NULL: sampled in the graph,
@@ -1271,6 +1286,167 @@ static void trace_margin(struct gen *g, const float *z)
 {
     if (g->p->trace)
         g->margin = z ? sampler_margin(&g->e->d, z) : NAN;
+}
+
+/* ---- OpenAI's options: penalties over the generated tokens, a grammar, logprobs ---- */
+
+/* The frequency and presence penalties of the tokens generated so far on z. */
+static void constrain_prepare(struct gen *g, float *z)
+{
+    const struct cdt_gen_params *p = g->p;
+
+    if (p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f)
+        sampler_penalize_counts(&g->e->d, z, g->hist + g->n_prompt, g->n_hist - g->n_prompt,
+                                p->frequency_penalty, p->presence_penalty);
+}
+
+static bool grammar_allows(struct gen *g, llama_token t)
+{
+    llama_token_data td = {t, 0.0f, 0.0f};
+    llama_token_data_array a = {&td, 1, -1, false};
+
+    llama_sampler_apply(g->gram, &a);
+    return td.logit != -INFINITY;
+}
+
+/* Sets the logits of the tokens the grammar does not allow next to -inf (a pass of
+ * the grammar over the whole vocabulary). */
+static void grammar_mask(struct gen *g, float *z)
+{
+    int n = g->e->d.n_vocab;
+    llama_token_data_array a = {g->gcand, (size_t)n, -1, false};
+
+    for (int i = 0; i < n; i++)
+        g->gcand[i] = (llama_token_data){i, z[i], 0.0f};
+    llama_sampler_apply(g->gram, &a);
+    for (size_t i = 0; i < a.size; i++)
+        z[a.data[i].id] = a.data[i].logit;
+}
+
+/* Before the sampler draws from prepared logits z: notes the position's
+ * log-probabilities (before the grammar's mask, as llama-server reports them). */
+static void constrain_logits(struct gen *g, float *z)
+{
+    struct dist *d = &g->e->d;
+
+    if (g->p->on_logprobs) {
+        g->lp_norm = sampler_log_norm(d, z);
+        g->lp_n = sampler_top_k(d, z, g->p->top_logprobs, g->lp_ids);
+        for (int i = 0; i < g->lp_n; i++)
+            g->lp_vals[i] = z[g->lp_ids[i]] - g->lp_norm;
+    }
+}
+
+/* The sampler keyed for the i-th extra draw at a position (i >= 1): independent of
+ * the plain draw and of each other, and as repeatable. */
+static struct sampler redraw_key(const struct sampler *s, int i)
+{
+    struct sampler alt = *s;
+
+    alt.key += 0xD1B54A32D192ED03ull * (uint64_t)i;
+    return alt;
+}
+
+/* With grammar_json, when the tokens left are about as many as the shortest
+ * completion of the JSON so far needs: sets *next to that completion's first token
+ * and returns true (false when there is time, or the grammar refuses it). */
+static bool json_close(struct gen *g, llama_token *next)
+{
+    const struct llama_vocab *vocab = llama_model_get_vocab(g->e->model);
+    int left = g->max_tokens - g->n_gen, n, k;
+    char text[CDT_JSON_SCAN_DEPTH + 32];
+    llama_token toks[CDT_JSON_SCAN_DEPTH + 32];
+
+    if (left > CDT_JSON_SCAN_DEPTH + 16)
+        return false; /* a completion is never longer than this */
+    n = cdt__json_scan_closing(&g->js, text, sizeof(text));
+    if (n <= 0)
+        return false;
+    k = llama_tokenize(vocab, text, n, toks, (int32_t)(sizeof(toks) / sizeof(toks[0])), false,
+                       false);
+    if (k <= 0 || k + 1 < left || !grammar_allows(g, toks[0]))
+        return false;
+    *next = toks[0];
+    return true;
+}
+
+/* After the sampler chose *next: holds it to the grammar, at the cost of a pass of
+ * the grammar over the vocabulary only when needed. A choice is checked alone
+ * (cheap). Greedy's refused choice: the mask, then the argmax of what it allows (the
+ * same token as masking first). Sampling's: rejection sampling, up to
+ * CDT_GRAMMAR_REDRAWS more independent draws from the same distribution, the first
+ * the grammar allows taken, and after that a draw from the masked distribution:
+ * either way a draw from the masked distribution exactly. When the grammar allows
+ * nothing (the output is complete), the choice is an end token. */
+static void constrain_choice(struct gen *g, float *z, llama_token *next)
+{
+    struct dist *d = &g->e->d;
+
+    if (g->p->grammar_json && json_close(g, next)) {
+        if (g->p->on_logprobs)
+            g->lp_chosen = z[*next] - g->lp_norm;
+        return;
+    }
+    if (g->gram && !grammar_allows(g, *next)) {
+        int i = 1;
+        bool ok = false;
+        struct sampler alt;
+
+        for (; g->s.temp > 0.0f && i <= CDT_GRAMMAR_REDRAWS && !ok; i++) {
+            alt = redraw_key(&g->s, i);
+            *next = sampler_sample(d, &alt, z, g->n_gen);
+            ok = grammar_allows(g, *next);
+        }
+        if (ok)
+            goto chosen;
+        grammar_mask(g, z);
+        alt = redraw_key(&g->s, i);
+        *next = sampler_sample(d, &alt, z, g->n_gen);
+        if (!grammar_allows(g, *next))
+            *next = d->n_eog > 0 ? d->eog[0] : llama_vocab_eos(llama_model_get_vocab(g->e->model));
+    }
+chosen:
+    if (g->p->on_logprobs)
+        g->lp_chosen = z[*next] - g->lp_norm;
+}
+
+static void lp_piece(struct gen *g, llama_token t, int slot, struct cdt_token_prob *out)
+{
+    int32_t n = llama_token_to_piece(llama_model_get_vocab(g->e->model), t, g->lp_buf[slot],
+                                     CDT_LP_PIECE, 0, false);
+
+    out->piece = g->lp_buf[slot];
+    out->len = n > 0 ? (size_t)n : 0;
+}
+
+/* Takes generated token tok into the grammar and reports its log-probabilities. */
+static void constrain_take(struct gen *g, llama_token tok)
+{
+    if (g->gram)
+        llama_sampler_accept(g->gram, tok);
+    if (g->p->grammar_json) {
+        char piece[CDT_LP_PIECE];
+        int32_t n = llama_token_to_piece(llama_model_get_vocab(g->e->model), tok, piece,
+                                         (int32_t)sizeof(piece), 0, false);
+
+        if (n < 0)
+            g->js.broken = true; /* a piece this long is no JSON token */
+        else
+            cdt__json_scan_feed(&g->js, piece, (size_t)n);
+    }
+    if (g->p->on_logprobs) {
+        struct cdt_token_logprobs lp;
+
+        memset(&lp, 0, sizeof(lp));
+        lp_piece(g, tok, 0, &lp.token);
+        lp.token.logprob = g->lp_chosen;
+        for (int i = 0; i < g->lp_n; i++) {
+            lp_piece(g, g->lp_ids[i], i + 1, &lp.top[i]);
+            lp.top[i].logprob = g->lp_vals[i];
+        }
+        lp.n_top = g->lp_n;
+        g->p->on_logprobs(&lp, g->p->user_data);
+    }
 }
 
 /* The next token after output row idx of the last decode: the chain in the graph, else
@@ -1296,8 +1472,11 @@ static int sample_next(struct gen *g, int idx, llama_token *next)
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                "llama returned no logits");
     sampler_prepare(&e->d, &g->s, z, g->hist, g->n_hist);
+    constrain_prepare(g, z);
     trace_margin(g, z);
+    constrain_logits(g, z);
     *next = sampler_sample(&e->d, &g->s, z, g->n_gen);
+    constrain_choice(g, z, next);
     return 0;
 }
 
@@ -1312,10 +1491,12 @@ static int take(struct gen *g, llama_token tok)
         tr->tokens[tr->n] = tok;
         tr->margin[tr->n++] = g->margin;
     }
-    if (!g->p->ignore_eos && llama_vocab_is_eog(llama_model_get_vocab(g->e->model), tok)) {
+    if ((!g->p->ignore_eos || g->gram) &&
+        llama_vocab_is_eog(llama_model_get_vocab(g->e->model), tok)) {
         g->finish = "stop";
         return 1;
     }
+    constrain_take(g, tok);
     g->hist[g->n_hist++] = tok;
     g->n_gen++;
     rc = emit_token(g->e, tok, g->p, &g->u, &g->out, &g->piece);
@@ -1366,6 +1547,7 @@ static float *verify_row(void *user_data, int i)
         return NULL;
     }
     sampler_prepare(&g->e->d, &g->s, z, g->hist, g->n_hist);
+    constrain_prepare(g, z);
     trace_margin(g, z);
     return z;
 }
@@ -1489,9 +1671,24 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
         g.ctx_cut = true;
     }
     sampler_init(&g.s, p, e->n_ctx);
+    g.n_prompt = n_prompt;
+    if (p->grammar) {
+        g.gram = llama_sampler_init_grammar(llama_model_get_vocab(e->model), p->grammar, "root");
+        g.gcand = malloc(sizeof(*g.gcand) * (size_t)e->d.n_vocab);
+        if (!g.gram || !g.gcand) {
+            rc = cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), g.gram ? CDT_ENOMEM : CDT_EINVAL,
+                                 g.gram ? "out of memory" : "the grammar could not be parsed");
+            goto done;
+        }
+    }
     /* Not on a GPU: there drafting cost 3-16% of decode time on an H200 at 30-70%
-     * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"). */
-    g.spec.on = p->speculative && e->rollback && !e->gpu;
+     * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"), and
+     * with the built-in model, which copies, decode ran at 0.87x at 75% acceptance
+     * ("Speculation on a model that copies (issue 15 §4, GPU)").
+     * CODICTATE_GPU_SPECULATION=1 allows it there, for measurements. A grammar and
+     * logprobs follow the tokens one by one. */
+    g.spec.on = p->speculative && e->rollback && (!e->gpu || env_on("CODICTATE_GPU_SPECULATION")) &&
+                !g.gram && !p->on_logprobs;
     g.spec.timing = &e->vt;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
     if (!g.hist || cdt_buf_reserve(&g.out, 0) != 0 || cdt_buf_reserve(&g.piece, 256) != 0) {
@@ -1520,7 +1717,11 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     r->timings.cached_tokens = n_cached;
     /* After ctx_fit (a new context has no chain), before the prompt, whose last
      * position is then sampled in its graph. */
-    g.dev_sampling = dev_sampler_begin(e, &g.s, !g.spec.on, toks, n_prompt);
+    g.dev_sampling =
+        dev_sampler_begin(e, &g.s,
+                          !g.spec.on && !g.gram && !p->on_logprobs &&
+                              p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f,
+                          toks, n_prompt);
     r->timings.sampler = g.dev_sampling ? "device" : "cpu";
     rc = eval_prompt(e, toks, n_prompt, p);
     t_gen = cdt_now_ms();
@@ -1598,6 +1799,9 @@ done:
                       r->errmsg);
     free(toks);
     free(g.hist);
+    if (g.gram)
+        llama_sampler_free(g.gram);
+    free(g.gcand);
     cdt_buf_cleanup(&fmt);
     cdt_buf_cleanup(&g.out);
     cdt_buf_cleanup(&g.piece);

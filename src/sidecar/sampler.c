@@ -418,3 +418,67 @@ bool sampler_accept(struct dist *e, const struct sampler *s, float *z, int32_t x
     *next = sampler_sample(e, s, z, pos);
     return *next == x;
 }
+
+/* ---- OpenAI's penalties and log-probabilities (the /v1 API) ---- */
+
+void sampler_penalize_counts(struct dist *e, float *z, const int32_t *gen, int n, float freq,
+                             float pres)
+{
+    if ((freq == 0.0f && pres == 0.0f) || n <= 0)
+        return;
+    if (++e->seen_mark == 0) { /* wrapped: old marks could collide */
+        memset(e->seen, 0, sizeof(*e->seen) * (size_t)e->n_vocab);
+        e->seen_mark = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        int32_t t = gen[i];
+
+        if (t < 0 || t >= e->n_vocab)
+            continue;
+        z[t] -= freq;
+        if (e->seen[t] != e->seen_mark) {
+            e->seen[t] = e->seen_mark;
+            z[t] -= pres;
+        }
+    }
+}
+
+float sampler_log_norm(struct dist *e, const float *z)
+{
+    float m = max_logit(e, z, NULL);
+    double sum = 0.0;
+
+    if (!isfinite(m))
+        return m;
+    for (int i = 0; i < e->n_vocab; i++)
+        sum += exp((double)(z[i] - m));
+    return m + (float)log(sum);
+}
+
+int sampler_top_k(const struct dist *e, const float *z, int k, int32_t *ids)
+{
+    float best[CDT_MAX_TOP_LOGPROBS];
+    int n = 0;
+
+    if (k > CDT_MAX_TOP_LOGPROBS)
+        k = CDT_MAX_TOP_LOGPROBS;
+    if (k <= 0)
+        return 0;
+    /* An insertion into a short sorted list: a pass over the vocabulary, k small. */
+    for (int i = 0; i < e->n_vocab; i++) {
+        float v = z[i];
+        int j;
+
+        if (!(v > -INFINITY) || (n == k && v <= best[n - 1]))
+            continue;
+        j = n < k ? n++ : k - 1;
+        while (j > 0 && best[j - 1] < v) {
+            best[j] = best[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        best[j] = v;
+        ids[j] = i;
+    }
+    return n;
+}

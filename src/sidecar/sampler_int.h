@@ -79,6 +79,19 @@ float sampler_margin(struct dist *e, const float *z);
 /* Whether t is one of the vocabulary's end-of-generation tokens (e->eog). */
 bool sampler_is_eog(const struct dist *e, int32_t t);
 
+/* OpenAI's frequency and presence penalties (the /v1 API) of the generated tokens
+ * gen[0..n) on the logits z, in place: z[t] -= count(t) * freq + (count(t) > 0) * pres. */
+void sampler_penalize_counts(struct dist *e, float *z, const int32_t *gen, int n, float freq,
+                             float pres);
+
+/* log(sum(exp(z))) over the vocabulary: z[t] minus it is token t's log-probability at
+ * temperature 1. */
+float sampler_log_norm(struct dist *e, const float *z);
+
+/* The k (<= CDT_MAX_TOP_LOGPROBS) highest logits' tokens into ids, best first (ties:
+ * the lower id first); returns how many (fewer when fewer are finite). */
+int sampler_top_k(const struct dist *e, const float *z, int k, int32_t *ids);
+
 /* Internals, for test_speculative.c: the highest logit (and its first token), the
  * top-p cut, and the distribution of prepared logits into e->w (its total weight). */
 float max_logit(struct dist *e, const float *z, int32_t *at);
