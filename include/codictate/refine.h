@@ -312,11 +312,12 @@ int cdt_refine_max_tokens(const char *transcript);
 /* Does `text` read as written text already, with nothing for a model to clean? Every
  * sentence opens with a capital and the last one is closed (. ? !); no "i" in lower
  * case; no spoken number the model would write in digits (a lone "one" or "half"
- * aside); no word said twice in a row ("the the"); no self-correction cue ("no wait",
- * "I mean", "scratch that", "make that", "correction", "oops"); no "you know" set off
- * by commas. cdt_refine_run skips the model for such a transcript when the
- * deterministic pass changed nothing and the instructions are the default ones
- * (CDT_REFINE_ALREADY_CLEAN; params.ask_clean turns that off): a model cannot improve
+ * aside); no words said twice in a row ("the the", "we need to, we need to"); no
+ * self-correction cue ("no wait", "I mean", "scratch that", "make that",
+ * "correction", "oops", or "sorry", "actually", "rather", "no", "wait", "well" set off
+ * by a comma mid-sentence); no "you know" set off by commas. cdt_refine_run skips the model for
+ * such a transcript when the deterministic pass changed nothing and the instructions are the
+ * default ones (CDT_REFINE_ALREADY_CLEAN; params.ask_clean turns that off): a model cannot improve
  * it and a small one can only slip. Returns 1, 0 or CDT_ENOMEM. */
 CDT_NODISCARD int cdt_refine_is_clean(const char *text);
 

@@ -792,36 +792,56 @@ int cdt_refine_check_critical(const char *input, const char *output, char *reaso
 
 /* ---- text that is already clean (refine.h, cdt_refine_is_clean) ---- */
 
-/* A self-correction cue that prose does not use ("no wait", "scratch that"); the
- * guard's wider list ("actually", "rather", "sorry") is ordinary written English. */
-static bool strong_cue(const struct cdt__spoken *x, size_t i)
-{
-    return (cdt__spoken_is(x, i, "no") && cdt__spoken_is(x, i + 1, "wait")) ||
-           (cdt__spoken_is(x, i, "wait") && cdt__spoken_is(x, i + 1, "no")) ||
-           (cdt__spoken_is(x, i, "i") && cdt__spoken_is(x, i + 1, "mean")) ||
-           ((cdt__spoken_is(x, i, "scratch") || cdt__spoken_is(x, i, "make")) &&
-            cdt__spoken_is(x, i + 1, "that")) ||
-           cdt__spoken_is(x, i, "correction") || cdt__spoken_is(x, i, "oops") ||
-           cdt__spoken_is(x, i, "whoops");
-}
-
 static bool punct_at(const struct cdt__spoken *x, size_t i, const char *set)
 {
     return i < x->n && x->t[i].kind == CDT__TK_PUNCT && x->t[i].punct && strchr(set, x->t[i].punct);
 }
 
-/* Do the m (1 to 3) words from token i repeat right after them, with no
- * punctuation between ("the the", "can you can you")? */
+/* The word token after token i, past commas and dashes (x->n: none). */
+static size_t next_word(const struct cdt__spoken *x, size_t i)
+{
+    for (i++; i < x->n && punct_at(x, i, ",-"); i++)
+        ;
+    return i < x->n && x->t[i].kind == CDT__TK_WORD ? i : x->n;
+}
+
+/* A self-correction cue: one that prose does not use ("no wait", "scratch that"),
+ * or a word that is one when set off by commas mid-sentence ("left, sorry, right";
+ * "Stitch, or rather, Justice"); "actually" or "rather" alone are ordinary English. */
+static bool cue_at(const struct cdt__spoken *x, size_t i, bool sentence_start)
+{
+    static const char *const set_off[] = {"actually", "no",   "rather",
+                                          "sorry",    "wait", "well"}; /* sorted */
+    size_t j = next_word(x, i);
+
+    if ((cdt__spoken_is(x, i, "no") && cdt__spoken_is(x, j, "wait")) ||
+        (cdt__spoken_is(x, i, "wait") && cdt__spoken_is(x, j, "no")) ||
+        (cdt__spoken_is(x, i, "i") && cdt__spoken_is(x, j, "mean")) ||
+        ((cdt__spoken_is(x, i, "scratch") || cdt__spoken_is(x, i, "make")) &&
+         cdt__spoken_is(x, j, "that")) ||
+        cdt__spoken_is(x, i, "correction") || cdt__spoken_is(x, i, "oops") ||
+        cdt__spoken_is(x, i, "whoops"))
+        return true;
+    return !sentence_start && listed(x->t[i].key, set_off, N(set_off)) &&
+           (punct_at(x, i + 1, ",-") || (i > 0 && punct_at(x, i - 1, ",-")));
+}
+
+/* Do the m (1 to 3) words from token i repeat right after them, with nothing or a
+ * comma between ("the the", "can you can you", "we need to, we need to")? */
 static bool said_again(const struct cdt__spoken *x, size_t i)
 {
-    for (size_t m = 1; m <= 3 && i + 2 * m <= x->n; m++) {
-        size_t k = 0;
+    for (size_t m = 1; m <= 3; m++) {
+        for (size_t gap = 0; gap <= 1; gap++) {
+            size_t k = 0, b = i + m + gap;
 
-        while (k < m && x->t[i + k].kind == CDT__TK_WORD && x->t[i + m + k].kind == CDT__TK_WORD &&
-               strcmp(x->t[i + k].key, x->t[i + m + k].key) == 0)
-            k++;
-        if (k == m)
-            return true;
+            if (b + m > x->n || (gap && !punct_at(x, i + m, ",")))
+                continue;
+            while (k < m && x->t[i + k].kind == CDT__TK_WORD && x->t[b + k].kind == CDT__TK_WORD &&
+                   strcmp(x->t[i + k].key, x->t[b + k].key) == 0)
+                k++;
+            if (k == m)
+                return true;
+        }
     }
     return false;
 }
@@ -859,7 +879,7 @@ int cdt_refine_is_clean(const char *text)
              * commas ("you know"). */
             if (said_again(&x, i))
                 goto done;
-            if (strong_cue(&x, i))
+            if (cue_at(&x, i, sentence_start))
                 goto done;
             if (cdt__spoken_is(&x, i, "you") && cdt__spoken_is(&x, i + 1, "know") &&
                 (punct_at(&x, i + 2, ",") || (i > 0 && punct_at(&x, i - 1, ","))))

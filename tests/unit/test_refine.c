@@ -792,22 +792,26 @@ TEST(clean_text_is_recognised)
         "Can you review my pull request when you have a moment?",
         "\"No,\" I never said that. Did I?",
         "The one I like is in the trial period (not the final one).",
-        "I would rather stay, actually.",
+        "I would actually rather stay.",
     };
     static const char *const not_clean[] = {
         "",
         "   ",
-        "thanks for your help with the migration.", /* opens in lower case */
-        "Thanks for your help. everything works.",  /* a sentence in lower case */
-        "Thanks for your help with the migration",  /* not closed */
-        "Then i left.",                             /* "i" */
-        "It costs five hundred dollars.",           /* a spoken number */
-        "We met in nineteen ninety.",               /* a spoken year */
-        "Send it to the the team.",                 /* a stutter */
-        "Can you Can you explain how this works?",  /* a stutter of two words */
-        "Meet me at three, no wait, at four.",      /* a cue */
-        "Call Bob. Scratch that, call Ann.",        /* a cue */
-        "It was, you know, fine.",                  /* a filler set off by commas */
+        "thanks for your help with the migration.",  /* opens in lower case */
+        "Thanks for your help. everything works.",   /* a sentence in lower case */
+        "Thanks for your help with the migration",   /* not closed */
+        "Then i left.",                              /* "i" */
+        "It costs five hundred dollars.",            /* a spoken number */
+        "We met in nineteen ninety.",                /* a spoken year */
+        "Send it to the the team.",                  /* a stutter */
+        "Can you Can you explain how this works?",   /* a stutter of two words */
+        "We need to, we need to finish the draft.",  /* a repeat across a comma */
+        "Turn left at the bank, sorry, turn right.", /* a cue set off by commas */
+        "It was Stitch, or rather, Justice.",        /* a cue set off by commas */
+        "It starts at three, no, wait, at four.",    /* "no wait" with commas */
+        "Meet me at three, no wait, at four.",       /* a cue */
+        "Call Bob. Scratch that, call Ann.",         /* a cue */
+        "It was, you know, fine.",                   /* a filler set off by commas */
     };
 
     for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++)
