@@ -85,9 +85,9 @@ for t in "${targets[@]}"; do
     -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 -artifact_prefix="$art/" \
     "$work" "$seeds" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    secs_taken=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
     size=$(find "$work" -type f | wc -l)
-    echo "fuzz: $t: ok: $execs runs, $rate/s, corpus $size new + $(find "$seeds" -type f | wc -l) seeds" >&2
+    echo "fuzz: $t: ok: $execs runs in ${secs_taken:-?} s, corpus $size found + $(find "$seeds" -type f | wc -l) seeds" >&2
   else
     tail -n 60 "$log" >&2
     echo "fuzz: $t: FAILED (log $log, inputs in $art)" >&2
