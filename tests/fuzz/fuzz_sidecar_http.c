@@ -13,6 +13,7 @@
 #include "sidecar.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -133,6 +134,8 @@ static void send_all(int fd, const char *p, size_t n)
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             return; /* the server closed early: fine, read what it said */
         p += w;
@@ -161,8 +164,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        perror("fuzz_sidecar_http: connect");
-        abort();
+        /* libFuzzer's timer signal may interrupt it: the connect goes on. */
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = errno;
+        socklen_t len = sizeof(err);
+
+        if (err != EINTR || poll(&pfd, 1, 5000) != 1 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            fprintf(stderr, "fuzz_sidecar_http: connect: %s\n", strerror(err));
+            abort();
+        }
     }
     if (mode == 0) {
         send_all(fd, (const char *)data, size);
@@ -180,14 +191,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         ssize_t r;
+        int n;
 
-        if (poll(&pfd, 1, 20000) <= 0) {
+        while ((n = poll(&pfd, 1, 20000)) < 0 && errno == EINTR)
+            ;
+        if (n <= 0) {
             fprintf(stderr, "fuzz_sidecar_http: no end of answer within 20 s\n");
             if (!hang_ok)
                 abort();
             break;
         }
         r = recv(fd, buf, sizeof(buf), 0);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0)
             break;
     }
