@@ -76,9 +76,11 @@ async function hub(p, body) { // the fake hub's /_control (POST) and /_stats
 }
 // A raw HTTP request (fetch would normalise the path and refuses some headers).
 function raw(method, p, headers = {}, body = null) {
+  // With a Content-Length, as browsers send bodies: the servers refuse chunked ones.
+  const len = body !== null ? { 'Content-Length': Buffer.byteLength(body) } : {};
   return new Promise((resolve, reject) => {
     const req = http.request({ host: base.hostname, port: base.port, method, path: p, agent: false,
-      headers: { Connection: 'close', ...headers } }, (res) => {
+      headers: { Connection: 'close', ...len, ...headers } }, (res) => {
       let data = '';
       res.on('data', (c) => { data += c; });
       res.on('end', () => resolve({ status: res.statusCode, body: data }));
