@@ -291,12 +291,15 @@ await check('response_format json_schema: the output follows the schema', async 
       response_format: { type: 'json_schema', json_schema: { name: 'note', strict: true, schema } },
     });
     const o = JSON.parse(r.choices[0].message.content);
-    assert(typeof o.title === 'string' && o.title.length <= 24, `title ${o.title}`);
+    // JSON Schema's maxLength counts characters (code points); JavaScript's
+    // .length counts UTF-16 units, two for a character outside the BMP.
+    const chars = (s) => [...s].length;
+    assert(typeof o.title === 'string' && chars(o.title) <= 24, `title ${JSON.stringify(o.title)}`);
     assert(typeof o.done === 'boolean', 'done');
     assert(Number.isInteger(o.count) && o.count >= 0, `count ${o.count}`);
     assert(['calm', 'busy'].includes(o.mood), `mood ${o.mood}`);
     assert(Array.isArray(o.tags) && o.tags.length <= 3, 'tags');
-    assert(o.note === null || (typeof o.note === 'string' && o.note.length <= 10), 'note');
+    assert(o.note === null || (typeof o.note === 'string' && chars(o.note) <= 10), `note ${JSON.stringify(o.note)}`);
   }
 });
 
