@@ -23,11 +23,13 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,13 @@
 /* Kept free for new clients: above LIMIT - SPARE open connections, the oldest one
  * waiting for a request is closed. */
 #define CDT_HTTP_CONN_SPARE 8
+/* Only a connection that has waited this long for its request is closed to make
+ * room, ms: one that has sent nothing (a client between its connect and its first
+ * send is not an idle one) ... */
+#define CDT_HTTP_ROOM_GRACE_IDLE_MS 100
+/* ... and one that has sent part of a request (MHD's thread may still be reading a
+ * whole one: a byte-a-second client has been at it for seconds). */
+#define CDT_HTTP_ROOM_GRACE_MS 1000
 /* MHD's own cap, counting connections being closed (their threads end, and MHD
  * reaps them, a little after we shut them down): in a flood of connects it must
  * not refuse the new client that the closing makes room for. */
@@ -67,6 +76,8 @@ struct conn {
     bool begun;         /* a request line was parsed since it last waited */
     bool cut;           /* shut down by us */
     double deadline_ms; /* cdt_now_ms() by which a waiting connection's request is in */
+    double wait_ms;     /* cdt_now_ms() when it began waiting for a request */
+    uint64_t rx_mark;   /* bytes it had received then (conn_rx_bytes) */
 };
 
 struct cdt_httpd {
@@ -506,23 +517,79 @@ static void conn_append(struct cdt_httpd *h, struct conn *c)
     h->tail = c;
 }
 
-/* Closes the oldest connection waiting for a request, but `keep` (lock held). First
- * choice: one that has sent nothing (no request line parsed, no byte waiting), so
- * a client whose request is already in the socket is not cut while MHD's thread
- * for it has yet to read it. */
-static void make_room(struct cdt_httpd *h, const struct conn *keep)
+/* Bytes a TCP connection has received in all; UINT64_MAX when the kernel does not
+ * say (before Linux 4.1). */
+static uint64_t conn_rx_bytes(int fd)
 {
-    for (int pass = 0; pass < 2; pass++)
-        for (struct conn *o = h->head; o; o = o->next) {
-            char b;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
 
-            if (o == keep || o->busy || o->cut)
-                continue;
-            if (pass == 0 && (o->begun || recv(o->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0))
-                continue;
-            conn_cut(h, o);
-            return;
-        }
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+        return UINT64_MAX;
+    return ti.tcpi_bytes_received;
+}
+
+/* Whether a waiting connection has sent nothing since it began waiting (lock held).
+ * The kernel's byte count, not a peek: MHD's thread may have read a request it has
+ * yet to parse. */
+static bool conn_sent_nothing(const struct conn *c)
+{
+    uint64_t rx;
+    char b;
+
+    if (c->begun)
+        return false;
+    rx = conn_rx_bytes(c->fd);
+    if (rx != UINT64_MAX && c->rx_mark != UINT64_MAX)
+        return rx == c->rx_mark;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+}
+
+/* The connection begins to wait for a request (its deadline is the caller's). */
+static void conn_wait_begins(struct conn *c, double now)
+{
+    c->wait_ms = now;
+    c->rx_mark = conn_rx_bytes(c->fd);
+}
+
+/* Near the limit, closes connections waiting for a request, oldest first: first
+ * those that have sent nothing, then any; each only after its grace (lock held).
+ * A burst of new clients may so pass the limit, up to MHD's hard cap, until the
+ * grace is over and the watchdog trims them: a client is never cut between its
+ * connect and its request. Returns when the next one's grace ends (0: none). */
+static double make_room(struct cdt_httpd *h)
+{
+    double now = cdt_now_ms(), next = 0;
+
+    while (h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE) {
+        struct conn *victim = NULL;
+
+        for (int pass = 0; pass < 2 && !victim; pass++)
+            for (struct conn *o = h->head; o; o = o->next) {
+                bool idle;
+                double due;
+
+                if (o->busy || o->cut)
+                    continue;
+                idle = conn_sent_nothing(o);
+                if (pass == 0 && !idle)
+                    continue;
+                due = o->wait_ms + (idle ? CDT_HTTP_ROOM_GRACE_IDLE_MS : CDT_HTTP_ROOM_GRACE_MS);
+                if (due > now) {
+                    if (next == 0 || due < next)
+                        next = due;
+                    continue;
+                }
+                victim = o;
+                break;
+            }
+        if (!victim)
+            break;
+        conn_cut(h, victim);
+    }
+    return next;
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection; near the limit, makes room
@@ -541,11 +608,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!ci || !(c = calloc(1, sizeof(*c))))
             return; /* untracked: MHD's inactivity timeout still ends it */
         c->fd = ci->connect_fd;
-        c->deadline_ms = cdt_now_ms() + h->request_timeout_ms;
+        conn_wait_begins(c, cdt_now_ms());
+        c->deadline_ms = c->wait_ms + h->request_timeout_ms;
         pthread_mutex_lock(&h->lock);
         conn_append(h, c);
-        if (++h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE)
-            make_room(h, c);
+        if (++h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE && make_room(h) > 0)
+            pthread_cond_signal(&h->wake); /* the watchdog trims when the grace ends */
         pthread_mutex_unlock(&h->lock);
         *socket_context = c;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
@@ -569,7 +637,8 @@ static void conn_set_busy(struct cdt_httpd *h, struct conn *c, bool busy)
     c->busy = busy;
     c->begun = false;
     if (!busy) {
-        c->deadline_ms = cdt_now_ms() + h->request_timeout_ms;
+        conn_wait_begins(c, cdt_now_ms());
+        c->deadline_ms = c->wait_ms + h->request_timeout_ms;
         conn_unlink(h, c); /* the most recently active: the last to make room */
         conn_append(h, c);
     }
@@ -608,6 +677,12 @@ static void *watchdog_main(void *arg)
                 conn_cut(h, c);
             else if (c->deadline_ms < next)
                 next = c->deadline_ms;
+        }
+        if (h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE) {
+            double due = make_room(h);
+
+            if (due > 0 && due < next)
+                next = due;
         }
         ts = cdt_ms_to_timespec(next);
         pthread_cond_timedwait(&h->wake, &h->lock, &ts);
