@@ -112,7 +112,7 @@ def gen_body(i):
     # Distinct prompts of distinct lengths: a mixed-up answer shows in the text and
     # in the prompt's token count.
     words = " ".join("word%d" % (i * 7 + k) for k in range(i % 23))
-    return {"prompt": "load request %d: %s" % (i, words), "temperature": 0, "max_tokens": 8,
+    return {"prompt": "load request %d: %s" % (i, words), "temperature": 0, "max_tokens": 4,
             "seed": i}
 
 
