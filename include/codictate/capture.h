@@ -64,6 +64,12 @@ double cdt_capture_seconds(struct cdt_capture *c);
  * chunk and after the stream ended. Thread-safe. */
 float cdt_capture_level(struct cdt_capture *c);
 
+/* Copies up to cap samples captured so far, from sample index `from` on, into dst;
+ * returns how many (0 when there are none past `from` yet, and after stop). Lets a
+ * reader follow the recording while it grows (eager transcription) without taking
+ * it over. Thread-safe. */
+size_t cdt_capture_copy(struct cdt_capture *c, size_t from, float *dst, size_t cap);
+
 /* 0 while the stream is fine; once it broke (server died, device gone, out of
  * memory) the error code, and errmsg (may be NULL) gets at most errcap bytes of
  * why. The samples so far are kept. Thread-safe. */

@@ -11,6 +11,9 @@
  *    "cancelled") before anything can fail, so a retry can always redo it;
  * 3. transcription, then refinement (any LLM problem falls back to the
  *    deterministic text), and the history entry is completed ("done" / "failed").
+ *    From a microphone with a VAD model, transcription is eager (eager.h): speech is
+ *    transcribed in chunks while the user speaks, so after stop only the tail is
+ *    left; should that fail, the whole recording is transcribed after stop.
  * The recording stops by itself at the limit (a warning event 30 s before) or when
  * the sound server breaks (what was recorded is kept). Transcript text is never
  * logged above debug.
@@ -20,6 +23,7 @@
 #ifndef CODICTATE_DICTATION_H
 #define CODICTATE_DICTATION_H
 
+#include "codictate/eager.h"
 #include "codictate/err.h"
 #include "codictate/history.h"
 #include "codictate/refine.h"
@@ -106,6 +110,11 @@ struct cdt_dictation_params {
     const char *history_dir; /* NULL: the default data dir */
     bool no_history;         /* keep nothing (tests, or the history cannot be opened) */
 
+    bool no_eager;                 /* MICROPHONE: false (default): transcribe speech while recording
+                                    * when there is a VAD model (whisper.vad, or the transcriber's);
+                                    * true: everything after stop (for comparison) */
+    struct cdt_eager_params eager; /* zeros: eager.h's defaults */
+
     struct cdt_transcribe_params whisper; /* model_path required (unless transcriber) */
     struct cdt_transcribe *transcriber;   /* a loaded model to use (borrowed; not used by
                                            * anyone else during wait); NULL: load one */
@@ -140,7 +149,11 @@ struct cdt_dictation_result {
                            * ""); borrowed from the result */
     double audio_seconds;
     double record_ms, whisper_wait_ms, transcribe_ms, refine_ms;
-    double after_stop_ms; /* stop → text: what the user waits for */
+    double raw_after_stop_ms;       /* stop → raw text (the transcription the user waits for) */
+    double after_stop_ms;           /* stop → text: what the user waits for */
+    bool eager;                     /* transcribed eagerly: chunks are filled */
+    struct cdt_eager_chunk *chunks; /* the recording's chunks, n_chunks; owned */
+    size_t n_chunks;
 };
 
 struct cdt_dictation;
@@ -175,7 +188,12 @@ struct cdt_transcribe *cdt_dictation_take_transcriber(struct cdt_dictation *d);
 /* Cancels what still runs, joins the threads, frees. NULL is a no-op. */
 void cdt_dictation_free(struct cdt_dictation *d);
 
-/* The timings of a result as the history's JSON object text (caller frees). */
+/* The timings of a result as the history's JSON object text (caller frees): per
+ * stage, ms: record_ms, whisper_wait_ms (the model still loading at stop),
+ * transcribe_ms (whisper's own time, all chunks), raw_after_stop_ms (stop → raw text),
+ * refine_ms, pieces and piece_ms (the refine pieces), after_stop_ms (stop → text);
+ * eager (bool) and, when eager, chunks: [{start, end (s), speech, forced, after_stop,
+ * ms}]. */
 char *cdt_dictation_timings_json(const struct cdt_dictation_result *res);
 
 #ifdef __cplusplus

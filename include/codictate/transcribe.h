@@ -115,6 +115,42 @@ CDT_NODISCARD int cdt_transcribe_file(struct cdt_transcribe *t, const char *path
 CDT_NODISCARD int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_t n,
                                          struct cdt_transcript *out);
 
+/* As cdt_transcribe_samples, with prompt (borrowed; NULL or "": none) given to whisper
+ * as the text spoken before these samples (its initial prompt), so that a piece of a
+ * longer recording reads on from the pieces before it (whisper keeps the last ~224
+ * tokens). */
+CDT_NODISCARD int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples,
+                                               size_t n, const char *prompt,
+                                               struct cdt_transcript *out);
+
+/* True when t skips silence with a VAD model (cdt_vad_stream_new works on it). */
+bool cdt_transcribe_has_vad(const struct cdt_transcribe *t);
+
+/* ---- streaming voice activity detection ----
+ * The Silero model of a handle, fed a recording as it grows: one speech probability
+ * per CDT_VAD_FRAME samples, the model's state carried from call to call (so the
+ * probabilities equal those of one pass over the whole). A stream has its own copy
+ * of the model: it may run on another thread than the handle's calls, but one call
+ * at a time per stream. */
+#define CDT_VAD_FRAME 512 /* samples per probability (32 ms at 16 kHz) */
+
+struct cdt_vad_stream;
+
+/* Loads t's VAD model into a new stream. Returns 0 and *out (free with
+ * cdt_vad_stream_free), CDT_EINVAL (t has no VAD model), CDT_EFORMAT (the engine
+ * refused the model), CDT_ENOMEM. */
+CDT_NODISCARD int cdt_vad_stream_new(struct cdt_transcribe *t, struct cdt_vad_stream **out);
+
+/* Writes the speech probabilities (0..1) of the n / CDT_VAD_FRAME whole frames of x
+ * into probs (as many entries); n must be a multiple of CDT_VAD_FRAME. Returns 0,
+ * CDT_EINVAL, or CDT_EENGINE (the frames then read as speech: 1.0, which only
+ * delays a cut). */
+CDT_NODISCARD int cdt_vad_stream_feed(struct cdt_vad_stream *v, const float *x, size_t n,
+                                      float *probs);
+
+/* NULL: no-op. */
+void cdt_vad_stream_free(struct cdt_vad_stream *v);
+
 /* Asks the running (or the next) transcription on t to stop: it returns
  * CDT_ECANCELED. Thread-safe and async-signal-safe. The request is cleared when
  * that call returns. */

@@ -84,6 +84,9 @@ static void dictate_usage(FILE *out)
                  "  --retry-last             transcribe and refine the last recording again\n"
                  "  --device NAME            the capture source (default: the system's default)\n"
                  "  --max-seconds N          stop recording after N seconds (at most the limit)\n"
+                 "  --no-eager               transcribe only after stop (by default speech is\n"
+                 "                           transcribed while you speak, when there is a VAD\n"
+                 "                           model, so only the last words are left after stop)\n"
                  "  --copy                   also copy the text to the clipboard (wl-copy, xclip)\n"
                  "  --type                   also type the text into the focused window (wtype,\n"
                  "                           ydotool, xdotool)\n"
@@ -108,7 +111,7 @@ struct dictation {
     struct cdt_pick_whisper wp;
     const char *input, *device, *language;
     long threads, max_seconds;
-    bool retry_last, copy, type, json, no_vad;
+    bool retry_last, copy, type, json, no_vad, no_eager;
     const char *whisper_arg, *vad_arg;
 
     struct cdt_cli_refiner *refiner;
@@ -328,9 +331,17 @@ static int print_result_json(struct dictation *d, const struct cdt_dictation_res
                                 r->source == CDT_DICT_MICROPHONE ? "microphone"
                                 : r->source == CDT_DICT_RETRY    ? "retry"
                                                                  : "file");
-        cJSON_AddNumberToObject(t, "record_ms", round(r->record_ms));
-        cJSON_AddNumberToObject(t, "whisper_wait_ms", round(r->whisper_wait_ms));
-        cJSON_AddNumberToObject(t, "after_stop_ms", round(r->after_stop_ms));
+        /* The per-stage timings, as the app and the history have them. */
+        char *tj = cdt_dictation_timings_json(r);
+        cJSON *dt = tj ? cJSON_Parse(tj) : NULL, *it;
+
+        free(tj);
+        while (t && dt && (it = dt->child) != NULL) {
+            cJSON_DetachItemViaPointer(dt, it);
+            cJSON_DeleteItemFromObjectCaseSensitive(t, it->string);
+            cJSON_AddItemToObject(t, it->string, it);
+        }
+        cJSON_Delete(dt);
     }
     return cdt_cli_print_json(root);
 }
@@ -346,6 +357,7 @@ static int run(struct dictation *d)
     p.input_path = d->input;
     p.device = d->device;
     p.limit_s = (double)d->max_seconds;
+    p.no_eager = d->no_eager;
     p.whisper = cdt_transcribe_default_params();
     p.whisper.model_path = d->wp.model;
     p.whisper.vad = d->wp.vad;
@@ -594,7 +606,8 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         OPT_THREADS,
         OPT_NO_VAD,
         OPT_VAD_MODEL,
-        OPT_TOGGLE
+        OPT_TOGGLE,
+        OPT_NO_EAGER
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, OPT_INPUT},
@@ -610,6 +623,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
         {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
         {"toggle", no_argument, NULL, OPT_TOGGLE},
+        {"no-eager", no_argument, NULL, OPT_NO_EAGER},
         CDT_CLI_REFINE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -671,6 +685,9 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_TOGGLE:
             toggle = true;
+            break;
+        case OPT_NO_EAGER:
+            d.no_eager = true;
             break;
         case OPT_VAD_MODEL:
             d.vad_arg = optarg;

@@ -333,6 +333,21 @@ float cdt_capture_level(struct cdt_capture *c)
     return peak;
 }
 
+size_t cdt_capture_copy(struct cdt_capture *c, size_t from, float *dst, size_t cap)
+{
+    size_t n = 0;
+
+    if (!c || !dst)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->handed && from < c->len) {
+        n = c->len - from < cap ? c->len - from : cap;
+        memcpy(dst, c->buf + from, n * sizeof(float));
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
 int cdt_capture_status(struct cdt_capture *c, char *errmsg, size_t errcap)
 {
     int rc;

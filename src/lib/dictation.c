@@ -17,7 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TICK_MS 100 /* the recording thread's period */
+#define TICK_MS    100  /* the recording thread's period */
+#define FEED_CHUNK 4096 /* samples copied from the capture at a time (eager) */
 
 struct cdt_dictation {
     struct cdt_dictation_params p;
@@ -47,6 +48,10 @@ struct cdt_dictation {
     /* the LLM preload */
     pthread_t llm_thread;
     bool llm_started;
+
+    /* eager transcription: the recording thread pushes what the capture has */
+    struct cdt_eager *eager; /* NULL: everything after stop */
+    size_t fed;              /* samples pushed */
 };
 
 static const char *const state_names[] = {"idle", "recording", "transcribing", "refining",
@@ -133,6 +138,10 @@ static void *whisper_main(void *arg)
 
     d->whisper_rc =
         cdt_transcribe_new(&d->p.whisper, &d->own_t, d->whisper_err, sizeof(d->whisper_err));
+    /* Loaded while the user speaks: start transcribing what was said so far. A failure
+     * leaves it to wait (which falls back to the whole recording). */
+    if (d->whisper_rc == 0 && d->eager && cdt_eager_start(d->eager, d->own_t) != 0)
+        CDT_LOG_D(d->p.log, "dictation: eager transcription did not start");
     return NULL;
 }
 
@@ -177,11 +186,23 @@ static void join_llm(struct cdt_dictation *d)
 
 /* ---- the recording ---- */
 
+/* Hands what the capture recorded since the last call to the eager transcription. */
+static void feed_eager(struct cdt_dictation *d, float *buf)
+{
+    size_t k;
+
+    while (d->eager && (k = cdt_capture_copy(d->cap, d->fed, buf, FEED_CHUNK)) > 0) {
+        if (cdt_eager_push(d->eager, buf, k) != 0)
+            break; /* finish takes it from the whole recording */
+        d->fed += k;
+    }
+}
+
 static void *rec_main(void *arg)
 {
     struct cdt_dictation *d = arg;
     struct cdt_rec_timer timer;
-    float *samples = NULL;
+    float *samples = NULL, *feed = d->eager ? malloc(FEED_CHUNK * sizeof(float)) : NULL;
     size_t n = 0;
     int rc;
 
@@ -219,8 +240,11 @@ static void *rec_main(void *arg)
             d->end = CDT_DICT_END_BROKEN;
             break;
         }
+        if (feed)
+            feed_eager(d, feed);
         emit(d, CDT_DICT_EV_TICK, NULL);
     }
+    free(feed);
     rc = cdt_capture_stop(d->cap, &samples, &n);
     d->rec_ms = cdt_now_ms() - d->t_start;
     if (rc != 0 && d->end != CDT_DICT_END_BROKEN) {
@@ -299,6 +323,15 @@ int cdt_dictation_start(const struct cdt_dictation_params *p, struct cdt_dictati
             cdt_dictation_free(d);
             return rc;
         }
+        if (!p->no_eager && (p->transcriber ? cdt_transcribe_has_vad(p->transcriber)
+                                            : p->whisper.vad && p->whisper.vad_model_path)) {
+            if (cdt_eager_new(&p->eager, &d->eager) != 0) {
+                d->eager = NULL; /* bad params or no memory: after stop, as before */
+                CDT_LOG_W(p->log, "dictation: eager transcription is off (its parameters)");
+            } else if (p->transcriber && cdt_eager_start(d->eager, p->transcriber) != 0) {
+                CDT_LOG_D(p->log, "dictation: eager transcription did not start");
+            }
+        }
         d->t_start = cdt_now_ms();
         d->st.state = CDT_DICT_RECORDING;
         if (pthread_create(&d->rec_thread, NULL, rec_main, d) != 0) {
@@ -324,7 +357,23 @@ void cdt_dictation_cancel(struct cdt_dictation *d)
 {
     pthread_mutex_lock(&d->mu);
     d->cancel_req = true;
+    /* While recording, nothing more is transcribed (after stop, cancel changes
+     * nothing, as before). Lock order: d->mu, then the eager's. */
+    if (d->st.state == CDT_DICT_RECORDING)
+        cdt_eager_cancel(d->eager);
     pthread_mutex_unlock(&d->mu);
+}
+
+/* Ends the eager transcription (its worker joined: t is free again). */
+static void drop_eager(struct cdt_dictation *d)
+{
+    struct cdt_eager *e;
+
+    pthread_mutex_lock(&d->mu);
+    e = d->eager;
+    d->eager = NULL;
+    pthread_mutex_unlock(&d->mu);
+    cdt_eager_free(e);
 }
 
 void cdt_dictation_status(struct cdt_dictation *d, struct cdt_dictation_status *out)
@@ -411,8 +460,39 @@ char *cdt_dictation_timings_json(const struct cdt_dictation_result *res)
     cJSON_AddNumberToObject(o, "record_ms", round(res->record_ms));
     cJSON_AddNumberToObject(o, "whisper_wait_ms", round(res->whisper_wait_ms));
     cJSON_AddNumberToObject(o, "transcribe_ms", round(res->transcribe_ms));
+    cJSON_AddNumberToObject(o, "raw_after_stop_ms", round(res->raw_after_stop_ms));
     cJSON_AddNumberToObject(o, "refine_ms", round(res->refine_ms));
+    if (res->refined) {
+        int n = res->refine.timings.pieces < CDT_REFINE_PIECES_TIMED ? res->refine.timings.pieces
+                                                                     : CDT_REFINE_PIECES_TIMED;
+        cJSON *a;
+
+        cJSON_AddNumberToObject(o, "pieces", res->refine.timings.pieces);
+        a = cJSON_AddArrayToObject(o, "piece_ms");
+        for (int i = 0; a && i < n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(round(res->refine.timings.piece_ms[i])));
+    }
     cJSON_AddNumberToObject(o, "after_stop_ms", round(res->after_stop_ms));
+    cJSON_AddBoolToObject(o, "eager", res->eager);
+    if (res->eager) {
+        cJSON *a = cJSON_AddArrayToObject(o, "chunks");
+
+        for (size_t i = 0; a && i < res->n_chunks; i++) {
+            const struct cdt_eager_chunk *c = &res->chunks[i];
+            cJSON *co = cJSON_CreateObject();
+
+            if (!co || !cJSON_AddItemToArray(a, co)) {
+                cJSON_Delete(co);
+                break;
+            }
+            cJSON_AddNumberToObject(co, "start", round(c->start * 1000) / 1000);
+            cJSON_AddNumberToObject(co, "end", round(c->end * 1000) / 1000);
+            cJSON_AddBoolToObject(co, "speech", c->speech);
+            cJSON_AddBoolToObject(co, "forced", c->forced);
+            cJSON_AddBoolToObject(co, "after_stop", c->after_stop);
+            cJSON_AddNumberToObject(co, "ms", round(c->ms));
+        }
+    }
     s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -529,7 +609,29 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
         fail(d, res, &e, d->whisper_err[0] ? d->whisper_err : "the whisper model did not load");
         goto out;
     }
-    if (cdt_transcribe_samples(t, d->samples, d->n, &res->transcript) != 0) {
+    if (d->eager) {
+        /* Only the chunks not yet transcribed are left (the tail, mostly). */
+        int erc = cdt_eager_finish(d->eager, t, d->samples, d->n, &res->transcript);
+
+        if (erc == 0) {
+            const struct cdt_eager_chunk *c;
+            size_t nc;
+
+            c = cdt_eager_chunks(d->eager, &nc);
+            res->eager = true;
+            if (nc && (res->chunks = malloc(nc * sizeof(*c))) != NULL) {
+                memcpy(res->chunks, c, nc * sizeof(*c));
+                res->n_chunks = nc;
+            }
+        } else {
+            CDT_LOG_W(d->p.log,
+                      "dictation: eager transcription failed (%s); transcribing the whole "
+                      "recording",
+                      cdt_eager_errmsg(d->eager));
+        }
+        drop_eager(d);
+    }
+    if (!res->eager && cdt_transcribe_samples(t, d->samples, d->n, &res->transcript) != 0) {
         char msg[1024];
 
         snprintf(msg, sizeof(msg), "transcription failed: %s", cdt_transcribe_errmsg(t));
@@ -538,6 +640,7 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
     }
     res->transcribed = true;
     res->transcribe_ms = res->transcript.timings.total_ms;
+    res->raw_after_stop_ms = cdt_now_ms() - t_stop;
     e.raw = res->transcript.text;
 
     /* 4. Refine. The preload may still be running: the manager serialises, and a
@@ -570,6 +673,7 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
 
 out:
     join_whisper(d);
+    drop_eager(d); /* cancelled or failed: t is free when wait returns */
     join_llm(d);
     free(tj);
     free(retry_source);
@@ -584,6 +688,7 @@ void cdt_dictation_result_cleanup(struct cdt_dictation_result *res)
     free(res->recording);
     free(res->capture_error);
     free(res->error);
+    free(res->chunks);
     memset(res, 0, sizeof(*res));
 }
 
@@ -607,6 +712,7 @@ void cdt_dictation_free(struct cdt_dictation *d)
     }
     cdt_capture_free(d->cap);
     join_whisper(d);
+    drop_eager(d); /* before the transcriber it uses */
     join_llm(d);
     cdt_transcribe_free(d->own_t);
     cdt_history_free(d->hist);

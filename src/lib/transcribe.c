@@ -470,6 +470,68 @@ bool cdt_transcribe_is_multilingual(const struct cdt_transcribe *t)
     return t && t->multilingual;
 }
 
+bool cdt_transcribe_has_vad(const struct cdt_transcribe *t)
+{
+    return t && t->vad_model_path;
+}
+
+/* ---- streaming VAD ---- */
+
+struct cdt_vad_stream {
+    struct whisper_vad_context *vctx;
+};
+
+int cdt_vad_stream_new(struct cdt_transcribe *t, struct cdt_vad_stream **out)
+{
+    struct whisper_vad_context_params vp = whisper_vad_default_context_params();
+    struct cdt_vad_stream *v;
+
+    *out = NULL;
+    if (!t || !t->vad_model_path)
+        return CDT_EINVAL;
+    if (!(v = calloc(1, sizeof(*v))))
+        return CDT_ENOMEM;
+    /* One thread: the model is tiny, and whisper needs the CPUs more. */
+    vp.n_threads = 1;
+    vp.use_gpu = false;
+    v->vctx = whisper_vad_init_from_file_with_params(t->vad_model_path, vp);
+    if (!v->vctx) {
+        free(v);
+        return CDT_EFORMAT;
+    }
+    whisper_vad_reset_state(v->vctx);
+    *out = v;
+    return 0;
+}
+
+int cdt_vad_stream_feed(struct cdt_vad_stream *v, const float *x, size_t n, float *probs)
+{
+    size_t frames = n / CDT_VAD_FRAME, got = 0;
+    const float *p = NULL;
+
+    if (!v || n % CDT_VAD_FRAME != 0 || n > (size_t)INT32_MAX)
+        return CDT_EINVAL;
+    if (frames == 0)
+        return 0;
+    if (whisper_vad_detect_speech_no_reset(v->vctx, x, (int)n)) {
+        int np = whisper_vad_n_probs(v->vctx);
+
+        p = whisper_vad_probs(v->vctx);
+        got = np > 0 ? (size_t)np : 0;
+    }
+    for (size_t i = 0; i < frames; i++)
+        probs[i] = p && i < got ? p[i] : 1.0f; /* unknown reads as speech: never cut there */
+    return p && got >= frames ? 0 : CDT_EENGINE;
+}
+
+void cdt_vad_stream_free(struct cdt_vad_stream *v)
+{
+    if (!v)
+        return;
+    whisper_vad_free(v->vctx);
+    free(v);
+}
+
 /* ---- transcripts ---- */
 
 void cdt_transcript_init(struct cdt_transcript *tr)
@@ -577,7 +639,7 @@ static int fail(struct cdt_transcribe *t, int rc, const char *fmt, ...)
 /* Runs whisper on samples and fills out (already empty). what names the input in
  * messages. */
 static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n, const char *what,
-                       struct cdt_transcript *out)
+                       const char *prompt, struct cdt_transcript *out)
 {
     struct whisper_full_params fp = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);
     struct run r = {.t = t, .prepare_ms = -1.0, .last_percent = -1};
@@ -591,7 +653,9 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
     fp.n_threads = t->n_threads;
     fp.language = t->language;
     fp.translate = false;
-    fp.no_context = true; /* calls are independent */
+    fp.no_context = true; /* calls are independent, but for the prompt they are given */
+    if (prompt && *prompt)
+        fp.initial_prompt = prompt;
     fp.print_special = false;
     fp.print_progress = false;
     fp.print_realtime = false;
@@ -681,11 +745,12 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
 }
 
 static int transcribe(struct cdt_transcribe *t, const float *samples, size_t n, const char *what,
-                      struct cdt_transcript *out, double audio_ms, double t_start)
+                      const char *prompt, struct cdt_transcript *out, double audio_ms,
+                      double t_start)
 {
     int rc;
 
-    rc = run_whisper(t, samples, n, what, out);
+    rc = run_whisper(t, samples, n, what, prompt, out);
     if (rc != 0) {
         cdt_transcript_cleanup(out);
     } else {
@@ -701,6 +766,12 @@ static int transcribe(struct cdt_transcribe *t, const float *samples, size_t n, 
 int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_t n,
                            struct cdt_transcript *out)
 {
+    return cdt_transcribe_samples_after(t, samples, n, NULL, out);
+}
+
+int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples, size_t n,
+                                 const char *prompt, struct cdt_transcript *out)
+{
     double t0 = cdt_now_ms();
     int rc;
 
@@ -714,7 +785,7 @@ int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_
         rc = fail(t, CDT_ETOOBIG, "%.0f s of audio is over the %d s limit (CDT_AUDIO_MAX_SECONDS)",
                   (double)n / CDT_AUDIO_RATE, CDT_AUDIO_MAX_SECONDS);
     else
-        return transcribe(t, samples, n, "the audio", out, 0.0, t0);
+        return transcribe(t, samples, n, "the audio", prompt, out, 0.0, t0);
     atomic_store(&t->cancel, 0);
     return rc;
 }
@@ -741,7 +812,7 @@ int cdt_transcribe_file(struct cdt_transcribe *t, const char *path, struct cdt_t
     audio_ms = cdt_now_ms() - t0;
     CDT_LOG_I(t->log, "%s: %.1f s of audio (%d Hz, %d channels) decoded in %.0f ms", path,
               cdt_audio_duration(&a), a.source_rate, a.source_channels, audio_ms);
-    rc = transcribe(t, a.samples, a.n_samples, path, out, audio_ms, t0);
+    rc = transcribe(t, a.samples, a.n_samples, path, NULL, out, audio_ms, t0);
     cdt_audio_cleanup(&a);
     return rc;
 }

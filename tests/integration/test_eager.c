@@ -1,0 +1,482 @@
+/* Eager transcription (issue 16) with real parts: the real Silero VAD weights, the
+ * tiny random whisper model (its text is noise, so the checks are about what holds
+ * whatever the words: where the recording is cut, that every stretch of speech is in
+ * exactly one transcribed chunk, that nothing is skipped), and espeak-ng speech laid
+ * out with pauses of known length.
+ *   test_eager WHISPER.bin VAD.bin */
+#include "../test.h"
+#include "codictate/audio.h"
+#include "codictate/eager.h"
+#include "codictate/log.h"
+#include "codictate/transcribe.h"
+#include "codictate/util.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RATE CDT_AUDIO_RATE
+
+static const char *model_path, *vad_path;
+static char tmpdir[] = "/tmp/cdt-eager-XXXXXX";
+static struct cdt_transcribe *tr;
+
+/* A recording under construction, with where its speech is. */
+struct rec {
+    float *x;
+    size_t n, cap;
+    double speech[64][2]; /* [start, end] s of each utterance's audible part */
+    int n_speech;
+};
+
+static void rec_add(struct rec *r, const float *x, size_t n)
+{
+    if (r->n + n > r->cap) {
+        r->cap = (r->n + n) * 2;
+        r->x = realloc(r->x, r->cap * sizeof(float));
+    }
+    if (x)
+        memcpy(r->x + r->n, x, n * sizeof(float));
+    else
+        memset(r->x + r->n, 0, n * sizeof(float));
+    r->n += n;
+}
+
+static void rec_silence(struct rec *r, double s)
+{
+    rec_add(r, NULL, (size_t)(s * RATE));
+}
+
+/* espeak-ng says text; its audible part is recorded as a speech region. */
+static bool rec_say(struct rec *r, const char *text)
+{
+    char wav[256], cmd[2048];
+    struct cdt_audio a;
+    size_t first = 0, last = 0;
+    bool any = false;
+
+    snprintf(wav, sizeof(wav), "%s/say.wav", tmpdir);
+    snprintf(cmd, sizeof(cmd), "espeak-ng -w '%s' '%s' 2>/dev/null", wav, text);
+    if (system(cmd) != 0)
+        return false;
+    cdt_audio_init(&a);
+    if (cdt_audio_load(&a, wav) != 0) {
+        cdt_audio_cleanup(&a);
+        return false;
+    }
+    for (size_t i = 0; i < a.n_samples; i++) {
+        if (fabsf(a.samples[i]) > 0.01f) {
+            if (!any)
+                first = i;
+            last = i;
+            any = true;
+        }
+    }
+    if (any && r->n_speech < 64) {
+        r->speech[r->n_speech][0] = (double)(r->n + first) / RATE;
+        r->speech[r->n_speech][1] = (double)(r->n + last) / RATE;
+        r->n_speech++;
+    }
+    rec_add(r, a.samples, a.n_samples);
+    cdt_audio_cleanup(&a);
+    return any;
+}
+
+static void rec_free(struct rec *r)
+{
+    free(r->x);
+    memset(r, 0, sizeof(*r));
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Pushes the recording in 100 ms pieces (as the recording thread does), then
+ * finishes. wait_first: wait until the first chunk is transcribed before pushing
+ * the second half (so it was transcribed "while recording"). */
+static int run_eager(const struct cdt_eager_params *p, const struct rec *r, bool wait_first,
+                     struct cdt_eager **out_e, struct cdt_transcript *out)
+{
+    struct cdt_eager *e = NULL;
+    size_t step = RATE / 10;
+    int rc;
+
+    if (cdt_eager_new(p, &e) != 0)
+        return -1;
+    if (cdt_eager_start(e, tr) != 0) {
+        cdt_eager_free(e);
+        return -1;
+    }
+    for (size_t o = 0; o < r->n; o += step) {
+        size_t k = r->n - o < step ? r->n - o : step;
+
+        if (cdt_eager_push(e, r->x + o, k) != 0)
+            break;
+        if (wait_first && o < r->n / 2 && o + k >= r->n / 2)
+            for (int i = 0; i < 600 && cdt_eager_chunk_count(e) == 0; i++)
+                sleep_ms(100);
+    }
+    rc = cdt_eager_finish(e, tr, r->x, r->n, out);
+    *out_e = e;
+    return rc;
+}
+
+/* The chunks partition [0, n]: contiguous, from 0 to the end. */
+static void check_partition(const struct cdt_eager_chunk *c, size_t nc, size_t n)
+{
+    REQUIRE(nc >= 1);
+    CHECK(c[0].start == 0.0);
+    for (size_t i = 1; i < nc; i++) {
+        CHECK(c[i].start == c[i - 1].end);
+        CHECK(c[i].end > c[i].start);
+    }
+    CHECK(fabs(c[nc - 1].end - (double)n / RATE) < 1e-9);
+}
+
+/* Each speech region lies inside exactly one chunk, and that chunk went to whisper. */
+static void check_speech_covered(const struct cdt_eager_chunk *c, size_t nc, const struct rec *r)
+{
+    for (int s = 0; s < r->n_speech; s++) {
+        int inside = 0, touching = 0;
+
+        for (size_t i = 0; i < nc; i++) {
+            bool overlaps = c[i].start < r->speech[s][1] && c[i].end > r->speech[s][0];
+
+            if (overlaps)
+                touching++;
+            if (c[i].start <= r->speech[s][0] && c[i].end >= r->speech[s][1]) {
+                inside++;
+                CHECK(c[i].speech);
+            }
+        }
+        if (inside != 1 || touching != 1)
+            fprintf(stderr, "  speech %.2f-%.2f s: in %d chunks, touches %d\n", r->speech[s][0],
+                    r->speech[s][1], inside, touching);
+        CHECK_INT(inside, 1);
+        CHECK_INT(touching, 1);
+    }
+}
+
+/* Segments are on the recording's timeline, in order. */
+static void check_segments(const struct cdt_transcript *t, size_t n)
+{
+    for (size_t i = 0; i < t->n_segments; i++) {
+        CHECK(t->segments[i].start <= t->segments[i].end);
+        CHECK(t->segments[i].end <= (double)n / RATE + 1e-6);
+        if (i)
+            CHECK(t->segments[i].start >= t->segments[i - 1].start - 1e-6);
+    }
+}
+
+/* Sentences with pauses between them: a cut in every pause of a second, none in a
+ * pause shorter than min_gap_s (0.5 s), none in a word. The first chunk is
+ * transcribed while the rest is still coming. */
+TEST(test_cuts_in_pauses)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    size_t nc, speech_chunks = 0;
+    int rc;
+
+    cdt_transcript_init(&t);
+    rec_silence(&r, 0.7);
+    REQUIRE(rec_say(&r, "Please call me back tomorrow morning"));
+    rec_silence(&r, 1.2);
+    REQUIRE(rec_say(&r, "The meeting moved to the large room"));
+    /* A short breath: the next words follow too closely for a cut. */
+    rec_silence(&r, 0.2);
+    REQUIRE(rec_say(&r, "and bring the new slides"));
+    rec_silence(&r, 1.0);
+    /* A pause just over min_gap_s: the cut must fall inside it, not in a word. */
+    REQUIRE(rec_say(&r, "Thanks a lot for your help"));
+    rec_silence(&r, 0.65);
+    REQUIRE(rec_say(&r, "See you on Friday"));
+    rec_silence(&r, 0.4);
+
+    p.backlog_s = -1; /* the cuts by the audio alone, however fast it is pushed */
+    rc = run_eager(&p, &r, true, &e, &t);
+    CHECK_INT(rc, 0);
+    c = cdt_eager_chunks(e, &nc);
+    check_partition(c, nc, r.n);
+    check_speech_covered(c, nc, &r);
+    check_segments(&t, r.n);
+    for (size_t i = 0; i < nc; i++) {
+        fprintf(stderr, "  chunk %.2f-%.2f%s%s%s\n", c[i].start, c[i].end,
+                c[i].speech ? " speech" : "", c[i].forced ? " forced" : "",
+                c[i].after_stop ? " after-stop" : "");
+        speech_chunks += c[i].speech;
+        CHECK(!c[i].forced);
+    }
+    /* Cut in the pauses of 1.2 s, 1.0 s and 0.65 s: at least 3 chunks with speech
+     * (the 0.2 s breath is no cut: check_speech_covered proves it). */
+    CHECK(speech_chunks >= 3);
+    CHECK(nc >= 1 && !c[0].after_stop); /* transcribed while "recording" */
+    CHECK(t.vad);
+    CHECK(fabs(t.audio_seconds - (double)r.n / RATE) < 1e-6);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
+/* 45 s of speech without a pause: split into chunks of at most max_chunk_s (28 s),
+ * every sample still in exactly one chunk, all of it transcribed. */
+TEST(test_long_unbroken)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    size_t nc, forced = 0;
+    int rc;
+
+    cdt_transcript_init(&t);
+    /* No punctuation: espeak-ng reads it in one breath. */
+    while ((double)r.n / RATE < 45.0) {
+        REQUIRE(rec_say(&r, "the quick brown fox jumps over the lazy dog while seven "
+                            "wizards quietly box the jumping frogs near the river bank"));
+        r.n_speech--; /* one region: the whole run (below) */
+    }
+    r.n_speech = 1;
+    r.speech[0][0] = 0.3;
+    r.speech[0][1] = (double)r.n / RATE - 0.3;
+    rec_silence(&r, 0.3);
+
+    rc = run_eager(&p, &r, false, &e, &t);
+    CHECK_INT(rc, 0);
+    c = cdt_eager_chunks(e, &nc);
+    check_partition(c, nc, r.n);
+    check_segments(&t, r.n);
+    CHECK(nc >= 2);
+    for (size_t i = 0; i < nc; i++) {
+        fprintf(stderr, "  chunk %.2f-%.2f%s%s\n", c[i].start, c[i].end,
+                c[i].speech ? " speech" : "", c[i].forced ? " forced" : "");
+        CHECK(c[i].end - c[i].start <= 28.0 + 0.05);
+        if (c[i].start < r.speech[0][1])
+            CHECK(c[i].speech);
+        forced += c[i].forced;
+    }
+    CHECK(forced >= 1);
+    /* Whisper heard every chunk: some text from each piece of the recording. */
+    CHECK(t.n_segments >= nc);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
+/* Silence only (zeros, then faint noise): no chunk goes to whisper, no text. */
+TEST(test_silence)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    size_t nc;
+    int rc;
+
+    cdt_transcript_init(&t);
+    rec_silence(&r, 6.0);
+    srand(16);
+    for (int i = 0; i < 6 * RATE; i++) {
+        float v = ((float)rand() / (float)RAND_MAX - 0.5f) * 0.002f;
+
+        rec_add(&r, &v, 1);
+    }
+    rc = run_eager(&p, &r, false, &e, &t);
+    CHECK_INT(rc, 0);
+    c = cdt_eager_chunks(e, &nc);
+    check_partition(c, nc, r.n);
+    for (size_t i = 0; i < nc; i++) {
+        CHECK(!c[i].speech);
+        CHECK(c[i].ms == 0.0);
+    }
+    CHECK(nc >= 2); /* the silence went as it came, not all at the end */
+    CHECK_STR(t.text, "");
+    CHECK_INT(t.n_segments, 0);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
+/* Nothing at all, and a recording shorter than a VAD frame. */
+TEST(test_tiny)
+{
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    float x[100] = {0};
+    size_t nc;
+
+    cdt_transcript_init(&t);
+    REQUIRE(cdt_eager_new(NULL, &e) == 0);
+    CHECK_INT(cdt_eager_finish(e, tr, x, 0, &t), 0);
+    c = cdt_eager_chunks(e, &nc);
+    (void)c;
+    CHECK_INT(nc, 0);
+    CHECK_STR(t.text, "");
+    cdt_eager_free(e);
+    REQUIRE(cdt_eager_new(NULL, &e) == 0);
+    CHECK_INT(cdt_eager_finish(e, tr, x, 100, &t), 0);
+    c = cdt_eager_chunks(e, &nc);
+    CHECK_INT(nc, 1);
+    if (nc == 1)
+        CHECK(fabs(c[0].end - 100.0 / RATE) < 1e-9);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+}
+
+/* Misuse: finish with a recording that does not start with what was pushed. */
+TEST(test_bad_finish)
+{
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    float x[2048] = {0};
+    struct cdt_eager_params p = cdt_eager_default_params();
+
+    cdt_transcript_init(&t);
+    p.max_chunk_s = 31;
+    CHECK_INT(cdt_eager_new(&p, &e), CDT_EINVAL);
+    REQUIRE(cdt_eager_new(NULL, &e) == 0);
+    CHECK_INT(cdt_eager_push(e, x, 2048), 0);
+    CHECK_INT(cdt_eager_finish(e, tr, x, 1000, &t), CDT_EINVAL);
+    CHECK(cdt_eager_errmsg(e)[0] != '\0');
+    cdt_eager_free(e);
+}
+
+/* Cancel while a chunk is being transcribed: finish says so at once, and the
+ * transcriber is usable afterwards (the cancel does not leak into its next call). */
+TEST(test_cancel_in_flight)
+{
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    struct rec r = {0};
+    double t0;
+    int rc;
+
+    cdt_transcript_init(&t);
+    for (int i = 0; i < 6; i++) {
+        REQUIRE(rec_say(&r, "This sentence is one of several spoken in a row"));
+        rec_silence(&r, 1.0);
+    }
+    REQUIRE(cdt_eager_new(NULL, &e) == 0);
+    REQUIRE(cdt_eager_start(e, tr) == 0);
+    CHECK_INT(cdt_eager_push(e, r.x, r.n), 0);
+    for (int i = 0; i < 600 && cdt_eager_chunk_count(e) == 0; i++)
+        sleep_ms(10);
+    cdt_eager_cancel(e);
+    t0 = cdt_now_ms();
+    rc = cdt_eager_finish(e, tr, r.x, r.n, &t);
+    CHECK_INT(rc, CDT_ECANCELED);
+    fprintf(stderr, "  cancelled after %zu chunks; finish took %.0f ms\n", cdt_eager_chunk_count(e),
+            cdt_now_ms() - t0);
+    cdt_eager_free(e);
+    /* The next user of the transcriber is not cancelled. */
+    CHECK_INT(cdt_transcribe_samples(tr, r.x, r.n, &t), 0);
+    cdt_transcript_cleanup(&t);
+    /* free while the worker runs (the session torn down mid-recording) */
+    REQUIRE(cdt_eager_new(NULL, &e) == 0);
+    REQUIRE(cdt_eager_start(e, tr) == 0);
+    CHECK_INT(cdt_eager_push(e, r.x, r.n), 0);
+    sleep_ms(50);
+    cdt_eager_free(e);
+    CHECK_INT(cdt_transcribe_samples(tr, r.x, RATE, &t), 0);
+    cdt_transcript_cleanup(&t);
+    rec_free(&r);
+}
+
+/* One utterance is one chunk with speech, given to whisper without a prompt: the
+ * same text as the whole recording transcribed after stop (same model, greedy). */
+TEST(test_same_as_sequential)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t, s;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    size_t nc, speech = 0;
+
+    cdt_transcript_init(&t);
+    cdt_transcript_init(&s);
+    rec_silence(&r, 0.5);
+    REQUIRE(rec_say(&r, "Please send the report to the whole team"));
+    rec_silence(&r, 0.3);
+    CHECK_INT(run_eager(&p, &r, false, &e, &t), 0);
+    c = cdt_eager_chunks(e, &nc);
+    for (size_t i = 0; i < nc; i++)
+        speech += c[i].speech;
+    CHECK_INT(speech, 1); /* (and maybe the silence after it, which whisper skips too) */
+    CHECK_INT(cdt_transcribe_samples(tr, r.x, r.n, &s), 0);
+    CHECK_STR(t.text, s.text);
+    CHECK_INT(t.n_segments, s.n_segments);
+    cdt_transcript_cleanup(&t);
+    cdt_transcript_cleanup(&s);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
+/* The streaming VAD: frames only, silence reads as silence. */
+TEST(test_vad_stream)
+{
+    struct cdt_vad_stream *v = NULL;
+    float x[CDT_VAD_FRAME * 4] = {0}, probs[4];
+
+    REQUIRE(cdt_vad_stream_new(tr, &v) == 0);
+    CHECK_INT(cdt_vad_stream_feed(v, x, CDT_VAD_FRAME * 4, probs), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(probs[i] < 0.35f);
+    CHECK_INT(cdt_vad_stream_feed(v, x, 100, probs), CDT_EINVAL);
+    cdt_vad_stream_free(v);
+}
+
+int main(int argc, char **argv)
+{
+    struct cdt_transcribe_params p = cdt_transcribe_default_params();
+    char err[1024];
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: test_eager WHISPER.bin VAD.bin\n");
+        return 2;
+    }
+    model_path = argv[1];
+    vad_path = argv[2];
+    if (system("command -v espeak-ng >/dev/null") != 0) {
+        fprintf(stderr, "espeak-ng is needed (scripts/deps.sh installs it)\n");
+        return 1;
+    }
+    if (!mkdtemp(tmpdir))
+        return 1;
+    p.model_path = model_path;
+    p.vad = true;
+    p.vad_model_path = vad_path;
+    p.n_threads = 2;
+    if (cdt_transcribe_new(&p, &tr, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cannot load the models: %s\n", err);
+        return 1;
+    }
+    RUN(test_vad_stream);
+    RUN(test_cuts_in_pauses);
+    RUN(test_long_unbroken);
+    RUN(test_silence);
+    RUN(test_tiny);
+    RUN(test_bad_finish);
+    RUN(test_cancel_in_flight);
+    RUN(test_same_as_sequential);
+    cdt_transcribe_free(tr);
+    {
+        char cmd[300];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    return TEST_END();
+}
