@@ -6,7 +6,9 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ggml.h>
 
@@ -51,6 +53,25 @@ static void usage(FILE *out)
                  "exit status: 0 ok, 1 failure, 2 usage error\n");
 }
 
+/* ggml's CPU backend runs each graph in an OpenMP team whose barriers, with libgomp's
+ * default policy, spin for milliseconds. When anything else wants the same cores (the
+ * browser, a build, or our own whisper and LLM threads during a dictation), a spinning
+ * waiter holds the CPU its partner needs: a refine that takes 46 ms on two quiet cores
+ * took 19 s beside two busy processes, and 151 ms with OMP_WAIT_POLICY=PASSIVE
+ * (bench/RESULTS.md, "OpenMP wait policy"). libgomp reads the variable once, when it is
+ * loaded, so it is set here and the binary runs itself again; the sidecar and any
+ * other child inherit it. A user's own OMP_WAIT_POLICY (ACTIVE on a dedicated
+ * machine) or GOMP_SPINCOUNT is left alone. */
+static void passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* No /proc: run on with the default policy; children still get PASSIVE. */
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -65,6 +86,7 @@ int main(int argc, char **argv)
     char *version_argv[] = {"version", NULL};
     int c, rc, show_version = 0;
 
+    passive_openmp(argv);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {
