@@ -42,11 +42,14 @@ test: all
 # Fuzzing (tests/fuzz, scripts/fuzz.sh): each target FUZZ_RUNS times (default
 # 1000000) or FUZZ_SECONDS (default 1800), whichever comes first; FUZZ_TARGETS picks
 # some (FUZZ_TARGETS="fuzz_cleanup fuzz_guard"). Fails on a crash, leak or timeout.
+# In build-fuzz/, or in BUILD when it is given on the command line (make fuzz
+# BUILD=build-fuzz-mine: the fuzz build is a project of its own, never the main one).
 FUZZ_TARGETS ?=
 FUZZ_RUNS ?=
 FUZZ_SECONDS ?=
+FUZZ_BUILD ?= $(if $(filter command line,$(origin BUILD)),$(BUILD),build-fuzz)
 fuzz: deps
-	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh build-fuzz $(FUZZ_TARGETS)
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

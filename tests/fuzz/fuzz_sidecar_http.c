@@ -7,22 +7,18 @@
  *   1: the body of POST /generate, 2: of POST /load, 3: of POST
  *      /v1/chat/completions, each sent with a correct Content-Length.
  * Whatever the server answers is read to its end; a crash, a leak or an answer that
- * never ends (the fuzzer's -timeout) fails. The server lives for the whole run. */
+ * never ends (the fuzzer's -timeout) fails. The server lives for the whole run.
+ * The client side is fuzz_http.h's (EINTR, CODICTATE_FUZZ_SIGNAL_MS). */
 #include "backend.h"
 #include "codictate/err.h"
+#include "fuzz_http.h"
 #include "sidecar.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 /* A backend that loads any path and answers with a few pieces of text (streamed
  * through on_text when the request streams) or the prompt echoed. */
@@ -104,9 +100,6 @@ static const struct cdt_backend_ops fake_ops = {
     .load = fake_load, .unload = fake_unload, .generate = fake_generate, .free = fake_free};
 
 static struct cdt_backend fake = {.ops = &fake_ops};
-/* CODICTATE_FUZZ_HANG_OK=1: an answer that never ends is reported, not fatal (the
- * ctest run, while the hang the long runs found is open: README, Reliability). */
-static bool hang_ok;
 static struct cdt_sidecar *sidecar;
 static int port;
 
@@ -123,31 +116,16 @@ static void start(void)
         abort();
     }
     port = cdt_sidecar_port(sidecar);
-    hang_ok =
-        getenv("CODICTATE_FUZZ_HANG_OK") && strcmp(getenv("CODICTATE_FUZZ_HANG_OK"), "1") == 0;
+    fuzz_signal_storm();
     if (cdt_sidecar_load_async(sidecar, "/models/fake.gguf") != 0)
         abort();
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* the server closed early: fine, read what it said */
-        p += w;
-        n -= (size_t)w;
-    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const paths[] = {"/generate", "/load", "/v1/chat/completions"};
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    char head[256], buf[65536];
+    static char buf[65536];
+    char head[256];
     int fd, mode;
 
     if (!sidecar)
@@ -158,25 +136,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
 
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        abort();
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        /* libFuzzer's timer signal may interrupt it: the connect goes on. */
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int err = errno;
-        socklen_t len = sizeof(err);
-
-        if (err != EINTR || poll(&pfd, 1, 5000) != 1 ||
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-            fprintf(stderr, "fuzz_sidecar_http: connect: %s\n", strerror(err));
-            abort();
-        }
-    }
+    fd = fuzz_connect("fuzz_sidecar_http", port);
     if (mode == 0) {
-        send_all(fd, (const char *)data, size);
+        fuzz_send_all(fd, data, size);
         shutdown(fd, SHUT_WR);
     } else {
         int n = snprintf(head, sizeof(head),
@@ -184,29 +146,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                          paths[mode - 1], port, size);
 
-        send_all(fd, head, (size_t)n);
-        send_all(fd, (const char *)data, size);
+        fuzz_send_all(fd, head, (size_t)n);
+        fuzz_send_all(fd, data, size);
     }
     /* The answer, to its end (the server closes). */
-    for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        ssize_t r;
-        int n;
-
-        while ((n = poll(&pfd, 1, 20000)) < 0 && errno == EINTR)
-            ;
-        if (n <= 0) {
-            fprintf(stderr, "fuzz_sidecar_http: no end of answer within 20 s\n");
-            if (!hang_ok)
-                abort();
-            break;
-        }
-        r = recv(fd, buf, sizeof(buf), 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-    }
+    while (fuzz_recv("fuzz_sidecar_http", fd, buf, sizeof(buf)) > 0)
+        ;
     close(fd);
     return 0;
 }
