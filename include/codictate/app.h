@@ -34,6 +34,8 @@ struct cdt_app_params {
     const char *data_dir;     /* history; NULL: the history's default */
     double recording_limit_s; /* at most the RAM tier's; <= 0: the tier's */
     const char *device;       /* capture source; NULL: the default */
+    const char *sidecar_exe;  /* the binary run as the sidecar (borrowed for the app's
+                               * life); NULL: this process's executable */
     int port;                 /* for the status object */
     struct cdt_log *log;      /* borrowed */
     void (*on_event)(const char *name, const char *json, void *user_data);

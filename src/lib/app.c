@@ -376,6 +376,7 @@ int cdt_app_new(const struct cdt_app_params *p, struct cdt_app **out, char *errm
     mp.catalog = app->cat;
     mp.log = p->log;
     mp.manager.log = p->log;
+    mp.manager.sidecar_exe = p->sidecar_exe;
     mp.manager.idle_timeout_s = app->settings.idle_timeout_s;
     mp.manager.request_timeout_ms = CDT_REFINE_DEFAULT_TIMEOUT_MS + CDT_REFINER_HTTP_MARGIN_MS;
     mp.on_event = on_models_event;
