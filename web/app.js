@@ -90,8 +90,12 @@
       if (s) parts.push(`${label} ${s}`);
     };
     add('recorded', t.record_ms);
-    add('transcribe', t.transcribe_ms);
-    add('refine', t.refine_ms);
+    /* Eager: most of it was transcribed while recording; what the user waited for is
+     * the transcription after stop. */
+    if (isNum(t.raw_after_stop_ms)) add('transcribed after stop', t.raw_after_stop_ms);
+    else add('transcribe', t.transcribe_ms);
+    if (Array.isArray(t.chunks) && t.chunks.length > 1) parts.push(`${t.chunks.length} chunks`);
+    add(isNum(t.pieces) && t.pieces > 1 ? `refine (${t.pieces} pieces)` : 'refine', t.refine_ms);
     add('total after stop', t.after_stop_ms);
     return parts.join(' · ');
   }
