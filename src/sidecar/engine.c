@@ -76,6 +76,7 @@
  * sequences that can never complete become U+FFFD. */
 #include "../lib/err_int.h"
 #include "backend.h"
+#include "codictate/download.h" /* cdt_human_bytes */
 #include "codictate/limits.h"
 #include "codictate/log.h"
 #include "codictate/sysinfo.h"
@@ -749,6 +750,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     struct llama_context_params cp = llama_context_default_params();
     const char *tmpl, *base;
     double t0 = cdt_now_ms();
+    uint64_t ram = 0;
     int rc, n_train, want, ubatch;
     bool dev_sampling;
 
@@ -762,6 +764,19 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
      * initialises the device (~150 ms on CUDA), which /health need not wait for. */
     cdt_sysinfo_load_backends();
     llama_backend_init();
+    /* Weights larger than the machine's memory are refused, with the numbers,
+     * before llama.cpp maps them: on the CPU every token reads all of them, so such
+     * a load would page the machine to a halt (a GPU holds them in its own memory). */
+    if (!llama_supports_gpu_offload() && cdt_sysinfo_total_ram(&ram) == 0 && ram > 0 &&
+        info->file_size > ram) {
+        char need[32], have[32];
+
+        return cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG,
+                               "%s is larger than this machine's memory: its weights need %s, "
+                               "the machine has %s of RAM",
+                               info->path, cdt_human_bytes(info->file_size, need, sizeof(need)),
+                               cdt_human_bytes(ram, have, sizeof(have)));
+    }
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
     e->model = llama_model_load_from_file(info->path, mp);
     if (!e->model)
