@@ -18,11 +18,24 @@
  * request being answered (a long generation, a stream, SSE) has no deadline. Near
  * the connection limit the oldest connection still waiting for a request is closed
  * to make room, so clients that connect and send nothing (or a byte a second)
- * cannot lock others out. Requests HTTP would let two parties read differently are
- * refused with 400 and a closed connection: two Content-Length, Host, Origin or
- * Authorization headers, a Content-Length that is not all digits, and any
- * Transfer-Encoding (request bodies need a Content-Length). A request line that is
- * not HTTP at all is closed without an answer (libmicrohttpd's rule).
+ * cannot lock others out. A request whose line came but not the rest by its
+ * deadline gets 408 and a close. Requests HTTP would let two parties read
+ * differently are refused with 400 and a closed connection: two Content-Length,
+ * Transfer-Encoding, Host, Origin or Authorization headers, a Content-Length that
+ * is not all digits, both Content-Length and Transfer-Encoding, a Transfer-Encoding
+ * not ending in chunked or in an HTTP/1.0 request, a malformed chunk or a chunk
+ * size over 2^64-1. Bodies come with a Content-Length or chunked
+ * ("Transfer-Encoding: chunked", what Node's http sends); another coding before
+ * chunked (gzip, chunked) is 501. A chunked body has the same cap (413 and a close
+ * as soon as it passes it, since no size was announced) and deadline (a second
+ * more per MiB received); a chunk size under 2^64 but past
+ * the cap is taken by libmicrohttpd as announced, so the cap or the deadline ends
+ * it (libmicrohttpd 0.9.75 shows applications no chunk sizes). A first line that is
+ * not HTTP at all (no space in it, e.g. a TLS hello, or no method) is closed without
+ * an answer: libmicrohttpd shuts the socket down then and calls nothing of ours
+ * before (no URI callback yet, no log line), so there is no point at which a 400
+ * could be written; a request line with a bad or unsupported version gets its 400
+ * or 505.
  *
  * Threading: one thread per connection; the handler runs on it and may block
  * (e.g. waiting for a generation). Handlers must be thread-safe. */

@@ -74,6 +74,8 @@ struct conn {
     int fd;
     bool busy;          /* a complete request is being answered: no deadline */
     bool begun;         /* a request line was parsed since it last waited */
+    bool answered;      /* its request was answered (or refused) before it was complete */
+    bool timed_out;     /* answered 408 by the watchdog */
     bool cut;           /* shut down by us */
     double deadline_ms; /* cdt_now_ms() by which a waiting connection's request is in */
     double wait_ms;     /* cdt_now_ms() when it began waiting for a request */
@@ -112,6 +114,7 @@ struct cdt_http_req {
     char path[CDT_HTTP_MAX_PATH];
     struct cdt_buf body; /* up to max_body bytes */
     bool too_big;
+    bool chunked; /* Transfer-Encoding: chunked (MHD decodes it) */
     bool replied;
     bool rejected; /* refused before MHD could answer (raw_reject) */
     int status;
@@ -218,9 +221,12 @@ static bool token_ok(const char *expected, const char *auth)
 
 /* ---- replies ---- */
 
+static void conn_set_answered(struct cdt_http_req *req);
+
 static void queue(struct cdt_http_req *req, int status, struct MHD_Response *resp,
                   const char *content_type)
 {
+    conn_set_answered(req);
     if (!resp) {
         req->replied = true;
         req->status = 500;
@@ -636,6 +642,7 @@ static void conn_set_busy(struct cdt_httpd *h, struct conn *c, bool busy)
     pthread_mutex_lock(&h->lock);
     c->busy = busy;
     c->begun = false;
+    c->answered = false;
     if (!busy) {
         conn_wait_begins(c, cdt_now_ms());
         c->deadline_ms = c->wait_ms + h->request_timeout_ms;
@@ -645,22 +652,37 @@ static void conn_set_busy(struct cdt_httpd *h, struct conn *c, bool busy)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* A request announcing a body of clen bytes: its deadline is CDT_HTTP_MIN_BODY_RATE
- * later per byte (never sooner than it was). */
-static void conn_allow_body(struct cdt_httpd *h, struct conn *c, unsigned long long clen)
+/* A body of `bytes` (announced by a Content-Length, or received so far in chunks)
+ * gets a second more per CDT_HTTP_MIN_BODY_RATE bytes: the deadline becomes
+ * from_ms + request_timeout_ms + that (never sooner than it was). */
+static void conn_allow_body(struct cdt_httpd *h, struct conn *c, double from_ms,
+                            unsigned long long bytes)
 {
     double until;
 
-    if (!c || clen < CDT_HTTP_MIN_BODY_RATE)
+    if (!c || bytes < CDT_HTTP_MIN_BODY_RATE)
         return;
-    until = cdt_now_ms() + h->request_timeout_ms + (double)clen * 1000.0 / CDT_HTTP_MIN_BODY_RATE;
+    until = from_ms + h->request_timeout_ms + (double)bytes * 1000.0 / CDT_HTTP_MIN_BODY_RATE;
     pthread_mutex_lock(&h->lock);
     if (until > c->deadline_ms)
         c->deadline_ms = until;
     pthread_mutex_unlock(&h->lock);
 }
 
-/* Shuts down the connections whose request is late; sleeps until the next deadline. */
+static int raw_reject(int fd, int status, const char *why);
+
+/* The request is answered or refused before it is complete: no 408 at its deadline. */
+static void conn_set_answered(struct cdt_http_req *req)
+{
+    if (!req->c)
+        return;
+    pthread_mutex_lock(&req->h->lock);
+    req->c->answered = true;
+    pthread_mutex_unlock(&req->h->lock);
+}
+
+/* Shuts down the connections whose request is late (one whose request line came
+ * gets a 408 first: MHD is writing nothing there); sleeps until the next deadline. */
 static void *watchdog_main(void *arg)
 {
     struct cdt_httpd *h = arg;
@@ -673,9 +695,13 @@ static void *watchdog_main(void *arg)
         for (struct conn *c = h->head; c; c = c->next) {
             if (c->busy || c->cut)
                 continue;
-            if (c->deadline_ms <= now)
+            if (c->deadline_ms <= now) {
+                if (c->begun && !c->answered) {
+                    raw_reject(c->fd, 408, "the request's headers and body did not arrive in time");
+                    c->timed_out = true;
+                }
                 conn_cut(h, c);
-            else if (c->deadline_ms < next)
+            } else if (c->deadline_ms < next)
                 next = c->deadline_ms;
         }
         if (h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE) {
@@ -767,19 +793,25 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* Why a request's headers are refused, or NULL. MHD takes the first of repeated
- * headers; a proxy or the handler might take another, so a repeat of one that
- * decides where a request goes, whose it is or where its body ends is refused.
- * Bodies need a Content-Length: chunked bodies could be held open without end
- * (a chunk size of 2^64-1), and other codings MHD would read until the close. */
-static const char *bad_headers(struct MHD_Connection *conn)
+/* Why a request's headers are refused (and *status, 400 or 501), or NULL. MHD takes
+ * the first of repeated headers; a proxy or the handler might take another, so a
+ * repeat of one that decides where a request goes, whose it is or where its body
+ * ends is refused. A body is framed by one Content-Length or by
+ * "Transfer-Encoding: chunked" exactly (what MHD decodes; it reads a body of any
+ * other coding until the close): another coding before chunked is 501, a
+ * Transfer-Encoding that does not end in chunked, one with a Content-Length or in
+ * an HTTP/1.0 request is 400 (RFC 9112 6.1, 6.3). */
+static const char *bad_headers(struct MHD_Connection *conn, const char *version, int *status)
 {
     struct hdr_count n = {0};
-    const char *cl;
+    const char *cl, *te;
 
+    *status = 400;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &n);
-    if (n.tenc)
-        return "Transfer-Encoding is not supported: send the body with a Content-Length";
+    if (n.tenc > 1)
+        return "more than one Transfer-Encoding header";
+    if (n.tenc && n.clen)
+        return "both Content-Length and Transfer-Encoding";
     if (n.clen > 1)
         return "more than one Content-Length header";
     if (n.host > 1)
@@ -791,30 +823,62 @@ static const char *bad_headers(struct MHD_Connection *conn)
     cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && (!*cl || strspn(cl, "0123456789") != strlen(cl)))
         return "Content-Length is not a number of bytes";
+    te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (te && strcasecmp(te, "chunked") != 0) {
+        const char *last = strrchr(te, ',');
+        size_t len;
+
+        last = last ? last + 1 : te;
+        last += strspn(last, " \t");
+        len = strcspn(last, " \t");
+        if (len == 7 && strncasecmp(last, "chunked", 7) == 0 &&
+            last[len + strspn(last + len, " \t")] == '\0') {
+            *status = 501;
+            return "Transfer-Encoding: only chunked is supported, without other codings";
+        }
+        return "Transfer-Encoding does not end in chunked: the end of the body cannot be told";
+    }
+    if (te && version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
+        return "Transfer-Encoding in an HTTP/1.0 request";
     return NULL;
 }
 
-/* Writes a 400 {"detail": "Bad request: why"} with "Connection: close" on a
- * connection's socket itself, before MHD has written anything of an answer there
- * (it is small enough for an empty socket buffer; a client that reads nothing gets
- * the close alone). Returns the status logged. */
-static int raw_reject(int fd, const char *why)
+/* The reason phrase of a status raw_reject writes. */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 501:
+        return "Not Implemented";
+    default:
+        return "Bad Request";
+    }
+}
+
+/* Writes `status` (400, 408, 413 or 501) with {"detail": why} ("Bad request: why"
+ * for a 400) and "Connection: close" on a connection's socket itself, before MHD has
+ * written anything of an answer there (it is small enough for an empty socket
+ * buffer; a client that reads nothing gets the close alone). Returns status. */
+static int raw_reject(int fd, int status, const char *why)
 {
     char head[256], msg[256];
     cJSON *o = cJSON_CreateObject();
     char *body;
     size_t hl, off = 0;
 
-    snprintf(msg, sizeof(msg), "Bad request: %s", why);
+    snprintf(msg, sizeof(msg), "%s%s", status == 400 ? "Bad request: " : "", why);
     body = o && cJSON_AddStringToObject(o, "detail", msg) ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!body)
-        return 400; /* closed without an answer */
+        return status; /* closed without an answer */
     hl = (size_t)snprintf(head, sizeof(head),
-                          "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                          "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                           "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
                           "Connection: close\r\nContent-Length: %zu\r\n\r\n",
-                          strlen(body));
+                          status, reason_phrase(status), strlen(body));
     for (int part = 0; part < 2; part++) {
         const char *p = part ? body : head;
         size_t len = part ? strlen(body) : hl;
@@ -830,19 +894,21 @@ static int raw_reject(int fd, const char *why)
             break;
     }
     free(body);
-    return 400;
+    return status;
 }
 
-/* A request refused on its first call: answered on the socket, and the caller
- * returns MHD_NO, so MHD closes the connection without an answer of its own. */
-static void reject_request(struct cdt_http_req *req, const char *why)
+/* A request refused before MHD answers anything (its first call, or during a chunked
+ * body): answered on the socket, and the caller returns MHD_NO, so MHD closes the
+ * connection without an answer of its own. */
+static void reject_request(struct cdt_http_req *req, int status, const char *why)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 
+    conn_set_answered(req);
     req->replied = true;
     req->rejected = true;
-    req->status = ci ? raw_reject(ci->connect_fd, why) : 400;
+    req->status = ci ? raw_reject(ci->connect_fd, status, why) : status;
 }
 
 /* The connection whose request line this thread parsed last: with a thread per
@@ -875,12 +941,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct cdt_httpd *h = cls;
     struct cdt_http_req *req = *con_cls;
 
-    (void)version;
     if (!req) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         unsigned long long clen;
         const char *cl, *why;
+        int status;
 
         req = calloc(1, sizeof(*req));
         if (!req)
@@ -893,10 +959,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(req->path, sizeof(req->path), "%s", url ? url : "/");
         req->path[strcspn(req->path, "?#")] = '\0';
         *con_cls = req;
-        if ((why = bad_headers(conn))) {
-            reject_request(req, why);
+        if ((why = bad_headers(conn, version, &status))) {
+            reject_request(req, status, why);
             return MHD_NO;
         }
+        req->chunked =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         if (h->cors_prefix && strncmp(req->path, h->cors_prefix, strlen(h->cors_prefix)) == 0) {
             const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 
@@ -907,7 +975,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (cl && parse_size(cl, &clen) && clen > h->max_body)
             cdt_http_reply_error(req, 413, "Request body too large: over %zu bytes", h->max_body);
         else if (cl && parse_size(cl, &clen))
-            conn_allow_body(h, req->c, clen);
+            conn_allow_body(h, req->c, cdt_now_ms(), clen);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -916,12 +984,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (req->replied || req->too_big)
             return MHD_YES;
+        if (req->body.len + n > h->max_body && req->chunked) {
+            char why[128];
+
+            /* No size was announced: refused as soon as it passes the cap. */
+            snprintf(why, sizeof(why), "Request body too large: over %zu bytes", h->max_body);
+            reject_request(req, 413, why);
+            return MHD_NO;
+        }
         if (req->body.len + n > h->max_body) {
             req->too_big = true;
             cdt_buf_cleanup(&req->body);
             return MHD_YES;
         }
-        return cdt_buf_append(&req->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
+        if (cdt_buf_append(&req->body, upload_data, n) != 0)
+            return MHD_NO;
+        if (req->chunked) /* a large chunked body gets its second per MB as it comes */
+            conn_allow_body(h, req->c, req->t0_ms, req->body.len);
+        return MHD_YES;
     }
     if (req->replied)
         return MHD_YES;
@@ -948,6 +1028,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->c) {
         pthread_mutex_lock(&h->lock);
         cut = req->c->cut;
+        if (req->c->timed_out && !req->replied)
+            req->status = 408;
         pthread_mutex_unlock(&h->lock);
     }
     conn_set_busy(h, req->c, false); /* waits for the next request, if any */
@@ -981,18 +1063,28 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     CDT_LOG_D(h->log, "http: %s", buf);
     /* A Content-Length MHD cannot parse (-1, +30, 1e3, 0x10, over 2^64): MHD 0.9.75
      * answers it itself, before any request callback, with its status line and
-     * headers twice (its state machine builds them again). Its log line carries its
-     * error page (not translated, unlike the log text): answer 400 first and shut
-     * the sending side, so MHD's own answer fails to go out and it closes. */
-    if (tls_conn && strstr(buf, "<b>Content-Length</b>")) {
+     * headers twice (its state machine builds them again). A chunked body MHD cannot
+     * decode (a chunk size that is not hex, or over 2^64-1): MHD answers 400 or 413
+     * with an HTML page. Its log line carries its error page (not translated, unlike
+     * the log text): answer 400 {"detail"} first and shut the sending side, so MHD's
+     * own answer fails to go out and it closes. */
+    if (tls_conn) {
+        const char *why =
+            strstr(buf, "<b>Content-Length</b>") ? "Content-Length is not a number of bytes"
+            : strstr(buf, "chunk size used in your HTTP chunked") ? "a chunk size over 2^64-1"
+            : strstr(buf, "chunked encoding was syntactically incorrect")
+                ? "a malformed chunked body (a chunk size must be hex digits, "
+                  "a chunk must end in CRLF)"
+                : NULL;
         const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(tls_conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            why ? MHD_get_connection_info(tls_conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
 
         if (ci) {
-            raw_reject(ci->connect_fd, "Content-Length is not a number of bytes");
+            raw_reject(ci->connect_fd, 400, why);
             shutdown(ci->connect_fd, SHUT_WR);
         }
-        CDT_LOG_I(h->log, "a request with a bad Content-Length: 400 (refused, closed)");
+        if (why)
+            CDT_LOG_I(h->log, "a request with %s: 400 (refused, closed)", why);
     }
 }
 

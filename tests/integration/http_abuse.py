@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Hostile HTTP clients against a server on the shared HTTP layer (src/lib/httpd.c).
 
-  http_abuse.py PORT PATH [--only malformed|flood]
+  http_abuse.py PORT PATH [--only malformed|chunked|flood]
   http_abuse.py PORT PATH --halfclose MODEL      (the sidecar, with a model file)
 
 PATH is a token-free GET that answers 200 (the sidecar's /health, the app's
 /api/status). Checks (issue 14 §0):
-  malformed  each malformed request gets exactly one "400" status line and a
-             closed connection within a few seconds
+  malformed  each malformed request gets exactly one status line (400; 501 for a
+             transfer coding other than chunked) and a closed connection within a
+             few seconds
+  chunked    a chunked body (several chunks, an extension, a trailer) is answered as
+             the same body with a Content-Length; a chunked body over the server's
+             cap gets one 413 and a close; a chunk that never ends, one 408 and a
+             close at the request deadline
   flood      PATH answers while 500 idle sockets and some byte-a-second dribblers
              hang on; the dribblers are cut within a bounded time
   halfclose  a complete POST /generate (plain and streamed) followed by
@@ -15,6 +20,7 @@ PATH is a token-free GET that answers 200 (the sidecar's /health, the app's
              not a disconnect
 Every wait is bounded; prints "ok"/"FAIL" lines and exits 1 on a failure.
 """
+import json
 import socket
 import sys
 import time
@@ -80,6 +86,7 @@ def malformed(port, path):
     host = b"Host: 127.0.0.1:%d\r\n" % port
     body = b'{"prompt":"hello"}'
     post = b"POST /generate HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+    chunks = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
     cases = [
         ("two different Content-Length",
          post + b"Content-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body) + body),
@@ -93,12 +100,18 @@ def malformed(port, path):
         ("Content-Length empty", post + b"Content-Length: \r\n\r\n" + body),
         ("Transfer-Encoding gzip", post + b"Transfer-Encoding: gzip\r\n\r\n" + body),
         ("Transfer-Encoding gzip, chunked", post + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
-         + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"),
+         + chunks, 501),
+        ("Transfer-Encoding chunked, gzip", post + b"Transfer-Encoding: chunked, gzip\r\n\r\n"
+         + chunks),
         ("two Transfer-Encoding", post + b"Transfer-Encoding: chunked\r\n"
-         b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"),
-        ("chunk size FFFFFFFFFFFFFFFF",
-         post + b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n" + body),
+         b"Transfer-Encoding: chunked\r\n\r\n" + chunks),
+        ("chunked in HTTP/1.0", post.replace(b"HTTP/1.1", b"HTTP/1.0")
+         + b"Transfer-Encoding: chunked\r\n\r\n" + chunks),
+        ("chunk size over 2^64-1 (1FFFFFFFFFFFFFFFF)",
+         post + b"Transfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\n" + body),
         ("chunk size not hex", post + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body),
+        ("chunk without its CRLF", post + b"Transfer-Encoding: chunked\r\n\r\n"
+         + b"%x\r\n" % len(body) + body + b"XY0\r\n\r\n"),
         ("request line without version", b"GET /\r\n\r\n"),
         ("request line with a bad version", b"GET / HTTP/x.y\r\n\r\n"),
         ("duplicate Host", b"GET %s HTTP/1.1\r\n" % path.encode() + host
@@ -107,7 +120,8 @@ def malformed(port, path):
          + b"Origin: http://127.0.0.1\r\nOrigin: http://evil.example\r\n"
          b"Connection: close\r\n\r\n"),
     ]
-    for name, raw in cases:
+    for case in cases:
+        name, raw, want = case if len(case) == 3 else case + (400,)
         try:
             s = socket.create_connection((HOST, port), timeout=5)
         except OSError as e:
@@ -125,8 +139,8 @@ def malformed(port, path):
             continue
         s.close()
         lines = status_lines(data)
-        ok = len(lines) == 1 and lines[0].split()[1:2] == [b"400"] and closed
-        report(ok, name + ": one 400 and closed",
+        ok = len(lines) == 1 and lines[0].split()[1:2] == [b"%d" % want] and closed
+        report(ok, name + ": one %d and closed" % want,
                "status lines %r, closed %s after %.1f s" % (lines, closed, took))
     # A first line that is not HTTP at all (no space in it, e.g. a TLS hello):
     # libmicrohttpd closes the connection at once without an answer. Closed, not held.
@@ -139,6 +153,90 @@ def malformed(port, path):
         lines = status_lines(data)
         report(closed and len(lines) <= 1 and all(b" 400 " in ln for ln in lines),
                name + ": closed (at most one 400)", "status lines %r, closed %s" % (lines, closed))
+
+
+# A POST per server whose answer depends on its body: the sidecar's /load of a file
+# that does not exist (500 naming it), the app's /api/refine (200, the text refined).
+POSTS = {"/health": ("/load", b'{"model_path":"/nonexistent/chunked-test.gguf"}'),
+         "/api/status": ("/api/refine", b'{"text":"so um the chunked body arrived comma intact"}')}
+
+
+def exchange(port, raw, limit_s):
+    """Sends raw on a new connection; returns (status lines, body after the head,
+    closed, seconds)."""
+    s = socket.create_connection((HOST, port), timeout=limit_s)
+    t0 = time.monotonic()
+    try:
+        s.sendall(raw)
+        data, closed = read_until_close(s, limit_s)
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return status_lines(head + b"\r\n"), rest, closed, time.monotonic() - t0
+
+
+def same(a, b):
+    """Two JSON answers alike but for their timings."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k != "timings"}
+        return [strip(x) for x in v] if isinstance(v, list) else v
+    try:
+        return strip(json.loads(a)) == strip(json.loads(b))
+    except ValueError:
+        return a == b
+
+
+def chunked(port, path):
+    if path not in POSTS:
+        return
+    target, body = POSTS[path]
+    head = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\n" % (target.encode(), port))
+    want_lines, want, _, _ = exchange(port, head + b"Content-Length: %d\r\n\r\n" % len(body)
+                                      + body, 60)
+    a, b = body[:7], body[7:]
+    for name, te, framed in [
+            ("three chunks, an extension and a trailer", b"chunked",
+             b"%x;name=value\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: t\r\n\r\n"
+             % (len(a), a, len(b), b)),
+            ("one chunk, 'Chunked'", b"Chunked", b"%X\r\n%s\r\n0\r\n\r\n" % (len(body), body))]:
+        lines, got, closed, _ = exchange(port, head + b"Transfer-Encoding: " + te + b"\r\n\r\n"
+                                         + framed, 60)
+        report(len(lines) == 1 and lines == want_lines and same(got, want) and closed,
+               "chunked: %s: answered as with a Content-Length (%s)" % (name, want_lines),
+               "got %r %r, want %r %r" % (lines, got[:200], want_lines, want[:200]))
+    # Over the cap (the sidecar's 1 MB, the app's 100 MB): one 413 once it passes,
+    # without waiting for the rest.
+    cap = 1024 * 1024 if target == "/load" else 100 * 1024 * 1024
+    piece = b"x" * 65536
+    s = socket.create_connection((HOST, port), timeout=30)
+    t0 = time.monotonic()
+    sent = 0
+    try:
+        s.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+        while sent <= cap + len(piece) and time.monotonic() - t0 < 60:
+            s.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sent += len(piece)
+    except OSError:
+        pass  # closed by the server: its answer is in our receive queue
+    try:
+        data, closed = read_until_close(s, 30)
+    except OSError:
+        data, closed = b"", True
+    s.close()
+    lines = status_lines(data)
+    report(len(lines) == 1 and lines[0].split()[1:2] == [b"413"] and closed,
+           "chunked: a body over the cap (%d bytes): one 413 and closed" % cap,
+           "status lines %r, closed %s after %d bytes, %.1f s"
+           % (lines, closed, sent, time.monotonic() - t0))
+    # A chunk announced as 2^64-1 bytes that never ends: MHD takes any 16-digit size,
+    # so the request deadline (10 s) ends it, with a 408.
+    lines, got, closed, took = exchange(
+        port, head + b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n" + body, 40)
+    report(len(lines) == 1 and lines[0].split()[1:2] == [b"408"] and closed,
+           "chunked: chunk size FFFFFFFFFFFFFFFF, then nothing: one 408 and closed",
+           "status lines %r, closed %s after %.1f s" % (lines, closed, took))
 
 
 def flood(port, path, n_idle=500, n_dribble=16):
@@ -250,6 +348,8 @@ def main():
         only = "none"
     if only in (None, "malformed"):
         malformed(port, path)
+    if only in (None, "chunked"):
+        chunked(port, path)
     if only in (None, "flood"):
         flood(port, path)
     print("%s" % ("all passed" if failed == 0 else "%d failed" % failed))

@@ -2,7 +2,8 @@
  * (issue 14 §0): requests HTTP would let two parties read differently get one 400
  * and a closed connection; a request must arrive within its deadline, an answer
  * being made has none; clients that connect and send nothing cannot lock others
- * out; a half-closed client is not a gone one. Every wait is bounded. */
+ * out; a half-closed client is not a gone one; chunked bodies are read as bodies
+ * with a Content-Length, within the same cap and deadline. Every wait is bounded. */
 #include "../test.h"
 #include "codictate/httpd.h"
 #include "codictate/util.h"
@@ -70,12 +71,14 @@ static void handler(struct cdt_http_req *req, void *ud)
         }
         st->left = 5;
         cdt_http_reply_stream(req, 200, "text/plain", slow_next, slow_done, st);
+    } else if (strcmp(path, "/echo") == 0) {
+        cdt_http_reply(req, 200, cdt_http_req_body(req), cdt_http_req_body_len(req), "text/plain");
     } else {
         cdt_http_reply(req, 200, "{\"ok\":1}", 8, NULL);
     }
 }
 
-static struct cdt_httpd *start(int timeout_ms, int *port)
+static struct cdt_httpd *start_capped(int timeout_ms, size_t max_body, int *port)
 {
     struct cdt_httpd_params p = cdt_httpd_default_params();
     struct cdt_httpd *h = NULL;
@@ -83,13 +86,18 @@ static struct cdt_httpd *start(int timeout_ms, int *port)
 
     p.handler = handler;
     p.request_timeout_ms = timeout_ms;
-    p.max_body = 8 << 20;
+    p.max_body = max_body;
     if (cdt_httpd_new(&p, &h, err, sizeof(err)) != 0) {
         fprintf(stderr, "cdt_httpd_new: %s\n", err);
         return NULL;
     }
     *port = cdt_httpd_port(h);
     return h;
+}
+
+static struct cdt_httpd *start(int timeout_ms, int *port)
+{
+    return start_capped(timeout_ms, 8 << 20, port);
 }
 
 static int dial(int port)
@@ -197,8 +205,14 @@ TEST(ambiguous_requests_get_one_400_and_a_close)
          "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0x10\r\n\r\n"},
         {"Transfer-Encoding gzip",
          "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n{}"},
-        {"chunk size 2^64-1", "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
-                              "\r\n\r\nFFFFFFFFFFFFFFFF\r\n{}"},
+        {"Transfer-Encoding chunked, gzip",
+         "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n{}"},
+        {"chunked in HTTP/1.0", "POST /x HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                                "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"},
+        {"chunk size over 2^64-1", "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                                   "chunked\r\n\r\n10000000000000000\r\n{}"},
+        {"chunk size not hex", "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                               "chunked\r\n\r\nzz\r\n{}"},
         {"two Host", "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n"},
         {"two Origin", "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n"
                        "Origin: http://evil.example\r\n\r\n"},
@@ -225,6 +239,68 @@ TEST(ambiguous_requests_get_one_400_and_a_close)
         }
     }
     /* The same server still answers a well-formed request. */
+    CHECK_INT(get(port, "/ok", 5000), 200);
+    cdt_httpd_free(h);
+}
+
+/* Sends raw on a new connection and reads the answer until the close (limit_ms). */
+static bool exchange(int port, const char *raw, size_t len, char *buf, size_t cap, int limit_ms)
+{
+    int fd = dial(port);
+    bool closed;
+
+    if (fd < 0)
+        return false;
+    send_all(fd, raw, len); /* a server that closes early has said why */
+    closed = read_until_close(fd, buf, cap, limit_ms);
+    close(fd);
+    return closed;
+}
+
+TEST(chunked_bodies_are_bodies)
+{
+    static const char two_chunks[] =
+        "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n6;ext=1\r\n{\"a\":1\r\nB\r\n,\"b\":\"xyz\"}\r\n0\r\n"
+        "X-Trailer: t\r\n\r\n";
+    static const char gzip[] = "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                               "gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    static const char endless[] = "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                                  "chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n{}";
+    char buf[8192], *big;
+    size_t n = 0;
+    int port;
+    struct cdt_httpd *h = start_capped(DEADLINE_MS, 64 * 1024, &port);
+    double t0;
+
+    REQUIRE(h);
+    /* Two chunks, an extension and a trailer: the handler gets the body. */
+    CHECK(exchange(port, two_chunks, sizeof(two_chunks) - 1, buf, sizeof(buf), 5000));
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(buf, "\r\n\r\n{\"a\":1,\"b\":\"xyz\"}") != NULL);
+    /* A coding besides chunked: 501, closed. */
+    CHECK(exchange(port, gzip, sizeof(gzip) - 1, buf, sizeof(buf), 5000));
+    CHECK(strncmp(buf, "HTTP/1.1 501 ", 13) == 0 && count_status_lines(buf) == 1);
+    /* Over the cap: 413 as soon as it passes, not at the end of the body. */
+    big = malloc(256 * 1024);
+    REQUIRE(big);
+    n = (size_t)snprintf(big, 256,
+                         "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 20; i++) { /* 20 chunks of 4 KiB, no last chunk */
+        n += (size_t)sprintf(big + n, "1000\r\n");
+        memset(big + n, 'x', 4096);
+        n += 4096;
+        n += (size_t)sprintf(big + n, "\r\n");
+    }
+    CHECK(exchange(port, big, n, buf, sizeof(buf), 5000));
+    free(big);
+    CHECK(strncmp(buf, "HTTP/1.1 413 ", 13) == 0 && count_status_lines(buf) == 1);
+    /* A chunk announced as 2^64-1 bytes that never ends: 408 at the deadline. */
+    t0 = cdt_now_ms();
+    CHECK(exchange(port, endless, sizeof(endless) - 1, buf, sizeof(buf), 10000));
+    CHECK(strncmp(buf, "HTTP/1.1 408 ", 13) == 0 && count_status_lines(buf) == 1);
+    CHECK(cdt_now_ms() - t0 >= DEADLINE_MS - 50);
     CHECK_INT(get(port, "/ok", 5000), 200);
     cdt_httpd_free(h);
 }
@@ -375,6 +451,7 @@ TEST(half_closed_client_is_not_gone)
 int main(void)
 {
     RUN(ambiguous_requests_get_one_400_and_a_close);
+    RUN(chunked_bodies_are_bodies);
     RUN(late_requests_and_idle_connections_are_closed);
     RUN(answers_in_progress_have_no_deadline);
     RUN(large_bodies_get_more_time);
