@@ -25,7 +25,7 @@ trap cleanup EXIT
 py() {
   local name=$1 out p f
   shift
-  out=$(timeout 400 python3 "$here/load.py" "$@" 2>&1 | tee /dev/stderr | tail -n 1)
+  out=$(timeout 400 python3 "$here/load.py" "$@" | tail -n 1)
   p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$out")
   f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
   if [ -z "$p" ]; then
