@@ -117,6 +117,8 @@ int cdt_eager_new(const struct cdt_eager_params *p, struct cdt_eager **out)
 /* Appends under mu. */
 static int append_locked(struct cdt_eager *e, const float *x, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (e->len + n > e->cap) {
         size_t ncap = e->cap ? e->cap : (size_t)CDT_AUDIO_RATE * 8;
         float *nb;
@@ -409,7 +411,8 @@ static int run(struct cdt_eager *e)
             e->scratch = s;
             e->scratch_cap = nf * FRAME;
         }
-        memcpy(e->scratch, e->buf + e->n_probs * FRAME, nf * FRAME * sizeof(float));
+        if (nf)
+            memcpy(e->scratch, e->buf + e->n_probs * FRAME, nf * FRAME * sizeof(float));
         pthread_mutex_unlock(&e->mu);
 
         if (nf && (rc = feed_vad(e, nf)) != 0)
