@@ -33,6 +33,8 @@ NEEDED=(
   "chromium:/usr/bin/chromium"
   # Fuzzing (tests/fuzz, `make fuzz` and the ctest fuzz_targets): clang's libFuzzer.
   "clang:clang"
+  # Tests: memcheck on the CLI verbs (tests/integration/test_valgrind.sh).
+  "valgrind:/usr/bin/valgrind"
 )
 
 have() {
