@@ -5,6 +5,8 @@
  * runs: the Host header must be a loopback name (unless listening on all
  * interfaces), an Origin header must be a loopback origin, and, when a token is
  * set, every path but the public ones needs "Authorization: Bearer <token>".
+ * Before these, a loopback client must be a process of the server's own user
+ * (cdt_peer_uid, peer.h): other users of the machine get 403.
  * Under an optional CORS prefix (the sidecar's /v1/), a loopback Origin is echoed
  * in Access-Control-Allow-Origin on every response, and its preflight (OPTIONS)
  * is answered 204 before the token check (a preflight carries no token).

@@ -497,6 +497,22 @@ static int commit_settings(struct cdt_app *app, const struct cdt_settings *s, ch
     return 0;
 }
 
+/* The app's API names models by catalog id, never by path (the CLI's --model PATH
+ * is the user's own command line): a path in a request would have the sidecar open
+ * any file the user can read. */
+static int catalog_id_ok(struct cdt_app *app, const char *id, enum cdt_model_kind kind,
+                         const char *field, char *errmsg, size_t errcap)
+{
+    const struct cdt_catalog_model *cm = cdt_catalog_find(app->cat, id);
+
+    if (!cm || cm->kind != kind) {
+        snprintf(errmsg, errcap, "%s: '%.100s' is not a %s model of the catalog", field, id,
+                 cdt_model_kind_name(kind));
+        return CDT_EINVAL;
+    }
+    return 0;
+}
+
 int cdt_app_settings_update(struct cdt_app *app, const cJSON *patch, char *errmsg, size_t errcap)
 {
     struct cdt_settings *s = malloc(sizeof(*s));
@@ -508,6 +524,11 @@ int cdt_app_settings_update(struct cdt_app *app, const cJSON *patch, char *errms
     *s = app->settings;
     pthread_mutex_unlock(&app->mu);
     rc = cdt_settings_apply_json(s, patch, errmsg, errcap);
+    if (rc == 0 && s->llm_model[0])
+        rc = catalog_id_ok(app, s->llm_model, CDT_MODEL_LLM, "llm_model", errmsg, errcap);
+    if (rc == 0 && s->whisper_model[0])
+        rc = catalog_id_ok(app, s->whisper_model, CDT_MODEL_WHISPER, "whisper_model", errmsg,
+                           errcap);
     if (rc == 0)
         rc = commit_settings(app, s, errmsg, errcap);
     free(s);
@@ -1358,6 +1379,26 @@ static int find_entry(struct cdt_app *app, const char *id, struct cdt_history_en
     return CDT_ENOTFOUND;
 }
 
+/* Whether path is a file in the history's recordings/ (links and ".." resolved).
+ * The app serves and re-transcribes only those: an entry's audio_path comes from a
+ * file, and no edit of it makes the API hand out /etc/passwd or ~/.ssh. */
+static bool in_recordings(struct cdt_app *app, const char *path)
+{
+    char dir[4096], *real_dir, *real;
+    size_t n;
+    bool ok;
+
+    snprintf(dir, sizeof(dir), "%s/recordings", cdt_history_dir(app->hist));
+    real_dir = realpath(dir, NULL);
+    real = realpath(path, NULL);
+    n = real_dir ? strlen(real_dir) : 0;
+    ok = real_dir && real && strncmp(real, real_dir, n) == 0 && real[n] == '/' &&
+         !strchr(real + n + 1, '/');
+    free(real_dir);
+    free(real);
+    return ok;
+}
+
 int cdt_app_history_audio(struct cdt_app *app, const char *id, char *path, size_t cap)
 {
     struct cdt_history_entry *e;
@@ -1366,7 +1407,7 @@ int cdt_app_history_audio(struct cdt_app *app, const char *id, char *path, size_
 
     if (rc != 0)
         return rc;
-    if (!e->audio_path || access(e->audio_path, R_OK) != 0)
+    if (!e->audio_path || !in_recordings(app, e->audio_path) || access(e->audio_path, R_OK) != 0)
         rc = CDT_ENOTFOUND;
     else
         snprintf(path, cap, "%s", e->audio_path);
@@ -1383,6 +1424,8 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
     struct cdt_refiner *own = NULL, *r;
     int rc;
 
+    if (model && (rc = catalog_id_ok(app, model, CDT_MODEL_LLM, "model", errmsg, errcap)) != 0)
+        return rc;
     if (prompt || model) {
         struct cdt_settings *s = malloc(sizeof(*s));
 

@@ -1,11 +1,14 @@
 /* The sidecar client on libcurl (see client.h). */
 #include "codictate/client.h"
 
+#include "codictate/peer.h"
+
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 size_t cdt_curl_sink_write(char *p, size_t sz, size_t n, void *ud)
 {
@@ -24,7 +27,24 @@ struct observed {
     struct cdt_curl_sink sink;
     cdt_client_data_fn on_data;
     void *user_data;
+    long foreign_uid; /* >= 0: the server's socket belongs to this other user */
 };
+
+/* CURLOPT_PREREQFUNCTION: connected, nothing sent yet. A server on 127.0.0.1 that
+ * another user of the machine runs (one that took the app's port, say) gets no
+ * request of ours: a transcript or a token would be theirs to read. */
+static int same_user_server(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    struct observed *o = ud;
+    uid_t uid;
+
+    (void)ip, (void)local_ip, (void)local_port;
+    if (cdt_peer_listener_uid(port, &uid) == 1 && uid != geteuid()) {
+        o->foreign_uid = (long)uid;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
 
 static size_t observed_write(char *p, size_t sz, size_t n, void *ud)
 {
@@ -49,7 +69,7 @@ int cdt_client_request_observed(int port, const char *token, const char *method,
                                 void *user_data, struct cdt_client_response *out, char *errmsg,
                                 size_t errcap)
 {
-    struct observed ob = {.on_data = on_data, .user_data = user_data};
+    struct observed ob = {.on_data = on_data, .user_data = user_data, .foreign_uid = -1};
     struct cdt_curl_sink *sp = &ob.sink;
     struct curl_slist *h = NULL;
     char url[256], auth[512];
@@ -70,6 +90,8 @@ int cdt_client_request_observed(int port, const char *token, const char *method,
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, observed_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &ob);
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, same_user_server);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &ob);
     if (timeout_ms > 0)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (body) {
@@ -91,6 +113,11 @@ int cdt_client_request_observed(int port, const char *token, const char *method,
         out->body = sp->body.data ? cdt_buf_take(&sp->body) : strdup("");
         if (!out->body)
             rc = CDT_ENOMEM;
+    } else if (ob.foreign_uid >= 0) {
+        snprintf(errmsg, errcap,
+                 "127.0.0.1:%d is served by another user (uid %ld), not by you: nothing sent", port,
+                 ob.foreign_uid);
+        rc = CDT_ENET;
     } else if (sp->too_big) {
         snprintf(errmsg, errcap, "response over %d bytes", CDT_CLIENT_MAX_RESPONSE);
         rc = CDT_ETOOBIG;

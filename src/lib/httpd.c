@@ -14,6 +14,7 @@
  * touches is never another connection's. */
 #include "codictate/httpd.h"
 #include "codictate/log.h"
+#include "codictate/peer.h"
 #include "codictate/text.h"
 #include "codictate/util.h"
 
@@ -733,7 +734,17 @@ static bool allowed(struct cdt_http_req *req)
     struct cdt_httpd *h = req->h;
     const char *host = cdt_http_req_header(req, "Host");
     const char *origin = cdt_http_req_header(req, "Origin");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    uid_t uid;
 
+    /* Another user of this machine reaches 127.0.0.1 too: the kernel says whose
+     * socket the client's is. Where it cannot tell (a remote client under
+     * listen_any, no sock_diag), the Host, Origin and token rules still hold. */
+    if (ci && cdt_peer_uid(ci->connect_fd, &uid) == 1 && uid != geteuid()) {
+        cdt_http_reply_error(req, 403, "Forbidden: this server belongs to another user");
+        return false;
+    }
     if (!h->listen_any && !cdt_http_is_loopback_host(host)) {
         cdt_http_reply_error(req, 403, "Forbidden: Host must be a loopback name");
         return false;
