@@ -1,0 +1,261 @@
+#!/usr/bin/python3
+"""The wait after a dictation stops (issue 16): eager transcription vs the sequential
+pipeline, with whisper-cli on the whole file as the peer.
+
+Dictations of espeak-ng sentences with pauses (0.4-1.6 s) of 30 s, 2 min and 6 min are
+spoken in real time into a private PulseAudio daemon's virtual microphone
+(module-pipe-source, as tests/pulse_mic.sh), recorded by `codictate dictate --json`
+(the real pipeline: capture, preload, save, transcribe, refine, history), and stopped
+with Enter 0.7 s after the last word. Each dictation is recorded twice: eager (the
+default) and --no-eager. Reported per run, from dictate's --json timings: stop -> raw
+text (raw_after_stop_ms), stop -> refined text (after_stop_ms), whisper's own time
+(transcribe_ms), the chunks and how many were left after stop. The peer: whisper-cli
+(from the engine cache) on the saved recording of the eager run, with the same models,
+threads, VAD and greedy decoding: its wall time (model load included, as a one-shot peer has no
+preload) and its own "total time" less "load time".
+
+  /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
+      [--whisper PATH] [--llm PATH] [--threads 2] [--out FILE.json]
+
+Models default to the build's generated test models (tests/gen_models.sh): the tiny
+random whisper model and the tiny random Qwen3 (q8_0), with the real Silero VAD.
+Needs pulseaudio, espeak-ng. Takes about twice the sum of the lengths in real time.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+
+SENTENCES = [
+    "Good morning everyone, here is the update on the project.",
+    "We finished the first version of the report last week.",
+    "The numbers look better than we expected in March.",
+    "Please send the slides to the whole team before Friday.",
+    "I think we should move the meeting to Thursday afternoon.",
+    "The new office opens on the first of next month.",
+    "Remember to book the large room for the review.",
+    "Sarah will present the results of the customer survey.",
+    "Most people asked for a simpler way to export their data.",
+    "We also need to fix the login problem on older phones.",
+    "The budget for the second quarter is still open.",
+    "Let me know if you have questions about the plan.",
+    "After lunch we will walk through the design together.",
+    "The test results came back and everything passed.",
+    "Next, I would like to talk about hiring.",
+    "We are looking for two engineers and a designer.",
+]
+PAUSES = [0.6, 1.1, 0.4, 1.6, 0.8, 0.5, 1.3, 0.7]
+
+
+def say_all(tmp):
+    """espeak-ng WAVs of every sentence: (rate, [pcm bytes])."""
+    pcms, rate = [], None
+    for i, s in enumerate(SENTENCES):
+        path = os.path.join(tmp, f"s{i}.wav")
+        subprocess.run(["espeak-ng", "-w", path, s], check=True, stderr=subprocess.DEVNULL)
+        w = wave.open(path)
+        rate = w.getframerate()
+        pcms.append(w.readframes(w.getnframes()))
+    return rate, pcms
+
+
+def dictation(tmp, rate, pcms, seconds):
+    """A WAV of sentences and pauses at least `seconds` long; its path and length."""
+    out, i = b"", 0
+    while len(out) / 2 / rate < seconds:
+        out += pcms[i % len(pcms)] + b"\0\0" * int(rate * PAUSES[i % len(PAUSES)])
+        i += 1
+    path = os.path.join(tmp, f"dictation-{seconds}.wav")
+    w = wave.open(path, "wb")
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(rate)
+    w.writeframes(out)
+    w.close()
+    return path, len(out) / 2 / rate
+
+
+FEEDER = r"""
+import os, sys, time, wave
+w = wave.open(sys.argv[1]); rate = w.getframerate(); pcm = w.readframes(w.getnframes())
+fifo, go = sys.argv[2], sys.argv[3]
+chunk = rate // 20 * 2
+silence = b"\0" * chunk
+with open(fifo, "wb", buffering=0) as f:
+    t0, sent = time.monotonic(), 0
+    def put(b):
+        global sent
+        f.write(b); sent += len(b) // 2
+        ahead = t0 + sent / rate - time.monotonic()
+        if ahead > 0: time.sleep(ahead)
+    played = False
+    while True:
+        if not played and os.path.exists(go):
+            os.unlink(go)
+            for off in range(0, len(pcm), chunk): put(pcm[off:off + chunk])
+            played = True
+        put(silence)
+"""
+
+
+class Mic:
+    """A private pulseaudio whose default source plays a WAV when asked."""
+
+    def __init__(self, tmp, rate):
+        self.dir = os.path.join(tmp, "pa")
+        os.makedirs(os.path.join(self.dir, "config"), exist_ok=True)
+        self.fifo = os.path.join(self.dir, "mic.fifo")
+        self.go = os.path.join(self.dir, "go")
+        with open(os.path.join(self.dir, "default.pa"), "w") as f:
+            f.write(f"load-module module-native-protocol-unix auth-anonymous=1 "
+                    f"socket={self.dir}/pulse.sock\n"
+                    f"load-module module-pipe-source source_name=virtmic file={self.fifo} "
+                    f"format=s16le rate={rate} channels=1\nset-default-source virtmic\n")
+        env = dict(os.environ, HOME=self.dir, XDG_RUNTIME_DIR=self.dir,
+                   XDG_CONFIG_HOME=os.path.join(self.dir, "config"), DBUS_SESSION_BUS_ADDRESS="")
+        self.pa = subprocess.Popen(
+            ["pulseaudio", "--daemonize=no", "-n", f"--file={self.dir}/default.pa",
+             "--exit-idle-time=-1", "--disallow-exit", "--use-pid-file=no", "--disable-shm=yes",
+             "--realtime=no", "--high-priority=no", "--log-target=stderr", "--log-level=error"],
+            env=env, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(f"{self.dir}/pulse.sock") and os.path.exists(self.fifo):
+                break
+            time.sleep(0.05)
+        self.feeder = None
+        self.server = f"unix:{self.dir}/pulse.sock"
+
+    def play(self, wav):
+        if self.feeder:
+            self.feeder.terminate()
+            self.feeder.wait()
+        self.feeder = subprocess.Popen([sys.executable, "-c", FEEDER, wav, self.fifo, self.go])
+
+    def stop(self):
+        for p in (self.feeder, self.pa):
+            if p:
+                p.terminate()
+                p.wait()
+
+
+def run_dictate(args, mic, wav, length, eager, env):
+    """One dictation through the microphone; dictate's --json."""
+    mic.play(wav)
+    time.sleep(1.0)
+    cmd = [args.bin, "dictate", "--json", "--threads", str(args.threads), "--whisper-model",
+           args.whisper, "--vad-model", args.vad, "--model", args.llm]
+    if not eager:
+        cmd.append("--no-eager")
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    time.sleep(1.5)  # the recording has started; the models load meanwhile
+    open(mic.go, "w").close()
+    time.sleep(length + 0.7)  # the dictation, then Enter 0.7 s after its last word
+    out, err = p.communicate(b"\n", timeout=length + 600)
+    if p.returncode != 0:
+        sys.exit(f"dictate failed ({p.returncode}): {err.decode()[-2000:]}")
+    return json.loads(out)
+
+
+def run_whisper_cli(args, wav):
+    cli = args.whisper_cli
+    t0 = time.monotonic()
+    # Greedy, as codictate decodes (whisper-cli's default is a beam search of 5); with
+    # timestamps, as codictate decodes (-nt would also change the decoding).
+    p = subprocess.run([cli, "-m", args.whisper, "-f", wav, "-t", str(args.threads), "--vad",
+                        "-vm", args.vad, "-bs", "1", "-bo", "1"], capture_output=True, text=True)
+    wall = (time.monotonic() - t0) * 1000
+    if p.returncode != 0:
+        sys.exit(f"whisper-cli failed: {p.stderr[-2000:]}")
+    total = re.search(r"total time\s*=\s*([\d.]+) ms", p.stderr)
+    load = re.search(r"load time\s*=\s*([\d.]+) ms", p.stderr)
+    own = float(total.group(1)) - float(load.group(1)) if total and load else None
+    return {"wall_ms": round(wall), "without_load_ms": round(own) if own is not None else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--lengths", default="30,120,360")
+    ap.add_argument("--whisper")
+    ap.add_argument("--llm")
+    ap.add_argument("--vad")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    models = os.path.join(args.build, "test-models")
+    args.bin = os.path.abspath(os.path.join(args.build, "bin", "codictate"))
+    args.whisper = os.path.abspath(args.whisper or os.path.join(models, "whisper-tiny.bin"))
+    args.llm = os.path.abspath(args.llm or os.path.join(models, "qwen3-tiny-q8_0.gguf"))
+    args.vad = os.path.abspath(args.vad or os.path.join(models, "ggml-silero-npm.bin"))
+    clis = sorted(glob.glob(os.path.expanduser("~/.cache/codictate/engines/*/bin/whisper-cli")))
+    args.whisper_cli = clis[-1] if clis else shutil.which("whisper-cli")
+    for f in (args.bin, args.whisper, args.llm, args.vad, args.whisper_cli):
+        if not f or not os.path.exists(f):
+            sys.exit(f"missing: {f} (make; ctest -R 'models_generate|vad_model_fetch')")
+
+    tmp = tempfile.mkdtemp(prefix="cdt-eager-bench-")
+    rate, pcms = say_all(tmp)
+    mic = Mic(tmp, rate)
+    env = dict(os.environ, PULSE_SERVER=mic.server, HF_HOME=os.path.join(tmp, "hf"),
+               CODICTATE_DATA_DIR=os.path.join(tmp, "data"), CODICTATE_NO_APP="1",
+               CODICTATE_NO_BUILTIN_MODEL="1")
+    results = []
+    try:
+        for length in [int(x) for x in args.lengths.split(",")]:
+            wav, secs = dictation(tmp, rate, pcms, length)
+            row = {"length_s": length, "speech_s": round(secs, 1)}
+            for eager in (True, False):
+                d = run_dictate(args, mic, wav, secs, eager, env)
+                t = d["timings"]
+                chunks = t.get("chunks") or []
+                row["eager" if eager else "sequential"] = {
+                    "audio_s": d["audio_seconds"],
+                    "raw_after_stop_ms": t["raw_after_stop_ms"],
+                    "after_stop_ms": t["after_stop_ms"],
+                    "transcribe_ms": t["transcribe_ms"],
+                    "whisper_wait_ms": t["whisper_wait_ms"],
+                    "refine_ms": t["refine_ms"],
+                    "chunks": len(chunks),
+                    "chunks_after_stop": sum(1 for c in chunks if c["after_stop"]),
+                    "words": len(d["raw"].split()),
+                }
+                if eager:
+                    rec = d["recording"]
+            row["whisper_cli"] = run_whisper_cli(args, rec)
+            e, s, w = row["eager"], row["sequential"], row["whisper_cli"]
+            row["sequential_over_eager_raw"] = round(
+                s["raw_after_stop_ms"] / max(e["raw_after_stop_ms"], 1), 1)
+            row["whisper_cli_over_eager_raw"] = round(w["wall_ms"] / max(e["raw_after_stop_ms"], 1), 1)
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    finally:
+        mic.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
+          "| → refined | whisper-cli (wall / w/o load) | sequential ÷ eager | whisper-cli ÷ eager |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        e, s, w = r["eager"], r["sequential"], r["whisper_cli"]
+        print(f"| {r['length_s']} s ({e['audio_s']:.0f} s recorded) | {e['raw_after_stop_ms']:.0f} ms "
+              f"| {e['after_stop_ms']:.0f} ms | {e['chunks']} ({e['chunks_after_stop']}) "
+              f"| {s['raw_after_stop_ms']:.0f} ms | {s['after_stop_ms']:.0f} ms "
+              f"| {w['wall_ms']} / {w['without_load_ms']} ms | {r['sequential_over_eager_raw']}× "
+              f"| {r['whisper_cli_over_eager_raw']}× |")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    main()
