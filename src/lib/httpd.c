@@ -849,7 +849,7 @@ static const char *bad_headers(struct MHD_Connection *conn, const char *version,
         }
         return "Transfer-Encoding does not end in chunked: the end of the body cannot be told";
     }
-    if (te && version && strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
+    if (te && version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
         return "Transfer-Encoding in an HTTP/1.0 request";
     return NULL;
 }
