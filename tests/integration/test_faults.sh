@@ -9,7 +9,7 @@
 #     every time, not one byte fetched twice
 #   - the disk full while saving a recording and the history: the text delivered,
 #     the user told that the recording and the history are not kept, and why
-#   - power loss: history.jsonl cut at every 7th byte of its last line reads back
+#   - power loss: history.jsonl cut at every 11th byte of its last line reads back
 #     as the file without that line (or the whole file); a dictation after a cut is
 #     kept whole, the cut one as its earlier line says; a truncated settings.json: the app starts with the defaults
 #     and says so
@@ -210,7 +210,7 @@ cp "$tmp/h.full" "$hist"
 cp "$tmp/h.before" "$hist"
 "$bin" history --json >"$tmp/list.before"
 bad=0 cuts=0
-for ((cut = before; cut < full; cut += 7)); do
+for ((cut = before; cut < full; cut += 11)); do
   head -c "$cut" "$tmp/h.full" >"$hist"
   cuts=$((cuts + 1))
   if ! "$bin" history --json >"$tmp/list.cut" 2>/dev/null ||
