@@ -152,7 +152,11 @@ CDT_NODISCARD int cdt_mkdir_p(const char *path, mode_t mode);
 char *cdt_trim(char *s);
 
 /* The per-user runtime state directory (PID and port files): $XDG_RUNTIME_DIR/
- * codictate, else ~/.cache/codictate, else /tmp/codictate-<uid>. Not created. */
+ * codictate, else ~/.cache/codictate, else /tmp/codictate-<uid>. Not created, but
+ * for the last: made 0700 there when missing, and when it is not this user's own
+ * directory closed to others, CDT_STATE_DIR_UNSAFE instead (nothing can be created
+ * or written under it: the verbs go on without state files). */
+#define CDT_STATE_DIR_UNSAFE "/dev/null/codictate-state-dir-not-safe"
 void cdt_state_dir(char *buf, size_t cap);
 
 /* codictate's read-only data (the built-in model, the eval cases): $CODICTATE_SHARE_DIR,

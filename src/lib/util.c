@@ -228,6 +228,21 @@ int cdt_share_dir(char *buf, size_t cap)
     return 0;
 }
 
+/* /tmp/codictate-<uid>, made 0700 when missing. /tmp is every user's: a directory
+ * there that someone else made, or left open to others, could hold their links and
+ * PID files (a PID file names the process we signal), so it is not used: the path
+ * becomes one that no user can create or write into. */
+static void tmp_state_dir(char *buf, size_t cap)
+{
+    struct stat st;
+
+    snprintf(buf, cap, "/tmp/codictate-%d", (int)getuid());
+    (void)mkdir(buf, 0700);
+    if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077) != 0)
+        snprintf(buf, cap, "%s", CDT_STATE_DIR_UNSAFE);
+}
+
 void cdt_state_dir(char *buf, size_t cap)
 {
     const char *run = cdt_env_str("XDG_RUNTIME_DIR", NULL), *home = cdt_env_str("HOME", NULL);
@@ -237,5 +252,5 @@ void cdt_state_dir(char *buf, size_t cap)
     else if (home)
         snprintf(buf, cap, "%s/.cache/codictate", home);
     else
-        snprintf(buf, cap, "/tmp/codictate-%d", (int)getuid());
+        tmp_state_dir(buf, cap);
 }

@@ -217,6 +217,44 @@ EOF
 else
   echo "note: not root (or no setpriv): the other-user checks are left out; modes below" >&2
 fi
+# A stale PID file of a background dictation (killed, its number since reused by
+# another program of the user's) must not get that program a SIGUSR1, which ends it.
+sleep 120 &
+sleeper=$!
+echo "$sleeper" >"$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid"
+CODICTATE_NO_APP=1 PULSE_SERVER=unix:$tmp/no-pulse "$bin" dictate --toggle --whisper-model "$whisper" \
+  >"$tmp/toggle.out" 2>"$tmp/toggle.err"
+sleep 0.3
+check "dictate --toggle: a stale PID file's process is not signalled" kill -0 "$sleeper"
+check "dictate --toggle: started a background dictation instead" has "$(cat "$tmp/toggle.out")" "background"
+kill_pid -9 "$sleeper"
+wait "$sleeper" 2>/dev/null
+bg=$(cat "$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid" 2>/dev/null)
+[ -n "$bg" ] && [ "$bg" != "$sleeper" ] && kill_pid -TERM "$bg" 2>/dev/null
+if [ -n "$other" ]; then
+  # Without XDG_RUNTIME_DIR and HOME the state dir is /tmp/codictate-<uid>: one that
+  # another user made first (open to all, a PID file naming our process) is not used.
+  sd=/tmp/codictate-$(id -u)
+  if [ ! -e "$sd" ]; then
+    as_other mkdir -m 777 "$sd"
+    sleep 120 &
+    sleeper=$!
+    as_other sh -c "echo $sleeper >$sd/dictate-toggle.pid"
+    env -u XDG_RUNTIME_DIR -u HOME CODICTATE_NO_APP=1 PULSE_SERVER=unix:$tmp/no-pulse "$bin" dictate --toggle \
+      --whisper-model "$whisper" >"$tmp/toggle2.out" 2>"$tmp/toggle2.err"
+    env -u XDG_RUNTIME_DIR -u HOME CODICTATE_NO_APP=1 "$bin" refine --model "$llm" "hello there" \
+      >"$tmp/refine-tmpdir.out" 2>"$tmp/refine-tmpdir.err"
+    sleep 0.3
+    check "another user's /tmp state dir: their PID file is not acted on" kill -0 "$sleeper"
+    check "another user's /tmp state dir: nothing of ours written there" is "$(find "$sd" -user "$(id -u)" | head -3)" ""
+    check "another user's /tmp state dir: refine still works" has "$(cat "$tmp/refine-tmpdir.out")" "ello"
+    kill_pid -9 "$sleeper"
+    wait "$sleeper" 2>/dev/null
+    rm -rf "$sd"
+  else
+    echo "note: $sd exists: the foreign /tmp state dir check is left out" >&2
+  fi
+fi
 # Where secrets and transcripts live, and their modes (whatever the umask).
 run=$XDG_RUNTIME_DIR/codictate cfg=$XDG_CONFIG_HOME/codictate data=$CODICTATE_DATA_DIR
 check "runtime dir $run is 0700" is "$(mode "$run")" 700
