@@ -19,8 +19,14 @@ struct cdt_cli {
 struct cdt_refine_result;
 
 /* The refinement options `refine` and `transcribe --refine` share. */
+#define CDT_CLI_API_KEY_MAX 1024 /* longest --api-key, bytes */
+
 struct cdt_cli_refine_opts {
     const char *model, *provider, *base_url, *api_key, *openai_model, *prompt;
+    /* --api-key's value is copied here and blanked in argv (other users of the
+     * machine read /proc/PID/cmdline); api_key_arg is where it was in argv. */
+    char api_key_buf[CDT_CLI_API_KEY_MAX];
+    const char *api_key_arg;
     long timeout_ms; /* 0: the default */
     bool json;
     bool no_app; /* refine in this process even when the app runs (eval measures it) */

@@ -517,9 +517,10 @@ static bool is_toggle_dictation(pid_t pid)
     return exe && verb;
 }
 
-static int toggle_background(int argc, char **argv)
+static int toggle_background(int argc, char **argv, const struct cdt_cli_refine_opts *ro)
 {
     char pf[4096], dir[4096], logpath[4200], env[4200], text[32] = "", *slash;
+    char keyenv[CDT_CLI_API_KEY_MAX + 32] = "";
     char **cargv = calloc((size_t)argc + 2, sizeof(*cargv));
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -553,10 +554,24 @@ static int toggle_background(int argc, char **argv)
     snprintf(logpath, sizeof(logpath), "%s/dictate-toggle.log", dir);
     snprintf(env, sizeof(env), "CODICTATE_TOGGLE_PIDFILE=%s", pf);
     cargv[n++] = "codictate";
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--toggle") != 0)
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *k = ro->api_key_arg;
+
+        if (k && i + 1 < argc && argv[i + 1] == k) {
+            i++; /* "--api-key KEY": blanked here, the child gets it in its environment */
+            continue;
+        }
+        if (k && k > a && k <= a + strlen(a))
+            continue; /* "--api-key=KEY" */
+        if (strcmp(a, "--toggle") != 0)
             cargv[n++] = argv[i];
+    }
     cargv[n] = NULL;
+    if (ro->api_key && ro->api_key_arg &&
+        snprintf(keyenv, sizeof(keyenv), "OPENAI_API_KEY=%s", ro->api_key) >= (int)sizeof(keyenv)) {
+        free(cargv);
+        return CDT_EXIT_FAIL;
+    }
     /* argv[0] of the verb is "dictate": the binary is /proc/self/exe. */
     {
         char **cenv;
@@ -564,13 +579,18 @@ static int toggle_background(int argc, char **argv)
 
         while (environ[ne])
             ne++;
-        cenv = calloc(ne + 2, sizeof(*cenv));
+        cenv = calloc(ne + 3, sizeof(*cenv));
         if (!cenv) {
             free(cargv);
             return CDT_EXIT_FAIL;
         }
         memcpy(cenv, environ, ne * sizeof(*cenv));
         cenv[ne] = env;
+        if (keyenv[0]) {
+            /* Ours comes first: getenv finds the first of two. */
+            memmove(cenv + 1, cenv, (ne + 1) * sizeof(*cenv));
+            cenv[0] = keyenv;
+        }
         {
             char **full = calloc((size_t)n + 2, sizeof(*full));
 
@@ -610,11 +630,11 @@ static int toggle_background(int argc, char **argv)
     return CDT_EXIT_OK;
 }
 
-static int dictate_toggle(int argc, char **argv)
+static int dictate_toggle(int argc, char **argv, const struct cdt_cli_refine_opts *ro)
 {
     int port = cdt_appclient_find();
 
-    return port ? toggle_in_app(port) : toggle_background(argc, argv);
+    return port ? toggle_in_app(port) : toggle_background(argc, argv, ro);
 }
 
 int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
@@ -735,7 +755,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
                             "--retry-last or --json\n");
             return CDT_EXIT_USAGE;
         }
-        return dictate_toggle(argc, argv);
+        return dictate_toggle(argc, argv, &d.ro);
     }
     if (d.input && d.retry_last) {
         fprintf(stderr, "codictate dictate: --input and --retry-last contradict each other\n");

@@ -329,9 +329,21 @@ int cdt_cli_refine_opt(struct cdt_cli_refine_opts *o, int ch, const char *arg, c
     case CDT_CLI_OPT_BASE_URL:
         o->base_url = arg;
         return 1;
-    case CDT_CLI_OPT_API_KEY:
-        o->api_key = arg;
+    case CDT_CLI_OPT_API_KEY: {
+        size_t n = strlen(arg);
+
+        if (n >= sizeof(o->api_key_buf)) {
+            fprintf(stderr, "%s: --api-key is longer than %d bytes\n", who,
+                    CDT_CLI_API_KEY_MAX - 1);
+            return -1;
+        }
+        memcpy(o->api_key_buf, arg, n + 1);
+        o->api_key = o->api_key_buf;
+        o->api_key_arg = arg;
+        /* argv is ours to write (C11 5.1.2.2.1): `ps` shows it to every user. */
+        memset((char *)arg, 'x', n);
         return 1;
+    }
     case CDT_CLI_OPT_OPENAI_MODEL:
         o->openai_model = arg;
         return 1;

@@ -223,13 +223,19 @@ sleep 120 &
 sleeper=$!
 echo "$sleeper" >"$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid"
 CODICTATE_NO_APP=1 PULSE_SERVER=unix:$tmp/no-pulse "$bin" dictate --toggle --whisper-model "$whisper" \
-  >"$tmp/toggle.out" 2>"$tmp/toggle.err"
+  --provider openai --base-url http://127.0.0.1:9/v1 --api-key "$SKEY" >"$tmp/toggle.out" 2>"$tmp/toggle.err"
+bg=$(cat "$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid" 2>/dev/null)
+bgcmd=$(tr '\0' ' ' </proc/$bg/cmdline 2>/dev/null)
+bgenv=$(tr '\0' '\n' </proc/$bg/environ 2>/dev/null)
 sleep 0.3
 check "dictate --toggle: a stale PID file's process is not signalled" kill -0 "$sleeper"
 check "dictate --toggle: started a background dictation instead" has "$(cat "$tmp/toggle.out")" "background"
+check "dictate --toggle --api-key: the background dictation's command line" has "$bgcmd" "dictate"
+check "dictate --toggle --api-key: ... holds no key" lacks "$bgcmd" "$SKEY"
+# (it may have ended already: no sound server here)
+[ -n "$bgenv" ] && check "dictate --toggle --api-key: ... which it has in its environment" has "$bgenv" "OPENAI_API_KEY=$SKEY"
 kill_pid -9 "$sleeper"
 wait "$sleeper" 2>/dev/null
-bg=$(cat "$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid" 2>/dev/null)
 [ -n "$bg" ] && [ "$bg" != "$sleeper" ] && kill_pid -TERM "$bg" 2>/dev/null
 if [ -n "$other" ]; then
   # Without XDG_RUNTIME_DIR and HOME the state dir is /tmp/codictate-<uid>: one that
@@ -368,6 +374,17 @@ printf '{"id":"s1","category":"disfluency","input":"%s","reference":"x","source"
 "$bin" -v eval --cases "$tmp/cases.jsonl" --provider openai --base-url "http://127.0.0.1:$stubport/v1" \
   --api-key "$SKEY" --openai-model auth --json --verbose >"$tmp/s-eval.out" 2>"$tmp/s-eval.err"
 "$bin" history --json >"$tmp/s-history.out" 2>"$tmp/s-history.err"
+# --api-key on the command line: /proc/PID/cmdline is every user's to read (ps).
+: >"$tmp/stub.log"
+"$bin" refine --provider openai --base-url "http://127.0.0.1:$stubport/v1" --api-key "$SKEY" \
+  --openai-model slow --timeout-ms 20000 "$SPEECH" >"$tmp/s-refine4.out" 2>"$tmp/s-refine4.err" &
+rpid=$!
+sleep 1.5
+cmdline=$(tr '\0' ' ' </proc/$rpid/cmdline 2>/dev/null)
+check "refine --api-key: running (its command line read)" has "$cmdline" "refine"
+check "refine --api-key: the key is not in its command line" lacks "$cmdline" "$SKEY"
+wait "$rpid"
+check "refine --api-key: the key was still sent" has "$(cat "$tmp/stub.log")" "Bearer $SKEY"
 # Back to the local provider for what follows (the key stays set).
 req "$A/api/settings" -H 'Content-Type: application/json' --data '{"provider":"local","llm_model":"test_llm_v1"}'
 check "app settings: back to local" is "$code" 200
@@ -403,13 +420,14 @@ done
 check "refine through the app: the words delivered" has "$(cat "$tmp/w0-refine-app.out")" "$W3"
 req "$A/api/refine" -H 'Content-Type: application/json' --data "{\"text\":\"$SPEECH\"}"
 check "app refine (local model): 200" is "$code" 200
+nhist() { curl -s "$A/api/history" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(sum(1 for e in d["entries"] if e["status"] in ("done","failed")))' 2>/dev/null; }
+h0=$(nhist)
 curl -s -o /dev/null -H 'Content-Type: audio/wav' --data-binary "@$tmp/speech.wav" "$A/api/transcribe"
-for _ in $(seq 1 200); do
-  st=$(curl -s "$A/api/dictation" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null)
-  case $st in idle | done | failed) break ;; esac
+for _ in $(seq 1 300); do
+  [ "$(nhist)" != "$h0" ] && break
   sleep 0.1
 done
-check "app: the dropped file was transcribed" has "$(curl -s "$A/api/history")" '"source":"file"'
+check "app: the dropped file was transcribed (a new history entry)" test "$(nhist)" != "$h0"
 # The sidecar: /generate, a stream and /v1 with the words in the prompt.
 req "$S/load" "${AUTH[@]}" -H 'Content-Type: application/json' --data "{\"model_path\":\"$llm\"}"
 check "sidecar: the tiny model loads" is "$code" 200
