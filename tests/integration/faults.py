@@ -14,11 +14,20 @@
                   `refined` delta seen on /api/events): the dictation ends done, the
                   transcript kept, the deterministic text delivered with the reason,
                   in the history too; the next dictation refines with a new sidecar
+  faults.py appdisk URL WAV SMALL MODE
+                                  the app with HF_HOME and its data dir on the small
+                                  disk SMALL (MODE tmpfs: filled here; rlimit: the app
+                                  runs under RLIMIT_FSIZE, so only the download fails):
+      a download from the app when the disk fills mid-way: download_failed with the
+      reason, the partial kept, the next download fetches only the missing bytes;
+      a dictation on the full disk: the text delivered, a notice says the recording
+      cannot be saved and why
 Prints "ok"/"FAIL" lines, then "N passed, N failed"; exits 1 on a failure.
 """
 import http.client
 import json
 import os
+import resource
 import signal
 import struct
 import subprocess
@@ -202,7 +211,7 @@ class Events:
 def dictate(port, wav, ev, kill=False):
     """A dictation of wav; with kill, SIGKILLs the sidecar at the first refined delta.
     Returns (dictation object, killed pid)."""
-    pid = sidecar_pid(port)
+    pid = sidecar_pid(port) if kill else 0
     start = len(ev.find(lambda x: True))
     st, d = request(port, "POST", "/api/transcribe", wav, ctype="audio/wav")
     if st != 202:
@@ -264,11 +273,108 @@ def kill_stream(port, bin_, wav):
         ev.close()
 
 
+def hub(method, path, body=None):
+    u = os.environ["HF_ENDPOINT"].split("//", 1)[1]
+    host, hport = u.split(":")
+    c = http.client.HTTPConnection(host, int(hport), timeout=10)
+    c.request(method, path, body=None if body is None else json.dumps(body))
+    raw = c.getresponse().read()
+    c.close()
+    return json.loads(raw) if raw.startswith(b"{") else raw
+
+
+def model(port, mid):
+    st, m = request(port, "GET", "/api/models")
+    return next((x for x in m["models"] if x["id"] == mid), {}) if st == 200 else {}
+
+
+def fill(small):
+    """Fills the disk: a file that takes what is left."""
+    try:
+        with open(os.path.join(small, "filler"), "wb") as f:
+            while True:
+                f.write(b"\0" * 65536)
+    except OSError:
+        pass
+
+
+def appdisk(port, wav, small, mode):
+    import glob
+    ev = Events(port)
+    try:
+        hub("POST", "/_control", {"reset": True, "rate": 1000000})
+        st, _ = request(port, "POST", "/api/models/test_big_v1/download", {})
+        report(st in (200, 202), "app disk: download started", str(st))
+        end = time.monotonic() + 60
+        while time.monotonic() < end and (model(port, "test_big_v1").get("bytes_done") or 0) < 1500000:
+            time.sleep(0.05)
+        if mode == "tmpfs":
+            fill(small)
+        end = time.monotonic() + 60
+        m = {}
+        while time.monotonic() < end:
+            m = model(port, "test_big_v1")
+            if m.get("state") in ("download_failed", "downloaded"):
+                break
+            time.sleep(0.1)
+        why = "No space left on device" if mode == "tmpfs" else "File too large"
+        report(m.get("state") == "download_failed", "app disk: the download fails",
+               str(m.get("state")))
+        report(why in str(m.get("detail")), "app disk: ... saying why", str(m.get("detail")))
+        parts = glob.glob(os.path.join(small, "hf/hub/models--codictate-test--big/blobs/*.incomplete"))
+        have = os.path.getsize(parts[0]) if parts else 0
+        report(have > 0, "app disk: the partial is kept", "%d bytes" % have)
+        if mode == "tmpfs":
+            n0 = len(ev.find(lambda x: True))
+            d, _ = dictate(port, wav, ev)
+            report(d.get("state") == "done" and bool((d.get("raw") or "").strip()),
+                   "app disk: a dictation on the full disk delivers its text",
+                   "%s %s" % (d.get("state"), d.get("error")))
+            with ev.lock:
+                notes = [x for e, x in ev.seen[n0:] if e in ("notice", "warn")]
+            text = json.dumps(notes)
+            report("the recording cannot be saved" in text and why in text,
+                   "app disk: a notice says the recording is not kept, and why", text[:300])
+            os.unlink(os.path.join(small, "filler"))
+        else:  # the limit lifted, as room made on a disk
+            st, status = request(port, "GET", "/api/status")
+            hard = resource.prlimit(status["pid"], resource.RLIMIT_FSIZE)[1]
+            resource.prlimit(status["pid"], resource.RLIMIT_FSIZE, (hard, hard))
+        # A dropped response's thread in the hub may count bytes a moment longer.
+        b = hub("GET", "/_stats")["body_bytes"]
+        for _ in range(50):
+            time.sleep(0.2)
+            a = hub("GET", "/_stats")["body_bytes"]
+            if a == b:
+                break
+            b = a
+        hub("POST", "/_control", {"reset": True})
+        st, _ = request(port, "POST", "/api/models/test_big_v1/download", {})
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            m = model(port, "test_big_v1")
+            if m.get("state") in ("download_failed", "downloaded"):
+                break
+            time.sleep(0.1)
+        report(m.get("state") == "downloaded", "app disk: the next download completes",
+               "%s %s" % (m.get("state"), m.get("detail")))
+        stats = hub("GET", "/_stats")
+        report(stats.get("body_bytes") == 6000000 - have and
+               stats.get("last_range") == "bytes=%d-" % have,
+               "app disk: ... fetching only the missing bytes",
+               "%s, %s" % (stats.get("body_bytes"), stats.get("last_range")))
+    finally:
+        ev.close()
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "biggguf":
         biggguf(sys.argv[2], int(sys.argv[3]))
         return
-    if len(sys.argv) == 5 and sys.argv[1] == "kill":
+    if len(sys.argv) == 6 and sys.argv[1] == "appdisk":
+        port = int(sys.argv[2].rstrip("/").rsplit(":", 1)[1])
+        appdisk(port, open(sys.argv[3], "rb").read(), sys.argv[4], sys.argv[5])
+    elif len(sys.argv) == 5 and sys.argv[1] == "kill":
         port = int(sys.argv[2].rstrip("/").rsplit(":", 1)[1])
         kill_generation(port, sys.argv[3])
         kill_stream(port, sys.argv[3], open(sys.argv[4], "rb").read())

@@ -9,6 +9,9 @@
 #     every time, not one byte fetched twice
 #   - the disk full while saving a recording and the history: the text delivered,
 #     the user told that the recording and the history are not kept, and why
+#   - the app on the small disk: its download fails with the reason when the disk
+#     fills, the partial kept and resumed; a dictation on the full disk delivers its
+#     text with a notice that the recording is not kept, and why
 #   - power loss: history.jsonl cut at every 11th byte of its last line reads back
 #     as the file without that line (or the whole file); a dictation after a cut is
 #     kept whole, the cut one as its earlier line says; a truncated settings.json: the app starts with the defaults
@@ -53,11 +56,33 @@ is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
 size() { stat -c %s "$1" 2>/dev/null || echo -1; }
 j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1; }
 stat_of() { curl -s "$HF_ENDPOINT/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-# fsize BYTES CMD...: CMD with RLIMIT_FSIZE (SIGXFSZ ignored: writes fail with EFBIG).
+# fsize BYTES CMD...: CMD with a soft RLIMIT_FSIZE (SIGXFSZ ignored: writes fail with
+# EFBIG).
 fsize() {
   python3 -c 'import os, resource, signal, sys
 n = int(sys.argv[1]); signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])' "$@"
+resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); os.execvp(sys.argv[2], sys.argv[2:])' "$@"
+}
+# hub_quiet: waits until the hub has stopped sending (a dropped response's thread
+# may still count bytes a moment after its client is gone).
+hub_quiet() {
+  local a b
+  a=$(stat_of body_bytes)
+  for _ in $(seq 1 50); do
+    sleep 0.2
+    b=$(stat_of body_bytes)
+    [ "$a" = "$b" ] && return 0
+    a=$b
+  done
+}
+# py_count CMD...: runs a faults.py step, adds its "N passed, N failed" to ours.
+py_count() {
+  local out p f
+  out=$("$@" | tail -n 1)
+  p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$out")
+  f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
+  [ -n "$p" ] || { p=0 f=1; echo "FAIL $3 $4: ended without its count" >&2; }
+  passed=$((passed + p)) failed=$((failed + f))
 }
 # fill: the small disk full (a file that takes what is left).
 fill() { dd if=/dev/zero of="$small/filler" bs=64k 2>/dev/null; sync; }
@@ -155,6 +180,7 @@ check "disk full: says where" has "$(cat "$tmp/pull.err")" "$sh_hf"
 check "disk full: the partial is kept" [ "$(size "$part")" -gt 0 ]
 have=$(size "$part")
 rm -f "$small/filler"
+hub_quiet
 app_hub_control '{"reset":true}'
 check "disk full: the next pull completes" env HF_HOME="$sh_hf" "$bin" models pull test_big_v1
 check "disk full: ... fetching only the missing bytes" is "$(stat_of body_bytes)" $((6000000 - have))
@@ -230,11 +256,7 @@ export CODICTATE_DATA_DIR=$tmp/data
 # --- the app: the sidecar SIGKILLed mid-generation and mid-stream ---
 check "app starts" app_serve "$tmp" "$bin"
 if [ -n "$url" ]; then
-  out=$(timeout 400 python3 "$here/faults.py" kill "$url" "$bin" "$tmp/speech.wav" | tail -n 1)
-  p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$out")
-  f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
-  [ -n "$p" ] || { p=0 f=1; echo "FAIL faults.py ended without its count" >&2; }
-  passed=$((passed + p)) failed=$((failed + f))
+  py_count timeout 400 python3 "$here/faults.py" kill "$url" "$bin" "$tmp/speech.wav"
   check "settings: saved" is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
     --data '{"idle_timeout_s": 600, "output": "none"}' "${url}api/settings")" 200
 fi
@@ -249,4 +271,24 @@ check "settings cut: it says the file is broken" has "$(cat "$tmp/serve.err")" "
 check "settings cut: the defaults" is "$(curl -s "${url}api/settings" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["idle_timeout_s"])')" 120
 check "settings cut: saved again, whole" is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
   --data '{"idle_timeout_s": 300}' "${url}api/settings")/$(j "$cfg" 'd["idle_timeout_s"]')" "200/300"
+
+# --- the app on the small disk: a download and a dictation when it fills ---
+kill_pid -TERM "$servepid"
+wait "$servepid" 2>/dev/null
+servepid=
+rm -rf "${small:?}"/*
+export HF_HOME=$small/hf CODICTATE_DATA_DIR=$small/appdata
+for id in test_llm_v1 test_whisper_v1; do
+  check "small disk: pull $id for the app" "$bin" models pull "$id"
+done
+if [ "$CDT_FAULTS_DISK" = tmpfs ]; then
+  check "small disk: the app starts" app_serve "$tmp" "$bin"
+else
+  printf '#!/bin/sh\nexec python3 -c %s 3000000 %s "$@"\n' \
+    "'import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_FSIZE)[1])); os.execv(sys.argv[2], sys.argv[2:])'" \
+    "$bin" >"$tmp/codictate-fsize"
+  chmod +x "$tmp/codictate-fsize"
+  check "small disk (RLIMIT_FSIZE): the app starts" app_serve "$tmp" "$tmp/codictate-fsize"
+fi
+[ -n "$url" ] && py_count timeout 300 python3 "$here/faults.py" appdisk "$url" "$tmp/speech.wav" "$small" "$CDT_FAULTS_DISK"
 finish
