@@ -20,7 +20,8 @@ sidecar:
               (/proc/PID/fd) and threads (/proc/PID/task) back to their count before
 app:
   together    a download (throttled by the fake hub), a dictation of WAV (POST
-              /api/transcribe) and API polling at once: the download verifies, the
+              /api/transcribe) and API polling at once, while uploads vanish mid-body
+              and event streams after their first event: the download verifies, the
               dictation ends with a transcript, every poll answered 200 (latency
               reported); the app's descriptors and threads back to their count before
 
@@ -488,6 +489,33 @@ def app(url, pid, wav_path):
 
     dt = threading.Thread(target=dictate)
     dt.start()
+    gone = [0, 0]
+
+    def app_vanishers():
+        # Uploads cut mid-body (half closed, half reset) and event streams that
+        # vanish after their first event, while the rest goes on.
+        for k in range(max(REQUESTS // 20, 10)):
+            s = raw_conn(port)
+            s.sendall(b"POST /api/transcribe HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                      b"Content-Type: audio/wav\r\nContent-Length: %d\r\n\r\n" % (port, len(wav))
+                      + wav[:len(wav) // 4])
+            time.sleep(0.01)
+            rst_close(s) if k % 2 == 0 else s.close()
+            gone[0] += 1
+        for k in range(max(REQUESTS // 100, 4)):
+            s = raw_conn(port)
+            s.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+            data = b""
+            while b"data: " not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            rst_close(s) if k % 2 == 0 else s.close()
+            gone[1] += 1
+
+    vt = threading.Thread(target=app_vanishers)
+    vt.start()
     state = ""
     while time.monotonic() - t0 < 120:
         state = model_state(port, "test_big_v1").get("state")
@@ -497,6 +525,7 @@ def app(url, pid, wav_path):
             break
         time.sleep(0.1)
     dt.join(200)
+    vt.join(120)
     dl_s = time.monotonic() - t0
     done.set()
     pt.join(60)
@@ -510,9 +539,10 @@ def app(url, pid, wav_path):
     hub_control({"reset": True})
     after = settle(pid, base, 20)
     figure("app together: a 6 MB download at 1.5 MB/s (%.1f s), a dictation and %d API polls "
-           "(p50 %.2f ms, p99 %.2f ms, max %.2f ms); the app's descriptors %d -> %d, threads "
-           "%d -> %d" % (dl_s, polls[0], pct(lat, 50), pct(lat, 99), max(lat or [0]), base[0],
-                         after[0], base[1], after[1]))
+           "(p50 %.2f ms, p99 %.2f ms, max %.2f ms) while %d uploads vanished mid-body and %d "
+           "event streams after their first event; the app's descriptors %d -> %d, threads "
+           "%d -> %d" % (dl_s, polls[0], pct(lat, 50), pct(lat, 99), max(lat or [0]), gone[0],
+                         gone[1], base[0], after[0], base[1], after[1]))
     report(after[0] <= base[0], "app: descriptors back", "%d -> %d" % (base[0], after[0]))
     report(after[1] <= base[1], "app: threads back", "%d -> %d" % (base[1], after[1]))
 
