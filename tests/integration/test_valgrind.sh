@@ -3,8 +3,10 @@
 # invalid read or write, no use of uninitialised values, no definite or indirect
 # leak, in the plain build (valgrind cannot run an ASan binary). Each verb runs under
 #   valgrind --error-exitcode=99 --leak-check=full --suppressions=tests/valgrind.supp
-# and must exit as it does without it. Child processes (the sidecar that refine
-# spawns) run natively. Inputs are tiny: the whole test takes about a minute.
+# and must exit as it does without it; the two servers (`sidecar` without a model,
+# `serve`) answer a few requests each and stop on SIGTERM with exit 0. Child
+# processes (the sidecar that refine spawns) run natively. Inputs are tiny: the
+# whole test takes about a minute.
 #   test_valgrind.sh CODICTATE FAKEHUB TINY_LLM WHISPER_BIN
 set -u
 bin=$1 fakehub=$2 llm=$3 whisper=$4
@@ -18,6 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 VG=/usr/bin/valgrind
+is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
 if ! [ -x "$VG" ]; then
   if [ "${CI:-}" = true ]; then
     echo "FAIL: no valgrind (scripts/deps.sh installs it)" >&2
@@ -95,5 +98,69 @@ check "transcribe with a broken whisper model (an error)" vg 1 transcribe-badmod
 check "history --json" vg 0 history history --json
 check "history -n 1" vg 0 history1 history -n 1
 check "status (no app)" vg 1 status status
+# The servers: `sidecar` (no model: loading one reaches ggml) and `serve`, under
+# memcheck for a few requests each, then SIGTERM: exit 0, memcheck quiet.
+# vg_server NAME PORTLINE_SED ARGS...: starts it (sets spid, sport).
+vg_server() {
+  local name=$1 sedexpr=$2
+  shift 2
+  n=$((n + 1))
+  "$VG" -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+    --errors-for-leak-kinds=definite,indirect --num-callers=40 \
+    --suppressions="$here/../valgrind.supp" --gen-suppressions=all \
+    --log-file="$tmp/vg-$n.log" "$bin" "$@" >"$tmp/out-$n" 2>"$tmp/err-$n" </dev/null &
+  spid=$!
+  sport=
+  for _ in $(seq 1 600); do
+    sport=$(sed -n "$sedexpr" "$tmp/out-$n" | head -1)
+    [ -n "$sport" ] && return 0
+    kill -0 "$spid" 2>/dev/null || break
+    sleep 0.1
+  done
+  return 1
+}
+# vg_server_stop: SIGTERM, then exit 0 and a quiet memcheck.
+vg_server_stop() {
+  local rc
+  kill_pid -TERM "$spid"
+  wait "$spid"
+  rc=$?
+  if [ "$rc" != 0 ] || [ -s "$tmp/vg-$n.log" ]; then
+    echo "  server: exit $rc (want 0); memcheck:" >&2
+    head -c 6000 "$tmp/vg-$n.log" >&2
+    tail -n 5 "$tmp/err-$n" >&2
+    return 1
+  fi
+}
+J=(-H 'Content-Type: application/json')
+if check "sidecar under memcheck starts" vg_server sidecar 's/^CODICTATE_SIDECAR_PORT=//p' sidecar --port-range 25400-25600; then
+  S=http://127.0.0.1:$sport
+  curl -s -o /dev/null "$S/health"
+  curl -s -o /dev/null "$S/status"
+  curl -s -o /dev/null "${J[@]}" -d '{"prompt":"hello"}' "$S/generate"
+  curl -s -o /dev/null "${J[@]}" -d '{"prompt":' "$S/generate"
+  curl -s -o /dev/null "${J[@]}" -d '{"messages":[{"role":"user","content":"hi"}]}' "$S/v1/chat/completions"
+  curl -s -o /dev/null "${J[@]}" -d '{"model_path":"/etc/passwd"}' "$S/load"
+  curl -s -o /dev/null "${J[@]}" -d "{\"model_path\":\"$tmp/noise.wav\"}" "$S/load"
+  curl -s -o /dev/null -H 'Host: evil.example' "$S/status"
+  curl -s -o /dev/null -X POST "$S/unload"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$S/nope")
+  check "sidecar under memcheck answers" is "$code" 404
+  check "sidecar under memcheck: SIGTERM, clean" vg_server_stop
+fi
+if check "serve under memcheck starts" vg_server serve 's|^codictate: serving http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' serve --port "$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"; then
+  A=http://127.0.0.1:$sport
+  for p in / /app.js /api/status /api/models /api/settings /api/history /api/dictation /nope /api/nope; do
+    curl -s -o /dev/null --max-time 30 "$A$p"
+  done
+  curl -s -o /dev/null --max-time 30 "${J[@]}" -d '{"idle_timeout_s":300}' "$A/api/settings"
+  curl -s -o /dev/null --max-time 30 "${J[@]}" -d '{"idle_timeout_s":"x"}' "$A/api/settings"
+  curl -s -o /dev/null --max-time 60 "${J[@]}" -d '{"text":"um hello hello comma world"}' "$A/api/refine"
+  curl -s -o /dev/null --max-time 30 "${J[@]}" -d '{}' "$A/api/models/nope/delete"
+  curl -s -o /dev/null --max-time 5 "$A/api/events"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$A/api/status")
+  check "serve under memcheck answers" is "$code" 200
+  check "serve under memcheck: SIGTERM, clean" vg_server_stop
+fi
 [ "$skipped" -gt 0 ] && echo "note: $skipped verb(s) left out: valgrind cannot run this CPU's ggml kernels" >&2
 finish
