@@ -256,7 +256,7 @@ export CODICTATE_DATA_DIR=$tmp/data
 # --- the app: the sidecar SIGKILLed mid-generation and mid-stream ---
 check "app starts" app_serve "$tmp" "$bin"
 if [ -n "$url" ]; then
-  py_count timeout 400 python3 "$here/faults.py" kill "$url" "$bin" "$tmp/speech.wav"
+  py_count timeout 400 python3 "$here/faults.py" sigkill "$url" "$bin" "$tmp/speech.wav"
   check "settings: saved" is "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
     --data '{"idle_timeout_s": 600, "output": "none"}' "${url}api/settings")" 200
 fi
