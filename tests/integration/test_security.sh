@@ -172,8 +172,13 @@ if [ -n "$other" ]; then
   check "other user: the sidecar's /health is 403" is "$code" 403
   check "other user: cannot read the sidecar's environment (its token)" \
     bash -c "! setpriv --reuid=$other --regid=$(id -g "$other") --clear-groups cat /proc/$scpid/environ >/dev/null 2>&1"
-  out=$(as_other env CODICTATE_APP_PORT="$aport" "$bin" status 2>&1)
-  check "other user: codictate status does not use someone's app" lacks "$out" "running, http"
+  if as_other test -x "$bin"; then
+    out=$(as_other env CODICTATE_APP_PORT="$aport" "$bin" status 2>&1)
+    check "other user: codictate status does not use someone's app" lacks "$out" "running, http"
+    check "other user: ... and says it is not running" has "$out" "not running"
+  else
+    echo "note: $other cannot run $bin (its directory is closed): that check is left out" >&2
+  fi
   # A server of the other user's on the port the CLI is pointed at (as if it had
   # taken the app's port first) gets no request: no transcript reaches it.
   cat >"$tmp/foreign.py" <<'EOF'
@@ -225,14 +230,23 @@ echo "$sleeper" >"$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid"
 CODICTATE_NO_APP=1 PULSE_SERVER=unix:$tmp/no-pulse "$bin" dictate --toggle --whisper-model "$whisper" \
   --provider openai --base-url http://127.0.0.1:9/v1 --api-key "$SKEY" >"$tmp/toggle.out" 2>"$tmp/toggle.err"
 bg=$(cat "$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid" 2>/dev/null)
-bgcmd=$(tr '\0' ' ' </proc/$bg/cmdline 2>/dev/null)
-bgenv=$(tr '\0' '\n' </proc/$bg/environ 2>/dev/null)
+bgcmd= bgenv=
+for _ in $(seq 1 20); do # past its exec (posix_spawn), while it runs
+  bgcmd=$(tr '\0' ' ' </proc/$bg/cmdline 2>/dev/null)
+  bgenv=$(tr '\0' '\n' </proc/$bg/environ 2>/dev/null)
+  case $bgcmd in '' | *' dictate '*) break ;; esac
+  sleep 0.05
+done
 sleep 0.3
 check "dictate --toggle: a stale PID file's process is not signalled" kill -0 "$sleeper"
 check "dictate --toggle: started a background dictation instead" has "$(cat "$tmp/toggle.out")" "background"
-check "dictate --toggle --api-key: the background dictation's command line" has "$bgcmd" "dictate"
-check "dictate --toggle --api-key: ... holds no key" lacks "$bgcmd" "$SKEY"
-# (it may have ended already: no sound server here)
+# (the background dictation may have ended already: no sound server here)
+if [ -n "$bgcmd" ]; then
+  check "dictate --toggle --api-key: the background dictation's command line" has "$bgcmd" "dictate"
+  check "dictate --toggle --api-key: ... holds no key" lacks "$bgcmd" "$SKEY"
+else
+  echo "note: the background dictation ended before its command line was read" >&2
+fi
 [ -n "$bgenv" ] && check "dictate --toggle --api-key: ... which it has in its environment" has "$bgenv" "OPENAI_API_KEY=$SKEY"
 kill_pid -9 "$sleeper"
 wait "$sleeper" 2>/dev/null
@@ -379,7 +393,10 @@ printf '{"id":"s1","category":"disfluency","input":"%s","reference":"x","source"
 "$bin" refine --provider openai --base-url "http://127.0.0.1:$stubport/v1" --api-key "$SKEY" \
   --openai-model slow --timeout-ms 20000 "$SPEECH" >"$tmp/s-refine4.out" 2>"$tmp/s-refine4.err" &
 rpid=$!
-sleep 1.5
+for _ in $(seq 1 200); do # its request reached the stub: the options are parsed
+  [ -s "$tmp/stub.log" ] && break
+  sleep 0.05
+done
 cmdline=$(tr '\0' ' ' </proc/$rpid/cmdline 2>/dev/null)
 check "refine --api-key: running (its command line read)" has "$cmdline" "refine"
 check "refine --api-key: the key is not in its command line" lacks "$cmdline" "$SKEY"
