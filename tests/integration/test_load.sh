@@ -21,6 +21,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+is() { [ "$1" = "$2" ] || { echo "  got '$1', want '$2'" >&2; return 1; }; }
 # py NAME ARGS...: runs load.py, adds its "N passed, N failed" to ours.
 py() {
   local name=$1 out p f
@@ -50,6 +51,7 @@ check "sidecar starts" test -n "$port"
 check "sidecar: alive after the load" kill -0 "$scpid"
 kill_pid -TERM "$scpid"
 wait "$scpid" 2>/dev/null
+check "sidecar: exits 0 on SIGTERM after the load (no sanitizer report)" is "$?" 0
 scpid=
 
 # --- the app: the test catalog on the fake hub, the tiny models pulled ---
@@ -68,4 +70,10 @@ fi
 check "app starts" app_serve "$tmp" "$bin"
 [ -n "$url" ] && py app app "$url" "$servepid" "$tmp/speech.wav"
 check "app: alive after the load" kill -0 "$servepid"
+kill_pid -TERM "$servepid"
+wait "$servepid" 2>/dev/null
+check "app: exits 0 on SIGTERM after the load (no sanitizer report)" is "$?" 0
+servepid=
+check "no sanitizer report in the servers' logs" \
+  eval '! grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$tmp"/*.err'
 finish
