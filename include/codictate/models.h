@@ -76,8 +76,14 @@ uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id);
 
 /* Path of the model's main file (its first file; a sharded GGUF's first shard)
  * when it is downloaded. Returns 0, CDT_ENOTFOUND (unknown id), CDT_ESTATE (not
- * downloaded). */
+ * downloaded), CDT_ECHECKSUM (a file is there but not the catalog's size: cut
+ * short after its download, or damaged; `models pull` fetches it again). */
 CDT_NODISCARD int cdt_models_path(struct cdt_models *m, const char *id, char *buf, size_t cap);
+
+/* The message for a model cdt_models_path calls damaged (printf: the id twice). */
+#define CDT_MODELS_DAMAGED_FMT                                                                     \
+    "model %s is damaged on disk (a file is not the size the catalog gives: cut short or "         \
+    "changed after its download); codictate models pull %s fetches it again"
 
 /* Downloads every file of the model (blocking; resumable; verified). Checks the
  * disk for all remaining bytes + the reserve before the first byte. Returns 0,

@@ -253,12 +253,16 @@ int cdt_models_path(struct cdt_models *m, const char *id, char *buf, size_t cap)
 
     pthread_mutex_lock(&m->lock);
     e = find(m, id);
-    rc = !e ? CDT_ENOTFOUND : find_file(m, e->cm, 0, &fe) == 0 ? 0 : CDT_ESTATE;
+    rc = !e ? CDT_ENOTFOUND : find_file(m, e->cm, 0, &fe);
     for (size_t i = 1; rc == 0 && i < e->cm->n_files; i++) {
         struct cdt_hfcache_entry other;
-        if (find_file(m, e->cm, i, &other) != 0)
-            rc = CDT_ESTATE;
+
+        rc = find_file(m, e->cm, i, &other);
     }
+    if (rc != 0 && rc != CDT_ENOTFOUND)
+        rc = rc == CDT_EFORMAT ? CDT_ECHECKSUM : CDT_ESTATE; /* damaged / missing */
+    else if (rc == CDT_ENOTFOUND && e)
+        rc = CDT_ESTATE; /* a file not in the cache */
     pthread_mutex_unlock(&m->lock);
     if (rc == 0)
         snprintf(buf, cap, "%s", fe.path);
@@ -574,6 +578,10 @@ int cdt_models_load(struct cdt_models *m, const char *id, char *errmsg, size_t e
 
     if (rc == CDT_ENOTFOUND) {
         snprintf(errmsg, errcap, "unknown model '%s'", id);
+        return rc;
+    }
+    if (rc == CDT_ECHECKSUM) {
+        snprintf(errmsg, errcap, CDT_MODELS_DAMAGED_FMT, id, id);
         return rc;
     }
     if (rc != 0) {

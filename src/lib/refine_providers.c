@@ -102,6 +102,9 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
             return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
                                    "model '%s' is a %s model, not an LLM", p->model,
                                    cdt_model_kind_name(cm->kind));
+        if (cdt_models_path(p->models, cm->id, path, cap) == CDT_ECHECKSUM)
+            return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND, CDT_MODELS_DAMAGED_FMT, cm->id,
+                                   cm->id);
         if (!downloaded_llm(p, cm, path, cap))
             return cdt__errmsg_set(errmsg, errcap, CDT_ENOTFOUND,
                                    "model %s is not downloaded (codictate models pull %s)", cm->id,

@@ -133,7 +133,8 @@ check "truncated model: verify says why" has "$(cat "$tmp/verify.out" "$tmp/veri
 "$bin" refine --model test_llm_v1 --json "um so the model file was cut in half" >"$tmp/r.json" 2>"$tmp/r.err"
 check "truncated model: refine exits 0" is "$?" 0
 check "truncated model: the deterministic text" is "$(j "$tmp/r.json" 'd["refined"]')" "So the model file was cut in half"
-check "truncated model: the reason names the fix" has "$(j "$tmp/r.json" 'd["fallback_reason"]')" "codictate models pull test_llm_v1"
+check "truncated model: the reason says it is damaged" has "$(j "$tmp/r.json" 'd["fallback_reason"]')" "model test_llm_v1 is damaged on disk"
+check "truncated model: ... and names the fix" has "$(j "$tmp/r.json" 'd["fallback_reason"]')" "codictate models pull test_llm_v1 fetches it again"
 # The file itself given to the sidecar: its load refuses it.
 "$bin" refine --model "$blob" --json "um so the model file was cut in half" >"$tmp/r.json" 2>"$tmp/r.err"
 check "truncated file: refine exits 0" is "$?" 0
