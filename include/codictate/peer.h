@@ -20,8 +20,9 @@ extern "C" {
  * asks it about its clients. One netlink round trip. */
 int cdt_peer_uid(int fd, uid_t *uid);
 
-/* The user owning the TCP socket listening on port (any local address): 1 and
- * *uid, 0 when nothing listens there, -1 when it cannot be told. What a client
+/* The user owning the TCP socket that a connection to 127.0.0.1:port reaches (one
+ * listening on that port at 127.0.0.1 or any address): 1 and *uid, 0 when there is
+ * none, -1 when it cannot be told. What a client
  * checks before it sends: the server's accepted socket may not exist yet when
  * connect() returns (it waits in the listener's queue), its listener does. Two
  * users cannot listen on one port (SO_REUSEPORT needs the same user). One dump of

@@ -96,6 +96,23 @@ static int loopback_peer(int fd, struct inet_diag_msg *m)
     return rc;
 }
 
+/* Whether a listener's address takes connections to 127.0.0.1: 127.0.0.1 or any
+ * address, in IPv4 or (dual-stack) IPv6. */
+static bool reaches_127_0_0_1(const struct inet_diag_msg *m)
+{
+    static const unsigned char any6[16] = {0};
+    static const unsigned char mapped6[16] = {0, 0, 0,    0,    0,   0, 0, 0,
+                                              0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    uint32_t a4;
+
+    if (m->idiag_family == AF_INET) {
+        memcpy(&a4, m->id.idiag_src, 4);
+        return a4 == htonl(INADDR_LOOPBACK) || a4 == htonl(INADDR_ANY);
+    }
+    return m->idiag_family == AF_INET6 &&
+           (memcmp(m->id.idiag_src, any6, 16) == 0 || memcmp(m->id.idiag_src, mapped6, 16) == 0);
+}
+
 int cdt_peer_listener_uid(int port, uid_t *uid)
 {
     static const unsigned char families[] = {AF_INET, AF_INET6};
@@ -147,9 +164,9 @@ int cdt_peer_listener_uid(int port, uid_t *uid)
                 if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
                     continue;
                 m = NLMSG_DATA(h);
-                /* Any listener on the port: two users cannot share one (SO_REUSEPORT
-                 * needs the same user), so it is the one a loopback client reaches. */
-                if (ntohs(m->id.idiag_sport) == port && !found) {
+                /* The listener a connection to 127.0.0.1:port reaches: only one can
+                 * be (two users cannot share one, SO_REUSEPORT needs the same user). */
+                if (ntohs(m->id.idiag_sport) == port && reaches_127_0_0_1(m) && !found) {
                     *uid = (uid_t)m->idiag_uid;
                     found = 1;
                 }

@@ -231,7 +231,8 @@ CODICTATE_NO_APP=1 PULSE_SERVER=unix:$tmp/no-pulse "$bin" dictate --toggle --whi
   --provider openai --base-url http://127.0.0.1:9/v1 --api-key "$SKEY" >"$tmp/toggle.out" 2>"$tmp/toggle.err"
 bg=$(cat "$XDG_RUNTIME_DIR/codictate/dictate-toggle.pid" 2>/dev/null)
 bgcmd= bgenv=
-for _ in $(seq 1 20); do # past its exec (posix_spawn), while it runs
+# (its PID file is gone already when it has ended: nothing to read then)
+[ -n "$bg" ] && for _ in $(seq 1 20); do # past its exec (posix_spawn), while it runs
   bgcmd=$(tr '\0' ' ' </proc/$bg/cmdline 2>/dev/null)
   bgenv=$(tr '\0' '\n' </proc/$bg/environ 2>/dev/null)
   case $bgcmd in '' | *' dictate '*) break ;; esac
@@ -324,6 +325,8 @@ check "app: /etc/passwd intact" test -s /etc/passwd
 for m in '../../../../etc/passwd' '/etc/passwd' "$tmp/victim" '..' '/dev/zero'; do
   req "$A/api/settings" -H 'Content-Type: application/json' --data "{\"llm_model\":\"$m\"}"
   check "app settings: llm_model '$m' refused" is "$code" 400
+  req "$A/api/settings" -H 'Content-Type: application/json' --data "{\"whisper_model\":\"$m\"}"
+  check "app settings: whisper_model '$m' refused" is "$code" 400
   req "$A/api/refine" -H 'Content-Type: application/json' --data "{\"text\":\"hello there\",\"model\":\"$m\"}"
   check "app refine: model '$m' is not loaded" lacks "$code" 200
   check "app refine: model '$m': no file content" lacks "$body" "root:x:0"
