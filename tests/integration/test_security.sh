@@ -469,7 +469,7 @@ check "sidecar: a malformed body is 400" is "$code" 400
 check "sidecar: its error does not quote the body" lacks "$body" "$W2"
 # Every log: the CLI verbs' stderr, the servers' stderr (the app's spawned sidecar
 # writes there too), the state dir (the background dictation's log).
-logs=("$tmp"/w*.err "$tmp/serve.err" "$tmp/sidecar.err")
+logs=("$tmp"/w*.err "$tmp/serve.err" "$tmp/serve.out" "$tmp/sidecar.err" "$tmp/sidecar.out")
 mapfile -t -O ${#logs[@]} logs < <(find "$run" -type f 2>/dev/null)
 # The tiny random whisper model hears other words: the longest of what it wrote.
 heard=$("$PY" -c 'import json,sys,re; d=json.load(open(sys.argv[1])); w=sorted(re.findall(r"[A-Za-z]{6,}", d.get("raw") or ""), key=len); print(w[-1] if w else "")' "$tmp/w0-dictate.out" 2>/dev/null)
