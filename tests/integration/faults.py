@@ -225,6 +225,16 @@ def dictate(port, wav, ev, kill=False):
             if any(e == "refined" and isinstance(x, dict) and x.get("delta") for e, x in fresh):
                 if pid <= 0:  # kill(0) would signal our process group, ctest included
                     return {"state": "no sidecar to kill"}, 0
+                # Frozen first: if the refine's end still comes, it ended before we
+                # acted (not a kill mid-stream: the attempt is retried).
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(0.3)
+                with ev.lock:
+                    fresh = ev.seen[start:]
+                if any(e == "refined" and isinstance(x, dict) and x.get("final") for e, x in fresh):
+                    os.kill(pid, signal.SIGCONT)
+                    kill = False
+                    continue
                 os.kill(pid, signal.SIGKILL)
                 killed = pid
         st, d = request(port, "GET", "/api/dictation")
