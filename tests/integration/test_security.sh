@@ -5,12 +5,15 @@
 #             the sidecar's bearer token
 #   users     another local user (nobody, through setpriv; root only) cannot use the
 #             app or the sidecar, cannot read the sidecar's token, and a server of
-#             theirs on a port the CLI is pointed at gets nothing from it; the modes
-#             of the runtime, config and data dirs and of the files in them
+#             theirs on a port the CLI is pointed at gets nothing from it; a /tmp
+#             state dir they made first is not used; dictate --toggle signals no
+#             process but its own background dictation; the modes of the runtime,
+#             config and data dirs and of the files in them
 #   paths     path traversal: the app's static files, history ids and audio paths,
 #             model ids, model paths given to the app and to the sidecar's /load
 #   secrets   a recognisable HF token and API key never appear in logs, errors,
-#             --json, the app's API answers, history or the data dirs
+#             --json, the app's API answers, history or the data dirs, nor (as
+#             --api-key) in a running verb's command line
 #   words     no transcript or prompt text on stderr at the default level (nor at
 #             -v): the CLI verbs, the sidecar and the app, greps every log
 #   test_security.sh CODICTATE FAKEHUB STUBLLM TINY_LLM WHISPER_BIN
