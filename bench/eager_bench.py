@@ -6,16 +6,17 @@ Dictations of espeak-ng sentences with pauses (0.4-1.6 s) of 30 s, 2 min and 6 m
 spoken in real time into a private PulseAudio daemon's virtual microphone
 (module-pipe-source, as tests/pulse_mic.sh), recorded by `codictate dictate --json`
 (the real pipeline: capture, preload, save, transcribe, refine, history), and stopped
-with Enter 0.7 s after the last word. Each dictation is recorded twice: eager (the
+with Enter 0.7 s after the last word (--stop-after S). Each dictation is recorded twice: eager (the
 default) and --no-eager. Reported per run, from dictate's --json timings: stop -> raw
 text (raw_after_stop_ms), stop -> refined text (after_stop_ms), whisper's own time
 (transcribe_ms), the chunks and how many were left after stop. The peer: whisper-cli
 (from the engine cache) on the saved recording of the eager run, with the same models,
 threads, VAD and greedy decoding: its wall time (model load included, as a one-shot peer has no
-preload) and its own "total time" less "load time".
+preload) and its own "total time" less "load time"; with OMP_WAIT_POLICY=PASSIVE (what
+codictate sets for itself) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
-      [--whisper PATH] [--llm PATH] [--threads 2] [--out FILE.json]
+      [--whisper PATH] [--llm PATH] [--threads 2] [--stop-after 0.7] [--out FILE.json]
 
 Models default to the build's generated test models (tests/gen_models.sh): the tiny
 random whisper model and the tiny random Qwen3 (q8_0), with the real Silero VAD.
@@ -71,8 +72,11 @@ def dictation(tmp, rate, pcms, seconds):
     """A WAV of sentences and pauses at least `seconds` long; its path and length."""
     out, i = b"", 0
     while len(out) / 2 / rate < seconds:
-        out += pcms[i % len(pcms)] + b"\0\0" * int(rate * PAUSES[i % len(PAUSES)])
+        if i:
+            out += b"\0\0" * int(rate * PAUSES[i % len(PAUSES)])
+        out += pcms[i % len(pcms)]
         i += 1
+    # It ends with the last sentence (espeak-ng's own ~0.1 s of trailing silence).
     path = os.path.join(tmp, f"dictation-{seconds}.wav")
     w = wave.open(path, "wb")
     w.setnchannels(1)
@@ -158,20 +162,25 @@ def run_dictate(args, mic, wav, length, eager, env):
                          stderr=subprocess.PIPE, env=env)
     time.sleep(1.5)  # the recording has started; the models load meanwhile
     open(mic.go, "w").close()
-    time.sleep(length + 0.7)  # the dictation, then Enter 0.7 s after its last word
+    time.sleep(length + args.stop_after)  # the dictation, then Enter after its last word
     out, err = p.communicate(b"\n", timeout=length + 600)
     if p.returncode != 0:
         sys.exit(f"dictate failed ({p.returncode}): {err.decode()[-2000:]}")
     return json.loads(out)
 
 
-def run_whisper_cli(args, wav):
+def run_whisper_cli(args, wav, passive):
     cli = args.whisper_cli
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    if passive:  # what codictate sets for itself (src/cli/main.c)
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     t0 = time.monotonic()
     # Greedy, as codictate decodes (whisper-cli's default is a beam search of 5); with
     # timestamps, as codictate decodes (-nt would also change the decoding).
     p = subprocess.run([cli, "-m", args.whisper, "-f", wav, "-t", str(args.threads), "--vad",
-                        "-vm", args.vad, "-bs", "1", "-bo", "1"], capture_output=True, text=True)
+                        "-vm", args.vad, "-bs", "1", "-bo", "1"], capture_output=True, text=True,
+                       env=env)
     wall = (time.monotonic() - t0) * 1000
     if p.returncode != 0:
         sys.exit(f"whisper-cli failed: {p.stderr[-2000:]}")
@@ -190,6 +199,8 @@ def main():
     ap.add_argument("--vad")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
+    ap.add_argument("--stop-after", type=float, default=0.7,
+                    help="seconds from the end of the dictation to Enter (default 0.7)")
     args = ap.parse_args()
     models = os.path.join(args.build, "test-models")
     args.bin = os.path.abspath(os.path.join(args.build, "bin", "codictate"))
@@ -227,10 +238,17 @@ def main():
                     "chunks": len(chunks),
                     "chunks_after_stop": sum(1 for c in chunks if c["after_stop"]),
                     "words": len(d["raw"].split()),
+                    # With random weights the text is noise (and the prompt changes how
+                    # much of it there is): count what was heard, not words.
+                    "segments": len(d["segments"]),
+                    "speech_chunks_without_text": sum(
+                        1 for c in chunks if c["speech"] and not any(
+                            c["start"] <= g["start"] < c["end"] for g in d["segments"])),
                 }
                 if eager:
                     rec = d["recording"]
-            row["whisper_cli"] = run_whisper_cli(args, rec)
+            row["whisper_cli"] = run_whisper_cli(args, rec, True)
+            row["whisper_cli_spin"] = run_whisper_cli(args, rec, False)
             e, s, w = row["eager"], row["sequential"], row["whisper_cli"]
             row["sequential_over_eager_raw"] = round(
                 s["raw_after_stop_ms"] / max(e["raw_after_stop_ms"], 1), 1)
@@ -242,15 +260,16 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
-          "| → refined | whisper-cli (wall / w/o load) | sequential ÷ eager | whisper-cli ÷ eager |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| → refined | whisper-cli, PASSIVE (wall / w/o load) | whisper-cli, default spin "
+          "| sequential ÷ eager | whisper-cli ÷ eager |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        e, s, w = r["eager"], r["sequential"], r["whisper_cli"]
+        e, s, w, ws = r["eager"], r["sequential"], r["whisper_cli"], r["whisper_cli_spin"]
         print(f"| {r['length_s']} s ({e['audio_s']:.0f} s recorded) | {e['raw_after_stop_ms']:.0f} ms "
               f"| {e['after_stop_ms']:.0f} ms | {e['chunks']} ({e['chunks_after_stop']}) "
               f"| {s['raw_after_stop_ms']:.0f} ms | {s['after_stop_ms']:.0f} ms "
-              f"| {w['wall_ms']} / {w['without_load_ms']} ms | {r['sequential_over_eager_raw']}× "
-              f"| {r['whisper_cli_over_eager_raw']}× |")
+              f"| {w['wall_ms']} / {w['without_load_ms']} ms | {ws['wall_ms']} / {ws['without_load_ms']} ms "
+              f"| {r['sequential_over_eager_raw']}× | {r['whisper_cli_over_eager_raw']}× |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
