@@ -42,6 +42,8 @@ check "speech: the recording is saved as WAV" is "$(head -c4 "$rec" 2>/dev/null)
 check "speech: recording mode 0600" is "$(stat -c %a "$rec")" 600
 check "speech: the VAD model was used" has "$(jget "$tmp/a.json" 'd["vad_model"]')" "silero"
 check "speech: timings" is "$(jget "$tmp/a.json" 'all(k in d["timings"] for k in ("whisper_wait_ms","after_stop_ms","total_ms","refine_total_ms"))')" True
+check "speech: timings per stage" is "$(jget "$tmp/a.json" 'all(k in d["timings"] for k in ("record_ms","raw_after_stop_ms","refine_ms","pieces","piece_ms","after_stop_ms"))')" True
+check "speech: a file is not transcribed eagerly" is "$(jget "$tmp/a.json" 'd["timings"]["eager"], "chunks" in d["timings"]')" "(False, False)"
 id1=$(jget "$tmp/a.json" 'd["id"]')
 check "history: the dictation, done" is "$(hist '(len(d), d[0]["id"], d[0]["status"])')" "(1, '$id1', 'done')"
 check "history: raw and refined kept" is "$(hist 'bool(d[0]["raw"]) and bool(d[0]["refined"])')" True

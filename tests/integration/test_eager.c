@@ -226,6 +226,47 @@ TEST(test_cuts_in_pauses)
     rec_free(&r);
 }
 
+/* Where the cuts fall depends on the audio alone: pushed all at once (the worker
+ * sees seconds at a time) or in 100 ms pieces, the same chunks. */
+TEST(test_cuts_independent_of_pace)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e1 = NULL, *e2 = NULL;
+    struct cdt_transcript t1, t2;
+    const struct cdt_eager_chunk *c1, *c2;
+    struct rec r = {0};
+    size_t n1, n2;
+
+    cdt_transcript_init(&t1);
+    cdt_transcript_init(&t2);
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(rec_say(&r, i % 2 ? "We will meet again next week" : "Thank you all for coming"));
+        rec_silence(&r, 0.55 + 0.3 * i);
+    }
+    rec_silence(&r, 4.0); /* and a stretch of silence */
+    REQUIRE(rec_say(&r, "Goodbye"));
+    p.backlog_s = -1;
+    CHECK_INT(run_eager(&p, &r, false, &e1, &t1), 0);
+    REQUIRE(cdt_eager_new(&p, &e2) == 0);
+    REQUIRE(cdt_eager_start(e2, tr) == 0);
+    CHECK_INT(cdt_eager_push(e2, r.x, r.n), 0);
+    CHECK_INT(cdt_eager_finish(e2, tr, r.x, r.n, &t2), 0);
+    c1 = cdt_eager_chunks(e1, &n1);
+    c2 = cdt_eager_chunks(e2, &n2);
+    CHECK_INT(n1, n2);
+    for (size_t i = 0; i < n1 && i < n2; i++) {
+        CHECK(c1[i].start == c2[i].start && c1[i].end == c2[i].end);
+        CHECK(c1[i].speech == c2[i].speech);
+    }
+    check_speech_covered(c1, n1, &r);
+    CHECK(n1 >= 5);
+    cdt_transcript_cleanup(&t1);
+    cdt_transcript_cleanup(&t2);
+    cdt_eager_free(e1);
+    cdt_eager_free(e2);
+    rec_free(&r);
+}
+
 /* 45 s of speech without a pause: split into chunks of at most max_chunk_s (28 s),
  * every sample still in exactly one chunk, all of it transcribed. */
 TEST(test_long_unbroken)
@@ -464,6 +505,7 @@ int main(int argc, char **argv)
     }
     RUN(test_vad_stream);
     RUN(test_cuts_in_pauses);
+    RUN(test_cuts_independent_of_pace);
     RUN(test_long_unbroken);
     RUN(test_silence);
     RUN(test_tiny);
