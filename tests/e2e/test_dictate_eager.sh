@@ -68,7 +68,9 @@ fi
 export PULSE_SERVER=unix:$tmp/pa/pulse.sock
 
 # --- eager by default: chunks while recording, the tail after stop ---
-(sleep 9; echo) | "$bin" dictate --json "${T[@]}" >"$tmp/a.json" 2>"$tmp/a.err"
+# (12 s: the first sentence's chunk closes at ~3 s; even a slow, loaded machine with
+# sanitizers has transcribed it by Enter)
+(sleep 12; echo) | "$bin" dictate --json "${T[@]}" >"$tmp/a.json" 2>"$tmp/a.err"
 check "eager: exit 0" is "$?" 0
 check "eager: on by default" is "$(jget "$tmp/a.json" 'd["timings"]["eager"]')" True
 check "eager: the chunks cover the recording" partition "$tmp/a.json"
