@@ -5,8 +5,17 @@
  *   not_downloaded → downloading → downloaded | download_failed
  *   downloaded → loading → ready | load_failed;  ready → unloaded (idle) → loading
  *   delete → not_downloaded (refused while downloading or loaded)
+ *   a downloaded file found damaged → damaged → (pull) downloading → downloaded
  *
  * States are derived at start from what is on disk; every transition is an event.
+ * `damaged` is a complete download that is no longer what the catalog gives: a file
+ * of another size than the catalog's (cut short by a power loss or a disk error, or
+ * grown), seen on every query, or of another sha256, seen by cdt_models_verify (and
+ * remembered by this handle until a pull, a delete or a verify that passes). A
+ * partial download (blobs/<sha256>.incomplete) is never damaged: it stays
+ * not_downloaded with its bytes in the detail, and a pull resumes it. A pull of a
+ * damaged model deletes the damaged file and fetches it whole (its bytes cannot be
+ * trusted as a prefix of the right ones), verified by sha256 as any download.
  * Thread-safety: all functions may be called from any thread; one download per
  * model at a time. */
 #ifndef CODICTATE_MODELS_H
@@ -30,9 +39,11 @@ enum cdt_model_state {
     CDT_MODEL_READY,
     CDT_MODEL_LOAD_FAILED,
     CDT_MODEL_UNLOADED,
+    CDT_MODEL_DAMAGED, /* downloaded, then damaged on disk: `models pull` repairs it */
 };
 
-/* "not_downloaded", "downloading", … (static). */
+/* "not_downloaded", "downloading", "download_failed", "downloaded", "loading",
+ * "ready", "load_failed", "unloaded", "damaged" (static). */
 const char *cdt_model_state_name(enum cdt_model_state s);
 
 struct cdt_models_event {
@@ -66,29 +77,32 @@ CDT_NODISCARD int cdt_models_new(const struct cdt_models_params *p, struct cdt_m
 void cdt_models_free(struct cdt_models *m);
 
 /* The model's state (looked up by id or alias); detail (may be NULL) gets the last
- * error or "partial: N of M bytes". Unknown ids: CDT_MODEL_NOT_DOWNLOADED and
- * returns CDT_ENOTFOUND in *rc when rc is not NULL. */
+ * error, "partial: N of M bytes" or, when damaged, which file and why ("FILE has N
+ * bytes, expected M; …" or verify's checksum mismatch) and the fix. Unknown ids:
+ * CDT_MODEL_NOT_DOWNLOADED and returns CDT_ENOTFOUND in *rc when rc is not NULL. */
 enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char *detail,
                                       size_t cap);
 
-/* Bytes of the model already on disk (complete files and partials). */
+/* Bytes of the model already on disk (complete files and partials; not a damaged
+ * file, which a pull deletes). */
 uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id);
 
 /* Path of the model's main file (its first file; a sharded GGUF's first shard)
  * when it is downloaded. Returns 0, CDT_ENOTFOUND (unknown id), CDT_ESTATE (not
- * downloaded), CDT_ECHECKSUM (a file is there but not the catalog's size: cut
- * short after its download, or damaged; `models pull` fetches it again). */
+ * downloaded), CDT_ECHECKSUM (damaged: a file is there but not the catalog's size,
+ * or cdt_models_verify found another sha256; `models pull` fetches it again). */
 CDT_NODISCARD int cdt_models_path(struct cdt_models *m, const char *id, char *buf, size_t cap);
 
 /* The message for a model cdt_models_path calls damaged (printf: the id twice). */
 #define CDT_MODELS_DAMAGED_FMT                                                                     \
-    "model %s is damaged on disk (a file is not the size the catalog gives: cut short or "         \
-    "changed after its download); codictate models pull %s fetches it again"
+    "model %s is damaged on disk (a file is not the size or the sha256 the catalog gives: cut "    \
+    "short or changed after its download); codictate models pull %s fetches it again"
 
 /* Downloads every file of the model (blocking; resumable; verified). Checks the
  * disk for all remaining bytes + the reserve before the first byte. Returns 0,
  * CDT_ENOTFOUND, CDT_EBUSY (already downloading), CDT_ECANCELED (cdt_models_cancel:
- * the partial is kept), or the downloader's error (errmsg says what). A built-in
+ * the partial is kept), or the downloader's error (errmsg says what). A damaged
+ * file is deleted and fetched whole (repair). A built-in
  * model (catalog source "builtin", shipped in <share dir>/models and found once, at
  * cdt_models_new) is never downloaded: 0 when its file is there, else CDT_ENOTFOUND
  * (errmsg: reinstall). */
@@ -109,8 +123,10 @@ CDT_NODISCARD int cdt_models_delete(struct cdt_models *m, const char *id, char *
                                     size_t errcap);
 
 /* Hashes every file and compares with the catalog (or the size when no sha256 is
- * known). Returns 0, CDT_ESTATE (not downloaded), CDT_ECHECKSUM (errmsg names the
- * file). */
+ * known). Returns 0, CDT_ESTATE (not downloaded), CDT_ECHECKSUM (damaged: errmsg
+ * "ID is damaged: FILE has N bytes, expected M" or "ID is damaged: FILE: checksum
+ * mismatch: …", then the fix). A checksum mismatch makes the model `damaged` for
+ * this handle (an event); a pass clears it. */
 CDT_NODISCARD int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg,
                                     size_t errcap);
 

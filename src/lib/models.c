@@ -1,8 +1,10 @@
 /* The model lifecycle (see models.h). Per catalog entry, `mem` holds the states
  * only this process can know (downloading, download_failed, loading, ready,
  * load_failed, unloaded); everything else is derived from the cache on each query,
- * so files other tools add or remove are seen. Events are emitted without the lock
- * held. */
+ * so files other tools add or remove are seen. `damaged` comes from the disk too (a
+ * file of another size than the catalog's), except a sha256 mismatch, which only
+ * cdt_models_verify can see: kept in `bad_hash` until a pull, delete or passing
+ * verify. Events are emitted without the lock held. */
 #include "codictate/models.h"
 #include "codictate/hfcache.h"
 #include "codictate/log.h"
@@ -21,7 +23,8 @@ struct entry {
     bool has_mem;
     enum cdt_model_state mem;
     char detail[CDT_MODELS_DETAIL];
-    struct cdt_download *dl; /* while downloading */
+    char bad_hash[CDT_MODELS_DETAIL]; /* verify's mismatch ("" = none seen) */
+    struct cdt_download *dl;          /* while downloading */
 };
 
 struct cdt_models {
@@ -43,7 +46,7 @@ const char *cdt_model_state_name(enum cdt_model_state s)
 {
     static const char *const names[] = {"not_downloaded", "downloading", "download_failed",
                                         "downloaded",     "loading",     "ready",
-                                        "load_failed",    "unloaded"};
+                                        "load_failed",    "unloaded",    "damaged"};
 
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
@@ -100,6 +103,16 @@ static bool builtin(const struct cdt_catalog_model *cm)
     return source_of(cm)->type == CDT_SOURCE_BUILTIN;
 }
 
+/* What repairs a damaged model, into buf; returns buf. */
+static const char *repair_hint(const struct cdt_catalog_model *cm, char *buf, size_t cap)
+{
+    if (builtin(cm))
+        snprintf(buf, cap, "reinstall codictate to repair it");
+    else
+        snprintf(buf, cap, "codictate models pull %s fetches it again", cm->id);
+    return buf;
+}
+
 /* Where files shipped with codictate lie, found once (cdt_models_new):
  * <share dir>/models, or "" when CODICTATE_NO_BUILTIN_MODEL=1 hides them (the test
  * suite's models are its own) or there is no share dir. */
@@ -142,20 +155,28 @@ static int find_file(struct cdt_models *m, const struct cdt_catalog_model *cm, s
     return rc;
 }
 
-/* Complete files and partial bytes on disk. */
+/* Complete files and partial bytes on disk. `damaged` (may be NULL; "" when none)
+ * gets "FILE has N bytes, expected M" for the first file there but not of the
+ * catalog's size: a complete download damaged since, not a partial. */
 static void disk_state(struct cdt_models *m, const struct cdt_catalog_model *cm, bool *complete,
-                       uint64_t *bytes)
+                       uint64_t *bytes, char *damaged, size_t cap)
 {
     *complete = true;
     *bytes = 0;
+    if (damaged && cap)
+        damaged[0] = '\0';
     for (size_t i = 0; i < cm->n_files; i++) {
         struct cdt_hfcache_entry fe;
+        int rc = find_file(m, cm, i, &fe);
 
-        if (find_file(m, cm, i, &fe) == 0) {
+        if (rc == 0) {
             *bytes += fe.size;
             continue;
         }
         *complete = false;
+        if (rc == CDT_EFORMAT && damaged && cap && !damaged[0])
+            snprintf(damaged, cap, "%s has %llu bytes, expected %llu", cm->files[i].name,
+                     (unsigned long long)fe.size, (unsigned long long)cm->files[i].size);
         if (cm->files[i].sha256[0] && !builtin(cm)) {
             char *part = NULL;
             struct stat st;
@@ -188,6 +209,7 @@ enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char
     enum cdt_model_state st;
     bool complete;
     uint64_t bytes;
+    char damaged[CDT_MODELS_DETAIL], fix[CDT_MODELS_DETAIL];
 
     if (cap)
         detail[0] = '\0';
@@ -209,8 +231,14 @@ enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char
         pthread_mutex_unlock(&m->lock);
         return st;
     }
-    disk_state(m, e->cm, &complete, &bytes);
-    if (!complete) {
+    disk_state(m, e->cm, &complete, &bytes, damaged, sizeof(damaged));
+    if (damaged[0] || (complete && e->bad_hash[0])) {
+        /* The disk wins over a remembered ready/failed state. */
+        st = CDT_MODEL_DAMAGED;
+        if (cap)
+            snprintf(detail, cap, "%s; %s", damaged[0] ? damaged : e->bad_hash,
+                     repair_hint(e->cm, fix, sizeof(fix)));
+    } else if (!complete) {
         /* Files gone under a loaded/failed state: the disk wins. */
         st = e->has_mem && e->mem == CDT_MODEL_DOWNLOAD_FAILED ? CDT_MODEL_DOWNLOAD_FAILED
                                                                : CDT_MODEL_NOT_DOWNLOADED;
@@ -240,7 +268,7 @@ uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id)
     pthread_mutex_lock(&m->lock);
     e = find(m, id);
     if (e)
-        disk_state(m, e->cm, &complete, &bytes);
+        disk_state(m, e->cm, &complete, &bytes, NULL, 0);
     pthread_mutex_unlock(&m->lock);
     return bytes;
 }
@@ -263,6 +291,8 @@ int cdt_models_path(struct cdt_models *m, const char *id, char *buf, size_t cap)
         rc = rc == CDT_EFORMAT ? CDT_ECHECKSUM : CDT_ESTATE; /* damaged / missing */
     else if (rc == CDT_ENOTFOUND && e)
         rc = CDT_ESTATE; /* a file not in the cache */
+    else if (rc == 0 && e->bad_hash[0])
+        rc = CDT_ECHECKSUM; /* verify saw other bytes */
     pthread_mutex_unlock(&m->lock);
     if (rc == 0)
         snprintf(buf, cap, "%s", fe.path);
@@ -336,9 +366,26 @@ int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *toke
         if (there)
             return 0; /* nothing to download */
         snprintf(errmsg, errcap,
-                 "%s is built into codictate, but its file is missing (reinstall codictate)",
+                 "%s is built into codictate, but its file is missing or damaged (reinstall "
+                 "codictate)",
                  e->cm->id);
         return CDT_ENOTFOUND;
+    }
+    if (e->bad_hash[0]) {
+        /* Verify saw other bytes: the cache's verified marker may still vouch for
+         * them (a bit flip keeps size and mtime), so the file goes first. */
+        char err[256];
+
+        src = source_of(e->cm);
+        for (size_t i = 0; i < e->cm->n_files; i++) {
+            const struct cdt_catalog_file *f = &e->cm->files[i];
+
+            if (cdt_hfcache_remove(m->cache_dir, src->repo, src->revision, f->name,
+                                   f->sha256[0] ? f->sha256 : NULL, err, sizeof(err)) == CDT_EIO)
+                CDT_LOG_W(m->log, "%s: %s", e->cm->id, err);
+        }
+        CDT_LOG_I(m->log, "%s: the damaged files were deleted; downloading them again", e->cm->id);
+        e->bad_hash[0] = '\0';
     }
     ctx.m = m;
     ctx.id = e->cm->id;
@@ -358,7 +405,7 @@ int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *toke
     }
     e->dl = dl;
     set_state_locked(e, CDT_MODEL_DOWNLOADING, NULL);
-    disk_state(m, e->cm, &complete, &on_disk);
+    disk_state(m, e->cm, &complete, &on_disk, NULL, 0);
     pthread_mutex_unlock(&m->lock);
     emit(m, e->cm->id, CDT_MODEL_DOWNLOADING, NULL);
 
@@ -456,6 +503,7 @@ int cdt_models_delete(struct cdt_models *m, const char *id, char *errmsg, size_t
             rc = r;
     }
     e->has_mem = false;
+    e->bad_hash[0] = '\0';
     pthread_mutex_unlock(&m->lock);
     if (rc == 0)
         emit(m, e->cm->id, CDT_MODEL_NOT_DOWNLOADED, "deleted");
@@ -476,7 +524,7 @@ int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg, size_t
     for (size_t i = 0; i < e->cm->n_files; i++) {
         const struct cdt_catalog_file *f = &e->cm->files[i];
         struct cdt_hfcache_entry fe;
-        char got[CDT_SHA256_HEX] = "";
+        char got[CDT_SHA256_HEX] = "", fix[CDT_MODELS_DETAIL];
         int rc;
 
         pthread_mutex_lock(&m->lock);
@@ -487,19 +535,33 @@ int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg, size_t
             return CDT_ESTATE;
         }
         if (f->size && fe.size != f->size) {
-            snprintf(errmsg, errcap, "%s: %s has %llu bytes, expected %llu", e->cm->id, f->name,
-                     (unsigned long long)fe.size, (unsigned long long)f->size);
+            snprintf(errmsg, errcap, "%s is damaged: %s has %llu bytes, expected %llu; %s",
+                     e->cm->id, f->name, (unsigned long long)fe.size, (unsigned long long)f->size,
+                     repair_hint(e->cm, fix, sizeof(fix)));
             return CDT_ECHECKSUM;
         }
         if (!f->sha256[0])
             continue;
         rc = cdt_hfcache_verify(fe.path, f->sha256, NULL, NULL, got);
         if (rc != 0) {
-            snprintf(errmsg, errcap, "%s: %s: checksum mismatch: expected %s, got %s", e->cm->id,
-                     f->name, f->sha256, got[0] ? got : "(unreadable)");
+            char why[CDT_MODELS_DETAIL];
+
+            snprintf(why, sizeof(why), "%s: checksum mismatch: expected %s, got %s", f->name,
+                     f->sha256, got[0] ? got : "(unreadable)");
+            snprintf(errmsg, errcap, "%s is damaged: %s; %s", e->cm->id, why,
+                     repair_hint(e->cm, fix, sizeof(fix)));
+            if (rc != CDT_ECHECKSUM)
+                return CDT_ECHECKSUM; /* unreadable: damaged too, but not a known hash */
+            pthread_mutex_lock(&m->lock);
+            snprintf(e->bad_hash, sizeof(e->bad_hash), "%s", why);
+            pthread_mutex_unlock(&m->lock);
+            emit(m, e->cm->id, CDT_MODEL_DAMAGED, errmsg);
             return CDT_ECHECKSUM;
         }
     }
+    pthread_mutex_lock(&m->lock);
+    e->bad_hash[0] = '\0';
+    pthread_mutex_unlock(&m->lock);
     return 0;
 }
 

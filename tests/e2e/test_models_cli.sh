@@ -1,7 +1,8 @@
 #!/bin/bash
 # `codictate models` from the outside against the fake hub (tests/fakehub) with a
 # test catalog: list, pull into the Hugging Face cache layout, reuse, verify, rm,
-# Ctrl-C then resume (only the missing bytes), gated, insufficient disk, wrong bytes.
+# Ctrl-C then resume (only the missing bytes), a file damaged after its download
+# (damaged; pull repairs it), gated, insufficient disk, wrong bytes.
 #   test_models_cli.sh CODICTATE FAKEHUB MODEL_FILE
 set -u
 bin=$1 fakehub=$2 model=$3
@@ -95,6 +96,39 @@ check "resume: completes" is $? 0
 check "resume: asked for the rest" has "$(curl -s "$HF_ENDPOINT/_stats")" "\"last_range\":\"bytes=$partial-"
 check "resume: only the missing bytes were served" is "$(served)" "$((size - partial))"
 check "resume: verified bytes" cmp -s "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)" "$model"
+
+# Damaged after its download: cut short (power loss), longer, or other bytes of the
+# same size. `list` says damaged (not "not downloaded") and how to repair it, verify
+# says why with the sizes, and pull fetches it again.
+blob=$(readlink -f "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)")
+truncate -s $((size / 2)) "$blob"
+check "cut short: list --json says damaged" is "$(state test_llm_v1)" damaged
+check "cut short: --json detail has the sizes" has "$("$bin" models list --json | tr -d '\n')" "model.gguf has $((size / 2)) bytes, expected $size"
+line=$("$bin" models list | grep test_llm_v1)
+check "cut short: list says damaged and the sizes" has "$line" "damaged - model.gguf has $((size / 2)) bytes, expected $size"
+check "cut short: list says how to repair" has "$line" "codictate models pull test_llm_v1"
+check "cut short: info has no path" eval '! "$bin" models info test_llm | grep -q "^path"'
+err=$("$bin" models verify test_llm 2>&1)
+check "cut short: verify exit 1" eval '! "$bin" models verify test_llm >/dev/null 2>&1'
+check "cut short: verify says damaged with the sizes" has "$err" "test_llm_v1 is damaged: model.gguf has $((size / 2)) bytes, expected $size"
+control '{"reset":true}'
+"$bin" models pull test_llm >/dev/null 2>&1
+check "cut short: pull repairs it" is $? 0
+check "cut short: downloaded again" is "$(state test_llm_v1)" downloaded
+check "cut short: the catalog's bytes" cmp -s "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)" "$model"
+blob=$(readlink -f "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)")
+head -c 4096 /dev/zero >>"$blob"
+check "too long: list --json says damaged" is "$(state test_llm_v1)" damaged
+check "too long: pull repairs it" eval '"$bin" models pull test_llm >/dev/null 2>&1'
+check "too long: downloaded again" is "$(state test_llm_v1)" downloaded
+blob=$(readlink -f "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)")
+printf 'XXXXXXXX' | dd of="$blob" bs=1 seek=1000 conv=notrunc 2>/dev/null
+err=$("$bin" models verify test_llm 2>&1)
+check "other bytes: verify exit 1" eval '! "$bin" models verify test_llm >/dev/null 2>&1'
+check "other bytes: verify says damaged (sha256)" has "$err" "test_llm_v1 is damaged: model.gguf: checksum mismatch"
+check "other bytes: pull repairs it" eval '"$bin" models pull test_llm >/dev/null 2>&1'
+check "other bytes: the catalog's bytes" cmp -s "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)" "$model"
+check "other bytes: verify ok" eval '"$bin" models verify test_llm >/dev/null 2>&1'
 
 # Gated: a clear message without the token; works with it.
 err=$("$bin" models pull test_gated_v1 2>&1 >/dev/null)
