@@ -1,12 +1,14 @@
 /* The model lifecycle module end to end: the fake hub, the HF cache and the real
  * sidecar. States and events: not_downloaded → downloading → downloaded →
- * loading → ready → unloaded (idle), download_failed, and delete refused while
- * downloading or loaded.
+ * loading → ready → unloaded (idle), download_failed, damaged (a downloaded file
+ * cut short or changed: refused to load, repaired by a pull), and delete refused
+ * while downloading or loaded.
  *   test_models FAKEHUB CODICTATE MODEL.gguf */
 #include "../test.h"
 #include "codictate/models.h"
 #include "codictate/util.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,7 +25,8 @@ static pid_t hub;
 static struct cdt_catalog *cat;
 static struct cdt_models *models;
 
-static atomic_int seen[8];
+#define N_STATES (CDT_MODEL_DAMAGED + 1)
+static atomic_int seen[N_STATES];
 static atomic_int progress_calls;
 
 static void on_event(const struct cdt_models_event *ev, void *ud)
@@ -31,7 +34,7 @@ static void on_event(const struct cdt_models_event *ev, void *ud)
     (void)ud;
     if (ev->progress)
         atomic_fetch_add(&progress_calls, 1);
-    else if ((unsigned)ev->state < 8)
+    else if ((unsigned)ev->state < N_STATES)
         atomic_fetch_add(&seen[ev->state], 1);
 }
 
@@ -128,6 +131,81 @@ TEST(pull_then_downloaded)
     CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DOWNLOADED);
     CHECK_INT(cdt_models_path(models, "tiny_v1", path, sizeof(path)), 0);
     CHECK(strstr(path, "/snapshots/") != NULL);
+    CHECK_INT(cdt_models_verify(models, "tiny_v1", err, sizeof(err)), 0);
+}
+
+/* The blob behind the model's snapshot entry. */
+static void blob_of(const char *id, char *blob)
+{
+    char path[4096];
+
+    REQUIRE(cdt_models_path(models, id, path, sizeof(path)) == 0);
+    REQUIRE(realpath(path, blob) != NULL);
+}
+
+TEST(damaged_is_its_own_state_and_pull_repairs_it)
+{
+    char err[512], detail[512], path[4096], blob[4096], want[128];
+    struct stat st;
+    FILE *f;
+
+    blob_of("tiny_v1", blob);
+    REQUIRE(stat(blob, &st) == 0);
+    /* Cut short after its download (a power loss): damaged, not not_downloaded. */
+    REQUIRE(truncate(blob, st.st_size / 2) == 0);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DAMAGED);
+    CHECK_STR(cdt_model_state_name(CDT_MODEL_DAMAGED), "damaged");
+    snprintf(want, sizeof(want), "m.gguf has %lld bytes, expected %lld", (long long)st.st_size / 2,
+             (long long)st.st_size);
+    CHECK(strstr(detail, want) != NULL);
+    CHECK(strstr(detail, "codictate models pull tiny_v1 fetches it again") != NULL);
+    CHECK_INT(cdt_models_bytes_on_disk(models, "tiny_v1"), 0); /* not a resumable partial */
+    CHECK_INT(cdt_models_path(models, "tiny_v1", path, sizeof(path)), CDT_ECHECKSUM);
+    CHECK_INT(cdt_models_load(models, "tiny_v1", err, sizeof(err)), CDT_ECHECKSUM);
+    CHECK(strstr(err, "damaged on disk") != NULL);
+    CHECK_INT(cdt_models_verify(models, "tiny_v1", err, sizeof(err)), CDT_ECHECKSUM);
+    CHECK(strstr(err, "tiny_v1 is damaged: ") != NULL && strstr(err, want) != NULL);
+    CHECK(cdt_models_default(models, CDT_MODEL_LLM, CDT_TIER_LE8) == NULL);
+    CHECK_INT(cdt_models_pull(models, "tiny_v1", err, sizeof(err)), 0);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DOWNLOADED);
+    CHECK_INT(cdt_models_verify(models, "tiny_v1", err, sizeof(err)), 0);
+
+    /* Grown: damaged too. */
+    blob_of("tiny_v1", blob);
+    f = fopen(blob, "ab");
+    REQUIRE(f != NULL);
+    fputs("trailing bytes", f);
+    fclose(f);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DAMAGED);
+    CHECK_INT(cdt_models_pull(models, "tiny_v1", err, sizeof(err)), 0);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DOWNLOADED);
+
+    /* Other bytes of the right size: only verify can tell; then damaged (an event)
+     * until the pull, which fetches the file again although the cache had marked it
+     * verified. */
+    blob_of("tiny_v1", blob);
+    REQUIRE(stat(blob, &st) == 0);
+    f = fopen(blob, "r+b");
+    REQUIRE(f != NULL);
+    fseek(f, 100, SEEK_SET);
+    fputs("XXXXXXXX", f);
+    fclose(f);
+    {
+        /* The mtime the cache's verified marker holds: a bit flip keeps it. */
+        struct timespec ts[2] = {st.st_atim, st.st_mtim};
+
+        REQUIRE(utimensat(AT_FDCWD, blob, ts, 0) == 0);
+    }
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DOWNLOADED);
+    atomic_store(&seen[CDT_MODEL_DAMAGED], 0);
+    CHECK_INT(cdt_models_verify(models, "tiny_v1", err, sizeof(err)), CDT_ECHECKSUM);
+    CHECK(strstr(err, "tiny_v1 is damaged: m.gguf: checksum mismatch") != NULL);
+    CHECK_INT(atomic_load(&seen[CDT_MODEL_DAMAGED]), 1);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DAMAGED);
+    CHECK(strstr(detail, "checksum mismatch") != NULL);
+    CHECK_INT(cdt_models_path(models, "tiny_v1", path, sizeof(path)), CDT_ECHECKSUM);
+    CHECK_INT(cdt_models_pull(models, "tiny_v1", err, sizeof(err)), 0);
+    CHECK_INT(cdt_models_state(models, "tiny_v1", detail, sizeof(detail)), CDT_MODEL_DOWNLOADED);
     CHECK_INT(cdt_models_verify(models, "tiny_v1", err, sizeof(err)), 0);
 }
 
@@ -319,6 +397,7 @@ int main(int argc, char **argv)
         return 1;
     }
     RUN(pull_then_downloaded);
+    RUN(damaged_is_its_own_state_and_pull_repairs_it);
     RUN(wrong_bytes_is_download_failed);
     RUN(delete_refused_while_downloading_then_cancel);
     RUN(load_ready_idle_unload);
