@@ -594,6 +594,7 @@
     ready: 'Ready (loaded)',
     load_failed: 'Could not load',
     unloaded: 'Downloaded (unloaded)',
+    damaged: 'Damaged on disk',
   };
 
   const ERROR_TEXT = {
@@ -702,6 +703,13 @@
       const err = el('p', { class: 'model-error', role: 'alert' }, head);
       if (m.detail && m.detail !== head) err.append(el('span', { class: 'detail', text: m.detail }));
       card.append(err);
+    } else if (m.state === 'damaged') {
+      const head = m.builtin
+        ? 'The model file is damaged (cut short or changed since it was installed). Reinstall codictate to repair it.'
+        : 'The downloaded file is damaged (cut short or changed on disk since its download). Download it again to repair it.';
+      const err = el('p', { class: 'model-error', role: 'alert' }, head);
+      if (m.detail) err.append(el('span', { class: 'detail', text: m.detail }));
+      card.append(err);
     } else if (m.state === 'load_failed') {
       const err = el('p', { class: 'model-error', role: 'alert' }, 'The model could not be loaded.');
       if (m.detail) err.append(el('span', { class: 'detail', text: m.detail }));
@@ -712,7 +720,7 @@
       card.append(el('p', { class: 'model-note', text: `Partly downloaded: ${fmtBytes(m.bytes_done)} of ${fmtBytes(m.bytes_total || m.size_bytes)}. Download resumes.` }));
     }
 
-    const needsToken = code === 'gated' || (m.gated && (m.state === 'not_downloaded' || m.state === 'download_failed'));
+    const needsToken = code === 'gated' || (m.gated && (m.state === 'not_downloaded' || m.state === 'download_failed' || m.state === 'damaged'));
     if (needsToken) {
       const inputId = `hf-token-${m.id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
       const input = el('input', {
@@ -741,6 +749,11 @@
         break;
       case 'downloading':
         button('cancel', 'Cancel', 'secondary');
+        break;
+      case 'damaged':
+        if (m.builtin) break;
+        button('download', 'Download again (repair)');
+        button('delete', 'Delete', 'danger');
         break;
       case 'download_failed':
         button('download', code === 'gated' ? 'Retry with token' : code === 'checksum' ? 'Download again' : 'Retry');

@@ -236,6 +236,28 @@ await check('download: resumes (Range request, bar not back at 0) and completes'
   eq((await model(BIG)).state, 'downloaded', 'API state');
   await hub('/_control', { reset: true });
 });
+await check('models: a download damaged on disk (cut short) says so; "Download again" repairs it', async () => {
+  const m = await model(BIG);
+  ok(m.path, `no path for the downloaded ${BIG}`);
+  const blob = fs.realpathSync(m.path);
+  const size = fs.statSync(blob).size;
+  fs.truncateSync(blob, Math.floor(size / 2)); // a power loss after the download
+  await page.reload({ waitUntil: 'load' });
+  await page.waitForSelector('#page-models:not([hidden])', { state: 'visible' });
+  await waitFor(async () => (await card(BIG).getAttribute('data-state')) === 'damaged', 5000, 'state damaged');
+  eq((await model(BIG)).state, 'damaged', 'API state');
+  eq((await card(BIG).locator('.model-state').textContent()).trim(), 'Damaged on disk', 'state label');
+  const why = await card(BIG).locator('.model-error').textContent();
+  ok(why.includes('damaged') && why.includes(`has ${Math.floor(size / 2)} bytes, expected ${size}`), `the card's message: '${why}'`);
+  const again = card(BIG).locator('button.download');
+  eq((await again.textContent()).trim(), 'Download again (repair)', 'download button');
+  eq(await card(BIG).locator('button.use').count(), 0, 'a Use button on a damaged model');
+  await shot('models-damaged.png');
+  await again.click();
+  await waitFor(async () => (await card(BIG).getAttribute('data-state')) === 'downloaded', 30000, 'state downloaded');
+  eq((await model(BIG)).state, 'downloaded', 'API state after the repair');
+  eq(fs.statSync(fs.realpathSync((await model(BIG)).path)).size, size, 'the repaired file\'s size');
+});
 await check('models: the in-use models are marked and have no Use button', async () => {
   // Nothing chosen yet: the recommended (downloaded) models are the ones in use.
   for (const id of [LLM, WHISPER]) {
