@@ -748,7 +748,7 @@ int cdt__json_scan_closing(const struct cdt_json_scan *js, char *out, size_t cap
     case JS_UHEX:
     case JS_STRING:
         snprintf(tail, sizeof(tail), "%s%s\"%s", js->state == JS_ESCAPE ? "n" : "",
-                 js->state == JS_UHEX ? "0000" + js->hex : "", js->key ? ":0" : "");
+                 js->state == JS_UHEX ? &"0000"[js->hex] : "", js->key ? ":0" : "");
         break;
     case JS_NUMBER:
         if (strchr("-+.eE", js->num_last))
