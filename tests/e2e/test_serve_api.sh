@@ -1,6 +1,7 @@
 #!/bin/bash
 # `codictate serve`'s JSON API from curl (the contract the web UI and the CLI
-# verbs use): status, models, the settings round trip (the API key never echoed,
+# verbs use): status, models (a downloaded one cut short on disk: damaged, then
+# repaired by the app's download), the settings round trip (the API key never echoed,
 # settings.json and the key file 0600), bad values, the event stream (hello, model
 # progress during a throttled download at most ~10 events a second), `codictate
 # status` while the app runs, and `codictate dictate --toggle` twice (start, then
@@ -90,6 +91,23 @@ check "models: the big one: bytes, license link" is \
   "$(j "$tmp/r.json" '(d["models"][1]["bytes_done"], d["models"][1]["bytes_total"], d["models"][1]["license_url"], d["models"][1]["recommended"])')" \
   "(0, 6000000, 'https://example.com/license', False)"
 check "models: unknown id -> 404" is "$(post api/models/nope/download '{}')" 404
+# A downloaded model cut short on disk (a power loss): damaged, with the sizes and the
+# fix; the app's download repairs it.
+get api/models >/dev/null
+blob=$(readlink -f "$(j "$tmp/r.json" 'd["models"][0]["path"]')")
+bsize=$(stat -c %s "$blob")
+truncate -s $((bsize / 2)) "$blob"
+check "models: cut short -> damaged" is "$(get api/models; j "$tmp/r.json" '(d["models"][0]["state"], d["models"][0]["path"])')" \
+  "200('damaged', None)"
+check "models: damaged: the detail says why and the fix" has "$(j "$tmp/r.json" 'd["models"][0]["detail"]')" \
+  "has $((bsize / 2)) bytes, expected $bsize; codictate models pull test_llm_v1 fetches it again"
+check "models: damaged: download -> 202" is "$(post api/models/test_llm_v1/download '{}')" 202
+for _ in $(seq 1 100); do
+  [ "$(get api/models >/dev/null; j "$tmp/r.json" 'd["models"][0]["state"]')" = downloaded ] && break
+  sleep 0.1
+done
+check "models: damaged: the download repairs it" is "$(j "$tmp/r.json" 'd["models"][0]["state"]')" downloaded
+check "models: damaged: the catalog's bytes again" cmp -s "$(readlink -f "$(j "$tmp/r.json" 'd["models"][0]["path"]')")" "$llm"
 
 # --- settings round trip ---
 key=sk-test-serve-api-4711
