@@ -130,6 +130,8 @@ truncate -s $(($(size "$blob") / 2)) "$blob"
 "$bin" models verify test_llm_v1 >"$tmp/verify.out" 2>"$tmp/verify.err"
 check "truncated model: verify fails" is "$?" 1
 check "truncated model: verify says why" has "$(cat "$tmp/verify.out" "$tmp/verify.err")" "has $(size "$blob") bytes, expected $(size "$tmp/blob.bak")"
+"$bin" models list --json >"$tmp/list.json"
+check "truncated model: models list says damaged" is "$(j "$tmp/list.json" '[m["state"] for m in d if m["id"] == "test_llm_v1"][0]')" damaged
 "$bin" refine --model test_llm_v1 --json "um so the model file was cut in half" >"$tmp/r.json" 2>"$tmp/r.err"
 check "truncated model: refine exits 0" is "$?" 0
 check "truncated model: the deterministic text" is "$(j "$tmp/r.json" 'd["refined"]')" "So the model file was cut in half"
