@@ -324,6 +324,35 @@ static void on_progress(const struct cdt_download_progress *p, void *ud)
     c->m->on_event(&ev, c->m->user_data);
 }
 
+/* Deletes the model's damaged files (lock held), before the disk check so that their
+ * room counts as free: those of another size than the catalog's, and all of them
+ * when verify saw other bytes (the cache's verified marker may still vouch for
+ * those: a bit flip keeps the size and the mtime). The download then fetches them
+ * whole: a complete file cut short is not resumed as a partial, since nothing says
+ * its bytes are the start of the right ones. */
+static void remove_damaged_locked(struct cdt_models *m, struct entry *e)
+{
+    const struct cdt_catalog_source *src = source_of(e->cm);
+    char err[256];
+
+    for (size_t i = 0; i < e->cm->n_files; i++) {
+        const struct cdt_catalog_file *f = &e->cm->files[i];
+        struct cdt_hfcache_entry fe;
+        int rc = find_file(m, e->cm, i, &fe);
+
+        if (rc != CDT_EFORMAT && !(rc == 0 && e->bad_hash[0]))
+            continue;
+        rc = cdt_hfcache_remove(m->cache_dir, src->repo, src->revision, f->name,
+                                f->sha256[0] ? f->sha256 : NULL, err, sizeof(err));
+        if (rc != 0 && rc != CDT_ENOTFOUND)
+            CDT_LOG_W(m->log, "%s: %s", e->cm->id, err);
+        else
+            CDT_LOG_I(m->log, "%s: %s was damaged; deleted, downloading it again", e->cm->id,
+                      f->name);
+    }
+    e->bad_hash[0] = '\0';
+}
+
 int cdt_models_pull(struct cdt_models *m, const char *id, char *errmsg, size_t errcap)
 {
     return cdt_models_pull_token(m, id, NULL, errmsg, errcap);
@@ -371,22 +400,7 @@ int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *toke
                  e->cm->id);
         return CDT_ENOTFOUND;
     }
-    if (e->bad_hash[0]) {
-        /* Verify saw other bytes: the cache's verified marker may still vouch for
-         * them (a bit flip keeps size and mtime), so the file goes first. */
-        char err[256];
-
-        src = source_of(e->cm);
-        for (size_t i = 0; i < e->cm->n_files; i++) {
-            const struct cdt_catalog_file *f = &e->cm->files[i];
-
-            if (cdt_hfcache_remove(m->cache_dir, src->repo, src->revision, f->name,
-                                   f->sha256[0] ? f->sha256 : NULL, err, sizeof(err)) == CDT_EIO)
-                CDT_LOG_W(m->log, "%s: %s", e->cm->id, err);
-        }
-        CDT_LOG_I(m->log, "%s: the damaged files were deleted; downloading them again", e->cm->id);
-        e->bad_hash[0] = '\0';
-    }
+    remove_damaged_locked(m, e);
     ctx.m = m;
     ctx.id = e->cm->id;
     ctx.done_before = 0;
