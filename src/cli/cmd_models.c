@@ -25,12 +25,15 @@ static void models_usage(FILE *out)
     fprintf(out, "usage: codictate models <command> [options]\n"
                  "\n"
                  "  list [--json]        the catalog with each model's size, RAM and state;\n"
-                 "                       '*' marks the one recommended for this machine\n"
+                 "                       '*' marks the one recommended for this machine;\n"
+                 "                       'damaged': a downloaded file was cut short or changed\n"
+                 "                       (pull repairs it)\n"
                  "  recommend [--json]   the model recommended for this machine's RAM\n"
                  "  pull ID              download a model (resumable; Ctrl-C keeps the partial)\n"
                  "  rm ID                delete a model's files (refused while in use)\n"
                  "  info ID [--json]     everything about one model\n"
                  "  verify ID            check the files' sha256 against the catalog\n"
+                 "                       (a mismatch: damaged; pull repairs it)\n"
                  "\n"
                  "ID is a catalog id or alias (e.g. qwen3_base_1.7b). Files go to the Hugging\n"
                  "Face cache ($HF_HOME/hub, default ~/.cache/huggingface/hub); HF_ENDPOINT,\n"
@@ -248,6 +251,9 @@ static int cmd_pull(struct ctx *c, const struct cdt_catalog_model *cm)
     if (cm->gated_terms && cm->license_url[0])
         fprintf(stderr, "%s is under %s (%s): by downloading you accept its terms.\n", cm->id,
                 cm->license, cm->license_url);
+    if (cdt_models_state(c->models, cm->id, NULL, 0) == CDT_MODEL_DAMAGED)
+        fprintf(stderr, "%s is damaged on disk: its damaged file is deleted and downloaded again\n",
+                cm->id);
     fprintf(stderr, "pulling %s (%s, %s)\n", cm->id, cm->name,
             size_str(cdt_catalog_model_size(cm), sz, sizeof(sz)));
     sigemptyset(&set);

@@ -112,8 +112,9 @@ err=$("$bin" models verify test_llm 2>&1)
 check "cut short: verify exit 1" eval '! "$bin" models verify test_llm >/dev/null 2>&1'
 check "cut short: verify says damaged with the sizes" has "$err" "test_llm_v1 is damaged: model.gguf has $((size / 2)) bytes, expected $size"
 control '{"reset":true}'
-"$bin" models pull test_llm >/dev/null 2>&1
+"$bin" models pull test_llm >/dev/null 2>"$tmp/repair.err"
 check "cut short: pull repairs it" is $? 0
+check "cut short: pull says it repairs" has "$(cat "$tmp/repair.err")" "test_llm_v1 is damaged on disk: its damaged file is deleted and downloaded again"
 check "cut short: downloaded again" is "$(state test_llm_v1)" downloaded
 check "cut short: the catalog's bytes" cmp -s "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)" "$model"
 blob=$(readlink -f "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)")
