@@ -15,7 +15,9 @@
  * codictate adds one thing: `models--{org}--{name}/.codictate/verified/<etag>`, a
  * marker that the blob's sha256 was checked (other tools only check sizes), holding
  * the blob's size and mtime so a changed blob is hashed again. huggingface_hub's
- * cache scan ignores it.
+ * cache scan ignores it. Beside it, `.codictate/damaged/<etag>`: the blob's sha256 was
+ * checked and differs (cut short or changed on disk since its download), with the
+ * same size and mtime guard.
  *
  * Writers make every visible name atomically (write a temporary name, then rename),
  * so a crash leaves either nothing or a complete entry, plus at most a partial.
@@ -123,7 +125,7 @@ CDT_NODISCARD int cdt_hfcache_commit(const char *root, const char *repo, const c
                                      const char *src, char **path_out, char *errmsg, size_t errcap);
 
 /* Deletes a model file: the snapshot entry of (revision, file), its blob unless
- * another snapshot of the repository links to it, the blob's verified marker, and
+ * another snapshot of the repository links to it, the blob's markers, and
  * the partial blobs/<key>.incomplete. `key` (may be NULL) names a partial to delete
  * when no snapshot entry exists (e.g. a cancelled first download); when the entry
  * is a link, its blob's name is used too. Empty snapshot directories are removed;
@@ -159,6 +161,18 @@ bool cdt_hfcache_is_verified(const char *root, const char *repo, const char *key
                              const char *sha256);
 CDT_NODISCARD int cdt_hfcache_mark_verified(const char *root, const char *repo, const char *key,
                                             const char *sha256);
+
+/* The opposite finding, kept for later runs: blobs/<key> of `repo` was hashed and is
+ * not what it should be (`got_sha256` is what it holds). is_damaged is true while the
+ * blob is still the one marked (same size and mtime; a new blob of that name is not
+ * damaged) and copies the sha256 found into `got` (may be NULL). Marking drops the
+ * blob's verified marker (the next download hashes it again) and returns 0,
+ * CDT_ENOTFOUND (no blob), CDT_EIO, CDT_EINVAL. cdt_hfcache_remove deletes both
+ * markers. */
+bool cdt_hfcache_is_damaged(const char *root, const char *repo, const char *key,
+                            char got[CDT_SHA256_HEX]);
+CDT_NODISCARD int cdt_hfcache_mark_damaged(const char *root, const char *repo, const char *key,
+                                           const char *got_sha256);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #define MARKER_MAX      128                   /* bytes of a verified marker */
 #define WALK_MAX_DEPTH  32                    /* directory depth searched under snapshots/ */
 #define VERIFIED_SUBDIR ".codictate/verified"
+#define DAMAGED_SUBDIR  ".codictate/damaged"
 
 static void seterr(char *errmsg, size_t errcap, const char *fmt, ...) CDT_PRINTF(3, 4);
 
@@ -627,6 +628,10 @@ static void remove_blob(const char *root, const char *repo, const char *dir, con
             unlink(p);
             free(p);
         }
+        if (path_fmt(&p, "%s/" DAMAGED_SUBDIR "/%s", dir, key) == 0) {
+            unlink(p);
+            free(p);
+        }
     }
     if (cdt_hfcache_incomplete_path(root, repo, key, &p) == 0) {
         *removed += unlink(p) == 0;
@@ -783,8 +788,8 @@ static int marker_text(const char *blob, const char *sha256, char *buf, size_t c
     return 0;
 }
 
-static int marker_paths(const char *root, const char *repo, const char *key, char **blob,
-                        char **marker)
+static int marker_paths(const char *root, const char *repo, const char *key, const char *subdir,
+                        char **blob, char **marker)
 {
     char *dir = NULL;
     int rc;
@@ -792,7 +797,7 @@ static int marker_paths(const char *root, const char *repo, const char *key, cha
     *blob = *marker = NULL;
     if ((rc = cdt_hfcache_repo_dir(root, repo, &dir)) != 0 ||
         (rc = cdt_hfcache_blob_path(root, repo, key, blob)) != 0 ||
-        (rc = path_fmt(marker, "%s/" VERIFIED_SUBDIR "/%s", dir, key)) != 0) {
+        (rc = path_fmt(marker, "%s/%s/%s", dir, subdir, key)) != 0) {
         free(*blob);
         *blob = NULL;
     }
@@ -807,7 +812,8 @@ bool cdt_hfcache_is_verified(const char *root, const char *repo, const char *key
     char want[MARKER_MAX], have[MARKER_MAX];
     bool ok = false;
 
-    if (!cdt_hfcache_is_sha256(sha256) || marker_paths(root, repo, key, &blob, &marker) != 0)
+    if (!cdt_hfcache_is_sha256(sha256) ||
+        marker_paths(root, repo, key, VERIFIED_SUBDIR, &blob, &marker) != 0)
         return false;
     if (marker_text(blob, sha256, want, sizeof(want)) == 0 &&
         read_small(marker, have, sizeof(have)) == 0)
@@ -826,12 +832,63 @@ int cdt_hfcache_mark_verified(const char *root, const char *repo, const char *ke
 
     if (!cdt_hfcache_is_sha256(sha256))
         return CDT_EINVAL;
-    if ((rc = marker_paths(root, repo, key, &blob, &marker)) != 0)
+    if ((rc = marker_paths(root, repo, key, VERIFIED_SUBDIR, &blob, &marker)) != 0)
         return rc;
     if ((rc = marker_text(blob, sha256, text, sizeof(text))) == 0) {
         dir_of(marker, parent, sizeof(parent));
         rc = cdt_mkdir_p(parent, 0755) == 0 && write_atomic(marker, text) == 0 ? 0 : CDT_EIO;
     }
+    free(marker);
+    free(blob);
+    return rc;
+}
+
+bool cdt_hfcache_is_damaged(const char *root, const char *repo, const char *key,
+                            char got[CDT_SHA256_HEX])
+{
+    char *blob, *marker;
+    char want[MARKER_MAX], have[MARKER_MAX], sha[CDT_SHA256_HEX];
+    bool bad = false;
+
+    if (got)
+        got[0] = '\0';
+    if (marker_paths(root, repo, key, DAMAGED_SUBDIR, &blob, &marker) != 0)
+        return false;
+    if (read_small(marker, have, sizeof(have)) == 0 && strlen(have) > 64 && have[64] == ' ') {
+        memcpy(sha, have, 64);
+        sha[64] = '\0';
+        bad = cdt_hfcache_is_sha256(sha) && marker_text(blob, sha, want, sizeof(want)) == 0 &&
+              strcmp(want, have) == 0;
+        if (bad && got)
+            memcpy(got, sha, CDT_SHA256_HEX);
+    }
+    free(marker);
+    free(blob);
+    return bad;
+}
+
+int cdt_hfcache_mark_damaged(const char *root, const char *repo, const char *key,
+                             const char *got_sha256)
+{
+    char *blob, *marker, *verified = NULL, *dir = NULL;
+    char text[MARKER_MAX], parent[CDT_HF_MAX_PATH];
+    int rc;
+
+    if (!cdt_hfcache_is_sha256(got_sha256))
+        return CDT_EINVAL;
+    if ((rc = marker_paths(root, repo, key, DAMAGED_SUBDIR, &blob, &marker)) != 0)
+        return rc;
+    if ((rc = marker_text(blob, got_sha256, text, sizeof(text))) == 0) {
+        dir_of(marker, parent, sizeof(parent));
+        rc = cdt_mkdir_p(parent, 0755) == 0 && write_atomic(marker, text) == 0 ? 0 : CDT_EIO;
+    }
+    /* The verified marker would vouch for these bytes (a bit flip keeps the size and
+     * the mtime): gone, so the next download hashes the blob again. */
+    if (rc == 0 && cdt_hfcache_repo_dir(root, repo, &dir) == 0 &&
+        path_fmt(&verified, "%s/" VERIFIED_SUBDIR "/%s", dir, key) == 0)
+        unlink(verified);
+    free(verified);
+    free(dir);
     free(marker);
     free(blob);
     return rc;

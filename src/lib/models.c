@@ -152,6 +152,9 @@ static int find_file(struct cdt_models *m, const struct cdt_catalog_model *cm, s
 
     if (rc == 0 && cm->files[i].size && out->size != cm->files[i].size)
         return CDT_EFORMAT; /* a different or damaged file */
+    if (rc == 0 && !builtin(cm) && out->key[0] &&
+        cdt_hfcache_is_damaged(m->cache_dir, src->repo, out->key, NULL))
+        return CDT_EFORMAT; /* a verify found other bytes (an earlier run, maybe) */
     return rc;
 }
 
@@ -174,9 +177,13 @@ static void disk_state(struct cdt_models *m, const struct cdt_catalog_model *cm,
             continue;
         }
         *complete = false;
-        if (rc == CDT_EFORMAT && damaged && cap && !damaged[0])
+        if (rc == CDT_EFORMAT && damaged && cap && !damaged[0] && fe.size != cm->files[i].size)
             snprintf(damaged, cap, "%s has %llu bytes, expected %llu", cm->files[i].name,
                      (unsigned long long)fe.size, (unsigned long long)cm->files[i].size);
+        else if (rc == CDT_EFORMAT && damaged && cap && !damaged[0])
+            snprintf(damaged, cap,
+                     "%s: checksum mismatch (codictate models verify found other bytes)",
+                     cm->files[i].name);
         if (cm->files[i].sha256[0] && !builtin(cm)) {
             char *part = NULL;
             struct stat st;
@@ -566,6 +573,10 @@ int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg, size_t
                      repair_hint(e->cm, fix, sizeof(fix)));
             if (rc != CDT_ECHECKSUM)
                 return CDT_ECHECKSUM; /* unreadable: damaged too, but not a known hash */
+            /* Kept in the cache for later runs (`models list` after `models verify`). */
+            if (!builtin(e->cm) && fe.key[0] &&
+                cdt_hfcache_mark_damaged(m->cache_dir, source_of(e->cm)->repo, fe.key, got) != 0)
+                CDT_LOG_W(m->log, "%s: cannot mark %s damaged in the cache", e->cm->id, fe.blob);
             pthread_mutex_lock(&m->lock);
             snprintf(e->bad_hash, sizeof(e->bad_hash), "%s", why);
             pthread_mutex_unlock(&m->lock);

@@ -127,6 +127,8 @@ printf 'XXXXXXXX' | dd of="$blob" bs=1 seek=1000 conv=notrunc 2>/dev/null
 err=$("$bin" models verify test_llm 2>&1)
 check "other bytes: verify exit 1" eval '! "$bin" models verify test_llm >/dev/null 2>&1'
 check "other bytes: verify says damaged (sha256)" has "$err" "test_llm_v1 is damaged: model.gguf: checksum mismatch"
+check "other bytes: list says damaged after the verify (a later run)" is "$(state test_llm_v1)" damaged
+check "other bytes: list says why" has "$("$bin" models list | grep test_llm_v1)" "damaged - model.gguf: checksum mismatch"
 check "other bytes: pull repairs it" eval '"$bin" models pull test_llm >/dev/null 2>&1'
 check "other bytes: the catalog's bytes" cmp -s "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)" "$model"
 check "other bytes: verify ok" eval '"$bin" models verify test_llm >/dev/null 2>&1'

@@ -1046,6 +1046,47 @@ TEST(remove_keeps_a_blob_another_snapshot_uses)
     CHECK(!exists("%s/models--org--x/blobs/%s", root, "k1"));
 }
 
+/* The damaged marker (cdt_models_verify's finding, for later runs): it holds while the
+ * blob is the one marked, drops the verified marker, and goes with the blob. */
+TEST(damaged_marker_follows_the_blob)
+{
+    const char *root = fresh_home();
+    char src[512], blob[512], got[CDT_SHA256_HEX], bad[65];
+    struct timespec later = {0, 0};
+
+    memset(bad, 'e', 64);
+    bad[64] = '\0';
+    snprintf(src, sizeof(src), "%s/blob.incomplete", root);
+    CHECK_INT(cdt_mkdir_p(root, 0755), 0);
+    write_file(src, 5000, 7);
+    CHECK_INT(
+        cdt_hfcache_commit(root, "org/x", "main", model_commit, "f.bin", "k1", src, NULL, NULL, 0),
+        0);
+    CHECK_INT(cdt_hfcache_mark_verified(root, "org/x", "k1", model_sha), 0);
+    CHECK(!cdt_hfcache_is_damaged(root, "org/x", "k1", got));
+    CHECK_STR(got, "");
+    CHECK_INT(cdt_hfcache_mark_damaged(root, "org/x", "k1", bad), 0);
+    CHECK(cdt_hfcache_is_damaged(root, "org/x", "k1", got));
+    CHECK_STR(got, bad);
+    CHECK(!cdt_hfcache_is_verified(root, "org/x", "k1", model_sha));
+    CHECK_INT(cdt_hfcache_mark_damaged(root, "org/x", "nope", bad), CDT_ENOTFOUND);
+    CHECK_INT(cdt_hfcache_mark_damaged(root, "org/x", "k1", "not a sha"), CDT_EINVAL);
+    /* Another blob under that name (a new mtime): not the one marked. */
+    snprintf(blob, sizeof(blob), "%s/models--org--x/blobs/k1", root);
+    later.tv_sec = time(NULL) + 10;
+    {
+        struct timespec ts[2] = {later, later};
+
+        CHECK_INT(utimensat(AT_FDCWD, blob, ts, 0), 0);
+    }
+    CHECK(!cdt_hfcache_is_damaged(root, "org/x", "k1", NULL));
+    CHECK_INT(cdt_hfcache_mark_damaged(root, "org/x", "k1", bad), 0);
+    CHECK(cdt_hfcache_is_damaged(root, "org/x", "k1", NULL));
+    CHECK_INT(cdt_hfcache_remove(root, "org/x", "main", "f.bin", NULL, NULL, 0), 0);
+    CHECK(!exists("%s/models--org--x/.codictate/damaged/k1", root));
+    CHECK(!cdt_hfcache_is_damaged(root, "org/x", "k1", NULL));
+}
+
 int main(int argc, char **argv)
 {
     char path[512];
@@ -1108,6 +1149,7 @@ int main(int argc, char **argv)
     RUN(token_not_sent_to_another_host);
     RUN(rate_limit_and_server_errors_are_retried);
     RUN(remove_keeps_a_blob_another_snapshot_uses);
+    RUN(damaged_marker_follows_the_blob);
 
     stop_hub();
     curl_global_cleanup();
