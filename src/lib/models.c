@@ -1,10 +1,11 @@
 /* The model lifecycle (see models.h). Per catalog entry, `mem` holds the states
  * only this process can know (downloading, download_failed, loading, ready,
  * load_failed, unloaded); everything else is derived from the cache on each query,
- * so files other tools add or remove are seen. `damaged` comes from the disk too (a
- * file of another size than the catalog's), except a sha256 mismatch, which only
- * cdt_models_verify can see: kept in `bad_hash` until a pull, delete or passing
- * verify. Events are emitted without the lock held. */
+ * so files other tools add or remove are seen. `damaged` comes from the disk too: a
+ * file of another size than the catalog's, or one cdt_models_verify hashed to
+ * another sha256 (hfcache's damaged marker, for later runs; `bad_hash` too, for
+ * files outside blobs/, until a pull, delete or passing verify). Events are emitted
+ * without the lock held. */
 #include "codictate/models.h"
 #include "codictate/hfcache.h"
 #include "codictate/log.h"
