@@ -10,8 +10,9 @@
  * States are derived at start from what is on disk; every transition is an event.
  * `damaged` is a complete download that is no longer what the catalog gives: a file
  * of another size than the catalog's (cut short by a power loss or a disk error, or
- * grown), seen on every query, or of another sha256, seen by cdt_models_verify (and
- * remembered by this handle until a pull, a delete or a verify that passes). A
+ * grown), seen on every query, or of another sha256, seen by cdt_models_verify and
+ * kept in the cache for later runs (hfcache's damaged marker) until the file is
+ * replaced, deleted or pulled. A
  * partial download (blobs/<sha256>.incomplete) is never damaged: it stays
  * not_downloaded with its bytes in the detail, and a pull resumes it. A pull of a
  * damaged model deletes the damaged file and fetches it whole (its bytes cannot be
@@ -125,8 +126,8 @@ CDT_NODISCARD int cdt_models_delete(struct cdt_models *m, const char *id, char *
 /* Hashes every file and compares with the catalog (or the size when no sha256 is
  * known). Returns 0, CDT_ESTATE (not downloaded), CDT_ECHECKSUM (damaged: errmsg
  * "ID is damaged: FILE has N bytes, expected M" or "ID is damaged: FILE: checksum
- * mismatch: …", then the fix). A checksum mismatch makes the model `damaged` for
- * this handle (an event); a pass clears it. */
+ * mismatch: …", then the fix). A checksum mismatch makes the model `damaged` (an
+ * event), for later runs too (the cache's damaged marker). */
 CDT_NODISCARD int cdt_models_verify(struct cdt_models *m, const char *id, char *errmsg,
                                     size_t errcap);
 
