@@ -52,6 +52,13 @@ struct cdt_eager_params {
                           * then depend on the audio alone) */
     float threshold;     /* speech probability; 0: 0.5 (whisper.cpp's VAD default) */
     struct cdt_log *log; /* borrowed; NULL: none */
+
+    /* Called on the worker thread (no lock held) each time a chunk's text joins the
+     * transcript: `text` is the text of the chunks so far (borrowed for the call), a
+     * prefix of the final transcript's text but for the white space between chunks
+     * (it only grows). NULL: none. */
+    void (*on_text)(const char *text, void *user_data);
+    void *user_data;
 };
 
 /* One chunk of the recording, in seconds of it. */

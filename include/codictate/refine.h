@@ -61,6 +61,7 @@ extern "C" {
 
 struct cdt_catalog;
 struct cdt_log;
+struct cdt_refine_ahead;
 struct cdt_manager;
 struct cdt_models;
 
@@ -191,6 +192,14 @@ struct cdt_refine_params {
      * the same as without on_delta. NULL: the sidecar answers in one piece. */
     void (*on_delta)(const char *text, size_t len, void *user_data);
     void *delta_user_data;
+
+    /* Pieces refined before the transcript was complete (cdt_refine_ahead_new,
+     * borrowed; NULL: none): a piece of this transcript whose deterministic text is
+     * exactly one the background refined takes that answer (accepted or fallen back,
+     * with its reason) instead of asking again; the others are asked as usual. A
+     * background piece that fell back because the provider failed falls back alone
+     * (the pieces after it are still asked). */
+    struct cdt_refine_ahead *ahead;
 };
 
 struct cdt_refine_params cdt_refine_default_params(void);
@@ -203,6 +212,9 @@ struct cdt_refine_timings {
     int generated_tokens; /* as the provider reported; 0: unknown or none */
     int pieces;           /* pieces the transcript went to the model in; 0: none asked */
     double piece_ms[CDT_REFINE_PIECES_TIMED]; /* each piece's model call, the first ones */
+    int pieces_ahead; /* of those pieces, how many were refined in the background
+                       * (params.ahead) before this call: they cost nothing now */
+    bool piece_ahead[CDT_REFINE_PIECES_TIMED]; /* which ones (the first ones) */
 };
 
 /* Every string is owned by the result: free them all with cdt_refine_result_cleanup. */
@@ -243,6 +255,47 @@ CDT_NODISCARD int cdt_refine_preload(const struct cdt_refine_params *p, char *er
 
 /* Frees the result's strings and zeroes it. NULL is a no-op. */
 void cdt_refine_result_cleanup(struct cdt_refine_result *r);
+
+/* ---- refinement ahead: the finished pieces while the transcript still grows ----
+ *
+ * While a dictation is still recording, the text transcribed so far will not change
+ * (eager.h), only grow. A background worker runs the deterministic pass over it, cuts
+ * it into pieces exactly as cdt_refine_run does (paragraphs, then whole sentences up
+ * to chunk_words), and asks the model about every piece but the last (which the text
+ * to come may still extend), in order, each guarded on its own with the same prompt
+ * and guards; a piece the provider fails or the guards reject keeps its
+ * deterministic text with its reason. cdt_refine_run with params.ahead then takes
+ * those answers for the pieces of the final transcript that are the same text, so
+ * only the rest is asked after stop, and the delivered text is the same as refining
+ * the whole transcript after stop (with the same answers from the model).
+ *
+ *   cdt_refine_ahead_new(&p, &a);
+ *   cdt_refine_ahead_offer(a, text_so_far); ...   (any thread, as it grows)
+ *   p.ahead = a; cdt_refine_run(&p, transcript, &res);
+ *   cdt_refine_ahead_free(a);
+ *
+ * Thread-safety: offer, count and cancel from any thread; the run that uses it and
+ * free from one thread. */
+
+/* Starts the worker with a copy of p (its strings and objects borrowed until free;
+ * on_delta and ahead are ignored). Returns 0 and *out (free with
+ * cdt_refine_ahead_free), CDT_EINVAL (as cdt_refine_run), CDT_ENOMEM. */
+CDT_NODISCARD int cdt_refine_ahead_new(const struct cdt_refine_params *p,
+                                       struct cdt_refine_ahead **out);
+
+/* The transcript so far (copied): text that will not change, and that the text to
+ * come only extends. Ignored after cancel or once a run took from it. */
+void cdt_refine_ahead_offer(struct cdt_refine_ahead *a, const char *text);
+
+/* Pieces answered so far (accepted or fallen back). Thread-safe. */
+size_t cdt_refine_ahead_count(struct cdt_refine_ahead *a);
+
+/* No new piece is started (the model call under way ends by itself, within its
+ * deadline); a run then finds only the answers already there. Thread-safe. */
+void cdt_refine_ahead_cancel(struct cdt_refine_ahead *a);
+
+/* Cancels, joins the worker (after its model call under way), frees. NULL: no-op. */
+void cdt_refine_ahead_free(struct cdt_refine_ahead *a);
 
 /* ---- the pieces, exposed for tests ---- */
 

@@ -23,6 +23,7 @@ struct cdt_catalog;
 struct cdt_models;
 struct cdt_log;
 struct cdt_refine_result;
+struct cdt_refine_ahead;
 
 #define CDT_REFINER_HTTP_MARGIN_MS 5000 /* sidecar HTTP timeout beyond the deadline, ms */
 
@@ -72,6 +73,22 @@ CDT_NODISCARD int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text
                                          void (*on_delta)(const char *text, size_t len,
                                                           void *user_data),
                                          void *user_data, struct cdt_refine_result *res);
+
+/* Refinement ahead (refine.h) with this refiner's settings: *out (free with
+ * cdt_refine_ahead_free, before the refiner) refines the finished pieces of a
+ * transcript in the background while it grows; pass it to cdt_refiner_run_ahead.
+ * Returns 0, CDT_EUNSUPPORTED (the refiner refines through the running app: *out
+ * NULL, refine after stop), CDT_ENOMEM. */
+CDT_NODISCARD int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine_ahead **out);
+
+/* cdt_refiner_run_stream taking the pieces `ahead` (borrowed; NULL: none) refined
+ * in the background; only the rest is asked now. Same result as without it when
+ * the model answers the same. */
+CDT_NODISCARD int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
+                                        void (*on_delta)(const char *text, size_t len,
+                                                         void *user_data),
+                                        void *user_data, struct cdt_refine_ahead *ahead,
+                                        struct cdt_refine_result *res);
 
 /* "local" or "openai". */
 const char *cdt_refiner_provider(const struct cdt_refiner *r);

@@ -52,6 +52,10 @@ struct cdt_dictation {
     /* eager transcription: the recording thread pushes what the capture has */
     struct cdt_eager *eager; /* NULL: everything after stop */
     size_t fed;              /* samples pushed */
+
+    /* refinement ahead: the eager worker offers it the text so far (set before the
+     * eager worker starts, freed after it is joined) */
+    struct cdt_refine_ahead *ahead; /* NULL: all refinement after stop */
 };
 
 static const char *const state_names[] = {"idle", "recording", "transcribing", "refining",
@@ -126,8 +130,21 @@ static void notice(struct cdt_dictation *d, const char *what, const char *why)
     char msg[1024];
 
     snprintf(msg, sizeof(msg), "%s: %s", what, why);
-    CDT_LOG_W(d->p.log, "dictation: %s", msg);
+    /* The event is how people are told (the CLI prints it, the app shows it): a
+     * warning in the log as well would print it twice on the same terminal. */
+    if (d->p.on_event)
+        CDT_LOG_D(d->p.log, "dictation: %s", msg);
+    else
+        CDT_LOG_W(d->p.log, "dictation: %s", msg);
     emit(d, CDT_DICT_EV_NOTICE, msg);
+}
+
+/* The eager worker's on_text: the transcript so far goes to the refinement ahead. */
+static void offer_ahead(const char *text, void *ud)
+{
+    struct cdt_dictation *d = ud;
+
+    cdt_refine_ahead_offer(d->ahead, text);
 }
 
 /* ---- background preload ---- */
@@ -325,7 +342,13 @@ int cdt_dictation_start(const struct cdt_dictation_params *p, struct cdt_dictati
         }
         if (!p->no_eager && (p->transcriber ? cdt_transcribe_has_vad(p->transcriber)
                                             : p->whisper.vad && p->whisper.vad_model_path)) {
-            if (cdt_eager_new(&p->eager, &d->eager) != 0) {
+            /* The finished pieces are refined while the user speaks (with the LLM
+             * being preloaded): only the tail is left after stop. */
+            if (p->refiner && p->preload_llm && cdt_refiner_ahead_new(p->refiner, &d->ahead) == 0) {
+                d->p.eager.on_text = offer_ahead;
+                d->p.eager.user_data = d;
+            }
+            if (cdt_eager_new(&d->p.eager, &d->eager) != 0) {
                 d->eager = NULL; /* bad params or no memory: after stop, as before */
                 CDT_LOG_W(p->log, "dictation: eager transcription is off (its parameters)");
             } else if (p->transcriber && cdt_eager_start(d->eager, p->transcriber) != 0) {
@@ -357,10 +380,14 @@ void cdt_dictation_cancel(struct cdt_dictation *d)
 {
     pthread_mutex_lock(&d->mu);
     d->cancel_req = true;
-    /* While recording, nothing more is transcribed (after stop, cancel changes
-     * nothing, as before). Lock order: d->mu, then the eager's. */
-    if (d->st.state == CDT_DICT_RECORDING)
+    /* While recording, nothing more is transcribed nor refined ahead (after stop,
+     * cancel changes nothing, as before; a model call under way ends by its
+     * deadline, and only free waits for it). Lock order: d->mu, then the eager's,
+     * then the ahead's. */
+    if (d->st.state == CDT_DICT_RECORDING) {
         cdt_eager_cancel(d->eager);
+        cdt_refine_ahead_cancel(d->ahead);
+    }
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -471,6 +498,10 @@ char *cdt_dictation_timings_json(const struct cdt_dictation_result *res)
         a = cJSON_AddArrayToObject(o, "piece_ms");
         for (int i = 0; a && i < n; i++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(round(res->refine.timings.piece_ms[i])));
+        cJSON_AddNumberToObject(o, "pieces_ahead", res->refine.timings.pieces_ahead);
+        a = cJSON_AddArrayToObject(o, "piece_ahead");
+        for (int i = 0; a && i < n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateBool(res->refine.timings.piece_ahead[i]));
     }
     cJSON_AddNumberToObject(o, "after_stop_ms", round(res->after_stop_ms));
     cJSON_AddBoolToObject(o, "eager", res->eager);
@@ -647,9 +678,9 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
      * model that cannot be used falls back to the deterministic text. */
     if (d->p.refiner && res->transcript.text[0]) {
         set_state(d, CDT_DICT_REFINING);
-        if (cdt_refiner_run_stream(d->p.refiner, res->transcript.text,
-                                   d->p.on_event && d->p.stream_refine ? emit_delta : NULL, d,
-                                   &res->refine) != 0) {
+        if (cdt_refiner_run_ahead(d->p.refiner, res->transcript.text,
+                                  d->p.on_event && d->p.stream_refine ? emit_delta : NULL, d,
+                                  d->ahead, &res->refine) != 0) {
             rc = CDT_ENOMEM;
             goto out;
         }
@@ -712,7 +743,8 @@ void cdt_dictation_free(struct cdt_dictation *d)
     }
     cdt_capture_free(d->cap);
     join_whisper(d);
-    drop_eager(d); /* before the transcriber it uses */
+    drop_eager(d); /* before the transcriber it uses, and the ahead it offers to */
+    cdt_refine_ahead_free(d->ahead);
     join_llm(d);
     cdt_transcribe_free(d->own_t);
     cdt_history_free(d->hist);

@@ -357,6 +357,8 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
     CDT_LOG_D(e->p.log, "eager: chunk %zu %.2f-%.2f s%s%s%s, %.0f ms", e->n_chunks, c->start,
               c->end, speech ? "" : " (no speech)", forced ? " (split: no pause)" : "",
               c->after_stop ? " (after stop)" : "", c->ms);
+    if (speech && e->text && e->p.on_text)
+        e->p.on_text(e->text, e->p.user_data); /* no lock held */
     return 0;
 }
 

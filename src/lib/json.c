@@ -116,6 +116,11 @@ void cdt_json_add_refine(cJSON *o, const struct cdt_refine_result *r, const char
 
         for (int i = 0; a && i < n; i++)
             cJSON_AddItemToArray(a, cJSON_CreateNumber(r->timings.piece_ms[i]));
+        /* Pieces refined in the background before the recording stopped. */
+        cJSON_AddNumberToObject(t, "pieces_ahead", r->timings.pieces_ahead);
+        a = cJSON_AddArrayToObject(t, "piece_ahead");
+        for (int i = 0; a && i < n; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateBool(r->timings.piece_ahead[i]));
     }
 }
 

@@ -905,26 +905,30 @@ static const struct refine_provider *provider_of(enum cdt_refine_provider which)
     return i < N(providers) && providers[i].run ? &providers[i] : NULL;
 }
 
-/* One piece of the transcript, asked about and guarded: *accepted (malloc'd) or
- * *why with its detail for people. The timings and the model add up in out. Returns
- * 0 or CDT_ENOMEM. */
-static int ask_model(const struct cdt_refine_params *p, const char *text, long timeout_ms,
-                     struct cdt_refine_result *out, char **accepted, enum cdt_refine_reason *why,
-                     char *detail, size_t cap)
+void cdt__refine_answer_cleanup(struct cdt__refine_answer *ans)
+{
+    free(ans->accepted);
+    free(ans->model);
+    memset(ans, 0, sizeof(*ans));
+}
+
+int cdt__refine_ask(const struct cdt_refine_params *p, const char *text, long timeout_ms,
+                    struct cdt__refine_answer *ans)
 {
     const struct refine_provider *provider = provider_of(p->provider);
     struct cdt_refine_llm_request req;
     struct cdt_refine_llm_reply reply;
     char *instr = cdt_refine_instructions(p->instructions);
     char *block = cdt_refine_transcript_block(text);
-    char *prompt = NULL, *model = NULL;
+    char *prompt = NULL;
     double t0 = cdt_now_ms();
+    size_t cap = sizeof(ans->detail);
+    char *detail = ans->detail;
     int rc;
 
     memset(&reply, 0, sizeof(reply));
-    *accepted = NULL;
-    *why = CDT_REFINE_PROVIDER_ERROR;
-    detail[0] = '\0';
+    memset(ans, 0, sizeof(*ans));
+    ans->why = CDT_REFINE_PROVIDER_ERROR;
     if (!instr || !block || asprintf(&prompt, "%s\n\n%s", instr, block) < 0) {
         free(instr);
         free(block);
@@ -934,40 +938,39 @@ static int ask_model(const struct cdt_refine_params *p, const char *text, long t
     req.transcript = block;
     req.prompt = prompt;
     req.timeout_ms = timeout_ms;
-    rc = provider->run(p, &req, &reply, &model, why, detail, cap);
-    out->timings.llm_ms += cdt_now_ms() - t0;
-    out->timings.prompt_tokens += reply.prompt_tokens;
-    out->timings.generated_tokens += reply.generated_tokens;
-    if (!out->model)
-        out->model = model;
-    else
-        free(model);
+    rc = provider->run(p, &req, &reply, &ans->model, &ans->why, detail, cap);
+    ans->ms = cdt_now_ms() - t0;
+    ans->prompt_tokens = reply.prompt_tokens;
+    ans->generated_tokens = reply.generated_tokens;
     free(instr);
     free(block);
     free(prompt);
     if (rc == CDT_ENOMEM) {
         free(reply.text);
+        cdt__refine_answer_cleanup(ans);
         return rc;
     }
     if (rc != 0) {
         /* The provider named its reason (or left the preset one); the deadline is
          * the deadline whoever noticed it. */
         if (rc == CDT_ETIMEOUT)
-            *why = CDT_REFINE_TIMEOUT;
+            ans->why = CDT_REFINE_TIMEOUT;
         if (!detail[0])
             snprintf(detail, cap, "%s", cdt_strerror(rc));
         rc = 0;
     } else if (reply.truncated) {
-        *why = CDT_REFINE_TRUNCATED;
-        snprintf(detail, cap, "%s", cdt_refine_reason_message(*why));
+        ans->why = CDT_REFINE_TRUNCATED;
+        snprintf(detail, cap, "%s", cdt_refine_reason_message(ans->why));
     } else {
         CDT_LOG_D(p->log, "refine: model output: %s", reply.text ? reply.text : "");
-        rc = cdt_refine_guard(text, reply.text, accepted, detail, cap);
+        rc = cdt_refine_guard(text, reply.text, &ans->accepted, detail, cap);
         if (rc > 0) {
-            *why = (enum cdt_refine_reason)rc;
+            ans->why = (enum cdt_refine_reason)rc;
             rc = 0;
         } else if (rc == 0) {
-            *why = CDT_REFINE_OK;
+            ans->why = CDT_REFINE_OK;
+        } else {
+            cdt__refine_answer_cleanup(ans);
         }
     }
     free(reply.text);
@@ -980,7 +983,7 @@ static int ask_model(const struct cdt_refine_params *p, const char *text, long t
  * else whole sentences are taken while they fit in `words` words, a sentence longer
  * than that ends at its end, and one longer than twice that at a word (after a comma
  * where one is near). */
-static size_t piece_end(const char *s, int words)
+size_t cdt__refine_piece_end(const char *s, int words)
 {
     size_t i = 0, end = 0, comma = 0;
     int n = 0;
@@ -1035,54 +1038,79 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
     long budget = p->timeout_ms > 0 ? p->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
     double t0 = cdt_now_ms();
     enum cdt_refine_reason first = CDT_REFINE_OK, stop = CDT_REFINE_OK;
-    char detail[CDT_REFINE_REASON_MAX], first_detail[CDT_REFINE_REASON_MAX] = "";
+    char first_detail[CDT_REFINE_REASON_MAX] = "";
     struct cdt_buf joined = {0};
     int rc = 0;
 
     while (*s && rc == 0) {
         size_t gap = strspn(s, " \t\n\r\f\v"), len;
-        char *piece, *accepted = NULL;
-        enum cdt_refine_reason why = stop;
+        char *piece;
+        struct cdt__refine_answer ans;
         long left = budget - (long)(cdt_now_ms() - t0);
+        bool ahead = false, asked = false;
 
+        memset(&ans, 0, sizeof(ans));
+        ans.why = stop;
         if (!s[gap])
             break;
         if (n > 0 && (rc = cdt_buf_append(&joined, s, gap)) != 0)
             break;
         s += gap;
-        len = piece_end(s, words);
+        len = cdt__refine_piece_end(s, words);
         while (len > 0 && isspace((unsigned char)s[len - 1]))
             len--;
         if (!(piece = strndup(s, len))) {
             rc = CDT_ENOMEM;
             break;
         }
-        if (stop == CDT_REFINE_OK && left <= 0) {
-            why = CDT_REFINE_TIMEOUT;
-            snprintf(detail, sizeof(detail), "%s", cdt_refine_reason_message(why));
+        if (stop == CDT_REFINE_OK && p->ahead && cdt__refine_ahead_take(p->ahead, piece, &ans)) {
+            /* Refined in the background before the transcript was complete. */
+            ahead = asked = true;
+            if (n > 0 && p->on_delta)
+                p->on_delta(s - gap, gap, p->delta_user_data);
+            if (p->on_delta)
+                p->on_delta(ans.accepted ? ans.accepted : piece,
+                            strlen(ans.accepted ? ans.accepted : piece), p->delta_user_data);
+        } else if (stop == CDT_REFINE_OK && left <= 0) {
+            ans.why = CDT_REFINE_TIMEOUT;
+            snprintf(ans.detail, sizeof(ans.detail), "%s", cdt_refine_reason_message(ans.why));
         } else if (stop == CDT_REFINE_OK) {
             if (n > 0 && p->on_delta)
                 p->on_delta(s - gap, gap, p->delta_user_data);
-            double t1 = cdt_now_ms();
-
-            rc = ask_model(p, piece, left, out, &accepted, &why, detail, sizeof(detail));
-            if (out->timings.pieces < CDT_REFINE_PIECES_TIMED)
-                out->timings.piece_ms[out->timings.pieces] = cdt_now_ms() - t1;
-            out->timings.pieces++;
+            rc = cdt__refine_ask(p, piece, left, &ans);
+            out->timings.llm_ms += ans.ms;
+            asked = true;
         }
-        if (rc == 0 && why == CDT_REFINE_OK) {
+        if (rc == 0 && asked) {
+            int i = out->timings.pieces;
+
+            if (i < CDT_REFINE_PIECES_TIMED) {
+                out->timings.piece_ms[i] = ans.ms;
+                out->timings.piece_ahead[i] = ahead;
+            }
+            out->timings.pieces++;
+            out->timings.pieces_ahead += ahead;
+            out->timings.prompt_tokens += ans.prompt_tokens;
+            out->timings.generated_tokens += ans.generated_tokens;
+            if (!out->model) {
+                out->model = ans.model;
+                ans.model = NULL;
+            }
+        }
+        if (rc == 0 && ans.why == CDT_REFINE_OK) {
             kept++;
-            rc = cdt_buf_append(&joined, accepted, strlen(accepted));
+            rc = cdt_buf_append(&joined, ans.accepted, strlen(ans.accepted));
         } else if (rc == 0) {
             if (first == CDT_REFINE_OK) {
-                first = why;
-                snprintf(first_detail, sizeof(first_detail), "%s", detail);
+                first = ans.why;
+                snprintf(first_detail, sizeof(first_detail), "%s", ans.detail);
             }
-            if (provider_down(why))
-                stop = why;
+            /* A background answer says how the provider was then, not now. */
+            if (!ahead && provider_down(ans.why))
+                stop = ans.why;
             rc = cdt_buf_append(&joined, piece, len);
         }
-        free(accepted);
+        cdt__refine_answer_cleanup(&ans);
         free(piece);
         s += len;
         n++;

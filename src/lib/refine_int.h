@@ -24,4 +24,32 @@ cdt__refine_provider_fn cdt__refine_local;
  * endpoint refused the key (CDT_EAUTH), left as preset otherwise. */
 cdt__refine_provider_fn cdt__refine_openai;
 
+/* One piece's answer: the guarded output (*accepted, malloc'd) or why not. */
+struct cdt__refine_answer {
+    char *accepted;             /* NULL: why says why (never CDT_REFINE_OK then) */
+    enum cdt_refine_reason why; /* CDT_REFINE_OK when accepted */
+    char detail[CDT_REFINE_REASON_MAX];
+    char *model; /* the model used or tried, malloc'd; may be NULL */
+    double ms;   /* the model call, wall clock */
+    int prompt_tokens, generated_tokens;
+};
+
+/* Asks the provider about one piece (the deterministic text) and guards its output:
+ * ans filled (its strings the caller's: cdt__refine_answer_cleanup). Returns 0 (also
+ * when the piece falls back) or CDT_ENOMEM. */
+int cdt__refine_ask(const struct cdt_refine_params *p, const char *piece, long timeout_ms,
+                    struct cdt__refine_answer *ans);
+
+void cdt__refine_answer_cleanup(struct cdt__refine_answer *ans);
+
+/* Bytes of the next piece of s (paragraphs, then whole sentences up to `words`). */
+size_t cdt__refine_piece_end(const char *s, int words);
+
+/* The answer refine_ahead's worker got for `piece` (exactly that text, the next one
+ * not yet taken at or after the last taken), moved into *ans; false when it has none.
+ * The first call stops the worker from starting new pieces and waits for the one it
+ * runs. */
+bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *piece,
+                            struct cdt__refine_answer *ans);
+
 #endif

@@ -248,11 +248,28 @@ int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
                            void (*on_delta)(const char *text, size_t len, void *user_data),
                            void *user_data, struct cdt_refine_result *res)
 {
+    return cdt_refiner_run_ahead(r, text, on_delta, user_data, NULL, res);
+}
+
+int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine_ahead **out)
+{
+    *out = NULL;
+    if (r->app_port > 0)
+        return CDT_EUNSUPPORTED; /* the app's model: one request after stop */
+    return cdt_refine_ahead_new(&r->rp, out) == 0 ? 0 : CDT_ENOMEM;
+}
+
+int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
+                          void (*on_delta)(const char *text, size_t len, void *user_data),
+                          void *user_data, struct cdt_refine_ahead *ahead,
+                          struct cdt_refine_result *res)
+{
     /* r->rp is shared by every thread that runs: the callback goes in a copy. */
     struct cdt_refine_params p = r->rp;
 
     p.on_delta = on_delta;
     p.delta_user_data = user_data;
+    p.ahead = ahead;
     memset(res, 0, sizeof(*res));
     if (r->app_port > 0 && run_in_app(r, text, res) == 0)
         return 0;

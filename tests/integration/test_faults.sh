@@ -216,6 +216,7 @@ rc=$?
 echo "  dictate on a full disk: exit $rc; stderr: $(grep -v '^\s*$' "$tmp/d.err" | head -n 5)" >&2
 check "full disk: the dictation delivers its text" is "$rc/$(j "$tmp/d.json" 'bool(d["raw"])')" "0/True"
 check "full disk: the user is told the recording is not kept" has "$(cat "$tmp/d.err")" "the recording cannot be saved"
+check "full disk: each warning is printed once" is "$(grep -c 'the recording cannot be saved' "$tmp/d.err")" 1
 if [ "$CDT_FAULTS_DISK" = tmpfs ]; then
   check "full disk: ... and why" has "$(cat "$tmp/d.err")" "No space left on device"
   check "full disk: told the history is not written" has "$(cat "$tmp/d.err")" "could not write the history"
