@@ -8,11 +8,14 @@
 #include "codictate/audio.h"
 #include "codictate/eager.h"
 #include "codictate/log.h"
+#include "codictate/refine.h"
 #include "codictate/transcribe.h"
 #include "codictate/util.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -464,6 +467,136 @@ TEST(test_same_as_sequential)
     rec_free(&r);
 }
 
+/* ---- refinement ahead on the eager transcript (issue 16) ---- */
+
+/* A model that answers each piece with itself (accepted by the guards). */
+static int same_llm(const struct cdt_refine_llm_request *req, struct cdt_refine_llm_reply *reply,
+                    char *errmsg, size_t errcap, void *ud)
+{
+    const char *a = strstr(req->transcript, "<transcript>\n"),
+               *b = strstr(req->transcript, "\n</transcript>");
+
+    (void)errmsg;
+    (void)errcap;
+    (void)ud;
+    reply->text = strndup(a + 13, (size_t)(b - a - 13));
+    return reply->text ? 0 : CDT_ENOMEM;
+}
+
+struct offered {
+    pthread_mutex_t mu;
+    struct cdt_refine_ahead *ahead;
+    int words; /* in the text so far */
+};
+
+static void on_text(const char *text, void *ud)
+{
+    struct offered *o = ud;
+    int n = 0;
+
+    for (const char *p = text; *p; p++)
+        n += (p == text || *(p - 1) == ' ') && *p != ' ';
+    pthread_mutex_lock(&o->mu);
+    o->words = n;
+    pthread_mutex_unlock(&o->mu);
+    cdt_refine_ahead_offer(o->ahead, text);
+}
+
+static char *word_lines(const char *s)
+{
+    char *out = malloc(strlen(s) + 2), *o = out;
+
+    while (out && *s) {
+        size_t n;
+
+        s += strspn(s, " \t\n");
+        if (!(n = strcspn(s, " \t\n")))
+            break;
+        memcpy(o, s, n);
+        o += n;
+        *o++ = '\n';
+        s += n;
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* The eager worker offers each chunk's text to the refinement ahead; the pieces it
+ * refined while "recording" are taken after finish, and the text is the one the whole
+ * transcript refined after stop gives, every word once. (Pieces of at most two words,
+ * so that even the random model's text has finished pieces.) */
+TEST(test_refine_ahead_on_eager_text)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_refine_params rp = cdt_refine_default_params();
+    struct offered o = {.words = 0};
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    struct cdt_refine_result r, whole;
+    struct rec rec = {0};
+    size_t step = RATE / 10;
+    int words;
+
+    pthread_mutex_init(&o.mu, NULL);
+    cdt_transcript_init(&t);
+    rp.provider = CDT_REFINE_CALLBACK;
+    rp.llm = same_llm;
+    rp.chunk_words = 1;
+    REQUIRE(cdt_refine_ahead_new(&rp, &o.ahead) == 0);
+    p.on_text = on_text;
+    p.user_data = &o;
+    rec_silence(&rec, 0.3);
+    REQUIRE(rec_say(&rec, "Please send the report to the whole team today"));
+    rec_silence(&rec, 1.2);
+    REQUIRE(rec_say(&rec, "Then we can talk about it on Monday morning"));
+    rec_silence(&rec, 0.3);
+    REQUIRE(cdt_eager_new(&p, &e) == 0);
+    REQUIRE(cdt_eager_start(e, tr) == 0);
+    for (size_t at = 0; at < rec.n; at += step) {
+        size_t k = rec.n - at < step ? rec.n - at : step;
+
+        if (cdt_eager_push(e, rec.x + at, k) != 0)
+            break;
+        if (at < rec.n / 2 && at + k >= rec.n / 2)
+            for (int i = 0; i < 600 && cdt_eager_chunk_count(e) == 0; i++)
+                sleep_ms(100);
+    }
+    pthread_mutex_lock(&o.mu);
+    words = o.words;
+    pthread_mutex_unlock(&o.mu);
+    if (words >= 3) /* a finished piece: wait for it, however slow the machine */
+        for (int i = 0; i < 6000 && cdt_refine_ahead_count(o.ahead) == 0; i++)
+            sleep_ms(100);
+    CHECK_INT(cdt_eager_finish(e, tr, rec.x, rec.n, &t), 0);
+    rp.ahead = o.ahead;
+    REQUIRE(cdt_refine_run(&rp, t.text, &r) == 0);
+    rp.ahead = NULL;
+    REQUIRE(cdt_refine_run(&rp, t.text, &whole) == 0);
+    printf("  %d words before stop; %d of %d pieces refined ahead\n", words, r.timings.pieces_ahead,
+           r.timings.pieces);
+    CHECK_STR(r.refined, whole.refined);
+    CHECK_INT(r.reason, whole.reason);
+    CHECK_INT(r.timings.pieces, whole.timings.pieces);
+    if (words >= 3)
+        CHECK(r.timings.pieces_ahead >= 1 && r.timings.piece_ahead[0]);
+    {
+        char *a = word_lines(r.refined), *b = word_lines(r.cleaned);
+
+        REQUIRE(a && b);
+        CHECK_STR(a, b); /* this model keeps every piece: every word once, in order */
+        free(a);
+        free(b);
+    }
+    cdt_refine_result_cleanup(&r);
+    cdt_refine_result_cleanup(&whole);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    cdt_refine_ahead_free(o.ahead);
+    pthread_mutex_destroy(&o.mu);
+    rec_free(&rec);
+}
+
 /* The streaming VAD: frames only, silence reads as silence. */
 TEST(test_vad_stream)
 {
@@ -512,6 +645,7 @@ int main(int argc, char **argv)
     RUN(test_bad_finish);
     RUN(test_cancel_in_flight);
     RUN(test_same_as_sequential);
+    RUN(test_refine_ahead_on_eager_text);
     cdt_transcribe_free(tr);
     {
         char cmd[300];
