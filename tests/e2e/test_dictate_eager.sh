@@ -92,6 +92,9 @@ check "eager: per-stage timings" is \
   "$(jget "$tmp/a.json" 'all(k in d["timings"] for k in ("record_ms", "raw_after_stop_ms", "refine_ms", "after_stop_ms"))')" True
 check "eager: the saved recording is the whole recording" is \
   "$(jget "$tmp/a.json" 'float(round(d["audio_seconds"], 2))')" "$("$PY" -c "print(float(round($(wav_s "$(jget "$tmp/a.json" 'd["recording"]')"), 2)))")"
+# (refined only when the random model's transcript is not empty)
+check "eager: the refine pieces say which were refined while recording" is \
+  "$(jget "$tmp/a.json" '"pieces" not in d["timings"] or (0 <= d["timings"]["pieces_ahead"] <= d["timings"]["pieces"] and d["timings"]["pieces_ahead"] == sum(d["timings"]["piece_ahead"]) and len(d["timings"]["piece_ahead"]) == len(d["timings"]["piece_ms"]))')" True
 check "eager: history has the chunks" is \
   "$(hist 'd[0]["status"], d[0]["timings"]["eager"], len(d[0]["timings"]["chunks"]) >= 2')" "('done', True, True)"
 
