@@ -703,6 +703,9 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
     set_state(d, CDT_DICT_DONE);
 
 out:
+    /* Whatever the refinement took, nothing more is refined ahead (a transcript
+     * delivered whole, already clean, or a failure never asked it to stop). */
+    cdt_refine_ahead_cancel(d->ahead);
     join_whisper(d);
     drop_eager(d); /* cancelled or failed: t is free when wait returns */
     join_llm(d);
