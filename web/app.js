@@ -95,7 +95,10 @@
     if (isNum(t.raw_after_stop_ms)) add('transcribed after stop', t.raw_after_stop_ms);
     else add('transcribe', t.transcribe_ms);
     if (Array.isArray(t.chunks) && t.chunks.length > 1) parts.push(`${t.chunks.length} chunks`);
-    add(isNum(t.pieces) && t.pieces > 1 ? `refine (${t.pieces} pieces)` : 'refine', t.refine_ms);
+    /* Refinement ahead: pieces refined while recording cost nothing after stop. */
+    if (isNum(t.pieces_ahead) && t.pieces_ahead > 0)
+      add(`refine after stop (${t.pieces} pieces, ${t.pieces_ahead} refined while recording)`, t.refine_ms);
+    else add(isNum(t.pieces) && t.pieces > 1 ? `refine (${t.pieces} pieces)` : 'refine', t.refine_ms);
     add('total after stop', t.after_stop_ms);
     return parts.join(' · ');
   }
