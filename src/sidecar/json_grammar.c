@@ -739,6 +739,7 @@ void cdt__json_scan_feed(struct cdt_json_scan *js, const char *text, size_t len)
 
 int cdt__json_scan_closing(const struct cdt_json_scan *js, char *out, size_t cap)
 {
+    static const char zeros[] = "0000";
     char tail[8] = "";
 
     if (js->broken || cap < (size_t)js->depth + sizeof(tail) + 8)
@@ -748,7 +749,7 @@ int cdt__json_scan_closing(const struct cdt_json_scan *js, char *out, size_t cap
     case JS_UHEX:
     case JS_STRING:
         snprintf(tail, sizeof(tail), "%s%s\"%s", js->state == JS_ESCAPE ? "n" : "",
-                 js->state == JS_UHEX ? &"0000"[js->hex] : "", js->key ? ":0" : "");
+                 js->state == JS_UHEX ? zeros + js->hex : "", js->key ? ":0" : "");
         break;
     case JS_NUMBER:
         if (strchr("-+.eE", js->num_last))
