@@ -21,9 +21,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -384,92 +381,12 @@ const char *cdt_http_req_header(const struct cdt_http_req *req, const char *name
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-/* Whether the loopback peer of a socket has closed its end: 1 when its socket has
- * no owner any more (closed: the kernel keeps it a while as an orphan) or is gone,
- * 0 when a process still holds it (it only shut down its sending side), -1 when
- * we cannot tell (not loopback, no sock_diag). One netlink round trip. */
-static int loopback_peer_closed(int fd)
-{
-    struct sockaddr_storage me, peer;
-    socklen_t ml = sizeof(me), pl = sizeof(peer);
-    struct {
-        struct nlmsghdr nlh;
-        struct inet_diag_req_v2 r;
-    } q;
-    union {
-        struct nlmsghdr nlh;
-        char buf[8192];
-    } a;
-    struct sockaddr_nl nladdr = {.nl_family = AF_NETLINK};
-    int nl, rc = -1;
-    ssize_t n;
-
-    if (getsockname(fd, (struct sockaddr *)&me, &ml) != 0 ||
-        getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 || me.ss_family != peer.ss_family)
-        return -1;
-    memset(&q, 0, sizeof(q));
-    q.nlh.nlmsg_len = sizeof(q);
-    q.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    q.nlh.nlmsg_flags = NLM_F_REQUEST;
-    q.r.sdiag_family = (unsigned char)peer.ss_family;
-    q.r.sdiag_protocol = IPPROTO_TCP;
-    q.r.idiag_states = ~0u;
-    q.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    q.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    if (peer.ss_family == AF_INET) { /* the peer's socket: its source is our destination */
-        const struct sockaddr_in *p4 = (const struct sockaddr_in *)&peer;
-        const struct sockaddr_in *m4 = (const struct sockaddr_in *)&me;
-
-        if ((ntohl(p4->sin_addr.s_addr) >> 24) != 127)
-            return -1;
-        q.r.id.idiag_sport = p4->sin_port;
-        q.r.id.idiag_dport = m4->sin_port;
-        memcpy(q.r.id.idiag_src, &p4->sin_addr, 4);
-        memcpy(q.r.id.idiag_dst, &m4->sin_addr, 4);
-    } else if (peer.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
-        const struct sockaddr_in6 *m6 = (const struct sockaddr_in6 *)&me;
-
-        if (!IN6_IS_ADDR_LOOPBACK(&p6->sin6_addr))
-            return -1;
-        q.r.id.idiag_sport = p6->sin6_port;
-        q.r.id.idiag_dport = m6->sin6_port;
-        memcpy(q.r.id.idiag_src, &p6->sin6_addr, 16);
-        memcpy(q.r.id.idiag_dst, &m6->sin6_addr, 16);
-    } else {
-        return -1;
-    }
-    nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0)
-        return -1;
-    if (sendto(nl, &q, sizeof(q), 0, (struct sockaddr *)&nladdr, sizeof(nladdr)) ==
-        (ssize_t)sizeof(q)) {
-        struct pollfd pf = {.fd = nl, .events = POLLIN};
-
-        if (poll(&pf, 1, 200) == 1 && (n = recv(nl, &a, sizeof(a), 0)) >= (ssize_t)sizeof(a.nlh) &&
-            NLMSG_OK(&a.nlh, (size_t)n)) {
-            if (a.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-                a.nlh.nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-                const struct inet_diag_msg *m = NLMSG_DATA(&a.nlh);
-
-                rc = m->idiag_inode == 0;
-            } else if (a.nlh.nlmsg_type == NLMSG_ERROR &&
-                       a.nlh.nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
-                const struct nlmsgerr *e = NLMSG_DATA(&a.nlh);
-
-                rc = e->error == -ENOENT ? 1 : -1; /* no such socket: gone */
-            }
-        }
-    }
-    close(nl);
-    return rc;
-}
-
 int cdt_http_req_client_gone(const struct cdt_http_req *req)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     struct pollfd pf;
+    uid_t uid;
     char c;
     ssize_t n;
 
@@ -486,7 +403,9 @@ int cdt_http_req_client_gone(const struct cdt_http_req *req)
     pf.revents = 0;
     if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
         return 1;
-    return loopback_peer_closed(ci->connect_fd) != 0;
+    /* A process still holds the peer's socket: it only shut down its sending side.
+     * Closed (an orphan the kernel keeps a while), gone, or not to be told: gone. */
+    return cdt_peer_uid(ci->connect_fd, &uid) != 1;
 }
 
 /* ---- connections: deadlines and room for new clients ---- */
