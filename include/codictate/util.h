@@ -174,6 +174,12 @@ CDT_NODISCARD int cdt_share_dir(char *buf, size_t cap);
  * kill(2) on a PID from a variable (scripts/lint.sh checks it). */
 int cdt_proc_signal(pid_t pid, int sig);
 
+/* Whether process `pid` runs `codictate <verb>`: its /proc/<pid>/cmdline has
+ * "codictate" in argv[0] and `verb` as a later argument. False when it does not,
+ * is gone, or cannot be read. A PID file outlives the process it names, and the
+ * number may since be another program's: check before signalling it. */
+bool cdt_proc_is_codictate(pid_t pid, const char *verb);
+
 #ifdef __cplusplus
 }
 #endif

@@ -492,31 +492,6 @@ static int toggle_in_app(int port)
 
 /* Starts `codictate dictate` (the same options but --toggle) in the background, or
  * stops the one running (SIGUSR1: stop and transcribe). */
-/* Whether pid runs `codictate dictate`: a PID file outlives a background dictation
- * that was killed, and its number may since be another program's, which SIGUSR1
- * would end. */
-static bool is_toggle_dictation(pid_t pid)
-{
-    char path[64], buf[4096];
-    bool exe = false, verb = false;
-    ssize_t n;
-    int fd;
-
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    exe = strstr(buf, "codictate") != NULL; /* argv[0] */
-    for (char *a = buf + strlen(buf) + 1; a < buf + n; a += strlen(a) + 1)
-        if (strcmp(a, "dictate") == 0)
-            verb = true;
-    return exe && verb;
-}
-
 static int toggle_background(int argc, char **argv, const struct cdt_cli_refine_opts *ro)
 {
     char pf[4096], dir[4096], logpath[4200], env[4200], text[32] = "", *slash;
@@ -534,7 +509,8 @@ static int toggle_background(int argc, char **argv, const struct cdt_cli_refine_
     if ((f = fopen(pf, "re")) != NULL) {
         pid = fgets(text, sizeof(text), f) ? (pid_t)atoi(text) : 0;
         fclose(f);
-        if (pid > 0 && is_toggle_dictation(pid) && cdt_proc_signal(pid, SIGUSR1) == 0) {
+        if (pid > 0 && cdt_proc_is_codictate(pid, "dictate") &&
+            cdt_proc_signal(pid, SIGUSR1) == 0) {
             printf("codictate: stopped the background dictation (pid %d); its text goes to "
                    "`codictate history`\n",
                    (int)pid);

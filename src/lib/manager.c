@@ -134,32 +134,6 @@ static void stop_pid(pid_t pid, bool child)
     (void)cdt_proc_signal(pid, SIGKILL);
 }
 
-/* True when /proc/<pid>/cmdline looks like a codictate sidecar. */
-static bool is_sidecar_process(pid_t pid)
-{
-    char path[64], buf[1024];
-    ssize_t n;
-    int fd;
-    bool exe = false, verb = false;
-
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
-        if (strstr(p, "codictate"))
-            exe = true;
-        if (strcmp(p, "sidecar") == 0)
-            verb = true;
-    }
-    return exe && verb;
-}
-
 /* Kills sidecars whose manager died (PID files "sidecar-<owner>.pid" with "<pid>"). */
 static void reap_orphans(struct cdt_manager *m)
 {
@@ -185,7 +159,7 @@ static void reap_orphans(struct cdt_manager *m)
         f = fopen(path, "r");
         if (f && fgets(line, sizeof(line), f)) {
             pid = strtol(line, &end, 10);
-            if (pid > 0 && is_sidecar_process((pid_t)pid)) {
+            if (pid > 0 && cdt_proc_is_codictate((pid_t)pid, "sidecar")) {
                 CDT_LOG_W(m->log, "stopping sidecar %ld orphaned by manager %ld", pid, owner);
                 stop_pid((pid_t)pid, false);
             }

@@ -7,6 +7,7 @@
 #include "err_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,28 @@ int cdt_proc_signal(pid_t pid, int sig)
     if (kill(pid, sig) == 0)
         return 0;
     return errno == ESRCH ? CDT_ENOTFOUND : errno == EPERM ? CDT_EPERM : CDT_EINVAL;
+}
+
+bool cdt_proc_is_codictate(pid_t pid, const char *verb)
+{
+    char path[64], buf[4096];
+    bool exe, found = false;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    if (pid <= 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    exe = strstr(buf, "codictate") != NULL; /* argv[0] */
+    for (char *a = buf + strlen(buf) + 1; a < buf + n; a += strlen(a) + 1)
+        if (strcmp(a, verb) == 0)
+            found = true;
+    return exe && found;
 }
 
 #ifndef CDT_SHARE_REL
