@@ -52,4 +52,22 @@ check "status --help exits 0" exit_is 0 "$bin" status --help
 check "status with no app exits 1" exit_is 1 env CODICTATE_NO_APP=1 "$bin" status
 check "--help marks nothing unbuilt" eval '! "$bin" --help | grep -q "not in this build"' 
 check "quiet by default" eval '[ -z "$("$bin" version 2>&1 >/dev/null)" ]'
+# OpenMP's wait policy (src/cli/main.c): codictate runs itself with PASSIVE unless the
+# user chose a policy or a spin count. Read from the running sidecar's environment,
+# once its port line shows it has started (the re-exec keeps the PID).
+omp_env() { # omp_env ENV-ASSIGNMENTS...: prints the sidecar's OMP_/GOMP_ variables
+  local fifo pid line
+  fifo=$(mktemp -u) && mkfifo "$fifo" || return 1
+  env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$@" "$bin" sidecar --port-range 11400-11500 >"$fifo" 2>/dev/null &
+  pid=$!
+  read -r -t 30 line <"$fifo"
+  tr '\0' '\n' <"/proc/$pid/environ" | grep -E '^(OMP_WAIT_POLICY|GOMP_SPINCOUNT)=' | sort
+  kill_pid -TERM "$pid"
+  wait "$pid" 2>/dev/null
+  rm -f "$fifo"
+  case $line in CODICTATE_SIDECAR_PORT=*) ;; *) return 1 ;; esac
+}
+check "OpenMP: PASSIVE when the user set nothing" eval '[ "$(omp_env)" = "OMP_WAIT_POLICY=PASSIVE" ]'
+check "OpenMP: the user's OMP_WAIT_POLICY is kept" eval '[ "$(omp_env OMP_WAIT_POLICY=ACTIVE)" = "OMP_WAIT_POLICY=ACTIVE" ]'
+check "OpenMP: a user's GOMP_SPINCOUNT means no policy is added" eval '[ "$(omp_env GOMP_SPINCOUNT=300000)" = "GOMP_SPINCOUNT=300000" ]'
 finish
