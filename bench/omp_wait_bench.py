@@ -23,12 +23,14 @@ import argparse
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_speculation as B  # noqa: E402  (free_port, post, prompts_from)
 
 TRANSCRIPTS = [
     "um so the the report is due friday and we need the numbers for the meeting",
@@ -37,16 +39,8 @@ TRANSCRIPTS = [
 ]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def start(args, extra_env):
-    port = free_port()
+    port = B.free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(extra_env)
     cmd = ["taskset", "-c", args.cpus, args.bin, "sidecar", "--port", str(port), "--model",
@@ -67,19 +61,13 @@ def start(args, extra_env):
 
 def prompts(args):
     helper = os.path.join(os.path.dirname(args.bin), "cleanup_lines")
-    out = subprocess.run([helper], input="".join(json.dumps(t) + "\n" for t in TRANSCRIPTS),
-                         capture_output=True, text=True, check=True).stdout
-    return [json.loads(line)["prompt"] for line in out.splitlines()]
+    return [x["prompt"] for x in B.prompts_from(TRANSCRIPTS, helper)]
 
 
 def generate(port, prompt):
-    body = json.dumps({"prompt": prompt, "max_tokens": 64, "temperature": 0, "raw": True}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/generate", body,
-                                 {"Content-Type": "application/json"})
-    t0 = time.monotonic()
-    with urllib.request.urlopen(req, timeout=600) as r:
-        d = json.load(r)
-    return (time.monotonic() - t0) * 1000, d["timings"]["tokens_per_second"]
+    d, ms = B.post(port, "/generate", {"prompt": prompt, "max_tokens": 64, "temperature": 0,
+                                       "raw": True})
+    return ms, d["timings"]["tokens_per_second"]
 
 
 def spin():

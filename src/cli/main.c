@@ -56,9 +56,11 @@ static void usage(FILE *out)
 /* ggml's CPU backend runs each graph in an OpenMP team whose barriers, with libgomp's
  * default policy, spin for milliseconds. When anything else wants the same cores (the
  * browser, a build, or our own whisper and LLM threads during a dictation), a spinning
- * waiter holds the CPU its partner needs: a refine that takes 46 ms on two quiet cores
- * took 19 s beside two busy processes, and 151 ms with OMP_WAIT_POLICY=PASSIVE
- * (bench/RESULTS.md, "OpenMP wait policy"). libgomp reads the variable once, when it is
+ * waiter holds the CPU its partner needs: on a Xeon a refine that takes 46 ms on two
+ * quiet cores took 19 s beside two busy processes, and 151 ms with
+ * OMP_WAIT_POLICY=PASSIVE. Passive waits cost on quiet cores (46 → 63 ms there, 81 →
+ * 212 ms on a 2-core EPYC VM; bench/RESULTS.md, "OpenMP wait policy"): a bounded
+ * cost instead of a collapse. libgomp reads the variable once, when it is
  * loaded, so it is set here and the binary runs itself again; the sidecar and any
  * other child inherit it. A user's own OMP_WAIT_POLICY (ACTIVE on a dedicated
  * machine) or GOMP_SPINCOUNT is left alone. */
