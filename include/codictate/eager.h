@@ -101,8 +101,9 @@ CDT_NODISCARD int cdt_eager_finish(struct cdt_eager *e, struct cdt_transcribe *t
  * then returns CDT_ECANCELED. Thread-safe. */
 void cdt_eager_cancel(struct cdt_eager *e);
 
-/* The chunks so far (after finish: all of them), borrowed until the next call on e
- * other than push/cancel. */
+/* The chunks of the recording, borrowed until the next call on e other than
+ * push/cancel. Only while no worker runs (before start, and after finish or free has
+ * joined it): while it runs *n is 0 (cdt_eager_chunk_count says how far it is). */
 const struct cdt_eager_chunk *cdt_eager_chunks(struct cdt_eager *e, size_t *n);
 
 /* Chunks transcribed so far. Thread-safe. */
