@@ -20,7 +20,9 @@
  *    words of the transcript, an empty output, a refusal, an answer instead of a
  *    cleanup, a length far from the input's, or a critical token changed
  *    (cdt_refine_check_critical: a number, a name, a negation, too many content
- *    words) → the deterministic text is delivered, with the reason.
+ *    words), or quotation marks the transcript neither has nor says
+ *    (cdt_refine_check_quotes) → the deterministic text is delivered, with the
+ *    reason.
  * 6. Any error or the deadline → the deterministic text, with the reason.
  *
  * The local provider can stream: params.on_delta sees the model's raw text while
@@ -123,7 +125,9 @@ typedef int (*cdt_refine_llm_fn)(const struct cdt_refine_llm_request *req,
       "the model knows only English and the transcript is not English")                            \
     X(ALREADY_CLEAN, 18, "already_clean",                                                          \
       "the transcript is already clean: nothing for the model to do")                              \
-    X(PARTIAL, 19, "partial", "part of the transcript kept the deterministic text")
+    X(PARTIAL, 19, "partial", "part of the transcript kept the deterministic text")                \
+    X(GUARD_QUOTES, 20, "guard_quotes",                                                            \
+      "the output added quotation marks the transcript did not have or say")
 
 enum cdt_refine_reason {
 #define CDT_REFINE_REASON_ENUM_(name, value, code, msg) CDT_REFINE_##name = value,
@@ -321,7 +325,7 @@ char *cdt_refine_instructions(const char *instructions);
  * changed token; *accepted NULL), or CDT_ENOMEM. Cleaning never removes words the
  * transcript contains: an output it would shorten that way is rejected
  * (CDT_REFINE_GUARD_CUTS_WORDS). An output that passes the other guards goes
- * through cdt_refine_check_critical last. */
+ * through cdt_refine_check_critical, then cdt_refine_check_quotes. */
 CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char **accepted,
                                    char *reason, size_t reason_cap);
 
@@ -353,6 +357,19 @@ CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char *
  * digit strings compared on their first 18 digits). Thread-safe. */
 CDT_NODISCARD int cdt_refine_check_critical(const char *input, const char *output, char *reason,
                                             size_t reason_cap);
+
+/* Does `output` (the model's cleaned answer) add quotation marks that `input` (the
+ * deterministic text) neither has nor says? Marks are counted: a double one (" “ ”
+ * „ « » ‹ › 「 」 『 』) is 1, a single one (' ‘ ’) only where it opens a quote
+ * (not an apostrophe: "don't", "the players'", "'90s", "'em") and then 2 with its
+ * pair (‚ and ` always 2), so a change of style ('x' → “x”) or a moved mark
+ * ("plan". → "plan.") adds none. Each spoken "quote", "unquote" or "quotation" in
+ * the input allows one more ("quote hello end quote" → "\"Hello\""), "quotes" two.
+ * Dropped marks are not this check's business. Returns 0, or
+ * CDT_REFINE_GUARD_QUOTES with `reason` (the counts, no words of the text). NULL
+ * strings are empty; `reason` may be NULL. Linear; thread-safe. */
+CDT_NODISCARD int cdt_refine_check_quotes(const char *input, const char *output, char *reason,
+                                          size_t reason_cap);
 
 /* The most tokens a model may answer a transcript (the text it is given) with: 64 +
  * half its bytes, at most CDT_REFINE_MAX_TOKENS. A cleanup is never much longer than

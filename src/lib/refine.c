@@ -788,6 +788,8 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
             rc = judge(input, input_lower, s, reason, reason_cap);
             if (rc == 0)
                 rc = cdt_refine_check_critical(input, s, reason, reason_cap);
+            if (rc == 0)
+                rc = cdt_refine_check_quotes(input, s, reason, reason_cap);
         }
     }
     free(input_lower);

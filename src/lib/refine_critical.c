@@ -44,14 +44,23 @@
  * "no," / "no -" / "no comma", "make that", "scratch that", "correction", "oops". A
  * word is near a cue when it is at most CRIT_CUE_BEFORE words before it or
  * CRIT_CUE_AFTER after it. A lone "one" is exempt from the must-survive rule
- * rather than guessed at ("the one I like", "no one"): it still backs an output 1. */
+ * rather than guessed at ("the one I like", "no one"): it still backs an output 1.
+ *
+ * Quotation marks (cdt_refine_check_quotes, a reason of its own): the output may
+ * not have more than the transcript has plus those it says ("quote", "unquote",
+ * "end quote"; the deterministic pass leaves those words to the model). A small
+ * model trained on quoted prose puts quotes around a clause nobody quoted ("I told
+ * her that that was not the plan." → 'I told her "That was not the plan".'). */
 #include "codictate/refine.h"
+#include "codictate/text.h"
 #include "spoken.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CRIT_CUE_BEFORE   6  /* words before a correction cue that it explains */
 #define CRIT_CUE_AFTER    3  /* words after it */
@@ -788,6 +797,150 @@ int cdt_refine_check_critical(const char *input, const char *output, char *reaso
     cdt__spoken_cleanup(&in);
     cdt__spoken_cleanup(&out);
     return rc;
+}
+
+/* ---- added quotation marks (refine.h, cdt_refine_check_quotes) ---- */
+
+/* The code point at s (a stray byte is itself) and its length in *len. */
+static uint32_t code_point_at(const char *s, size_t *len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    int n = cdt_utf8_char(s, strnlen(s, 4));
+    uint32_t c;
+
+    if (n <= 1) {
+        *len = 1;
+        return p[0];
+    }
+    *len = (size_t)n;
+    c = p[0] & (0xFF >> (n + 1));
+    for (int i = 1; i < n; i++)
+        c = (c << 6) | (p[i] & 0x3F);
+    return c;
+}
+
+/* Letters and digits, any script (the marks below and other punctuation aside):
+ * what an apostrophe sits between. */
+static bool word_char(uint32_t c)
+{
+    if (c < 0x80)
+        return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    return c >= 0xC0 && c != 0xD7 && c != 0xF7 && !(c >= 0x2000 && c <= 0x2BFF) &&
+           !(c >= 0x3000 && c <= 0x303F);
+}
+
+/* Words after an opening apostrophe that make it an elision, not a quote
+ * ("'em", "'cause", "rock 'n' roll"). */
+static bool elision_at(const char *s)
+{
+    static const char *const el[] = {"bout",  "cause", "cos", "em",  "n",
+                                     "round", "til",   "tis", "twas"};
+
+    for (size_t i = 0; i < N(el); i++) {
+        size_t n = strlen(el[i]);
+        size_t len;
+
+        if (strncasecmp(s, el[i], n) == 0 && !word_char(code_point_at(s + n, &len)))
+            return true;
+    }
+    return false;
+}
+
+/* Quotation marks in s, as a count comparable across texts and styles: a double
+ * mark ('"', “ ” „ « » ‹ › 「 」 『 』) counts 1; a single one (' ‘ ’ ‚ `) is an
+ * apostrophe between letters or at a word's end ("don't", "the players'") and a
+ * quote only where it opens one (a letter after it, none before, no elision:
+ * "'90s", "'em" are not), where it counts 2, its pair ('x' = "x" = 2). */
+static size_t quote_marks(const char *s)
+{
+    size_t n = 0, len;
+    uint32_t prev = ' ';
+
+    for (const char *p = s; *p; p += len) {
+        uint32_t c = code_point_at(p, &len), next;
+        size_t nl;
+
+        switch (c) {
+        case '"':
+        case 0x201C: /* “ */
+        case 0x201D: /* ” */
+        case 0x201E: /* „ */
+        case 0x201F: /* ‟ */
+        case 0x00AB: /* « */
+        case 0x00BB: /* » */
+        case 0x2039: /* ‹ */
+        case 0x203A: /* › */
+        case 0x300C: /* 「 */
+        case 0x300D: /* 」 */
+        case 0x300E: /* 『 */
+        case 0x300F: /* 』 */
+            n++;
+            break;
+        case 0x201A: /* ‚ */
+        case '`':
+            n += 2;
+            break;
+        case '\'':
+        case 0x2018: /* ‘ */
+        case 0x2019: /* ’ */
+            next = code_point_at(p + len, &nl);
+            if (!word_char(prev) && word_char(next) && !(next >= '0' && next <= '9') &&
+                !elision_at(p + len))
+                n += 2;
+            break;
+        default:
+            break;
+        }
+        prev = c;
+    }
+    return n;
+}
+
+/* Quotation marks the input says ("quote … end quote", "open quote", "unquote",
+ * "quote unquote", "in quotes"): each such word stands for one mark, "quotes" for
+ * a pair. The deterministic pass leaves these words in the text; the model may
+ * write them as marks. */
+static size_t spoken_quotes(const char *s)
+{
+    size_t n = 0;
+
+    for (const char *p = s; *p;) {
+        size_t w = 0;
+        char k[16];
+
+        while (*p && !isalpha((unsigned char)*p))
+            p++;
+        while (isalpha((unsigned char)p[w]))
+            w++;
+        if (w > 0 && w < sizeof(k)) {
+            for (size_t i = 0; i < w; i++)
+                k[i] = (char)tolower((unsigned char)p[i]);
+            k[w] = '\0';
+            if (!strcmp(k, "quote") || !strcmp(k, "unquote") || !strcmp(k, "quotation"))
+                n++;
+            else if (!strcmp(k, "quotes"))
+                n += 2;
+        }
+        p += w;
+    }
+    return n;
+}
+
+int cdt_refine_check_quotes(const char *input, const char *output, char *reason, size_t reason_cap)
+{
+    size_t in = quote_marks(input ? input : ""), said = spoken_quotes(input ? input : "");
+    size_t out = quote_marks(output ? output : "");
+
+    if (reason && reason_cap)
+        reason[0] = '\0';
+    if (out <= in + said)
+        return 0;
+    if (reason && reason_cap)
+        snprintf(reason, reason_cap,
+                 "the output added quotation marks: %zu in the output, %zu in the transcript, %zu "
+                 "said",
+                 out, in, said);
+    return CDT_REFINE_GUARD_QUOTES;
 }
 
 /* ---- text that is already clean (refine.h, cdt_refine_is_clean) ---- */

@@ -599,6 +599,65 @@ TEST(guard_rejects_a_changed_critical_token)
        "Maria said we cannot go on Thursday.");
 }
 
+/* Quotation marks the transcript neither has nor says (cdt_refine_check_quotes). */
+static void expect_quotes(const char *in, const char *out, int want, int line)
+{
+    char why[CDT_REFINE_REASON_MAX] = "";
+    int rc = cdt_refine_check_quotes(in, out, why, sizeof(why));
+
+    if (rc != want) {
+        fprintf(stderr, "line %d: quotes(\"%s\" -> \"%s\") rc=%d (%s), want %d\n", line, in, out,
+                rc, why, want);
+        cdt_test_state_.checks_failed++;
+    }
+}
+
+#define QUOTES_OK(in, out)    expect_quotes(in, out, 0, __LINE__)
+#define QUOTES_ADDED(in, out) expect_quotes(in, out, CDT_REFINE_GUARD_QUOTES, __LINE__)
+
+TEST(guard_rejects_added_quotes)
+{
+    /* The built-in model on eval case hw-clean-08 (bench/RESULTS.md): quotes nobody
+     * said, which the other guards let through (added punctuation is a cleanup). */
+    REJECT_SAYING("I told her that that was not the plan.", "I told her \"That was not the plan\".",
+                  CDT_REFINE_GUARD_QUOTES,
+                  "the output added quotation marks: 2 in the output, 0 in the transcript");
+    REJECT("i told her that that was not the plan",
+           "I told her \xE2\x80\x9CThat was not the plan.\xE2\x80\x9D", CDT_REFINE_GUARD_QUOTES);
+    REJECT("he called it a plan", "He called it a 'plan'.", CDT_REFINE_GUARD_QUOTES);
+    REJECT("he called it a plan", "He called it a \xE2\x80\x98plan\xE2\x80\x99.",
+           CDT_REFINE_GUARD_QUOTES);
+    REJECT("elle a dit non", "Elle a dit \xC2\xAB non \xC2\xBB.", CDT_REFINE_GUARD_QUOTES);
+    /* Whole-output quotes are a wrapper, stripped before the guards. */
+    OK("i told her that that was not the plan", "\"I told her that that was not the plan.\"",
+       "I told her that that was not the plan.");
+    /* Marks the transcript has: kept, restyled, moved or dropped. */
+    OK("she said \"ship it\" and left", "She said \"ship it\" and left.",
+       "She said \"ship it\" and left.");
+    QUOTES_OK("she said \"ship it\" and left",
+              "She said \xE2\x80\x9Cship it\xE2\x80\x9D and left.");
+    QUOTES_OK("she said 'ship it' and left", "She said \"ship it\" and left.");
+    QUOTES_OK("\"That was not the plan\".", "\"That was not the plan.\"");
+    QUOTES_OK("she said \"ship it\" and left", "She said ship it and left.");
+    /* Marks said aloud: the deterministic pass leaves the words to the model. */
+    OK("she said quote ship it end quote and left", "She said \"ship it\" and left.",
+       "She said \"ship it\" and left.");
+    QUOTES_OK("she said quote ship it unquote", "She said \"ship it\".");
+    QUOTES_OK("the quote unquote experts", "The \"experts\".");
+    QUOTES_OK("open quote hello close quote", "\xE2\x80\x9CHello.\xE2\x80\x9D");
+    QUOTES_OK("he put plan in quotes", "He put \"plan\" in quotes.");
+    QUOTES_ADDED("she said quote ship it", "She said \"ship it\" and \"go\".");
+    /* Apostrophes are not quotes. */
+    QUOTES_OK("dont do it its the players ball", "Don't do it, it's the players' ball.");
+    QUOTES_OK("in the nineties", "In the '90s.");
+    QUOTES_OK("rock and roll tell em", "Rock 'n' roll, tell 'em.");
+    QUOTES_OK("it\xE2\x80\x99s fine", "It\xE2\x80\x99s fine.");
+    QUOTES_ADDED("", "\"");
+    QUOTES_OK(NULL, NULL);
+    QUOTES_OK("\xFF\xE2\x80", "\xFF\xE2\x80");
+    CHECK_INT(cdt_refine_check_quotes("a", "\"a\"", NULL, 0), CDT_REFINE_GUARD_QUOTES);
+}
+
 /* ---- the pipeline through a callback ---- */
 
 struct fake {
@@ -1083,6 +1142,7 @@ int main(void)
     RUN(critical_added_words);
     RUN(critical_survives_any_input);
     RUN(guard_rejects_a_changed_critical_token);
+    RUN(guard_rejects_added_quotes);
     RUN(reason_names_are_stable_and_unique);
     RUN(pipeline_uses_the_model_output);
     RUN(pipeline_empty_input_makes_no_call);
