@@ -168,7 +168,15 @@ CDT_NODISCARD int cdt_dictation_start(const struct cdt_dictation_params *p,
 /* Ends the recording (transcription follows). No-op after it ended. */
 void cdt_dictation_stop(struct cdt_dictation *d);
 
-/* Ends the recording without transcribing (the audio is kept). */
+/* Cancels the session at any stage, the audio kept (saved by wait before anything
+ * else). While recording: it ends without transcribing. After stop: the eager
+ * transcription's whisper call is stopped, and a refinement under way is abandoned
+ * at once (its connection to the sidecar or the OpenAI-compatible server closes
+ * within CDT_CLIENT_POLL_MS; the sidecar cancels the generation); wait then returns
+ * state CDT_DICT_CANCELLED, nothing delivered, the history entry "cancelled" (with
+ * the raw text when it was transcribed). A whole-recording transcription (no VAD)
+ * runs to its end first. A refinement through the running app (app_port) is not
+ * interrupted. Thread-safe. */
 void cdt_dictation_cancel(struct cdt_dictation *d);
 
 void cdt_dictation_status(struct cdt_dictation *d, struct cdt_dictation_status *out);
@@ -193,7 +201,7 @@ void cdt_dictation_free(struct cdt_dictation *d);
  * transcribe_ms (whisper's own time, all chunks), raw_after_stop_ms (stop → raw text),
  * refine_ms, pieces and piece_ms (the refine pieces), after_stop_ms (stop → text);
  * eager (bool) and, when eager, chunks: [{start, end (s), speech, forced, after_stop,
- * ms}]. */
+ * ms, window_s (the audio whisper's encoder saw per window: 30, less when fitted)}]. */
 char *cdt_dictation_timings_json(const struct cdt_dictation_result *res);
 
 #ifdef __cplusplus

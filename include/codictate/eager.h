@@ -51,6 +51,10 @@ struct cdt_eager_params {
                           * max_chunk_s to catch up; 0: 10 s; < 0: never (the chunks
                           * then depend on the audio alone) */
     float threshold;     /* speech probability; 0: 0.5 (whisper.cpp's VAD default) */
+    bool full_window;    /* false (default): a chunk transcribed after finish (the wait
+                          * the user sees) is encoded on a window fitted to its length
+                          * (CDT_TRANSCRIBE_FIT_WINDOW); true: whisper's full 30 s
+                          * window for every chunk */
     struct cdt_log *log; /* borrowed; NULL: none */
 
     /* Called on the worker thread (no lock held) each time a chunk's text joins the
@@ -68,6 +72,8 @@ struct cdt_eager_chunk {
     bool forced;     /* it ended at max_chunk_s, not in a pause */
     bool after_stop; /* transcribed after finish was called (the tail, or a backlog) */
     double ms;       /* its transcription, wall clock, ms (0 when no speech) */
+    double window_s; /* audio whisper's encoder saw per window: 30 s, less when fitted, 0
+                      * when no speech */
 };
 
 struct cdt_eager;

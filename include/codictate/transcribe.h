@@ -49,6 +49,7 @@ struct cdt_transcribe_params {
     bool vad;                   /* skip silence with Silero VAD; needs vad_model_path */
     const char *vad_model_path; /* ggml Silero VAD model (ggml-silero-*.bin); copied */
     float vad_threshold;        /* speech probability, (0, 1); 0: 0.5 (whisper.cpp's) */
+    bool fit_window;            /* every call as with CDT_TRANSCRIBE_FIT_WINDOW (below) */
     bool cpu_only;              /* true: never use a GPU; false: use one when the engine
                                  * build has one */
     struct cdt_log *log;        /* borrowed until cdt_transcribe_free; NULL: no logs */
@@ -79,6 +80,8 @@ struct cdt_transcript {
     char language[CDT_TRANSCRIBE_MAX_LANGUAGE + 1]; /* detected or used code ("en") */
     double audio_seconds;                           /* length of the input, seconds */
     bool vad;                                       /* VAD was applied */
+    double window_seconds; /* audio the encoder saw per window: 30, or less when
+                            * CDT_TRANSCRIBE_FIT_WINDOW fitted it; 0 for no audio */
     struct cdt_transcribe_timings timings;
 };
 
@@ -115,12 +118,22 @@ CDT_NODISCARD int cdt_transcribe_file(struct cdt_transcribe *t, const char *path
 CDT_NODISCARD int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_t n,
                                          struct cdt_transcript *out);
 
+/* Flags of cdt_transcribe_samples_after. */
+/* Encode on a window fitted to the audio (whisper's audio_ctx: the audio's length +
+ * CDT_TRANSCRIBE_FIT_MARGIN_S) instead of whisper's full 30 s window, which it
+ * encodes whatever the audio's length: a 5 s sentence then costs about a fifth of the
+ * encoder's time. Whisper was trained on 30 s windows, so this trades some accuracy
+ * for the wait (the margin is the community's usual one: whisper.cpp issue #1855).
+ * Audio of 30 s - margin or more gets the full window. */
+#define CDT_TRANSCRIBE_FIT_WINDOW   1u
+#define CDT_TRANSCRIBE_FIT_MARGIN_S 2.56
+
 /* As cdt_transcribe_samples, with prompt (borrowed; NULL or "": none) given to whisper
  * as the text spoken before these samples (its initial prompt), so that a piece of a
  * longer recording reads on from the pieces before it (whisper keeps the last ~224
- * tokens). */
+ * tokens), and flags (0 or CDT_TRANSCRIBE_FIT_WINDOW). */
 CDT_NODISCARD int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples,
-                                               size_t n, const char *prompt,
+                                               size_t n, const char *prompt, unsigned flags,
                                                struct cdt_transcript *out);
 
 /* True when t skips silence with a VAD model (cdt_vad_stream_new works on it). */

@@ -87,6 +87,9 @@ static void dictate_usage(FILE *out)
                  "  --no-eager               transcribe only after stop (by default speech is\n"
                  "                           transcribed while you speak, when there is a VAD\n"
                  "                           model, so only the last words are left after stop)\n"
+                 "  --full-window            encode the words left after stop on whisper's full\n"
+                 "                           30 s window (by default on one fitted to their\n"
+                 "                           length: several times faster, maybe less accurate)\n"
                  "  --copy                   also copy the text to the clipboard (wl-copy, xclip)\n"
                  "  --type                   also type the text into the focused window (wtype,\n"
                  "                           ydotool, xdotool)\n"
@@ -111,7 +114,7 @@ struct dictation {
     struct cdt_pick_whisper wp;
     const char *input, *device, *language;
     long threads, max_seconds;
-    bool retry_last, copy, type, json, no_vad, no_eager;
+    bool retry_last, copy, type, json, no_vad, no_eager, full_window;
     const char *whisper_arg, *vad_arg;
 
     struct cdt_cli_refiner *refiner;
@@ -358,6 +361,7 @@ static int run(struct dictation *d)
     p.device = d->device;
     p.limit_s = (double)d->max_seconds;
     p.no_eager = d->no_eager;
+    p.eager.full_window = d->full_window;
     p.whisper = cdt_transcribe_default_params();
     p.whisper.model_path = d->wp.model;
     p.whisper.vad = d->wp.vad;
@@ -628,7 +632,8 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         OPT_NO_VAD,
         OPT_VAD_MODEL,
         OPT_TOGGLE,
-        OPT_NO_EAGER
+        OPT_NO_EAGER,
+        OPT_FULL_WINDOW
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, OPT_INPUT},
@@ -645,6 +650,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         {"vad-model", required_argument, NULL, OPT_VAD_MODEL},
         {"toggle", no_argument, NULL, OPT_TOGGLE},
         {"no-eager", no_argument, NULL, OPT_NO_EAGER},
+        {"full-window", no_argument, NULL, OPT_FULL_WINDOW},
         CDT_CLI_REFINE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -709,6 +715,9 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_NO_EAGER:
             d.no_eager = true;
+            break;
+        case OPT_FULL_WINDOW:
+            d.full_window = true;
             break;
         case OPT_VAD_MODEL:
             d.vad_arg = optarg;

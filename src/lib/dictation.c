@@ -522,6 +522,7 @@ char *cdt_dictation_timings_json(const struct cdt_dictation_result *res)
             cJSON_AddBoolToObject(co, "forced", c->forced);
             cJSON_AddBoolToObject(co, "after_stop", c->after_stop);
             cJSON_AddNumberToObject(co, "ms", round(c->ms));
+            cJSON_AddNumberToObject(co, "window_s", round(c->window_s * 100) / 100);
         }
     }
     s = cJSON_PrintUnformatted(o);

@@ -331,8 +331,11 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
     cdt_transcript_init(tr);
     if (rc == 0 && speech) {
         t0 = cdt_now_ms();
-        rc = cdt_transcribe_samples_after(e->t, x, n, prompt_of(e), tr);
+        rc = cdt_transcribe_samples_after(
+            e->t, x, n, prompt_of(e),
+            c->after_stop && !e->p.full_window ? CDT_TRANSCRIBE_FIT_WINDOW : 0u, tr);
         c->ms = cdt_now_ms() - t0;
+        c->window_s = tr->window_seconds;
         pthread_mutex_lock(&e->mu);
         e->in_whisper = false;
         pthread_mutex_unlock(&e->mu);

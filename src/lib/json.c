@@ -209,6 +209,7 @@ cJSON *cdt_json_transcript(const struct cdt_transcript *tr, const char *whisper_
     }
     cdt_json_add_str(root, "language", tr->language[0] ? tr->language : NULL);
     cJSON_AddNumberToObject(root, "audio_seconds", round_to(tr->audio_seconds, 0.001));
+    cJSON_AddNumberToObject(root, "window_seconds", round_to(tr->window_seconds, 0.01));
     cdt_json_add_str(root, "whisper_model", whisper_model);
     cdt_json_add_str(root, "vad_model", vad_model);
     o = cJSON_AddObjectToObject(root, "timings");

@@ -25,6 +25,7 @@
 #include <whisper.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -49,6 +50,7 @@ struct cdt_transcribe {
     bool multilingual;
     float vad_threshold;
     int n_threads;
+    bool fit_window;
     struct cdt_log *log;
     cdt_transcribe_progress_cb progress;
     void *user_data;
@@ -386,6 +388,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
     t->progress = p->progress;
     t->user_data = p->user_data;
     t->n_threads = p->n_threads ? p->n_threads : default_threads();
+    t->fit_window = p->fit_window;
     t->vad_threshold = p->vad_threshold > 0.0f ? p->vad_threshold : 0.0f;
     atomic_init(&t->cancel, 0);
     t->model_path = strdup(p->model_path);
@@ -636,10 +639,26 @@ static int fail(struct cdt_transcribe *t, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* Sets fp's audio_ctx for n samples when flags ask for a fitted window, and what
+ * window the encoder sees in out. */
+static void fit_window(struct cdt_transcribe *t, size_t n, unsigned flags,
+                       struct whisper_full_params *fp, struct cdt_transcript *out)
+{
+    int full = whisper_model_n_audio_ctx(t->ctx); /* 1500 frames = 30 s */
+    double per_s = full / 30.0;
+    double need = ((double)n / CDT_AUDIO_RATE + CDT_TRANSCRIBE_FIT_MARGIN_S) * per_s;
+
+    out->window_seconds = n ? 30.0 : 0.0;
+    if (!((flags & CDT_TRANSCRIBE_FIT_WINDOW) || t->fit_window) || full <= 0 || need >= full || !n)
+        return;
+    fp->audio_ctx = (int)ceil(need);
+    out->window_seconds = fp->audio_ctx / per_s;
+}
+
 /* Runs whisper on samples and fills out (already empty). what names the input in
  * messages. */
 static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n, const char *what,
-                       const char *prompt, struct cdt_transcript *out)
+                       const char *prompt, unsigned flags, struct cdt_transcript *out)
 {
     struct whisper_full_params fp = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);
     struct run r = {.t = t, .prepare_ms = -1.0, .last_percent = -1};
@@ -668,6 +687,7 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
     fp.logits_filter_callback_user_data = &r;
     fp.abort_callback = on_abort;
     fp.abort_callback_user_data = t;
+    fit_window(t, n, flags, &fp, out);
     if (t->vad_model_path) {
         fp.vad = true;
         fp.vad_model_path = t->vad_model_path;
@@ -745,12 +765,12 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
 }
 
 static int transcribe(struct cdt_transcribe *t, const float *samples, size_t n, const char *what,
-                      const char *prompt, struct cdt_transcript *out, double audio_ms,
-                      double t_start)
+                      const char *prompt, unsigned flags, struct cdt_transcript *out,
+                      double audio_ms, double t_start)
 {
     int rc;
 
-    rc = run_whisper(t, samples, n, what, prompt, out);
+    rc = run_whisper(t, samples, n, what, prompt, flags, out);
     if (rc != 0) {
         cdt_transcript_cleanup(out);
     } else {
@@ -766,11 +786,11 @@ static int transcribe(struct cdt_transcribe *t, const float *samples, size_t n, 
 int cdt_transcribe_samples(struct cdt_transcribe *t, const float *samples, size_t n,
                            struct cdt_transcript *out)
 {
-    return cdt_transcribe_samples_after(t, samples, n, NULL, out);
+    return cdt_transcribe_samples_after(t, samples, n, NULL, 0, out);
 }
 
 int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples, size_t n,
-                                 const char *prompt, struct cdt_transcript *out)
+                                 const char *prompt, unsigned flags, struct cdt_transcript *out)
 {
     double t0 = cdt_now_ms();
     int rc;
@@ -785,7 +805,7 @@ int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples,
         rc = fail(t, CDT_ETOOBIG, "%.0f s of audio is over the %d s limit (CDT_AUDIO_MAX_SECONDS)",
                   (double)n / CDT_AUDIO_RATE, CDT_AUDIO_MAX_SECONDS);
     else
-        return transcribe(t, samples, n, "the audio", prompt, out, 0.0, t0);
+        return transcribe(t, samples, n, "the audio", prompt, flags, out, 0.0, t0);
     atomic_store(&t->cancel, 0);
     return rc;
 }
@@ -812,7 +832,7 @@ int cdt_transcribe_file(struct cdt_transcribe *t, const char *path, struct cdt_t
     audio_ms = cdt_now_ms() - t0;
     CDT_LOG_I(t->log, "%s: %.1f s of audio (%d Hz, %d channels) decoded in %.0f ms", path,
               cdt_audio_duration(&a), a.source_rate, a.source_channels, audio_ms);
-    rc = transcribe(t, a.samples, a.n_samples, path, NULL, out, audio_ms, t0);
+    rc = transcribe(t, a.samples, a.n_samples, path, NULL, 0, out, audio_ms, t0);
     cdt_audio_cleanup(&a);
     return rc;
 }

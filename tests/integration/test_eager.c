@@ -217,6 +217,15 @@ TEST(test_cuts_in_pauses)
                 c[i].after_stop ? " after-stop" : "");
         speech_chunks += c[i].speech;
         CHECK(!c[i].forced);
+        /* Chunks after stop (what the user waits for) are encoded on a window fitted
+         * to them (the audio + the margin), the others on whisper's full 30 s. */
+        if (!c[i].speech)
+            CHECK(c[i].window_s == 0.0);
+        else if (c[i].after_stop)
+            CHECK(c[i].window_s >= c[i].end - c[i].start + CDT_TRANSCRIBE_FIT_MARGIN_S - 1e-6 &&
+                  c[i].window_s < c[i].end - c[i].start + CDT_TRANSCRIBE_FIT_MARGIN_S + 0.03);
+        else
+            CHECK(c[i].window_s == 30.0);
     }
     /* Cut in the pauses of 1.2 s, 1.0 s and 0.65 s: at least 3 chunks with speech
      * (the 0.2 s breath is no cut: check_speech_covered proves it). */

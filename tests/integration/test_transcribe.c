@@ -3,6 +3,7 @@
  * and every way a model or an audio file can be wrong.
  *   test_transcribe WHISPER.bin VAD.bin JFK.mp3 SOME.gguf */
 #include "../test.h"
+#include "codictate/audio.h"
 #include "codictate/log.h"
 #include "codictate/transcribe.h"
 
@@ -166,6 +167,51 @@ TEST(silence_and_empty_buffers)
     cdt_transcript_cleanup(&tr);
     cdt_transcribe_free(t);
     free(zeros);
+}
+
+/* CDT_TRANSCRIBE_FIT_WINDOW: the encoder's window is the audio's length + the
+ * margin (in whisper's 20 ms encoder frames, rounded up), never under the audio, and
+ * the full 30 s once that would reach it; without the flag always 30 s. */
+TEST(fitted_window_covers_the_audio)
+{
+    struct cdt_transcribe_params p = params(false);
+    struct cdt_transcribe *t = NULL;
+    struct cdt_transcript tr;
+    struct cdt_audio a;
+    size_t n_long = 28 * CDT_AUDIO_RATE;
+    float *longer;
+    char err[512];
+
+    cdt_audio_init(&a);
+    REQUIRE(cdt_audio_load(&a, audio_path) == 0); /* 11 s */
+    REQUIRE((longer = calloc(n_long, sizeof(float))) != NULL);
+    for (size_t i = 0; i < n_long; i++)
+        longer[i] = a.samples[i % a.n_samples];
+    REQUIRE(cdt_transcribe_new(&p, &t, err, sizeof(err)) == 0);
+    cdt_transcript_init(&tr);
+
+    REQUIRE(cdt_transcribe_samples_after(t, a.samples, a.n_samples, NULL, CDT_TRANSCRIBE_FIT_WINDOW,
+                                         &tr) == 0);
+    CHECK(tr.window_seconds >= tr.audio_seconds + CDT_TRANSCRIBE_FIT_MARGIN_S - 1e-9);
+    CHECK(tr.window_seconds < tr.audio_seconds + CDT_TRANSCRIBE_FIT_MARGIN_S + 0.02);
+    for (size_t i = 0; i < tr.n_segments; i++)
+        CHECK(tr.segments[i].end <= tr.audio_seconds + 1e-9);
+
+    REQUIRE(cdt_transcribe_samples_after(t, a.samples, a.n_samples, NULL, 0, &tr) == 0);
+    CHECK(fabs(tr.window_seconds - 30.0) < 1e-9);
+    check_segments(&tr);
+
+    /* 28 s + the margin is over 30 s: the full window */
+    REQUIRE(cdt_transcribe_samples_after(t, longer, n_long, NULL, CDT_TRANSCRIBE_FIT_WINDOW, &tr) ==
+            0);
+    CHECK(fabs(tr.window_seconds - 30.0) < 1e-9);
+    REQUIRE(cdt_transcribe_samples_after(t, NULL, 0, NULL, CDT_TRANSCRIBE_FIT_WINDOW, &tr) == 0);
+    CHECK(tr.window_seconds == 0.0);
+
+    cdt_transcript_cleanup(&tr);
+    cdt_transcribe_free(t);
+    cdt_audio_cleanup(&a);
+    free(longer);
 }
 
 TEST(english_only_model_forces_en)
@@ -423,6 +469,7 @@ int main(int argc, char **argv)
     RUN(transcribes_jfk_file);
     RUN(vad_skips_the_silence);
     RUN(silence_and_empty_buffers);
+    RUN(fitted_window_covers_the_audio);
     RUN(english_only_model_forces_en);
     RUN(cancel_stops_and_clears);
     RUN(bad_models_are_refused_with_clear_messages);
