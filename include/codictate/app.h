@@ -93,6 +93,9 @@ cJSON *cdt_app_dictation(struct cdt_app *app);
 CDT_NODISCARD int cdt_app_dictation_start(struct cdt_app *app, double max_seconds, char *errmsg,
                                           size_t errcap);
 CDT_NODISCARD int cdt_app_dictation_stop(struct cdt_app *app, char *errmsg, size_t errcap);
+/* Cancels the dictation while it records, transcribes or refines (a model call under
+ * way is abandoned at once; the recording is kept): cdt_dictation_cancel.
+ * CDT_ESTATE when none is running. */
 CDT_NODISCARD int cdt_app_dictation_cancel(struct cdt_app *app, char *errmsg, size_t errcap);
 /* Starts when none records, else stops. */
 CDT_NODISCARD int cdt_app_dictation_toggle(struct cdt_app *app, char *errmsg, size_t errcap);

@@ -34,6 +34,20 @@ struct cdt_curl_sink {
 
 size_t cdt_curl_sink_write(char *ptr, size_t size, size_t nmemb, void *sink);
 
+#define CDT_CLIENT_POLL_MS 20 /* how often a running request asks its stop function, ms */
+
+/* Says whether a request under way should stop now (a dictation cancelled, say).
+ * Called on the requesting thread every CDT_CLIENT_POLL_MS while the request runs;
+ * must be cheap and thread-safe against whoever sets what it reads. */
+typedef bool (*cdt_client_stop_fn)(void *user_data);
+
+/* curl_easy_perform(easy) for libcurl users of this library, except that `stop`
+ * (NULL: none, then exactly curl_easy_perform) is asked every CDT_CLIENT_POLL_MS
+ * while the transfer runs: once it says true the connection is closed at once (the
+ * server sees its client go) and CURLE_ABORTED_BY_CALLBACK is returned. `easy` is a
+ * CURL * (borrowed; reusable afterwards); returns a CURLcode. */
+int cdt_curl_perform(void *easy, cdt_client_stop_fn stop, void *user_data);
+
 /* Sends METHOD http://127.0.0.1:PORT PATH with an optional JSON body. token may be
  * NULL. timeout_ms 0: none. Returns 0 when a response arrived (any status), CDT_ENET
  * when the connection failed or dropped (errmsg says why), CDT_ETIMEOUT, CDT_ETOOBIG,
@@ -47,11 +61,14 @@ CDT_NODISCARD int cdt_client_request(int port, const char *token, const char *me
 typedef void (*cdt_client_data_fn)(const char *data, size_t len, void *user_data);
 
 /* cdt_client_request, with on_data (NULL: none) called for every chunk of the body
- * while the transfer runs (a stream's events as the server sends them). The body
- * is collected all the same. */
+ * while the transfer runs (a stream's events as the server sends them), and stop
+ * (NULL: none) asked as cdt_curl_perform says: when it says true the connection is
+ * closed and CDT_ECANCELED returned ("cancelled"). The body is collected all the
+ * same. */
 CDT_NODISCARD int cdt_client_request_observed(int port, const char *token, const char *method,
                                               const char *path, const char *body, long timeout_ms,
                                               cdt_client_data_fn on_data, void *user_data,
+                                              cdt_client_stop_fn stop, void *stop_data,
                                               struct cdt_client_response *out, char *errmsg,
                                               size_t errcap);
 

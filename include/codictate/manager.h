@@ -95,7 +95,8 @@ CDT_NODISCARD int cdt_manager_load_warm(struct cdt_manager *m, const char *model
  * as cdt_manager_load (CDT_ENET: "the sidecar failed during generation: …"), plus
  * CDT_ETIMEOUT ("the sidecar did not answer in time: …"), CDT_EPROTOCOL (an answer
  * that is not the protocol's: "an answer without \"response\""), CDT_ETOOBIG,
- * CDT_EINVAL (no prompt), CDT_ENOMEM. */
+ * CDT_EINVAL (no prompt), CDT_ECANCELED (req->should_stop said stop: the connection
+ * was closed, so the sidecar cancels the generation; "cancelled"), CDT_ENOMEM. */
 CDT_NODISCARD int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
                                        const struct cdt_sidecar_gen_req *req,
                                        struct cdt_sidecar_gen_reply *reply, char *errmsg,

@@ -204,6 +204,15 @@ struct cdt_refine_params {
      * background piece that fell back because the provider failed falls back alone
      * (the pieces after it are still asked). */
     struct cdt_refine_ahead *ahead;
+
+    /* Cancel (NULL: never). Asked before each model call and, while one is under
+     * way, every CDT_CLIENT_POLL_MS (20 ms) on the calling thread: once it says true
+     * the call is abandoned at once (its connection closed: the sidecar cancels the
+     * generation, an OpenAI-compatible server sees its client go), nothing more is
+     * asked, and cdt_refine_run returns CDT_ECANCELED. A callback provider (llm) is
+     * not interrupted; it may ask should_stop itself. */
+    bool (*should_stop)(void *user_data);
+    void *stop_user_data;
 };
 
 struct cdt_refine_params cdt_refine_default_params(void);
@@ -242,7 +251,8 @@ struct cdt_refine_result {
 /* Runs the pipeline on `text` (UTF-8). Returns 0 — also when falling back; then
  * out->reason says why (CDT_REFINE_EMPTY_INPUT for a blank transcript, which is
  * returned as it is) — or CDT_EINVAL (NULL argument, a provider outside the
- * enum or without what it needs), CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT), CDT_ENOMEM. On an
+ * enum or without what it needs), CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT),
+ * CDT_ECANCELED (params.should_stop said stop: nothing to deliver), CDT_ENOMEM. On an
  * error out holds only NULLs. */
 CDT_NODISCARD int cdt_refine_run(const struct cdt_refine_params *p, const char *text,
                                  struct cdt_refine_result *out);
@@ -294,11 +304,12 @@ void cdt_refine_ahead_offer(struct cdt_refine_ahead *a, const char *text);
 /* Pieces answered so far (accepted or fallen back). Thread-safe. */
 size_t cdt_refine_ahead_count(struct cdt_refine_ahead *a);
 
-/* No new piece is started (the model call under way ends by itself, within its
- * deadline); a run then finds only the answers already there. Thread-safe. */
+/* No new piece is started and the model call under way is abandoned at once (as
+ * params.should_stop does); a run then finds only the answers already there.
+ * Thread-safe. */
 void cdt_refine_ahead_cancel(struct cdt_refine_ahead *a);
 
-/* Cancels, joins the worker (after its model call under way), frees. NULL: no-op. */
+/* Cancels, joins the worker (its model call under way abandoned), frees. NULL: no-op. */
 void cdt_refine_ahead_free(struct cdt_refine_ahead *a);
 
 /* ---- the pieces, exposed for tests ---- */

@@ -83,12 +83,15 @@ CDT_NODISCARD int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine
 
 /* cdt_refiner_run_stream taking the pieces `ahead` (borrowed; NULL: none) refined
  * in the background; only the rest is asked now. Same result as without it when
- * the model answers the same. */
-CDT_NODISCARD int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
-                                        void (*on_delta)(const char *text, size_t len,
-                                                         void *user_data),
-                                        void *user_data, struct cdt_refine_ahead *ahead,
-                                        struct cdt_refine_result *res);
+ * the model answers the same. should_stop (NULL: never; same user_data) cancels:
+ * asked as cdt_refine_params.should_stop is, it abandons the model call under way
+ * at once and the call returns CDT_ECANCELED with *res empty (a refinement through
+ * the running app is not interrupted). Returns 0, CDT_ECANCELED, CDT_ENOMEM. */
+CDT_NODISCARD int
+cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
+                      void (*on_delta)(const char *text, size_t len, void *user_data),
+                      bool (*should_stop)(void *user_data), void *user_data,
+                      struct cdt_refine_ahead *ahead, struct cdt_refine_result *res);
 
 /* "local" or "openai". */
 const char *cdt_refiner_provider(const struct cdt_refiner *r);

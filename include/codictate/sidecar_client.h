@@ -9,7 +9,8 @@
  * CDT_ENET (no connection, or it dropped), CDT_ETIMEOUT, CDT_ETOOBIG (an answer
  * over CDT_CLIENT_MAX_RESPONSE), CDT_ENOMEM, and CDT_EPROTOCOL when a 200 answer is
  * not what the protocol says (not JSON, a required field missing or of the wrong
- * type); errmsg says why. On an error `out` holds nothing to free.
+ * type), CDT_ECANCELED (generate: req->should_stop said stop); errmsg says why. On
+ * an error `out` holds nothing to free.
  *
  * Thread-safety: every function may be called from any thread (a curl handle per
  * call). Prompt and response text are never logged. */
@@ -89,6 +90,11 @@ struct cdt_sidecar_gen_req {
      * reply->streamed. NULL: none. Not called for an answer other than a stream. */
     void (*on_piece)(const char *text, size_t len, void *user_data);
     void *piece_user_data;
+    /* Asked every CDT_CLIENT_POLL_MS while the request runs, on the calling thread
+     * (client.h): true closes the connection at once, which makes the sidecar cancel
+     * the generation, and the call returns CDT_ECANCELED. NULL: never. */
+    bool (*should_stop)(void *user_data);
+    void *stop_user_data;
 };
 
 struct cdt_sidecar_gen_req cdt_sidecar_gen_default_req(void);

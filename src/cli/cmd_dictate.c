@@ -9,8 +9,9 @@
  * 3. transcription, refinement (any LLM problem falls back to the deterministic
  *    text), output (stdout, --copy, --type), and the history entry is completed.
  * The recording stops at the RAM tier's limit (a warning 30 s before); Enter (or
- * SIGUSR1) stops, Esc / Ctrl-C (or SIGTERM) cancels — a cancelled recording is
- * still kept for --retry-last. Transcript text is never logged above debug. */
+ * SIGUSR1) stops, Esc / Ctrl-C (or SIGTERM) cancels — also after stop, while
+ * transcribing or refining (the model call is abandoned at once) — and a cancelled
+ * recording is still kept for --retry-last. Transcript text is never logged above debug. */
 #include "args.h"
 #include "cli.h"
 #include "codictate/appclient.h"
@@ -30,8 +31,10 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +50,8 @@
 
 extern char **environ;
 
-/* Set by the signal handlers, read by the recording loop (nothing else happens in
- * a handler). */
+/* Set by the signal handlers, read by the recording loop and, after it, by
+ * watch_cancel (nothing else happens in a handler). */
 static volatile sig_atomic_t sig_cancel, sig_stop;
 
 static void on_cancel_signal(int sig)
@@ -70,7 +73,8 @@ static void dictate_usage(FILE *out)
                  "Records from the default microphone (PipeWire/PulseAudio), transcribes with\n"
                  "whisper.cpp and cleans the text up with the LLM, then prints it. While you\n"
                  "speak, the models load in the background. Enter stops (SIGUSR1 too); Esc or\n"
-                 "Ctrl-C cancels (SIGTERM too; the recording is kept). Recording stops by itself\n"
+                 "Ctrl-C cancels (SIGTERM too; the recording is kept), also while the text is\n"
+                 "transcribed or refined (the model stops at once). Recording stops by itself\n"
                  "at the RAM tier's limit (6 / 8 / 12 min; a warning 30 s before). Every\n"
                  "recording is saved before transcription: a failure can be retried.\n"
                  "\n"
@@ -247,19 +251,15 @@ static void on_event(const struct cdt_dictation_event *ev, void *ud)
  * broken stream: the session decides the last two). */
 static void watch_recording(struct dictation *d)
 {
-    struct sigaction sa_cancel, sa_stop, old_int, old_term, old_usr1;
+    struct sigaction sa_stop, old_usr1;
     struct cdt_dictation_status st;
     char lim[16];
     bool watch_stdin = true;
 
     cdt_dictation_status(d->sess, &st);
-    memset(&sa_cancel, 0, sizeof(sa_cancel));
-    sa_cancel.sa_handler = on_cancel_signal;
-    sigemptyset(&sa_cancel.sa_mask);
-    sa_stop = sa_cancel;
+    memset(&sa_stop, 0, sizeof(sa_stop));
     sa_stop.sa_handler = on_stop_signal;
-    sigaction(SIGINT, &sa_cancel, &old_int);
-    sigaction(SIGTERM, &sa_cancel, &old_term);
+    sigemptyset(&sa_stop.sa_mask);
     sigaction(SIGUSR1, &sa_stop, &old_usr1);
     raw_on(d);
 
@@ -295,11 +295,32 @@ static void watch_recording(struct dictation *d)
             draw_bar(&st);
     }
     raw_off(d);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGUSR1, &old_usr1, NULL);
     if (d->tty_err)
         fprintf(stderr, "\r\033[K");
+}
+
+/* After the recording: Ctrl-C or SIGTERM still cancels, while transcribing and
+ * refining (a model call under way is abandoned at once), until wait returns. */
+struct cancel_watch {
+    struct dictation *d;
+    atomic_bool over; /* wait returned */
+};
+
+static void *watch_cancel(void *arg)
+{
+    struct cancel_watch *w = arg;
+
+    while (!atomic_load(&w->over)) {
+        struct timespec ts = {0, 20 * 1000000L};
+
+        if (sig_cancel) {
+            cdt_dictation_cancel(w->d->sess);
+            break;
+        }
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
 }
 
 /* ---- the pipeline ---- */
@@ -353,6 +374,10 @@ static int run(struct dictation *d)
 {
     struct cdt_dictation_params p = cdt_dictation_default_params();
     struct cdt_dictation_result r;
+    struct sigaction sa_cancel, old_int, old_term;
+    struct cancel_watch cw = {.d = d};
+    pthread_t watcher;
+    bool watching;
     char err[1024], lim[16];
     int rc;
 
@@ -376,8 +401,15 @@ static int run(struct dictation *d)
     cdt_cli_live_init(&d->live, !d->json && isatty(STDOUT_FILENO));
     p.stream_refine = d->live.on;
     sig_cancel = sig_stop = 0;
+    memset(&sa_cancel, 0, sizeof(sa_cancel));
+    sa_cancel.sa_handler = on_cancel_signal;
+    sigemptyset(&sa_cancel.sa_mask);
+    sigaction(SIGINT, &sa_cancel, &old_int);
+    sigaction(SIGTERM, &sa_cancel, &old_term);
     rc = cdt_dictation_start(&p, &d->sess, err, sizeof(err));
     if (rc != 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
         fprintf(stderr, "codictate dictate: %s%s\n",
                 p.source == CDT_DICT_MICROPHONE ? "cannot record: " : "",
                 rc == CDT_ENOMEM ? "out of memory" : err);
@@ -387,7 +419,14 @@ static int run(struct dictation *d)
         watch_recording(d);
     if (d->tty_err && p.source == CDT_DICT_MICROPHONE)
         fprintf(stderr, "transcribing...");
+    atomic_init(&cw.over, false);
+    watching = pthread_create(&watcher, NULL, watch_cancel, &cw) == 0;
     rc = cdt_dictation_wait(d->sess, &r, err, sizeof(err));
+    atomic_store(&cw.over, true);
+    if (watching)
+        pthread_join(watcher, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     cdt_cli_live_finish(&d->live, NULL); /* the result is printed below */
     if (d->tty_err && p.source == CDT_DICT_MICROPHONE)
         fprintf(stderr, "\r\033[K");

@@ -1217,12 +1217,16 @@ static int control(struct cdt_app *app, bool cancel, char *errmsg, size_t errcap
     int rc = 0;
 
     pthread_mutex_lock(&app->mu);
-    if (!app->sess || app->view.state != CDT_DICT_RECORDING) {
-        set_err(errmsg, errcap, "%s", "no recording is running");
-        rc = CDT_ESTATE;
-    } else if (cancel) {
+    if (cancel && app->sess &&
+        (app->view.state == CDT_DICT_RECORDING || app->view.state == CDT_DICT_TRANSCRIBING ||
+         app->view.state == CDT_DICT_REFINING)) {
+        /* Also after stop: a model call under way is abandoned at once. */
         cdt_dictation_cancel(app->sess);
         app->view.state = CDT_DICT_CANCELLED; /* what the answer says: it is ending */
+    } else if (!app->sess || app->view.state != CDT_DICT_RECORDING) {
+        set_err(errmsg, errcap, "%s",
+                cancel ? "no dictation is running" : "no recording is running");
+        rc = CDT_ESTATE;
     } else {
         cdt_dictation_stop(app->sess);
         app->view.state = CDT_DICT_TRANSCRIBING;

@@ -56,18 +56,68 @@ static size_t observed_write(char *p, size_t sz, size_t n, void *ud)
     return got;
 }
 
+int cdt_curl_perform(void *easy, cdt_client_stop_fn stop, void *user_data)
+{
+    CURLM *m;
+    CURLcode cc = CURLE_OK;
+    bool done = false;
+
+    if (!stop)
+        return curl_easy_perform(easy);
+    /* The multi interface, so that the wait for the server is ours to cut short:
+     * curl_easy_perform asks a progress callback only about once a second when
+     * nothing arrives (a model still thinking). */
+    if (!(m = curl_multi_init()))
+        return CURLE_OUT_OF_MEMORY;
+    if (curl_multi_add_handle(m, easy) != CURLM_OK) {
+        curl_multi_cleanup(m);
+        return CURLE_FAILED_INIT;
+    }
+    while (!done) {
+        CURLMsg *msg;
+        int running = 0, left;
+
+        if (stop(user_data)) {
+            cc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            cc = CURLE_SEND_ERROR;
+            break;
+        }
+        while ((msg = curl_multi_info_read(m, &left)) != NULL)
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
+                cc = msg->data.result;
+                done = true;
+            }
+        if (!done && running == 0) {
+            cc = CURLE_RECV_ERROR; /* ended without saying how: not expected */
+            break;
+        }
+        if (!done && curl_multi_poll(m, NULL, 0, CDT_CLIENT_POLL_MS, NULL) != CURLM_OK) {
+            cc = CURLE_RECV_ERROR;
+            break;
+        }
+    }
+    /* Removed mid-transfer, the connection is closed (an HTTP/1.1 answer cannot be
+     * left half read): the server sees its client gone. */
+    curl_multi_remove_handle(m, easy);
+    curl_multi_cleanup(m);
+    return cc;
+}
+
 int cdt_client_request(int port, const char *token, const char *method, const char *path,
                        const char *body, long timeout_ms, struct cdt_client_response *out,
                        char *errmsg, size_t errcap)
 {
-    return cdt_client_request_observed(port, token, method, path, body, timeout_ms, NULL, NULL, out,
-                                       errmsg, errcap);
+    return cdt_client_request_observed(port, token, method, path, body, timeout_ms, NULL, NULL,
+                                       NULL, NULL, out, errmsg, errcap);
 }
 
 int cdt_client_request_observed(int port, const char *token, const char *method, const char *path,
                                 const char *body, long timeout_ms, cdt_client_data_fn on_data,
-                                void *user_data, struct cdt_client_response *out, char *errmsg,
-                                size_t errcap)
+                                void *user_data, cdt_client_stop_fn stop, void *stop_data,
+                                struct cdt_client_response *out, char *errmsg, size_t errcap)
 {
     struct observed ob = {.on_data = on_data, .user_data = user_data, .foreign_uid = -1};
     struct cdt_curl_sink *sp = &ob.sink;
@@ -106,7 +156,7 @@ int cdt_client_request_observed(int port, const char *token, const char *method,
         h = curl_slist_append(h, auth);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    cc = curl_easy_perform(c);
+    cc = cdt_curl_perform(c, stop, stop_data);
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
         out->len = sp->body.len;
@@ -118,6 +168,9 @@ int cdt_client_request_observed(int port, const char *token, const char *method,
                  "127.0.0.1:%d is served by another user (uid %ld), not by you: nothing sent", port,
                  ob.foreign_uid);
         rc = CDT_ENET;
+    } else if (cc == CURLE_ABORTED_BY_CALLBACK && stop) {
+        snprintf(errmsg, errcap, "cancelled");
+        rc = CDT_ECANCELED;
     } else if (sp->too_big) {
         snprintf(errmsg, errcap, "response over %d bytes", CDT_CLIENT_MAX_RESPONSE);
         rc = CDT_ETOOBIG;

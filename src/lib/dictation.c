@@ -380,15 +380,30 @@ void cdt_dictation_cancel(struct cdt_dictation *d)
 {
     pthread_mutex_lock(&d->mu);
     d->cancel_req = true;
-    /* While recording, nothing more is transcribed nor refined ahead (after stop,
-     * cancel changes nothing, as before; a model call under way ends by its
-     * deadline, and only free waits for it). Lock order: d->mu, then the eager's,
-     * then the ahead's. */
-    if (d->st.state == CDT_DICT_RECORDING) {
+    /* Nothing more is transcribed nor refined, and a model call under way is
+     * abandoned at once: the eager worker's whisper call is stopped, the refinement
+     * ahead and the refinement after stop ask cancelled() while they wait for the
+     * model (their connection closes: the sidecar cancels the generation). The
+     * recording itself is complete and saved (wait saves it first). Lock order:
+     * d->mu, then the eager's, then the ahead's. */
+    if (d->st.state == CDT_DICT_RECORDING || d->st.state == CDT_DICT_TRANSCRIBING ||
+        d->st.state == CDT_DICT_REFINING) {
         cdt_eager_cancel(d->eager);
         cdt_refine_ahead_cancel(d->ahead);
     }
     pthread_mutex_unlock(&d->mu);
+}
+
+/* The refinement's should_stop: was the session cancelled? */
+static bool cancelled(void *ud)
+{
+    struct cdt_dictation *d = ud;
+    bool c;
+
+    pthread_mutex_lock(&d->mu);
+    c = d->cancel_req;
+    pthread_mutex_unlock(&d->mu);
+    return c;
 }
 
 /* Ends the eager transcription (its worker joined: t is free again). */
@@ -655,13 +670,20 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
                 memcpy(res->chunks, c, nc * sizeof(*c));
                 res->n_chunks = nc;
             }
-        } else {
+        } else if (!cancelled(d)) {
             CDT_LOG_W(d->p.log,
                       "dictation: eager transcription failed (%s); transcribing the whole "
                       "recording",
                       cdt_eager_errmsg(d->eager));
         }
         drop_eager(d);
+    }
+    if (cancelled(d)) {
+        /* Cancelled after stop: the recording is kept (saved above), nothing delivered. */
+        res->state = CDT_DICT_CANCELLED;
+        history_put(d, &e, "cancelled");
+        set_state(d, CDT_DICT_CANCELLED);
+        goto out;
     }
     if (!res->eager && cdt_transcribe_samples(t, d->samples, d->n, &res->transcript) != 0) {
         char msg[1024];
@@ -678,10 +700,23 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
     /* 4. Refine. The preload may still be running: the manager serialises, and a
      * model that cannot be used falls back to the deterministic text. */
     if (d->p.refiner && res->transcript.text[0]) {
+        int frc;
+
         set_state(d, CDT_DICT_REFINING);
-        if (cdt_refiner_run_ahead(d->p.refiner, res->transcript.text,
-                                  d->p.on_event && d->p.stream_refine ? emit_delta : NULL, d,
-                                  d->ahead, &res->refine) != 0) {
+        frc = cdt_refiner_run_ahead(d->p.refiner, res->transcript.text,
+                                    d->p.on_event && d->p.stream_refine ? emit_delta : NULL,
+                                    cancelled, d, d->ahead, &res->refine);
+        if (frc == CDT_ECANCELED || (frc == 0 && cancelled(d))) {
+            /* Cancelled while refining: the model call was abandoned at once; the
+             * raw text stays in the history with the recording, nothing is delivered. */
+            if (frc == 0)
+                cdt_refine_result_cleanup(&res->refine);
+            res->state = CDT_DICT_CANCELLED;
+            history_put(d, &e, "cancelled");
+            set_state(d, CDT_DICT_CANCELLED);
+            goto out;
+        }
+        if (frc != 0) {
             rc = CDT_ENOMEM;
             goto out;
         }

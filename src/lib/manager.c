@@ -536,8 +536,9 @@ int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
         }
         if (rc == 0)
             break;
-        if (rc == CDT_EPROTOCOL || rc == CDT_EINVAL || rc == CDT_ENOMEM) {
-            /* It answered nonsense, or the request never left: nothing died. */
+        if (rc == CDT_EPROTOCOL || rc == CDT_EINVAL || rc == CDT_ENOMEM || rc == CDT_ECANCELED) {
+            /* It answered nonsense, the request never left, or we closed it (the
+             * sidecar cancels that generation): nothing died. */
             snprintf(errmsg, errcap, "%s", err);
             break;
         }

@@ -931,6 +931,11 @@ int cdt__refine_ask(const struct cdt_refine_params *p, const char *text, long ti
     memset(&reply, 0, sizeof(reply));
     memset(ans, 0, sizeof(*ans));
     ans->why = CDT_REFINE_PROVIDER_ERROR;
+    if (p->should_stop && p->should_stop(p->stop_user_data)) {
+        free(instr);
+        free(block);
+        return CDT_ECANCELED; /* cancelled before the call: nothing asked */
+    }
     if (!instr || !block || asprintf(&prompt, "%s\n\n%s", instr, block) < 0) {
         free(instr);
         free(block);
@@ -947,7 +952,8 @@ int cdt__refine_ask(const struct cdt_refine_params *p, const char *text, long ti
     free(instr);
     free(block);
     free(prompt);
-    if (rc == CDT_ENOMEM) {
+    if (rc == CDT_ENOMEM || rc == CDT_ECANCELED) {
+        /* Cancelled: no answer at all (not a fallback), and nothing more is asked. */
         free(reply.text);
         cdt__refine_answer_cleanup(ans);
         return rc;

@@ -7,7 +7,8 @@
  * its answers are kept with the piece's exact deterministic text, and a run takes an
  * answer only for a piece of the same text, so the refinement after stop is the one
  * a whole run would give. Once a run takes from it (or cancel) the worker starts no
- * new piece. `mu` guards everything below it; the model is called without it. */
+ * new piece; cancel also abandons the model call under way (p.should_stop asks
+ * it). `mu` guards everything below it; the model is called without it. */
 #include "codictate/cleanup.h"
 #include "codictate/log.h"
 #include "codictate/refine.h"
@@ -24,7 +25,9 @@ struct ahead_piece {
 };
 
 struct cdt_refine_ahead {
-    struct cdt_refine_params p; /* a copy: no on_delta, no ahead */
+    struct cdt_refine_params p; /* a copy: no on_delta, no ahead; should_stop is ours */
+    bool (*user_stop)(void *);  /* the caller's should_stop, also asked; NULL: none */
+    void *user_stop_data;
     pthread_t thread;
 
     pthread_mutex_t mu;
@@ -45,6 +48,18 @@ static bool known(const struct cdt_refine_ahead *a, const char *piece)
         if (strcmp(a->v[i].text, piece) == 0)
             return true;
     return false;
+}
+
+/* p.should_stop: cancelled, or the caller's should_stop says stop. */
+static bool stopped(void *ud)
+{
+    struct cdt_refine_ahead *a = ud;
+    bool stop;
+
+    pthread_mutex_lock(&a->mu);
+    stop = a->cancel;
+    pthread_mutex_unlock(&a->mu);
+    return stop || (a->user_stop && a->user_stop(a->user_stop_data));
 }
 
 /* Asks about every finished piece of `text` not answered yet. Returns 0 or CDT_ENOMEM. */
@@ -90,6 +105,11 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
             continue;
         }
         rc = cdt__refine_ask(&a->p, piece.text, timeout, &piece.ans);
+        if (rc == CDT_ECANCELED) {
+            free(piece.text); /* no answer: a run asks it again, unless cancelled too */
+            rc = 0;
+            break;
+        }
         if (rc == 0 && piece.ans.why != CDT_REFINE_OK)
             CDT_LOG_I(a->p.log, "refine ahead: a piece keeps the deterministic text (%s)",
                       cdt_refine_reason_name(piece.ans.why));
@@ -164,6 +184,10 @@ int cdt_refine_ahead_new(const struct cdt_refine_params *p, struct cdt_refine_ah
     a->p.on_delta = NULL;
     a->p.delta_user_data = NULL;
     a->p.ahead = NULL;
+    a->user_stop = p->should_stop;
+    a->user_stop_data = p->stop_user_data;
+    a->p.should_stop = stopped;
+    a->p.stop_user_data = a;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     if (pthread_create(&a->thread, NULL, worker_main, a) != 0) {

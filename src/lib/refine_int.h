@@ -36,7 +36,8 @@ struct cdt__refine_answer {
 
 /* Asks the provider about one piece (the deterministic text) and guards its output:
  * ans filled (its strings the caller's: cdt__refine_answer_cleanup). Returns 0 (also
- * when the piece falls back) or CDT_ENOMEM. */
+ * when the piece falls back), CDT_ECANCELED (p->should_stop said stop, before or
+ * during the call: ans holds nothing) or CDT_ENOMEM. */
 int cdt__refine_ask(const struct cdt_refine_params *p, const char *piece, long timeout_ms,
                     struct cdt__refine_answer *ans);
 

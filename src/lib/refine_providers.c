@@ -188,6 +188,8 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     gen.stream = p->on_delta != NULL;
     gen.on_piece = p->on_delta;
     gen.piece_user_data = p->delta_user_data;
+    gen.should_stop = p->should_stop;
+    gen.stop_user_data = p->stop_user_data;
     CDT_LOG_I(p->log, "refine: local model %s, deadline %ld ms", path, req->timeout_ms);
     rc = cdt_manager_generate(mgr, path, &gen, &ans, err, sizeof(err));
     if (rc == CDT_ETIMEOUT) {
@@ -255,10 +257,10 @@ struct http {
     char *body; /* NUL-terminated, caller frees */
 };
 
-/* One request; body NULL: GET. Returns 0 (any status), CDT_ETIMEOUT, CDT_ENET,
- * CDT_ETOOBIG, CDT_ENOMEM, with errmsg. */
-static int http(const char *url, const char *key, const char *body, long timeout_ms,
-                struct http *out, char *errmsg, size_t errcap)
+/* One request; body NULL: GET. p->should_stop may abandon it. Returns 0 (any status),
+ * CDT_ETIMEOUT, CDT_ENET, CDT_ETOOBIG, CDT_ECANCELED, CDT_ENOMEM, with errmsg. */
+static int http(const struct cdt_refine_params *p, const char *url, const char *key,
+                const char *body, long timeout_ms, struct http *out, char *errmsg, size_t errcap)
 {
     struct cdt_curl_sink s = {.max = CDT_REFINE_MAX_RESPONSE};
     struct curl_slist *h = NULL;
@@ -295,12 +297,14 @@ static int http(const char *url, const char *key, const char *body, long timeout
             h = curl_slist_append(h, auth);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    cc = curl_easy_perform(c);
+    cc = cdt_curl_perform(c, p->should_stop, p->stop_user_data);
     if (cc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
         out->body = s.body.data ? cdt_buf_take(&s.body) : strdup("");
         if (!out->body)
             rc = CDT_ENOMEM;
+    } else if (cc == CURLE_ABORTED_BY_CALLBACK && p->should_stop) {
+        rc = cdt__errmsg_set(errmsg, errcap, CDT_ECANCELED, "cancelled");
     } else if (s.too_big) {
         rc = cdt__errmsg_set(errmsg, errcap, CDT_ETOOBIG,
                              "an answer over CDT_REFINE_MAX_RESPONSE (%d bytes)",
@@ -347,7 +351,7 @@ static char *pick_model(const struct cdt_refine_params *p, const char *base, lon
     if (strstr(base, "://api.openai.com"))
         return strdup(CDT_REFINE_OPENAI_MODEL);
     snprintf(url, sizeof(url), "%s/models", base);
-    if (http(url, p->api_key, NULL,
+    if (http(p, url, p->api_key, NULL,
              budget_ms < CDT_REFINE_MODELS_MS ? budget_ms : CDT_REFINE_MODELS_MS, &r, err,
              sizeof(err)) == 0) {
         if (r.status == 200) {
@@ -448,12 +452,12 @@ int cdt__refine_openai(const struct cdt_refine_params *p, const struct cdt_refin
     CDT_LOG_I(p->log, "refine: %s (model %s), deadline %ld ms", url, *model, req->timeout_ms);
     rc = left <= 0 ? cdt__errmsg_set(err, sizeof(err), CDT_ETIMEOUT, "no answer within %ld ms",
                                      req->timeout_ms)
-                   : http(url, p->api_key, body, left, &r, err, sizeof(err));
+                   : http(p, url, p->api_key, body, left, &r, err, sizeof(err));
     free(body);
     if (rc == CDT_ETIMEOUT)
         return cdt__errmsg_set(errmsg, errcap, rc, "deadline: %s from %s", err, url);
-    if (rc == CDT_ENOMEM)
-        return rc;
+    if (rc == CDT_ENOMEM || rc == CDT_ECANCELED)
+        return cdt__errmsg_set(errmsg, errcap, rc, "%s", rc == CDT_ENOMEM ? "out of memory" : err);
     if (rc != 0)
         return cdt__errmsg_set(errmsg, errcap, rc, "openai endpoint: %s: %s", url, err);
     if (r.status != 200) {

@@ -248,7 +248,7 @@ int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
                            void (*on_delta)(const char *text, size_t len, void *user_data),
                            void *user_data, struct cdt_refine_result *res)
 {
-    return cdt_refiner_run_ahead(r, text, on_delta, user_data, NULL, res);
+    return cdt_refiner_run_ahead(r, text, on_delta, NULL, user_data, NULL, res);
 }
 
 int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine_ahead **out)
@@ -261,19 +261,24 @@ int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine_ahead **out)
 
 int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
                           void (*on_delta)(const char *text, size_t len, void *user_data),
-                          void *user_data, struct cdt_refine_ahead *ahead,
-                          struct cdt_refine_result *res)
+                          bool (*should_stop)(void *user_data), void *user_data,
+                          struct cdt_refine_ahead *ahead, struct cdt_refine_result *res)
 {
+    int rc;
+
     /* r->rp is shared by every thread that runs: the callback goes in a copy. */
     struct cdt_refine_params p = r->rp;
 
     p.on_delta = on_delta;
     p.delta_user_data = user_data;
     p.ahead = ahead;
+    p.should_stop = should_stop;
+    p.stop_user_data = user_data;
     memset(res, 0, sizeof(*res));
     if (r->app_port > 0 && run_in_app(r, text, res) == 0)
         return 0;
-    return cdt_refine_run(&p, text, res) != 0 ? CDT_ENOMEM : 0;
+    rc = cdt_refine_run(&p, text, res);
+    return rc == 0 || rc == CDT_ECANCELED ? rc : CDT_ENOMEM;
 }
 
 const char *cdt_refiner_provider(const struct cdt_refiner *r)

@@ -262,8 +262,8 @@ int cdt_sidecar_generate(int port, const char *token, const struct cdt_sidecar_g
     if (!body)
         return CDT_ENOMEM;
     rc = cdt_client_request_observed(port, token, "POST", "/generate", body, timeout_ms,
-                                     req->stream && req->on_piece ? on_stream_data : NULL, &ps, &r,
-                                     errmsg, errcap);
+                                     req->stream && req->on_piece ? on_stream_data : NULL, &ps,
+                                     req->should_stop, req->stop_user_data, &r, errmsg, errcap);
     cdt_buf_cleanup(&ps.line);
     free(body);
     if (rc != 0)

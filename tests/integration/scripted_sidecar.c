@@ -13,6 +13,9 @@
  * Each generation answers the current contents of $CDT_SCRIPTED_OUTPUT (a file
  * the test rewrites between requests), in pieces of at most 4 bytes cut at UTF-8
  * boundaries, as an engine streams tokens. Any readable file loads as a model.
+ * $CDT_SCRIPTED_DELAY_MS (optional) makes each piece take that long, as a slow
+ * model would; a generation the server cancels (its client gone) then appends a
+ * line "cancelled after N pieces" to $CDT_SCRIPTED_CANCEL_LOG (optional).
  * Prints CODICTATE_SIDECAR_PORT=<n>, honours CODICTATE_SIDECAR_TOKEN and
  * CODICTATE_PARENT_FD, stops on SIGTERM/SIGINT. */
 #include "../../src/sidecar/sidecar.h"
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SCRIPT_MAX (64 * 1024) /* longest scripted answer, bytes */
@@ -79,10 +83,24 @@ static char *read_script(char *errmsg, size_t errcap)
     return text;
 }
 
+/* The generation was cancelled after n pieces: say so where the test looks. */
+static void log_cancel(int n)
+{
+    const char *path = getenv("CDT_SCRIPTED_CANCEL_LOG");
+    FILE *f = path && *path ? fopen(path, "a") : NULL;
+
+    if (f) {
+        fprintf(f, "cancelled after %d pieces\n", n);
+        fclose(f);
+    }
+}
+
 static int scripted_generate(struct cdt_backend *be, const struct cdt_gen_params *p,
                              struct cdt_gen_result *r)
 {
     struct scripted *b = (struct scripted *)be;
+    const char *delay_env = getenv("CDT_SCRIPTED_DELAY_MS");
+    long delay_ms = delay_env ? atol(delay_env) : 0;
     char *text;
     size_t len, at = 0;
 
@@ -102,8 +120,17 @@ static int scripted_generate(struct cdt_backend *be, const struct cdt_gen_params
 
         while (at + n < len && ((unsigned char)text[at + n] & 0xC0) == 0x80)
             n++; /* never split a character */
+        for (long waited = 0; waited < delay_ms; waited += 5) {
+            struct timespec ts = {0, 5 * 1000000L};
+
+            if (p->should_cancel && p->should_cancel(p->user_data))
+                break;
+            nanosleep(&ts, NULL);
+        }
         if (p->should_cancel && p->should_cancel(p->user_data)) {
             free(text);
+            if (delay_ms > 0)
+                log_cancel(r->tokens_generated);
             return CDT_ECANCELED;
         }
         r->tokens_generated++;
