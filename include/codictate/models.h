@@ -88,6 +88,9 @@ enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char
  * file, which a pull deletes). */
 uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id);
 
+/* Bytes the model takes on disk, damaged files included (what a delete frees). */
+uint64_t cdt_models_bytes_held(struct cdt_models *m, const char *id);
+
 /* Path of the model's main file (its first file; a sharded GGUF's first shard)
  * when it is downloaded. Returns 0, CDT_ENOTFOUND (unknown id), CDT_ESTATE (not
  * downloaded), CDT_ECHECKSUM (damaged: a file is there but not the catalog's size,

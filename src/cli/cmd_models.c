@@ -375,7 +375,7 @@ int cdt_cmd_models(struct cdt_cli *cli, int argc, char **argv)
     } else if (strcmp(sub, "pull") == 0) {
         rc = cmd_pull(&c, cm);
     } else if (strcmp(sub, "rm") == 0) {
-        uint64_t had = cdt_models_bytes_on_disk(c.models, cm->id);
+        uint64_t had = cdt_models_bytes_held(c.models, cm->id);
         char sz[32];
         if (cdt_models_delete(c.models, cm->id, err, sizeof(err)) != 0) {
             fprintf(stderr, "codictate models rm: %s\n", err);

@@ -162,11 +162,15 @@ static int find_file(struct cdt_models *m, const struct cdt_catalog_model *cm, s
 /* Complete files and partial bytes on disk. `damaged` (may be NULL; "" when none)
  * gets "FILE has N bytes, expected M" for the first file there but not of the
  * catalog's size: a complete download damaged since, not a partial. */
+/* complete: every file is in the cache and sound; bytes: what the sound files and the
+ * partial downloads hold; bad_bytes (NULL: not asked): what damaged files hold. */
 static void disk_state(struct cdt_models *m, const struct cdt_catalog_model *cm, bool *complete,
-                       uint64_t *bytes, char *damaged, size_t cap)
+                       uint64_t *bytes, uint64_t *bad_bytes, char *damaged, size_t cap)
 {
     *complete = true;
     *bytes = 0;
+    if (bad_bytes)
+        *bad_bytes = 0;
     if (damaged && cap)
         damaged[0] = '\0';
     for (size_t i = 0; i < cm->n_files; i++) {
@@ -178,6 +182,8 @@ static void disk_state(struct cdt_models *m, const struct cdt_catalog_model *cm,
             continue;
         }
         *complete = false;
+        if (rc == CDT_EFORMAT && bad_bytes)
+            *bad_bytes += fe.size;
         if (rc == CDT_EFORMAT && damaged && cap && !damaged[0] && fe.size != cm->files[i].size)
             snprintf(damaged, cap, "%s has %llu bytes, expected %llu", cm->files[i].name,
                      (unsigned long long)fe.size, (unsigned long long)cm->files[i].size);
@@ -239,7 +245,7 @@ enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char
         pthread_mutex_unlock(&m->lock);
         return st;
     }
-    disk_state(m, e->cm, &complete, &bytes, damaged, sizeof(damaged));
+    disk_state(m, e->cm, &complete, &bytes, NULL, damaged, sizeof(damaged));
     if (damaged[0] || (complete && e->bad_hash[0])) {
         /* The disk wins over a remembered ready/failed state. */
         st = CDT_MODEL_DAMAGED;
@@ -267,18 +273,28 @@ enum cdt_model_state cdt_models_state(struct cdt_models *m, const char *id, char
     return st;
 }
 
-uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id)
+static uint64_t bytes_of(struct cdt_models *m, const char *id, bool with_damaged)
 {
     struct entry *e;
     bool complete;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, bad = 0;
 
     pthread_mutex_lock(&m->lock);
     e = find(m, id);
     if (e)
-        disk_state(m, e->cm, &complete, &bytes, NULL, 0);
+        disk_state(m, e->cm, &complete, &bytes, &bad, NULL, 0);
     pthread_mutex_unlock(&m->lock);
-    return bytes;
+    return with_damaged ? bytes + bad : bytes;
+}
+
+uint64_t cdt_models_bytes_on_disk(struct cdt_models *m, const char *id)
+{
+    return bytes_of(m, id, false);
+}
+
+uint64_t cdt_models_bytes_held(struct cdt_models *m, const char *id)
+{
+    return bytes_of(m, id, true);
 }
 
 int cdt_models_path(struct cdt_models *m, const char *id, char *buf, size_t cap)
@@ -427,7 +443,7 @@ int cdt_models_pull_token(struct cdt_models *m, const char *id, const char *toke
     }
     e->dl = dl;
     set_state_locked(e, CDT_MODEL_DOWNLOADING, NULL);
-    disk_state(m, e->cm, &complete, &on_disk, NULL, 0);
+    disk_state(m, e->cm, &complete, &on_disk, NULL, NULL, 0);
     pthread_mutex_unlock(&m->lock);
     emit(m, e->cm->id, CDT_MODEL_DOWNLOADING, NULL);
 

@@ -132,6 +132,15 @@ check "other bytes: list says why" has "$("$bin" models list | grep test_llm_v1)
 check "other bytes: pull repairs it" eval '"$bin" models pull test_llm >/dev/null 2>&1'
 check "other bytes: the catalog's bytes" cmp -s "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)" "$model"
 check "other bytes: verify ok" eval '"$bin" models verify test_llm >/dev/null 2>&1'
+# rm of a damaged model says what it frees (the damaged file's bytes, not 0 B).
+blob=$(readlink -f "$(ls "$HF_HOME/hub/models--codictate-test--tiny/snapshots/"*/model.gguf)")
+truncate -s $((size / 2)) "$blob"
+out=$("$bin" models rm test_llm 2>&1)
+check "damaged rm: exit 0" is $? 0
+check "damaged rm: says what it frees" eval 'echo "$out" | grep -q "removed test_llm_v1 (.* freed)" && ! echo "$out" | grep -q "(0 B freed)"'
+check "damaged rm: the file is gone" eval '[ ! -e "$blob" ]'
+check "damaged rm: not downloaded" is "$(state test_llm_v1)" not_downloaded
+check "damaged rm: pull again" eval '"$bin" models pull test_llm >/dev/null 2>&1'
 
 # Gated: a clear message without the token; works with it.
 err=$("$bin" models pull test_gated_v1 2>&1 >/dev/null)
