@@ -6,7 +6,9 @@
  * closes at the first pause of min_gap_s after speech (the cut a quarter of a second
  * into it) once it is min_chunk_s long; a stretch without speech is a chunk of its
  * own (never given to whisper); and one that reaches max_chunk_s without a pause is
- * cut in the quietest stretch of its last seconds (whisper's window is 30 s). Where
+ * cut at the quietest point of its last 8 s, by the audio's energy around each
+ * frame boundary, so a word spoken across the limit is not cut in half where there
+ * is a gap between words (whisper's window is 30 s). Where
  * the cuts fall depends on the audio alone, not on the machine's speed, unless the
  * worker falls behind by backlog_s (then closed chunks merge). Each closed chunk is transcribed
  * at once, with the text so far as whisper's prompt, so the pieces read as one
@@ -44,8 +46,9 @@ extern "C" {
 struct cdt_eager_params {
     double min_gap_s;    /* a pause after speech this long closes a chunk; 0: 0.5 s */
     double min_chunk_s;  /* no chunk closes at a pause before this much audio; 0: 1 s */
-    double max_chunk_s;  /* a chunk with no pause is split at this length; 0: 28 s, at
-                          * most 30 s (whisper's window) */
+    double max_chunk_s;  /* a chunk with no pause is split by this length (at the
+                          * quietest point of its last 8 s, at most half of it); 0:
+                          * 28 s, at most 30 s (whisper's window) */
     double backlog_s;    /* when this much audio waits behind a closed chunk (the
                           * machine is slower than speech), chunks merge up to
                           * max_chunk_s to catch up; 0: 10 s; < 0: never (the chunks

@@ -4,9 +4,11 @@
  * CDT_VAD_FRAME until the last chunk) to `base + len` = everything pushed; the
  * worker alone removes chunks from its front, in order, so the chunks partition the
  * recording. `probs[i]` is the speech probability of frame i counted from `base`
- * (n_probs of them analysed). Everything under `mu` is shared with push, cancel
- * and finish; the VAD stream, the probabilities, the chunks and the text so far are
- * the worker's until it is joined. Transcript text is logged only at debug. */
+ * (n_probs of them analysed), `head[i]` and `tail[i]` the energy of its first and
+ * last EDGE samples (a forced split cuts where they are lowest). Everything under
+ * `mu` is shared with push, cancel and finish; the VAD stream, the probabilities,
+ * the energies, the chunks and the text so far are the worker's until it is
+ * joined. Transcript text is logged only at debug. */
 #include "codictate/eager.h"
 
 #include "codictate/audio.h"
@@ -24,6 +26,9 @@
 #define SEARCH_S      8.0   /* a forced split looks for the quietest stretch this far back, s */
 #define SILENCE_CUT_S 3.0   /* a stretch without speech this long becomes its own chunk, s */
 #define HYSTERESIS    0.15f /* below threshold - this is silence (Silero's own rule) */
+#define EDGE          160   /* samples at each end of a frame whose energy is kept: 10 ms */
+#define QUIET_X       2.0f  /* a cut this many times the quietest one's energy is as quiet */
+#define QUIET_FLOOR   1e-9f /* energies this close are the same (digital silence), mean square */
 #define WHISPER_MAX_S 30.0
 
 struct cdt_eager {
@@ -49,6 +54,7 @@ struct cdt_eager {
     struct cdt_transcribe *t;
     struct cdt_vad_stream *vad;
     float *probs;
+    float *head, *tail; /* per frame: mean square of its first / last EDGE samples */
     size_t n_probs, probs_cap;
     float *scratch;
     size_t scratch_cap;
@@ -153,6 +159,38 @@ int cdt_eager_push(struct cdt_eager *e, const float *x, size_t n)
 
 /* ---- where to cut ---- */
 
+/* The energy around the cut before frame i (i >= 1): the last EDGE samples of frame
+ * i - 1 and the first EDGE of frame i. */
+static float energy_at(const struct cdt_eager *e, size_t i)
+{
+    return e->tail[i - 1] + e->head[i];
+}
+
+/* The quietest cut in [lo, hi) (1 <= lo < hi): the middle of the longest run of cuts
+ * whose energy is within QUIET_X of the lowest one, so a gap between words (a short
+ * pause, a stop's closure) is cut in its middle, not at its edge. */
+static size_t quietest(const struct cdt_eager *e, size_t lo, size_t hi)
+{
+    float low = energy_at(e, lo), limit;
+    size_t run = 0, best_run = 0, best = lo;
+
+    for (size_t i = lo + 1; i < hi; i++)
+        if (energy_at(e, i) < low)
+            low = energy_at(e, i);
+    limit = low * QUIET_X + QUIET_FLOOR;
+    for (size_t i = lo; i < hi; i++) {
+        if (energy_at(e, i) > limit) {
+            run = 0;
+            continue;
+        }
+        if (++run > best_run) {
+            best_run = run;
+            best = i + 1 - run + (run - 1) / 2;
+        }
+    }
+    return best;
+}
+
 /* The frame to cut the region probs[0..m) at, or 0 (not yet). *speech: the chunk
  * before it holds speech; *forced: no pause was found.
  *
@@ -160,8 +198,10 @@ int cdt_eager_push(struct cdt_eager *e, const float *x, size_t n)
  * analysed at once, so the chunks are the same on a fast or a slow machine: the
  * first pause of gap_f after speech (cut gap_f / 2 into it) past min_f; a stretch of
  * silence_f without speech (cut gap_f before its end); or, with neither by max_f,
- * the quietest stretch of the last search_f. Except when the worker fell behind by
- * more than backlog_s: then the last pause up to max_f, to catch up. */
+ * the quietest place of the last search_f by the audio's energy (quietest), so a
+ * word spoken across the limit is not cut in half wherever there is a gap between
+ * words. Except when the worker fell behind by more than backlog_s: then the last
+ * pause up to max_f, to catch up. */
 static size_t find_cut(const struct cdt_eager *e, bool *speech, bool *forced)
 {
     const float *p = e->probs;
@@ -202,35 +242,16 @@ static size_t find_cut(const struct cdt_eager *e, bool *speech, bool *forced)
         *speech = true;
         return e->backlog_f && m - first > e->backlog_f ? last : first;
     }
-    /* No pause within max_f (any such pause is known by max_f + gap_f). */
+    /* No pause within max_f (any such pause is known by max_f + gap_f): the
+     * quietest cut of the last search_f, by the audio's energy. Not by the VAD's
+     * probabilities: they come per 32 ms frame, lag the audio and stay high across
+     * a gap between words in running speech, where the energy drops at once. */
     if (m >= e->max_f + e->gap_f) {
-        size_t lo = e->max_f - e->search_f, run_start = 0, best_run = 0, best_at = 0;
-        float low = 4.0f;
+        size_t lo = e->max_f - e->search_f;
 
-        run = 0;
-        for (size_t i = lo; i < e->max_f; i++) {
-            if (p[i] < e->neg) {
-                if (run++ == 0)
-                    run_start = i;
-                if (run > best_run) {
-                    best_run = run;
-                    best_at = run_start + run / 2;
-                }
-            } else {
-                run = 0;
-            }
-        }
-        for (size_t i = lo + 1; !best_run && i + 1 < e->max_f; i++) {
-            float sum = p[i - 1] + p[i] + p[i + 1];
-
-            if (sum < low) {
-                low = sum;
-                best_at = i;
-            }
-        }
         *speech = true;
         *forced = true;
-        return best_at > 0 ? best_at : e->max_f;
+        return quietest(e, lo > 0 ? lo : 1, e->max_f + 1);
     }
     return 0;
 }
@@ -316,9 +337,11 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
         rc = CDT_ECANCELED;
     e->in_whisper = speech && rc == 0;
     pthread_mutex_unlock(&e->mu);
-    /* The probabilities move with the audio. */
+    /* The probabilities and energies move with the audio. */
     if (n / FRAME < e->n_probs) {
         memmove(e->probs, e->probs + n / FRAME, (e->n_probs - n / FRAME) * sizeof(float));
+        memmove(e->head, e->head + n / FRAME, (e->n_probs - n / FRAME) * sizeof(float));
+        memmove(e->tail, e->tail + n / FRAME, (e->n_probs - n / FRAME) * sizeof(float));
         e->n_probs -= n / FRAME;
     } else {
         e->n_probs = 0;
@@ -367,18 +390,38 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
 
 /* ---- the worker ---- */
 
+/* Mean square of n samples. */
+static float energy(const float *x, size_t n)
+{
+    double sum = 0;
+
+    for (size_t i = 0; i < n; i++)
+        sum += (double)x[i] * x[i];
+    return (float)(sum / (double)n);
+}
+
 static int feed_vad(struct cdt_eager *e, size_t nf)
 {
     if (e->n_probs + nf > e->probs_cap) {
         size_t ncap = e->probs_cap ? e->probs_cap : 1024;
-        float *p;
+        float *p, *h, *t;
 
         while (ncap < e->n_probs + nf)
             ncap *= 2;
         if (!(p = realloc(e->probs, ncap * sizeof(float))))
             return CDT_ENOMEM;
         e->probs = p;
+        if (!(h = realloc(e->head, ncap * sizeof(float))))
+            return CDT_ENOMEM;
+        e->head = h;
+        if (!(t = realloc(e->tail, ncap * sizeof(float))))
+            return CDT_ENOMEM;
+        e->tail = t;
         e->probs_cap = ncap;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        e->head[e->n_probs + i] = energy(e->scratch + i * FRAME, EDGE);
+        e->tail[e->n_probs + i] = energy(e->scratch + (i + 1) * FRAME - EDGE, EDGE);
     }
     /* A failed VAD call reads as speech (1.0): a cut only comes later. */
     if (cdt_vad_stream_feed(e->vad, e->scratch, nf * FRAME, e->probs + e->n_probs) != 0)
@@ -657,6 +700,8 @@ void cdt_eager_free(struct cdt_eager *e)
     free(e->trs);
     free(e->chunks);
     free(e->probs);
+    free(e->head);
+    free(e->tail);
     free(e->scratch);
     free(e->text);
     free(e->buf);

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -320,6 +321,75 @@ TEST(test_long_unbroken)
     CHECK(forced >= 1);
     /* Whisper heard every chunk: some text from each piece of the recording. */
     CHECK(t.n_segments >= nc);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
+/* Appends the audible part of espeak-ng's text (no silence before or after it). */
+static bool rec_say_tight(struct rec *r, const char *text)
+{
+    struct rec one = {0};
+    size_t a, b;
+    bool ok = rec_say(&one, text);
+
+    if (ok) {
+        a = (size_t)(one.speech[0][0] * RATE);
+        b = (size_t)(one.speech[0][1] * RATE) + 1;
+        rec_add(r, one.x + a, b - a);
+    }
+    rec_free(&one);
+    return ok;
+}
+
+/* A forced split (no pause of min_gap_s within max_chunk_s) cuts at the quietest
+ * point of its last seconds, not at max_chunk_s: 45 s and more of speech run together (each
+ * utterance's audible part only), with one short dip (DIP_S: far too short for a
+ * pause, and one the VAD's probabilities hardly see) at about 25 s, under a faint
+ * noise floor. The cut lands inside the dip, so no word is cut in half. (Cut by the
+ * VAD's probabilities alone it landed 1.4 s past the dip, at 26.59 s.) */
+#define DIP_S 0.08
+TEST(test_forced_cut_at_the_dip)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    double dip0 = 0, dip1 = 0;
+    uint32_t seed = 12345;
+    size_t nc;
+    int rc;
+
+    cdt_transcript_init(&t);
+    rec_silence(&r, 0.3);
+    while ((double)r.n / RATE < 45.0) {
+        if (dip0 == 0 && (double)r.n / RATE >= 23.0) {
+            dip0 = (double)r.n / RATE;
+            rec_silence(&r, DIP_S);
+            dip1 = (double)r.n / RATE;
+        }
+        REQUIRE(rec_say_tight(&r, "the quick brown fox jumps over the lazy dog while seven "
+                                  "wizards quietly box the jumping frogs near the river bank"));
+    }
+    rec_silence(&r, 0.3);
+    for (size_t i = 0; i < r.n; i++) { /* a noise floor: the dip is quiet, not digital zero */
+        seed = seed * 1664525u + 1013904223u;
+        r.x[i] += ((float)(seed >> 8) / (float)(1u << 24) - 0.5f) * 0.002f;
+    }
+    REQUIRE(dip0 > 20.0 && dip1 < 28.0); /* in the forced split's search window */
+
+    rc = run_eager(&p, &r, false, &e, &t);
+    CHECK_INT(rc, 0);
+    c = cdt_eager_chunks(e, &nc);
+    check_partition(c, nc, r.n);
+    REQUIRE(nc >= 2);
+    for (size_t i = 0; i < nc; i++)
+        fprintf(stderr, "  chunk %.3f-%.3f%s%s\n", c[i].start, c[i].end,
+                c[i].speech ? " speech" : "", c[i].forced ? " forced" : "");
+    fprintf(stderr, "  the dip: %.3f-%.3f s\n", dip0, dip1);
+    CHECK(c[0].forced);
+    CHECK(c[0].end > dip0 && c[0].end < dip1);
     cdt_transcript_cleanup(&t);
     cdt_eager_free(e);
     rec_free(&r);
@@ -649,6 +719,7 @@ int main(int argc, char **argv)
     RUN(test_cuts_in_pauses);
     RUN(test_cuts_independent_of_pace);
     RUN(test_long_unbroken);
+    RUN(test_forced_cut_at_the_dip);
     RUN(test_silence);
     RUN(test_tiny);
     RUN(test_bad_finish);
