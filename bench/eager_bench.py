@@ -235,6 +235,15 @@ def main():
                     "transcribe_ms": t["transcribe_ms"],
                     "whisper_wait_ms": t["whisper_wait_ms"],
                     "refine_ms": t["refine_ms"],
+                    "pieces": t.get("pieces"),
+                    "piece_ms": t.get("piece_ms"),
+                    "pieces_ahead": t.get("pieces_ahead"),
+                    # The refine time of the last piece alone (its model call, after
+                    # stop): the yardstick for stop -> refined.
+                    "last_piece_ms": (t.get("piece_ms") or [None])[-1],
+                    "fallback_reason": d.get("fallback_reason"),
+                    "tail_window_s": [c.get("window_s") for c in chunks if c["after_stop"]
+                                      and c["speech"]],
                     "chunks": len(chunks),
                     "chunks_after_stop": sum(1 for c in chunks if c["after_stop"]),
                     "words": len(d["raw"].split()),
@@ -253,6 +262,9 @@ def main():
             row["sequential_over_eager_raw"] = round(
                 s["raw_after_stop_ms"] / max(e["raw_after_stop_ms"], 1), 1)
             row["whisper_cli_over_eager_raw"] = round(w["wall_ms"] / max(e["raw_after_stop_ms"], 1), 1)
+            if e.get("last_piece_ms"):
+                row["eager_refined_over_last_piece"] = round(
+                    e["after_stop_ms"] / max(e["last_piece_ms"], 1), 2)
             print(json.dumps(row), flush=True)
             results.append(row)
     finally:
@@ -261,15 +273,17 @@ def main():
     print()
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
           "| → refined | whisper-cli, PASSIVE (wall / w/o load) | whisper-cli, default spin "
-          "| sequential ÷ eager | whisper-cli ÷ eager |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| sequential ÷ eager | whisper-cli ÷ eager | eager: last piece's refine | stop → refined "
+          "÷ last piece |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         e, s, w, ws = r["eager"], r["sequential"], r["whisper_cli"], r["whisper_cli_spin"]
         print(f"| {r['length_s']} s ({e['audio_s']:.0f} s recorded) | {e['raw_after_stop_ms']:.0f} ms "
               f"| {e['after_stop_ms']:.0f} ms | {e['chunks']} ({e['chunks_after_stop']}) "
               f"| {s['raw_after_stop_ms']:.0f} ms | {s['after_stop_ms']:.0f} ms "
               f"| {w['wall_ms']} / {w['without_load_ms']} ms | {ws['wall_ms']} / {ws['without_load_ms']} ms "
-              f"| {r['sequential_over_eager_raw']}× | {r['whisper_cli_over_eager_raw']}× |")
+              f"| {r['sequential_over_eager_raw']}× | {r['whisper_cli_over_eager_raw']}× "
+              f"| {e.get('last_piece_ms') or '–'} ms | {r.get('eager_refined_over_last_piece', '–')}× |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
