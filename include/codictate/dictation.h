@@ -175,8 +175,8 @@ void cdt_dictation_stop(struct cdt_dictation *d);
  * within CDT_CLIENT_POLL_MS; the sidecar cancels the generation); wait then returns
  * state CDT_DICT_CANCELLED, nothing delivered, the history entry "cancelled" (with
  * the raw text when it was transcribed). A whole-recording transcription (no VAD)
- * runs to its end first. A refinement through the running app (app_port) is not
- * interrupted. Thread-safe. */
+ * runs to its end first. A refinement through the running app (app_port) closes its
+ * connection to the app, which abandons its model call. Thread-safe. */
 void cdt_dictation_cancel(struct cdt_dictation *d);
 
 void cdt_dictation_status(struct cdt_dictation *d, struct cdt_dictation_status *out);

@@ -85,8 +85,9 @@ CDT_NODISCARD int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine
  * in the background; only the rest is asked now. Same result as without it when
  * the model answers the same. should_stop (NULL: never; same user_data) cancels:
  * asked as cdt_refine_params.should_stop is, it abandons the model call under way
- * at once and the call returns CDT_ECANCELED with *res empty (a refinement through
- * the running app is not interrupted). Returns 0, CDT_ECANCELED, CDT_ENOMEM. */
+ * at once (through the running app: its connection closes, and the app stops its
+ * refinement) and the call returns CDT_ECANCELED with *res empty. Returns 0,
+ * CDT_ECANCELED, CDT_ENOMEM. */
 CDT_NODISCARD int
 cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
                       void (*on_delta)(const char *text, size_t len, void *user_data),

@@ -395,6 +395,13 @@ static void model_route(struct cdt_app_server *s, struct cdt_http_req *req, cons
     }
 }
 
+/* A refine's should_stop: its client went away (`codictate dictate` cancelled while
+ * it refined through the app): the model call is abandoned. */
+static bool client_gone(void *req)
+{
+    return cdt_http_req_client_gone(req) != 0;
+}
+
 static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const char *path)
 {
     char err[1024] = "", id[ID_MAX];
@@ -445,7 +452,7 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
             snprintf(err, sizeof(err), "\"text\" must be a string");
         } else {
             rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
-                                opt_str(body, "model"), &out, err, sizeof(err));
+                                opt_str(body, "model"), client_gone, req, &out, err, sizeof(err));
         }
     } else if (split_item(path, "/api/models/", id, &verb)) {
         model_route(s, req, id, verb, body);

@@ -1421,8 +1421,8 @@ int cdt_app_history_audio(struct cdt_app *app, const char *id, char *path, size_
 
 /* Refines text with the current refiner, or one made with the overrides. */
 static int refine_with(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                       struct cdt_refine_result *res, const char **provider, char *errmsg,
-                       size_t errcap)
+                       bool (*should_stop)(void *), void *stop_data, struct cdt_refine_result *res,
+                       const char **provider, char *errmsg, size_t errcap)
 {
     struct refiner_ref *ref = NULL;
     struct cdt_refiner *own = NULL, *r;
@@ -1453,7 +1453,11 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
         }
         r = ref->r;
     }
-    rc = cdt_refiner_run(r, text, res);
+    rc = cdt_refiner_run_ahead(r, text, NULL, should_stop, stop_data, NULL, res);
+    if (rc == CDT_ECANCELED) {
+        CDT_LOG_I(app->p.log, "refine: cancelled, the model call abandoned (the client went away)");
+        set_err(errmsg, errcap, "%s", "cancelled: the client went away");
+    }
     *provider = cdt_refiner_provider(r);
     cdt_refiner_free(own);
     ref_put(app, ref);
@@ -1478,7 +1482,7 @@ int cdt_app_history_refine(struct cdt_app *app, const char *id, const char *prom
         cdt_history_entries_free(e, 1);
         return CDT_ESTATE;
     }
-    rc = refine_with(app, e->raw, prompt, model, &res, &provider, errmsg, errcap);
+    rc = refine_with(app, e->raw, prompt, model, NULL, NULL, &res, &provider, errmsg, errcap);
     if (rc != 0) {
         cdt_history_entries_free(e, 1);
         return rc;
@@ -1549,7 +1553,8 @@ int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg, si
 }
 
 int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                   cJSON **out, char *errmsg, size_t errcap)
+                   bool (*should_stop)(void *user_data), void *user_data, cJSON **out, char *errmsg,
+                   size_t errcap)
 {
     struct cdt_refine_result res;
     const char *provider = NULL;
@@ -1561,7 +1566,8 @@ int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, co
                  CDT_REFINE_MAX_TEXT);
         return CDT_ETOOBIG;
     }
-    rc = refine_with(app, text, prompt, model, &res, &provider, errmsg, errcap);
+    rc = refine_with(app, text, prompt, model, should_stop, user_data, &res, &provider, errmsg,
+                     errcap);
     if (rc != 0)
         return rc;
     *out = cdt_json_refine(&res, provider);

@@ -67,6 +67,14 @@ int cdt_appclient_call(int port, const char *method, const char *path, const cha
     return cdt_client_request(port, NULL, method, path, body, timeout_ms, out, errmsg, errcap);
 }
 
+int cdt_appclient_call_stoppable(int port, const char *method, const char *path, const char *body,
+                                 long timeout_ms, cdt_client_stop_fn stop, void *stop_data,
+                                 struct cdt_client_response *out, char *errmsg, size_t errcap)
+{
+    return cdt_client_request_observed(port, NULL, method, path, body, timeout_ms, NULL, NULL, stop,
+                                       stop_data, out, errmsg, errcap);
+}
+
 /* Whether the app answers at port. */
 static bool answers(int port)
 {

@@ -207,9 +207,11 @@ int cdt_refiner_run(struct cdt_refiner *r, const char *text, struct cdt_refine_r
     return cdt_refiner_run_stream(r, text, NULL, NULL, res);
 }
 
-/* POST /api/refine to the running app. Returns 0 with *res, or -1: it did not answer
+/* POST /api/refine to the running app (should_stop closes the connection: the app
+ * stops refining). Returns 0 with *res, CDT_ECANCELED, or -1: it did not answer
  * (refine here then). */
-static int run_in_app(struct cdt_refiner *r, const char *text, struct cdt_refine_result *res)
+static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_stop)(void *),
+                      void *stop_data, struct cdt_refine_result *res)
 {
     struct cdt_client_response ans = {0};
     cJSON *req = cJSON_CreateObject(), *o;
@@ -228,14 +230,17 @@ static int run_in_app(struct cdt_refiner *r, const char *text, struct cdt_refine
     if (!body)
         return -1;
     CDT_LOG_I(r->log, "refine: through the running app (port %d)", r->app_port);
-    if (cdt_appclient_call(r->app_port, "POST", "/api/refine", body,
-                           r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS, &ans, err,
-                           sizeof(err)) == 0 &&
-        ans.status == 200) {
+    rc = cdt_appclient_call_stoppable(r->app_port, "POST", "/api/refine", body,
+                                      r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS, should_stop,
+                                      stop_data, &ans, err, sizeof(err));
+    if (rc == CDT_ECANCELED) {
+        CDT_LOG_D(r->log, "refine: cancelled (the app's refinement with it)");
+    } else if (rc == 0 && ans.status == 200) {
         o = cJSON_Parse(ans.body);
         rc = o && cdt_json_parse_refine(o, res) == 0 ? 0 : -1;
         cJSON_Delete(o);
     } else {
+        rc = -1;
         CDT_LOG_W(r->log, "refine: the app did not answer (%s); refining here",
                   ans.status ? "an error status" : err);
     }
@@ -275,8 +280,10 @@ int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
     p.should_stop = should_stop;
     p.stop_user_data = user_data;
     memset(res, 0, sizeof(*res));
-    if (r->app_port > 0 && run_in_app(r, text, res) == 0)
+    if (r->app_port > 0 && (rc = run_in_app(r, text, should_stop, user_data, res)) >= 0)
         return 0;
+    if (r->app_port > 0 && rc == CDT_ECANCELED)
+        return rc;
     rc = cdt_refine_run(&p, text, res);
     return rc == 0 || rc == CDT_ECANCELED ? rc : CDT_ENOMEM;
 }

@@ -13,8 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../sh_test.sh"
 . "$here/../serve_app.sh"
 tmp=$(mktemp -d)
-stubpid=
+stubpid= dpid=
 cleanup() {
+  [ -n "$dpid" ] && kill_pid -9 "$dpid" 2>/dev/null
   app_stop
   [ -n "$stubpid" ] && kill_pid -TERM "$stubpid" 2>/dev/null
   wait 2>/dev/null
@@ -46,7 +47,10 @@ start_stubllm "$stub" "$tmp/stub.out" --log "$tmp/stub.log"
 stub_url=http://127.0.0.1:$port/v1
 espeak-ng -w "$tmp/speech.wav" "Please send the quarterly report to the finance team by Friday." 2>/dev/null ||
   fail "espeak-ng could not speak"
-app_serve "$tmp" "$bin" || fail "codictate serve did not start"
+# The app logs at info (-v): what it did with the refine of a client that went.
+printf '#!/bin/sh\nexec "%s" -v "$@"\n' "$bin" >"$tmp/codictate-v"
+chmod +x "$tmp/codictate-v"
+app_serve "$tmp" "$tmp/codictate-v" || fail "codictate serve did not start"
 # The openai provider on the slow stub; custom instructions, so the model is asked
 # whatever the (noise) transcript of the tiny whisper model says.
 check "settings: openai on the slow stub" is \
@@ -90,6 +94,36 @@ done
 t1=$(now_ms)
 check "next dictation: done" is "$(state)" done
 check "next dictation: waited for the slow model (3 s)" [ $((t1 - t0)) -ge 3000 ]
+
+# --- `codictate dictate` refining through the app, cancelled (SIGTERM) meanwhile ---
+# The CLI closes its connection to the app's POST /api/refine, and the app (which
+# polls its client) abandons the slow model call.
+lines=$(wc -l <"$tmp/stub.log" 2>/dev/null || echo 0)
+"$bin" -v dictate --input "$tmp/speech.wav" --no-vad --threads 1 >"$tmp/d.out" 2>"$tmp/d.err" &
+dpid=$!
+for _ in $(seq 1 200); do
+  [ "$(wc -l <"$tmp/stub.log" 2>/dev/null || echo 0)" -gt "$lines" ] && break
+  sleep 0.05
+done
+sleep 0.3
+t0=$(now_ms)
+kill_pid -TERM "$dpid"
+wait "$dpid"
+rc=$?
+t1=$(now_ms)
+echo "  dictate through the app: SIGTERM -> exit $rc in $((t1 - t0)) ms" >&2
+check "dictate through the app: it refined there" grep -q "through the running app" "$tmp/d.err"
+check "dictate through the app, SIGTERM while refining: exit 130 within 1 s" \
+  [ "$rc" = 130 ] && [ $((t1 - t0)) -lt 1000 ]
+check "dictate through the app, SIGTERM: history cancelled" is "$(newest 'e["status"]')" cancelled
+for _ in $(seq 1 100); do # the app's refine ends with its client, not after the 3 s
+  grep -q "client went away" "$tmp/serve.err" && break
+  sleep 0.02
+done
+t2=$(now_ms)
+echo "  the app abandoned its refine $((t2 - t0)) ms after the SIGTERM" >&2
+check "the app abandoned the refine of the client that went (within 1 s)" \
+  [ $((t2 - t0)) -lt 1000 ] && grep -q "client went away" "$tmp/serve.err"
 
 [ "$failed" -eq 0 ] || tail -n 30 "$tmp/serve.err" >&2
 finish
