@@ -169,14 +169,14 @@ CDT_NODISCARD int cdt_dictation_start(const struct cdt_dictation_params *p,
 void cdt_dictation_stop(struct cdt_dictation *d);
 
 /* Cancels the session at any stage, the audio kept (saved by wait before anything
- * else). While recording: it ends without transcribing. After stop: the eager
- * transcription's whisper call is stopped, and a refinement under way is abandoned
- * at once (its connection to the sidecar or the OpenAI-compatible server closes
- * within CDT_CLIENT_POLL_MS; the sidecar cancels the generation); wait then returns
- * state CDT_DICT_CANCELLED, nothing delivered, the history entry "cancelled" (with
- * the raw text when it was transcribed). A whole-recording transcription (no VAD)
- * runs to its end first. A refinement through the running app (app_port) closes its
- * connection to the app, which abandons its model call. Thread-safe. */
+ * else). While recording: it ends without transcribing. After stop: the whisper
+ * call under way is stopped (eager or the whole recording), and a refinement under
+ * way is abandoned at once (its connection to the sidecar or the OpenAI-compatible
+ * server closes within CDT_CLIENT_POLL_MS; the sidecar cancels the generation;
+ * through the running app (app_port), the app abandons its model call); wait then
+ * returns state CDT_DICT_CANCELLED, nothing delivered, the history entry
+ * "cancelled" (with the raw text when it was transcribed). A model still loading
+ * runs to its end first. Thread-safe. */
 void cdt_dictation_cancel(struct cdt_dictation *d);
 
 void cdt_dictation_status(struct cdt_dictation *d, struct cdt_dictation_status *out);

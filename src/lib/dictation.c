@@ -24,9 +24,11 @@ struct cdt_dictation {
     struct cdt_dictation_params p;
     struct cdt_history *hist; /* NULL: no history */
 
-    pthread_mutex_t mu; /* guards st, stop_req, cancel_req */
+    pthread_mutex_t mu; /* guards st, stop_req, cancel_req, whisper_busy, whisper_cancelled */
     struct cdt_dictation_status st;
     bool stop_req, cancel_req;
+    struct cdt_transcribe *whisper_busy; /* transcribing the whole recording with it now */
+    bool whisper_cancelled;              /* cdt_transcribe_cancel was called on it */
 
     /* the recording */
     struct cdt_capture *cap;
@@ -391,6 +393,10 @@ void cdt_dictation_cancel(struct cdt_dictation *d)
         cdt_eager_cancel(d->eager);
         cdt_refine_ahead_cancel(d->ahead);
     }
+    if (d->whisper_busy) {
+        cdt_transcribe_cancel(d->whisper_busy); /* an atomic store */
+        d->whisper_cancelled = true;
+    }
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -678,18 +684,44 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
         }
         drop_eager(d);
     }
+    if (!res->eager) {
+        /* The whole recording: a cancel meanwhile stops whisper (cancel sees t). */
+        bool clear;
+        int trc = CDT_ECANCELED;
+
+        pthread_mutex_lock(&d->mu);
+        d->whisper_busy = d->cancel_req ? NULL : t;
+        pthread_mutex_unlock(&d->mu);
+        if (!cancelled(d))
+            trc = cdt_transcribe_samples(t, d->samples, d->n, &res->transcript);
+        pthread_mutex_lock(&d->mu);
+        d->whisper_busy = NULL;
+        clear = d->whisper_cancelled;
+        d->whisper_cancelled = false;
+        pthread_mutex_unlock(&d->mu);
+        if (clear) {
+            /* A cancel that reached t after its call ended would stop the next
+             * user's first call (t may be the app's): an empty call clears it. */
+            struct cdt_transcript none;
+
+            cdt_transcript_init(&none);
+            if (cdt_transcribe_samples(t, NULL, 0, &none) != 0)
+                CDT_LOG_D(d->p.log, "dictation: the whisper cancel was cleared");
+            cdt_transcript_cleanup(&none);
+        }
+        if (trc != 0 && !(trc == CDT_ECANCELED && cancelled(d))) {
+            char msg[1024];
+
+            snprintf(msg, sizeof(msg), "transcription failed: %s", cdt_transcribe_errmsg(t));
+            fail(d, res, &e, msg);
+            goto out;
+        }
+    }
     if (cancelled(d)) {
         /* Cancelled after stop: the recording is kept (saved above), nothing delivered. */
         res->state = CDT_DICT_CANCELLED;
         history_put(d, &e, "cancelled");
         set_state(d, CDT_DICT_CANCELLED);
-        goto out;
-    }
-    if (!res->eager && cdt_transcribe_samples(t, d->samples, d->n, &res->transcript) != 0) {
-        char msg[1024];
-
-        snprintf(msg, sizeof(msg), "transcription failed: %s", cdt_transcribe_errmsg(t));
-        fail(d, res, &e, msg);
         goto out;
     }
     res->transcribed = true;

@@ -4,8 +4,8 @@
 # endpoint (tests/stubllm's "slow" model: it answers after 3 s). Checks: dictate
 # exits 130 within a second of the signal (not when the model would have answered),
 # says "cancelled", keeps the recording (the whole WAV) and writes the history entry
-# "cancelled" with the raw text; uncancelled, the same dictation waits the 3 s and
-# delivers. (The local sidecar's side, its generation cancelled when the client
+# "cancelled" with the raw text; SIGTERM while whisper transcribes a long file stops
+# it too; uncancelled, the same dictation waits the 3 s and delivers. (The local sidecar's side, its generation cancelled when the client
 # goes: integration_dictation_cancel.)
 #   test_dictate_cancel.sh CODICTATE STUBLLM WHISPER.bin
 set -u
@@ -75,6 +75,34 @@ cancel_case() {
 }
 cancel_case TERM
 cancel_case INT
+
+# SIGTERM while whisper transcribes a long file (the sentence 40 times, ~3.5 min:
+# several seconds for the tiny model): whisper stops, dictate exits at once.
+"$PY" - "$tmp/speech.wav" "$tmp/long.wav" <<'EOF'
+import sys, wave
+w = wave.open(sys.argv[1]); p = w.getparams(); d = w.readframes(w.getnframes())
+o = wave.open(sys.argv[2], "wb"); o.setparams(p)
+for _ in range(40):
+    o.writeframes(d)
+o.close()
+EOF
+"$bin" dictate --input "$tmp/long.wav" --whisper-model "$model" --no-vad --threads 1 \
+  >"$tmp/long.out" 2>"$tmp/long.err" &
+dpid=$!
+sleep 1.5
+t0=$(now_ms)
+kill_pid -TERM "$dpid"
+wait "$dpid"
+rc=$?
+t1=$(now_ms)
+dpid=
+echo "  SIGTERM while transcribing: exit $rc after $((t1 - t0)) ms" >&2
+check "SIGTERM while transcribing: exit 130 within 1 s" [ "$rc" = 130 ] && [ $((t1 - t0)) -lt 1000 ]
+check "SIGTERM while transcribing: history cancelled, no raw text" \
+  is "$(hist 'd[0]["status"], bool(d[0].get("raw"))')" "('cancelled', False)"
+rec=$(hist 'd[0]["audio_path"]')
+check "SIGTERM while transcribing: the whole recording kept" \
+  is "$(wav_ms "$rec" 2>/dev/null)" "$(wav_ms "$tmp/long.wav")"
 
 # Uncancelled: the slow model is waited for, and its text delivered.
 t0=$(now_ms)

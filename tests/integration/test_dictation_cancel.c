@@ -6,8 +6,9 @@
  * within a bound of the cancel (not when the model would have finished), the
  * session ends "cancelled" with the recording saved whole and the history entry
  * "cancelled", and the sidecar's generation was cancelled (the backend saw its
- * client go) long before its end. Then the same session uncancelled delivers the
- * model's text (so the slow model really was being waited for).
+ * client go) long before its end; cancelled while whisper transcribes a long
+ * recording, whisper stops. Then the same session uncancelled delivers the model's
+ * text (so the slow model really was being waited for).
  *   test_dictation_cancel WHISPER.bin SCRIPTED_SIDECAR */
 #include "../test.h"
 #include "codictate/audio.h"
@@ -60,17 +61,23 @@ static bool write_file(const char *path, const char *text)
     return fclose(f) == 0;
 }
 
-/* The session's events: refining began; the model's first streamed piece. */
+/* The session's events: transcribing and refining began; the model's first
+ * streamed piece. */
 struct watch {
     bool stream; /* ask for DELTA events */
-    atomic_bool refining, generating;
-    double t_refining, t_first;
+    atomic_bool transcribing, refining, generating;
+    double t_transcribing, t_refining, t_first;
 };
 
 static void on_event(const struct cdt_dictation_event *ev, void *ud)
 {
     struct watch *w = ud;
 
+    if (ev->kind == CDT_DICT_EV_STATE && ev->status->state == CDT_DICT_TRANSCRIBING &&
+        !atomic_load(&w->transcribing)) {
+        w->t_transcribing = cdt_now_ms();
+        atomic_store(&w->transcribing, true);
+    }
     if (ev->kind == CDT_DICT_EV_STATE && ev->status->state == CDT_DICT_REFINING &&
         !atomic_load(&w->refining)) {
         w->t_refining = cdt_now_ms();
@@ -99,8 +106,9 @@ static void *wait_main(void *arg)
     return NULL;
 }
 
-/* A dictation of the espeak-ng file (the same path as captured audio after stop). */
-static struct cdt_dictation *start(struct watch *w, size_t *n_samples)
+/* A dictation of the espeak-ng file said `times` times over (the same path as
+ * captured audio after stop). */
+static struct cdt_dictation *start(struct watch *w, int times, size_t *n_samples)
 {
     struct cdt_dictation_params p = cdt_dictation_default_params();
     struct cdt_dictation *d = NULL;
@@ -113,10 +121,13 @@ static struct cdt_dictation *start(struct watch *w, size_t *n_samples)
         return NULL;
     }
     p.source = CDT_DICT_SAMPLES;
-    p.samples = a.samples; /* taken over */
-    p.n_samples = *n_samples = a.n_samples;
-    a.samples = NULL;
+    p.n_samples = *n_samples = a.n_samples * (size_t)times;
+    p.samples = malloc(p.n_samples * sizeof(float)); /* taken over */
+    for (int i = 0; p.samples && i < times; i++)
+        memcpy(p.samples + (size_t)i * a.n_samples, a.samples, a.n_samples * sizeof(float));
     cdt_audio_cleanup(&a);
+    if (!p.samples)
+        return NULL;
     p.transcriber = tr;
     p.refiner = refiner;
     p.history_dir = hist_dir;
@@ -175,7 +186,7 @@ static void cancel_while_refining(bool stream)
     struct cdt_audio saved;
 
     unlink(cancel_log);
-    wt.d = start(&w, &n);
+    wt.d = start(&w, 1, &n);
     REQUIRE(wt.d);
     REQUIRE(pthread_create(&th, NULL, wait_main, &wt) == 0);
     /* Until the model is into its answer (a few pieces out of 31): streamed, its
@@ -225,6 +236,51 @@ static void cancel_while_refining(bool stream)
     cdt_dictation_free(wt.d);
 }
 
+/* Cancelled while whisper transcribes a long file (228 s: about 6 s for the tiny
+ * model here): whisper stops, wait returns at once, nothing was transcribed, the
+ * recording is kept whole; the transcriber works for the next dictation (the
+ * cancel does not linger on it: the uncancelled case below runs on it). */
+TEST(cancel_while_transcribing)
+{
+    struct watch w = {0};
+    struct waiter wt = {0};
+    pthread_t th;
+    size_t n = 0;
+    double t_cancel;
+    char *status;
+    struct cdt_audio saved;
+
+    unlink(cancel_log);
+    wt.d = start(&w, 40, &n);
+    REQUIRE(wt.d);
+    REQUIRE(pthread_create(&th, NULL, wait_main, &wt) == 0);
+    for (int i = 0; i < 600 && !atomic_load(&w.transcribing); i++)
+        sleep_ms(50);
+    REQUIRE(atomic_load(&w.transcribing));
+    sleep_ms(800);
+    t_cancel = cdt_now_ms();
+    cdt_dictation_cancel(wt.d);
+    pthread_join(th, NULL);
+    printf("  transcribing for %.0f ms, then cancel: wait returned in %.0f ms\n",
+           t_cancel - w.t_transcribing, wt.t_done - t_cancel);
+    CHECK_INT(wt.rc, 0);
+    CHECK(wt.t_done - t_cancel < CANCEL_MS);
+    CHECK_INT(wt.res.state, CDT_DICT_CANCELLED);
+    CHECK(!wt.res.transcribed);
+    CHECK(!atomic_load(&w.refining));
+    REQUIRE(wt.res.recording);
+    cdt_audio_init(&saved);
+    CHECK(cdt_audio_load(&saved, wt.res.recording) == 0);
+    CHECK(saved.n_samples == n);
+    cdt_audio_cleanup(&saved);
+    status = history_status(wt.res.id);
+    CHECK_STR(status ? status : "(none)", "cancelled");
+    free(status);
+    CHECK_INT(count_lines(cancel_log), 0); /* the model was never asked */
+    cdt_dictation_result_cleanup(&wt.res);
+    cdt_dictation_free(wt.d);
+}
+
 TEST(cancel_while_refining_streamed)
 {
     cancel_while_refining(true);
@@ -244,7 +300,7 @@ TEST(uncancelled_waits_for_the_model)
     size_t n = 0;
 
     unlink(cancel_log);
-    wt.d = start(&w, &n);
+    wt.d = start(&w, 1, &n);
     REQUIRE(wt.d);
     wait_main(&wt);
     CHECK_INT(wt.rc, 0);
@@ -325,6 +381,7 @@ int main(int argc, char **argv)
 
     RUN(cancel_while_refining_streamed);
     RUN(cancel_while_refining_not_streamed);
+    RUN(cancel_while_transcribing);
     RUN(uncancelled_waits_for_the_model);
 
     cdt_refiner_free(refiner);
