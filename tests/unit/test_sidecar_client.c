@@ -2,11 +2,13 @@
  * httpd): the JSON each request sends (the local refine provider's body byte for
  * byte), the answers it reads (plain, streamed, errors with and without a
  * "detail"), and malformed answers, which must come back as CDT_EPROTOCOL with a
- * message and nothing to free, never a crash. The real sidecar behind it is
+ * message and nothing to free, never a crash; a request its caller stops closes its
+ * connection at once. The real sidecar behind it is
  * covered by tests/integration (test_manager, test_refine_sidecar). */
 #include "../test.h"
 #include "codictate/httpd.h"
 #include "codictate/sidecar_client.h"
+#include "codictate/util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@ static struct {
     const char *body;
     const char *type;
     int delay_ms;
+    bool saw_gone; /* the client went while the answer was delayed */
     char method[16], path[64], auth[128];
     char *req_body;
 } canned = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -43,8 +46,15 @@ static void handler(struct cdt_http_req *req, void *ud)
     type = canned.type ? canned.type : "application/json";
     delay = canned.delay_ms;
     pthread_mutex_unlock(&canned.lock);
-    if (delay)
-        usleep((useconds_t)delay * 1000);
+    for (int waited = 0; waited < delay; waited += 10) { /* a model thinking */
+        if (cdt_http_req_client_gone(req)) {
+            pthread_mutex_lock(&canned.lock);
+            canned.saw_gone = true;
+            pthread_mutex_unlock(&canned.lock);
+            break;
+        }
+        usleep(10 * 1000);
+    }
     cdt_http_reply(req, status, body, strlen(body), type);
 }
 
@@ -342,6 +352,52 @@ TEST(health_and_unload)
     CHECK_STR(u.detail, "Unauthorized");
 }
 
+/* should_stop: true from the given time on. */
+static bool stop_after(void *ud)
+{
+    return cdt_now_ms() >= *(const double *)ud;
+}
+
+/* A request the caller stops (a cancelled dictation): the connection closes at once,
+ * the server sees its client go, the call says CDT_ECANCELED with nothing to free. */
+TEST(generate_stops_when_asked)
+{
+    struct cdt_sidecar_gen_req req = cdt_sidecar_gen_default_req();
+    struct cdt_sidecar_gen_reply r;
+    char err[256];
+    double t0, at;
+    bool gone = false;
+
+    req.prompt = "x";
+    req.should_stop = stop_after;
+    req.stop_user_data = &at;
+    answer(200, good);
+    pthread_mutex_lock(&canned.lock);
+    canned.delay_ms = 3000;
+    canned.saw_gone = false;
+    pthread_mutex_unlock(&canned.lock);
+    t0 = cdt_now_ms();
+    at = t0 + 200;
+    CHECK_INT(cdt_sidecar_generate(port, TOKEN, &req, 10000, &r, err, sizeof(err)), CDT_ECANCELED);
+    printf("  stopped %.0f ms after the stop was due\n", cdt_now_ms() - at);
+    CHECK(cdt_now_ms() - at < 100); /* CDT_CLIENT_POLL_MS, and then some */
+    CHECK_STR(err, "cancelled");
+    CHECK(r.response == NULL);
+    for (int i = 0; i < 100 && !gone; i++) {
+        usleep(10 * 1000);
+        pthread_mutex_lock(&canned.lock);
+        gone = canned.saw_gone;
+        pthread_mutex_unlock(&canned.lock);
+    }
+    CHECK(gone); /* the sidecar would cancel the generation */
+    /* Not stopped: the same request gets its answer. */
+    answer(200, good);
+    at = t0 + 1e12;
+    CHECK_INT(cdt_sidecar_generate(port, TOKEN, &req, 10000, &r, err, sizeof(err)), 0);
+    CHECK_STR(r.response, "We ship on Friday.");
+    cdt_sidecar_gen_reply_cleanup(&r);
+}
+
 TEST(transport_errors)
 {
     struct cdt_sidecar_gen_req req = cdt_sidecar_gen_default_req();
@@ -388,6 +444,7 @@ int main(void)
     RUN(streamed_answers);
     RUN(load);
     RUN(health_and_unload);
+    RUN(generate_stops_when_asked);
     RUN(transport_errors);
     rc = TEST_END();
     cdt_httpd_free(server);
