@@ -49,6 +49,9 @@ struct cdt_eager_params {
     double max_chunk_s;  /* a chunk with no pause is split by this length (at the
                           * quietest point of its last 8 s, at most half of it); 0:
                           * 28 s, at most 30 s (whisper's window) */
+    double long_chunk_s; /* a chunk this long also closes at a pause of half min_gap_s,
+                          * so that a speaker who hardly pauses leaves a short tail for
+                          * after stop; 0: 8 s; < 0: never */
     double backlog_s;    /* when this much audio waits behind a closed chunk (the
                           * machine is slower than speech), chunks merge up to
                           * max_chunk_s to catch up; 0: 10 s; < 0: never (the chunks

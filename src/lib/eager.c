@@ -34,8 +34,9 @@
 struct cdt_eager {
     struct cdt_eager_params p;
     size_t gap_f, min_f, max_f, search_f, silence_f; /* the params in frames */
-    size_t backlog_f;                                /* 0: never merge */
-    float neg;                                       /* silence below this */
+    size_t long_f, short_f; /* long_chunk_s (0: never) and the pause that then cuts */
+    size_t backlog_f;       /* 0: never merge */
+    float neg;              /* silence below this */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* new audio, the end, cancel */
@@ -109,6 +110,8 @@ int cdt_eager_new(const struct cdt_eager_params *p, struct cdt_eager **out)
     e->search_f = frames_of(SEARCH_S < d.max_chunk_s / 2 ? SEARCH_S : d.max_chunk_s / 2);
     if (e->gap_f < 2)
         e->gap_f = 2;
+    e->long_f = d.long_chunk_s < 0 ? 0 : frames_of(d.long_chunk_s > 0 ? d.long_chunk_s : 8.0);
+    e->short_f = e->gap_f / 2 < 2 ? 2 : e->gap_f / 2;
     e->silence_f = frames_of(SILENCE_CUT_S) + e->gap_f;
     e->backlog_f = d.backlog_s < 0 ? 0 : frames_of(d.backlog_s > 0 ? d.backlog_s : 10.0);
     e->neg = d.threshold > HYSTERESIS + 0.01f ? d.threshold - HYSTERESIS : d.threshold / 2;
@@ -196,7 +199,8 @@ static size_t quietest(const struct cdt_eager *e, size_t lo, size_t hi)
  *
  * A cut depends only on the frames up to a little past it, never on how many were
  * analysed at once, so the chunks are the same on a fast or a slow machine: the
- * first pause of gap_f after speech (cut gap_f / 2 into it) past min_f; a stretch of
+ * first pause of gap_f after speech (cut gap_f / 2 into it) past min_f, or of short_f
+ * (cut short_f / 2 into it) past long_f; a stretch of
  * silence_f without speech (cut gap_f before its end); or, with neither by max_f,
  * the quietest place of the last search_f by the audio's energy (quietest), so a
  * word spoken across the limit is not cut in half wherever there is a gap between
@@ -218,19 +222,22 @@ static size_t find_cut(const struct cdt_eager *e, bool *speech, bool *forced)
         if (i == e->silence_f)
             return e->silence_f - e->gap_f;
     }
-    /* Pauses after speech. */
+    /* Pauses after speech: of gap_f, or of short_f once the chunk is long_f long. */
     for (size_t i = 0; i < m; i++) {
         if (p[i] < e->neg) {
-            if (++run == e->gap_f && first_speech < i + 1 - run) {
-                size_t c = i + 1 - run + e->gap_f / 2;
+            size_t at = i + 1 - ++run, c = 0; /* at: the pause's first frame */
 
-                if (c > e->max_f)
-                    break;
-                if (c >= e->min_f) {
-                    if (!first)
-                        first = c;
-                    last = c;
-                }
+            if (first_speech < at && run == e->gap_f)
+                c = at + e->gap_f / 2;
+            else if (first_speech < at && e->long_f && run == e->short_f &&
+                     at + e->short_f / 2 >= e->long_f)
+                c = at + e->short_f / 2;
+            if (c > e->max_f)
+                break;
+            if (c && c >= e->min_f) {
+                if (!first)
+                    first = c;
+                last = c;
             }
             continue;
         }

@@ -304,6 +304,7 @@ TEST(test_long_unbroken)
     r.speech[0][1] = (double)r.n / RATE - 0.3;
     rec_silence(&r, 0.3);
 
+    p.long_chunk_s = -1; /* espeak-ng's breaths between sayings are no cut here */
     rc = run_eager(&p, &r, false, &e, &t);
     CHECK_INT(rc, 0);
     c = cdt_eager_chunks(e, &nc);
@@ -379,6 +380,7 @@ TEST(test_forced_cut_at_the_dip)
     }
     REQUIRE(dip0 > 20.0 && dip1 < 28.0); /* in the forced split's search window */
 
+    p.long_chunk_s = -1;
     rc = run_eager(&p, &r, false, &e, &t);
     CHECK_INT(rc, 0);
     c = cdt_eager_chunks(e, &nc);
@@ -390,6 +392,65 @@ TEST(test_forced_cut_at_the_dip)
     fprintf(stderr, "  the dip: %.3f-%.3f s\n", dip0, dip1);
     CHECK(c[0].forced);
     CHECK(c[0].end > dip0 && c[0].end < dip1);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
+/* A speaker who hardly pauses: sentences 0.3 s apart (under min_gap_s) for 40 s. A
+ * chunk closes at such a pause once it is long_chunk_s (8 s) long, never before, so
+ * the tail left for after stop stays short; with long_chunk_s < 0 only the 28 s split
+ * cuts. */
+TEST(test_short_pauses_close_long_chunks)
+{
+    static const char *say[] = {"please send the report to the whole team",
+                                "the meeting moved to the large room on thursday",
+                                "we still need the numbers for the second quarter",
+                                "let me know if anything is missing from the plan"};
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    size_t nc, k = 0;
+    double longest = 0;
+    int rc;
+
+    cdt_transcript_init(&t);
+    rec_silence(&r, 0.3);
+    while ((double)r.n / RATE < 40.0) {
+        REQUIRE(rec_say_tight(&r, say[k++ % 4]));
+        rec_silence(&r, 0.3);
+    }
+    p.backlog_s = -1;
+    rc = run_eager(&p, &r, false, &e, &t);
+    CHECK_INT(rc, 0);
+    c = cdt_eager_chunks(e, &nc);
+    check_partition(c, nc, r.n);
+    check_segments(&t, r.n);
+    REQUIRE(nc >= 3);
+    for (size_t i = 0; i < nc; i++) {
+        fprintf(stderr, "  chunk %.2f-%.2f%s%s\n", c[i].start, c[i].end,
+                c[i].speech ? " speech" : "", c[i].forced ? " forced" : "");
+        CHECK(!c[i].forced);
+        if (i + 1 < nc)
+            CHECK(c[i].end - c[i].start >= 8.0 - 0.05); /* not before long_chunk_s */
+        if (c[i].end - c[i].start > longest)
+            longest = c[i].end - c[i].start;
+    }
+    CHECK(longest < 8.0 + 5.0); /* closed at the first pause past 8 s */
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+
+    /* Without the rule: the first chunk runs to the 28 s split. */
+    cdt_transcript_init(&t);
+    p.long_chunk_s = -1;
+    rc = run_eager(&p, &r, false, &e, &t);
+    CHECK_INT(rc, 0);
+    c = cdt_eager_chunks(e, &nc);
+    check_partition(c, nc, r.n);
+    REQUIRE(nc >= 2);
+    CHECK(c[0].end - c[0].start > 20.0);
     cdt_transcript_cleanup(&t);
     cdt_eager_free(e);
     rec_free(&r);
@@ -720,6 +781,7 @@ int main(int argc, char **argv)
     RUN(test_cuts_independent_of_pace);
     RUN(test_long_unbroken);
     RUN(test_forced_cut_at_the_dip);
+    RUN(test_short_pauses_close_long_chunks);
     RUN(test_silence);
     RUN(test_tiny);
     RUN(test_bad_finish);
