@@ -43,8 +43,13 @@
  * Correction cues: "no wait", "wait no", "I mean", "sorry", "actually", "rather",
  * "no," / "no -" / "no comma", "make that", "scratch that", "correction", "oops". A
  * word is near a cue when it is at most CRIT_CUE_BEFORE words before it or
- * CRIT_CUE_AFTER after it. A lone "one" is exempt from the must-survive rule
- * rather than guessed at ("the one I like", "no one"): it still backs an output 1.
+ * CRIT_CUE_AFTER after it; only the words before a cue (and the cue) excuse a
+ * number or a negation: what follows it is the correction and must survive ("three,
+ * actually four chairs" → "3 chairs" trips). A lone "one" is exempt from the
+ * must-survive rule rather than guessed at ("the one I like", "no one"): it still
+ * backs an output 1, but not as a pronoun or determiner ("another 1", "of 1 leader").
+ * Case: in a transcript written in case (a capitalised word mid-sentence), a word it
+ * has only in lower case may not come out capitalised mid-sentence ("may" → "May").
  *
  * Quotation marks (cdt_refine_check_quotes, a reason of its own): the output may
  * not have more than the transcript has plus those it says ("quote", "unquote",
@@ -290,9 +295,12 @@ static bool word_in_any_form(const struct cdt__spoken *x, size_t i, const struct
 
 /* ---- correction cues and false starts (input only) ---- */
 
-/* Marks the words near a correction cue. */
+/* Marks the words near a correction cue, and those near one only after it (the
+ * correction itself: "at three, no wait, at four"). */
 static void find_cues(struct cdt__spoken *x)
 {
+    bool *core = calloc(x->nwords + 1, 1); /* before a cue or in it */
+
     for (size_t i = 0; i < x->n; i++) {
         size_t len = 0, w;
 
@@ -316,9 +324,16 @@ static void find_cues(struct cdt__spoken *x)
             continue;
         w = x->t[i].word;
         for (size_t k = w > CRIT_CUE_BEFORE ? w - CRIT_CUE_BEFORE : 0;
-             k < w + len + CRIT_CUE_AFTER && k < x->nwords; k++)
+             k < w + len + CRIT_CUE_AFTER && k < x->nwords; k++) {
             x->near_cue[k] = true;
+            if (core && k < w + len)
+                core[k] = true;
+        }
     }
+    /* Without memory for core, no word is after-only: as lenient as before. */
+    for (size_t k = 0; core && k < x->nwords; k++)
+        x->after_cue[k] = x->near_cue[k] && !core[k];
+    free(core);
 }
 
 static bool is_pronoun(const char *k)
@@ -393,9 +408,10 @@ static bool text_init(struct cdt__spoken *x, const char *s, bool input)
         return false;
     if (input) {
         x->near_cue = calloc(x->nwords + 1, 1);
+        x->after_cue = calloc(x->nwords + 1, 1);
         x->restart = calloc(x->nwords + 1, 1);
         x->repeat = calloc(x->nwords + 1, 1);
-        if (!x->near_cue || !x->restart || !x->repeat)
+        if (!x->near_cue || !x->after_cue || !x->restart || !x->repeat)
             return false;
         find_cues(x);
         find_restarts(x);
@@ -403,10 +419,13 @@ static bool text_init(struct cdt__spoken *x, const char *s, bool input)
     return true;
 }
 
+/* Is a word of phrase p before a correction cue or in it (the number corrected
+ * away: "at three, no wait, at four")? One only after a cue is the correction. */
 static bool phrase_near_cue(const struct cdt__spoken *x, const struct cdt__phrase *p)
 {
     for (size_t k = p->a; k < p->b; k++)
-        if (x->t[k].kind != CDT__TK_PUNCT && x->near_cue[x->t[k].word])
+        if (x->t[k].kind != CDT__TK_PUNCT && x->near_cue[x->t[k].word] &&
+            !x->after_cue[x->t[k].word])
             return true;
     return false;
 }
@@ -514,6 +533,114 @@ static int check_names(const struct cdt__spoken *in, const struct cdt__spoken *o
     else
         snprintf(reason, cap, "the output added a name: %s", b);
     return CDT_REFINE_GUARD_CHANGED;
+}
+
+/* Does the input write names with capitals: a capitalised word that opens no
+ * sentence (not "I", not a single letter)? Then it was transcribed in case. */
+static bool written_in_case(const struct cdt__spoken *in)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        const struct cdt__tok *t = &in->t[i];
+
+        if (t->kind == CDT__TK_WORD && t->cap && !t->initial && !t->suffix && t->key[1] &&
+            !is_i(t->key))
+            return true;
+    }
+    return false;
+}
+
+/* Is every occurrence of key k in the input written in lower case (and is there one)? */
+static bool only_lower_case(const struct cdt__spoken *in, const char *k)
+{
+    bool seen = false;
+
+    for (size_t i = 0; i < in->n; i++)
+        if (in->t[i].kind == CDT__TK_WORD && strcmp(in->t[i].key, k) == 0) {
+            if (in->t[i].cap)
+                return false;
+            seen = true;
+        }
+    return seen;
+}
+
+/* Words before a lone "one" that make it a pronoun ("another one", "the one"). */
+static bool pronoun_one_before(const char *k)
+{
+    static const char *const w[] = {"another", "any", "each", "every", "no",
+                                    "that",    "the", "this", "which"}; /* sorted */
+
+    return listed(k, w, N(w));
+}
+
+/* Words after a number that make it a time, a range or an amount, not a determiner. */
+static bool number_follower(const char *k)
+{
+    static const char *const w[] = {"a",  "am", "and", "by",      "o'clock", "oclock",
+                                    "or", "p",  "pm",  "through", "to",      "x"}; /* sorted */
+
+    return listed(k, w, N(w)) || listed(k, markwords, N(markwords));
+}
+
+/* Is output token i a bare "1" used as a determiner or pronoun ("the views of 1
+ * leader", "another 1"), where the input said a lone "one" and wrote no 1? */
+static bool one_as_digit(const struct cdt__spoken *in, const struct cdt__spoken *out, size_t i)
+{
+    const struct cdt__tok *t = &out->t[i], *b = word_before(out, i), *a = word_after(out, i);
+    const struct cdt__phrase *p;
+    bool lone_one = false;
+
+    if (t->kind != CDT__TK_NUM || t->len != 1 || out->s[t->off] != '1' || t->phrase < 0)
+        return false;
+    p = &out->p[t->phrase];
+    if (p->a != i || p->b != i + 1 || (t->off > 0 && strchr("$#", out->s[t->off - 1])) ||
+        (t->off > 0 && (unsigned char)out->s[t->off - 1] >= 0x80))
+        return false;
+    if (i + 1 < out->n && out->t[i + 1].kind == CDT__TK_WORD && out->t[i + 1].suffix)
+        return false;
+    for (size_t k = 0; k < in->n; k++) {
+        const struct cdt__tok *u = &in->t[k];
+
+        if (u->kind == CDT__TK_NUM && u->val.m == 1 && u->val.e == 0)
+            return false; /* the input wrote one */
+        if (u->kind == CDT__TK_WORD && !strcmp(u->key, "one") && u->phrase >= 0 &&
+            in->p[u->phrase].weak)
+            lone_one = true;
+    }
+    if (!lone_one)
+        return false;
+    if (b && pronoun_one_before(b->key))
+        return true;
+    /* A determiner: a noun follows, and no label word comes before ("Chapter 1 says"). */
+    return a && !a->suffix && !number_follower(a->key) && (!b || is_stopword(b->key));
+}
+
+/* Case and lone "one", where a model changes a word's meaning without changing the
+ * word: in a transcript written in case, a word it wrote in lower case may not come
+ * out capitalised mid-sentence ("may" → "May", "the administration" → "the
+ * Administration"); and a lone "one" that is a pronoun or determiner may not become
+ * the digit ("one leader" → "1 leader"). */
+static int check_case(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
+                      size_t cap)
+{
+    bool cased = written_in_case(in);
+    char b[64];
+
+    for (size_t i = 0; i < out->n; i++) {
+        const struct cdt__tok *t = &out->t[i];
+
+        if (one_as_digit(in, out, i)) {
+            snprintf(reason, cap, "the output wrote a lone \"one\" as a digit: 1");
+            return CDT_REFINE_GUARD_CHANGED;
+        }
+        if (!cased || t->kind != CDT__TK_WORD || !t->cap || t->initial || t->suffix || t->nw ||
+            !t->key[1] || is_i(t->key) || listed(t->key, abbreviations, N(abbreviations)) ||
+            !only_lower_case(in, t->key))
+            continue;
+        cdt__spoken_show_tok(b, sizeof(b), out, t);
+        snprintf(reason, cap, "the output capitalised a word: %s", b);
+        return CDT_REFINE_GUARD_CHANGED;
+    }
+    return 0;
 }
 
 static int check_negations(const struct cdt__spoken *in, const struct cdt__spoken *out,
@@ -786,6 +913,8 @@ int cdt_refine_check_critical(const char *input, const char *output, char *reaso
         if (rc == 0)
             rc = check_names(&in, &out, reason, reason_cap);
         if (rc == 0)
+            rc = check_case(&in, &out, reason, reason_cap);
+        if (rc == 0)
             rc = check_negations(&in, &out, reason, reason_cap);
         if (rc == 0)
             rc = check_literal_marks(&in, &out, reason, reason_cap);
@@ -999,6 +1128,47 @@ static bool said_again(const struct cdt__spoken *x, size_t i)
     return false;
 }
 
+/* Is the period at token i that of an abbreviation after which a sentence goes on:
+ * a name's suffix ("Jr."), "etc.", "vs.", or the last letter of a dotted one
+ * ("a.m.", "e.g.", "U.S."; a period inside one touches the next letter)? A title
+ * before a name ("Dr.") is followed by a capital anyway. */
+static bool abbreviation_before(const struct cdt__spoken *x, size_t i)
+{
+    static const char *const ab[] = {"etc", "jr", "sr", "vs"}; /* sorted */
+    const struct cdt__tok *w = i > 0 ? &x->t[i - 1] : NULL;
+
+    if (!w || w->kind != CDT__TK_WORD || w->off + w->len != x->t[i].off)
+        return false;
+    if (listed(w->key, ab, N(ab)))
+        return true;
+    /* Inside "a.m.": a single letter, the period, a single letter, all touching. */
+    if (!w->key[1] && i + 1 < x->n && x->t[i + 1].kind == CDT__TK_WORD && !x->t[i + 1].key[1] &&
+        x->t[i + 1].off == x->t[i].off + x->t[i].len)
+        return true;
+    /* "a.m.": a single letter right after another single letter's period. */
+    return !w->key[1] && i >= 3 && x->t[i - 2].kind == CDT__TK_PUNCT && x->t[i - 2].punct == '.' &&
+           x->t[i - 3].kind == CDT__TK_WORD && !x->t[i - 3].key[1] &&
+           x->t[i - 3].off + x->t[i - 3].len == x->t[i - 2].off;
+}
+
+/* Is word token i the scale word of a number written in digits ("$28 million",
+ * "1.5 billion")? */
+static bool written_scale(const struct cdt__spoken *x, size_t i)
+{
+    const struct cdt__phrase *p = &x->p[x->t[i].phrase];
+    bool digits = false;
+
+    if (!x->t[i].nw || x->t[i].nw->cls != CDT__NW_SCALE)
+        return false;
+    for (size_t k = p->a; k < p->b; k++) {
+        if (x->t[k].kind == CDT__TK_NUM)
+            digits = true;
+        else if (x->t[k].kind == CDT__TK_WORD && (!x->t[k].nw || x->t[k].nw->cls != CDT__NW_SCALE))
+            return false; /* "28 hundred thousand": words too */
+    }
+    return digits;
+}
+
 int cdt_refine_is_clean(const char *text)
 {
     struct cdt__spoken x;
@@ -1014,10 +1184,14 @@ int cdt_refine_is_clean(const char *text)
         const struct cdt__tok *t = &x.t[i];
 
         if (t->kind == CDT__TK_PUNCT) {
-            if (strchr(".?!", t->punct))
-                sentence_start = ended = true;
-            else if (t->punct != '"' && t->punct != '#' && t->punct != ')')
+            /* "Henry D. Sharpe, Jr. succeeded", "fruit, nuts, etc. and", "a.m. on":
+             * the period of an abbreviation ends the text, not the sentence. */
+            if (strchr(".?!", t->punct)) {
+                ended = true;
+                sentence_start = !(t->punct == '.' && abbreviation_before(&x, i));
+            } else if (t->punct != '"' && t->punct != '#' && t->punct != ')') {
                 ended = false;
+            }
             continue;
         }
         ended = false;
@@ -1025,8 +1199,9 @@ int cdt_refine_is_clean(const char *text)
             /* A sentence opens with a capital; "i" is written "I". */
             if ((sentence_start && !t->cap) || (!strcmp(t->key, "i") && text[t->off] == 'i'))
                 goto done;
-            /* A spoken number the model would write in digits ("five hundred"). */
-            if (t->phrase >= 0 && !x.p[t->phrase].weak)
+            /* A spoken number the model would write in digits ("five hundred"); a
+             * written one's scale word is written text ("$28 million"). */
+            if (t->phrase >= 0 && !x.p[t->phrase].weak && !written_scale(&x, i))
                 goto done;
             /* A stutter ("the the", "can you can you"), a cue, a filler set off by
              * commas ("you know"). */

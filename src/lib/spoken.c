@@ -1101,12 +1101,14 @@ static bool range_in(const struct cdt__spoken *x, const struct cdt__phrase *p, s
     return false;
 }
 
-/* May the model leave out token i of the input (a number word near a correction
- * cue, or said twice)? */
+/* May the model leave out token i of the input (a number word before a correction
+ * cue or in it, or said twice)? What follows a cue is the correction: it stays. */
 bool cdt__spoken_excused(const struct cdt__spoken *x, size_t i)
 {
+    size_t w = x->t[i].word;
+
     return x->near_cue && x->t[i].kind != CDT__TK_PUNCT &&
-           (x->near_cue[x->t[i].word] || x->repeat[x->t[i].word]);
+           ((x->near_cue[w] && !(x->after_cue && x->after_cue[w])) || x->repeat[w]);
 }
 
 /* Does `other` say phrase p of x word for word (the same number words and written
@@ -1307,6 +1309,7 @@ void cdt__spoken_cleanup(struct cdt__spoken *x)
     free(x->set);
     free(x->vals);
     free(x->near_cue);
+    free(x->after_cue);
     free(x->restart);
     free(x->repeat);
     memset(x, 0, sizeof(*x));

@@ -70,9 +70,10 @@ struct cdt__spoken {
     size_t nset;
     struct cdt__nv *vals; /* readings of the number phrases, sorted */
     size_t nvals, vcap;
-    bool *near_cue; /* per word: near a correction cue (the input only; the caller's) */
-    bool *restart;  /* per word: in a false start (the input only; the caller's) */
-    bool *repeat;   /* per word: said twice (the input only; the caller's) */
+    bool *near_cue;  /* per word: near a correction cue (the input only; the caller's) */
+    bool *after_cue; /* per word: near one only after it, the corrected words (the caller's) */
+    bool *restart;   /* per word: in a false start (the input only; the caller's) */
+    bool *repeat;    /* per word: said twice (the input only; the caller's) */
 };
 
 /* Cuts s (borrowed while x lives; any bytes) into tokens, finds its number
@@ -91,8 +92,9 @@ bool cdt__spoken_is(const struct cdt__spoken *x, size_t i, const char *key);
 /* Is token i a digit said as a word ("five", "oh")? */
 bool cdt__spoken_digit(const struct cdt__spoken *x, size_t i);
 
-/* May token i be left out: near a correction cue or said twice (the marks the
- * caller set; false without them)? */
+/* May token i be left out: near a correction cue but not only after one (the
+ * corrected words must survive), or said twice (the marks the caller set; false
+ * without them)? */
 bool cdt__spoken_excused(const struct cdt__spoken *x, size_t i);
 
 /* Can phrase p of x be cut into ranges that each read a value of `other`, or that
