@@ -1169,6 +1169,18 @@ static bool written_scale(const struct cdt__spoken *x, size_t i)
     return digits;
 }
 
+/* Is word token i a number from one to nine said alone, as written text spells it
+ * ("on four major fronts"), not an amount with its unit ("five dollars", "six
+ * percent")? */
+static bool small_number(const struct cdt__spoken *x, size_t i)
+{
+    const struct cdt__tok *t = &x->t[i], *a = word_after(x, i);
+    const struct cdt__phrase *p = &x->p[t->phrase];
+
+    return p->a == i && p->b == i + 1 && t->nw && t->nw->cls == CDT__NW_UNIT && !t->nw->ordinal &&
+           t->nw->v >= 1 && t->nw->v <= 9 && !(a && listed(a->key, markwords, N(markwords)));
+}
+
 int cdt_refine_is_clean(const char *text)
 {
     struct cdt__spoken x;
@@ -1201,7 +1213,8 @@ int cdt_refine_is_clean(const char *text)
                 goto done;
             /* A spoken number the model would write in digits ("five hundred"); a
              * written one's scale word is written text ("$28 million"). */
-            if (t->phrase >= 0 && !x.p[t->phrase].weak && !written_scale(&x, i))
+            if (t->phrase >= 0 && !x.p[t->phrase].weak && !written_scale(&x, i) &&
+                !small_number(&x, i))
                 goto done;
             /* A stutter ("the the", "can you can you"), a cue, a filler set off by
              * commas ("you know"). */

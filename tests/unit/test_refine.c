@@ -910,6 +910,7 @@ TEST(clean_text_is_recognised)
         "It is difficult to say how the administration views that $28 million, since the views "
         "of one leader may not be the same as the views of another one.",
         "We met at 5 p.m. on Friday, e.g. after the talk.",
+        "It is now active on four major fronts.", /* one to nine: spelled in prose */
     };
     static const char *const not_clean[] = {
         "",
@@ -932,6 +933,9 @@ TEST(clean_text_is_recognised)
         "We met Dr. smith. then we left.",           /* after a title, a sentence */
         "It costs twenty eight million dollars.",    /* spoken */
         "It costs 28 hundred thousand dollars.",     /* spoken in part */
+        "It costs five dollars.",                    /* an amount */
+        "It grew by six percent.",                   /* an amount */
+        "We have twelve chairs.",                    /* 10 or more: digits */
     };
 
     for (size_t i = 0; i < sizeof(clean) / sizeof(clean[0]); i++)
