@@ -16,7 +16,7 @@
  *   a correction cue or said twice ("in nineteen in nineteen seventy-eight"; never
  *   a digit string like "five five five", nor one number word like "twenty twenty").
  * Names: a capitalised input word that opens no sentence (and is not "I" or a
- * single letter) must be
+ * single letter), and a month or weekday in any case, must be
  * in the output, unless near a cue; an output word with a capital must be in the
  * input, unless it opens a sentence and is a function word ("Yes", "The") or is a
  * title or time abbreviation (Mr, Dr, PM). "In the other text" ignores case and a
@@ -490,6 +490,19 @@ static bool content_word(const struct cdt__tok *t)
     return !is_stopword(k) && !listed(k, markwords, N(markwords)) && !is_negation(k);
 }
 
+/* A month or weekday: a name in any case ("from july … to june" → "from June … to
+ * June" swaps one). Not "may" and "march", which are also a modal and a verb. */
+static bool is_calendar_name(const char *k)
+{
+    static const char *const names[] = {
+        "april",     "august", "december", "february", "friday",    "january",
+        "july",      "june",   "monday",   "november", "october",   "saturday",
+        "september", "sunday", "thursday", "tuesday",  "wednesday",
+    }; /* sorted */
+
+    return listed(k, names, N(names));
+}
+
 static int check_names(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
                        size_t cap)
 {
@@ -499,8 +512,10 @@ static int check_names(const struct cdt__spoken *in, const struct cdt__spoken *o
     for (size_t i = 0; i < in->n && !lost; i++) {
         const struct cdt__tok *t = &in->t[i];
 
-        if (t->kind == CDT__TK_WORD && t->cap && !t->initial && !t->suffix && !t->nw && t->key[1] &&
-            !is_i(t->key) && !in->near_cue[t->word] && !word_in(in, i, out))
+        if (t->kind == CDT__TK_WORD &&
+            ((t->cap && !t->initial) || (is_calendar_name(t->key) && !in->restart[t->word])) &&
+            !t->suffix && !t->nw && t->key[1] && !is_i(t->key) && !in->near_cue[t->word] &&
+            !word_in(in, i, out))
             lost = t;
     }
     for (size_t i = 0; i < out->n && !added; i++) {
