@@ -917,8 +917,8 @@ TEST(clean_text_is_recognised)
         "I would actually rather stay.",
         /* Eval cases heldout-clean-7 and -1 (the built-in model changed both). */
         "In 1951, Henry D. Sharpe, Jr. succeeded his father.",
-        "It is difficult to say how the administration views that $28 million, since the views "
-        "of one leader may not be the same as the views of another one.",
+        ("It is difficult to say how the administration views that $28 million, since the views "
+         "of one leader may not be the same as the views of another one."),
         "We met at 5 p.m. on Friday, e.g. after the talk.",
         "It is now active on four major fronts.", /* one to nine: spelled in prose */
     };
