@@ -9,12 +9,14 @@
  * (spoken.c):
  * - every output phrase must be spelled out, range by range, by readings of the
  *   input (the input's ranges plus each number word on its own: "no invented
- *   numbers"), and
+ *   numbers"),
  * - every input phrase must be spelled out by readings of the output's ranges,
  *   unless it is weak (a lone "one", "first", "second", "half", "quarter", "noon",
  *   "midnight", "the nineties": often not a number), or left out where it is near
  *   a correction cue or said twice ("in nineteen in nineteen seventy-eight"; never
- *   a digit string like "five five five", nor one number word like "twenty twenty").
+ *   a digit string like "five five five", nor one number word like "twenty twenty"),
+ * - and an output time (10:14) may not have a group the input says only as an ordinal
+ *   ("june tenth to june fourteenth" is two dates, not a time).
  * Names: a capitalised input word that opens no sentence (and is not "I" or a
  * single letter), and a month or weekday in any case, must be
  * in the output, unless near a cue; an output word with a capital must be in the
@@ -73,6 +75,7 @@
 #define CRIT_RESTART_PRON 4  /* … when only a pronoun repeats ("we should we need") */
 #define CRIT_SHOW_MAX     40 /* bytes of a token quoted in a reason */
 #define CRIT_FUZZY_MAX    64 /* output words looked up as spelling fixes per check */
+#define CRIT_TIMES_MAX    16 /* output times checked against the input's ordinals */
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -470,6 +473,74 @@ static int check_numbers(const struct cdt__spoken *in, const struct cdt__spoken 
     else
         snprintf(reason, cap, "the output added a number: %s", b);
     return CDT_REFINE_GUARD_CHANGED;
+}
+
+/* The value v as an integer, or UINT64_MAX when it is none below 10^18. */
+static uint64_t nv_int(struct cdt__nv v)
+{
+    uint64_t x = v.m;
+
+    if (v.e < 0)
+        return UINT64_MAX;
+    for (int e = 0; e < v.e; e++) {
+        if (x > UINT64_MAX / 10)
+            return UINT64_MAX;
+        x *= 10;
+    }
+    return x;
+}
+
+/* How the input says value v: 1 only as an ordinal ("tenth", "10th"), 2 otherwise
+ * too, 0 not as one word or written number. */
+static int said_as(const struct cdt__spoken *in, uint64_t v)
+{
+    int how = 0;
+
+    for (size_t k = 0; k < in->n; k++) {
+        const struct cdt__tok *u = &in->t[k];
+        bool ord;
+
+        if (u->kind == CDT__TK_WORD && u->nw && u->nw->v == v && u->nw->cls != CDT__NW_WEAK)
+            ord = u->nw->ordinal;
+        else if (u->kind == CDT__TK_NUM && !u->grouped && nv_int(u->val) == v)
+            ord = u->ordinal;
+        else
+            continue;
+        if (!ord)
+            return 2;
+        how = 1;
+    }
+    return how;
+}
+
+/* A time the output made of days of the month: "from june tenth to june fourteenth"
+ * → "from June 10:14" (each group of 10:14 is a number the input says, so the
+ * number rule lets it through). A group the input says only as an ordinal is a
+ * date, never an hour or minutes. */
+static int check_ordinal_time(const struct cdt__spoken *in, const struct cdt__spoken *out,
+                              char *reason, size_t cap)
+{
+    size_t times = 0;
+
+    /* Each time scans the input: a few of them only, so the check stays linear. */
+    for (size_t i = 0; i < out->n && times < CRIT_TIMES_MAX; i++) {
+        const struct cdt__tok *t = &out->t[i];
+        char b[64];
+
+        if (t->kind != CDT__TK_NUM || !t->grouped || !memchr(out->s + t->off, ':', t->len))
+            continue;
+        times++;
+        for (int g = 0; g < t->ngroups; g++) {
+            uint64_t v = nv_int(t->groups[g]);
+
+            if (v == 0 || v == UINT64_MAX || said_as(in, v) != 1)
+                continue;
+            cdt__spoken_show_tok(b, sizeof(b), out, t);
+            snprintf(reason, cap, "the output made a time of a date: %s", b);
+            return CDT_REFINE_GUARD_CHANGED;
+        }
+    }
+    return 0;
 }
 
 static bool is_i(const char *k)
@@ -925,6 +996,8 @@ int cdt_refine_check_critical(const char *input, const char *output, char *reaso
     reason[0] = '\0';
     if (text_init(&in, input ? input : "", true) && text_init(&out, output ? output : "", false)) {
         rc = check_numbers(&in, &out, reason, reason_cap);
+        if (rc == 0)
+            rc = check_ordinal_time(&in, &out, reason, reason_cap);
         if (rc == 0)
             rc = check_names(&in, &out, reason, reason_cap);
         if (rc == 0)

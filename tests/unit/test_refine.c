@@ -357,6 +357,15 @@ TEST(critical_corrections_case_and_one)
     CHANGED("at three, no wait, at four", "At 3.", "the output dropped a number: 4");
     CHANGED("it's ten dollars I mean twelve", "It's $10.", "the output dropped a number: 12");
     KEPT("actually we need two chairs", "Actually, we need 2 chairs.");
+    /* Two days of the month made a time (hw-numbers-16); a time said as one stays one. */
+    CHANGED("the conference runs from june tenth to june fourteenth twenty twenty five",
+            "The conference runs from June 10:14, 2025.",
+            "the output made a time of a date: 10:14");
+    KEPT("the conference runs from june tenth to june fourteenth twenty twenty five",
+         "The conference runs from June 10 to June 14, 2025.");
+    KEPT("on june tenth at ten thirty", "On June 10th at 10:30.");
+    KEPT("meet at seven thirty on the third", "Meet at 7:30 on the 3rd.");
+    KEPT("meet at five", "Meet at 5:00.");
     /* A month or weekday is a name in any case (heldout-punctuation-38: "july" → "June"). */
     CHANGED("the activities conducted during the period from july nineteen ninety-two to june "
             "nineteen ninety four under the training programme",
