@@ -30,8 +30,11 @@
 #                                       roofline uses the GPU's bandwidth (gpu_bw.cu)
 #   bench/cuda_bench.sh stepcost [REPS] GPU: bench/step_cost.c (a decode step's parts)
 #                                       beside llama-bench tg150 @ d478
-#   bench/cuda_bench.sh spec [ARGS]     GPU: bench/bench_speculation.py (issue 15 §4) with
-#                                       the head build, speculation on the GPU allowed
+#   bench/cuda_bench.sh spec [--shape S] [ARGS]
+#                                       GPU: bench/bench_speculation.py (issue 15 §4) with
+#                                       the head build, speculation on the GPU allowed;
+#                                       --shape 0.6b|1.7b: the built-in model embedded in
+#                                       that Qwen3 shape (mkgguf --embed)
 #
 # Device commands (tool `run`, carry [".cudabench"]), as run for bench/RESULTS.md:
 #   bench/cuda_bench.sh build                    (first command; ~4 min on 16 cores)
@@ -687,14 +690,27 @@ refine() {
 # Speculation on the built-in model, which copies (issue 15 §4): bench/bench_speculation.py
 # with the head build, the model on the GPU for both servers; CODICTATE_GPU_SPECULATION=1
 # lets the sidecar speculate there (off on a GPU by default). ARGS go to the script.
-spec() {
-    local b=$WORK/codictate-head/build
+spec() { # [--shape 0.6b|1.7b] [bench_speculation.py ARGS]
+    local b=$WORK/codictate-head/build shape="" model name=spec
     [[ -x $b/bin/codictate ]] || die "no head build: run bench/cuda_bench.sh build first"
     sys_env
     mkdir -p "$RES"
+    model=$b/share/codictate/models/codictate-refiner-v1-q8_0.gguf
+    if [[ ${1-} == --shape ]]; then
+        # The built-in model inside the Qwen3 shape (mkgguf --embed): its output at
+        # that shape's cost.
+        shape=$2
+        shift 2
+        mkdir -p "$WORK/models"
+        name=spec-$shape
+        [[ -f $WORK/models/embedded-$shape-q8_0.gguf ]] ||
+            "$WORK/bin-head/mkgguf" --preset "$shape" --type q8_0 --embed "$model" \
+                --out "$WORK/models/embedded-$shape-q8_0.gguf"
+        model=$WORK/models/embedded-$shape-q8_0.gguf
+    fi
     CODICTATE_GPU_SPECULATION=1 python3 "$ROOT/bench/bench_speculation.py" --bin "$WORK/bin-head" \
-        --model "$b/share/codictate/models/codictate-refiner-v1-q8_0.gguf" --llama-args "-ngl 99" \
-        --threads "$(threads)" --out "$RES/spec.md" "$@"
+        --model "$model" --llama-args "-ngl 99" \
+        --threads "$(threads)" --out "$RES/$name.md" "$@"
 }
 
 case ${1-} in
@@ -706,5 +722,5 @@ vcost) vcost ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
 stepcost) shift; stepcost "$@" ;;
-*) sed -n '2,48p' "$0"; exit 2 ;;
+*) sed -n '2,53p' "$0"; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
-/* mkgguf: writes a random-weight GGUF model of the Qwen3 architecture that llama.cpp
- * loads, tokenizes with the real Qwen3 tokenizer, chats with through the real Qwen3
- * chat template, and generates with. No real weights can be downloaded where we
+/* mkgguf: writes a random-weight (or, with --embed, a padded trained) GGUF model of the Qwen3
+ * architecture that llama.cpp loads, tokenizes with the real Qwen3 tokenizer, chats with through
+ * the real Qwen3 chat template, and generates with. No real weights can be downloaded where we
  * test, so tests use a tiny one and benchmarks use the real shapes (whose speed
  * equals the real models').
  *
@@ -87,6 +87,8 @@ struct preset {
 
 static const struct preset presets[] = {
     {"tiny", 2, 64, 4, 2, 16, 128, true, 4096},
+    /* tiny's shape doubled (and a layer more): for testing --embed */
+    {"tiny-wide", 3, 128, 8, 4, 32, 256, true, 4096},
     {"0.6b", 28, 1024, 16, 8, 128, 3072, true, 40960},
     {"1.7b", 28, 2048, 16, 8, 128, 6144, true, 40960},
     {"4b", 36, 2560, 32, 8, 128, 9728, true, 40960},
@@ -148,6 +150,7 @@ struct opts {
     uint32_t n_ctx; /* 0: the preset's */
     int n_threads;  /* 0: online CPUs */
     bool no_partial_utf8;
+    const char *embed; /* --embed: a smaller model's weights, or NULL */
 };
 
 enum tkind {
@@ -571,16 +574,322 @@ static int copy_kv(struct gguf_context *dst, const struct gguf_context *src, int
     return 0;
 }
 
+/* ---- --embed: a smaller Qwen3 model's weights in a larger shape ----
+ *
+ * The source's weights sit inside the preset's shape and everything else is zero,
+ * so the file computes the source's function (up to float rounding) at the cost
+ * of the real shape: benchmarks get a model that really copies (the built-in
+ * refiner) with the speed of Qwen3 0.6B/1.7B. Per tensor:
+ * - hidden width E_s of E: rows padded with zeros; the residual stream's extra
+ *   dimensions stay zero because every matrix writing it has zero rows there.
+ *   RMSNorm divides by the root mean square over all E dimensions, sqrt(E_s/E)
+ *   times the source's, so hidden norm weights are scaled by sqrt(E_s/E).
+ * - head size D_s of D (D a multiple r of D_s): rope is NEOX (pairs d, d + D/2),
+ *   and pair i of the source turns at base^(-2i/D_s) = base^(-2(ri)/D), so source
+ *   pair i goes to target pair r*i and the other pairs stay zero. Q's norm weight
+ *   is kept as is (its sqrt(D_s/D) and the attention scale's sqrt(D/D_s) cancel);
+ *   K's is scaled by sqrt(D_s/D). V and the attention output are not rotated:
+ *   dimension d stays d.
+ * - heads: source query head h (of g_s per KV head) goes to target head
+ *   (h / g_s) * c * g + h % g_s, where g is the target's queries per KV head and
+ *   c = ceil(g_s / g) target KV heads hold copies of each source KV head.
+ * - FFN width F_s of F: gate/up rows and down columns beyond F_s are zero.
+ * - layers beyond the source's: all matrices zero (the layer adds nothing).
+ * q8_0 blocks (32) hold only source values or only zeros, so a q8_0 source
+ * re-quantizes to the same bytes. */
+
+enum erole {
+    E_ZERO,   /* all zero */
+    E_ONES,   /* a norm of a layer the source does not have */
+    E_ROWS,   /* row i = source row i, padded; rows past the source's are zero */
+    E_HNORM,  /* hidden-width norm: scaled by sqrt(E_s / E) */
+    E_Q,      /* attn_q */
+    E_K,      /* attn_k */
+    E_V,      /* attn_v */
+    E_O,      /* attn_output */
+    E_QKNORM, /* attn_q_norm / attn_k_norm (scale in emap.scale) */
+};
+
+struct source {
+    struct gguf_context *g;
+    struct ggml_context *ctx; /* the tensors, with their data */
+    int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff;
+    float rope_base, eps;
+    int kv_copies; /* c: target KV heads per source KV head */
+};
+
+/* How one target tensor is made from the source (the embed job's input). */
+struct emap {
+    enum erole role;
+    const float *src; /* the source tensor as f32, row-major, or NULL */
+    int64_t src_ne0, src_ne1;
+    float scale;
+};
+
+static int src_u32(const struct source *s, const char *key, int *out)
+{
+    int64_t id = gguf_find_key(s->g, key);
+
+    if (id < 0 || gguf_get_kv_type(s->g, id) != GGUF_TYPE_UINT32) {
+        fprintf(stderr, PROG ": --embed: the model has no %s\n", key);
+        return -1;
+    }
+    *out = (int)gguf_get_val_u32(s->g, id);
+    return 0;
+}
+
+static float src_f32(const struct source *s, const char *key, float dflt)
+{
+    int64_t id = gguf_find_key(s->g, key);
+
+    if (id < 0 || gguf_get_kv_type(s->g, id) != GGUF_TYPE_FLOAT32)
+        return dflt;
+    return gguf_get_val_f32(s->g, id);
+}
+
+static void source_free(struct source *s)
+{
+    if (s->ctx)
+        ggml_free(s->ctx);
+    if (s->g)
+        gguf_free(s->g);
+    memset(s, 0, sizeof *s);
+}
+
+/* Loads the source model and checks that it fits inside preset p. */
+static int source_load(struct source *s, const char *path, const struct preset *p)
+{
+    struct gguf_init_params ip = {.no_alloc = false, .ctx = &s->ctx};
+    int64_t id;
+    int g_s, g;
+
+    memset(s, 0, sizeof *s);
+    s->g = gguf_init_from_file(path, ip);
+    if (!s->g) {
+        fprintf(stderr, PROG ": --embed: cannot read '%s' as a GGUF model\n", path);
+        return -1;
+    }
+    id = gguf_find_key(s->g, "general.architecture");
+    if (id < 0 || gguf_get_kv_type(s->g, id) != GGUF_TYPE_STRING ||
+        strcmp(gguf_get_val_str(s->g, id), "qwen3") != 0) {
+        fprintf(stderr, PROG ": --embed: '%s' is not a qwen3 model\n", path);
+        return -1;
+    }
+    if (src_u32(s, "qwen3.block_count", &s->n_layer) != 0 ||
+        src_u32(s, "qwen3.embedding_length", &s->n_embd) != 0 ||
+        src_u32(s, "qwen3.feed_forward_length", &s->n_ff) != 0 ||
+        src_u32(s, "qwen3.attention.head_count", &s->n_head) != 0 ||
+        src_u32(s, "qwen3.attention.head_count_kv", &s->n_head_kv) != 0)
+        return -1;
+    s->head_dim = s->n_head > 0 ? s->n_embd / s->n_head : 0;
+    if (gguf_find_key(s->g, "qwen3.attention.key_length") >= 0 &&
+        src_u32(s, "qwen3.attention.key_length", &s->head_dim) != 0)
+        return -1;
+    s->rope_base = src_f32(s, "qwen3.rope.freq_base", MKGGUF_ROPE_BASE);
+    s->eps = src_f32(s, "qwen3.attention.layer_norm_rms_epsilon", MKGGUF_RMS_EPS);
+    if (s->n_layer < 1 || s->n_embd < 1 || s->n_ff < 1 || s->n_head < 1 || s->n_head_kv < 1 ||
+        s->head_dim < 2 || s->head_dim % 2 || s->n_head % s->n_head_kv) {
+        fprintf(stderr, PROG ": --embed: '%s' has an impossible shape\n", path);
+        return -1;
+    }
+    g_s = s->n_head / s->n_head_kv;
+    g = p->n_head / p->n_head_kv;
+    s->kv_copies = (g_s + g - 1) / g;
+    if (s->n_layer > p->n_layer || s->n_embd > p->n_embd || s->n_ff > p->n_ff ||
+        p->head_dim % s->head_dim || s->n_head_kv * s->kv_copies > p->n_head_kv) {
+        fprintf(stderr,
+                PROG ": --embed: the source (%d layers, width %d, FFN %d, %d heads of %d, "
+                     "%d KV heads) does not fit in preset %s\n",
+                s->n_layer, s->n_embd, s->n_ff, s->n_head, s->head_dim, s->n_head_kv, p->name);
+        return -1;
+    }
+    if (gguf_find_tensor(s->g, "output.weight") >= 0 && p->tied) {
+        fprintf(stderr,
+                PROG ": --embed: the source has its own output matrix; preset %s ties "
+                     "it to the embeddings\n",
+                p->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* The source tensor `name` as f32 (malloc'ed), or NULL with a message. */
+static float *source_f32(const struct source *s, const char *name, int64_t *ne0, int64_t *ne1)
+{
+    struct ggml_tensor *t = ggml_get_tensor(s->ctx, name);
+    const struct ggml_type_traits *tr;
+    float *out;
+    size_t n;
+
+    if (!t || t->ne[2] != 1 || t->ne[3] != 1) {
+        fprintf(stderr, PROG ": --embed: the source has no 2-D tensor %s\n", name);
+        return NULL;
+    }
+    tr = ggml_get_type_traits(t->type);
+    if (t->type != GGML_TYPE_F32 && !tr->to_float) {
+        fprintf(stderr, PROG ": --embed: %s is of type %s, which cannot be read\n", name,
+                ggml_type_name(t->type));
+        return NULL;
+    }
+    n = (size_t)ggml_nelements(t);
+    out = malloc(n * sizeof *out);
+    if (!out) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return NULL;
+    }
+    if (t->type == GGML_TYPE_F32)
+        memcpy(out, t->data, n * sizeof *out);
+    else
+        tr->to_float(t->data, out, (int64_t)n);
+    *ne0 = t->ne[0];
+    *ne1 = t->ne[1];
+    return out;
+}
+
+/* Target dimension of source dimension d_s within a rotated head, or target d's
+ * source dimension (-1: none) with inverse set. */
+static int64_t rope_dim(int64_t d, int64_t d_src, int64_t d_dst, bool inverse)
+{
+    const int64_t r = d_dst / d_src, half_s = d_src / 2, half = d_dst / 2;
+
+    if (!inverse)
+        return (d / half_s) * half + (d % half_s) * r;
+    if ((d % half) % r)
+        return -1;
+    return (d / half) * half_s + (d % half) / r;
+}
+
+/* Source query head of target query head h, or -1. */
+static int64_t q_head_src(const struct source *s, const struct preset *p, int64_t h)
+{
+    const int64_t g_s = s->n_head / s->n_head_kv, g = p->n_head / p->n_head_kv;
+    const int64_t block = (int64_t)s->kv_copies * g, k = h / block, off = h % block;
+
+    return k < s->n_head_kv && off < g_s ? k * g_s + off : -1;
+}
+
+static int64_t q_head_dst(const struct source *s, const struct preset *p, int64_t h_s)
+{
+    const int64_t g_s = s->n_head / s->n_head_kv, g = p->n_head / p->n_head_kv;
+
+    return (h_s / g_s) * s->kv_copies * g + h_s % g_s;
+}
+
+/* Fills target row `row` (ne0 values, zeroed first) of a tensor mapped by m. */
+static void embed_row(const struct source *s, const struct preset *p, const struct emap *m,
+                      int64_t row, int64_t ne0, float *x)
+{
+    const int64_t D = p->head_dim, D_s = s->head_dim;
+    const float *src = m->src;
+    int64_t r_s = -1;
+
+    memset(x, 0, (size_t)ne0 * sizeof *x);
+    switch (m->role) {
+    case E_ZERO:
+        return;
+    case E_ONES:
+        for (int64_t i = 0; i < ne0; i++)
+            x[i] = 1.0f;
+        return;
+    case E_HNORM:
+        for (int64_t i = 0; i < m->src_ne0; i++)
+            x[i] = src[i] * m->scale;
+        return;
+    case E_QKNORM:
+        for (int64_t d = 0; d < D_s; d++)
+            x[rope_dim(d, D_s, D, false)] = src[d] * m->scale;
+        return;
+    case E_ROWS:
+        r_s = row < m->src_ne1 ? row : -1;
+        break;
+    case E_Q: {
+        int64_t h_s = q_head_src(s, p, row / D), d_s = rope_dim(row % D, D_s, D, true);
+
+        r_s = h_s >= 0 && d_s >= 0 ? h_s * D_s + d_s : -1;
+        break;
+    }
+    case E_K:
+    case E_V: {
+        int64_t j = row / D, d = row % D;
+        int64_t kv_s = j < (int64_t)s->n_head_kv * s->kv_copies ? j / s->kv_copies : -1;
+        int64_t d_s = m->role == E_K ? rope_dim(d, D_s, D, true) : (d < D_s ? d : -1);
+
+        r_s = kv_s >= 0 && d_s >= 0 ? kv_s * D_s + d_s : -1;
+        break;
+    }
+    case E_O:
+        if (row >= m->src_ne1)
+            return;
+        for (int64_t h_s = 0; h_s < s->n_head; h_s++) {
+            const float *in = src + row * m->src_ne0 + h_s * D_s;
+
+            memcpy(x + q_head_dst(s, p, h_s) * D, in, (size_t)D_s * sizeof *x);
+        }
+        return;
+    }
+    if (r_s >= 0)
+        memcpy(x, src + r_s * m->src_ne0, (size_t)m->src_ne0 * sizeof *x);
+}
+
+/* Sets m for target tensor `name` (src malloc'ed or NULL); returns 0 or -1. */
+static int embed_plan(const struct source *s, const struct preset *p, const char *name,
+                      struct emap *m)
+{
+    static const struct {
+        const char *suffix;
+        enum erole role;
+    } roles[] = {
+        {"attn_norm.weight", E_HNORM},    {"ffn_norm.weight", E_HNORM},
+        {"attn_q.weight", E_Q},           {"attn_k.weight", E_K},
+        {"attn_v.weight", E_V},           {"attn_output.weight", E_O},
+        {"attn_q_norm.weight", E_QKNORM}, {"attn_k_norm.weight", E_QKNORM},
+        {"ffn_gate.weight", E_ROWS},      {"ffn_up.weight", E_ROWS},
+        {"ffn_down.weight", E_ROWS},
+    };
+    const char *src_name = name, *dot;
+    int layer = -1;
+
+    memset(m, 0, sizeof *m);
+    m->scale = 1.0f;
+    if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output.weight") == 0) {
+        m->role = E_ROWS;
+        if (gguf_find_tensor(s->g, name) < 0)
+            src_name = "token_embd.weight"; /* an untied target of a tied source */
+    } else if (strcmp(name, "output_norm.weight") == 0) {
+        m->role = E_HNORM;
+    } else if (sscanf(name, "blk.%d.", &layer) == 1 && (dot = strchr(name + 4, '.')) != NULL) {
+        bool norm = strstr(name, "norm") != NULL;
+
+        if (layer >= s->n_layer) {
+            m->role = norm ? E_ONES : E_ZERO;
+            return 0;
+        }
+        for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+            if (strcmp(dot + 1, roles[i].suffix) == 0)
+                m->role = roles[i].role;
+        }
+    } else {
+        fprintf(stderr, PROG ": --embed: no rule for tensor %s\n", name);
+        return -1;
+    }
+    if (m->role == E_HNORM)
+        m->scale = sqrtf((float)s->n_embd / (float)p->n_embd);
+    if (m->role == E_QKNORM && strstr(name, "attn_k_norm"))
+        m->scale = sqrtf((float)s->head_dim / (float)p->head_dim);
+    m->src = source_f32(s, src_name, &m->src_ne0, &m->src_ne1);
+    return m->src ? 0 : -1;
+}
+
 /* ---- metadata ---- */
 
 static int set_metadata(struct gguf_context *g, const struct opts *o, const struct vocab *v,
-                        const char *tmpl)
+                        const char *tmpl, const struct source *src)
 {
     const struct preset *p = o->preset;
     char name[64];
     int64_t n_kv = gguf_get_n_kv(v->src);
 
-    snprintf(name, sizeof name, "codictate-random-qwen3-%s", p->name);
+    snprintf(name, sizeof name, "codictate-%s-qwen3-%s", src ? "embedded" : "random", p->name);
     gguf_set_val_str(g, "general.architecture", "qwen3");
     gguf_set_val_str(g, "general.type", "model");
     gguf_set_val_str(g, "general.name", name);
@@ -590,14 +899,25 @@ static int set_metadata(struct gguf_context *g, const struct opts *o, const stru
     gguf_set_val_u32(g, "qwen3.feed_forward_length", (uint32_t)p->n_ff);
     gguf_set_val_u32(g, "qwen3.attention.head_count", (uint32_t)p->n_head);
     gguf_set_val_u32(g, "qwen3.attention.head_count_kv", (uint32_t)p->n_head_kv);
-    gguf_set_val_f32(g, "qwen3.rope.freq_base", MKGGUF_ROPE_BASE);
-    gguf_set_val_f32(g, "qwen3.attention.layer_norm_rms_epsilon", MKGGUF_RMS_EPS);
+    gguf_set_val_f32(g, "qwen3.rope.freq_base", src ? src->rope_base : MKGGUF_ROPE_BASE);
+    gguf_set_val_f32(g, "qwen3.attention.layer_norm_rms_epsilon", src ? src->eps : MKGGUF_RMS_EPS);
     /* Needed: without them llama.cpp takes n_embd / n_head (64 for 0.6b, not 128). */
     gguf_set_val_u32(g, "qwen3.attention.key_length", (uint32_t)p->head_dim);
     gguf_set_val_u32(g, "qwen3.attention.value_length", (uint32_t)p->head_dim);
     gguf_set_val_u32(g, "general.file_type", o->wtype->ftype);
     gguf_set_val_u32(g, "general.quantization_version", MKGGUF_QNT_VERSION);
 
+    if (src) {
+        /* The source's own tokenizer and template, as it was trained with them. */
+        for (int64_t id = 0; id < gguf_get_n_kv(src->g); id++) {
+            if (strncmp(gguf_get_key(src->g, id), "tokenizer.", 10) == 0 &&
+                copy_kv(g, src->g, id) != 0)
+                return -1;
+        }
+        if (gguf_find_key(src->g, "tokenizer.chat_template") < 0)
+            gguf_set_val_str(g, "tokenizer.chat_template", tmpl);
+        return 0;
+    }
     for (int64_t id = 0; id < n_kv; id++) {
         const char *key = gguf_get_key(v->src, id);
 
@@ -705,8 +1025,11 @@ struct job {
     const uint8_t *partial; /* rows to zero, or NULL */
     int64_t row0;
     int64_t nrows;
-    float *f32; /* nrows * ne0 */
-    char *dst;  /* nrows * row size */
+    float *f32;               /* nrows * ne0 */
+    char *dst;                /* nrows * row size */
+    const struct source *src; /* --embed: rows come from em instead of noise */
+    const struct preset *preset;
+    const struct emap *em;
 };
 
 static void job_from_pool(const struct job *j)
@@ -743,6 +1066,10 @@ static void *job_run(void *arg)
         float *x = j->f32 + r * t->ne0;
         uint64_t state = mix64(j->tseed + (uint64_t)row * GOLDEN);
 
+        if (j->em) {
+            embed_row(j->src, j->preset, j->em, row, t->ne0, x);
+            continue;
+        }
         if (j->partial && j->partial[row]) {
             memset(x, 0, (size_t)t->ne0 * sizeof *x);
             continue;
@@ -768,6 +1095,9 @@ struct writer {
     const uint8_t *partial;
     struct pool pools[MKGGUF_MAX_POOLS];
     int n_pools;
+    const struct source *src; /* --embed, or NULL */
+    const struct preset *preset;
+    struct emap em; /* the tensor being written, with src */
 };
 
 static int write_bytes(struct writer *w, const void *buf, size_t n)
@@ -808,6 +1138,9 @@ static size_t make_tensor(struct writer *w, const struct tspec *t, const struct 
             j->nrows = nrows - r < per ? nrows - r : per;
             j->f32 = w->f32 + r * t->ne0;
             j->dst = w->dst + (size_t)r * row_size;
+            j->src = w->src;
+            j->preset = w->preset;
+            j->em = w->src ? &w->em : NULL;
         }
         /* Rows never depend on who computes them, so a thread that cannot be
          * started is simply run here. */
@@ -885,9 +1218,16 @@ static int write_tensor(struct writer *w, const struct tspec *t, size_t align)
     const struct pool *pool;
     size_t total;
 
-    if (get_pool(w, t, &pool) != 0)
+    if (w->src) {
+        pool = NULL; /* every row is the source's: nothing to draw from a pool */
+        if (embed_plan(w->src, w->preset, t->name, &w->em) != 0)
+            return -1;
+    } else if (get_pool(w, t, &pool) != 0) {
         return -1;
+    }
     total = make_tensor(w, t, pool, NULL);
+    free((void *)w->em.src);
+    w->em.src = NULL;
     if (total == 0)
         return -1;
     /* gguf pads every tensor's data, the last one included, to the alignment. */
@@ -921,7 +1261,8 @@ static int make_model(const struct opts *o)
     struct gguf_context *g = NULL;
     struct ggml_context *gctx = NULL;
     struct writer w = {0};
-    char *tmpl = NULL, *tmp_path = NULL;
+    struct source src = {0};
+    char *tmpl = NULL, *tmp_path = NULL, seed_text[24];
     bool made_tmp = false;
     int n_tensors, rc = -1;
     double t0 = now_s(), n_params = 0;
@@ -932,6 +1273,8 @@ static int make_model(const struct opts *o)
         goto out;
     if (read_text("template", o->template_path, MKGGUF_MAX_TEMPLATE, &tmpl) != 0)
         goto out;
+    if (o->embed && source_load(&src, o->embed, p) != 0)
+        goto out;
 
     specs = calloc((size_t)max_tensors, sizeof *specs);
     if (!specs) {
@@ -941,7 +1284,7 @@ static int make_model(const struct opts *o)
     n_tensors = plan_tensors(o, specs);
 
     g = gguf_init_empty();
-    if (!g || set_metadata(g, o, &v, tmpl) != 0)
+    if (!g || set_metadata(g, o, &v, tmpl, o->embed ? &src : NULL) != 0)
         goto out;
     {
         struct ggml_init_params ip = {
@@ -980,6 +1323,8 @@ static int make_model(const struct opts *o)
     w.path = tmp_path;
     w.seed = o->seed;
     w.partial = v.partial;
+    w.src = o->embed ? &src : NULL;
+    w.preset = p;
     w.n_threads = o->n_threads ? o->n_threads : online_cpus();
     w.n_f32 = max_ne0 > MKGGUF_BATCH_FLOATS ? max_ne0 : MKGGUF_BATCH_FLOATS;
     w.f32 = malloc(w.n_f32 * sizeof *w.f32);
@@ -1035,11 +1380,14 @@ static int make_model(const struct opts *o)
                 strerror(errno));
         goto out;
     }
+    snprintf(seed_text, sizeof seed_text, "%" PRIu64, o->seed);
     fprintf(stderr,
             PROG ": wrote %s: qwen3 %s %s, %.1fM params, %d tensors, %.1f MB, "
-                 "%d partial-UTF-8 tokens %s, seed %" PRIu64 ", %.2f s\n",
+                 "%d partial-UTF-8 tokens %s, %s%s, %.2f s\n",
             o->out, p->name, o->wtype->name, n_params / 1e6, n_tensors, (double)size / 1e6,
-            v.n_partial, o->no_partial_utf8 ? "zeroed" : "kept", o->seed, now_s() - t0);
+            v.n_partial, o->no_partial_utf8 ? "zeroed" : "kept",
+            o->embed ? "weights of " : "random, seed ", o->embed ? o->embed : seed_text,
+            now_s() - t0);
     rc = 0;
 out:
     if (w.f)
@@ -1060,6 +1408,7 @@ out:
     free(specs);
     free(tmpl);
     vocab_cleanup(&v);
+    source_free(&src);
     return rc;
 }
 
@@ -1068,14 +1417,16 @@ out:
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " --preset tiny|0.6b|1.7b|4b|8b --type f16|q8_0|q4_k --out FILE\n"
+            "usage: " PROG
+            " --preset tiny|tiny-wide|0.6b|1.7b|4b|8b --type f16|q8_0|q4_k --out FILE\n"
             "              [--seed N] [--vocab PATH] [--template PATH] [--context N]\n"
-            "              [--threads N] [--no-partial-utf8]\n"
+            "              [--threads N] [--no-partial-utf8] [--embed GGUF]\n"
             "\n"
             "Writes a random-weight Qwen3 GGUF with the real Qwen3 tokenizer and chat\n"
             "template. Same arguments, same bytes (independent of --threads).\n"
             "\n"
-            "  --preset NAME       shape: tiny (2 layers, n_embd 64), or the real\n"
+            "  --preset NAME       shape: tiny (2 layers, n_embd 64), tiny-wide (3, 128),\n"
+            "                      or the real\n"
             "                      Qwen3 0.6b, 1.7b, 4b, 8b shapes\n"
             "  --type TYPE         matrix type; norms are f32. q4_k needs rows of 256:\n"
             "                      narrower matrices (all of tiny's) use q8_0\n"
@@ -1089,6 +1440,10 @@ static void usage(FILE *f)
             "  --threads N         worker threads (default: online CPUs)\n"
             "  --no-partial-utf8   zero the output rows of tokens whose bytes are not\n"
             "                      complete UTF-8, so they are (almost) never generated\n"
+            "  --embed GGUF        instead of random weights, a smaller Qwen3 model's\n"
+            "                      (e.g. the built-in refiner) inside the preset's shape,\n"
+            "                      the rest zero: the same function at the preset's cost.\n"
+            "                      Its tokenizer and template are used\n"
             "  -h, --help          this help\n",
             CDT_ENGINE_SHARE[0] ? CDT_ENGINE_SHARE "/ggml-vocab-qwen2.gguf" : "none: required",
             CDT_ENGINE_SHARE[0] ? CDT_ENGINE_SHARE "/templates/Qwen-Qwen3-0.6B.jinja"
@@ -1111,7 +1466,15 @@ static int usage_error(const char *fmt, ...)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_SEED = 256, OPT_VOCAB, OPT_TEMPLATE, OPT_CONTEXT, OPT_THREADS, OPT_NO_PARTIAL };
+    enum {
+        OPT_SEED = 256,
+        OPT_VOCAB,
+        OPT_TEMPLATE,
+        OPT_CONTEXT,
+        OPT_THREADS,
+        OPT_NO_PARTIAL,
+        OPT_EMBED
+    };
     static const struct option long_opts[] = {
         {"preset", required_argument, NULL, 'p'},
         {"type", required_argument, NULL, 't'},
@@ -1122,6 +1485,7 @@ int main(int argc, char **argv)
         {"context", required_argument, NULL, OPT_CONTEXT},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-partial-utf8", no_argument, NULL, OPT_NO_PARTIAL},
+        {"embed", required_argument, NULL, OPT_EMBED},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1145,7 +1509,8 @@ int main(int argc, char **argv)
                     o.preset = &presets[i];
             }
             if (!o.preset)
-                return usage_error("unknown --preset '%s' (tiny, 0.6b, 1.7b, 4b, 8b)", optarg);
+                return usage_error("unknown --preset '%s' (tiny, tiny-wide, 0.6b, 1.7b, 4b, 8b)",
+                                   optarg);
             break;
         case 't':
             o.wtype = NULL;
@@ -1181,6 +1546,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NO_PARTIAL:
             o.no_partial_utf8 = true;
+            break;
+        case OPT_EMBED:
+            o.embed = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -331,6 +331,42 @@ check "--model loads at start" has "$body" '"model_loaded":true'
 kill_pid -TERM "$pid"
 wait "$pid"
 
+# --- mkgguf --embed: the tiny model inside a wider, deeper shape (zeros around it)
+# computes the same function: the first token's top logprobs agree ---
+embed_lp() { # MODEL OUTFILE: the OpenAI answer's logprobs for a fixed prompt
+  start_sidecar "embed$2" --model "$1" || return 1
+  for _ in $(seq 1 200); do
+    req GET /status
+    case "$body" in *'"model_loaded":true'*) break ;; esac
+    sleep 0.05
+  done
+  req POST /v1/chat/completions '{"messages":[{"role":"user","content":"the quick brown fox, um, jumps"}],"max_tokens":4,"temperature":0,"logprobs":true,"top_logprobs":5}'
+  printf '%s' "$body" >"$tmp/lp.$2"
+  kill_pid -TERM "$pid"
+  wait "$pid"
+  [ "$code" = 200 ]
+}
+# f16 both: q8_0 would add its own rounding where a 16-wide head shares a 32-value
+# block with the next head (the built-in model's 64-wide heads fill whole blocks).
+check "embed: mkgguf writes the tiny model in the tiny-wide shape" eval \
+  '"$mkgguf" --preset tiny --type f16 --out "$tmp/tiny16.gguf" 2>/dev/null &&
+   "$mkgguf" --preset tiny-wide --type f16 --embed "$tmp/tiny16.gguf" --out "$tmp/wide.gguf" 2>/dev/null'
+check "embed: a model that does not fit is refused (exit 1)" eval \
+  '"$mkgguf" --preset tiny --type q8_0 --embed "$tmp/wide.gguf" --out "$tmp/x.gguf" 2>/dev/null; [ $? -eq 1 ]'
+check "embed: ... and nothing is left under its name" eval '[ ! -e "$tmp/x.gguf" ]' 
+check "embed: the source answers" embed_lp "$tmp/tiny16.gguf" src
+check "embed: the embedded model answers" embed_lp "$tmp/wide.gguf" wide
+check "embed: same first-token distribution (top 5 within 0.01)" python3 - "$tmp/lp.src" "$tmp/lp.wide" <<'PY'
+import json, sys
+a, b = (json.load(open(f))["choices"][0]["logprobs"]["content"][0] for f in sys.argv[1:])
+ta = {t["token"]: t["logprob"] for t in a["top_logprobs"]}
+tb = {t["token"]: t["logprob"] for t in b["top_logprobs"]}
+print("  src", ta, "\n  wide", tb, file=sys.stderr)
+best = max(ta, key=ta.get)
+sys.exit(0 if best in tb and abs(ta[best] - tb[best]) < 0.01 and
+         all(abs(ta[t] - tb[t]) < 0.01 for t in ta if t in tb) and len(set(ta) & set(tb)) >= 4 else 1)
+PY
+
 check "usage error: exit 2" eval '"$bin" sidecar --port abc >/dev/null 2>&1; [ $? -eq 2 ]'
 check "non-loopback host refused" eval '"$bin" sidecar --host 10.9.8.7 >/dev/null 2>&1; [ $? -eq 1 ]'
 finish
