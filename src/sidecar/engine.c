@@ -156,6 +156,7 @@ struct engine {
     int chunk;   /* prompt chunk, tokens (load_model) */
 
     struct spec_timing vt;    /* decode times by batch size, for the draft length */
+    int fixed_batch;          /* CDT_X_SPEC_FIXED (experiment, GPU): tokens every step decodes */
     struct dist d;            /* sampler scratch, sized by the vocabulary at load */
     struct llama_batch batch; /* CDT_MAX_DRAFT + 1 tokens: a token and its draft */
     bool has_batch;
@@ -791,6 +792,12 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
      * the KV cache keeps its full size (with flash attention V is not transposed, so
      * its size costs decode nothing), and a warm-up loads the kernels. */
     e->gpu = llama_supports_gpu_offload() && mp.n_gpu_layers != 0;
+    /* Experiment (meant for GPUs): a speculating step decodes exactly this many tokens (the
+     * token, its draft, then padding), all with logits, so that every step has the
+     * same shape and ggml-cuda keeps its CUDA graph (a shape change resets it). */
+    e->fixed_batch = atoi(cdt_env_str("CDT_X_SPEC_FIXED", "0"));
+    if (e->fixed_batch < 2 || e->fixed_batch > CDT_MAX_DRAFT + 1)
+        e->fixed_batch = 0;
     /* On a GPU a batch costs little more than a token (not measured with chunks:
      * the CPU's 32 would be 15 decodes for a refine prompt there instead of one). */
     e->chunk = e->gpu ? CDT_GPU_CHUNK : CDT_PROMPT_CHUNK;
@@ -1537,7 +1544,8 @@ static int take(struct gen *g, llama_token tok)
  * where it can never be accepted). */
 static int plan_draft(struct gen *g, llama_token *draft)
 {
-    int k = spec_plan(&g->spec), left = g->max_tokens - g->n_gen - 1;
+    int k = g->e->fixed_batch ? g->e->fixed_batch - 1 : spec_plan(&g->spec);
+    int left = g->max_tokens - g->n_gen - 1;
 
     if (k > left)
         k = left;
@@ -1583,26 +1591,28 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     struct llama_batch *b = &e->batch;
     llama_token draft[CDT_MAX_DRAFT];
     int nd = plan_draft(g, draft), m = 0, rc = 0, base = e->n_kv, dr;
+    const bool fixed = g->spec.on && e->fixed_batch > 0 && base + e->fixed_batch <= e->n_ctx;
+    const int nb = fixed && e->fixed_batch > nd + 1 ? e->fixed_batch : nd + 1;
 
     /* Past the capacity: grow it by half (max_tokens keeps base + nd < n_ctx). */
-    if (base + nd + 1 > e->n_cap) {
+    if (base + nb > e->n_cap) {
         int grow = e->n_cap + e->n_cap / 2;
 
-        if (ctx_fit(e, base + nd + 1 > grow ? base + nd + 1 : grow) != 0 || e->n_kv != base)
+        if (ctx_fit(e, base + nb > grow ? base + nb : grow) != 0 || e->n_kv != base)
             return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_ENOMEM,
                                    "could not grow the context to %d tokens (not enough memory?)",
-                                   base + nd + 1);
+                                   base + nb);
         if (g->dev_sampling && !dev_sampler_begin(e, &g->s, true, g->hist, g->n_hist))
             return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                    "could not sample in the new context's graph");
     }
-    b->n_tokens = nd + 1;
-    for (int i = 0; i <= nd; i++) {
-        b->token[i] = i == 0 ? tok : draft[i - 1];
+    b->n_tokens = nb;
+    for (int i = 0; i < nb; i++) {
+        b->token[i] = i == 0 ? tok : i <= nd ? draft[i - 1] : nd > 0 ? draft[nd - 1] : tok;
         b->pos[i] = base + i;
         b->n_seq_id[i] = 1;
         b->seq_id[i][0] = 0;
-        b->logits[i] = nd > 0 || i == nd;
+        b->logits[i] = fixed || nd > 0 || i == nd;
     }
     dr = llama_decode(e->ctx, *b);
     if (dr != 0) {
@@ -1610,10 +1620,13 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                "llama_decode failed (%d)", dr);
     }
-    memcpy(e->kv + base, b->token, sizeof(*b->token) * (size_t)(nd + 1));
-    e->n_kv = base + nd + 1;
+    memcpy(e->kv + base, b->token, sizeof(*b->token) * (size_t)nb);
+    e->n_kv = base + nb;
     if (nd == 0) {
         spec_idle(&g->spec);
+        if (nb > 1 && kv_truncate(e, base + 1) != 0) /* the padding */
+            return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
+                                   "could not drop padding from the KV cache");
         return sample_next(g, 0, next);
     }
 
