@@ -120,9 +120,11 @@
 #define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
-#define CDT_CALIB_ROUNDS    3                 /* timings of each batch size, the fastest kept */
-#define CDT_LP_PIECE        128               /* bytes of a token reported with logprobs */
-#define CDT_GRAMMAR_REDRAWS 8                 /* draws the grammar may refuse before a full mask */
+#define CDT_GPU_SPEC_BATCH  "4" /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
+#define CDT_SPEC_IDLE       8   /* steps without a draft before a GPU decodes single tokens */
+#define CDT_CALIB_ROUNDS    3   /* timings of each batch size, the fastest kept */
+#define CDT_LP_PIECE        128 /* bytes of a token reported with logprobs */
+#define CDT_GRAMMAR_REDRAWS 8   /* draws the grammar may refuse before a full mask */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -156,7 +158,7 @@ struct engine {
     int chunk;   /* prompt chunk, tokens (load_model) */
 
     struct spec_timing vt;    /* decode times by batch size, for the draft length */
-    int fixed_batch;          /* CDT_X_SPEC_FIXED (experiment, GPU): tokens every step decodes */
+    int fixed_batch;          /* GPU: tokens a speculating step decodes (0: no speculation) */
     struct dist d;            /* sampler scratch, sized by the vocabulary at load */
     struct llama_batch batch; /* CDT_MAX_DRAFT + 1 tokens: a token and its draft */
     bool has_batch;
@@ -792,12 +794,17 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
      * the KV cache keeps its full size (with flash attention V is not transposed, so
      * its size costs decode nothing), and a warm-up loads the kernels. */
     e->gpu = llama_supports_gpu_offload() && mp.n_gpu_layers != 0;
-    /* Experiment (meant for GPUs): a speculating step decodes exactly this many tokens (the
-     * token, its draft, then padding), all with logits, so that every step has the
-     * same shape and ggml-cuda keeps its CUDA graph (a shape change resets it). */
-    e->fixed_batch = atoi(cdt_env_str("CDT_X_SPEC_FIXED", "0"));
-    if (e->fixed_batch < 2 || e->fixed_batch > CDT_MAX_DRAFT + 1)
-        e->fixed_batch = 0;
+    /* On a GPU a speculating step decodes exactly fixed_batch tokens (the token, its
+     * draft, then padding), all with logits, while drafts come: ggml-cuda replays a
+     * step as a CUDA graph only while steps keep one shape (a change resets it, and
+     * drafts of varying length ran every step without one: 0.88x of no speculation
+     * at the 1.7B shape). See step() and bench/RESULTS.md ("GPU, fixed shape"). */
+    e->fixed_batch = 0;
+    if (e->gpu) {
+        e->fixed_batch = atoi(cdt_env_str("CODICTATE_GPU_SPEC_BATCH", CDT_GPU_SPEC_BATCH));
+        if (e->fixed_batch < 2 || e->fixed_batch > CDT_MAX_DRAFT + 1)
+            e->fixed_batch = 0;
+    }
     /* On a GPU a batch costs little more than a token (not measured with chunks:
      * the CPU's 32 would be 15 decodes for a refine prompt there instead of one). */
     e->chunk = e->gpu ? CDT_GPU_CHUNK : CDT_PROMPT_CHUNK;
@@ -1278,6 +1285,7 @@ struct gen {
     struct cdt_gen_result *r;
     struct sampler s;
     struct spec spec;
+    int idle;          /* steps in a row without a draft (fixed_batch) */
     llama_token *hist; /* prompt and output so far (n_ctx + 1 tokens) */
     int n_hist;
     int n_gen;      /* tokens generated */
@@ -1544,7 +1552,7 @@ static int take(struct gen *g, llama_token tok)
  * where it can never be accepted). */
 static int plan_draft(struct gen *g, llama_token *draft)
 {
-    int k = g->e->fixed_batch ? g->e->fixed_batch - 1 : spec_plan(&g->spec);
+    int k = g->e->fixed_batch && g->spec.on ? g->e->fixed_batch - 1 : spec_plan(&g->spec);
     int left = g->max_tokens - g->n_gen - 1;
 
     if (k > left)
@@ -1592,7 +1600,14 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     llama_token draft[CDT_MAX_DRAFT];
     int nd = plan_draft(g, draft), m = 0, rc = 0, base = e->n_kv, dr;
     const bool fixed = g->spec.on && e->fixed_batch > 0 && base + e->fixed_batch <= e->n_ctx;
-    const int nb = fixed && e->fixed_batch > nd + 1 ? e->fixed_batch : nd + 1;
+    int nb = nd + 1;
+
+    /* One shape while drafts come, single tokens after CDT_SPEC_IDLE steps without
+     * one (text that cannot be drafted), back at the next draft. */
+    if (fixed) {
+        g->idle = nd > 0 ? 0 : g->idle + 1;
+        nb = nd > 0 || g->idle < CDT_SPEC_IDLE ? e->fixed_batch : 1;
+    }
 
     /* Past the capacity: grow it by half (max_tokens keeps base + nd < n_ctx). */
     if (base + nb > e->n_cap) {
@@ -1612,7 +1627,7 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         b->pos[i] = base + i;
         b->n_seq_id[i] = 1;
         b->seq_id[i][0] = 0;
-        b->logits[i] = fixed || nd > 0 || i == nd;
+        b->logits[i] = nb > nd + 1 || nd > 0 || i == nd;
     }
     dr = llama_decode(e->ctx, *b);
     if (dr != 0) {
@@ -1709,14 +1724,14 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
             goto done;
         }
     }
-    /* Not on a GPU: there drafting cost 3-16% of decode time on an H200 at 30-70%
-     * acceptance and 5-10% when nothing was accepted (bench/RESULTS.md, "CUDA"), and
-     * with the built-in model, which copies, decode ran at 0.87x at 75% acceptance
+    /* On a GPU only in fixed-shape steps (fixed_batch; CODICTATE_GPU_SPEC_BATCH=0 turns
+     * it off there): drafts of varying length cost CUDA graphs and ran at 0.79-0.94x
      * ("Speculation on a model that copies (issue 15 §4, GPU)").
-     * CODICTATE_GPU_SPECULATION=1 allows it there, for measurements. A grammar and
-     * logprobs follow the tokens one by one. */
-    g.spec.on = p->speculative && e->rollback && (!e->gpu || env_on("CODICTATE_GPU_SPECULATION")) &&
-                !g.gram && !p->on_logprobs;
+     * CODICTATE_GPU_SPECULATION=1 with CODICTATE_GPU_SPEC_BATCH=0 measures that way. A
+     * grammar and logprobs follow the tokens one by one. */
+    g.spec.on = p->speculative && e->rollback &&
+                (!e->gpu || e->fixed_batch > 0 || env_on("CODICTATE_GPU_SPECULATION")) && !g.gram &&
+                !p->on_logprobs;
     g.spec.timing = &e->vt;
     g.hist = malloc(sizeof(*g.hist) * ((size_t)e->n_ctx + 1));
     if (!g.hist || cdt_buf_reserve(&g.out, 0) != 0 || cdt_buf_reserve(&g.piece, 256) != 0) {
