@@ -9,7 +9,8 @@ busy one the spinning threads take the CPU from the thread that has work.
 
 One sidecar per setting (default: libgomp's default, i.e. no OMP_WAIT_POLICY and its
 default spin count 300000, which codictate leaves alone only when GOMP_SPINCOUNT is
-set; and OMP_WAIT_POLICY=PASSIVE, codictate's own default since this bench;
+set; OMP_WAIT_POLICY=PASSIVE, codictate's default from this bench to 2026-12-04; and
+spin1k, GOMP_SPINCOUNT=1000, codictate's default since;
 --setting LABEL:VAR=VAL[,VAR=VAL] adds others, e.g. spin:GOMP_SPINCOUNT=10000), all
 with the same model pinned to the same CPUs, answer the same refine prompts in
 rotating order; optionally BUSY busy-loop processes
@@ -87,7 +88,8 @@ def main():
     args = ap.parse_args()
 
     ps = prompts(args)
-    settings = {"default": {"GOMP_SPINCOUNT": "300000"}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}}
+    settings = {"default": {"GOMP_SPINCOUNT": "300000"}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+                "spin1k": {"GOMP_SPINCOUNT": "1000"}}
     for s in args.setting:
         label, _, assigns = s.partition(":")
         settings[label] = dict(a.split("=", 1) for a in assigns.split(",") if a)

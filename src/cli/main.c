@@ -31,7 +31,8 @@ static const struct verb verbs[] = {
     {"history", "show past dictations", cdt_cmd_history},
 };
 
-#define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+#define N_VERBS            (sizeof(verbs) / sizeof(verbs[0]))
+#define CDT_GOMP_SPINCOUNT "1000" /* libgomp spin before a barrier waiter sleeps */
 
 static void usage(FILE *out)
 {
@@ -54,24 +55,25 @@ static void usage(FILE *out)
 }
 
 /* ggml's CPU backend runs each graph in an OpenMP team whose barriers, with libgomp's
- * default policy, spin for milliseconds. When anything else wants the same cores (the
- * browser, a build, or our own whisper and LLM threads during a dictation), a spinning
- * waiter holds the CPU its partner needs: on a Xeon a refine that takes 46 ms on two
- * quiet cores took 19 s beside two busy processes, and 151 ms with
- * OMP_WAIT_POLICY=PASSIVE. Passive waits cost on quiet cores (46 → 63 ms there, 81 →
- * 212 ms on a 2-core EPYC VM; bench/RESULTS.md, "OpenMP wait policy"): a bounded
- * cost instead of a collapse. libgomp reads the variable once, when it is
- * loaded, so it is set here and the binary runs itself again; the sidecar and any
- * other child inherit it. A user's own OMP_WAIT_POLICY (ACTIVE on a dedicated
- * machine) or GOMP_SPINCOUNT is left alone. */
-static void passive_openmp(char **argv)
+ * default spin count (300,000), spin for milliseconds. When anything else wants the
+ * same cores (the browser, a build, or our own whisper and LLM threads during a
+ * dictation), a spinning waiter holds the CPU its partner needs: on a Xeon a refine
+ * that takes 46 ms on two quiet cores took 19 s beside two busy processes, and 151 ms
+ * with OMP_WAIT_POLICY=PASSIVE. But sleeping at once halves decode on quiet cores at
+ * the real shapes (Qwen3 0.6B on a 2-core EPYC VM: 14.5 tokens/s passive vs 27.8
+ * spinning). A short spin, GOMP_SPINCOUNT=1000 (microseconds), kept both: 27.8 quiet,
+ * 11.8 beside two busy processes (as passive; bench/RESULTS.md, "OpenMP wait
+ * policy"). libgomp reads the variable once, when it is loaded, so it is set here and
+ * the binary runs itself again; the sidecar and any other child inherit it. A user's
+ * own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone. */
+static void bounded_openmp_spin(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
         return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0)
+    if (setenv("GOMP_SPINCOUNT", CDT_GOMP_SPINCOUNT, 1) != 0)
         return;
     execv("/proc/self/exe", argv);
-    /* No /proc: run on with the default policy; children still get PASSIVE. */
+    /* No /proc: run on with the default spin; children still get the short one. */
 }
 
 int main(int argc, char **argv)
@@ -88,7 +90,7 @@ int main(int argc, char **argv)
     char *version_argv[] = {"version", NULL};
     int c, rc, show_version = 0;
 
-    passive_openmp(argv);
+    bounded_openmp_spin(argv);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {
