@@ -12,7 +12,7 @@ text (raw_after_stop_ms), stop -> refined text (after_stop_ms), whisper's own ti
 (transcribe_ms), the chunks and how many were left after stop. The peer: whisper-cli
 (from the engine cache) on the saved recording of the eager run, with the same models,
 threads, VAD and greedy decoding: its wall time (model load included, as a one-shot peer has no
-preload) and its own "total time" less "load time"; with OMP_WAIT_POLICY=PASSIVE (what
+preload) and its own "total time" less "load time"; with GOMP_SPINCOUNT=1000 (what
 codictate sets for itself) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
@@ -169,12 +169,13 @@ def run_dictate(args, mic, wav, length, eager, env):
     return json.loads(out)
 
 
-def run_whisper_cli(args, wav, passive):
+def run_whisper_cli(args, wav, short_spin):
     cli = args.whisper_cli
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
-    if passive:  # what codictate sets for itself (src/cli/main.c)
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    env.pop("GOMP_SPINCOUNT", None)
+    if short_spin:  # what codictate sets for itself (src/cli/main.c)
+        env["GOMP_SPINCOUNT"] = "1000"
     t0 = time.monotonic()
     # Greedy, as codictate decodes (whisper-cli's default is a beam search of 5); with
     # timestamps, as codictate decodes (-nt would also change the decoding).
@@ -272,7 +273,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
-          "| → refined | whisper-cli, PASSIVE (wall / w/o load) | whisper-cli, default spin "
+          "| → refined | whisper-cli, spin 1k (wall / w/o load) | whisper-cli, default spin "
           "| sequential ÷ eager | whisper-cli ÷ eager | eager: last piece's refine | stop → refined "
           "÷ last piece |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
