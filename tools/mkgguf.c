@@ -613,7 +613,7 @@ enum erole {
 struct source {
     struct gguf_context *g;
     struct ggml_context *ctx; /* the tensors, with their data */
-    int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff;
+    struct preset shape;      /* the source's own, from its metadata */
     float rope_base, eps;
     int kv_copies; /* c: target KV heads per source KV head */
 };
@@ -656,9 +656,41 @@ static void source_free(struct source *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Loads the source model and checks that it fits inside preset p. */
-static int source_load(struct source *s, const char *path, const struct preset *p)
+static int plan_tensors(const struct opts *o, struct tspec *t);
+
+/* Every tensor the source's shape needs is there, 2-D at most, with that shape: the
+ * rows embed_row copies then always fit (a file that lies is refused, not read past). */
+static int source_check_tensors(const struct source *s, const struct opts *o, const char *path)
 {
+    struct opts so = *o;
+    struct tspec *t = calloc((size_t)(3 + MKGGUF_PER_LAYER * s->shape.n_layer), sizeof *t);
+    int n, rc = 0;
+
+    if (!t) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return -1;
+    }
+    so.preset = &s->shape;
+    n = plan_tensors(&so, t);
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct ggml_tensor *x = ggml_get_tensor(s->ctx, t[i].name);
+
+        if (!x || x->ne[0] != t[i].ne0 || x->ne[1] != t[i].ne1 || x->ne[2] != 1 || x->ne[3] != 1) {
+            fprintf(stderr,
+                    PROG ": --embed: '%s' has no tensor %s of %" PRId64 " x %" PRId64
+                         " (what its metadata says)\n",
+                    path, t[i].name, t[i].ne0, t[i].ne1);
+            rc = -1;
+        }
+    }
+    free(t);
+    return rc;
+}
+
+/* Loads the source model and checks that it fits inside o's preset. */
+static int source_load(struct source *s, const char *path, const struct opts *o)
+{
+    const struct preset *p = o->preset;
     struct gguf_init_params ip = {.no_alloc = false, .ctx = &s->ctx};
     int64_t id;
     int g_s, g;
@@ -675,45 +707,50 @@ static int source_load(struct source *s, const char *path, const struct preset *
         fprintf(stderr, PROG ": --embed: '%s' is not a qwen3 model\n", path);
         return -1;
     }
-    if (src_u32(s, "qwen3.block_count", &s->n_layer) != 0 ||
-        src_u32(s, "qwen3.embedding_length", &s->n_embd) != 0 ||
-        src_u32(s, "qwen3.feed_forward_length", &s->n_ff) != 0 ||
-        src_u32(s, "qwen3.attention.head_count", &s->n_head) != 0 ||
-        src_u32(s, "qwen3.attention.head_count_kv", &s->n_head_kv) != 0)
+    if (src_u32(s, "qwen3.block_count", &s->shape.n_layer) != 0 ||
+        src_u32(s, "qwen3.embedding_length", &s->shape.n_embd) != 0 ||
+        src_u32(s, "qwen3.feed_forward_length", &s->shape.n_ff) != 0 ||
+        src_u32(s, "qwen3.attention.head_count", &s->shape.n_head) != 0 ||
+        src_u32(s, "qwen3.attention.head_count_kv", &s->shape.n_head_kv) != 0)
         return -1;
-    s->head_dim = s->n_head > 0 ? s->n_embd / s->n_head : 0;
+    s->shape.head_dim = s->shape.n_head > 0 ? s->shape.n_embd / s->shape.n_head : 0;
     if (gguf_find_key(s->g, "qwen3.attention.key_length") >= 0 &&
-        src_u32(s, "qwen3.attention.key_length", &s->head_dim) != 0)
+        src_u32(s, "qwen3.attention.key_length", &s->shape.head_dim) != 0)
         return -1;
     s->rope_base = src_f32(s, "qwen3.rope.freq_base", MKGGUF_ROPE_BASE);
     s->eps = src_f32(s, "qwen3.attention.layer_norm_rms_epsilon", MKGGUF_RMS_EPS);
-    if (s->n_layer < 1 || s->n_embd < 1 || s->n_ff < 1 || s->n_head < 1 || s->n_head_kv < 1 ||
-        s->head_dim < 2 || s->head_dim % 2 || s->n_head % s->n_head_kv) {
+    if (s->shape.n_layer < 1 || s->shape.n_embd < 1 || s->shape.n_ff < 1 || s->shape.n_head < 1 ||
+        s->shape.n_head_kv < 1 || s->shape.head_dim < 2 || s->shape.head_dim % 2 ||
+        s->shape.n_head % s->shape.n_head_kv) {
         fprintf(stderr, PROG ": --embed: '%s' has an impossible shape\n", path);
         return -1;
     }
-    g_s = s->n_head / s->n_head_kv;
+    g_s = s->shape.n_head / s->shape.n_head_kv;
     g = p->n_head / p->n_head_kv;
     s->kv_copies = (g_s + g - 1) / g;
-    if (s->n_layer > p->n_layer || s->n_embd > p->n_embd || s->n_ff > p->n_ff ||
-        p->head_dim % s->head_dim || s->n_head_kv * s->kv_copies > p->n_head_kv) {
+    if (s->shape.n_layer > p->n_layer || s->shape.n_embd > p->n_embd || s->shape.n_ff > p->n_ff ||
+        p->head_dim % s->shape.head_dim || s->shape.n_head_kv * s->kv_copies > p->n_head_kv) {
         fprintf(stderr,
                 PROG ": --embed: the source (%d layers, width %d, FFN %d, %d heads of %d, "
                      "%d KV heads) does not fit in preset %s\n",
-                s->n_layer, s->n_embd, s->n_ff, s->n_head, s->head_dim, s->n_head_kv, p->name);
+                s->shape.n_layer, s->shape.n_embd, s->shape.n_ff, s->shape.n_head,
+                s->shape.head_dim, s->shape.n_head_kv, p->name);
         return -1;
     }
-    if (gguf_find_tensor(s->g, "output.weight") >= 0 && p->tied) {
+    s->shape.name = "source";
+    s->shape.tied = gguf_find_tensor(s->g, "output.weight") < 0;
+    if (!s->shape.tied && p->tied) {
         fprintf(stderr,
                 PROG ": --embed: the source has its own output matrix; preset %s ties "
                      "it to the embeddings\n",
                 p->name);
         return -1;
     }
-    return 0;
+    return source_check_tensors(s, o, path);
 }
 
-/* The source tensor `name` as f32 (malloc'ed), or NULL with a message. */
+/* The source tensor `name` (there: source_check_tensors) as f32 (malloc'ed), or NULL
+ * with a message. */
 static float *source_f32(const struct source *s, const char *name, int64_t *ne0, int64_t *ne1)
 {
     struct ggml_tensor *t = ggml_get_tensor(s->ctx, name);
@@ -721,10 +758,6 @@ static float *source_f32(const struct source *s, const char *name, int64_t *ne0,
     float *out;
     size_t n;
 
-    if (!t || t->ne[2] != 1 || t->ne[3] != 1) {
-        fprintf(stderr, PROG ": --embed: the source has no 2-D tensor %s\n", name);
-        return NULL;
-    }
     tr = ggml_get_type_traits(t->type);
     if (t->type != GGML_TYPE_F32 && !tr->to_float) {
         fprintf(stderr, PROG ": --embed: %s is of type %s, which cannot be read\n", name,
@@ -762,15 +795,15 @@ static int64_t rope_dim(int64_t d, int64_t d_src, int64_t d_dst, bool inverse)
 /* Source query head of target query head h, or -1. */
 static int64_t q_head_src(const struct source *s, const struct preset *p, int64_t h)
 {
-    const int64_t g_s = s->n_head / s->n_head_kv, g = p->n_head / p->n_head_kv;
+    const int64_t g_s = s->shape.n_head / s->shape.n_head_kv, g = p->n_head / p->n_head_kv;
     const int64_t block = (int64_t)s->kv_copies * g, k = h / block, off = h % block;
 
-    return k < s->n_head_kv && off < g_s ? k * g_s + off : -1;
+    return k < s->shape.n_head_kv && off < g_s ? k * g_s + off : -1;
 }
 
 static int64_t q_head_dst(const struct source *s, const struct preset *p, int64_t h_s)
 {
-    const int64_t g_s = s->n_head / s->n_head_kv, g = p->n_head / p->n_head_kv;
+    const int64_t g_s = s->shape.n_head / s->shape.n_head_kv, g = p->n_head / p->n_head_kv;
 
     return (h_s / g_s) * s->kv_copies * g + h_s % g_s;
 }
@@ -779,7 +812,7 @@ static int64_t q_head_dst(const struct source *s, const struct preset *p, int64_
 static void embed_row(const struct source *s, const struct preset *p, const struct emap *m,
                       int64_t row, int64_t ne0, float *x)
 {
-    const int64_t D = p->head_dim, D_s = s->head_dim;
+    const int64_t D = p->head_dim, D_s = s->shape.head_dim;
     const float *src = m->src;
     int64_t r_s = -1;
 
@@ -811,7 +844,7 @@ static void embed_row(const struct source *s, const struct preset *p, const stru
     case E_K:
     case E_V: {
         int64_t j = row / D, d = row % D;
-        int64_t kv_s = j < (int64_t)s->n_head_kv * s->kv_copies ? j / s->kv_copies : -1;
+        int64_t kv_s = j < (int64_t)s->shape.n_head_kv * s->kv_copies ? j / s->kv_copies : -1;
         int64_t d_s = m->role == E_K ? rope_dim(d, D_s, D, true) : (d < D_s ? d : -1);
 
         r_s = kv_s >= 0 && d_s >= 0 ? kv_s * D_s + d_s : -1;
@@ -820,7 +853,7 @@ static void embed_row(const struct source *s, const struct preset *p, const stru
     case E_O:
         if (row >= m->src_ne1)
             return;
-        for (int64_t h_s = 0; h_s < s->n_head; h_s++) {
+        for (int64_t h_s = 0; h_s < s->shape.n_head; h_s++) {
             const float *in = src + row * m->src_ne0 + h_s * D_s;
 
             memcpy(x + q_head_dst(s, p, h_s) * D, in, (size_t)D_s * sizeof *x);
@@ -860,7 +893,7 @@ static int embed_plan(const struct source *s, const struct preset *p, const char
     } else if (sscanf(name, "blk.%d.", &layer) == 1 && (dot = strchr(name + 4, '.')) != NULL) {
         bool norm = strstr(name, "norm") != NULL;
 
-        if (layer >= s->n_layer) {
+        if (layer >= s->shape.n_layer) {
             m->role = norm ? E_ONES : E_ZERO;
             return 0;
         }
@@ -873,9 +906,9 @@ static int embed_plan(const struct source *s, const struct preset *p, const char
         return -1;
     }
     if (m->role == E_HNORM)
-        m->scale = sqrtf((float)s->n_embd / (float)p->n_embd);
+        m->scale = sqrtf((float)s->shape.n_embd / (float)p->n_embd);
     if (m->role == E_QKNORM && strstr(name, "attn_k_norm"))
-        m->scale = sqrtf((float)s->head_dim / (float)p->head_dim);
+        m->scale = sqrtf((float)s->shape.head_dim / (float)p->head_dim);
     m->src = source_f32(s, src_name, &m->src_ne0, &m->src_ne1);
     return m->src ? 0 : -1;
 }
@@ -1273,7 +1306,7 @@ static int make_model(const struct opts *o)
         goto out;
     if (read_text("template", o->template_path, MKGGUF_MAX_TEMPLATE, &tmpl) != 0)
         goto out;
-    if (o->embed && source_load(&src, o->embed, p) != 0)
+    if (o->embed && source_load(&src, o->embed, o) != 0)
         goto out;
 
     specs = calloc((size_t)max_tensors, sizeof *specs);

@@ -41,8 +41,8 @@
  *   and a prompt evaluated in batches of `chunk` (bench/RESULTS.md, "Repeatable
  *   output");
  * - the draft lengths of speculation follow decode times measured once, at load
- *   (spec_calibrate), not as they come: a request's drafts, and so its verify
- *   batches, are a function of the request;
+ *   (spec_calibrate), not as they come (on a GPU they are fixed: fixed_batch): a
+ *   request's drafts, and so its verify batches, are a function of the request;
  * - sampling draws from (seed, output position) (sampler.c), so drafts do not shift
  *   the random numbers.
  * Different requests can still round differently where they share text (a cached
@@ -797,8 +797,10 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     /* On a GPU a speculating step decodes exactly fixed_batch tokens (the token, its
      * draft, then padding), all with logits, while drafts come: ggml-cuda replays a
      * step as a CUDA graph only while steps keep one shape (a change resets it, and
-     * drafts of varying length ran every step without one: 0.88x of no speculation
-     * at the 1.7B shape). See step() and bench/RESULTS.md ("GPU, fixed shape"). */
+     * drafts of varying length ran every step without one: 0.79-0.94x of no
+     * speculation at the 0.6B and 1.7B shapes). See step() and bench/RESULTS.md ("Speculation at
+     * the real shapes on a GPU"). Out of 2..CDT_MAX_DRAFT + 1 (0 included): no speculation there.
+     */
     e->fixed_batch = 0;
     if (e->gpu) {
         e->fixed_batch = atoi(cdt_env_str("CODICTATE_GPU_SPEC_BATCH", CDT_GPU_SPEC_BATCH));
@@ -897,7 +899,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     if (e->gpu)
         gpu_warmup(e);
     else if (e->rollback)
-        spec_calibrate(e); /* speculation runs on the CPU only (engine_generate) */
+        spec_calibrate(e); /* a GPU speculates in fixed-shape steps: nothing to plan */
     if (dev_sampling)
         dev_sampler_check(e);
     CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads%s) in %.0f ms", info->path, info->desc,
@@ -1627,7 +1629,7 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         b->pos[i] = base + i;
         b->n_seq_id[i] = 1;
         b->seq_id[i][0] = 0;
-        b->logits[i] = nb > nd + 1 || nd > 0 || i == nd;
+        b->logits[i] = true; /* each row verifies a draft, or is the only one */
     }
     dr = llama_decode(e->ctx, *b);
     if (dr != 0) {

@@ -354,6 +354,16 @@ check "embed: mkgguf writes the tiny model in the tiny-wide shape" eval \
 check "embed: a model that does not fit is refused (exit 1)" eval \
   '"$mkgguf" --preset tiny --type q8_0 --embed "$tmp/wide.gguf" --out "$tmp/x.gguf" 2>/dev/null; [ $? -eq 1 ]'
 check "embed: ... and nothing is left under its name" eval '[ ! -e "$tmp/x.gguf" ]' 
+# A source whose metadata does not match its tensors (FFN 128 said to be 64) is refused.
+python3 - "$tmp/tiny16.gguf" "$tmp/lie.gguf" <<'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.index(b"qwen3.feed_forward_length") + len(b"qwen3.feed_forward_length")
+struct.pack_into("<I", d, i + 4, 64)
+open(sys.argv[2], "wb").write(d)
+PY
+check "embed: a source whose tensors contradict its metadata is refused (exit 1)" eval \
+  '"$mkgguf" --preset tiny-wide --type f16 --embed "$tmp/lie.gguf" --out "$tmp/x.gguf" 2>/dev/null; [ $? -eq 1 ] && [ ! -e "$tmp/x.gguf" ]' 
 check "embed: the source answers" embed_lp "$tmp/tiny16.gguf" src
 check "embed: the embedded model answers" embed_lp "$tmp/wide.gguf" wide
 check "embed: same first-token distribution (top 5 within 0.01)" python3 - "$tmp/lp.src" "$tmp/lp.wide" <<'PY'
