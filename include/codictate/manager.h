@@ -102,10 +102,12 @@ CDT_NODISCARD int cdt_manager_generate(struct cdt_manager *m, const char *model_
                                        struct cdt_sidecar_gen_reply *reply, char *errmsg,
                                        size_t errcap);
 
-/* The speeds of model_path measured on this machine by this manager's generations:
- * ms per prompt token evaluated and per token generated (a running average, so a
- * machine that gets busier is followed). False until both were measured for this
- * model (a few tokens each). */
+/* The speeds of model_path on this machine: ms per prompt token evaluated and per
+ * token generated, as the sidecar measured them when it loaded the model, then
+ * followed by this manager's generations (a running average, so a machine that gets
+ * busier is followed; a new load measures again). False until both are known for
+ * this model: before its first load, or with a sidecar that measures nothing and
+ * generations of a few tokens each. */
 bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *prefill_ms,
                        double *decode_ms);
 

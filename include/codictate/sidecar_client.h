@@ -52,6 +52,10 @@ struct cdt_sidecar_load_reply {
     long status;                         /* HTTP status: 200 loaded, 500 failed, 503 shutting down,
                                           * 422 a bad request */
     char detail[CDT_SIDECAR_DETAIL_MAX]; /* status != 200: why ("Failed to load model: …") */
+    /* 200: the model's speeds on this machine as the sidecar measured them at load
+     * ("speed"), ms per prompt token and per generated token; 0 when it did not say. */
+    double prefill_ms;
+    double decode_ms;
 };
 
 /* Loads req->model_path, blocking until it is loaded or failed. timeout_ms 0: none.

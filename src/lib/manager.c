@@ -391,6 +391,14 @@ static int load_op(struct cdt_manager *m, const char *path, const char *warmup, 
         if (rc == 0 && r.status == 200) {
             pthread_mutex_lock(&m->lock);
             snprintf(m->loaded, sizeof(m->loaded), "%s", path);
+            /* The speeds the sidecar measured now replace older ones: a load sees the
+             * machine as it is, and a request refused by stale figures (which measure
+             * nothing) no longer keeps the next ones refused. */
+            if (r.prefill_ms > 0 && r.decode_ms > 0) {
+                snprintf(m->rated, sizeof(m->rated), "%s", path);
+                m->prefill_ms = r.prefill_ms;
+                m->decode_ms = r.decode_ms;
+            }
             pthread_mutex_unlock(&m->lock);
             emit(m, CDT_MGR_LOADED, path, NULL);
             return 0;

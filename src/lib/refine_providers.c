@@ -156,12 +156,26 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
     if (!mgr)
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
                                "sidecar: no lifecycle manager to run it");
+    {
+        /* Loaded first, as a preload does (the instructions warmed): the sidecar
+         * measures the model's speeds as it loads, so even a fresh manager's first
+         * request is weighed against the deadline below. */
+        char *instr = cdt_refine_instructions(p->instructions);
+
+        if (!instr)
+            return CDT_ENOMEM;
+        rc = cdt_manager_load_warm(mgr, path, instr, err, sizeof(err));
+        free(instr);
+        if (rc != 0)
+            return cdt__errmsg_set(errmsg, errcap, rc, "sidecar: %s",
+                                   err[0] ? err : cdt_strerror(rc));
+    }
     gen.prompt = req->prompt;
     gen.max_tokens = cdt_refine_max_tokens(req->transcript);
     gen.temperature = 0;
     gen.timeout_ms = req->timeout_ms;
     {
-        /* With this model's speeds measured on this machine: a request that cannot
+        /* With this model's speeds on this machine: a request that cannot
          * finish in time is not started, and one that can gets a deadline that fits
          * it (the caller's is the ceiling). */
         double prefill, decode;

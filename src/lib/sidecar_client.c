@@ -14,6 +14,7 @@
 #include "err_int.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,13 @@ int cdt_sidecar_generate(int port, const char *token, const struct cdt_sidecar_g
     return rc;
 }
 
+/* j's value when it is a finite number above 0, else 0. */
+static double positive(const cJSON *j)
+{
+    return cJSON_IsNumber(j) && isfinite(j->valuedouble) && j->valuedouble > 0.0 ? j->valuedouble
+                                                                                 : 0.0;
+}
+
 int cdt_sidecar_load(int port, const char *token, const struct cdt_sidecar_load_req *req,
                      long timeout_ms, struct cdt_sidecar_load_reply *out, char *errmsg,
                      size_t errcap)
@@ -322,6 +330,10 @@ int cdt_sidecar_load(int port, const char *token, const struct cdt_sidecar_load_
         if (!cJSON_IsString(st) || strcmp(st->valuestring, "loaded") != 0)
             rc = cdt__errmsg_set(errmsg, errcap, CDT_EPROTOCOL,
                                  "a /load answer without \"status\": \"loaded\"");
+        /* Optional: a speed that is not a positive number is no speed. */
+        st = field(o, "speed");
+        out->prefill_ms = positive(field(st, "prefill_ms_per_token"));
+        out->decode_ms = positive(field(st, "decode_ms_per_token"));
     }
     cJSON_Delete(o);
     free(r.body);

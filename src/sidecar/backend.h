@@ -26,6 +26,12 @@ struct cdt_model_info {
     int n_ctx;          /* context the sidecar runs with, tokens */
     int n_ctx_train;    /* the model's training context, tokens */
     bool has_template;  /* the GGUF carries tokenizer.chat_template */
+    /* This machine's speed with the model, measured at load (a client plans its
+     * deadlines with them before its first request): ms per token of a prompt (a
+     * warm-up's prompt when there was one) and ms per generated token; 0: not
+     * measured. */
+    double prefill_ms;
+    double decode_ms;
 };
 
 /* One chat message (OpenAI-style roles: "system", "user", "assistant"). */
@@ -171,8 +177,10 @@ struct cdt_backend_ops {
     /* Computes and keeps the KV cache of `prompt` formatted as the start of a user
      * message (the chat template's text up to the end of the prompt), so that a later
      * generate whose prompt starts with it only evaluates the rest. Returns 0,
-     * CDT_ESTATE (no model), CDT_ETOOBIG, CDT_EENGINE. May be NULL in fakes. */
-    int (*warmup)(struct cdt_backend *be, const char *prompt, char *errmsg, size_t errcap);
+     * CDT_ESTATE (no model), CDT_ETOOBIG, CDT_EENGINE; may update info->prefill_ms
+     * with the speed it evaluated at. May be NULL in fakes. */
+    int (*warmup)(struct cdt_backend *be, const char *prompt, struct cdt_model_info *info,
+                  char *errmsg, size_t errcap);
     /* Frees the backend (and its model). */
     void (*free)(struct cdt_backend *be);
 };

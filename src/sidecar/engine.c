@@ -535,6 +535,36 @@ done:
               (double)e->vt.ms[CDT_MAX_DRAFT + 1], cdt_now_ms() - t0);
 }
 
+/* The speeds a client plans its deadlines with (cdt_model_info), once per load: a
+ * token's decode, and a prompt token's share of the largest batch spec_calibrate
+ * timed (at least 4 tokens; else a batch of CDT_MAX_DRAFT + 1 is timed now), both at
+ * the start of an empty cache. A warm-up replaces the prompt figure with its own
+ * (engine_warmup). Measured at the start of the cache and with logits on every row,
+ * they are near a request's speeds, not equal to them: a client folds in what its
+ * requests take (cdt_manager_rates). */
+static void measure_speed(struct engine *e, struct cdt_model_info *info)
+{
+    double one = e->vt.ms[1], batch = 0.0;
+    int b = 0;
+
+    for (int i = CDT_MAX_DRAFT + 1; i >= 4 && b == 0; i--)
+        if (e->vt.ms[i] > 0.0f) {
+            batch = e->vt.ms[i];
+            b = i;
+        }
+    if (one <= 0.0) {
+        (void)time_batch(e, 1); /* untimed: the first decode reads the weights in */
+        one = time_batch(e, 1);
+    }
+    if (b == 0) {
+        b = CDT_MAX_DRAFT + 1;
+        batch = time_batch(e, b);
+    }
+    kv_reset(e);
+    info->decode_ms = one > 0.0 ? one : 0.0;
+    info->prefill_ms = batch > 0.0 ? batch / b : 0.0;
+}
+
 /* ---- load / unload ----------------------------------------------------------- */
 
 static void scratch_free(struct engine *e)
@@ -900,10 +930,14 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
         gpu_warmup(e);
     else if (e->rollback)
         spec_calibrate(e); /* a GPU speculates in fixed-shape steps: nothing to plan */
+    measure_speed(e, info);
     if (dev_sampling)
         dev_sampler_check(e);
-    CDT_LOG_I(e->log, "loaded %s (%s, context %d, %d threads%s) in %.0f ms", info->path, info->desc,
-              e->n_ctx, e->n_threads, e->gpu ? ", GPU" : "", cdt_now_ms() - t0);
+    CDT_LOG_I(e->log,
+              "loaded %s (%s, context %d, %d threads%s) in %.0f ms; %.3f ms per prompt token, "
+              "%.2f ms per generated token",
+              info->path, info->desc, e->n_ctx, e->n_threads, e->gpu ? ", GPU" : "",
+              cdt_now_ms() - t0, info->prefill_ms, info->decode_ms);
     return 0;
 }
 
@@ -1857,12 +1891,13 @@ done:
 
 /* Where a user message's content ends in the formatted prompt: the formatted text of
  * `prompt` and of `prompt` + one more character agree exactly up to there. */
-static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errmsg, size_t errcap)
+static int engine_warmup(struct cdt_backend *be, const char *prompt, struct cdt_model_info *info,
+                         char *errmsg, size_t errcap)
 {
     struct engine *e = engine_of(be);
     struct cdt_buf text = {0};
     llama_token *toks = NULL;
-    double t0 = cdt_now_ms();
+    double t0 = cdt_now_ms(), t_eval;
     int rc, n, kept = 0;
     size_t len;
 
@@ -1917,11 +1952,15 @@ static int engine_warmup(struct cdt_backend *be, const char *prompt, char *errms
         goto done;
     }
     kept = e->n_kv;
+    t_eval = cdt_now_ms();
     rc = eval_prompt(e, toks, n, NULL);
     if (rc != 0) {
         cdt__errmsg_set(errmsg, errcap, rc, "llama_decode failed on the prompt");
         goto done;
     }
+    /* A request's own prompt path and size: a better prefill figure than load's. */
+    if (info && n - kept >= CDT_MAX_DRAFT + 1)
+        info->prefill_ms = (cdt_now_ms() - t_eval) / (n - kept);
 ok:
     if (errmsg && errcap)
         errmsg[0] = '\0';

@@ -202,10 +202,12 @@ static void run_job(struct cdt_sidecar *s, struct job *j)
             s->be->ops->load(s->be, j->model_path, s->n_ctx, &info, j->errmsg, sizeof(j->errmsg));
         if (j->rc == 0 && j->warmup_prompt && s->be->ops->warmup) {
             char werr[256] = "";
-            int wrc = s->be->ops->warmup(s->be, j->warmup_prompt, werr, sizeof(werr));
+            int wrc = s->be->ops->warmup(s->be, j->warmup_prompt, &info, werr, sizeof(werr));
             if (wrc != 0)
                 CDT_LOG_W(s->log, "warm-up failed (the model stays loaded): %s", werr);
         }
+        j->prefill_ms = info.prefill_ms;
+        j->decode_ms = info.decode_ms;
         pthread_mutex_lock(&s->lock);
         s->loaded = j->rc == 0;
         if (j->rc == 0)
@@ -651,6 +653,17 @@ static const char *state_name(const struct cdt_sidecar *s)
     return s->loaded ? "ready" : "idle";
 }
 
+/* "speed": the speeds measured at load, when they were (cdt_model_info). */
+static void add_speed(cJSON *o, double prefill_ms, double decode_ms)
+{
+    cJSON *sp;
+
+    if (prefill_ms <= 0.0 || decode_ms <= 0.0 || !(sp = cJSON_AddObjectToObject(o, "speed")))
+        return;
+    cJSON_AddNumberToObject(sp, "prefill_ms_per_token", prefill_ms);
+    cJSON_AddNumberToObject(sp, "decode_ms_per_token", decode_ms);
+}
+
 static void route_status(struct cdt_sidecar *s, struct cdt_http_req *req)
 {
     cJSON *o = cJSON_CreateObject(), *m;
@@ -678,6 +691,7 @@ static void route_status(struct cdt_sidecar *s, struct cdt_http_req *req)
         cJSON_AddNumberToObject(m, "context", s->info.n_ctx);
         cJSON_AddNumberToObject(m, "context_train", s->info.n_ctx_train);
         cJSON_AddBoolToObject(m, "chat_template", s->info.has_template);
+        add_speed(m, s->info.prefill_ms, s->info.decode_ms);
     } else {
         cJSON_AddNullToObject(o, "model");
     }
@@ -737,6 +751,7 @@ static void route_load(struct cdt_sidecar *s, struct cdt_http_req *req)
             o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "status", "loaded");
             cJSON_AddStringToObject(o, "model_path", j->model_path);
+            add_speed(o, j->prefill_ms, j->decode_ms);
             cdt__reply_json(req, 200, o);
         } else if (j->rc == CDT_ECANCELED) {
             cdt_http_reply_error(req, 503, "The sidecar is shutting down");

@@ -35,6 +35,7 @@ struct job {
     char *warmup_prompt; /* may be NULL */
     /* JOB_UNLOAD */
     bool was_loaded;
+    double prefill_ms, decode_ms; /* load: the speeds measured (cdt_model_info) */
 
     /* JOB_GENERATE */
     char *prompt;

@@ -378,6 +378,20 @@ TEST(load_info)
     CHECK_INT(info.n_ctx, 4096); /* 0: the default */
     CHECK_INT(info.n_ctx_train, 4096);
     CHECK(info.has_template);
+    /* This machine's speeds, measured as it loaded; a warm-up of a long prompt
+     * measures the prompt's anew. */
+    CHECK(info.prefill_ms > 0 && info.decode_ms > 0);
+    {
+        char instr[4096] = "";
+        double before = info.prefill_ms;
+
+        for (int i = 0; i < 40; i++)
+            strncat(instr, "Clean this transcript up. ", sizeof(instr) - strlen(instr) - 1);
+        info.prefill_ms = -1;
+        CHECK_INT(be->ops->warmup(be, instr, &info, err, sizeof(err)), 0);
+        CHECK(info.prefill_ms > 0);
+        CHECK(before > 0);
+    }
 
     /* Clamped to the training context. */
     CHECK_INT(load(model_path, 100000, &info, err, sizeof(err)), 0);
@@ -585,7 +599,7 @@ static void repeat_interleaved(const char *tail, float temperature, const char *
         q.ignore_eos = true;
         q.speculative = i % 4 != 1;
         if (k == N_OTHER)
-            REQUIRE(be->ops->warmup(be, instr, err, sizeof(err)) == 0);
+            REQUIRE(be->ops->warmup(be, instr, NULL, err, sizeof(err)) == 0);
         else if (i > 0) {
             REQUIRE(be->ops->generate(be, &q, &r) == 0);
             free(r.text);

@@ -241,6 +241,43 @@ TEST(refine_streams_from_the_real_sidecar)
     cdt_manager_free(m);
 }
 
+/* A fresh manager (each `codictate dictate`, the app's first dictation) has run no
+ * request yet: the speeds the sidecar measured as it loaded the model weigh its first
+ * one, so a deadline too short for this machine is not started either (it used to
+ * be started and cut at the deadline). */
+TEST(first_refine_of_a_fresh_manager_is_weighed)
+{
+    struct cdt_manager *m = manager(codictate_exe);
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_result r;
+    char longer[2048] = "";
+    double prefill = 0, decode = 0;
+
+    REQUIRE(m);
+    for (int i = 0; i < 20; i++)
+        strncat(longer, "So I think, we should ship it. ", sizeof(longer) - strlen(longer) - 1);
+    p.provider = CDT_REFINE_LOCAL;
+    p.manager = m;
+    p.model = tiny_model;
+    p.ram_gb = 16;
+    p.ask_clean = true;
+    p.timeout_ms = 5; /* below any machine's time for ~160 tokens */
+    CHECK(!cdt_manager_rates(m, tiny_model, &prefill, &decode));
+    if (cdt_refine_run(&p, longer, &r) == 0) {
+        CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
+        CHECK(r.fallback_reason && strstr(r.fallback_reason, "not started"));
+        CHECK_INT(r.timings.generated_tokens, 0);
+        CHECK_STR(r.refined, r.cleaned);
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run, first request");
+    }
+    /* The load's figures (the request above measured nothing). */
+    CHECK(cdt_manager_rates(m, tiny_model, &prefill, &decode));
+    CHECK(prefill > 0 && decode > 0);
+    cdt_manager_free(m);
+}
+
 static void say(const char *text)
 {
     FILE *f = fopen(script, "wb");
@@ -555,6 +592,7 @@ int main(int argc, char **argv)
     setenv("CDT_SCRIPTED_OUTPUT", script, 1); /* the scripted sidecar inherits it */
     RUN(raw_through_the_real_sidecar);
     RUN(refine_streams_from_the_real_sidecar);
+    RUN(first_refine_of_a_fresh_manager_is_weighed);
     RUN(refine_ahead_through_the_real_sidecar);
     RUN(raw_on_the_scripted_sidecar);
     RUN(refine_keeps_the_transcripts_words);

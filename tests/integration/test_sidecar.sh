@@ -116,11 +116,14 @@ check "body over 1 MiB: 413" is "$code" 413
 # --- load, generate ---
 req POST /load "{\"model_path\":\"$model\"}"
 check "load: 200" is "$code" 200
-check "load: body" is "$body" "{\"status\":\"loaded\",\"model_path\":\"$model\"}"
+check "load: body" has "$body" "{\"status\":\"loaded\",\"model_path\":\"$model\",\"speed\":{\"prefill_ms_per_token\":"
+pre=$(json_num "$body" prefill_ms_per_token) dec=$(json_num "$body" decode_ms_per_token)
+check "load: the speeds measured ($pre, $dec ms per token)" eval "[ -n '$pre' ] && [ -n '$dec' ] && [ '$pre' != 0 ] && [ '$dec' != 0 ]"
 req GET /status
 check "status: loaded" has "$body" "\"model_loaded\":true,\"model_path\":\"$model\""
 check "status: ready" has "$body" '"state":"ready"'
 check "status: architecture" has "$body" '"architecture":"qwen3"'
+check "status: speed" has "$body" '"speed":{"prefill_ms_per_token":'
 req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"seed":1}'
 check "generate: 200" is "$code" 200
 check "generate: response field" has "$body" '"response":'

@@ -1130,7 +1130,7 @@ TEST(warmup)
     snprintf(full, sizeof(full), "%sum so I I think it works", instructions);
     REQUIRE(load_main() == 0);
     CHECK(be->ops->warmup != NULL);
-    CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), 0);
+    CHECK_INT(be->ops->warmup(be, instructions, NULL, err, sizeof(err)), 0);
     /* Whole prompt chunks only: a request reuses no more. */
     n_warm = e->n_kv;
     CHECK(n_warm >= engine_of(be)->chunk && n_warm % engine_of(be)->chunk == 0);
@@ -1177,10 +1177,10 @@ TEST(warmup)
     CHECK_INT(r.timings.prompt_tokens_evaluated, r.timings.prompt_tokens - r.timings.cached_tokens);
     CHECK(r.timings.prompt_tokens_evaluated < 25 + engine_of(be)->chunk);
     /* Warming again is nearly free, and errors are reported. */
-    CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), 0);
-    CHECK_INT(be->ops->warmup(be, NULL, err, sizeof(err)), CDT_EINVAL);
+    CHECK_INT(be->ops->warmup(be, instructions, NULL, err, sizeof(err)), 0);
+    CHECK_INT(be->ops->warmup(be, NULL, NULL, err, sizeof(err)), CDT_EINVAL);
     be->ops->unload(be);
-    CHECK_INT(be->ops->warmup(be, instructions, err, sizeof(err)), CDT_ESTATE);
+    CHECK_INT(be->ops->warmup(be, instructions, NULL, err, sizeof(err)), CDT_ESTATE);
 }
 
 /* ---- deadline ---- */
