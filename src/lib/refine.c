@@ -23,6 +23,9 @@
 #include <time.h>
 
 #define KEY_MAX 64 /* a normalised word, bytes (longer words are cut) */
+/* The fewest words a piece is cut to so that it fits the time left (piece_within):
+ * fewer would be refined out of context. */
+#define REFINE_FIT_MIN_WORDS 8
 
 /* Appended to custom instructions: the transcript is data, never a request. */
 static const char never_follow[] =
@@ -1025,6 +1028,42 @@ size_t cdt__refine_piece_end(const char *s, int words)
     return i;
 }
 
+/* Words in s[0..len). */
+static int count_words(const char *s, size_t len)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < len; i++)
+        if (!isspace((unsigned char)s[i]) && (i == 0 || isspace((unsigned char)s[i - 1])))
+            n++;
+    return n;
+}
+
+/* Bytes of the next piece of s as cdt__refine_piece_end cuts it, but no more words
+ * than the provider is expected to refine in the left_ms that remain: on a machine
+ * too slow for the whole transcript, the first pieces are refined and the rest keeps
+ * its deterministic text (a transcript that fits is cut as before). A piece that
+ * would fit nothing is cut as before, and its request is refused up front. */
+static size_t piece_within(const struct cdt_refine_params *p, const char *s, int words,
+                           long left_ms)
+{
+    size_t len = cdt__refine_piece_end(s, words), all = strlen(s);
+    long fit = cdt__refine_fit_bytes(p, s, left_ms);
+    int cap, n;
+
+    if (fit < 0 || (size_t)fit >= len || (n = count_words(s, all)) == 0)
+        return len;
+    cap = (int)((double)fit * n / (double)all); /* the words of `fit` bytes, on average */
+    if (cap < REFINE_FIT_MIN_WORDS)
+        return len;
+    if (cap < words)
+        len = cdt__refine_piece_end(s, cap);
+    /* Whole sentences up to cap words, or a cut within 2 x cap without them. */
+    if (count_words(s, len) > cap)
+        len = cdt__refine_piece_end(s, cap / 2 > 0 ? cap / 2 : 1);
+    return len;
+}
+
 /* The reasons that say the provider cannot answer at all: the pieces after a piece
  * that got one are not asked. */
 static bool provider_down(enum cdt_refine_reason why)
@@ -1044,12 +1083,15 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
     const char *s = out->cleaned;
     int words = p->chunk_words > 0 ? p->chunk_words : CDT_REFINE_CHUNK_WORDS, n = 0, kept = 0;
     long budget = p->timeout_ms > 0 ? p->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
-    double t0 = cdt_now_ms();
+    double t0;
     enum cdt_refine_reason first = CDT_REFINE_OK, stop = CDT_REFINE_OK;
     char first_detail[CDT_REFINE_REASON_MAX] = "";
     struct cdt_buf joined = {0};
     int rc = 0;
 
+    /* The deadline bounds the refinement, not the first load of a model. */
+    cdt__refine_load(p, s);
+    t0 = cdt_now_ms();
     while (*s && rc == 0) {
         size_t gap = strspn(s, " \t\n\r\f\v"), len;
         char *piece;
@@ -1064,7 +1106,8 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
         if (n > 0 && (rc = cdt_buf_append(&joined, s, gap)) != 0)
             break;
         s += gap;
-        len = cdt__refine_piece_end(s, words);
+        len = stop == CDT_REFINE_OK && left > 0 ? piece_within(p, s, words, left)
+                                                : cdt__refine_piece_end(s, words);
         while (len > 0 && isspace((unsigned char)s[len - 1]))
             len--;
         if (!(piece = strndup(s, len))) {

@@ -43,6 +43,18 @@ int cdt__refine_ask(const struct cdt_refine_params *p, const char *piece, long t
 
 void cdt__refine_answer_cleanup(struct cdt__refine_answer *ans);
 
+/* With the local provider and this model's speeds on this machine known (the model
+ * is loaded for it, as cdt__refine_local would): the bytes of transcript a request
+ * can hold and still be expected to finish within a share of left_ms (0: none);
+ * -1 when that is not known (another provider, no speeds, a model that would not be
+ * asked about `text`). */
+long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, long left_ms);
+
+/* With the local provider: loads the model that would refine `text` (as
+ * cdt__refine_local would, before its request), so that the load's time is not the
+ * deadline's (the deadline bounds generation). Errors are left to the request. */
+void cdt__refine_load(const struct cdt_refine_params *p, const char *text);
+
 /* Bytes of the next piece of s (paragraphs, then whole sentences up to `words`). */
 size_t cdt__refine_piece_end(const char *s, int words);
 

@@ -53,6 +53,18 @@
 #define REFINE_TEMPLATE_TOKENS   16.0
 #define REFINE_DEADLINE_FACTOR   3.0
 #define REFINE_DEADLINE_SLACK_MS 3000.0
+/* A piece is cut to what the estimate says fits in this share of the time left
+ * (cdt__refine_fit_bytes): room for the estimate being short. */
+#define REFINE_FIT_SHARE 0.8
+
+/* The local model's estimated time for a transcript of `bytes`, ms, at the speeds
+ * given (ms per prompt token, per generated token). */
+static double local_estimate(double bytes, double prefill, double decode)
+{
+    double n = bytes / REFINE_BYTES_PER_TOKEN;
+
+    return (n + REFINE_TEMPLATE_TOKENS) * prefill + (n + 8) * decode;
+}
 
 static int ram_gb_of(const struct cdt_refine_params *p)
 {
@@ -128,6 +140,71 @@ static bool english_only(const struct cdt_refine_params *p, const char *id)
     return cm && cm->n_languages == 1 && strcmp(cm->languages[0], "en") == 0;
 }
 
+/* The manager that runs the local model at path, with the model loaded as a preload
+ * loads it (the instructions warmed): the sidecar measures the model's speeds as it
+ * loads, so even a fresh manager's first request is weighed against its deadline.
+ * Returns 0 with *mgr set, or an error ("sidecar: …"). */
+static int local_load(const struct cdt_refine_params *p, const char *path, struct cdt_manager **mgr,
+                      char *errmsg, size_t errcap)
+{
+    char err[512] = "", *instr;
+    int rc;
+
+    *mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
+    if (!*mgr)
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "sidecar: no lifecycle manager to run it");
+    if (!(instr = cdt_refine_instructions(p->instructions)))
+        return CDT_ENOMEM;
+    rc = cdt_manager_load_warm(*mgr, path, instr, err, sizeof(err));
+    free(instr);
+    if (rc != 0)
+        return cdt__errmsg_set(errmsg, errcap, rc, "sidecar: %s", err[0] ? err : cdt_strerror(rc));
+    return 0;
+}
+
+/* The local model for `text` loaded (local_load), its path in path[CDT_REFINE_PATH_MAX]
+ * and its manager in *mgr; false when there is none to load or it would not be asked
+ * about text (cdt__refine_local's language rule), or the load failed. */
+static bool local_ready(const struct cdt_refine_params *p, const char *text, char *path,
+                        struct cdt_manager **mgr)
+{
+    char err[512], *model = NULL;
+    bool asked;
+
+    if (p->provider != CDT_REFINE_LOCAL ||
+        resolve_model(p, path, CDT_REFINE_PATH_MAX, &model, err, sizeof(err)) != 0)
+        return false;
+    asked = !english_only(p, model) || cdt_cleanup_is_english(text);
+    free(model);
+    return asked && local_load(p, path, mgr, err, sizeof(err)) == 0;
+}
+
+void cdt__refine_load(const struct cdt_refine_params *p, const char *text)
+{
+    char path[CDT_REFINE_PATH_MAX];
+    struct cdt_manager *mgr;
+
+    (void)local_ready(p, text, path, &mgr);
+}
+
+long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, long left_ms)
+{
+    char path[CDT_REFINE_PATH_MAX];
+    struct cdt_manager *mgr;
+    double prefill, decode, fixed, per_byte;
+
+    if (!local_ready(p, text, path, &mgr) || !cdt_manager_rates(mgr, path, &prefill, &decode))
+        return -1;
+    /* local_estimate(b) = fixed + b * per_byte <= REFINE_FIT_SHARE * left_ms */
+    fixed = local_estimate(0, prefill, decode);
+    per_byte =
+        (local_estimate(REFINE_BYTES_PER_TOKEN, prefill, decode) - fixed) / REFINE_BYTES_PER_TOKEN;
+    if (per_byte <= 0 || REFINE_FIT_SHARE * (double)left_ms <= fixed)
+        return 0;
+    return (long)((REFINE_FIT_SHARE * (double)left_ms - fixed) / per_byte);
+}
+
 int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine_llm_request *req,
                       struct cdt_refine_llm_reply *reply, char **model,
                       enum cdt_refine_reason *reason, char *errmsg, size_t errcap)
@@ -152,24 +229,9 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         *reason = CDT_REFINE_LANGUAGE;
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL, "%s knows only English", *model);
     }
-    mgr = p->manager ? p->manager : p->models ? cdt_models_manager(p->models) : NULL;
-    if (!mgr)
-        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
-                               "sidecar: no lifecycle manager to run it");
-    {
-        /* Loaded first, as a preload does (the instructions warmed): the sidecar
-         * measures the model's speeds as it loads, so even a fresh manager's first
-         * request is weighed against the deadline below. */
-        char *instr = cdt_refine_instructions(p->instructions);
-
-        if (!instr)
-            return CDT_ENOMEM;
-        rc = cdt_manager_load_warm(mgr, path, instr, err, sizeof(err));
-        free(instr);
-        if (rc != 0)
-            return cdt__errmsg_set(errmsg, errcap, rc, "sidecar: %s",
-                                   err[0] ? err : cdt_strerror(rc));
-    }
+    rc = local_load(p, path, &mgr, errmsg, errcap);
+    if (rc != 0)
+        return rc;
     gen.prompt = req->prompt;
     gen.max_tokens = cdt_refine_max_tokens(req->transcript);
     gen.temperature = 0;
@@ -181,8 +243,7 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         double prefill, decode;
 
         if (cdt_manager_rates(mgr, path, &prefill, &decode)) {
-            double n = (double)strlen(req->transcript) / REFINE_BYTES_PER_TOKEN;
-            double est = (n + REFINE_TEMPLATE_TOKENS) * prefill + (n + 8) * decode;
+            double est = local_estimate((double)strlen(req->transcript), prefill, decode);
 
             if (est > (double)req->timeout_ms) {
                 *reason = CDT_REFINE_TIMEOUT;

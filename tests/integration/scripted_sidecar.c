@@ -16,6 +16,8 @@
  * $CDT_SCRIPTED_DELAY_MS (optional) makes each piece take that long, as a slow
  * model would; a generation the server cancels (its client gone) then appends a
  * line "cancelled after N pieces" to $CDT_SCRIPTED_CANCEL_LOG (optional).
+ * $CDT_SCRIPTED_SPEED "P,D" (optional): the load reports P ms per prompt token and
+ * D ms per generated token as the speeds it measured.
  * Prints CODICTATE_SIDECAR_PORT=<n>, honours CODICTATE_SIDECAR_TOKEN and
  * CODICTATE_PARENT_FD, stops on SIGTERM/SIGINT. */
 #include "../../src/sidecar/sidecar.h"
@@ -53,6 +55,13 @@ static int scripted_load(struct cdt_backend *be, const char *path, int n_ctx,
     snprintf(info->desc, sizeof(info->desc), "scripted test backend");
     info->n_ctx = n_ctx;
     info->n_ctx_train = n_ctx;
+    {
+        /* The speeds it says it measured at load, as the engine does. */
+        const char *speed = getenv("CDT_SCRIPTED_SPEED");
+
+        if (!speed || sscanf(speed, "%lf,%lf", &info->prefill_ms, &info->decode_ms) != 2)
+            info->prefill_ms = info->decode_ms = 0;
+    }
     b->loaded = true;
     return 0;
 }

@@ -570,6 +570,55 @@ TEST(refine_ahead_through_the_real_sidecar)
     cdt_manager_free(m);
 }
 
+/* A machine too slow for the whole transcript within the deadline: the pieces are
+ * cut to what its speeds say fits in the time left, so the first part is refined
+ * and the rest keeps its deterministic text (before, the whole transcript was
+ * refused up front). The scripted sidecar reports 1 ms per prompt token and 20 per
+ * generated token: the whole transcript (262 bytes) would take ~1.55 s, a 1.2 s
+ * deadline holds ~150 bytes, its first sentence 134. */
+TEST(pieces_fit_a_slow_machine)
+{
+    static const char first[] =
+        "so I looked at the quarterly report this morning and the numbers for "
+        "the northern region look better than we expected them to look.";
+    static const char second[] = "we should still check the figures for the southern region with "
+                                 "the finance team before the meeting on the fifth of march.";
+    static const char refined_first[] =
+        "So I looked at the quarterly report this morning, and the numbers for the "
+        "northern region look better than we expected them to look.";
+    struct cdt_manager *m;
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_result r;
+    char said[1024];
+
+    setenv("CDT_SCRIPTED_SPEED", "1,20", 1); /* the sidecar, started at the first load */
+    m = manager(scripted_exe);
+    REQUIRE(m);
+    snprintf(said, sizeof(said), "%s %s", first, second);
+    say(refined_first);
+    p.provider = CDT_REFINE_LOCAL;
+    p.manager = m;
+    p.model = fake_model;
+    p.ram_gb = 16;
+    p.timeout_ms = 1200;
+    if (cdt_refine_run(&p, said, &r) == 0) {
+        CHECK_STR(cdt_refine_reason_name(r.reason), "partial");
+        REQUIRE(r.refined);
+        CHECK(strncmp(r.refined, refined_first, strlen(refined_first)) == 0);
+        /* The second sentence is its own piece: asked (the scripted answer is not a
+         * cleanup of it) or refused for time, its deterministic text either way. */
+        CHECK(strstr(r.refined, "We should still check") ||
+              strstr(r.refined, "we should still check"));
+        CHECK(r.timings.pieces >= 1);
+        printf("  %d pieces: %s\n", r.timings.pieces, r.fallback_reason ? r.fallback_reason : "");
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run");
+    }
+    cdt_manager_free(m);
+    unsetenv("CDT_SCRIPTED_SPEED");
+}
+
 int main(int argc, char **argv)
 {
     FILE *f;
@@ -595,6 +644,7 @@ int main(int argc, char **argv)
     RUN(first_refine_of_a_fresh_manager_is_weighed);
     RUN(refine_ahead_through_the_real_sidecar);
     RUN(raw_on_the_scripted_sidecar);
+    RUN(pieces_fit_a_slow_machine);
     RUN(refine_keeps_the_transcripts_words);
     unlink(script);
     unlink(fake_model);
