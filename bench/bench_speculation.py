@@ -208,6 +208,9 @@ def main():
     ap.add_argument("--out", default=None, help="also write the report here")
     ap.add_argument("--llama-args", default="", help="more llama-server arguments, e.g. '-ngl 99'")
     ap.add_argument("--keep-work", action="store_true")
+    ap.add_argument("--sidecar-args", default="--quiet",
+                    help="the sidecar's logging arguments (default --quiet; -v: the debug log, "
+                         "whose 'steps' lines bench/step_profile.py sums up; with --keep-work)")
     a = ap.parse_args()
     try:
         threads = [int(t) for t in a.threads.split(",")]
@@ -258,7 +261,7 @@ def main():
             servers = []
             sc_port = free_port()
             sc = Server("sidecar", [os.path.join(a.bin, "codictate"), "sidecar", "--port", str(sc_port),
-                                    "--threads", str(T), "--model", model, "--quiet"],
+                                    "--threads", str(T), "--model", model] + a.sidecar_args.split(),
                         sc_port, os.path.join(work, f"sidecar_t{T}.log"), "/health")
             servers.append(sc)
             ls = {}

@@ -120,11 +120,12 @@
 #define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
-#define CDT_GPU_SPEC_BATCH  "4" /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
-#define CDT_SPEC_IDLE       8   /* steps without a draft before a GPU decodes single tokens */
-#define CDT_CALIB_ROUNDS    3   /* timings of each batch size, the fastest kept */
-#define CDT_LP_PIECE        128 /* bytes of a token reported with logprobs */
-#define CDT_GRAMMAR_REDRAWS 8   /* draws the grammar may refuse before a full mask */
+#define CDT_GPU_SPEC_BATCH  "4"  /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
+#define CDT_SPEC_IDLE       8    /* steps without a draft before a GPU decodes single tokens */
+#define CDT_GPU_BACKOFF     0.4f /* GPU backoff: an accepted share below this pauses drafts */
+#define CDT_CALIB_ROUNDS    3    /* timings of each batch size, the fastest kept */
+#define CDT_LP_PIECE        128  /* bytes of a token reported with logprobs */
+#define CDT_GRAMMAR_REDRAWS 8    /* draws the grammar may refuse before a full mask */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -159,6 +160,7 @@ struct engine {
 
     struct spec_timing vt;    /* decode times by batch size, for the draft length */
     int fixed_batch;          /* GPU: tokens a speculating step decodes (0: no speculation) */
+    bool fixed_backoff;       /* GPU: drafts pause while they fail (CODICTATE_GPU_SPEC_BACKOFF) */
     struct dist d;            /* sampler scratch, sized by the vocabulary at load */
     struct llama_batch batch; /* CDT_MAX_DRAFT + 1 tokens: a token and its draft */
     bool has_batch;
@@ -837,6 +839,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
         if (e->fixed_batch < 2 || e->fixed_batch > CDT_MAX_DRAFT + 1)
             e->fixed_batch = 0;
     }
+    e->fixed_backoff = env_on("CODICTATE_GPU_SPEC_BACKOFF");
     /* On a GPU a batch costs little more than a token (not measured with chunks:
      * the CPU's 32 would be 15 decodes for a refine prompt there instead of one). */
     e->chunk = e->gpu ? CDT_GPU_CHUNK : CDT_PROMPT_CHUNK;
@@ -1321,7 +1324,12 @@ struct gen {
     struct cdt_gen_result *r;
     struct sampler s;
     struct spec spec;
-    int idle;          /* steps in a row without a draft (fixed_batch) */
+    int idle; /* steps in a row without a draft (fixed_batch) */
+    /* Where decode time goes (the debug log's "steps" line): steps, their rows, and
+     * ms in llama_decode, in reading the rows (verification, sampling) and in
+     * dropping tokens from the KV cache. */
+    int n_steps, n_rows;
+    double ms_decode, ms_rows, ms_trunc;
     llama_token *hist; /* prompt and output so far (n_ctx + 1 tokens) */
     int n_hist;
     int n_gen;      /* tokens generated */
@@ -1583,6 +1591,15 @@ static int take(struct gen *g, llama_token tok)
     return 0;
 }
 
+/* Fixed shape, with backoff (CODICTATE_GPU_SPEC_BACKOFF): after a draft failed whole,
+ * while the accepted share is low, no draft until the probe's wait ran out (the
+ * speculative.c planner's probing), and the steps in between decode single tokens. */
+static bool backing_off(const struct gen *g)
+{
+    return g->e->fixed_batch && g->e->fixed_backoff && g->spec.wait > 0 &&
+           (g->spec.hits + 1.0f) / (g->spec.tries + 2.0f) < CDT_GPU_BACKOFF;
+}
+
 /* The draft for the step after token `tok` (the last of g->hist): up to the planned
  * length, within max_tokens, cut after an end token (before it with ignore_eos,
  * where it can never be accepted). */
@@ -1590,6 +1607,9 @@ static int plan_draft(struct gen *g, llama_token *draft)
 {
     int k = g->e->fixed_batch && g->spec.on ? g->e->fixed_batch - 1 : spec_plan(&g->spec);
     int left = g->max_tokens - g->n_gen - 1;
+
+    if (k > 0 && backing_off(g))
+        return 0;
 
     if (k > left)
         k = left;
@@ -1635,13 +1655,14 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     struct llama_batch *b = &e->batch;
     llama_token draft[CDT_MAX_DRAFT];
     int nd = plan_draft(g, draft), m = 0, rc = 0, base = e->n_kv, dr;
+    double t0, t1;
     const bool fixed = g->spec.on && e->fixed_batch > 0 && base + e->fixed_batch <= e->n_ctx;
     int nb = nd + 1;
 
     /* One shape while drafts come, single tokens after CDT_SPEC_IDLE steps without
      * one (text that cannot be drafted), back at the next draft. */
     if (fixed) {
-        g->idle = nd > 0 ? 0 : g->idle + 1;
+        g->idle = nd > 0 ? 0 : backing_off(g) ? CDT_SPEC_IDLE : g->idle + 1;
         nb = nd > 0 || g->idle < CDT_SPEC_IDLE ? e->fixed_batch : 1;
     }
 
@@ -1665,7 +1686,12 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         b->seq_id[i][0] = 0;
         b->logits[i] = true; /* each row verifies a draft, or is the only one */
     }
+    t0 = cdt_now_ms();
     dr = llama_decode(e->ctx, *b);
+    t1 = cdt_now_ms();
+    g->ms_decode += t1 - t0;
+    g->n_steps++;
+    g->n_rows += nb;
     if (dr != 0) {
         kv_reset(e);
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
@@ -1678,7 +1704,11 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         if (nb > 1 && kv_truncate(e, base + 1) != 0) /* the padding */
             return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                    "could not drop padding from the KV cache");
-        return sample_next(g, 0, next);
+        t0 = cdt_now_ms();
+        g->ms_trunc += t0 - t1;
+        rc = sample_next(g, 0, next);
+        g->ms_rows += cdt_now_ms() - t0;
+        return rc;
     }
 
     /* Row i holds the distribution after draft[i - 1]: accept draft[i] with its
@@ -1690,14 +1720,20 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
         m = spec_verify(&e->d, &g->s, &rows, draft, nd, g->n_gen, next, &rc);
     }
     /* The cache keeps the token and the draft that was accepted. */
+    t0 = cdt_now_ms();
+    g->ms_rows += t0 - t1;
     if (kv_truncate(e, base + 1 + m) != 0)
         return cdt__errmsg_set(g->r->errmsg, sizeof(g->r->errmsg), CDT_EENGINE,
                                "could not drop rejected draft tokens from the KV cache");
+    g->ms_trunc += cdt_now_ms() - t0;
     if (rc != 0)
         return rc;
     spec_update(&g->spec, m, nd);
-    if (m == nd)
+    if (m == nd) {
+        t0 = cdt_now_ms();
         rc = sample_next(g, nd, next);
+        g->ms_rows += cdt_now_ms() - t0;
+    }
     return rc;
 }
 
@@ -1871,6 +1907,9 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
               g.n_gen, r->timings.generation_ms, r->timings.tokens_per_second, g.finish,
               r->timings.draft_tokens, r->timings.accepted_tokens, n_prompt, n_cached,
               r->timings.prompt_ms);
+    CDT_LOG_D(e->log,
+              "steps %d, rows %d: llama_decode %.1f ms, rows read %.1f ms, KV trimmed %.1f ms",
+              g.n_steps, g.n_rows, g.ms_decode, g.ms_rows, g.ms_trunc);
 
 done:
     if (rc != 0)

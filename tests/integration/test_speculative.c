@@ -893,15 +893,21 @@ TEST(greedy_matches_plain)
  * the next step reads, nor the output. */
 TEST(fixed_shape_matches_plain)
 {
-    static const int batches[] = {2, CDT_MAX_DRAFT + 1}; /* the smallest and largest */
+    /* The smallest and largest, and the default with the backoff (drafts paused
+     * while they fail: CODICTATE_GPU_SPEC_BACKOFF). */
+    static const struct {
+        int batch;
+        bool backoff;
+    } runs[] = {{2, false}, {CDT_MAX_DRAFT + 1, false}, {4, true}};
     struct engine *e = engine_of(be);
     int drafted = 0, accepted = 0, same = 0;
 
     REQUIRE(load_main() == 0);
-    for (size_t k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
-        int batch = batches[k];
+    for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+        int batch = runs[k].batch;
 
         e->fixed_batch = batch;
+        e->fixed_backoff = runs[k].backoff;
         for (int i = 0; i < 20; i++) {
             struct cdt_gen_result a, b;
             char *ta, *tb, what[48];
@@ -922,8 +928,10 @@ TEST(fixed_shape_matches_plain)
         }
     }
     e->fixed_batch = 0;
-    fprintf(stderr, "  fixed shape (2, 16): %d drafted, %d accepted, %d of 40 identical\n", drafted,
-            accepted, same);
+    e->fixed_backoff = false;
+    fprintf(stderr,
+            "  fixed shape (2, 16, 4 with backoff): %d drafted, %d accepted, %d of 60 identical\n",
+            drafted, accepted, same);
     CHECK(accepted > 0 && drafted > accepted);
 }
 
