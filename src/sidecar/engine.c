@@ -116,7 +116,7 @@
 #define CDT_CPUINFO_MAX     (4 * 1024 * 1024) /* bytes of /proc/cpuinfo read */
 #define CDT_MAX_CORES       4096              /* (physical id, core id) pairs counted */
 #define CDT_MAX_PIECE_BYTES 65536             /* text of one token, from the GGUF vocab */
-#define CDT_SCAN_THREADS    4                 /* most threads reading logits behind a GPU */
+#define CDT_SCAN_THREADS    1                 /* most threads reading logits behind a GPU */
 #define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
@@ -896,8 +896,11 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
                                cdt_strerror(rc));
     }
     /* With the model on a GPU the CPU threads are idle: half of them (1 to
-     * CDT_SCAN_THREADS) read each token's logits for the argmax (bench/RESULTS.md,
-     * "CUDA": step_cost). */
+     * CDT_SCAN_THREADS) may read each token's logits for the argmax. Threads that
+     * spin between steps saved ~0.02 ms a step (bench/RESULTS.md, "CUDA": step_cost);
+     * under the short OpenMP spin codictate runs with (GOMP_SPINCOUNT=1000) they sleep
+     * and waking them costs more: one thread decodes 3-5% faster at the 1.7B shape
+     * ("Where a GPU step's time goes"), so CDT_SCAN_THREADS is 1. */
     e->d.scan_threads = e->gpu ? e->n_threads / 2 : 1;
     if (e->d.scan_threads < 1)
         e->d.scan_threads = 1;
