@@ -84,7 +84,7 @@ void spec_time(struct spec_timing *t, int b, double ms)
 /* The cost of a batch of b tokens in single-token decodes: measured when the engine
  * has timed that size, else the prior scaled by how the largest timed size below it
  * compared with its prior. */
-static float batch_cost(const struct spec_timing *t, int b)
+float spec_batch_cost(const struct spec_timing *t, int b)
 {
     if (!t || !(t->ms[1] > 0.0f))
         return verify_cost[b];
@@ -105,7 +105,7 @@ int spec_plan(struct spec *sp)
         float gain;
 
         ak *= a; /* a^(k+1) */
-        gain = (1.0f - ak) / (1.0f - a) / batch_cost(sp->timing, k + 1);
+        gain = (1.0f - ak) / (1.0f - a) / spec_batch_cost(sp->timing, k + 1);
         if (gain > best) {
             best = gain;
             k_best = k;

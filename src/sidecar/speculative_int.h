@@ -77,6 +77,11 @@ int spec_verify(struct dist *d, const struct sampler *s, const struct spec_rows 
 /* Records that one decode of b tokens took ms milliseconds (the fastest is kept). */
 void spec_time(struct spec_timing *t, int b, double ms);
 
+/* The cost of a decode of b tokens (1..CDT_MAX_DRAFT + 1) in single-token decodes:
+ * t's own timing of that size, else a prior scaled by the largest size t timed below
+ * it (t NULL or without a single-token time: the prior). */
+float spec_batch_cost(const struct spec_timing *t, int b);
+
 /* The draft length for the next step (0: none). */
 int spec_plan(struct spec *sp);
 
