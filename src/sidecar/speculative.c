@@ -111,9 +111,16 @@ int spec_plan(struct spec *sp)
             k_best = k;
         }
     }
-    if (k_best > 0)
+    if (k_best > 0 || sp->wait > 0)
         return k_best;
-    return sp->wait > 0 ? 0 : 1;
+    /* A probe, to learn whether the text copies now: the shortest draft that would
+     * pay were it all accepted (none, where no batch can pay: a 2-token batch costing
+     * two decodes or more makes a 1-token probe a loss even when it succeeds, and
+     * probing goes on every step while probes succeed). */
+    for (int k = 1; k <= CDT_MAX_DRAFT; k++)
+        if ((float)(k + 1) / spec_batch_cost(sp->timing, k + 1) > CDT_SPEC_MARGIN)
+            return k;
+    return 0;
 }
 
 /* A step decoded without a draft. */

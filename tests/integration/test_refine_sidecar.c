@@ -163,6 +163,23 @@ TEST(raw_through_the_real_sidecar)
     cdt_manager_free(m);
 }
 
+/* A refinement refused up front for its deadline: reason timeout, "not started",
+ * no token generated, the deterministic text. */
+static void check_not_started(const struct cdt_refine_params *p, const char *text)
+{
+    struct cdt_refine_result r;
+
+    if (cdt_refine_run(p, text, &r) != 0) {
+        CHECK(!"cdt_refine_run, deadline too short");
+        return;
+    }
+    CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
+    CHECK(r.fallback_reason && strstr(r.fallback_reason, "not started"));
+    CHECK_INT(r.timings.generated_tokens, 0);
+    CHECK_STR(r.refined, r.cleaned);
+    cdt_refine_result_cleanup(&r);
+}
+
 /* The refine path streaming from the real engine: the pieces reach on_delta while
  * the model generates, and they are the raw output the guards judged (the guards
  * on the joined pieces give the result's text and reason). No equality with a
@@ -229,15 +246,7 @@ TEST(refine_streams_from_the_real_sidecar)
      * reason says so. 5 ms is below any machine's time for ~160 tokens. */
     p.timeout_ms = 5;
     p.on_delta = NULL;
-    if (cdt_refine_run(&p, longer, &r) == 0) {
-        CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
-        CHECK(r.fallback_reason && strstr(r.fallback_reason, "not started"));
-        CHECK_INT(r.timings.generated_tokens, 0);
-        CHECK_STR(r.refined, r.cleaned);
-        cdt_refine_result_cleanup(&r);
-    } else {
-        CHECK(!"cdt_refine_run, deadline too short");
-    }
+    check_not_started(&p, longer);
     cdt_manager_free(m);
 }
 
@@ -249,7 +258,6 @@ TEST(first_refine_of_a_fresh_manager_is_weighed)
 {
     struct cdt_manager *m = manager(codictate_exe);
     struct cdt_refine_params p = cdt_refine_default_params();
-    struct cdt_refine_result r;
     char longer[2048] = "";
     double prefill = 0, decode = 0;
 
@@ -263,15 +271,7 @@ TEST(first_refine_of_a_fresh_manager_is_weighed)
     p.ask_clean = true;
     p.timeout_ms = 5; /* below any machine's time for ~160 tokens */
     CHECK(!cdt_manager_rates(m, tiny_model, &prefill, &decode));
-    if (cdt_refine_run(&p, longer, &r) == 0) {
-        CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
-        CHECK(r.fallback_reason && strstr(r.fallback_reason, "not started"));
-        CHECK_INT(r.timings.generated_tokens, 0);
-        CHECK_STR(r.refined, r.cleaned);
-        cdt_refine_result_cleanup(&r);
-    } else {
-        CHECK(!"cdt_refine_run, first request");
-    }
+    check_not_started(&p, longer);
     /* The load's figures (the request above measured nothing). */
     CHECK(cdt_manager_rates(m, tiny_model, &prefill, &decode));
     CHECK(prefill > 0 && decode > 0);

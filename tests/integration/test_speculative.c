@@ -955,12 +955,19 @@ TEST(planner_follows_measured_costs)
     sp.hits = 40.0f; /* ~79% of drafted tokens accepted */
     sp.tries = 50.0f;
     CHECK(spec_batch_cost(&t, 4) > 3.5f); /* the prior, scaled by 2.24 / 1.75 */
-    CHECK_INT(spec_plan(&sp), 1);         /* no draft pays: a probe of 1 */
+    /* No draft pays at this acceptance: a probe, of the shortest draft that would
+     * pay were it all accepted (1 token for 2.24 decodes never does). */
+    CHECK_INT(spec_plan(&sp), 3);
     spec_time(&t, 4, 24.0);
     spec_time(&t, 8, 38.0);
     CHECK(fabsf(spec_batch_cost(&t, 4) - 2.4f) < 1e-4f);
-    CHECK_INT(spec_plan(&sp), 3);
+    CHECK_INT(spec_plan(&sp), 3); /* the planner's own choice now */
+    sp.hits = sp.tries = 0.0f;    /* no history, and a batch that costs nothing extra */
+    spec_time(&t, 2, 10.5);
+    CHECK_INT(spec_plan(&sp), 1);
     sp.hits = 5.0f; /* ~12%: nothing pays, and after a failure no probe either */
+    sp.tries = 50.0f;
+    t.ms[2] = 22.4f;
     sp.wait = 4;
     CHECK_INT(spec_plan(&sp), 0);
 }
