@@ -436,16 +436,23 @@ await check('history: the recording plays (audio/wav) and delete removes the ent
 
 await check('dictate: an audio file chosen on the page is transcribed like a recording', async () => {
   await tab('dictate');
+  // The previous dictation's state is "done" too: wait for this one's (a new id).
+  const before = (await api('api/dictation')).id;
   const respP = page.waitForResponse((r) => r.url().endsWith('/api/transcribe') &&
     r.request().method() === 'POST', { timeout: 15000 });
   await page.setInputFiles('#file-input', process.env.SPEECH_WAV);
   eq((await respP).status(), 202, 'POST /api/transcribe status');
-  await waitFor(async () => (await page.locator('#dictation-state').textContent()).trim() === 'done',
-    60000, '#dictation-state done');
-  ok((await page.locator('#raw-text').textContent()).trim().length > 0, 'empty #raw-text');
-  ok((await page.locator('#refined-text').textContent()).trim().length > 0, 'empty #refined-text');
-  const d = await api('api/dictation');
+  let d;
+  await waitFor(async () => {
+    d = await api('api/dictation');
+    return d.id !== before && d.state === 'done';
+  }, 60000, 'the new dictation done (API)', 200);
   eq(d.source, 'file', 'the dictation source');
+  await waitFor(async () => (await page.locator('#dictation-state').textContent()).trim() === 'done' &&
+    (await page.locator('#raw-text').textContent()).trim() === (d.raw || '').trim() &&
+    (await page.locator('#refined-text').textContent()).trim().length > 0,
+    10000, 'the page shows the new dictation done, its raw and refined text', 200);
+  ok((d.raw || '').trim().length > 0, 'empty raw text (API)');
 });
 
 // f. Settings
