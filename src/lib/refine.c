@@ -1088,9 +1088,12 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
     char first_detail[CDT_REFINE_REASON_MAX] = "";
     struct cdt_buf joined = {0};
     int rc = 0;
+    bool local;
 
-    /* The deadline bounds the refinement, not the first load of a model. */
-    cdt__refine_load(p, s);
+    /* The deadline bounds the refinement, not the first load of a model; pieces are
+     * fitted to the time left only with a local model loaded (a failed load is not
+     * tried again per piece). */
+    local = cdt__refine_load(p, s);
     t0 = cdt_now_ms();
     while (*s && rc == 0) {
         size_t gap = strspn(s, " \t\n\r\f\v"), len;
@@ -1106,8 +1109,8 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
         if (n > 0 && (rc = cdt_buf_append(&joined, s, gap)) != 0)
             break;
         s += gap;
-        len = stop == CDT_REFINE_OK && left > 0 ? piece_within(p, s, words, left)
-                                                : cdt__refine_piece_end(s, words);
+        len = local && stop == CDT_REFINE_OK && left > 0 ? piece_within(p, s, words, left)
+                                                         : cdt__refine_piece_end(s, words);
         while (len > 0 && isspace((unsigned char)s[len - 1]))
             len--;
         if (!(piece = strndup(s, len))) {

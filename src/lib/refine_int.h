@@ -52,8 +52,10 @@ long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, 
 
 /* With the local provider: loads the model that would refine `text` (as
  * cdt__refine_local would, before its request), so that the load's time is not the
- * deadline's (the deadline bounds generation). Errors are left to the request. */
-void cdt__refine_load(const struct cdt_refine_params *p, const char *text);
+ * deadline's (the deadline bounds generation). True when it is loaded; false for
+ * another provider, a model that would not be asked, or a failed load (whose error
+ * the request reports). */
+bool cdt__refine_load(const struct cdt_refine_params *p, const char *text);
 
 /* Bytes of the next piece of s (paragraphs, then whole sentences up to `words`). */
 size_t cdt__refine_piece_end(const char *s, int words);

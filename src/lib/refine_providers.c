@@ -180,12 +180,12 @@ static bool local_ready(const struct cdt_refine_params *p, const char *text, cha
     return asked && local_load(p, path, mgr, err, sizeof(err)) == 0;
 }
 
-void cdt__refine_load(const struct cdt_refine_params *p, const char *text)
+bool cdt__refine_load(const struct cdt_refine_params *p, const char *text)
 {
     char path[CDT_REFINE_PATH_MAX];
     struct cdt_manager *mgr;
 
-    (void)local_ready(p, text, path, &mgr);
+    return local_ready(p, text, path, &mgr);
 }
 
 long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, long left_ms)

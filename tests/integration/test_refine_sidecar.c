@@ -163,6 +163,15 @@ TEST(raw_through_the_real_sidecar)
     cdt_manager_free(m);
 }
 
+/* p set for the local provider on manager m and model (a 16 GB machine). */
+static void local_params(struct cdt_refine_params *p, struct cdt_manager *m, const char *model)
+{
+    p->provider = CDT_REFINE_LOCAL;
+    p->manager = m;
+    p->model = model;
+    p->ram_gb = 16;
+}
+
 /* A refinement refused up front for its deadline: reason timeout, "not started",
  * no token generated, the deterministic text. */
 static void check_not_started(const struct cdt_refine_params *p, const char *text)
@@ -196,10 +205,7 @@ TEST(refine_streams_from_the_real_sidecar)
     int g;
 
     REQUIRE(m);
-    p.provider = CDT_REFINE_LOCAL;
-    p.manager = m;
-    p.model = tiny_model;
-    p.ram_gb = 16;
+    local_params(&p, m, tiny_model);
     p.timeout_ms = 60000;
     p.ask_clean = true; /* "longer" below is clean: this is about the model's deadline */
     p.on_delta = on_piece;
@@ -264,10 +270,7 @@ TEST(first_refine_of_a_fresh_manager_is_weighed)
     REQUIRE(m);
     for (int i = 0; i < 20; i++)
         strncat(longer, "So I think, we should ship it. ", sizeof(longer) - strlen(longer) - 1);
-    p.provider = CDT_REFINE_LOCAL;
-    p.manager = m;
-    p.model = tiny_model;
-    p.ram_gb = 16;
+    local_params(&p, m, tiny_model);
     p.ask_clean = true;
     p.timeout_ms = 5; /* below any machine's time for ~160 tokens */
     CHECK(!cdt_manager_rates(m, tiny_model, &prefill, &decode));
@@ -389,10 +392,7 @@ static void refine_case(const char *transcript, const char *model_says, const ch
     struct cdt_refine_result s;
     struct pieces ps = {0};
 
-    p.provider = CDT_REFINE_LOCAL;
-    p.manager = scripted;
-    p.model = fake_model;
-    p.ram_gb = 16;
+    local_params(&p, scripted, fake_model);
     p.ask_clean = true; /* the model's answer is what these cases are about */
     say(model_says);
     if (cdt_refine_run(&p, transcript, &r) != 0) {
@@ -528,10 +528,7 @@ TEST(refine_ahead_through_the_real_sidecar)
     int i;
 
     REQUIRE(m);
-    p.provider = CDT_REFINE_LOCAL;
-    p.manager = m;
-    p.model = tiny_model;
-    p.ram_gb = 16;
+    local_params(&p, m, tiny_model);
     p.timeout_ms = 120000;
     p.chunk_words = 6;
     REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
@@ -596,10 +593,7 @@ TEST(pieces_fit_a_slow_machine)
     REQUIRE(m);
     snprintf(said, sizeof(said), "%s %s", first, second);
     say(refined_first);
-    p.provider = CDT_REFINE_LOCAL;
-    p.manager = m;
-    p.model = fake_model;
-    p.ram_gb = 16;
+    local_params(&p, m, fake_model);
     p.timeout_ms = 1200;
     if (cdt_refine_run(&p, said, &r) == 0) {
         CHECK_STR(cdt_refine_reason_name(r.reason), "partial");
