@@ -61,6 +61,7 @@ struct writer {
     FILE *f;
     const char *path;
     uint64_t seed;
+    bool sentences; /* --sentences: each segment's last text token is "." */
     enum ftype ftype;
     bool failed;
     uint64_t n_bytes;
@@ -338,6 +339,7 @@ out:
 #define CDT_N_TIME    16 /* time dimensions: slot vectors, one per dimension */
 #define CDT_N_CONTENT (CDT_N_STATE - CDT_N_TIME)
 #define CDT_TOKEN_EOT 50256
+#define CDT_TOKEN_DOT 13    /* "." in GPT-2's vocabulary */
 #define CDT_TOKEN_BEG 50363 /* <|0.00|>; timestamp k (units of 20 ms) is CDT_TOKEN_BEG + k */
 #define CDT_N_TS      1501  /* timestamps 0.00 .. 30.00 s */
 
@@ -351,7 +353,7 @@ struct plan {
     int slot_token[CDT_N_TIME];  /* token each slot emits, or -1 if unused */
 };
 
-static void plan_make(struct plan *pl, uint64_t seed)
+static void plan_make(struct plan *pl, uint64_t seed, bool sentences)
 {
     uint64_t rng = seed ^ fnv1a64("plan");
     (void)splitmix64(&rng);
@@ -361,14 +363,18 @@ static void plan_make(struct plan *pl, uint64_t seed)
         pl->slot_token[v] = -1;
 
     const int eot_slot = CDT_N_TIME - 1;
+    const int dot_slot = sentences ? CDT_N_TIME - 2 : -1;   /* the last slot before eot's */
+    const int last_close = sentences ? dot_slot : eot_slot; /* closing slots end before it */
     pl->slot_at[0] = 0;
     pl->slot_token[0] = CDT_TOKEN_BEG;
     pl->slot_token[eot_slot] = CDT_TOKEN_EOT;
+    if (sentences)
+        pl->slot_token[dot_slot] = CDT_TOKEN_DOT;
 
     /* The segments of one window: text tokens before each closing timestamp. */
     int n_text[CDT_N_TIME] = {0};
     int n_close = 0;
-    for (int v = 1, k = 0; v < eot_slot; v++) {
+    for (int v = 1, k = 0; v < last_close; v++) {
         n_text[v] = 3 + (int)(splitmix64(&rng) % 6);
         for (int i = 0; i < n_text[v]; i++)
             k += 12 + (int)(splitmix64(&rng) % 11);
@@ -389,6 +395,8 @@ static void plan_make(struct plan *pl, uint64_t seed)
         const int close = pos + n_text[v];
         if (close + 1 >= CDT_N_TEXT_CTX)
             break;
+        if (sentences)
+            pl->slot_at[close - 1] = dot_slot; /* n_text >= 3: a word or two, then "." */
         pl->slot_at[close] = v;
         pl->slot_at[close + 1] = v == n_close ? eot_slot : v;
         last_repeat = close + 1;
@@ -584,7 +592,7 @@ static void put_decoder(struct writer *w)
 {
     const int n = CDT_N_STATE;
     struct plan pl;
-    plan_make(&pl, w->seed);
+    plan_make(&pl, w->seed, w->sentences);
 
     const char *name = "decoder.positional_embedding";
     float *pe = tensor_values(w, name, (size_t)n * CDT_N_TEXT_CTX, STD_WEIGHT);
@@ -656,7 +664,7 @@ static int write_model(struct writer *w, const char *vocab_path)
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: mkwhisper --out FILE [--seed N] [--vocab PATH] [--type f16|f32]\n"
+            "usage: mkwhisper --out FILE [--seed N] [--vocab PATH] [--type f16|f32] [--sentences]\n"
             "\n"
             "Write a tiny English-only Whisper model for tests (whisper.cpp legacy ggml format,\n"
             "n_state 64, 2 encoder layers, 1 decoder layer, ~8 MB at f16): random weights plus\n"
@@ -667,6 +675,8 @@ static void usage(FILE *to)
             "  -s, --seed N       seed for the weights (default 42)\n"
             "  -v, --vocab PATH   GPT-2 vocab-only GGUF (default %s)\n"
             "  -t, --type TYPE    f16 (default) or f32 weight matrices\n"
+            "  -S, --sentences    end every segment with \".\" (gibberish in sentences: for\n"
+            "                     benchmarks of what is cut at sentence ends)\n"
             "  -h, --help         show this help\n",
 #ifdef CDT_ENGINE_SHARE
             CDT_ENGINE_SHARE "/ggml-vocab-gpt-2.gguf"
@@ -695,14 +705,19 @@ int main(int argc, char **argv)
     const char *vocab_path = NULL;
     uint64_t seed = 42;
     enum ftype ftype = FTYPE_F16;
+    bool sentences = false;
 
     static const struct option longopts[] = {
-        {"out", required_argument, NULL, 'o'},   {"seed", required_argument, NULL, 's'},
-        {"vocab", required_argument, NULL, 'v'}, {"type", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"out", required_argument, NULL, 'o'},
+        {"seed", required_argument, NULL, 's'},
+        {"vocab", required_argument, NULL, 'v'},
+        {"type", required_argument, NULL, 't'},
+        {"sentences", no_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "o:s:v:t:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:s:v:t:Sh", longopts, NULL)) != -1) {
         switch (c) {
         case 'o':
             out_path = optarg;
@@ -725,6 +740,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mkwhisper: --type is f16 or f32, got '%s'\n", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case 'S':
+            sentences = true;
             break;
         case 'h':
             usage(stdout);
@@ -762,7 +780,7 @@ int main(int argc, char **argv)
     }
     snprintf(tmp_path, tmp_len, "%s.tmp", out_path);
 
-    struct writer w = {.path = tmp_path, .seed = seed, .ftype = ftype};
+    struct writer w = {.path = tmp_path, .seed = seed, .sentences = sentences, .ftype = ftype};
     w.f = fopen(tmp_path, "wb");
     if (!w.f) {
         fprintf(stderr, "mkwhisper: cannot create %s: %s\n", tmp_path, strerror(errno));

@@ -1044,8 +1044,8 @@ static int count_words(const char *s, size_t len)
  * too slow for the whole transcript, the first pieces are refined and the rest keeps
  * its deterministic text (a transcript that fits is cut as before). A piece that
  * would fit nothing is cut as before, and its request is refused up front. */
-static size_t piece_within(const struct cdt_refine_params *p, const char *s, int words,
-                           long left_ms)
+size_t cdt__refine_piece_within(const struct cdt_refine_params *p, const char *s, int words,
+                                long left_ms)
 {
     size_t len = cdt__refine_piece_end(s, words), all = strlen(s);
     long fit = cdt__refine_fit_bytes(p, s, left_ms);
@@ -1109,17 +1109,21 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
         if (n > 0 && (rc = cdt_buf_append(&joined, s, gap)) != 0)
             break;
         s += gap;
-        len = local && stop == CDT_REFINE_OK && left > 0 ? piece_within(p, s, words, left)
-                                                         : cdt__refine_piece_end(s, words);
+        if (stop == CDT_REFINE_OK && p->ahead && cdt__refine_ahead_take(p->ahead, s, &len, &ans))
+            ahead = asked = true; /* refined in the background, cut as it was then */
+        else if (local && stop == CDT_REFINE_OK && left > 0)
+            len = cdt__refine_piece_within(p, s, words, left);
+        else
+            len = cdt__refine_piece_end(s, words);
         while (len > 0 && isspace((unsigned char)s[len - 1]))
             len--;
         if (!(piece = strndup(s, len))) {
+            cdt__refine_answer_cleanup(&ans);
             rc = CDT_ENOMEM;
             break;
         }
-        if (stop == CDT_REFINE_OK && p->ahead && cdt__refine_ahead_take(p->ahead, piece, &ans)) {
-            /* Refined in the background before the transcript was complete. */
-            ahead = asked = true;
+        if (ahead) {
+            /* Refined before the transcript was complete. */
             if (n > 0 && p->on_delta)
                 p->on_delta(s - gap, gap, p->delta_user_data);
             if (p->on_delta)

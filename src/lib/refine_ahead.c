@@ -3,10 +3,14 @@
  *
  * Invariants: the worker asks about a piece only when the text offered goes on past
  * it (the last piece of the text so far may still grow), in the order of the text,
- * each exactly as cdt_refine_run would (cdt__refine_ask: same prompt, same guards);
- * its answers are kept with the piece's exact deterministic text, and a run takes an
- * answer only for a piece of the same text, so the refinement after stop is the one
- * a whole run would give. Once a run takes from it (or cancel) the worker starts no
+ * each exactly as cdt_refine_run would (cdt__refine_ask: same prompt, same guards).
+ * Its pieces are cut as a run cuts them, but no longer than the local model's
+ * measured speeds say the deadline holds (cdt__refine_piece_within), so on a slow
+ * machine they are refined rather than refused, and what is left after stop is one
+ * piece at most. Its answers are kept with the piece's exact deterministic text; a
+ * later text goes on after the pieces it starts with, and a run takes an answer only
+ * for a piece its own text starts with there, as the worker cut it. Once a run takes
+ * from it (or cancel) the worker starts no
  * new piece; cancel also abandons the model call under way (p.should_stop asks
  * it). `mu` guards everything below it; the model is called without it. */
 #include "codictate/cleanup.h"
@@ -41,13 +45,23 @@ struct cdt_refine_ahead {
     size_t taken; /* pieces before this index are passed by the run */
 };
 
-/* Has the worker an answer for this text? Under mu. */
-static bool known(const struct cdt_refine_ahead *a, const char *piece)
+/* Does s start with piece (its text, then white space or the end)? */
+static bool starts_with_piece(const char *s, const char *piece, size_t n)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i].text, piece) == 0)
-            return true;
-    return false;
+    return n > 0 && strncmp(piece, s, n) == 0 && (!s[n] || isspace((unsigned char)s[n]));
+}
+
+/* The length of a piece the worker has an answer for that s starts with; 0 if none.
+ * Under mu. */
+static size_t known_at(const struct cdt_refine_ahead *a, const char *s)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        size_t n = strlen(a->v[i].text);
+
+        if (starts_with_piece(s, a->v[i].text, n))
+            return n;
+    }
+    return 0;
 }
 
 /* p.should_stop: cancelled, or the caller's should_stop says stop. */
@@ -69,6 +83,7 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
     long timeout = a->p.timeout_ms > 0 ? a->p.timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
     char *cleaned = NULL;
     const char *s;
+    bool local;
 
     if ((rc = cdt_cleanup_text(text, &cleaned)) != 0)
         return rc;
@@ -76,13 +91,27 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
         free(cleaned); /* the whole run will not ask the model either */
         return 0;
     }
+    local = cdt__refine_load(&a->p, cleaned); /* its speeds, measured as it loads */
     for (s = cleaned; rc == 0;) {
         size_t len, rest;
         struct ahead_piece piece;
-        bool skip, stop;
+        bool stop;
 
         s += strspn(s, " \t\n\r\f\v");
-        len = cdt__refine_piece_end(s, words);
+        pthread_mutex_lock(&a->mu);
+        stop = a->cancel || a->closing;
+        len = known_at(a, s); /* answered from an earlier text: go on after it */
+        pthread_mutex_unlock(&a->mu);
+        if (stop)
+            break;
+        if (len > 0) {
+            s += len;
+            continue;
+        }
+        /* Pieces the deadline holds on this machine: a piece too long for it would be
+         * refused, and the tail after stop is one piece at most. */
+        len = local ? cdt__refine_piece_within(&a->p, s, words, timeout)
+                    : cdt__refine_piece_end(s, words);
         rest = len + strspn(s + len, " \t\n\r\f\v");
         if (!s[rest])
             break; /* the last piece: the text to come may extend it */
@@ -94,16 +123,6 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
             break;
         }
         s += len;
-        pthread_mutex_lock(&a->mu);
-        stop = a->cancel || a->closing;
-        skip = known(a, piece.text);
-        pthread_mutex_unlock(&a->mu);
-        if (stop || skip) {
-            free(piece.text);
-            if (stop)
-                break;
-            continue;
-        }
         rc = cdt__refine_ask(&a->p, piece.text, timeout, &piece.ans);
         if (rc == CDT_ECANCELED) {
             free(piece.text); /* no answer: a run asks it again, unless cancelled too */
@@ -239,7 +258,7 @@ void cdt_refine_ahead_cancel(struct cdt_refine_ahead *a)
     pthread_mutex_unlock(&a->mu);
 }
 
-bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *piece,
+bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *s, size_t *len,
                             struct cdt__refine_answer *ans)
 {
     bool found = false;
@@ -254,8 +273,11 @@ bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *piece,
             pthread_cond_wait(&a->cv, &a->mu);
     }
     for (size_t i = a->taken; i < a->n && !found; i++) {
-        if (strcmp(a->v[i].text, piece) != 0)
+        size_t n = strlen(a->v[i].text);
+
+        if (!starts_with_piece(s, a->v[i].text, n))
             continue;
+        *len = n;
         *ans = a->v[i].ans;
         memset(&a->v[i].ans, 0, sizeof(a->v[i].ans));
         a->taken = i + 1;

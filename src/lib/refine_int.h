@@ -60,11 +60,19 @@ bool cdt__refine_load(const struct cdt_refine_params *p, const char *text);
 /* Bytes of the next piece of s (paragraphs, then whole sentences up to `words`). */
 size_t cdt__refine_piece_end(const char *s, int words);
 
-/* The answer refine_ahead's worker got for `piece` (exactly that text, the next one
- * not yet taken at or after the last taken), moved into *ans; false when it has none.
- * The first call stops the worker from starting new pieces and waits for the one it
- * runs. */
-bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *piece,
+/* Bytes of the next piece of s as cdt__refine_piece_end cuts it, but no more words
+ * than the local model (loaded, its speeds known) is expected to refine in left_ms;
+ * as cdt__refine_piece_end without such a model. */
+size_t cdt__refine_piece_within(const struct cdt_refine_params *p, const char *s, int words,
+                                long left_ms);
+
+/* The answer refine_ahead's worker got for the piece that s starts with (a piece
+ * not yet taken, at or after the last taken, whose text is s's up to white space or
+ * the end), moved into *ans, and the piece's length in *len; false when it has none.
+ * The worker cut its pieces from the text it had then, so the run takes them as they
+ * were cut. The first call stops the worker from starting new pieces and waits for
+ * the one it runs. */
+bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *s, size_t *len,
                             struct cdt__refine_answer *ans);
 
 #endif

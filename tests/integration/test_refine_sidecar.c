@@ -613,6 +613,67 @@ TEST(pieces_fit_a_slow_machine)
     unsetenv("CDT_SCRIPTED_SPEED");
 }
 
+/* Refinement ahead on a machine too slow for a whole piece within the deadline
+ * (issue 16): the worker cuts its pieces to what the model's speeds say the deadline
+ * holds (the scripted sidecar's 1 and 20 ms per token, a 1.2 s deadline: ~150 bytes,
+ * the first sentence here), so they are refined while the text still grows, and the
+ * run takes them as they were cut and asks only the tail. Before, the worker cut pieces
+ * of up to CDT_REFINE_CHUNK_WORDS words: all three sentences and the tail made one
+ * piece, the last, which is never asked ahead, and the run then had it all to do. */
+TEST(ahead_pieces_fit_a_slow_machine)
+{
+    static const char first[] =
+        "so I looked at the quarterly report this morning and the numbers for "
+        "the northern region look better than we expected them to look.";
+    static const char refined_first[] =
+        "So I looked at the quarterly report this morning, and the numbers for the "
+        "northern region look better than we expected them to look.";
+    static const char rest[] = "we should still check the figures for the southern region with "
+                               "the finance team before the meeting next week. then we can "
+                               "send the whole report to the board and wait for their answer. "
+                               "the last one is still being said";
+    struct cdt_manager *m;
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_ahead *a = NULL;
+    struct cdt_refine_result r;
+    char said[1024];
+    int i, n;
+
+    setenv("CDT_SCRIPTED_SPEED", "1,20", 1);
+    m = manager(scripted_exe);
+    REQUIRE(m);
+    snprintf(said, sizeof(said), "%s %s", first, rest);
+    say(refined_first);
+    local_params(&p, m, fake_model);
+    p.timeout_ms = 1200;
+    REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
+    cdt_refine_ahead_offer(a, said);
+    /* The first sentence alone; then the rest but the tail (the scripted answers come
+     * at once, so the speeds measured on them let the next piece be longer). */
+    for (i = 0; i < 2000 && cdt_refine_ahead_count(a) < 2; i++)
+        usleep(10000);
+    n = cdt_refine_ahead_count(a);
+    CHECK_INT(n, 2);
+    p.ahead = a;
+    if (cdt_refine_run(&p, said, &r) == 0) {
+        CHECK_INT(r.timings.pieces, n + 1);
+        CHECK_INT(r.timings.pieces_ahead, n);
+        CHECK(r.timings.piece_ahead[0] && !r.timings.piece_ahead[n]);
+        CHECK_STR(cdt_refine_reason_name(r.reason), "partial");
+        REQUIRE(r.refined);
+        CHECK(strncmp(r.refined, refined_first, strlen(refined_first)) == 0);
+        CHECK(strstr(r.refined, "ast one is still being said") != NULL);
+        printf("  %d pieces, %d ahead: %s\n", r.timings.pieces, r.timings.pieces_ahead,
+               r.fallback_reason ? r.fallback_reason : "");
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run");
+    }
+    cdt_refine_ahead_free(a);
+    cdt_manager_free(m);
+    unsetenv("CDT_SCRIPTED_SPEED");
+}
+
 int main(int argc, char **argv)
 {
     FILE *f;
@@ -639,6 +700,7 @@ int main(int argc, char **argv)
     RUN(refine_ahead_through_the_real_sidecar);
     RUN(raw_on_the_scripted_sidecar);
     RUN(pieces_fit_a_slow_machine);
+    RUN(ahead_pieces_fit_a_slow_machine);
     RUN(refine_keeps_the_transcripts_words);
     unlink(script);
     unlink(fake_model);

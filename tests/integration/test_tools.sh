@@ -31,6 +31,10 @@ check "gguf unwritable out exits 1" exit_is 1 "$mkgguf" --preset tiny --type q8_
 "$mkwhisper" --out "$tmp/a.bin" 2>/dev/null
 "$mkwhisper" --out "$tmp/b.bin" 2>/dev/null
 check "whisper model is deterministic" same_bytes "$tmp/a.bin" "$tmp/b.bin"
+"$mkwhisper" --out "$tmp/s.bin" --sentences 2>/dev/null
+"$mkwhisper" --out "$tmp/t.bin" --sentences 2>/dev/null
+check "whisper --sentences is deterministic" same_bytes "$tmp/s.bin" "$tmp/t.bin"
+check "whisper --sentences changes the model" exit_is 1 cmp -s "$tmp/a.bin" "$tmp/s.bin"
 check "whisper --help exits 0" exit_is 0 "$mkwhisper" --help
 check "whisper missing --out exits 2" exit_is 2 "$mkwhisper"
 check "whisper unwritable out exits 1" exit_is 1 "$mkwhisper" --out /no/such/dir/x.bin
