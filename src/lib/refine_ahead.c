@@ -5,11 +5,11 @@
  * it (the last piece of the text so far may still grow), in the order of the text,
  * each exactly as cdt_refine_run would (cdt__refine_ask: same prompt, same guards).
  * Its pieces are cut as a run cuts them, but no longer than the local model's
- * measured speeds say the deadline holds (cdt__refine_piece_within), so on a slow
- * machine they are refined rather than refused, and what is left after stop is one
- * piece at most. Its answers are kept with the piece's exact deterministic text; a
- * later text goes on after the pieces it starts with, and a run takes an answer only
- * for a piece its own text starts with there, as the worker cut it. Once a run takes
+ * measured speeds say half the deadline holds (cdt__refine_piece_within), so on a
+ * slow machine they are refined rather than refused, and after stop the piece under
+ * way and the tail fit in the deadline together. Its answers are kept with the piece's exact
+ * deterministic text; a later text goes on after the pieces it starts with, and a run takes an
+ * answer only for a piece its own text starts with there, as the worker cut it. Once a run takes
  * from it (or cancel) the worker starts no
  * new piece; cancel also abandons the model call under way (p.should_stop asks
  * it). `mu` guards everything below it; the model is called without it. */
@@ -108,9 +108,10 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
             s += len;
             continue;
         }
-        /* Pieces the deadline holds on this machine: a piece too long for it would be
-         * refused, and the tail after stop is one piece at most. */
-        len = local ? cdt__refine_piece_within(&a->p, s, words, timeout)
+        /* Pieces half the deadline holds on this machine: a piece too long for it
+         * would be refused, and after stop the piece under way and the tail (one
+         * piece at most) must both fit in the deadline. */
+        len = local ? cdt__refine_piece_within(&a->p, s, words, timeout / 2)
                     : cdt__refine_piece_end(s, words);
         rest = len + strspn(s + len, " \t\n\r\f\v");
         if (!s[rest])

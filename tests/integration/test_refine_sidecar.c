@@ -615,8 +615,8 @@ TEST(pieces_fit_a_slow_machine)
 
 /* Refinement ahead on a machine too slow for a whole piece within the deadline
  * (issue 16): the worker cuts its pieces to what the model's speeds say the deadline
- * holds (the scripted sidecar's 1 and 20 ms per token, a 1.2 s deadline: ~150 bytes,
- * the first sentence here), so they are refined while the text still grows, and the
+ * holds (the scripted sidecar's 1 and 20 ms per token, half a 2.4 s deadline: ~150
+ * bytes, the first sentence here), so they are refined while the text still grows, and the
  * run takes them as they were cut and asks only the tail. Before, the worker cut pieces
  * of up to CDT_REFINE_CHUNK_WORDS words: all three sentences and the tail made one
  * piece, the last, which is never asked ahead, and the run then had it all to do. */
@@ -645,7 +645,7 @@ TEST(ahead_pieces_fit_a_slow_machine)
     snprintf(said, sizeof(said), "%s %s", first, rest);
     say(refined_first);
     local_params(&p, m, fake_model);
-    p.timeout_ms = 1200;
+    p.timeout_ms = 2400;
     REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
     cdt_refine_ahead_offer(a, said);
     /* The first sentence alone; then the rest but the tail (the scripted answers come
