@@ -111,6 +111,13 @@ CDT_NODISCARD int cdt_manager_generate(struct cdt_manager *m, const char *model_
 bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *prefill_ms,
                        double *decode_ms);
 
+/* Bytes of text per token in what model_path generated on this manager's requests (a
+ * running average over generations of a few tokens or more), for telling how many
+ * tokens a text is (cdt_manager_rates' speeds are per token): about 4 for English
+ * with a Qwen3, fewer for other languages and for text of rare words. 0 until known
+ * for this model. */
+double cdt_manager_bytes_per_token(struct cdt_manager *m, const char *model_path);
+
 /* Unloads the model now (the sidecar keeps running). */
 void cdt_manager_unload(struct cdt_manager *m);
 

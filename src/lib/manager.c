@@ -71,6 +71,7 @@ struct cdt_manager {
      * not yet; for the model `rated` ("" none). */
     char rated[CDT_MGR_PATH_MAX];
     double prefill_ms, decode_ms;
+    double bytes_per_token; /* of its generated text (cdt_manager_bytes_per_token) */
 };
 
 struct cdt_manager_params cdt_manager_default_params(void)
@@ -477,23 +478,27 @@ void cdt_manager_unload(struct cdt_manager *m)
 #define MGR_RATE_W        0.3
 #define MGR_RATE_MIN_TOKS 4
 
-static void rate_locked(struct cdt_manager *m, const char *model,
-                        const struct cdt_sidecar_timings *t)
+static double follow(double avg, double v)
 {
+    return avg > 0 ? avg + MGR_RATE_W * (v - avg) : v;
+}
+
+static void rate_locked(struct cdt_manager *m, const char *model,
+                        const struct cdt_sidecar_gen_reply *reply)
+{
+    const struct cdt_sidecar_timings *t = &reply->timings;
+    const char *text = reply->response ? reply->response : reply->streamed;
+
     if (strcmp(m->rated, model) != 0) {
         snprintf(m->rated, sizeof(m->rated), "%s", model);
-        m->prefill_ms = m->decode_ms = 0;
+        m->prefill_ms = m->decode_ms = m->bytes_per_token = 0;
     }
-    if (t->prompt_tokens_evaluated >= MGR_RATE_MIN_TOKS && t->prompt_ms > 0) {
-        double v = t->prompt_ms / t->prompt_tokens_evaluated;
-
-        m->prefill_ms = m->prefill_ms > 0 ? m->prefill_ms + MGR_RATE_W * (v - m->prefill_ms) : v;
-    }
-    if (t->generated_tokens >= MGR_RATE_MIN_TOKS && t->generation_ms > 0) {
-        double v = t->generation_ms / t->generated_tokens;
-
-        m->decode_ms = m->decode_ms > 0 ? m->decode_ms + MGR_RATE_W * (v - m->decode_ms) : v;
-    }
+    if (t->prompt_tokens_evaluated >= MGR_RATE_MIN_TOKS && t->prompt_ms > 0)
+        m->prefill_ms = follow(m->prefill_ms, t->prompt_ms / t->prompt_tokens_evaluated);
+    if (t->generated_tokens >= MGR_RATE_MIN_TOKS && t->generation_ms > 0)
+        m->decode_ms = follow(m->decode_ms, t->generation_ms / t->generated_tokens);
+    if (t->generated_tokens >= MGR_RATE_MIN_TOKS && text && *text)
+        m->bytes_per_token = follow(m->bytes_per_token, (double)strlen(text) / t->generated_tokens);
 }
 
 bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *prefill_ms,
@@ -509,6 +514,16 @@ bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *pr
     }
     pthread_mutex_unlock(&m->lock);
     return ok;
+}
+
+double cdt_manager_bytes_per_token(struct cdt_manager *m, const char *model_path)
+{
+    double v;
+
+    pthread_mutex_lock(&m->lock);
+    v = strcmp(m->rated, model_path) == 0 ? m->bytes_per_token : 0;
+    pthread_mutex_unlock(&m->lock);
+    return v;
 }
 
 int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
@@ -572,7 +587,7 @@ int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
     m->busy--;
     touch(m);
     if (rc == 0 && reply->status == 200)
-        rate_locked(m, model_path, &reply->timings);
+        rate_locked(m, model_path, reply);
     pthread_mutex_unlock(&m->lock);
     if (m->idle_timeout_s == CDT_IDLE_IMMEDIATELY) {
         pthread_mutex_lock(&m->op);

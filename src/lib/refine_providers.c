@@ -45,11 +45,15 @@
 #define CDT_REFINE_DEFAULT_URL  "https://api.openai.com/v1"
 #define CDT_REFINE_OPENAI_MODEL "gpt-4o-mini"
 /* The local deadline from measured speeds: a transcript of b bytes is about
- * b / REFINE_BYTES_PER_TOKEN tokens to evaluate (plus the template's around it; the
- * instructions before it are cached) and as many to generate; the request gets
+ * b / (bytes per token) tokens to evaluate (plus the template's around it; the
+ * instructions before it are cached) and as many to generate, at the bytes per token
+ * the model's answers have had (cdt_manager_bytes_per_token, within
+ * REFINE_BPT_MIN..REFINE_BPT_MAX), REFINE_BYTES_PER_TOKEN until known; the request gets
  * REFINE_DEADLINE_FACTOR times that estimate plus REFINE_DEADLINE_SLACK_MS (room for
  * a busy moment), when that is below the caller's deadline. */
 #define REFINE_BYTES_PER_TOKEN   4.0
+#define REFINE_BPT_MIN           1.5
+#define REFINE_BPT_MAX           6.0
 #define REFINE_TEMPLATE_TOKENS   16.0
 #define REFINE_DEADLINE_FACTOR   3.0
 #define REFINE_DEADLINE_SLACK_MS 3000.0
@@ -57,11 +61,25 @@
  * (cdt__refine_fit_bytes): room for the estimate being short. */
 #define REFINE_FIT_SHARE 0.8
 
-/* The local model's estimated time for a transcript of `bytes`, ms, at the speeds
- * given (ms per prompt token, per generated token). */
-static double local_estimate(double bytes, double prefill, double decode)
+/* The speeds of the model at path on this machine, and the bytes per token of its
+ * text; false until the speeds are known. */
+static bool local_speeds(struct cdt_manager *mgr, const char *path, double *prefill, double *decode,
+                         double *bpt)
 {
-    double n = bytes / REFINE_BYTES_PER_TOKEN;
+    double v = cdt_manager_bytes_per_token(mgr, path);
+
+    *bpt = v <= 0               ? REFINE_BYTES_PER_TOKEN
+           : v < REFINE_BPT_MIN ? REFINE_BPT_MIN
+           : v > REFINE_BPT_MAX ? REFINE_BPT_MAX
+                                : v;
+    return cdt_manager_rates(mgr, path, prefill, decode);
+}
+
+/* The local model's estimated time for a transcript of `bytes`, ms, at the speeds
+ * given (ms per prompt token, per generated token) and bpt bytes per token. */
+static double local_estimate(double bytes, double prefill, double decode, double bpt)
+{
+    double n = bytes / bpt;
 
     return (n + REFINE_TEMPLATE_TOKENS) * prefill + (n + 8) * decode;
 }
@@ -192,14 +210,13 @@ long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, 
 {
     char path[CDT_REFINE_PATH_MAX];
     struct cdt_manager *mgr;
-    double prefill, decode, fixed, per_byte;
+    double prefill, decode, bpt, fixed, per_byte;
 
-    if (!local_ready(p, text, path, &mgr) || !cdt_manager_rates(mgr, path, &prefill, &decode))
+    if (!local_ready(p, text, path, &mgr) || !local_speeds(mgr, path, &prefill, &decode, &bpt))
         return -1;
     /* local_estimate(b) = fixed + b * per_byte <= REFINE_FIT_SHARE * left_ms */
-    fixed = local_estimate(0, prefill, decode);
-    per_byte =
-        (local_estimate(REFINE_BYTES_PER_TOKEN, prefill, decode) - fixed) / REFINE_BYTES_PER_TOKEN;
+    fixed = local_estimate(0, prefill, decode, bpt);
+    per_byte = (local_estimate(bpt, prefill, decode, bpt) - fixed) / bpt;
     if (per_byte <= 0 || REFINE_FIT_SHARE * (double)left_ms <= fixed)
         return 0;
     return (long)((REFINE_FIT_SHARE * (double)left_ms - fixed) / per_byte);
@@ -240,10 +257,10 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
         /* With this model's speeds on this machine: a request that cannot
          * finish in time is not started, and one that can gets a deadline that fits
          * it (the caller's is the ceiling). */
-        double prefill, decode;
+        double prefill, decode, bpt;
 
-        if (cdt_manager_rates(mgr, path, &prefill, &decode)) {
-            double est = local_estimate((double)strlen(req->transcript), prefill, decode);
+        if (local_speeds(mgr, path, &prefill, &decode, &bpt)) {
+            double est = local_estimate((double)strlen(req->transcript), prefill, decode, bpt);
 
             if (est > (double)req->timeout_ms) {
                 *reason = CDT_REFINE_TIMEOUT;

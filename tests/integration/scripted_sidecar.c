@@ -17,7 +17,8 @@
  * model would; a generation the server cancels (its client gone) then appends a
  * line "cancelled after N pieces" to $CDT_SCRIPTED_CANCEL_LOG (optional).
  * $CDT_SCRIPTED_SPEED "P,D" (optional): the load reports P ms per prompt token and
- * D ms per generated token as the speeds it measured.
+ * D ms per generated token as the speeds it measured. $CDT_SCRIPTED_PIECE_BYTES
+ * (optional, 1 to 16, default 4): the bytes of a piece, so of a "token".
  * Prints CODICTATE_SIDECAR_PORT=<n>, honours CODICTATE_SIDECAR_TOKEN and
  * CODICTATE_PARENT_FD, stops on SIGTERM/SIGINT. */
 #include "../../src/sidecar/sidecar.h"
@@ -109,7 +110,10 @@ static int scripted_generate(struct cdt_backend *be, const struct cdt_gen_params
 {
     struct scripted *b = (struct scripted *)be;
     const char *delay_env = getenv("CDT_SCRIPTED_DELAY_MS");
+    const char *piece_env = getenv("CDT_SCRIPTED_PIECE_BYTES");
     long delay_ms = delay_env ? atol(delay_env) : 0;
+    size_t piece =
+        piece_env && atoi(piece_env) >= 1 && atoi(piece_env) <= 16 ? (size_t)atoi(piece_env) : 4;
     char *text;
     size_t len, at = 0;
 
@@ -125,7 +129,7 @@ static int scripted_generate(struct cdt_backend *be, const struct cdt_gen_params
     r->timings.sampler = "cpu";
     r->timings.prompt_tokens = (int)(strlen(p->prompt ? p->prompt : "") / 4) + 1;
     while (at < len) {
-        size_t n = len - at < 4 ? len - at : 4;
+        size_t n = len - at < piece ? len - at : piece;
 
         while (at + n < len && ((unsigned char)text[at + n] & 0xC0) == 0x80)
             n++; /* never split a character */

@@ -674,6 +674,64 @@ TEST(ahead_pieces_fit_a_slow_machine)
     unsetenv("CDT_SCRIPTED_SPEED");
 }
 
+/* How many tokens a transcript is follows the bytes per token of the model's answers
+ * (cdt_manager_bytes_per_token): text of rare words or another language is more
+ * tokens than English, and pieces cut at the 4 bytes a token assumed for English ran
+ * into the deadline (gibberish transcripts at the 1.7B shape: 10.0-10.7 s pieces cut
+ * to fit 8 s). The scripted model answers in tokens of 2 bytes, 5 ms each (the load
+ * says 1 and 5 ms per token). At 4 bytes a token the 199-byte transcript fits a 600 ms
+ * deadline whole (~280 bytes fit); once 2 are learned, ~140 bytes fit: its first
+ * sentence is a piece of its own (and the rest is cut to the time left after it). */
+TEST(bytes_per_token_are_learned)
+{
+    static const char first[] = "so we looked at the report for the northern region this "
+                                "morning and the numbers look better than expected.";
+    static const char second[] = "we should still check them with the finance team before "
+                                 "the meeting next week.";
+    static const char refined_first[] = "So we looked at the report for the northern region "
+                                        "this morning, and the numbers look better than "
+                                        "expected.";
+    struct cdt_manager *m;
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_result r;
+    char said[512];
+    double bpt;
+
+    setenv("CDT_SCRIPTED_SPEED", "1,5", 1);
+    setenv("CDT_SCRIPTED_PIECE_BYTES", "2", 1);
+    setenv("CDT_SCRIPTED_DELAY_MS", "5", 1);
+    m = manager(scripted_exe);
+    REQUIRE(m);
+    snprintf(said, sizeof(said), "%s %s", first, second);
+    say(refined_first);
+    local_params(&p, m, fake_model);
+    p.timeout_ms = 600;
+    CHECK(cdt_manager_bytes_per_token(m, fake_model) == 0);
+    if (cdt_refine_run(&p, said, &r) == 0) {
+        CHECK_INT(r.timings.pieces, 1); /* whole, at the 4 bytes a token assumed */
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run");
+    }
+    bpt = cdt_manager_bytes_per_token(m, fake_model);
+    CHECK(bpt > 1.9 && bpt < 2.1);
+    CHECK(cdt_manager_bytes_per_token(m, tiny_model) == 0); /* another model: unknown */
+    if (cdt_refine_run(&p, said, &r) == 0) {
+        CHECK(r.timings.pieces >= 2); /* the rest is cut to the time then left */
+        REQUIRE(r.refined);
+        CHECK(strncmp(r.refined, refined_first, strlen(refined_first)) == 0);
+        printf("  %.2f bytes a token: %d pieces, %s\n", bpt, r.timings.pieces,
+               cdt_refine_reason_name(r.reason));
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run");
+    }
+    cdt_manager_free(m);
+    unsetenv("CDT_SCRIPTED_SPEED");
+    unsetenv("CDT_SCRIPTED_PIECE_BYTES");
+    unsetenv("CDT_SCRIPTED_DELAY_MS");
+}
+
 int main(int argc, char **argv)
 {
     FILE *f;
@@ -701,6 +759,7 @@ int main(int argc, char **argv)
     RUN(raw_on_the_scripted_sidecar);
     RUN(pieces_fit_a_slow_machine);
     RUN(ahead_pieces_fit_a_slow_machine);
+    RUN(bytes_per_token_are_learned);
     RUN(refine_keeps_the_transcripts_words);
     unlink(script);
     unlink(fake_model);
