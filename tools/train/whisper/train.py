@@ -214,6 +214,7 @@ class Decoder(nn.Module):
     def __init__(self, n, h, layers):
         super().__init__()
         self.token_embedding = nn.Embedding(N_VOCAB, n)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)  # tied: logits start near 0
         self.positional_embedding = nn.Parameter(torch.randn(N_TEXT_CTX, n) * 0.01)
         self.blocks = nn.ModuleList([Block(n, h, True) for _ in range(layers)])
         self.ln = nn.LayerNorm(n)
@@ -383,9 +384,10 @@ def evaluate(model, win, mel, dev, decode, n=256):
     samples = []
     state = win.rng.getstate()
     win.rng.seed(12345)
-    for _ in range(n // 64):
-        feats, _, _, items = batch(win, 64, mel, dev)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+    bs = min(64, n)
+    for _ in range(n // bs):
+        feats, _, _, items = batch(win, bs, mel, dev)
+        with torch.autocast(dev, dtype=torch.bfloat16):
             out = greedy(model, feats)
         for w, o in zip(items, out):
             o = o[:o.index(EOT)] if EOT in o else o
@@ -449,6 +451,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--max-sentences", type=int, default=0)
     ap.add_argument("--procs", type=int, default=16)
+    ap.add_argument("--device", default="cuda", help="cuda, or cpu for a smoke test")
+    ap.add_argument("--eval-windows", type=int, default=384, help="held-out windows at the end")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     LOG = open(os.path.join(args.out, "train.log"), "a")
@@ -457,7 +461,7 @@ def main():
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     ESPEAK = os.path.abspath(os.path.join(args.data, "espeak"))
-    dev = "cuda"
+    dev = args.device
 
     head, filters, vocab = read_head(os.path.join(args.data, "head.bin"))
     inv = {t: b for b, t in vocab.items()}
@@ -465,13 +469,16 @@ def main():
     split = json.load(gzip.open(os.path.join(args.data, "sentences.json.gz"), "rt"))
     texts, docs = [], {"train": [], "heldout": []}
     for part in ("train", "heldout"):
+        cap = args.max_sentences if part == "train" else max(64, args.max_sentences // 10)
+        n = 0
         for d in split[part]:
             ids = []
             for s, toks in d["sents"]:
-                if args.max_sentences and len(texts) >= args.max_sentences and part == "train":
+                if args.max_sentences and n >= cap:
                     break
                 ids.append((len(texts), toks))
                 texts.append(s)
+                n += 1
             docs[part].append(ids)
     t0 = time.time()
     cache = os.path.join(args.cache, "speech-%d-%d.npz" % (args.seed, len(texts)))
@@ -505,7 +512,8 @@ def main():
     no_decay = [p for nme, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
+                            lr=args.lr, betas=(0.9, 0.98), eps=1e-6,
+                            **({"fused": True} if dev == "cuda" else {}))
     ckpt = os.path.join(args.cache, "ckpt-%d-%d.pt" % (args.seed, len(texts)))
     step, ema, done_s = 0, None, 0.0
     if args.resume and os.path.exists(ckpt):
@@ -528,7 +536,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         feats, tok, lab, _ = batch(train, args.batch, mel, dev)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(dev, dtype=torch.bfloat16):
             xa = model.encoder(feats)
             logits = model.decoder(tok, xa)
         loss = F.cross_entropy(logits.float().reshape(-1, N_VOCAB), lab.reshape(-1), ignore_index=-100)
@@ -548,8 +556,8 @@ def main():
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "ema": ema,
                 "done_s": done_s, "rng": rng.getstate()}, ckpt + ".tmp")
     os.replace(ckpt + ".tmp", ckpt)
-    w, samples = evaluate(model, held, mel, dev, decode, 384)
-    log("final: step %d, loss %.4f, held-out WER %.4f (384 windows, greedy, no timestamps)" % (step, ema, w))
+    w, samples = evaluate(model, held, mel, dev, decode, args.eval_windows)
+    log("final: step %d, loss %.4f, held-out WER %.4f (%d windows, greedy, no timestamps)" % (step, ema, w, args.eval_windows))
     path = os.path.join(args.out, "codictate-whisper-espeak.bin")
     write_ggml(model, head, path, used)
     json.dump({"steps": step, "loss": ema, "heldout_wer": w, "samples": samples,
