@@ -1,8 +1,9 @@
 #!/bin/bash
-# The model generators: deterministic output, usage errors, clear failures.
-#   test_tools.sh MKGGUF MKWHISPER
+# The model generators: deterministic output, usage errors, clear failures; the
+# --sentences whisper model transcribes audio in sentences (through CODICTATE).
+#   test_tools.sh MKGGUF MKWHISPER CODICTATE AUDIO
 set -u
-mkgguf=$1 mkwhisper=$2
+mkgguf=$1 mkwhisper=$2 codictate=$3 audio=$4
 . "$(dirname "$0")/../sh_test.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -35,6 +36,12 @@ check "whisper model is deterministic" same_bytes "$tmp/a.bin" "$tmp/b.bin"
 "$mkwhisper" --out "$tmp/t.bin" --sentences 2>/dev/null
 check "whisper --sentences is deterministic" same_bytes "$tmp/s.bin" "$tmp/t.bin"
 check "whisper --sentences changes the model" exit_is 1 cmp -s "$tmp/a.bin" "$tmp/s.bin"
+sentences() { # a sentence end with more text after it, in the transcript of $audio
+  HF_HOME=$tmp/hf CODICTATE_DATA_DIR=$tmp/data "$codictate" transcribe "$audio" \
+    --whisper-model "$1" --no-vad --threads 1 >"$tmp/said.txt" 2>/dev/null &&
+    grep -q '[.] [^ ]' "$tmp/said.txt"
+}
+check "whisper --sentences transcribes in sentences" sentences "$tmp/s.bin"
 check "whisper --help exits 0" exit_is 0 "$mkwhisper" --help
 check "whisper missing --out exits 2" exit_is 2 "$mkwhisper"
 check "whisper unwritable out exits 1" exit_is 1 "$mkwhisper" --out /no/such/dir/x.bin
