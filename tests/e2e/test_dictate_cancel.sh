@@ -76,13 +76,15 @@ cancel_case() {
 cancel_case TERM
 cancel_case INT
 
-# SIGTERM while whisper transcribes a long file (the sentence 40 times, ~3.5 min:
-# several seconds for the tiny model): whisper stops, dictate exits at once.
+# SIGTERM while whisper transcribes a long file (the sentence 80 times, ~5.5 min:
+# 3.4 s for the tiny model on a quiet 2-core machine, its load done by ~1 s; 40
+# times was done within the 1.5 s before the signal there, and 200 times was still
+# loading): whisper stops, dictate exits at once.
 "$PY" - "$tmp/speech.wav" "$tmp/long.wav" <<'EOF'
 import sys, wave
 w = wave.open(sys.argv[1]); p = w.getparams(); d = w.readframes(w.getnframes())
 o = wave.open(sys.argv[2], "wb"); o.setparams(p)
-for _ in range(40):
+for _ in range(80):
     o.writeframes(d)
 o.close()
 EOF
