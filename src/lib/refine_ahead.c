@@ -7,10 +7,10 @@
  * Its pieces are cut as a run cuts them, but no longer than the local model's
  * measured speeds say half the deadline holds (cdt__refine_piece_within), so on a
  * slow machine they are refined rather than refused, and after stop the piece under
- * way and the tail fit in the deadline together. Its answers are kept with the piece's exact
- * deterministic text; a later text goes on after the pieces it starts with, and a run takes an
- * answer only for a piece its own text starts with there, as the worker cut it. Once a run takes
- * from it (or cancel) the worker starts no
+ * way and the tail fit in the deadline together. Its answers are kept with the
+ * piece's exact deterministic text; a later text goes on after the pieces it starts
+ * with, and a run takes an answer only for a piece its own text starts with there,
+ * as the worker cut it. Once a run takes from it (or cancel) the worker starts no
  * new piece; cancel also abandons the model call under way (p.should_stop asks
  * it). `mu` guards everything below it; the model is called without it. */
 #include "codictate/cleanup.h"
@@ -45,23 +45,17 @@ struct cdt_refine_ahead {
     size_t taken; /* pieces before this index are passed by the run */
 };
 
-/* Does s start with piece (its text, then white space or the end)? */
-static bool starts_with_piece(const char *s, const char *piece, size_t n)
+/* The index of the first piece from `from` on that s starts with (its text, then
+ * white space or the end), or a->n if none. Under mu. */
+static size_t piece_at(const struct cdt_refine_ahead *a, const char *s, size_t from)
 {
-    return n > 0 && strncmp(piece, s, n) == 0 && (!s[n] || isspace((unsigned char)s[n]));
-}
-
-/* The length of a piece the worker has an answer for that s starts with; 0 if none.
- * Under mu. */
-static size_t known_at(const struct cdt_refine_ahead *a, const char *s)
-{
-    for (size_t i = 0; i < a->n; i++) {
+    for (size_t i = from; i < a->n; i++) {
         size_t n = strlen(a->v[i].text);
 
-        if (starts_with_piece(s, a->v[i].text, n))
-            return n;
+        if (n > 0 && strncmp(a->v[i].text, s, n) == 0 && (!s[n] || isspace((unsigned char)s[n])))
+            return i;
     }
-    return 0;
+    return a->n;
 }
 
 /* p.should_stop: cancelled, or the caller's should_stop says stop. */
@@ -93,14 +87,15 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
     }
     local = cdt__refine_load(&a->p, cleaned); /* its speeds, measured as it loads */
     for (s = cleaned; rc == 0;) {
-        size_t len, rest;
+        size_t len, rest, i;
         struct ahead_piece piece;
         bool stop;
 
         s += strspn(s, " \t\n\r\f\v");
         pthread_mutex_lock(&a->mu);
         stop = a->cancel || a->closing;
-        len = known_at(a, s); /* answered from an earlier text: go on after it */
+        i = piece_at(a, s, 0); /* answered from an earlier text: go on after it */
+        len = i < a->n ? strlen(a->v[i].text) : 0;
         pthread_mutex_unlock(&a->mu);
         if (stop)
             break;
@@ -263,6 +258,7 @@ bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *s, size_t *l
                             struct cdt__refine_answer *ans)
 {
     bool found = false;
+    size_t i;
 
     pthread_mutex_lock(&a->mu);
     if (!a->closing) {
@@ -273,12 +269,9 @@ bool cdt__refine_ahead_take(struct cdt_refine_ahead *a, const char *s, size_t *l
         while (a->busy)
             pthread_cond_wait(&a->cv, &a->mu);
     }
-    for (size_t i = a->taken; i < a->n && !found; i++) {
-        size_t n = strlen(a->v[i].text);
-
-        if (!starts_with_piece(s, a->v[i].text, n))
-            continue;
-        *len = n;
+    i = piece_at(a, s, a->taken);
+    if (i < a->n) {
+        *len = strlen(a->v[i].text);
         *ans = a->v[i].ans;
         memset(&a->v[i].ans, 0, sizeof(a->v[i].ans));
         a->taken = i + 1;

@@ -567,6 +567,24 @@ TEST(refine_ahead_through_the_real_sidecar)
     cdt_manager_free(m);
 }
 
+/* The scripted sidecar on a slow machine: its load reports `speed` ("P,D": ms per
+ * prompt and per generated token; its answers report no timings, so the manager's
+ * speeds stay these), its answer is `answer`, and p refines with it within
+ * timeout_ms. NULL when no manager starts. */
+static struct cdt_manager *slow_machine(const char *speed, const char *answer,
+                                        struct cdt_refine_params *p, long timeout_ms)
+{
+    struct cdt_manager *m;
+
+    setenv("CDT_SCRIPTED_SPEED", speed, 1); /* the sidecar, started at the first load */
+    if (!(m = manager(scripted_exe)))
+        return NULL;
+    say(answer);
+    local_params(p, m, fake_model);
+    p->timeout_ms = timeout_ms;
+    return m;
+}
+
 /* A machine too slow for the whole transcript within the deadline: the pieces are
  * cut to what its speeds say fits in the time left, so the first part is refined
  * and the rest keeps its deterministic text (before, the whole transcript was
@@ -588,13 +606,9 @@ TEST(pieces_fit_a_slow_machine)
     struct cdt_refine_result r;
     char said[1024];
 
-    setenv("CDT_SCRIPTED_SPEED", "1,20", 1); /* the sidecar, started at the first load */
-    m = manager(scripted_exe);
+    m = slow_machine("1,20", refined_first, &p, 1200);
     REQUIRE(m);
     snprintf(said, sizeof(said), "%s %s", first, second);
-    say(refined_first);
-    local_params(&p, m, fake_model);
-    p.timeout_ms = 1200;
     if (cdt_refine_run(&p, said, &r) == 0) {
         CHECK_STR(cdt_refine_reason_name(r.reason), "partial");
         REQUIRE(r.refined);
@@ -639,17 +653,13 @@ TEST(ahead_pieces_fit_a_slow_machine)
     char said[1024];
     int i, n;
 
-    setenv("CDT_SCRIPTED_SPEED", "1,20", 1);
-    m = manager(scripted_exe);
+    m = slow_machine("1,20", refined_first, &p, 2400);
     REQUIRE(m);
     snprintf(said, sizeof(said), "%s %s", first, rest);
-    say(refined_first);
-    local_params(&p, m, fake_model);
-    p.timeout_ms = 2400;
     REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
     cdt_refine_ahead_offer(a, said);
-    /* The first sentence alone; then the rest but the tail (the scripted answers come
-     * at once, so the speeds measured on them let the next piece be longer). */
+    /* The first sentence alone, then the second; the third fits with the tail, and
+     * that is the last piece (the words to come may extend it): not asked ahead. */
     for (i = 0; i < 2000 && cdt_refine_ahead_count(a) < 2; i++)
         usleep(10000);
     n = cdt_refine_ahead_count(a);
@@ -678,10 +688,10 @@ TEST(ahead_pieces_fit_a_slow_machine)
  * (cdt_manager_bytes_per_token): text of rare words or another language is more
  * tokens than English, and pieces cut at the 4 bytes a token assumed for English ran
  * into the deadline (gibberish transcripts at the 1.7B shape: 10.0-10.7 s pieces cut
- * to fit 8 s). The scripted model answers in tokens of 2 bytes, 5 ms each (the load
- * says 1 and 5 ms per token). At 4 bytes a token the 199-byte transcript fits a 600 ms
- * deadline whole (~280 bytes fit); once 2 are learned, ~140 bytes fit: its first
- * sentence is a piece of its own (and the rest is cut to the time left after it). */
+ * to fit 8 s). The scripted model answers in tokens of 2 bytes, at once (its load
+ * says 1 and 5 ms per token, and they stay so). At 4 bytes a token the 199-byte transcript fits a
+ * 600 ms deadline whole (~280 bytes fit); once 2 are learned, ~140 bytes fit: its first sentence is
+ * a piece of its own (and the rest is cut to the time left after it). */
 TEST(bytes_per_token_are_learned)
 {
     static const char first[] = "so we looked at the report for the northern region this "
@@ -697,15 +707,10 @@ TEST(bytes_per_token_are_learned)
     char said[512];
     double bpt;
 
-    setenv("CDT_SCRIPTED_SPEED", "1,5", 1);
     setenv("CDT_SCRIPTED_PIECE_BYTES", "2", 1);
-    setenv("CDT_SCRIPTED_DELAY_MS", "5", 1);
-    m = manager(scripted_exe);
+    m = slow_machine("1,5", refined_first, &p, 600);
     REQUIRE(m);
     snprintf(said, sizeof(said), "%s %s", first, second);
-    say(refined_first);
-    local_params(&p, m, fake_model);
-    p.timeout_ms = 600;
     CHECK(cdt_manager_bytes_per_token(m, fake_model) == 0);
     if (cdt_refine_run(&p, said, &r) == 0) {
         CHECK_INT(r.timings.pieces, 1); /* whole, at the 4 bytes a token assumed */
@@ -729,7 +734,6 @@ TEST(bytes_per_token_are_learned)
     cdt_manager_free(m);
     unsetenv("CDT_SCRIPTED_SPEED");
     unsetenv("CDT_SCRIPTED_PIECE_BYTES");
-    unsetenv("CDT_SCRIPTED_DELAY_MS");
 }
 
 int main(int argc, char **argv)
