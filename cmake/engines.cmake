@@ -40,6 +40,16 @@ foreach(f IN LISTS _engine_libs)
     message(FATAL_ERROR "engine library missing: ${f} (delete ${CODICTATE_ENGINES} and run make)")
   endif()
 endforeach()
+# The AVX2 CPU backend (scripts/engines.sh, for valgrind): a target with the property
+# CODICTATE_MEMCHECK_KERNELS ON links it in place of the native one.
+set(CODICTATE_ENGINES_MEMCHECK OFF)
+if(NOT CODICTATE_ENGINES_SHARED AND EXISTS "${_lib}/memcheck/libggml-cpu.a")
+  set(CODICTATE_ENGINES_MEMCHECK ON)
+  list(FIND _engine_libs "${_lib}/libggml-cpu.a" _cpu)
+  list(REMOVE_AT _engine_libs ${_cpu})
+  list(INSERT _engine_libs ${_cpu}
+    "$<IF:$<BOOL:$<TARGET_PROPERTY:CODICTATE_MEMCHECK_KERNELS>>,${_lib}/memcheck/libggml-cpu.a,${_lib}/libggml-cpu.a>")
+endif()
 
 target_link_libraries(codictate_engines INTERFACE ${_engine_libs} OpenMP::OpenMP_C stdc++ m Threads::Threads)
 if(NOT CODICTATE_ENGINES_SHARED AND EXISTS "${_lib}/libggml-cuda.a")

@@ -27,7 +27,7 @@ LLAMA_NPM_SHA256="7a231d6bafa14142a1cbed9893d4ec5bc6041b2a5f5939a623accaab4203c1
 LLAMA_COMMIT="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
 WHISPER_NPM="nodejs-whisper@0.3.1"
 WHISPER_NPM_SHA256="92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37"
-SCRIPT_REV=4 # bump when the build steps below change
+SCRIPT_REV=5 # bump when the build steps below change
 
 log() { echo "engines: $*" >&2; }
 die() { echo "engines: error: $*" >&2; exit 1; }
@@ -75,6 +75,19 @@ if [ "$dl" = 1 ]; then
     '-DCMAKE_INSTALL_RPATH=$ORIGIN/../lib;$ORIGIN' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON)
 fi
 [ -n "$native_flags" ] && LLAMA_FLAGS+=("-DCMAKE_C_FLAGS=$native_flags" "-DCMAKE_CXX_FLAGS=$native_flags")
+# A second ggml CPU backend for memcheck (lib/memcheck/libggml-cpu.a; static x86-64
+# builds with AVX2): the same kernels at AVX2, which valgrind 3.19 runs, where the
+# native build's AVX-512 is an illegal opcode to it. Only `codictate-memcheck`, the
+# binary tests/integration/test_valgrind.sh runs, links it.
+memcheck=0
+if [ "$dl" = 0 ] && [ "$cuda" = 0 ] && [ "$(uname -m)" = x86_64 ] &&
+  grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+  memcheck=1
+fi
+MEMCHECK_FLAGS=("${LLAMA_FLAGS[@]/-DGGML_NATIVE=ON/-DGGML_NATIVE=OFF}")
+MEMCHECK_FLAGS+=(-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
+  -DGGML_AVX_VNNI=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF "-DCMAKE_C_FLAGS=" "-DCMAKE_CXX_FLAGS=")
+grep -qw bmi2 /proc/cpuinfo 2>/dev/null && MEMCHECK_FLAGS+=(-DGGML_BMI2=ON)
 WHISPER_FLAGS=(-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release -DWHISPER_USE_SYSTEM_GGML=ON
   -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON -DWHISPER_BUILD_SERVER=OFF
   -DWHISPER_SDL2=OFF -DWHISPER_CURL=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON
@@ -108,7 +121,7 @@ cpu_id=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum 
 cc_id="$(cc -dumpmachine 2>/dev/null) cc-$(cc -dumpfullversion 2>/dev/null) c++-$(c++ -dumpfullversion 2>/dev/null)"
 amx_id=$amx
 [ "$amx" = patched ] && amx_id="patched:$(sha256sum "$amx_patch" | cut -c1-16)"
-key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" \
+key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" "$memcheck" \
   "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" | sha256sum | cut -c1-16)
 prefix="$cache_root/engines/$key"
 
@@ -194,6 +207,18 @@ cmake --build "$work/build-llama" -j "$jobs" --target llama ggml llama-server ll
 # the peer tools are copied below.
 cmake --install "$work/build-llama" >"$work/llama-install.log" 2>&1 ||
   { tail -n 40 "$work/llama-install.log" >&2; die "llama.cpp install failed"; }
+
+if [ "$memcheck" = 1 ]; then
+  log "building ggml's CPU backend at AVX2 (for valgrind)"
+  cmake "${gen[@]}" -S "$llama_src" -B "$work/build-memcheck" "${MEMCHECK_FLAGS[@]}" "${launcher[@]}" \
+    >"$work/memcheck-configure.log" 2>&1 ||
+    { tail -n 40 "$work/memcheck-configure.log" >&2; die "ggml (AVX2) configure failed"; }
+  cmake --build "$work/build-memcheck" -j "$jobs" --target ggml-cpu >"$work/memcheck-build.log" 2>&1 ||
+    { tail -n 40 "$work/memcheck-build.log" >&2; die "ggml (AVX2) build failed"; }
+  mkdir -p "$stage/lib/memcheck"
+  find "$work/build-memcheck" -name libggml-cpu.a -exec cp {} "$stage/lib/memcheck/" \;
+  [ -f "$stage/lib/memcheck/libggml-cpu.a" ] || die "ggml (AVX2): no libggml-cpu.a built"
+fi
 
 log "building whisper.cpp against llama.cpp's ggml"
 cmake "${gen[@]}" -S "$whisper_src" -B "$work/build-whisper" "${WHISPER_FLAGS[@]}" "${launcher[@]}" \
