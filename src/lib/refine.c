@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define KEY_MAX 64 /* a normalised word, bytes (longer words are cut) */
@@ -437,6 +438,66 @@ static void strip_quotes(char *s, const char *input)
     cdt_trim(s);
 }
 
+/* Is s[at] the start of the pronoun "I" in lower case ("i", "i'm", "i've", "i'll",
+ * "i'd", with ' or U+2019), standing alone? */
+static bool lower_pronoun_at(const char *s, size_t at)
+{
+    static const char *const tails[] = {"m", "ve", "ll", "d"};
+    const char *p = s + at + 1;
+
+    if (s[at] != 'i' ||
+        (at > 0 && (isalnum((unsigned char)s[at - 1]) || s[at - 1] == '\'' || s[at - 1] == '-' ||
+                    s[at - 1] == '.' || (unsigned char)s[at - 1] >= 0x80)))
+        return false;
+    if (*p == '\'' || strncmp(p, "\xE2\x80\x99", 3) == 0) {
+        p += *p == '\'' ? 1 : 3;
+        for (size_t i = 0; i < N(tails); i++) {
+            size_t n = strlen(tails[i]);
+
+            if (strncasecmp(p, tails[i], n) == 0 && !isalnum((unsigned char)p[n]) &&
+                (unsigned char)p[n] < 0x80)
+                return true;
+        }
+        return false;
+    }
+    /* "i.e.", "i-th", a letter or digit after: not the pronoun. */
+    if (*p == '.' && isalpha((unsigned char)p[1]))
+        return false;
+    return !isalnum((unsigned char)*p) && *p != '-' && (unsigned char)*p < 0x80;
+}
+
+/* Two small-model habits no rule of the prompt shakes, repaired in what the guards
+ * accepted: a question or exclamation mark written two or more times ("works??",
+ * learnt from text that had each twice), made one unless the transcript has such a
+ * run itself; and the pronoun "i" in lower case, made "I" unless the transcript has
+ * it so (the deterministic pass capitalises it in English, so a lower-case one there
+ * is another language's word: Italian "i ragazzi"). Neither changes a word. */
+static void repair_marks(char *s, const char *input)
+{
+    bool input_pronoun = false;
+    size_t o = 0;
+
+    for (size_t i = 0; input[i] && !input_pronoun; i++)
+        input_pronoun = lower_pronoun_at(input, i);
+    for (size_t i = 0; s[i]; i++) {
+        char c = s[i];
+
+        if ((c == '?' || c == '!') && o > 0 && s[o - 1] == c) {
+            char run[3] = {c, c, '\0'};
+
+            if (!strstr(input, run))
+                continue;
+        }
+        s[o++] = c;
+    }
+    s[o] = '\0';
+    if (input_pronoun)
+        return;
+    for (size_t i = 0; s[i]; i++)
+        if (lower_pronoun_at(s, i))
+            s[i] = 'I';
+}
+
 static bool is_question(const char *input_lower)
 {
     char first[32];
@@ -793,6 +854,8 @@ int cdt_refine_guard(const char *input, const char *output, char **accepted, cha
                 rc = cdt_refine_check_critical(input, s, reason, reason_cap);
             if (rc == 0)
                 rc = cdt_refine_check_quotes(input, s, reason, reason_cap);
+            if (rc == 0)
+                repair_marks(s, input);
         }
     }
     free(input_lower);

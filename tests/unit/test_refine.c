@@ -143,6 +143,27 @@ TEST(guard_accepts_cleanups_and_strips_wrappers)
        "Output: 5 units per day. Text: see the memo.");
 }
 
+/* The built-in model's habits (eval failures of 2026-12-05: "how this works??",
+ * "So i think"), repaired in an accepted output; what the transcript itself has, or
+ * another language's "i", is left. */
+TEST(guard_repairs_doubled_marks_and_lower_case_i)
+{
+    OK("can you explain how this works", "Can you explain how this works??",
+       "Can you explain how this works?");
+    OK("and here it was", "And here it was!!!", "And here it was!");
+    OK("Was it you?? Really?", "Was it you?? Really?", "Was it you?? Really?");
+    OK("what?! no way", "What?! No way.", "What?! No way.");
+    OK("Um, so I think we should, uh, move the meeting to Friday.",
+       "So i think we should move the meeting to Friday.",
+       "So I think we should move the meeting to Friday.");
+    OK("I'm sure I've said that I'd go", "i'm sure i\xE2\x80\x99ve said that i'd go.",
+       "I'm sure I\xE2\x80\x99ve said that I'd go.");
+    OK("I think, i.e. the rest", "I think, i.e. the rest.", "I think, i.e. the rest.");
+    OK("Ho visto i ragazzi e i cani.", "Ho visto i ragazzi e i cani.",
+       "Ho visto i ragazzi e i cani.");
+    OK("Item i-th and pi", "Item i-th and pi.", "Item i-th and pi.");
+}
+
 /* The refine path gets the model's raw text (the sidecar's "raw") and is the one
  * place that cleans it: never a word the transcript itself says. */
 TEST(guard_cleaning_keeps_the_transcripts_words)
@@ -328,13 +349,14 @@ TEST(critical_catches_the_small_models_slips)
      * number corrected away kept, the correction dropped. */
     CHANGED("We need three, actually four chairs for the meeting room.",
             "We need 3, this chairs for the meeting room.", "the output dropped a number: 4");
-    /* … on heldout-clean-1: a modal and a noun capitalised, a lone "one" as a digit. */
+    /* … on heldout-clean-1 (the set before 2026-12-05): a modal and a noun capitalised, a lone
+     * "one" as a digit. */
     CHANGED("It is difficult to be certain how the administration views that $28 million, since "
             "the views of one leader may not be the same as the views of another one.",
             "It is difficult to be certain how the Administration views that $28 million, since "
             "the views of 1 leader May not be the same as the views of another one.",
             "the output wrote a lone \"one\" as a digit: 1");
-    /* … on heldout-disfluency-2 and heldout-injection-32: a word capitalised in a
+    /* … on heldout-disfluency-2 and -injection-32 (set before 2026-12-05): a word capitalised in a
      * transcript that writes its names with capitals. */
     CHANGED("But it can be expected the Davis administration will take steps to trim spending "
             "at the spring session of the state Legislature.",
@@ -366,7 +388,7 @@ TEST(critical_corrections_case_and_one)
     KEPT("on june tenth at ten thirty", "On June 10th at 10:30.");
     KEPT("meet at seven thirty on the third", "Meet at 7:30 on the 3rd.");
     KEPT("meet at five", "Meet at 5:00.");
-    /* A month or weekday is a name in any case (heldout-punctuation-38: "july" → "June"). */
+    /* A month or weekday is a name in any case (old heldout-punctuation-38: "july" → "June"). */
     CHANGED("the activities conducted during the period from july nineteen ninety-two to june "
             "nineteen ninety four under the training programme",
             "The activities conducted during the period from June 1992, to June 1994 under the "
@@ -924,7 +946,7 @@ TEST(clean_text_is_recognised)
         "\"No,\" I never said that. Did I?",
         "The one I like is in the trial period (not the final one).",
         "I would actually rather stay.",
-        /* Eval cases heldout-clean-7 and -1 (the built-in model changed both). */
+        /* Old eval cases heldout-clean-7 and -1 (the built-in model changed both). */
         "In 1951, Henry D. Sharpe, Jr. succeeded his father.",
         ("It is difficult to say how the administration views that $28 million, since the views "
          "of one leader may not be the same as the views of another one."),
@@ -1214,6 +1236,7 @@ int main(void)
     RUN(prompt_custom_instructions_get_the_rule);
     RUN(prompt_transcript_cannot_close_its_tags);
     RUN(guard_accepts_cleanups_and_strips_wrappers);
+    RUN(guard_repairs_doubled_marks_and_lower_case_i);
     RUN(guard_cleaning_keeps_the_transcripts_words);
     RUN(guard_rejects_what_is_not_a_cleanup);
     RUN(guard_counts_a_number_phrase_as_one_word);

