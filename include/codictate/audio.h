@@ -9,6 +9,7 @@
 
 #include "codictate/err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -24,6 +25,10 @@ struct cdt_audio {
     int source_rate;  /* the file's sample rate, Hz */
     int source_channels;
     char errmsg[256]; /* why the last call failed, for people */
+    /* Optional: asked between blocks of a load (every 8192 frames); true stops it
+     * with CDT_ECANCELED and no samples. Set after cdt_audio_init. */
+    bool (*should_stop)(void *ud);
+    void *stop_ud;
 };
 
 void cdt_audio_init(struct cdt_audio *a);
@@ -33,8 +38,8 @@ void cdt_audio_cleanup(struct cdt_audio *a);
 
 /* Decodes `path` into a->samples (replacing what was there). Returns 0,
  * CDT_ENOTFOUND (no such file), CDT_EFORMAT (not audio libsndfile can read, or
- * corrupt), CDT_ETOOBIG (longer than CDT_AUDIO_MAX_SECONDS), CDT_ENOMEM, or
- * CDT_EIO; a->errmsg says what happened. */
+ * corrupt), CDT_ETOOBIG (longer than CDT_AUDIO_MAX_SECONDS), CDT_ECANCELED
+ * (a->should_stop said so), CDT_ENOMEM, or CDT_EIO; a->errmsg says what happened. */
 CDT_NODISCARD int cdt_audio_load(struct cdt_audio *a, const char *path);
 
 /* Writes n mono samples at `rate` Hz to `path` as a 16-bit PCM WAV (libsndfile),

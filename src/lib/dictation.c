@@ -481,15 +481,20 @@ static int find_retry(struct cdt_dictation *d, struct cdt_history_entry *e,
     return CDT_ENOTFOUND;
 }
 
+/* Loads the input file; a cancel meanwhile stops the load (CDT_ECANCELED: nothing
+ * was recorded, and the file is the user's own, untouched). */
 static int load_file(struct cdt_dictation *d, const char *path, char *errmsg, size_t errcap)
 {
     struct cdt_audio a;
+    int rc;
 
     cdt_audio_init(&a);
-    if (cdt_audio_load(&a, path) != 0) {
+    a.should_stop = cancelled;
+    a.stop_ud = d;
+    if ((rc = cdt_audio_load(&a, path)) != 0) {
         snprintf(errmsg, errcap, "%s", a.errmsg);
         cdt_audio_cleanup(&a);
-        return CDT_EIO;
+        return rc == CDT_ECANCELED || cancelled(d) ? CDT_ECANCELED : CDT_EIO;
     }
     d->samples = a.samples; /* taken over */
     d->n = a.n_samples;
@@ -606,7 +611,10 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
             char err[512];
 
             rc = load_file(d, path, err, sizeof(err));
-            if (rc != 0) {
+            if (rc == CDT_ECANCELED) {
+                res->end = CDT_DICT_END_CANCELLED; /* no audio: nothing to save */
+                rc = 0;
+            } else if (rc != 0) {
                 snprintf(errmsg, errcap, "%s", err);
                 free(retry_source);
                 return rc;

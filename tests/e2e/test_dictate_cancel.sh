@@ -5,7 +5,7 @@
 # exits 130 within a second of the signal (not when the model would have answered),
 # says "cancelled", keeps the recording (the whole WAV) and writes the history entry
 # "cancelled" with the raw text; SIGTERM while whisper transcribes a long file stops
-# it too; uncancelled, the same dictation waits the 3 s and delivers. (The local sidecar's side, its generation cancelled when the client
+# it too, and while a slow input is still being read; uncancelled, the same dictation waits the 3 s and delivers. (The local sidecar's side, its generation cancelled when the client
 # goes: integration_dictation_cancel.)
 #   test_dictate_cancel.sh CODICTATE STUBLLM WHISPER.bin
 set -u
@@ -105,6 +105,40 @@ check "SIGTERM while transcribing: history cancelled, no raw text" \
 rec=$(hist 'd[0]["audio_path"]')
 check "SIGTERM while transcribing: the whole recording kept" \
   is "$(wav_ms "$rec" 2>/dev/null)" "$(wav_ms "$tmp/long.wav")"
+
+# SIGTERM while the input is still being read: a FIFO fed 64 KiB every 50 ms (the
+# long file would take a minute). The load stops between blocks: exit 130 at once,
+# "cancelled", and no history entry (nothing was recorded; the input is the user's).
+entries=$(hist 'len(d)')
+mkfifo "$tmp/slow.wav"
+"$PY" - "$tmp/long.wav" "$tmp/slow.wav" <<'EOF' &
+import sys, time
+d = open(sys.argv[1], "rb").read()
+try:
+    with open(sys.argv[2], "wb") as f:
+        for i in range(0, len(d), 65536):
+            f.write(d[i:i + 65536])
+            f.flush()
+            time.sleep(0.05)
+except BrokenPipeError:
+    pass
+EOF
+feeder=$!
+"$bin" dictate --input "$tmp/slow.wav" --whisper-model "$model" --no-vad --threads 1 \
+  >"$tmp/slow.out" 2>"$tmp/slow.err" &
+dpid=$!
+sleep 1
+t0=$(now_ms)
+kill_pid -TERM "$dpid"
+wait "$dpid"
+rc=$?
+t1=$(now_ms)
+dpid=
+wait "$feeder" 2>/dev/null
+echo "  SIGTERM while loading: exit $rc after $((t1 - t0)) ms" >&2
+check "SIGTERM while loading the input: exit 130 within 1 s" [ "$rc" = 130 ] && [ $((t1 - t0)) -lt 1000 ]
+check "SIGTERM while loading the input: says cancelled" has "$(cat "$tmp/slow.err")" cancelled
+check "SIGTERM while loading the input: no history entry" is "$(hist 'len(d)')" "$entries"
 
 # Uncancelled: the slow model is waited for, and its text delivered.
 t0=$(now_ms)

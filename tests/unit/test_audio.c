@@ -93,6 +93,39 @@ TEST(wav_44k_stereo_resampled)
     cdt_audio_cleanup(&a);
 }
 
+/* should_stop is asked between blocks: true stops the load with no samples; false
+ * every time loads it all. */
+static int stop_calls, stop_after;
+
+static bool stop_at(void *ud)
+{
+    (void)ud;
+    return ++stop_calls > stop_after;
+}
+
+TEST(load_stops_when_asked)
+{
+    char path[256];
+    struct cdt_audio a;
+
+    snprintf(path, sizeof(path), "%s/long.wav", tmpdir);
+    REQUIRE(write_sine(path, 44100, 1, 440.0, 5.0, SF_FORMAT_WAV | SF_FORMAT_PCM_16) == 0);
+    cdt_audio_init(&a);
+    a.should_stop = stop_at;
+    stop_calls = 0;
+    stop_after = 3;
+    CHECK_INT(cdt_audio_load(&a, path), CDT_ECANCELED);
+    CHECK(a.samples == NULL && a.n_samples == 0);
+    CHECK(strstr(a.errmsg, "cancelled") != NULL);
+    CHECK_INT(stop_calls, 4); /* asked once per block, stopped at once */
+    stop_calls = 0;
+    stop_after = 1000;
+    CHECK_INT(cdt_audio_load(&a, path), 0);
+    CHECK(a.n_samples > 79900 && a.n_samples < 80100);
+    CHECK(stop_calls > 20); /* 5 s at 44.1 kHz is 27 blocks */
+    cdt_audio_cleanup(&a);
+}
+
 TEST(flac_16k_mono_passthrough)
 {
     char path[256];
@@ -371,6 +404,7 @@ int main(void)
     }
     RUN(jfk_mp3_decodes_to_16k_mono);
     RUN(wav_44k_stereo_resampled);
+    RUN(load_stops_when_asked);
     RUN(flac_16k_mono_passthrough);
     RUN(bad_inputs_give_clear_errors);
     RUN(non_finite_samples_become_silence);
