@@ -118,6 +118,13 @@ bool cdt_manager_rates(struct cdt_manager *m, const char *model_path, double *pr
  * for this model. */
 double cdt_manager_bytes_per_token(struct cdt_manager *m, const char *model_path);
 
+/* The tokens of `text` by model_path's own tokenizer (the sidecar's /tokenize), when
+ * that model is loaded: no load is started. Returns 0 with *n set; CDT_ESTATE (another
+ * model or none loaded), CDT_EUNSUPPORTED (a sidecar that cannot count), or the
+ * sidecar client's errors. errmsg may be NULL. */
+int cdt_manager_count_tokens(struct cdt_manager *m, const char *model_path, const char *text,
+                             int *n, char *errmsg, size_t errcap);
+
 /* Unloads the model now (the sidecar keeps running). */
 void cdt_manager_unload(struct cdt_manager *m);
 

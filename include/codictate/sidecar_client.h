@@ -159,6 +159,13 @@ CDT_NODISCARD int cdt_sidecar_unload(int port, const char *token, long timeout_m
                                      struct cdt_sidecar_unload_reply *out, char *errmsg,
                                      size_t errcap);
 
+/* The tokens of `text` as the loaded model counts a message's content (POST
+ * /tokenize). timeout_ms 0: none. Returns 0 with *n set; CDT_ESTATE (no model
+ * loaded), CDT_EUNSUPPORTED (a sidecar that cannot count), CDT_EPROTOCOL (another
+ * answer: errmsg has its detail), or a transport error as above. */
+CDT_NODISCARD int cdt_sidecar_count_tokens(int port, const char *token, const char *text,
+                                           long timeout_ms, int *n, char *errmsg, size_t errcap);
+
 #ifdef __cplusplus
 }
 #endif

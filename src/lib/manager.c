@@ -526,6 +526,30 @@ double cdt_manager_bytes_per_token(struct cdt_manager *m, const char *model_path
     return v;
 }
 
+/* A count is quick (the sidecar tokenizes on the connection's thread, beside a
+ * generation): a sidecar that takes longer than this is not waited for. */
+#define MGR_COUNT_TIMEOUT_MS 2000
+
+int cdt_manager_count_tokens(struct cdt_manager *m, const char *model_path, const char *text,
+                             int *n, char *errmsg, size_t errcap)
+{
+    char err[256] = "";
+    int port, rc;
+
+    *n = 0;
+    pthread_mutex_lock(&m->lock);
+    port = strcmp(m->loaded, model_path) == 0 ? m->port : 0;
+    pthread_mutex_unlock(&m->lock);
+    if (port <= 0)
+        rc = CDT_ESTATE;
+    else
+        rc = cdt_sidecar_count_tokens(port, m->token, text, MGR_COUNT_TIMEOUT_MS, n, err,
+                                      sizeof(err));
+    if (rc != 0 && errmsg && errcap)
+        snprintf(errmsg, errcap, "%s", err[0] ? err : cdt_strerror(rc));
+    return rc;
+}
+
 int cdt_manager_generate(struct cdt_manager *m, const char *model_path,
                          const struct cdt_sidecar_gen_req *req, struct cdt_sidecar_gen_reply *reply,
                          char *errmsg, size_t errcap)

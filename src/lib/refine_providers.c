@@ -46,9 +46,10 @@
 #define CDT_REFINE_OPENAI_MODEL "gpt-4o-mini"
 /* The local deadline from measured speeds: a transcript of b bytes is about
  * b / (bytes per token) tokens to evaluate (plus the template's around it; the
- * instructions before it are cached) and as many to generate, at the bytes per token
- * the model's answers have had (cdt_manager_bytes_per_token, within
- * REFINE_BPT_MIN..REFINE_BPT_MAX), REFINE_BYTES_PER_TOKEN until known; the request gets
+ * instructions before it are cached) and as many to generate, at the transcript's own
+ * bytes per token (the model's tokenizer counts it: cdt_manager_count_tokens), else
+ * those the model's answers have had (cdt_manager_bytes_per_token), within
+ * REFINE_BPT_MIN..REFINE_BPT_MAX, REFINE_BYTES_PER_TOKEN until known; the request gets
  * REFINE_DEADLINE_FACTOR times that estimate plus REFINE_DEADLINE_SLACK_MS (room for
  * a busy moment), when that is below the caller's deadline. */
 #define REFINE_BYTES_PER_TOKEN   4.0
@@ -61,13 +62,19 @@
  * (cdt__refine_fit_bytes): room for the estimate being short. */
 #define REFINE_FIT_SHARE 0.8
 
-/* The speeds of the model at path on this machine, and the bytes per token of its
- * text; false until the speeds are known. */
-static bool local_speeds(struct cdt_manager *mgr, const char *path, double *prefill, double *decode,
-                         double *bpt)
+/* The speeds of the model at path on this machine, and the bytes per token of
+ * `text`: counted by the model's own tokenizer (the sidecar's /tokenize, so a fresh
+ * process, another language or a transcript of rare words is sized right), else
+ * those of its answers so far; false until the speeds are known. */
+static bool local_speeds(struct cdt_manager *mgr, const char *path, const char *text,
+                         double *prefill, double *decode, double *bpt)
 {
+    size_t len = text ? strlen(text) : 0;
     double v = cdt_manager_bytes_per_token(mgr, path);
+    int n = 0;
 
+    if (len > 0 && cdt_manager_count_tokens(mgr, path, text, &n, NULL, 0) == 0 && n > 0)
+        v = (double)len / n;
     *bpt = v <= 0               ? REFINE_BYTES_PER_TOKEN
            : v < REFINE_BPT_MIN ? REFINE_BPT_MIN
            : v > REFINE_BPT_MAX ? REFINE_BPT_MAX
@@ -212,7 +219,8 @@ long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, 
     struct cdt_manager *mgr;
     double prefill, decode, bpt, fixed, per_byte;
 
-    if (!local_ready(p, text, path, &mgr) || !local_speeds(mgr, path, &prefill, &decode, &bpt))
+    if (!local_ready(p, text, path, &mgr) ||
+        !local_speeds(mgr, path, text, &prefill, &decode, &bpt))
         return -1;
     /* local_estimate(b) = fixed + b * per_byte <= REFINE_FIT_SHARE * left_ms */
     fixed = local_estimate(0, prefill, decode, bpt);
@@ -259,7 +267,7 @@ int cdt__refine_local(const struct cdt_refine_params *p, const struct cdt_refine
          * it (the caller's is the ceiling). */
         double prefill, decode, bpt;
 
-        if (local_speeds(mgr, path, &prefill, &decode, &bpt)) {
+        if (local_speeds(mgr, path, req->transcript, &prefill, &decode, &bpt)) {
             double est = local_estimate((double)strlen(req->transcript), prefill, decode, bpt);
 
             if (est > (double)req->timeout_ms) {

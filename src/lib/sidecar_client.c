@@ -395,3 +395,40 @@ int cdt_sidecar_unload(int port, const char *token, long timeout_ms,
     free(r.body);
     return 0;
 }
+
+int cdt_sidecar_count_tokens(int port, const char *token, const char *text, long timeout_ms, int *n,
+                             char *errmsg, size_t errcap)
+{
+    struct cdt_client_response r;
+    const cJSON *v;
+    cJSON *req, *o;
+    char *body, detail[CDT_SIDECAR_DETAIL_MAX];
+    int rc;
+
+    *n = 0;
+    req = cJSON_CreateObject();
+    if (!req || !cJSON_AddStringToObject(req, "content", text ? text : "") ||
+        !(body = cJSON_PrintUnformatted(req))) {
+        cJSON_Delete(req);
+        return CDT_ENOMEM;
+    }
+    cJSON_Delete(req);
+    rc = cdt_client_request(port, token, "POST", "/tokenize", body, timeout_ms, &r, errmsg, errcap);
+    free(body);
+    if (rc != 0)
+        return rc;
+    o = cJSON_Parse(r.body);
+    v = field(o, "n_tokens");
+    if (r.status == 200 && cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9) {
+        *n = (int)v->valuedouble;
+    } else {
+        detail_of(o, r.body, detail, sizeof(detail));
+        rc = r.status == 400                      ? CDT_ESTATE
+             : r.status == 501 || r.status == 404 ? CDT_EUNSUPPORTED
+                                                  : CDT_EPROTOCOL;
+        cdt__errmsg_set(errmsg, errcap, rc, "/tokenize: HTTP %ld: %s", r.status, detail);
+    }
+    cJSON_Delete(o);
+    free(r.body);
+    return rc;
+}

@@ -181,6 +181,11 @@ struct cdt_backend_ops {
      * with the speed it evaluated at. May be NULL in fakes. */
     int (*warmup)(struct cdt_backend *be, const char *prompt, struct cdt_model_info *info,
                   char *errmsg, size_t errcap);
+    /* Counts the tokens of text[0, len) as a message's content (its special tokens
+     * are text). Safe from any thread, also while a generation runs; a load or an
+     * unload waits for it. Returns 0, CDT_ESTATE (no model), CDT_ETOOBIG or
+     * CDT_EUNSUPPORTED. May be NULL in fakes. */
+    int (*count_tokens)(struct cdt_backend *be, const char *text, size_t len, int *n);
     /* Frees the backend (and its model). */
     void (*free)(struct cdt_backend *be);
 };

@@ -92,7 +92,9 @@
 #include <gguf.h>
 #include <llama.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +166,11 @@ struct engine {
     struct dist d;            /* sampler scratch, sized by the vocabulary at load */
     struct llama_batch batch; /* CDT_MAX_DRAFT + 1 tokens: a token and its draft */
     bool has_batch;
+
+    /* The model engine_count_tokens may use from other threads: set under the write
+     * lock once a load succeeded, cleared under it before the model is freed. */
+    pthread_rwlock_t tok_lock;
+    struct llama_model *tok_model;
 };
 
 static struct engine *engine_of(struct cdt_backend *be)
@@ -704,6 +711,9 @@ static void engine_unload(struct cdt_backend *be)
 {
     struct engine *e = engine_of(be);
 
+    pthread_rwlock_wrlock(&e->tok_lock);
+    e->tok_model = NULL;
+    pthread_rwlock_unlock(&e->tok_lock);
     if (!e->model && !e->ctx)
         return;
     dev_sampler_free(e);
@@ -963,7 +973,36 @@ static int engine_load(struct cdt_backend *be, const char *path, int n_ctx,
     if (rc != 0) {
         memset(info, 0, sizeof(*info));
         CDT_LOG_W(e->log, "load failed: %s", why[0] ? why : cdt_strerror(rc));
+    } else {
+        pthread_rwlock_wrlock(&e->tok_lock);
+        e->tok_model = e->model;
+        pthread_rwlock_unlock(&e->tok_lock);
     }
+    return rc;
+}
+
+static int engine_count_tokens(struct cdt_backend *be, const char *text, size_t len, int *n)
+{
+    struct engine *e = engine_of(be);
+    int32_t k;
+    int rc = 0;
+
+    *n = 0;
+    if (len > INT32_MAX - 2)
+        return CDT_ETOOBIG;
+    pthread_rwlock_rdlock(&e->tok_lock);
+    if (!e->tok_model) {
+        rc = CDT_ESTATE;
+    } else {
+        /* With no room the count comes back negated (INT32_MIN: it overflows). */
+        k = llama_tokenize(llama_model_get_vocab(e->tok_model), text, (int32_t)len, NULL, 0, false,
+                           false);
+        if (k == INT32_MIN)
+            rc = CDT_ETOOBIG;
+        else
+            *n = k < 0 ? -k : k;
+    }
+    pthread_rwlock_unlock(&e->tok_lock);
     return rc;
 }
 
@@ -2029,6 +2068,7 @@ static void engine_free(struct cdt_backend *be)
     engine_unload(be);
     /* The log may be freed after us: llama must not write to it any more. */
     llama_log_set(log_discard, NULL);
+    pthread_rwlock_destroy(&engine_of(be)->tok_lock);
     free(be);
 }
 
@@ -2037,6 +2077,7 @@ static const struct cdt_backend_ops engine_ops = {
     .unload = engine_unload,
     .generate = engine_generate,
     .warmup = engine_warmup,
+    .count_tokens = engine_count_tokens,
     .free = engine_free,
 };
 
@@ -2048,6 +2089,10 @@ int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out)
     e = calloc(1, sizeof(*e));
     if (!e)
         return CDT_ENOMEM;
+    if (pthread_rwlock_init(&e->tok_lock, NULL) != 0) {
+        free(e);
+        return CDT_ENOMEM;
+    }
     e->base.ops = &engine_ops;
     e->log = log;
     e->n_threads = n_threads > 0 ? n_threads : default_threads();

@@ -787,6 +787,40 @@ static void route_unload(struct cdt_sidecar *s, struct cdt_http_req *req)
     cdt__job_release(s, j);
 }
 
+/* POST /tokenize {"content": text} -> {"n_tokens": N}: the tokens of text as a
+ * message's content, counted by the loaded model's tokenizer on the connection's
+ * thread (a generation under way goes on; the refine path sizes its requests with
+ * it). */
+static void route_tokenize(struct cdt_sidecar *s, struct cdt_http_req *req)
+{
+    cJSON *body = cdt__parse_body(req, seed_err), *o;
+    const char *text;
+    int n = 0, rc;
+
+    if (!body)
+        return;
+    text = req_string(req, body, "content", true);
+    if (!text) {
+        cJSON_Delete(body);
+        return;
+    }
+    rc = s->be->ops->count_tokens ? s->be->ops->count_tokens(s->be, text, strlen(text), &n)
+                                  : CDT_EUNSUPPORTED;
+    cJSON_Delete(body);
+    if (rc == CDT_ESTATE) {
+        cdt_http_reply_error(req, 400, "No model loaded. Call /load first.");
+    } else if (rc == CDT_EUNSUPPORTED) {
+        cdt_http_reply_error(req, 501, "This backend does not count tokens");
+    } else if (rc != 0) {
+        cdt_http_reply_error(req, 413, "content: too long to count");
+    } else if (!(o = cJSON_CreateObject()) || !cJSON_AddNumberToObject(o, "n_tokens", n)) {
+        cJSON_Delete(o);
+        cdt_http_reply_error(req, 500, "out of memory");
+    } else {
+        cdt__reply_json(req, 200, o);
+    }
+}
+
 static void add_timings(cJSON *o, const struct cdt_gen_timings *t)
 {
     cJSON *x = cJSON_AddObjectToObject(o, "timings");
@@ -1000,6 +1034,7 @@ static void handle(struct cdt_http_req *req, void *ud)
         {"/load", "POST", route_load},
         {"/generate", "POST", route_generate},
         {"/unload", "POST", route_unload},
+        {"/tokenize", "POST", route_tokenize},
         {"/v1/models", "GET", cdt__route_v1_models},
         {"/v1/chat/completions", "POST", cdt__route_v1_chat},
     };

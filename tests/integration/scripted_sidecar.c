@@ -19,6 +19,8 @@
  * $CDT_SCRIPTED_SPEED "P,D" (optional): the load reports P ms per prompt token and
  * D ms per generated token as the speeds it measured. $CDT_SCRIPTED_PIECE_BYTES
  * (optional, 1 to 16, default 4): the bytes of a piece, so of a "token".
+ * $CDT_SCRIPTED_TOKEN_BYTES (optional, 1 to 16): /tokenize counts a token per that
+ * many bytes; unset, /tokenize answers 501.
  * Prints CODICTATE_SIDECAR_PORT=<n>, honours CODICTATE_SIDECAR_TOKEN and
  * CODICTATE_PARENT_FD, stops on SIGTERM/SIGINT. */
 #include "../../src/sidecar/sidecar.h"
@@ -158,6 +160,23 @@ static int scripted_generate(struct cdt_backend *be, const struct cdt_gen_params
     return 0;
 }
 
+/* $CDT_SCRIPTED_TOKEN_BYTES (1 to 16): /tokenize counts a token per that many bytes
+ * (rounded up); unset, the backend cannot count (501), as an older sidecar. */
+static int scripted_count_tokens(struct cdt_backend *be, const char *text, size_t len, int *n)
+{
+    const char *env = getenv("CDT_SCRIPTED_TOKEN_BYTES");
+    int k = env ? atoi(env) : 0;
+
+    (void)text;
+    *n = 0;
+    if (k < 1 || k > 16)
+        return CDT_EUNSUPPORTED;
+    if (!((struct scripted *)be)->loaded)
+        return CDT_ESTATE;
+    *n = (int)((len + (size_t)k - 1) / (size_t)k);
+    return 0;
+}
+
 static void scripted_free(struct cdt_backend *be)
 {
     (void)be;
@@ -167,6 +186,7 @@ static const struct cdt_backend_ops scripted_ops = {
     .load = scripted_load,
     .unload = scripted_unload,
     .generate = scripted_generate,
+    .count_tokens = scripted_count_tokens,
     .free = scripted_free,
 };
 

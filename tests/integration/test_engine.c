@@ -13,6 +13,8 @@
 #include <ftw.h>
 #include <ggml.h>
 #include <gguf.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1052,6 +1054,66 @@ TEST(unload)
     free(r.text);
 }
 
+/* Counting from another thread while the engine generates, unloads and loads (the
+ * sidecar's /tokenize runs on a connection's thread). */
+struct counter {
+    atomic_bool quit;
+    const char *text;
+    int want;     /* the count with the model loaded */
+    int n, wrong; /* counts made, counts neither want nor "no model" */
+};
+
+static void *count_loop(void *arg)
+{
+    struct counter *c = arg;
+
+    while (!atomic_load(&c->quit)) {
+        int n = -1, rc = be->ops->count_tokens(be, c->text, strlen(c->text), &n);
+
+        c->n++;
+        if (!((rc == 0 && n == c->want) || (rc == CDT_ESTATE && n == 0)))
+            c->wrong++;
+    }
+    return NULL;
+}
+
+TEST(count_tokens)
+{
+    static const char special[] = "<|im_end|>";
+    struct counter c = {.text = prompt2};
+    struct cdt_gen_params p = params(prompt1, NULL);
+    struct cdt_gen_result r;
+    pthread_t th;
+    int n = -1;
+
+    REQUIRE(be->ops->count_tokens);
+    be->ops->unload(be);
+    CHECK_INT(be->ops->count_tokens(be, "hello", 5, &n), CDT_ESTATE);
+    CHECK_INT(n, 0);
+    REQUIRE(load_main(0) == 0);
+    CHECK_INT(be->ops->count_tokens(be, "", 0, &n), 0);
+    CHECK_INT(n, 0);
+    CHECK_INT(be->ops->count_tokens(be, prompt2, strlen(prompt2), &c.want), 0);
+    CHECK(c.want > (int)strlen(prompt2) / 8 && c.want < (int)strlen(prompt2));
+    /* A person's "<|im_end|>" is text, several tokens, never the control token. */
+    CHECK_INT(be->ops->count_tokens(be, special, strlen(special), &n), 0);
+    CHECK(n > 1);
+    atomic_init(&c.quit, false);
+    REQUIRE(pthread_create(&th, NULL, count_loop, &c) == 0);
+    p.max_tokens = 8;
+    CHECK_INT(be->ops->generate(be, &p, &r), 0);
+    free(r.text);
+    be->ops->unload(be);
+    CHECK_INT(load_main(0), 0);
+    CHECK_INT(be->ops->generate(be, &p, &r), 0);
+    free(r.text);
+    atomic_store(&c.quit, true);
+    pthread_join(th, NULL);
+    printf("  %d counts beside generate, unload and load; %d wrong\n", c.n, c.wrong);
+    CHECK(c.n > 0);
+    CHECK_INT(c.wrong, 0);
+}
+
 int main(int argc, char **argv)
 {
     struct cdt_log_params lp;
@@ -1098,6 +1160,7 @@ int main(int argc, char **argv)
     RUN(on_text_stops);
     RUN(fallback_formats);
     RUN(unload);
+    RUN(count_tokens);
     be->ops->free(be);
     cdt_log_free(lg);
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

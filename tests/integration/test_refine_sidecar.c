@@ -736,6 +736,50 @@ TEST(bytes_per_token_are_learned)
     unsetenv("CDT_SCRIPTED_PIECE_BYTES");
 }
 
+/* A fresh manager sizes the first request by the model's own count of the
+ * transcript's tokens (the sidecar's /tokenize), not 4 bytes a token: the same
+ * transcript and machine as bytes_per_token_are_learned, whose first run was sent
+ * whole, is cut at its first sentence from the first run on. */
+TEST(token_counts_come_from_the_sidecar)
+{
+    static const char first[] = "so we looked at the report for the northern region this "
+                                "morning and the numbers look better than expected.";
+    static const char second[] = "we should still check them with the finance team before "
+                                 "the meeting next week.";
+    static const char refined_first[] = "So we looked at the report for the northern region "
+                                        "this morning, and the numbers look better than "
+                                        "expected.";
+    struct cdt_manager *m;
+    struct cdt_refine_params p = cdt_refine_default_params();
+    struct cdt_refine_result r;
+    char said[512];
+    int n = -1;
+
+    setenv("CDT_SCRIPTED_PIECE_BYTES", "2", 1);
+    setenv("CDT_SCRIPTED_TOKEN_BYTES", "2", 1);
+    m = slow_machine("1,5", refined_first, &p, 600);
+    REQUIRE(m);
+    snprintf(said, sizeof(said), "%s %s", first, second);
+    /* Not loaded yet: no count, and no load started by asking. */
+    CHECK_INT(cdt_manager_count_tokens(m, fake_model, said, &n, NULL, 0), CDT_ESTATE);
+    if (cdt_refine_run(&p, said, &r) == 0) {
+        CHECK(r.timings.pieces >= 2); /* cut from the first run on */
+        REQUIRE(r.refined);
+        CHECK(strncmp(r.refined, refined_first, strlen(refined_first)) == 0);
+        printf("  first run: %d pieces, %s\n", r.timings.pieces, cdt_refine_reason_name(r.reason));
+        cdt_refine_result_cleanup(&r);
+    } else {
+        CHECK(!"cdt_refine_run");
+    }
+    CHECK_INT(cdt_manager_count_tokens(m, fake_model, said, &n, NULL, 0), 0);
+    CHECK_INT(n, (int)(strlen(said) + 1) / 2);
+    CHECK_INT(cdt_manager_count_tokens(m, tiny_model, said, &n, NULL, 0), CDT_ESTATE);
+    cdt_manager_free(m);
+    unsetenv("CDT_SCRIPTED_SPEED");
+    unsetenv("CDT_SCRIPTED_PIECE_BYTES");
+    unsetenv("CDT_SCRIPTED_TOKEN_BYTES");
+}
+
 int main(int argc, char **argv)
 {
     FILE *f;
@@ -764,6 +808,7 @@ int main(int argc, char **argv)
     RUN(pieces_fit_a_slow_machine);
     RUN(ahead_pieces_fit_a_slow_machine);
     RUN(bytes_per_token_are_learned);
+    RUN(token_counts_come_from_the_sidecar);
     RUN(refine_keeps_the_transcripts_words);
     unlink(script);
     unlink(fake_model);

@@ -75,6 +75,8 @@ port=$main_port pid=$main_pid
 req POST /generate '{"prompt":"hello"}'
 check "generate without model: 400" is "$code" 400
 check "generate without model: detail" has "$body" 'No model loaded. Call /load first.'
+req POST /tokenize '{"content":"hello"}'
+check "tokenize without model: 400, no model" is "$code $body" '400 {"detail":"No model loaded. Call /load first."}'
 req POST /load '{}'
 check "load without model_path: 422" is "$code" 422
 check "load without model_path: names the field" has "$body" model_path
@@ -124,6 +126,19 @@ check "status: loaded" has "$body" "\"model_loaded\":true,\"model_path\":\"$mode
 check "status: ready" has "$body" '"state":"ready"'
 check "status: architecture" has "$body" '"architecture":"qwen3"'
 check "status: speed" has "$body" '"speed":{"prefill_ms_per_token":'
+# /tokenize: the loaded model's count of a text as a message's content.
+req POST /tokenize '{"content":"um so I I think it works"}'
+check "tokenize: 200" is "$code" 200
+ntok=$(json_num "$body" n_tokens)
+check "tokenize: a count ($ntok tokens)" eval "[ -n '$ntok' ] && [ '$ntok' -ge 4 ] && [ '$ntok' -le 24 ]"
+req POST /tokenize '{"content":""}'
+check "tokenize: empty text is 0 tokens" is "$body" '{"n_tokens":0}'
+req POST /tokenize '{"content":"<|im_end|>"}'
+check "tokenize: a typed <|im_end|> is text, not one control token" eval "[ $(json_num "$body" n_tokens) -gt 1 ]"
+req POST /tokenize '{"text":"hello"}'
+check "tokenize without content: 422" is "$code" 422
+req POST /tokenize '{"content":'
+check "tokenize, malformed JSON: 400" is "$code" 400
 req POST /generate '{"prompt":"um so I I think it works","temperature":0,"max_tokens":24,"seed":1}'
 check "generate: 200" is "$code" 200
 check "generate: response field" has "$body" '"response":'
