@@ -232,14 +232,24 @@ TEST(refine_streams_from_the_real_sidecar)
     }
     cdt_buf_cleanup(&ps.text);
 
-    /* The deadline (as test_refine.sh's: this model does not stop early). */
+    /* The deadline (as test_refine.sh's: this model does not stop early). On a busy
+     * machine the speeds measured above may say only part of the text fits: that part
+     * is a piece of its own, which the model can finish (at its length cap, an output
+     * the guards refuse) before the rest is refused for time. Either way the text is
+     * the deterministic one, and a text sent whole ends at the deadline. */
     for (int i = 0; i < 20; i++)
         strncat(longer, "So I think, we should ship it. ", sizeof(longer) - strlen(longer) - 1);
     p.timeout_ms = 150;
     memset(&ps, 0, sizeof(ps));
     if (cdt_refine_run(&p, longer, &r) == 0) {
         CHECK(!ps.bad);
-        CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
+        if (r.timings.pieces <= 1)
+            CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
+        else
+            CHECK(r.reason == CDT_REFINE_TIMEOUT || r.reason == CDT_REFINE_GUARD_LENGTH ||
+                  r.reason == CDT_REFINE_GUARD_CHANGED);
+        printf("  a 150 ms deadline: %d piece(s), %s\n", r.timings.pieces,
+               cdt_refine_reason_name(r.reason));
         CHECK_STR(r.refined, r.cleaned);
         cdt_refine_result_cleanup(&r);
     } else {
