@@ -593,6 +593,15 @@ static int counted_shared(const struct counted *a, const struct counted *b, size
     return 0;
 }
 
+/* The wi words of input less those its corrections and false starts take back (at
+ * least 1; wi when that cannot be told). */
+static size_t kept_words(const char *input, size_t wi)
+{
+    long d = cdt__refine_droppable_words(input);
+
+    return d < 0 || (size_t)d >= wi ? (d < 0 ? wi : 1) : wi - (size_t)d;
+}
+
 static int judge(const char *input, const char *input_lower, const char *out, char *reason,
                  size_t cap)
 {
@@ -635,7 +644,10 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
         if ((double)wo > CDT_REFINE_MAX_RATIO * (double)wi + CDT_REFINE_WORD_SLACK) {
             snprintf(reason, cap, "output too long: %zu words for %zu", wo, wi);
             verdict = CDT_REFINE_GUARD_LENGTH;
-        } else if ((double)wo < CDT_REFINE_MIN_RATIO * (double)wi) {
+        } else if ((double)wo < CDT_REFINE_MIN_RATIO * (double)wi &&
+                   (double)wo < CDT_REFINE_MIN_RATIO * (double)kept_words(input, wi)) {
+            /* Words a self-correction or false start takes back may go: "Send it to
+             * John, sorry, I mean to Sarah." is "Send it to Sarah." */
             snprintf(reason, cap, "output too short: %zu words for %zu", wo, wi);
             verdict = CDT_REFINE_GUARD_LENGTH;
         } else if ((verdict = counted_shared(&co, &ci, &out_in, &out_missed)) == 0 &&

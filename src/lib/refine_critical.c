@@ -422,6 +422,21 @@ static bool text_init(struct cdt__spoken *x, const char *s, bool input)
     return true;
 }
 
+long cdt__refine_droppable_words(const char *text)
+{
+    struct cdt__spoken x;
+    long n = -1;
+
+    memset(&x, 0, sizeof(x));
+    if (text_init(&x, text ? text : "", true)) {
+        n = 0;
+        for (size_t k = 0; k < x.nwords; k++)
+            n += (x.near_cue[k] && !x.after_cue[k]) || x.restart[k];
+    }
+    cdt__spoken_cleanup(&x);
+    return n;
+}
+
 /* Is a word of phrase p before a correction cue or in it (the number corrected
  * away: "at three, no wait, at four")? One only after a cue is the correction. */
 static bool phrase_near_cue(const struct cdt__spoken *x, const struct cdt__phrase *p)

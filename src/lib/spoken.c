@@ -746,6 +746,13 @@ static size_t phrase_end(const struct cdt__spoken *x, size_t i, struct cdt__phra
             j++;
             continue;
         }
+        /* A zero that ends digits said one by one: "four six five oh" (a phone
+         * number), not "five oh" alone ("at five, oh, …" has its comma). */
+        if (is_oh(x, j) && j >= i + 2 && numword_at(x, j - 1, CDT__NW_UNIT) &&
+            numword_at(x, j - 2, CDT__NW_UNIT) && !x->t[j - 1].nw->ordinal) {
+            j++;
+            continue;
+        }
         break;
     }
     return j;

@@ -164,6 +164,27 @@ TEST(guard_repairs_doubled_marks_and_lower_case_i)
     OK("Item i-th and pi", "Item i-th and pi.", "Item i-th and pi.");
 }
 
+/* Right answers of the built-in model that guards refused (eval of 2026-12-05, the
+ * raw answers of 179 rejected cases): a self-correction is shorter than its
+ * transcript by the words it takes back, and "oh" ends a number said digit by digit.
+ * What the same rules must still refuse is beside each. */
+TEST(guard_accepts_what_the_model_got_right)
+{
+    /* hw-self-correction-02: "output too short: 4 words for 9". */
+    OK("Send it to John, sorry, I mean to Sarah.", "Send it to Sarah.", "Send it to Sarah.");
+    REJECT("Send it to John, sorry, I mean to Sarah.", "Send it.", CDT_REFINE_GUARD_ANSWER);
+    REJECT("Send it to John, sorry, I mean to Sarah.", "Sarah.", CDT_REFINE_GUARD_ANSWER);
+    REJECT("We should go to the park tomorrow and have a picnic with everyone there",
+           "We should go.", CDT_REFINE_GUARD_LENGTH);
+    /* heldout-numbers-2: "the output changed a number: 399465 → 399-4650". */
+    OK("Call me at three nine nine four six five oh after 12 a.m..",
+       "Call me at 399-4650 after 12 a.m..", "Call me at 399-4650 after 12 a.m..");
+    REJECT("Call me at three nine nine four six five oh after 12 a.m..",
+           "Call me at 399-465 after 12 a.m..", CDT_REFINE_GUARD_CHANGED);
+    OK("I was born in nineteen oh five", "I was born in 1905.", "I was born in 1905.");
+    OK("at five oh no at six", "At 5, oh no, at 6.", "At 5, oh no, at 6.");
+}
+
 /* The refine path gets the model's raw text (the sidecar's "raw") and is the one
  * place that cleans it: never a word the transcript itself says. */
 TEST(guard_cleaning_keeps_the_transcripts_words)
@@ -1237,6 +1258,7 @@ int main(void)
     RUN(prompt_transcript_cannot_close_its_tags);
     RUN(guard_accepts_cleanups_and_strips_wrappers);
     RUN(guard_repairs_doubled_marks_and_lower_case_i);
+    RUN(guard_accepts_what_the_model_got_right);
     RUN(guard_cleaning_keeps_the_transcripts_words);
     RUN(guard_rejects_what_is_not_a_cleanup);
     RUN(guard_counts_a_number_phrase_as_one_word);
