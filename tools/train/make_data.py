@@ -278,6 +278,10 @@ def split_tok(tok):
     pre, core, post = m.groups()
     if not core:
         return "", tok, ""
+    if post.startswith("%") and core[-1].isdigit():
+        # the number's sign, not a mark: "15%" is spoken "fifteen percent", and a
+        # style that drops punctuation keeps it (it dropped it before 2026-12-05)
+        core, post = core + "%", post[1:]
     return pre, core, post
 
 
