@@ -88,16 +88,21 @@ for _ in range(80):
     o.writeframes(d)
 o.close()
 EOF
-"$bin" dictate --input "$tmp/long.wav" --whisper-model "$model" --no-vad --threads 1 \
-  >"$tmp/long.out" 2>"$tmp/long.err" &
-dpid=$!
-sleep 1.5
-t0=$(now_ms)
-kill_pid -TERM "$dpid"
-wait "$dpid"
-rc=$?
-t1=$(now_ms)
-dpid=
+# term_input NAME SECONDS: `dictate --input $tmp/NAME.wav` (tiny whisper), SIGTERM
+# after SECONDS; sets rc and t0/t1 (the signal, the exit; ms); output in $tmp/NAME.*.
+term_input() {
+  "$bin" dictate --input "$tmp/$1.wav" --whisper-model "$model" --no-vad --threads 1 \
+    >"$tmp/$1.out" 2>"$tmp/$1.err" &
+  dpid=$!
+  sleep "$2"
+  t0=$(now_ms)
+  kill_pid -TERM "$dpid"
+  wait "$dpid"
+  rc=$?
+  t1=$(now_ms)
+  dpid=
+}
+term_input long 1.5
 echo "  SIGTERM while transcribing: exit $rc after $((t1 - t0)) ms" >&2
 check "SIGTERM while transcribing: exit 130 within 1 s" [ "$rc" = 130 ] && [ $((t1 - t0)) -lt 1000 ]
 check "SIGTERM while transcribing: history cancelled, no raw text" \
@@ -124,16 +129,7 @@ except BrokenPipeError:
     pass
 EOF
 feeder=$!
-"$bin" dictate --input "$tmp/slow.wav" --whisper-model "$model" --no-vad --threads 1 \
-  >"$tmp/slow.out" 2>"$tmp/slow.err" &
-dpid=$!
-sleep 1
-t0=$(now_ms)
-kill_pid -TERM "$dpid"
-wait "$dpid"
-rc=$?
-t1=$(now_ms)
-dpid=
+term_input slow 1
 wait "$feeder" 2>/dev/null
 echo "  SIGTERM while loading: exit $rc after $((t1 - t0)) ms" >&2
 check "SIGTERM while loading the input: exit 130 within 1 s" [ "$rc" = 130 ] && [ $((t1 - t0)) -lt 1000 ]

@@ -694,6 +694,15 @@ TEST(ahead_pieces_fit_a_slow_machine)
     unsetenv("CDT_SCRIPTED_SPEED");
 }
 
+/* The transcript of the two tests below, in two sentences, and the first refined. */
+static const char bpt_first[] = "so we looked at the report for the northern region this "
+                                "morning and the numbers look better than expected.";
+static const char bpt_second[] = "we should still check them with the finance team before "
+                                 "the meeting next week.";
+static const char bpt_refined_first[] = "So we looked at the report for the northern region "
+                                        "this morning, and the numbers look better than "
+                                        "expected.";
+
 /* How many tokens a transcript is follows the bytes per token of the model's answers
  * (cdt_manager_bytes_per_token): text of rare words or another language is more
  * tokens than English, and pieces cut at the 4 bytes a token assumed for English ran
@@ -704,13 +713,6 @@ TEST(ahead_pieces_fit_a_slow_machine)
  * a piece of its own (and the rest is cut to the time left after it). */
 TEST(bytes_per_token_are_learned)
 {
-    static const char first[] = "so we looked at the report for the northern region this "
-                                "morning and the numbers look better than expected.";
-    static const char second[] = "we should still check them with the finance team before "
-                                 "the meeting next week.";
-    static const char refined_first[] = "So we looked at the report for the northern region "
-                                        "this morning, and the numbers look better than "
-                                        "expected.";
     struct cdt_manager *m;
     struct cdt_refine_params p = cdt_refine_default_params();
     struct cdt_refine_result r;
@@ -718,9 +720,9 @@ TEST(bytes_per_token_are_learned)
     double bpt;
 
     setenv("CDT_SCRIPTED_PIECE_BYTES", "2", 1);
-    m = slow_machine("1,5", refined_first, &p, 600);
+    m = slow_machine("1,5", bpt_refined_first, &p, 600);
     REQUIRE(m);
-    snprintf(said, sizeof(said), "%s %s", first, second);
+    snprintf(said, sizeof(said), "%s %s", bpt_first, bpt_second);
     CHECK(cdt_manager_bytes_per_token(m, fake_model) == 0);
     if (cdt_refine_run(&p, said, &r) == 0) {
         CHECK_INT(r.timings.pieces, 1); /* whole, at the 4 bytes a token assumed */
@@ -734,7 +736,7 @@ TEST(bytes_per_token_are_learned)
     if (cdt_refine_run(&p, said, &r) == 0) {
         CHECK(r.timings.pieces >= 2); /* the rest is cut to the time then left */
         REQUIRE(r.refined);
-        CHECK(strncmp(r.refined, refined_first, strlen(refined_first)) == 0);
+        CHECK(strncmp(r.refined, bpt_refined_first, strlen(bpt_refined_first)) == 0);
         printf("  %.2f bytes a token: %d pieces, %s\n", bpt, r.timings.pieces,
                cdt_refine_reason_name(r.reason));
         cdt_refine_result_cleanup(&r);
@@ -752,13 +754,6 @@ TEST(bytes_per_token_are_learned)
  * whole, is cut at its first sentence from the first run on. */
 TEST(token_counts_come_from_the_sidecar)
 {
-    static const char first[] = "so we looked at the report for the northern region this "
-                                "morning and the numbers look better than expected.";
-    static const char second[] = "we should still check them with the finance team before "
-                                 "the meeting next week.";
-    static const char refined_first[] = "So we looked at the report for the northern region "
-                                        "this morning, and the numbers look better than "
-                                        "expected.";
     struct cdt_manager *m;
     struct cdt_refine_params p = cdt_refine_default_params();
     struct cdt_refine_result r;
@@ -767,15 +762,15 @@ TEST(token_counts_come_from_the_sidecar)
 
     setenv("CDT_SCRIPTED_PIECE_BYTES", "2", 1);
     setenv("CDT_SCRIPTED_TOKEN_BYTES", "2", 1);
-    m = slow_machine("1,5", refined_first, &p, 600);
+    m = slow_machine("1,5", bpt_refined_first, &p, 600);
     REQUIRE(m);
-    snprintf(said, sizeof(said), "%s %s", first, second);
+    snprintf(said, sizeof(said), "%s %s", bpt_first, bpt_second);
     /* Not loaded yet: no count, and no load started by asking. */
     CHECK_INT(cdt_manager_count_tokens(m, fake_model, said, &n, NULL, 0), CDT_ESTATE);
     if (cdt_refine_run(&p, said, &r) == 0) {
         CHECK(r.timings.pieces >= 2); /* cut from the first run on */
         REQUIRE(r.refined);
-        CHECK(strncmp(r.refined, refined_first, strlen(refined_first)) == 0);
+        CHECK(strncmp(r.refined, bpt_refined_first, strlen(bpt_refined_first)) == 0);
         printf("  first run: %d pieces, %s\n", r.timings.pieces, cdt_refine_reason_name(r.reason));
         cdt_refine_result_cleanup(&r);
     } else {
