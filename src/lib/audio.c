@@ -191,21 +191,18 @@ int cdt_audio_load(struct cdt_audio *a, const char *path)
             fail(a, rc, "out of memory decoding %s", path);
             goto done;
         }
-        if (last)
-            break;
+        /* Also after the last block: a cancel may have cut the last read short (a
+         * signal), and partial audio is never delivered. */
         if (a->should_stop && a->should_stop(a->stop_ud)) {
             rc = fail(a, CDT_ECANCELED, "%s: loading stopped (cancelled)", path);
             goto done;
         }
+        if (last)
+            break;
         if (len / CDT_AUDIO_RATE > CDT_AUDIO_MAX_SECONDS) {
             rc = fail(a, CDT_ETOOBIG, "%s: over the %d s audio limit", path, CDT_AUDIO_MAX_SECONDS);
             goto done;
         }
-    }
-    /* A cancel may have cut the last read short (a signal): never partial audio. */
-    if (a->should_stop && a->should_stop(a->stop_ud)) {
-        rc = fail(a, CDT_ECANCELED, "%s: loading stopped (cancelled)", path);
-        goto done;
     }
     if (sf_error(sf) != SF_ERR_NO_ERROR) {
         rc = fail(a, CDT_EFORMAT, "%s: decoding failed: %s", path, sf_strerror(sf));

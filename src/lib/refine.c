@@ -599,7 +599,9 @@ static size_t kept_words(const char *input, size_t wi)
 {
     long d = cdt__refine_droppable_words(input);
 
-    return d < 0 || (size_t)d >= wi ? (d < 0 ? wi : 1) : wi - (size_t)d;
+    if (d < 0)
+        return wi;
+    return (size_t)d < wi ? wi - (size_t)d : 1;
 }
 
 static int judge(const char *input, const char *input_lower, const char *out, char *reason,
@@ -647,7 +649,8 @@ static int judge(const char *input, const char *input_lower, const char *out, ch
         } else if ((double)wo < CDT_REFINE_MIN_RATIO * (double)wi &&
                    (double)wo < CDT_REFINE_MIN_RATIO * (double)kept_words(input, wi)) {
             /* Words a self-correction or false start takes back may go: "Send it to
-             * John, sorry, I mean to Sarah." is "Send it to Sarah." */
+             * John, sorry, I mean to Sarah." is "Send it to Sarah." (The input is
+             * parsed for them only when the output is short of wi.) */
             snprintf(reason, cap, "output too short: %zu words for %zu", wo, wi);
             verdict = CDT_REFINE_GUARD_LENGTH;
         } else if ((verdict = counted_shared(&co, &ci, &out_in, &out_missed)) == 0 &&

@@ -43,16 +43,16 @@ int cdt__refine_ask(const struct cdt_refine_params *p, const char *piece, long t
 
 void cdt__refine_answer_cleanup(struct cdt__refine_answer *ans);
 
-/* With the local provider and this model's speeds on this machine known (the model
- * is loaded for it, as cdt__refine_local would): the bytes of transcript a request
- * can hold and still be expected to finish within a share of left_ms (0: none);
- * -1 when that is not known (another provider, no speeds, a model that would not be
- * asked about `text`). */
 /* How many words of the transcript `text` a cleanup may drop for the speaker's
  * corrections (refine_critical.c): those before a correction cue or in it ("to
  * John, sorry, I mean"), and the words of false starts. -1: out of memory. */
 long cdt__refine_droppable_words(const char *text);
 
+/* With the local provider and this model's speeds on this machine known (the model
+ * is loaded for it, as cdt__refine_local would): the bytes of transcript a request
+ * can hold and still be expected to finish within a share of left_ms (0: none);
+ * -1 when that is not known (another provider, no speeds, a model that would not be
+ * asked about `text`). */
 long cdt__refine_fit_bytes(const struct cdt_refine_params *p, const char *text, long left_ms);
 
 /* With the local provider: loads the model that would refine `text` (as

@@ -70,16 +70,19 @@ static bool local_speeds(struct cdt_manager *mgr, const char *path, const char *
                          double *prefill, double *decode, double *bpt)
 {
     size_t len = text ? strlen(text) : 0;
-    double v = cdt_manager_bytes_per_token(mgr, path);
+    double v;
     int n = 0;
 
+    if (!cdt_manager_rates(mgr, path, prefill, decode))
+        return false; /* nothing to weigh with: the count is not asked for */
+    v = cdt_manager_bytes_per_token(mgr, path);
     if (len > 0 && cdt_manager_count_tokens(mgr, path, text, &n, NULL, 0) == 0 && n > 0)
         v = (double)len / n;
     *bpt = v <= 0               ? REFINE_BYTES_PER_TOKEN
            : v < REFINE_BPT_MIN ? REFINE_BPT_MIN
            : v > REFINE_BPT_MAX ? REFINE_BPT_MAX
                                 : v;
-    return cdt_manager_rates(mgr, path, prefill, decode);
+    return true;
 }
 
 /* The local model's estimated time for a transcript of `bytes`, ms, at the speeds

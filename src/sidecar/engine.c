@@ -2089,9 +2089,20 @@ int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out)
     e = calloc(1, sizeof(*e));
     if (!e)
         return CDT_ENOMEM;
-    if (pthread_rwlock_init(&e->tok_lock, NULL) != 0) {
-        free(e);
-        return CDT_ENOMEM;
+    {
+        /* Writers first: a stream of /tokenize calls must not hold off an unload. */
+        pthread_rwlockattr_t ra;
+        int bad = pthread_rwlockattr_init(&ra);
+
+        if (!bad) {
+            pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+            bad = pthread_rwlock_init(&e->tok_lock, &ra);
+            pthread_rwlockattr_destroy(&ra);
+        }
+        if (bad) {
+            free(e);
+            return CDT_ENOMEM;
+        }
     }
     e->base.ops = &engine_ops;
     e->log = log;

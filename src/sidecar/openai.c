@@ -745,7 +745,7 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
         if (loading)
             oai_err(req, 503, NULL, "The model is loading; retry shortly");
         else
-            oai_err(req, 400, "model", "No model loaded. Call /load first.");
+            oai_err(req, 400, "model", CDT_NO_MODEL_MSG);
         return;
     }
     j->stream = stream;
@@ -763,7 +763,7 @@ void cdt__route_v1_chat(struct cdt_sidecar *s, struct cdt_http_req *req)
     pthread_mutex_unlock(&s->lock);
     if (status) {
         if (j->rc == CDT_ESTATE)
-            oai_err(req, status, "model", "No model loaded. Call /load first.");
+            oai_err(req, status, "model", CDT_NO_MODEL_MSG);
         else if (j->rc == CDT_ETOOBIG) /* the prompt does not fit the context */
             cdt__oai_error(req, status, "messages", "context_length_exceeded", j->errmsg);
         else

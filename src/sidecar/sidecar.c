@@ -808,7 +808,7 @@ static void route_tokenize(struct cdt_sidecar *s, struct cdt_http_req *req)
                                   : CDT_EUNSUPPORTED;
     cJSON_Delete(body);
     if (rc == CDT_ESTATE) {
-        cdt_http_reply_error(req, 400, "No model loaded. Call /load first.");
+        cdt_http_reply_error(req, 400, CDT_NO_MODEL_MSG);
     } else if (rc == CDT_EUNSUPPORTED) {
         cdt_http_reply_error(req, 501, "This backend does not count tokens");
     } else if (rc != 0) {
@@ -869,7 +869,7 @@ static int generate_error(struct job *j, char *msg, size_t cap)
     case 0:
         return 0;
     case CDT_ESTATE:
-        snprintf(msg, cap, "No model loaded. Call /load first.");
+        snprintf(msg, cap, CDT_NO_MODEL_MSG);
         return 400;
     case CDT_ETOOBIG:
     case CDT_EINVAL:

@@ -12,8 +12,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define CDT_MAX_STOP     4   /* stop sequences per request */
-#define CDT_MAX_STOP_LEN 256 /* bytes per stop sequence */
+#define CDT_NO_MODEL_MSG "No model loaded. Call /load first." /* the seed's words */
+#define CDT_MAX_STOP     4                                    /* stop sequences per request */
+#define CDT_MAX_STOP_LEN 256                                  /* bytes per stop sequence */
 
 enum job_kind { JOB_LOAD, JOB_UNLOAD, JOB_GENERATE };
 
