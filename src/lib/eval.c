@@ -400,7 +400,36 @@ static bool is_stopword(const struct span *w)
     return false;
 }
 
-/* The reference's content words kept by the output (the arrays are reordered). */
+/* A folded number word as its digits ("three" → "3"), other words as they are:
+ * content kept asks whether the meaning survived, and "3 bullet points" for "three
+ * bullet points" loses none (the WER columns still count the style). */
+static struct span number_form(const struct span *w)
+{
+    static const char *const words[][2] = {
+        {"zero", "0"},     {"one", "1"},        {"two", "2"},       {"three", "3"},
+        {"four", "4"},     {"five", "5"},       {"six", "6"},       {"seven", "7"},
+        {"eight", "8"},    {"nine", "9"},       {"ten", "10"},      {"eleven", "11"},
+        {"twelve", "12"},  {"thirteen", "13"},  {"fourteen", "14"}, {"fifteen", "15"},
+        {"sixteen", "16"}, {"seventeen", "17"}, {"eighteen", "18"}, {"nineteen", "19"},
+        {"twenty", "20"},  {"thirty", "30"},    {"forty", "40"},    {"fifty", "50"},
+        {"sixty", "60"},   {"seventy", "70"},   {"eighty", "80"},   {"ninety", "90"},
+    };
+
+    for (size_t i = 0; i < N(words); i++)
+        if (strlen(words[i][0]) == w->n && memcmp(words[i][0], w->p, w->n) == 0)
+            return (struct span){words[i][1], strlen(words[i][1])};
+    return *w;
+}
+
+static int content_qcmp(const void *a, const void *b)
+{
+    struct span x = number_form(a), y = number_form(b);
+
+    return span_cmp(&x, &y);
+}
+
+/* The reference's content words kept by the output, a number in words or digits
+ * alike (the arrays are reordered). */
 static void count_content(struct text_view *ref, struct text_view *out, struct cdt_eval_counts *c)
 {
     size_t k = 0;
@@ -416,7 +445,7 @@ static void count_content(struct text_view *ref, struct text_view *out, struct c
     }
     c->content_ref = (long)k;
     c->content_kept =
-        intersect(ref->words, k, out->words, out->n_words, sizeof(struct span), span_qcmp);
+        intersect(ref->words, k, out->words, out->n_words, sizeof(struct span), content_qcmp);
 }
 
 /* Matches the output's marks, moved to reference positions through map (the

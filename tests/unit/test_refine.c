@@ -365,7 +365,31 @@ TEST(critical_catches_the_small_models_slips)
     CHANGED("let's meet thursday afternoon at the office", "Let's meet at the office tomorrow.",
             "the output dropped a name: thursday"); /* a weekday is a name in any case */
     CHANGED("let's meet friendly afternoon at the office", "Let's meet at the office tomorrow.",
+            "the output changed a word: friendly \xE2\x86\x92 tomorrow");
+    /* The model retrained on 2026-12-05's data, on pass-through eval cases. */
+    CHANGED("I told her that that was not the plan.", "I told her that was not the plan.",
+            "the output dropped a word: \"that that\" \xE2\x86\x92 \"that\"");
+    KEPT("i think that that that's fine", "I think that that's fine."); /* a stutter */
+    CHANGED("Ascolta... vuoi andare a cena con me e Kathy stasera?",
+            "Ascolta... vuoi andare a cena con me E Kathy stasera?",
+            "the output capitalised a word: E");
+    CHANGED("let's meet friendly afternoon at the office", "Let's meet at the office.",
             "dropped 2 of the transcript's 4 content words: friendly, afternoon");
+    /* The built-in model on held-out eval cases: one content word dropped from a long
+     * transcript, which a share of 10% let through (bench/RESULTS.md, 2026-12-05). */
+    CHANGED("He pulled it over climbed up and lifted out the big volume almost losing his "
+            "balance from the weight of it he staggered over and dropped it on the table",
+            "He pulled up and lifted out the big volume. Almost losing his balance from the "
+            "weight of it, he staggered over and dropped it on the table.",
+            "dropped 1 of the transcript's 11 content words: climbed");
+    CHANGED("Contract \xE2\x80\x94 conceived as the free bargain of formal equals \xE2\x80\x94 "
+            "replaced the implied obligations of a more static and status-conscious society.",
+            "These free bargain of formal equals \xE2\x80\x94 replaced the implied obligations "
+            "of a more static and status-conscious society.",
+            "content words: Contract, conceived");
+    CHANGED("you know to realize that this sort of thing was par for the course at newport",
+            "You know what this sort of thing was par for the course at Newport.",
+            "dropped 1 of the transcript's 4 content words: realize");
     /* The built-in model on eval case hw-self-correction-04 (bench/RESULTS.md): the
      * number corrected away kept, the correction dropped. */
     CHANGED("We need three, actually four chairs for the meeting room.",
@@ -593,8 +617,16 @@ TEST(critical_content_words)
     KEPT("Ich habe den Hund gesehen, sagte Anna.", "Ich habe den Hund gesehen, sagte Anna.");
     KEPT("\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88",
          "\xE3\x81\x93\xE3\x82\x8C\xE3\x81\xAF\xE3\x83\x86\xE3\x82\xB9\xE3\x83\x88\xE3\x80\x82");
-    KEPT("the quick brown fox jumps over the lazy dog near the river bank today",
-         "The quick brown fox jumps over the lazy dog near the bank today.");
+    CHANGED("the quick brown fox jumps over the lazy dog near the river bank today",
+            "The quick brown fox jumps over the lazy dog near the bank today.",
+            "dropped 1 of the transcript's 10 content words: river"); /* no share may go */
+    /* A content word in another form: spelt right, abbreviated, an apostrophe, the words
+     * of a mark said aloud, a word cut off and said again. */
+    KEPT("mister smith and doctor jones said okay", "Mr. Smith and Dr. Jones said OK.");
+    KEPT("the goverment agreed", "The government agreed.");
+    KEPT("its fine dont worry", "It's fine, don't worry.");
+    KEPT("he said open paren maybe close paren yes", "He said (maybe) yes.");
+    KEPT("the prob- problem is solved", "The problem is solved.");
     CHANGED("the quick brown fox jumps over the lazy dog near the river bank today",
             "The fox jumps over the dog today.",
             "dropped 6 of the transcript's 10 content words: quick, brown, lazy, \xE2\x80\xA6");
@@ -732,13 +764,16 @@ static void expect_quotes(const char *in, const char *out, int want, int line)
 
 TEST(guard_rejects_added_quotes)
 {
-    /* The built-in model on eval case hw-clean-08 (bench/RESULTS.md): quotes nobody
-     * said, which the other guards let through (added punctuation is a cleanup). */
-    REJECT_SAYING("I told her that that was not the plan.", "I told her \"That was not the plan\".",
-                  CDT_REFINE_GUARD_QUOTES,
+    /* The built-in model on eval case hw-clean-08 (bench/RESULTS.md) wrote "I told her
+     * \"That was not the plan\"." for "I told her that that was not the plan.": quotes
+     * nobody said, which the other guards let through (added punctuation is a cleanup;
+     * check_doubles now also sees the "that that" it dropped). The same quotes without
+     * the dropped word: */
+    REJECT_SAYING("I told her that it was not the plan.",
+                  "I told her \"That it was not the plan\".", CDT_REFINE_GUARD_QUOTES,
                   "the output added quotation marks: 2 in the output, 0 in the transcript");
-    REJECT("i told her that that was not the plan",
-           "I told her \xE2\x80\x9CThat was not the plan.\xE2\x80\x9D", CDT_REFINE_GUARD_QUOTES);
+    REJECT("i told her that it was not the plan",
+           "I told her \xE2\x80\x9CThat it was not the plan.\xE2\x80\x9D", CDT_REFINE_GUARD_QUOTES);
     REJECT("he called it a plan", "He called it a 'plan'.", CDT_REFINE_GUARD_QUOTES);
     REJECT("he called it a plan", "He called it a \xE2\x80\x98plan\xE2\x80\x99.",
            CDT_REFINE_GUARD_QUOTES);

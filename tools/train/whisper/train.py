@@ -262,7 +262,7 @@ class Windows:
         k = int(np.searchsorted(self.weights, self.rng.random() * self.weights[-1], side="right"))
         return self.docs[min(k, len(self.docs) - 1)]
 
-    def one(self, budget_s, full, timestamps, cut_ok):
+    def one(self, budget_s, full, timestamps, cut_ok, prompts=True):
         r = self.rng
         for _ in range(20):
             doc = self._doc()
@@ -299,7 +299,7 @@ class Windows:
         if r.random() < 0.5:
             x += np.float32(10 ** (r.uniform(-80, -40) / 20)) * np.random.default_rng(r.randrange(1 << 30)).standard_normal(n).astype(np.float32)
         prompt = []
-        if start > 0 and r.random() < 0.5:
+        if prompts and start > 0 and r.random() < 0.5:
             before = " ".join(self.sents_text(doc, max(0, start - r.randint(1, 3)), start))
             prompt = [PREV] + greedy_tokens(self.vocab, before)[-PROMPT_MAX_TOKENS:]
         if timestamps:
@@ -316,13 +316,17 @@ class Windows:
         return [self.text_of[doc[j][0]] for j in range(a, b)]
 
 
-def batch(win, bs, mel, dev):
+def batch_cpu(win, bs, short=False):
+    """One batch on the CPU: (audio (bs, frames * 160 + 400) float32, frames, tok, lab,
+    items).
+    short: fitted windows of one or two sentences and no prompt (the curriculum's
+    first steps, where the cross-attention learns to align)."""
     r = win.rng
-    full = r.random() < 0.5
-    budget = 30.0 if full else r.uniform(3.0, 29.0)
+    full = not short and r.random() < 0.5
+    budget = 30.0 if full else r.uniform(4.0, 12.0) if short else r.uniform(3.0, 29.0)
     items = []
     while len(items) < bs:
-        w = win.one(budget, full, r.random() < 0.85, True)
+        w = win.one(budget, full, r.random() < 0.85, True, prompts=not short)
         if w:
             items.append(w)
     if full:
@@ -331,11 +335,10 @@ def batch(win, bs, mel, dev):
         longest = max(w[3] for w in items)
         frames = 2 * int(math.ceil((longest + FIT_MARGIN_S) * 50))
         frames = min(3000, frames)
-    n = 30 * SR + 400
+    n = frames * 160 + 400  # the samples the first `frames` mel frames see (30 s + 400)
     audio = torch.zeros(bs, n)
     for i, w in enumerate(items):
-        audio[i, :len(w[0])] = torch.from_numpy(w[0][:n])
-    feats = mel(audio.to(dev, non_blocking=True), frames)
+        audio[i, :min(n, len(w[0]))] = torch.from_numpy(w[0][:n])
     L = max(len(w[1]) for w in items)
     tok = torch.full((bs, L), EOT, dtype=torch.long)
     lab = torch.full((bs, L), -100, dtype=torch.long)
@@ -343,7 +346,42 @@ def batch(win, bs, mel, dev):
         s = torch.tensor(w[1])
         tok[i, :len(s)] = s
         lab[i, w[2]:len(s) - 1] = s[w[2] + 1:]
-    return feats, tok[:, :-1].to(dev), lab[:, :-1].to(dev), items
+    return audio, frames, tok[:, :-1], lab[:, :-1], items
+
+
+def to_device(cpu, mel, dev):
+    audio, frames, tok, lab, items = cpu
+    feats = mel(audio.to(dev, non_blocking=True), frames)
+    return feats, tok.to(dev, non_blocking=True), lab.to(dev, non_blocking=True), items
+
+
+def batch(win, bs, mel, dev, short=False):
+    return to_device(batch_cpu(win, bs, short), mel, dev)
+
+
+class Batches(torch.utils.data.IterableDataset):
+    """Training batches made in worker processes (torch's DataLoader takes them from
+    the workers in turn, so the order is fixed): worker k of W makes the batches
+    first + k, first + k + W, …, from its own generator seeded by (seed, first, k).
+    Deterministic given the seed, the worker count and the steps a run starts at."""
+
+    def __init__(self, docs, audio, vocab, texts, seed, first, bs, short_until):
+        self.args = docs, audio, vocab, texts
+        self.seed, self.first, self.bs, self.short_until = seed, first, bs, short_until
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        k, w = (info.id, info.num_workers) if info else (0, 1)
+        docs, audio, vocab, texts = self.args
+        rng = random.Random((self.seed * 1000003 + self.first) * 64 + k)
+        np.random.seed(rng.randrange(1 << 30))
+        win = Windows(docs, audio, vocab, rng)
+        win.text_of = texts
+        step = self.first + k
+        while True:
+            audio_b, frames, tok, lab, _ = batch_cpu(win, self.bs, step < self.short_until)
+            yield audio_b, frames, tok, lab
+            step += w
 
 
 # ---------------------------------------------------------------- evaluation
@@ -453,6 +491,11 @@ def main():
     ap.add_argument("--procs", type=int, default=16)
     ap.add_argument("--device", default="cuda", help="cuda, or cpu for a smoke test")
     ap.add_argument("--eval-windows", type=int, default=384, help="held-out windows at the end")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="the schedule in steps (0: in time, --total-minutes); a run stops there")
+    ap.add_argument("--short-until", type=int, default=0,
+                    help="steps of short fitted windows without prompts first (curriculum)")
+    ap.add_argument("--workers", type=int, default=8, help="processes making batches (0: inline)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     LOG = open(os.path.join(args.out, "train.log"), "a")
@@ -524,18 +567,26 @@ def main():
         rng.setstate(c["rng"])
         log("resumed at step %d (%.0f s trained)" % (step, done_s))
     total = args.total_minutes * 60
-    budget = min(args.minutes * 60, total - done_s)
+    budget = min(args.minutes * 60, total - done_s) if not args.steps else args.minutes * 60
+    if args.workers:
+        loader = iter(torch.utils.data.DataLoader(
+            Batches(docs["train"], audio, vocab, texts, args.seed, step, args.batch, args.short_until),
+            batch_size=None, num_workers=args.workers, prefetch_factor=2, pin_memory=dev == "cuda"))
     t0 = time.time()
     warm = 400
     while True:
         el = time.time() - t0
-        if el > budget:
+        if el > budget or (args.steps and step >= args.steps):
             break
-        frac = min(1.0, (done_s + el) / total)
+        frac = min(1.0, step / args.steps if args.steps else (done_s + el) / total)
         lr = args.lr * min(1.0, (step + 1) / warm) * (0.5 * (1 + math.cos(math.pi * frac)) * 0.95 + 0.05)
         for g in opt.param_groups:
             g["lr"] = lr
-        feats, tok, lab, _ = batch(train, args.batch, mel, dev)
+        if args.workers:
+            audio_b, frames, tok, lab = next(loader)
+            feats, tok, lab, _ = to_device((audio_b, frames, tok, lab, None), mel, dev)
+        else:
+            feats, tok, lab, _ = batch(train, args.batch, mel, dev, step < args.short_until)
         with torch.autocast(dev, dtype=torch.bfloat16):
             xa = model.encoder(feats)
             logits = model.decoder(tok, xa)
@@ -547,7 +598,8 @@ def main():
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
         if step % 100 == 0:
-            log("step %d  %.0f s  lr %.2e  loss %.4f" % (step, time.time() - t0, lr, ema))
+            log("step %d  %.0f s  lr %.2e  loss %.4f%s" % (step, time.time() - t0, lr, ema,
+                                                         "  (short)" if step < args.short_until else ""))
         if step % 1000 == 0:
             w, s = evaluate(model, held, mel, dev, decode, 128)
             model.train()
