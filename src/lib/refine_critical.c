@@ -727,6 +727,29 @@ static bool one_as_digit(const struct cdt__spoken *in, const struct cdt__spoken 
     return a && !a->suffix && !number_follower(a->key) && (!b || is_stopword(b->key));
 }
 
+/* Does word token t of x open with a small letter and have a capital inside it
+ * after one ("fAlso", "iPhone"; not "JavaScript", "McDonald")? ASCII letters only. */
+static bool inner_capital(const struct cdt__spoken *x, const struct cdt__tok *t)
+{
+    if (x->s[t->off] < 'a' || x->s[t->off] > 'z')
+        return false;
+    for (size_t k = t->off + 1; k < t->off + t->len; k++)
+        if (x->s[k] >= 'A' && x->s[k] <= 'Z' && x->s[k - 1] >= 'a' && x->s[k - 1] <= 'z')
+            return true;
+    return false;
+}
+
+/* Is output word t written exactly so (bytes and case) somewhere in the input? */
+static bool spelt_so_in(const struct cdt__spoken *in, const struct cdt__spoken *out,
+                        const struct cdt__tok *t)
+{
+    for (size_t i = 0; i < in->n; i++)
+        if (in->t[i].kind == CDT__TK_WORD && in->t[i].len == t->len &&
+            !memcmp(in->s + in->t[i].off, out->s + t->off, t->len))
+            return true;
+    return false;
+}
+
 /* Case and lone "one", where a model changes a word's meaning without changing the
  * word: in a transcript written in case, a word it wrote in lower case may not come
  * out capitalised mid-sentence ("may" → "May", "the administration" → "the
@@ -743,6 +766,12 @@ static int check_case(const struct cdt__spoken *in, const struct cdt__spoken *ou
 
         if (one_as_digit(in, out, i)) {
             snprintf(reason, cap, "the output wrote a lone \"one\" as a digit: 1");
+            return CDT_REFINE_GUARD_CHANGED;
+        }
+        /* A capital inside a word the transcript writes otherwise: "falso" → "fAlso". */
+        if (t->kind == CDT__TK_WORD && inner_capital(out, t) && !spelt_so_in(in, out, t)) {
+            cdt__spoken_show_tok(b, sizeof(b), out, t);
+            snprintf(reason, cap, "the output changed a word's case: %s", b);
             return CDT_REFINE_GUARD_CHANGED;
         }
         /* A single letter too: Italian "con me e Kathy" → "con me E Kathy". */

@@ -6,9 +6,10 @@
 # refines for real, offline: the model's output is delivered (the guards pass it) for
 # at least some of a few dictations. No assertion on the exact words: kernels round
 # differently across CPUs.
-#   test_builtin_model.sh CODICTATE
+#   test_builtin_model.sh CODICTATE CATALOG_JSON
 set -u
 bin=$1
+catalog=$2
 . "$(dirname "$0")/../sh_test.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,13 +50,28 @@ for text in "um so i think we should uh meet at three no wait at four period" \
 done
 check "the model's output is delivered for some dictations ($delivered of 4)" test "$delivered" -ge 1
 
-# English only: other languages get the deterministic text and no model call (a
-# dictated one; written French is already_clean before the model is chosen).
+# French, German and Italian: in its training data and its catalog entry, so a dictated
+# one goes to the model, guarded as any other (written French is already_clean before
+# the model is chosen).
 fr="il y avait un employé qui faisait du thé sucré frais alors j'ai décidé de l'attendre"
-"$bin" refine --json "$fr" >"$tmp/fr.json" 2>/dev/null
-check "non-English: unsupported_language" \
+"$bin" refine --timeout-ms 60000 --json "$fr" >"$tmp/fr.json" 2>/dev/null
+code=$(json_field "$tmp/fr.json" "d['reason_code']")
+check "non-English: given to the built-in model ($code)" \
+  test "$code" != unsupported_language -a "$code" != sidecar_error -a "$code" != no_model
+check "non-English: every word kept, in some case (model or deterministic text)" \
+  test "$(json_field "$tmp/fr.json" "' '.join(__import__('re').sub(r'[^\\w\\s\']', ' ', d['refined'].lower()).split())")" = "$fr"
+# A model the catalog marks English-only is never given another language: the
+# deterministic text at once, and no model call.
+python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))
+for m in c["models"]:
+    if m["id"] == sys.argv[2]:
+        m["languages"] = ["en"]
+json.dump(c, open(sys.argv[3], "w"))' "$catalog" "$id" "$tmp/en-only.json"
+CODICTATE_CATALOG=$tmp/en-only.json "$bin" refine --json "$fr" >"$tmp/fr.json" 2>/dev/null
+check "English-only model, non-English text: unsupported_language" \
   test "$(json_field "$tmp/fr.json" "d['reason_code']")" = unsupported_language
-check "non-English: passed through unchanged" \
+check "English-only model, non-English text: passed through unchanged" \
   test "$(json_field "$tmp/fr.json" "d['refined']")" = "$fr"
 fr="Il y avait un employé qui faisait du thé sucré frais alors j'ai décidé de l'attendre."
 "$bin" refine --json "$fr" >"$tmp/fr.json" 2>/dev/null

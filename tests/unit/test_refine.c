@@ -370,6 +370,10 @@ TEST(critical_catches_the_small_models_slips)
     CHANGED("I told her that that was not the plan.", "I told her that was not the plan.",
             "the output dropped a word: \"that that\" \xE2\x86\x92 \"that\"");
     KEPT("i think that that that's fine", "I think that that's fine."); /* a stutter */
+    CHANGED("ma il cibo deve essere buono, come lo ha preparato un falso chef francese",
+            "Ma il cibo deve essere buono, come lo ha preparato un fAlso chef francese.",
+            "the output changed a word's case: fAlso");
+    KEPT("I bought an iPhone and a MacBook.", "I bought an iPhone and a MacBook.");
     CHANGED("Ascolta... vuoi andare a cena con me e Kathy stasera?",
             "Ascolta... vuoi andare a cena con me E Kathy stasera?",
             "the output capitalised a word: E");
