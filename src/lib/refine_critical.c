@@ -362,6 +362,15 @@ static bool same_tok(const struct cdt__spoken *x, size_t i, size_t j)
     return a->len == b->len && memcmp(x->s + a->off, x->s + b->off, a->len) == 0;
 }
 
+/* A verb that closes a restarted frame ("the meeting is", "the call is"). */
+static bool frame_verb(const struct cdt__spoken *x, size_t i)
+{
+    static const char *const verbs[] = {"are",  "can", "could",  "did", "does", "had",  "has",
+                                        "have", "is",  "should", "was", "were", "will", "would"};
+
+    return x->t[i].kind == CDT__TK_WORD && listed(x->t[i].key, verbs, N(verbs));
+}
+
 static void find_restarts(struct cdt__spoken *x)
 {
     size_t *tokof = malloc((x->nwords + 1) * sizeof(*tokof));
@@ -391,12 +400,13 @@ static void find_restarts(struct cdt__spoken *x)
             said_again = !digits && (m >= 2 || (a + 1 == b && !x->t[tokof[a]].nw));
             for (size_t k = 0; said_again && k < m; k++)
                 x->repeat[a + k] = x->repeat[b + k] = true;
-            /* Or the same frame with one word swapped: "the meeting is the call is". */
+            /* Or the same frame with its subject swapped: "the meeting is the call is"
+             * (a verb closes it: "the man in the park in" is no restart). */
             if (said_again || m >= 2 ||
                 (b - a <= CRIT_RESTART_PRON && x->t[tokof[a]].kind == CDT__TK_WORD &&
                  is_pronoun(x->t[tokof[a]].key)) ||
                 (b - a == 3 && b + 2 < x->nwords && same_tok(x, tokof[a + 2], tokof[b + 2]) &&
-                 !same_tok(x, tokof[a + 1], tokof[b + 1]))) {
+                 !same_tok(x, tokof[a + 1], tokof[b + 1]) && frame_verb(x, tokof[a + 2]))) {
                 for (size_t k = a; k < b; k++)
                     x->restart[k] = true;
                 break;

@@ -631,6 +631,9 @@ TEST(critical_content_words)
     KEPT("its fine dont worry", "It's fine, don't worry.");
     KEPT("he said open paren maybe close paren yes", "He said (maybe) yes.");
     KEPT("the prob- problem is solved", "The problem is solved.");
+    /* A repeated frame without a verb is no restart: its words must stay. */
+    CHANGED("i saw the man in the park in the morning", "I saw the park in the morning.",
+            "content words: man");
     CHANGED("the quick brown fox jumps over the lazy dog near the river bank today",
             "The fox jumps over the dog today.",
             "dropped 6 of the transcript's 10 content words: quick, brown, lazy, \xE2\x80\xA6");
