@@ -496,6 +496,9 @@ def main():
     ap.add_argument("--short-until", type=int, default=0,
                     help="steps of short fitted windows without prompts first (curriculum)")
     ap.add_argument("--workers", type=int, default=8, help="processes making batches (0: inline)")
+    ap.add_argument("--token-drop", type=float, default=0.0,
+                    help="share of the decoder's text inputs replaced by a random text token, "
+                         "so it cannot transcribe from the text before alone")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     LOG = open(os.path.join(args.out, "train.log"), "a")
@@ -587,6 +590,9 @@ def main():
             feats, tok, lab, _ = to_device((audio_b, frames, tok, lab, None), mel, dev)
         else:
             feats, tok, lab, _ = batch(train, args.batch, mel, dev, step < args.short_until)
+        if args.token_drop > 0:  # text inputs only (below EOT), never the labels
+            swap = (torch.rand(tok.shape, device=tok.device) < args.token_drop) & (tok < EOT)
+            tok = torch.where(swap, torch.randint_like(tok, 0, EOT), tok)
         with torch.autocast(dev, dtype=torch.bfloat16):
             xa = model.encoder(feats)
             logits = model.decoder(tok, xa)
