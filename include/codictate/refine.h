@@ -353,9 +353,13 @@ CDT_NODISCARD int cdt_refine_guard(const char *input, const char *output, char *
  *   input lacks (a sentence-opening function word aside);
  * - negations (not, never, no, n't, nothing, nobody, none, cannot, …): the same
  *   count, "can not" = "cannot" = "can't"; fewer only by those near a cue;
- * - content words: at most max(1, 10%) of the input's missing, those near a cue or
- *   in a false start ("we should we need to go") aside; a spoken punctuation word
- *   used as a word ("put a comma after") is kept, share or no share;
+ * - content words: none of the input's missing (kept in any form: plural, -ed/-ing,
+ *   spelt right, with or without an apostrophe, abbreviated "mister" → "Mr."), those
+ *   near a cue, in a false start ("we should we need to go"), cut off and said whole
+ *   ("wh- what") or of a mark said aloud ("end quote") aside; a spoken punctuation
+ *   word used as a word ("put a comma after") is kept; a grammatical "that that" too;
+ * - case: in a cased transcript no lower-case word is capitalised mid-sentence; no
+ *   word gets a capital inside it ("falso" → "fAlso") the transcript does not write;
  * - added words: every output word is accounted for by the input (said there in
  *   any case or form, joined or split; a number's unit; a function word, but not
  *   "few", "after", "only", "should" and the like; an added apostrophe, "its" →

@@ -28,12 +28,12 @@
  * may not have more, nor fewer unless the input's extra ones are near a cue or said
  * twice ("not not merely").
  * Content words (not function words, fillers, number or unit words, spoken
- * punctuation, single letters): at most max(1, 10%) of the input's may be missing
- * from the output, not counting those near a cue or in a false start (a stretch
- * the speaker restarted: "we should | we need to go"). A word counts as kept in
- * another form too (plural, -ed, -ing). A spoken punctuation word after a
- * determiner ("put a comma after", "the period of") is a word, not a mark: it must
- * be kept, share or no share.
+ * punctuation, single letters): none of the input's may be missing from the
+ * output, not counting those near a cue or in a false start (a stretch the speaker
+ * restarted: "we should | we need to go"). A word counts as kept in another form
+ * too (plural, -ed, -ing, spelt right, with or without an apostrophe, abbreviated;
+ * check_content). A spoken punctuation word after a determiner ("put a comma
+ * after", "the period of") is a word, not a mark: it must be kept.
  * Added words: every word of the output must be accounted for by the input: said
  * there (as above: any case, form, join or split), a unit of an output number
  * ("$500" / "500 dollars"), a function word that carries no meaning of its own
