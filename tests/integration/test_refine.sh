@@ -246,17 +246,15 @@ check "not a terminal: the result alone" is "$out" "$want"
 long=$(for _ in $(seq 1 20); do printf '%s ' "$in"; done)
 out=$("$bin" refine --model "$model" --timeout-ms 150 --json "$long" 2>/dev/null)
 check "local deadline: exit 0" is "$?" 0
-# Sent whole, it ends at the deadline. On a busy machine the speeds measured at load
-# may say only part of it fits in 150 ms: that part is a piece of its own, which this
-# model can finish at its length cap (an output the guards refuse) before the rest
-# is refused for time (as test_refine_sidecar's streamed deadline).
-pieces=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["timings"]["pieces"])')
-if [ "$pieces" -le 1 ]; then
-  check "local deadline: reason_code" is "$(field "$out" reason_code)" '"timeout"'
-else
-  check "local deadline: reason_code ($pieces pieces)" eval \
-    "printf '%s' '$(field "$out" reason_code)' | grep -qE '\"(timeout|guard_length|guard_changed)\"'"
-fi
+# Sent whole, it ends at the deadline (timeout). On a busy machine the speeds measured
+# at load may say only part of it fits in 150 ms: that part is a piece of its own,
+# which this model can finish at its length cap (an output the guards refuse) before
+# the rest is refused for time without being asked (as test_refine_sidecar's streamed
+# deadline). The result names the first piece's reason, and timings.pieces counts the
+# pieces asked, so one asked piece does not tell a whole text from a cut one (a
+# fresh-clone run got guard_length with pieces 1): either reason, the same text.
+check "local deadline: reason_code ($(field "$out" reason_code))" eval \
+  "printf '%s' '$(field "$out" reason_code)' | grep -qE '\"(timeout|guard_length|guard_changed)\"'"
 check "local deadline: deterministic text" has "$(field "$out" refined)" '"So I think, we should ship it. So I think'
 
 # By catalog id, and chosen as the recommended downloaded model: a test catalog and

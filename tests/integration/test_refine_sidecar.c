@@ -235,19 +235,18 @@ TEST(refine_streams_from_the_real_sidecar)
     /* The deadline (as test_refine.sh's: this model does not stop early). On a busy
      * machine the speeds measured above may say only part of the text fits: that part
      * is a piece of its own, which the model can finish (at its length cap, an output
-     * the guards refuse) before the rest is refused for time. Either way the text is
-     * the deterministic one, and a text sent whole ends at the deadline. */
+     * the guards refuse) before the rest is refused for time, unasked. The reason is
+     * the first piece's and timings.pieces counts the pieces asked, so one asked piece
+     * does not tell a whole text (timeout) from a cut one (a guard's reason; seen in a
+     * fresh-clone run of test_refine.sh). Either way the text is the deterministic one. */
     for (int i = 0; i < 20; i++)
         strncat(longer, "So I think, we should ship it. ", sizeof(longer) - strlen(longer) - 1);
     p.timeout_ms = 150;
     memset(&ps, 0, sizeof(ps));
     if (cdt_refine_run(&p, longer, &r) == 0) {
         CHECK(!ps.bad);
-        if (r.timings.pieces <= 1)
-            CHECK_STR(cdt_refine_reason_name(r.reason), "timeout");
-        else
-            CHECK(r.reason == CDT_REFINE_TIMEOUT || r.reason == CDT_REFINE_GUARD_LENGTH ||
-                  r.reason == CDT_REFINE_GUARD_CHANGED);
+        CHECK(r.reason == CDT_REFINE_TIMEOUT || r.reason == CDT_REFINE_GUARD_LENGTH ||
+              r.reason == CDT_REFINE_GUARD_CHANGED);
         printf("  a 150 ms deadline: %d piece(s), %s\n", r.timings.pieces,
                cdt_refine_reason_name(r.reason));
         CHECK_STR(r.refined, r.cleaned);
