@@ -1155,7 +1155,9 @@ static bool provider_down(enum cdt_refine_reason why)
 /* Refines out->cleaned piece by piece (piece_end), each guarded on its own: a piece
  * the guards reject keeps its deterministic text, the others their refinement, joined
  * with the white space that was between them. Sets out->refined (all or some pieces
- * refined) and out->reason: OK, PARTIAL, or the first piece's reason when none was. */
+ * refined) and out->reason: OK, PARTIAL, or when none was, the reason that stopped
+ * the rest (the provider down: the sidecar died, the time ran out), else the first
+ * piece's. */
 static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_result *out)
 {
     const char *s = out->cleaned;
@@ -1163,7 +1165,7 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
     long budget = p->timeout_ms > 0 ? p->timeout_ms : CDT_REFINE_DEFAULT_TIMEOUT_MS;
     double t0;
     enum cdt_refine_reason first = CDT_REFINE_OK, stop = CDT_REFINE_OK;
-    char first_detail[CDT_REFINE_REASON_MAX] = "";
+    char first_detail[CDT_REFINE_REASON_MAX] = "", stop_detail[CDT_REFINE_REASON_MAX] = "";
     struct cdt_buf joined = {0};
     int rc = 0;
     bool local;
@@ -1242,8 +1244,10 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
                 snprintf(first_detail, sizeof(first_detail), "%s", ans.detail);
             }
             /* A background answer says how the provider was then, not now. */
-            if (!ahead && provider_down(ans.why))
+            if (!ahead && provider_down(ans.why) && stop == CDT_REFINE_OK) {
                 stop = ans.why;
+                snprintf(stop_detail, sizeof(stop_detail), "%s", ans.detail);
+            }
             rc = cdt_buf_append(&joined, piece, len);
         }
         cdt__refine_answer_cleanup(&ans);
@@ -1262,6 +1266,8 @@ static int refine_pieces(const struct cdt_refine_params *p, struct cdt_refine_re
                           first_detail);
     }
     free(joined.data);
+    if (rc == 0 && stop != CDT_REFINE_OK) /* what ended it: the sidecar died, time ran out */
+        return set_reason(out, stop, "%s", stop_detail);
     return rc != 0 ? rc : set_reason(out, first, "%s", first_detail);
 }
 
