@@ -238,7 +238,10 @@ struct cdt_refine_result {
     enum cdt_refine_reason reason; /* why `cleaned` was delivered; CDT_REFINE_OK when
                                     * the model's output was; CDT_REFINE_PARTIAL when
                                     * some pieces of a long transcript kept their
-                                    * deterministic text and the others the model's */
+                                    * deterministic text and the others the model's;
+                                    * when no piece kept the model's, what stopped the
+                                    * provider (a timeout, the sidecar's death) if
+                                    * anything did, else the first piece's reason */
     char *fallback_reason;         /* the reason for people: its message, or a detail that says
                                     * more ("output too long: 30 words for 10", the provider's
                                     * error); never transcript text. NULL exactly when reason

@@ -598,6 +598,17 @@ static bool content_word(const struct cdt__tok *t)
     return !is_stopword(k) && !listed(k, markwords, N(markwords)) && !is_negation(k);
 }
 
+/* Is input token i a content word that is neither excused (near a correction cue,
+ * in a false start) nor in the output as it is or in another form (word_in_any_form)?
+ * check_content also looks for it spelt right, abbreviated or with an apostrophe. */
+static bool content_gone(const struct cdt__spoken *in, size_t i, const struct cdt__spoken *out)
+{
+    const struct cdt__tok *t = &in->t[i];
+
+    return content_word(t) && !in->near_cue[t->word] && !in->restart[t->word] &&
+           !word_in_any_form(in, i, out);
+}
+
 /* A month or weekday: a name in any case ("from july … to june" → "from June … to
  * June" swaps one). Not "may" and "march", which are also a modal and a verb. */
 static bool is_calendar_name(const char *k)
@@ -823,39 +834,34 @@ static int check_negations(const struct cdt__spoken *in, const struct cdt__spoke
     return 0;
 }
 
-/* "that that" is grammar more often than a stutter ("I told her that that was not
- * the plan"): each such pair the transcript says must survive. A run of three
- * ("that that that's") is a stutter. ("had had" is not listed: "gossip had had
- * grown up" is a stutter the model rightly removes.) */
-static bool grammar_double(const struct cdt__spoken *x, size_t i, const char *k)
+/* Is token i of x the first of a "that that" pair: grammar more often than a
+ * stutter ("I told her that that was not the plan")? A run of three ("that that
+ * that's") is a stutter. ("had had" is not one: "gossip had had grown up" is a
+ * stutter the model rightly removes.) */
+static bool that_that(const struct cdt__spoken *x, size_t i)
 {
-    const struct cdt__tok *b = word_before(x, i), *a2 = i + 2 < x->n ? word_after(x, i + 1) : NULL;
-    size_t n = strlen(k);
+    const struct cdt__tok *b = word_before(x, i), *a = word_after(x, i);
+    const struct cdt__tok *a2 = a ? word_after(x, i + 1) : NULL;
 
-    return x->t[i].kind == CDT__TK_WORD && !strcmp(x->t[i].key, k) && word_after(x, i) &&
-           !strcmp(x->t[i + 1].key, k) && !(b && !strcmp(b->key, k)) &&
-           !(a2 && !strncmp(a2->key, k, n) && (!a2->key[n] || a2->key[n] == '\''));
+    return x->t[i].kind == CDT__TK_WORD && !strcmp(x->t[i].key, "that") && a &&
+           !strcmp(a->key, "that") && !(b && !strcmp(b->key, "that")) &&
+           !(a2 && !strncmp(a2->key, "that", 4) && (!a2->key[4] || a2->key[4] == '\''));
 }
 
+/* Each "that that" the transcript says (not near a correction cue) must survive. */
 static int check_doubles(const struct cdt__spoken *in, const struct cdt__spoken *out, char *reason,
                          size_t cap)
 {
-    static const char *const doubles[] = {"that"};
+    size_t nin = 0, nout = 0;
 
-    for (size_t d = 0; d < N(doubles); d++) {
-        size_t nin = 0, nout = 0;
-
-        for (size_t i = 0; i + 1 < in->n; i++)
-            nin += grammar_double(in, i, doubles[d]) && !in->near_cue[in->t[i].word];
-        for (size_t i = 0; i + 1 < out->n; i++)
-            nout += grammar_double(out, i, doubles[d]);
-        if (nout < nin) {
-            snprintf(reason, cap, "the output dropped a word: \"%s %s\" \xE2\x86\x92 \"%s\"",
-                     doubles[d], doubles[d], doubles[d]);
-            return CDT_REFINE_GUARD_CHANGED;
-        }
-    }
-    return 0;
+    for (size_t i = 0; i < in->n; i++)
+        nin += that_that(in, i) && !in->near_cue[in->t[i].word];
+    for (size_t i = 0; i < out->n; i++)
+        nout += that_that(out, i);
+    if (nout >= nin)
+        return 0;
+    snprintf(reason, cap, "the output dropped a word: \"that that\" \xE2\x86\x92 \"that\"");
+    return CDT_REFINE_GUARD_CHANGED;
 }
 
 /* Words that make a spoken punctuation word a noun ("put a comma after", "the
@@ -1058,8 +1064,7 @@ static int check_content(const struct cdt__spoken *in, const struct cdt__spoken 
         if (!content_word(t))
             continue;
         total++;
-        if (in->near_cue[t->word] || in->restart[t->word] || mark_phrase_word(in, i) ||
-            word_in_any_form(in, i, out) || apostrophe_in(out, t->key) ||
+        if (!content_gone(in, i, out) || mark_phrase_word(in, i) || apostrophe_in(out, t->key) ||
             ((ab = abbreviation_of(t->key)) && in_set(out, ab)) ||
             (fuzzy++ < CRIT_FUZZY_MAX && spelling_fix(out, t->key)))
             continue;
@@ -1124,8 +1129,7 @@ static int check_added(const struct cdt__spoken *in, const struct cdt__spoken *o
     if (!added)
         return 0;
     for (size_t i = 0; i < in->n && !lost; i++)
-        if (content_word(&in->t[i]) && !in->near_cue[in->t[i].word] &&
-            !in->restart[in->t[i].word] && !word_in_any_form(in, i, out))
+        if (content_gone(in, i, out))
             lost = &in->t[i];
     cdt__spoken_show_tok(b, sizeof(b), out, added);
     if (lost) {
