@@ -1463,24 +1463,49 @@ static struct sampler redraw_key(const struct sampler *s, int i)
     return alt;
 }
 
-/* With grammar_json, when the tokens left are about as many as the shortest
- * completion of the JSON so far needs: sets *next to that completion's first token
- * and returns true (false when there is time, or the grammar refuses it). */
+/* The tokens of the shortest completion of the JSON that scanner js has read, into
+ * toks (CDT_JSON_SCAN_DEPTH + 32 of them). Returns how many (0: complete), or -1
+ * when it cannot tell. */
+static int json_closing_tokens(struct gen *g, const struct cdt_json_scan *js, llama_token *toks)
+{
+    char text[CDT_JSON_SCAN_DEPTH + 32];
+    int n = cdt__json_scan_closing(js, text, sizeof(text));
+
+    if (n <= 0)
+        return n;
+    return llama_tokenize(llama_model_get_vocab(g->e->model), text, n, toks,
+                          CDT_JSON_SCAN_DEPTH + 32, false, false);
+}
+
+/* With grammar_json, once the tokens left are few, after the choice *next (which
+ * the grammar allows): when the JSON's completion after it would not fit in the
+ * tokens left (with one to spare, and a token for each byte still to come of a
+ * character it starts: the grammar takes nothing else until they are there), sets
+ * *next to the first token of the completion of the JSON so far and returns true. */
 static bool json_close(struct gen *g, llama_token *next)
 {
-    const struct llama_vocab *vocab = llama_model_get_vocab(g->e->model);
-    int left = g->max_tokens - g->n_gen, n, k;
-    char text[CDT_JSON_SCAN_DEPTH + 32];
-    llama_token toks[CDT_JSON_SCAN_DEPTH + 32];
+    int left = g->max_tokens - g->n_gen, k, k_after;
+    llama_token toks[CDT_JSON_SCAN_DEPTH + 32], rest[CDT_JSON_SCAN_DEPTH + 32];
+    struct cdt_json_scan after;
+    char piece[CDT_LP_PIECE];
+    int32_t n;
 
-    if (left > CDT_JSON_SCAN_DEPTH + 16)
-        return false; /* a completion is never longer than this */
-    n = cdt__json_scan_closing(&g->js, text, sizeof(text));
-    if (n <= 0)
+    if (left > CDT_JSON_SCAN_DEPTH + 16 || g->js.utf8_left > 0)
+        return false; /* time enough, or a character's bytes must come first */
+    k = json_closing_tokens(g, &g->js, toks);
+    if (k <= 0)
         return false;
-    k = llama_tokenize(vocab, text, n, toks, (int32_t)(sizeof(toks) / sizeof(toks[0])), false,
-                       false);
-    if (k <= 0 || k + 1 < left || !grammar_allows(g, toks[0]))
+    if (k + 1 < left) {
+        n = llama_token_to_piece(llama_model_get_vocab(g->e->model), *next, piece,
+                                 (int32_t)sizeof(piece), 0, false);
+        after = g->js;
+        if (n >= 0)
+            cdt__json_scan_feed(&after, piece, (size_t)n);
+        k_after = n < 0 ? -1 : json_closing_tokens(g, &after, rest);
+        if (k_after >= 0 && k_after + after.utf8_left + 2 <= left)
+            return false;
+    }
+    if (!grammar_allows(g, toks[0]))
         return false;
     *next = toks[0];
     return true;
@@ -1493,16 +1518,13 @@ static bool json_close(struct gen *g, llama_token *next)
  * CDT_GRAMMAR_REDRAWS more independent draws from the same distribution, the first
  * the grammar allows taken, and after that a draw from the masked distribution:
  * either way a draw from the masked distribution exactly. When the grammar allows
- * nothing (the output is complete), the choice is an end token. */
+ * nothing (the output is complete), the choice is an end token. Near the end of
+ * the token budget, a json_object choice that leaves no room to close is replaced
+ * by the closing (json_close). */
 static void constrain_choice(struct gen *g, float *z, llama_token *next)
 {
     struct dist *d = &g->e->d;
 
-    if (g->p->grammar_json && json_close(g, next)) {
-        if (g->p->on_logprobs)
-            g->lp_chosen = z[*next] - g->lp_norm;
-        return;
-    }
     if (g->gram && !grammar_allows(g, *next)) {
         int i = 1;
         bool ok = false;
@@ -1522,6 +1544,8 @@ static void constrain_choice(struct gen *g, float *z, llama_token *next)
             *next = d->n_eog > 0 ? d->eog[0] : llama_vocab_eos(llama_model_get_vocab(g->e->model));
     }
 chosen:
+    if (g->p->grammar_json)
+        json_close(g, next);
     if (g->p->on_logprobs)
         g->lp_chosen = z[*next] - g->lp_norm;
 }

@@ -644,12 +644,29 @@ static bool start_value(struct cdt_json_scan *js, char c)
     }
 }
 
+/* Inside a string: notes a byte of a multi-byte character, counted as llama.cpp's
+ * grammar counts them (by the lead byte's high bits). Returns true when b was a
+ * continuation byte awaited. */
+static bool utf8_continues(struct cdt_json_scan *js, unsigned char b)
+{
+    static const unsigned char len_by_high[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+
+    if (js->utf8_left > 0 && (b & 0xC0) == 0x80) {
+        js->utf8_left--;
+        return true;
+    }
+    js->utf8_left = len_by_high[b >> 4] - 1;
+    return false;
+}
+
 static void scan_char(struct cdt_json_scan *js, char c)
 {
     bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
 
     switch (js->state) {
     case JS_STRING:
+        if (utf8_continues(js, (unsigned char)c))
+            return;
         if (c == '"') {
             if (js->key)
                 js->state = JS_COLON;

@@ -44,7 +44,9 @@ int cdt__json_grammar_schema(const cJSON *schema, char **out, char *errmsg, size
  * feeds it each token's bytes, and near the end of the token budget asks for the
  * shortest text that completes the document (cdt__json_scan_closing) and forces
  * its tokens. Byte-level (multi-byte UTF-8 only occurs inside strings, where only
- * '"' and '\\' matter). Embedded, zero-initialised: expects one JSON value. */
+ * '"' and '\\' matter, but the grammar takes no '"' until a character's bytes are
+ * all there: utf8_left counts those still to come, each maybe a token of its own).
+ * Embedded, zero-initialised: expects one JSON value. */
 #define CDT_JSON_SCAN_DEPTH 64 /* nesting tracked; deeper text is not closed */
 
 struct cdt_json_scan {
@@ -52,6 +54,7 @@ struct cdt_json_scan {
     bool key;                        /* the string being read is an object key */
     bool broken;                     /* not JSON, or nested too deep: no closing */
     int hex;                         /* hex digits read of a \u escape */
+    int utf8_left;                   /* bytes still to come of a string's character */
     char num_last;                   /* the last character of a number */
     const char *lit_rest;            /* what is left of true / false / null */
     int depth;                       /* open containers */

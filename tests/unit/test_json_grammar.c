@@ -121,11 +121,36 @@ TEST(closes_cut_json)
     CHECK_STR(closing("{} x"), "(none)");
 }
 
+static int utf8_left(const char *text)
+{
+    struct cdt_json_scan js;
+
+    memset(&js, 0, sizeof(js));
+    cdt__json_scan_feed(&js, text, strlen(text));
+    return js.utf8_left;
+}
+
+/* A character's bytes may come a token each, and the grammar takes no '"' until
+ * they are all there: near the end of max_tokens the engine takes no token that
+ * leaves more bytes to come than tokens to close with (a character started two
+ * tokens before the end left JSON with no end, 2 of 1,500 LangChain jsonMode runs). */
+TEST(counts_a_characters_missing_bytes)
+{
+    CHECK(utf8_left("{\"a\":\"\xE7") == 2);
+    CHECK(utf8_left("{\"a\":\"\xE7\xAF") == 1);
+    CHECK(utf8_left("{\"a\":\"\xE7\xAF\xAF") == 0);
+    CHECK(utf8_left("{\"a\":\"\xF8\xA2") == 2); /* counted as llama.cpp does */
+    CHECK(utf8_left("{\"\xC3") == 1);           /* in a key too */
+    CHECK(utf8_left("{\"a\":\"\xE7x") == 0);    /* broken off: none awaited */
+    CHECK_STR(closing("{\"a\":\"\xE7\xAF\xAF"), "\"}");
+}
+
 int main(void)
 {
     RUN(object_grammar);
     RUN(schema_subset);
     RUN(schema_refused);
     RUN(closes_cut_json);
+    RUN(counts_a_characters_missing_bytes);
     return TEST_END();
 }
