@@ -47,6 +47,8 @@ PROMPT_MAX_TOKENS = 96
 VOICES = ["en+m1", "en+m2", "en+m3", "en+m4", "en+m5", "en+m6", "en+m7", "en+f1", "en+f2",
           "en+f3", "en+f4", "en-us", "en-us+m3", "en-us+f2", "en-gb-x-rp", "en-029"]
 
+CTC_CHARS = " 'abcdefghijklmnopqrstuvwxyz0123456789"  # --ctc's classes, after a blank
+
 LOG = None
 
 
@@ -316,9 +318,15 @@ class Windows:
         return [self.text_of[doc[j][0]] for j in range(a, b)]
 
 
+def ctc_ids(text):
+    """The text as --ctc's classes: lower case letters, digits, apostrophes, single spaces."""
+    t = re.sub(r" +", " ", re.sub(r"[^a-z0-9' ]", " ", text.lower())).strip()
+    return [CTC_CHARS.index(c) + 1 for c in t]
+
+
 def batch_cpu(win, bs, short=False):
     """One batch on the CPU: (audio (bs, frames * 160 + 400) float32, frames, tok, lab,
-    items).
+    items, chars, char_len): chars (bs, longest) the window's text as ctc_ids.
     short: fitted windows of one or two sentences and no prompt (the curriculum's
     first steps, where the cross-attention learns to align)."""
     r = win.rng
@@ -346,13 +354,20 @@ def batch_cpu(win, bs, short=False):
         s = torch.tensor(w[1])
         tok[i, :len(s)] = s
         lab[i, w[2]:len(s) - 1] = s[w[2] + 1:]
-    return audio, frames, tok[:, :-1], lab[:, :-1], items
+    ids = [ctc_ids(w[4]) for w in items]
+    chars = torch.zeros(bs, max(1, max(len(c) for c in ids)), dtype=torch.long)
+    for i, c in enumerate(ids):
+        chars[i, :len(c)] = torch.tensor(c, dtype=torch.long)
+    clen = torch.tensor([len(c) for c in ids], dtype=torch.long)
+    return audio, frames, tok[:, :-1], lab[:, :-1], items, chars, clen
 
 
 def to_device(cpu, mel, dev):
-    audio, frames, tok, lab, items = cpu
+    """(feats, tok, lab, items, chars, char_len) on dev."""
+    audio, frames, tok, lab, items, chars, clen = cpu
     feats = mel(audio.to(dev, non_blocking=True), frames)
-    return feats, tok.to(dev, non_blocking=True), lab.to(dev, non_blocking=True), items
+    return (feats, tok.to(dev, non_blocking=True), lab.to(dev, non_blocking=True), items,
+            chars.to(dev, non_blocking=True), clen.to(dev, non_blocking=True))
 
 
 def batch(win, bs, mel, dev, short=False):
@@ -379,8 +394,8 @@ class Batches(torch.utils.data.IterableDataset):
         win.text_of = texts
         step = self.first + k
         while True:
-            audio_b, frames, tok, lab, _ = batch_cpu(win, self.bs, step < self.short_until)
-            yield audio_b, frames, tok, lab
+            audio_b, frames, tok, lab, _, chars, clen = batch_cpu(win, self.bs, step < self.short_until)
+            yield audio_b, frames, tok, lab, chars, clen
             step += w
 
 
@@ -424,7 +439,7 @@ def evaluate(model, win, mel, dev, decode, n=256):
     win.rng.seed(12345)
     bs = min(64, n)
     for _ in range(n // bs):
-        feats, _, _, items = batch(win, bs, mel, dev)
+        feats, _, _, items, _, _ = batch(win, bs, mel, dev)
         with torch.autocast(dev, dtype=torch.bfloat16):
             out = greedy(model, feats)
         for w, o in zip(items, out):
@@ -499,6 +514,10 @@ def main():
     ap.add_argument("--token-drop", type=float, default=0.0,
                     help="share of the decoder's text inputs replaced by a random text token, "
                          "so it cannot transcribe from the text before alone")
+    ap.add_argument("--ctc", type=float, default=0.0,
+                    help="weight of an auxiliary CTC loss on the encoder's output (letters; "
+                         "a head that the ggml file leaves out), so the encoder learns "
+                         "the speech before the decoder learns to lean on it")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     LOG = open(os.path.join(args.out, "train.log"), "a")
@@ -554,17 +573,21 @@ def main():
 
     model = Whisper(args.width, args.heads, args.enc_layers, args.dec_layers).to(dev)
     log("parameters: %.1fM" % (sum(p.numel() for p in model.parameters()) / 1e6))
-    decay = [p for nme, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for nme, p in model.named_parameters() if p.dim() < 2]
+    ctc_head = nn.Linear(args.width, len(CTC_CHARS) + 1).to(dev)  # not in the model file
+    params = list(model.parameters()) + (list(ctc_head.parameters()) if args.ctc > 0 else [])
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-6,
                             **({"fused": True} if dev == "cuda" else {}))
     ckpt = os.path.join(args.cache, "ckpt-%d-%d.pt" % (args.seed, len(texts)))
-    step, ema, done_s = 0, None, 0.0
+    step, ema, done_s, ctc_ema = 0, None, 0.0, None
     if args.resume and os.path.exists(ckpt):
         c = torch.load(ckpt, map_location=dev)
         model.load_state_dict(c["model"])
+        if "ctc" in c:
+            ctc_head.load_state_dict(c["ctc"])
         opt.load_state_dict(c["opt"])
         step, ema, done_s = c["step"], c["ema"], c["done_s"]
         rng.setstate(c["rng"])
@@ -586,10 +609,10 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         if args.workers:
-            audio_b, frames, tok, lab = next(loader)
-            feats, tok, lab, _ = to_device((audio_b, frames, tok, lab, None), mel, dev)
+            audio_b, frames, tok, lab, chars, clen = next(loader)
+            feats, tok, lab, _, chars, clen = to_device((audio_b, frames, tok, lab, None, chars, clen), mel, dev)
         else:
-            feats, tok, lab, _ = batch(train, args.batch, mel, dev, step < args.short_until)
+            feats, tok, lab, _, chars, clen = batch(train, args.batch, mel, dev, step < args.short_until)
         if args.token_drop > 0:  # text inputs only (below EOT), never the labels
             swap = (torch.rand(tok.shape, device=tok.device) < args.token_drop) & (tok < EOT)
             tok = torch.where(swap, torch.randint_like(tok, 0, EOT), tok)
@@ -597,21 +620,29 @@ def main():
             xa = model.encoder(feats)
             logits = model.decoder(tok, xa)
         loss = F.cross_entropy(logits.float().reshape(-1, N_VOCAB), lab.reshape(-1), ignore_index=-100)
+        if args.ctc > 0:
+            lp = ctc_head(xa.float()).log_softmax(-1).transpose(0, 1)  # (T, B, classes)
+            lens = torch.full((lp.shape[1],), lp.shape[0], dtype=torch.long, device=lp.device)
+            ctc = F.ctc_loss(lp, chars, lens, clen, blank=0, zero_infinity=True)
+            ctc_ema = ctc.item() if ctc_ema is None else 0.98 * ctc_ema + 0.02 * ctc.item()
+            loss = loss + args.ctc * ctc
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()  # with ctc's share
         step += 1
         if step % 100 == 0:
-            log("step %d  %.0f s  lr %.2e  loss %.4f%s" % (step, time.time() - t0, lr, ema,
-                                                         "  (short)" if step < args.short_until else ""))
+            log("step %d  %.0f s  lr %.2e  loss %.4f%s%s" % (step, time.time() - t0, lr, ema,
+                "  ctc %.4f" % ctc_ema if ctc_ema is not None else "",
+                "  (short)" if step < args.short_until else ""))
         if step % 1000 == 0:
             w, s = evaluate(model, held, mel, dev, decode, 128)
             model.train()
             log("step %d held-out WER %.3f  e.g. %s" % (step, w, json.dumps(s[:2])))
     done_s += time.time() - t0
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "ema": ema,
+    torch.save({"model": model.state_dict(), "ctc": ctc_head.state_dict(), "opt": opt.state_dict(),
+                "step": step, "ema": ema,
                 "done_s": done_s, "rng": rng.getstate()}, ckpt + ".tmp")
     os.replace(ckpt + ".tmp", ckpt)
     w, samples = evaluate(model, held, mel, dev, decode, args.eval_windows)
