@@ -1481,31 +1481,30 @@ static int json_closing_tokens(struct gen *g, const struct cdt_json_scan *js, ll
  * the grammar allows): when the JSON's completion after it would not fit in the
  * tokens left (with one to spare, and a token for each byte still to come of a
  * character it starts: the grammar takes nothing else until they are there), sets
- * *next to the first token of the completion of the JSON so far and returns true. */
+ * *next to the first token of the completion of the JSON so far and returns true.
+ * The completion after the choice is tokenised first: when it fits (most tokens),
+ * the one so far is not needed. */
 static bool json_close(struct gen *g, llama_token *next)
 {
-    int left = g->max_tokens - g->n_gen, k, k_after;
-    llama_token toks[CDT_JSON_SCAN_DEPTH + 32], rest[CDT_JSON_SCAN_DEPTH + 32];
+    int left = g->max_tokens - g->n_gen, k;
+    llama_token toks[CDT_JSON_SCAN_DEPTH + 32];
     struct cdt_json_scan after;
     char piece[CDT_LP_PIECE];
     int32_t n;
 
     if (left > CDT_JSON_SCAN_DEPTH + 16 || g->js.utf8_left > 0)
         return false; /* time enough, or a character's bytes must come first */
-    k = json_closing_tokens(g, &g->js, toks);
-    if (k <= 0)
-        return false;
-    if (k + 1 < left) {
-        n = llama_token_to_piece(llama_model_get_vocab(g->e->model), *next, piece,
-                                 (int32_t)sizeof(piece), 0, false);
+    n = llama_token_to_piece(llama_model_get_vocab(g->e->model), *next, piece,
+                             (int32_t)sizeof(piece), 0, false);
+    if (n >= 0) {
         after = g->js;
-        if (n >= 0)
-            cdt__json_scan_feed(&after, piece, (size_t)n);
-        k_after = n < 0 ? -1 : json_closing_tokens(g, &after, rest);
-        if (k_after >= 0 && k_after + after.utf8_left + 2 <= left)
+        cdt__json_scan_feed(&after, piece, (size_t)n);
+        k = json_closing_tokens(g, &after, toks);
+        if (k >= 0 && k + after.utf8_left + 2 <= left)
             return false;
     }
-    if (!grammar_allows(g, toks[0]))
+    k = json_closing_tokens(g, &g->js, toks);
+    if (k <= 0 || !grammar_allows(g, toks[0]))
         return false;
     *next = toks[0];
     return true;

@@ -637,9 +637,9 @@ def main():
                 "  ctc %.4f" % ctc_ema if ctc_ema is not None else "",
                 "  (short)" if step < args.short_until else ""))
         if step % 1000 == 0:
-            w, s = evaluate(model, held, mel, dev, decode, 128)
+            w, s = evaluate(model, held, mel, dev, decode, min(128, args.eval_windows))
             model.train()
-            log("step %d held-out WER %.3f  e.g. %s" % (step, w, json.dumps(s[:2])))
+            log("step %d held-out WER %.3f (%d windows)  e.g. %s" % (step, w, min(128, args.eval_windows), json.dumps(s[:2])))
     done_s += time.time() - t0
     torch.save({"model": model.state_dict(), "ctc": ctc_head.state_dict(), "opt": opt.state_dict(),
                 "step": step, "ema": ema,

@@ -5,7 +5,7 @@ import sys
 here = os.path.dirname(os.path.abspath(__file__))
 exec(open(os.path.join(here, "diag.py")).read().split("torch.manual_seed(0)")[0])
 import torch.nn as nn
-head_ = nn.Linear(128, len(T.CTC_CHARS) + 1); head_.load_state_dict(c["ctc"])
+head_ = nn.Linear(SHAPE[0], len(T.CTC_CHARS) + 1).to(DEV); head_.load_state_dict(c["ctc"])
 def ctc_greedy(lp):
     out, prev = [], 0
     for i in lp.argmax(-1).tolist():
@@ -15,7 +15,7 @@ def ctc_greedy(lp):
 with torch.no_grad():
     for part in ("train", "heldout"):
         win = T.Windows(docs[part], audio, vocab, random.Random(5)); win.text_of = texts
-        feats, tok, lab, items, _, _ = T.batch(win, 4, mel, "cpu", short=True)
+        feats, tok, lab, items, _, _ = T.batch(win, 4, mel, DEV, short=True)
         lp = head_(m.encoder(feats)).log_softmax(-1)
         for i in range(3):
             print(part, "REF:", " ".join(items[i][4].lower().split())[:110])

@@ -1,15 +1,18 @@
 """Loss on short windows with the real audio, another window's (rolled) and silence,
-and greedy WER on 8 windows, for a width-128, 2 + 2 layer checkpoint:
+and greedy WER on 8 windows, for a width-128, 4-head, 2 + 2 layer checkpoint:
   /usr/bin/python3 diag.py CACHE MAX_SENTENCES   (from the repository's root)
-Debian's PyTorch 1.13 lacks scaled_dot_product_attention: it is supplied here."""
+Other shapes and the GPU: DIAG_SHAPE=384,6,4,4 DIAG_DEVICE=cuda python3 diag.py …
+Debian's PyTorch 1.13 lacks scaled_dot_product_attention: it is supplied there."""
+import os
 import sys, math, json, gzip, random, numpy as np, torch, torch.nn.functional as F
 def sdpa(q, k, v, is_causal=False):
     a = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     if is_causal:
         T, S = a.shape[-2], a.shape[-1]
-        a = a.masked_fill(torch.ones(T, S, dtype=torch.bool).triu(1), float("-inf"))
+        a = a.masked_fill(torch.ones(T, S, dtype=torch.bool, device=a.device).triu(1), float("-inf"))
     return a.softmax(-1) @ v
-F.scaled_dot_product_attention = sdpa
+if not hasattr(F, "scaled_dot_product_attention"):
+    F.scaled_dot_product_attention = sdpa
 sys.path.insert(0, "tools/train/whisper")
 import train as T
 cachedir, maxs = sys.argv[1], int(sys.argv[2])
@@ -31,9 +34,11 @@ for part in ("train", "heldout"):
 z = np.load("%s/speech-1-%d.npz" % (cachedir, len(texts)))
 cat, off = z["cat"], z["off"]
 audio = [cat[off[i]:off[i + 1]] if off[i + 1] > off[i] else None for i in range(len(texts))]
-mel = T.Mel(filters, "cpu")
-c = torch.load("%s/ckpt-1-%d.pt" % (cachedir, len(texts)), map_location="cpu")
-m = T.Whisper(128, 4, 2, 2)
+DEV = os.environ.get("DIAG_DEVICE", "cpu")
+SHAPE = [int(x) for x in os.environ.get("DIAG_SHAPE", "128,4,2,2").split(",")]
+mel = T.Mel(filters, DEV)
+c = torch.load("%s/ckpt-1-%d.pt" % (cachedir, len(texts)), map_location=DEV)
+m = T.Whisper(*SHAPE).to(DEV)
 m.load_state_dict(c["model"]); m.eval()
 print("step", c["step"])
 torch.manual_seed(0)
@@ -42,12 +47,12 @@ with torch.no_grad():
         win = T.Windows(docs[part], audio, vocab, random.Random(99)); win.text_of = texts
         res = {"real": [], "rolled": [], "zero": []}
         for k in range(4):
-            feats, tok, lab, items, _, _ = T.batch(win, 16, mel, "cpu", short=True)
+            feats, tok, lab, items, _, _ = T.batch(win, 16, mel, DEV, short=True)
             for name, f in (("real", feats), ("rolled", feats.roll(1, 0)), ("zero", torch.zeros_like(feats))):
                 lg = m.decoder(tok, m.encoder(f))
                 res[name].append(float(F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), lab.reshape(-1), ignore_index=-100)))
         print(part, {k: round(sum(v) / len(v), 3) for k, v in res.items()})
-        feats, tok, lab, items, _, _ = T.batch(win, 8, mel, "cpu", short=True)
+        feats, tok, lab, items, _, _ = T.batch(win, 8, mel, DEV, short=True)
         out = T.greedy(m, feats)
         errs = words = 0
         for w, o in zip(items, out):
