@@ -17,12 +17,22 @@ codictate sets for itself) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
       [--whisper PATH] [--llm PATH] [--threads 2] [--stop-after 0.7] [--out FILE.json]
+      [--sentences FILE]
+
+Words: each run's raw transcript is aligned with the words spoken (lower case, no
+punctuation) for a word error rate, and the eager transcript with the sequential one
+(same model, greedy): "lost" counts the sequential transcript's words that the eager
+one lacks (deleted or replaced in the alignment), the issue's "no word lost". With
+random weights these figures say nothing; with a model that transcribes espeak-ng
+(tools/train/whisper/) they do. --sentences speaks other sentences (one a line) than
+the built-in ones, e.g. sentences such a model was trained on.
 
 Models default to the build's generated test models (tests/gen_models.sh): the tiny
 random whisper model and the tiny random Qwen3 (q8_0), with the real Silero VAD.
 Needs pulseaudio, espeak-ng. Takes about twice the sum of the lengths in real time.
 """
 import argparse
+import difflib
 import glob
 import json
 import os
@@ -56,10 +66,31 @@ SENTENCES = [
 PAUSES = [0.6, 1.1, 0.4, 1.6, 0.8, 0.5, 1.3, 0.7]
 
 
-def say_all(tmp):
+def words(text):
+    """Lower-case words without punctuation, as the word error rate counts them."""
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+
+
+def wer(ref, hyp):
+    """Word error rate of hyp against ref (word lists), by edit distance."""
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(len(ref), 1)
+
+
+def lost(base, other):
+    """The words of base that other lacks: deleted or replaced when aligned."""
+    sm = difflib.SequenceMatcher(None, base, other, autojunk=False)
+    return sum(i2 - i1 for op, i1, i2, _, _ in sm.get_opcodes() if op in ("delete", "replace"))
+
+
+def say_all(tmp, sentences):
     """espeak-ng WAVs of every sentence: (rate, [pcm bytes])."""
     pcms, rate = [], None
-    for i, s in enumerate(SENTENCES):
+    for i, s in enumerate(sentences):
         path = os.path.join(tmp, f"s{i}.wav")
         subprocess.run(["espeak-ng", "-w", path, s], check=True, stderr=subprocess.DEVNULL)
         w = wave.open(path)
@@ -68,13 +99,15 @@ def say_all(tmp):
     return rate, pcms
 
 
-def dictation(tmp, rate, pcms, seconds):
-    """A WAV of sentences and pauses at least `seconds` long; its path and length."""
-    out, i = b"", 0
+def dictation(tmp, rate, pcms, seconds, sentences):
+    """A WAV of sentences and pauses at least `seconds` long; its path, length and
+    the text spoken."""
+    out, i, said = b"", 0, []
     while len(out) / 2 / rate < seconds:
         if i:
             out += b"\0\0" * int(rate * PAUSES[i % len(PAUSES)])
         out += pcms[i % len(pcms)]
+        said.append(sentences[i % len(pcms)])
         i += 1
     # It ends with the last sentence (espeak-ng's own ~0.1 s of trailing silence).
     path = os.path.join(tmp, f"dictation-{seconds}.wav")
@@ -84,7 +117,7 @@ def dictation(tmp, rate, pcms, seconds):
     w.setframerate(rate)
     w.writeframes(out)
     w.close()
-    return path, len(out) / 2 / rate
+    return path, len(out) / 2 / rate, " ".join(said)
 
 
 FEEDER = r"""
@@ -200,6 +233,7 @@ def main():
     ap.add_argument("--vad")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
+    ap.add_argument("--sentences", help="a file of sentences to speak, one a line")
     ap.add_argument("--stop-after", type=float, default=0.7,
                     help="seconds from the end of the dictation to Enter (default 0.7)")
     args = ap.parse_args()
@@ -215,7 +249,11 @@ def main():
             sys.exit(f"missing: {f} (make; ctest -R 'models_generate|vad_model_fetch')")
 
     tmp = tempfile.mkdtemp(prefix="cdt-eager-bench-")
-    rate, pcms = say_all(tmp)
+    sentences = SENTENCES
+    if args.sentences:
+        with open(args.sentences) as f:
+            sentences = [line.strip() for line in f if line.strip()]
+    rate, pcms = say_all(tmp, sentences)
     mic = Mic(tmp, rate)
     env = dict(os.environ, PULSE_SERVER=mic.server, HF_HOME=os.path.join(tmp, "hf"),
                CODICTATE_DATA_DIR=os.path.join(tmp, "data"), CODICTATE_NO_APP="1",
@@ -223,8 +261,9 @@ def main():
     results = []
     try:
         for length in [int(x) for x in args.lengths.split(",")]:
-            wav, secs = dictation(tmp, rate, pcms, length)
-            row = {"length_s": length, "speech_s": round(secs, 1)}
+            wav, secs, said = dictation(tmp, rate, pcms, length, sentences)
+            row = {"length_s": length, "speech_s": round(secs, 1), "words_spoken": len(words(said))}
+            raws = {}
             for eager in (True, False):
                 d = run_dictate(args, mic, wav, secs, eager, env)
                 t = d["timings"]
@@ -248,6 +287,7 @@ def main():
                     "chunks": len(chunks),
                     "chunks_after_stop": sum(1 for c in chunks if c["after_stop"]),
                     "words": len(d["raw"].split()),
+                    "wer": round(wer(words(said), words(d["raw"])), 3),
                     # With random weights the text is noise (and the prompt changes how
                     # much of it there is): count what was heard, not words.
                     "segments": len(d["segments"]),
@@ -255,8 +295,12 @@ def main():
                         1 for c in chunks if c["speech"] and not any(
                             c["start"] <= g["start"] < c["end"] for g in d["segments"])),
                 }
+                raws[eager] = words(d["raw"])
                 if eager:
                     rec = d["recording"]
+            row["lost_vs_sequential"] = lost(raws[False], raws[True])
+            row["gained_vs_sequential"] = lost(raws[True], raws[False])
+            row["sequential_words"] = len(raws[False])
             row["whisper_cli"] = run_whisper_cli(args, rec, True)
             row["whisper_cli_spin"] = run_whisper_cli(args, rec, False)
             e, s, w = row["eager"], row["sequential"], row["whisper_cli"]
@@ -275,8 +319,8 @@ def main():
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
           "| → refined | whisper-cli, spin 1k (wall / w/o load) | whisper-cli, default spin "
           "| sequential ÷ eager | whisper-cli ÷ eager | eager: last piece's refine | stop → refined "
-          "÷ last piece |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "÷ last piece | WER eager / sequential | words lost (of sequential's) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         e, s, w, ws = r["eager"], r["sequential"], r["whisper_cli"], r["whisper_cli_spin"]
         print(f"| {r['length_s']} s ({e['audio_s']:.0f} s recorded) | {e['raw_after_stop_ms']:.0f} ms "
@@ -284,7 +328,8 @@ def main():
               f"| {s['raw_after_stop_ms']:.0f} ms | {s['after_stop_ms']:.0f} ms "
               f"| {w['wall_ms']} / {w['without_load_ms']} ms | {ws['wall_ms']} / {ws['without_load_ms']} ms "
               f"| {r['sequential_over_eager_raw']}× | {r['whisper_cli_over_eager_raw']}× "
-              f"| {e.get('last_piece_ms') or '–'} ms | {r.get('eager_refined_over_last_piece', '–')}× |")
+              f"| {e.get('last_piece_ms') or '–'} ms | {r.get('eager_refined_over_last_piece', '–')}× "
+              f"| {e['wer']} / {s['wer']} | {r['lost_vs_sequential']} (of {r['sequential_words']}) |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
