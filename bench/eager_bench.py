@@ -22,7 +22,9 @@ codictate sets for itself) and with libgomp's default spin.
 Words: each run's raw transcript is aligned with the words spoken (lower case, no
 punctuation) for a word error rate, and the eager transcript with the sequential one
 (same model, greedy): "lost" counts the sequential transcript's words that the eager
-one lacks (deleted or replaced in the alignment), the issue's "no word lost". With
+one lacks (deleted or replaced in the alignment), the issue's "no word lost"; and,
+against the words spoken, those the sequential transcript has right and the eager one
+does not (which leaves out the sequential transcript's own errors). With
 random weights these figures say nothing; with a model that transcribes espeak-ng
 (tools/train/whisper/) they do. --sentences speaks other sentences (one a line) than
 the built-in ones, e.g. sentences such a model was trained on.
@@ -82,9 +84,18 @@ def wer(ref, hyp):
 
 
 def lost(base, other):
-    """The words of base that other lacks: deleted or replaced when aligned."""
+    """The words of base that other lacks (deleted or replaced when aligned): their
+    count, and each such place as "base words -> other words"."""
     sm = difflib.SequenceMatcher(None, base, other, autojunk=False)
-    return sum(i2 - i1 for op, i1, i2, _, _ in sm.get_opcodes() if op in ("delete", "replace"))
+    ops = [(i1, i2, j1, j2) for op, i1, i2, j1, j2 in sm.get_opcodes() if op in ("delete", "replace")]
+    return (sum(i2 - i1 for i1, i2, _, _ in ops),
+            [" ".join(base[i1:i2]) + " -> " + " ".join(other[j1:j2]) for i1, i2, j1, j2 in ops])
+
+
+def heard(ref, hyp):
+    """The indices of ref's words that hyp has, aligned (equal runs)."""
+    sm = difflib.SequenceMatcher(None, ref, hyp, autojunk=False)
+    return {i for op, i1, i2, _, _ in sm.get_opcodes() if op == "equal" for i in range(i1, i2)}
 
 
 def say_all(tmp, sentences):
@@ -296,10 +307,19 @@ def main():
                             c["start"] <= g["start"] < c["end"] for g in d["segments"])),
                 }
                 raws[eager] = words(d["raw"])
+                row["eager" if eager else "sequential"]["raw"] = d["raw"]
                 if eager:
                     rec = d["recording"]
-            row["lost_vs_sequential"] = lost(raws[False], raws[True])
-            row["gained_vs_sequential"] = lost(raws[True], raws[False])
+            row["lost_vs_sequential"], row["lost_where"] = lost(raws[False], raws[True])
+            row["gained_vs_sequential"] = lost(raws[True], raws[False])[0]
+            row["spoken"] = said
+            # Against the words spoken: those the sequential transcript has right and
+            # the eager one does not (the fair "lost": not the sequential's own errors).
+            ref = words(said)
+            hs, he = heard(ref, raws[False]), heard(ref, raws[True])
+            row["lost_right_words"] = len(hs - he)
+            row["lost_right_where"] = [ref[i] + "@" + str(i) for i in sorted(hs - he)]
+            row["gained_right_words"] = len(he - hs)
             row["sequential_words"] = len(raws[False])
             row["whisper_cli"] = run_whisper_cli(args, rec, True)
             row["whisper_cli_spin"] = run_whisper_cli(args, rec, False)
@@ -319,8 +339,8 @@ def main():
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
           "| → refined | whisper-cli, spin 1k (wall / w/o load) | whisper-cli, default spin "
           "| sequential ÷ eager | whisper-cli ÷ eager | eager: last piece's refine | stop → refined "
-          "÷ last piece | WER eager / sequential | words lost (of sequential's) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "÷ last piece | WER eager / sequential | words lost (of sequential's) | right in sequential, not eager (eager, not sequential) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         e, s, w, ws = r["eager"], r["sequential"], r["whisper_cli"], r["whisper_cli_spin"]
         print(f"| {r['length_s']} s ({e['audio_s']:.0f} s recorded) | {e['raw_after_stop_ms']:.0f} ms "
@@ -329,7 +349,8 @@ def main():
               f"| {w['wall_ms']} / {w['without_load_ms']} ms | {ws['wall_ms']} / {ws['without_load_ms']} ms "
               f"| {r['sequential_over_eager_raw']}× | {r['whisper_cli_over_eager_raw']}× "
               f"| {e.get('last_piece_ms') or '–'} ms | {r.get('eager_refined_over_last_piece', '–')}× "
-              f"| {e['wer']} / {s['wer']} | {r['lost_vs_sequential']} (of {r['sequential_words']}) |")
+              f"| {e['wer']} / {s['wer']} | {r['lost_vs_sequential']} (of {r['sequential_words']}) "
+              f"| {r['lost_right_words']} ({r['gained_right_words']}) |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
