@@ -17,7 +17,7 @@ codictate sets for itself) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
       [--whisper PATH] [--llm PATH] [--threads 2] [--stop-after 0.7] [--out FILE.json]
-      [--sentences FILE]
+      [--sentences FILE] [--log DIR]
 
 Words: each run's raw transcript is aligned with the words spoken (lower case, no
 punctuation) for a word error rate, and the eager transcript with the sequential one
@@ -198,7 +198,7 @@ def run_dictate(args, mic, wav, length, eager, env):
     """One dictation through the microphone; dictate's --json."""
     mic.play(wav)
     time.sleep(1.0)
-    cmd = [args.bin, "dictate", "--json", "--threads", str(args.threads), "--whisper-model",
+    cmd = [args.bin] + (["-v"] if args.log else []) + ["dictate", "--json", "--threads", str(args.threads), "--whisper-model",
            args.whisper, "--vad-model", args.vad, "--model", args.llm]
     if not eager:
         cmd.append("--no-eager")
@@ -210,6 +210,11 @@ def run_dictate(args, mic, wav, length, eager, env):
     out, err = p.communicate(b"\n", timeout=length + 600)
     if p.returncode != 0:
         sys.exit(f"dictate failed ({p.returncode}): {err.decode()[-2000:]}")
+    if args.log:  # debug: the chunks' bounds and text (transcripts only at debug)
+        os.makedirs(args.log, exist_ok=True)
+        with open(os.path.join(args.log, f"dictate-{length}-{'eager' if eager else 'sequential'}.log"),
+                  "wb") as f:
+            f.write(err)
     return json.loads(out)
 
 
@@ -245,6 +250,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
     ap.add_argument("--sentences", help="a file of sentences to speak, one a line")
+    ap.add_argument("--log", help="a folder for dictate's debug logs (-v: chunks and their text)")
     ap.add_argument("--stop-after", type=float, default=0.7,
                     help="seconds from the end of the dictation to Enter (default 0.7)")
     args = ap.parse_args()
@@ -308,6 +314,8 @@ def main():
                 }
                 raws[eager] = words(d["raw"])
                 row["eager" if eager else "sequential"]["raw"] = d["raw"]
+                row["eager" if eager else "sequential"]["segment_text"] = [
+                    [round(g["start"], 2), round(g["end"], 2), g["text"]] for g in d["segments"]]
                 if eager:
                     rec = d["recording"]
             row["lost_vs_sequential"], row["lost_where"] = lost(raws[False], raws[True])
