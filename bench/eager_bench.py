@@ -314,6 +314,8 @@ def main():
                 }
                 raws[eager] = words(d["raw"])
                 row["eager" if eager else "sequential"]["raw"] = d["raw"]
+                row["eager" if eager else "sequential"]["chunk_bounds"] = [
+                    [round(c["start"], 2), round(c["end"], 2)] for c in chunks]
                 row["eager" if eager else "sequential"]["segment_text"] = [
                     [round(g["start"], 2), round(g["end"], 2), g["text"]] for g in d["segments"]]
                 if eager:
