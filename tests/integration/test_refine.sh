@@ -289,24 +289,31 @@ check "not downloaded: reason_code" is "$(field "$out" reason_code)" '"model_una
 check "not downloaded: deterministic text" is "$(field "$out" refined)" "$clean"
 
 # The sidecar killed mid-request: the deterministic text with the reason, no hang.
+# The tiny model can answer between the poll that sees the load done and the stop
+# (a busy machine polls slowly): then the kill came after the answer and the result
+# is the answer's own; try again, up to 5 times, for a kill that lands mid-request.
 long=$(for _ in $(seq 1 40); do printf '%s ' "$in"; done)
-"$bin" -v refine --model "$model" --timeout-ms 120000 --json "$long" >"$tmp/kill.out" 2>"$tmp/kill.err" &
-refpid=$!
-side=
-for _ in $(seq 1 3000); do
-  side=$(pgrep -P "$refpid" | head -n 1)
-  [ -n "$side" ] && grep -q "POST /load 200" "$tmp/kill.err" && break
-  sleep 0.01
+for attempt in 1 2 3 4 5; do
+  "$bin" -v refine --model "$model" --timeout-ms 120000 --json "$long" >"$tmp/kill.out" 2>"$tmp/kill.err" &
+  refpid=$!
+  side=
+  for _ in $(seq 1 3000); do
+    side=$(pgrep -P "$refpid" | head -n 1)
+    [ -n "$side" ] && grep -q "POST /load 200" "$tmp/kill.err" && break
+    sleep 0.01
+  done
+  # Frozen at once (a fast CPU finishes this tiny model's answer in a fraction of a
+  # second), so the generate request is surely in flight when the sidecar dies.
+  [ -n "$side" ] && kill_pid -STOP "$side"
+  sleep 0.3
+  [ -n "$side" ] && kill_pid -KILL "$side"
+  wait "$refpid"
+  rc=$?
+  refpid=
+  out=$(cat "$tmp/kill.out")
+  [ "$(field "$out" reason_code)" = '"sidecar_error"' ] && break
+  echo "killed sidecar: attempt $attempt answered before the kill ($(field "$out" reason_code)); again"
 done
-# Frozen at once (a fast CPU finishes this tiny model's answer in a fraction of a
-# second), so the generate request is surely in flight when the sidecar dies.
-[ -n "$side" ] && kill_pid -STOP "$side"
-sleep 0.3
-[ -n "$side" ] && kill_pid -KILL "$side"
-wait "$refpid"
-rc=$?
-refpid=
-out=$(cat "$tmp/kill.out")
 check "killed sidecar: exit 0" is "$rc" 0
 check "killed sidecar: deterministic text" has "$(field "$out" refined)" '"So I think, we should ship it. So I think, we should ship it.' 
 check "killed sidecar: reason" has "$(field "$out" fallback_reason)" "sidecar"
