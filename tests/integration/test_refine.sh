@@ -312,7 +312,7 @@ for attempt in 1 2 3 4 5; do
   refpid=
   out=$(cat "$tmp/kill.out")
   [ "$(field "$out" reason_code)" = '"sidecar_error"' ] && break
-  echo "killed sidecar: attempt $attempt answered before the kill ($(field "$out" reason_code)); again"
+  echo "killed sidecar: attempt $attempt answered before the sidecar was stopped ($(field "$out" reason_code)); again"
 done
 check "killed sidecar: exit 0" is "$rc" 0
 check "killed sidecar: deterministic text" has "$(field "$out" refined)" '"So I think, we should ship it. So I think, we should ship it.' 
