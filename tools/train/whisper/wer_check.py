@@ -11,6 +11,7 @@ k-th so that --n of them spread over the set. Prints each reference and transcri
 the mean word error rate (lower case, no punctuation)."""
 import argparse
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -18,17 +19,12 @@ import subprocess
 import tempfile
 
 
-def words(text):
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(ref, hyp):
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)], len(ref)
+# The word error rate as bench/eager_bench.py counts it (lower case, no punctuation).
+_spec = importlib.util.spec_from_file_location(
+    "eager_bench", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../bench/eager_bench.py"))
+_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bench)
+words = _bench.words
 
 
 def pick(data, part, max_sentences):
@@ -65,7 +61,9 @@ def main():
             p = subprocess.run(cmd, capture_output=True, text=True,
                                env=dict(os.environ, CODICTATE_NO_APP="1"))
             raw = json.loads(p.stdout)["raw"] if p.returncode == 0 else "<failed: %s>" % p.stderr[-200:]
-            e, n = wer(words(s), words(raw))
+            ref = words(s)
+            n = len(ref)
+            e = round(_bench.wer(ref, words(raw)) * max(n, 1))
             errs, total = errs + e, total + n
             print("%.2f | %s\n     | %s" % (e / max(n, 1), s, raw), flush=True)
     print("WER %.3f over %d words (%d sentences, %s)" % (errs / max(total, 1), total,
