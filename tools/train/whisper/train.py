@@ -43,7 +43,7 @@ N_VOCAB = 51864
 EOT, SOT, PREV, NOT, BEG = 50256, 50257, 50360, 50362, 50363
 N_AUDIO_CTX, N_TEXT_CTX = 1500, 448
 FIT_MARGIN_S = 2.56  # CDT_TRANSCRIBE_FIT_MARGIN_S
-PROMPT_MAX_TOKENS = 96
+PROMPT_MAX_TOKENS = 96  # --prompt-tokens' default (the product gives up to 600 bytes)
 VOICES = ["en+m1", "en+m2", "en+m3", "en+m4", "en+m5", "en+m6", "en+m7", "en+f1", "en+f2",
           "en+f3", "en+f4", "en-us", "en-us+m3", "en-us+f2", "en-gb-x-rp", "en-029"]
 
@@ -259,6 +259,8 @@ class Windows:
         self.docs = [d for d in docs if d]
         self.weights = np.cumsum([len(d) for d in self.docs])
         self.audio, self.vocab, self.rng = audio, vocab, rng
+        # (share of windows with a prompt, most sentences before, most prompt tokens)
+        self.prompt_cfg = (0.5, 3, PROMPT_MAX_TOKENS)
 
     def _doc(self):
         k = int(np.searchsorted(self.weights, self.rng.random() * self.weights[-1], side="right"))
@@ -301,9 +303,10 @@ class Windows:
         if r.random() < 0.5:
             x += np.float32(10 ** (r.uniform(-80, -40) / 20)) * np.random.default_rng(r.randrange(1 << 30)).standard_normal(n).astype(np.float32)
         prompt = []
-        if prompts and start > 0 and r.random() < 0.5:
-            before = " ".join(self.sents_text(doc, max(0, start - r.randint(1, 3)), start))
-            prompt = [PREV] + greedy_tokens(self.vocab, before)[-PROMPT_MAX_TOKENS:]
+        p_share, p_sents, p_tokens = self.prompt_cfg
+        if prompts and start > 0 and r.random() < p_share:
+            before = " ".join(self.sents_text(doc, max(0, start - r.randint(1, p_sents)), start))
+            prompt = [PREV] + greedy_tokens(self.vocab, before)[-p_tokens:]
         if timestamps:
             body = []
             for s, e, toks in segs:
@@ -380,8 +383,9 @@ class Batches(torch.utils.data.IterableDataset):
     first + k, first + k + W, …, from its own generator seeded by (seed, first, k).
     Deterministic given the seed, the worker count and the steps a run starts at."""
 
-    def __init__(self, docs, audio, vocab, texts, seed, first, bs, short_until):
+    def __init__(self, docs, audio, vocab, texts, seed, first, bs, short_until, prompt_cfg):
         self.args = docs, audio, vocab, texts
+        self.prompt_cfg = prompt_cfg
         self.seed, self.first, self.bs, self.short_until = seed, first, bs, short_until
 
     def __iter__(self):
@@ -392,6 +396,7 @@ class Batches(torch.utils.data.IterableDataset):
         np.random.seed(rng.randrange(1 << 30))
         win = Windows(docs, audio, vocab, rng)
         win.text_of = texts
+        win.prompt_cfg = self.prompt_cfg
         step = self.first + k
         while True:
             audio_b, frames, tok, lab, _, chars, clen = batch_cpu(win, self.bs, step < self.short_until)
@@ -414,10 +419,12 @@ def wer(ref, hyp):
 
 
 @torch.no_grad()
-def greedy(model, feats, max_len=200):
+def greedy(model, feats, max_len=200, prefix=()):
+    """Greedy text (no timestamps) of each window; prefix: a prompt before SOT (one
+    for the whole batch)."""
     xa = model.encoder(feats)
-    tok = torch.full((feats.shape[0], 1), SOT, dtype=torch.long, device=feats.device)
-    tok = torch.cat([tok, torch.full_like(tok, NOT)], 1)
+    head = list(prefix) + [SOT, NOT]
+    tok = torch.tensor([head] * feats.shape[0], dtype=torch.long, device=feats.device)
     done = torch.zeros(feats.shape[0], dtype=torch.bool, device=feats.device)
     for _ in range(max_len):
         logits = model.decoder(tok, xa)[:, -1].float()
@@ -428,7 +435,7 @@ def greedy(model, feats, max_len=200):
         done |= nxt == EOT
         if bool(done.all()):
             break
-    return tok[:, 2:].tolist()
+    return tok[:, len(head):].tolist()
 
 
 def evaluate(model, win, mel, dev, decode, n=256):
@@ -452,6 +459,29 @@ def evaluate(model, win, mel, dev, decode, n=256):
     win.rng.setstate(state)
     model.train()
     return errs / max(1, words), samples
+
+
+def evaluate_prompted(model, win, mel, dev, decode, n=64):
+    """Held-out WER of n windows each after a prompt of the sentences before (up to 8,
+    cut to the longest prompt trained with), as the eager path prompts whisper.cpp:
+    one window at a time (prompts differ in length)."""
+    model.eval()
+    errs = words = 0
+    state, cfg = win.rng.getstate(), win.prompt_cfg
+    win.rng.seed(54321)
+    win.prompt_cfg = (1.0, 8, cfg[2])
+    for _ in range(n):
+        feats, _, _, items, _, _ = batch(win, 1, mel, dev)
+        w = items[0]
+        with torch.autocast(dev, dtype=torch.bfloat16):
+            o = greedy(model, feats, prefix=w[1][:w[2]])[0]
+        o = o[:o.index(EOT)] if EOT in o else o
+        e, k = wer(w[4], decode(o))
+        errs, words = errs + e, words + k
+    win.rng.setstate(state)
+    win.prompt_cfg = cfg
+    model.train()
+    return errs / max(1, words)
 
 
 # ---------------------------------------------------------------- writing
@@ -496,6 +526,11 @@ def main():
     ap.add_argument("--cache", required=True, help="speech and checkpoints are kept here")
     ap.add_argument("--speech-only", action="store_true", help="make the speech and stop")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--prompt-share", type=float, default=0.5,
+                    help="share of windows (after the short ones) with the text before as a prompt")
+    ap.add_argument("--prompt-sents", type=int, default=3, help="most sentences in a prompt")
+    ap.add_argument("--prompt-tokens", type=int, default=PROMPT_MAX_TOKENS,
+                    help="most tokens in a prompt (the product's 600 bytes are ~130)")
     ap.add_argument("--width", type=int, default=384)
     ap.add_argument("--heads", type=int, default=6)
     ap.add_argument("--enc-layers", type=int, default=4)
@@ -570,6 +605,7 @@ def main():
     train = Windows(docs["train"], audio, vocab, rng)
     held = Windows(docs["heldout"], audio, vocab, random.Random(7))
     train.text_of = held.text_of = texts
+    train.prompt_cfg = held.prompt_cfg = (args.prompt_share, args.prompt_sents, args.prompt_tokens)
 
     model = Whisper(args.width, args.heads, args.enc_layers, args.dec_layers).to(dev)
     log("parameters: %.1fM" % (sum(p.numel() for p in model.parameters()) / 1e6))
@@ -596,7 +632,8 @@ def main():
     budget = min(args.minutes * 60, total - done_s) if not args.steps else args.minutes * 60
     if args.workers:
         loader = iter(torch.utils.data.DataLoader(
-            Batches(docs["train"], audio, vocab, texts, args.seed, step, args.batch, args.short_until),
+            Batches(docs["train"], audio, vocab, texts, args.seed, step, args.batch, args.short_until,
+                    train.prompt_cfg),
             batch_size=None, num_workers=args.workers, prefetch_factor=2, pin_memory=dev == "cuda"))
     t0 = time.time()
     warm = 400
@@ -647,9 +684,12 @@ def main():
     os.replace(ckpt + ".tmp", ckpt)
     w, samples = evaluate(model, held, mel, dev, decode, args.eval_windows)
     log("final: step %d, loss %.4f, held-out WER %.4f (%d windows, greedy, no timestamps)" % (step, ema, w, args.eval_windows))
+    wp = evaluate_prompted(model, held, mel, dev, decode, min(64, args.eval_windows))
+    log("final: held-out WER %.4f after prompts of up to 8 sentences, %d tokens (%d windows)" %
+        (wp, args.prompt_tokens, min(64, args.eval_windows)))
     path = os.path.join(args.out, "codictate-whisper-espeak.bin")
     write_ggml(model, head, path, used)
-    json.dump({"steps": step, "loss": ema, "heldout_wer": w, "samples": samples,
+    json.dump({"steps": step, "loss": ema, "heldout_wer": w, "heldout_wer_prompted": wp, "samples": samples,
                "trained_s": done_s, "speech_hours": secs / 3600, "sentences": len(texts), "args": vars(args)},
               open(os.path.join(args.out, "metrics.json"), "w"), indent=1)
     log("wrote", path, os.path.getsize(path))
