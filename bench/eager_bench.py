@@ -227,10 +227,11 @@ def run_whisper_cli(args, wav, short_spin):
         env["GOMP_SPINCOUNT"] = "1000"
     t0 = time.monotonic()
     # Greedy, as codictate decodes (whisper-cli's default is a beam search of 5); with
-    # timestamps, as codictate decodes (-nt would also change the decoding).
+    # timestamps, as codictate decodes (-nt would also change the decoding); VAD padded
+    # by 400 ms, as codictate pads it (src/lib/transcribe.c).
     p = subprocess.run([cli, "-m", args.whisper, "-f", wav, "-t", str(args.threads), "--vad",
-                        "-vm", args.vad, "-bs", "1", "-bo", "1"], capture_output=True, text=True,
-                       env=env)
+                        "-vm", args.vad, "-vp", "400", "-bs", "1", "-bo", "1"],
+                       capture_output=True, text=True, env=env)
     wall = (time.monotonic() - t0) * 1000
     if p.returncode != 0:
         sys.exit(f"whisper-cli failed: {p.stderr[-2000:]}")

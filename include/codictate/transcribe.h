@@ -161,6 +161,15 @@ CDT_NODISCARD int cdt_vad_stream_new(struct cdt_transcribe *t, struct cdt_vad_st
 CDT_NODISCARD int cdt_vad_stream_feed(struct cdt_vad_stream *v, const float *x, size_t n,
                                       float *probs);
 
+/* The stretches of x (n samples from its start) that a transcription with VAD on
+ * gives whisper: whisper.cpp's segmentation with codictate's parameters (the
+ * threshold, and the padding that keeps soft first words). Writes up to cap (start,
+ * end) pairs in seconds into spans (2 * cap doubles) and their number into *n_spans.
+ * Starts from a fresh model state (the stream's is reset). Returns 0, CDT_EINVAL,
+ * CDT_EENGINE, CDT_ENOMEM. */
+CDT_NODISCARD int cdt_vad_stream_spans(struct cdt_vad_stream *v, const float *x, size_t n,
+                                       double *spans, size_t cap, size_t *n_spans);
+
 /* NULL: no-op. */
 void cdt_vad_stream_free(struct cdt_vad_stream *v);
 

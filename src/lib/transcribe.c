@@ -41,6 +41,9 @@
 #define DEFAULT_MAX_THREADS 8           /* whisper gains little beyond this on CPUs */
 #define MAX_TENSORS         4096        /* tensor records in a model file we accept */
 #define MAX_TENSOR_NAME     512         /* bytes */
+/* Audio kept on each side of what whisper.cpp's VAD calls speech, ms: faster-whisper's
+ * 400; whisper.cpp's default (Silero's 30) cuts soft first words off. */
+#define VAD_SPEECH_PAD_MS 400
 
 struct cdt_transcribe {
     struct whisper_context *ctx;
@@ -478,10 +481,23 @@ bool cdt_transcribe_has_vad(const struct cdt_transcribe *t)
     return t && t->vad_model_path;
 }
 
+/* whisper.cpp's VAD parameters for a handle's threshold (0: whisper.cpp's). */
+static struct whisper_vad_params vad_params(float threshold)
+{
+    struct whisper_vad_params vp = whisper_vad_default_params();
+
+    /* 30 ms turned "The budget" into "budget" and "I think" into "Think" */
+    vp.speech_pad_ms = VAD_SPEECH_PAD_MS;
+    if (threshold > 0.0f)
+        vp.threshold = threshold;
+    return vp;
+}
+
 /* ---- streaming VAD ---- */
 
 struct cdt_vad_stream {
     struct whisper_vad_context *vctx;
+    float threshold; /* the handle's vad_threshold */
 };
 
 int cdt_vad_stream_new(struct cdt_transcribe *t, struct cdt_vad_stream **out)
@@ -503,7 +519,33 @@ int cdt_vad_stream_new(struct cdt_transcribe *t, struct cdt_vad_stream **out)
         return CDT_EFORMAT;
     }
     whisper_vad_reset_state(v->vctx);
+    v->threshold = t->vad_threshold;
     *out = v;
+    return 0;
+}
+
+int cdt_vad_stream_spans(struct cdt_vad_stream *v, const float *x, size_t n, double *spans,
+                         size_t cap, size_t *n_spans)
+{
+    struct whisper_vad_segments *segs;
+    int ns;
+
+    *n_spans = 0;
+    if (!v || (!x && n) || (!spans && cap) || n > (size_t)INT32_MAX)
+        return CDT_EINVAL;
+    if (n == 0)
+        return 0;
+    segs = whisper_vad_segments_from_samples(v->vctx, vad_params(v->threshold), x, (int)n);
+    if (!segs)
+        return CDT_EENGINE;
+    ns = whisper_vad_segments_n_segments(segs);
+    for (int i = 0; i < ns && (size_t)i < cap; i++) {
+        /* whisper.cpp keeps them in centiseconds */
+        spans[2 * i] = whisper_vad_segments_get_segment_t0(segs, i) / 100.0;
+        spans[2 * i + 1] = whisper_vad_segments_get_segment_t1(segs, i) / 100.0;
+    }
+    *n_spans = ns > 0 ? (size_t)ns : 0;
+    whisper_vad_free_segments(segs);
     return 0;
 }
 
@@ -691,9 +733,7 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
     if (t->vad_model_path) {
         fp.vad = true;
         fp.vad_model_path = t->vad_model_path;
-        fp.vad_params = whisper_vad_default_params();
-        if (t->vad_threshold > 0.0f)
-            fp.vad_params.threshold = t->vad_threshold;
+        fp.vad_params = vad_params(t->vad_threshold);
     }
 
     r.t0 = cdt_now_ms();

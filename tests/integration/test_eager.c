@@ -577,30 +577,51 @@ TEST(test_cancel_in_flight)
     rec_free(&r);
 }
 
-/* One utterance is one chunk with speech, given to whisper without a prompt: the
- * same text as the whole recording transcribed after stop (same model, greedy). */
+/* One utterance is one chunk with speech, given to whisper without a prompt on a
+ * window fitted to it: the text of that audio transcribed alone (same model, greedy,
+ * same window), and whisper's VAD hears in the chunk what it hears in the whole
+ * recording, up to the cut (in the pause after the speech). (The whole recording on
+ * whisper's full 30 s window is other input to a random model: the window's length
+ * changes its encoder's output.) */
 TEST(test_same_as_sequential)
 {
     struct cdt_eager_params p = cdt_eager_default_params();
     struct cdt_eager *e = NULL;
+    struct cdt_vad_stream *v = NULL;
     struct cdt_transcript t, s;
     const struct cdt_eager_chunk *c;
     struct rec r = {0};
-    size_t nc, speech = 0;
+    size_t nc, speech = 0, end = 0, n_whole = 0, n_chunk = 0;
+    double whole[2 * 4], chunk[2 * 4];
 
     cdt_transcript_init(&t);
     cdt_transcript_init(&s);
     rec_silence(&r, 0.5);
     REQUIRE(rec_say(&r, "Please send the report to the whole team"));
-    rec_silence(&r, 0.3);
+    rec_silence(&r, 1.5);
     CHECK_INT(run_eager(&p, &r, false, &e, &t), 0);
     c = cdt_eager_chunks(e, &nc);
-    for (size_t i = 0; i < nc; i++)
+    for (size_t i = 0; i < nc; i++) {
         speech += c[i].speech;
+        if (c[i].speech)
+            end = (size_t)(c[i].end * RATE + 0.5);
+    }
     CHECK_INT(speech, 1); /* (and maybe the silence after it, which whisper skips too) */
-    CHECK_INT(cdt_transcribe_samples(tr, r.x, r.n, &s), 0);
+    REQUIRE(c[0].speech && end > 0 && end <= r.n);
+    CHECK_INT(cdt_transcribe_samples_after(tr, r.x, end, NULL, CDT_TRANSCRIBE_FIT_WINDOW, &s), 0);
     CHECK_STR(t.text, s.text);
     CHECK_INT(t.n_segments, s.n_segments);
+    REQUIRE(cdt_vad_stream_new(tr, &v) == 0);
+    CHECK_INT(cdt_vad_stream_spans(v, r.x, r.n, whole, 4, &n_whole), 0);
+    CHECK_INT(cdt_vad_stream_spans(v, r.x, end, chunk, 4, &n_chunk), 0);
+    CHECK_INT((int)n_chunk, (int)n_whole);
+    for (size_t i = 0; i < n_whole && i < 4 && n_chunk == n_whole; i++) {
+        double cut = (double)end / RATE;
+
+        CHECK(fabs(whole[2 * i] - chunk[2 * i]) < 0.05);
+        CHECK(chunk[2 * i + 1] >= fmin(whole[2 * i + 1], cut) - 0.05);
+    }
+    cdt_vad_stream_free(v);
     cdt_transcript_cleanup(&t);
     cdt_transcript_cleanup(&s);
     cdt_eager_free(e);
@@ -751,6 +772,50 @@ TEST(test_vad_stream)
     cdt_vad_stream_free(v);
 }
 
+/* What whisper hears with VAD on starts before a sentence's first sound and ends
+ * after its last: whisper.cpp's default padding (30 ms) cut soft first words off
+ * ("The budget" -> "budget", "I think" -> "Think") in the real-speech bench. */
+TEST(test_vad_keeps_first_words)
+{
+    static const char *says[] = {
+        "The budget for the second quarter is still open.",
+        "I think we should move the meeting to Thursday afternoon.",
+        "The numbers look better than we expected in March.",
+        "Have a good weekend.",
+    };
+    struct cdt_vad_stream *v = NULL;
+
+    REQUIRE(cdt_vad_stream_new(tr, &v) == 0);
+    for (size_t i = 0; i < sizeof(says) / sizeof(says[0]); i++) {
+        struct rec r = {0};
+        double spans[2 * 8];
+        size_t ns = 0;
+
+        rec_silence(&r, 0.7);
+        REQUIRE(rec_say(&r, says[i]));
+        rec_silence(&r, 0.5);
+        CHECK_INT(cdt_vad_stream_spans(v, r.x, r.n, spans, 8, &ns), 0);
+        CHECK(ns >= 1 && ns <= 8);
+        if (ns >= 1 && ns <= 8) {
+            if (spans[0] > r.speech[0][0] || spans[2 * ns - 1] < r.speech[0][1])
+                fprintf(stderr, "  \"%s\": heard %.2f-%.2f s of %zu spans, sound %.2f-%.2f s\n",
+                        says[i], spans[0], spans[2 * ns - 1], ns, r.speech[0][0], r.speech[0][1]);
+            CHECK(spans[0] <= r.speech[0][0]);
+            CHECK(spans[2 * ns - 1] >= r.speech[0][1]);
+        }
+        rec_free(&r);
+    }
+    {
+        size_t ns = 1;
+        double spans[2];
+
+        CHECK_INT(cdt_vad_stream_spans(v, NULL, 0, spans, 1, &ns), 0);
+        CHECK_INT((int)ns, 0);
+        CHECK_INT(cdt_vad_stream_spans(NULL, NULL, 0, spans, 1, &ns), CDT_EINVAL);
+    }
+    cdt_vad_stream_free(v);
+}
+
 int main(int argc, char **argv)
 {
     struct cdt_transcribe_params p = cdt_transcribe_default_params();
@@ -777,6 +842,7 @@ int main(int argc, char **argv)
         return 1;
     }
     RUN(test_vad_stream);
+    RUN(test_vad_keeps_first_words);
     RUN(test_cuts_in_pauses);
     RUN(test_cuts_independent_of_pace);
     RUN(test_long_unbroken);

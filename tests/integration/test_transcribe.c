@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,16 +126,28 @@ TEST(vad_skips_the_silence)
     struct cdt_transcript tr;
     char err[512];
 
+    struct cdt_audio a;
+    float *x;
+    size_t lead = 3 * CDT_AUDIO_RATE, n;
+
     REQUIRE(cdt_transcribe_new(&p, &t, err, sizeof(err)) == 0);
     cdt_transcript_init(&tr);
-    REQUIRE(cdt_transcribe_file(t, audio_path, &tr) == 0);
+    cdt_audio_init(&a);
+    REQUIRE(cdt_audio_load(&a, audio_path) == 0);
+    /* 3 s of silence, then jfk.mp3, whose speech starts at 0.32 s */
+    n = lead + a.n_samples;
+    REQUIRE((x = calloc(n, sizeof(float))) != NULL);
+    memcpy(x + lead, a.samples, a.n_samples * sizeof(float));
+    REQUIRE(cdt_transcribe_samples(t, x, n, &tr) == 0);
     CHECK(tr.vad);
     check_segments(&tr);
-    /* Speech starts at 0.32 s; with VAD the leading silence is never decoded and
-     * times map back onto the file's timeline. */
-    CHECK(tr.segments[0].start >= 0.25);
-    CHECK(tr.segments[tr.n_segments - 1].end <= 10.75);
+    /* With VAD the leading silence is never decoded (but for the 0.4 s of padding
+     * before the speech) and times map back onto the recording's timeline. */
+    CHECK(tr.segments[0].start >= 3.32 - 0.4 - 0.1);
+    CHECK(tr.segments[tr.n_segments - 1].end <= (double)n / CDT_AUDIO_RATE + 0.01);
     cdt_transcript_cleanup(&tr);
+    free(x);
+    cdt_audio_cleanup(&a);
     cdt_transcribe_free(t);
 }
 
