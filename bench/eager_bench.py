@@ -17,7 +17,7 @@ codictate sets for itself) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
       [--whisper PATH] [--llm PATH] [--threads 2] [--stop-after 0.7] [--out FILE.json]
-      [--sentences FILE] [--log DIR]
+      [--sentences FILE] [--log DIR] [--no-context]
 
 Words: each run's raw transcript is aligned with the words spoken (lower case, no
 punctuation) for a word error rate, and the eager transcript with the sequential one
@@ -202,6 +202,8 @@ def run_dictate(args, mic, wav, length, eager, env):
            args.whisper, "--vad-model", args.vad, "--model", args.llm]
     if not eager:
         cmd.append("--no-eager")
+    elif args.no_context:
+        cmd.append("--no-context")
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     time.sleep(1.5)  # the recording has started; the models load meanwhile
@@ -251,6 +253,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
     ap.add_argument("--sentences", help="a file of sentences to speak, one a line")
+    ap.add_argument("--no-context", action="store_true",
+                    help="eager runs without the text before as whisper's prompt (dictate --no-context)")
     ap.add_argument("--log", help="a folder for dictate's debug logs (-v: chunks and their text)")
     ap.add_argument("--stop-after", type=float, default=0.7,
                     help="seconds from the end of the dictation to Enter (default 0.7)")

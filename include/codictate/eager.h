@@ -61,6 +61,11 @@ struct cdt_eager_params {
                           * the user sees) is encoded on a window fitted to its length
                           * (CDT_TRANSCRIBE_FIT_WINDOW); true: whisper's full 30 s
                           * window for every chunk */
+    bool no_context;     /* true: each chunk is transcribed on its own, without the
+                          * text before as whisper's prompt (whisper.cpp's
+                          * --no-context, OpenAI's condition_on_previous_text=False: for
+                          * a model the prompt makes drop or repeat words); false
+                          * (default): with it, so the text reads as one transcript */
     struct cdt_log *log; /* borrowed; NULL: none */
 
     /* Called on the worker thread (no lock held) each time a chunk's text joins the

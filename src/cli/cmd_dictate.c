@@ -94,6 +94,9 @@ static void dictate_usage(FILE *out)
                  "  --full-window            encode the words left after stop on whisper's full\n"
                  "                           30 s window (by default on one fitted to their\n"
                  "                           length: several times faster, maybe less accurate)\n"
+                 "  --no-context             transcribe each piece on its own, without the text\n"
+                 "                           before as whisper's prompt (for a model the prompt\n"
+                 "                           makes drop or repeat words)\n"
                  "  --copy                   also copy the text to the clipboard (wl-copy, xclip)\n"
                  "  --type                   also type the text into the focused window (wtype,\n"
                  "                           ydotool, xdotool)\n"
@@ -118,7 +121,7 @@ struct dictation {
     struct cdt_pick_whisper wp;
     const char *input, *device, *language;
     long threads, max_seconds;
-    bool retry_last, copy, type, json, no_vad, no_eager, full_window;
+    bool retry_last, copy, type, json, no_vad, no_eager, full_window, no_context;
     const char *whisper_arg, *vad_arg;
 
     struct cdt_cli_refiner *refiner;
@@ -387,6 +390,7 @@ static int run(struct dictation *d)
     p.limit_s = (double)d->max_seconds;
     p.no_eager = d->no_eager;
     p.eager.full_window = d->full_window;
+    p.eager.no_context = d->no_context;
     p.whisper = cdt_transcribe_default_params();
     p.whisper.model_path = d->wp.model;
     p.whisper.vad = d->wp.vad;
@@ -672,7 +676,8 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         OPT_VAD_MODEL,
         OPT_TOGGLE,
         OPT_NO_EAGER,
-        OPT_FULL_WINDOW
+        OPT_FULL_WINDOW,
+        OPT_NO_CONTEXT
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, OPT_INPUT},
@@ -690,6 +695,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         {"toggle", no_argument, NULL, OPT_TOGGLE},
         {"no-eager", no_argument, NULL, OPT_NO_EAGER},
         {"full-window", no_argument, NULL, OPT_FULL_WINDOW},
+        {"no-context", no_argument, NULL, OPT_NO_CONTEXT},
         CDT_CLI_REFINE_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -757,6 +763,9 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_FULL_WINDOW:
             d.full_window = true;
+            break;
+        case OPT_NO_CONTEXT:
+            d.no_context = true;
             break;
         case OPT_VAD_MODEL:
             d.vad_arg = optarg;

@@ -283,12 +283,13 @@ static int grow_chunks(struct cdt_eager *e)
     return 0;
 }
 
-/* The end of the text so far, from a word's start, at most CDT_EAGER_PROMPT_MAX bytes. */
+/* The end of the text so far, from a word's start, at most CDT_EAGER_PROMPT_MAX bytes
+ * (NULL with no_context). */
 static const char *prompt_of(const struct cdt_eager *e)
 {
     const char *s;
 
-    if (!e->text)
+    if (!e->text || e->p.no_context)
         return NULL;
     if (e->text_len <= CDT_EAGER_PROMPT_MAX)
         return e->text;

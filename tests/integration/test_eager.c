@@ -628,6 +628,53 @@ TEST(test_same_as_sequential)
     rec_free(&r);
 }
 
+/* With no_context each chunk is transcribed as if alone: the transcript is the texts
+ * of the chunks' samples transcribed on their own (same windows), one after another.
+ * (With the text before as the prompt, the tiny model's second text differs.) */
+TEST(test_no_context)
+{
+    struct cdt_eager_params p = cdt_eager_default_params();
+    struct cdt_eager *e = NULL;
+    struct cdt_transcript t;
+    const struct cdt_eager_chunk *c;
+    struct rec r = {0};
+    size_t nc, speech = 0, len = 0;
+    char want[4096] = "";
+
+    cdt_transcript_init(&t);
+    rec_silence(&r, 0.5);
+    REQUIRE(rec_say(&r, "The budget for the second quarter is still open"));
+    rec_silence(&r, 1.5);
+    REQUIRE(rec_say(&r, "Let me know if you have questions about the plan"));
+    rec_silence(&r, 1.5);
+    p.no_context = true;
+    CHECK_INT(run_eager(&p, &r, false, &e, &t), 0);
+    c = cdt_eager_chunks(e, &nc);
+    for (size_t i = 0; i < nc; i++) {
+        struct cdt_transcript alone;
+        size_t a = (size_t)(c[i].start * RATE + 0.5), b = (size_t)(c[i].end * RATE + 0.5);
+
+        if (!c[i].speech)
+            continue;
+        speech++;
+        cdt_transcript_init(&alone);
+        REQUIRE(b <= r.n && a < b);
+        CHECK_INT(cdt_transcribe_samples_after(
+                      tr, r.x + a, b - a, NULL,
+                      c[i].window_s < 29.9 ? CDT_TRANSCRIBE_FIT_WINDOW : 0u, &alone),
+                  0);
+        if (alone.text && *alone.text && len < sizeof(want))
+            len += (size_t)snprintf(want + len, sizeof(want) - len, "%s%s", len ? " " : "",
+                                    alone.text);
+        cdt_transcript_cleanup(&alone);
+    }
+    CHECK(speech >= 2);
+    CHECK_STR(t.text ? t.text : "", want);
+    cdt_transcript_cleanup(&t);
+    cdt_eager_free(e);
+    rec_free(&r);
+}
+
 /* ---- refinement ahead on the eager transcript (issue 16) ---- */
 
 /* A model that answers each piece with itself (accepted by the guards). */
@@ -853,6 +900,7 @@ int main(int argc, char **argv)
     RUN(test_bad_finish);
     RUN(test_cancel_in_flight);
     RUN(test_same_as_sequential);
+    RUN(test_no_context);
     RUN(test_refine_ahead_on_eager_text);
     cdt_transcribe_free(tr);
     {
