@@ -165,8 +165,8 @@ CDT_NODISCARD int cdt_vad_stream_feed(struct cdt_vad_stream *v, const float *x, 
  * gives whisper: whisper.cpp's segmentation with codictate's parameters (the
  * threshold, and the padding that keeps soft first words). Writes up to cap (start,
  * end) pairs in seconds into spans (2 * cap doubles) and their number into *n_spans.
- * Starts from a fresh model state (the stream's is reset). Returns 0, CDT_EINVAL,
- * CDT_EENGINE, CDT_ENOMEM. */
+ * Starts from a fresh model state (the stream's is reset). Returns 0, CDT_EINVAL, or
+ * CDT_EENGINE (whisper.cpp gave no segmentation). */
 CDT_NODISCARD int cdt_vad_stream_spans(struct cdt_vad_stream *v, const float *x, size_t n,
                                        double *spans, size_t cap, size_t *n_spans);
 

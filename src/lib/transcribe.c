@@ -530,6 +530,8 @@ int cdt_vad_stream_spans(struct cdt_vad_stream *v, const float *x, size_t n, dou
     struct whisper_vad_segments *segs;
     int ns;
 
+    if (!n_spans)
+        return CDT_EINVAL;
     *n_spans = 0;
     if (!v || (!x && n) || (!spans && cap) || n > (size_t)INT32_MAX)
         return CDT_EINVAL;

@@ -859,6 +859,7 @@ TEST(test_vad_keeps_first_words)
         CHECK_INT(cdt_vad_stream_spans(v, NULL, 0, spans, 1, &ns), 0);
         CHECK_INT((int)ns, 0);
         CHECK_INT(cdt_vad_stream_spans(NULL, NULL, 0, spans, 1, &ns), CDT_EINVAL);
+        CHECK_INT(cdt_vad_stream_spans(v, NULL, 0, spans, 1, NULL), CDT_EINVAL);
     }
     cdt_vad_stream_free(v);
 }
