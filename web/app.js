@@ -1189,6 +1189,7 @@
     fillSelect(f.idle_timeout_s, $$('option', f.idle_timeout_s).map((o) => [o.value, o.textContent]).filter(([v]) => ['-1', '0', '120', '300', '600', '900', '3600'].includes(v)), isNum(s.idle_timeout_s) ? s.idle_timeout_s : 120);
     f.output.value = s.output || 'type';
     fillSelect(f.language, LANGUAGES, s.language || 'auto');
+    f.whisper_context.value = s.whisper_context === false ? 'false' : 'true';
     $('#openai-fields').dataset.active = String(f.provider.value === 'openai');
   }
 
@@ -1210,6 +1211,7 @@
     cmp('idle_timeout_s', Number(f.idle_timeout_s.value));
     cmp('output', f.output.value);
     cmp('language', f.language.value);
+    cmp('whisper_context', f.whisper_context.value === 'true');
     if (f.api_key.value !== '') out.api_key = f.api_key.value;
     else if (state.clearKey) out.api_key = '';
     return out;

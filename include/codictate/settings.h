@@ -72,10 +72,14 @@ struct cdt_settings {
     enum cdt_output_mode output;     /* default CDT_OUTPUT_NONE */
     char language[16];               /* "auto" (the default) or 2–3 lowercase letters
                                       * (an ISO 639 code: "en", "de", "yue") */
+    bool whisper_context;            /* true (default): each part of a dictation
+                                      * transcribed while recording gets the text before
+                                      * as whisper's prompt; false: each part alone
+                                      * (cdt_eager_params.no_context) */
 };
 
 /* The defaults: every string "", except language "auto"; provider local; idle
- * timeout 120 s; output none. */
+ * timeout 120 s; output none; whisper_context true. */
 struct cdt_settings cdt_settings_defaults(void);
 
 /* The default config dir into buf (cap bytes): $XDG_CONFIG_HOME/codictate, else

@@ -1091,6 +1091,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     struct cdt_pick_whisper *wp = calloc(1, sizeof(*wp));
     struct dict_job *job = calloc(1, sizeof(*job));
     char whisper_arg[128], language[16];
+    bool whisper_context;
     int rc;
 
     if (!wp || !job) {
@@ -1108,6 +1109,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     app->starting = true; /* from here on, every way out clears it */
     snprintf(whisper_arg, sizeof(whisper_arg), "%s", app->settings.whisper_model);
     snprintf(language, sizeof(language), "%s", app->settings.language);
+    whisper_context = app->settings.whisper_context;
     pthread_mutex_unlock(&app->mu);
     if (app->dict_thread_live) {
         pthread_join(app->dict_thread, NULL);
@@ -1145,6 +1147,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     snprintf(job->language, sizeof(job->language), "%s", language);
     dp.whisper.language = strcmp(job->language, "auto") == 0 ? NULL : job->language;
     dp.whisper.log = app->p.log;
+    dp.eager.no_context = !whisper_context;
     dp.refiner = job->ref ? job->ref->r : NULL;
     dp.log = app->p.log;
     dp.on_event = on_dict_event;

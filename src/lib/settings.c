@@ -43,6 +43,7 @@ enum kind {
     K_IDLE,     /* one of idle_choices */
     K_OUTPUT,   /* "type" | "copy" | "none" */
     K_LANG,     /* "auto" or 2-3 lowercase letters */
+    K_BOOL,     /* true | false */
 };
 
 struct field {
@@ -58,11 +59,12 @@ struct field {
 
 /* In the order settings.json lists them. */
 static const struct field fields[] = {
-    {STR_FIELD(llm_model, K_NAME)},    {STR_FIELD(whisper_model, K_NAME)},
-    {VAL_FIELD(provider, K_PROVIDER)}, {STR_FIELD(openai_base_url, K_URL)},
-    {STR_FIELD(openai_model, K_NAME)}, {STR_FIELD(api_key, K_KEY)},
-    {STR_FIELD(prompt, K_PROMPT)},     {VAL_FIELD(idle_timeout_s, K_IDLE)},
-    {VAL_FIELD(output, K_OUTPUT)},     {STR_FIELD(language, K_LANG)},
+    {STR_FIELD(llm_model, K_NAME)},       {STR_FIELD(whisper_model, K_NAME)},
+    {VAL_FIELD(provider, K_PROVIDER)},    {STR_FIELD(openai_base_url, K_URL)},
+    {STR_FIELD(openai_model, K_NAME)},    {STR_FIELD(api_key, K_KEY)},
+    {STR_FIELD(prompt, K_PROMPT)},        {VAL_FIELD(idle_timeout_s, K_IDLE)},
+    {VAL_FIELD(output, K_OUTPUT)},        {STR_FIELD(language, K_LANG)},
+    {VAL_FIELD(whisper_context, K_BOOL)},
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -76,6 +78,7 @@ struct cdt_settings cdt_settings_defaults(void)
     s.idle_timeout_s = CDT_SETTINGS_IDLE_DEFAULT;
     s.output = CDT_OUTPUT_NONE;
     snprintf(s.language, sizeof(s.language), "auto");
+    s.whisper_context = true;
     return s;
 }
 
@@ -280,6 +283,11 @@ static int set_field(struct cdt_settings *s, const struct field *f, const cJSON 
                                    f->name);
         memcpy(dst, str, len + 1);
         return 0;
+    case K_BOOL:
+        if (!cJSON_IsBool(v))
+            return cdt__errmsg_set(msg, mcap, CDT_EINVAL, "%s: must be true or false", f->name);
+        *(bool *)(void *)dst = cJSON_IsTrue(v);
+        return 0;
     }
     return cdt__errmsg_set(msg, mcap, CDT_EINVAL, "%s: unknown field kind", f->name);
 }
@@ -336,7 +344,8 @@ static cJSON *settings_object(const struct cdt_settings *s, bool api)
         (api && !cJSON_AddStringToObject(o, "default_prompt", cdt_prompt_default())) ||
         !cJSON_AddNumberToObject(o, "idle_timeout_s", s->idle_timeout_s) ||
         !cJSON_AddStringToObject(o, "output", cdt_settings_output_name(s->output)) ||
-        !cJSON_AddStringToObject(o, "language", s->language)) {
+        !cJSON_AddStringToObject(o, "language", s->language) ||
+        !cJSON_AddBoolToObject(o, "whisper_context", s->whisper_context)) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -112,8 +112,8 @@ check "models: damaged: the catalog's bytes again" cmp -s "$(readlink -f "$(j "$
 # --- settings round trip ---
 key=sk-test-serve-api-4711
 check "settings: 200" is "$(get api/settings)" 200
-check "settings: defaults" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["api_key_set"], d["provider"], bool(d["default_prompt"]))')" \
-  "(120, False, 'local', True)"
+check "settings: defaults" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["api_key_set"], d["provider"], bool(d["default_prompt"]), d["whisper_context"])')" \
+  "(120, False, 'local', True, True)"
 check "settings: POST 200" is "$(post api/settings "{\"idle_timeout_s\": 600, \"output\": \"none\", \"language\": \"en\", \"api_key\": \"$key\", \"no_such_field\": 1}")" 200
 check "settings: the answer has the values" is "$(j "$tmp/r.json" '(d["idle_timeout_s"], d["output"], d["language"], d["api_key_set"])')" \
   "(600, 'none', 'en', True)"
@@ -126,6 +126,10 @@ get api/status >/dev/null
 check "status: does not echo the key" lacks "$(cat "$tmp/r.json")" "$key"
 check "settings: settings.json is 0600" is "$(stat -c %a "$cfg/settings.json" 2>&1)" 600
 check "settings: settings.json has the values" is "$(j "$cfg/settings.json" '(d["idle_timeout_s"], d["output"])')" "(600, 'none')"
+check "settings: whisper_context false" is "$(post api/settings '{"whisper_context": false}' >/dev/null; j "$tmp/r.json" 'd["whisper_context"]')" False
+check "settings: ... saved" is "$(j "$cfg/settings.json" 'd["whisper_context"]')" False
+check "settings: whisper_context \"no\" -> 400" is "$(post api/settings '{"whisper_context": "no"}')" 400
+check "settings: whisper_context true again" is "$(post api/settings '{"whisper_context": true}' >/dev/null; j "$tmp/r.json" 'd["whisper_context"]')" True
 check "settings: settings.json does not hold the key" lacks "$(cat "$cfg/settings.json" 2>/dev/null)" "$key"
 keyfile=$(grep -rl -- "$key" "$cfg" 2>/dev/null | head -1)
 check "settings: the key is in a file under $cfg" [ -n "$keyfile" ]

@@ -100,7 +100,8 @@ static bool same(const struct cdt_settings *a, const struct cdt_settings *b)
            strcmp(a->openai_base_url, b->openai_base_url) == 0 &&
            strcmp(a->openai_model, b->openai_model) == 0 && strcmp(a->api_key, b->api_key) == 0 &&
            strcmp(a->prompt, b->prompt) == 0 && a->idle_timeout_s == b->idle_timeout_s &&
-           a->output == b->output && strcmp(a->language, b->language) == 0;
+           a->output == b->output && strcmp(a->language, b->language) == 0 &&
+           a->whisper_context == b->whisper_context;
 }
 
 /* Settings with every field away from its default. */
@@ -118,6 +119,7 @@ static struct cdt_settings custom(void)
     s.idle_timeout_s = 900;
     s.output = CDT_OUTPUT_COPY;
     snprintf(s.language, sizeof(s.language), "de");
+    s.whisper_context = false;
     return s;
 }
 
@@ -145,6 +147,7 @@ TEST(test_defaults_without_files)
     CHECK_INT(d.idle_timeout_s, 120);
     CHECK_INT(d.output, CDT_OUTPUT_NONE);
     CHECK_STR(d.language, "auto");
+    CHECK(d.whisper_context);
 
     fresh_dir(dir, sizeof(dir));
     memset(&s, 0x55, sizeof(s));
@@ -335,6 +338,9 @@ TEST(test_apply_bad_values)
         {"{\"language\": \"auto \"}", "language"},
         {"{\"language\": null}", "language"},
         {"{\"language\": 5}", "language"},
+        {"{\"whisper_context\": \"false\"}", "whisper_context"},
+        {"{\"whisper_context\": 0}", "whisper_context"},
+        {"{\"whisper_context\": null}", "whisper_context"},
         {"{\"openai_base_url\": \"ftp://example.com\"}", "openai_base_url"},
         {"{\"openai_base_url\": \"http://\"}", "openai_base_url"},
         {"{\"openai_base_url\": \"example.com/v1\"}", "openai_base_url"},
@@ -512,6 +518,7 @@ TEST(test_to_json)
     CHECK(cJSON_IsNumber(x) && x->valueint == 120);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "output")), "none");
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "language")), "auto");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "whisper_context")));
     CHECK(cJSON_GetObjectItem(j, "api_key") == NULL);
     CHECK(cJSON_GetObjectItem(j, "version") == NULL);
     cJSON_Delete(j);
@@ -527,6 +534,7 @@ TEST(test_to_json)
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "prompt")), s.prompt);
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "output")), "copy");
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "language")), "de");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(j, "whisper_context")));
 
     /* The API shape goes back in through apply_json unchanged (the key aside). */
     {
