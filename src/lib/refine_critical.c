@@ -298,6 +298,52 @@ static bool word_in_any_form(const struct cdt__spoken *x, size_t i, const struct
 
 /* ---- correction cues and false starts (input only) ---- */
 
+/* The token that ends a sentence at token j: a '.', '?', '!' or new line, or the
+ * spoken "period", "full stop", "question mark", "exclamation mark|point", "new
+ * paragraph|line" ending there. */
+static bool sentence_end_at(const struct cdt__spoken *x, size_t j)
+{
+    const struct cdt__tok *t = &x->t[j];
+
+    if (t->kind == CDT__TK_PUNCT)
+        return t->punct == '.' || t->punct == '?' || t->punct == '!' || t->punct == '\n';
+    if (cdt__spoken_is(x, j, "period"))
+        return true;
+    if (j == 0)
+        return false;
+    return (cdt__spoken_is(x, j, "stop") && cdt__spoken_is(x, j - 1, "full")) ||
+           (cdt__spoken_is(x, j, "mark") &&
+            (cdt__spoken_is(x, j - 1, "question") || cdt__spoken_is(x, j - 1, "exclamation"))) ||
+           (cdt__spoken_is(x, j, "point") && cdt__spoken_is(x, j - 1, "exclamation")) ||
+           ((cdt__spoken_is(x, j, "paragraph") || cdt__spoken_is(x, j, "line")) &&
+            cdt__spoken_is(x, j - 1, "new"));
+}
+
+/* The first word a correction cue at token i can take back: CRIT_CUE_BEFORE words
+ * before it, but not past the end of a sentence that a word follows before the cue
+ * (in "answer that question period get a written sewer comma scratch that", the
+ * speaker takes back "get a written sewer", never "question"; "at three period no
+ * wait four" still takes back "three"). */
+static size_t cue_reach(const struct cdt__spoken *x, size_t i)
+{
+    size_t w = x->t[i].word, first = w > CRIT_CUE_BEFORE ? w - CRIT_CUE_BEFORE : 0;
+    size_t words = 0, earliest = w;
+
+    for (size_t j = i; j-- > 0;) {
+        const struct cdt__tok *t = &x->t[j];
+
+        if (t->kind != CDT__TK_PUNCT && t->word < first)
+            break;
+        if (words > 0 && sentence_end_at(x, j))
+            return earliest;
+        if (t->kind != CDT__TK_PUNCT) {
+            words++;
+            earliest = t->word;
+        }
+    }
+    return first;
+}
+
 /* Marks the words near a correction cue, and those near one only after it (the
  * correction itself: "at three, no wait, at four"). */
 static void find_cues(struct cdt__spoken *x)
@@ -326,8 +372,7 @@ static void find_cues(struct cdt__spoken *x)
         if (!len)
             continue;
         w = x->t[i].word;
-        for (size_t k = w > CRIT_CUE_BEFORE ? w - CRIT_CUE_BEFORE : 0;
-             k < w + len + CRIT_CUE_AFTER && k < x->nwords; k++) {
+        for (size_t k = cue_reach(x, i); k < w + len + CRIT_CUE_AFTER && k < x->nwords; k++) {
             x->near_cue[k] = true;
             if (core && k < w + len)
                 core[k] = true;

@@ -613,6 +613,18 @@ TEST(critical_content_words)
     KEPT("so basically the server is like really slow you know", "The server is really slow.");
     KEPT("hello comma world period", "Hello, world.");
     KEPT("buy milk and eggs scratch that buy bread", "Buy bread.");
+    /* A correction takes back its own sentence, not the one before it (heldout-
+     * self_correction-27: "question" went as "?"), but right after a sentence's end it
+     * takes that one back. */
+    CHANGED("the choices we make together will answer that question period get a written "
+            "sewer comma scratch that comma a written copy of the job offer full stop",
+            "The choices we make together will answer that? Get a written copy of the job offer.",
+            "dropped a word: question");
+    KEPT("the choices we make will answer that question period get a written sewer comma "
+         "scratch that comma a written copy",
+         "The choices we make will answer that question. Get a written copy.");
+    KEPT("the meeting is on friday period no wait the meeting is on monday period",
+         "The meeting is on Monday.");
     KEPT("send the email to the team", "Send the e-mail to the team.");
     KEPT("we shipped the release on monday", "We ship the release on Monday.");
     KEPT("Can you send me the report by Friday?", "Can you send me the report by Friday?");
