@@ -322,8 +322,9 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
 {
     struct cdt_eager_chunk *c;
     struct cdt_transcript *tr;
+    const char *prompt;
     float *x = NULL;
-    size_t start;
+    size_t start, prompt_len = 0; /* prompt points into e->text, which add_text moves */
     double t0;
     int rc = 0;
 
@@ -361,10 +362,12 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
     tr = &e->trs[e->n_chunks];
     cdt_transcript_init(tr);
     if (rc == 0 && speech) {
+        prompt = prompt_of(e);
+        prompt_len = prompt ? strlen(prompt) : 0;
         t0 = cdt_now_ms();
         rc = cdt_transcribe_samples_after(
-            e->t, x, n, prompt_of(e),
-            c->after_stop && !e->p.full_window ? CDT_TRANSCRIBE_FIT_WINDOW : 0u, tr);
+            e->t, x, n, prompt, c->after_stop && !e->p.full_window ? CDT_TRANSCRIBE_FIT_WINDOW : 0u,
+            tr);
         c->ms = cdt_now_ms() - t0;
         c->window_s = tr->window_seconds;
         pthread_mutex_lock(&e->mu);
@@ -388,9 +391,10 @@ static int take_chunk(struct cdt_eager *e, size_t n, bool speech, bool forced)
     pthread_mutex_lock(&e->mu);
     e->n_done = e->n_chunks;
     pthread_mutex_unlock(&e->mu);
-    CDT_LOG_D(e->p.log, "eager: chunk %zu %.2f-%.2f s%s%s%s, %.0f ms", e->n_chunks, c->start,
-              c->end, speech ? "" : " (no speech)", forced ? " (split: no pause)" : "",
-              c->after_stop ? " (after stop)" : "", c->ms);
+    CDT_LOG_D(e->p.log, "eager: chunk %zu %.2f-%.2f s%s%s%s, %.0f ms, prompt %zu bytes",
+              e->n_chunks, c->start, c->end, speech ? "" : " (no speech)",
+              forced ? " (split: no pause)" : "", c->after_stop ? " (after stop)" : "", c->ms,
+              prompt_len);
     if (speech && e->text && e->p.on_text)
         e->p.on_text(e->text, e->p.user_data); /* no lock held */
     return 0;
