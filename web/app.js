@@ -1190,6 +1190,7 @@
     f.output.value = s.output || 'type';
     fillSelect(f.language, LANGUAGES, s.language || 'auto');
     f.whisper_context.value = s.whisper_context === false ? 'false' : 'true';
+    f.vocabulary.value = s.vocabulary || '';
     $('#openai-fields').dataset.active = String(f.provider.value === 'openai');
   }
 
@@ -1212,6 +1213,7 @@
     cmp('output', f.output.value);
     cmp('language', f.language.value);
     cmp('whisper_context', f.whisper_context.value === 'true');
+    cmp('vocabulary', orNull(f.vocabulary.value.trim()));
     if (f.api_key.value !== '') out.api_key = f.api_key.value;
     else if (state.clearKey) out.api_key = '';
     return out;

@@ -22,8 +22,10 @@
 #define CODICTATE_SETTINGS_H
 
 #include "codictate/err.h"
+#include "codictate/transcribe.h"
 
 #include <cjson/cJSON.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -72,10 +74,13 @@ struct cdt_settings {
     enum cdt_output_mode output;     /* default CDT_OUTPUT_NONE */
     char language[16];               /* "auto" (the default) or 2–3 lowercase letters
                                       * (an ISO 639 code: "en", "de", "yue") */
-    bool whisper_context;            /* true (default): each part of a dictation
-                                      * transcribed while recording gets the text before
-                                      * as whisper's prompt; false: each part alone
-                                      * (cdt_eager_params.no_context) */
+    char vocabulary[CDT_TRANSCRIBE_MAX_VOCABULARY + 1]; /* words and names the user says,
+                                                         * for whisper ("" = none):
+                                                         * cdt_transcribe_params.vocabulary */
+    bool whisper_context;                               /* true (default): each part of a dictation
+                                                         * transcribed while recording gets the text before
+                                                         * as whisper's prompt; false: each part alone
+                                                         * (cdt_eager_params.no_context) */
 };
 
 /* The defaults: every string "", except language "auto"; provider local; idle

@@ -33,6 +33,9 @@ extern "C" {
 
 #define CDT_TRANSCRIBE_MAX_THREADS  256 /* n_threads above this: CDT_EINVAL */
 #define CDT_TRANSCRIBE_MAX_LANGUAGE 15  /* a language code, bytes ("en", "haw", "auto") */
+/* Longest vocabulary, bytes: with CDT_EAGER_PROMPT_MAX of text after it, whisper's
+ * prompt stays within the ~224 tokens it keeps (the start of a longer one is cut). */
+#define CDT_TRANSCRIBE_MAX_VOCABULARY 300
 /* Longest buffer cdt_transcribe_samples takes: CDT_AUDIO_MAX_SECONDS of 16 kHz. */
 #define CDT_TRANSCRIBE_MAX_SAMPLES ((size_t)CDT_AUDIO_MAX_SECONDS * CDT_AUDIO_RATE)
 
@@ -52,6 +55,13 @@ struct cdt_transcribe_params {
     bool fit_window;            /* every call as with CDT_TRANSCRIBE_FIT_WINDOW (below) */
     bool cpu_only;              /* true: never use a GPU; false: use one when the engine
                                  * build has one */
+    const char *vocabulary;     /* NULL or "": none; else words and names the speaker uses
+                                 * ("Kubernetes, Anya Petrova, codictate"), at most
+                                 * CDT_TRANSCRIBE_MAX_VOCABULARY bytes of UTF-8 without
+                                 * control characters: given to whisper at the start of
+                                 * every call's prompt (before the text of a _after call),
+                                 * whisper's way to a custom vocabulary; it steers
+                                 * recognition and replaces nothing. Copied */
     struct cdt_log *log;        /* borrowed until cdt_transcribe_free; NULL: no logs */
     cdt_transcribe_progress_cb progress; /* NULL: none */
     void *user_data;                     /* passed to progress */
@@ -135,6 +145,12 @@ CDT_NODISCARD int cdt_transcribe_samples(struct cdt_transcribe *t, const float *
 CDT_NODISCARD int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples,
                                                size_t n, const char *prompt, unsigned flags,
                                                struct cdt_transcript *out);
+
+/* Replaces t's vocabulary (as cdt_transcribe_params.vocabulary; NULL or "": none)
+ * for the calls that follow; not during a call. Returns 0, CDT_EINVAL (t NULL, over
+ * CDT_TRANSCRIBE_MAX_VOCABULARY bytes, not UTF-8, or a control character: the old
+ * one is kept) or CDT_ENOMEM. */
+CDT_NODISCARD int cdt_transcribe_set_vocabulary(struct cdt_transcribe *t, const char *vocabulary);
 
 /* True when t skips silence with a VAD model (cdt_vad_stream_new works on it). */
 bool cdt_transcribe_has_vad(const struct cdt_transcribe *t);

@@ -33,6 +33,9 @@ static void transcribe_usage(FILE *out)
             "                           (start, end in seconds, text), language, timings\n"
             "  --language L             language code (en, de, fr, ...) or auto (default);\n"
             "                           English-only models always use en\n"
+            "  --vocabulary WORDS       words and names the speaker uses (\"Kubernetes, Anya\n"
+            "                           Petrova\"), given to whisper as its prompt; at most\n"
+            "                           300 bytes\n"
             "  --whisper-model ID|PATH  catalog id or alias (downloaded) or a ggml .bin file;\n"
             "                           default: the first downloaded whisper model\n"
             "  --threads N              CPU threads (default: available CPUs, at most 8)\n"
@@ -95,11 +98,13 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
         OPT_NO_VAD,
         OPT_VAD_MODEL,
         OPT_REFINE,
-        OPT_FIT_WINDOW
+        OPT_FIT_WINDOW,
+        OPT_VOCABULARY
     };
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"language", required_argument, NULL, OPT_LANG},
+        {"vocabulary", required_argument, NULL, OPT_VOCABULARY},
         {"whisper-model", required_argument, NULL, OPT_MODEL},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
@@ -114,7 +119,7 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
     struct cdt_transcribe *t = NULL;
     struct cdt_transcript tr;
     struct tctx c;
-    const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL;
+    const char *file, *model_arg = NULL, *vad_arg = NULL, *language = NULL, *vocabulary = NULL;
     struct cdt_pick_whisper wp;
     char err[2048];
     bool json = false, no_vad = false, refine = false, fit_window = false;
@@ -136,6 +141,9 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_LANG:
             language = optarg;
+            break;
+        case OPT_VOCABULARY:
+            vocabulary = optarg;
             break;
         case OPT_MODEL:
             model_arg = optarg;
@@ -194,6 +202,7 @@ int cdt_cmd_transcribe(struct cdt_cli *cli, int argc, char **argv)
     tp.model_path = wp.model;
     tp.vad_model_path = tp.vad ? wp.vad_model : NULL;
     tp.language = language;
+    tp.vocabulary = vocabulary;
     tp.n_threads = (int)threads;
     tp.fit_window = fit_window;
     tp.log = cli->log;

@@ -997,8 +997,9 @@ struct dict_job {
     struct cdt_pick_whisper *wp;       /* the session's model paths point into it */
     char retry_id[CDT_HISTORY_ID_MAX]; /* the session's retry_id points here */
     char language[16];                 /* and its whisper language */
-    char input[4096];                  /* and its input file */
-    bool input_is_upload;              /* delete the input file when done */
+    char vocabulary[CDT_TRANSCRIBE_MAX_VOCABULARY + 1]; /* and vocabulary */
+    char input[4096];                                   /* and its input file */
+    bool input_is_upload;                               /* delete the input file when done */
 };
 
 static void *dict_main(void *arg)
@@ -1110,6 +1111,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     snprintf(whisper_arg, sizeof(whisper_arg), "%s", app->settings.whisper_model);
     snprintf(language, sizeof(language), "%s", app->settings.language);
     whisper_context = app->settings.whisper_context;
+    snprintf(job->vocabulary, sizeof(job->vocabulary), "%s", app->settings.vocabulary);
     pthread_mutex_unlock(&app->mu);
     if (app->dict_thread_live) {
         pthread_join(app->dict_thread, NULL);
@@ -1148,6 +1150,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     dp.whisper.language = strcmp(job->language, "auto") == 0 ? NULL : job->language;
     dp.whisper.log = app->p.log;
     dp.eager.no_context = !whisper_context;
+    dp.whisper.vocabulary = job->vocabulary;
     dp.refiner = job->ref ? job->ref->r : NULL;
     dp.log = app->p.log;
     dp.on_event = on_dict_event;
@@ -1157,6 +1160,9 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     pthread_mutex_lock(&app->mu);
     if (app->whisper && strcmp(app->whisper_path, wp->model) == 0) {
         dp.transcriber = app->whisper; /* warm: lent for the session */
+        if (cdt_transcribe_set_vocabulary(app->whisper, job->vocabulary) != 0)
+            CDT_LOG_W(app->p.log, "the vocabulary was not applied (%zu bytes)",
+                      strlen(job->vocabulary));
         app->whisper_lent = true;
     } else if (app->whisper) {
         /* Another model now: the session loads it; the old one goes. */

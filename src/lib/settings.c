@@ -59,12 +59,12 @@ struct field {
 
 /* In the order settings.json lists them. */
 static const struct field fields[] = {
-    {STR_FIELD(llm_model, K_NAME)},       {STR_FIELD(whisper_model, K_NAME)},
-    {VAL_FIELD(provider, K_PROVIDER)},    {STR_FIELD(openai_base_url, K_URL)},
-    {STR_FIELD(openai_model, K_NAME)},    {STR_FIELD(api_key, K_KEY)},
-    {STR_FIELD(prompt, K_PROMPT)},        {VAL_FIELD(idle_timeout_s, K_IDLE)},
-    {VAL_FIELD(output, K_OUTPUT)},        {STR_FIELD(language, K_LANG)},
-    {VAL_FIELD(whisper_context, K_BOOL)},
+    {STR_FIELD(llm_model, K_NAME)},    {STR_FIELD(whisper_model, K_NAME)},
+    {VAL_FIELD(provider, K_PROVIDER)}, {STR_FIELD(openai_base_url, K_URL)},
+    {STR_FIELD(openai_model, K_NAME)}, {STR_FIELD(api_key, K_KEY)},
+    {STR_FIELD(prompt, K_PROMPT)},     {VAL_FIELD(idle_timeout_s, K_IDLE)},
+    {VAL_FIELD(output, K_OUTPUT)},     {STR_FIELD(language, K_LANG)},
+    {STR_FIELD(vocabulary, K_NAME)},   {VAL_FIELD(whisper_context, K_BOOL)},
 };
 
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -345,6 +345,7 @@ static cJSON *settings_object(const struct cdt_settings *s, bool api)
         !cJSON_AddNumberToObject(o, "idle_timeout_s", s->idle_timeout_s) ||
         !cJSON_AddStringToObject(o, "output", cdt_settings_output_name(s->output)) ||
         !cJSON_AddStringToObject(o, "language", s->language) ||
+        !add_str(o, "vocabulary", s->vocabulary, api) ||
         !cJSON_AddBoolToObject(o, "whisper_context", s->whisper_context)) {
         cJSON_Delete(o);
         return NULL;

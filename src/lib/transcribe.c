@@ -49,6 +49,7 @@ struct cdt_transcribe {
     struct whisper_context *ctx;
     char *model_path;
     char *vad_model_path;                           /* NULL: VAD off */
+    char *vocabulary;                               /* NULL: none */
     char language[CDT_TRANSCRIBE_MAX_LANGUAGE + 1]; /* what whisper_full gets */
     bool multilingual;
     float vad_threshold;
@@ -350,6 +351,20 @@ void cdt_transcribe_log_set(struct cdt_log *lg)
         whisper_log_set(NULL, NULL);
 }
 
+/* NULL, "", or at most CDT_TRANSCRIBE_MAX_VOCABULARY bytes of UTF-8 without control
+ * characters. */
+static bool vocabulary_ok(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+
+    if (n > CDT_TRANSCRIBE_MAX_VOCABULARY || (n && !cdt_utf8_valid(v, n)))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return false;
+    return true;
+}
+
 int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcribe **out,
                        char *errmsg, size_t errcap)
 {
@@ -379,6 +394,10 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
                                "unknown language '%s' (use a code such as en, de, fr, or auto)",
                                p->language);
 
+    if (!vocabulary_ok(p->vocabulary))
+        return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
+                               "vocabulary: at most %d bytes of UTF-8 without control characters",
+                               CDT_TRANSCRIBE_MAX_VOCABULARY);
     if ((rc = check_whisper_file(p->model_path, errmsg, errcap)) != 0)
         return rc;
     if (p->vad && (rc = check_vad_file(p->vad_model_path, errmsg, errcap)) != 0)
@@ -397,7 +416,10 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
     t->model_path = strdup(p->model_path);
     if (p->vad)
         t->vad_model_path = strdup(p->vad_model_path);
-    if (!t->model_path || (p->vad && !t->vad_model_path)) {
+    if (p->vocabulary && *p->vocabulary)
+        t->vocabulary = strdup(p->vocabulary);
+    if (!t->model_path || (p->vad && !t->vad_model_path) ||
+        (p->vocabulary && *p->vocabulary && !t->vocabulary)) {
         cdt_transcribe_free(t);
         return cdt__errmsg_set(errmsg, errcap, CDT_ENOMEM, "out of memory");
     }
@@ -457,7 +479,21 @@ void cdt_transcribe_free(struct cdt_transcribe *t)
         whisper_free(t->ctx);
     free(t->model_path);
     free(t->vad_model_path);
+    free(t->vocabulary);
     free(t);
+}
+
+int cdt_transcribe_set_vocabulary(struct cdt_transcribe *t, const char *vocabulary)
+{
+    char *v = NULL;
+
+    if (!t || !vocabulary_ok(vocabulary))
+        return CDT_EINVAL;
+    if (vocabulary && *vocabulary && !(v = strdup(vocabulary)))
+        return CDT_ENOMEM;
+    free(t->vocabulary);
+    t->vocabulary = v;
+    return 0;
 }
 
 void cdt_transcribe_cancel(struct cdt_transcribe *t)
@@ -706,6 +742,7 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
 {
     struct whisper_full_params fp = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);
     struct run r = {.t = t, .prepare_ms = -1.0, .last_percent = -1};
+    char *joined = NULL; /* vocabulary + " " + prompt */
     double total;
     size_t text_len = 0, o = 0;
     int n_seg, rc;
@@ -717,8 +754,20 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
     fp.language = t->language;
     fp.translate = false;
     fp.no_context = true; /* calls are independent, but for the prompt they are given */
-    if (prompt && *prompt)
+    if (t->vocabulary && prompt && *prompt) {
+        size_t vl = strlen(t->vocabulary), pl = strlen(prompt);
+
+        if (!(joined = malloc(vl + pl + 2)))
+            return cdt__errmsg_set(t->errmsg, sizeof(t->errmsg), CDT_ENOMEM, "out of memory");
+        memcpy(joined, t->vocabulary, vl);
+        joined[vl] = ' ';
+        memcpy(joined + vl + 1, prompt, pl + 1);
+        fp.initial_prompt = joined;
+    } else if (t->vocabulary) {
+        fp.initial_prompt = t->vocabulary;
+    } else if (prompt && *prompt) {
         fp.initial_prompt = prompt;
+    }
     fp.print_special = false;
     fp.print_progress = false;
     fp.print_realtime = false;
@@ -741,6 +790,7 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
     r.t0 = cdt_now_ms();
     rc = n ? whisper_full(t->ctx, fp, samples, (int)n) : 0;
     total = cdt_now_ms() - r.t0;
+    free(joined);
     if (atomic_load(&t->cancel))
         return fail(t, CDT_ECANCELED, "transcription of %s canceled", what);
     if (rc != 0)

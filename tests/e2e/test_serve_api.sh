@@ -129,6 +129,9 @@ check "settings: settings.json has the values" is "$(j "$cfg/settings.json" '(d[
 check "settings: whisper_context false" is "$(post api/settings '{"whisper_context": false}' >/dev/null; j "$tmp/r.json" 'd["whisper_context"]')" False
 check "settings: ... saved" is "$(j "$cfg/settings.json" 'd["whisper_context"]')" False
 check "settings: whisper_context \"no\" -> 400" is "$(post api/settings '{"whisper_context": "no"}')" 400
+check "settings: vocabulary" is "$(post api/settings '{"vocabulary": "Kubernetes, Anya Petrova"}' >/dev/null; j "$tmp/r.json" 'd["vocabulary"]')" "Kubernetes, Anya Petrova"
+check "settings: vocabulary over 300 bytes -> 400" is "$(post api/settings "{\"vocabulary\": \"$(printf '%0301d' 0)\"}")" 400
+check "settings: vocabulary null clears it" is "$(post api/settings '{"vocabulary": null}' >/dev/null; j "$tmp/r.json" 'd["vocabulary"]')" None
 check "settings: whisper_context true again" is "$(post api/settings '{"whisper_context": true}' >/dev/null; j "$tmp/r.json" 'd["whisper_context"]')" True
 check "settings: settings.json does not hold the key" lacks "$(cat "$cfg/settings.json" 2>/dev/null)" "$key"
 keyfile=$(grep -rl -- "$key" "$cfg" 2>/dev/null | head -1)

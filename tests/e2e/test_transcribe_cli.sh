@@ -215,6 +215,11 @@ check "no file: exit 2" is "$?" 2
 check "bad --threads: exit 2" is "$?" 2
 "$bin" transcribe "$jfk" --whisper-model "$model" --language xx "${T[@]}" >/dev/null 2>&1
 check "unknown --language: exit 2" is "$?" 2
+out=$("$bin" transcribe "$jfk" --whisper-model "$model" --vocabulary "$(printf '%0301d' 0)" "${T[@]}" 2>&1 >/dev/null)
+check "--vocabulary over 300 bytes: exit 2" is "$?" 2
+check "--vocabulary over 300 bytes: says so" has "$out" "vocabulary: at most 300 bytes"
+"$bin" transcribe "$jfk" --whisper-model "$model" --no-vad --vocabulary "Kubernetes, Anya Petrova" "${T[@]}" >/dev/null 2>&1
+check "--vocabulary: exit 0" is "$?" 0
 "$bin" transcribe "$jfk" --no-vad --vad-model "$vad" >/dev/null 2>&1
 check "--no-vad with --vad-model: exit 2" is "$?" 2
 "$bin" transcribe "$jfk" --refine --whisper-model "$model" --json "${T[@]}" >"$tmp/ref.json" 2>"$tmp/ref.err"

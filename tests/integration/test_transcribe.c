@@ -227,6 +227,87 @@ TEST(fitted_window_covers_the_audio)
     free(longer);
 }
 
+static void new_fails(struct cdt_transcribe_params p, int rc, const char *want);
+
+/* The text of one call (FIT_WINDOW: quick), "" for none; caller frees. */
+static char *text_of(struct cdt_transcribe *t, const struct cdt_audio *a, const char *prompt)
+{
+    struct cdt_transcript tr;
+    char *s;
+
+    cdt_transcript_init(&tr);
+    if (cdt_transcribe_samples_after(t, a->samples, a->n_samples, prompt, CDT_TRANSCRIBE_FIT_WINDOW,
+                                     &tr) != 0) {
+        fprintf(stderr, "  transcription failed: %s\n", cdt_transcribe_errmsg(t));
+        CHECK(0);
+    }
+    s = strdup(tr.text ? tr.text : "");
+    cdt_transcript_cleanup(&tr);
+    return s;
+}
+
+/* A vocabulary is whisper's prompt, before the text of a _after call: a handle with
+ * one gives what a handle without gives for that prompt, whatever the model. */
+TEST(vocabulary_is_whisper_prompt)
+{
+    static const char voc[] = "Kubernetes, Anya Petrova, codictate";
+    struct cdt_transcribe_params p = params(false);
+    struct cdt_transcribe *plain = NULL, *t = NULL;
+    struct cdt_audio a;
+    char err[512], big[CDT_TRANSCRIBE_MAX_VOCABULARY + 2];
+    char *x, *y;
+
+    cdt_audio_init(&a);
+    REQUIRE(cdt_audio_load(&a, audio_path) == 0);
+    REQUIRE(cdt_transcribe_new(&p, &plain, err, sizeof(err)) == 0);
+    p.vocabulary = voc;
+    REQUIRE(cdt_transcribe_new(&p, &t, err, sizeof(err)) == 0);
+
+    x = text_of(t, &a, NULL);
+    y = text_of(plain, &a, voc);
+    CHECK_STR(x, y);
+    free(x);
+    free(y);
+    x = text_of(t, &a, "And so my fellow Americans");
+    y = text_of(plain, &a, "Kubernetes, Anya Petrova, codictate And so my fellow Americans");
+    CHECK_STR(x, y);
+    free(x);
+    free(y);
+
+    /* A bad one is refused and the old one kept; NULL clears it. */
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK_INT(cdt_transcribe_set_vocabulary(t, big), CDT_EINVAL);
+    CHECK_INT(cdt_transcribe_set_vocabulary(t, "tab\there"), CDT_EINVAL);
+    CHECK_INT(cdt_transcribe_set_vocabulary(t, "\xC3\x28"), CDT_EINVAL);
+    CHECK_INT(cdt_transcribe_set_vocabulary(NULL, voc), CDT_EINVAL);
+    x = text_of(t, &a, NULL);
+    y = text_of(plain, &a, voc);
+    CHECK_STR(x, y);
+    free(x);
+    free(y);
+    CHECK_INT(cdt_transcribe_set_vocabulary(t, NULL), 0);
+    x = text_of(t, &a, NULL);
+    y = text_of(plain, &a, NULL);
+    CHECK_STR(x, y);
+    free(x);
+    free(y);
+    CHECK_INT(cdt_transcribe_set_vocabulary(t, "Zürich"), 0);
+    x = text_of(t, &a, NULL);
+    y = text_of(plain, &a, "Zürich");
+    CHECK_STR(x, y);
+    free(x);
+    free(y);
+
+    p.vocabulary = big;
+    new_fails(p, CDT_EINVAL, "vocabulary: at most 300 bytes");
+    p.vocabulary = "a\nb";
+    new_fails(p, CDT_EINVAL, "vocabulary");
+    cdt_transcribe_free(t);
+    cdt_transcribe_free(plain);
+    cdt_audio_cleanup(&a);
+}
+
 TEST(english_only_model_forces_en)
 {
     struct cdt_transcribe_params p = params(false);
@@ -483,6 +564,7 @@ int main(int argc, char **argv)
     RUN(vad_skips_the_silence);
     RUN(silence_and_empty_buffers);
     RUN(fitted_window_covers_the_audio);
+    RUN(vocabulary_is_whisper_prompt);
     RUN(english_only_model_forces_en);
     RUN(cancel_stops_and_clears);
     RUN(bad_models_are_refused_with_clear_messages);

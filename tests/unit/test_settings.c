@@ -101,7 +101,7 @@ static bool same(const struct cdt_settings *a, const struct cdt_settings *b)
            strcmp(a->openai_model, b->openai_model) == 0 && strcmp(a->api_key, b->api_key) == 0 &&
            strcmp(a->prompt, b->prompt) == 0 && a->idle_timeout_s == b->idle_timeout_s &&
            a->output == b->output && strcmp(a->language, b->language) == 0 &&
-           a->whisper_context == b->whisper_context;
+           a->whisper_context == b->whisper_context && strcmp(a->vocabulary, b->vocabulary) == 0;
 }
 
 /* Settings with every field away from its default. */
@@ -120,6 +120,7 @@ static struct cdt_settings custom(void)
     s.output = CDT_OUTPUT_COPY;
     snprintf(s.language, sizeof(s.language), "de");
     s.whisper_context = false;
+    snprintf(s.vocabulary, sizeof(s.vocabulary), "Kubernetes, Anya Petrova, Zürich");
     return s;
 }
 
@@ -148,6 +149,7 @@ TEST(test_defaults_without_files)
     CHECK_INT(d.output, CDT_OUTPUT_NONE);
     CHECK_STR(d.language, "auto");
     CHECK(d.whisper_context);
+    CHECK_STR(d.vocabulary, "");
 
     fresh_dir(dir, sizeof(dir));
     memset(&s, 0x55, sizeof(s));
@@ -341,6 +343,8 @@ TEST(test_apply_bad_values)
         {"{\"whisper_context\": \"false\"}", "whisper_context"},
         {"{\"whisper_context\": 0}", "whisper_context"},
         {"{\"whisper_context\": null}", "whisper_context"},
+        {"{\"vocabulary\": 5}", "vocabulary"},
+        {"{\"vocabulary\": \"a\\nb\"}", "vocabulary"},
         {"{\"openai_base_url\": \"ftp://example.com\"}", "openai_base_url"},
         {"{\"openai_base_url\": \"http://\"}", "openai_base_url"},
         {"{\"openai_base_url\": \"example.com/v1\"}", "openai_base_url"},
@@ -519,6 +523,7 @@ TEST(test_to_json)
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "output")), "none");
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "language")), "auto");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "whisper_context")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "vocabulary")));
     CHECK(cJSON_GetObjectItem(j, "api_key") == NULL);
     CHECK(cJSON_GetObjectItem(j, "version") == NULL);
     cJSON_Delete(j);
@@ -535,6 +540,7 @@ TEST(test_to_json)
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "output")), "copy");
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "language")), "de");
     CHECK(cJSON_IsFalse(cJSON_GetObjectItem(j, "whisper_context")));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "vocabulary")), s.vocabulary);
 
     /* The API shape goes back in through apply_json unchanged (the key aside). */
     {
