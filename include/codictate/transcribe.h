@@ -33,8 +33,9 @@ extern "C" {
 
 #define CDT_TRANSCRIBE_MAX_THREADS  256 /* n_threads above this: CDT_EINVAL */
 #define CDT_TRANSCRIBE_MAX_LANGUAGE 15  /* a language code, bytes ("en", "haw", "auto") */
-/* Longest vocabulary, bytes: with CDT_EAGER_PROMPT_MAX of text after it, whisper's
- * prompt stays within the ~224 tokens it keeps (the start of a longer one is cut). */
+/* Longest vocabulary, bytes: with CDT_EAGER_PROMPT_MAX of English text after it,
+ * whisper's prompt stays about within the ~224 tokens whisper.cpp keeps (it drops the
+ * start of a longer prompt: a vocabulary of many rare names may lose its first ones). */
 #define CDT_TRANSCRIBE_MAX_VOCABULARY 300
 /* Longest buffer cdt_transcribe_samples takes: CDT_AUDIO_MAX_SECONDS of 16 kHz. */
 #define CDT_TRANSCRIBE_MAX_SAMPLES ((size_t)CDT_AUDIO_MAX_SECONDS * CDT_AUDIO_RATE)

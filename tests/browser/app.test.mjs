@@ -457,7 +457,7 @@ await check('dictate: an audio file chosen on the page is transcribed like a rec
 
 // f. Settings
 const KEY = 'sk-test-never-shown-123';
-await check('settings: save idle timeout 5 min and output copy (and an API key)', async () => {
+await check('settings: save idle timeout 5 min, output copy, a vocabulary, each part on its own (and an API key)', async () => {
   await tab('settings');
   const form = page.locator('form#settings-form');
   await form.waitFor({ state: 'visible' });
@@ -465,12 +465,16 @@ await check('settings: save idle timeout 5 min and output copy (and an API key)'
   await form.locator('select[name=idle_timeout_s]').selectOption('300');
   await form.locator('select[name=output]').selectOption('copy');
   await form.locator('input[name=api_key]').fill(KEY);
+  await form.locator('input[name=vocabulary]').fill('Kubernetes, Anya Petrova');
+  await form.locator('select[name=whisper_context]').selectOption('false');
   await page.click('#settings-save');
   await waitFor(async () => (await page.textContent('#settings-status')).includes('Saved'), 5000, '#settings-status "Saved"');
   const s = await api('api/settings');
   eq(s.idle_timeout_s, 300, 'API idle_timeout_s');
   eq(s.output, 'copy', 'API output');
   eq(s.api_key_set, true, 'API api_key_set');
+  eq(s.vocabulary, 'Kubernetes, Anya Petrova', 'API vocabulary');
+  eq(s.whisper_context, false, 'API whisper_context');
   ok(!JSON.stringify(s).includes(KEY), 'the API echoes the key');
 });
 await check('settings: persisted across a reload; the API key field stays empty', async () => {
@@ -479,6 +483,8 @@ await check('settings: persisted across a reload; the API key field stays empty'
   const form = page.locator('form#settings-form');
   await waitFor(async () => (await form.locator('select[name=idle_timeout_s]').inputValue()) === '300', 5000, 'idle_timeout_s 300');
   eq(await form.locator('select[name=output]').inputValue(), 'copy', 'output');
+  eq(await form.locator('input[name=vocabulary]').inputValue(), 'Kubernetes, Anya Petrova', 'vocabulary');
+  eq(await form.locator('select[name=whisper_context]').inputValue(), 'false', 'whisper_context');
   eq(await form.locator('input[name=api_key]').inputValue(), '', 'API key field prefilled');
   ok(!(await page.content()).includes(KEY), 'the key is in the page');
   await shot('settings.png');
