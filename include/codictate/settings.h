@@ -74,13 +74,13 @@ struct cdt_settings {
     enum cdt_output_mode output;     /* default CDT_OUTPUT_NONE */
     char language[16];               /* "auto" (the default) or 2–3 lowercase letters
                                       * (an ISO 639 code: "en", "de", "yue") */
-    char vocabulary[CDT_TRANSCRIBE_MAX_VOCABULARY + 1]; /* words and names the user says,
-                                                         * for whisper ("" = none):
-                                                         * cdt_transcribe_params.vocabulary */
-    bool whisper_context;                               /* true (default): each part of a dictation
-                                                         * transcribed while recording gets the text before
-                                                         * as whisper's prompt; false: each part alone
-                                                         * (cdt_eager_params.no_context) */
+    /* Words and names the user says, for whisper ("" = none): as
+     * cdt_transcribe_params.vocabulary. */
+    char vocabulary[CDT_TRANSCRIBE_MAX_VOCABULARY + 1];
+    /* true (default): each part of a dictation transcribed while recording gets the
+     * text before as whisper's prompt; false: each part alone
+     * (cdt_eager_params.no_context). */
+    bool whisper_context;
 };
 
 /* The defaults: every string "", except language "auto"; provider local; idle

@@ -997,9 +997,10 @@ struct dict_job {
     struct cdt_pick_whisper *wp;       /* the session's model paths point into it */
     char retry_id[CDT_HISTORY_ID_MAX]; /* the session's retry_id points here */
     char language[16];                 /* and its whisper language */
-    char vocabulary[CDT_TRANSCRIBE_MAX_VOCABULARY + 1]; /* and vocabulary */
-    char input[4096];                                   /* and its input file */
-    bool input_is_upload;                               /* delete the input file when done */
+    char input[4096];                  /* and its input file */
+    bool input_is_upload;              /* delete the input file when done */
+    /* the session's vocabulary points here */
+    char vocabulary[CDT_TRANSCRIBE_MAX_VOCABULARY + 1];
 };
 
 static void *dict_main(void *arg)
