@@ -142,10 +142,16 @@ CDT_NODISCARD int cdt_transcribe_samples(struct cdt_transcribe *t, const float *
 /* As cdt_transcribe_samples, with prompt (borrowed; NULL or "": none) given to whisper
  * as the text spoken before these samples (its initial prompt), so that a piece of a
  * longer recording reads on from the pieces before it (whisper keeps the last ~224
- * tokens), and flags (0 or CDT_TRANSCRIBE_FIT_WINDOW). */
+ * tokens; the handle's vocabulary, if any, goes before it), and flags (0 or
+ * CDT_TRANSCRIBE_FIT_WINDOW). */
 CDT_NODISCARD int cdt_transcribe_samples_after(struct cdt_transcribe *t, const float *samples,
                                                size_t n, const char *prompt, unsigned flags,
                                                struct cdt_transcript *out);
+
+/* True when v may be a vocabulary: NULL, "", or at most CDT_TRANSCRIBE_MAX_VOCABULARY
+ * bytes of UTF-8 without control characters (the rule of cdt_transcribe_new and
+ * cdt_transcribe_set_vocabulary, for front ends to check a flag before recording). */
+bool cdt_transcribe_vocabulary_valid(const char *v);
 
 /* Replaces t's vocabulary (as cdt_transcribe_params.vocabulary; NULL or "": none)
  * for the calls that follow; not during a call. Returns 0, CDT_EINVAL (t NULL, over

@@ -748,9 +748,11 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
             d.language = optarg;
             break;
         case OPT_VOCABULARY:
-            if (strlen(optarg) > CDT_TRANSCRIBE_MAX_VOCABULARY) {
-                fprintf(stderr, "codictate dictate: --vocabulary: %zu bytes, at most %d\n",
-                        strlen(optarg), CDT_TRANSCRIBE_MAX_VOCABULARY);
+            if (!cdt_transcribe_vocabulary_valid(optarg)) {
+                fprintf(stderr,
+                        "codictate dictate: --vocabulary: at most %d bytes of UTF-8 without "
+                        "control characters\n",
+                        CDT_TRANSCRIBE_MAX_VOCABULARY);
                 return CDT_EXIT_USAGE;
             }
             d.vocabulary = optarg;

@@ -327,19 +327,17 @@ static bool sentence_end_at(const struct cdt__spoken *x, size_t j)
 static size_t cue_reach(const struct cdt__spoken *x, size_t i)
 {
     size_t w = x->t[i].word, first = w > CRIT_CUE_BEFORE ? w - CRIT_CUE_BEFORE : 0;
-    size_t words = 0, earliest = w;
+    size_t earliest = w; /* the earliest word seen between j and the cue; w: none yet */
 
     for (size_t j = i; j-- > 0;) {
         const struct cdt__tok *t = &x->t[j];
 
         if (t->kind != CDT__TK_PUNCT && t->word < first)
             break;
-        if (words > 0 && sentence_end_at(x, j))
+        if (earliest < w && sentence_end_at(x, j))
             return earliest;
-        if (t->kind != CDT__TK_PUNCT) {
-            words++;
+        if (t->kind != CDT__TK_PUNCT)
             earliest = t->word;
-        }
     }
     return first;
 }

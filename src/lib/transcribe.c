@@ -351,9 +351,7 @@ void cdt_transcribe_log_set(struct cdt_log *lg)
         whisper_log_set(NULL, NULL);
 }
 
-/* NULL, "", or at most CDT_TRANSCRIBE_MAX_VOCABULARY bytes of UTF-8 without control
- * characters. */
-static bool vocabulary_ok(const char *v)
+bool cdt_transcribe_vocabulary_valid(const char *v)
 {
     size_t n = v ? strlen(v) : 0;
 
@@ -394,7 +392,7 @@ int cdt_transcribe_new(const struct cdt_transcribe_params *p, struct cdt_transcr
                                "unknown language '%s' (use a code such as en, de, fr, or auto)",
                                p->language);
 
-    if (!vocabulary_ok(p->vocabulary))
+    if (!cdt_transcribe_vocabulary_valid(p->vocabulary))
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
                                "vocabulary: at most %d bytes of UTF-8 without control characters",
                                CDT_TRANSCRIBE_MAX_VOCABULARY);
@@ -487,7 +485,7 @@ int cdt_transcribe_set_vocabulary(struct cdt_transcribe *t, const char *vocabula
 {
     char *v = NULL;
 
-    if (!t || !vocabulary_ok(vocabulary))
+    if (!t || !cdt_transcribe_vocabulary_valid(vocabulary))
         return CDT_EINVAL;
     if (vocabulary && *vocabulary && !(v = strdup(vocabulary)))
         return CDT_ENOMEM;
@@ -754,19 +752,18 @@ static int run_whisper(struct cdt_transcribe *t, const float *samples, size_t n,
     fp.language = t->language;
     fp.translate = false;
     fp.no_context = true; /* calls are independent, but for the prompt they are given */
-    if (t->vocabulary && prompt && *prompt) {
+    if (prompt && !*prompt)
+        prompt = NULL;
+    fp.initial_prompt = t->vocabulary ? t->vocabulary : prompt;
+    if (t->vocabulary && prompt) {
         size_t vl = strlen(t->vocabulary), pl = strlen(prompt);
 
         if (!(joined = malloc(vl + pl + 2)))
-            return cdt__errmsg_set(t->errmsg, sizeof(t->errmsg), CDT_ENOMEM, "out of memory");
+            return fail(t, CDT_ENOMEM, "out of memory");
         memcpy(joined, t->vocabulary, vl);
         joined[vl] = ' ';
         memcpy(joined + vl + 1, prompt, pl + 1);
         fp.initial_prompt = joined;
-    } else if (t->vocabulary) {
-        fp.initial_prompt = t->vocabulary;
-    } else if (prompt && *prompt) {
-        fp.initial_prompt = prompt;
     }
     fp.print_special = false;
     fp.print_progress = false;

@@ -135,6 +135,9 @@ check "--input with --retry-last: usage error" is "$?" 2
 check "unknown option: usage error" is "$?" 2
 "$bin" dictate --input "$tmp/speech.wav" --max-seconds 0 >/dev/null 2>&1
 check "--max-seconds 0: usage error" is "$?" 2
+out=$("$bin" dictate --input "$tmp/speech.wav" --vocabulary "$(printf 'Anya\tPetrova')" 2>&1)
+check "--vocabulary with a tab: usage error, before recording" is "$?" 2
+check "--vocabulary with a tab: says why" has "$out" "without control characters"
 out=$(CODICTATE_DATA_DIR=$tmp/empty-data "$bin" dictate --retry-last --whisper-model "$model" 2>&1)
 check "--retry-last with no recording: exit 1" is "$?" 1
 check "--retry-last with no recording: says so" has "$out" "no saved recording"
