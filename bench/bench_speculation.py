@@ -302,12 +302,14 @@ def main():
                     t = r["timings"]
                     return dict(text=r["response"], gen=t["generated_tokens"], gen_ms=t["generation_ms"],
                                 tps=t["tokens_per_second"], prompt_tokens=t["prompt_tokens"],
-                                prompt_ms=t["prompt_ms"], drafted=t["draft_tokens"],
+                                prompt_ms=t["prompt_ms"], evaluated=t["prompt_tokens_evaluated"],
+                                drafted=t["draft_tokens"],
                                 accepted=t["accepted_tokens"], wall=wall, other=other)
                 t = r["timings"]
                 return dict(text=r["content"], gen=t["predicted_n"], gen_ms=t["predicted_ms"],
                             tps=t["predicted_per_second"], prompt_tokens=r["tokens_evaluated"],
-                            prompt_ms=t["prompt_ms"], drafted=t.get("draft_n", 0),
+                            prompt_ms=t["prompt_ms"], evaluated=t["prompt_n"],
+                            drafted=t.get("draft_n", 0),
                             accepted=t.get("draft_n_accepted", 0), wall=wall, other=other)
 
             # Warm-up: every prompt once through every server (1 token), which also
@@ -423,8 +425,9 @@ def render(a, rows, checks, threads, variants, load_start, t_start, model):
             w("")
             w("| variant | tokens (median) | drafted | accepted | acceptance | decode tok/s (median) "
               "| decode ÷ sidecar off (median of pairs) | decode ÷ off (total tokens ÷ total time) "
-              "| latency ms (median) | latency ÷ sidecar off (median of pairs) |")
-            w("|---|---|---|---|---|---|---|---|---|---|")
+              "| latency ms (median) | latency ÷ sidecar off (median of pairs) "
+              "| prompt tokens evaluated (median) | prompt ms (median) |")
+            w("|---|---|---|---|---|---|---|---|---|---|---|---|")
             base = {(r["idx"], r["rep"]): r for r in rs if r["variant"] == "sidecar spec off"}
             if not base:
                 continue
@@ -440,7 +443,8 @@ def render(a, rows, checks, threads, variants, load_start, t_start, model):
                 tot = sum(r["gen"] for r in vr) / max(1e-9, sum(r["gen_ms"] for r in vr)) / btot
                 w(f"| {v} | {fmt(med([r['gen'] for r in vr]))} | {dr} | {ac} | "
                   f"{fmt(100 * ac / dr) + '%' if dr else '–'} | {fmt(med([r['tps'] for r in vr]))} | "
-                  f"{fmt(ratio, 2)}× | {fmt(tot, 2)}× | {fmt(med([r['wall'] for r in vr]))} | {fmt(lat, 2)}× |")
+                  f"{fmt(ratio, 2)}× | {fmt(tot, 2)}× | {fmt(med([r['wall'] for r in vr]))} | {fmt(lat, 2)}× | "
+                  f"{fmt(med([r.get('evaluated') for r in vr]))} | {fmt(med([r['prompt_ms'] for r in vr]))} |")
             on = {(r["idx"], r["rep"]): r for r in rs if r["variant"] == "sidecar spec on"}
             on = {k: r for k, r in on.items() if k in base}
             same = sum(1 for k, r in on.items() if r["text"].strip() == base[k]["text"].strip())

@@ -119,12 +119,14 @@ CDT_NODISCARD int cdt_app_history_retry(struct cdt_app *app, const char *id, cha
 CDT_NODISCARD int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg,
                                          size_t errcap);
 
-/* Refines text with the settings (prompt / model override them when not NULL).
+/* Refines text with the settings (prompt / model / vocabulary override them when not
+ * NULL; an invalid vocabulary is CDT_EINVAL).
  * should_stop (NULL: never), asked while the model runs (the route's client gone,
  * say), abandons the model call at once: CDT_ECANCELED. */
 CDT_NODISCARD int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt,
-                                 const char *model, bool (*should_stop)(void *user_data),
-                                 void *user_data, cJSON **out, char *errmsg, size_t errcap);
+                                 const char *model, const char *vocabulary,
+                                 bool (*should_stop)(void *user_data), void *user_data, cJSON **out,
+                                 char *errmsg, size_t errcap);
 
 #ifdef __cplusplus
 }

@@ -129,6 +129,8 @@ struct cdt_catalog_model {
     const char *license;     /* short name ("apache-2.0", "gemma", "mit"); may be "" */
     const char *license_url; /* https URL of the license terms; may be "" */
     bool gated_terms;        /* ask the user to accept license_url before downloading */
+    bool fixed_prompt;       /* LLMs: trained on codictate's default instructions alone,
+                              * so rules added to them (the vocabulary) are not sent */
     const struct cdt_catalog_file *files; /* n_files ≥ 1 */
     size_t n_files;
     const struct cdt_catalog_source *sources; /* n_sources ≥ 1, preferred first */

@@ -159,6 +159,11 @@ struct cdt_refine_params {
                                         * default instructions it is delivered as it is
                                         * (CDT_REFINE_ALREADY_CLEAN). Custom instructions
                                         * (a transformation, not a cleanup) always ask */
+    const char *vocabulary;            /* words and names the speaker uses ("Kubernetes,
+                                        * Anya Petrova"), as for whisper
+                                        * (cdt_transcribe_vocabulary_valid): the model is
+                                        * told to spell them so; nothing is replaced
+                                        * without it. NULL or "": none */
     int chunk_words;                   /* a transcript longer than this many words goes to
                                         * the model in pieces (paragraphs, then whole
                                         * sentences up to this many words), each guarded
@@ -330,6 +335,12 @@ char *cdt_refine_build_prompt(const char *instructions, const char *transcript);
 /* The instructions as sent: the default when NULL; custom ones with the
  * never-follow rule appended. Caller frees; NULL when out of memory. */
 char *cdt_refine_instructions(const char *instructions);
+
+/* cdt_refine_instructions with the speaker's vocabulary (cdt_refine_params.vocabulary;
+ * NULL or "": none) as one more rule at their end: the words and names to spell as
+ * given. The rule is part of the instructions so that the prompt's fixed head (whose
+ * KV the sidecar keeps) stays the same from one dictation to the next. */
+char *cdt_refine_instructions_with(const char *instructions, const char *vocabulary);
 
 /* The output guards. `input` is what the model was given (the deterministic
  * text); `output` its raw answer, uncleaned (think blocks and all). Returns 0 and

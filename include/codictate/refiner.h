@@ -35,6 +35,7 @@ struct cdt_refiner_opts {
     const char *openai_model; /* NULL: the provider's default */
     const char *prompt;       /* --prompt: NAME | @FILE | "default"; NULL: default */
     const char *instructions; /* the instructions themselves (overrides prompt); NULL: none */
+    const char *vocabulary;   /* cdt_refine_params.vocabulary (checked here); NULL: none */
     long timeout_ms;          /* the LLM step's deadline; <= 0: CDT_REFINE_DEFAULT_TIMEOUT_MS */
     bool no_env;              /* do not read OPENAI_* from the environment (the app) */
     struct cdt_log *log;      /* borrowed; may be NULL */

@@ -452,7 +452,8 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
             snprintf(err, sizeof(err), "\"text\" must be a string");
         } else {
             rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
-                                opt_str(body, "model"), client_gone, req, &out, err, sizeof(err));
+                                opt_str(body, "model"), opt_str(body, "vocabulary"), client_gone,
+                                req, &out, err, sizeof(err));
         }
     } else if (split_item(path, "/api/models/", id, &verb)) {
         model_route(s, req, id, verb, body);

@@ -23,6 +23,7 @@ struct cdt_refine_result;
 
 struct cdt_cli_refine_opts {
     const char *model, *provider, *base_url, *api_key, *openai_model, *prompt;
+    const char *vocabulary; /* checked (cdt_transcribe_vocabulary_valid); NULL: none */
     /* --api-key's value is copied here and blanked in argv (other users of the
      * machine read /proc/PID/cmdline); api_key_arg is where it was in argv. */
     char api_key_buf[CDT_CLI_API_KEY_MAX];
@@ -59,6 +60,7 @@ enum {
     CDT_CLI_OPT_OPENAI_MODEL,
     CDT_CLI_OPT_PROMPT,
     CDT_CLI_OPT_TIMEOUT,
+    CDT_CLI_OPT_VOCABULARY,
 };
 /* clang-format off */
 #define CDT_CLI_REFINE_LONGOPTS                                          \
@@ -68,7 +70,8 @@ enum {
     {"api-key", required_argument, NULL, CDT_CLI_OPT_API_KEY},           \
     {"openai-model", required_argument, NULL, CDT_CLI_OPT_OPENAI_MODEL}, \
     {"prompt", required_argument, NULL, CDT_CLI_OPT_PROMPT},             \
-    {"timeout-ms", required_argument, NULL, CDT_CLI_OPT_TIMEOUT}
+    {"timeout-ms", required_argument, NULL, CDT_CLI_OPT_TIMEOUT},        \
+    {"vocabulary", required_argument, NULL, CDT_CLI_OPT_VOCABULARY}
 /* clang-format on */
 /* Stores getopt's result `ch` (argument `arg`, borrowed from argv) in o when it is
  * one of those options. Returns 1 (taken), 0 (not one of them), or -1 (a bad

@@ -104,8 +104,9 @@ static void dictate_usage(FILE *out)
                  "                           reason_code, segments, recording, timings, ...\n"
                  "  --whisper-model ID|PATH  the whisper model (default: the first downloaded)\n"
                  "  --language L             language code or auto (default)\n"
-                 "  --vocabulary WORDS       words and names you use, for whisper (as in\n"
-                 "                           `codictate transcribe`)\n"
+                 "  --vocabulary WORDS       words and names you use: whisper's prompt and the\n"
+                 "                           LLM's spelling (as in `codictate transcribe` and\n"
+                 "                           `codictate refine`)\n"
                  "  --no-vad, --vad-model ID|PATH, --threads N   as in `codictate transcribe`\n"
                  "  --model ID|PATH, --provider local|openai, --base-url URL, --api-key KEY,\n"
                  "  --openai-model NAME, --prompt NAME|@FILE, --timeout-ms N\n"
@@ -121,7 +122,7 @@ struct dictation {
     struct cdt_cli *cli;
     struct cdt_cli_refine_opts ro;
     struct cdt_pick_whisper wp;
-    const char *input, *device, *language, *vocabulary;
+    const char *input, *device, *language;
     long threads, max_seconds;
     bool retry_last, copy, type, json, no_vad, no_eager, full_window, no_context;
     const char *whisper_arg, *vad_arg;
@@ -398,7 +399,7 @@ static int run(struct dictation *d)
     p.whisper.vad = d->wp.vad;
     p.whisper.vad_model_path = d->wp.vad ? d->wp.vad_model : NULL;
     p.whisper.language = d->language;
-    p.whisper.vocabulary = d->vocabulary;
+    p.whisper.vocabulary = d->ro.vocabulary;
     p.whisper.n_threads = (int)d->threads;
     p.whisper.log = d->cli->log;
     p.refiner = cdt_cli_refiner_lib(d->refiner);
@@ -680,8 +681,7 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         OPT_TOGGLE,
         OPT_NO_EAGER,
         OPT_FULL_WINDOW,
-        OPT_NO_CONTEXT,
-        OPT_VOCABULARY
+        OPT_NO_CONTEXT
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, OPT_INPUT},
@@ -692,7 +692,6 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
         {"type", no_argument, NULL, OPT_TYPE},
         {"json", no_argument, NULL, 'j'},
         {"language", required_argument, NULL, OPT_LANG},
-        {"vocabulary", required_argument, NULL, OPT_VOCABULARY},
         {"whisper-model", required_argument, NULL, OPT_WMODEL},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"no-vad", no_argument, NULL, OPT_NO_VAD},
@@ -746,16 +745,6 @@ int cdt_cmd_dictate(struct cdt_cli *cli, int argc, char **argv)
             break;
         case OPT_LANG:
             d.language = optarg;
-            break;
-        case OPT_VOCABULARY:
-            if (!cdt_transcribe_vocabulary_valid(optarg)) {
-                fprintf(stderr,
-                        "codictate dictate: --vocabulary: at most %d bytes of UTF-8 without "
-                        "control characters\n",
-                        CDT_TRANSCRIBE_MAX_VOCABULARY);
-                return CDT_EXIT_USAGE;
-            }
-            d.vocabulary = optarg;
             break;
         case OPT_WMODEL:
             d.whisper_arg = optarg;

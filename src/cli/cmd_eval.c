@@ -52,7 +52,7 @@ static void eval_usage(FILE *out)
                  "  --verbose            also list the cases whose delivered text is not the\n"
                  "                       reference (with --json: \"failures\")\n"
                  "  --model ID|PATH, --provider local|openai, --base-url URL, --api-key KEY,\n"
-                 "  --openai-model NAME, --prompt NAME|@FILE, --timeout-ms N\n"
+                 "  --openai-model NAME, --prompt NAME|@FILE, --timeout-ms N, --vocabulary WORDS\n"
                  "                       the refiner, as for `codictate refine` (never through\n"
                  "                       the running app)\n"
                  "  -h, --help           this help\n"

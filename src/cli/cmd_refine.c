@@ -11,6 +11,7 @@
 #include "codictate/refine.h"
 #include "codictate/refiner.h"
 #include "codictate/text.h"
+#include "codictate/transcribe.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -47,6 +48,9 @@ static void refine_usage(FILE *out)
             "                       ($XDG_CONFIG_HOME/codictate/config.json, {\"prompts\":\n"
             "                       {\"NAME\": \"…\"}}), a file, or \"default\"\n"
             "  --timeout-ms N       deadline of the LLM step (default %d)\n"
+            "  --vocabulary WORDS   words and names the speaker uses (\"Kubernetes, Anya\n"
+            "                       Petrova\"): the LLM is told to spell them so (nothing\n"
+            "                       is replaced without it); at most 300 bytes\n"
             "  --json               print {\"raw\",\"refined\",\"fallback_reason\",\n"
             "                       \"reason_code\",\"model\",\"provider\",\"timings\"}\n"
             "  -h, --help           this help\n"
@@ -253,6 +257,7 @@ int cdt_cli_refiner_new(struct cdt_cli *cli, const struct cdt_cli_refine_opts *o
     o.api_key = opts->api_key;
     o.openai_model = opts->openai_model;
     o.prompt = opts->prompt;
+    o.vocabulary = opts->vocabulary;
     o.timeout_ms = opts->timeout_ms;
     o.log = cli->log;
     /* The running app has the model warm: use it unless another provider is asked for. */
@@ -355,6 +360,15 @@ int cdt_cli_refine_opt(struct cdt_cli_refine_opts *o, int ch, const char *arg, c
             fprintf(stderr, "%s: --timeout-ms needs milliseconds (1..86400000)\n", who);
             return -1;
         }
+        return 1;
+    case CDT_CLI_OPT_VOCABULARY:
+        if (!cdt_transcribe_vocabulary_valid(arg)) {
+            fprintf(stderr,
+                    "%s: --vocabulary: at most %d bytes of UTF-8 without control characters\n", who,
+                    CDT_TRANSCRIBE_MAX_VOCABULARY);
+            return -1;
+        }
+        o->vocabulary = arg;
         return 1;
     default:
         return 0;

@@ -210,6 +210,7 @@ static int make_refiner(struct cdt_app *app, const struct cdt_settings *s, const
     o.api_key = openai && s->api_key[0] ? s->api_key : NULL;
     o.openai_model = openai && s->openai_model[0] ? s->openai_model : NULL;
     o.instructions = prompt ? prompt : s->prompt[0] ? s->prompt : NULL;
+    o.vocabulary = s->vocabulary[0] ? s->vocabulary : NULL;
     o.no_env = true;
     o.log = app->p.log;
     o.catalog = app->cat;
@@ -1431,8 +1432,9 @@ int cdt_app_history_audio(struct cdt_app *app, const char *id, char *path, size_
 
 /* Refines text with the current refiner, or one made with the overrides. */
 static int refine_with(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                       bool (*should_stop)(void *), void *stop_data, struct cdt_refine_result *res,
-                       const char **provider, char *errmsg, size_t errcap)
+                       const char *vocabulary, bool (*should_stop)(void *), void *stop_data,
+                       struct cdt_refine_result *res, const char **provider, char *errmsg,
+                       size_t errcap)
 {
     struct refiner_ref *ref = NULL;
     struct cdt_refiner *own = NULL, *r;
@@ -1440,7 +1442,13 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
 
     if (model && (rc = catalog_id_ok(app, model, CDT_MODEL_LLM, "model", errmsg, errcap)) != 0)
         return rc;
-    if (prompt || model) {
+    if (vocabulary && !cdt_transcribe_vocabulary_valid(vocabulary)) {
+        snprintf(errmsg, errcap,
+                 "\"vocabulary\": at most %d bytes of UTF-8 without control characters",
+                 CDT_TRANSCRIBE_MAX_VOCABULARY);
+        return CDT_EINVAL;
+    }
+    if (prompt || model || vocabulary) {
         struct cdt_settings *s = malloc(sizeof(*s));
 
         if (!s)
@@ -1450,6 +1458,8 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
         pthread_mutex_unlock(&app->mu);
         if (model)
             s->provider = CDT_PROVIDER_LOCAL;
+        if (vocabulary)
+            snprintf(s->vocabulary, sizeof(s->vocabulary), "%s", vocabulary);
         rc = make_refiner(app, s, prompt, model, &own, errmsg, errcap);
         free(s);
         if (rc != 0)
@@ -1492,7 +1502,7 @@ int cdt_app_history_refine(struct cdt_app *app, const char *id, const char *prom
         cdt_history_entries_free(e, 1);
         return CDT_ESTATE;
     }
-    rc = refine_with(app, e->raw, prompt, model, NULL, NULL, &res, &provider, errmsg, errcap);
+    rc = refine_with(app, e->raw, prompt, model, NULL, NULL, NULL, &res, &provider, errmsg, errcap);
     if (rc != 0) {
         cdt_history_entries_free(e, 1);
         return rc;
@@ -1563,8 +1573,8 @@ int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg, si
 }
 
 int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                   bool (*should_stop)(void *user_data), void *user_data, cJSON **out, char *errmsg,
-                   size_t errcap)
+                   const char *vocabulary, bool (*should_stop)(void *user_data), void *user_data,
+                   cJSON **out, char *errmsg, size_t errcap)
 {
     struct cdt_refine_result res;
     const char *provider = NULL;
@@ -1576,8 +1586,8 @@ int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, co
                  CDT_REFINE_MAX_TEXT);
         return CDT_ETOOBIG;
     }
-    rc = refine_with(app, text, prompt, model, should_stop, user_data, &res, &provider, errmsg,
-                     errcap);
+    rc = refine_with(app, text, prompt, model, vocabulary, should_stop, user_data, &res, &provider,
+                     errmsg, errcap);
     if (rc != 0)
         return rc;
     *out = cdt_json_refine(&res, provider);

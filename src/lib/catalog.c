@@ -277,8 +277,9 @@ static const char *const kind_names[] = {"llm", "whisper", "vad"};
 static const char *const thinking_names[] = {"", "hybrid", "never", "always"};
 
 static const char *const model_keys[] = {
-    "id",       "aliases",   "kind",    "name",        "best_for",    "ram_mb", "ram_tier",
-    "thinking", "languages", "license", "license_url", "gated_terms", "files",  "sources",
+    "id",          "aliases",     "kind",     "name",      "best_for",
+    "ram_mb",      "ram_tier",    "thinking", "languages", "license",
+    "license_url", "gated_terms", "files",    "sources",   "fixed_prompt",
 };
 static const char *const file_keys[] = {"name", "size", "sha256"};
 static const char *const source_keys[] = {"type", "repo", "revision"};
@@ -522,6 +523,12 @@ static int parse_model(struct ctx *c, const cJSON *obj, size_t idx, struct cdt_c
         m->gated_terms = cJSON_IsTrue(v);
         if (m->gated_terms && !*m->license_url)
             return fail(c, CDT_EFORMAT, "gated_terms needs license_url (the terms to accept)");
+    }
+    v = cJSON_GetObjectItemCaseSensitive(obj, "fixed_prompt");
+    if (v) {
+        if (!cJSON_IsBool(v))
+            return fail(c, CDT_EFORMAT, "field 'fixed_prompt' must be true or false");
+        m->fixed_prompt = cJSON_IsTrue(v);
     }
 
     if ((rc = parse_files(c, obj, m)) != 0)

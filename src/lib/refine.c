@@ -123,6 +123,19 @@ char *cdt_refine_instructions(const char *instructions)
     return out;
 }
 
+char *cdt_refine_instructions_with(const char *instructions, const char *vocabulary)
+{
+    char *instr = cdt_refine_instructions(instructions), *out;
+
+    if (!instr || !vocabulary || !*vocabulary)
+        return instr;
+    if (asprintf(&out, "%s\n- Spell these words and names exactly as written here: %s", instr,
+                 vocabulary) < 0)
+        out = NULL;
+    free(instr);
+    return out;
+}
+
 char *cdt_refine_build_prompt(const char *instructions, const char *transcript)
 {
     char *instr = cdt_refine_instructions(instructions);
@@ -1001,7 +1014,7 @@ int cdt__refine_ask(const struct cdt_refine_params *p, const char *text, long ti
     const struct refine_provider *provider = provider_of(p->provider);
     struct cdt_refine_llm_request req;
     struct cdt_refine_llm_reply reply;
-    char *instr = cdt_refine_instructions(p->instructions);
+    char *instr = cdt__refine_instructions_of(p);
     char *block = cdt_refine_transcript_block(text);
     char *prompt = NULL;
     double t0 = cdt_now_ms();

@@ -24,6 +24,12 @@ cdt__refine_provider_fn cdt__refine_local;
  * endpoint refused the key (CDT_EAUTH), left as preset otherwise. */
 cdt__refine_provider_fn cdt__refine_openai;
 
+/* The instructions sent for p: cdt_refine_instructions_with its instructions and
+ * vocabulary, but without the vocabulary for a local model that knows the default
+ * instructions alone (the catalog's fixed_prompt: the built-in refiner, whose eval
+ * numbers an added rule makes worse). Caller frees; NULL when out of memory. */
+char *cdt__refine_instructions_of(const struct cdt_refine_params *p);
+
 /* One piece's answer: the guarded output (*accepted, malloc'd) or why not. */
 struct cdt__refine_answer {
     char *accepted;             /* NULL: why says why (never CDT_REFINE_OK then) */

@@ -160,6 +160,26 @@ static int resolve_model(const struct cdt_refine_params *p, char *path, size_t c
     return *model ? 0 : CDT_ENOMEM;
 }
 
+/* Whether the local model p would use is one the catalog says knows the default
+ * instructions alone (fixed_prompt): a GGUF path never is. */
+static bool fixed_prompt(const struct cdt_refine_params *p)
+{
+    const struct cdt_catalog_model *cm = NULL;
+
+    if (p->provider != CDT_REFINE_LOCAL || !p->catalog)
+        return false;
+    if (p->model)
+        cm = cdt_catalog_is_path(p->model) ? NULL : cdt_catalog_find(p->catalog, p->model);
+    else if (p->models)
+        cm = cdt_models_default(p->models, CDT_MODEL_LLM, cdt_limits_tier(ram_gb_of(p)));
+    return cm && cm->fixed_prompt;
+}
+
+char *cdt__refine_instructions_of(const struct cdt_refine_params *p)
+{
+    return cdt_refine_instructions_with(p->instructions, fixed_prompt(p) ? NULL : p->vocabulary);
+}
+
 /* True when the catalog says model `id` knows English and nothing else. */
 static bool english_only(const struct cdt_refine_params *p, const char *id)
 {
@@ -182,7 +202,7 @@ static int local_load(const struct cdt_refine_params *p, const char *path, struc
     if (!*mgr)
         return cdt__errmsg_set(errmsg, errcap, CDT_EINVAL,
                                "sidecar: no lifecycle manager to run it");
-    if (!(instr = cdt_refine_instructions(p->instructions)))
+    if (!(instr = cdt__refine_instructions_of(p)))
         return CDT_ENOMEM;
     rc = cdt_manager_load_warm(*mgr, path, instr, err, sizeof(err));
     free(instr);
@@ -344,7 +364,7 @@ int cdt_refine_preload(const struct cdt_refine_params *p, char *errmsg, size_t e
                                "sidecar: no lifecycle manager to run it");
     /* The instructions are the prompt's fixed head: their KV is computed now, so the
      * first refinement evaluates only the transcript. */
-    instr = cdt_refine_instructions(p->instructions);
+    instr = cdt__refine_instructions_of(p);
     if (!instr)
         return CDT_ENOMEM;
     CDT_LOG_I(p->log, "refine: preloading %s", path);

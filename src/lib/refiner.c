@@ -11,6 +11,7 @@
 #include "codictate/prompts.h"
 #include "codictate/refine.h"
 #include "codictate/sysinfo.h"
+#include "codictate/transcribe.h"
 
 #define CDT_REFINER_APP_MARGIN_MS 60000 /* the app may have to load the model first, ms */
 
@@ -27,6 +28,7 @@ struct cdt_refiner {
     struct cdt_models *own_models;   /* freed with the refiner */
     struct cdt_manager *own_manager; /* a GGUF path with no catalog */
     char *instructions;
+    char *vocabulary;                                /* a copy; NULL: none */
     char *model, *base_url, *api_key, *openai_model; /* copies */
     struct cdt_refine_params rp;
     bool openai;
@@ -43,6 +45,7 @@ void cdt_refiner_free(struct cdt_refiner *r)
     cdt_models_free(r->own_models);
     cdt_catalog_free(r->own_cat);
     free(r->instructions);
+    free(r->vocabulary);
     free(r->model);
     free(r->base_url);
     free(r->api_key);
@@ -132,7 +135,14 @@ int cdt_refiner_new(const struct cdt_refiner_opts *opts, struct cdt_refiner **ou
         rc = CDT_EINVAL;
         goto out;
     }
-    if (!dup_opt(&r->model, o.model) || !dup_opt(&r->base_url, o.base_url) ||
+    if (o.vocabulary && !cdt_transcribe_vocabulary_valid(o.vocabulary)) {
+        snprintf(errmsg, errcap, "vocabulary: at most %d bytes of UTF-8 without control characters",
+                 CDT_TRANSCRIBE_MAX_VOCABULARY);
+        rc = CDT_EINVAL;
+        goto out;
+    }
+    if (!dup_opt(&r->vocabulary, o.vocabulary && *o.vocabulary ? o.vocabulary : NULL) ||
+        !dup_opt(&r->model, o.model) || !dup_opt(&r->base_url, o.base_url) ||
         !dup_opt(&r->api_key, o.api_key) || !dup_opt(&r->openai_model, o.openai_model)) {
         rc = CDT_ENOMEM;
         goto out;
@@ -170,6 +180,7 @@ int cdt_refiner_new(const struct cdt_refiner_opts *opts, struct cdt_refiner **ou
     r->rp = cdt_refine_default_params();
     r->rp.provider = r->openai ? CDT_REFINE_OPENAI : CDT_REFINE_LOCAL;
     r->rp.instructions = r->instructions;
+    r->rp.vocabulary = r->vocabulary;
     r->rp.timeout_ms = o.timeout_ms;
     r->rp.log = o.log;
     r->rp.models = r->models;
@@ -225,6 +236,8 @@ static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_sto
         cJSON_AddStringToObject(req, "prompt", r->instructions);
     if (r->model)
         cJSON_AddStringToObject(req, "model", r->model);
+    if (r->vocabulary)
+        cJSON_AddStringToObject(req, "vocabulary", r->vocabulary);
     body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!body)

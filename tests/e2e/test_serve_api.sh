@@ -319,6 +319,11 @@ check "history: the toggled dictation is the newest" is "$(j "$tmp/r.json" '(d["
   "('$id', 'microphone', True)"
 check "history: its audio is a WAV" is "$(curl -s "${url}api/history/$id/audio" | head -c 4)" RIFF
 
+# --- a vocabulary for one refinement (the CLI's `refine --vocabulary` through the app) ---
+check "refine: a vocabulary -> 200" is "$(post api/refine '{"text": "um anya said hello", "vocabulary": "Anya"}')" 200
+check "refine: a vocabulary with a tab -> 400" is "$(post api/refine '{"text": "hello", "vocabulary": "a\tb"}')" 400
+check "refine: the 400 says why" has "$(cat "$tmp/r.json")" "vocabulary"
+
 # --- the idle timeout: the model stays warm between uses, or unloads ---
 loaded() { get api/status >/dev/null; j "$tmp/r.json" 'd["sidecar"]["model"]'; }
 check "idle: never (-1) -> 200" is "$(post api/settings '{"idle_timeout_s": -1}')" 200

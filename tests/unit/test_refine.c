@@ -2,7 +2,9 @@
  * guards on crafted outputs, the pipeline through a callback provider (calls,
  * fallbacks, reasons), and the built-in providers' failures that need no model
  * (no model installed, a missing file, a closed port). */
+#include "../../src/lib/refine_int.h"
 #include "../test.h"
+#include "codictate/catalog.h"
 #include "codictate/prompts.h"
 #include "codictate/refine.h"
 
@@ -898,6 +900,99 @@ TEST(pipeline_uses_the_model_output)
     CHECK(r.raw == NULL && r.refined == NULL);
 }
 
+/* The vocabulary is one more rule at the end of the instructions (the fixed head the
+ * sidecar caches stays one string per vocabulary), before the transcript; nothing in
+ * the transcript is replaced by it. */
+TEST(pipeline_vocabulary_is_a_rule_of_the_instructions)
+{
+    struct fake f = {.answer = "Anya moved it to Kubernetes."};
+    struct cdt_refine_params p = fake_params(&f);
+    struct cdt_refine_result r;
+    const char *rule = "\n- Spell these words and names exactly as written here: Kubernetes, Anya";
+    char *with = cdt_refine_instructions_with(NULL, "Kubernetes, Anya");
+    char *none = cdt_refine_instructions_with(NULL, ""),
+         *none2 = cdt_refine_instructions_with(NULL, NULL);
+    char *custom = cdt_refine_instructions_with("Make it terse.", "Kubernetes, Anya");
+    char *plain_custom = cdt_refine_instructions("Make it terse.");
+
+    REQUIRE(with && none && none2 && custom && plain_custom);
+    CHECK_STR(none, cdt_prompt_default());
+    CHECK_STR(none2, cdt_prompt_default());
+    CHECK(strncmp(with, cdt_prompt_default(), strlen(cdt_prompt_default())) == 0);
+    CHECK_STR(with + strlen(cdt_prompt_default()), rule);
+    CHECK(strncmp(custom, plain_custom, strlen(plain_custom)) == 0);
+    CHECK_STR(custom + strlen(plain_custom), rule);
+
+    p.vocabulary = "Kubernetes, Anya";
+    REQUIRE(cdt_refine_run(&p, "um anya moved it to kubernetes", &r) == 0);
+    CHECK_INT(f.calls, 1);
+    CHECK_STR(f.last_instructions, with);
+    CHECK(strncmp(f.last_prompt, with, strlen(with)) == 0);
+    CHECK_STR(f.last_prompt + strlen(with),
+              "\n\n<transcript>\nAnya moved it to kubernetes\n</transcript>");
+    CHECK_STR(r.cleaned, "Anya moved it to kubernetes");
+    CHECK_STR(r.refined, "Anya moved it to Kubernetes.");
+    cdt_refine_result_cleanup(&r);
+    free(with);
+    free(none);
+    free(none2);
+    free(custom);
+    free(plain_custom);
+}
+
+/* A local model the catalog marks fixed_prompt (the built-in refiner, trained on the
+ * default instructions alone) gets them without the vocabulary rule; any other model,
+ * a GGUF path or another provider gets the rule. */
+TEST(vocabulary_is_not_sent_to_a_fixed_prompt_model)
+{
+    static const char json[] =
+        "{\"version\": 1, \"models\": ["
+        "{\"id\": \"fixed_v1\", \"kind\": \"llm\", \"name\": \"F\", \"fixed_prompt\": true,"
+        " \"files\": [{\"name\": \"f.gguf\", \"size\": 1, \"sha256\": "
+        "\"fb66bc0f202c9afc8921365a28925a29ca51a38d4e4c75f0fe6688474d40e633\"}],"
+        " \"sources\": [{\"type\": \"builtin\"}]},"
+        "{\"id\": \"free_v1\", \"kind\": \"llm\", \"name\": \"G\","
+        " \"files\": [{\"name\": \"g.gguf\", \"size\": 1, \"sha256\": "
+        "\"fb66bc0f202c9afc8921365a28925a29ca51a38d4e4c75f0fe6688474d40e633\"}],"
+        " \"sources\": [{\"type\": \"builtin\"}]}]}";
+    static const char bad[] =
+        "{\"version\": 1, \"models\": [{\"id\": \"fixed_v1\", \"kind\": \"llm\", \"name\": \"F\","
+        " \"fixed_prompt\": 1, \"files\": [{\"name\": \"f.gguf\", \"size\": 1, \"sha256\": "
+        "\"fb66bc0f202c9afc8921365a28925a29ca51a38d4e4c75f0fe6688474d40e633\"}],"
+        " \"sources\": [{\"type\": \"builtin\"}]}]}";
+    struct cdt_catalog *cat = NULL, *none = NULL;
+    struct cdt_refine_params p = cdt_refine_default_params();
+    char err[256], *with = cdt_refine_instructions_with(NULL, "Anya"), *i;
+
+    REQUIRE(with);
+    REQUIRE(cdt_catalog_load(json, sizeof(json) - 1, &cat, err, sizeof(err)) == 0);
+    CHECK(cdt_catalog_find(cat, "fixed_v1")->fixed_prompt);
+    CHECK(!cdt_catalog_find(cat, "free_v1")->fixed_prompt);
+    CHECK_INT(cdt_catalog_load(bad, sizeof(bad) - 1, &none, err, sizeof(err)), CDT_EFORMAT);
+    CHECK(strstr(err, "fixed_prompt") != NULL);
+    p.catalog = cat;
+    p.vocabulary = "Anya";
+    p.model = "fixed_v1";
+    REQUIRE((i = cdt__refine_instructions_of(&p)) != NULL);
+    CHECK_STR(i, cdt_prompt_default());
+    free(i);
+    p.model = "free_v1";
+    REQUIRE((i = cdt__refine_instructions_of(&p)) != NULL);
+    CHECK_STR(i, with);
+    free(i);
+    p.model = "/models/fixed_v1.gguf";
+    REQUIRE((i = cdt__refine_instructions_of(&p)) != NULL);
+    CHECK_STR(i, with);
+    free(i);
+    p.model = "fixed_v1";
+    p.provider = CDT_REFINE_OPENAI;
+    REQUIRE((i = cdt__refine_instructions_of(&p)) != NULL);
+    CHECK_STR(i, with);
+    free(i);
+    free(with);
+    cdt_catalog_free(cat);
+}
+
 TEST(pipeline_empty_input_makes_no_call)
 {
     static const char *const empties[] = {"", "   ", " \n\t "};
@@ -1329,6 +1424,8 @@ int main(void)
     RUN(guard_rejects_added_quotes);
     RUN(reason_names_are_stable_and_unique);
     RUN(pipeline_uses_the_model_output);
+    RUN(pipeline_vocabulary_is_a_rule_of_the_instructions);
+    RUN(vocabulary_is_not_sent_to_a_fixed_prompt_model);
     RUN(pipeline_empty_input_makes_no_call);
     RUN(pipeline_falls_back_with_the_reason);
     RUN(pipeline_long_transcript_skips_the_model);
