@@ -119,7 +119,12 @@ page.on('console', (m) => {
   // A missing /favicon.ico is the browser's request, not the app's code.
   if (m.type() === 'error' && !(m.location().url || '').endsWith('/favicon.ico')) pageErrors.push(`console: ${m.text()}`);
 });
-const shot = (name) => page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+// From the top: a full-page shot taken scrolled down draws the sticky header where
+// the view was, in the middle of the picture.
+const shot = async (name) => {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+};
 const card = (id) => page.locator(`.model-card[data-id="${id}"]`);
 const attr = (sel, name) => page.locator(sel).first().getAttribute(name);
 async function tab(name) {
