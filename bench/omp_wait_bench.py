@@ -44,8 +44,9 @@ def start(args, extra_env):
     port = B.free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(extra_env)
+    threads = env.pop("THREADS", str(args.threads))  # a setting's own thread count
     cmd = ["taskset", "-c", args.cpus, args.bin, "sidecar", "--port", str(port), "--model",
-           args.model, "--threads", str(args.threads), "--quiet"]
+           args.model, "--threads", threads, "--quiet"]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -84,12 +85,16 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--busy", type=int, default=0, help="busy-loop processes on the same CPUs")
-    ap.add_argument("--setting", action="append", default=[], metavar="LABEL:VAR=VAL[,VAR=VAL]")
+    ap.add_argument("--setting", action="append", default=[], metavar="LABEL:VAR=VAL[,VAR=VAL]",
+                    help="another sidecar with these variables; THREADS=N is its --threads")
+    ap.add_argument("--only", action="store_true", help="only the --setting sidecars")
     args = ap.parse_args()
 
     ps = prompts(args)
     settings = {"default": {"GOMP_SPINCOUNT": "300000"}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
                 "spin1k": {"GOMP_SPINCOUNT": "1000"}}
+    if args.only:
+        settings = {}
     for s in args.setting:
         label, _, assigns = s.partition(":")
         settings[label] = dict(a.split("=", 1) for a in assigns.split(",") if a)
