@@ -55,7 +55,8 @@ struct cdt_manager_params {
     int idle_timeout_s;      /* CDT_IDLE_NEVER, CDT_IDLE_IMMEDIATELY or seconds;
                               * params default: CDT_IDLE_DEFAULT_S */
     int n_ctx;               /* sidecar --ctx; 0: its default */
-    int n_threads;           /* sidecar --threads; 0: its default */
+    int n_threads;           /* sidecar --threads; 0: $CODICTATE_LLM_THREADS (1..1024),
+                              * else the sidecar's default (physical cores) */
     int start_timeout_ms;    /* spawn → /health ok; 0: 10000 */
     long request_timeout_ms; /* per generate; 0: none */
     struct cdt_log *log;     /* borrowed; may be NULL */

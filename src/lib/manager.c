@@ -700,6 +700,16 @@ int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out
     m->idle_timeout_s = p->idle_timeout_s;
     m->n_ctx = p->n_ctx;
     m->n_threads = p->n_threads;
+    if (m->n_threads <= 0) {
+        const char *env = cdt_env_str("CODICTATE_LLM_THREADS", NULL);
+        char *end;
+        long v = env ? strtol(env, &end, 10) : 0;
+
+        if (env && (end == env || *end || v < 1 || v > 1024))
+            CDT_LOG_W(p->log, "CODICTATE_LLM_THREADS is not a thread count (1..1024): ignored");
+        else if (env)
+            m->n_threads = (int)v;
+    }
     m->start_timeout_ms = p->start_timeout_ms > 0 ? p->start_timeout_ms : 10000;
     m->request_timeout_ms = p->request_timeout_ms;
     m->log = p->log;

@@ -151,6 +151,52 @@ static void *load_main(void *arg)
     return NULL;
 }
 
+/* The value of the sidecar process's "--threads" argument into buf ("" without one). */
+static void threads_arg(int pid, char *buf, size_t cap)
+{
+    char path[64], cmd[4096];
+    FILE *f;
+    size_t len;
+
+    buf[0] = '\0';
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+    if (!(f = fopen(path, "r")))
+        return;
+    len = fread(cmd, 1, sizeof(cmd) - 1, f);
+    fclose(f);
+    cmd[len] = '\0';
+    for (char *a = cmd; a < cmd + len; a += strlen(a) + 1)
+        if (strcmp(a, "--threads") == 0 && a + strlen(a) + 1 < cmd + len)
+            snprintf(buf, cap, "%s", a + strlen(a) + 1);
+}
+
+/* With no thread count in the params, CODICTATE_LLM_THREADS gives the sidecar's;
+ * a value that is not a count is ignored (no --threads: the sidecar's default). */
+TEST(llm_threads_from_the_environment)
+{
+    static const char *const cases[][2] = {
+        {"1", "1"}, {"3", "3"}, {"0", ""}, {"x", ""}, {"2x", ""}};
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cdt_manager_params p = cdt_manager_default_params();
+        struct cdt_manager *m = NULL;
+        long status = 0;
+        char got[32];
+
+        p.sidecar_exe = exe;
+        p.state_dir = state_dir;
+        p.idle_timeout_s = CDT_IDLE_NEVER;
+        setenv("CODICTATE_LLM_THREADS", cases[i][0], 1);
+        REQUIRE(cdt_manager_new(&p, &m) == 0);
+        unsetenv("CODICTATE_LLM_THREADS");
+        CHECK_INT(gen(m, &status), 0);
+        CHECK_INT(status, 200);
+        threads_arg(cdt_manager_sidecar_pid(m), got, sizeof(got));
+        CHECK_STR(got, cases[i][1]);
+        cdt_manager_free(m);
+    }
+}
+
 TEST(concurrent_loads_load_once)
 {
     struct cdt_manager *m = make(CDT_IDLE_NEVER);
@@ -485,6 +531,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(state_dir))
         return 1;
     RUN(lazy_spawn_and_generate);
+    RUN(llm_threads_from_the_environment);
     RUN(concurrent_loads_load_once);
     RUN(retries_after_no_model_loaded);
     RUN(idle_unload_after_timeout);
