@@ -21,6 +21,7 @@ median and p90 latency of a refine request, median decode tokens/s.
       [--cpus 0,1] [--threads 2] [--rounds 8] [--busy 0] [--setting L:VAR=VAL ...]
 """
 import argparse
+import collections
 import json
 import multiprocessing
 import os
@@ -69,7 +70,7 @@ def prompts(args):
 def generate(port, prompt):
     d, ms = B.post(port, "/generate", {"prompt": prompt, "max_tokens": 64, "temperature": 0,
                                        "raw": True})
-    return ms, d["timings"]["tokens_per_second"]
+    return ms, d["timings"]["tokens_per_second"], d["timings"].get("threads", 0)
 
 
 def spin():
@@ -127,7 +128,8 @@ def main():
         lat = sorted(x[0] for x in v)
         print(f"{name:8s} latency ms median {statistics.median(lat):.0f} "
               f"p90 {lat[int(len(lat) * 0.9)]:.0f}  decode tok/s median "
-              f"{statistics.median(x[1] for x in v):.1f}")
+              f"{statistics.median(x[1] for x in v):.1f}  threads "
+              f"{dict(sorted(collections.Counter(x[2] for x in v).items()))}")
 
 
 if __name__ == "__main__":

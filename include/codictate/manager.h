@@ -48,6 +48,8 @@ struct cdt_manager_event {
     const char *detail; /* or NULL; borrowed for the call */
 };
 
+#define CDT_MANAGER_THREADS_AUTO (-1) /* cdt_manager_params.n_threads: sidecar --threads auto */
+
 struct cdt_manager_params {
     const char *sidecar_exe; /* the codictate binary; NULL: this process's executable */
     const char *state_dir;   /* PID file dir; NULL: $XDG_RUNTIME_DIR/codictate, else
@@ -55,8 +57,9 @@ struct cdt_manager_params {
     int idle_timeout_s;      /* CDT_IDLE_NEVER, CDT_IDLE_IMMEDIATELY or seconds;
                               * params default: CDT_IDLE_DEFAULT_S */
     int n_ctx;               /* sidecar --ctx; 0: its default */
-    int n_threads;           /* sidecar --threads; 0: $CODICTATE_LLM_THREADS (1..1024),
-                              * else the sidecar's default (physical cores) */
+    int n_threads;           /* sidecar --threads; CDT_MANAGER_THREADS_AUTO: --threads
+                              * auto; 0: $CODICTATE_LLM_THREADS (1..1024 or "auto"),
+                              * else the sidecar's default (auto) */
     int start_timeout_ms;    /* spawn → /health ok; 0: 10000 */
     long request_timeout_ms; /* per generate; 0: none */
     struct cdt_log *log;     /* borrowed; may be NULL */

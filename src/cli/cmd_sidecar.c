@@ -30,7 +30,9 @@ static void sidecar_usage(FILE *out)
                  "  --listen-any       allow a non-loopback --host (no Host check then)\n"
                  "  --ctx N            context size in tokens (default 4096, capped by the "
                  "model)\n"
-                 "  --threads N        inference threads (default: physical cores)\n"
+                 "  --threads N|auto   inference threads (default auto: up to the physical\n"
+                 "                     cores, each request on the CPU taking those that\n"
+                 "                     other processes leave free when it starts)\n"
                  "  --model PATH       load this GGUF (file or directory) at start\n"
                  "  --queue N          requests that may wait (default 8; more get 503)\n"
                  "  -v, --verbose      also log the engines (-vv: their debug output)\n"
@@ -121,7 +123,9 @@ int cdt_cmd_sidecar(struct cdt_cli *cli, int argc, char **argv)
             sp.n_ctx = (int)a;
             break;
         case 't':
-            if (!cdt_arg_int(optarg, 1, 1024, &threads))
+            if (strcmp(optarg, "auto") == 0)
+                threads = CDT_ENGINE_THREADS_AUTO;
+            else if (!cdt_arg_int(optarg, 1, 1024, &threads))
                 goto bad_value;
             break;
         case 'm':

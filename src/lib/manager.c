@@ -261,8 +261,11 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         argv[argc++] = "--ctx";
         argv[argc++] = ctx;
     }
-    if (m->n_threads > 0) {
-        snprintf(thr, sizeof(thr), "%d", m->n_threads);
+    if (m->n_threads > 0 || m->n_threads == CDT_MANAGER_THREADS_AUTO) {
+        if (m->n_threads > 0)
+            snprintf(thr, sizeof(thr), "%d", m->n_threads);
+        else
+            snprintf(thr, sizeof(thr), "auto");
         argv[argc++] = "--threads";
         argv[argc++] = thr;
     }
@@ -700,13 +703,16 @@ int cdt_manager_new(const struct cdt_manager_params *p, struct cdt_manager **out
     m->idle_timeout_s = p->idle_timeout_s;
     m->n_ctx = p->n_ctx;
     m->n_threads = p->n_threads;
-    if (m->n_threads <= 0) {
+    if (m->n_threads == 0) {
         const char *env = cdt_env_str("CODICTATE_LLM_THREADS", NULL);
         char *end;
         long v = env ? strtol(env, &end, 10) : 0;
 
-        if (env && (end == env || *end || v < 1 || v > 1024))
-            CDT_LOG_W(p->log, "CODICTATE_LLM_THREADS is not a thread count (1..1024): ignored");
+        if (env && strcmp(env, "auto") == 0)
+            m->n_threads = CDT_MANAGER_THREADS_AUTO;
+        else if (env && (end == env || *end || v < 1 || v > 1024))
+            CDT_LOG_W(p->log,
+                      "CODICTATE_LLM_THREADS is not a thread count (1..1024) or auto: ignored");
         else if (env)
             m->n_threads = (int)v;
     }

@@ -140,6 +140,7 @@ struct cdt_gen_timings {
     int accepted_tokens;         /* of those, accepted */
     const char *sampler;         /* static: "cpu" (over the logits, sampler.c) or "device"
                                   * (greedy in the model's graph: CODICTATE_DEVICE_SAMPLING) */
+    int threads;                 /* CPU threads the request ran on; 0: not known */
 };
 
 struct cdt_gen_result {
@@ -198,7 +199,18 @@ struct cdt_gen_params cdt_gen_params_default(void);
 
 struct cdt_log;
 
-/* The llama.cpp backend (engine.c). n_threads 0: physical cores. */
+/* n_threads for cdt_engine_new: each request on the CPU takes as many of the physical
+ * cores as other processes leave free at its start (engine.c, pick_threads). */
+#define CDT_ENGINE_THREADS_AUTO (-1)
+
+/* The threads an auto request runs on, at most n_threads, with `others` tasks of other
+ * processes runnable on this machine's `cpus` CPUs: the CPUs they leave free while
+ * some are free; n_threads when none is busy or every one is (then fewer threads
+ * would only get a smaller share). Unknown counts (<= 0 cpus, < 0 others): n_threads. */
+int cdt_engine_auto_threads(int n_threads, int cpus, int others);
+
+/* The llama.cpp backend (engine.c). n_threads: a fixed count; 0 or
+ * CDT_ENGINE_THREADS_AUTO: auto, up to the physical cores. */
 CDT_NODISCARD int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out);
 
 #endif

@@ -134,7 +134,9 @@ static const char no_think_block[] = "<think>\n\n</think>\n\n";
 struct engine {
     struct cdt_backend base; /* first: cdt_backend pointers are engine pointers */
     struct cdt_log *log;     /* borrowed */
-    int n_threads;           /* threads for decode and prompt */
+    int n_threads;           /* threads for decode and prompt (auto_threads: at most) */
+    bool auto_threads;       /* each CPU request takes the cores others leave free */
+    int n_now;               /* the threads ctx runs with now */
     struct llama_model *model;
     struct llama_context *ctx;
     int n_ctx;                      /* enforced context, tokens */
@@ -341,6 +343,70 @@ static int physical_cores(void)
     free(pairs);
     fclose(f);
     return count;
+}
+
+/* Runnable tasks on the machine now, this thread included (/proc/loadavg's fourth
+ * field): the least of up to three reads 0.5 ms apart, so that a thread that only woke
+ * to hand over a request (ours or the client's) is not counted; one read when it finds
+ * this thread alone. -1: not known. */
+static int runnable_now(void)
+{
+    int least = -1;
+
+    for (int i = 0; i < 3 && least != 1; i++) {
+        FILE *f = fopen("/proc/loadavg", "r");
+        double l1, l5, l15;
+        int run = -1, all;
+
+        if (f) {
+            if (fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &run, &all) != 5)
+                run = -1;
+            fclose(f);
+        }
+        if (run > 0 && (least < 0 || run < least))
+            least = run;
+        if (i < 2 && least != 1) {
+            struct timespec ts = {0, 500000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    return least;
+}
+
+int cdt_engine_auto_threads(int n_threads, int cpus, int others)
+{
+    /* Only while some CPUs are free: with every one taken, fewer threads would only
+     * get a smaller share of them (two busy processes on two cores: two threads
+     * 1,091 ms, one 1,375; bench/RESULTS.md). */
+    if (cpus <= 0 || others <= 0 || others >= cpus)
+        return n_threads;
+    return cpus - others < n_threads ? cpus - others : n_threads;
+}
+
+/* The threads a CPU request runs on: n_threads, or in auto mode as many as the CPUs
+ * other processes leave free now (at least 1, at most n_threads). Only where this
+ * process may use every online CPU: the runnable count is the machine's, and a
+ * cpuset's share of it is not known. With one of two cores kept busy by another
+ * program one thread answers 22% sooner than two; on a quiet machine two are twice
+ * as fast (bench/RESULTS.md, "One inference thread or two"). */
+static void pick_threads(struct engine *e)
+{
+    int n = e->n_threads;
+
+    if (e->auto_threads && !e->gpu) {
+        int cpus = cdt_sysinfo_cpu_count(), run = runnable_now();
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (run > 0 && online == cpus)
+            n = cdt_engine_auto_threads(n, cpus, run - 1);
+    }
+    if (n != e->n_now && e->ctx) {
+        llama_set_n_threads(e->ctx, n, n);
+        e->cp.n_threads = e->cp.n_threads_batch = n; /* a context ctx_fit makes keeps it */
+        CDT_LOG_D(e->log, "threads: %d (of %d)", n, e->n_threads);
+        e->n_now = n;
+    }
 }
 
 /* Physical cores, at most the CPUs this process may run on (a container's cpuset). */
@@ -882,6 +948,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
      * a quantised V cache needs flash attention, which is off. */
     cp.n_seq_max = 1;
     cp.n_threads = cp.n_threads_batch = e->n_threads;
+    e->n_now = e->n_threads;
     /* Decode is ~20% faster without flash attention on CPU (ENGINES.md); with the
      * model on a GPU it is faster for prompt and decode (CUDA, H200: +16-19% decode),
      * so llama.cpp's automatic choice stays. */
@@ -1850,6 +1917,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
         g.max_tokens = e->n_ctx - n_prompt;
         g.ctx_cut = true;
     }
+    pick_threads(e);
     sampler_init(&g.s, p, e->n_ctx);
     g.n_prompt = n_prompt;
     if (p->grammar) {
@@ -1903,6 +1971,7 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
                               p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f,
                           toks, n_prompt);
     r->timings.sampler = g.dev_sampling ? "device" : "cpu";
+    r->timings.threads = e->n_now;
     rc = eval_prompt(e, toks, n_prompt, p);
     t_gen = cdt_now_ms();
     r->timings.prompt_ms = t_gen - t_prompt;
@@ -2129,10 +2198,12 @@ int cdt_engine_new(struct cdt_log *log, int n_threads, struct cdt_backend **out)
     }
     e->base.ops = &engine_ops;
     e->log = log;
+    e->auto_threads = n_threads <= 0;
     e->n_threads = n_threads > 0 ? n_threads : default_threads();
     /* llama's log is process-wide; route it (and ggml's) into ours. */
     llama_log_set(cdt_log_ggml, log);
-    CDT_LOG_D(log, "llama.cpp engine: %d threads", e->n_threads);
+    CDT_LOG_D(log, "llama.cpp engine: %s%d threads", e->auto_threads ? "at most " : "",
+              e->n_threads);
     *out = &e->base;
     return 0;
 }

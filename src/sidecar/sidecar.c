@@ -835,6 +835,8 @@ static void add_timings(cJSON *o, const struct cdt_gen_timings *t)
     cJSON_AddNumberToObject(x, "draft_tokens", t->draft_tokens);
     cJSON_AddNumberToObject(x, "accepted_tokens", t->accepted_tokens);
     cJSON_AddStringToObject(x, "sampler", t->sampler ? t->sampler : "cpu");
+    if (t->threads > 0)
+        cJSON_AddNumberToObject(x, "threads", t->threads);
 }
 
 /* The /generate result object (the response cleaned as the seed does, or as

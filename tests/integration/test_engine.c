@@ -287,6 +287,20 @@ static const char *prompt2 = "Clean this transcript. Keep every word the speaker
 
 /* ---- tests ---- */
 
+/* The auto thread rule: the CPUs others leave free, while some are free. */
+TEST(auto_threads_rule)
+{
+    CHECK_INT(cdt_engine_auto_threads(2, 2, 0), 2); /* quiet */
+    CHECK_INT(cdt_engine_auto_threads(2, 2, 1), 1); /* one core busy */
+    CHECK_INT(cdt_engine_auto_threads(2, 2, 2), 2); /* both busy: the fair share */
+    CHECK_INT(cdt_engine_auto_threads(2, 2, 9), 2);
+    CHECK_INT(cdt_engine_auto_threads(8, 16, 4), 8); /* enough free */
+    CHECK_INT(cdt_engine_auto_threads(8, 16, 10), 6);
+    CHECK_INT(cdt_engine_auto_threads(8, 16, 15), 1);
+    CHECK_INT(cdt_engine_auto_threads(4, 0, 1), 4); /* unknown */
+    CHECK_INT(cdt_engine_auto_threads(4, 4, -1), 4);
+}
+
 TEST(defaults)
 {
     struct cdt_gen_params p = cdt_gen_params_default();
@@ -1144,6 +1158,7 @@ int main(int argc, char **argv)
     if (cdt_log_new(&lp, &lg) != 0 || cdt_engine_new(lg, 1, &be) != 0)
         return 1;
     RUN(defaults);
+    RUN(auto_threads_rule);
     RUN(load_errors);
     RUN(load_info);
     RUN(load_directory_and_replace);

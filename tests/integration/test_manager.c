@@ -174,8 +174,8 @@ static void threads_arg(int pid, char *buf, size_t cap)
  * a value that is not a count is ignored (no --threads: the sidecar's default). */
 TEST(llm_threads_from_the_environment)
 {
-    static const char *const cases[][2] = {
-        {"1", "1"}, {"3", "3"}, {"0", ""}, {"x", ""}, {"2x", ""}};
+    static const char *const cases[][2] = {{"1", "1"}, {"3", "3"}, {"auto", "auto"},
+                                           {"0", ""},  {"x", ""},  {"2x", ""}};
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct cdt_manager_params p = cdt_manager_default_params();

@@ -395,6 +395,21 @@ sys.exit(0 if best in tb and abs(ta[best] - tb[best]) < 0.01 and
          all(abs(ta[t] - tb[t]) < 0.01 for t in ta if t in tb) and len(set(ta) & set(tb)) >= 4 else 1)
 PY
 
+# --- --threads auto: a request takes the cores other processes leave free ---
+check "threads auto: starts" start_sidecar auto --threads auto
+req POST /load "{\"model_path\":\"$model\"}"
+check "threads auto: loads" is "$code" 200
+req POST /generate '{"prompt":"hello","max_tokens":4,"temperature":0}'
+check "threads auto: generates" is "$code" 200
+n=$(json_num "$body" threads)
+check "threads auto: the request says its threads (1..nproc; the rule: integration_engine)" \
+  eval '[ "${n:-0}" -ge 1 ] && [ "${n:-0}" -le "$(nproc)" ]'
+check "threads: a fixed count is reported" start_sidecar fixed --threads 1
+req POST /load "{\"model_path\":\"$model\"}"
+req POST /generate '{"prompt":"hello","max_tokens":4,"temperature":0}'
+check "threads 1: reported" is "$(json_num "$body" threads)" 1
+check "threads: not a count or auto is a usage error" eval '"$bin" sidecar --threads some >/dev/null 2>&1; [ $? -eq 2 ]'
+
 check "usage error: exit 2" eval '"$bin" sidecar --port abc >/dev/null 2>&1; [ $? -eq 2 ]'
 check "non-loopback host refused" eval '"$bin" sidecar --host 10.9.8.7 >/dev/null 2>&1; [ $? -eq 1 ]'
 finish
