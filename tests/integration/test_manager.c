@@ -91,21 +91,31 @@ static int gen(struct cdt_manager *m, long *status)
     return rc;
 }
 
-/* The sidecar's token, read from its environment (tests run as the same user). */
-static void token_of(int pid, char *buf, size_t cap)
+/* /proc/PID/<what> (NUL-separated strings) into buf[cap], NUL-terminated; its length
+ * (0 when it cannot be read). */
+static size_t proc_strings(int pid, const char *what, char *buf, size_t cap)
 {
-    char path[64], env[8192];
+    char path[64];
     FILE *f;
     size_t n;
 
     buf[0] = '\0';
-    snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-    f = fopen(path, "r");
-    if (!f)
-        return;
-    n = fread(env, 1, sizeof(env) - 1, f);
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    n = fread(buf, 1, cap - 1, f);
     fclose(f);
-    env[n] = '\0';
+    buf[n] = '\0';
+    return n;
+}
+
+/* The sidecar's token, read from its environment (tests run as the same user). */
+static void token_of(int pid, char *buf, size_t cap)
+{
+    char env[8192];
+    size_t n = proc_strings(pid, "environ", env, sizeof(env));
+
+    buf[0] = '\0';
     for (char *p = env; p < env + n; p += strlen(p) + 1)
         if (strncmp(p, "CODICTATE_SIDECAR_TOKEN=", 24) == 0)
             snprintf(buf, cap, "%s", p + 24);
@@ -154,17 +164,10 @@ static void *load_main(void *arg)
 /* The value of the sidecar process's "--threads" argument into buf ("" without one). */
 static void threads_arg(int pid, char *buf, size_t cap)
 {
-    char path[64], cmd[4096];
-    FILE *f;
-    size_t len;
+    char cmd[4096];
+    size_t len = proc_strings(pid, "cmdline", cmd, sizeof(cmd));
 
     buf[0] = '\0';
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-    if (!(f = fopen(path, "r")))
-        return;
-    len = fread(cmd, 1, sizeof(cmd) - 1, f);
-    fclose(f);
-    cmd[len] = '\0';
     for (char *a = cmd; a < cmd + len; a += strlen(a) + 1)
         if (strcmp(a, "--threads") == 0 && a + strlen(a) + 1 < cmd + len)
             snprintf(buf, cap, "%s", a + strlen(a) + 1);
