@@ -4,7 +4,8 @@
 # 1,000 new connections among byte-a-second and vanishing clients (descriptors and
 # threads counted before and after); the app with a download from the fake hub, a
 # dictation and API polling at once (tests/integration/load.py does the clients).
-# Bigger runs: CODICTATE_LOAD_CONCURRENT, CODICTATE_LOAD_REQUESTS, CODICTATE_LOAD_SLOW
+# Bigger runs: CODICTATE_LOAD_CONCURRENT, CODICTATE_LOAD_REQUESTS, CODICTATE_LOAD_SLOW;
+# CODICTATE_LOAD_SIDECAR_ARGS: more sidecar options (e.g. "--threads 2", to compare)
 # (README "Reliability"). The "figure:" lines are the measurements.
 #   test_load.sh CODICTATE FAKEHUB TINY_MODEL WHISPER_BIN
 set -u
@@ -38,7 +39,9 @@ py() {
 }
 
 # --- the sidecar: a queue of 64, so that 100 at once meet both answers ---
-"$bin" sidecar --queue 64 --port-range 21600-21700 >"$tmp/sidecar.out" 2>"$tmp/sidecar.err" &
+# shellcheck disable=SC2086 # options, split on purpose
+"$bin" sidecar --queue 64 --port-range 21600-21700 ${CODICTATE_LOAD_SIDECAR_ARGS:-} \
+  >"$tmp/sidecar.out" 2>"$tmp/sidecar.err" &
 scpid=$!
 port=
 for _ in $(seq 1 200); do
