@@ -642,6 +642,37 @@ static void repeat_interleaved(const char *tail, float temperature, const char *
         free(texts[i]);
 }
 
+/* The same request on one thread and on two gives the same tokens (until a near-tie,
+ * as gen_trace.h allows): with --threads auto (the default) a request's thread count
+ * follows the machine's load, and repeatable output must not. */
+TEST(thread_count_keeps_the_text)
+{
+    static struct trace_buf t1, t2;
+    struct cdt_backend *be2 = NULL;
+    struct cdt_model_info info;
+    struct cdt_gen_result a, b;
+    struct cdt_gen_params p = params(prompt2, NULL);
+    char err[512];
+
+    REQUIRE(load_main(0) == 0);
+    REQUIRE(cdt_engine_new(NULL, 2, &be2) == 0);
+    REQUIRE(be2->ops->load(be2, model_path, 0, &info, err, sizeof(err)) == 0);
+    p.temperature = 0;
+    p.max_tokens = 48;
+    p.ignore_eos = true;
+    p.speculative = false;
+    p.trace = trace_on(&t1);
+    REQUIRE(be->ops->generate(be, &p, &a) == 0);
+    p.trace = trace_on(&t2);
+    REQUIRE(be2->ops->generate(be2, &p, &b) == 0);
+    CHECK_INT(a.timings.threads, 1);
+    CHECK_INT(b.timings.threads, 2);
+    CHECK(trace_agree(&t1.t, &t2.t, "1 thread vs 2"));
+    free(a.text);
+    free(b.text);
+    be2->ops->free(be2);
+}
+
 TEST(repeatable_interleaved)
 {
     int drafted, accepted;
@@ -1164,6 +1195,7 @@ int main(int argc, char **argv)
     RUN(load_directory_and_replace);
     RUN(load_split);
     RUN(greedy_is_deterministic);
+    RUN(thread_count_keeps_the_text);
     RUN(repeatable_interleaved);
     RUN(device_sampling_same_tokens);
     RUN(kv_grows);
