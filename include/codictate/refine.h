@@ -339,7 +339,8 @@ char *cdt_refine_instructions(const char *instructions);
 /* cdt_refine_instructions with the speaker's vocabulary (cdt_refine_params.vocabulary;
  * NULL or "": none) as one more rule at their end: the words and names to spell as
  * given. The rule is part of the instructions so that the prompt's fixed head (whose
- * KV the sidecar keeps) stays the same from one dictation to the next. */
+ * KV the sidecar keeps) stays the same from one dictation to the next. Caller frees;
+ * NULL when out of memory. */
 char *cdt_refine_instructions_with(const char *instructions, const char *vocabulary);
 
 /* The output guards. `input` is what the model was given (the deterministic

@@ -197,9 +197,11 @@ static struct refiner_ref *ref_get(struct cdt_app *app)
     return ref;
 }
 
-/* A refiner for settings s (prompt / model override them when not NULL). */
+/* A refiner for settings s (prompt / model / vocabulary override them when not NULL;
+ * cdt_refiner_new checks them: CDT_EINVAL with errmsg). */
 static int make_refiner(struct cdt_app *app, const struct cdt_settings *s, const char *prompt,
-                        const char *model, struct cdt_refiner **out, char *errmsg, size_t errcap)
+                        const char *model, const char *vocabulary, struct cdt_refiner **out,
+                        char *errmsg, size_t errcap)
 {
     struct cdt_refiner_opts o = {0};
     bool openai = s->provider == CDT_PROVIDER_OPENAI;
@@ -210,7 +212,7 @@ static int make_refiner(struct cdt_app *app, const struct cdt_settings *s, const
     o.api_key = openai && s->api_key[0] ? s->api_key : NULL;
     o.openai_model = openai && s->openai_model[0] ? s->openai_model : NULL;
     o.instructions = prompt ? prompt : s->prompt[0] ? s->prompt : NULL;
-    o.vocabulary = s->vocabulary[0] ? s->vocabulary : NULL;
+    o.vocabulary = vocabulary ? vocabulary : s->vocabulary[0] ? s->vocabulary : NULL;
     o.no_env = true;
     o.log = app->p.log;
     o.catalog = app->cat;
@@ -227,7 +229,7 @@ static int install_refiner(struct cdt_app *app, const struct cdt_settings *s, ch
 
     if (!ref)
         return CDT_ENOMEM;
-    rc = make_refiner(app, s, NULL, NULL, &ref->r, errmsg, errcap);
+    rc = make_refiner(app, s, NULL, NULL, NULL, &ref->r, errmsg, errcap);
     if (rc != 0) {
         free(ref);
         return rc;
@@ -1442,12 +1444,6 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
 
     if (model && (rc = catalog_id_ok(app, model, CDT_MODEL_LLM, "model", errmsg, errcap)) != 0)
         return rc;
-    if (vocabulary && !cdt_transcribe_vocabulary_valid(vocabulary)) {
-        snprintf(errmsg, errcap,
-                 "\"vocabulary\": at most %d bytes of UTF-8 without control characters",
-                 CDT_TRANSCRIBE_MAX_VOCABULARY);
-        return CDT_EINVAL;
-    }
     if (prompt || model || vocabulary) {
         struct cdt_settings *s = malloc(sizeof(*s));
 
@@ -1458,9 +1454,7 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
         pthread_mutex_unlock(&app->mu);
         if (model)
             s->provider = CDT_PROVIDER_LOCAL;
-        if (vocabulary)
-            snprintf(s->vocabulary, sizeof(s->vocabulary), "%s", vocabulary);
-        rc = make_refiner(app, s, prompt, model, &own, errmsg, errcap);
+        rc = make_refiner(app, s, prompt, model, vocabulary, &own, errmsg, errcap);
         free(s);
         if (rc != 0)
             return rc;

@@ -231,7 +231,7 @@ static void check_alive(struct cdt_manager *m)
 static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
 {
     unsigned char rnd[16];
-    char ctx[16], thr[16], line[CDT_MGR_LINE_MAX];
+    char ctx[16], thr[16] = "", line[CDT_MGR_LINE_MAX];
     const char *argv[12];
     int fds[2], life[2], argc = 0, port = 0, st;
     size_t len = 0;
@@ -261,11 +261,11 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
         argv[argc++] = "--ctx";
         argv[argc++] = ctx;
     }
-    if (m->n_threads > 0 || m->n_threads == CDT_MANAGER_THREADS_AUTO) {
-        if (m->n_threads > 0)
-            snprintf(thr, sizeof(thr), "%d", m->n_threads);
-        else
-            snprintf(thr, sizeof(thr), "auto");
+    if (m->n_threads == CDT_MANAGER_THREADS_AUTO)
+        snprintf(thr, sizeof(thr), "auto");
+    else if (m->n_threads > 0)
+        snprintf(thr, sizeof(thr), "%d", m->n_threads);
+    if (thr[0]) {
         argv[argc++] = "--threads";
         argv[argc++] = thr;
     }

@@ -177,7 +177,9 @@ static bool fixed_prompt(const struct cdt_refine_params *p)
 
 char *cdt__refine_instructions_of(const struct cdt_refine_params *p)
 {
-    return cdt_refine_instructions_with(p->instructions, fixed_prompt(p) ? NULL : p->vocabulary);
+    const char *v = p->vocabulary && *p->vocabulary && !fixed_prompt(p) ? p->vocabulary : NULL;
+
+    return cdt_refine_instructions_with(p->instructions, v);
 }
 
 /* True when the catalog says model `id` knows English and nothing else. */

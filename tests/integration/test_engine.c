@@ -285,6 +285,18 @@ static const char *prompt2 = "Clean this transcript. Keep every word the speaker
                              "punctuation and the capitals, and answer with the text only: um "
                              "so I I think it works and then we all went home";
 
+/* A greedy request for prompt2 that generates exactly 48 tokens, without speculation. */
+static struct cdt_gen_params greedy48(void)
+{
+    struct cdt_gen_params p = params(prompt2, NULL);
+
+    p.temperature = 0;
+    p.max_tokens = 48;
+    p.ignore_eos = true;
+    p.speculative = false;
+    return p;
+}
+
 /* ---- tests ---- */
 
 /* The auto thread rule: the CPUs others leave free, while some are free. */
@@ -478,16 +490,12 @@ TEST(greedy_is_deterministic)
 {
     static struct trace_buf tw, ta, tc;
     struct cdt_gen_result w, a, b;
-    struct cdt_gen_params p = params(prompt2, NULL);
+    struct cdt_gen_params p = greedy48();
 
     REQUIRE(load_main(0) == 0);
-    p.temperature = 0;
-    p.max_tokens = 48;
-    p.ignore_eos = true;
     /* The same request gives the same text on any CPU, from nothing cached or with
      * its prompt cached by a first request: the prompt is evaluated in the same
      * chunks either way (engine.c, "Repeatable output"). */
-    p.speculative = false;
     p.trace = trace_on(&tw);
     REQUIRE(be->ops->generate(be, &p, &w) == 0);
     CHECK_INT(w.timings.cached_tokens, 0);
@@ -651,16 +659,12 @@ TEST(thread_count_keeps_the_text)
     struct cdt_backend *be2 = NULL;
     struct cdt_model_info info;
     struct cdt_gen_result a, b;
-    struct cdt_gen_params p = params(prompt2, NULL);
+    struct cdt_gen_params p = greedy48();
     char err[512];
 
     REQUIRE(load_main(0) == 0);
     REQUIRE(cdt_engine_new(NULL, 2, &be2) == 0);
     REQUIRE(be2->ops->load(be2, model_path, 0, &info, err, sizeof(err)) == 0);
-    p.temperature = 0;
-    p.max_tokens = 48;
-    p.ignore_eos = true;
-    p.speculative = false;
     p.trace = trace_on(&t1);
     REQUIRE(be->ops->generate(be, &p, &a) == 0);
     p.trace = trace_on(&t2);
