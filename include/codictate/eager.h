@@ -11,9 +11,9 @@
  * is a gap between words (whisper's window is 30 s). Where
  * the cuts fall depends on the audio alone, not on the machine's speed, unless the
  * worker falls behind by backlog_s (then closed chunks merge). Each closed chunk is transcribed
- * at once, with the text so far as whisper's prompt, so the pieces read as one
- * transcript. A chunk without speech is not given to whisper (no text, nothing
- * hallucinated from silence).
+ * at once, with the last sentences of the text so far as whisper's prompt
+ * (cdt_eager_prompt_start), so the pieces read as one transcript. A chunk without speech is not
+ * given to whisper (no text, nothing hallucinated from silence).
  *
  * Invariants: the chunks partition the recording: each starts where the one before
  * ended, the first at 0, the last at the end of the recording (no sample skipped,
@@ -41,7 +41,11 @@
 extern "C" {
 #endif
 
-#define CDT_EAGER_PROMPT_MAX 600 /* bytes of the text so far given as whisper's prompt */
+/* Bytes of the text so far given as whisper's prompt: its last whole sentences that
+ * fit (cdt_eager_prompt_start). Shorter than the ~224 tokens whisper.cpp would keep:
+ * a longer prompt, or one starting inside a sentence, made the espeak-ng Whisper drop
+ * words (bench/RESULTS.md, "The prompt, shortened to whole sentences"). */
+#define CDT_EAGER_PROMPT_MAX 200
 
 struct cdt_eager_params {
     double min_gap_s;    /* a pause after speech this long closes a chunk; 0: 0.5 s */
@@ -128,6 +132,13 @@ size_t cdt_eager_chunk_count(struct cdt_eager *e);
 
 /* Why finish failed, or "". Borrowed until the next call on e. */
 const char *cdt_eager_errmsg(const struct cdt_eager *e);
+
+/* Where whisper's prompt begins in the text so far (NUL-terminated; a pointer into
+ * it): at the first sentence that starts within its last CDT_EAGER_PROMPT_MAX bytes
+ * (after ". ", "? ", "! " or a CJK full stop, question or exclamation mark), else
+ * (one sentence longer than that) at the first word that does; NULL for an empty or
+ * NULL text. */
+const char *cdt_eager_prompt_start(const char *text);
 
 /* Cancels, joins the worker, frees. NULL: no-op. */
 void cdt_eager_free(struct cdt_eager *e);

@@ -283,20 +283,45 @@ static int grow_chunks(struct cdt_eager *e)
     return 0;
 }
 
-/* The end of the text so far, from a word's start, at most CDT_EAGER_PROMPT_MAX bytes
- * (NULL with no_context). */
+/* Whether a sentence begins at s (text's start, or after an end mark and a space). */
+static bool sentence_starts(const char *text, const char *s)
+{
+    static const char *const cjk[] = {"\xe3\x80\x82", "\xef\xbc\x9f", "\xef\xbc\x81"}; /* 。？！ */
+
+    if (s == text)
+        return true;
+    if (*s == ' ' || ((unsigned char)*s & 0xc0) == 0x80)
+        return false; /* not the start of a word, or inside a character */
+    if (s - text >= 2 && s[-1] == ' ' && strchr(".?!", s[-2]))
+        return true;
+    for (size_t i = 0; i < 3; i++)
+        if (s - text >= 3 && memcmp(s - 3, cjk[i], 3) == 0)
+            return true;
+    return false;
+}
+
+const char *cdt_eager_prompt_start(const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+    const char *s, *q;
+
+    if (len == 0)
+        return NULL;
+    s = len <= CDT_EAGER_PROMPT_MAX ? text : text + len - CDT_EAGER_PROMPT_MAX;
+    for (q = s; *q; q++)
+        if (sentence_starts(text, q))
+            return q;
+    while (*s && *s != ' ') /* one long sentence: from a word's start */
+        s++;
+    while (*s == ' ')
+        s++;
+    return *s ? s : NULL;
+}
+
+/* whisper's prompt for the next chunk (NULL with no_context). */
 static const char *prompt_of(const struct cdt_eager *e)
 {
-    const char *s;
-
-    if (!e->text || e->p.no_context)
-        return NULL;
-    if (e->text_len <= CDT_EAGER_PROMPT_MAX)
-        return e->text;
-    s = e->text + e->text_len - CDT_EAGER_PROMPT_MAX;
-    while (*s && *s != ' ')
-        s++;
-    return *s ? s + 1 : NULL;
+    return e->p.no_context ? NULL : cdt_eager_prompt_start(e->text);
 }
 
 static int add_text(struct cdt_eager *e, const char *t)

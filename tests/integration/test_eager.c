@@ -628,10 +628,11 @@ TEST(test_same_as_sequential)
     rec_free(&r);
 }
 
-/* With no_context each chunk is transcribed as if alone: the transcript is the texts
- * of the chunks' samples transcribed on their own (same windows), one after another.
- * (With the text before as the prompt, the tiny model's second text differs.) */
-TEST(test_no_context)
+/* Each chunk with speech is transcribed as its samples alone (same window) with the
+ * prompt cdt_eager_prompt_start gives for the text before it, or none with
+ * no_context: the transcript is those texts one after another. (The tiny model's
+ * second text differs with and without the prompt.) */
+static void check_chunks_as_alone(bool no_context)
 {
     struct cdt_eager_params p = cdt_eager_default_params();
     struct cdt_eager *e = NULL;
@@ -647,7 +648,7 @@ TEST(test_no_context)
     rec_silence(&r, 1.5);
     REQUIRE(rec_say(&r, "Let me know if you have questions about the plan"));
     rec_silence(&r, 1.5);
-    p.no_context = true;
+    p.no_context = no_context;
     CHECK_INT(run_eager(&p, &r, false, &e, &t), 0);
     c = cdt_eager_chunks(e, &nc);
     for (size_t i = 0; i < nc; i++) {
@@ -660,7 +661,7 @@ TEST(test_no_context)
         cdt_transcript_init(&alone);
         REQUIRE(b <= r.n && a < b);
         CHECK_INT(cdt_transcribe_samples_after(
-                      tr, r.x + a, b - a, NULL,
+                      tr, r.x + a, b - a, no_context ? NULL : cdt_eager_prompt_start(want),
                       c[i].window_s < 29.9 ? CDT_TRANSCRIBE_FIT_WINDOW : 0u, &alone),
                   0);
         if (alone.text && *alone.text && len < sizeof(want))
@@ -673,6 +674,61 @@ TEST(test_no_context)
     cdt_transcript_cleanup(&t);
     cdt_eager_free(e);
     rec_free(&r);
+}
+
+TEST(test_no_context)
+{
+    check_chunks_as_alone(true);
+}
+
+TEST(test_with_context)
+{
+    check_chunks_as_alone(false);
+}
+
+/* The prompt is the text's last whole sentences within CDT_EAGER_PROMPT_MAX bytes. */
+TEST(test_prompt_start)
+{
+    char long_text[3 * CDT_EAGER_PROMPT_MAX], one[2 * CDT_EAGER_PROMPT_MAX];
+    const char *s;
+    size_t n = 0;
+
+    CHECK(cdt_eager_prompt_start(NULL) == NULL);
+    CHECK(cdt_eager_prompt_start("") == NULL);
+    CHECK_STR(cdt_eager_prompt_start("one sentence"), "one sentence");
+    CHECK_STR(cdt_eager_prompt_start("First. Second? Third!"), "First. Second? Third!");
+    /* many sentences: the last ones that fit whole, from a sentence's start */
+    while (n + 40 < sizeof(long_text))
+        n += (size_t)snprintf(long_text + n, sizeof(long_text) - n, "Sentence %03zu is here. ",
+                              n / 23);
+    long_text[n - 1] = '\0';
+    s = cdt_eager_prompt_start(long_text);
+    REQUIRE(s != NULL);
+    CHECK(strlen(s) <= CDT_EAGER_PROMPT_MAX);
+    CHECK(strlen(s) > CDT_EAGER_PROMPT_MAX - 24); /* no whole sentence left out */
+    CHECK(strncmp(s, "Sentence ", 9) == 0 && s[-2] == '.');
+    /* one sentence longer than the limit: from a word's start */
+    memset(one, 0, sizeof(one));
+    for (n = 0; n + 6 < sizeof(one) - 1; n += 6)
+        memcpy(one + n, "words ", 6);
+    memcpy(one + n, "end", 3);
+    s = cdt_eager_prompt_start(one);
+    REQUIRE(s != NULL);
+    CHECK(strlen(s) <= CDT_EAGER_PROMPT_MAX && s[-1] == ' ' && *s != ' ');
+    /* CJK sentence ends; never inside a character */
+    CHECK_STR(
+        cdt_eager_prompt_start("\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82\xe5\x86\x8d\xe8\xa7\x81"),
+        "\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82\xe5\x86\x8d\xe8\xa7\x81");
+    n = 0;
+    while (n + 12 < sizeof(long_text)) {
+        memcpy(long_text + n, "\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82", 9);
+        n += 9;
+    }
+    long_text[n] = '\0';
+    s = cdt_eager_prompt_start(long_text);
+    REQUIRE(s != NULL);
+    CHECK(strlen(s) <= CDT_EAGER_PROMPT_MAX && strncmp(s, "\xe4\xbd\xa0", 3) == 0);
+    CHECK(memcmp(s - 3, "\xe3\x80\x82", 3) == 0);
 }
 
 /* ---- refinement ahead on the eager transcript (issue 16) ---- */
@@ -902,6 +958,8 @@ int main(int argc, char **argv)
     RUN(test_cancel_in_flight);
     RUN(test_same_as_sequential);
     RUN(test_no_context);
+    RUN(test_with_context);
+    RUN(test_prompt_start);
     RUN(test_refine_ahead_on_eager_text);
     cdt_transcribe_free(tr);
     {
