@@ -283,7 +283,8 @@ static int grow_chunks(struct cdt_eager *e)
     return 0;
 }
 
-/* Whether a sentence begins at s (text's start, or after an end mark and a space). */
+/* Whether a sentence begins at s: text's start, after an end mark and a space, or
+ * after a CJK end mark (with or without a space). */
 static bool sentence_starts(const char *text, const char *s)
 {
     static const char *const cjk[] = {"\xe3\x80\x82", "\xef\xbc\x9f", "\xef\xbc\x81"}; /* 。？！ */
@@ -294,9 +295,12 @@ static bool sentence_starts(const char *text, const char *s)
         return false; /* not the start of a word, or inside a character */
     if (s - text >= 2 && s[-1] == ' ' && strchr(".?!", s[-2]))
         return true;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 3; i++) {
         if (s - text >= 3 && memcmp(s - 3, cjk[i], 3) == 0)
             return true;
+        if (s - text >= 4 && s[-1] == ' ' && memcmp(s - 4, cjk[i], 3) == 0)
+            return true;
+    }
     return false;
 }
 

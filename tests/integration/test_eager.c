@@ -719,6 +719,8 @@ TEST(test_prompt_start)
     CHECK_STR(
         cdt_eager_prompt_start("\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82\xe5\x86\x8d\xe8\xa7\x81"),
         "\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82\xe5\x86\x8d\xe8\xa7\x81");
+    CHECK_STR(cdt_eager_prompt_start("\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82 \xe5\x86\x8d"),
+              "\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82 \xe5\x86\x8d");
     n = 0;
     while (n + 12 < sizeof(long_text)) {
         memcpy(long_text + n, "\xe4\xbd\xa0\xe5\xa5\xbd\xe3\x80\x82", 9);
@@ -729,6 +731,15 @@ TEST(test_prompt_start)
     REQUIRE(s != NULL);
     CHECK(strlen(s) <= CDT_EAGER_PROMPT_MAX && strncmp(s, "\xe4\xbd\xa0", 3) == 0);
     CHECK(memcmp(s - 3, "\xe3\x80\x82", 3) == 0);
+    n = 0; /* a space after each mark, and one inside each sentence */
+    while (n + 18 < sizeof(long_text)) {
+        memcpy(long_text + n, "\xe4\xbd\xa0\xe5\xa5\xbd \xe5\x86\x8d\xe8\xa7\x81\xe3\x80\x82 ", 17);
+        n += 17;
+    }
+    long_text[n - 1] = '\0';
+    s = cdt_eager_prompt_start(long_text);
+    REQUIRE(s != NULL);
+    CHECK(strlen(s) > CDT_EAGER_PROMPT_MAX - 17 && strncmp(s, "\xe4\xbd\xa0", 3) == 0);
 }
 
 /* ---- refinement ahead on the eager transcript (issue 16) ---- */
