@@ -71,8 +71,8 @@ PAUSES = [0.6, 1.1, 0.4, 1.6, 0.8, 0.5, 1.3, 0.7]
 def words(text):
     """Lower-case words without punctuation, as the word error rate counts them (an
     apostrophe only inside a word: "engineers'" is the word "engineers" spoken)."""
-    return [w.strip("'") for w in re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-            if w.strip("'")]
+    bare = (w.strip("'") for w in re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split())
+    return [w for w in bare if w]
 
 
 def wer(ref, hyp):

@@ -8,12 +8,12 @@
  * own (never given to whisper); and one that reaches max_chunk_s without a pause is
  * cut at the quietest point of its last 8 s, by the audio's energy around each
  * frame boundary, so a word spoken across the limit is not cut in half where there
- * is a gap between words (whisper's window is 30 s). Where
- * the cuts fall depends on the audio alone, not on the machine's speed, unless the
- * worker falls behind by backlog_s (then closed chunks merge). Each closed chunk is transcribed
- * at once, with the last sentences of the text so far as whisper's prompt
- * (cdt_eager_prompt_start), so the pieces read as one transcript. A chunk without speech is not
- * given to whisper (no text, nothing hallucinated from silence).
+ * is a gap between words (whisper's window is 30 s). Where the cuts fall depends on
+ * the audio alone, not on the machine's speed, unless the worker falls behind by
+ * backlog_s (then closed chunks merge). Each closed chunk is transcribed at once,
+ * with the last sentences of the text so far as whisper's prompt
+ * (cdt_eager_prompt_start), so the pieces read as one transcript. A chunk without
+ * speech is not given to whisper (no text, nothing hallucinated from silence).
  *
  * Invariants: the chunks partition the recording: each starts where the one before
  * ended, the first at 0, the last at the end of the recording (no sample skipped,

@@ -289,18 +289,18 @@ static bool sentence_starts(const char *text, const char *s)
 {
     static const char *const cjk[] = {"\xe3\x80\x82", "\xef\xbc\x9f", "\xef\xbc\x81"}; /* 。？！ */
 
+    const char *e; /* where an end mark before s would end */
+
     if (s == text)
         return true;
     if (*s == ' ' || ((unsigned char)*s & 0xc0) == 0x80)
         return false; /* not the start of a word, or inside a character */
-    if (s - text >= 2 && s[-1] == ' ' && strchr(".?!", s[-2]))
+    e = s[-1] == ' ' ? s - 1 : s;
+    if (e != s && e > text && strchr(".?!", e[-1]))
         return true;
-    for (size_t i = 0; i < 3; i++) {
-        if (s - text >= 3 && memcmp(s - 3, cjk[i], 3) == 0)
+    for (size_t i = 0; i < 3; i++)
+        if (e - text >= 3 && memcmp(e - 3, cjk[i], 3) == 0)
             return true;
-        if (s - text >= 4 && s[-1] == ' ' && memcmp(s - 4, cjk[i], 3) == 0)
-            return true;
-    }
     return false;
 }
 
