@@ -120,11 +120,12 @@ CDT_NODISCARD int cdt_app_history_delete(struct cdt_app *app, const char *id, ch
                                          size_t errcap);
 
 /* Refines text with the settings (prompt / model / vocabulary override them when not
- * NULL; an invalid vocabulary is CDT_EINVAL).
+ * NULL; an invalid vocabulary is CDT_EINVAL) and the LLM step's deadline timeout_ms
+ * (<= 0: CDT_REFINE_DEFAULT_TIMEOUT_MS), as `codictate refine --timeout-ms`.
  * should_stop (NULL: never), asked while the model runs (the route's client gone,
  * say), abandons the model call at once: CDT_ECANCELED. */
 CDT_NODISCARD int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt,
-                                 const char *model, const char *vocabulary,
+                                 const char *model, const char *vocabulary, long timeout_ms,
                                  bool (*should_stop)(void *user_data), void *user_data, cJSON **out,
                                  char *errmsg, size_t errcap);
 

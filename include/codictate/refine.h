@@ -45,15 +45,16 @@ extern "C" {
 
 #define CDT_REFINE_MAX_TEXT (1024 * 1024) /* longest transcript, bytes */
 #define CDT_REFINE_MAX_MODEL_TEXT                                                                  \
-    (64 * 1024)                                         /* longest transcript sent to a            \
-                                                         * model, bytes; longer: the               \
-                                                         * deterministic pass only */
-#define CDT_REFINE_MAX_RESPONSE       (4 * 1024 * 1024) /* an openai answer, bytes */
-#define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000             /* the default deadline, ms */
-#define CDT_REFINE_CHUNK_WORDS        120               /* words of a piece of a long transcript */
-#define CDT_REFINE_MAX_TOKENS         4096              /* cdt_refine_max_tokens' ceiling */
-#define CDT_REFINE_PIECES_TIMED       32                /* pieces whose time is reported */
-#define CDT_REFINE_REASON_MAX         512               /* a fallback reason, bytes */
+    (64 * 1024)                                           /* longest transcript sent to a          \
+                                                           * model, bytes; longer: the             \
+                                                           * deterministic pass only */
+#define CDT_REFINE_MAX_RESPONSE       (4 * 1024 * 1024)   /* an openai answer, bytes */
+#define CDT_REFINE_DEFAULT_TIMEOUT_MS 10000               /* the default deadline, ms */
+#define CDT_REFINE_MAX_TIMEOUT_MS     (24L * 3600 * 1000) /* the longest one asked for, ms */
+#define CDT_REFINE_CHUNK_WORDS        120  /* words of a piece of a long transcript */
+#define CDT_REFINE_MAX_TOKENS         4096 /* cdt_refine_max_tokens' ceiling */
+#define CDT_REFINE_PIECES_TIMED       32   /* pieces whose time is reported */
+#define CDT_REFINE_REASON_MAX         512  /* a fallback reason, bytes */
 
 /* Words of output per word of input the guards accept: [MIN, MAX × n + SLACK]. */
 #define CDT_REFINE_MIN_RATIO   0.5

@@ -6,11 +6,13 @@
 #include "codictate/httpd.h"
 #include "codictate/json.h"
 #include "codictate/log.h"
+#include "codictate/refine.h"
 #include "codictate/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,14 +448,22 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
             out = cdt_app_dictation(s->app);
     } else if (strcmp(path, "/api/refine") == 0) {
         const char *text = opt_str(body, "text");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "timeout_ms");
 
         if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "text"))) {
             rc = CDT_EINVAL;
             snprintf(err, sizeof(err), "\"text\" must be a string");
+        } else if (t && !(cJSON_IsNumber(t) && t->valuedouble >= 1 &&
+                          t->valuedouble <= (double)CDT_REFINE_MAX_TIMEOUT_MS &&
+                          t->valuedouble == floor(t->valuedouble))) {
+            rc = CDT_EINVAL;
+            snprintf(err, sizeof(err), "\"timeout_ms\" must be whole milliseconds, 1 to %ld",
+                     CDT_REFINE_MAX_TIMEOUT_MS);
         } else {
             rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
-                                opt_str(body, "model"), opt_str(body, "vocabulary"), client_gone,
-                                req, &out, err, sizeof(err));
+                                opt_str(body, "model"), opt_str(body, "vocabulary"),
+                                t ? (long)t->valuedouble : 0, client_gone, req, &out, err,
+                                sizeof(err));
         }
     } else if (split_item(path, "/api/models/", id, &verb)) {
         model_route(s, req, id, verb, body);

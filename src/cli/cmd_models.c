@@ -36,8 +36,9 @@ static void models_usage(FILE *out)
                  "                       (a mismatch: damaged; pull repairs it)\n"
                  "\n"
                  "ID is a catalog id or alias (e.g. qwen3_base_1.7b). Files go to the Hugging\n"
-                 "Face cache ($HF_HOME/hub, default ~/.cache/huggingface/hub); HF_ENDPOINT,\n"
-                 "HF_TOKEN and CODICTATE_CATALOG are honoured.\n");
+                 "Face cache ($HF_HUB_CACHE, else $HF_HOME/hub, default\n"
+                 "~/.cache/huggingface/hub); HF_ENDPOINT, HF_TOKEN and CODICTATE_CATALOG are\n"
+                 "honoured.\n");
 }
 
 struct ctx {

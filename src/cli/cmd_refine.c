@@ -356,8 +356,9 @@ int cdt_cli_refine_opt(struct cdt_cli_refine_opts *o, int ch, const char *arg, c
         o->prompt = arg;
         return 1;
     case CDT_CLI_OPT_TIMEOUT:
-        if (!cdt_arg_int(arg, 1, 24L * 3600 * 1000, &o->timeout_ms)) {
-            fprintf(stderr, "%s: --timeout-ms needs milliseconds (1..86400000)\n", who);
+        if (!cdt_arg_int(arg, 1, CDT_REFINE_MAX_TIMEOUT_MS, &o->timeout_ms)) {
+            fprintf(stderr, "%s: --timeout-ms needs milliseconds (1..%ld)\n", who,
+                    CDT_REFINE_MAX_TIMEOUT_MS);
             return -1;
         }
         return 1;

@@ -200,8 +200,8 @@ static struct refiner_ref *ref_get(struct cdt_app *app)
 /* A refiner for settings s (prompt / model / vocabulary override them when not NULL;
  * cdt_refiner_new checks them: CDT_EINVAL with errmsg). */
 static int make_refiner(struct cdt_app *app, const struct cdt_settings *s, const char *prompt,
-                        const char *model, const char *vocabulary, struct cdt_refiner **out,
-                        char *errmsg, size_t errcap)
+                        const char *model, const char *vocabulary, long timeout_ms,
+                        struct cdt_refiner **out, char *errmsg, size_t errcap)
 {
     struct cdt_refiner_opts o = {0};
     bool openai = s->provider == CDT_PROVIDER_OPENAI;
@@ -213,6 +213,7 @@ static int make_refiner(struct cdt_app *app, const struct cdt_settings *s, const
     o.openai_model = openai && s->openai_model[0] ? s->openai_model : NULL;
     o.instructions = prompt ? prompt : s->prompt[0] ? s->prompt : NULL;
     o.vocabulary = vocabulary ? vocabulary : s->vocabulary[0] ? s->vocabulary : NULL;
+    o.timeout_ms = timeout_ms;
     o.no_env = true;
     o.log = app->p.log;
     o.catalog = app->cat;
@@ -229,7 +230,7 @@ static int install_refiner(struct cdt_app *app, const struct cdt_settings *s, ch
 
     if (!ref)
         return CDT_ENOMEM;
-    rc = make_refiner(app, s, NULL, NULL, NULL, &ref->r, errmsg, errcap);
+    rc = make_refiner(app, s, NULL, NULL, NULL, 0, &ref->r, errmsg, errcap);
     if (rc != 0) {
         free(ref);
         return rc;
@@ -1434,9 +1435,9 @@ int cdt_app_history_audio(struct cdt_app *app, const char *id, char *path, size_
 
 /* Refines text with the current refiner, or one made with the overrides. */
 static int refine_with(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                       const char *vocabulary, bool (*should_stop)(void *), void *stop_data,
-                       struct cdt_refine_result *res, const char **provider, char *errmsg,
-                       size_t errcap)
+                       const char *vocabulary, long timeout_ms, bool (*should_stop)(void *),
+                       void *stop_data, struct cdt_refine_result *res, const char **provider,
+                       char *errmsg, size_t errcap)
 {
     struct refiner_ref *ref = NULL;
     struct cdt_refiner *own = NULL, *r;
@@ -1444,7 +1445,7 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
 
     if (model && (rc = catalog_id_ok(app, model, CDT_MODEL_LLM, "model", errmsg, errcap)) != 0)
         return rc;
-    if (prompt || model || vocabulary) {
+    if (prompt || model || vocabulary || timeout_ms > 0) {
         struct cdt_settings *s = malloc(sizeof(*s));
 
         if (!s)
@@ -1454,7 +1455,7 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
         pthread_mutex_unlock(&app->mu);
         if (model)
             s->provider = CDT_PROVIDER_LOCAL;
-        rc = make_refiner(app, s, prompt, model, vocabulary, &own, errmsg, errcap);
+        rc = make_refiner(app, s, prompt, model, vocabulary, timeout_ms, &own, errmsg, errcap);
         free(s);
         if (rc != 0)
             return rc;
@@ -1496,7 +1497,8 @@ int cdt_app_history_refine(struct cdt_app *app, const char *id, const char *prom
         cdt_history_entries_free(e, 1);
         return CDT_ESTATE;
     }
-    rc = refine_with(app, e->raw, prompt, model, NULL, NULL, NULL, &res, &provider, errmsg, errcap);
+    rc = refine_with(app, e->raw, prompt, model, NULL, 0, NULL, NULL, &res, &provider, errmsg,
+                     errcap);
     if (rc != 0) {
         cdt_history_entries_free(e, 1);
         return rc;
@@ -1567,8 +1569,8 @@ int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg, si
 }
 
 int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                   const char *vocabulary, bool (*should_stop)(void *user_data), void *user_data,
-                   cJSON **out, char *errmsg, size_t errcap)
+                   const char *vocabulary, long timeout_ms, bool (*should_stop)(void *user_data),
+                   void *user_data, cJSON **out, char *errmsg, size_t errcap)
 {
     struct cdt_refine_result res;
     const char *provider = NULL;
@@ -1580,8 +1582,8 @@ int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, co
                  CDT_REFINE_MAX_TEXT);
         return CDT_ETOOBIG;
     }
-    rc = refine_with(app, text, prompt, model, vocabulary, should_stop, user_data, &res, &provider,
-                     errmsg, errcap);
+    rc = refine_with(app, text, prompt, model, vocabulary, timeout_ms, should_stop, user_data, &res,
+                     &provider, errmsg, errcap);
     if (rc != 0)
         return rc;
     *out = cdt_json_refine(&res, provider);

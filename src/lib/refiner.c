@@ -238,6 +238,7 @@ static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_sto
         cJSON_AddStringToObject(req, "model", r->model);
     if (r->vocabulary)
         cJSON_AddStringToObject(req, "vocabulary", r->vocabulary);
+    cJSON_AddNumberToObject(req, "timeout_ms", (double)r->rp.timeout_ms); /* --timeout-ms */
     body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!body)

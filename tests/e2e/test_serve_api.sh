@@ -259,6 +259,18 @@ check "transcribe --refine via the app: it says so" has "$(cat "$tmp/tr.err")" "
 check "dictate's LLM step via the app: exit 0" is "$?" 0
 check "dictate's LLM step via the app: it says so" has "$(cat "$tmp/dc.err")" "through the running app"
 check "dictate's LLM step via the app: the model" is "$(j "$tmp/dc.json" 'd["model"]')" test_llm_v1
+# --timeout-ms reaches the app: 1 ms cannot be met, so the deterministic text and why
+# (the app used its own 10 s before and the model answered).
+"$bin" -v refine --json --timeout-ms 1 "um so the meeting is at three" >"$tmp/rt.json" 2>"$tmp/rt.err"
+check "refine --timeout-ms via the app: exit 0" is "$?" 0
+check "refine --timeout-ms via the app: through the app" has "$(cat "$tmp/rt.err")" "through the running app"
+check "refine --timeout-ms via the app: its deadline" is "$(j "$tmp/rt.json" '(d["reason_code"], bool(d["refined"]))')" \
+  "('timeout', True)"
+check "refine: timeout_ms a string -> 400" is "$(post api/refine '{"text": "hello", "timeout_ms": "5"}')" 400
+check "refine: the 400 names timeout_ms" has "$(cat "$tmp/r.json")" "timeout_ms"
+check "refine: timeout_ms 0 -> 400" is "$(post api/refine '{"text": "hello", "timeout_ms": 0}')" 400
+check "refine: timeout_ms 1.5 -> 400" is "$(post api/refine '{"text": "hello", "timeout_ms": 1.5}')" 400
+check "refine: timeout_ms 60000 -> 200" is "$(post api/refine '{"text": "um hello", "timeout_ms": 60000}')" 200
 check "refine with another provider stays in-process" lacks \
   "$("$bin" -v refine --base-url http://127.0.0.1:9/v1 "hello" 2>&1)" "through the running app"
 
