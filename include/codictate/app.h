@@ -121,13 +121,34 @@ CDT_NODISCARD int cdt_app_history_delete(struct cdt_app *app, const char *id, ch
 
 /* Refines text with the settings (prompt / model / vocabulary override them when not
  * NULL; an invalid vocabulary is CDT_EINVAL) and the LLM step's deadline timeout_ms
- * (<= 0: CDT_REFINE_DEFAULT_TIMEOUT_MS), as `codictate refine --timeout-ms`.
+ * (<= 0: CDT_REFINE_DEFAULT_TIMEOUT_MS), as `codictate refine --timeout-ms`. With
+ * ahead_id (NULL: none) of a refinement ahead: with its refiner and the pieces it
+ * refined (the overrides then are those it was made with), and it is freed; an id
+ * that is gone (dropped, expired) refines everything now.
  * should_stop (NULL: never), asked while the model runs (the route's client gone,
  * say), abandons the model call at once: CDT_ECANCELED. */
 CDT_NODISCARD int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt,
                                  const char *model, const char *vocabulary, long timeout_ms,
-                                 bool (*should_stop)(void *user_data), void *user_data, cJSON **out,
-                                 char *errmsg, size_t errcap);
+                                 const char *ahead_id, bool (*should_stop)(void *user_data),
+                                 void *user_data, cJSON **out, char *errmsg, size_t errcap);
+
+/* Refinement ahead for a verb that dictates (`codictate dictate` while the app
+ * runs): the finished pieces of its transcript refined with the app's warm model
+ * while it still grows, as the app's own dictations do. new makes one with the same
+ * overrides as cdt_app_refine (id: its name); offer gives it the transcript so far
+ * (*pieces: refined so far); cdt_app_refine with the id takes them; delete drops it.
+ * At most 8 are kept (a new one drops the oldest), and one without an offer for 10
+ * min is dropped. Return 0, CDT_EINVAL (an override), CDT_ENOTFOUND (no such id),
+ * CDT_ETOOBIG (text over CDT_REFINE_MAX_TEXT), CDT_ENOMEM, CDT_EIO. */
+#define CDT_APP_AHEAD_ID_CAP 33 /* 32 hex digits */
+CDT_NODISCARD int cdt_app_refine_ahead_new(struct cdt_app *app, const char *prompt,
+                                           const char *model, const char *vocabulary,
+                                           long timeout_ms, char id[CDT_APP_AHEAD_ID_CAP],
+                                           char *errmsg, size_t errcap);
+CDT_NODISCARD int cdt_app_refine_ahead_offer(struct cdt_app *app, const char *id, const char *text,
+                                             size_t *pieces, char *errmsg, size_t errcap);
+CDT_NODISCARD int cdt_app_refine_ahead_delete(struct cdt_app *app, const char *id, char *errmsg,
+                                              size_t errcap);
 
 #ifdef __cplusplus
 }

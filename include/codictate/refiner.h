@@ -76,11 +76,29 @@ CDT_NODISCARD int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text
                                          void *user_data, struct cdt_refine_result *res);
 
 /* Refinement ahead (refine.h) with this refiner's settings: *out (free with
- * cdt_refine_ahead_free, before the refiner) refines the finished pieces of a
- * transcript in the background while it grows; pass it to cdt_refiner_run_ahead.
- * Returns 0, CDT_EUNSUPPORTED (the refiner refines through the running app: *out
- * NULL, refine after stop), CDT_ENOMEM. */
-CDT_NODISCARD int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine_ahead **out);
+ * cdt_refiner_ahead_free, before the refiner) refines the finished pieces of a
+ * transcript in the background while it grows (cdt_refiner_ahead_offer); pass it to
+ * cdt_refiner_run_ahead. Through the running app it is the app's (POST
+ * /api/refine/ahead: its warm model refines them, and the run takes them there); if
+ * the app stops answering, the rest is refined after stop. Returns 0, CDT_ENOMEM, or
+ * an error of the app's (*out NULL: refine after stop). */
+struct cdt_refiner_ahead;
+CDT_NODISCARD int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refiner_ahead **out);
+
+/* The transcript so far (it only grows): as cdt_refine_ahead_offer. Any thread; NULL
+ * a is a no-op. */
+void cdt_refiner_ahead_offer(struct cdt_refiner_ahead *a, const char *text);
+
+/* Pieces refined so far (through the app: as of the last offer). NULL: 0. */
+size_t cdt_refiner_ahead_count(struct cdt_refiner_ahead *a);
+
+/* As cdt_refine_ahead_cancel; never blocks (through the app: no more offers, and
+ * free drops the app's refinement ahead). */
+void cdt_refiner_ahead_cancel(struct cdt_refiner_ahead *a);
+
+/* Frees a (through the app: drops the app's refinement ahead unless a run took it).
+ * NULL: no-op. */
+void cdt_refiner_ahead_free(struct cdt_refiner_ahead *a);
 
 /* cdt_refiner_run_stream taking the pieces `ahead` (borrowed; NULL: none) refined
  * in the background; only the rest is asked now. Same result as without it when
@@ -93,7 +111,7 @@ CDT_NODISCARD int
 cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
                       void (*on_delta)(const char *text, size_t len, void *user_data),
                       bool (*should_stop)(void *user_data), void *user_data,
-                      struct cdt_refine_ahead *ahead, struct cdt_refine_result *res);
+                      struct cdt_refiner_ahead *ahead, struct cdt_refine_result *res);
 
 /* "local" or "openai". */
 const char *cdt_refiner_provider(const struct cdt_refiner *r);

@@ -303,6 +303,26 @@ static const char *opt_str(const cJSON *o, const char *key)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
+/* The optional "timeout_ms" of body (0 when absent): whole milliseconds, 1 to
+ * CDT_REFINE_MAX_TIMEOUT_MS. Returns 0, or CDT_EINVAL with err. */
+static int opt_timeout(const cJSON *body, long *ms, char *err, size_t errcap)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "timeout_ms");
+
+    *ms = 0;
+    if (!t)
+        return 0;
+    if (!(cJSON_IsNumber(t) && t->valuedouble >= 1 &&
+          t->valuedouble <= (double)CDT_REFINE_MAX_TIMEOUT_MS &&
+          t->valuedouble == floor(t->valuedouble))) {
+        snprintf(err, errcap, "\"timeout_ms\" must be whole milliseconds, 1 to %ld",
+                 CDT_REFINE_MAX_TIMEOUT_MS);
+        return CDT_EINVAL;
+    }
+    *ms = (long)t->valuedouble;
+    return 0;
+}
+
 /* Splits "/api/<coll>/<id>/<verb>" (id without '/'). */
 static bool split_item(const char *path, const char *coll, char *id, const char **verb)
 {
@@ -447,23 +467,50 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
         if (rc == 0)
             out = cdt_app_dictation(s->app);
     } else if (strcmp(path, "/api/refine") == 0) {
-        const char *text = opt_str(body, "text");
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "timeout_ms");
+        const char *text = opt_str(body, "text"), *ahead = opt_str(body, "ahead");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "ahead");
+        long ms = 0;
 
         if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "text"))) {
             rc = CDT_EINVAL;
             snprintf(err, sizeof(err), "\"text\" must be a string");
-        } else if (t && !(cJSON_IsNumber(t) && t->valuedouble >= 1 &&
-                          t->valuedouble <= (double)CDT_REFINE_MAX_TIMEOUT_MS &&
-                          t->valuedouble == floor(t->valuedouble))) {
+        } else if ((rc = opt_timeout(body, &ms, err, sizeof(err))) == 0 && a &&
+                   (!ahead || strlen(ahead) >= CDT_APP_AHEAD_ID_CAP)) {
             rc = CDT_EINVAL;
-            snprintf(err, sizeof(err), "\"timeout_ms\" must be whole milliseconds, 1 to %ld",
-                     CDT_REFINE_MAX_TIMEOUT_MS);
-        } else {
+            snprintf(err, sizeof(err), "\"ahead\" must be the id of a refinement ahead");
+        } else if (rc == 0) {
             rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
-                                opt_str(body, "model"), opt_str(body, "vocabulary"),
-                                t ? (long)t->valuedouble : 0, client_gone, req, &out, err,
-                                sizeof(err));
+                                opt_str(body, "model"), opt_str(body, "vocabulary"), ms, ahead,
+                                client_gone, req, &out, err, sizeof(err));
+        }
+    } else if (strcmp(path, "/api/refine/ahead") == 0) {
+        char aid[CDT_APP_AHEAD_ID_CAP];
+        long ms = 0;
+
+        if ((rc = opt_timeout(body, &ms, err, sizeof(err))) == 0)
+            rc = cdt_app_refine_ahead_new(s->app, opt_str(body, "prompt"), opt_str(body, "model"),
+                                          opt_str(body, "vocabulary"), ms, aid, err, sizeof(err));
+        if (rc == 0 && (out = cJSON_CreateObject()) != NULL)
+            cJSON_AddStringToObject(out, "id", aid);
+    } else if (split_item(path, "/api/refine/ahead/", id, &verb)) {
+        size_t pieces = 0;
+
+        if (strcmp(verb, "offer") == 0) {
+            if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(body, "text"))) {
+                rc = CDT_EINVAL;
+                snprintf(err, sizeof(err), "\"text\" must be a string");
+            } else {
+                rc = cdt_app_refine_ahead_offer(
+                    s->app, id, cJSON_GetObjectItemCaseSensitive(body, "text")->valuestring,
+                    &pieces, err, sizeof(err));
+            }
+            if (rc == 0 && (out = cJSON_CreateObject()) != NULL)
+                cJSON_AddNumberToObject(out, "pieces", (double)pieces);
+        } else if (strcmp(verb, "delete") == 0) {
+            rc = cdt_app_refine_ahead_delete(s->app, id, err, sizeof(err));
+        } else {
+            rc = CDT_ENOTFOUND;
+            snprintf(err, sizeof(err), "no such refinement ahead action");
         }
     } else if (split_item(path, "/api/models/", id, &verb)) {
         model_route(s, req, id, verb, body);

@@ -31,11 +31,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define PROGRESS_MIN_MS 100 /* at most 10 progress events per second per model */
 #define MAX_TRACKED     64  /* models whose progress / error code is tracked */
 #define ID_CAP          128
+#define AHEAD_MAX       8                  /* refinements ahead kept: a new one drops the oldest */
+#define AHEAD_IDLE_MS   (10 * 60 * 1000.0) /* one without an offer this long is dropped */
 
 /* A refiner shared by the runs that use it; freed when the last one lets go. */
 struct refiner_ref {
@@ -104,7 +107,23 @@ struct cdt_app {
     pthread_t load_thread;
     bool load_thread_live;
     char load_id[ID_CAP];
+    /* refinements ahead for the verbs (POST /api/refine/ahead); ahead_mu guards the
+     * list and is held only around its changes and an offer */
+    pthread_mutex_t ahead_mu;
+    struct ahead_sess *aheads;
 };
+
+/* A verb's refinement ahead: the refiner it was made with and its worker. */
+struct ahead_sess {
+    struct ahead_sess *next;
+    char id[CDT_APP_AHEAD_ID_CAP];
+    struct refiner_ref *ref; /* the settings' refiner, or NULL: */
+    struct cdt_refiner *own; /* its own (the request's overrides) */
+    struct cdt_refiner_ahead *a;
+    double used_ms; /* made, or its last offer */
+};
+
+static void ahead_free(struct cdt_app *app, struct ahead_sess *s);
 
 /* ---- small helpers ---- */
 
@@ -358,6 +377,7 @@ int cdt_app_new(const struct cdt_app_params *p, struct cdt_app **out, char *errm
     pthread_mutex_init(&app->mu, NULL);
     pthread_mutex_init(&app->hist_mu, NULL);
     pthread_mutex_init(&app->load_mu, NULL);
+    pthread_mutex_init(&app->ahead_mu, NULL);
     if (p->config_dir)
         snprintf(app->config_dir, sizeof(app->config_dir), "%s", p->config_dir);
     if (cdt_sysinfo_total_ram(&ram) != 0)
@@ -452,6 +472,12 @@ void cdt_app_free(struct cdt_app *app)
         free(j->token);
         free(j);
     }
+    while (app->aheads) {
+        struct ahead_sess *s = app->aheads;
+
+        app->aheads = s->next;
+        ahead_free(app, s);
+    }
     cdt_transcribe_free(app->whisper);
     if (app->ref) {
         cdt_refiner_free(app->ref->r);
@@ -462,6 +488,7 @@ void cdt_app_free(struct cdt_app *app)
     cdt_history_free(app->hist);
     view_clear_text(&app->view);
     pthread_mutex_destroy(&app->load_mu);
+    pthread_mutex_destroy(&app->ahead_mu);
     pthread_mutex_destroy(&app->mu);
     pthread_mutex_destroy(&app->hist_mu);
     free(app);
@@ -1433,50 +1460,207 @@ int cdt_app_history_audio(struct cdt_app *app, const char *id, char *path, size_
     return rc;
 }
 
-/* Refines text with the current refiner, or one made with the overrides. */
-static int refine_with(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                       const char *vocabulary, long timeout_ms, bool (*should_stop)(void *),
-                       void *stop_data, struct cdt_refine_result *res, const char **provider,
-                       char *errmsg, size_t errcap)
+/* The current refiner (*ref, put it back with ref_put), or one made with the
+ * overrides (*own, free it). Returns it, or NULL with *rc and errmsg. */
+static struct cdt_refiner *pick_refiner(struct cdt_app *app, const char *prompt, const char *model,
+                                        const char *vocabulary, long timeout_ms,
+                                        struct refiner_ref **ref, struct cdt_refiner **own, int *rc,
+                                        char *errmsg, size_t errcap)
 {
-    struct refiner_ref *ref = NULL;
-    struct cdt_refiner *own = NULL, *r;
-    int rc;
-
-    if (model && (rc = catalog_id_ok(app, model, CDT_MODEL_LLM, "model", errmsg, errcap)) != 0)
-        return rc;
+    *ref = NULL;
+    *own = NULL;
+    if (model && (*rc = catalog_id_ok(app, model, CDT_MODEL_LLM, "model", errmsg, errcap)) != 0)
+        return NULL;
     if (prompt || model || vocabulary || timeout_ms > 0) {
         struct cdt_settings *s = malloc(sizeof(*s));
 
-        if (!s)
-            return CDT_ENOMEM;
+        if (!s) {
+            *rc = CDT_ENOMEM;
+            return NULL;
+        }
         pthread_mutex_lock(&app->mu);
         *s = app->settings;
         pthread_mutex_unlock(&app->mu);
         if (model)
             s->provider = CDT_PROVIDER_LOCAL;
-        rc = make_refiner(app, s, prompt, model, vocabulary, timeout_ms, &own, errmsg, errcap);
+        *rc = make_refiner(app, s, prompt, model, vocabulary, timeout_ms, own, errmsg, errcap);
         free(s);
-        if (rc != 0)
-            return rc;
-        r = own;
-    } else {
-        ref = ref_get(app);
-        if (!ref) {
-            set_err(errmsg, errcap, "%s", "no refiner");
-            return CDT_ESTATE;
-        }
-        r = ref->r;
+        return *rc == 0 ? *own : NULL;
     }
-    rc = cdt_refiner_run_ahead(r, text, NULL, should_stop, stop_data, NULL, res);
+    if (!(*ref = ref_get(app))) {
+        set_err(errmsg, errcap, "%s", "no refiner");
+        *rc = CDT_ESTATE;
+        return NULL;
+    }
+    *rc = 0;
+    return (*ref)->r;
+}
+
+static void ahead_free(struct cdt_app *app, struct ahead_sess *s)
+{
+    if (!s)
+        return;
+    cdt_refiner_ahead_free(s->a); /* the model call under way abandoned, its worker joined */
+    cdt_refiner_free(s->own);
+    ref_put(app, s->ref);
+    free(s);
+}
+
+/* The refinement ahead `id`, taken out of the list (the caller frees it), or NULL. */
+static struct ahead_sess *ahead_take(struct cdt_app *app, const char *id)
+{
+    struct ahead_sess **pp, *s = NULL;
+
+    pthread_mutex_lock(&app->ahead_mu);
+    for (pp = &app->aheads; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->id, id) == 0) {
+            s = *pp;
+            *pp = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&app->ahead_mu);
+    return s;
+}
+
+/* Refines text with the refinement ahead `ahead_id` (its refiner and the pieces it
+ * refined), else with the current refiner or one made with the overrides. */
+static int refine_with(struct cdt_app *app, const char *text, const char *prompt, const char *model,
+                       const char *vocabulary, long timeout_ms, const char *ahead_id,
+                       bool (*should_stop)(void *), void *stop_data, struct cdt_refine_result *res,
+                       const char **provider, char *errmsg, size_t errcap)
+{
+    struct refiner_ref *ref = NULL;
+    struct cdt_refiner *own = NULL, *r;
+    struct ahead_sess *s = ahead_id ? ahead_take(app, ahead_id) : NULL;
+    int rc;
+
+    if (ahead_id && !s)
+        CDT_LOG_D(app->p.log, "refine: no refinement ahead %s (dropped or expired): all now",
+                  ahead_id);
+    if (s)
+        r = s->own ? s->own : s->ref->r;
+    else if (!(r = pick_refiner(app, prompt, model, vocabulary, timeout_ms, &ref, &own, &rc, errmsg,
+                                errcap)))
+        return rc;
+    rc = cdt_refiner_run_ahead(r, text, NULL, should_stop, stop_data, s ? s->a : NULL, res);
     if (rc == CDT_ECANCELED) {
         CDT_LOG_I(app->p.log, "refine: cancelled, the model call abandoned (the client went away)");
         set_err(errmsg, errcap, "%s", "cancelled: the client went away");
     }
     *provider = cdt_refiner_provider(r);
+    ahead_free(app, s);
     cdt_refiner_free(own);
     ref_put(app, ref);
     return rc;
+}
+
+int cdt_app_refine_ahead_new(struct cdt_app *app, const char *prompt, const char *model,
+                             const char *vocabulary, long timeout_ms, char id[CDT_APP_AHEAD_ID_CAP],
+                             char *errmsg, size_t errcap)
+{
+    struct ahead_sess *s = calloc(1, sizeof(*s)), **pp, *drop = NULL, *oldest;
+    unsigned char rnd[16];
+    size_t n = 0;
+    double now = cdt_now_ms();
+    int rc;
+
+    id[0] = '\0';
+    if (!s)
+        return CDT_ENOMEM;
+    if (!pick_refiner(app, prompt, model, vocabulary, timeout_ms, &s->ref, &s->own, &rc, errmsg,
+                      errcap)) {
+        free(s);
+        return rc;
+    }
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        set_err(errmsg, errcap, "%s", "no randomness for an id");
+        ahead_free(app, s);
+        return CDT_EIO;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
+    if ((rc = cdt_refiner_ahead_new(s->own ? s->own : s->ref->r, &s->a)) != 0) {
+        set_err(errmsg, errcap, "%s", "out of memory");
+        ahead_free(app, s);
+        return rc;
+    }
+    s->used_ms = now;
+    pthread_mutex_lock(&app->ahead_mu);
+    /* Those left unused (a verb that died) go; so does the oldest past AHEAD_MAX. */
+    for (pp = &app->aheads; *pp;) {
+        struct ahead_sess *x = *pp;
+
+        if (now - x->used_ms > AHEAD_IDLE_MS) {
+            *pp = x->next;
+            x->next = drop;
+            drop = x;
+        } else {
+            pp = &x->next;
+            n++;
+        }
+    }
+    if (n >= AHEAD_MAX) {
+        oldest = app->aheads;
+        for (struct ahead_sess *x = app->aheads; x; x = x->next)
+            if (x->used_ms < oldest->used_ms)
+                oldest = x;
+        for (pp = &app->aheads; *pp != oldest; pp = &(*pp)->next)
+            ;
+        *pp = oldest->next;
+        oldest->next = drop;
+        drop = oldest;
+    }
+    s->next = app->aheads;
+    app->aheads = s;
+    memcpy(id, s->id, CDT_APP_AHEAD_ID_CAP);
+    pthread_mutex_unlock(&app->ahead_mu);
+    while (drop) {
+        struct ahead_sess *x = drop;
+
+        drop = x->next;
+        CDT_LOG_D(app->p.log, "refine ahead %s dropped (unused, or too many)", x->id);
+        ahead_free(app, x);
+    }
+    return 0;
+}
+
+int cdt_app_refine_ahead_offer(struct cdt_app *app, const char *id, const char *text,
+                               size_t *pieces, char *errmsg, size_t errcap)
+{
+    struct ahead_sess *s;
+
+    *pieces = 0;
+    if (strlen(text) > CDT_REFINE_MAX_TEXT) {
+        snprintf(errmsg, errcap, "the text is over %d bytes, the most refine takes",
+                 CDT_REFINE_MAX_TEXT);
+        return CDT_ETOOBIG;
+    }
+    pthread_mutex_lock(&app->ahead_mu);
+    for (s = app->aheads; s && strcmp(s->id, id) != 0; s = s->next)
+        ;
+    if (s) {
+        cdt_refiner_ahead_offer(s->a, text); /* copies it and wakes the worker */
+        *pieces = cdt_refiner_ahead_count(s->a);
+        s->used_ms = cdt_now_ms();
+    }
+    pthread_mutex_unlock(&app->ahead_mu);
+    if (!s) {
+        set_err(errmsg, errcap, "%s", "no such refinement ahead (dropped or expired)");
+        return CDT_ENOTFOUND;
+    }
+    return 0;
+}
+
+int cdt_app_refine_ahead_delete(struct cdt_app *app, const char *id, char *errmsg, size_t errcap)
+{
+    struct ahead_sess *s = ahead_take(app, id);
+
+    if (!s) {
+        set_err(errmsg, errcap, "%s", "no such refinement ahead (dropped or expired)");
+        return CDT_ENOTFOUND;
+    }
+    ahead_free(app, s);
+    return 0;
 }
 
 int cdt_app_history_refine(struct cdt_app *app, const char *id, const char *prompt,
@@ -1497,7 +1681,7 @@ int cdt_app_history_refine(struct cdt_app *app, const char *id, const char *prom
         cdt_history_entries_free(e, 1);
         return CDT_ESTATE;
     }
-    rc = refine_with(app, e->raw, prompt, model, NULL, 0, NULL, NULL, &res, &provider, errmsg,
+    rc = refine_with(app, e->raw, prompt, model, NULL, 0, NULL, NULL, NULL, &res, &provider, errmsg,
                      errcap);
     if (rc != 0) {
         cdt_history_entries_free(e, 1);
@@ -1569,8 +1753,9 @@ int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg, si
 }
 
 int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, const char *model,
-                   const char *vocabulary, long timeout_ms, bool (*should_stop)(void *user_data),
-                   void *user_data, cJSON **out, char *errmsg, size_t errcap)
+                   const char *vocabulary, long timeout_ms, const char *ahead_id,
+                   bool (*should_stop)(void *user_data), void *user_data, cJSON **out, char *errmsg,
+                   size_t errcap)
 {
     struct cdt_refine_result res;
     const char *provider = NULL;
@@ -1582,8 +1767,8 @@ int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, co
                  CDT_REFINE_MAX_TEXT);
         return CDT_ETOOBIG;
     }
-    rc = refine_with(app, text, prompt, model, vocabulary, timeout_ms, should_stop, user_data, &res,
-                     &provider, errmsg, errcap);
+    rc = refine_with(app, text, prompt, model, vocabulary, timeout_ms, ahead_id, should_stop,
+                     user_data, &res, &provider, errmsg, errcap);
     if (rc != 0)
         return rc;
     *out = cdt_json_refine(&res, provider);

@@ -57,7 +57,7 @@ struct cdt_dictation {
 
     /* refinement ahead: the eager worker offers it the text so far (set before the
      * eager worker starts, freed after it is joined) */
-    struct cdt_refine_ahead *ahead; /* NULL: all refinement after stop */
+    struct cdt_refiner_ahead *ahead; /* NULL: all refinement after stop */
 };
 
 static const char *const state_names[] = {"idle", "recording", "transcribing", "refining",
@@ -146,7 +146,7 @@ static void offer_ahead(const char *text, void *ud)
 {
     struct cdt_dictation *d = ud;
 
-    cdt_refine_ahead_offer(d->ahead, text);
+    cdt_refiner_ahead_offer(d->ahead, text);
 }
 
 /* ---- background preload ---- */
@@ -391,7 +391,7 @@ void cdt_dictation_cancel(struct cdt_dictation *d)
     if (d->st.state == CDT_DICT_RECORDING || d->st.state == CDT_DICT_TRANSCRIBING ||
         d->st.state == CDT_DICT_REFINING) {
         cdt_eager_cancel(d->eager);
-        cdt_refine_ahead_cancel(d->ahead);
+        cdt_refiner_ahead_cancel(d->ahead);
     }
     if (d->whisper_busy) {
         cdt_transcribe_cancel(d->whisper_busy); /* an atomic store */
@@ -781,7 +781,7 @@ int cdt_dictation_wait(struct cdt_dictation *d, struct cdt_dictation_result *res
 out:
     /* Whatever the refinement took, nothing more is refined ahead (a transcript
      * delivered whole, already clean, or a failure never asked it to stop). */
-    cdt_refine_ahead_cancel(d->ahead);
+    cdt_refiner_ahead_cancel(d->ahead);
     join_whisper(d);
     drop_eager(d); /* cancelled or failed: t is free when wait returns */
     join_llm(d);
@@ -823,7 +823,7 @@ void cdt_dictation_free(struct cdt_dictation *d)
     cdt_capture_free(d->cap);
     join_whisper(d);
     drop_eager(d); /* before the transcriber it uses, and the ahead it offers to */
-    cdt_refine_ahead_free(d->ahead);
+    cdt_refiner_ahead_free(d->ahead);
     join_llm(d);
     cdt_transcribe_free(d->own_t);
     cdt_history_free(d->hist);

@@ -14,8 +14,10 @@
 #include "codictate/transcribe.h"
 
 #define CDT_REFINER_APP_MARGIN_MS 60000 /* the app may have to load the model first, ms */
+#define CDT_REFINER_AHEAD_CALL_MS 3000  /* an offer to the app's refinement ahead, ms */
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,12 +220,52 @@ int cdt_refiner_run(struct cdt_refiner *r, const char *text, struct cdt_refine_r
     return cdt_refiner_run_stream(r, text, NULL, NULL, res);
 }
 
+/* Refinement ahead: here (local), or the app's session `id` (through the app). */
+struct cdt_refiner_ahead {
+    struct cdt_refine_ahead *local; /* NULL through the app */
+    struct cdt_refiner *r;          /* through the app: its port and log */
+    pthread_mutex_t mu;             /* id, pieces, dead */
+    char id[64];                    /* the app's; "" once a run took it or it was dropped */
+    size_t pieces;                  /* as of the last offer */
+    bool dead;                      /* the app did not answer an offer: no more */
+};
+
+/* The refiner's options that go with a request to the app: the instructions when
+ * they were given, --model, --vocabulary, --timeout-ms. */
+static void add_app_options(const struct cdt_refiner *r, cJSON *req)
+{
+    if (r->custom_prompt && r->instructions)
+        cJSON_AddStringToObject(req, "prompt", r->instructions);
+    if (r->model)
+        cJSON_AddStringToObject(req, "model", r->model);
+    if (r->vocabulary)
+        cJSON_AddStringToObject(req, "vocabulary", r->vocabulary);
+    cJSON_AddNumberToObject(req, "timeout_ms", (double)r->rp.timeout_ms);
+}
+
+/* The app's session id of a (a copy, in id[64]); false when there is none. */
+static bool ahead_id(struct cdt_refiner_ahead *a, char *id)
+{
+    bool ok;
+
+    if (!a || a->local)
+        return false;
+    pthread_mutex_lock(&a->mu);
+    ok = a->id[0] && !a->dead;
+    memcpy(id, a->id, sizeof(a->id));
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
 /* POST /api/refine to the running app (should_stop closes the connection: the app
  * stops refining). Returns 0 with *res, CDT_ECANCELED, or -1: it did not answer
- * (refine here then). */
+ * (refine here then). With the refinement ahead of the app, it takes its pieces.
+ */
 static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_stop)(void *),
-                      void *stop_data, struct cdt_refine_result *res)
+                      void *stop_data, struct cdt_refiner_ahead *ahead,
+                      struct cdt_refine_result *res)
 {
+    char ahead_at[64];
     struct cdt_client_response ans = {0};
     cJSON *req = cJSON_CreateObject(), *o;
     char *body, err[512];
@@ -232,13 +274,13 @@ static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_sto
     if (!req)
         return -1;
     cJSON_AddStringToObject(req, "text", text);
-    if (r->custom_prompt && r->instructions)
-        cJSON_AddStringToObject(req, "prompt", r->instructions);
-    if (r->model)
-        cJSON_AddStringToObject(req, "model", r->model);
-    if (r->vocabulary)
-        cJSON_AddStringToObject(req, "vocabulary", r->vocabulary);
-    cJSON_AddNumberToObject(req, "timeout_ms", (double)r->rp.timeout_ms); /* --timeout-ms */
+    add_app_options(r, req);
+    if (ahead_id(ahead, ahead_at)) {
+        cJSON_AddStringToObject(req, "ahead", ahead_at);
+        pthread_mutex_lock(&ahead->mu);
+        ahead->id[0] = '\0'; /* the app frees it with this run */
+        pthread_mutex_unlock(&ahead->mu);
+    }
     body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!body)
@@ -270,18 +312,178 @@ int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text,
     return cdt_refiner_run_ahead(r, text, on_delta, NULL, user_data, NULL, res);
 }
 
-int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refine_ahead **out)
+/* POST body (a JSON object) to the app's refinement ahead at path; *o the answer
+ * (free with cJSON_Delete) when it is 200 with JSON. */
+static int ahead_call(struct cdt_refiner *r, const char *path, const char *body, cJSON **o)
 {
+    struct cdt_client_response ans = {0};
+    char err[256];
+    int rc;
+
+    *o = NULL;
+    rc = cdt_appclient_call(r->app_port, "POST", path, body, CDT_REFINER_AHEAD_CALL_MS, &ans, err,
+                            sizeof(err));
+    if (rc == 0 && ans.status == 200 && !(*o = cJSON_Parse(ans.body)))
+        rc = CDT_EFORMAT;
+    else if (rc == 0 && ans.status != 200)
+        rc = CDT_EENGINE;
+    if (rc != 0)
+        CDT_LOG_D(r->log, "refine ahead: %s: %s", path,
+                  ans.status ? "an error status"
+                  : err[0]   ? err
+                             : cdt_strerror(rc));
+    free(ans.body);
+    return rc;
+}
+
+int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refiner_ahead **out)
+{
+    struct cdt_refiner_ahead *a = calloc(1, sizeof(*a));
+    cJSON *req, *o = NULL;
+    const cJSON *id;
+    char *body = NULL;
+    int rc;
+
     *out = NULL;
-    if (r->app_port > 0)
-        return CDT_EUNSUPPORTED; /* the app's model: one request after stop */
-    return cdt_refine_ahead_new(&r->rp, out) == 0 ? 0 : CDT_ENOMEM;
+    if (!a)
+        return CDT_ENOMEM;
+    a->r = r;
+    pthread_mutex_init(&a->mu, NULL);
+    if (r->app_port <= 0) {
+        if (cdt_refine_ahead_new(&r->rp, &a->local) != 0) {
+            cdt_refiner_ahead_free(a);
+            return CDT_ENOMEM;
+        }
+        *out = a;
+        return 0;
+    }
+    /* The app's, with the options a run sends (run_in_app). */
+    if ((req = cJSON_CreateObject()) != NULL) {
+        add_app_options(r, req);
+        body = cJSON_PrintUnformatted(req);
+        cJSON_Delete(req);
+    }
+    if (!body) {
+        cdt_refiner_ahead_free(a);
+        return CDT_ENOMEM;
+    }
+    rc = ahead_call(r, "/api/refine/ahead", body, &o);
+    free(body);
+    id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (rc == 0 &&
+        (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= sizeof(a->id) ||
+         strspn(id->valuestring, "0123456789abcdef") != strlen(id->valuestring)))
+        rc = CDT_EFORMAT;
+    if (rc != 0) {
+        cJSON_Delete(o);
+        cdt_refiner_ahead_free(a);
+        return rc;
+    }
+    snprintf(a->id, sizeof(a->id), "%s", id->valuestring);
+    cJSON_Delete(o);
+    CDT_LOG_D(r->log, "refine ahead: in the running app (%s)", a->id);
+    *out = a;
+    return 0;
+}
+
+void cdt_refiner_ahead_offer(struct cdt_refiner_ahead *a, const char *text)
+{
+    char id[64], path[128], *body;
+    cJSON *req, *o = NULL;
+    const cJSON *n;
+
+    if (!a)
+        return;
+    if (a->local) {
+        cdt_refine_ahead_offer(a->local, text);
+        return;
+    }
+    if (!ahead_id(a, id) || !(req = cJSON_CreateObject()))
+        return;
+    cJSON_AddStringToObject(req, "text", text);
+    body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!body)
+        return;
+    snprintf(path, sizeof(path), "/api/refine/ahead/%s/offer", id);
+    if (ahead_call(a->r, path, body, &o) != 0) {
+        CDT_LOG_W(a->r->log, "refine ahead: the app did not take the text so far; the rest is "
+                             "refined after stop");
+        pthread_mutex_lock(&a->mu);
+        a->dead = true;
+        pthread_mutex_unlock(&a->mu);
+    } else if (cJSON_IsNumber(n = cJSON_GetObjectItemCaseSensitive(o, "pieces")) &&
+               n->valuedouble >= 0) {
+        pthread_mutex_lock(&a->mu);
+        a->pieces = (size_t)n->valuedouble;
+        pthread_mutex_unlock(&a->mu);
+    }
+    cJSON_Delete(o);
+    free(body);
+}
+
+size_t cdt_refiner_ahead_count(struct cdt_refiner_ahead *a)
+{
+    size_t n;
+
+    if (!a)
+        return 0;
+    if (a->local)
+        return cdt_refine_ahead_count(a->local);
+    pthread_mutex_lock(&a->mu);
+    n = a->pieces;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
+/* Drops the app's session (it refines nothing more), once. */
+static void ahead_drop(struct cdt_refiner_ahead *a)
+{
+    char id[64], path[128];
+    cJSON *o = NULL;
+
+    pthread_mutex_lock(&a->mu);
+    memcpy(id, a->id, sizeof(id));
+    a->id[0] = '\0';
+    pthread_mutex_unlock(&a->mu);
+    if (!id[0])
+        return;
+    snprintf(path, sizeof(path), "/api/refine/ahead/%s/delete", id);
+    if (ahead_call(a->r, path, "{}", &o) == 0)
+        cJSON_Delete(o);
+}
+
+void cdt_refiner_ahead_cancel(struct cdt_refiner_ahead *a)
+{
+    if (!a)
+        return;
+    if (a->local) {
+        cdt_refine_ahead_cancel(a->local);
+        return;
+    }
+    /* No call to the app here (a caller may hold its own locks): no more offers nor
+     * a run that takes it; free drops it in the app. */
+    pthread_mutex_lock(&a->mu);
+    a->dead = true;
+    pthread_mutex_unlock(&a->mu);
+}
+
+void cdt_refiner_ahead_free(struct cdt_refiner_ahead *a)
+{
+    if (!a)
+        return;
+    if (a->local)
+        cdt_refine_ahead_free(a->local);
+    else
+        ahead_drop(a);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
 }
 
 int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
                           void (*on_delta)(const char *text, size_t len, void *user_data),
                           bool (*should_stop)(void *user_data), void *user_data,
-                          struct cdt_refine_ahead *ahead, struct cdt_refine_result *res)
+                          struct cdt_refiner_ahead *ahead, struct cdt_refine_result *res)
 {
     int rc;
 
@@ -290,11 +492,11 @@ int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
 
     p.on_delta = on_delta;
     p.delta_user_data = user_data;
-    p.ahead = ahead;
+    p.ahead = ahead ? ahead->local : NULL;
     p.should_stop = should_stop;
     p.stop_user_data = user_data;
     memset(res, 0, sizeof(*res));
-    if (r->app_port > 0 && (rc = run_in_app(r, text, should_stop, user_data, res)) >= 0)
+    if (r->app_port > 0 && (rc = run_in_app(r, text, should_stop, user_data, ahead, res)) >= 0)
         return 0;
     if (r->app_port > 0 && rc == CDT_ECANCELED)
         return rc;

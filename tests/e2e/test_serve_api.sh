@@ -271,6 +271,44 @@ check "refine: the 400 names timeout_ms" has "$(cat "$tmp/r.json")" "timeout_ms"
 check "refine: timeout_ms 0 -> 400" is "$(post api/refine '{"text": "hello", "timeout_ms": 0}')" 400
 check "refine: timeout_ms 1.5 -> 400" is "$(post api/refine '{"text": "hello", "timeout_ms": 1.5}')" 400
 check "refine: timeout_ms 60000 -> 200" is "$(post api/refine '{"text": "um hello", "timeout_ms": 60000}')" 200
+# --- refinement ahead for a verb that dictates (`dictate` through the app) ---
+# (over 120 words: refined in pieces, of which all but the last are finished early)
+para="so the first thing is the budget for next year and we need to look at it again. then the
+second thing is hiring where we want two engineers and one designer. after that the office move
+which is in march. and last the launch date which moves to june."
+long="$para $para $para $para please send me your notes before friday."
+check "ahead: POST /api/refine/ahead -> 200" is "$(post api/refine/ahead '{"timeout_ms": 60000}')" 200
+aid=$(j "$tmp/r.json" 'd["id"]')
+check "ahead: an id of 32 hex digits" "$PY" -c "import re, sys; sys.exit(0 if re.fullmatch('[0-9a-f]{32}', '$aid') else 1)"
+offer_body=$("$PY" -c 'import json, sys; print(json.dumps({"text": sys.argv[1]}))' "$long")
+pieces=0
+for _ in $(seq 1 300); do
+  [ "$(post "api/refine/ahead/$aid/offer" "$offer_body")" = 200 ] || break
+  pieces=$(j "$tmp/r.json" 'd["pieces"]')
+  [ "$pieces" -ge 1 ] 2>/dev/null && break
+  sleep 0.2
+done
+check "ahead: the finished pieces are refined while the text grows" "$PY" -c "import sys; sys.exit(0 if int('$pieces') >= 1 else 1)"
+run_body=$("$PY" -c 'import json, sys; print(json.dumps({"text": sys.argv[1], "ahead": sys.argv[2]}))' "$long" "$aid")
+check "ahead: POST /api/refine with it -> 200" is "$(post api/refine "$run_body")" 200
+check "ahead: the run took the pieces refined ahead" is \
+  "$(j "$tmp/r.json" '(d["timings"]["pieces_ahead"] >= 1, d["timings"]["pieces_ahead"] == sum(d["timings"]["piece_ahead"]))')" "(True, True)"
+check "ahead: every word of the transcript is in the text" is \
+  "$(j "$tmp/r.json" 'all(w in d["refined"].lower() for w in ("budget", "hiring", "designer", "march", "june", "friday"))')" True
+check "ahead: taken by the run (gone after it)" is "$(post "api/refine/ahead/$aid/offer" "$offer_body")" 404
+check "ahead: an id that is gone still refines (all now)" is "$(post api/refine "$run_body")" 200
+check "ahead: ... with none taken ahead" is "$(j "$tmp/r.json" 'd["timings"]["pieces_ahead"]')" 0
+check "ahead: \"ahead\" a number -> 400" is "$(post api/refine '{"text": "hello", "ahead": 5}')" 400
+check "ahead: a bad timeout_ms -> 400" is "$(post api/refine/ahead '{"timeout_ms": -1}')" 400
+post api/refine/ahead '{}' >/dev/null
+aid2=$(j "$tmp/r.json" 'd["id"]')
+check "ahead: delete -> 200" is "$(post "api/refine/ahead/$aid2/delete" '{}')" 200
+check "ahead: deleted (offer -> 404)" is "$(post "api/refine/ahead/$aid2/offer" '{"text": "x"}')" 404
+check "ahead: delete again -> 404" is "$(post "api/refine/ahead/$aid2/delete" '{}')" 404
+post api/refine/ahead '{}' >/dev/null
+aid3=$(j "$tmp/r.json" 'd["id"]')
+check "ahead: offer without text -> 400" is "$(post "api/refine/ahead/$aid3/offer" '{}')" 400
+check "ahead: an unknown action -> 404" is "$(post "api/refine/ahead/$aid2/nope" '{}')" 404
 check "refine with another provider stays in-process" lacks \
   "$("$bin" -v refine --base-url http://127.0.0.1:9/v1 "hello" 2>&1)" "through the running app"
 
