@@ -124,13 +124,16 @@ CDT_NODISCARD int cdt_app_history_delete(struct cdt_app *app, const char *id, ch
  * (<= 0: CDT_REFINE_DEFAULT_TIMEOUT_MS), as `codictate refine --timeout-ms`. With
  * ahead_id (NULL: none) of a refinement ahead: with its refiner and the pieces it
  * refined (the overrides then are those it was made with), and it is freed; an id
- * that is gone (dropped, expired) refines everything now.
+ * that is gone (dropped, expired) refines everything now. on_delta (NULL: none; same
+ * user_data) sees the model's text as it comes, as cdt_refiner_run_stream's.
  * should_stop (NULL: never), asked while the model runs (the route's client gone,
  * say), abandons the model call at once: CDT_ECANCELED. */
 CDT_NODISCARD int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt,
                                  const char *model, const char *vocabulary, long timeout_ms,
-                                 const char *ahead_id, bool (*should_stop)(void *user_data),
-                                 void *user_data, cJSON **out, char *errmsg, size_t errcap);
+                                 const char *ahead_id,
+                                 void (*on_delta)(const char *text, size_t len, void *user_data),
+                                 bool (*should_stop)(void *user_data), void *user_data, cJSON **out,
+                                 char *errmsg, size_t errcap);
 
 /* Refinement ahead for a verb that dictates (`codictate dictate` while the app
  * runs): the finished pieces of its transcript refined with the app's warm model

@@ -31,11 +31,13 @@ CDT_NODISCARD int cdt_appclient_call(int port, const char *method, const char *p
                                      const char *body, long timeout_ms,
                                      struct cdt_client_response *out, char *errmsg, size_t errcap);
 
-/* cdt_appclient_call with stop (NULL: never) asked every CDT_CLIENT_POLL_MS while it
+/* cdt_appclient_call with on_data (NULL: none) seeing the body as it arrives (a
+ * stream's events) and stop (NULL: never) asked every CDT_CLIENT_POLL_MS while it
  * runs: when it says true the connection closes at once (the app stops the work
  * the request started) and CDT_ECANCELED is returned. */
 CDT_NODISCARD int cdt_appclient_call_stoppable(int port, const char *method, const char *path,
                                                const char *body, long timeout_ms,
+                                               cdt_client_data_fn on_data, void *data_ud,
                                                cdt_client_stop_fn stop, void *stop_data,
                                                struct cdt_client_response *out, char *errmsg,
                                                size_t errcap);

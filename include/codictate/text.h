@@ -38,6 +38,12 @@ int cdt_utf8_char(const char *s, size_t avail);
  * piece of a stream). Caller frees; NULL when out of memory. */
 char *cdt_utf8_repair(const char *s, size_t len, size_t *tail);
 
+/* One piece of a stream as valid UTF-8: carry[0..*carry_len) (the end of the piece
+ * before, a character it cut short) then piece[0..len) through cdt_utf8_repair; a
+ * character cut short at the end goes to the carry for the next piece. Caller
+ * frees; NULL when out of memory (the carry then is emptied). */
+char *cdt_utf8_carry(char carry[4], size_t *carry_len, const char *piece, size_t len);
+
 /* A copy of s safe to print on a terminal: C0 control characters (but newline when
  * keep_newlines), DEL and the C1 controls (U+0080..U+009F, e.g. the one-byte CSI)
  * become "\xNN" / "\u00NN", so stored text or a request path cannot move the

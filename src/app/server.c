@@ -7,6 +7,7 @@
 #include "codictate/json.h"
 #include "codictate/log.h"
 #include "codictate/refine.h"
+#include "codictate/text.h"
 #include "codictate/util.h"
 
 #include <cjson/cJSON.h>
@@ -46,6 +47,7 @@ struct cdt_app_server {
     pthread_cond_t cv;
     struct sub *subs;
     bool closing;
+    int refining; /* streamed refinements whose worker still runs (refine_stream) */
 };
 
 /* Queues one event for u (lock held); out of memory drops the subscriber. */
@@ -178,11 +180,11 @@ static void reply_json(struct cdt_http_req *req, int status, cJSON *o)
 }
 
 /* {"detail", "code"} with the status an error code maps to. */
-static void reply_err(struct cdt_http_req *req, int rc, const char *msg)
+/* The HTTP status of an error and its code name. */
+static int err_status(int rc, const char **code_out)
 {
     int status;
     const char *code;
-    cJSON *o = cJSON_CreateObject();
 
     switch (rc) {
     case CDT_EINVAL:
@@ -211,6 +213,16 @@ static void reply_err(struct cdt_http_req *req, int rc, const char *msg)
         status = 500, code = "internal";
         break;
     }
+    *code_out = code;
+    return status;
+}
+
+static void reply_err(struct cdt_http_req *req, int rc, const char *msg)
+{
+    const char *code;
+    int status = err_status(rc, &code);
+    cJSON *o = cJSON_CreateObject();
+
     if (o) {
         cJSON_AddStringToObject(o, "detail", msg && *msg ? msg : cdt_strerror(rc));
         cJSON_AddStringToObject(o, "code", code);
@@ -419,6 +431,213 @@ static void model_route(struct cdt_app_server *s, struct cdt_http_req *req, cons
 
 /* A refine's should_stop: its client went away (`codictate dictate` cancelled while
  * it refined through the app): the model call is abandoned. */
+/* ---- a refinement streamed (POST /api/refine with "stream": true) ----
+ *
+ * The sidecar's stream protocol: "data: {json}\n\n" events, {"text": piece} as the
+ * model generates (a preview, before the guards), then {"done": true, ...the refine
+ * result} or {"done": true, "status": N, "detail": "..."}. A worker thread refines;
+ * the connection's thread sends what it queued. Both hold a reference; the worker
+ * stops at once when the client goes or the server closes. */
+struct refine_stream {
+    struct cdt_app_server *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cdt_buf q; /* events not yet sent */
+    size_t off;
+    char carry[4]; /* a piece's incomplete last UTF-8 character */
+    size_t carry_len;
+    bool finished, gone;
+    int refs;
+    char *text, *prompt, *model, *vocabulary, *ahead;
+    long timeout_ms;
+};
+
+static void rs_unref(struct refine_stream *rs)
+{
+    bool last;
+
+    pthread_mutex_lock(&rs->mu);
+    last = --rs->refs == 0;
+    pthread_mutex_unlock(&rs->mu);
+    if (!last)
+        return;
+    cdt_buf_cleanup(&rs->q);
+    free(rs->text);
+    free(rs->prompt);
+    free(rs->model);
+    free(rs->vocabulary);
+    free(rs->ahead);
+    pthread_cond_destroy(&rs->cv);
+    pthread_mutex_destroy(&rs->mu);
+    free(rs);
+}
+
+/* Queues {"key": o} ... as one event (o consumed). */
+static void rs_event(struct refine_stream *rs, cJSON *o, bool last)
+{
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+
+    cJSON_Delete(o);
+    pthread_mutex_lock(&rs->mu);
+    if (s && (cdt_buf_append(&rs->q, "data: ", 6) != 0 || cdt_buf_appends(&rs->q, s) != 0 ||
+              cdt_buf_append(&rs->q, "\n\n", 2) != 0))
+        rs->gone = true; /* out of memory: the stream ends */
+    if (last)
+        rs->finished = true;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    free(s);
+}
+
+static void rs_delta(const char *piece, size_t len, void *ud)
+{
+    struct refine_stream *rs = ud; /* the worker's alone */
+    char *out = cdt_utf8_carry(rs->carry, &rs->carry_len, piece, len);
+    cJSON *o;
+
+    if (out && out[0] && (o = cJSON_CreateObject()) != NULL) {
+        cJSON_AddStringToObject(o, "text", out);
+        rs_event(rs, o, false);
+    }
+    free(out);
+}
+
+static bool rs_stop(void *ud)
+{
+    struct refine_stream *rs = ud;
+    bool stop;
+
+    pthread_mutex_lock(&rs->mu);
+    stop = rs->gone;
+    pthread_mutex_unlock(&rs->mu);
+    if (!stop) {
+        pthread_mutex_lock(&rs->srv->mu);
+        stop = rs->srv->closing;
+        pthread_mutex_unlock(&rs->srv->mu);
+    }
+    return stop;
+}
+
+static void *rs_main(void *arg)
+{
+    struct refine_stream *rs = arg;
+    struct cdt_app_server *s = rs->srv;
+    char err[1024] = "";
+    const char *code;
+    cJSON *out = NULL;
+    int rc = cdt_app_refine(s->app, rs->text, rs->prompt, rs->model, rs->vocabulary, rs->timeout_ms,
+                            rs->ahead, rs_delta, rs_stop, rs, &out, err, sizeof(err));
+
+    if (rc == 0 && out) {
+        cJSON_AddTrueToObject(out, "done");
+    } else {
+        cJSON_Delete(out);
+        if ((out = cJSON_CreateObject()) != NULL) {
+            cJSON_AddTrueToObject(out, "done");
+            cJSON_AddNumberToObject(out, "status", err_status(rc ? rc : CDT_ENOMEM, &code));
+            cJSON_AddStringToObject(out, "detail", err[0] ? err : cdt_strerror(rc));
+            cJSON_AddStringToObject(out, "code", code);
+        }
+    }
+    rs_event(rs, out, true);
+    rs_unref(rs);
+    pthread_mutex_lock(&s->mu);
+    s->refining--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static ssize_t rs_next(void *ud, char *buf, size_t cap)
+{
+    struct refine_stream *rs = ud;
+    struct timespec deadline = cdt_ms_to_timespec(cdt_now_ms() + SSE_PING_MS);
+    ssize_t n;
+
+    pthread_mutex_lock(&rs->mu);
+    while (!rs->finished && !rs->gone && rs->q.len == rs->off)
+        if (pthread_cond_timedwait(&rs->cv, &rs->mu, &deadline) == ETIMEDOUT)
+            break;
+    if (rs->q.len > rs->off) {
+        size_t k = rs->q.len - rs->off < cap ? rs->q.len - rs->off : cap;
+
+        memcpy(buf, rs->q.data + rs->off, k);
+        rs->off += k;
+        n = (ssize_t)k;
+    } else if (rs->finished || rs->gone) {
+        n = 0;
+    } else {
+        n = snprintf(buf, cap, ": ping\n\n"); /* the model is still loading or thinking */
+    }
+    pthread_mutex_unlock(&rs->mu);
+    return n;
+}
+
+static void rs_done(void *ud, bool gone)
+{
+    struct refine_stream *rs = ud;
+
+    pthread_mutex_lock(&rs->mu);
+    rs->gone = rs->gone || gone || !rs->finished; /* the worker stops */
+    pthread_mutex_unlock(&rs->mu);
+    rs_unref(rs);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Starts a streamed refinement: answered as it goes. Returns 0, or an error before
+ * anything was sent (then the caller answers it). */
+static int refine_stream(struct cdt_app_server *s, struct cdt_http_req *req, const char *text,
+                         const cJSON *body, long timeout_ms, const char *ahead)
+{
+    struct refine_stream *rs = calloc(1, sizeof(*rs));
+    pthread_attr_t attr;
+    pthread_t th;
+    int rc;
+
+    if (!rs)
+        return CDT_ENOMEM;
+    rs->srv = s;
+    rs->refs = 2;
+    rs->timeout_ms = timeout_ms;
+    pthread_mutex_init(&rs->mu, NULL);
+    pthread_cond_init(&rs->cv, NULL);
+    cdt_buf_init(&rs->q);
+    rs->text = strdup(text);
+    rs->prompt = dup_or_null(opt_str(body, "prompt"));
+    rs->model = dup_or_null(opt_str(body, "model"));
+    rs->vocabulary = dup_or_null(opt_str(body, "vocabulary"));
+    rs->ahead = dup_or_null(ahead);
+    if (!rs->text || (opt_str(body, "prompt") && !rs->prompt) ||
+        (opt_str(body, "model") && !rs->model) ||
+        (opt_str(body, "vocabulary") && !rs->vocabulary) || (ahead && !rs->ahead)) {
+        rs->refs = 1;
+        rs_unref(rs);
+        return CDT_ENOMEM;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->refining++;
+    pthread_mutex_unlock(&s->mu);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&th, &attr, rs_main, rs);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->refining--;
+        pthread_mutex_unlock(&s->mu);
+        rs->refs = 1;
+        rs_unref(rs);
+        return CDT_ENOMEM;
+    }
+    cdt_http_add_header(req, "Cache-Control", "no-store");
+    cdt_http_reply_stream(req, 200, "text/event-stream", rs_next, rs_done, rs);
+    return 0;
+}
+
 static bool client_gone(void *req)
 {
     return cdt_http_req_client_gone(req) != 0;
@@ -478,10 +697,15 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
                    (!ahead || strlen(ahead) >= CDT_APP_AHEAD_ID_CAP)) {
             rc = CDT_EINVAL;
             snprintf(err, sizeof(err), "\"ahead\" must be the id of a refinement ahead");
+        } else if (rc == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"))) {
+            if ((rc = refine_stream(s, req, text ? text : "", body, ms, ahead)) == 0) {
+                cJSON_Delete(body);
+                return; /* answered as it goes */
+            }
         } else if (rc == 0) {
             rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
                                 opt_str(body, "model"), opt_str(body, "vocabulary"), ms, ahead,
-                                client_gone, req, &out, err, sizeof(err));
+                                NULL, client_gone, req, &out, err, sizeof(err));
         }
     } else if (strcmp(path, "/api/refine/ahead") == 0) {
         char aid[CDT_APP_AHEAD_ID_CAP];
@@ -617,6 +841,10 @@ void cdt_app_server_free(struct cdt_app_server *s)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     cdt_httpd_free(s->httpd);
+    pthread_mutex_lock(&s->mu); /* their model calls see closing and return */
+    while (s->refining > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
     cdt_app_free(s->app);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -934,20 +934,7 @@ cJSON *cdt_app_dictation(struct cdt_app *app)
  * held. */
 static char *delta_utf8_locked(struct cdt_app *app, const char *piece, size_t len)
 {
-    size_t n = app->delta_carry_len + len, tail = 0;
-    char *in = malloc(n + 1), *out;
-
-    if (!in)
-        return NULL;
-    memcpy(in, app->delta_carry, app->delta_carry_len);
-    memcpy(in + app->delta_carry_len, piece, len);
-    out = cdt_utf8_repair(in, n, &tail);
-    /* A cut-short character is under 4 bytes: it fits the carry. */
-    app->delta_carry_len = out ? tail : 0;
-    if (out)
-        memcpy(app->delta_carry, in + n - tail, tail);
-    free(in);
-    return out;
+    return cdt_utf8_carry(app->delta_carry, &app->delta_carry_len, piece, len);
 }
 
 static void on_dict_event(const struct cdt_dictation_event *ev, void *ud)
@@ -1526,8 +1513,9 @@ static struct ahead_sess *ahead_take(struct cdt_app *app, const char *id)
  * refined), else with the current refiner or one made with the overrides. */
 static int refine_with(struct cdt_app *app, const char *text, const char *prompt, const char *model,
                        const char *vocabulary, long timeout_ms, const char *ahead_id,
-                       bool (*should_stop)(void *), void *stop_data, struct cdt_refine_result *res,
-                       const char **provider, char *errmsg, size_t errcap)
+                       void (*on_delta)(const char *, size_t, void *), bool (*should_stop)(void *),
+                       void *stop_data, struct cdt_refine_result *res, const char **provider,
+                       char *errmsg, size_t errcap)
 {
     struct refiner_ref *ref = NULL;
     struct cdt_refiner *own = NULL, *r;
@@ -1542,7 +1530,7 @@ static int refine_with(struct cdt_app *app, const char *text, const char *prompt
     else if (!(r = pick_refiner(app, prompt, model, vocabulary, timeout_ms, &ref, &own, &rc, errmsg,
                                 errcap)))
         return rc;
-    rc = cdt_refiner_run_ahead(r, text, NULL, should_stop, stop_data, s ? s->a : NULL, res);
+    rc = cdt_refiner_run_ahead(r, text, on_delta, should_stop, stop_data, s ? s->a : NULL, res);
     if (rc == CDT_ECANCELED) {
         CDT_LOG_I(app->p.log, "refine: cancelled, the model call abandoned (the client went away)");
         set_err(errmsg, errcap, "%s", "cancelled: the client went away");
@@ -1681,8 +1669,8 @@ int cdt_app_history_refine(struct cdt_app *app, const char *id, const char *prom
         cdt_history_entries_free(e, 1);
         return CDT_ESTATE;
     }
-    rc = refine_with(app, e->raw, prompt, model, NULL, 0, NULL, NULL, NULL, &res, &provider, errmsg,
-                     errcap);
+    rc = refine_with(app, e->raw, prompt, model, NULL, 0, NULL, NULL, NULL, NULL, &res, &provider,
+                     errmsg, errcap);
     if (rc != 0) {
         cdt_history_entries_free(e, 1);
         return rc;
@@ -1754,6 +1742,7 @@ int cdt_app_history_delete(struct cdt_app *app, const char *id, char *errmsg, si
 
 int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, const char *model,
                    const char *vocabulary, long timeout_ms, const char *ahead_id,
+                   void (*on_delta)(const char *text, size_t len, void *user_data),
                    bool (*should_stop)(void *user_data), void *user_data, cJSON **out, char *errmsg,
                    size_t errcap)
 {
@@ -1767,8 +1756,8 @@ int cdt_app_refine(struct cdt_app *app, const char *text, const char *prompt, co
                  CDT_REFINE_MAX_TEXT);
         return CDT_ETOOBIG;
     }
-    rc = refine_with(app, text, prompt, model, vocabulary, timeout_ms, ahead_id, should_stop,
-                     user_data, &res, &provider, errmsg, errcap);
+    rc = refine_with(app, text, prompt, model, vocabulary, timeout_ms, ahead_id, on_delta,
+                     should_stop, user_data, &res, &provider, errmsg, errcap);
     if (rc != 0)
         return rc;
     *out = cdt_json_refine(&res, provider);

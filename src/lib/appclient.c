@@ -68,11 +68,12 @@ int cdt_appclient_call(int port, const char *method, const char *path, const cha
 }
 
 int cdt_appclient_call_stoppable(int port, const char *method, const char *path, const char *body,
-                                 long timeout_ms, cdt_client_stop_fn stop, void *stop_data,
+                                 long timeout_ms, cdt_client_data_fn on_data, void *data_ud,
+                                 cdt_client_stop_fn stop, void *stop_data,
                                  struct cdt_client_response *out, char *errmsg, size_t errcap)
 {
-    return cdt_client_request_observed(port, NULL, method, path, body, timeout_ms, NULL, NULL, stop,
-                                       stop_data, out, errmsg, errcap);
+    return cdt_client_request_observed(port, NULL, method, path, body, timeout_ms, on_data, data_ud,
+                                       stop, stop_data, out, errmsg, errcap);
 }
 
 /* Whether the app answers at port. */

@@ -257,14 +257,80 @@ static bool ahead_id(struct cdt_refiner_ahead *a, char *id)
     return ok;
 }
 
+/* A streamed answer of the app as it arrives: each complete "data: " line that is a
+ * {"text": piece} event goes to on_delta. The body is parsed again whole at the end
+ * (stream_result), so this only shows the pieces early. */
+struct app_stream {
+    void (*on_delta)(const char *text, size_t len, void *user_data);
+    void *user_data;
+    struct cdt_buf line;
+    bool failed; /* out of memory: no more pieces */
+};
+
+static void app_stream_data(const char *data, size_t len, void *ud)
+{
+    struct app_stream *st = ud;
+
+    while (len > 0 && !st->failed) {
+        const char *nl = memchr(data, '\n', len);
+        size_t n = nl ? (size_t)(nl - data) : len;
+        const cJSON *x;
+        cJSON *o;
+
+        if (cdt_buf_append(&st->line, data, n) != 0) {
+            st->failed = true;
+            break;
+        }
+        if (!nl)
+            break;
+        if (st->line.len > 6 && strncmp(st->line.data, "data: ", 6) == 0 &&
+            (o = cJSON_ParseWithLength(st->line.data + 6, st->line.len - 6)) != NULL) {
+            x = cJSON_GetObjectItemCaseSensitive(o, "text");
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "done")) && cJSON_IsString(x) &&
+                x->valuestring[0])
+                st->on_delta(x->valuestring, strlen(x->valuestring), st->user_data);
+            cJSON_Delete(o);
+        }
+        cdt_buf_truncate(&st->line, 0);
+        data += n + 1;
+        len -= n + 1;
+    }
+}
+
+/* The final {"done": true, ...} event of a streamed answer: the result, or NULL (an
+ * error event, or none). */
+static cJSON *stream_result(char *body)
+{
+    char *line, *save = NULL;
+    cJSON *last = NULL;
+
+    for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = strncmp(line, "data: ", 6) == 0 ? cJSON_Parse(line + 6) : NULL;
+
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "done"))) {
+            cJSON_Delete(last);
+            last = o;
+        } else {
+            cJSON_Delete(o);
+        }
+    }
+    if (last && cJSON_GetObjectItemCaseSensitive(last, "status")) {
+        cJSON_Delete(last);
+        last = NULL;
+    }
+    return last;
+}
+
 /* POST /api/refine to the running app (should_stop closes the connection: the app
  * stops refining). Returns 0 with *res, CDT_ECANCELED, or -1: it did not answer
- * (refine here then). With the refinement ahead of the app, it takes its pieces.
- */
-static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_stop)(void *),
-                      void *stop_data, struct cdt_refiner_ahead *ahead,
+ * (refine here then). With the refinement ahead of the app, it takes its pieces;
+ * with on_delta, the app streams the model's text (its "stream": true). */
+static int run_in_app(struct cdt_refiner *r, const char *text,
+                      void (*on_delta)(const char *text, size_t len, void *user_data),
+                      bool (*should_stop)(void *), void *user_data, struct cdt_refiner_ahead *ahead,
                       struct cdt_refine_result *res)
 {
+    struct app_stream st = {.on_delta = on_delta, .user_data = user_data};
     char ahead_at[64];
     struct cdt_client_response ans = {0};
     cJSON *req = cJSON_CreateObject(), *o;
@@ -281,18 +347,21 @@ static int run_in_app(struct cdt_refiner *r, const char *text, bool (*should_sto
         ahead->id[0] = '\0'; /* the app frees it with this run */
         pthread_mutex_unlock(&ahead->mu);
     }
+    if (on_delta)
+        cJSON_AddTrueToObject(req, "stream");
     body = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!body)
         return -1;
     CDT_LOG_I(r->log, "refine: through the running app (port %d)", r->app_port);
-    rc = cdt_appclient_call_stoppable(r->app_port, "POST", "/api/refine", body,
-                                      r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS, should_stop,
-                                      stop_data, &ans, err, sizeof(err));
+    rc = cdt_appclient_call_stoppable(
+        r->app_port, "POST", "/api/refine", body, r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS,
+        on_delta ? app_stream_data : NULL, &st, should_stop, user_data, &ans, err, sizeof(err));
+    cdt_buf_cleanup(&st.line);
     if (rc == CDT_ECANCELED) {
         CDT_LOG_D(r->log, "refine: cancelled (the app's refinement with it)");
     } else if (rc == 0 && ans.status == 200) {
-        o = cJSON_Parse(ans.body);
+        o = on_delta ? stream_result(ans.body) : cJSON_Parse(ans.body);
         rc = o && cdt_json_parse_refine(o, res) == 0 ? 0 : -1;
         cJSON_Delete(o);
     } else {
@@ -496,7 +565,8 @@ int cdt_refiner_run_ahead(struct cdt_refiner *r, const char *text,
     p.should_stop = should_stop;
     p.stop_user_data = user_data;
     memset(res, 0, sizeof(*res));
-    if (r->app_port > 0 && (rc = run_in_app(r, text, should_stop, user_data, ahead, res)) >= 0)
+    if (r->app_port > 0 &&
+        (rc = run_in_app(r, text, on_delta, should_stop, user_data, ahead, res)) >= 0)
         return 0;
     if (r->app_port > 0 && rc == CDT_ECANCELED)
         return rc;

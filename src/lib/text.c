@@ -157,6 +157,25 @@ char *cdt_utf8_repair(const char *s, size_t len, size_t *tail)
     return out;
 }
 
+char *cdt_utf8_carry(char carry[4], size_t *carry_len, const char *piece, size_t len)
+{
+    size_t n = *carry_len + len, tail = 0;
+    char *in = malloc(n + 1), *out;
+
+    *carry_len = 0;
+    if (!in)
+        return NULL;
+    memcpy(in, carry, n - len);
+    memcpy(in + (n - len), piece, len);
+    out = cdt_utf8_repair(in, n, &tail);
+    if (out) { /* a cut-short character is under 4 bytes: it fits the carry */
+        memcpy(carry, in + n - tail, tail);
+        *carry_len = tail;
+    }
+    free(in);
+    return out;
+}
+
 size_t cdt_text_escape_controls_to(const char *s, bool keep_newlines, char *out, size_t cap)
 {
     size_t n = 0;

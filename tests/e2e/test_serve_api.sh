@@ -309,6 +309,25 @@ post api/refine/ahead '{}' >/dev/null
 aid3=$(j "$tmp/r.json" 'd["id"]')
 check "ahead: offer without text -> 400" is "$(post "api/refine/ahead/$aid3/offer" '{}')" 400
 check "ahead: an unknown action -> 404" is "$(post "api/refine/ahead/$aid2/nope" '{}')" 404
+# The model's text streams through the app too: POST /api/refine with "stream": true
+# answers the sidecar's events ({"text"} pieces, then {"done": true, ...the result}),
+# and `refine` on a terminal shows them as they come (dimmed), then the result.
+curl -sN --max-time 120 -H 'Content-Type: application/json' \
+  --data '{"text": "um so the meeting is at three", "stream": true}' "${url}api/refine" >"$tmp/rs.txt"
+stream_check() {
+  "$PY" -c '
+import json, sys
+ev = [json.loads(l[6:]) for l in open(sys.argv[1]).read().splitlines() if l.startswith("data: ")]
+print(eval(sys.argv[2]))' "$tmp/rs.txt" "$1" 2>&1
+}
+check "stream: pieces of the model's text first" is "$(stream_check 'sum(1 for e in ev[:-1] if e.get("text")) >= 1')" True
+check "stream: the result last, as without stream" is \
+  "$(stream_check '(ev[-1].get("done"), isinstance(ev[-1].get("refined"), str), ev[-1].get("model"))')" \
+  "(True, True, 'test_llm_v1')"
+want=$("$bin" refine --json "um so the meeting is at three" 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["refined"])')
+script -qc "$(printf '%q ' "$bin" refine "um so the meeting is at three")" /dev/null >"$tmp/tty.out" 2>/dev/null </dev/null
+check "refine on a terminal via the app: the model's text dimmed as it comes" grep -q "$(printf '\033\\[2m')" "$tmp/tty.out"
+check "refine on a terminal via the app: the result last" is "$(tail -n 1 "$tmp/tty.out" | tr -d '\r')" "$want"
 check "refine with another provider stays in-process" lacks \
   "$("$bin" -v refine --base-url http://127.0.0.1:9/v1 "hello" 2>&1)" "through the running app"
 

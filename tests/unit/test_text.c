@@ -101,11 +101,35 @@ TEST(escape_controls_to_buffer)
     CHECK_INT(cdt_text_escape_controls_to("\xc2\x9b", false, NULL, 0), 6);
 }
 
+/* A stream's pieces as valid UTF-8: a character cut between two pieces is held
+ * back, then given whole with the next; bytes that start no character become
+ * U+FFFD at once. */
+TEST(utf8_carry_across_pieces)
+{
+    char carry[4];
+    size_t n = 0;
+    char *s;
+
+    s = cdt_utf8_carry(carry, &n, "ab\xc3", 3); /* é cut after its first byte */
+    CHECK_STR(s, "ab");
+    CHECK_INT((int)n, 1);
+    free(s);
+    s = cdt_utf8_carry(carry, &n, "\xa9\xe2\x82", 3); /* its end, then € cut short */
+    CHECK_STR(s, "\xc3\xa9");
+    CHECK_INT((int)n, 2);
+    free(s);
+    s = cdt_utf8_carry(carry, &n, "\xac!\xff", 3);
+    CHECK_STR(s, "\xe2\x82\xac!\xef\xbf\xbd"); /* €, then U+FFFD for 0xff */
+    CHECK_INT((int)n, 0);
+    free(s);
+}
+
 int main(void)
 {
     RUN(clean_response);
     RUN(strip_think_blocks_alone);
     RUN(utf8_validation);
+    RUN(utf8_carry_across_pieces);
     RUN(escape_controls);
     RUN(escape_controls_to_buffer);
     return TEST_END();
