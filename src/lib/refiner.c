@@ -231,7 +231,8 @@ struct cdt_refiner_ahead {
 };
 
 /* The refiner's options that go with a request to the app: the instructions when
- * they were given, --model, --vocabulary, --timeout-ms. */
+ * they were given, --model, --vocabulary, --timeout-ms when it is not the default
+ * (without any, the app refines with its own warm refiner). */
 static void add_app_options(const struct cdt_refiner *r, cJSON *req)
 {
     if (r->custom_prompt && r->instructions)
@@ -240,7 +241,8 @@ static void add_app_options(const struct cdt_refiner *r, cJSON *req)
         cJSON_AddStringToObject(req, "model", r->model);
     if (r->vocabulary)
         cJSON_AddStringToObject(req, "vocabulary", r->vocabulary);
-    cJSON_AddNumberToObject(req, "timeout_ms", (double)r->rp.timeout_ms);
+    if (r->rp.timeout_ms != CDT_REFINE_DEFAULT_TIMEOUT_MS)
+        cJSON_AddNumberToObject(req, "timeout_ms", (double)r->rp.timeout_ms);
 }
 
 /* The app's session id of a (a copy, in id[64]); false when there is none. */

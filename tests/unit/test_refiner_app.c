@@ -94,7 +94,7 @@ struct fixture {
     struct cdt_refiner *r;
 };
 
-static void setup(struct fixture *f, const char *prompt)
+static void setup(struct fixture *f, const char *prompt, long timeout_ms)
 {
     struct cdt_httpd_params hp = cdt_httpd_default_params();
     struct cdt_refiner_opts o = {0};
@@ -108,7 +108,7 @@ static void setup(struct fixture *f, const char *prompt)
     o.app_port = cdt_httpd_port(f->h);
     o.instructions = prompt;
     o.vocabulary = "Anya";
-    o.timeout_ms = 4321;
+    o.timeout_ms = timeout_ms;
     o.no_env = true;
     REQUIRE(cdt_refiner_new(&o, &f->r, err, sizeof(err)) == 0);
 }
@@ -127,7 +127,7 @@ TEST(ahead_through_the_app)
     struct cdt_refine_result res;
     char buf[256];
 
-    setup(&f, "Clean this up.");
+    setup(&f, "Clean this up.", 4321);
     REQUIRE(cdt_refiner_ahead_new(f.r, &a) == 0);
     REQUIRE(a != NULL);
     CHECK_INT(f.a.news, 1);
@@ -178,9 +178,10 @@ TEST(ahead_cancel_then_free_drops_it)
     struct cdt_refiner_ahead *a = NULL;
     char buf[256];
 
-    setup(&f, NULL);
+    setup(&f, NULL, 0);
     REQUIRE(cdt_refiner_ahead_new(f.r, &a) == 0);
-    CHECK_STR(field(f.a.new_body, "prompt", buf, sizeof(buf)), ""); /* the app's own */
+    CHECK_STR(field(f.a.new_body, "prompt", buf, sizeof(buf)), "");     /* the app's own */
+    CHECK_STR(field(f.a.new_body, "timeout_ms", buf, sizeof(buf)), ""); /* the default */
     cdt_refiner_ahead_offer(a, "some text.");
     cdt_refiner_ahead_cancel(a);
     CHECK_INT(f.a.deletes, 0); /* cancel calls nothing (its caller may hold locks) */
@@ -196,7 +197,7 @@ TEST(ahead_failed_offer_stops_the_offers)
     struct fixture f;
     struct cdt_refiner_ahead *a = NULL;
 
-    setup(&f, NULL);
+    setup(&f, NULL, 0);
     REQUIRE(cdt_refiner_ahead_new(f.r, &a) == 0);
     f.a.fail_offers = true;
     cdt_refiner_ahead_offer(a, "one.");
@@ -211,7 +212,7 @@ TEST(ahead_the_app_cannot_make_one)
     struct fixture f;
     struct cdt_refiner_ahead *a = (struct cdt_refiner_ahead *)&f;
 
-    setup(&f, NULL);
+    setup(&f, NULL, 0);
     f.a.fail_new = true;
     CHECK(cdt_refiner_ahead_new(f.r, &a) != 0);
     CHECK(a == NULL); /* refine after stop */
