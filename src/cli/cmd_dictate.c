@@ -51,19 +51,21 @@
 extern char **environ;
 
 /* Set by the signal handlers, read by the recording loop and, after it, by
- * watch_cancel (nothing else happens in a handler). */
-static volatile sig_atomic_t sig_cancel, sig_stop;
+ * watch_cancel (nothing else happens in a handler). Atomic, not volatile
+ * sig_atomic_t: the handler may run on another thread than the one reading (C11
+ * allows lock-free atomics in a handler). */
+static atomic_int sig_cancel, sig_stop;
 
 static void on_cancel_signal(int sig)
 {
     (void)sig;
-    sig_cancel = 1;
+    atomic_store(&sig_cancel, 1);
 }
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
-    sig_stop = 1;
+    atomic_store(&sig_stop, 1);
 }
 
 static void dictate_usage(FILE *out)
@@ -289,13 +291,13 @@ static void watch_recording(struct dictation *d)
         }
         if (k == KEY_EOF)
             watch_stdin = false;
-        if (k == KEY_CANCEL || sig_cancel)
+        if (k == KEY_CANCEL || atomic_load(&sig_cancel))
             cdt_dictation_cancel(d->sess);
-        else if (k == KEY_STOP || sig_stop)
+        else if (k == KEY_STOP || atomic_load(&sig_stop))
             cdt_dictation_stop(d->sess);
         cdt_dictation_status(d->sess, &st);
-        if (st.state != CDT_DICT_RECORDING || k == KEY_CANCEL || k == KEY_STOP || sig_cancel ||
-            sig_stop)
+        if (st.state != CDT_DICT_RECORDING || k == KEY_CANCEL || k == KEY_STOP ||
+            atomic_load(&sig_cancel) || atomic_load(&sig_stop))
             break;
         if (d->tty_err)
             draw_bar(&st);
@@ -320,7 +322,7 @@ static void *watch_cancel(void *arg)
     while (!atomic_load(&w->over)) {
         struct timespec ts = {0, 20 * 1000000L};
 
-        if (sig_cancel) {
+        if (atomic_load(&sig_cancel)) {
             cdt_dictation_cancel(w->d->sess);
             break;
         }
@@ -408,7 +410,8 @@ static int run(struct dictation *d)
     p.user_data = d;
     cdt_cli_live_init(&d->live, !d->json && isatty(STDOUT_FILENO));
     p.stream_refine = d->live.on;
-    sig_cancel = sig_stop = 0;
+    atomic_store(&sig_cancel, 0);
+    atomic_store(&sig_stop, 0);
     memset(&sa_cancel, 0, sizeof(sa_cancel));
     sa_cancel.sa_handler = on_cancel_signal;
     sigemptyset(&sa_cancel.sa_mask);

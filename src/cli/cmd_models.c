@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,7 +229,7 @@ struct pull_job {
     const char *id;
     int rc;
     char err[1024];
-    volatile bool done;
+    atomic_bool done; /* rc and err are set before it */
 };
 
 static void *pull_main(void *arg)
@@ -236,14 +237,14 @@ static void *pull_main(void *arg)
     struct pull_job *j = arg;
 
     j->rc = cdt_models_pull(j->c->models, j->id, j->err, sizeof(j->err));
-    j->done = true;
+    atomic_store(&j->done, true);
     kill(getpid(), SIGUSR1); /* wake the waiting main thread */
     return NULL;
 }
 
 static int cmd_pull(struct ctx *c, const struct cdt_catalog_model *cm)
 {
-    struct pull_job j = {c, cm->id, 0, "", false};
+    struct pull_job j = {.c = c, .id = cm->id};
     sigset_t set;
     pthread_t t;
     bool cancelled = false;
@@ -264,7 +265,7 @@ static int cmd_pull(struct ctx *c, const struct cdt_catalog_model *cm)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (pthread_create(&t, NULL, pull_main, &j) != 0)
         return CDT_EXIT_FAIL;
-    while (!j.done) {
+    while (!atomic_load(&j.done)) {
         int sig = 0;
 
         if (sigwait(&set, &sig) == 0 && (sig == SIGINT || sig == SIGTERM) && !cancelled) {

@@ -625,6 +625,7 @@ int main(int argc, char **argv)
     };
     struct hub *h = calloc(1, sizeof(*h));
     struct MHD_Daemon *daemon;
+    int port = 0;
     sigset_t set;
     int opt, sig;
 
@@ -675,12 +676,17 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    daemon = test_daemon_start(handle, h, &h->port);
+    daemon = test_daemon_start(handle, h, &port);
     if (!daemon) {
         fprintf(stderr, "fakehub: cannot start the server\n");
         return 1;
     }
-    printf("FAKEHUB_PORT=%d\n", h->port);
+    /* Under the lock the handlers read it with (a client knows the port only once it
+     * is printed below, which ThreadSanitizer cannot see). */
+    pthread_mutex_lock(&h->lock);
+    h->port = port;
+    pthread_mutex_unlock(&h->lock);
+    printf("FAKEHUB_PORT=%d\n", port);
     fflush(stdout);
     sigwait(&set, &sig);
     atomic_store(&h->stopping, 1);
