@@ -2,7 +2,8 @@
 # fetched and built once per machine, cached outside the checkout); `make test`
 # builds and runs all tests; `make test SANITIZE=1` does the same with ASan+UBSan
 # in build-asan/; `make run` builds and runs the main job; `make fuzz` builds the
-# libFuzzer targets with clang in build-fuzz/ and runs each a million times.
+# libFuzzer targets with clang in build-fuzz/ and runs each a million times; `make
+# tsan` looks for data races with ThreadSanitizer in build-tsan/.
 
 PREFIX   ?= /usr/local
 SANITIZE ?= 0
@@ -12,7 +13,7 @@ BUILD    ?= $(if $(filter 1,$(SANITIZE)),build-asan,build)
 BUILD_TYPE ?= $(if $(filter 1,$(SANITIZE)),Debug,RelWithDebInfo)
 CTEST_ARGS ?=
 
-.PHONY: all deps engines configure run test fuzz install clean format check-format
+.PHONY: all deps engines configure run test fuzz tsan install clean format check-format
 
 all: configure
 	cmake --build $(BUILD)
@@ -50,6 +51,11 @@ FUZZ_SECONDS ?=
 FUZZ_BUILD ?= $(if $(filter command line,$(origin BUILD)),$(BUILD),build-fuzz)
 fuzz: deps
 	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+# Data races (scripts/tsan.sh): the threaded tests built with ThreadSanitizer; fails on
+# a report, not on a test's own timing.
+tsan: deps
+	scripts/tsan.sh build-tsan
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""draft_sim.py: how much better prompt-lookup drafts could be (issue 15 §4), offline.
+
+Greedy decoding gives the same tokens with or without speculation, so the benefit of
+a drafting rule can be computed from the outputs alone: at each step the rule drafts
+up to 3 tokens from the text so far (prompt and output), the accepted ones are the
+draft's longest prefix that the output really continues with, and the step advances
+by that plus one. Reported per rule: tokens per step (what a fixed-shape GPU step of
+4 gains, engine.c's CODICTATE_GPU_SPEC_BATCH) and the share of drafted tokens
+accepted, over the refine path's own requests (bench_speculation.py's copy-heavy set
+and its random-letter set, kept where at most 10% of tokens would be accepted).
+
+Rules: "sidecar" is speculative.c's draft_lookup (the most recent match of the last
+3, 2, then 1 tokens); "fold" matches on tokens folded to lower case without their
+leading space; "fold+skip" also skips punctuation in the text so far; "+case" counts
+a drafted token as right when only its case differs (an upper bound for a rule that
+would fix the case). Outputs come from llama-server (the same llama.cpp) on the
+built-in model: its /completion with the sidecar's sampling (temperature 0, repeat
+penalty 1.15 over 64), its /tokenize and /detokenize.
+
+  /usr/bin/python3 bench/draft_sim.py [--bin build/bin] [--model GGUF] [--copy 120]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import unicodedata
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_speculation as bs  # noqa: E402
+
+
+def collect(a):
+    cases = bs.copy_cases(a.copy, 15)
+    copy = bs.prompts_from([c["input"] for c in cases], os.path.join(a.bin, "cleanup_lines"))
+    nodraft = bs.prompts_from(bs.nodraft_texts(40, 15), os.path.join(a.bin, "cleanup_lines"))
+    port = bs.free_port()
+    srv = bs.Server("llama-server", [os.path.join(a.bin, "llama-server"), "-m", a.model, "--port",
+                                     str(port), "-t", "2", "-c", "4096", "--spec-type", "none",
+                                     "-np", "1"], port, "/tmp/draft_sim_server.log", "/health")
+    runs = []
+    try:
+        for kind, ps in (("copy", copy), ("nodraft", nodraft)):
+            for p in ps:
+                tk, _ = bs.post(port, "/tokenize", {"content": bs.CHATML.format(p["prompt"]),
+                                                   "parse_special": True})
+                toks = tk["tokens"]
+                try:
+                    r, _ = bs.post(port, "/completion", {
+                        "prompt": toks, "temperature": 0, "repeat_penalty": bs.PENALTY,
+                        "repeat_last_n": bs.PENALTY_N, "n_predict": max(64, -(-13 * len(toks) // 10)),
+                        "return_tokens": True, "cache_prompt": False, "reasoning_format": "none"})
+                except RuntimeError:
+                    continue  # an answer llama-server's own parser refuses
+                runs.append({"kind": kind, "prompt": toks, "out": r["tokens"]})
+        ids = sorted({t for r in runs for t in r["prompt"] + r["out"]})
+        pieces = {}
+        for i in ids:
+            d, _ = bs.post(port, "/detokenize", {"tokens": [i]})
+            pieces[i] = d["content"]
+    finally:
+        srv.stop()
+    return runs, pieces
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default=os.path.join(bs.ROOT, "build", "bin"))
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--copy", type=int, default=120)
+    a = ap.parse_args()
+    a.model = os.path.abspath(a.model or os.path.join(a.bin, "..", "share", "codictate", "models",
+                                                      "codictate-refiner-v1-q8_0.gguf"))
+    runs, P = collect(a)
+    punct = {k for k, v in P.items()
+             if v.strip() and all(unicodedata.category(ch).startswith("P") for ch in v.strip())}
+
+    def fold(t):
+        return P[t].strip().lower()
+
+    def lookup(hist, k, key, skip):
+        keys = [key(t) for t in hist]
+        idx = [i for i in range(len(hist)) if keys[i] != "" and not (skip and hist[i] in punct)]
+        n = len(idx)
+        for g in range(min(n - 1, 3), 0, -1):
+            tail = [keys[i] for i in idx[n - g:]]
+            for j in range(n - g - 1, -1, -1):
+                if [keys[i] for i in idx[j:j + g]] == tail:
+                    start, out = idx[j + g - 1] + 1, []
+                    for i in range(k):
+                        at = start + i
+                        out.append(hist[at] if at < len(hist) else out[at - len(hist)])
+                    return out
+        return []
+
+    rules = {
+        "sidecar": (lambda t: t, False, False),
+        "fold": (fold, False, False),
+        "fold+skip": (fold, True, False),
+        "fold+skip+case": (fold, True, True),
+    }
+
+    def simulate(r, key, skip, case):
+        hist, out, j = list(r["prompt"]) + [r["out"][0]], r["out"], 0
+        steps = drafted = accepted = 0
+        while j < len(out) - 1:
+            d = lookup(hist, 3, key, skip)[: len(out) - 1 - j]
+            m = 0
+            while m < len(d) and (d[m] == out[j + 1 + m] or (
+                    case and fold(d[m]) == fold(out[j + 1 + m])
+                    and P[d[m]].startswith(" ") == P[out[j + 1 + m]].startswith(" "))):
+                m += 1
+            steps, drafted, accepted = steps + 1, drafted + len(d), accepted + m
+            hist += out[j + 1:j + 2 + m]
+            j += m + 1
+        return len(out) - 1, steps, drafted, accepted
+
+    base = {id(r): simulate(r, lambda t: t, False, False) for r in runs}
+    sets = {"copy": [r for r in runs if r["kind"] == "copy" and len(r["out"]) > 2],
+            "nodraft": [r for r in runs if r["kind"] == "nodraft" and len(r["out"]) > 2
+                        and base[id(r)][3] <= 0.1 * base[id(r)][0]]}
+    print("| rule | set | outputs | tokens per step | median per output | drafted | accepted |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (key, skip, case) in rules.items():
+        for s, rs in sets.items():
+            tot = [simulate(r, key, skip, case) for r in rs]
+            n, st = sum(x[0] for x in tot), sum(x[1] for x in tot)
+            dr, ac = sum(x[2] for x in tot), sum(x[3] for x in tot)
+            med = statistics.median(x[0] / x[1] for x in tot) if tot else float("nan")
+            print(f"| {name} | {s} | {len(rs)} | {n / max(st, 1):.2f} | {med:.2f} | {dr} | "
+                  f"{ac / max(dr, 1):.0%} |")
+
+
+if __name__ == "__main__":
+    main()
