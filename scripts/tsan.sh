@@ -8,7 +8,7 @@
 # `make tsan` runs it. Under TSan everything runs 5-20x slower, so a test may fail on
 # its own timing; that is not counted: only TSan's reports are (written to
 # BUILD_DIR/tsan/r.<pid>, one file per process that had one). The engines' OpenMP
-# threads are suppressed (tests/tsan.supp: libgomp is not instrumented). Takes ~15
+# threads are suppressed (tests/tsan.supp: libgomp is not instrumented). Takes ~40
 # minutes on 2 cores.
 set -euo pipefail
 

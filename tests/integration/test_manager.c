@@ -48,8 +48,9 @@ static void on_event(const struct cdt_manager_event *ev, void *ud)
         atomic_fetch_add(&n_failed, 1);
         break;
     case CDT_MGR_UNLOADED:
-        atomic_fetch_add(&n_unloaded, 1);
+        /* The reason first: the count (an atomic) publishes it to the test's thread. */
         snprintf(last_unload_why, sizeof(last_unload_why), "%s", ev->detail ? ev->detail : "");
+        atomic_fetch_add(&n_unloaded, 1);
         break;
     }
 }
