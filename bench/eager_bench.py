@@ -17,7 +17,7 @@ codictate sets for itself) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
       [--whisper PATH] [--llm PATH] [--threads 2] [--stop-after 0.7] [--out FILE.json]
-      [--sentences FILE] [--log DIR] [--no-context]
+      [--sentences FILE] [--log DIR] [--no-context] [--app]
 
 Words: each run's raw transcript is aligned with the words spoken (lower case, no
 punctuation) for a word error rate, and the eager transcript with the sequential one
@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -201,7 +202,9 @@ def run_dictate(args, mic, wav, length, eager, env):
     mic.play(wav)
     time.sleep(1.0)
     cmd = [args.bin] + (["-v"] if args.log else []) + ["dictate", "--json", "--threads", str(args.threads), "--whisper-model",
-           args.whisper, "--vad-model", args.vad, "--model", args.llm]
+           args.whisper, "--vad-model", args.vad]
+    if not args.app:  # through the app: its model (settings' llm_model = --llm)
+        cmd += ["--model", args.llm]
     if not eager:
         cmd.append("--no-eager")
     elif args.no_context:
@@ -245,6 +248,65 @@ def run_whisper_cli(args, wav, short_spin):
     return {"wall_ms": round(wall), "without_load_ms": round(own) if own is not None else None}
 
 
+def start_app(args, tmp, env):
+    """`codictate serve` in a home of its own with --llm as its model, warmed up; the
+    dictations then reach it through CODICTATE_APP_PORT (their LLM step, with the
+    refinement ahead, runs in the app). Returns (process, port, catalog)."""
+    import hashlib
+    import urllib.request
+    # --llm as a catalog model (the app takes catalog ids), already in the Hugging Face
+    # cache (a hard link, else a symbolic one, as its blob: no copy, no download).
+    h = hashlib.sha256()
+    with open(args.llm, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    sha, rev = h.hexdigest(), "0" * 40
+    repo = os.path.join(env["HF_HOME"], "hub", "models--codictate-bench--llm")
+    for d in ("blobs", os.path.join("snapshots", rev), "refs"):
+        os.makedirs(os.path.join(repo, d), exist_ok=True)
+    try:
+        os.link(args.llm, os.path.join(repo, "blobs", sha))
+    except OSError:
+        os.symlink(args.llm, os.path.join(repo, "blobs", sha))
+    os.symlink(os.path.join("..", "..", "blobs", sha), os.path.join(repo, "snapshots", rev, "model.gguf"))
+    with open(os.path.join(repo, "refs", "main"), "w") as f:
+        f.write(rev)
+    catalog = os.path.join(tmp, "catalog.json")
+    with open(catalog, "w") as f:
+        json.dump({"version": 1, "models": [{
+            "id": "bench_llm_v1", "kind": "llm", "name": "the benchmark's LLM", "best_for": "benchmarks",
+            "ram_mb": os.path.getsize(args.llm) // (1 << 20) + 500,
+            "files": [{"name": "model.gguf", "size": os.path.getsize(args.llm), "sha256": sha}],
+            "sources": [{"type": "huggingface", "repo": "codictate-bench/llm", "revision": "main"}]}]}, f)
+    home = os.path.join(tmp, "apphome")
+    run = os.path.join(home, "run")
+    os.makedirs(run, mode=0o700)
+    aenv = dict(env, HOME=home, XDG_CONFIG_HOME=os.path.join(home, "config"), XDG_RUNTIME_DIR=run,
+                CODICTATE_CATALOG=catalog)
+    aenv.pop("CODICTATE_NO_APP", None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(os.path.join(tmp, "serve.log"), "w")
+    proc = subprocess.Popen([args.bin, "serve", "--port", str(port)], stdout=log, stderr=log, env=aenv)
+
+    def call(path, body=None, timeout=300):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     json.dumps(body).encode() if body is not None else None,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.load(r)
+    for _ in range(300):
+        try:
+            call("/api/status", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.1)
+    call("/api/settings", {"llm_model": "bench_llm_v1", "idle_timeout_s": -1})
+    call("/api/refine", {"text": "so um this warms the model up"})
+    return proc, port, catalog
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default="build")
@@ -258,6 +320,9 @@ def main():
     ap.add_argument("--no-context", action="store_true",
                     help="eager runs without the text before as whisper's prompt (dictate --no-context)")
     ap.add_argument("--log", help="a folder for dictate's debug logs (-v: chunks and their text)")
+    ap.add_argument("--app", action="store_true",
+                    help="dictate with `codictate serve` running (its model = --llm): the LLM "
+                         "step and the refinement ahead run in the app")
     ap.add_argument("--stop-after", type=float, default=0.7,
                     help="seconds from the end of the dictation to Enter (default 0.7)")
     args = ap.parse_args()
@@ -283,6 +348,10 @@ def main():
                CODICTATE_DATA_DIR=os.path.join(tmp, "data"), CODICTATE_NO_APP="1",
                CODICTATE_NO_BUILTIN_MODEL="1")
     results = []
+    app = None
+    if args.app:
+        app, port, catalog = start_app(args, tmp, env)
+        env = dict(env, CODICTATE_APP_PORT=str(port), CODICTATE_CATALOG=catalog)
     try:
         for length in [int(x) for x in args.lengths.split(",")]:
             wav, secs, said = dictation(tmp, rate, pcms, length, sentences)
@@ -351,6 +420,9 @@ def main():
             results.append(row)
     finally:
         mic.stop()
+        if app:
+            app.send_signal(signal.SIGTERM)
+            app.wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "

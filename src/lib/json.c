@@ -156,6 +156,14 @@ static double num_field(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* A count of o's (0 when absent, not a whole number, or past a million). */
+static int count_field(const cJSON *o, const char *key)
+{
+    double v = num_field(o, key);
+
+    return v >= 0 && v <= 1e6 && v == floor(v) ? (int)v : 0;
+}
+
 int cdt_json_parse_refine(const cJSON *o, struct cdt_refine_result *out)
 {
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "reason_code");
@@ -181,6 +189,18 @@ int cdt_json_parse_refine(const cJSON *o, struct cdt_refine_result *out)
     out->timings.total_ms = num_field(t, "refine_total_ms");
     out->timings.prompt_tokens = (int)num_field(t, "prompt_tokens");
     out->timings.generated_tokens = (int)num_field(t, "generated_tokens");
+    /* The pieces (an app's answer to a verb): as cdt_json_refine writes them. */
+    out->timings.pieces = count_field(t, "pieces");
+    out->timings.pieces_ahead = count_field(t, "pieces_ahead");
+    for (int i = 0; i < CDT_REFINE_PIECES_TIMED; i++) {
+        const cJSON *ms = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "piece_ms"), i);
+        const cJSON *ah = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "piece_ahead"), i);
+
+        out->timings.piece_ms[i] = cJSON_IsNumber(ms) ? ms->valuedouble : 0.0;
+        out->timings.piece_ahead[i] = cJSON_IsTrue(ah);
+    }
+    if (out->timings.pieces_ahead > out->timings.pieces)
+        out->timings.pieces = out->timings.pieces_ahead = 0;
     if (oom || (out->reason != CDT_REFINE_OK && !out->fallback_reason)) {
         cdt_refine_result_cleanup(out);
         return CDT_ENOMEM;

@@ -252,6 +252,8 @@ check "refine via the app: exit 0" is "$?" 0
 check "refine via the app: it says so (-v)" has "$(cat "$tmp/rf.err")" "through the running app"
 check "refine via the app: the result" is "$(j "$tmp/rf.json" '(d["provider"], bool(d["refined"]), d["model"])')" \
   "('local', True, 'test_llm_v1')"
+check "refine via the app: the app's pieces in the timings" is \
+  "$(j "$tmp/rf.json" '(d["timings"]["pieces"], len(d["timings"]["piece_ms"]), d["timings"]["pieces_ahead"])')" "(1, 1, 0)"
 "$bin" -v transcribe --refine --no-vad "$tmp/speech.wav" >/dev/null 2>"$tmp/tr.err"
 check "transcribe --refine via the app: exit 0" is "$?" 0
 check "transcribe --refine via the app: it says so" has "$(cat "$tmp/tr.err")" "through the running app"
