@@ -72,6 +72,21 @@ CDT_NODISCARD int cdt_client_request_observed(int port, const char *token, const
                                               struct cdt_client_response *out, char *errmsg,
                                               size_t errcap);
 
+/* Reads a stream of "data: {json}\n\n" events (the sidecar's /generate and the app's
+ * /api/refine with "stream": true) as it arrives: pass cdt_client_scan_text_events as
+ * on_data and a struct cdt_client_text_scan as its user data. Each complete event
+ * {"text": piece} (not the final {"done": true, ...}) goes to on_text; blank lines
+ * and comments are skipped. Zero it but for on_text and user_data; cdt_buf_cleanup
+ * its line afterwards. Only an early view: the final event is read from the whole
+ * body. */
+struct cdt_client_text_scan {
+    void (*on_text)(const char *text, size_t len, void *user_data);
+    void *user_data;
+    struct cdt_buf line; /* the line so far (bounded by the body's cap) */
+    bool failed;         /* out of memory: no more pieces (the answer is unaffected) */
+};
+void cdt_client_scan_text_events(const char *data, size_t len, void *scan);
+
 #ifdef __cplusplus
 }
 #endif

@@ -85,8 +85,9 @@ CDT_NODISCARD int cdt_refiner_run_stream(struct cdt_refiner *r, const char *text
 struct cdt_refiner_ahead;
 CDT_NODISCARD int cdt_refiner_ahead_new(struct cdt_refiner *r, struct cdt_refiner_ahead **out);
 
-/* The transcript so far (it only grows): as cdt_refine_ahead_offer. Any thread; NULL
- * a is a no-op. */
+/* The transcript so far (it only grows; copied): as cdt_refine_ahead_offer. Any
+ * thread; NULL a is a no-op. Through the app it is a request of up to 3 s, and one
+ * that fails ends the offers (the rest is refined after stop). */
 void cdt_refiner_ahead_offer(struct cdt_refiner_ahead *a, const char *text);
 
 /* Pieces refined so far (through the app: as of the last offer). NULL: 0. */

@@ -145,6 +145,11 @@ CDT_NODISCARD int cdt_parse_long(const char *s, long lo, long hi, long *out);
  * errno is left as the failing system call set it, for a message. */
 CDT_NODISCARD int cdt_mkdir_p(const char *path, mode_t mode);
 
+/* Fills out with 2 * bytes random hex digits and a NUL (out: 2 * bytes + 1 bytes),
+ * from the kernel's generator: tokens and ids others must not guess. Returns 0 or
+ * CDT_EIO (no randomness; out is then ""). */
+CDT_NODISCARD int cdt_random_hex(char *out, size_t bytes);
+
 /* ---- text ---- */
 
 /* Removes ASCII whitespace (space, \t, \n, \v, \f, \r) from both ends of the C

@@ -79,6 +79,21 @@ static void publish(const char *name, const char *json, void *ud)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Copies up to cap queued bytes of q from *off into buf (lock held); the queue is
+ * emptied once all of it was sent. Returns the bytes copied. */
+static size_t drain(struct cdt_buf *q, size_t *off, char *buf, size_t cap)
+{
+    size_t k = q->len - *off < cap ? q->len - *off : cap;
+
+    memcpy(buf, q->data + *off, k);
+    *off += k;
+    if (*off == q->len) {
+        cdt_buf_truncate(q, 0);
+        *off = 0;
+    }
+    return k;
+}
+
 static ssize_t sse_next(void *ud, char *buf, size_t cap)
 {
     struct sub *u = ud;
@@ -113,15 +128,7 @@ static ssize_t sse_next(void *ud, char *buf, size_t cap)
     } else if (u->q.len == u->off) {
         n = snprintf(buf, cap, ": ping\n\n");
     } else {
-        size_t k = u->q.len - u->off < cap ? u->q.len - u->off : cap;
-
-        memcpy(buf, u->q.data + u->off, k);
-        u->off += k;
-        if (u->off == u->q.len) {
-            cdt_buf_truncate(&u->q, 0);
-            u->off = 0;
-        }
-        n = (ssize_t)k;
+        n = (ssize_t)drain(&u->q, &u->off, buf, cap);
     }
     pthread_mutex_unlock(&s->mu);
     return n;
@@ -179,8 +186,7 @@ static void reply_json(struct cdt_http_req *req, int status, cJSON *o)
     free(text);
 }
 
-/* {"detail", "code"} with the status an error code maps to. */
-/* The HTTP status of an error and its code name. */
+/* The HTTP status an error code maps to, and its "code" name. */
 static int err_status(int rc, const char **code_out)
 {
     int status;
@@ -217,6 +223,7 @@ static int err_status(int rc, const char **code_out)
     return status;
 }
 
+/* {"detail", "code"} with the status an error code maps to. */
 static void reply_err(struct cdt_http_req *req, int rc, const char *msg)
 {
     const char *code;
@@ -429,8 +436,6 @@ static void model_route(struct cdt_app_server *s, struct cdt_http_req *req, cons
     }
 }
 
-/* A refine's should_stop: its client went away (`codictate dictate` cancelled while
- * it refined through the app): the model call is abandoned. */
 /* ---- a refinement streamed (POST /api/refine with "stream": true) ----
  *
  * The sidecar's stream protocol: "data: {json}\n\n" events, {"text": piece} as the
@@ -448,7 +453,7 @@ struct refine_stream {
     size_t carry_len;
     bool finished, gone;
     int refs;
-    char *text, *prompt, *model, *vocabulary, *ahead;
+    cJSON *body; /* the request's (checked by post_route), for the worker */
     long timeout_ms;
 };
 
@@ -462,17 +467,13 @@ static void rs_unref(struct refine_stream *rs)
     if (!last)
         return;
     cdt_buf_cleanup(&rs->q);
-    free(rs->text);
-    free(rs->prompt);
-    free(rs->model);
-    free(rs->vocabulary);
-    free(rs->ahead);
+    cJSON_Delete(rs->body);
     pthread_cond_destroy(&rs->cv);
     pthread_mutex_destroy(&rs->mu);
     free(rs);
 }
 
-/* Queues {"key": o} ... as one event (o consumed). */
+/* Queues o as one event (o consumed); last: the final one. */
 static void rs_event(struct refine_stream *rs, cJSON *o, bool last)
 {
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -525,8 +526,11 @@ static void *rs_main(void *arg)
     char err[1024] = "";
     const char *code;
     cJSON *out = NULL;
-    int rc = cdt_app_refine(s->app, rs->text, rs->prompt, rs->model, rs->vocabulary, rs->timeout_ms,
-                            rs->ahead, rs_delta, rs_stop, rs, &out, err, sizeof(err));
+    const char *text = opt_str(rs->body, "text");
+    int rc =
+        cdt_app_refine(s->app, text ? text : "", opt_str(rs->body, "prompt"),
+                       opt_str(rs->body, "model"), opt_str(rs->body, "vocabulary"), rs->timeout_ms,
+                       opt_str(rs->body, "ahead"), rs_delta, rs_stop, rs, &out, err, sizeof(err));
 
     if (rc == 0 && out) {
         cJSON_AddTrueToObject(out, "done");
@@ -558,17 +562,12 @@ static ssize_t rs_next(void *ud, char *buf, size_t cap)
     while (!rs->finished && !rs->gone && rs->q.len == rs->off)
         if (pthread_cond_timedwait(&rs->cv, &rs->mu, &deadline) == ETIMEDOUT)
             break;
-    if (rs->q.len > rs->off) {
-        size_t k = rs->q.len - rs->off < cap ? rs->q.len - rs->off : cap;
-
-        memcpy(buf, rs->q.data + rs->off, k);
-        rs->off += k;
-        n = (ssize_t)k;
-    } else if (rs->finished || rs->gone) {
+    if (rs->q.len > rs->off)
+        n = (ssize_t)drain(&rs->q, &rs->off, buf, cap);
+    else if (rs->finished || rs->gone)
         n = 0;
-    } else {
+    else
         n = snprintf(buf, cap, ": ping\n\n"); /* the model is still loading or thinking */
-    }
     pthread_mutex_unlock(&rs->mu);
     return n;
 }
@@ -583,15 +582,11 @@ static void rs_done(void *ud, bool gone)
     rs_unref(rs);
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-/* Starts a streamed refinement: answered as it goes. Returns 0, or an error before
- * anything was sent (then the caller answers it). */
-static int refine_stream(struct cdt_app_server *s, struct cdt_http_req *req, const char *text,
-                         const cJSON *body, long timeout_ms, const char *ahead)
+/* Starts a streamed refinement of body (checked; taken over when it starts): answered
+ * as it goes. Returns 0, or an error before anything was sent (then the caller
+ * answers it and still owns body). */
+static int refine_stream(struct cdt_app_server *s, struct cdt_http_req *req, cJSON *body,
+                         long timeout_ms)
 {
     struct refine_stream *rs = calloc(1, sizeof(*rs));
     pthread_attr_t attr;
@@ -606,29 +601,19 @@ static int refine_stream(struct cdt_app_server *s, struct cdt_http_req *req, con
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
     cdt_buf_init(&rs->q);
-    rs->text = strdup(text);
-    rs->prompt = dup_or_null(opt_str(body, "prompt"));
-    rs->model = dup_or_null(opt_str(body, "model"));
-    rs->vocabulary = dup_or_null(opt_str(body, "vocabulary"));
-    rs->ahead = dup_or_null(ahead);
-    if (!rs->text || (opt_str(body, "prompt") && !rs->prompt) ||
-        (opt_str(body, "model") && !rs->model) ||
-        (opt_str(body, "vocabulary") && !rs->vocabulary) || (ahead && !rs->ahead)) {
-        rs->refs = 1;
-        rs_unref(rs);
-        return CDT_ENOMEM;
-    }
     pthread_mutex_lock(&s->mu);
     s->refining++;
     pthread_mutex_unlock(&s->mu);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rs->body = body;
     rc = pthread_create(&th, &attr, rs_main, rs);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         pthread_mutex_lock(&s->mu);
         s->refining--;
         pthread_mutex_unlock(&s->mu);
+        rs->body = NULL; /* the caller's again */
         rs->refs = 1;
         rs_unref(rs);
         return CDT_ENOMEM;
@@ -638,6 +623,8 @@ static int refine_stream(struct cdt_app_server *s, struct cdt_http_req *req, con
     return 0;
 }
 
+/* A refine's should_stop: its client went away (`codictate dictate` cancelled while
+ * it refined through the app): the model call is abandoned. */
 static bool client_gone(void *req)
 {
     return cdt_http_req_client_gone(req) != 0;
@@ -698,10 +685,8 @@ static void post_route(struct cdt_app_server *s, struct cdt_http_req *req, const
             rc = CDT_EINVAL;
             snprintf(err, sizeof(err), "\"ahead\" must be the id of a refinement ahead");
         } else if (rc == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"))) {
-            if ((rc = refine_stream(s, req, text ? text : "", body, ms, ahead)) == 0) {
-                cJSON_Delete(body);
-                return; /* answered as it goes */
-            }
+            if ((rc = refine_stream(s, req, body, ms)) == 0)
+                return; /* answered as it goes; the stream has the body */
         } else if (rc == 0) {
             rc = cdt_app_refine(s->app, text ? text : "", opt_str(body, "prompt"),
                                 opt_str(body, "model"), opt_str(body, "vocabulary"), ms, ahead,

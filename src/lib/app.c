@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #define PROGRESS_MIN_MS 100 /* at most 10 progress events per second per model */
@@ -928,15 +927,6 @@ cJSON *cdt_app_dictation(struct cdt_app *app)
     return o;
 }
 
-/* The model's piece as valid UTF-8 (cJSON and the browser need it): the carry
- * (the end of the previous piece) first, and an incomplete character at the end
- * kept in the carry for the next piece. Caller frees; NULL: out of memory. Lock
- * held. */
-static char *delta_utf8_locked(struct cdt_app *app, const char *piece, size_t len)
-{
-    return cdt_utf8_carry(app->delta_carry, &app->delta_carry_len, piece, len);
-}
-
 static void on_dict_event(const struct cdt_dictation_event *ev, void *ud)
 {
     struct cdt_app *app = ud;
@@ -948,7 +938,8 @@ static void on_dict_event(const struct cdt_dictation_event *ev, void *ud)
         char *text;
 
         pthread_mutex_lock(&app->mu);
-        text = delta_utf8_locked(app, ev->delta, ev->delta_len);
+        /* valid UTF-8 for cJSON and the browser: a character cut between pieces waits */
+        text = cdt_utf8_carry(app->delta_carry, &app->delta_carry_len, ev->delta, ev->delta_len);
         pthread_mutex_unlock(&app->mu);
         o = text && text[0] ? cJSON_CreateObject() : NULL;
         if (o) {
@@ -1547,7 +1538,6 @@ int cdt_app_refine_ahead_new(struct cdt_app *app, const char *prompt, const char
                              char *errmsg, size_t errcap)
 {
     struct ahead_sess *s = calloc(1, sizeof(*s)), **pp, *drop = NULL, *oldest;
-    unsigned char rnd[16];
     size_t n = 0;
     double now = cdt_now_ms();
     int rc;
@@ -1560,13 +1550,11 @@ int cdt_app_refine_ahead_new(struct cdt_app *app, const char *prompt, const char
         free(s);
         return rc;
     }
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    if (cdt_random_hex(s->id, (CDT_APP_AHEAD_ID_CAP - 1) / 2) != 0) {
         set_err(errmsg, errcap, "%s", "no randomness for an id");
         ahead_free(app, s);
         return CDT_EIO;
     }
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
     if ((rc = cdt_refiner_ahead_new(s->own ? s->own : s->ref->r, &s->a)) != 0) {
         set_err(errmsg, errcap, "%s", "out of memory");
         ahead_free(app, s);

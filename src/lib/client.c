@@ -3,6 +3,7 @@
 
 #include "codictate/peer.h"
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -185,4 +186,41 @@ int cdt_client_request_observed(int port, const char *token, const char *method,
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return rc;
+}
+
+/* One complete line of a text event stream. */
+static void scan_line(struct cdt_client_text_scan *sc, const char *line, size_t len)
+{
+    const cJSON *x;
+    cJSON *o;
+
+    if (len < 6 || strncmp(line, "data: ", 6) != 0)
+        return; /* blank separators, comments */
+    o = cJSON_ParseWithLength(line + 6, len - 6);
+    x = cJSON_GetObjectItemCaseSensitive(o, "text");
+    if (cJSON_IsObject(o) && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "done")) &&
+        cJSON_IsString(x) && x->valuestring[0])
+        sc->on_text(x->valuestring, strlen(x->valuestring), sc->user_data);
+    cJSON_Delete(o);
+}
+
+void cdt_client_scan_text_events(const char *data, size_t len, void *scan)
+{
+    struct cdt_client_text_scan *sc = scan;
+
+    while (len > 0 && !sc->failed) {
+        const char *nl = memchr(data, '\n', len);
+        size_t n = nl ? (size_t)(nl - data) : len;
+
+        if (cdt_buf_append(&sc->line, data, n) != 0) {
+            sc->failed = true;
+            break;
+        }
+        if (!nl)
+            break;
+        scan_line(sc, sc->line.data, sc->line.len);
+        cdt_buf_truncate(&sc->line, 0);
+        data += n + 1;
+        len -= n + 1;
+    }
 }

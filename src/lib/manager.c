@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -230,7 +229,6 @@ static void check_alive(struct cdt_manager *m)
 /* Starts the sidecar when none runs; op held. */
 static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
 {
-    unsigned char rnd[16];
     char ctx[16], thr[16] = "", line[CDT_MGR_LINE_MAX];
     const char *argv[12];
     int fds[2], life[2], argc = 0, port = 0, st;
@@ -245,12 +243,10 @@ static int spawn(struct cdt_manager *m, char *errmsg, size_t errcap)
     if (pid > 0)
         return 0;
 
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    if (cdt_random_hex(m->token, (sizeof(m->token) - 1) / 2) != 0) {
         snprintf(errmsg, errcap, "no randomness for the sidecar token");
         return CDT_EIO;
     }
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
     argv[argc++] = m->exe;
     argv[argc++] = "sidecar";
     /* The child shares our stderr: its request lines only when we log that much. */

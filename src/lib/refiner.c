@@ -245,58 +245,22 @@ static void add_app_options(const struct cdt_refiner *r, cJSON *req)
         cJSON_AddNumberToObject(req, "timeout_ms", (double)r->rp.timeout_ms);
 }
 
-/* The app's session id of a (a copy, in id[64]); false when there is none. */
-static bool ahead_id(struct cdt_refiner_ahead *a, char *id)
+/* The app's id of a into id[64]: true when it has one (and, with live, when no offer
+ * failed and it was not cancelled); with take, it is then a's no more (a run or a
+ * delete frees it in the app). */
+static bool ahead_id(struct cdt_refiner_ahead *a, char *id, bool live, bool take)
 {
     bool ok;
 
     if (!a || a->local)
         return false;
     pthread_mutex_lock(&a->mu);
-    ok = a->id[0] && !a->dead;
+    ok = a->id[0] && (!live || !a->dead);
     memcpy(id, a->id, sizeof(a->id));
+    if (ok && take)
+        a->id[0] = '\0';
     pthread_mutex_unlock(&a->mu);
     return ok;
-}
-
-/* A streamed answer of the app as it arrives: each complete "data: " line that is a
- * {"text": piece} event goes to on_delta. The body is parsed again whole at the end
- * (stream_result), so this only shows the pieces early. */
-struct app_stream {
-    void (*on_delta)(const char *text, size_t len, void *user_data);
-    void *user_data;
-    struct cdt_buf line;
-    bool failed; /* out of memory: no more pieces */
-};
-
-static void app_stream_data(const char *data, size_t len, void *ud)
-{
-    struct app_stream *st = ud;
-
-    while (len > 0 && !st->failed) {
-        const char *nl = memchr(data, '\n', len);
-        size_t n = nl ? (size_t)(nl - data) : len;
-        const cJSON *x;
-        cJSON *o;
-
-        if (cdt_buf_append(&st->line, data, n) != 0) {
-            st->failed = true;
-            break;
-        }
-        if (!nl)
-            break;
-        if (st->line.len > 6 && strncmp(st->line.data, "data: ", 6) == 0 &&
-            (o = cJSON_ParseWithLength(st->line.data + 6, st->line.len - 6)) != NULL) {
-            x = cJSON_GetObjectItemCaseSensitive(o, "text");
-            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "done")) && cJSON_IsString(x) &&
-                x->valuestring[0])
-                st->on_delta(x->valuestring, strlen(x->valuestring), st->user_data);
-            cJSON_Delete(o);
-        }
-        cdt_buf_truncate(&st->line, 0);
-        data += n + 1;
-        len -= n + 1;
-    }
 }
 
 /* The final {"done": true, ...} event of a streamed answer: the result, or NULL (an
@@ -332,7 +296,7 @@ static int run_in_app(struct cdt_refiner *r, const char *text,
                       bool (*should_stop)(void *), void *user_data, struct cdt_refiner_ahead *ahead,
                       struct cdt_refine_result *res)
 {
-    struct app_stream st = {.on_delta = on_delta, .user_data = user_data};
+    struct cdt_client_text_scan st = {.on_text = on_delta, .user_data = user_data};
     char ahead_at[64];
     struct cdt_client_response ans = {0};
     cJSON *req = cJSON_CreateObject(), *o;
@@ -343,12 +307,8 @@ static int run_in_app(struct cdt_refiner *r, const char *text,
         return -1;
     cJSON_AddStringToObject(req, "text", text);
     add_app_options(r, req);
-    if (ahead_id(ahead, ahead_at)) {
+    if (ahead_id(ahead, ahead_at, true, true)) /* the app frees it with this run */
         cJSON_AddStringToObject(req, "ahead", ahead_at);
-        pthread_mutex_lock(&ahead->mu);
-        ahead->id[0] = '\0'; /* the app frees it with this run */
-        pthread_mutex_unlock(&ahead->mu);
-    }
     if (on_delta)
         cJSON_AddTrueToObject(req, "stream");
     body = cJSON_PrintUnformatted(req);
@@ -356,9 +316,10 @@ static int run_in_app(struct cdt_refiner *r, const char *text,
     if (!body)
         return -1;
     CDT_LOG_I(r->log, "refine: through the running app (port %d)", r->app_port);
-    rc = cdt_appclient_call_stoppable(
-        r->app_port, "POST", "/api/refine", body, r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS,
-        on_delta ? app_stream_data : NULL, &st, should_stop, user_data, &ans, err, sizeof(err));
+    rc = cdt_appclient_call_stoppable(r->app_port, "POST", "/api/refine", body,
+                                      r->rp.timeout_ms + CDT_REFINER_APP_MARGIN_MS,
+                                      on_delta ? cdt_client_scan_text_events : NULL, &st,
+                                      should_stop, user_data, &ans, err, sizeof(err));
     cdt_buf_cleanup(&st.line);
     if (rc == CDT_ECANCELED) {
         CDT_LOG_D(r->log, "refine: cancelled (the app's refinement with it)");
@@ -469,7 +430,7 @@ void cdt_refiner_ahead_offer(struct cdt_refiner_ahead *a, const char *text)
         cdt_refine_ahead_offer(a->local, text);
         return;
     }
-    if (!ahead_id(a, id) || !(req = cJSON_CreateObject()))
+    if (!ahead_id(a, id, true, false) || !(req = cJSON_CreateObject()))
         return;
     cJSON_AddStringToObject(req, "text", text);
     body = cJSON_PrintUnformatted(req);
@@ -513,11 +474,7 @@ static void ahead_drop(struct cdt_refiner_ahead *a)
     char id[64], path[128];
     cJSON *o = NULL;
 
-    pthread_mutex_lock(&a->mu);
-    memcpy(id, a->id, sizeof(id));
-    a->id[0] = '\0';
-    pthread_mutex_unlock(&a->mu);
-    if (!id[0])
+    if (!ahead_id(a, id, false, true))
         return;
     snprintf(path, sizeof(path), "/api/refine/ahead/%s/delete", id);
     if (ahead_call(a->r, path, "{}", &o) == 0)

@@ -154,50 +154,6 @@ static int read_stream(char *body, struct cdt_sidecar_gen_reply *out, char *errm
     return rc;
 }
 
-/* Watches a stream while it arrives: each complete "data: " line that is a text
- * event goes to req->on_piece. read_stream parses the whole body again at the
- * end, so the answer does not depend on this: it only shows the pieces early. */
-struct piece_scan {
-    const struct cdt_sidecar_gen_req *req;
-    struct cdt_buf line; /* the line so far (bounded by the body's cap) */
-    bool failed;         /* out of memory: no more pieces (the answer is unaffected) */
-};
-
-static void scan_line(struct piece_scan *ps, const char *line, size_t len)
-{
-    const cJSON *x;
-    cJSON *o;
-
-    if (len < 6 || strncmp(line, "data: ", 6) != 0)
-        return; /* blank separators, comments */
-    o = cJSON_ParseWithLength(line + 6, len - 6);
-    if (cJSON_IsObject(o) && !cJSON_IsTrue(field(o, "done")) &&
-        cJSON_IsString(x = field(o, "text")) && x->valuestring[0])
-        ps->req->on_piece(x->valuestring, strlen(x->valuestring), ps->req->piece_user_data);
-    cJSON_Delete(o);
-}
-
-static void on_stream_data(const char *data, size_t len, void *ud)
-{
-    struct piece_scan *ps = ud;
-
-    while (len > 0 && !ps->failed) {
-        const char *nl = memchr(data, '\n', len);
-        size_t n = nl ? (size_t)(nl - data) : len;
-
-        if (cdt_buf_append(&ps->line, data, n) != 0) {
-            ps->failed = true;
-            break;
-        }
-        if (!nl)
-            break;
-        scan_line(ps, ps->line.data, ps->line.len);
-        cdt_buf_truncate(&ps->line, 0);
-        data += n + 1;
-        len -= n + 1;
-    }
-}
-
 /* ---- requests ---- */
 
 static bool add_num(cJSON *o, const char *name, double v)
@@ -248,7 +204,7 @@ int cdt_sidecar_generate(int port, const char *token, const struct cdt_sidecar_g
                          long timeout_ms, struct cdt_sidecar_gen_reply *out, char *errmsg,
                          size_t errcap)
 {
-    struct piece_scan ps = {.req = req};
+    struct cdt_client_text_scan ps = {.on_text = req->on_piece, .user_data = req->piece_user_data};
     struct cdt_client_response r;
     char *body;
     cJSON *o;
@@ -262,9 +218,10 @@ int cdt_sidecar_generate(int port, const char *token, const struct cdt_sidecar_g
     body = gen_body(req);
     if (!body)
         return CDT_ENOMEM;
-    rc = cdt_client_request_observed(port, token, "POST", "/generate", body, timeout_ms,
-                                     req->stream && req->on_piece ? on_stream_data : NULL, &ps,
-                                     req->should_stop, req->stop_user_data, &r, errmsg, errcap);
+    rc = cdt_client_request_observed(
+        port, token, "POST", "/generate", body, timeout_ms,
+        req->stream && req->on_piece ? cdt_client_scan_text_events : NULL, &ps, req->should_stop,
+        req->stop_user_data, &r, errmsg, errcap);
     cdt_buf_cleanup(&ps.line);
     free(body);
     if (rc != 0)

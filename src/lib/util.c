@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,6 +135,26 @@ static int make_one(const char *dir, mode_t mode)
     if (!S_ISDIR(st.st_mode)) {
         errno = EEXIST;
         return CDT_EEXISTS;
+    }
+    return 0;
+}
+
+int cdt_random_hex(char *out, size_t bytes)
+{
+    unsigned char rnd[64];
+    size_t o = 0;
+
+    out[0] = '\0';
+    while (o < bytes) {
+        size_t n = bytes - o < sizeof(rnd) ? bytes - o : sizeof(rnd);
+
+        if (getrandom(rnd, n, 0) != (ssize_t)n) {
+            out[0] = '\0';
+            return CDT_EIO;
+        }
+        for (size_t i = 0; i < n; i++)
+            snprintf(out + 2 * (o + i), 3, "%02x", rnd[i]);
+        o += n;
     }
     return 0;
 }

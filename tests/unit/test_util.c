@@ -273,6 +273,21 @@ TEST(trim_both_ends)
     CHECK_STR(cdt_trim(e), "\xC2\xA0nbsp"); /* ASCII whitespace only */
 }
 
+/* Tokens and ids: 2 hex digits a byte, NUL-terminated, different each time. */
+TEST(random_hex)
+{
+    char a[33], b[33], big[2 * 100 + 1];
+
+    REQUIRE(cdt_random_hex(a, 16) == 0);
+    REQUIRE(cdt_random_hex(b, 16) == 0);
+    CHECK_INT((int)strlen(a), 32);
+    CHECK_INT((int)strspn(a, "0123456789abcdef"), 32);
+    CHECK(strcmp(a, b) != 0);
+    REQUIRE(cdt_random_hex(big, 100) == 0); /* more than one read */
+    CHECK_INT((int)strlen(big), 200);
+    CHECK_INT((int)strspn(big, "0123456789abcdef"), 200);
+}
+
 int main(void)
 {
     RUN(clock_is_monotonic_and_units_agree);
@@ -285,5 +300,6 @@ int main(void)
     RUN(trim_both_ends);
     RUN(proc_signal_refuses_group_pids);
     RUN(proc_signal_child_and_gone);
+    RUN(random_hex);
     return TEST_END();
 }
