@@ -287,8 +287,11 @@ def start_app(args, tmp, env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(os.path.join(tmp, "serve.log"), "w")
-    proc = subprocess.Popen([args.bin, "serve", "--port", str(port)], stdout=log, stderr=log, env=aenv)
+    if args.log:  # debug: the app's log, with its sidecar's steps (-v), kept in --log
+        os.makedirs(args.log, exist_ok=True)
+    log = open(os.path.join(args.log or tmp, "serve.log"), "w")
+    proc = subprocess.Popen([args.bin] + (["-v"] if args.log else []) + ["serve", "--port", str(port)],
+                            stdout=log, stderr=log, env=aenv)
 
     def call(path, body=None, timeout=300):
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",

@@ -10,9 +10,10 @@
  * way and the tail fit in the deadline together. Its answers are kept with the
  * piece's exact deterministic text; a later text goes on after the pieces it starts
  * with, and a run takes an answer only for a piece its own text starts with there,
- * as the worker cut it. Once a run takes from it (or cancel) the worker starts no
- * new piece; cancel also abandons the model call under way (p.should_stop asks
- * it). `mu` guards everything below it; the model is called without it. */
+ * as the worker cut it. Both go through the pieces in the order of the text (a
+ * sentence said twice is two pieces, each asked). Once a run takes from it (or cancel) the worker
+ * starts no new piece; cancel also abandons the model call under way (p.should_stop asks it). `mu`
+ * guards everything below it; the model is called without it. */
 #include "codictate/cleanup.h"
 #include "codictate/log.h"
 #include "codictate/refine.h"
@@ -78,6 +79,9 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
     char *cleaned = NULL;
     const char *s;
     bool local;
+    /* The text's pieces are v[next..], in order: a sentence said twice is two pieces
+     * (a run takes them in order), not one answered once and then skipped. */
+    size_t next = 0;
 
     if ((rc = cdt_cleanup_text(text, &cleaned)) != 0)
         return rc;
@@ -94,13 +98,14 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
         s += strspn(s, " \t\n\r\f\v");
         pthread_mutex_lock(&a->mu);
         stop = a->cancel || a->closing;
-        i = piece_at(a, s, 0); /* answered from an earlier text: go on after it */
+        i = piece_at(a, s, next); /* answered from an earlier text: go on after it */
         len = i < a->n ? strlen(a->v[i].text) : 0;
         pthread_mutex_unlock(&a->mu);
         if (stop)
             break;
         if (len > 0) {
             s += len;
+            next = i + 1;
             continue;
         }
         /* Pieces half the deadline holds on this machine: a piece too long for it
@@ -142,6 +147,7 @@ static int refine_text(struct cdt_refine_ahead *a, const char *text)
         }
         if (rc == 0) {
             a->v[a->n++] = piece;
+            next = a->n;
             pthread_cond_broadcast(&a->cv);
         }
         pthread_mutex_unlock(&a->mu);

@@ -231,6 +231,45 @@ TEST(ahead_differing_text_is_asked_again)
     echo_cleanup(&w);
 }
 
+/* A sentence said twice (dictations repeat "thank you.", a bench repeats its
+ * sentences): each time is a piece of its own, refined ahead, not skipped as answered
+ * by the first and left for after stop. */
+TEST(ahead_repeated_sentence_is_refined_ahead)
+{
+    static const char *const said =
+        "the first sentence is here. the second one is here too. the first sentence is here. "
+        "the second one is here too. and the last one is still being said";
+    struct echo e, w;
+    struct cdt_refine_params p, pw;
+    struct cdt_refine_ahead *a = NULL;
+    struct cdt_refine_result r, whole;
+
+    echo_init(&e);
+    echo_init(&w);
+    p = echo_params(&e);
+    pw = echo_params(&w);
+    REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
+    cdt_refine_ahead_offer(a, "the first sentence is here. the second one is here too. the first "
+                              "sentence is here");
+    CHECK(wait_count(a, 2));
+    cdt_refine_ahead_offer(a, said);
+    CHECK(wait_count(a, 4)); /* all four finished sentences: two of them twice */
+    CHECK_INT(echo_calls(&e), 4);
+    p.ahead = a;
+    REQUIRE(cdt_refine_run(&p, said, &r) == 0);
+    REQUIRE(cdt_refine_run(&pw, said, &whole) == 0);
+    CHECK_STR(r.refined, whole.refined);
+    CHECK_INT(r.timings.pieces, 5);
+    CHECK_INT(r.timings.pieces_ahead, 4); /* only the last sentence after stop */
+    CHECK(!r.timings.piece_ahead[4]);
+    CHECK_INT(echo_calls(&e), 5);
+    cdt_refine_result_cleanup(&r);
+    cdt_refine_result_cleanup(&whole);
+    cdt_refine_ahead_free(a);
+    echo_cleanup(&e);
+    echo_cleanup(&w);
+}
+
 /* The provider fails for one piece while recording: that piece keeps its
  * deterministic text, the pieces after it are still refined (ahead and after stop). */
 TEST(ahead_provider_failure_falls_back_alone)
@@ -361,6 +400,7 @@ int main(void)
 {
     RUN(ahead_gives_the_whole_runs_text);
     RUN(ahead_differing_text_is_asked_again);
+    RUN(ahead_repeated_sentence_is_refined_ahead);
     RUN(ahead_provider_failure_falls_back_alone);
     RUN(ahead_cancel_starts_no_new_piece);
     RUN(ahead_without_a_model_is_deterministic);
