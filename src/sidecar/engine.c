@@ -1434,6 +1434,10 @@ struct gen {
     struct sampler s;
     struct spec spec;
     int idle; /* steps in a row without a draft (fixed_batch) */
+    /* fixed_batch: the steps of that shape, the drafted tokens they accepted, and
+     * whether drafting stopped for this generation (spec_fixed_pays said no) */
+    int fx_steps, fx_gain;
+    bool fx_off;
     /* Where decode time goes (the debug log's "steps" line): steps, their rows, and
      * ms in llama_decode, in reading the rows (verification, sampling) and in
      * dropping tokens from the KV cache. */
@@ -1740,7 +1744,7 @@ static int plan_draft(struct gen *g, llama_token *draft)
     int k = g->e->fixed_batch && g->spec.on ? g->e->fixed_batch - 1 : spec_plan(&g->spec);
     int left = g->max_tokens - g->n_gen - 1;
 
-    if (k > 0 && backing_off(g))
+    if (k > 0 && (backing_off(g) || g->fx_off))
         return 0;
 
     if (k > left)
@@ -1792,10 +1796,12 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     int nb = nd + 1;
 
     /* One shape while drafts come, single tokens after CDT_SPEC_IDLE steps without
-     * one (text that cannot be drafted), back at the next draft. */
+     * one (text that cannot be drafted), back at the next draft; single tokens for
+     * the rest of the generation once the steps of that shape stop paying. */
     if (fixed) {
-        g->idle = nd > 0 ? 0 : backing_off(g) ? CDT_SPEC_IDLE : g->idle + 1;
+        g->idle = nd > 0 ? 0 : backing_off(g) || g->fx_off ? CDT_SPEC_IDLE : g->idle + 1;
         nb = nd > 0 || g->idle < CDT_SPEC_IDLE ? e->fixed_batch : 1;
+        g->fx_steps += nb > 1;
     }
 
     /* Past the capacity: grow it by half (max_tokens keeps base + nd < n_ctx). */
@@ -1861,6 +1867,10 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     if (rc != 0)
         return rc;
     spec_update(&g->spec, m, nd);
+    if (fixed) {
+        g->fx_gain += m;
+        g->fx_off = g->fx_off || !spec_fixed_pays(g->fx_steps, g->fx_gain);
+    }
     if (m == nd) {
         t0 = cdt_now_ms();
         rc = sample_next(g, nd, next);
@@ -2042,8 +2052,9 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
               r->timings.draft_tokens, r->timings.accepted_tokens, n_prompt, n_cached,
               r->timings.prompt_ms);
     CDT_LOG_D(e->log,
-              "steps %d, rows %d: llama_decode %.1f ms, rows read %.1f ms, KV trimmed %.1f ms",
-              g.n_steps, g.n_rows, g.ms_decode, g.ms_rows, g.ms_trunc);
+              "steps %d, rows %d: llama_decode %.1f ms, rows read %.1f ms, KV trimmed %.1f ms%s",
+              g.n_steps, g.n_rows, g.ms_decode, g.ms_rows, g.ms_trunc,
+              g.fx_off ? "; drafting stopped (fixed-shape steps did not pay)" : "");
 
 done:
     if (rc != 0)

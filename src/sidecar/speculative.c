@@ -145,3 +145,8 @@ void spec_update(struct spec *sp, int m, int n)
         sp->wait = 0;
     }
 }
+
+bool spec_fixed_pays(int steps, int gain)
+{
+    return steps < CDT_FIXED_TRIAL || 10 * (long)gain >= CDT_FIXED_GAIN * (long)steps;
+}

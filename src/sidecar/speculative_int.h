@@ -15,6 +15,8 @@
 #define CDT_PROBE_MAX   128   /* doubling from min to max */
 #define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
 #define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
+#define CDT_FIXED_TRIAL 12    /* fixed-shape steps before their gain is judged */
+#define CDT_FIXED_GAIN  3     /* tenths of a drafted token accepted a fixed-shape step, at least */
 
 /* Adaptive drafting. The acceptance rate of a drafted token is estimated from
  * recent drafts (decayed counts, a uniform prior: 0.5 before any); the draft length
@@ -90,5 +92,14 @@ void spec_idle(struct spec *sp);
 
 /* A draft of n tokens of which the first m were accepted. */
 void spec_update(struct spec *sp, int m, int n);
+
+/* Whether a GPU's fixed-shape speculation (engine.c: while drafts come, every step
+ * decodes the token, its draft and padding, one shape for CUDA graphs) still pays
+ * for a generation after `steps` such steps accepted `gain` drafted tokens in all.
+ * Such a step costs 1.14-1.34 single-token steps there (bench/RESULTS.md, "Where a
+ * GPU step's time goes"), so under CDT_FIXED_GAIN / 10 tokens gained a step it loses
+ * (text it cannot draft ran at 0.84x); judged from CDT_FIXED_TRIAL steps on, before
+ * which it pays. */
+bool spec_fixed_pays(int steps, int gain);
 
 #endif

@@ -935,6 +935,22 @@ TEST(fixed_shape_matches_plain)
     CHECK(accepted > 0 && drafted > accepted);
 }
 
+/* A GPU's fixed-shape steps cost 1.14-1.34 single ones: once a generation's steps of
+ * that shape gain under CDT_FIXED_GAIN / 10 accepted tokens each (judged from
+ * CDT_FIXED_TRIAL steps on), drafting stops for it (engine.c, fx_off; the output
+ * stays the plain one: fixed_shape_matches_plain runs that path too). */
+TEST(fixed_shape_stops_when_it_does_not_pay)
+{
+    CHECK(spec_fixed_pays(0, 0));
+    CHECK(spec_fixed_pays(CDT_FIXED_TRIAL - 1, 0)); /* too early to judge */
+    CHECK(!spec_fixed_pays(CDT_FIXED_TRIAL, 0));    /* nothing accepted: text it cannot draft */
+    CHECK(!spec_fixed_pays(12, 3));                 /* 0.25 a step */
+    CHECK(spec_fixed_pays(12, 4));                  /* 0.33 */
+    CHECK(spec_fixed_pays(40, 42));                 /* copy-heavy text: ~1.06 a step */
+    CHECK(!spec_fixed_pays(100, 29));
+    CHECK(spec_fixed_pays(100, 30));
+}
+
 /* The draft planner weighs draft lengths with the costs timed at load. On CPUs whose
  * kernels run a 2-token batch as two single decodes but 4 tokens as one matrix pass
  * (this AMD EPYC at the 0.6B shape, 2 threads: 1, 2.24, 2.4, 3.8 single decodes for 1,
@@ -1482,6 +1498,7 @@ int main(int argc, char **argv)
     RUN(kernel_rounding);
     RUN(greedy_matches_plain);
     RUN(fixed_shape_matches_plain);
+    RUN(fixed_shape_stops_when_it_does_not_pay);
     RUN(planner_follows_measured_costs);
     RUN(sampling_same_distribution);
     RUN(speculative_off);
