@@ -196,6 +196,8 @@ def main():
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--copy", type=int, default=40, help="copy-heavy prompts (default 40)")
     ap.add_argument("--nodraft", type=int, default=12, help="random-text prompts (default 12)")
+    ap.add_argument("--candidates", type=int, default=0,
+                    help="random-text candidates screened for --nodraft (default 4 x --nodraft)")
     ap.add_argument("--reps", type=int, default=1, help="passes over the prompts (default 1)")
     ap.add_argument("--llama", default=",".join(LLAMA_VARIANTS),
                     help="llama-server variants, comma-separated (default all: "
@@ -246,7 +248,8 @@ def main():
     # Random letters sometimes make the model loop ("000000…"), which prompt lookup
     # drafts well; the no-draft set keeps the candidates whose answer, generated once
     # with speculation on before the timed passes, accepted at most 10% of its tokens.
-    candidates = prompts_from(nodraft_texts(4 * a.nodraft, a.seed), os.path.join(a.bin, "cleanup_lines"))
+    candidates = prompts_from(nodraft_texts(a.candidates or 4 * a.nodraft, a.seed),
+                              os.path.join(a.bin, "cleanup_lines"))
     screened = []
     cats = [c["category"] for c in cases]
     prime = prompts_from(["Please call me back when you are free this afternoon."],
