@@ -8,8 +8,9 @@
 # `make tsan` runs it. Under TSan everything runs 5-20x slower, so a test may fail on
 # its own timing; that is not counted: only TSan's reports are (written to
 # BUILD_DIR/tsan/r.<pid>, one file per process that had one). The engines' OpenMP
-# threads are suppressed (tests/tsan.supp: libgomp is not instrumented). Takes ~40
-# minutes on 2 cores.
+# threads and PulseAudio's client library are suppressed (tests/tsan.supp: neither is
+# instrumented). A test's own time limit is 4x here (tests/CMakeLists.txt, cdt_test).
+# Takes about an hour on 2 cores.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
