@@ -11,9 +11,10 @@
  * piece's exact deterministic text; a later text goes on after the pieces it starts
  * with, and a run takes an answer only for a piece its own text starts with there,
  * as the worker cut it. Both go through the pieces in the order of the text (a
- * sentence said twice is two pieces, each asked). Once a run takes from it (or cancel) the worker
- * starts no new piece; cancel also abandons the model call under way (p.should_stop asks it). `mu`
- * guards everything below it; the model is called without it. */
+ * sentence said twice is two pieces, each asked). Once a run takes from it (or
+ * cancel) the worker starts no new piece; cancel also abandons the model call under
+ * way (p.should_stop asks it). `mu` guards everything below it; the model is called
+ * without it. */
 #include "codictate/cleanup.h"
 #include "codictate/log.h"
 #include "codictate/refine.h"

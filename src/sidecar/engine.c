@@ -1736,6 +1736,13 @@ static bool backing_off(const struct gen *g)
            (g->spec.hits + 1.0f) / (g->spec.tries + 2.0f) < CDT_GPU_BACKOFF;
 }
 
+/* Fixed shape: no draft now, by the backoff or because this generation's steps of
+ * that shape stopped paying (fx_off). */
+static bool drafts_paused(const struct gen *g)
+{
+    return g->fx_off || backing_off(g);
+}
+
 /* The draft for the step after token `tok` (the last of g->hist): up to the planned
  * length, within max_tokens, cut after an end token (before it with ignore_eos,
  * where it can never be accepted). */
@@ -1744,7 +1751,7 @@ static int plan_draft(struct gen *g, llama_token *draft)
     int k = g->e->fixed_batch && g->spec.on ? g->e->fixed_batch - 1 : spec_plan(&g->spec);
     int left = g->max_tokens - g->n_gen - 1;
 
-    if (k > 0 && (backing_off(g) || g->fx_off))
+    if (k > 0 && drafts_paused(g))
         return 0;
 
     if (k > left)
@@ -1799,7 +1806,7 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
      * one (text that cannot be drafted), back at the next draft; single tokens for
      * the rest of the generation once the steps of that shape stop paying. */
     if (fixed) {
-        g->idle = nd > 0 ? 0 : backing_off(g) || g->fx_off ? CDT_SPEC_IDLE : g->idle + 1;
+        g->idle = nd > 0 ? 0 : drafts_paused(g) ? CDT_SPEC_IDLE : g->idle + 1;
         nb = nd > 0 || g->idle < CDT_SPEC_IDLE ? e->fixed_batch : 1;
         g->fx_steps += nb > 1;
     }

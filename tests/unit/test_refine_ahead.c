@@ -92,6 +92,28 @@ static struct cdt_refine_params echo_params(struct echo *e)
     return p;
 }
 
+/* Two providers: e for the refinement ahead and the run that takes from it, w for
+ * the whole run whose text that run must give. */
+static void echoes_init(struct echo *e, struct echo *w, struct cdt_refine_params *p,
+                        struct cdt_refine_params *pw)
+{
+    echo_init(e);
+    echo_init(w);
+    *p = echo_params(e);
+    *pw = echo_params(w);
+}
+
+/* Frees what a test of echoes_init made. */
+static void echoes_cleanup(struct echo *e, struct echo *w, struct cdt_refine_ahead *a,
+                           struct cdt_refine_result *r, struct cdt_refine_result *whole)
+{
+    cdt_refine_result_cleanup(r);
+    cdt_refine_result_cleanup(whole);
+    cdt_refine_ahead_free(a);
+    echo_cleanup(e);
+    echo_cleanup(w);
+}
+
 /* Waits (without a time limit that a slow machine could miss: 10 minutes) until the
  * worker has answered n pieces. */
 static bool wait_count(struct cdt_refine_ahead *a, size_t n)
@@ -151,10 +173,7 @@ TEST(ahead_gives_the_whole_runs_text)
     struct cdt_refine_result r, whole;
     char *wr, *ww;
 
-    echo_init(&e);
-    echo_init(&w);
-    p = echo_params(&e);
-    pw = echo_params(&w);
+    echoes_init(&e, &w, &p, &pw);
     REQUIRE(cdt_refine_run(&pw, full, &whole) == 0);
     CHECK_INT(whole.timings.pieces, 5);
     CHECK_INT(whole.timings.pieces_ahead, 0);
@@ -189,11 +208,7 @@ TEST(ahead_gives_the_whole_runs_text)
     CHECK(strstr(r.refined, "So the first paragraph has words one two three! And it has") != NULL);
     free(wr);
     free(ww);
-    cdt_refine_result_cleanup(&r);
-    cdt_refine_result_cleanup(&whole);
-    cdt_refine_ahead_free(a);
-    echo_cleanup(&e);
-    echo_cleanup(&w);
+    echoes_cleanup(&e, &w, a, &r, &whole);
 }
 
 /* A text the final transcript does not continue as offered (its deterministic pass
@@ -201,14 +216,11 @@ TEST(ahead_gives_the_whole_runs_text)
 TEST(ahead_differing_text_is_asked_again)
 {
     struct echo e, w;
-    struct cdt_refine_params p = cdt_refine_default_params(), pw;
+    struct cdt_refine_params p, pw;
     struct cdt_refine_ahead *a = NULL;
     struct cdt_refine_result r, whole;
 
-    echo_init(&e);
-    echo_init(&w);
-    p = echo_params(&e);
-    pw = echo_params(&w);
+    echoes_init(&e, &w, &p, &pw);
     REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
     cdt_refine_ahead_offer(
         a, "the first sentence is here. the second one is here too. and more words are coming");
@@ -224,11 +236,7 @@ TEST(ahead_differing_text_is_asked_again)
     CHECK_INT(r.timings.pieces_ahead, 1); /* the first sentence; the second is asked again */
     CHECK(r.timings.piece_ahead[0] && !r.timings.piece_ahead[1]);
     CHECK_INT(echo_calls(&e), 3);
-    cdt_refine_result_cleanup(&r);
-    cdt_refine_result_cleanup(&whole);
-    cdt_refine_ahead_free(a);
-    echo_cleanup(&e);
-    echo_cleanup(&w);
+    echoes_cleanup(&e, &w, a, &r, &whole);
 }
 
 /* A sentence said twice (dictations repeat "thank you.", a bench repeats its
@@ -244,10 +252,7 @@ TEST(ahead_repeated_sentence_is_refined_ahead)
     struct cdt_refine_ahead *a = NULL;
     struct cdt_refine_result r, whole;
 
-    echo_init(&e);
-    echo_init(&w);
-    p = echo_params(&e);
-    pw = echo_params(&w);
+    echoes_init(&e, &w, &p, &pw);
     REQUIRE(cdt_refine_ahead_new(&p, &a) == 0);
     cdt_refine_ahead_offer(a, "the first sentence is here. the second one is here too. the first "
                               "sentence is here");
@@ -263,11 +268,7 @@ TEST(ahead_repeated_sentence_is_refined_ahead)
     CHECK_INT(r.timings.pieces_ahead, 4); /* only the last sentence after stop */
     CHECK(!r.timings.piece_ahead[4]);
     CHECK_INT(echo_calls(&e), 5);
-    cdt_refine_result_cleanup(&r);
-    cdt_refine_result_cleanup(&whole);
-    cdt_refine_ahead_free(a);
-    echo_cleanup(&e);
-    echo_cleanup(&w);
+    echoes_cleanup(&e, &w, a, &r, &whole);
 }
 
 /* The provider fails for one piece while recording: that piece keeps its
