@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +68,9 @@
 /* Connections the kernel queues for accept: a flood of connects waits there, not
  * in SYN retries (1, 3, 7 s later), while the oldest silent ones make room. */
 #define CDT_HTTP_BACKLOG 1024
+/* The time slice the HTTP threads ask for, microseconds (short_slice; the kernel
+ * clamps it to 100 us .. 100 ms): about what answering /status takes. */
+#define CDT_HTTP_SLICE_US 100
 
 /* One TCP connection (see the invariants above). */
 struct conn {
@@ -518,8 +524,52 @@ static double make_room(struct cdt_httpd *h)
     return next;
 }
 
+/* Asks the kernel, once per thread, for a short time slice (CDT_HTTP_SLICE_US; the
+ * environment's CODICTATE_HTTP_SLICE_US, 0 for the kernel's default, for measuring).
+ * Under EEVDF (Linux 6.12 and later) a thread with a shorter slice gets an earlier
+ * deadline and preempts a busy one when it wakes, so an answer to /status or /health
+ * does not wait behind the inference threads or other processes for the rest of
+ * their slice (~3 ms). The nice value and a policy other than SCHED_OTHER (a user's
+ * `chrt -b`) are kept, threads started from this one get the default slice, and
+ * older kernels ignore the slice. Best effort: a refusal changes nothing. */
+static void short_slice(void)
+{
+    /* The kernel's struct sched_attr, first version (its header clashes with
+     * <sched.h>, and glibc 2.36 has no wrapper). */
+    struct {
+        uint32_t size, sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime, sched_deadline, sched_period;
+    } a;
+    static _Thread_local bool done;
+    const char *env = getenv("CODICTATE_HTTP_SLICE_US");
+    long us = env ? strtol(env, NULL, 10) : CDT_HTTP_SLICE_US;
+    int nice;
+
+    if (done)
+        return;
+    done = true;
+    if (us <= 0 || sched_getscheduler(0) != SCHED_OTHER)
+        return;
+    errno = 0;
+    nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (errno != 0)
+        return;
+    memset(&a, 0, sizeof(a));
+    a.size = sizeof(a);
+    a.sched_policy = SCHED_OTHER;
+    a.sched_nice = nice;
+    a.sched_flags = 0x01; /* SCHED_FLAG_RESET_ON_FORK: threads this one starts (a
+                           * dictation's workers, their engines') get the default */
+    a.sched_runtime = (uint64_t)us * 1000u;
+    (void)syscall(SYS_sched_setattr, 0, &a, 0u);
+}
+
 /* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection; near the limit, makes room
- * by closing the oldest one still waiting for its request. */
+ * by closing the oldest one still waiting for its request. Runs on the listening
+ * thread, which it gives a short slice (short_slice) so that it accepts at once. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -530,6 +580,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 
+        short_slice();
         *socket_context = NULL;
         if (!ci || !(c = calloc(1, sizeof(*c))))
             return; /* untracked: MHD's inactivity timeout still ends it */
@@ -846,7 +897,8 @@ static void reject_request(struct cdt_http_req *req, int status, const char *why
 static _Thread_local struct MHD_Connection *tls_conn;
 
 /* MHD_OPTION_URI_LOG_CALLBACK: runs on the connection's thread once its request
- * line is parsed, before its headers are. Returns the request's initial con_cls. */
+ * line is parsed, before its headers are; gives that thread a short slice
+ * (short_slice). Returns the request's initial con_cls. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct cdt_httpd *h = cls;
@@ -856,6 +908,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
     (void)uri;
     tls_conn = conn;
+    short_slice();
     if (c) {
         pthread_mutex_lock(&h->lock);
         c->begun = true;

@@ -9,6 +9,7 @@
 #include "codictate/util.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define DEADLINE_MS 600 /* the test server's request deadline */
@@ -44,12 +46,47 @@ static void slow_done(void *ud, bool gone)
     free(ud);
 }
 
+/* The time slice of thread tid, ns, from /proc (the kernel's "se.slice"); -1 where
+ * the kernel does not show it. */
+static long long slice_of(long tid)
+{
+    char path[64], line[256];
+    long long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/sched", tid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "se.slice ", 9) == 0 && strchr(line, ':'))
+            v = strtoll(strchr(line, ':') + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+static void *own_slice(void *arg)
+{
+    *(long long *)arg = slice_of((long)syscall(SYS_gettid));
+    return NULL;
+}
+
 static void handler(struct cdt_http_req *req, void *ud)
 {
     const char *path = cdt_http_req_path(req);
 
     (void)ud;
-    if (strcmp(path, "/wait") == 0) { /* up to 1.5 s watching the client */
+    if (strcmp(path, "/slice") == 0) { /* this connection thread's slice, a child's */
+        char b[64];
+        long long child = -1;
+        pthread_t t;
+        int n;
+
+        if (pthread_create(&t, NULL, own_slice, &child) == 0)
+            pthread_join(t, NULL);
+        n = snprintf(b, sizeof(b), "%lld %lld", slice_of((long)syscall(SYS_gettid)), child);
+
+        cdt_http_reply(req, 200, b, (size_t)n, "text/plain");
+    } else if (strcmp(path, "/wait") == 0) { /* up to 1.5 s watching the client */
         int gone = 0;
 
         for (int i = 0; i < 75 && !gone; i++) {
@@ -448,6 +485,74 @@ TEST(half_closed_client_is_not_gone)
     cdt_httpd_free(h);
 }
 
+/* Whether this kernel gives a thread the slice it asks for (EEVDF's custom slices,
+ * Linux 6.12 on): asked on a thread of its own, read back from /proc. */
+static void *probe_slice(void *arg)
+{
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t prio;
+        uint64_t runtime, deadline, period;
+    } a = {.size = sizeof(a), .runtime = 200000};
+
+    *(bool *)arg =
+        syscall(SYS_sched_setattr, 0, &a, 0u) == 0 && slice_of((long)syscall(SYS_gettid)) == 200000;
+    return NULL;
+}
+
+/* The HTTP threads (the listening one and each connection's) ask for a 100 us slice,
+ * so that an answer does not wait behind busy threads for the rest of theirs; a
+ * thread a handler starts gets the kernel's default again. */
+TEST(http_threads_ask_for_a_short_slice)
+{
+    bool custom = false;
+    pthread_t t;
+    int port, fd, n = 0;
+    struct cdt_httpd *h;
+    const char *req = "GET /slice HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    char buf[4096], *body;
+    DIR *d;
+    struct dirent *e;
+
+    REQUIRE(pthread_create(&t, NULL, probe_slice, &custom) == 0);
+    pthread_join(t, NULL);
+    if (!custom) {
+        fprintf(stderr, "  skipped: this kernel has no per-thread slices (before 6.12)\n");
+        return;
+    }
+    h = start(0, &port);
+    REQUIRE(h);
+    fd = dial(port);
+    REQUIRE(fd >= 0);
+    CHECK(send_all(fd, req, strlen(req)));
+    CHECK(read_until_close(fd, buf, sizeof(buf), 10000));
+    close(fd);
+    body = strstr(buf, "\r\n\r\n");
+    REQUIRE(body);
+    body += 4;
+    CHECK(strtoll(body, &body, 10) == 100000);
+    CHECK(strtoll(body, NULL, 10) > 100000); /* a thread it starts: the default */
+    REQUIRE((d = opendir("/proc/self/task")));
+    while ((e = readdir(d))) {
+        char path[300], comm[32] = "";
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        if (e->d_name[0] == '.' || !(f = fopen(path, "r")))
+            continue;
+        if (fgets(comm, sizeof(comm), f) && strncmp(comm, "MHD-listen", 10) == 0) {
+            CHECK_INT(slice_of(strtol(e->d_name, NULL, 10)), 100000);
+            n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    CHECK_INT(n, 1);
+    cdt_httpd_free(h);
+}
+
 int main(void)
 {
     RUN(ambiguous_requests_get_one_400_and_a_close);
@@ -457,5 +562,6 @@ int main(void)
     RUN(large_bodies_get_more_time);
     RUN(silent_clients_leave_room_for_others);
     RUN(half_closed_client_is_not_gone);
+    RUN(http_threads_ask_for_a_short_slice);
     return TEST_END();
 }
