@@ -537,6 +537,8 @@
   }
 
   function initDictate() {
+    $('#setup-download').addEventListener('click', () => setupDownload());
+    $('#setup-models').addEventListener('click', () => selectTab('models', true));
     $('#record-btn').addEventListener('click', (e) => {
       // A keyboard "click" right after the shortcut already toggled: ignore it.
       if (e.detail === 0 && performance.now() - lastKeyToggle < 1500) return;
@@ -792,6 +794,7 @@
     parts.push(`speech: ${inUse.whisper ? modelName(inUse.whisper) : 'none'}`);
     if (isNum(data.ram_gb)) parts.push(`this computer has ${fmtGb(data.ram_gb)} GB RAM`);
     $('#models-summary').textContent = `${parts.join(' · ')}.`;
+    renderSetupNote();
 
     if (focusId && focusSel) {
       const card = $$('.model-card').find((c) => c.dataset.id === focusId);
@@ -809,6 +812,48 @@
     old.replaceWith(card);
     const target = sel && $(sel, card);
     if (target) target.focus();
+  }
+
+  /* The Dictate page's first-run note: shown while no whisper model is on disk or
+   * chosen, with a button that downloads the recommended one (its progress inline). */
+  function renderSetupNote() {
+    const box = $('#setup-note');
+    const data = state.models;
+    const need = !!data && !(data.in_use && data.in_use.whisper) && downloaded('whisper').length === 0;
+    box.hidden = !need;
+    if (!need) return;
+    const recId = data.recommended && data.recommended.whisper;
+    const rec = recId ? findModel(recId) : null;
+    const btn = $('#setup-download');
+    const prog = $('#setup-progress');
+    btn.hidden = !rec;
+    if (!rec) return;
+    const busy = rec.state === 'downloading';
+    const size = isNum(rec.bytes_total) && rec.bytes_total > 0 ? rec.bytes_total : rec.size_bytes;
+    btn.disabled = busy;
+    btn.textContent = busy ? `Downloading ${rec.name || rec.id}…` : `Download ${rec.name || rec.id} (${fmtBytes(size)})`;
+    prog.textContent = busy ? progressText(rec) : rec.state === 'download_failed' ? ERROR_TEXT[downloadCode(rec)] || ERROR_TEXT.other : '';
+  }
+
+  async function setupDownload() {
+    const data = state.models;
+    const id = data && data.recommended && data.recommended.whisper;
+    if (!id) return;
+    const m = findModel(id);
+    try {
+      await post(modelPath(id, 'download'), {});
+    } catch (e) {
+      if (e.code !== 'busy') {
+        toast(e.message, 'error');
+        return;
+      }
+    }
+    if (m) {
+      m.state = 'downloading';
+      m.detail = null;
+      renderCard(m);
+    }
+    refreshModels();
   }
 
   async function loadModels() {
@@ -845,6 +890,7 @@
     if (isNum(ev.bytes_done)) m.bytes_done = ev.bytes_done;
     if (isNum(ev.bytes_total) && ev.bytes_total > 0) m.bytes_total = ev.bytes_total;
     const card = $$('.model-card').find((c) => c.dataset.id === m.id);
+    renderSetupNote();
     if (!changed && m.state === 'downloading' && card && updateProgress(card, m)) return;
     renderCard(m);
     if (changed) {

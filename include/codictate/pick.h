@@ -31,6 +31,8 @@ struct cdt_pick_params {
     struct cdt_catalog *catalog; /* borrowed; NULL: the default catalog, loaded on need */
     struct cdt_models *models;   /* borrowed; NULL: a view of the default cache, on need */
     struct cdt_log *log;         /* borrowed; may be NULL */
+    bool app;                    /* the caller is the app: a missing model's message points
+                                  * to its Models page, not to `codictate models pull` */
 };
 
 struct cdt_pick_params cdt_pick_default_params(void);

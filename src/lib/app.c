@@ -1132,6 +1132,7 @@ static int start_session(struct cdt_app *app, enum cdt_dictation_source src, dou
     pp.catalog = app->cat;
     pp.models = app->models;
     pp.log = app->p.log;
+    pp.app = true;
     rc = cdt_pick_whisper(&pp, wp, errmsg, errcap);
     if (rc != 0) {
         rc = CDT_ESTATE;

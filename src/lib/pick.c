@@ -125,10 +125,15 @@ static int pick(struct ctx *c, struct cdt_pick_whisper *w, char *errmsg, size_t 
                      c->caterr);
             return CDT_EFORMAT;
         }
-        snprintf(errmsg, errcap,
-                 "no whisper model is downloaded: run `codictate models pull %s`, or "
-                 "pass --whisper-model PATH",
-                 first_id ? first_id : "ID");
+        if (p->app)
+            snprintf(errmsg, errcap,
+                     "no speech recognition (whisper) model is downloaded yet: download one "
+                     "on the Models page");
+        else
+            snprintf(errmsg, errcap,
+                     "no whisper model is downloaded: run `codictate models pull %s`, or "
+                     "pass --whisper-model PATH",
+                     first_id ? first_id : "ID");
         return CDT_ENOTFOUND;
     }
 

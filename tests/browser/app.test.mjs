@@ -495,7 +495,34 @@ await check('settings: persisted across a reload; the API key field stays empty'
   await shot('settings.png');
 });
 
-// g. Security, from node
+// g. First run: no speech model yet
+await check('first run: with no speech model, Dictate offers the recommended one; recording says where to get it; the note goes once it is downloaded', async () => {
+  await api(`api/models/${WHISPER}/delete`, {});
+  await tab('dictate');
+  const note = page.locator('#setup-note');
+  await note.waitFor({ state: 'visible', timeout: 5000 });
+  const btn = page.locator('#setup-download');
+  await waitFor(async () => (await btn.textContent()).includes('Test whisper'), 5000, 'the button names the recommended whisper model');
+  const before = (await api('api/dictation')).id;
+  const errorsBefore = pageErrors.length;
+  const respP = page.waitForResponse((r) => r.url().endsWith('/api/dictation/toggle'), { timeout: 5000 });
+  await page.click('#record-btn');
+  eq((await respP).status(), 409, 'POST /api/dictation/toggle status');
+  const toast = page.locator('#toast');
+  await waitFor(async () => (await toast.isVisible()) && (await toast.textContent()).includes('Models page'),
+    5000, 'a toast pointing to the Models page');
+  ok(!(await toast.textContent()).includes('codictate models pull'), 'the app told a browser user to run the CLI');
+  eq((await api('api/dictation')).id, before, 'the dictation id (none started)');
+  // Chromium logs the refused start (409) as a console error: expected here.
+  pageErrors.splice(errorsBefore, pageErrors.length - errorsBefore,
+    ...pageErrors.slice(errorsBefore).filter((e) => !e.includes('status of 409')));
+  await shot('dictate-first-run.png');
+  await btn.click();
+  await note.waitFor({ state: 'hidden', timeout: 30000 });
+  eq((await model(WHISPER)).state, 'downloaded', 'the whisper model state (API)');
+});
+
+// h. Security, from node
 await check('security: a foreign Host header is refused (4xx)', async () => {
   const r = await raw('GET', '/api/status', { Host: 'evil.example' });
   ok(r.status >= 400 && r.status < 500, `status ${r.status}`);

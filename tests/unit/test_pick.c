@@ -44,6 +44,13 @@ TEST(nothing_downloaded)
 
     CHECK_INT(cdt_pick_whisper(&p, &w, err, sizeof(err)), CDT_ENOTFOUND);
     CHECK(strstr(err, "codictate models pull wsp_v1") != NULL);
+
+    /* The app's users are told about its Models page, not the CLI. */
+    p.app = true;
+    CHECK_INT(cdt_pick_whisper(&p, &w, err, sizeof(err)), CDT_ENOTFOUND);
+    CHECK(strstr(err, "Models page") != NULL);
+    CHECK(strstr(err, "codictate models pull") == NULL);
+    CHECK(strstr(err, "--whisper-model") == NULL);
 }
 
 TEST(paths_are_taken_as_given)
