@@ -82,24 +82,27 @@
     return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
   }
 
-  function fmtTimings(t) {
+  /* source: the dictation's ("microphone", "file"): a file was not recorded, and
+   * there is no "after stop" to it. */
+  function fmtTimings(t, source) {
     if (!t || typeof t !== 'object') return '';
     const parts = [];
+    const file = source === 'file';
     const add = (label, v) => {
       const s = fmtMs(v);
       if (s) parts.push(`${label} ${s}`);
     };
-    add('recorded', t.record_ms);
+    if (!file) add('recorded', t.record_ms);
     /* Eager: most of it was transcribed while recording; what the user waited for is
      * the transcription after stop. */
-    if (isNum(t.raw_after_stop_ms)) add('transcribed after stop', t.raw_after_stop_ms);
-    else add('transcribe', t.transcribe_ms);
+    if (isNum(t.raw_after_stop_ms) && !file) add('transcribed after stop', t.raw_after_stop_ms);
+    else add('transcribe', isNum(t.transcribe_ms) ? t.transcribe_ms : t.raw_after_stop_ms);
     if (Array.isArray(t.chunks) && t.chunks.length > 1) parts.push(`${t.chunks.length} chunks`);
     /* Refinement ahead: pieces refined while recording cost nothing after stop. */
     if (isNum(t.pieces_ahead) && t.pieces_ahead > 0)
       add(`refine after stop (${t.pieces} pieces, ${t.pieces_ahead} refined while recording)`, t.refine_ms);
     else add(isNum(t.pieces) && t.pieces > 1 ? `refine (${t.pieces} pieces)` : 'refine', t.refine_ms);
-    add('total after stop', t.after_stop_ms);
+    add(file ? 'total' : 'total after stop', t.after_stop_ms);
     return parts.join(' · ');
   }
 
@@ -405,7 +408,7 @@
     r.classList.toggle('is-error', reasonIsError);
 
     $('#copy-btn').disabled = !(refined || raw) || recording;
-    $('#timings').textContent = recording ? '' : fmtTimings(d.timings);
+    $('#timings').textContent = recording ? '' : fmtTimings(d.timings, d.source);
   }
 
   // `refined` events: {id, delta} pieces of the model's text while it generates,

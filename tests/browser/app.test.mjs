@@ -458,6 +458,9 @@ await check('dictate: an audio file chosen on the page is transcribed like a rec
     (await page.locator('#refined-text').textContent()).trim().length > 0,
     10000, 'the page shows the new dictation done, its raw and refined text', 200);
   ok((d.raw || '').trim().length > 0, 'empty raw text (API)');
+  const tm = (await page.textContent('#timings')).trim();
+  ok(tm.startsWith('transcribe ') && !tm.includes('recorded') && !tm.includes('after stop'),
+    `a file's timings speak of recording or of a stop: '${tm}'`);
 });
 
 // f. Settings
