@@ -14,8 +14,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -486,7 +488,9 @@ TEST(half_closed_client_is_not_gone)
 }
 
 /* Whether this kernel gives a thread the slice it asks for (EEVDF's custom slices,
- * Linux 6.12 on): asked on a thread of its own, read back from /proc. */
+ * Linux 6.12 on), and the server would ask (it leaves a thread that is not
+ * SCHED_OTHER alone): asked on a thread of its own, with its nice value kept, and
+ * read back from /proc. */
 static void *probe_slice(void *arg)
 {
     struct {
@@ -497,8 +501,11 @@ static void *probe_slice(void *arg)
         uint64_t runtime, deadline, period;
     } a = {.size = sizeof(a), .runtime = 200000};
 
-    *(bool *)arg =
-        syscall(SYS_sched_setattr, 0, &a, 0u) == 0 && slice_of((long)syscall(SYS_gettid)) == 200000;
+    errno = 0;
+    a.nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    *(bool *)arg = errno == 0 && sched_getscheduler(0) == SCHED_OTHER &&
+                   syscall(SYS_sched_setattr, 0, &a, 0u) == 0 &&
+                   slice_of((long)syscall(SYS_gettid)) == 200000;
     return NULL;
 }
 
