@@ -50,7 +50,8 @@ struct cdt_pick_whisper {
  * downloaded VAD model, with a note when none is). Paths are taken as given (the
  * caller opens them). Returns 0, or CDT_ENOTFOUND (unknown id, nothing downloaded),
  * CDT_EINVAL (an id of another kind), CDT_ESTATE (not downloaded), CDT_EFORMAT (the
- * catalog is unusable), with a message in errmsg naming the flag and what to do. */
+ * catalog is unusable), with a message in errmsg naming the flag and what to do (with
+ * p->app, for nothing downloaded: the app's Models page instead of the CLI). */
 CDT_NODISCARD int cdt_pick_whisper(const struct cdt_pick_params *p, struct cdt_pick_whisper *out,
                                    char *errmsg, size_t errcap);
 

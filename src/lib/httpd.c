@@ -529,9 +529,10 @@ static double make_room(struct cdt_httpd *h)
  * Under EEVDF (Linux 6.12 and later) a thread with a shorter slice gets an earlier
  * deadline and preempts a busy one when it wakes, so an answer to /status or /health
  * does not wait behind the inference threads or other processes for the rest of
- * their slice (0.75 ms times 1 + log2 of the CPUs, up to 3 ms). The nice value and a policy other
- * than SCHED_OTHER (a user's `chrt -b`) are kept, threads started from this one get the default
- * slice, and older kernels ignore the slice. Best effort: a refusal changes nothing. */
+ * their slice (0.75 ms times 1 + log2 of the CPUs, up to 3 ms). The nice value and a
+ * policy other than SCHED_OTHER (a user's `chrt -b`) are kept, threads started from
+ * this one get the default slice, and older kernels ignore the slice. Best effort: a
+ * refusal changes nothing. Runs on every request line, so the flag comes first. */
 static void short_slice(void)
 {
     /* The kernel's struct sched_attr, first version (its header clashes with
@@ -544,13 +545,13 @@ static void short_slice(void)
         uint64_t sched_runtime, sched_deadline, sched_period;
     } a;
     static _Thread_local bool done;
-    const char *env = getenv("CODICTATE_HTTP_SLICE_US");
-    long us = env ? strtol(env, NULL, 10) : CDT_HTTP_SLICE_US;
+    long us;
     int nice;
 
     if (done)
         return;
     done = true;
+    us = cdt_env_long("CODICTATE_HTTP_SLICE_US", 0, 100000, CDT_HTTP_SLICE_US);
     if (us <= 0 || sched_getscheduler(0) != SCHED_OTHER)
         return;
     errno = 0;
