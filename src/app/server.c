@@ -25,7 +25,10 @@
 #define MAX_UPLOAD    (100 * 1024 * 1024) /* a dropped audio file, bytes */
 #define SSE_QUEUE_MAX (4 * 1024 * 1024)   /* a subscriber further behind is dropped, bytes */
 #define SSE_PING_MS   15000               /* keep-alive comment period, ms */
-#define ID_MAX        128
+/* A quiet stream looks for its client this often, so that one gone between events
+ * holds no thread until the next ping fails to go out, ms. */
+#define SSE_GONE_CHECK_MS 1000
+#define ID_MAX            128
 
 /* ---- server-sent events ---- */
 
@@ -35,6 +38,7 @@ struct sub {
     size_t off;       /* bytes of q already sent */
     bool dropped;     /* fell too far behind */
     bool hello_sent;
+    struct cdt_http_req *req; /* its request, alive while it streams */
     struct sub *next;
 };
 
@@ -98,7 +102,7 @@ static ssize_t sse_next(void *ud, char *buf, size_t cap)
 {
     struct sub *u = ud;
     struct cdt_app_server *s = u->srv;
-    struct timespec deadline;
+    double ping_ms;
     ssize_t n = 0;
 
     if (!u->hello_sent) {
@@ -117,11 +121,21 @@ static ssize_t sse_next(void *ud, char *buf, size_t cap)
         pthread_mutex_unlock(&s->mu);
         free(text);
     }
-    deadline = cdt_ms_to_timespec(cdt_now_ms() + SSE_PING_MS);
+    ping_ms = cdt_now_ms() + SSE_PING_MS;
     pthread_mutex_lock(&s->mu);
     while (!s->closing && !u->dropped && u->q.len == u->off) {
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT)
+        double now = cdt_now_ms();
+        struct timespec until = cdt_ms_to_timespec(
+            now + SSE_GONE_CHECK_MS < ping_ms ? now + SSE_GONE_CHECK_MS : ping_ms);
+
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
+            continue;
+        if (cdt_now_ms() >= ping_ms)
             break;
+        if (u->req && cdt_http_req_client_gone(u->req) == 1) {
+            u->dropped = true; /* gone: the stream ends */
+            break;
+        }
     }
     if (s->closing || u->dropped) {
         n = 0;
@@ -161,6 +175,7 @@ static void events(struct cdt_app_server *s, struct cdt_http_req *req)
         return;
     }
     u->srv = s;
+    u->req = req;
     cdt_buf_init(&u->q);
     pthread_mutex_lock(&s->mu);
     u->next = s->subs;

@@ -11,7 +11,13 @@
  * request, and the watchdog thread shuts its socket down at `deadline`. The socket
  * is only shut down (never closed) under `lock`, and MHD closes it only after the
  * CLOSED notification has taken it out of the list: a descriptor the watchdog
- * touches is never another connection's. */
+ * touches is never another connection's.
+ *
+ * Before MHD, the acceptor thread owns the listening socket. A new connection waits
+ * in its pending list (no thread of its own) until its first bytes show a request
+ * line's method and a space; then it goes to MHD (MHD_add_connection). MHD closes a
+ * connection whose first line is not HTTP (a TLS hello) without a word, so those get
+ * their 400 here; a connection that sends nothing is closed at its deadline. */
 #include "codictate/httpd.h"
 #include "codictate/log.h"
 #include "codictate/peer.h"
@@ -21,6 +27,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -71,6 +78,17 @@
 /* The time slice the HTTP threads ask for, microseconds (short_slice; the kernel
  * clamps it to 100 us .. 100 ms): about what answering /status takes. */
 #define CDT_HTTP_SLICE_US 100
+/* Connections waiting for their first bytes, at most (the oldest is closed for a
+ * new one): with MHD's hard cap, under the usual limit of 1024 descriptors. */
+#define CDT_HTTP_PENDING_MAX 384
+/* The longest method taken, bytes: a longer first word is not HTTP. */
+#define CDT_HTTP_METHOD_MAX 32
+/* Connections handed to MHD whose accept time its STARTED has yet to take. */
+#define CDT_HTTP_TRANSIT 64
+/* A connection that has sent part of a method is peeked again after this long,
+ * doubling up to the most (poll cannot wait for more bytes behind unread ones), ms. */
+#define CDT_HTTP_PEEK_MIN_MS 2
+#define CDT_HTTP_PEEK_MAX_MS 250
 
 /* One TCP connection (see the invariants above). */
 struct conn {
@@ -108,6 +126,14 @@ struct cdt_httpd {
     bool stop;
     struct conn *head, *tail; /* oldest first */
     int n_open;               /* connections in the list not cut */
+
+    pthread_t acceptor;
+    bool acceptor_started;
+    int wake_pipe[2]; /* the acceptor's: written to stop it */
+    struct {
+        int fd;
+        double t0_ms;
+    } transit[CDT_HTTP_TRANSIT]; /* under lock; fd -1: free */
 };
 
 struct cdt_http_req {
@@ -569,8 +595,9 @@ static void short_slice(void)
 }
 
 /* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection; near the limit, makes room
- * by closing the oldest one still waiting for its request. Runs on the listening
- * thread, which it gives a short slice (short_slice) so that it accepts at once. */
+ * by closing the oldest one still waiting for its request. Runs on MHD's own thread
+ * (which takes the acceptor's connections), which it gives a short slice
+ * (short_slice) so that it starts them at once. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -587,8 +614,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return; /* untracked: MHD's inactivity timeout still ends it */
         c->fd = ci->connect_fd;
         conn_wait_begins(c, cdt_now_ms());
+        if (c->rx_mark != UINT64_MAX)
+            c->rx_mark = 0; /* new: all it has received (the acceptor saw) is its request */
         c->deadline_ms = c->wait_ms + h->request_timeout_ms;
         pthread_mutex_lock(&h->lock);
+        for (int i = 0; i < CDT_HTTP_TRANSIT; i++)
+            if (h->transit[i].fd == c->fd) { /* its deadline counts from its accept */
+                c->deadline_ms = h->transit[i].t0_ms + h->request_timeout_ms;
+                h->transit[i].fd = -1;
+                break;
+            }
         conn_append(h, c);
         if (++h->n_open > CDT_HTTP_CONN_LIMIT - CDT_HTTP_CONN_SPARE && make_room(h) > 0)
             pthread_cond_signal(&h->wake); /* the watchdog trims when the grace ends */
@@ -1072,6 +1107,200 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     }
 }
 
+/* ---- the acceptor: first bytes before MHD ---- */
+
+/* A connection accepted and not yet handed to MHD. */
+struct pending {
+    int fd;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
+    double t0_ms;      /* cdt_now_ms() at its accept */
+    size_t seen;       /* bytes peeked so far: part of a method */
+    double recheck_ms; /* when to peek again (seen > 0) */
+    double backoff_ms; /* the wait before the peek after that */
+};
+
+enum first_line { FIRST_MORE, FIRST_HTTP, FIRST_NOT_HTTP, FIRST_GONE };
+
+/* A token character (RFC 9110 5.6.2): what a method is made of. */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* What a connection's first bytes say, peeked (MHD reads them again): a method and a
+ * space (empty lines before it are allowed, RFC 9112 2.2), not HTTP, not enough yet
+ * (*seen: the bytes there), or the client is gone. */
+static enum first_line first_line(int fd, size_t *seen)
+{
+    char b[CDT_HTTP_METHOD_MAX + 64];
+    ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+    size_t i = 0, start;
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? FIRST_MORE : FIRST_GONE;
+    if (n == 0)
+        return FIRST_GONE;
+    while (i < (size_t)n && (b[i] == '\r' || b[i] == '\n'))
+        i++;
+    for (start = i; i < (size_t)n; i++) {
+        if (b[i] == ' ')
+            return i > start ? FIRST_HTTP : FIRST_NOT_HTTP;
+        if (!is_tchar((unsigned char)b[i]) || i - start >= CDT_HTTP_METHOD_MAX)
+            return FIRST_NOT_HTTP;
+    }
+    *seen = (size_t)n;
+    return FIRST_MORE;
+}
+
+/* Gives a connection to MHD, its accept time noted for its deadline (on_connection).
+ * MHD closes it if it cannot take it. */
+static void hand_to_mhd(struct cdt_httpd *h, const struct pending *p)
+{
+    int slot = -1;
+
+    pthread_mutex_lock(&h->lock);
+    for (int i = 0; i < CDT_HTTP_TRANSIT && slot < 0; i++)
+        if (h->transit[i].fd < 0)
+            slot = i;
+    if (slot >= 0) {
+        h->transit[slot].fd = p->fd;
+        h->transit[slot].t0_ms = p->t0_ms;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (MHD_add_connection(h->mhd, p->fd, (const struct sockaddr *)&p->addr, p->addrlen) ==
+            MHD_YES ||
+        slot < 0)
+        return;
+    pthread_mutex_lock(&h->lock); /* not taken, and closed: the slot is free again */
+    if (h->transit[slot].fd == p->fd)
+        h->transit[slot].fd = -1;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Acts on what a pending connection's first bytes said at `now`; returns whether it
+ * still waits. */
+static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_line what, double now)
+{
+    char buf[4096];
+
+    if (what == FIRST_MORE && now < p->t0_ms + h->request_timeout_ms) {
+        if (p->seen && p->recheck_ms <= now) {
+            p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : CDT_HTTP_PEEK_MIN_MS;
+            if (p->backoff_ms > CDT_HTTP_PEEK_MAX_MS)
+                p->backoff_ms = CDT_HTTP_PEEK_MAX_MS;
+            p->recheck_ms = now + p->backoff_ms;
+        }
+        return true;
+    }
+    if (what == FIRST_HTTP) {
+        hand_to_mhd(h, p);
+        return false;
+    }
+    if (what == FIRST_NOT_HTTP) {
+        raw_reject(p->fd, 400, "the first line is not an HTTP request line (is this TLS?)");
+        CDT_LOG_I(h->log, "a connection whose first line is not HTTP: 400 (refused, closed)");
+    } else if (what == FIRST_MORE && p->seen) /* late, with part of a method */
+        raw_reject(p->fd, 408, "the request's headers and body did not arrive in time");
+    /* What it sent is read, so that the close sends no reset, which would take the
+     * answer with it; the answer goes out before the close. */
+    for (int i = 0; i < 16 && recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+        ;
+    shutdown(p->fd, SHUT_WR);
+    close(p->fd);
+    return false;
+}
+
+/* Accepts connections and holds each until its first bytes (see the top of the
+ * file); ends when its pipe is written. */
+static void *acceptor_main(void *arg)
+{
+    struct cdt_httpd *h = arg;
+    struct pending *pend = calloc(CDT_HTTP_PENDING_MAX, sizeof(*pend));
+    struct pollfd *pfd = calloc(CDT_HTTP_PENDING_MAX + 2, sizeof(*pfd));
+    double paused_until = 0; /* out of descriptors: accept again after this */
+    int n = 0;
+
+    pthread_setname_np(pthread_self(), "cdt-accept");
+    short_slice();
+    while (pend && pfd) {
+        double now = cdt_now_ms(), next = now + CDT_HTTP_WATCH_MS;
+        int k = 0;
+
+        pfd[0] = (struct pollfd){.fd = h->wake_pipe[0], .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = paused_until > now ? -1 : h->fd, .events = POLLIN};
+        if (paused_until > now && paused_until < next)
+            next = paused_until;
+        for (int i = 0; i < n; i++) {
+            double due = pend[i].t0_ms + h->request_timeout_ms;
+
+            pfd[2 + i] = (struct pollfd){.fd = pend[i].fd, .events = pend[i].seen ? 0 : POLLIN};
+            if (pend[i].seen && pend[i].recheck_ms < due)
+                due = pend[i].recheck_ms;
+            if (due < next)
+                next = due;
+        }
+        if (poll(pfd, (nfds_t)n + 2, next > now ? (int)(next - now) + 1 : 0) < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents)
+            break;
+        now = cdt_now_ms();
+        for (int i = 0; i < n; i++) {
+            struct pending *p = &pend[i];
+            bool look = pfd[2 + i].revents || (p->seen && p->recheck_ms <= now);
+
+            if (pending_settle(h, p, look ? first_line(p->fd, &p->seen) : FIRST_MORE, now))
+                pend[k++] = *p;
+        }
+        n = k;
+        for (int i = 0; i < 64 && (pfd[1].revents & POLLIN); i++) {
+            struct pending p = {.addrlen = sizeof(p.addr), .t0_ms = now};
+
+            p.fd = accept4(h->fd, (struct sockaddr *)&p.addr, &p.addrlen,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (p.fd < 0 && (errno == EMFILE || errno == ENFILE) && n == 0) {
+                paused_until = now + 10;
+                break;
+            }
+            if (p.fd < 0 &&
+                (errno == EMFILE || errno == ENFILE || errno == ECONNABORTED || errno == EINTR)) {
+                if (errno == EMFILE || errno == ENFILE) { /* room: the oldest waiting goes */
+                    close(pend[0].fd);
+                    memmove(pend, pend + 1, (size_t)--n * sizeof(*pend));
+                }
+                continue;
+            }
+            if (p.fd < 0)
+                break; /* none left (EAGAIN), or an error the next poll sees again */
+            if (!pending_settle(h, &p, first_line(p.fd, &p.seen), now))
+                continue;
+            if (n == CDT_HTTP_PENDING_MAX) { /* full: the oldest goes */
+                close(pend[0].fd);
+                memmove(pend, pend + 1, (size_t)--n * sizeof(*pend));
+            }
+            pend[n++] = p;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        close(pend[i].fd);
+    free(pend);
+    free(pfd);
+    return NULL;
+}
+
+/* Stops the acceptor (it closes the connections it holds); the listening socket stays
+ * open. */
+static void acceptor_stop(struct cdt_httpd *h)
+{
+    if (!h->acceptor_started)
+        return;
+    while (write(h->wake_pipe[1], "x", 1) < 0 && errno == EINTR)
+        ;
+    pthread_join(h->acceptor, NULL);
+    h->acceptor_started = false;
+}
+
 /* ---- binding ---- */
 
 static int bind_range(struct cdt_httpd *h, const char *host, int pmin, int pmax, char *errmsg,
@@ -1187,6 +1416,9 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
     }
     pthread_condattr_destroy(&ca);
     h->fd = -1;
+    h->wake_pipe[0] = h->wake_pipe[1] = -1;
+    for (int i = 0; i < CDT_HTTP_TRANSIT; i++)
+        h->transit[i].fd = -1;
     h->listen_any = p->listen_any;
     h->max_body = p->max_body ? p->max_body : CDT_HTTP_MAX_BODY;
     h->request_timeout_ms =
@@ -1215,20 +1447,30 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
         return CDT_EIO;
     }
     h->watchdog_started = true;
-    /* poll, not select: a descriptor above FD_SETSIZE must not break a connection. */
+    /* poll, not select: a descriptor above FD_SETSIZE must not break a connection. MHD
+     * listens on nothing: the acceptor hands it connections (MHD_USE_ITC wakes it). */
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ITC | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
-    h->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)CDT_HTTP_CONN_HARD_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CDT_HTTP_SEND_TIMEOUT, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+            MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    (void)v6;
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_NOTIFY_COMPLETED,
+                              on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)CDT_HTTP_CONN_HARD_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)CDT_HTTP_SEND_TIMEOUT, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                              h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(errmsg, errcap, "cannot start the HTTP server on port %d", h->port);
         cdt_httpd_free(h);
         return CDT_EIO;
     }
+    if (pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+        fcntl(h->fd, F_SETFL, fcntl(h->fd, F_GETFL) | O_NONBLOCK) != 0 ||
+        pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0) {
+        snprintf(errmsg, errcap, "cannot start the HTTP server's acceptor thread");
+        cdt_httpd_free(h);
+        return CDT_EIO;
+    }
+    h->acceptor_started = true;
     *out = h;
     return 0;
 
@@ -1244,22 +1486,25 @@ int cdt_httpd_port(const struct cdt_httpd *h)
 
 void cdt_httpd_quiesce(struct cdt_httpd *h)
 {
-    if (!h || !h->mhd || h->fd < 0)
+    if (!h || h->fd < 0)
         return;
-    if (MHD_quiesce_daemon(h->mhd) >= 0) {
-        close(h->fd);
-        h->fd = -1;
-    }
+    acceptor_stop(h); /* connections not yet handed to MHD are closed */
+    close(h->fd);
+    h->fd = -1;
 }
 
 void cdt_httpd_free(struct cdt_httpd *h)
 {
     if (!h)
         return;
+    acceptor_stop(h); /* first: nothing more is handed to MHD */
     if (h->mhd)
-        MHD_stop_daemon(h->mhd); /* closes the listen socket unless quiesced */
-    else if (h->fd >= 0)
+        MHD_stop_daemon(h->mhd);
+    if (h->fd >= 0)
         close(h->fd);
+    for (int i = 0; i < 2; i++)
+        if (h->wake_pipe[i] >= 0)
+            close(h->wake_pipe[i]);
     if (h->watchdog_started) { /* after MHD: its last CLOSED notifications are in */
         pthread_mutex_lock(&h->lock);
         h->stop = true;

@@ -175,6 +175,16 @@ print(json.loads(lines[i + 1][len("data: "):])["status"]["pid"])' "$tmp/sse.txt"
 # curl -N sees it too.
 curl -sN --max-time 2 "${url}api/events" >"$tmp/curl-sse.txt" 2>/dev/null
 check "events: curl -N receives event: hello" grep -q '^event: hello' "$tmp/curl-sse.txt"
+# A quiet stream whose client has left ends within a second or two, not at the next
+# ping (15 s): three clients leave after 1 s; the app's threads come back.
+nthreads() { ls "/proc/$servepid/task" | wc -l; }
+sleep 1.5 # the stream of the curl above has ended
+before=$(nthreads)
+for _ in 1 2 3; do curl -sN --max-time 1 "${url}api/events" >/dev/null 2>&1 & done
+wait_for=$(( $(date +%s) + 6 ))
+sleep 1.2
+while [ "$(nthreads)" -gt "$before" ] && [ "$(date +%s)" -lt "$wait_for" ]; do sleep 0.2; done
+check "events: streams whose client left end before the next ping" is "$(nthreads)" "$before"
 
 app_hub_control '{"reset":true,"rate":1500000}'
 check "download: 202" is "$(post api/models/test_big_v1/download '{}')" 202
