@@ -235,13 +235,26 @@ def chunked(port, path):
            "chunked: a body over the cap (%d bytes): one 413 and closed" % cap,
            "status lines %r, closed %s after %d bytes, %.1f s"
            % (lines, closed, sent, time.monotonic() - t0))
-    # A chunk announced as 2^64-1 bytes that never ends: MHD takes any 16-digit size,
-    # so the request deadline (10 s) ends it, with a 408.
+    # A chunk announced as 2^64-1 bytes with the head: one 413 at once.
     lines, got, closed, took = exchange(
         port, head + b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n" + body, 40)
-    report(len(lines) == 1 and lines[0].split()[1:2] == [b"408"] and closed,
-           "chunked: chunk size FFFFFFFFFFFFFFFF, then nothing: one 408 and closed",
+    report(len(lines) == 1 and lines[0].split()[1:2] == [b"413"] and closed and took < 2,
+           "chunked: chunk size FFFFFFFFFFFFFFFF with the head: one 413 at once and closed",
            "status lines %r, closed %s after %.1f s" % (lines, closed, took))
+    # The same after the head, then nothing: MHD takes any 16-digit size, so the
+    # request deadline (10 s) ends it, with a 408.
+    s = socket.create_connection((HOST, port), timeout=40)
+    t0 = time.monotonic()
+    s.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+    time.sleep(0.2)
+    s.sendall(b"FFFFFFFFFFFFFFFF\r\n" + body)
+    data, closed = read_until_close(s, 40)
+    took = time.monotonic() - t0
+    s.close()
+    lines = status_lines(data)
+    report(len(lines) == 1 and lines[0].split()[1:2] == [b"408"] and closed,
+           "chunked: chunk size FFFFFFFFFFFFFFFF after the head, then nothing: one 408 and "
+           "closed", "status lines %r, closed %s after %.1f s" % (lines, closed, took))
 
 
 def flood(port, path, n_idle=500, n_dribble=16):
