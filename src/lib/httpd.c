@@ -1121,7 +1121,7 @@ struct pending {
     double backoff_ms; /* the wait before the peek after that */
 };
 
-enum first_line { FIRST_MORE, FIRST_HTTP, FIRST_NOT_HTTP, FIRST_GONE };
+enum first_line { FIRST_MORE, FIRST_HTTP, FIRST_NOT_HTTP, FIRST_CUT_SHORT, FIRST_GONE };
 
 /* A token character (RFC 9110 5.6.2): what a method is made of. */
 static bool is_tchar(unsigned char ch)
@@ -1243,8 +1243,11 @@ static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_li
                  h->max_body);
         raw_reject(p->fd, 413, buf);
         CDT_LOG_I(h->log, "a request announcing a chunk over the cap: 413 (refused, closed)");
-    } else if (what == FIRST_NOT_HTTP) {
-        raw_reject(p->fd, 400, "the first line is not an HTTP request line (is this TLS?)");
+    } else if (what == FIRST_NOT_HTTP || what == FIRST_CUT_SHORT) {
+        raw_reject(p->fd, 400,
+                   what == FIRST_NOT_HTTP
+                       ? "the first line is not an HTTP request line (is this TLS?)"
+                       : "the input ended inside the request line's method");
         CDT_LOG_I(h->log, "a connection whose first line is not HTTP: 400 (refused, closed)");
     } else if (what == FIRST_MORE && p->seen) /* late, with part of a method */
         raw_reject(p->fd, 408, "the request's headers and body did not arrive in time");
@@ -1280,7 +1283,9 @@ static void *acceptor_main(void *arg)
         for (int i = 0; i < n; i++) {
             double due = pend[i].t0_ms + h->request_timeout_ms;
 
-            pfd[2 + i] = (struct pollfd){.fd = pend[i].fd, .events = pend[i].seen ? 0 : POLLIN};
+            /* POLLRDHUP: a client that ends its input inside its first word. */
+            pfd[2 + i] = (struct pollfd){.fd = pend[i].fd,
+                                         .events = POLLRDHUP | (pend[i].seen ? 0 : POLLIN)};
             if (pend[i].seen && pend[i].recheck_ms < due)
                 due = pend[i].recheck_ms;
             if (due < next)
@@ -1294,8 +1299,11 @@ static void *acceptor_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct pending *p = &pend[i];
             bool look = pfd[2 + i].revents || (p->seen && p->recheck_ms <= now);
+            enum first_line what = look ? first_line(p->fd, &p->seen) : FIRST_MORE;
 
-            if (pending_settle(h, p, look ? first_line(p->fd, &p->seen) : FIRST_MORE, now))
+            if (what == FIRST_MORE && p->seen && (pfd[2 + i].revents & (POLLRDHUP | POLLHUP)))
+                what = FIRST_CUT_SHORT; /* no more is coming */
+            if (pending_settle(h, p, what, now))
                 pend[k++] = *p;
         }
         n = k;

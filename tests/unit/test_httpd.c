@@ -440,6 +440,19 @@ TEST(first_lines_are_judged_as_they_come)
     }
     CHECK(exchange(port, lead, sizeof(lead) - 1, buf, sizeof(buf), 5000));
     CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    /* "GE", then the end of its input: 400 at once, not at the deadline. */
+    {
+        int fd = dial(port);
+
+        REQUIRE(fd >= 0);
+        t0 = cdt_now_ms();
+        CHECK(send_all(fd, "GE", 2));
+        CHECK(shutdown(fd, SHUT_WR) == 0);
+        CHECK(read_until_close(fd, buf, sizeof(buf), 5000));
+        close(fd);
+        CHECK(strncmp(buf, "HTTP/1.1 400 ", 13) == 0);
+        CHECK(cdt_now_ms() - t0 < DEADLINE_MS / 2);
+    }
     /* "GE", then nothing: 408 at the deadline. */
     t0 = cdt_now_ms();
     CHECK(exchange(port, "GE", 2, buf, sizeof(buf), 5000));
