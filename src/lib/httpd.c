@@ -133,7 +133,8 @@ struct cdt_httpd {
     int wake_pipe[2]; /* the acceptor's: written to stop it */
     struct {
         int fd;
-        double t0_ms;
+        double t0_ms;            /* its accept */
+        double handed_ms;        /* its MHD_add_connection */
     } transit[CDT_HTTP_TRANSIT]; /* under lock; fd -1: free */
 };
 
@@ -1193,15 +1194,22 @@ static unsigned long long first_chunk_size(const char *b, size_t n)
  * MHD closes it if it cannot take it. */
 static void hand_to_mhd(struct cdt_httpd *h, const struct pending *p)
 {
+    double now = cdt_now_ms();
     int slot = -1;
 
     pthread_mutex_lock(&h->lock);
-    for (int i = 0; i < CDT_HTTP_TRANSIT && slot < 0; i++)
-        if (h->transit[i].fd < 0)
+    /* An entry MHD never took (no STARTED) must not give its old time to a new
+     * connection with the same number: one for this fd, or handed long ago, is free. */
+    for (int i = 0; i < CDT_HTTP_TRANSIT; i++) {
+        if (h->transit[i].fd == p->fd || now - h->transit[i].handed_ms > CDT_HTTP_WATCH_MS)
+            h->transit[i].fd = -1;
+        if (h->transit[i].fd < 0 && slot < 0)
             slot = i;
+    }
     if (slot >= 0) {
         h->transit[slot].fd = p->fd;
         h->transit[slot].t0_ms = p->t0_ms;
+        h->transit[slot].handed_ms = now;
     }
     pthread_mutex_unlock(&h->lock);
     if (MHD_add_connection(h->mhd, p->fd, (const struct sockaddr *)&p->addr, p->addrlen) ==
