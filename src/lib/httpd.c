@@ -84,6 +84,9 @@
 #define CDT_HTTP_PENDING_MAX 384
 /* The longest method taken, bytes: a longer first word is not HTTP. */
 #define CDT_HTTP_METHOD_MAX 32
+/* The longest request line taken, bytes (414 past it; libmicrohttpd's own limit is its
+ * memory pool, 32 KiB, shared with the headers). */
+#define CDT_HTTP_LINE_MAX 16384
 /* Connections handed to MHD whose accept time its STARTED has yet to take. */
 #define CDT_HTTP_TRANSIT 64
 /* A connection that has sent part of a method is peeked again after this long,
@@ -870,14 +873,20 @@ static const char *reason_phrase(int status)
         return "Request Timeout";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
     case 501:
         return "Not Implemented";
+    case 505:
+        return "HTTP Version Not Supported";
     default:
         return "Bad Request";
     }
 }
 
-/* Writes `status` (400, 408, 413 or 501) with {"detail": why} ("Bad request: why"
+/* Writes `status` (400, 408, 413, 414, 431, 501 or 505) with {"detail": why} ("Bad request: why"
  * for a 400) and "Connection: close" on a connection's socket itself, before MHD has
  * written anything of an answer there (it is small enough for an empty socket
  * buffer; a client that reads nothing gets the close alone). Returns status. */
@@ -1075,6 +1084,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* MHD's own answer to a request it cannot read, from its log line ("Error processing
+ * request (HTTP response code is N ('<html>…')"): sets *status and returns what to
+ * say in our {"detail"} instead of its HTML page; NULL for any other line. */
+static const char *mhd_error_why(const char *line, int *status)
+{
+    const char *p = strstr(line, "(HTTP response code is ");
+    int n;
+
+    if (!p || sscanf(p + 23, "%d", &n) != 1 || n < 400 || n > 599 || !strstr(p, "<html>"))
+        return NULL;
+    *status = n;
+    switch (n) {
+    case 414:
+        return "Request line too long";
+    case 431:
+        return "Request headers too large";
+    case 505:
+        return "HTTP version not supported: only HTTP/1.0 and HTTP/1.1 are served";
+    case 400:
+        return "a malformed request line, header line or HTTP version";
+    default:
+        return "The request could not be read";
+    }
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct cdt_httpd *h = cls;
@@ -1090,22 +1124,23 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
      * the log text): answer 400 {"detail"} first and shut the sending side, so MHD's
      * own answer fails to go out and it closes. */
     if (tls_conn) {
+        int status = 400;
         const char *why =
             strstr(buf, "<b>Content-Length</b>") ? "Content-Length is not a number of bytes"
             : strstr(buf, "chunk size used in your HTTP chunked") ? "a chunk size over 2^64-1"
             : strstr(buf, "chunked encoding was syntactically incorrect")
                 ? "a malformed chunked body (a chunk size must be hex digits, "
                   "a chunk must end in CRLF)"
-                : NULL;
+                : mhd_error_why(buf, &status);
         const union MHD_ConnectionInfo *ci =
             why ? MHD_get_connection_info(tls_conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
 
         if (ci) {
-            raw_reject(ci->connect_fd, 400, why);
+            raw_reject(ci->connect_fd, status, why);
             shutdown(ci->connect_fd, SHUT_WR);
         }
         if (why)
-            CDT_LOG_I(h->log, "a request with %s: 400 (refused, closed)", why);
+            CDT_LOG_I(h->log, "a request with %s: %d (refused, closed)", why, status);
     }
 }
 
@@ -1122,7 +1157,16 @@ struct pending {
     double backoff_ms; /* the wait before the peek after that */
 };
 
-enum first_line { FIRST_MORE, FIRST_HTTP, FIRST_NOT_HTTP, FIRST_CUT_SHORT, FIRST_GONE };
+enum first_line {
+    FIRST_MORE,
+    FIRST_HTTP,
+    FIRST_NOT_HTTP,
+    FIRST_BAD_LINE,
+    FIRST_BAD_VERSION,
+    FIRST_TOO_LONG,
+    FIRST_CUT_SHORT,
+    FIRST_GONE
+};
 
 /* A token character (RFC 9110 5.6.2): what a method is made of. */
 static bool is_tchar(unsigned char ch)
@@ -1131,29 +1175,49 @@ static bool is_tchar(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* What a connection's first bytes say, peeked (MHD reads them again): a method and a
- * space (empty lines before it are allowed, RFC 9112 2.2), not HTTP, not enough yet
- * (*seen: the bytes there), or the client is gone. */
+/* What a connection's first bytes say, peeked (MHD reads them again): a whole
+ * request line (empty lines before it are allowed, RFC 9112 2.2; LF alone ends it as
+ * well as CRLF), not HTTP at all (its first word is no method), a malformed line, a
+ * version other than HTTP/1.x, a line too long, not enough yet (*seen: the bytes
+ * there), or the client is gone. libmicrohttpd answers a malformed line with an HTML
+ * page, and no hook of ours runs before it does. */
 static enum first_line first_line(int fd, size_t *seen)
 {
-    char b[CDT_HTTP_METHOD_MAX + 64];
+    char b[CDT_HTTP_LINE_MAX];
     ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
-    size_t i = 0, start;
+    size_t i = 0, start, end;
+    const char *lf, *sp, *ver;
 
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? FIRST_MORE : FIRST_GONE;
     if (n == 0)
         return FIRST_GONE;
+    *seen = (size_t)n;
     while (i < (size_t)n && (b[i] == '\r' || b[i] == '\n'))
         i++;
-    for (start = i; i < (size_t)n; i++) {
-        if (b[i] == ' ')
-            return i > start ? FIRST_HTTP : FIRST_NOT_HTTP;
+    for (start = i; i < (size_t)n && b[i] != ' '; i++)
         if (!is_tchar((unsigned char)b[i]) || i - start >= CDT_HTTP_METHOD_MAX)
             return FIRST_NOT_HTTP;
-    }
-    *seen = (size_t)n;
-    return FIRST_MORE;
+    if (i == (size_t)n)
+        return FIRST_MORE;
+    if (i == start)
+        return FIRST_NOT_HTTP;
+    lf = memchr(b + i, '\n', (size_t)n - i);
+    if (!lf)
+        return (size_t)n == sizeof(b) ? FIRST_TOO_LONG : FIRST_MORE;
+    end = (size_t)(lf - b);
+    if (end > i && b[end - 1] == '\r')
+        end--;
+    /* method SP request-target SP HTTP/d.d: the target has no space or control */
+    for (sp = b + i + 1; sp < b + end && (unsigned char)*sp > ' ' && *sp != 0x7f; sp++)
+        ;
+    if (sp == b + i + 1 || sp >= b + end || *sp != ' ')
+        return FIRST_BAD_LINE;
+    ver = sp + 1;
+    if (b + end - ver != 8 || memcmp(ver, "HTTP/", 5) != 0 || !isdigit((unsigned char)ver[5]) ||
+        ver[6] != '.' || !isdigit((unsigned char)ver[7]))
+        return FIRST_BAD_LINE;
+    return ver[5] == '1' ? FIRST_HTTP : FIRST_BAD_VERSION;
 }
 
 /* The size of the first chunk, when the first bytes of a connection (b, n) hold a
@@ -1251,13 +1315,22 @@ static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_li
                  h->max_body);
         raw_reject(p->fd, 413, buf);
         CDT_LOG_I(h->log, "a request announcing a chunk over the cap: 413 (refused, closed)");
-    } else if (what == FIRST_NOT_HTTP || what == FIRST_CUT_SHORT) {
-        raw_reject(p->fd, 400,
-                   what == FIRST_NOT_HTTP
-                       ? "the first line is not an HTTP request line (is this TLS?)"
-                       : "the input ended inside the request line's method");
-        CDT_LOG_I(h->log, "a connection whose first line is not HTTP: 400 (refused, closed)");
-    } else if (what == FIRST_MORE && p->seen) /* late, with part of a method */
+    } else if (what != FIRST_MORE && what != FIRST_GONE) {
+        static const struct {
+            int status;
+            const char *why;
+        } answer[] = {
+            [FIRST_NOT_HTTP] = {400, "the first line is not an HTTP request line (is this TLS?)"},
+            [FIRST_BAD_LINE] = {400, "a malformed request line (want: METHOD target HTTP/1.1)"},
+            [FIRST_BAD_VERSION] = {505, "HTTP version not supported: only HTTP/1.0 and HTTP/1.1"},
+            [FIRST_TOO_LONG] = {414, "Request line too long"},
+            [FIRST_CUT_SHORT] = {400, "the input ended inside the request line"},
+        };
+
+        raw_reject(p->fd, answer[what].status, answer[what].why);
+        CDT_LOG_I(h->log, "a connection whose first line is not one we take: %d (refused, closed)",
+                  answer[what].status);
+    } else if (what == FIRST_MORE && p->seen) /* late, with part of a request line */
         raw_reject(p->fd, 408, "the request's headers and body did not arrive in time");
     /* What it sent is read, so that the close sends no reset, which would take the
      * answer with it; the answer goes out before the close. */
@@ -1513,12 +1586,12 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     (void)v6;
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_NOTIFY_COMPLETED,
-                              on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)CDT_HTTP_CONN_HARD_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                              (unsigned)CDT_HTTP_SEND_TIMEOUT, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                              h, MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CDT_HTTP_CONN_HARD_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CDT_HTTP_SEND_TIMEOUT, MHD_OPTION_END); /* the logger first: MHD's rule */
     if (!h->mhd) {
         snprintf(errmsg, errcap, "cannot start the HTTP server on port %d", h->port);
         cdt_httpd_free(h);

@@ -264,6 +264,16 @@ TEST(ambiguous_requests_get_one_400_and_a_close)
         {"a method of 40 letters",
          "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
         {"a space first", " GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+        /* Malformed request lines and headers (libmicrohttpd's answer is an HTML page). */
+        {"no version (HTTP/0.9)", "GET /x\r\n\r\n"},
+        {"a word after the version", "GET /x HTTP/1.1 extra\r\nHost: 127.0.0.1\r\n\r\n"},
+        {"a lowercase version", "GET /x http/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+        {"a bare CR in the line", "GET /x HTTP/1.1\rHost: 127.0.0.1\r\n\r\n"},
+        {"two spaces", "GET  /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+        {"a control character in the target", "GET /x\x01y HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+        {"a header line without a colon",
+         "GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n"},
+        {"the input ends inside the line", "GET /x HTTP/1.1"},
     };
     int port;
     struct cdt_httpd *h = start(0, &port);
@@ -276,6 +286,8 @@ TEST(ambiguous_requests_get_one_400_and_a_close)
 
         REQUIRE(fd >= 0);
         CHECK(send_all(fd, cases[i].raw, strlen(cases[i].raw)));
+        if (strcmp(cases[i].name, "the input ends inside the line") == 0)
+            CHECK(shutdown(fd, SHUT_WR) == 0);
         closed = read_until_close(fd, buf, sizeof(buf), 5000);
         close(fd);
         if (!closed || count_status_lines(buf) != 1 || strncmp(buf, "HTTP/1.1 400 ", 13) != 0 ||
@@ -440,6 +452,30 @@ TEST(first_lines_are_judged_as_they_come)
     }
     CHECK(exchange(port, lead, sizeof(lead) - 1, buf, sizeof(buf), 5000));
     CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    /* HTTP/2's preface, a request line of 20 KB, headers of 70 KB: 505, 414, 431, each
+     * with a {"detail"} (libmicrohttpd's own answers are HTML pages). */
+    {
+        static const char h2[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        char *big = malloc(80 * 1024);
+        size_t n;
+
+        REQUIRE(big);
+        CHECK(exchange(port, h2, sizeof(h2) - 1, buf, sizeof(buf), 5000));
+        CHECK(strncmp(buf, "HTTP/1.1 505 ", 13) == 0 && strstr(buf, "{\"detail\":\"HTTP version"));
+        n = (size_t)sprintf(big, "GET /");
+        memset(big + n, 'a', 20 * 1024);
+        n += 20 * 1024;
+        n += (size_t)sprintf(big + n, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        CHECK(exchange(port, big, n, buf, sizeof(buf), 5000));
+        CHECK(strncmp(buf, "HTTP/1.1 414 ", 13) == 0 && strstr(buf, "{\"detail\":"));
+        n = (size_t)sprintf(big, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
+        memset(big + n, 'a', 70 * 1024);
+        n += 70 * 1024;
+        n += (size_t)sprintf(big + n, "\r\n\r\n");
+        CHECK(exchange(port, big, n, buf, sizeof(buf), 5000));
+        CHECK(strncmp(buf, "HTTP/1.1 431 ", 13) == 0 && strstr(buf, "{\"detail\":"));
+        free(big);
+    }
     /* "GE", then the end of its input: 400 at once, not at the deadline. */
     {
         int fd = dial(port);
