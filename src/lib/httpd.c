@@ -1134,8 +1134,17 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
                 : mhd_error_why(buf, &status);
         const union MHD_ConnectionInfo *ci =
             why ? MHD_get_connection_info(tls_conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+        const union MHD_ConnectionInfo *sc =
+            ci ? MHD_get_connection_info(tls_conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+        struct conn *c = sc ? sc->socket_context : NULL;
+        bool busy = false;
 
-        if (ci) {
+        if (c) { /* an answer on its way (MHD only closes then): nothing written into it */
+            pthread_mutex_lock(&h->lock);
+            busy = c->busy;
+            pthread_mutex_unlock(&h->lock);
+        }
+        if (ci && !busy) {
             raw_reject(ci->connect_fd, status, why);
             shutdown(ci->connect_fd, SHUT_WR);
         }
