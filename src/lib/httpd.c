@@ -91,8 +91,12 @@
 #define CDT_HTTP_TRANSIT 64
 /* A connection that has sent part of a method is peeked again after this long,
  * doubling up to the most (poll cannot wait for more bytes behind unread ones), ms. */
-#define CDT_HTTP_PEEK_MIN_MS 2
-#define CDT_HTTP_PEEK_MAX_MS 250
+#define CDT_HTTP_PEEK_MIN_MS   2
+#define CDT_HTTP_PEEK_MAX_MS   250
+#define CDT_HTTP_ACCEPT_BATCH  64 /* connections accepted per wake, at most */
+#define CDT_HTTP_NOFD_PAUSE_MS 10 /* out of descriptors with none to close: accept later */
+/* Reads of a refused connection's unread bytes before its close (8 KiB each). */
+#define CDT_HTTP_DRAIN_READS 16
 
 /* One TCP connection (see the invariants above). */
 struct conn {
@@ -133,7 +137,9 @@ struct cdt_httpd {
 
     pthread_t acceptor;
     bool acceptor_started;
-    int wake_pipe[2]; /* the acceptor's: written to stop it */
+    struct pending *pend; /* the acceptor's: CDT_HTTP_PENDING_MAX */
+    struct pollfd *pfd;   /* the acceptor's: CDT_HTTP_PENDING_MAX + 2 */
+    int wake_pipe[2];     /* the acceptor's: written to stop it */
     struct {
         int fd;
         double t0_ms;            /* its accept */
@@ -1343,7 +1349,8 @@ static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_li
         raw_reject(p->fd, 408, "the request's headers and body did not arrive in time");
     /* What it sent is read, so that the close sends no reset, which would take the
      * answer with it; the answer goes out before the close. */
-    for (int i = 0; i < 16 && recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+    for (int i = 0; i < CDT_HTTP_DRAIN_READS && recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
+         i++)
         ;
     shutdown(p->fd, SHUT_WR);
     close(p->fd);
@@ -1355,14 +1362,14 @@ static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_li
 static void *acceptor_main(void *arg)
 {
     struct cdt_httpd *h = arg;
-    struct pending *pend = calloc(CDT_HTTP_PENDING_MAX, sizeof(*pend));
-    struct pollfd *pfd = calloc(CDT_HTTP_PENDING_MAX + 2, sizeof(*pfd));
+    struct pending *pend = h->pend;
+    struct pollfd *pfd = h->pfd;
     double paused_until = 0; /* out of descriptors: accept again after this */
     int n = 0;
 
     pthread_setname_np(pthread_self(), "cdt-accept");
     short_slice();
-    while (pend && pfd) {
+    for (;;) {
         double now = cdt_now_ms(), next = now + CDT_HTTP_WATCH_MS;
         int k = 0;
 
@@ -1397,13 +1404,13 @@ static void *acceptor_main(void *arg)
                 pend[k++] = *p;
         }
         n = k;
-        for (int i = 0; i < 64 && (pfd[1].revents & POLLIN); i++) {
+        for (int i = 0; i < CDT_HTTP_ACCEPT_BATCH && (pfd[1].revents & POLLIN); i++) {
             struct pending p = {.addrlen = sizeof(p.addr), .t0_ms = now};
 
             p.fd = accept4(h->fd, (struct sockaddr *)&p.addr, &p.addrlen,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (p.fd < 0 && (errno == EMFILE || errno == ENFILE) && n == 0) {
-                paused_until = now + 10;
+                paused_until = now + CDT_HTTP_NOFD_PAUSE_MS;
                 break;
             }
             if (p.fd < 0 &&
@@ -1427,8 +1434,6 @@ static void *acceptor_main(void *arg)
     }
     for (int i = 0; i < n; i++)
         close(pend[i].fd);
-    free(pend);
-    free(pfd);
     return NULL;
 }
 
@@ -1606,7 +1611,9 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
         cdt_httpd_free(h);
         return CDT_EIO;
     }
-    if (pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+    h->pend = calloc(CDT_HTTP_PENDING_MAX, sizeof(*h->pend));
+    h->pfd = calloc(CDT_HTTP_PENDING_MAX + 2, sizeof(*h->pfd));
+    if (!h->pend || !h->pfd || pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
         fcntl(h->fd, F_SETFL, fcntl(h->fd, F_GETFL) | O_NONBLOCK) != 0 ||
         pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0) {
         snprintf(errmsg, errcap, "cannot start the HTTP server's acceptor thread");
@@ -1648,6 +1655,8 @@ void cdt_httpd_free(struct cdt_httpd *h)
     for (int i = 0; i < 2; i++)
         if (h->wake_pipe[i] >= 0)
             close(h->wake_pipe[i]);
+    free(h->pend);
+    free(h->pfd);
     if (h->watchdog_started) { /* after MHD: its last CLOSED notifications are in */
         pthread_mutex_lock(&h->lock);
         h->stop = true;
