@@ -102,7 +102,8 @@ CDT_NODISCARD int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_htt
 /* The bound port. */
 int cdt_httpd_port(const struct cdt_httpd *h);
 
-/* Stops accepting new connections; running requests go on. Idempotent. */
+/* Stops accepting new connections (those that have not yet sent a whole request
+ * line are closed); running requests go on. Idempotent. */
 void cdt_httpd_quiesce(struct cdt_httpd *h);
 
 /* Stops the server (waits for running handlers) and frees it. NULL is a no-op. */

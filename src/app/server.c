@@ -132,7 +132,7 @@ static ssize_t sse_next(void *ud, char *buf, size_t cap)
             continue;
         if (cdt_now_ms() >= ping_ms)
             break;
-        if (u->req && cdt_http_req_client_gone(u->req) == 1) {
+        if (cdt_http_req_client_gone(u->req) == 1) {
             u->dropped = true; /* gone: the stream ends */
             break;
         }

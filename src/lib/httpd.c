@@ -14,10 +14,12 @@
  * touches is never another connection's.
  *
  * Before MHD, the acceptor thread owns the listening socket. A new connection waits
- * in its pending list (no thread of its own) until its first bytes show a request
- * line's method and a space; then it goes to MHD (MHD_add_connection). MHD closes a
- * connection whose first line is not HTTP (a TLS hello) without a word, so those get
- * their 400 here; a connection that sends nothing is closed at its deadline. */
+ * in its pending list (no thread of its own) until its first bytes hold a whole
+ * request line; then it goes to MHD (MHD_add_connection), its deadline still counted
+ * from its accept (`transit`). MHD closes a connection whose first line is not HTTP
+ * (a TLS hello) without a word and answers a malformed line with an HTML page, so
+ * those get their {"detail"} answer here; a connection that sends nothing is closed
+ * at its deadline. */
 #include "codictate/httpd.h"
 #include "codictate/log.h"
 #include "codictate/peer.h"
@@ -87,15 +89,18 @@
 /* The longest request line taken, bytes (414 past it; libmicrohttpd's own limit is its
  * memory pool, 32 KiB, shared with the headers). */
 #define CDT_HTTP_LINE_MAX 16384
-/* Connections handed to MHD whose accept time its STARTED has yet to take. */
-#define CDT_HTTP_TRANSIT 64
-/* A connection that has sent part of a method is peeked again after this long,
+/* Connections handed to MHD whose accept time its STARTED has yet to take, and how
+ * long an entry is kept (one MHD never took must not lend its time to a later
+ * connection with the same descriptor number), ms. */
+#define CDT_HTTP_TRANSIT    64
+#define CDT_HTTP_TRANSIT_MS 1000
+/* A connection that has sent part of a request line is peeked again after this long,
  * doubling up to the most (poll cannot wait for more bytes behind unread ones), ms. */
 #define CDT_HTTP_PEEK_MIN_MS   2
 #define CDT_HTTP_PEEK_MAX_MS   250
 #define CDT_HTTP_ACCEPT_BATCH  64 /* connections accepted per wake, at most */
 #define CDT_HTTP_NOFD_PAUSE_MS 10 /* out of descriptors with none to close: accept later */
-/* Reads of a refused connection's unread bytes before its close (8 KiB each). */
+/* Reads of a refused connection's unread bytes before its close (16 KiB each). */
 #define CDT_HTTP_DRAIN_READS 16
 
 /* One TCP connection (see the invariants above). */
@@ -139,6 +144,7 @@ struct cdt_httpd {
     bool acceptor_started;
     struct pending *pend; /* the acceptor's: CDT_HTTP_PENDING_MAX */
     struct pollfd *pfd;   /* the acceptor's: CDT_HTTP_PENDING_MAX + 2 */
+    char *peek;           /* the acceptor's: CDT_HTTP_LINE_MAX, a connection's first bytes */
     int wake_pipe[2];     /* the acceptor's: written to stop it */
     struct {
         int fd;
@@ -1167,7 +1173,7 @@ struct pending {
     socklen_t addrlen;
     struct sockaddr_storage addr;
     double t0_ms;      /* cdt_now_ms() at its accept */
-    size_t seen;       /* bytes peeked so far: part of a method */
+    size_t seen;       /* bytes peeked so far: part of a request line */
     double recheck_ms; /* when to peek again (seen > 0) */
     double backoff_ms; /* the wait before the peek after that */
 };
@@ -1190,16 +1196,15 @@ static bool is_tchar(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* What a connection's first bytes say, peeked (MHD reads them again): a whole
+/* What a connection's first bytes say, peeked into b (MHD reads them again): a whole
  * request line (empty lines before it are allowed, RFC 9112 2.2; LF alone ends it as
  * well as CRLF), not HTTP at all (its first word is no method), a malformed line, a
  * version other than HTTP/1.x, a line too long, not enough yet (*seen: the bytes
  * there), or the client is gone. libmicrohttpd answers a malformed line with an HTML
  * page, and no hook of ours runs before it does. */
-static enum first_line first_line(int fd, size_t *seen)
+static enum first_line first_line(int fd, char *b, size_t cap, size_t *seen)
 {
-    char b[CDT_HTTP_LINE_MAX];
-    ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(fd, b, cap, MSG_PEEK | MSG_DONTWAIT);
     size_t i = 0, start, end;
     const char *lf, *sp, *ver;
 
@@ -1219,7 +1224,7 @@ static enum first_line first_line(int fd, size_t *seen)
         return FIRST_NOT_HTTP;
     lf = memchr(b + i, '\n', (size_t)n - i);
     if (!lf)
-        return (size_t)n == sizeof(b) ? FIRST_TOO_LONG : FIRST_MORE;
+        return (size_t)n == cap ? FIRST_TOO_LONG : FIRST_MORE;
     end = (size_t)(lf - b);
     if (end > i && b[end - 1] == '\r')
         end--;
@@ -1277,10 +1282,9 @@ static void hand_to_mhd(struct cdt_httpd *h, const struct pending *p)
     int slot = -1;
 
     pthread_mutex_lock(&h->lock);
-    /* An entry MHD never took (no STARTED) must not give its old time to a new
-     * connection with the same number: one for this fd, or handed long ago, is free. */
+    /* One for this fd, or handed long ago (MHD never took it), is free. */
     for (int i = 0; i < CDT_HTTP_TRANSIT; i++) {
-        if (h->transit[i].fd == p->fd || now - h->transit[i].handed_ms > CDT_HTTP_WATCH_MS)
+        if (h->transit[i].fd == p->fd || now - h->transit[i].handed_ms > CDT_HTTP_TRANSIT_MS)
             h->transit[i].fd = -1;
         if (h->transit[i].fd < 0 && slot < 0)
             slot = i;
@@ -1301,11 +1305,10 @@ static void hand_to_mhd(struct cdt_httpd *h, const struct pending *p)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* Acts on what a pending connection's first bytes said at `now`; returns whether it
- * still waits. */
+/* Acts on what a pending connection's first bytes (h->peek, p->seen of them when
+ * `what` is FIRST_HTTP) said at `now`; returns whether it still waits. */
 static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_line what, double now)
 {
-    char buf[8192];
 
     if (what == FIRST_MORE && now < p->t0_ms + h->request_timeout_ms) {
         if (p->seen && p->recheck_ms <= now) {
@@ -1319,16 +1322,16 @@ static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_li
     if (what == FIRST_HTTP) {
         /* A chunk announced past the cap with the head (one write, as a small request
          * comes): 413 at once, not when the body reaches the cap or the deadline. */
-        ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-        unsigned long long chunk = n > 0 ? first_chunk_size(buf, (size_t)n) : 0;
+        unsigned long long chunk = first_chunk_size(h->peek, p->seen);
+        char why[128];
 
         if (chunk <= h->max_body) {
             hand_to_mhd(h, p);
             return false;
         }
-        snprintf(buf, sizeof(buf), "Request body too large: a chunk of %llu bytes, over %zu", chunk,
+        snprintf(why, sizeof(why), "Request body too large: a chunk of %llu bytes, over %zu", chunk,
                  h->max_body);
-        raw_reject(p->fd, 413, buf);
+        raw_reject(p->fd, 413, why);
         CDT_LOG_I(h->log, "a request announcing a chunk over the cap: 413 (refused, closed)");
     } else if (what != FIRST_MORE && what != FIRST_GONE) {
         static const struct {
@@ -1349,8 +1352,8 @@ static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_li
         raw_reject(p->fd, 408, "the request's headers and body did not arrive in time");
     /* What it sent is read, so that the close sends no reset, which would take the
      * answer with it; the answer goes out before the close. */
-    for (int i = 0; i < CDT_HTTP_DRAIN_READS && recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
-         i++)
+    for (int i = 0;
+         i < CDT_HTTP_DRAIN_READS && recv(p->fd, h->peek, CDT_HTTP_LINE_MAX, MSG_DONTWAIT) > 0; i++)
         ;
     shutdown(p->fd, SHUT_WR);
     close(p->fd);
@@ -1380,7 +1383,7 @@ static void *acceptor_main(void *arg)
         for (int i = 0; i < n; i++) {
             double due = pend[i].t0_ms + h->request_timeout_ms;
 
-            /* POLLRDHUP: a client that ends its input inside its first word. */
+            /* POLLRDHUP: a client that ends its input inside its request line. */
             pfd[2 + i] = (struct pollfd){.fd = pend[i].fd,
                                          .events = POLLRDHUP | (pend[i].seen ? 0 : POLLIN)};
             if (pend[i].seen && pend[i].recheck_ms < due)
@@ -1396,7 +1399,8 @@ static void *acceptor_main(void *arg)
         for (int i = 0; i < n; i++) {
             struct pending *p = &pend[i];
             bool look = pfd[2 + i].revents || (p->seen && p->recheck_ms <= now);
-            enum first_line what = look ? first_line(p->fd, &p->seen) : FIRST_MORE;
+            enum first_line what =
+                look ? first_line(p->fd, h->peek, CDT_HTTP_LINE_MAX, &p->seen) : FIRST_MORE;
 
             if (what == FIRST_MORE && p->seen && (pfd[2 + i].revents & (POLLRDHUP | POLLHUP)))
                 what = FIRST_CUT_SHORT; /* no more is coming */
@@ -1423,7 +1427,7 @@ static void *acceptor_main(void *arg)
             }
             if (p.fd < 0)
                 break; /* none left (EAGAIN), or an error the next poll sees again */
-            if (!pending_settle(h, &p, first_line(p.fd, &p.seen), now))
+            if (!pending_settle(h, &p, first_line(p.fd, h->peek, CDT_HTTP_LINE_MAX, &p.seen), now))
                 continue;
             if (n == CDT_HTTP_PENDING_MAX) { /* full: the oldest goes */
                 close(pend[0].fd);
@@ -1452,7 +1456,7 @@ static void acceptor_stop(struct cdt_httpd *h)
 /* ---- binding ---- */
 
 static int bind_range(struct cdt_httpd *h, const char *host, int pmin, int pmax, char *errmsg,
-                      size_t errcap, bool *v6)
+                      size_t errcap)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -1489,7 +1493,6 @@ static int bind_range(struct cdt_httpd *h, const char *host, int pmin, int pmax,
         snprintf(errmsg, errcap, "cannot listen on '%s': not an IP address or localhost", host);
         return CDT_EINVAL;
     }
-    *v6 = family == AF_INET6;
 
     for (int port = pmin; port <= pmax; port++) {
         int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1536,7 +1539,6 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
 {
     struct cdt_httpd *h;
     pthread_condattr_t ca;
-    bool v6 = false;
     int rc, n = 0;
     unsigned flags;
 
@@ -1583,8 +1585,7 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
         if (!(h->public_paths[n] = strdup(p->public_paths[n])))
             goto oom;
 
-    rc = bind_range(h, p->host ? p->host : "127.0.0.1", p->port_min, p->port_max, errmsg, errcap,
-                    &v6);
+    rc = bind_range(h, p->host ? p->host : "127.0.0.1", p->port_min, p->port_max, errmsg, errcap);
     if (rc != 0) {
         cdt_httpd_free(h);
         return rc;
@@ -1599,7 +1600,6 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
      * listens on nothing: the acceptor hands it connections (MHD_USE_ITC wakes it). */
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
-    (void)v6;
     h->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
@@ -1613,7 +1613,8 @@ int cdt_httpd_new(const struct cdt_httpd_params *p, struct cdt_httpd **out, char
     }
     h->pend = calloc(CDT_HTTP_PENDING_MAX, sizeof(*h->pend));
     h->pfd = calloc(CDT_HTTP_PENDING_MAX + 2, sizeof(*h->pfd));
-    if (!h->pend || !h->pfd || pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+    h->peek = malloc(CDT_HTTP_LINE_MAX);
+    if (!h->pend || !h->pfd || !h->peek || pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
         fcntl(h->fd, F_SETFL, fcntl(h->fd, F_GETFL) | O_NONBLOCK) != 0 ||
         pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0) {
         snprintf(errmsg, errcap, "cannot start the HTTP server's acceptor thread");
@@ -1657,6 +1658,7 @@ void cdt_httpd_free(struct cdt_httpd *h)
             close(h->wake_pipe[i]);
     free(h->pend);
     free(h->pfd);
+    free(h->peek);
     if (h->watchdog_started) { /* after MHD: its last CLOSED notifications are in */
         pthread_mutex_lock(&h->lock);
         h->stop = true;
