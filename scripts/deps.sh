@@ -44,17 +44,25 @@ have() {
   esac
 }
 
+# Whether dpkg has pkg installed (its status read whole: `| grep -q` under pipefail
+# fails at random when grep exits before the writer).
+installed() {
+  local st
+  st=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+  [[ $st == *"ok installed"* ]]
+}
+
 missing=()
 for pair in "${NEEDED[@]}"; do
   pkg=${pair%%:*}
   probe=${pair#*:}
   # Header paths differ per architecture; fall back to dpkg for those.
-  if ! have "$probe" && ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed"; then
+  if ! have "$probe" && ! installed "$pkg"; then
     missing+=("$pkg")
   fi
 done
 for pkg in "$@"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  installed "$pkg" || missing+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 

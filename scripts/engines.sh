@@ -44,8 +44,12 @@ amx_patch="$(cd "$(dirname "$0")" && pwd)/patches/ggml-amx-xfd.patch"
 # What this build does about AMX: none (the compiler's native target has no AMX),
 # off (left out) or patched. -march=native turns on AMX exactly when __AMX_INT8__ is
 # predefined; -mno-amx-* win over -march whatever their order.
+# (The compiler's output is read whole: `cc … | grep -q` under pipefail fails at
+# random when grep exits first and cc, writing into the closed pipe, exits 2; on an
+# AMX machine that left AMX on, and ggml's AMX kernels crash the sidecar.)
 amx=none
-if echo | cc -march=native -dM -E - 2>/dev/null | grep -q '__AMX_INT8__'; then
+native_defs=$(echo | cc -march=native -dM -E - 2>/dev/null) || native_defs=""
+if [[ $native_defs == *__AMX_INT8__* ]]; then
   [ "$amx_mode" = off ] && amx=off || amx=patched
 fi
 native_flags="" # C/C++ flags beside GGML_NATIVE's -march=native
