@@ -679,6 +679,10 @@ TEST(thread_count_keeps_the_text)
 
 TEST(repeatable_interleaved)
 {
+    static const char *const texts[] = {"abc abc abc abc abc abc abc abc abc abc abc abc",
+                                        "<transcript>um so I I think it works</transcript>"};
+    static const float temps[] = {0.1f, 0.05f, 0.2f, 0.02f, 0.3f};
+    bool mixed = false;
     int drafted, accepted;
 
     REQUIRE(load_main(0) == 0);
@@ -689,11 +693,22 @@ TEST(repeatable_interleaved)
     /* The random model is flat at 0.8: nothing is drafted (no text repeats). */
     repeat_interleaved("<transcript>um so I I think it works</transcript>", 0.8f,
                        "seed 42, temperature 0.8", &drafted, &accepted);
-    /* At 0.1 it is sharp enough on repeated text for drafts to be accepted and
-     * rejected at random: the draws must not depend on them. */
-    repeat_interleaved("abc abc abc abc abc abc abc abc abc abc abc abc", 0.1f,
-                       "seed 42, temperature 0.1", &drafted, &accepted);
-    CHECK(accepted > 0 && drafted > accepted);
+    /* At a low temperature it is sharp enough on repeated text for drafts to be
+     * accepted and rejected at random: the draws must not depend on them. Which
+     * temperature and text do that depends on the CPU's rounding of random weights
+     * and on the draft lengths the load's timings chose (at 0.1 on the repeated text
+     * an AMD EPYC accepted some, an AMX Xeon none of 60), so the first pair of a few
+     * that mixes accepts and rejects is the one that counts; each is checked for
+     * repeatability. */
+    for (size_t i = 0; i < 2 * sizeof(temps) / sizeof(temps[0]) && !mixed; i++) {
+        char what[64];
+
+        snprintf(what, sizeof(what), "seed 42, temperature %.2f, text %zu", (double)temps[i / 2],
+                 i % 2);
+        repeat_interleaved(texts[i % 2], temps[i / 2], what, &drafted, &accepted);
+        mixed = accepted > 0 && drafted > accepted;
+    }
+    CHECK(mixed);
 }
 
 /* Greedy sampling in the model's graph (the GPU path; CODICTATE_DEVICE_SAMPLING=1
