@@ -350,6 +350,8 @@ int cdt_dictation_start(const struct cdt_dictation_params *p, struct cdt_dictati
                 d->p.eager.on_text = offer_ahead;
                 d->p.eager.user_data = d;
             }
+            if (!d->p.eager.log)
+                d->p.eager.log = p->log; /* its chunks in the dictation's log */
             if (cdt_eager_new(&d->p.eager, &d->eager) != 0) {
                 d->eager = NULL; /* bad params or no memory: after stop, as before */
                 CDT_LOG_W(p->log, "dictation: eager transcription is off (its parameters)");
