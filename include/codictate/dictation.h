@@ -113,7 +113,8 @@ struct cdt_dictation_params {
     bool no_eager;                 /* MICROPHONE: false (default): transcribe speech while recording
                                     * when there is a VAD model (whisper.vad, or the transcriber's);
                                     * true: everything after stop (for comparison) */
-    struct cdt_eager_params eager; /* zeros: eager.h's defaults */
+    struct cdt_eager_params eager; /* zeros: eager.h's defaults; its log, when NULL,
+                                    * is this log */
 
     struct cdt_transcribe_params whisper; /* model_path required (unless transcriber) */
     struct cdt_transcribe *transcriber;   /* a loaded model to use (borrowed; not used by

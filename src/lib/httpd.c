@@ -1309,7 +1309,6 @@ static void hand_to_mhd(struct cdt_httpd *h, const struct pending *p)
  * `what` is FIRST_HTTP) said at `now`; returns whether it still waits. */
 static bool pending_settle(struct cdt_httpd *h, struct pending *p, enum first_line what, double now)
 {
-
     if (what == FIRST_MORE && now < p->t0_ms + h->request_timeout_ms) {
         if (p->seen && p->recheck_ms <= now) {
             p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : CDT_HTTP_PEEK_MIN_MS;
