@@ -68,7 +68,7 @@ def main():
                         "--out", model], check=True, capture_output=True)
     elif not model:
         model = os.path.join(os.path.dirname(a.bin.rstrip("/")), "share", "codictate", "models",
-                             "codictate-refiner-v1-q8_0.gguf")
+                             "codictate-refiner-v1-q8_0-embd-q4_0.gguf")
     cases = B.copy_cases(a.prompts + 1, a.seed)
     prompts = [p["prompt"] for p in
                B.prompts_from([c["input"] for c in cases], os.path.join(a.bin, "cleanup_lines"))]

@@ -204,7 +204,7 @@ def main():
                          + ", ".join(LLAMA_VARIANTS) + ")")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--model", default=None,
-                    help="GGUF (default: <bin>/../share/codictate/models/codictate-refiner-v1-q8_0.gguf)")
+                    help="GGUF (default: <bin>/../share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf)")
     ap.add_argument("--gap", type=float, default=0.2, help="pause before each timed request, s")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--out", default=None, help="also write the report here")
@@ -225,7 +225,7 @@ def main():
     if a.copy < 1 or a.nodraft < 0 or a.reps < 1 or min(threads) < 1:
         ap.error("--copy, --reps and --threads need positive numbers")
     model = a.model or os.path.join(a.bin, "..", "share", "codictate", "models",
-                                    "codictate-refiner-v1-q8_0.gguf")
+                                    "codictate-refiner-v1-q8_0-embd-q4_0.gguf")
     model = os.path.abspath(model)
     for p in (os.path.join(a.bin, "codictate"), os.path.join(a.bin, "cleanup_lines"),
               os.path.join(a.bin, "llama-server"), model):

@@ -697,7 +697,7 @@ spec() { # [--shape 0.6b|1.7b] [bench_speculation.py ARGS]
     [[ -x $b/bin/codictate ]] || die "no head build: run bench/cuda_bench.sh build first"
     sys_env
     mkdir -p "$RES"
-    model=$b/share/codictate/models/codictate-refiner-v1-q8_0.gguf
+    model=$b/share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf
     if [[ ${1-} == --shape ]]; then
         # The built-in model inside the Qwen3 shape (mkgguf --embed): its output at
         # that shape's cost.

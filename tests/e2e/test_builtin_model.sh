@@ -18,7 +18,7 @@ export HOME=$tmp/home XDG_CACHE_HOME=$tmp/cache XDG_CONFIG_HOME=$tmp/config \
 mkdir -p "$HOME" "$XDG_RUNTIME_DIR"
 unset CODICTATE_NO_BUILTIN_MODEL CODICTATE_SHARE_DIR HF_HUB_CACHE LLAMA_CACHE
 id=codictate_refiner_v1
-file=codictate-refiner-v1-q8_0.gguf
+file=codictate-refiner-v1-q8_0-embd-q4_0.gguf
 
 json_field() { # json_field FILE EXPR: a Python expression over d
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"

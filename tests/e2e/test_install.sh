@@ -20,13 +20,13 @@ check "install: the unit starts the installed binary" \
 check "install: the unit restarts on failure" grep -qx "Restart=on-failure" "$unit"
 check "install: the README" test -s "$tmp/prefix/share/doc/codictate/README.md"
 check "install: the built-in model" \
-  test -s "$tmp/prefix/share/codictate/models/codictate-refiner-v1-q8_0.gguf"
+  test -s "$tmp/prefix/share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf"
 # The installed binary finds it next to itself (no source or build tree needed).
 env -u CODICTATE_NO_BUILTIN_MODEL -u CODICTATE_SHARE_DIR HOME="$tmp/home" \
   XDG_CACHE_HOME="$tmp/home/.cache" HF_HOME="$tmp/home/hf" \
   "$tmp/prefix/bin/codictate" models info builtin >"$tmp/info.out" 2>&1
 check "install: the installed binary uses the installed model" \
-  grep -q "$tmp/prefix/share/codictate/models/codictate-refiner-v1-q8_0.gguf" "$tmp/info.out"
+  grep -q "$tmp/prefix/share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf" "$tmp/info.out"
 DESTDIR=$tmp/dest cmake --install "$build" --prefix /usr/local >/dev/null 2>&1
 check "install: DESTDIR is honoured" \
   grep -qx "ExecStart=/usr/local/bin/codictate serve" "$tmp/dest/usr/local/lib/systemd/user/codictate.service"
