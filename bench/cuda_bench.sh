@@ -19,7 +19,8 @@
 #                                       (HEAD + the patch; b94928b only: from 3c2eef5
 #                                       on HEAD has those settings and no exp is built)
 #   bench/cuda_bench.sh lbench          GPU: llama-bench -ngl 99 sweep (FA x ubatch)
-#   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation)
+#   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation):
+#                                       llama-bench, then bench/verify_cost.c
 #   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
 #                                       the exp build) + llama-server -fa/-ub sweep
 #   bench/cuda_bench.sh ab REPS dsamp   GPU: sampling in the graph
@@ -499,6 +500,20 @@ vcost() {
             "$WORK/vcost-$m.jsonl"
         echo "$m cost(b=1..16): $(cat "$RES/vcost-$m.txt")"
     done | tee "$RES/vcost.md"
+    # bench/verify_cost.c on the GPU: every row's logits (a verification) against the
+    # last row's, and alternating shapes, with the built-in model inside each shape.
+    local prefix b=$WORK/codictate-head/build shape
+    prefix=$(cat "$WORK/engines.prefix")
+    cc -O2 -o "$WORK/verify_cost" "$ROOT/bench/verify_cost.c" -I"$prefix/include" -L"$prefix/lib" \
+        -Wl,-rpath,"$prefix/lib" -lllama -lggml -lggml-base -lm
+    for shape in 0.6b 1.7b; do
+        [[ -f $WORK/models/embedded-$shape-q8_0.gguf ]] ||
+            "$WORK/bin-head/mkgguf" --preset "$shape" --type q8_0 --embed \
+                "$b/share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf" \
+                --out "$WORK/models/embedded-$shape-q8_0.gguf"
+        echo "verify_cost, the built-in model in the $shape shape, GPU, depth 250:"
+        (cd "$prefix/bin" && "$WORK/verify_cost" "$WORK/models/embedded-$shape-q8_0.gguf" 2048 250 60 99 "$T")
+    done | tee -a "$RES/vcost.md"
 }
 
 # ---------------------------------------------------------------- ab (GPU)

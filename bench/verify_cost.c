@@ -1,79 +1,182 @@
-/* verify_cost: the wall time of one llama_decode of a batch of b tokens (all with
- * logits, as a speculative verification) at a given depth, relative to one token;
- * the prior table of src/sidecar/speculative.c comes from it. Not built by CMake:
+/* verify_cost: what one decode of b tokens costs against one of a single token, the
+ * price of verifying a draft of b - 1 tokens (issue 15 §4), through the llama API as
+ * the engine calls it; the prior table of src/sidecar/speculative.c came from its
+ * first column. Not built by CMake:
  *
- *   E=$(scripts/engines.sh)
- *   cc -O2 -o /tmp/verify_cost bench/verify_cost.c -I$E/include $E/lib/libllama.a \
- *      $E/lib/libggml.a $E/lib/libggml-cpu.a $E/lib/libggml-base.a -fopenmp -lstdc++ -lm
- *   /tmp/verify_cost MODEL N_CTX DEPTH REPS      (2 threads, flash attention off)
+ *   E=$(scripts/engines.sh)      (static CPU engines)
+ *   cc -O2 -fopenmp -o /tmp/verify_cost bench/verify_cost.c -I$E/include -L$E/lib \
+ *      -Wl,--start-group -lllama -lggml -lggml-cpu -lggml-base -Wl,--end-group -lstdc++ -lm
+ *   (shared CUDA engines, bench/cuda_bench.sh vcost: -lllama -lggml -lggml-base with an
+ *   rpath, run from the prefix's bin/, where the backend modules are)
+ *   /tmp/verify_cost MODEL N_CTX DEPTH REPS [NGL=0] [THREADS=2]
  *
- * Prints the best of REPS per batch size. */
+ * A DEPTH-token prompt is evaluated once; then, per batch size b (1, 2, 3, 4, 6, 8, 12,
+ * 16), REPS steps as a generation takes them: b tokens decoded at the current depth,
+ * the KV cache trimmed back to one new token (as after a rejected draft), the depth
+ * one more. Per mode, the fastest and the median ms of its steps, and that ÷ b = 1's:
+ *   all    logits for every row, as a verification asks (fastest and median)
+ *   last   logits for the last row only (llama-bench's batches): the rows' own share
+ *          of the cost is the difference
+ *   alt    steps alternating a single token with b tokens (every step a new shape, as
+ *          drafts of varying length make them): the b-token steps' median
+ * Flash attention as the engine sets it: off on the CPU, auto with NGL > 0. */
 #include <llama.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#define MAX_N 1000
+
 static double now_ms(void)
 {
     struct timespec t;
+
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
+
 static void quiet(enum ggml_log_level l, const char *t, void *u)
 {
     (void)l;
     (void)t;
     (void)u;
 }
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp);
+    return v[n / 2];
+}
+
+/* One step: nb tokens at depth d (logits for every row, or the last), synchronised;
+ * then the cache trimmed to d + 1. Returns ms. */
+static double step(struct llama_context *c, struct llama_batch *b, int nb, int d, int r, int all)
+{
+    double t0;
+
+    b->n_tokens = nb;
+    for (int i = 0; i < nb; i++) {
+        b->token[i] = 2000 + i * 7 + r % 5;
+        b->pos[i] = d + i;
+        b->n_seq_id[i] = 1;
+        b->seq_id[i][0] = 0;
+        b->logits[i] = all || i == nb - 1;
+    }
+    t0 = now_ms();
+    if (llama_decode(c, *b) != 0) {
+        fprintf(stderr, "verify_cost: llama_decode failed\n");
+        exit(1);
+    }
+    llama_synchronize(c);
+    (void)llama_get_logits_ith(c, nb - 1);
+    t0 = now_ms() - t0;
+    llama_memory_seq_rm(llama_get_memory(c), 0, d + 1, -1);
+    return t0;
+}
+
 int main(int argc, char **argv)
 {
+    static const int sizes[] = {1, 2, 3, 4, 6, 8, 12, 16};
+    const int n_sizes = (int)(sizeof(sizes) / sizeof(sizes[0]));
+    static double t[MAX_N], t1[MAX_N];
+    struct llama_model_params mp = llama_model_default_params();
+    struct llama_context_params cp = llama_context_default_params();
+    struct llama_model *m;
+    struct llama_context *c;
+    struct llama_batch b;
+    int n_ctx, depth, n, ngl, threads;
+    double base[3] = {0, 0, 0};
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: verify_cost MODEL N_CTX DEPTH REPS [NGL=0] [THREADS=2]\n");
+        return 2;
+    }
+    n_ctx = argc > 2 ? atoi(argv[2]) : 2048;
+    depth = argc > 3 ? atoi(argv[3]) : 250;
+    n = argc > 4 ? atoi(argv[4]) : 40;
+    ngl = argc > 5 ? atoi(argv[5]) : 0;
+    threads = argc > 6 ? atoi(argv[6]) : 2;
+    if (depth < 1 || depth > 512 || n < 3 || n > MAX_N / 2 || threads < 1 ||
+        n_ctx < depth + 2 * n + 16) {
+        fprintf(stderr,
+                "verify_cost: DEPTH 1-512, REPS 3-%d, THREADS >= 1, N_CTX >= DEPTH + "
+                "2 x REPS + 16\n",
+                MAX_N / 2);
+        return 2;
+    }
     llama_log_set(quiet, NULL);
     llama_backend_init();
-    int nctx = atoi(argv[2]), depth = atoi(argv[3]), reps = atoi(argv[4]);
-    struct llama_model *m = llama_model_load_from_file(argv[1], llama_model_default_params());
-    struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = nctx;
-    cp.n_batch = 512;
-    cp.n_ubatch = 256;
-    cp.n_outputs_max = 16;
-    cp.n_seq_max = 1;
-    cp.n_threads = cp.n_threads_batch = 2;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    cp.no_perf = true;
-    struct llama_context *c = llama_init_from_model(m, cp);
-    llama_token tk[600];
-    for (int i = 0; i < 600; i++)
-        tk[i] = 1000 + (i * 7919) % 90000;
-    for (int p = 0; p < depth;) {
-        int k = depth - p < 512 ? depth - p : 512;
-        llama_decode(c, llama_batch_get_one(tk + p, k));
-        p += k;
+    mp.n_gpu_layers = ngl;
+    m = llama_model_load_from_file(argv[1], mp);
+    if (!m) {
+        fprintf(stderr, "verify_cost: cannot load %s\n", argv[1]);
+        return 1;
     }
-    int bs[] = {1, 2, 3, 4, 6, 8, 12, 16};
-    double best[8];
-    for (int i = 0; i < 8; i++)
-        best[i] = 1e9;
-    struct llama_batch b = llama_batch_init(16, 0, 1);
-    for (int r = 0; r < reps; r++)
-        for (int i = 0; i < 8; i++) {
-            int n = bs[i];
-            b.n_tokens = n;
-            for (int j = 0; j < n; j++) {
-                b.token[j] = tk[depth + j];
-                b.pos[j] = depth + j;
-                b.n_seq_id[j] = 1;
-                b.seq_id[j][0] = 0;
-                b.logits[j] = 1;
-            }
-            double t0 = now_ms();
-            llama_decode(c, b);
-            for (int j = 0; j < n; j++)
-                (void)llama_get_logits_ith(c, j);
-            double t = now_ms() - t0;
+    cp.n_ctx = (uint32_t)n_ctx;
+    cp.n_batch = cp.n_ubatch = 512;
+    cp.n_threads = cp.n_threads_batch = threads;
+    cp.flash_attn_type = ngl > 0 ? LLAMA_FLASH_ATTN_TYPE_AUTO : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.no_perf = true;
+    c = llama_init_from_model(m, cp);
+    if (!c) {
+        fprintf(stderr, "verify_cost: cannot create a context\n");
+        return 1;
+    }
+    b = llama_batch_init(512, 0, 1);
+    b.n_tokens = depth;
+    for (int i = 0; i < depth; i++) {
+        b.token[i] = 1000 + i % 500;
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = i == depth - 1;
+    }
+    if (llama_decode(c, b) != 0) {
+        fprintf(stderr, "verify_cost: the prompt failed\n");
+        return 1;
+    }
+    printf("| tokens | all rows: fastest ms | ÷ 1 | all rows: median ms | ÷ 1 | last row only: "
+           "median ms | ÷ 1 | alternating with 1: median ms | ÷ 1 |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
+    for (int s = 0; s < n_sizes; s++) {
+        double med[3], best = 0.0;
+
+        for (int all = 1; all >= 0; all--) {
+            for (int r = 0; r < n; r++)
+                t[r] = step(c, &b, sizes[s], depth + r, r, all);
             llama_memory_seq_rm(llama_get_memory(c), 0, depth, -1);
-            if (t < best[i])
-                best[i] = t;
+            med[1 - all] = median(t, n);
+            if (all)
+                best = t[0]; /* sorted by median() */
         }
-    for (int i = 0; i < 8; i++)
-        printf("b=%2d %7.2f ms  cost %.2f\n", bs[i], best[i], best[i] / best[0]);
+        for (int r = 0; r < 2 * n; r++) {
+            double ms = step(c, &b, r % 2 ? sizes[s] : 1, depth + r, r, 1);
+
+            (r % 2 ? t : t1)[r / 2] = ms;
+        }
+        llama_memory_seq_rm(llama_get_memory(c), 0, depth, -1);
+        med[2] = median(t, n);
+        if (s == 0) {
+            base[0] = med[0];
+            base[1] = med[1];
+            base[2] = best;
+            med[2] = median(t1, n);
+        }
+        printf("| %d | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f | %.3f | %.2f |\n", sizes[s], best,
+               best / base[2], med[0], med[0] / base[0], med[1], med[1] / base[1], med[2],
+               med[2] / base[0]);
+    }
+    llama_batch_free(b);
+    llama_free(c);
+    llama_model_free(m);
     return 0;
 }
