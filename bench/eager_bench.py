@@ -12,8 +12,8 @@ text (raw_after_stop_ms), stop -> refined text (after_stop_ms), whisper's own ti
 (transcribe_ms), the chunks and how many were left after stop. The peer: whisper-cli
 (from the engine cache) on the saved recording of the eager run, with the same models,
 threads, VAD and greedy decoding: its wall time (model load included, as a one-shot peer has no
-preload) and its own "total time" less "load time"; with GOMP_SPINCOUNT=1000 (what
-codictate sets for itself) and with libgomp's default spin.
+preload) and its own "total time" less "load time"; with GOMP_SPINCOUNT=3000 (what
+codictate sets for itself; 1000 before 2026-12-06) and with libgomp's default spin.
 
   /usr/bin/python3 bench/eager_bench.py [--build build] [--lengths 30,120,360]
       [--whisper PATH] [--llm PATH] [--threads 2] [--stop-after 0.7] [--out FILE.json]
@@ -231,7 +231,7 @@ def run_whisper_cli(args, wav, short_spin):
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("GOMP_SPINCOUNT", None)
     if short_spin:  # what codictate sets for itself (src/cli/main.c)
-        env["GOMP_SPINCOUNT"] = "1000"
+        env["GOMP_SPINCOUNT"] = "3000"
     t0 = time.monotonic()
     # Greedy, as codictate decodes (whisper-cli's default is a beam search of 5); with
     # timestamps, as codictate decodes (-nt would also change the decoding); VAD padded

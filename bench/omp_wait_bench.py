@@ -10,7 +10,8 @@ busy one the spinning threads take the CPU from the thread that has work.
 One sidecar per setting (default: libgomp's default, i.e. no OMP_WAIT_POLICY and its
 default spin count 300000, which codictate leaves alone only when GOMP_SPINCOUNT is
 set; OMP_WAIT_POLICY=PASSIVE, codictate's default from this bench to 2026-12-04; and
-spin1k, GOMP_SPINCOUNT=1000, codictate's default since;
+spin1k, GOMP_SPINCOUNT=1000, codictate's default from then to 2026-12-06 (since: 3000,
+spin3k:GOMP_SPINCOUNT=3000);
 --setting LABEL:VAR=VAL[,VAR=VAL] adds others, e.g. spin:GOMP_SPINCOUNT=10000), all
 with the same model pinned to the same CPUs, answer the same refine prompts in
 rotating order; optionally BUSY busy-loop processes

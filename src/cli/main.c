@@ -32,7 +32,7 @@ static const struct verb verbs[] = {
 };
 
 #define N_VERBS            (sizeof(verbs) / sizeof(verbs[0]))
-#define CDT_GOMP_SPINCOUNT "1000" /* libgomp spin before a barrier waiter sleeps */
+#define CDT_GOMP_SPINCOUNT "3000" /* libgomp spins before a barrier waiter sleeps */
 
 static void usage(FILE *out)
 {
@@ -61,11 +61,15 @@ static void usage(FILE *out)
  * that takes 46 ms on two quiet cores took 19 s beside two busy processes, and 151 ms
  * with OMP_WAIT_POLICY=PASSIVE. But sleeping at once halves decode on quiet cores at
  * the real shapes (Qwen3 0.6B on a 2-core EPYC VM: 14.5 tokens/s passive vs 27.8
- * spinning). A short spin, GOMP_SPINCOUNT=1000 (microseconds), kept both: 27.8 quiet,
- * 11.8 beside two busy processes (as passive; bench/RESULTS.md, "OpenMP wait
- * policy"). libgomp reads the variable once, when it is loaded, so it is set here and
- * the binary runs itself again; the sidecar and any other child inherit it. A user's
- * own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone. */
+ * spinning). A short spin kept both: GOMP_SPINCOUNT=1000 (spins of libgomp's wait
+ * loop, not a time) gave 27.8 quiet, 11.8 beside two busy processes (as passive;
+ * bench/RESULTS.md, "OpenMP wait policy"). 3000 since 2026-12-06: a refine that follows
+ * an idle moment, as every real one does, found the threads asleep at each barrier
+ * with 1000 (the built-in model: 97-106 ms; 75-76 with 3000, 71 spinning long), and
+ * beside busy processes 3000 kept the median (p90 209-266 ms against 179-191; 10000:
+ * 450-500); bench/RESULTS.md, "A longer OpenMP spin". libgomp reads the variable once, when it is
+ * loaded, so it is set here and the binary runs itself again; the sidecar and any other child
+ * inherit it. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone. */
 static void bounded_openmp_spin(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))

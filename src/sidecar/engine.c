@@ -975,7 +975,7 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     /* With the model on a GPU the CPU threads are idle: half of them (1 to
      * CDT_SCAN_THREADS) may read each token's logits for the argmax. Threads that
      * spin between steps saved ~0.02 ms a step (bench/RESULTS.md, "CUDA": step_cost);
-     * under the short OpenMP spin codictate runs with (GOMP_SPINCOUNT=1000) they sleep
+     * under the short OpenMP spin codictate runs with (GOMP_SPINCOUNT=3000) they sleep
      * and waking them costs more: one thread decodes 3-5% faster at the 1.7B shape
      * ("Where a GPU step's time goes"), so CDT_SCAN_THREADS is 1. */
     e->d.scan_threads = e->gpu ? e->n_threads / 2 : 1;

@@ -53,7 +53,7 @@ check "status with no app exits 1" exit_is 1 env CODICTATE_NO_APP=1 "$bin" statu
 check "--help marks nothing unbuilt" eval '! "$bin" --help | grep -q "not in this build"' 
 check "quiet by default" eval '[ -z "$("$bin" version 2>&1 >/dev/null)" ]'
 # OpenMP's wait policy (src/cli/main.c): codictate runs itself with a short spin
-# (GOMP_SPINCOUNT=1000) unless the user chose a policy or a spin count. Read from the running sidecar's environment,
+# (GOMP_SPINCOUNT=3000) unless the user chose a policy or a spin count. Read from the running sidecar's environment,
 # once its port line shows it has started (the re-exec keeps the PID).
 omp_env() { # omp_env ENV-ASSIGNMENTS...: prints the sidecar's OMP_/GOMP_ variables
   local fifo pid line
@@ -67,7 +67,7 @@ omp_env() { # omp_env ENV-ASSIGNMENTS...: prints the sidecar's OMP_/GOMP_ variab
   rm -f "$fifo"
   case $line in CODICTATE_SIDECAR_PORT=*) ;; *) return 1 ;; esac
 }
-check "OpenMP: a short spin when the user set nothing" eval '[ "$(omp_env)" = "GOMP_SPINCOUNT=1000" ]'
+check "OpenMP: a short spin when the user set nothing" eval '[ "$(omp_env)" = "GOMP_SPINCOUNT=3000" ]'
 check "OpenMP: the user's OMP_WAIT_POLICY is kept" eval '[ "$(omp_env OMP_WAIT_POLICY=ACTIVE)" = "OMP_WAIT_POLICY=ACTIVE" ]'
 check "OpenMP: a user's GOMP_SPINCOUNT is kept" eval '[ "$(omp_env GOMP_SPINCOUNT=300000)" = "GOMP_SPINCOUNT=300000" ]'
 finish
