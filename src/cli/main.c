@@ -65,7 +65,7 @@ static void usage(FILE *out)
  * loop, not a time) gave 27.8 quiet, 11.8 beside two busy processes (as passive;
  * bench/RESULTS.md, "OpenMP wait policy"). 3000 since 2026-12-06: a refine that follows
  * an idle moment, as every real one does, found the threads asleep at each barrier
- * with 1000 (the built-in model: 97-106 ms; 75-76 with 3000, 71 spinning long), and
+ * with 1000 (the built-in model: 97-106 ms; 72-90 with 3000, 71 spinning long), and
  * beside busy processes 3000 kept the median (p90 209-266 ms against 179-191; 10000:
  * 450-500); bench/RESULTS.md, "A longer OpenMP spin". libgomp reads the variable once, when it is
  * loaded, so it is set here and the binary runs itself again; the sidecar and any other child
