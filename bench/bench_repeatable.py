@@ -36,7 +36,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_speculation as B  # noqa: E402  (Server, post, prompts_from, copy_cases)
+import bench_speculation as B  # noqa: E402  (Server, post, prompts_from, copy_cases, builtin_model)
 
 
 def med(xs):
@@ -67,8 +67,7 @@ def main():
         subprocess.run([os.path.join(a.bin, "mkgguf"), "--preset", a.preset, "--type", a.type,
                         "--out", model], check=True, capture_output=True)
     elif not model:
-        model = os.path.join(os.path.dirname(a.bin.rstrip("/")), "share", "codictate", "models",
-                             "codictate-refiner-v1-q8_0-embd-q4_0.gguf")
+        model = B.builtin_model(a.bin)
     cases = B.copy_cases(a.prompts + 1, a.seed)
     prompts = [p["prompt"] for p in
                B.prompts_from([c["input"] for c in cases], os.path.join(a.bin, "cleanup_lines"))]

@@ -77,6 +77,15 @@ def fail(msg, logf=None):
     sys.exit(1)
 
 
+def builtin_model(bin_dir):
+    """The built-in refiner's GGUF in a build (bin_dir's ../share/codictate/models), named
+    as catalog/catalog.json names it (model codictate_refiner_v1)."""
+    with open(os.path.join(ROOT, "catalog", "catalog.json")) as f:
+        files = [m["files"][0]["name"] for m in json.load(f)["models"]
+                 if m["id"] == "codictate_refiner_v1"]
+    return os.path.abspath(os.path.join(bin_dir, "..", "share", "codictate", "models", files[0]))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -204,7 +213,7 @@ def main():
                          + ", ".join(LLAMA_VARIANTS) + ")")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--model", default=None,
-                    help="GGUF (default: <bin>/../share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf)")
+                    help="GGUF (default: the built-in refiner in <bin>/../share/codictate/models)")
     ap.add_argument("--gap", type=float, default=0.2, help="pause before each timed request, s")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--out", default=None, help="also write the report here")
@@ -224,9 +233,7 @@ def main():
             ap.error(f"unknown llama-server variant: {x}")
     if a.copy < 1 or a.nodraft < 0 or a.reps < 1 or min(threads) < 1:
         ap.error("--copy, --reps and --threads need positive numbers")
-    model = a.model or os.path.join(a.bin, "..", "share", "codictate", "models",
-                                    "codictate-refiner-v1-q8_0-embd-q4_0.gguf")
-    model = os.path.abspath(model)
+    model = os.path.abspath(a.model) if a.model else builtin_model(a.bin)
     for p in (os.path.join(a.bin, "codictate"), os.path.join(a.bin, "cleanup_lines"),
               os.path.join(a.bin, "llama-server"), model):
         if not os.path.exists(p):

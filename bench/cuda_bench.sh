@@ -477,6 +477,17 @@ lbench() {
     cat "$o"
 }
 
+# The built-in refiner inside Qwen3 shape $1 (mkgguf --embed; made once): its output at
+# that shape's cost. Prints the GGUF's path. Needs the head build.
+embedded() {
+    local b=$WORK/codictate-head/build out=$WORK/models/embedded-$1-q8_0.gguf
+    mkdir -p "$WORK/models"
+    [[ -f $out ]] || "$WORK/bin-head/mkgguf" --preset "$1" --type q8_0 --embed \
+        "$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import bench_speculation as b; print(b.builtin_model(sys.argv[2]))' \
+            "$ROOT/bench" "$b/bin")" --out "$out" >&2 || return 1
+    echo "$out"
+}
+
 # ---------------------------------------------------------------- vcost (GPU)
 # The cost of evaluating a batch of b = 1..16 tokens at the refine depth, in single-token
 # decodes: what the engine's speculation planner needs (verify_cost_gpu).
@@ -502,17 +513,14 @@ vcost() {
     done | tee "$RES/vcost.md"
     # bench/verify_cost.c on the GPU: every row's logits (a verification) against the
     # last row's, and alternating shapes, with the built-in model inside each shape.
-    local prefix b=$WORK/codictate-head/build shape
+    local prefix shape model
     prefix=$(cat "$WORK/engines.prefix")
     cc -O2 -o "$WORK/verify_cost" "$ROOT/bench/verify_cost.c" -I"$prefix/include" -L"$prefix/lib" \
         -Wl,-rpath,"$prefix/lib" -lllama -lggml -lggml-base -lm
     for shape in 0.6b 1.7b; do
-        [[ -f $WORK/models/embedded-$shape-q8_0.gguf ]] ||
-            "$WORK/bin-head/mkgguf" --preset "$shape" --type q8_0 --embed \
-                "$b/share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf" \
-                --out "$WORK/models/embedded-$shape-q8_0.gguf"
+        model=$(embedded "$shape") || die "mkgguf --embed failed for the $shape shape"
         echo "verify_cost, the built-in model in the $shape shape, GPU, depth 250:"
-        (cd "$prefix/bin" && "$WORK/verify_cost" "$WORK/models/embedded-$shape-q8_0.gguf" 2048 250 60 99 "$T")
+        (cd "$prefix/bin" && "$WORK/verify_cost" "$model" 2048 250 60 99 "$T")
     done | tee -a "$RES/vcost.md"
 }
 
@@ -708,22 +716,14 @@ refine() {
 # CODICTATE_GPU_SPEC_BATCH=0 CODICTATE_GPU_SPECULATION=1 keeps drafts of varying length
 # (how it was measured before). ARGS go to the script.
 spec() { # [--shape 0.6b|1.7b] [bench_speculation.py ARGS]
-    local b=$WORK/codictate-head/build shape="" model name=spec
+    local b=$WORK/codictate-head/build model="" name=spec
     [[ -x $b/bin/codictate ]] || die "no head build: run bench/cuda_bench.sh build first"
     sys_env
     mkdir -p "$RES"
-    model=$b/share/codictate/models/codictate-refiner-v1-q8_0-embd-q4_0.gguf
     if [[ ${1-} == --shape ]]; then
-        # The built-in model inside the Qwen3 shape (mkgguf --embed): its output at
-        # that shape's cost.
-        shape=$2
+        model=$(embedded "$2") || die "mkgguf --embed failed for the $2 shape"
+        name=spec-$2
         shift 2
-        mkdir -p "$WORK/models"
-        name=spec-$shape
-        [[ -f $WORK/models/embedded-$shape-q8_0.gguf ]] ||
-            "$WORK/bin-head/mkgguf" --preset "$shape" --type q8_0 --embed "$model" \
-                --out "$WORK/models/embedded-$shape-q8_0.gguf"
-        model=$WORK/models/embedded-$shape-q8_0.gguf
     fi
     CODICTATE_GPU_SPECULATION=1 python3 "$ROOT/bench/bench_speculation.py" --bin "$WORK/bin-head" \
         --model "$model" --llama-args "-ngl 99" \

@@ -70,8 +70,7 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--copy", type=int, default=120)
     a = ap.parse_args()
-    a.model = os.path.abspath(a.model or os.path.join(a.bin, "..", "share", "codictate", "models",
-                                                      "codictate-refiner-v1-q8_0-embd-q4_0.gguf"))
+    a.model = os.path.abspath(a.model) if a.model else bs.builtin_model(a.bin)
     runs, P = collect(a)
     punct = {k for k, v in P.items()
              if v.strip() and all(unicodedata.category(ch).startswith("P") for ch in v.strip())}
