@@ -31,6 +31,7 @@ llama-server in --bin). Exit 0: report written; 1: a failure (server log tail on
 stderr); 2: usage.
 """
 import argparse
+import difflib
 import json
 import math
 import os
@@ -174,6 +175,36 @@ def copy_cases(n, seed):
     return out
 
 
+def copy_share(text, reference):
+    """The share of the reference's words (as written: case and punctuation count)
+    that it copies from text unchanged and in order: how much of the answer a perfect
+    prompt-lookup draft could take from the prompt. Judged on the case's reference,
+    not on any model's answer."""
+    ref = reference.split()
+    sm = difflib.SequenceMatcher(None, text.split(), ref, autojunk=False)
+    return sum(b.size for b in sm.get_matching_blocks()) / max(len(ref), 1)
+
+
+def reaches_no_model(text, p):
+    """Whether the refine path would deliver the deterministic text without asking the
+    model (src/lib/refine.c: the pass changed nothing but spaces, and the text is
+    already clean)."""
+    return p.get("is_clean", False) and text.split() == p["cleaned"].split()
+
+
+def copy_set(n, seed, cleanup_lines, share):
+    """n cases (round-robin over categories, as copy_cases) and their prompts; with
+    share > 0 only cases whose reference copies at least that share of the model's
+    input (the deterministic pass's text) and that the refine path would send to the
+    model: cleanups that are copy-heavy by their reference, whatever the category."""
+    cases = copy_cases(n if share <= 0 else 1 << 30, seed)
+    prompts = prompts_from([c["input"] for c in cases], cleanup_lines)
+    keep = [(c, p) for c, p in zip(cases, prompts)
+            if share <= 0 or (copy_share(p["cleaned"], c["reference"]) >= share
+                              and not reaches_no_model(c["input"], p))][:n]
+    return [c for c, _ in keep], [p for _, p in keep]
+
+
 def nodraft_texts(n, seed):
     rng = random.Random(seed + 1)
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -204,6 +235,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--copy", type=int, default=40, help="copy-heavy prompts (default 40)")
+    ap.add_argument("--copy-min", type=float, default=0.0,
+                    help="only cases whose reference copies at least this share of the model's "
+                         "input, words unchanged and in order (e.g. 0.9; default 0: every case)")
     ap.add_argument("--nodraft", type=int, default=12, help="random-text prompts (default 12)")
     ap.add_argument("--candidates", type=int, default=0,
                     help="random-text candidates screened for --nodraft (default 4 x --nodraft)")
@@ -249,9 +283,10 @@ def main():
     t_start = time.time()
     load_start = os.getloadavg()
 
-    cases = copy_cases(a.copy, a.seed)
-    sets = {"copy": prompts_from([c["input"] for c in cases], os.path.join(a.bin, "cleanup_lines")),
-            "nodraft": []}
+    cases, copy_prompts = copy_set(a.copy, a.seed, os.path.join(a.bin, "cleanup_lines"), a.copy_min)
+    if not cases:
+        fail(f"no case's reference copies {a.copy_min:.0%} of its input")
+    sets = {"copy": copy_prompts, "nodraft": []}
     # Random letters sometimes make the model loop ("000000…"), which prompt lookup
     # drafts well; the no-draft set keeps the candidates whose answer, generated once
     # with speculation on before the timed passes, accepted at most 10% of its tokens.

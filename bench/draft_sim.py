@@ -19,6 +19,7 @@ built-in model: its /completion with the sidecar's sampling (temperature 0, repe
 penalty 1.15 over 64), its /tokenize and /detokenize.
 
   /usr/bin/python3 bench/draft_sim.py [--bin build/bin] [--model GGUF] [--copy 120]
+      [--copy-min 0.9] [--draft 3]
 """
 import argparse
 import json
@@ -32,8 +33,7 @@ import bench_speculation as bs  # noqa: E402
 
 
 def collect(a):
-    cases = bs.copy_cases(a.copy, 15)
-    copy = bs.prompts_from([c["input"] for c in cases], os.path.join(a.bin, "cleanup_lines"))
+    _, copy = bs.copy_set(a.copy, 15, os.path.join(a.bin, "cleanup_lines"), a.copy_min)
     nodraft = bs.prompts_from(bs.nodraft_texts(40, 15), os.path.join(a.bin, "cleanup_lines"))
     port = bs.free_port()
     srv = bs.Server("llama-server", [os.path.join(a.bin, "llama-server"), "-m", a.model, "--port",
@@ -69,6 +69,11 @@ def main():
     ap.add_argument("--bin", default=os.path.join(bs.ROOT, "build", "bin"))
     ap.add_argument("--model", default=None)
     ap.add_argument("--copy", type=int, default=120)
+    ap.add_argument("--draft", type=int, default=3,
+                    help="tokens drafted a step (default 3: the GPU's fixed-shape step of 4)")
+    ap.add_argument("--copy-min", type=float, default=0.0,
+                    help="only cases whose reference copies this share of the input "
+                         "(bench_speculation.py --copy-min)")
     a = ap.parse_args()
     a.model = os.path.abspath(a.model) if a.model else bs.builtin_model(a.bin)
     runs, P = collect(a)
@@ -104,7 +109,7 @@ def main():
         hist, out, j = list(r["prompt"]) + [r["out"][0]], r["out"], 0
         steps = drafted = accepted = 0
         while j < len(out) - 1:
-            d = lookup(hist, 3, key, skip)[: len(out) - 1 - j]
+            d = lookup(hist, a.draft, key, skip)[: len(out) - 1 - j]
             m = 0
             while m < len(d) and (d[m] == out[j + 1 + m] or (
                     case and fold(d[m]) == fold(out[j + 1 + m])

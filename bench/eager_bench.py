@@ -225,6 +225,19 @@ def run_dictate(args, mic, wav, length, eager, env):
     return json.loads(out)
 
 
+def run_sequential_on(args, wav, env):
+    """The sequential pipeline's transcript of wav (the eager run's own saved
+    recording): `codictate transcribe`, which hands whisper the whole recording as
+    `dictate --no-eager` does after stop (same model, VAD, threads, greedy, no prompt).
+    So eager and sequential are compared on the same audio, not on two recordings."""
+    p = subprocess.run([args.bin, "transcribe", wav, "--json", "--threads", str(args.threads),
+                        "--whisper-model", args.whisper, "--vad-model", args.vad],
+                       capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"codictate transcribe failed: {p.stderr[-2000:]}")
+    return json.loads(p.stdout)["raw"]
+
+
 def run_whisper_cli(args, wav, short_spin):
     cli = args.whisper_cli
     env = dict(os.environ)
@@ -410,6 +423,14 @@ def main():
             row["lost_right_where"] = [ref[i] + "@" + str(i) for i in sorted(hs - he)]
             row["gained_right_words"] = len(he - hs)
             row["sequential_words"] = len(raws[False])
+            # The same, against the sequential pipeline on the eager run's own recording
+            # (the two dictations above are two recordings, which differ a little).
+            same = words(run_sequential_on(args, rec, env))
+            hq = heard(ref, same)
+            row["sequential_same_audio_wer"] = round(wer(ref, same), 3)
+            row["lost_right_same_audio"] = len(hq - he)
+            row["lost_right_same_audio_where"] = [ref[i] + "@" + str(i) for i in sorted(hq - he)]
+            row["gained_right_same_audio"] = len(he - hq)
             row["whisper_cli"] = run_whisper_cli(args, rec, True)
             row["whisper_cli_spin"] = run_whisper_cli(args, rec, False)
             e, s, w = row["eager"], row["sequential"], row["whisper_cli"]
@@ -431,8 +452,9 @@ def main():
     print("| dictation | eager: stop → raw | → refined | chunks (after stop) | sequential: stop → raw "
           "| → refined | whisper-cli, spin 1k (wall / w/o load) | whisper-cli, default spin "
           "| sequential ÷ eager | whisper-cli ÷ eager | eager: last piece's refine | stop → refined "
-          "÷ last piece | WER eager / sequential | words lost (of sequential's) | right in sequential, not eager (eager, not sequential) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "÷ last piece | WER eager / sequential | words lost (of sequential's) | right in sequential, not eager (eager, not sequential) "
+          "| same recording: sequential WER, right in sequential not eager (eager, not sequential) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         e, s, w, ws = r["eager"], r["sequential"], r["whisper_cli"], r["whisper_cli_spin"]
         print(f"| {r['length_s']} s ({e['audio_s']:.0f} s recorded) | {e['raw_after_stop_ms']:.0f} ms "
@@ -442,7 +464,8 @@ def main():
               f"| {r['sequential_over_eager_raw']}× | {r['whisper_cli_over_eager_raw']}× "
               f"| {e.get('last_piece_ms') or '–'} ms | {r.get('eager_refined_over_last_piece', '–')}× "
               f"| {e['wer']} / {s['wer']} | {r['lost_vs_sequential']} (of {r['sequential_words']}) "
-              f"| {r['lost_right_words']} ({r['gained_right_words']}) |")
+              f"| {r['lost_right_words']} ({r['gained_right_words']}) "
+              f"| {r['sequential_same_audio_wer']}, {r['lost_right_same_audio']} ({r['gained_right_same_audio']}) |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)

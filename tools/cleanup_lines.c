@@ -2,7 +2,9 @@
  *
  * Reads one JSON string (a transcript) per line on stdin and writes, in order, one
  * JSON object per line on stdout: {"cleaned": the pass's output, "prompt": the
- * refine prompt built around it with the default instructions}. The training data
+ * refine prompt built around it with the default instructions, "is_clean": whether
+ * cdt_refine_is_clean finds it clean (the refine path then skips the model when the
+ * pass changed nothing but spaces)}. The training data
  * script (tools/train/make_data.py) uses it so the model is trained on exactly the
  * text and prompt the refine path gives it. Exit status 1 on a line that is not a
  * JSON string. */
@@ -38,7 +40,8 @@ int main(void)
         prompt = cdt_refine_build_prompt(NULL, out);
         in = cJSON_CreateObject();
         json = in && prompt && cJSON_AddStringToObject(in, "cleaned", out) &&
-                       cJSON_AddStringToObject(in, "prompt", prompt)
+                       cJSON_AddStringToObject(in, "prompt", prompt) &&
+                       cJSON_AddBoolToObject(in, "is_clean", cdt_refine_is_clean(out) > 0)
                    ? cJSON_PrintUnformatted(in)
                    : NULL;
         if (!json) {

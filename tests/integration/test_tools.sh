@@ -1,9 +1,10 @@
 #!/bin/bash
 # The model generators: deterministic output, usage errors, clear failures; the
-# --sentences whisper model transcribes audio in sentences (through CODICTATE).
-#   test_tools.sh MKGGUF MKWHISPER CODICTATE AUDIO
+# --sentences whisper model transcribes audio in sentences (through CODICTATE);
+# cleanup_lines (the training data's and the benches' view of the refine path).
+#   test_tools.sh MKGGUF MKWHISPER CODICTATE AUDIO CLEANUP_LINES
 set -u
-mkgguf=$1 mkwhisper=$2 codictate=$3 audio=$4
+mkgguf=$1 mkwhisper=$2 codictate=$3 audio=$4 cleanup_lines=$5
 . "$(dirname "$0")/../sh_test.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -45,4 +46,16 @@ check "whisper --sentences transcribes in sentences" sentences "$tmp/s.bin"
 check "whisper --help exits 0" exit_is 0 "$mkwhisper" --help
 check "whisper missing --out exits 2" exit_is 2 "$mkwhisper"
 check "whisper unwritable out exits 1" exit_is 1 "$mkwhisper" --out /no/such/dir/x.bin
+
+printf '%s\n' '"um so the meeting is on tuesday"' '"The meeting is on Tuesday."' |
+  "$cleanup_lines" >"$tmp/lines.jsonl" 2>/dev/null
+lines_say() { # lines_say N PYTHON-EXPRESSION-OF-d: line N's object d
+  python3 -c "import json,sys; d=[json.loads(l) for l in open(sys.argv[1])][$1]; sys.exit(0 if $2 else 1)" \
+    "$tmp/lines.jsonl"
+}
+check "cleanup_lines: the pass's text and the prompt around it" \
+  lines_say 0 '"um" not in d["cleaned"] and d["cleaned"] in d["prompt"]'
+check "cleanup_lines: a transcript with a filler is not clean" lines_say 0 'd["is_clean"] is False'
+check "cleanup_lines: a clean sentence is clean" lines_say 1 'd["is_clean"] is True'
+check "cleanup_lines: not a JSON string exits 1" exit_is 1 sh -c "echo 'um' | '$cleanup_lines'"
 finish
