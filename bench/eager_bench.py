@@ -425,7 +425,8 @@ def main():
             row["sequential_words"] = len(raws[False])
             # The same, against the sequential pipeline on the eager run's own recording
             # (the two dictations above are two recordings, which differ a little).
-            same = words(run_sequential_on(args, rec, env))
+            row["sequential_same_audio_raw"] = run_sequential_on(args, rec, env)
+            same = words(row["sequential_same_audio_raw"])
             hq = heard(ref, same)
             row["sequential_same_audio_wer"] = round(wer(ref, same), 3)
             row["lost_right_same_audio"] = len(hq - he)
