@@ -287,6 +287,7 @@ def main():
     if not cases:
         fail(f"no case's reference copies {a.copy_min:.0%} of its input")
     sets = {"copy": copy_prompts, "nodraft": []}
+    a.copy = len(cases)  # fewer than asked when fewer cases qualify
     # Random letters sometimes make the model loop ("000000…"), which prompt lookup
     # drafts well; the no-draft set keeps the candidates whose answer, generated once
     # with speculation on before the timed passes, accepted at most 10% of its tokens.
@@ -454,7 +455,9 @@ def render(a, rows, checks, threads, variants, load_start, t_start, model):
       f"{load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
       f"{load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}")
     w(f"- Threads: {', '.join(map(str, threads))} (sidecar `--threads T`, llama-server `-t T -tb T`)")
-    w(f"- Prompts: {a.copy} copy-heavy (eval/cases heldout + handwritten, no 'empty'), "
+    chosen = (f"whose reference copies at least {a.copy_min:.0%} of the model's input, "
+              "words unchanged and in order" if a.copy_min > 0 else "no 'empty'")
+    w(f"- Prompts: {a.copy} copy-heavy (eval/cases heldout + handwritten, {chosen}), "
       f"{a.nodraft} random-letter transcripts (screened: see Checks); {a.reps} pass(es); variants interleaved per "
       "prompt, order rotated; a 1-token priming request before each")
     w("")
