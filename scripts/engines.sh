@@ -12,13 +12,14 @@
 #   CODICTATE_WHISPER_SRC  existing whisper.cpp source tree (skips npm)
 #   CODICTATE_JOBS         parallel build jobs (default: nproc)
 #   CODICTATE_CUDA=1       also build ggml's CUDA backend
-#   CODICTATE_AMX          off | patch (default: off). On a CPU with Intel AMX
+#   CODICTATE_AMX          patch | off (default: patch). On a CPU with Intel AMX
 #                          (amx_tile/amx_int8 in /proc/cpuinfo), ggml's native build
 #                          compiles its AMX kernels, which crash in this llama.cpp at the
-#                          first inference (llama.cpp #20824). off: left out (the AVX-512
-#                          VNNI kernels run instead); patch: kept, with
-#                          scripts/patches/ggml-amx-xfd.patch applied (PR #26954's fix).
-#                          bench/RESULTS.md ("AMX") has the measurements behind the
+#                          first inference (llama.cpp #20824). patch: kept, with
+#                          scripts/patches/ggml-amx-xfd.patch applied (PR #26954's fix);
+#                          off: left out (the AVX-512 VNNI kernels run instead).
+#                          bench/RESULTS.md ("AMX", "The patched AMX kernels on a machine
+#                          where the stock ones crash") has the measurements behind the
 #                          default. No effect on other CPUs.
 set -euo pipefail
 
@@ -35,7 +36,7 @@ die() { echo "engines: error: $*" >&2; exit 1; }
 cache_root=${CODICTATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/codictate}
 jobs=${CODICTATE_JOBS:-$(nproc)}
 cuda=${CODICTATE_CUDA:-0}
-amx_mode=${CODICTATE_AMX:-off}
+amx_mode=${CODICTATE_AMX:-patch}
 case $amx_mode in
   off | patch) ;;
   *) die "CODICTATE_AMX=$amx_mode: want off or patch" ;;

@@ -27,10 +27,11 @@ static const char *amx_text(const char *amx)
     if (strcmp(amx, "none") == 0)
         return "none (the build machine's CPU has no AMX)";
     if (strcmp(amx, "off") == 0)
-        return "off: ggml's AMX kernels left out (they crash in this llama.cpp, #20824); "
-               "AVX-512 kernels run instead (CODICTATE_AMX=patch builds them patched)";
+        return "off: ggml's AMX kernels left out (CODICTATE_AMX=off); AVX-512 kernels run "
+               "instead";
     if (strcmp(amx, "patched") == 0)
-        return "patched: ggml's AMX kernels with scripts/patches/ggml-amx-xfd.patch";
+        return "patched: ggml's AMX kernels with scripts/patches/ggml-amx-xfd.patch (the "
+               "stock ones crash in this llama.cpp, #20824)";
     return amx;
 }
 
