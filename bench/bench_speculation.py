@@ -187,8 +187,8 @@ def copy_share(text, reference):
 
 def reaches_no_model(text, p):
     """Whether the refine path would deliver the deterministic text without asking the
-    model (src/lib/refine.c: the pass changed nothing but spaces, and the text is
-    already clean)."""
+    model: cleanup_lines' is_clean (cdt_refine_is_clean) and the pass changed nothing
+    but white space (src/lib/refine.c's same_but_space, which split() matches)."""
     return p.get("is_clean", False) and text.split() == p["cleaned"].split()
 
 

@@ -3,10 +3,11 @@
 
 Greedy decoding gives the same tokens with or without speculation, so the benefit of
 a drafting rule can be computed from the outputs alone: at each step the rule drafts
-up to 3 tokens from the text so far (prompt and output), the accepted ones are the
-draft's longest prefix that the output really continues with, and the step advances
-by that plus one. Reported per rule: tokens per step (what a fixed-shape GPU step of
-4 gains, engine.c's CODICTATE_GPU_SPEC_BATCH) and the share of drafted tokens
+up to --draft tokens (default 3) from the text so far (prompt and output), the
+accepted ones are the draft's longest prefix that the output really continues with,
+and the step advances by that plus one. Reported per rule: tokens per step (what a
+fixed-shape GPU step of --draft + 1 gains, engine.c's CODICTATE_GPU_SPEC_BATCH) and
+the share of drafted tokens
 accepted, over the refine path's own requests (bench_speculation.py's copy-heavy set
 and its random-letter set, kept where at most 10% of tokens would be accepted).
 

@@ -24,7 +24,10 @@ punctuation) for a word error rate, and the eager transcript with the sequential
 (same model, greedy): "lost" counts the sequential transcript's words that the eager
 one lacks (deleted or replaced in the alignment), the issue's "no word lost"; and,
 against the words spoken, those the sequential transcript has right and the eager one
-does not (which leaves out the sequential transcript's own errors). With
+does not (which leaves out the sequential transcript's own errors). The two
+dictations are two recordings, which differ a little, so the same count is also made
+against the sequential pipeline's transcription (`codictate transcribe`) of the eager
+run's own saved recording: the comparison of the pipelines on the same audio. With
 random weights these figures say nothing; with a model that transcribes espeak-ng
 (tools/train/whisper/) they do. --sentences speaks other sentences (one a line) than
 the built-in ones, e.g. sentences such a model was trained on.
