@@ -21,6 +21,12 @@
 #                          bench/RESULTS.md ("AMX", "The patched AMX kernels on a machine
 #                          where the stock ones crash") has the measurements behind the
 #                          default. No effect on other CPUs.
+# Always applied: scripts/patches/llama-prune-output.patch. A model whose tied token
+# embedding has many all-zero rows (the built-in refiner: 70% of Qwen3's 151,936,
+# unused tokens zeroed in training) gets its output projection computed without them,
+# the logits put back in token order, every other one exactly 0 as before
+# (LLAMA_PRUNE_OUTPUT=0 at run time turns it off). Real Qwen3 files have no zero rows
+# and run as before. bench/RESULTS.md ("The output projection without its zero rows").
 set -euo pipefail
 
 LLAMA_NPM="node-llama-cpp@3.21.1"
@@ -28,7 +34,7 @@ LLAMA_NPM_SHA256="7a231d6bafa14142a1cbed9893d4ec5bc6041b2a5f5939a623accaab4203c1
 LLAMA_COMMIT="80fb11ac73e66d89eae2c6a91d8a77428fa733ed"
 WHISPER_NPM="nodejs-whisper@0.3.1"
 WHISPER_NPM_SHA256="92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37"
-SCRIPT_REV=5 # bump when the build steps below change
+SCRIPT_REV=6 # bump when the build steps below change
 
 log() { echo "engines: $*" >&2; }
 die() { echo "engines: error: $*" >&2; exit 1; }
@@ -42,6 +48,7 @@ case $amx_mode in
   *) die "CODICTATE_AMX=$amx_mode: want off or patch" ;;
 esac
 amx_patch="$(cd "$(dirname "$0")" && pwd)/patches/ggml-amx-xfd.patch"
+prune_patch="$(cd "$(dirname "$0")" && pwd)/patches/llama-prune-output.patch"
 # What this build does about AMX: none (the compiler's native target has no AMX),
 # off (left out) or patched. -march=native turns on AMX exactly when __AMX_INT8__ is
 # predefined; -mno-amx-* win over -march whatever their order.
@@ -126,8 +133,9 @@ cpu_id=$( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m) | sha256sum 
 cc_id="$(cc -dumpmachine 2>/dev/null) cc-$(cc -dumpfullversion 2>/dev/null) c++-$(c++ -dumpfullversion 2>/dev/null)"
 amx_id=$amx
 [ "$amx" = patched ] && amx_id="patched:$(sha256sum "$amx_patch" | cut -c1-16)"
+prune_id="prune:$(sha256sum "$prune_patch" | cut -c1-16)"
 key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" "$memcheck" \
-  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" | sha256sum | cut -c1-16)
+  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" "$prune_id" | sha256sum | cut -c1-16)
 prefix="$cache_root/engines/$key"
 
 if [ -f "$prefix/.complete" ]; then
@@ -180,14 +188,18 @@ else
   whisper_src="$work/w/package/cpp/whisper.cpp"
 fi
 
+# Patched on a copy: an override tree (CODICTATE_LLAMA_SRC) is not ours to change.
+if [ "$llama_src" != "$work/llama.cpp" ]; then
+  log "copying $llama_src to patch it"
+  mkdir -p "$work/llama.cpp"
+  tar -C "$llama_src" --exclude=.git --exclude='./build*' -cf - . | tar -C "$work/llama.cpp" -xf -
+  llama_src="$work/llama.cpp"
+fi
+log "patching llama.cpp's output projection ($(basename "$prune_patch"))"
+patch -s -p1 -d "$llama_src" <"$prune_patch" || die "$prune_patch does not apply to this llama.cpp"
+grep -q 'prune_output_rows' "$llama_src/src/llama-model.cpp" ||
+  die "$prune_patch: applied, but llama.cpp does not show it"
 if [ "$amx" = patched ]; then
-  # Patched on a copy: an override tree (CODICTATE_LLAMA_SRC) is not ours to change.
-  if [ "$llama_src" != "$work/llama.cpp" ]; then
-    log "copying $llama_src to patch its AMX kernels"
-    mkdir -p "$work/llama.cpp"
-    tar -C "$llama_src" --exclude=.git --exclude='./build*' -cf - . | tar -C "$work/llama.cpp" -xf -
-    llama_src="$work/llama.cpp"
-  fi
   log "patching ggml's AMX kernels ($(basename "$amx_patch"))"
   patch -s -p1 -d "$llama_src" <"$amx_patch" || die "$amx_patch does not apply to this llama.cpp"
   grep -q 'ggml_amx_tile_config_make' "$llama_src/ggml/src/ggml-cpu/amx/mmq.cpp" ||
