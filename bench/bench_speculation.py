@@ -438,6 +438,19 @@ def fmt(x, d=0):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
 
 
+def best_ratios(rows, base):
+    """Per prompt, the fastest decode (tokens/s) of a variant over the passes ÷ the
+    fastest of the baseline's: a pause of the machine (this VM stalls a request now and
+    then by 20-40 ms, either variant) costs a short answer most of its speed, and over
+    passes the fastest is the one it did not hit."""
+    fast, fast_base = {}, {}
+    for r in rows:
+        fast[r["idx"]] = max(fast.get(r["idx"], 0.0), r["tps"])
+    for r in base:
+        fast_base[r["idx"]] = max(fast_base.get(r["idx"], 0.0), r["tps"])
+    return [t / fast_base[i] for i, t in fast.items() if fast_base.get(i, 0) > 0]
+
+
 def render(a, rows, checks, threads, variants, load_start, t_start, model):
     cpu = "?"
     try:
@@ -472,10 +485,11 @@ def render(a, rows, checks, threads, variants, load_start, t_start, model):
               f" — other processes' CPU during requests: median {other:.0f}% of all CPUs")
             w("")
             w("| variant | tokens (median) | drafted | accepted | acceptance | decode tok/s (median) "
-              "| decode ÷ sidecar off (median of pairs) | decode ÷ off (total tokens ÷ total time) "
+              "| decode ÷ sidecar off (median of pairs) | decode ÷ off (median over prompts, fastest pass each) "
+              "| decode ÷ off (total tokens ÷ total time) "
               "| latency ms (median) | latency ÷ sidecar off (median of pairs) "
               "| prompt tokens evaluated (median) | prompt ms (median) |")
-            w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+            w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             base = {(r["idx"], r["rep"]): r for r in rs if r["variant"] == "sidecar spec off"}
             if not base:
                 continue
@@ -489,9 +503,11 @@ def render(a, rows, checks, threads, variants, load_start, t_start, model):
                              if base[(r["idx"], r["rep"])]["tps"] > 0])
                 lat = med([r["wall"] / base[(r["idx"], r["rep"])]["wall"] for r in vr])
                 tot = sum(r["gen"] for r in vr) / max(1e-9, sum(r["gen_ms"] for r in vr)) / btot
+                best = med(best_ratios(vr, base.values()))
                 w(f"| {v} | {fmt(med([r['gen'] for r in vr]))} | {dr} | {ac} | "
                   f"{fmt(100 * ac / dr) + '%' if dr else '–'} | {fmt(med([r['tps'] for r in vr]))} | "
-                  f"{fmt(ratio, 2)}× | {fmt(tot, 2)}× | {fmt(med([r['wall'] for r in vr]))} | {fmt(lat, 2)}× | "
+                  f"{fmt(ratio, 2)}× | {fmt(best, 2)}× | {fmt(tot, 2)}× | {fmt(med([r['wall'] for r in vr]))} | "
+                  f"{fmt(lat, 2)}× | "
                   f"{fmt(med([r.get('evaluated') for r in vr]))} | {fmt(med([r['prompt_ms'] for r in vr]))} |")
             on = {(r["idx"], r["rep"]): r for r in rs if r["variant"] == "sidecar spec on"}
             on = {k: r for k, r in on.items() if k in base}

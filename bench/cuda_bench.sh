@@ -520,7 +520,7 @@ vcost() {
     for shape in 0.6b 1.7b; do
         model=$(embedded "$shape") || die "mkgguf --embed failed for the $shape shape"
         echo "verify_cost, the built-in model in the $shape shape, GPU, depth 250:"
-        (cd "$prefix/bin" && "$WORK/verify_cost" "$model" 2048 250 60 99 "$T")
+        (cd "$prefix/bin" && LLAMA_PRUNE_OUTPUT=${LLAMA_PRUNE_OUTPUT:-0} "$WORK/verify_cost" "$model" 2048 250 60 99 "$T")
     done | tee -a "$RES/vcost.md"
 }
 
@@ -724,6 +724,10 @@ spec() { # [--shape 0.6b|1.7b] [bench_speculation.py ARGS]
         model=$(embedded "$2") || die "mkgguf --embed failed for the $2 shape"
         name=spec-$2
         shift 2
+        # The embedded file stands for a real Qwen3 of that shape, whose output
+        # projection has no zero rows: computed in full, as there (README, "The output
+        # projection without its zero rows"; LLAMA_PRUNE_OUTPUT=1 to prune it anyway).
+        export LLAMA_PRUNE_OUTPUT=${LLAMA_PRUNE_OUTPUT:-0}
     fi
     CODICTATE_GPU_SPECULATION=1 python3 "$ROOT/bench/bench_speculation.py" --bin "$WORK/bin-head" \
         --model "$model" --llama-args "-ngl 99" \

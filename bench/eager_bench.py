@@ -35,6 +35,8 @@ the built-in ones, e.g. sentences such a model was trained on.
 Models default to the build's generated test models (tests/gen_models.sh): the tiny
 random whisper model and the tiny random Qwen3 (q8_0), with the real Silero VAD.
 Needs pulseaudio, espeak-ng. Takes about twice the sum of the lengths in real time.
+The LLM's output projection is computed in full (LLAMA_PRUNE_OUTPUT=0, unless the
+environment says otherwise): --llm stands for a real model, which has no zero rows.
 """
 import argparse
 import difflib
@@ -345,6 +347,10 @@ def main():
     ap.add_argument("--stop-after", type=float, default=0.7,
                     help="seconds from the end of the dictation to Enter (default 0.7)")
     args = ap.parse_args()
+    # --llm usually stands for a real Qwen3 (the built-in model embedded in its shape,
+    # mkgguf --embed), whose output projection has no zero rows: computed in full, as
+    # there. LLAMA_PRUNE_OUTPUT=1 in the environment prunes it anyway.
+    os.environ.setdefault("LLAMA_PRUNE_OUTPUT", "0")
     models = os.path.join(args.build, "test-models")
     args.bin = os.path.abspath(os.path.join(args.build, "bin", "codictate"))
     args.whisper = os.path.abspath(args.whisper or os.path.join(models, "whisper-tiny.bin"))
