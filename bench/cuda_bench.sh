@@ -712,7 +712,7 @@ refine() {
 
 # Speculation on the built-in model, which copies (issue 15 §4): bench/bench_speculation.py
 # with the head build, the model on the GPU for both servers. The sidecar speculates
-# there in fixed-shape steps (CODICTATE_GPU_SPEC_BATCH, default 4); with
+# there in fixed-shape steps (CODICTATE_GPU_SPEC_BATCH, default 6); with
 # CODICTATE_GPU_SPEC_BATCH=0 CODICTATE_GPU_SPECULATION=1 keeps drafts of varying length
 # (how it was measured before). ARGS go to the script.
 spec() { # [--shape 0.6b|1.7b] [bench_speculation.py ARGS]

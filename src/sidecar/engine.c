@@ -122,7 +122,7 @@
 #define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
-#define CDT_GPU_SPEC_BATCH  "4"  /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
+#define CDT_GPU_SPEC_BATCH  "6"  /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
 #define CDT_SPEC_IDLE       8    /* steps without a draft before a GPU decodes single tokens */
 #define CDT_GPU_BACKOFF     0.4f /* GPU backoff: an accepted share below this pauses drafts */
 #define CDT_CALIB_ROUNDS    3    /* timings of each batch size, the fastest kept */
