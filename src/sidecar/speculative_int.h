@@ -99,7 +99,8 @@ void spec_update(struct spec *sp, int m, int n);
  * Such a step costs 1.14-1.34 single-token steps there (bench/RESULTS.md, "Where a
  * GPU step's time goes"), so under CDT_FIXED_GAIN / 10 tokens gained a step it loses
  * (text it cannot draft ran at 0.84x); judged from CDT_FIXED_TRIAL steps on, before
- * which it pays. */
+ * which it pays. Set for steps of 4; with 6 (the default since 2026-12-07) such text
+ * runs at 0.96-0.97x on an H100 (bench/RESULTS.md, "Fixed-shape GPU steps of 6"). */
 bool spec_fixed_pays(int steps, int gain);
 
 #endif
