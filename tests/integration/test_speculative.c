@@ -898,7 +898,7 @@ TEST(fixed_shape_matches_plain)
     static const struct {
         int batch;
         bool backoff;
-    } runs[] = {{2, false}, {CDT_MAX_DRAFT + 1, false}, {4, true}};
+    } runs[] = {{2, false}, {CDT_MAX_DRAFT + 1, false}, {6, true}};
     struct engine *e = engine_of(be);
     int drafted = 0, accepted = 0, same = 0;
 
@@ -930,7 +930,7 @@ TEST(fixed_shape_matches_plain)
     e->fixed_batch = 0;
     e->fixed_backoff = false;
     fprintf(stderr,
-            "  fixed shape (2, 16, 4 with backoff): %d drafted, %d accepted, %d of 60 identical\n",
+            "  fixed shape (2, 16, 6 with backoff): %d drafted, %d accepted, %d of 60 identical\n",
             drafted, accepted, same);
     CHECK(accepted > 0 && drafted > accepted);
 }
