@@ -205,7 +205,10 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 EOF
   chmod 644 "$tmp/foreign.py"
-  as_other "$PY" "$tmp/foreign.py" >"$tmp/foreign.out" 2>"$tmp/foreign.err" &
+  # setpriv itself, not the as_other function: a function in the background runs in a
+  # subshell, whose PID kill_pid would end while the server it started lived on.
+  setpriv --reuid="$other" --regid="$(id -g "$other")" --clear-groups --reset-env \
+    "$PY" "$tmp/foreign.py" >"$tmp/foreign.out" 2>"$tmp/foreign.err" &
   foreignpid=$!
   fport=
   for _ in $(seq 1 100); do
