@@ -443,11 +443,13 @@ def best_ratios(rows, base):
     fastest of the baseline's: a pause of the machine (this VM stalls a request now and
     then by 20-40 ms, either variant) costs a short answer most of its speed, and over
     passes the fastest is the one it did not hit."""
-    fast, fast_base = {}, {}
-    for r in rows:
-        fast[r["idx"]] = max(fast.get(r["idx"], 0.0), r["tps"])
-    for r in base:
-        fast_base[r["idx"]] = max(fast_base.get(r["idx"], 0.0), r["tps"])
+    def fastest(rs):
+        f = {}
+        for r in rs:
+            f[r["idx"]] = max(f.get(r["idx"], 0.0), r["tps"])
+        return f
+
+    fast, fast_base = fastest(rows), fastest(base)
     return [t / fast_base[i] for i, t in fast.items() if fast_base.get(i, 0) > 0]
 
 

@@ -71,7 +71,8 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--copy", type=int, default=120)
     ap.add_argument("--draft", type=int, default=3,
-                    help="tokens drafted a step (default 3: the GPU's fixed-shape step of 4)")
+                    help="tokens drafted a step (default 3: a fixed-shape GPU step of 4; the "
+                         "engine's default step is 6 since 2026-12-07, --draft 5)")
     ap.add_argument("--copy-min", type=float, default=0.0,
                     help="only cases whose reference copies this share of the input "
                          "(bench_speculation.py --copy-min)")

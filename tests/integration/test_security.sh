@@ -156,7 +156,11 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   fi
 fi
 if [ -n "$other" ]; then
-  as_other() { setpriv --reuid="$other" --regid="$(id -g "$other")" --clear-groups --reset-env "$@"; }
+  # The command prefix that runs as the other user; started in the background it is
+  # used directly (a backgrounded function runs in a subshell, whose PID kill_pid
+  # would end while the command it started lived on).
+  as_other_cmd=(setpriv --reuid="$other" --regid="$(id -g "$other")" --clear-groups --reset-env)
+  as_other() { "${as_other_cmd[@]}" "$@"; }
   for u in "$A/api/status" "$A/api/history" "$A/api/settings" "$A/"; do
     code=$(as_other curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$u")
     check "other user: GET ${u#$A} of the app is 403" is "$code" 403
@@ -205,10 +209,7 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 EOF
   chmod 644 "$tmp/foreign.py"
-  # setpriv itself, not the as_other function: a function in the background runs in a
-  # subshell, whose PID kill_pid would end while the server it started lived on.
-  setpriv --reuid="$other" --regid="$(id -g "$other")" --clear-groups --reset-env \
-    "$PY" "$tmp/foreign.py" >"$tmp/foreign.out" 2>"$tmp/foreign.err" &
+  "${as_other_cmd[@]}" "$PY" "$tmp/foreign.py" >"$tmp/foreign.out" 2>"$tmp/foreign.err" &
   foreignpid=$!
   fport=
   for _ in $(seq 1 100); do
