@@ -56,6 +56,27 @@ export const toolHistory = [
 // The sidecar under test runs with --ctx CONTEXT (test_openai.sh).
 export const CONTEXT = Number(process.env.SIDECAR_CTX || 512);
 
+// Without a token limit a generation runs to the end of the context, not to the seed's
+// automatic limit (~69 tokens). gen() makes one request and returns {out, total,
+// finish}: its output and total tokens and its finish reason ('stop' or 'length').
+// The random test model, sampling at the default temperature 1, now and then draws its
+// end token early (23 tokens once): that ends with 'stop', not a limit, so up to 3
+// generations are made and one must run past 100 tokens; one that ends with 'length'
+// must end at the context.
+export async function runsToContext(gen) {
+  const seen = [];
+  for (let i = 0; i < 3; i++) {
+    const { out, total, finish: why } = await gen();
+    if (why === 'length')
+      assert(total === CONTEXT, `length at ${total} tokens, context ${CONTEXT}`);
+    else
+      assert(why === 'stop', `finish reason ${why}`);
+    seen.push(`${out} (${why})`);
+    if (out > 100) return;
+  }
+  assert(false, `output tokens ${seen.join(', ')}`);
+}
+
 export function finish() {
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
