@@ -86,6 +86,7 @@
 #include "sampler_int.h"
 #include "speculative_int.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1445,9 +1446,10 @@ struct gen {
     double ms_decode, ms_rows, ms_trunc;
     llama_token *hist; /* prompt and output so far (n_ctx + 1 tokens) */
     int n_hist;
-    int n_gen;      /* tokens generated */
-    int max_tokens; /* limit of n_gen */
-    bool ctx_cut;   /* max_tokens was lowered to what the context has left */
+    struct spec_text look; /* with spec.on: what drafts are looked up in (look_begin) */
+    int n_gen;             /* tokens generated */
+    int max_tokens;        /* limit of n_gen */
+    bool ctx_cut;          /* max_tokens was lowered to what the context has left */
     const char *finish;
     struct utf8_asm u;
     struct cdt_buf out, piece;
@@ -1690,6 +1692,120 @@ static int sample_next(struct gen *g, int idx, llama_token *next)
     return 0;
 }
 
+/* ---- what drafts are looked up in -------------------------------------------- */
+
+/* The text of token t (control tokens by their names), at most cap - 1 bytes; its
+ * length. */
+static int piece_of(const struct llama_vocab *v, llama_token t, char *buf, int cap)
+{
+    int n = llama_token_to_piece(v, t, buf, cap - 1, 0, true);
+
+    n = n < 0 ? 0 : n;
+    buf[n] = '\0';
+    return n;
+}
+
+static void look_push(const struct engine *e, struct spec_text *t, llama_token tok)
+{
+    char buf[128];
+    int n = piece_of(llama_model_get_vocab(e->model), tok, buf, sizeof(buf));
+
+    spec_text_push(t, tok, spec_key(buf, n));
+}
+
+static bool all_space(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Whether s is a closing tag, "</name>", between whitespace. */
+static bool closing_tag(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (s[0] != '<' || s[1] != '/')
+        return false;
+    for (s += 2; isalnum((unsigned char)*s) || *s == '_' || *s == '-' || *s == ':' || *s == '.';
+         s++)
+        ;
+    if (*s++ != '>')
+        return false;
+    return all_space(s);
+}
+
+/* Where the user's text ends in toks[0..u), u the turn's end token: before the
+ * closing tag it is wrapped in (the refine prompt's "</transcript>", within
+ * CDT_TAG_TOKENS tokens) and the whitespace before that. */
+#define CDT_TAG_TOKENS 8
+static int user_text_end(const struct llama_vocab *v, const llama_token *toks, int u)
+{
+    char tail[CDT_TAG_TOKENS * 32 + 1], buf[128];
+    int c = u;
+
+    tail[0] = '\0';
+    for (int j = u - 1; j >= 0 && j >= u - CDT_TAG_TOKENS; j--) {
+        int n = piece_of(v, toks[j], buf, sizeof(buf));
+
+        if (n + strlen(tail) >= sizeof(tail))
+            break;
+        memmove(tail + n, tail, strlen(tail) + 1);
+        memcpy(tail, buf, (size_t)n);
+        if (closing_tag(tail)) {
+            c = j;
+            break;
+        }
+    }
+    while (c > 0 && (piece_of(v, toks[c - 1], buf, sizeof(buf)), all_space(buf)))
+        c--;
+    return c;
+}
+
+/* Fills g->look: a cleanup's answer ends where the user's text ends, so there the
+ * text looked up in has the turn's end token (<|im_end|> in Qwen's template, an
+ * end-of-generation token) right after the user's last word or mark, and a draft
+ * that reaches it proposes the end of the answer. Without that, the draft ran on
+ * into the prompt's "\n</transcript>" and every answer spent a step of its own on
+ * its end token (bench/RESULTS.md, "The end of the transcript"). The prompt's
+ * last token of that text loses its trailing whitespace (".\n" becomes "."); the
+ * closing tag, and the template's tokens after the turn's end (the assistant's
+ * header), are left out. A prompt without an end token (a raw completion) is
+ * looked up in whole. */
+static int look_begin(struct gen *g, const llama_token *toks, int n)
+{
+    const struct llama_vocab *v = llama_model_get_vocab(g->e->model);
+    struct spec_text *t = &g->look;
+    char buf[128];
+    int u = n - 1, c;
+
+    if (spec_text_init(t, g->e->n_ctx + 2) != 0)
+        return CDT_ENOMEM;
+    while (u >= 0 && !llama_vocab_is_eog(v, toks[u]))
+        u--;
+    if (u < 0) {
+        for (int i = 0; i < n; i++)
+            look_push(g->e, t, toks[i]);
+        return 0;
+    }
+    c = user_text_end(v, toks, u);
+    for (int i = 0; i < c - 1; i++)
+        look_push(g->e, t, toks[i]);
+    if (c > 0) {
+        llama_token last = toks[c - 1], one;
+        int len = piece_of(v, last, buf, sizeof(buf));
+
+        while (len > 0 && isspace((unsigned char)buf[len - 1]))
+            buf[--len] = '\0';
+        if (len > 0 && llama_tokenize(v, buf, len, &one, 1, false, false) == 1)
+            last = one;
+        look_push(g->e, t, last);
+    }
+    look_push(g->e, t, toks[u]);
+    return 0;
+}
+
 /* Takes a token the sampler chose. Returns 0 to go on, 1 when the generation is over
  * (g->finish says why), or an error. */
 static int take(struct gen *g, llama_token tok)
@@ -1708,6 +1824,8 @@ static int take(struct gen *g, llama_token tok)
     }
     constrain_take(g, tok);
     g->hist[g->n_hist++] = tok;
+    if (g->look.cap)
+        look_push(g->e, &g->look, tok);
     g->n_gen++;
     rc = emit_token(g->e, tok, g->p, &g->u, &g->out, &g->piece);
     if (rc == 1) {
@@ -1758,7 +1876,9 @@ static int plan_draft(struct gen *g, llama_token *draft)
         k = left;
     if (k <= 0)
         return 0;
-    k = draft_lookup(g->hist, g->n_hist, k, draft);
+    k = getenv("CDT_LOOK") && atoi(getenv("CDT_LOOK")) == 0
+            ? draft_lookup(g->hist, g->n_hist, k, draft)
+            : spec_text_draft(&g->look, k, draft); /* EXPERIMENT */
     for (int i = 0; i < k; i++)
         if (sampler_is_eog(&g->e->d, draft[i]))
             return g->s.ignore_eos ? i : i + 1;
@@ -1962,6 +2082,10 @@ static int engine_generate(struct cdt_backend *be, const struct cdt_gen_params *
     }
     memcpy(g.hist, toks, sizeof(*toks) * (size_t)n_prompt);
     g.n_hist = n_prompt;
+    if (g.spec.on && look_begin(&g, toks, n_prompt) != 0) {
+        rc = cdt__errmsg_set(r->errmsg, sizeof(r->errmsg), CDT_ENOMEM, "out of memory");
+        goto done;
+    }
     if (p->trace)
         p->trace->n = 0;
     CDT_LOG_D(e->log,
@@ -2069,6 +2193,7 @@ done:
                       r->errmsg);
     free(toks);
     free(g.hist);
+    spec_text_free(&g.look);
     if (g.gram)
         llama_sampler_free(g.gram);
     free(g.gcand);

@@ -6,6 +6,7 @@
 
 #include "codictate/err.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* test_speculative.c builds this file into itself and wraps the acceptance rule, to
@@ -18,8 +19,10 @@
  * earlier occurrence of its last CDT_NGRAM_MAX (down to 1) tokens. Where that runs
  * into the end of hist, the draft continues from itself, so a loop keeps looping.
  * Returns the tokens drafted. */
-int draft_lookup(const int32_t *hist, int n, int k, int32_t *out)
+/* draft_lookup, also saying the length of the n-gram matched (*gram, 0: none). */
+static int lookup_exact(const int32_t *hist, int n, int k, int32_t *out, int *gram)
 {
+    *gram = 0;
     for (int g = n - 1 < CDT_NGRAM_MAX ? n - 1 : CDT_NGRAM_MAX; g >= 1; g--) {
         const int32_t *tail = hist + n - g;
 
@@ -31,10 +34,127 @@ int draft_lookup(const int32_t *hist, int n, int k, int32_t *out)
 
                 out[i] = at < n ? hist[at] : out[at - n];
             }
+            *gram = g;
             return k;
         }
     }
     return 0;
+}
+
+int draft_lookup(const int32_t *hist, int n, int k, int32_t *out)
+{
+    int gram;
+
+    return lookup_exact(hist, n, k, out, &gram);
+}
+
+/* FNV-1a over the letters and digits (ASCII ones in lower case; every byte of a
+ * multi-byte character counts as a letter); 0 when there is none. */
+uint32_t spec_key(const char *piece, int n)
+{
+    uint32_t h = 2166136261u;
+    bool any = false;
+
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)piece[i];
+
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        else if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c < 0x80)
+            continue;
+        h = (h ^ c) * 16777619u;
+        any = true;
+    }
+    return !any ? 0 : h ? h : 1;
+}
+
+int spec_text_init(struct spec_text *t, int cap)
+{
+    memset(t, 0, sizeof(*t));
+    t->tok = malloc(sizeof(*t->tok) * (size_t)cap);
+    t->key = malloc(sizeof(*t->key) * (size_t)cap);
+    t->kpos = malloc(sizeof(*t->kpos) * (size_t)cap);
+    if (!t->tok || !t->key || !t->kpos)
+        return CDT_ENOMEM;
+    t->cap = cap;
+    return 0;
+}
+
+void spec_text_free(struct spec_text *t)
+{
+    free(t->tok);
+    free(t->key);
+    free(t->kpos);
+    memset(t, 0, sizeof(*t));
+}
+
+void spec_text_push(struct spec_text *t, int32_t tok, uint32_t key)
+{
+    if (t->n >= t->cap)
+        return;
+    if (key)
+        t->kpos[t->nk++] = t->n;
+    t->tok[t->n] = tok;
+    t->key[t->n++] = key;
+}
+
+/* Whether the words ending at key positions a and b (indices into kpos) are the
+ * same for g words. */
+static bool same_words(const struct spec_text *t, int a, int b, int g)
+{
+    for (int i = 0; i < g; i++)
+        if (t->key[t->kpos[a - i]] != t->key[t->kpos[b - i]])
+            return false;
+    return true;
+}
+
+/* The lookup by words: the most recent earlier occurrence of the last CDT_NGRAM_MAX
+ * (down to 1) words, compared by key, so "Tuesday," in the output finds "tuesday"
+ * in the transcript. The draft is what followed there, up to the end of the text
+ * (no loop), less the punctuation after that word which the output has already
+ * given. Returns the tokens drafted. */
+static int lookup_words(const struct spec_text *t, int k, int32_t *out, int gmin)
+{
+    int nk = t->nk, last = nk - 1;
+
+    for (int g = nk - 1 < CDT_NGRAM_MAX ? nk - 1 : CDT_NGRAM_MAX; g >= gmin; g--) {
+        for (int j = last - 1; j >= g - 1; j--) {
+            int at, trail, m = 0;
+
+            if (!same_words(t, j, last, g))
+                continue;
+            /* trail: the output's punctuation after its last word */
+            at = t->kpos[j] + 1;
+            trail = t->kpos[last] + 1;
+            while (trail < t->n && at < t->n && !t->key[at] && t->tok[at] == t->tok[trail]) {
+                at++;
+                trail++;
+            }
+            while (m < k && at < t->n)
+                out[m++] = t->tok[at++];
+            return m;
+        }
+    }
+    return 0;
+}
+
+int spec_text_draft(const struct spec_text *t, int k, int32_t *out)
+{
+    int32_t alt[CDT_MAX_DRAFT];
+    int gram, m = lookup_exact(t->tok, t->n, k, out, &gram), mw;
+
+    static int mode = -1; /* EXPERIMENT: CDT_LOOK 0 exact (old), 1 words, 2 words of 2+ */
+    if (mode < 0) {
+        const char *v = getenv("CDT_LOOK");
+        mode = v ? atoi(v) : 1;
+    }
+    if (mode == 0 || (m > 0 && gram >= 2))
+        return m;
+    mw = lookup_words(t, k < CDT_MAX_DRAFT ? k : CDT_MAX_DRAFT, alt, mode == 2 ? 2 : 1);
+    if (mw == 0)
+        return m;
+    memcpy(out, alt, sizeof(*out) * (size_t)mw);
+    return mw;
 }
 
 int spec_verify(struct dist *d, const struct sampler *s, const struct spec_rows *src,

@@ -50,6 +50,35 @@ struct spec {
  * tokens drafted. */
 int draft_lookup(const int32_t *hist, int n, int k, int32_t *out);
 
+/* The text drafts are looked up in (engine.c builds it: the prompt up to the end of
+ * the user's text, the turn's end token, then the output as it comes), each token
+ * with its key: the token's letters and digits in lower case, hashed (spec_key; 0:
+ * none, punctuation or space). kpos[0..nk) are the positions of the tokens with a
+ * key. */
+struct spec_text {
+    int32_t *tok;
+    uint32_t *key;
+    int *kpos;
+    int n, nk, cap;
+};
+
+/* The key of a token whose text is piece[0..n). */
+uint32_t spec_key(const char *piece, int n);
+
+/* Room for cap tokens; 0 or CDT_ENOMEM. spec_text_free frees it (also after a
+ * failure, and on a zeroed struct). */
+int spec_text_init(struct spec_text *t, int cap);
+void spec_text_free(struct spec_text *t);
+
+/* Appends token tok with key `key` (nothing when full). */
+void spec_text_push(struct spec_text *t, int32_t tok, uint32_t key);
+
+/* Drafts up to k tokens that continue t (see speculative.c): the exact lookup
+ * (draft_lookup) where the last 2 or more tokens occurred before; else where the
+ * last words occurred before in other case or punctuation; else the exact lookup of
+ * the last token. Returns the tokens drafted. */
+int spec_text_draft(const struct spec_text *t, int k, int32_t *out);
+
 /* Where the verification of a draft reads its logits and hands over the tokens it
  * accepts: engine.c over llama's output rows, test_speculative.c over scripted ones
  * (no model). */

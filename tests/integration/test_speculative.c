@@ -322,6 +322,74 @@ TEST(draft_lookup_loops)
     CHECK_INT(draft_lookup(h, 5, 3, out), 0); /* 9 never occurred before */
 }
 
+TEST(spec_key_ignores_case_and_marks)
+{
+    CHECK(spec_key(" Tuesday", 8) == spec_key("tuesday", 7));
+    CHECK(spec_key("Tuesday", 7) != spec_key("Thursday", 8));
+    CHECK(spec_key("4", 1) != spec_key("5", 1));
+    CHECK(spec_key("été", (int)strlen("été")) != 0);
+    CHECK(spec_key(",", 1) == 0);
+    CHECK(spec_key(".\n", 2) == 0);
+    CHECK(spec_key(" ", 1) == 0);
+}
+
+/* A text of tokens whose keys are given: key[i] 0 for punctuation. */
+static void text_of(struct spec_text *t, const int32_t *tok, const uint32_t *key, int n)
+{
+    REQUIRE(spec_text_init(t, 64) == 0);
+    for (int i = 0; i < n; i++)
+        spec_text_push(t, tok[i], key[i]);
+}
+
+TEST(draft_by_words)
+{
+    /* "so the meeting is on tuesday , at four" then the end token (99); the output so
+     * far "So the meeting is on Tuesday ,": other tokens (20, 21) for the capitalised
+     * words, the same keys. */
+    static const int32_t tok[] = {10, 11, 12, 13, 14, 15, 30, 16, 17,
+                                  99, 20, 11, 12, 13, 14, 21, 30};
+    static const uint32_t key[] = {1010, 1011, 1012, 1013, 1014, 1015, 0,    1016, 1017,
+                                   1099, 1010, 1011, 1012, 1013, 1014, 1015, 0};
+    struct spec_text t;
+    int32_t out[8];
+
+    /* After "Tuesday ,": what followed "tuesday" less the comma given (on past the
+     * end token, which cuts the draft in the engine). */
+    text_of(&t, tok, key, 17);
+    CHECK_INT(spec_text_draft(&t, 6, out), 6);
+    CHECK(out[0] == 16 && out[1] == 17 && out[2] == 99);
+    spec_text_free(&t);
+
+    /* After "Tuesday" (no comma yet): the comma first; at most k tokens. */
+    text_of(&t, tok, key, 16);
+    CHECK_INT(spec_text_draft(&t, 2, out), 2);
+    CHECK(out[0] == 30 && out[1] == 16);
+    spec_text_free(&t);
+
+    /* After "So": the exact lookup finds no earlier 20, the words find "so". */
+    text_of(&t, tok, key, 11);
+    CHECK_INT(spec_text_draft(&t, 3, out), 3);
+    CHECK(out[0] == 11 && out[1] == 12 && out[2] == 13);
+    spec_text_free(&t);
+
+    /* Where the last two tokens occurred before exactly, the exact lookup: "the
+     * meeting" (11 12) continues "is on tuesday", and loops past the end. */
+    text_of(&t, tok, key, 13);
+    CHECK_INT(spec_text_draft(&t, 4, out), 4);
+    CHECK(out[0] == 13 && out[1] == 14 && out[2] == 15 && out[3] == 30);
+    spec_text_free(&t);
+
+    /* A word never said before: no draft. */
+    {
+        static const int32_t tok2[] = {10, 11, 40};
+        static const uint32_t key2[] = {1010, 1011, 1040};
+
+        text_of(&t, tok2, key2, 3);
+        CHECK_INT(spec_text_draft(&t, 4, out), 0);
+        spec_text_free(&t);
+    }
+}
+
 /* ---- the verifier, on scripted logits (no model) ---- */
 
 #define SV 64 /* the scripted vocabulary */
@@ -1476,6 +1544,51 @@ TEST(user_text_is_not_control_tokens)
     free(t);
     CHECK(r.timings.prompt_tokens > plain + 6);
 }
+/* The refine prompt's shape: the transcript in a tag, the turn's end, the
+ * assistant's header. Drafts are looked up with the end token right after the
+ * transcript's last mark, so that the draft that reaches it ends the answer. */
+TEST(drafts_end_where_the_user_text_ends)
+{
+    static const char prompt[] =
+        "<|im_start|>user\nClean up the transcript.\n\n<transcript>\nCall me at four "
+        "please.\n</transcript><|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+    const struct llama_vocab *v;
+    struct gen g;
+    llama_token toks[128], ans[16], im_end, dot, draft[8];
+    int n, na, nd;
+
+    REQUIRE(load_main() == 0);
+    v = llama_model_get_vocab(engine_of(be)->model);
+    REQUIRE(llama_tokenize(v, "<|im_end|>", 10, &im_end, 1, false, true) == 1);
+    REQUIRE(llama_tokenize(v, ".", 1, &dot, 1, false, false) == 1);
+    n = llama_tokenize(v, prompt, (int32_t)strlen(prompt), toks, 128, false, true);
+    REQUIRE(n > 0);
+    memset(&g, 0, sizeof(g));
+    g.e = engine_of(be);
+    REQUIRE(look_begin(&g, toks, n) == 0);
+    CHECK(g.look.n < n);
+    CHECK(g.look.tok[g.look.n - 1] == im_end);
+    CHECK(g.look.tok[g.look.n - 2] == dot);
+
+    /* The answer so far, "Call me at four please" with its first word
+     * capitalised as the transcript has it: the draft is the mark, then the end. */
+    na = llama_tokenize(v, "Call me at four please", 22, ans, 16, false, false);
+    REQUIRE(na > 0);
+    for (int i = 0; i < na; i++)
+        look_push(g.e, &g.look, ans[i]);
+    nd = spec_text_draft(&g.look, 5, draft);
+    REQUIRE(nd >= 2);
+    CHECK(draft[0] == dot);
+    CHECK(draft[1] == im_end);
+    spec_text_free(&g.look);
+
+    /* A raw prompt, without an end token: looked up whole. */
+    n = llama_tokenize(v, "call me at four", 15, toks, 128, false, false);
+    REQUIRE(look_begin(&g, toks, n) == 0);
+    CHECK_INT(g.look.n, n);
+    spec_text_free(&g.look);
+}
+
 int main(int argc, char **argv)
 {
     struct cdt_log_params lp;
@@ -1493,6 +1606,8 @@ int main(int argc, char **argv)
         return 1;
     RUN(sampler_matches_reference);
     RUN(draft_lookup_loops);
+    RUN(spec_key_ignores_case_and_marks);
+    RUN(draft_by_words);
     RUN(verify_greedy_scripted);
     RUN(verify_greedy_random);
     RUN(verify_sampling_scripted);
@@ -1508,6 +1623,7 @@ int main(int argc, char **argv)
     RUN(deadline);
     RUN(chat_messages);
     RUN(user_text_is_not_control_tokens);
+    RUN(drafts_end_where_the_user_text_ends);
     be->ops->free(be);
     cdt_log_free(lg);
     return TEST_END();
