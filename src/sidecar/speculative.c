@@ -268,5 +268,8 @@ void spec_update(struct spec *sp, int m, int n)
 
 bool spec_fixed_pays(int steps, int gain)
 {
-    return steps < CDT_FIXED_TRIAL || 10 * (long)gain >= CDT_FIXED_GAIN * (long)steps;
+    static int trial = -1; /* EXPERIMENT: CDT_TRIAL */
+    if (trial < 0)
+        trial = getenv("CDT_TRIAL") ? atoi(getenv("CDT_TRIAL")) : CDT_FIXED_TRIAL;
+    return steps < trial || 10 * (long)gain >= CDT_FIXED_GAIN * (long)steps;
 }
