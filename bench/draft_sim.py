@@ -11,8 +11,13 @@ the share of drafted tokens
 accepted, over the refine path's own requests (bench_speculation.py's copy-heavy set
 and its random-letter set, kept where at most 10% of tokens would be accepted).
 
-Rules: "sidecar" is speculative.c's draft_lookup (the most recent match of the last
-3, 2, then 1 tokens); "fold" matches on tokens folded to lower case without their
+Rules: "sidecar" is speculative.c's spec_text_draft over engine.c's look_begin (since
+2026-12-07): the prompt is looked up up to the end of the user's text, where the turn's
+end token follows its last mark (the closing tag "</transcript>" and the newline before
+it left out), then the output; the exact match of the last 3 or 2 tokens, else of the
+last 3, 2, 1 words by key (letters and digits in lower case; punctuation skipped), else
+of the last token. "exact" is the rule before it (draft_lookup over the prompt and the
+output: the most recent match of the last 3, 2, then 1 tokens); "fold" matches on tokens folded to lower case without their
 leading space; "fold+skip" also skips punctuation in the text so far; "+case" counts
 a drafted token as right when only its case differs (an upper bound for a rule that
 would fix the case). Outputs come from llama-server (the same llama.cpp) on the
@@ -100,8 +105,63 @@ def main():
                     return out
         return []
 
+    eog = next((k for k, v in P.items() if v == "<|im_end|>"), None)
+    ids = {v: k for k, v in P.items()}
+
+    def wkey(t):
+        return "".join(ch for ch in P[t].lower() if ch.isalnum())
+
+    def look_source(prompt):
+        """engine.c's look_begin: the prompt up to the user's text's end, then the end token."""
+        u = max((i for i, t in enumerate(prompt) if t == eog), default=-1)
+        if u < 0:
+            return list(prompt)
+        c = u
+        for j in range(u - 1, max(u - 9, -1), -1):
+            if "".join(P[t] for t in prompt[j:u]).strip().startswith("</"):
+                c = j
+                break
+        while c > 0 and not P[prompt[c - 1]].strip():
+            c -= 1
+        last = prompt[c - 1]
+        last = ids.get(P[last].rstrip(), last)
+        return list(prompt[:c - 1]) + [last, eog]
+
+    def exact(hist, k):
+        n = len(hist)
+        for g in range(min(n - 1, 3), 0, -1):
+            for j in range(n - g - 1, -1, -1):
+                if hist[j:j + g] == hist[n - g:]:
+                    out = []
+                    for i in range(k):
+                        at = j + g + i
+                        out.append(hist[at] if at < n else out[at - n])
+                    return out, g
+        return [], 0
+
+    def words(hist, k):
+        kpos = [i for i, t in enumerate(hist) if wkey(t)]
+        nk = len(kpos)
+        for g in range(min(nk - 1, 3), 0, -1):
+            tail = [wkey(hist[i]) for i in kpos[nk - g:]]
+            for j in range(nk - 2, g - 2, -1):
+                if [wkey(hist[i]) for i in kpos[j - g + 1:j + 1]] == tail:
+                    at, trail = kpos[j] + 1, kpos[-1] + 1
+                    while (trail < len(hist) and at < len(hist) and not wkey(hist[at])
+                           and hist[at] == hist[trail]):
+                        at, trail = at + 1, trail + 1
+                    return hist[at:at + k]
+        return []
+
+    def sidecar(src, k):
+        out, g = exact(src, k)
+        if g >= 2:
+            return out
+        return words(src, k) or out
+
     rules = {
-        "sidecar": (lambda t: t, False, False),
+        "sidecar": None,
+        "exact": (lambda t: t, False, False),
         "fold": (fold, False, False),
         "fold+skip": (fold, True, False),
         "fold+skip+case": (fold, True, True),
@@ -109,9 +169,13 @@ def main():
 
     def simulate(r, key, skip, case):
         hist, out, j = list(r["prompt"]) + [r["out"][0]], r["out"], 0
+        src = look_source(r["prompt"]) + [r["out"][0]]
         steps = drafted = accepted = 0
         while j < len(out) - 1:
-            d = lookup(hist, a.draft, key, skip)[: len(out) - 1 - j]
+            if key is None:
+                d = sidecar(src, a.draft)[: len(out) - 1 - j]
+            else:
+                d = lookup(hist, a.draft, key, skip)[: len(out) - 1 - j]
             m = 0
             while m < len(d) and (d[m] == out[j + 1 + m] or (
                     case and fold(d[m]) == fold(out[j + 1 + m])
@@ -119,6 +183,7 @@ def main():
                 m += 1
             steps, drafted, accepted = steps + 1, drafted + len(d), accepted + m
             hist += out[j + 1:j + 2 + m]
+            src += out[j + 1:j + 2 + m]
             j += m + 1
         return len(out) - 1, steps, drafted, accepted
 
@@ -128,7 +193,8 @@ def main():
                         and base[id(r)][3] <= 0.1 * base[id(r)][0]]}
     print("| rule | set | outputs | tokens per step | median per output | drafted | accepted |")
     print("|---|---|---|---|---|---|---|")
-    for name, (key, skip, case) in rules.items():
+    for name, rule in rules.items():
+        key, skip, case = rule or (None, False, False)
         for s, rs in sets.items():
             tot = [simulate(r, key, skip, case) for r in rs]
             n, st = sum(x[0] for x in tot), sum(x[1] for x in tot)

@@ -1876,9 +1876,7 @@ static int plan_draft(struct gen *g, llama_token *draft)
         k = left;
     if (k <= 0)
         return 0;
-    k = getenv("CDT_LOOK") && atoi(getenv("CDT_LOOK")) == 0
-            ? draft_lookup(g->hist, g->n_hist, k, draft)
-            : spec_text_draft(&g->look, k, draft); /* EXPERIMENT */
+    k = spec_text_draft(&g->look, k, draft);
     for (int i = 0; i < k; i++)
         if (sampler_is_eog(&g->e->d, draft[i]))
             return g->s.ignore_eos ? i : i + 1;

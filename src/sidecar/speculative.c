@@ -113,11 +113,11 @@ static bool same_words(const struct spec_text *t, int a, int b, int g)
  * in the transcript. The draft is what followed there, up to the end of the text
  * (no loop), less the punctuation after that word which the output has already
  * given. Returns the tokens drafted. */
-static int lookup_words(const struct spec_text *t, int k, int32_t *out, int gmin)
+static int lookup_words(const struct spec_text *t, int k, int32_t *out)
 {
     int nk = t->nk, last = nk - 1;
 
-    for (int g = nk - 1 < CDT_NGRAM_MAX ? nk - 1 : CDT_NGRAM_MAX; g >= gmin; g--) {
+    for (int g = nk - 1 < CDT_NGRAM_MAX ? nk - 1 : CDT_NGRAM_MAX; g >= 1; g--) {
         for (int j = last - 1; j >= g - 1; j--) {
             int at, trail, m = 0;
 
@@ -143,14 +143,9 @@ int spec_text_draft(const struct spec_text *t, int k, int32_t *out)
     int32_t alt[CDT_MAX_DRAFT];
     int gram, m = lookup_exact(t->tok, t->n, k, out, &gram), mw;
 
-    static int mode = -1; /* EXPERIMENT: CDT_LOOK 0 exact (old), 1 words, 2 words of 2+ */
-    if (mode < 0) {
-        const char *v = getenv("CDT_LOOK");
-        mode = v ? atoi(v) : 1;
-    }
-    if (mode == 0 || (m > 0 && gram >= 2))
+    if (m > 0 && gram >= 2)
         return m;
-    mw = lookup_words(t, k < CDT_MAX_DRAFT ? k : CDT_MAX_DRAFT, alt, mode == 2 ? 2 : 1);
+    mw = lookup_words(t, k < CDT_MAX_DRAFT ? k : CDT_MAX_DRAFT, alt);
     if (mw == 0)
         return m;
     memcpy(out, alt, sizeof(*out) * (size_t)mw);
@@ -268,8 +263,5 @@ void spec_update(struct spec *sp, int m, int n)
 
 bool spec_fixed_pays(int steps, int gain)
 {
-    static int trial = -1; /* EXPERIMENT: CDT_TRIAL */
-    if (trial < 0)
-        trial = getenv("CDT_TRIAL") ? atoi(getenv("CDT_TRIAL")) : CDT_FIXED_TRIAL;
-    return steps < trial || 10 * (long)gain >= CDT_FIXED_GAIN * (long)steps;
+    return steps < CDT_FIXED_TRIAL || 10 * (long)gain >= CDT_FIXED_GAIN * (long)steps;
 }

@@ -15,7 +15,7 @@
 #define CDT_PROBE_MAX   128   /* doubling from min to max */
 #define CDT_SPEC_DECAY  0.8f  /* weight of older drafts in the acceptance estimate */
 #define CDT_SPEC_MARGIN 1.05f /* expected speed-up a draft must promise */
-#define CDT_FIXED_TRIAL 12    /* fixed-shape steps before their gain is judged */
+#define CDT_FIXED_TRIAL 8     /* fixed-shape steps before their gain is judged */
 #define CDT_FIXED_GAIN  3     /* tenths of a drafted token accepted a fixed-shape step, at least */
 
 /* Adaptive drafting. The acceptance rate of a drafted token is estimated from
@@ -129,7 +129,10 @@ void spec_update(struct spec *sp, int m, int n);
  * GPU step's time goes"), so under CDT_FIXED_GAIN / 10 tokens gained a step it loses
  * (text it cannot draft ran at 0.84x); judged from CDT_FIXED_TRIAL steps on, before
  * which it pays. Set for steps of 4; with 6 (the default since 2026-12-07) such text
- * runs at 0.96-0.97x on an H100 (bench/RESULTS.md, "Fixed-shape GPU steps of 6"). */
+ * runs at 0.96-0.97x on an H100 (bench/RESULTS.md, "Fixed-shape GPU steps of 6").
+ * Judged after 8 steps rather than 12 since drafts are also looked up by words (they
+ * come more often on such text): 0.95-0.96x against 0.93x, copy-heavy text as fast
+ * (bench/RESULTS.md, "Drafts that end the answer"). */
 bool spec_fixed_pays(int steps, int gain);
 
 #endif
