@@ -1768,7 +1768,7 @@ static int user_text_end(const struct llama_vocab *v, const llama_token *toks, i
  * end-of-generation token) right after the user's last word or mark, and a draft
  * that reaches it proposes the end of the answer. Without that, the draft ran on
  * into the prompt's "\n</transcript>" and every answer spent a step of its own on
- * its end token (bench/RESULTS.md, "The end of the transcript"). The prompt's
+ * its end token (bench/RESULTS.md, "Drafts that end the answer"). The prompt's
  * last token of that text loses its trailing whitespace (".\n" becomes "."); the
  * closing tag, and the template's tokens after the turn's end (the assistant's
  * header), are left out. A prompt without an end token (a raw completion) is
