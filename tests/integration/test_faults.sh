@@ -57,12 +57,13 @@ size() { stat -c %s "$1" 2>/dev/null || echo -1; }
 j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1; }
 stat_of() { curl -s "$HF_ENDPOINT/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 # fsize BYTES CMD...: CMD with a soft RLIMIT_FSIZE (SIGXFSZ ignored: writes fail with
-# EFBIG).
-fsize() {
-  python3 -c 'import os, resource, signal, sys
+# EFBIG). In the background, run `python3 -c "$fsize_py" BYTES CMD... &` itself: $! is
+# then CMD's own pid (python execs it), which cleanup can kill; a backgrounded
+# function's $! is a subshell's.
+fsize_py='import os, resource, signal, sys
 n = int(sys.argv[1]); signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); os.execvp(sys.argv[2], sys.argv[2:])' "$@"
-}
+resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); os.execvp(sys.argv[2], sys.argv[2:])'
+fsize() { python3 -c "$fsize_py" "$@"; }
 # hub_quiet: waits until the hub has stopped sending (a dropped response's thread
 # may still count bytes a moment after its client is gone).
 hub_quiet() {
@@ -158,7 +159,8 @@ app_hub_control '{"reset":true,"rate":1000000}'
 if [ "$CDT_FAULTS_DISK" = tmpfs ]; then
   HF_HOME=$sh_hf "$bin" models pull test_big_v1 >"$tmp/pull.out" 2>"$tmp/pull.err" &
 else
-  HF_HOME=$sh_hf fsize 2000000 "$bin" models pull test_big_v1 >"$tmp/pull.out" 2>"$tmp/pull.err" &
+  HF_HOME=$sh_hf python3 -c "$fsize_py" 2000000 "$bin" models pull test_big_v1 \
+    >"$tmp/pull.out" 2>"$tmp/pull.err" &
 fi
 pullpid=$!
 part=
