@@ -1876,7 +1876,8 @@ static int plan_draft(struct gen *g, llama_token *draft)
         k = left;
     if (k <= 0)
         return 0;
-    k = spec_text_draft(&g->look, k, draft);
+    k = spec_text_draft(&g->look, k, g->e->fixed_batch ? CDT_WORDS_FIXED : CDT_WORDS_PLANNED,
+                        draft);
     for (int i = 0; i < k; i++)
         if (sampler_is_eog(&g->e->d, draft[i]))
             return g->s.ignore_eos ? i : i + 1;

@@ -113,11 +113,11 @@ static bool same_words(const struct spec_text *t, int a, int b, int g)
  * in the transcript. The draft is what followed there, up to the end of the text
  * (no loop), less the punctuation after that word which the output has already
  * given. Returns the tokens drafted. */
-static int lookup_words(const struct spec_text *t, int k, int32_t *out)
+static int lookup_words(const struct spec_text *t, int k, int32_t *out, int min_words)
 {
     int nk = t->nk, last = nk - 1;
 
-    for (int g = nk - 1 < CDT_NGRAM_MAX ? nk - 1 : CDT_NGRAM_MAX; g >= 1; g--) {
+    for (int g = nk - 1 < CDT_NGRAM_MAX ? nk - 1 : CDT_NGRAM_MAX; g >= min_words; g--) {
         for (int j = last - 1; j >= g - 1; j--) {
             int at, trail, m = 0;
 
@@ -138,14 +138,14 @@ static int lookup_words(const struct spec_text *t, int k, int32_t *out)
     return 0;
 }
 
-int spec_text_draft(const struct spec_text *t, int k, int32_t *out)
+int spec_text_draft(const struct spec_text *t, int k, int min_words, int32_t *out)
 {
     int32_t alt[CDT_MAX_DRAFT];
     int gram, m = lookup_exact(t->tok, t->n, k, out, &gram), mw;
 
     if (m > 0 && gram >= 2)
         return m;
-    mw = lookup_words(t, k < CDT_MAX_DRAFT ? k : CDT_MAX_DRAFT, alt);
+    mw = lookup_words(t, k < CDT_MAX_DRAFT ? k : CDT_MAX_DRAFT, alt, min_words);
     if (mw == 0)
         return m;
     memcpy(out, alt, sizeof(*out) * (size_t)mw);

@@ -75,9 +75,16 @@ void spec_text_push(struct spec_text *t, int32_t tok, uint32_t key);
 
 /* Drafts up to k tokens that continue t (see speculative.c): the exact lookup
  * (draft_lookup) where the last 2 or more tokens occurred before; else where the
- * last words occurred before in other case or punctuation; else the exact lookup of
- * the last token. Returns the tokens drafted. */
-int spec_text_draft(const struct spec_text *t, int k, int32_t *out);
+ * last 3 down to min_words words occurred before in other case or punctuation; else
+ * the exact lookup of the last token. Returns the tokens drafted.
+ *
+ * min_words: 1 for the GPU's fixed-shape steps, where every step pays for its rows
+ * whether drafted or not, so any draft is worth a try; 2 for the CPU's planner, where
+ * a draft costs its rows and a failed one shortens the next (a replay of its planner:
+ * 1.5-2.6% faster than 1; bench/RESULTS.md, "Drafts that end the answer"). */
+#define CDT_WORDS_FIXED   1
+#define CDT_WORDS_PLANNED 2
+int spec_text_draft(const struct spec_text *t, int k, int min_words, int32_t *out);
 
 /* Where the verification of a draft reads its logits and hands over the tokens it
  * accepts: engine.c over llama's output rows, test_speculative.c over scripted ones

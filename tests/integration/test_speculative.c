@@ -356,26 +356,34 @@ TEST(draft_by_words)
     /* After "Tuesday ,": what followed "tuesday" less the comma given (on past the
      * end token, which cuts the draft in the engine). */
     text_of(&t, tok, key, 17);
-    CHECK_INT(spec_text_draft(&t, 6, out), 6);
+    CHECK_INT(spec_text_draft(&t, 6, 1, out), 6);
     CHECK(out[0] == 16 && out[1] == 17 && out[2] == 99);
     spec_text_free(&t);
 
     /* After "Tuesday" (no comma yet): the comma first; at most k tokens. */
     text_of(&t, tok, key, 16);
-    CHECK_INT(spec_text_draft(&t, 2, out), 2);
+    CHECK_INT(spec_text_draft(&t, 2, 1, out), 2);
     CHECK(out[0] == 30 && out[1] == 16);
     spec_text_free(&t);
 
-    /* After "So": the exact lookup finds no earlier 20, the words find "so". */
+    /* After "So": the exact lookup finds no earlier 20, the words find "so"; from 2
+     * words on (the CPU's planner) one word is not enough. */
     text_of(&t, tok, key, 11);
-    CHECK_INT(spec_text_draft(&t, 3, out), 3);
+    CHECK_INT(spec_text_draft(&t, 3, 1, out), 3);
     CHECK(out[0] == 11 && out[1] == 12 && out[2] == 13);
+    CHECK_INT(spec_text_draft(&t, 3, 2, out), 0);
+    spec_text_free(&t);
+
+    /* "on Tuesday" is two words: found from 2 on as well. */
+    text_of(&t, tok, key, 16);
+    CHECK_INT(spec_text_draft(&t, 2, 2, out), 2);
+    CHECK(out[0] == 30 && out[1] == 16);
     spec_text_free(&t);
 
     /* Where the last two tokens occurred before exactly, the exact lookup: "the
      * meeting" (11 12) continues "is on tuesday", and loops past the end. */
     text_of(&t, tok, key, 13);
-    CHECK_INT(spec_text_draft(&t, 4, out), 4);
+    CHECK_INT(spec_text_draft(&t, 4, 1, out), 4);
     CHECK(out[0] == 13 && out[1] == 14 && out[2] == 15 && out[3] == 30);
     spec_text_free(&t);
 
@@ -385,7 +393,7 @@ TEST(draft_by_words)
         static const uint32_t key2[] = {1010, 1011, 1040};
 
         text_of(&t, tok2, key2, 3);
-        CHECK_INT(spec_text_draft(&t, 4, out), 0);
+        CHECK_INT(spec_text_draft(&t, 4, 1, out), 0);
         spec_text_free(&t);
     }
 }
@@ -1576,7 +1584,7 @@ TEST(drafts_end_where_the_user_text_ends)
     REQUIRE(na > 0);
     for (int i = 0; i < na; i++)
         look_push(g.e, &g.look, ans[i]);
-    nd = spec_text_draft(&g.look, 5, draft);
+    nd = spec_text_draft(&g.look, 5, CDT_WORDS_PLANNED, draft);
     REQUIRE(nd >= 2);
     CHECK(draft[0] == dot);
     CHECK(draft[1] == im_end);
