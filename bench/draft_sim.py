@@ -17,7 +17,7 @@ end token follows its last mark (the closing tag "</transcript>" and the newline
 it left out), then the output; the exact match of the last 3 or 2 tokens, else of the
 last 3, 2, 1 words by key (letters and digits in lower case; punctuation skipped), else
 of the last token (the GPU's fixed-shape rule; the CPU's planner looks words up from 2
-on). "exact" is the rule before it (draft_lookup over the prompt and the
+on). "exact" is the rule before it (the exact lookup alone, over the prompt and the
 output: the most recent match of the last 3, 2, then 1 tokens); "fold" matches on tokens folded to lower case without their
 leading space; "fold+skip" also skips punctuation in the text so far; "+case" counts
 a drafted token as right when only its case differs (an upper bound for a rule that

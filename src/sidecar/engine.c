@@ -129,6 +129,7 @@
 #define CDT_CALIB_ROUNDS    3    /* timings of each batch size, the fastest kept */
 #define CDT_LP_PIECE        128  /* bytes of a token reported with logprobs */
 #define CDT_GRAMMAR_REDRAWS 8    /* draws the grammar may refuse before a full mask */
+#define CDT_TAG_TOKENS      8    /* most tokens of the tag closing the user's text */
 
 static const char no_think_block[] = "<think>\n\n</think>\n\n";
 
@@ -1736,29 +1737,37 @@ static bool closing_tag(const char *s)
     return all_space(s);
 }
 
+static bool space_token(const struct llama_vocab *v, llama_token t)
+{
+    char buf[128];
+
+    piece_of(v, t, buf, sizeof(buf));
+    return all_space(buf);
+}
+
 /* Where the user's text ends in toks[0..u), u the turn's end token: before the
  * closing tag it is wrapped in (the refine prompt's "</transcript>", within
  * CDT_TAG_TOKENS tokens) and the whitespace before that. */
-#define CDT_TAG_TOKENS 8
 static int user_text_end(const struct llama_vocab *v, const llama_token *toks, int u)
 {
     char tail[CDT_TAG_TOKENS * 32 + 1], buf[128];
-    int c = u;
+    int c = u, len = 0;
 
     tail[0] = '\0';
     for (int j = u - 1; j >= 0 && j >= u - CDT_TAG_TOKENS; j--) {
         int n = piece_of(v, toks[j], buf, sizeof(buf));
 
-        if (n + strlen(tail) >= sizeof(tail))
+        if (len + n >= (int)sizeof(tail))
             break;
-        memmove(tail + n, tail, strlen(tail) + 1);
+        memmove(tail + n, tail, (size_t)len + 1); /* the piece goes in front */
         memcpy(tail, buf, (size_t)n);
+        len += n;
         if (closing_tag(tail)) {
             c = j;
             break;
         }
     }
-    while (c > 0 && (piece_of(v, toks[c - 1], buf, sizeof(buf)), all_space(buf)))
+    while (c > 0 && space_token(v, toks[c - 1]))
         c--;
     return c;
 }

@@ -15,11 +15,11 @@
 #define CDT_TEST_ACCEPT sampler_accept
 #endif
 
-/* Drafts up to k tokens that continue hist[0..n): what followed the most recent
- * earlier occurrence of its last CDT_NGRAM_MAX (down to 1) tokens. Where that runs
- * into the end of hist, the draft continues from itself, so a loop keeps looping.
- * Returns the tokens drafted. */
-/* draft_lookup, also saying the length of the n-gram matched (*gram, 0: none). */
+/* The exact lookup: drafts k tokens that continue hist[0..n), what followed the most
+ * recent earlier occurrence of its last CDT_NGRAM_MAX (down to 1) tokens; where that
+ * runs into the end of hist, the draft continues from itself, so a loop keeps
+ * looping. Returns k, or 0 when not even the last token occurred before; *gram is
+ * the length of the n-gram matched (0: none). */
 static int lookup_exact(const int32_t *hist, int n, int k, int32_t *out, int *gram)
 {
     *gram = 0;
@@ -39,13 +39,6 @@ static int lookup_exact(const int32_t *hist, int n, int k, int32_t *out, int *gr
         }
     }
     return 0;
-}
-
-int draft_lookup(const int32_t *hist, int n, int k, int32_t *out)
-{
-    int gram;
-
-    return lookup_exact(hist, n, k, out, &gram);
 }
 
 /* FNV-1a over the letters and digits (ASCII ones in lower case; every byte of a

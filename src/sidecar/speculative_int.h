@@ -46,15 +46,11 @@ struct spec {
     int wait;                         /* steps until the next probe */
 };
 
-/* Drafts up to k tokens that continue hist[0..n) (see speculative.c). Returns the
- * tokens drafted. */
-int draft_lookup(const int32_t *hist, int n, int k, int32_t *out);
-
 /* The text drafts are looked up in (engine.c builds it: the prompt up to the end of
  * the user's text, the turn's end token, then the output as it comes), each token
  * with its key: the token's letters and digits in lower case, hashed (spec_key; 0:
  * none, punctuation or space). kpos[0..nk) are the positions of the tokens with a
- * key. */
+ * key. The struct owns its three arrays (spec_text_init, spec_text_free). */
 struct spec_text {
     int32_t *tok;
     uint32_t *key;
@@ -73,10 +69,12 @@ void spec_text_free(struct spec_text *t);
 /* Appends token tok with key `key` (nothing when full). */
 void spec_text_push(struct spec_text *t, int32_t tok, uint32_t key);
 
-/* Drafts up to k tokens that continue t (see speculative.c): the exact lookup
- * (draft_lookup) where the last 2 or more tokens occurred before; else where the
- * last 3 down to min_words words occurred before in other case or punctuation; else
- * the exact lookup of the last token. Returns the tokens drafted.
+/* Drafts up to k (1..CDT_MAX_DRAFT) tokens that continue t into out[0..k): what
+ * followed the most recent earlier occurrence of the last 3 or 2 tokens (past the end
+ * of t the draft continues from itself, so a loop keeps looping); else of the last 3
+ * down to min_words words, compared by key (up to the end of t, less the punctuation
+ * t already has after its last word); else of the last token. Returns the tokens
+ * drafted, 0 when nothing matched.
  *
  * min_words: 1 for the GPU's fixed-shape steps, where every step pays for its rows
  * whether drafted or not, so any draft is worth a try; 2 for the CPU's planner, where

@@ -57,13 +57,13 @@ size() { stat -c %s "$1" 2>/dev/null || echo -1; }
 j() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>&1; }
 stat_of() { curl -s "$HF_ENDPOINT/_stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 # fsize BYTES CMD...: CMD with a soft RLIMIT_FSIZE (SIGXFSZ ignored: writes fail with
-# EFBIG). In the background, run `python3 -c "$fsize_py" BYTES CMD... &` itself: $! is
-# then CMD's own pid (python execs it), which cleanup can kill; a backgrounded
-# function's $! is a subshell's.
-fsize_py='import os, resource, signal, sys
+# EFBIG). In the background, run "${fsize_cmd[@]}" BYTES CMD... & itself (as
+# test_security.sh does with as_other_cmd): $! is then CMD's own pid (python execs
+# it), which cleanup can kill; a backgrounded function's $! is a subshell's.
+fsize_cmd=(python3 -c 'import os, resource, signal, sys
 n = int(sys.argv[1]); signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); os.execvp(sys.argv[2], sys.argv[2:])'
-fsize() { python3 -c "$fsize_py" "$@"; }
+resource.setrlimit(resource.RLIMIT_FSIZE, (n, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); os.execvp(sys.argv[2], sys.argv[2:])')
+fsize() { "${fsize_cmd[@]}" "$@"; }
 # hub_quiet: waits until the hub has stopped sending (a dropped response's thread
 # may still count bytes a moment after its client is gone).
 hub_quiet() {
@@ -159,7 +159,7 @@ app_hub_control '{"reset":true,"rate":1000000}'
 if [ "$CDT_FAULTS_DISK" = tmpfs ]; then
   HF_HOME=$sh_hf "$bin" models pull test_big_v1 >"$tmp/pull.out" 2>"$tmp/pull.err" &
 else
-  HF_HOME=$sh_hf python3 -c "$fsize_py" 2000000 "$bin" models pull test_big_v1 \
+  HF_HOME=$sh_hf "${fsize_cmd[@]}" 2000000 "$bin" models pull test_big_v1 \
     >"$tmp/pull.out" 2>"$tmp/pull.err" &
 fi
 pullpid=$!

@@ -310,16 +310,34 @@ TEST(sampler_matches_reference)
     free(z2);
 }
 
+/* spec_text_draft over the text tok[0..n) with keys key[0..n) (key NULL: none, so
+ * only the exact lookup matches), from min_words words: the tokens drafted (-1 when
+ * the text could not be made). */
+static int draft_of(const int32_t *tok, const uint32_t *key, int n, int k, int min_words,
+                    int32_t *out)
+{
+    struct spec_text t;
+    int m = -1;
+
+    if (spec_text_init(&t, 64) == 0) {
+        for (int i = 0; i < n; i++)
+            spec_text_push(&t, tok[i], key ? key[i] : 0);
+        m = spec_text_draft(&t, k, min_words, out);
+    }
+    spec_text_free(&t);
+    return m;
+}
+
 TEST(draft_lookup_loops)
 {
     llama_token h[] = {5, 6, 7, 8, 9, 6, 7}, loop[] = {1, 2, 3, 1, 2, 3}, out[8];
 
     /* "6 7" occurred before, followed by 8 9 6 7: the draft continues from itself. */
-    CHECK_INT(draft_lookup(h, 7, 6, out), 6);
+    CHECK_INT(draft_of(h, NULL, 7, 6, 1, out), 6);
     CHECK(out[0] == 8 && out[1] == 9 && out[2] == 6 && out[3] == 7 && out[4] == 8 && out[5] == 9);
-    CHECK_INT(draft_lookup(loop, 6, 4, out), 4);
+    CHECK_INT(draft_of(loop, NULL, 6, 4, 1, out), 4);
     CHECK(out[0] == 1 && out[1] == 2 && out[2] == 3 && out[3] == 1);
-    CHECK_INT(draft_lookup(h, 5, 3, out), 0); /* 9 never occurred before */
+    CHECK_INT(draft_of(h, NULL, 5, 3, 1, out), 0); /* 9 never occurred before */
 }
 
 TEST(spec_key_ignores_case_and_marks)
@@ -333,14 +351,6 @@ TEST(spec_key_ignores_case_and_marks)
     CHECK(spec_key(" ", 1) == 0);
 }
 
-/* A text of tokens whose keys are given: key[i] 0 for punctuation. */
-static void text_of(struct spec_text *t, const int32_t *tok, const uint32_t *key, int n)
-{
-    REQUIRE(spec_text_init(t, 64) == 0);
-    for (int i = 0; i < n; i++)
-        spec_text_push(t, tok[i], key[i]);
-}
-
 TEST(draft_by_words)
 {
     /* "so the meeting is on tuesday , at four" then the end token (99); the output so
@@ -350,51 +360,38 @@ TEST(draft_by_words)
                                   99, 20, 11, 12, 13, 14, 21, 30};
     static const uint32_t key[] = {1010, 1011, 1012, 1013, 1014, 1015, 0,    1016, 1017,
                                    1099, 1010, 1011, 1012, 1013, 1014, 1015, 0};
-    struct spec_text t;
     int32_t out[8];
 
     /* After "Tuesday ,": what followed "tuesday" less the comma given (on past the
      * end token, which cuts the draft in the engine). */
-    text_of(&t, tok, key, 17);
-    CHECK_INT(spec_text_draft(&t, 6, 1, out), 6);
+    CHECK_INT(draft_of(tok, key, 17, 6, 1, out), 6);
     CHECK(out[0] == 16 && out[1] == 17 && out[2] == 99);
-    spec_text_free(&t);
 
     /* After "Tuesday" (no comma yet): the comma first; at most k tokens. */
-    text_of(&t, tok, key, 16);
-    CHECK_INT(spec_text_draft(&t, 2, 1, out), 2);
+    CHECK_INT(draft_of(tok, key, 16, 2, 1, out), 2);
     CHECK(out[0] == 30 && out[1] == 16);
-    spec_text_free(&t);
 
     /* After "So": the exact lookup finds no earlier 20, the words find "so"; from 2
      * words on (the CPU's planner) one word is not enough. */
-    text_of(&t, tok, key, 11);
-    CHECK_INT(spec_text_draft(&t, 3, 1, out), 3);
+    CHECK_INT(draft_of(tok, key, 11, 3, 1, out), 3);
     CHECK(out[0] == 11 && out[1] == 12 && out[2] == 13);
-    CHECK_INT(spec_text_draft(&t, 3, 2, out), 0);
-    spec_text_free(&t);
+    CHECK_INT(draft_of(tok, key, 11, 3, 2, out), 0);
 
     /* "on Tuesday" is two words: found from 2 on as well. */
-    text_of(&t, tok, key, 16);
-    CHECK_INT(spec_text_draft(&t, 2, 2, out), 2);
+    CHECK_INT(draft_of(tok, key, 16, 2, 2, out), 2);
     CHECK(out[0] == 30 && out[1] == 16);
-    spec_text_free(&t);
 
     /* Where the last two tokens occurred before exactly, the exact lookup: "the
      * meeting" (11 12) continues "is on tuesday", and loops past the end. */
-    text_of(&t, tok, key, 13);
-    CHECK_INT(spec_text_draft(&t, 4, 1, out), 4);
+    CHECK_INT(draft_of(tok, key, 13, 4, 1, out), 4);
     CHECK(out[0] == 13 && out[1] == 14 && out[2] == 15 && out[3] == 30);
-    spec_text_free(&t);
 
     /* A word never said before: no draft. */
     {
         static const int32_t tok2[] = {10, 11, 40};
         static const uint32_t key2[] = {1010, 1011, 1040};
 
-        text_of(&t, tok2, key2, 3);
-        CHECK_INT(spec_text_draft(&t, 4, 1, out), 0);
-        spec_text_free(&t);
+        CHECK_INT(draft_of(tok2, key2, 3, 4, 1, out), 0);
     }
 }
 
