@@ -26,7 +26,7 @@ built-in model: its /completion with the sidecar's sampling (temperature 0, repe
 penalty 1.15 over 64), its /tokenize and /detokenize.
 
   /usr/bin/python3 bench/draft_sim.py [--bin build/bin] [--model GGUF] [--copy 120]
-      [--copy-min 0.9] [--draft 3]
+      [--copy-min 0.9] [--draft 3] [--why]
 """
 import argparse
 import json
@@ -79,6 +79,10 @@ def main():
     ap.add_argument("--draft", type=int, default=3,
                     help="tokens drafted a step (default 3: a fixed-shape GPU step of 4; the "
                          "engine's default step is 6 since 2026-12-07, --draft 5)")
+    ap.add_argument("--why", action="store_true",
+                    help="also: how each step of the sidecar rule on the copy set ended (the "
+                         "whole draft accepted, no draft, or the first token it got wrong, by "
+                         "kind)")
     ap.add_argument("--copy-min", type=float, default=0.0,
                     help="only cases whose reference copies this share of the input "
                          "(bench_speculation.py --copy-min)")
@@ -203,6 +207,43 @@ def main():
             med = statistics.median(x[0] / x[1] for x in tot) if tot else float("nan")
             print(f"| {name} | {s} | {len(rs)} | {n / max(st, 1):.2f} | {med:.2f} | {dr} | "
                   f"{ac / max(dr, 1):.0%} |")
+    if a.why:
+        why(sets["copy"], sidecar, look_source, P, a.draft)
+
+
+def why(runs, sidecar, look_source, P, draft):
+    """How each step of the sidecar rule ended, over the outputs `runs`."""
+    def alnum(x):
+        return any(ch.isalnum() for ch in x)
+
+    ends = {}
+    for r in runs:
+        out, j, src = r["out"], 0, look_source(r["prompt"]) + [r["out"][0]]
+        while j < len(out) - 1:
+            d = sidecar(src, draft)[: len(out) - 1 - j]
+            m = 0
+            while m < len(d) and d[m] == out[j + 1 + m]:
+                m += 1
+            if not d:
+                kind = "no draft"
+            elif m == len(d):
+                kind = "whole draft accepted"
+            else:
+                want, got = P[out[j + 1 + m]], P[d[m]]
+                kind = ("the end token" if want == "<|im_end|>" else
+                        "only the case or the space differs" if want.strip().lower() == got.strip().lower() else
+                        "the output has a mark there" if want.strip() and not alnum(want) else
+                        "the draft has a mark there" if got.strip() and not alnum(got) else
+                        "another word")
+            ends[kind] = ends.get(kind, 0) + 1
+            src += out[j + 1:j + 2 + m]
+            j += m + 1
+    total = sum(ends.values())
+    print(f"\nsidecar rule, copy set: {total} steps, how each ended")
+    print("| step ended with | steps | share |")
+    print("|---|---|---|")
+    for kind, n in sorted(ends.items(), key=lambda x: -x[1]):
+        print(f"| {kind} | {n} | {n / max(total, 1):.0%} |")
 
 
 if __name__ == "__main__":
