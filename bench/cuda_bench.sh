@@ -512,7 +512,9 @@ vcost() {
         echo "$m cost(b=1..16): $(cat "$RES/vcost-$m.txt")"
     done | tee "$RES/vcost.md"
     # bench/verify_cost.c on the GPU: every row's logits (a verification) against the
-    # last row's, and alternating shapes, with the built-in model inside each shape.
+    # last row's, alternating shapes, the host's argmax over every row, and the rows
+    # verified on the device (a top_k chain in the graph), with the built-in model
+    # inside each shape.
     local prefix shape model
     prefix=$(cat "$WORK/engines.prefix")
     cc -O2 -o "$WORK/verify_cost" "$ROOT/bench/verify_cost.c" -I"$prefix/include" -L"$prefix/lib" \
