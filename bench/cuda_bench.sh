@@ -21,6 +21,8 @@
 #   bench/cuda_bench.sh lbench          GPU: llama-bench -ngl 99 sweep (FA x ubatch)
 #   bench/cuda_bench.sh vcost           GPU: cost of a b-token batch, b = 1..16 (speculation):
 #                                       llama-bench, then bench/verify_cost.c
+#   bench/cuda_bench.sh vrows [SHAPE..] GPU: bench/verify_cost.c alone (0.6b, 1.7b):
+#                                       row costs, the host's scan, top-k on the device
 #   bench/cuda_bench.sh ab [REPS]       GPU: sidecar settings sweep (env overrides of
 #                                       the exp build) + llama-server -fa/-ub sweep
 #   bench/cuda_bench.sh ab REPS dsamp   GPU: sampling in the graph
@@ -511,15 +513,24 @@ vcost() {
             "$WORK/vcost-$m.jsonl"
         echo "$m cost(b=1..16): $(cat "$RES/vcost-$m.txt")"
     done | tee "$RES/vcost.md"
-    # bench/verify_cost.c on the GPU: every row's logits (a verification) against the
-    # last row's, alternating shapes, the host's argmax over every row, and the rows
-    # verified on the device (a top_k chain in the graph), with the built-in model
-    # inside each shape.
-    local prefix shape model
+    vrows 0.6b 1.7b
+}
+
+# ---------------------------------------------------------------- vrows (GPU)
+# bench/verify_cost.c on the GPU: every row's logits (a verification) against the last
+# row's, alternating shapes, the host's argmax over every row, and the rows verified on
+# the device (a top_k chain in the graph), with the built-in model inside each shape
+# given (default both).
+vrows() {
+    local prefix shape model T shapes=("$@")
+    [[ ${#shapes[@]} -gt 0 ]] || shapes=(0.6b 1.7b)
+    sys_env
+    mkdir -p "$RES"
+    T=$(threads)
     prefix=$(cat "$WORK/engines.prefix")
     cc -O2 -o "$WORK/verify_cost" "$ROOT/bench/verify_cost.c" -I"$prefix/include" -L"$prefix/lib" \
         -Wl,-rpath,"$prefix/lib" -lllama -lggml -lggml-base -lm
-    for shape in 0.6b 1.7b; do
+    for shape in "${shapes[@]}"; do
         model=$(embedded "$shape") || die "mkgguf --embed failed for the $shape shape"
         echo "verify_cost, the built-in model in the $shape shape, GPU, depth 250:"
         (cd "$prefix/bin" && LLAMA_PRUNE_OUTPUT=${LLAMA_PRUNE_OUTPUT:-0} "$WORK/verify_cost" "$model" 2048 250 60 99 "$T")
@@ -742,8 +753,9 @@ prep) prep ;;
 build) build ;;
 lbench) lbench ;;
 vcost) vcost ;;
+vrows) shift; vrows "$@" ;;
 ab) shift; ab "$@" ;;
 refine) shift; refine "$@" ;;
 stepcost) shift; stepcost "$@" ;;
-*) sed -n '2,53p' "$0"; exit 2 ;;
+*) sed -n '2,56p' "$0"; exit 2 ;;
 esac
