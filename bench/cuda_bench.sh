@@ -528,7 +528,8 @@ vrows() {
     mkdir -p "$RES"
     T=$(threads)
     prefix=$(cat "$WORK/engines.prefix")
-    cc -O2 -o "$WORK/verify_cost" "$ROOT/bench/verify_cost.c" -I"$prefix/include" -L"$prefix/lib" \
+    cc -O2 -fopenmp -D_GNU_SOURCE -o "$WORK/verify_cost" "$ROOT/bench/verify_cost.c" "$ROOT/src/sidecar/sampler.c" \
+        -I"$ROOT/include" -I"$ROOT/src/sidecar" -I"$prefix/include" -L"$prefix/lib" \
         -Wl,-rpath,"$prefix/lib" -lllama -lggml -lggml-base -lm
     for shape in "${shapes[@]}"; do
         model=$(embedded "$shape") || die "mkgguf --embed failed for the $shape shape"

@@ -172,7 +172,9 @@ def main():
         "fold+skip+case": (fold, True, True),
     }
 
-    def simulate(r, key, skip, case):
+    def simulate(r, key, skip, case, ends=None):
+        """Replays output r under a rule; ends (a dict): also counts how each step
+        ended (step_end)."""
         hist, out, j = list(r["prompt"]) + [r["out"][0]], r["out"], 0
         src = look_source(r["prompt"]) + [r["out"][0]]
         steps = drafted = accepted = 0
@@ -187,6 +189,9 @@ def main():
                     and P[d[m]].startswith(" ") == P[out[j + 1 + m]].startswith(" "))):
                 m += 1
             steps, drafted, accepted = steps + 1, drafted + len(d), accepted + m
+            if ends is not None:
+                kind = step_end(d, m, out[j + 1 + m] if m < len(d) else None, P)
+                ends[kind] = ends.get(kind, 0) + 1
             hist += out[j + 1:j + 2 + m]
             src += out[j + 1:j + 2 + m]
             j += m + 1
@@ -208,42 +213,33 @@ def main():
             print(f"| {name} | {s} | {len(rs)} | {n / max(st, 1):.2f} | {med:.2f} | {dr} | "
                   f"{ac / max(dr, 1):.0%} |")
     if a.why:
-        why(sets["copy"], sidecar, look_source, P, a.draft)
+        ends = {}
+        for r in sets["copy"]:
+            simulate(r, None, False, False, ends)
+        total = sum(ends.values())
+        print(f"\nsidecar rule, copy set: {total} steps, how each ended")
+        print("| step ended with | steps | share |")
+        print("|---|---|---|")
+        for kind, n in sorted(ends.items(), key=lambda x: -x[1]):
+            print(f"| {kind} | {n} | {n / max(total, 1):.0%} |")
 
 
-def why(runs, sidecar, look_source, P, draft):
-    """How each step of the sidecar rule ended, over the outputs `runs`."""
+def step_end(d, m, want, P):
+    """How a step with draft d, of which m tokens were accepted, ended; want: the
+    output's token where the draft went wrong (None: it did not)."""
     def alnum(x):
         return any(ch.isalnum() for ch in x)
 
-    ends = {}
-    for r in runs:
-        out, j, src = r["out"], 0, look_source(r["prompt"]) + [r["out"][0]]
-        while j < len(out) - 1:
-            d = sidecar(src, draft)[: len(out) - 1 - j]
-            m = 0
-            while m < len(d) and d[m] == out[j + 1 + m]:
-                m += 1
-            if not d:
-                kind = "no draft"
-            elif m == len(d):
-                kind = "whole draft accepted"
-            else:
-                want, got = P[out[j + 1 + m]], P[d[m]]
-                kind = ("the end token" if want == "<|im_end|>" else
-                        "only the case or the space differs" if want.strip().lower() == got.strip().lower() else
-                        "the output has a mark there" if want.strip() and not alnum(want) else
-                        "the draft has a mark there" if got.strip() and not alnum(got) else
-                        "another word")
-            ends[kind] = ends.get(kind, 0) + 1
-            src += out[j + 1:j + 2 + m]
-            j += m + 1
-    total = sum(ends.values())
-    print(f"\nsidecar rule, copy set: {total} steps, how each ended")
-    print("| step ended with | steps | share |")
-    print("|---|---|---|")
-    for kind, n in sorted(ends.items(), key=lambda x: -x[1]):
-        print(f"| {kind} | {n} | {n / max(total, 1):.0%} |")
+    if not d:
+        return "no draft"
+    if m == len(d):
+        return "whole draft accepted"
+    want, got = P[want], P[d[m]]
+    return ("the end token" if want == "<|im_end|>" else
+            "only the case or the space differs" if want.strip().lower() == got.strip().lower() else
+            "the output has a mark there" if want.strip() and not alnum(want) else
+            "the draft has a mark there" if got.strip() and not alnum(got) else
+            "another word")
 
 
 if __name__ == "__main__":

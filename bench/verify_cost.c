@@ -4,9 +4,10 @@
  * first column. Not built by CMake:
  *
  *   E=$(scripts/engines.sh)      (static CPU engines)
- *   cc -O2 -fopenmp -o /tmp/verify_cost bench/verify_cost.c -I$E/include -L$E/lib \
+ *   cc -O2 -fopenmp -D_GNU_SOURCE -o /tmp/verify_cost bench/verify_cost.c \
+ *      src/sidecar/sampler.c -Iinclude -Isrc/sidecar -I$E/include -L$E/lib \
  *      -Wl,--start-group -lllama -lggml -lggml-cpu -lggml-base -Wl,--end-group -lstdc++ -lm
- *   (shared CUDA engines, bench/cuda_bench.sh vcost: -lllama -lggml -lggml-base with an
+ *   (shared CUDA engines, bench/cuda_bench.sh vrows: -lllama -lggml -lggml-base with an
  *   rpath, run from the prefix's bin/, where the backend modules are)
  *   /tmp/verify_cost MODEL N_CTX DEPTH REPS [NGL=0] [THREADS=2]
  *
@@ -19,8 +20,9 @@
  *          of the cost is the difference
  *   alt    steps alternating a single token with b tokens (every step a new shape, as
  *          drafts of varying length make them): the b-token steps' median
- *   scan   logits for every row, each row then scanned for its argmax on the host (what
- *          the engine's verification reads when every draft token is accepted)
+ *   scan   logits for every row, each row then scanned for its argmax on the host by
+ *          the engine's own pass (src/sidecar/sampler.c max_logit, one thread): what
+ *          the engine's verification reads when every draft token is accepted
  *   topk   the same rows verified on the device: a backend sampler chain of
  *          top_k(TOPK) runs on every row in the model's graph (a context with
  *          n_outputs_max_per_seq 16), and only TOPK logits and token ids a row come
@@ -30,6 +32,8 @@
  *          penalty only lowers logits); not in the engine (bench/RESULTS.md, "The
  *          committed drafts on an H100").
  * Flash attention as the engine sets it: off on the CPU, auto with NGL > 0. */
+#include "sampler_int.h"
+
 #include <llama.h>
 #include <math.h>
 #include <stdint.h>
@@ -71,37 +75,14 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-/* The first largest of x[0..n): the maximum over 16 lanes (vectorised, as the
- * engine's scan in src/sidecar/sampler.c), then its first index. */
-static int argmax(const float *x, int n)
-{
-    float lane[16], m;
-    int i = 0;
-
-    for (int j = 0; j < 16; j++)
-        lane[j] = -INFINITY;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++)
-            lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-    m = lane[0];
-    for (int j = 1; j < 16; j++)
-        m = lane[j] > m ? lane[j] : m;
-    for (; i < n; i++)
-        m = x[i] > m ? x[i] : m;
-    for (i = 0; i < n; i++)
-        if (x[i] == m)
-            break;
-    return i < n ? i : 0;
-}
-
-static int sink; /* keeps the scans' results live */
+static struct dist scan; /* the engine's greedy pass over a row (max_logit) */
+static int sink;         /* keeps the scans' results live */
 
 /* One step: nb tokens at depth d, logits as `mode` asks, synchronised and read; then
  * the cache trimmed to d + 1. Returns ms. */
 static double step(struct llama_context *c, struct llama_batch *b, int nb, int d, int r,
                    enum mode mode)
 {
-    int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(c)));
     double t0;
 
     b->n_tokens = nb;
@@ -119,19 +100,25 @@ static double step(struct llama_context *c, struct llama_batch *b, int nb, int d
     }
     llama_synchronize(c);
     if (mode == SCAN) {
-        for (int i = 0; i < nb; i++)
-            sink += argmax(llama_get_logits_ith(c, i), n_vocab);
+        for (int i = 0; i < nb; i++) {
+            int32_t at;
+
+            max_logit(&scan, llama_get_logits_ith(c, i), &at);
+            sink += at;
+        }
     } else if (mode == TOPK_ROWS) {
         for (int i = 0; i < nb; i++) {
             const float *z = llama_get_sampled_logits_ith(c, i);
             const llama_token *id = llama_get_sampled_candidates_ith(c, i);
-            int n = (int)llama_get_sampled_logits_count_ith(c, i);
+            int n = (int)llama_get_sampled_logits_count_ith(c, i), best = 0;
 
             if (!z || !id || n < 1) {
                 fprintf(stderr, "verify_cost: no candidates from the device for row %d\n", i);
                 exit(1);
             }
-            sink += id[argmax(z, n)];
+            for (int k = 1; k < n; k++)
+                best = z[k] > z[best] ? k : best;
+            sink += id[best];
         }
     } else {
         (void)llama_get_logits_ith(c, nb - 1);
@@ -221,8 +208,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "verify_cost: cannot create a context\n");
         return 1;
     }
+    scan.n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
+    scan.n_chunks = (scan.n_vocab + CDT_CHUNK - 1) / CDT_CHUNK;
+    scan.chunk_max = malloc(sizeof(*scan.chunk_max) * (size_t)scan.n_chunks);
+    scan.scan_threads = 1; /* the engine's setting (CDT_SCAN_THREADS) */
     b = llama_batch_init(512, 0, 1);
-    if (prompt(c, &b, depth) != 0) {
+    if (!scan.chunk_max || prompt(c, &b, depth) != 0) {
         fprintf(stderr, "verify_cost: the prompt failed\n");
         return 1;
     }
@@ -274,6 +265,7 @@ int main(int argc, char **argv)
         (void)llama_set_sampler(ck, 0, NULL); /* the chain is ours: off the context, then freed */
     llama_sampler_free(chain);
     llama_free(ck);
+    free(scan.chunk_max);
     llama_batch_free(b);
     llama_free(c);
     llama_model_free(m);

@@ -243,8 +243,9 @@ TEST(model_without_zero_rows_is_left_alone)
 
 TEST(other_architecture_is_left_alone)
 {
-    char dir[] = "/tmp/cdt-prune-XXXXXX", path[64];
+    char dir[512], path[600];
 
+    snprintf(dir, sizeof(dir), "%s/cdt-prune-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     REQUIRE(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/qwen2.gguf", dir);
     REQUIRE(write_as_qwen2(builtin_path, path) == 0);
