@@ -27,6 +27,11 @@
 # the logits put back in token order, every other one exactly 0 as before
 # (LLAMA_PRUNE_OUTPUT=0 at run time turns it off). Real Qwen3 files have no zero rows
 # and run as before. bench/RESULTS.md ("The output projection without its zero rows").
+# With CODICTATE_CUDA=1 also: scripts/patches/ggml-cuda-graph-per-shape.patch. ggml-cuda
+# kept one CUDA graph per context, so a speculating step after a plain one (or a decode
+# after a prompt) lost it and ran two steps uncaptured; the patch keys a graph by its
+# shape too (GGML_CUDA_GRAPH_PER_SHAPE=0 at run time: the old key). bench/RESULTS.md
+# ("One CUDA graph per shape").
 set -euo pipefail
 
 LLAMA_NPM="node-llama-cpp@3.21.1"
@@ -49,6 +54,7 @@ case $amx_mode in
 esac
 amx_patch="$(cd "$(dirname "$0")" && pwd)/patches/ggml-amx-xfd.patch"
 prune_patch="$(cd "$(dirname "$0")" && pwd)/patches/llama-prune-output.patch"
+graph_patch="$(cd "$(dirname "$0")" && pwd)/patches/ggml-cuda-graph-per-shape.patch"
 # What this build does about AMX: none (the compiler's native target has no AMX),
 # off (left out) or patched. -march=native turns on AMX exactly when __AMX_INT8__ is
 # predefined; -mno-amx-* win over -march whatever their order.
@@ -134,6 +140,7 @@ cc_id="$(cc -dumpmachine 2>/dev/null) cc-$(cc -dumpfullversion 2>/dev/null) c++-
 amx_id=$amx
 [ "$amx" = patched ] && amx_id="patched:$(sha256sum "$amx_patch" | cut -c1-16)"
 prune_id="prune:$(sha256sum "$prune_patch" | cut -c1-16)"
+[ "$cuda" = 1 ] && prune_id="$prune_id graph:$(sha256sum "$graph_patch" | cut -c1-16)"
 key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" "$memcheck" \
   "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" "$prune_id" | sha256sum | cut -c1-16)
 prefix="$cache_root/engines/$key"
@@ -199,6 +206,12 @@ log "patching llama.cpp's output projection ($(basename "$prune_patch"))"
 patch -s -p1 -d "$llama_src" <"$prune_patch" || die "$prune_patch does not apply to this llama.cpp"
 grep -q 'prune_output_rows' "$llama_src/src/llama-model.cpp" ||
   die "$prune_patch: applied, but llama.cpp does not show it"
+if [ "$cuda" = 1 ]; then
+  log "patching ggml-cuda's graph key ($(basename "$graph_patch"))"
+  patch -s -p1 -d "$llama_src" <"$graph_patch" || die "$graph_patch does not apply to this llama.cpp"
+  grep -q 'GGML_CUDA_GRAPH_PER_SHAPE' "$llama_src/ggml/src/ggml-cuda/ggml-cuda.cu" ||
+    die "$graph_patch: applied, but ggml-cuda does not show it"
+fi
 if [ "$amx" = patched ]; then
   log "patching ggml's AMX kernels ($(basename "$amx_patch"))"
   patch -s -p1 -d "$llama_src" <"$amx_patch" || die "$amx_patch does not apply to this llama.cpp"

@@ -123,8 +123,10 @@
 #define CDT_PROMPT_CHUNK    32                /* prompt batches end at multiples of this, tokens */
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
-#define CDT_GPU_SPEC_BATCH  "6"  /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
-#define CDT_SPEC_IDLE       8    /* steps without a draft before a GPU decodes single tokens */
+#define CDT_GPU_SPEC_BATCH  "6" /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
+#define CDT_SPEC_IDLE                                                                              \
+    "8"                          /* default CODICTATE_GPU_SPEC_IDLE: steps without a draft         \
+                                  * before a GPU decodes single tokens */
 #define CDT_GPU_BACKOFF     0.4f /* GPU backoff: an accepted share below this pauses drafts */
 #define CDT_CALIB_ROUNDS    3    /* timings of each batch size, the fastest kept */
 #define CDT_LP_PIECE        128  /* bytes of a token reported with logprobs */
@@ -167,6 +169,7 @@ struct engine {
     struct spec_timing vt;    /* decode times by batch size, for the draft length */
     int fixed_batch;          /* GPU: tokens a speculating step decodes (0: no speculation) */
     bool fixed_backoff;       /* GPU: drafts pause while they fail (CODICTATE_GPU_SPEC_BACKOFF) */
+    int spec_idle;            /* GPU: steps without a draft before single tokens (step) */
     struct dist d;            /* sampler scratch, sized by the vocabulary at load */
     struct llama_batch batch; /* CDT_MAX_DRAFT + 1 tokens: a token and its draft */
     bool has_batch;
@@ -918,6 +921,9 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
             e->fixed_batch = 0;
     }
     e->fixed_backoff = env_on("CODICTATE_GPU_SPEC_BACKOFF");
+    e->spec_idle = atoi(cdt_env_str("CODICTATE_GPU_SPEC_IDLE", CDT_SPEC_IDLE));
+    if (e->spec_idle < 0)
+        e->spec_idle = 0;
     /* On a GPU a batch costs little more than a token (not measured with chunks:
      * the CPU's 32 would be 15 decodes for a refine prompt there instead of one). */
     e->chunk = e->gpu ? CDT_GPU_CHUNK : CDT_PROMPT_CHUNK;
@@ -1934,8 +1940,8 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
      * one (text that cannot be drafted), back at the next draft; single tokens for
      * the rest of the generation once the steps of that shape stop paying. */
     if (fixed) {
-        g->idle = nd > 0 ? 0 : drafts_paused(g) ? CDT_SPEC_IDLE : g->idle + 1;
-        nb = nd > 0 || g->idle < CDT_SPEC_IDLE ? e->fixed_batch : 1;
+        g->idle = nd > 0 ? 0 : drafts_paused(g) ? e->spec_idle : g->idle + 1;
+        nb = nd > 0 || g->idle < e->spec_idle ? e->fixed_batch : 1;
         g->fx_steps += nb > 1;
     }
 
