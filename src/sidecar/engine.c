@@ -909,11 +909,12 @@ static int load_model(struct engine *e, const char *path, int n_ctx, struct cdt_
     e->gpu = llama_supports_gpu_offload() && mp.n_gpu_layers != 0;
     /* On a GPU a speculating step decodes exactly fixed_batch tokens (the token, its
      * draft, then padding), all with logits, while drafts come: ggml-cuda replays a
-     * step as a CUDA graph only while steps keep one shape (a change resets it, and
-     * drafts of varying length ran every step without one: 0.79-0.94x of no
-     * speculation at the 0.6B and 1.7B shapes). See step() and bench/RESULTS.md ("Speculation at
-     * the real shapes on a GPU"). Out of 2..CDT_MAX_DRAFT + 1 (0 included): no speculation there.
-     */
+     * step as a CUDA graph, one per shape (with scripts/patches/ggml-cuda-graph-per-
+     * shape.patch; a shape's graph is captured after two steps of it, and drafts of
+     * varying length ran every step without one: 0.79-0.94x of no speculation at the
+     * 0.6B and 1.7B shapes). See step() and bench/RESULTS.md ("Speculation at the real
+     * shapes on a GPU", "One CUDA graph per shape"). Out of 2..CDT_MAX_DRAFT + 1 (0
+     * included): no speculation there. */
     e->fixed_batch = 0;
     if (e->gpu) {
         e->fixed_batch = atoi(cdt_env_str("CODICTATE_GPU_SPEC_BATCH", CDT_GPU_SPEC_BATCH));
@@ -1936,9 +1937,12 @@ static int step(struct gen *g, llama_token tok, llama_token *next)
     const bool fixed = g->spec.on && e->fixed_batch > 0 && base + e->fixed_batch <= e->n_ctx;
     int nb = nd + 1;
 
-    /* One shape while drafts come, single tokens after CDT_SPEC_IDLE steps without
+    /* One shape while drafts come, single tokens after e->spec_idle steps without
      * one (text that cannot be drafted), back at the next draft; single tokens for
-     * the rest of the generation once the steps of that shape stop paying. */
+     * the rest of the generation once the steps of that shape stop paying. Each change
+     * of shape costs llama a graph rebuild (~0.6 ms at the 0.6B shape on an H100), so
+     * single tokens at the first step without a draft lost (spec_idle 0: 2.05x
+     * against 2.10x; bench/RESULTS.md, "One CUDA graph per shape"). */
     if (fixed) {
         g->idle = nd > 0 ? 0 : drafts_paused(g) ? e->spec_idle : g->idle + 1;
         nb = nd > 0 || g->idle < e->spec_idle ? e->fixed_batch : 1;
