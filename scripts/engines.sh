@@ -211,6 +211,9 @@ if [ "$cuda" = 1 ]; then
   patch -s -p1 -d "$llama_src" <"$graph_patch" || die "$graph_patch does not apply to this llama.cpp"
   grep -q 'GGML_CUDA_GRAPH_PER_SHAPE' "$llama_src/ggml/src/ggml-cuda/ggml-cuda.cu" ||
     die "$graph_patch: applied, but ggml-cuda does not show it"
+else # not compiled here, but a pin that breaks it should fail where it is bumped
+  patch -s -p1 --dry-run -d "$llama_src" <"$graph_patch" >/dev/null ||
+    die "$graph_patch does not apply to this llama.cpp (CUDA builds need it)"
 fi
 if [ "$amx" = patched ]; then
   log "patching ggml's AMX kernels ($(basename "$amx_patch"))"
