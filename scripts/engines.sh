@@ -140,9 +140,10 @@ cc_id="$(cc -dumpmachine 2>/dev/null) cc-$(cc -dumpfullversion 2>/dev/null) c++-
 amx_id=$amx
 [ "$amx" = patched ] && amx_id="patched:$(sha256sum "$amx_patch" | cut -c1-16)"
 prune_id="prune:$(sha256sum "$prune_patch" | cut -c1-16)"
-[ "$cuda" = 1 ] && prune_id="$prune_id graph:$(sha256sum "$graph_patch" | cut -c1-16)"
+graph_id="" # CUDA builds only: the CPU engines' key stays as it was before the patch
+[ "$cuda" = 1 ] && graph_id=" graph:$(sha256sum "$graph_patch" | cut -c1-16)"
 key=$(printf '%s\n' "$SCRIPT_REV" "$llama_id" "$whisper_id" "${LLAMA_FLAGS[*]}" "$memcheck" \
-  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" "$prune_id" | sha256sum | cut -c1-16)
+  "${WHISPER_FLAGS[*]}" "$cpu_id" "$cc_id" "$amx_id" "$prune_id$graph_id" | sha256sum | cut -c1-16)
 prefix="$cache_root/engines/$key"
 
 if [ -f "$prefix/.complete" ]; then

@@ -124,9 +124,7 @@
 #define CDT_GPU_CHUNK       256               /* the same with the model on a GPU */
 #define CDT_CALIBRATE_MS    150.0             /* most time spec_calibrate spends timing, ms */
 #define CDT_GPU_SPEC_BATCH  "6" /* default CODICTATE_GPU_SPEC_BATCH: tokens of a GPU step */
-#define CDT_SPEC_IDLE                                                                              \
-    "8"                          /* default CODICTATE_GPU_SPEC_IDLE: steps without a draft         \
-                                  * before a GPU decodes single tokens */
+#define CDT_SPEC_IDLE       "8" /* default CODICTATE_GPU_SPEC_IDLE: draftless steps, then 1 token */
 #define CDT_GPU_BACKOFF     0.4f /* GPU backoff: an accepted share below this pauses drafts */
 #define CDT_CALIB_ROUNDS    3    /* timings of each batch size, the fastest kept */
 #define CDT_LP_PIECE        128  /* bytes of a token reported with logprobs */
